@@ -1,0 +1,1 @@
+export { ConfigError, loadSettings, loadSettingsOrExit, NAMESPACE_PATTERN, type Settings } from './settings.js';

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** Namespaces become Redis key prefixes, NATS subject tokens, stream names and a PostgreSQL schema. */
+export const NAMESPACE_PATTERN = /^[a-z][a-z0-9_]{0,39}$/;
+
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65_535).default(fallback);
+
+const url = (protocols: readonly string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL with scheme ${protocols.map((p) => p.replace(':', '://')).join(' or ')}` },
+  );
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  NATS_URL: z
+    .string()
+    .default('nats://127.0.0.1:4222')
+    .transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+    .pipe(z.array(url(['nats:', 'tls:', 'ws:', 'wss:'])).min(1, 'needs at least one server URL')),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/janus'),
+  JANUS_NAMESPACE: z
+    .string()
+    .regex(NAMESPACE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,39}$ (it names Redis keys, subjects, streams and a schema)')
+    .default('janus'),
+  JANUS_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  JANUS_SIGNING_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  JANUS_INGRESS_PORT: port(8080),
+  JANUS_ADMIN_PORT: port(8081),
+  JANUS_PERSISTER_PORT: port(8082),
+  JANUS_SCHEDULER_PORT: port(8083),
+});
+
+export interface Settings {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly redisUrl: string;
+  readonly natsServers: readonly string[];
+  readonly databaseUrl: string;
+  readonly namespace: string;
+  /** Undefined when not configured; policy-admin decides whether it may start without one. */
+  readonly adminToken: string | undefined;
+  readonly signingKey: string;
+  /** True when the signing key was generated for this process (development only). */
+  readonly signingKeyGenerated: boolean;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly ports: {
+    readonly ingress: number;
+    readonly admin: number;
+    readonly persister: number;
+    readonly scheduler: number;
+  };
+}
+
+/** A configuration problem: names the variable and what is wrong with it. */
+export class ConfigError extends Error {
+  constructor(readonly issues: readonly { variable: string; message: string }[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads the environment into a frozen, typed settings object.
+ * Empty strings count as unset so that `FOO= npm start` behaves like leaving FOO out.
+ */
+export function loadSettings(env: Env = process.env): Settings {
+  const cleaned: Env = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '?'), message: issue.message })),
+    );
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === 'production' && e.JANUS_SIGNING_KEY === undefined) {
+    throw new ConfigError([{ variable: 'JANUS_SIGNING_KEY', message: 'is required when NODE_ENV=production' }]);
+  }
+  const signingKeyGenerated = e.JANUS_SIGNING_KEY === undefined;
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    redisUrl: e.REDIS_URL,
+    natsServers: Object.freeze([...e.NATS_URL]),
+    databaseUrl: e.DATABASE_URL,
+    namespace: e.JANUS_NAMESPACE,
+    adminToken: e.JANUS_ADMIN_TOKEN,
+    signingKey: e.JANUS_SIGNING_KEY ?? randomBytes(32).toString('base64url'),
+    signingKeyGenerated,
+    logLevel: e.LOG_LEVEL,
+    ports: Object.freeze({
+      ingress: e.JANUS_INGRESS_PORT,
+      admin: e.JANUS_ADMIN_PORT,
+      persister: e.JANUS_PERSISTER_PORT,
+      scheduler: e.JANUS_SCHEDULER_PORT,
+    }),
+  });
+}
+
+/**
+ * For main.ts: load settings or print what is wrong and exit(1).
+ * Kept separate from loadSettings so that tests can assert on the error instead of a dead process.
+ */
+export function loadSettingsOrExit(env: Env = process.env): Settings {
+  try {
+    return loadSettings(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { IdempotencyKey, Name, Priority } from './names.js';
+
+export const REJECT_REASONS = [
+  'dependency_rate',
+  'dependency_cost_rate',
+  'dependency_concurrency',
+  'tenant_rate',
+  'tenant_concurrency',
+  'global_rate',
+  'global_concurrency',
+  'budget_exhausted',
+  'shed',
+  'queue_full',
+] as const;
+export const RejectReason = z.enum(REJECT_REASONS);
+export type RejectReason = z.infer<typeof RejectReason>;
+
+export const JobRequest = z.strictObject({
+  type: Name,
+  payload: z.json().optional(),
+  priority: Priority.default('normal'),
+  cost: z.number().int().min(0).optional(),
+  mode: z.enum(['now', 'queue']).default('now'),
+  idempotencyKey: IdempotencyKey.optional(),
+});
+export type JobRequest = z.infer<typeof JobRequest>;
+
+export const BatchJobRequest = JobRequest.omit({ mode: true });
+export type BatchJobRequest = z.infer<typeof BatchJobRequest>;
+
+export const BatchRequest = z.strictObject({
+  jobs: z.array(BatchJobRequest).min(1).max(1000),
+});
+export type BatchRequest = z.infer<typeof BatchRequest>;
+
+export const AdmittedResponse = z.object({
+  jobId: z.string(),
+  status: z.literal('admitted'),
+  attempt: z.number().int(),
+  admittedAt: z.string(),
+  duplicate: z.boolean().optional(),
+});
+export type AdmittedResponse = z.infer<typeof AdmittedResponse>;
+
+export const QueuedResponse = z.object({
+  jobId: z.string(),
+  status: z.literal('queued'),
+  notBefore: z.string(),
+  duplicate: z.boolean().optional(),
+});
+export type QueuedResponse = z.infer<typeof QueuedResponse>;
+
+export const RejectedResponse = z.object({
+  status: z.literal('rejected'),
+  reason: RejectReason,
+  retryAfterMs: z.number().int().min(0),
+});
+export type RejectedResponse = z.infer<typeof RejectedResponse>;
+
+export const BatchAdmittedResponse = z.object({
+  jobs: z.array(z.object({ jobId: z.string(), status: z.literal('admitted'), attempt: z.number().int() })),
+  duplicate: z.boolean().optional(),
+});
+export const BatchRejectedResponse = RejectedResponse.extend({ index: z.number().int().min(0) });
+
+export const JobStatus = z.enum(['queued', 'admitted', 'succeeded', 'retrying', 'dead']);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const JobView = z.object({
+  jobId: z.string(),
+  type: z.string(),
+  status: JobStatus,
+  priority: Priority,
+  createdAt: z.string(),
+  attempts: z.array(
+    z.object({
+      attempt: z.number().int(),
+      admittedAt: z.string(),
+      outcome: z.enum(['succeeded', 'failed', 'timed_out']).optional(),
+      finishedAt: z.string().optional(),
+      error: z.string().optional(),
+    }),
+  ),
+});
+export type JobView = z.infer<typeof JobView>;
+
+/** RFC 9457 problem details, with `errors` listing each bad field. */
+export const ProblemDetails = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ProblemDetails = z.infer<typeof ProblemDetails>;
+
+export const PROBLEM_BASE = 'https://janus.dev/problems';

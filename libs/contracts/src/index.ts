@@ -1,0 +1,4 @@
+export * from './names.js';
+export * from './policy.js';
+export * from './http.js';
+export * from './messages.js';

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { Name, Priority } from './names.js';
+
+export const Lease = z.object({
+  id: z.string(),
+  token: z.string(),
+  expiresAt: z.string(),
+});
+export type Lease = z.infer<typeof Lease>;
+
+/** `janus.jobs.<jobType>`, header `Nats-Msg-Id: <jobId>.<attempt>`. */
+export const JobMessage = z.object({
+  jobId: z.string().min(1),
+  type: Name,
+  tenant: Name,
+  attempt: z.number().int().min(1),
+  priority: Priority,
+  payload: z.json().optional(),
+  admittedAt: z.string(),
+  lease: Lease,
+});
+export type JobMessage = z.infer<typeof JobMessage>;
+
+/** Worker outcome; Janus itself writes `timed_out` when a lease expires. */
+export const OutcomeEvent = z.object({
+  jobId: z.string().min(1),
+  attempt: z.number().int().min(1),
+  leaseToken: z.string(),
+  outcome: z.enum(['succeeded', 'failed', 'timed_out']),
+  error: z.string().max(2048).optional(),
+  actualCost: z.number().int().min(0).optional(),
+});
+export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
+
+/** What a worker may send (it never reports `timed_out`). */
+export const WorkerOutcome = OutcomeEvent.extend({ outcome: z.enum(['succeeded', 'failed']) });
+export type WorkerOutcome = z.infer<typeof WorkerOutcome>;
+
+/** `janus.dead.<jobType>`: a job that used up its attempts. */
+export const DeadLetter = z.object({
+  jobId: z.string().min(1),
+  type: Name,
+  tenant: Name,
+  attempts: z.number().int().min(1),
+  lastOutcome: z.enum(['failed', 'timed_out']),
+  error: z.string().max(2048).optional(),
+  payload: z.json().optional(),
+  deadAt: z.string(),
+});
+export type DeadLetter = z.infer<typeof DeadLetter>;
+
+/** `janus.ledger.<tenant>`: budget movements. */
+export const LedgerEntry = z.object({
+  tenant: Name,
+  kind: z.enum(['reserve', 'settle', 'release']),
+  amount: z.number().int(),
+  jobId: z.string().min(1),
+  attempt: z.number().int().min(1),
+  at: z.string(),
+});
+export type LedgerEntry = z.infer<typeof LedgerEntry>;
+
+/** `janus.config.changed`. */
+export const ConfigChanged = z.object({ version: z.number().int().min(0) });
+export type ConfigChanged = z.infer<typeof ConfigChanged>;

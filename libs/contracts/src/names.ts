@@ -1,0 +1,16 @@
+import { z } from 'zod';
+
+/** Names of dependencies, tenants and job types: they appear in NATS subjects and Redis keys. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const Name = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9_-]{0,63}$');
+export type Name = z.infer<typeof Name>;
+
+export const Priority = z.enum(['high', 'normal', 'low']);
+export type Priority = z.infer<typeof Priority>;
+
+/** Idempotency keys: 1–200 printable ASCII characters. */
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII characters');
