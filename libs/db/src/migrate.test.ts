@@ -1,0 +1,40 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadSettings } from '@janus/config';
+import { dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
+import { createDb } from './client.js';
+import { migrate } from './migrate.js';
+import { jobs } from './schema/index.js';
+
+const ns = testNamespace('db');
+const settings = loadSettings(testEnv(ns));
+
+afterAll(async () => {
+  await dropPgNamespace(settings.databaseUrl, ns);
+});
+
+describe('migrate', () => {
+  it('is safe to run from several processes at once and creates the tables in the namespace schema', async () => {
+    await Promise.all(Array.from({ length: 5 }, () => migrate(settings)));
+    await migrate(settings);
+    const handle = createDb(settings);
+    try {
+      const tables = await handle.pool.query<{ table_name: string }>(
+        'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+        [ns],
+      );
+      expect(tables.rows.map((r) => r.table_name)).toEqual(
+        expect.arrayContaining(['api_keys', 'attempts', 'audit_log', 'budget_ledger', 'dead_letters', 'jobs', 'policy_versions', 'rejected_messages']),
+      );
+      const applied = await handle.pool.query(`SELECT count(*)::int AS n FROM "${ns}".__drizzle_migrations`);
+      expect(applied.rows[0]).toEqual({ n: 1 });
+
+      const now = new Date();
+      await handle.db.insert(jobs).values({ jobId: 'j1', tenant: 't', type: 'x', priority: 'normal', status: 'admitted', createdAt: now, updatedAt: now });
+      const rows = await handle.db.select().from(jobs);
+      expect(rows.map((r) => r.jobId)).toEqual(['j1']);
+      expect(await handle.ping()).toBe(true);
+    } finally {
+      await handle.close();
+    }
+  });
+});

@@ -1,0 +1,84 @@
+import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** One row per job (natural key: jobId). Status follows its attempts. */
+export const jobs = pgTable(
+  'jobs',
+  {
+    jobId: text('job_id').primaryKey(),
+    tenant: text('tenant').notNull(),
+    type: text('type').notNull(),
+    priority: text('priority').notNull(),
+    /** queued | admitted | succeeded | retrying | dead */
+    status: text('status').notNull(),
+    payload: jsonb('payload'),
+    createdAt: ts('created_at').notNull(),
+    updatedAt: ts('updated_at').notNull(),
+  },
+  (t) => [index('jobs_tenant_created_idx').on(t.tenant, t.createdAt), index('jobs_created_idx').on(t.createdAt)],
+);
+
+/** One row per attempt (natural key: jobId + attempt). An outcome may arrive before its admission. */
+export const attempts = pgTable(
+  'attempts',
+  {
+    jobId: text('job_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    admittedAt: ts('admitted_at'),
+    leaseId: text('lease_id'),
+    leaseExpiresAt: ts('lease_expires_at'),
+    /** succeeded | failed | timed_out */
+    outcome: text('outcome'),
+    finishedAt: ts('finished_at'),
+    error: text('error'),
+    actualCost: integer('actual_cost'),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt] })],
+);
+
+/** Jobs that used up their attempts (natural key: jobId). */
+export const deadLetters = pgTable(
+  'dead_letters',
+  {
+    jobId: text('job_id').primaryKey(),
+    tenant: text('tenant').notNull(),
+    type: text('type').notNull(),
+    attempts: integer('attempts').notNull(),
+    lastOutcome: text('last_outcome').notNull(),
+    error: text('error'),
+    payload: jsonb('payload'),
+    deadAt: ts('dead_at').notNull(),
+  },
+  (t) => [index('dead_letters_dead_at_idx').on(t.deadAt)],
+);
+
+/** Append-only budget ledger (natural key: `<jobId>.<attempt>.<kind>`). */
+export const budgetLedger = pgTable(
+  'budget_ledger',
+  {
+    entryId: text('entry_id').primaryKey(),
+    tenant: text('tenant').notNull(),
+    kind: text('kind').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    jobId: text('job_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    at: ts('at').notNull(),
+  },
+  (t) => [index('budget_ledger_tenant_at_idx').on(t.tenant, t.at)],
+);
+
+/** Messages that can never be stored (failed validation): kept with the reason, never blocking a stream. */
+export const rejectedMessages = pgTable(
+  'rejected_messages',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    stream: text('stream').notNull(),
+    streamSeq: bigint('stream_seq', { mode: 'number' }).notNull(),
+    subject: text('subject').notNull(),
+    reason: text('reason').notNull(),
+    raw: text('raw').notNull(),
+    receivedAt: ts('received_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('rejected_messages_stream_seq_idx').on(t.stream, t.streamSeq)],
+);

@@ -1,0 +1,44 @@
+import { bigserial, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/**
+ * Tables are declared without a PostgreSQL schema: every connection sets `search_path` to the
+ * namespace's schema, so one set of migrations serves every namespace (CONTRACT §1).
+ */
+
+/** Every policy version ever stored; the highest version is the live policy. */
+export const policyVersions = pgTable('policy_versions', {
+  version: integer('version').primaryKey(),
+  document: jsonb('document').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  createdBy: text('created_by').notNull(),
+});
+
+/** Who changed what, when, from which version to which. Append-only. */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    target: text('target'),
+    fromVersion: integer('from_version'),
+    toVersion: integer('to_version'),
+    diff: jsonb('diff'),
+  },
+  (t) => [index('audit_log_at_idx').on(t.at)],
+);
+
+/** Tenant API keys, stored only as a SHA-256 hash; revocation is a timestamp, never a delete. */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    keyId: text('key_id').primaryKey(),
+    tenant: text('tenant').notNull(),
+    keyHash: text('key_hash').notNull().unique(),
+    label: text('label'),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('api_keys_tenant_idx').on(t.tenant)],
+);

@@ -1,0 +1,61 @@
+/**
+ * Every NATS stream, subject and consumer name of CONTRACT §4, derived from the namespace.
+ * Apps never build these strings themselves.
+ */
+export interface NatsNames {
+  readonly namespace: string;
+  readonly streams: { readonly jobs: string; readonly outcomes: string; readonly dead: string; readonly ledger: string };
+  readonly subjects: {
+    readonly job: (jobType: string) => string;
+    readonly outcome: (jobType: string) => string;
+    readonly dead: (jobType: string) => string;
+    readonly ledger: (tenant: string) => string;
+    readonly allJobs: string;
+    readonly allOutcomes: string;
+    readonly allDead: string;
+    readonly allLedger: string;
+    readonly configChanged: string;
+  };
+  readonly consumers: {
+    /** The durable pull consumer workers bind to: `workers-<jobType>`. */
+    readonly workers: (jobType: string) => string;
+    readonly persisterJobs: string;
+    readonly persisterOutcomes: string;
+    readonly persisterDead: string;
+    readonly persisterLedger: string;
+    readonly schedulerOutcomes: string;
+  };
+}
+
+export function natsNames(namespace: string): NatsNames {
+  const s = namespace;
+  const S = namespace.toUpperCase();
+  return Object.freeze({
+    namespace,
+    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER` }),
+    subjects: Object.freeze({
+      job: (jobType: string) => `${s}.jobs.${jobType}`,
+      outcome: (jobType: string) => `${s}.outcomes.${jobType}`,
+      dead: (jobType: string) => `${s}.dead.${jobType}`,
+      ledger: (tenant: string) => `${s}.ledger.${tenant}`,
+      allJobs: `${s}.jobs.>`,
+      allOutcomes: `${s}.outcomes.>`,
+      allDead: `${s}.dead.>`,
+      allLedger: `${s}.ledger.>`,
+      configChanged: `${s}.config.changed`,
+    }),
+    consumers: Object.freeze({
+      workers: (jobType: string) => `workers-${jobType}`,
+      persisterJobs: 'persister-jobs',
+      persisterOutcomes: 'persister-outcomes',
+      persisterDead: 'persister-dead',
+      persisterLedger: 'persister-ledger',
+      schedulerOutcomes: 'scheduler-outcomes',
+    }),
+  });
+}
+
+/** The `Nats-Msg-Id` of one attempt of a job (JetStream dedupes on it). */
+export function attemptMsgId(jobId: string, attempt: number): string {
+  return `${jobId}.${attempt}`;
+}

@@ -1,0 +1,38 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+
+export interface PublishResult {
+  readonly seq: number;
+  /** True when JetStream had already stored a message with this msgID (a safe re-publish). */
+  readonly duplicate: boolean;
+}
+
+/** Publishes JSON with a msgID (JetStream dedupes on it) and waits for the stream's ack. */
+export async function publishJson(
+  js: JetStreamClient,
+  subject: string,
+  body: unknown,
+  msgID: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<PublishResult> {
+  const ack = await js.publish(subject, JSON.stringify(body), { msgID, timeout: opts.timeoutMs ?? 5_000 });
+  return { seq: ack.seq, duplicate: ack.duplicate };
+}
+
+/**
+ * Publishes many messages concurrently (never one at a time: PERF-NOTES) and reports which failed.
+ * Order of acks is irrelevant; msgIDs make a retry of the failed ones safe.
+ */
+export async function publishAll(
+  js: JetStreamClient,
+  messages: readonly { subject: string; body: unknown; msgID: string }[],
+  opts: { timeoutMs?: number } = {},
+): Promise<{ ok: boolean; failed: number[]; results: (PublishResult | undefined)[] }> {
+  const settled = await Promise.allSettled(messages.map((m) => publishJson(js, m.subject, m.body, m.msgID, opts)));
+  const failed: number[] = [];
+  const results = settled.map((r, i) => {
+    if (r.status === 'fulfilled') return r.value;
+    failed.push(i);
+    return undefined;
+  });
+  return { ok: failed.length === 0, failed, results };
+}

@@ -1,0 +1,124 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { NatsNames } from './names.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Stream settings. Limits retention (not work-queue) because several consumers read each stream:
+ * workers and the persister both read JOBS. The duplicate window bounds how long a msgID dedupes
+ * a re-published attempt.
+ */
+export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name: string })[] {
+  const base = {
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    num_replicas: 1,
+    duplicate_window: nanos(2 * 60 * 1000),
+  };
+  return [
+    { ...base, name: names.streams.jobs, subjects: [names.subjects.allJobs], max_age: nanos(7 * DAY_MS) },
+    { ...base, name: names.streams.outcomes, subjects: [names.subjects.allOutcomes], max_age: nanos(7 * DAY_MS) },
+    { ...base, name: names.streams.dead, subjects: [names.subjects.allDead], max_age: nanos(30 * DAY_MS) },
+    { ...base, name: names.streams.ledger, subjects: [names.subjects.allLedger], max_age: nanos(30 * DAY_MS) },
+  ];
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && (error.code === 404 || error.message.includes('not found'));
+}
+
+function isAlreadyExists(error: unknown): boolean {
+  return error instanceof JetStreamApiError && /already (in use|exists)/i.test(error.message);
+}
+
+/**
+ * Creates or updates every stream. Idempotent and safe from many instances at once: a racing
+ * create that loses ("already in use") falls back to update.
+ */
+export async function ensureStreams(jsm: JetStreamManager, names: NatsNames): Promise<void> {
+  for (const config of streamConfigs(names)) {
+    const name = config.name;
+    try {
+      await jsm.streams.info(name);
+      await jsm.streams.update(name, config);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      try {
+        await jsm.streams.add(config);
+      } catch (addError) {
+        if (!isAlreadyExists(addError)) throw addError;
+        await jsm.streams.update(name, config);
+      }
+    }
+  }
+}
+
+/** Creates or updates a durable pull consumer on a stream. */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, config.durable_name);
+    await jsm.consumers.update(stream, config.durable_name, config);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    try {
+      await jsm.consumers.add(stream, config);
+    } catch (addError) {
+      if (!isAlreadyExists(addError)) throw addError;
+      await jsm.consumers.update(stream, config.durable_name, config);
+    }
+  }
+}
+
+/**
+ * The consumer workers of one job type bind to (`workers-<jobType>`). `max_deliver: 1`: JetStream
+ * never redelivers a job to a second worker behind Janus's back; a lost worker is handled by lease
+ * expiry, which produces a `timed_out` outcome. `ack_wait` is the job type's timeout.
+ */
+export async function ensureWorkerConsumer(
+  jsm: JetStreamManager,
+  names: NatsNames,
+  jobType: string,
+  timeoutMs: number,
+): Promise<void> {
+  await ensureConsumer(jsm, names.streams.jobs, {
+    durable_name: names.consumers.workers(jobType),
+    filter_subject: names.subjects.job(jobType),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: 1,
+    ack_wait: nanos(Math.max(timeoutMs, 1_000)),
+  });
+}
+
+/** A durable pull consumer of Janus's own (persister, scheduler) over a whole stream. */
+export async function ensureServiceConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  durableName: string,
+  opts: { ackWaitMs?: number; maxDeliver?: number } = {},
+): Promise<void> {
+  await ensureConsumer(jsm, stream, {
+    durable_name: durableName,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+    max_deliver: opts.maxDeliver ?? -1,
+    max_ack_pending: 10_000,
+  });
+}

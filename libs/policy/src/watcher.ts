@@ -1,0 +1,147 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ConfigChanged, type VersionedPolicy } from '@janus/contracts';
+import type { NatsNames } from '@janus/messaging';
+import type { PolicyStore } from './store.js';
+
+interface WatchLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface PolicyWatcherOptions<T> {
+  store: PolicyStore;
+  nc: NatsConnection;
+  names: NatsNames;
+  /** Turns a stored policy into what the app runs on (e.g. the limiter's compiled policy). Throw to refuse it. */
+  compile: (policy: VersionedPolicy) => T;
+  /** Called after a new version was compiled and swapped in. */
+  onApplied?: (applied: T, policy: VersionedPolicy) => void | Promise<void>;
+  /** Called on every config event or poll, even when the version did not move (API key changes). */
+  onConfigEvent?: () => void | Promise<void>;
+  /** Safety net for missed events: how often the stored version is checked. */
+  pollIntervalMs?: number;
+  logger?: WatchLogger;
+  /** Counts versions this instance could not apply (kept the old one). */
+  onApplyFailure?: (version: number, error: unknown) => void;
+}
+
+/**
+ * Keeps the running policy current: loads it at start, then swaps in each new version announced on
+ * `<ns>.config.changed`, and checks the stored version every few seconds in case an event was
+ * missed. The swap is one reference assignment; a version that fails to compile is logged, counted
+ * and skipped, and the old one stays live.
+ */
+export class PolicyWatcher<T> {
+  private current: { policy: VersionedPolicy; compiled: T } | undefined;
+  private refreshing: Promise<void> | undefined;
+  private pending = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private lastFailedVersion = -1;
+
+  constructor(private readonly opts: PolicyWatcherOptions<T>) {}
+
+  /** True once some policy (possibly the empty version 0) is loaded. */
+  get loaded(): boolean {
+    return this.current !== undefined;
+  }
+
+  get version(): number {
+    return this.current?.policy.version ?? -1;
+  }
+
+  get compiled(): T {
+    if (!this.current) throw new Error('policy not loaded yet');
+    return this.current.compiled;
+  }
+
+  get policy(): VersionedPolicy {
+    if (!this.current) throw new Error('policy not loaded yet');
+    return this.current.policy;
+  }
+
+  async start(): Promise<void> {
+    const sub = this.opts.nc.subscribe(this.opts.names.subjects.configChanged);
+    void (async () => {
+      for await (const msg of sub) {
+        const parsed = ConfigChanged.safeParse(safeJson(msg.string()));
+        if (!parsed.success) {
+          this.opts.logger?.warn({ subject: msg.subject }, 'ignored malformed config event');
+          continue;
+        }
+        void this.refresh();
+      }
+    })();
+    this.timer = setInterval(() => void this.refresh(), this.opts.pollIntervalMs ?? 3_000);
+    this.timer.unref();
+    try {
+      await this.refresh();
+    } catch (error) {
+      // PostgreSQL may be down at start: readiness stays 503 until the poll succeeds.
+      this.opts.logger?.warn({ err: error }, 'initial policy load failed; will retry');
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Reloads now. Concurrent calls coalesce: at most one load runs, and one more follows it. */
+  refresh(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.refreshing) {
+      this.pending = true;
+      return this.refreshing;
+    }
+    this.refreshing = this.load().finally(() => {
+      this.refreshing = undefined;
+      if (this.pending) {
+        this.pending = false;
+        void this.refresh();
+      }
+    });
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    try {
+      await this.opts.onConfigEvent?.();
+    } catch (error) {
+      this.opts.logger?.warn({ err: error }, 'config event handler failed');
+    }
+    const version = await this.opts.store.currentVersion().catch((error: unknown) => {
+      this.opts.logger?.warn({ err: error }, 'could not read policy version');
+      return undefined;
+    });
+    if (version === undefined || version === this.version || version === this.lastFailedVersion) return;
+    const policy = await this.opts.store.current();
+    let compiled: T;
+    try {
+      compiled = this.opts.compile(policy);
+    } catch (error) {
+      this.lastFailedVersion = policy.version;
+      this.opts.logger?.error({ err: error, version: policy.version, running: this.version }, 'policy version refused; keeping the running one');
+      this.opts.onApplyFailure?.(policy.version, error);
+      return;
+    }
+    this.current = { policy, compiled };
+    this.opts.logger?.info({ version: policy.version }, 'policy applied');
+    await this.opts.onApplied?.(compiled, policy);
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tells every instance of every app that the configuration changed. */
+export async function announceConfigChange(nc: NatsConnection, names: NatsNames, version: number): Promise<void> {
+  nc.publish(names.subjects.configChanged, JSON.stringify({ version }));
+  await nc.flush();
+}

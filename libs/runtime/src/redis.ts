@@ -1,0 +1,33 @@
+import { Redis } from 'ioredis';
+import type { Settings } from '@janus/config';
+
+export { Redis } from 'ioredis';
+
+/**
+ * A Redis client that fails fast while Redis is down (no offline queue, one retry per command) so
+ * that callers can answer 503 at once, and reconnects forever in the background.
+ */
+export function createRedis(settings: Pick<Settings, 'redisUrl'>, name: string): Redis {
+  const redis = new Redis(settings.redisUrl, {
+    connectionName: name,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 2_000,
+    retryStrategy: (times) => Math.min(100 * times, 1_000),
+  });
+  // Connection errors surface through readiness and command failures; an unhandled 'error' event
+  // would only add noise.
+  redis.on('error', () => {});
+  return redis;
+}
+
+export async function pingRedis(redis: Redis): Promise<boolean> {
+  if (redis.status !== 'ready') return false;
+  try {
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  }
+}
