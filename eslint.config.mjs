@@ -20,6 +20,8 @@ export default [
         },
       ],
       '@typescript-eslint/no-explicit-any': 'error',
+      // Deliberately ignored events (e.g. `pool.on('error', () => {})`) are written as empty arrows.
+      '@typescript-eslint/no-empty-function': ['error', { allow: ['arrowFunctions'] }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },

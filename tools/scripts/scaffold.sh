@@ -39,6 +39,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    reporters: ['default', ['json', { outputFile: '../../test-output/vitest/$name.json' }]],
   },
 });
 TS

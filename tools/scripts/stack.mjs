@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// Makes sure Redis, NATS (JetStream on) and PostgreSQL answer at their URLs, so that `npm start`,
+// `npm test` and CI work on a fresh machine. For each service:
+//   reachable at its URL            → use it;
+//   else its Debian program exists  → start it as a local process, data under .janus/, and say so;
+//   else                            → print exactly what to install (or `docker compose up -d`), exit 1.
+// Finally creates the database named in DATABASE_URL if it is missing.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, chownSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dataDir = path.join(root, '.janus');
+const say = (msg) => process.stdout.write(`[stack] ${msg}\n`);
+const fail = (msg) => {
+  process.stderr.write(`[stack] ${msg}\n`);
+  process.exit(1);
+};
+
+function parseUrl(variable, fallback, defaultPort) {
+  const raw = (process.env[variable] || fallback).split(',')[0].trim();
+  let url;
+  try {
+    url = new URL(raw);
+  } catch {
+    fail(`${variable}: "${raw}" is not a valid URL`);
+  }
+  return { raw, host: url.hostname || '127.0.0.1', port: Number(url.port || defaultPort), url };
+}
+
+function reachable(host, port, timeoutMs = 500) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function waitFor(name, host, port, seconds = 30) {
+  for (let i = 0; i < seconds * 10; i++) {
+    if (await reachable(host, port)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  fail(`${name} did not come up on ${host}:${port} within ${seconds}s (see .janus/*.log)`);
+}
+
+const isLocal = (host) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+const which = (cmd) => {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+};
+const firstExisting = (paths) => paths.find((p) => existsSync(p));
+
+function startDetached(cmd, args, logName, opts = {}) {
+  mkdirSync(dataDir, { recursive: true });
+  const log = openSync(path.join(dataDir, logName), 'a');
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], ...opts });
+  child.unref();
+  return child;
+}
+
+const howToInstall = (pkg) =>
+  `install it (Debian/Ubuntu: apt-get install -y ${pkg}) or run the services with Docker: docker compose up -d redis nats postgres`;
+
+async function ensureRedis() {
+  const { host, port, raw } = parseUrl('REDIS_URL', 'redis://127.0.0.1:6379', 6379);
+  if (await reachable(host, port)) return say(`redis      up at ${raw}`);
+  if (!isLocal(host)) fail(`Redis is not reachable at ${raw} (REDIS_URL) and is not local, so it cannot be started here`);
+  const bin = which('redis-server') ?? firstExisting(['/usr/bin/redis-server']);
+  if (!bin) fail(`Redis is not reachable at ${raw} and redis-server is not installed: ${howToInstall('redis-server')}`);
+  const dir = path.join(dataDir, 'redis');
+  mkdirSync(dir, { recursive: true });
+  startDetached(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], 'redis.log');
+  await waitFor('redis', host, port);
+  say(`redis      started locally on ${port} (data .janus/redis, log .janus/redis.log)`);
+}
+
+async function ensureNats() {
+  const { host, port, raw } = parseUrl('NATS_URL', 'nats://127.0.0.1:4222', 4222);
+  if (await reachable(host, port)) return say(`nats       up at ${raw}`);
+  if (!isLocal(host)) fail(`NATS is not reachable at ${raw} (NATS_URL) and is not local, so it cannot be started here`);
+  const bin = which('nats-server') ?? firstExisting(['/usr/sbin/nats-server', '/usr/bin/nats-server']);
+  if (!bin) fail(`NATS is not reachable at ${raw} and nats-server is not installed: ${howToInstall('nats-server')}`);
+  const dir = path.join(dataDir, 'nats');
+  mkdirSync(dir, { recursive: true });
+  startDetached(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], 'nats.log');
+  await waitFor('nats', host, port);
+  say(`nats       started locally on ${port} with JetStream (data .janus/nats, log .janus/nats.log)`);
+}
+
+function pgBinDir() {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const versions = readdirSync(base).filter((v) => existsSync(path.join(base, v, 'bin', 'pg_ctl')));
+  versions.sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? path.join(base, versions[0], 'bin') : undefined;
+}
+
+async function ensurePostgres() {
+  const { host, port, raw } = parseUrl('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/janus', 5432);
+  if (!(await reachable(host, port))) {
+    if (!isLocal(host)) fail(`PostgreSQL is not reachable at ${host}:${port} (DATABASE_URL) and is not local`);
+    const bin = pgBinDir();
+    if (!bin) fail(`PostgreSQL is not reachable at ${host}:${port} and is not installed: ${howToInstall('postgresql')}`);
+    const dir = path.join(dataDir, 'pg');
+    const asRoot = process.getuid?.() === 0;
+    // initdb and postgres refuse to run as root: run them as the `postgres` system user then.
+    const run = (cmd, args) =>
+      asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8' }) : spawnSync(cmd, args, { encoding: 'utf8' });
+    if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (asRoot) {
+        const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+        const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+        chownSync(dir, Number(id.stdout), Number(gid.stdout));
+      }
+      const init = run(path.join(bin, 'initdb'), ['-D', dir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+      if (init.status !== 0) fail(`initdb failed:\n${init.stderr}`);
+    }
+    const sockDir = '/tmp';
+    const logFile = path.join(dataDir, 'postgres.log');
+    if (asRoot) writeFileSync(logFile, '', { flag: 'a' });
+    if (asRoot) spawnSync('chown', ['postgres', logFile]);
+    const started = run(path.join(bin, 'pg_ctl'), [
+      '-D', dir, '-l', logFile, '-w', '-t', '30',
+      '-o', `-p ${port} -c listen_addresses=127.0.0.1 -k ${sockDir} -c max_connections=300 -c fsync=on`,
+      'start',
+    ]);
+    if (started.status !== 0) fail(`PostgreSQL did not start:\n${started.stderr}${started.stdout}`);
+    await waitFor('postgres', host, port);
+    say(`postgres   started locally on ${port} (data .janus/pg, log .janus/postgres.log)`);
+  } else {
+    say(`postgres   up at ${host}:${port}`);
+  }
+  await ensureDatabase(raw);
+}
+
+async function ensureDatabase(databaseUrl) {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+  url.pathname = '/postgres';
+  for (let attempt = 0; ; attempt++) {
+    const client = new pg.Client({ connectionString: url.toString() });
+    try {
+      await client.connect();
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (found.rowCount === 0) {
+        await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+        say(`postgres   created database "${name}"`);
+      }
+      return;
+    } catch (error) {
+      // The server may accept TCP a moment before it accepts logins.
+      if (attempt >= 20 || error.code === '42P04') {
+        if (error.code === '42P04') return;
+        fail(`cannot use PostgreSQL at ${databaseUrl}: ${error.message}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+}
+
+await ensureRedis();
+await ensureNats();
+await ensurePostgres();
