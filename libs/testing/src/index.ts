@@ -1,2 +1,3 @@
 export { testEnv, testNamespace } from './namespace.js';
 export { dropNatsNamespace, dropPgNamespace, dropRedisNamespace } from './cleanup.js';
+export { TcpProxy } from './tcp-proxy.js';
