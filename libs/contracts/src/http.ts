@@ -96,3 +96,18 @@ export const ProblemDetails = z.object({
 export type ProblemDetails = z.infer<typeof ProblemDetails>;
 
 export const PROBLEM_BASE = 'https://janus.dev/problems';
+
+/** `GET /v1/usage`: the caller's tenant. */
+export const UsageResponse = z.object({
+  tenant: z.string(),
+  budget: z
+    .object({ limit: z.number().int(), used: z.number().int(), remaining: z.number().int(), resetsAt: z.string() })
+    .nullable(),
+  inFlight: z.record(z.string(), z.number().int()),
+  queued: z.number().int(),
+});
+export type UsageResponse = z.infer<typeof UsageResponse>;
+
+/** `POST /v1/tenants/{id}/keys` → 201. The key is shown once and stored only as a hash. */
+export const ApiKeyCreated = z.object({ keyId: z.string(), key: z.string() });
+export type ApiKeyCreated = z.infer<typeof ApiKeyCreated>;
