@@ -1,4 +1,4 @@
-import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -34,7 +34,31 @@ export const attempts = pgTable(
     error: text('error'),
     actualCost: integer('actual_cost'),
   },
-  (t) => [primaryKey({ columns: [t.jobId, t.attempt] })],
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt] }), index('attempts_finished_at_idx').on(t.finishedAt)],
+);
+
+/**
+ * Every distinct outcome report ever received (natural key: `<jobId>.<attempt>.<content hash>`),
+ * including those that did not become the attempt's outcome (a duplicate with other content, a
+ * zombie's late report): "recorded and ignored". `applied` marks the one that won.
+ */
+export const outcomeEvents = pgTable(
+  'outcome_events',
+  {
+    eventId: text('event_id').primaryKey(),
+    jobId: text('job_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    outcome: text('outcome').notNull(),
+    error: text('error'),
+    actualCost: integer('actual_cost'),
+    /** SHA-256 of the lease token (the token itself is a bearer secret). */
+    leaseTokenHash: text('lease_token_hash').notNull(),
+    applied: boolean('applied').notNull(),
+    streamSeq: bigint('stream_seq', { mode: 'number' }).notNull(),
+    /** When JetStream stored the report. */
+    reportedAt: ts('reported_at').notNull(),
+  },
+  (t) => [index('outcome_events_job_idx').on(t.jobId, t.attempt), index('outcome_events_reported_at_idx').on(t.reportedAt)],
 );
 
 /** Jobs that used up their attempts (natural key: jobId). */
@@ -65,7 +89,7 @@ export const budgetLedger = pgTable(
     attempt: integer('attempt').notNull(),
     at: ts('at').notNull(),
   },
-  (t) => [index('budget_ledger_tenant_at_idx').on(t.tenant, t.at)],
+  (t) => [index('budget_ledger_tenant_at_idx').on(t.tenant, t.at), index('budget_ledger_job_idx').on(t.jobId)],
 );
 
 /** Messages that can never be stored (failed validation): kept with the reason, never blocking a stream. */
@@ -80,5 +104,8 @@ export const rejectedMessages = pgTable(
     raw: text('raw').notNull(),
     receivedAt: ts('received_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('rejected_messages_stream_seq_idx').on(t.stream, t.streamSeq)],
+  (t) => [
+    uniqueIndex('rejected_messages_stream_seq_idx').on(t.stream, t.streamSeq),
+    index('rejected_messages_received_at_idx').on(t.receivedAt),
+  ],
 );
