@@ -15,6 +15,8 @@ export interface NatsNames {
     readonly allDead: string;
     readonly allLedger: string;
     readonly configChanged: string;
+    /** Core NATS request/reply: a worker asks the scheduler to extend its lease. */
+    readonly leaseExtend: string;
   };
   readonly consumers: {
     /** The durable pull consumer workers bind to: `workers-<jobType>`. */
@@ -43,6 +45,7 @@ export function natsNames(namespace: string): NatsNames {
       allDead: `${s}.dead.>`,
       allLedger: `${s}.ledger.>`,
       configChanged: `${s}.config.changed`,
+      leaseExtend: `${s}.leases.extend`,
     }),
     consumers: Object.freeze({
       workers: (jobType: string) => `workers-${jobType}`,

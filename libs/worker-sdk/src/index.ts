@@ -1,0 +1,1 @@
+export { startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';

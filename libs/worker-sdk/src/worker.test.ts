@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { loadSettings } from '@janus/config';
+import { OutcomeEvent, type JobMessage } from '@janus/contracts';
+import { connectNats, ensureStreams, ensureWorkerConsumer, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
+import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
+import { startWorker } from './worker.js';
+
+const ns = testNamespace('worker_sdk');
+const settings = loadSettings(testEnv(ns));
+const names = natsNames(ns);
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+
+function job(jobId: string, extra: Partial<JobMessage> = {}): JobMessage {
+  return {
+    jobId,
+    type: 'email',
+    tenant: 'acme',
+    attempt: 1,
+    priority: 'normal',
+    payload: { to: 'x@example.com' },
+    admittedAt: new Date().toISOString(),
+    lease: { id: `lease-${jobId}`, token: `token-${jobId}`, expiresAt: new Date(Date.now() + 10_000).toISOString() },
+    ...extra,
+  };
+}
+
+async function outcomes(count: number): Promise<OutcomeEvent[]> {
+  await jsm.consumers.add(names.streams.outcomes, { durable_name: 'test-reader', ack_policy: AckPolicy.None });
+  const consumer = await jetstream(nc).consumers.get(names.streams.outcomes, 'test-reader');
+  const got: OutcomeEvent[] = [];
+  const batch = await consumer.fetch({ max_messages: count, expires: 3_000 });
+  for await (const m of batch) got.push(OutcomeEvent.parse(m.json()));
+  return got;
+}
+
+beforeAll(async () => {
+  nc = await connectNats(settings, { name: 'worker-sdk-test' });
+  jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, names);
+  await ensureWorkerConsumer(jsm, names, 'email', 10_000);
+});
+
+afterAll(async () => {
+  await nc.close();
+  await dropNatsNamespace([...settings.natsServers], ns);
+});
+
+describe('startWorker', () => {
+  it('runs the handler once per job and publishes each outcome with the lease token', async () => {
+    const js = jetstream(nc);
+    await publishJson(js, names.subjects.job('email'), job('ok-1'), 'ok-1.1');
+    await publishJson(js, names.subjects.job('email'), job('bad-1'), 'bad-1.1');
+    await publishJson(js, names.subjects.job('email'), job('cost-1'), 'cost-1.1');
+    const seen: string[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      concurrency: 2,
+      handler: async (j) => {
+        seen.push(j.jobId);
+        if (j.jobId.startsWith('bad')) throw new Error('smtp said no '.repeat(300));
+        if (j.jobId.startsWith('cost')) return { actualCost: 7 };
+      },
+    });
+    const got = await outcomes(3);
+    await worker.stop();
+
+    expect(seen.sort()).toEqual(['bad-1', 'cost-1', 'ok-1']);
+    const byJob = Object.fromEntries(got.map((o) => [o.jobId, o]));
+    expect(byJob['ok-1']).toEqual({ jobId: 'ok-1', attempt: 1, leaseToken: 'token-ok-1', outcome: 'succeeded' });
+    expect(byJob['cost-1']?.actualCost).toBe(7);
+    expect(byJob['bad-1']?.outcome).toBe('failed');
+    expect(Buffer.byteLength(byJob['bad-1']?.error ?? '')).toBeLessThanOrEqual(2048);
+    expect(byJob['bad-1']?.error).toMatch(/^smtp said no/);
+    expect(worker.processed).toBe(3);
+
+    const info = await jsm.consumers.info(names.streams.jobs, 'workers-email');
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_pending).toBe(0);
+  });
+});

@@ -1,0 +1,135 @@
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { JobMessage, type WorkerOutcome } from '@janus/contracts';
+import { attemptMsgId, natsNames, publishJson } from '@janus/messaging';
+
+/** What a handler gets besides the job: an abort signal at lease expiry and a way to extend it. */
+export interface JobContext {
+  /** Aborted when the lease expires (the outcome would be ignored then) or the worker stops. */
+  readonly signal: AbortSignal;
+  /** Asks Janus for `ms` more; resolves with the new expiry, or rejects if the lease is gone. */
+  extendLease(ms: number): Promise<Date>;
+}
+
+/** Return nothing for success, or `{ actualCost }` to settle a budget reservation. Throw to fail. */
+export type JobHandler = (job: JobMessage, ctx: JobContext) => Promise<void | { actualCost?: number }>;
+
+export interface WorkerOptions {
+  nc: NatsConnection;
+  namespace?: string;
+  jobType: string;
+  handler: JobHandler;
+  /** Jobs handled at once by this worker (default 1). */
+  concurrency?: number;
+  onError?: (error: unknown, job?: JobMessage) => void;
+}
+
+export interface Worker {
+  /** Stops pulling, lets running handlers finish (or abort at their lease expiry), then resolves. */
+  stop(): Promise<void>;
+  readonly processed: number;
+}
+
+const MAX_ERROR_BYTES = 2048;
+
+function truncateError(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  const bytes = Buffer.from(text);
+  return bytes.length <= MAX_ERROR_BYTES ? text : bytes.subarray(0, MAX_ERROR_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}
+
+/**
+ * Runs a handler for one job type. Binds to Janus's durable consumer `workers-<jobType>`, pulls,
+ * calls the handler and publishes its outcome (msgID `<jobId>.<attempt>`). Workers never retry:
+ * a failure is reported and Janus decides (CONTRACT §4). The message is acknowledged only after
+ * the outcome was published, and the consumer never redelivers, so a crashed worker is handled by
+ * lease expiry.
+ */
+export async function startWorker(opts: WorkerOptions): Promise<Worker> {
+  const names = natsNames(opts.namespace ?? 'janus');
+  const js = jetstream(opts.nc);
+  const consumer: Consumer = await js.consumers.get(names.streams.jobs, names.consumers.workers(opts.jobType));
+  const concurrency = Math.max(1, opts.concurrency ?? 1);
+  const stopping = new AbortController();
+  const running = new Set<Promise<void>>();
+  let processed = 0;
+
+  const extendLease = async (token: string, ms: number): Promise<Date> => {
+    const reply = await opts.nc.request(names.subjects.leaseExtend, JSON.stringify({ leaseToken: token, ms }), { timeout: 2_000 });
+    const body = reply.json<{ ok: boolean; expiresAt?: string; reason?: string }>();
+    if (!body.ok || body.expiresAt === undefined) throw new Error(`lease not extended: ${body.reason ?? 'unknown'}`);
+    return new Date(body.expiresAt);
+  };
+
+  async function handle(msg: JsMsg): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = msg.json();
+    } catch {
+      raw = undefined;
+    }
+    const parsed = JobMessage.safeParse(raw);
+    if (!parsed.success) {
+      opts.onError?.(new Error(`malformed job message on ${msg.subject}`));
+      msg.term();
+      return;
+    }
+    const job = parsed.data;
+    const expiry = new AbortController();
+    let expiresAt = Date.parse(job.lease.expiresAt);
+    const armExpiry = () => setTimeout(() => expiry.abort(new Error('lease expired')), Math.max(0, expiresAt - Date.now()));
+    let timer = armExpiry();
+    const signal = AbortSignal.any([expiry.signal, stopping.signal]);
+    const ctx: JobContext = {
+      signal,
+      extendLease: async (ms) => {
+        const until = await extendLease(job.lease.token, ms);
+        expiresAt = until.getTime();
+        clearTimeout(timer);
+        timer = armExpiry();
+        return until;
+      },
+    };
+    let outcome: WorkerOutcome;
+    try {
+      const result = await opts.handler(job, ctx);
+      outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded', ...(result?.actualCost !== undefined ? { actualCost: result.actualCost } : {}) };
+    } catch (error) {
+      outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'failed', error: truncateError(error) };
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      await publishJson(js, names.subjects.outcome(job.type), outcome, attemptMsgId(job.jobId, job.attempt));
+    } catch (error) {
+      // The lease will expire and Janus will record a timed_out outcome: nothing is lost.
+      opts.onError?.(error, job);
+    }
+    msg.ack();
+    processed++;
+  }
+
+  const messages = await consumer.consume({ max_messages: concurrency });
+  const loop = (async () => {
+    for await (const msg of messages) {
+      const task = handle(msg).catch((error: unknown) => opts.onError?.(error));
+      running.add(task);
+      void task.finally(() => running.delete(task));
+      while (running.size >= concurrency) await Promise.race(running);
+      if (stopping.signal.aborted) break;
+    }
+  })();
+
+  return {
+    get processed() {
+      return processed;
+    },
+    async stop() {
+      await messages.close();
+      await loop;
+      await Promise.allSettled([...running]);
+      stopping.abort();
+    },
+  };
+}
