@@ -1,0 +1,43 @@
+/**
+ * Faults of the limiter. Decisions (admitted, rejected, duplicate…) are typed results and never
+ * thrown; only faults are. Apps map `status` to HTTP and `retryable` to their retry logic.
+ */
+export class JanusError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    readonly retryable: boolean,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'JanusError';
+  }
+}
+
+/** Redis could not be reached or did not answer in time. Callers apply each dependency's failMode. */
+export class StoreUnavailable extends JanusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('store_unavailable', 503, true, message, options);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+/**
+ * Redis lost the limiter's state (restart without persistence, flush). Admission fails closed until
+ * `recoveringUntil` (Redis ms), when every lease granted before the loss has expired.
+ */
+export class StateLost extends JanusError {
+  constructor(readonly recoveringUntil: number) {
+    super('state_lost', 503, true, `limiter state lost; admissions resume at ${new Date(recoveringUntil).toISOString()}`);
+    this.name = 'StateLost';
+  }
+}
+
+/** A request the limiter cannot take at all (caller bug): e.g. an empty or oversized batch. */
+export class InvalidAdmission extends JanusError {
+  constructor(message: string) {
+    super('invalid_admission', 400, false, message);
+    this.name = 'InvalidAdmission';
+  }
+}

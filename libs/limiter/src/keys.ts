@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Every Redis key the limiter touches is built here.
+ *
+ * Layout: `<ns>:{<ns>}:<kind>:…`. The `{<ns>}` hash tag puts every key of a namespace in ONE Redis
+ * Cluster slot. That is deliberate: one admission checks and consumes dependency, tenant, global and
+ * budget state (plus leases and idempotency records) in a single atomic Lua script, and Redis only
+ * runs a script whose keys share a slot. A cluster therefore gives a namespace one shard's
+ * throughput; scale further by giving independent deployments (or dependency groups) their own
+ * namespace. The leading `<ns>:` lets `SCAN MATCH <ns>:*` find and drop a namespace.
+ */
+export class Keys {
+  readonly prefix: string;
+
+  constructor(readonly namespace: string) {
+    this.prefix = `${namespace}:{${namespace}}:`;
+  }
+
+  /** The full key of a limit id produced by the `limitId` builders below. */
+  limit(id: string): string {
+    return this.prefix + id;
+  }
+
+  /** Exists while the stored state is trustworthy (written once; never expires). */
+  get epoch(): string {
+    return `${this.prefix}epoch`;
+  }
+
+  /** Redis ms until which admission stays closed after the state was lost. */
+  get recoveringUntil(): string {
+    return `${this.prefix}recovering-until`;
+  }
+
+  /** ZSET leaseId → expiresAt, for reapExpired. */
+  get leaseExpiry(): string {
+    return `${this.prefix}leases:expiry`;
+  }
+
+  lease(leaseId: string): string {
+    return `${this.prefix}lease:${leaseId}`;
+  }
+
+  /** Idempotency keys are hashed: they are caller text of up to 200 characters. */
+  idempotency(tenant: string, key: string): string {
+    const digest = createHash('sha256').update(key).digest('base64url').slice(0, 32);
+    return `${this.prefix}idem:${tenant}:${digest}`;
+  }
+}
+
+/** Namespace-free limit ids; `Keys.limit` turns them into keys. */
+export const limitId = {
+  depRate: (dep: string) => `dep:${dep}:rate`,
+  depCostRate: (dep: string) => `dep:${dep}:cost`,
+  depConcurrency: (dep: string) => `dep:${dep}:conc`,
+  depTenantRate: (dep: string, tenant: string) => `dep:${dep}:tenant:${tenant}:rate`,
+  depTenantCostRate: (dep: string, tenant: string) => `dep:${dep}:tenant:${tenant}:cost`,
+  depTenantConcurrency: (dep: string, tenant: string) => `dep:${dep}:tenant:${tenant}:conc`,
+  tenantRate: (tenant: string) => `tenant:${tenant}:rate`,
+  tenantConcurrency: (tenant: string) => `tenant:${tenant}:conc`,
+  /** One hash per tenant holding the current window start and the amount used in it. */
+  tenantBudget: (tenant: string) => `tenant:${tenant}:budget`,
+  globalRate: () => 'global:rate',
+  globalConcurrency: () => 'global:conc',
+} as const;

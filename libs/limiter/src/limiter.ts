@@ -1,0 +1,445 @@
+import type { Redis } from 'ioredis';
+import type { Priority, RejectReason } from '@janus/contracts';
+import { InvalidAdmission, JanusError, StateLost } from './errors.js';
+import { Keys, limitId } from './keys.js';
+import { amountFor, compilePolicy, estimateFor, type CompiledPolicy, type LimitSpec } from './policy.js';
+import { EMPTY_POLICY } from '@janus/contracts';
+import { ScriptStore } from './store.js';
+import { LeaseTokens } from './token.js';
+import type {
+  AdmissionRequest,
+  AdmissionResult,
+  Admitted,
+  AdmittedJob,
+  BucketView,
+  ExpiredLease,
+  ExtendResult,
+  LeaseFailure,
+  LimiterSnapshot,
+  Outcome,
+  SettleResult,
+  TenantUsage,
+} from './types.js';
+
+export interface LimiterOptions {
+  readonly redis: Redis;
+  readonly namespace: string;
+  readonly signingKey: string;
+  /** Test-only clock override (ms). Without it every script reads Redis TIME. */
+  readonly now?: () => number;
+  readonly policy?: CompiledPolicy;
+  /** A Redis call slower than this is a StoreUnavailable fault. Default 2000 ms. */
+  readonly timeoutMs?: number;
+  /** How long a finished lease hash is kept so that late settles get a precise answer. Default 24 h. */
+  readonly leaseRetentionMs?: number;
+  /** At most this many jobs per coalesced Lua call. Default 1000. */
+  readonly maxJobsPerCall?: number;
+  /** Admission stays closed this long after state loss. Default: the policy's longest timeoutMs. */
+  readonly recoveryMs?: number;
+}
+
+export const MAX_BATCH = 1000;
+const PRIORITY_CODE: Record<Priority, number> = { high: 1, normal: 2, low: 3 };
+const BASE_KEYS = 3;
+
+interface Pending {
+  readonly request: AdmissionRequest;
+  readonly resolve: (result: AdmissionResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number];
+type JobWire = [number, string, string, number, string, string, number, number, number, number[], 0 | [number, string, number]];
+interface GroupWire {
+  i: 0 | [number, string, number];
+  j: JobWire[];
+}
+type JobReply = { e: number; b: number } | { d: string };
+type GroupReply = { k: 1; j: JobReply[] } | { k: 2; x: number; r: RejectReason; w: number } | { k: 3; r: string };
+type AdmitReply = { e: -1 | -2; u: number } | { at: number; g: GroupReply[] };
+interface LeaseReply {
+  s: number;
+  j: string;
+  a: number;
+  t: string;
+  y: string;
+  r: number;
+  c: number;
+  at: number;
+  e: number;
+}
+
+const FAILURE: Record<number, LeaseFailure> = { [-1]: 'unknown', [-2]: 'expired', [-3]: 'already_settled' };
+
+/**
+ * The admission engine. Every decision is one atomic Lua step with time read from Redis; concurrent
+ * `admit` calls from one tick are coalesced into one script call holding one group per request.
+ */
+export class Limiter {
+  readonly keys: Keys;
+  readonly #store: ScriptStore;
+  readonly #tokens: LeaseTokens;
+  readonly #now: (() => number) | undefined;
+  readonly #retentionMs: number;
+  readonly #maxJobsPerCall: number;
+  readonly #recoveryMs: number | undefined;
+  #policy: CompiledPolicy;
+  #queue: Pending[] = [];
+  #queuedJobs = 0;
+  #scheduled = false;
+
+  constructor(opts: LimiterOptions) {
+    this.keys = new Keys(opts.namespace);
+    this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000);
+    this.#tokens = new LeaseTokens(opts.signingKey, opts.namespace);
+    this.#now = opts.now;
+    this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
+    this.#maxJobsPerCall = Math.min(opts.maxJobsPerCall ?? MAX_BATCH, MAX_BATCH);
+    this.#recoveryMs = opts.recoveryMs;
+    this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
+  }
+
+  get policy(): CompiledPolicy {
+    return this.#policy;
+  }
+
+  /** Atomic swap: calls already flushed keep the old policy, later ones use the new one. */
+  setPolicy(policy: CompiledPolicy): void {
+    this.#policy = policy;
+  }
+
+  /**
+   * Marks the state trustworthy. `fresh: true` when the operator knows no lease is live (first
+   * deployment, tests); otherwise a missing epoch starts recovery (admission closed for the longest
+   * job timeout). Returns whether admission is open and, if not, when it reopens.
+   */
+  async init(opts: { fresh?: boolean } = {}): Promise<{ open: true } | { open: false; recoveringUntil: number }> {
+    const reply = (await this.#store.run('init', [this.keys.epoch, this.keys.recoveringUntil], [
+      opts.fresh === true ? 'fresh' : 'recover',
+      this.#clock(),
+      this.#recoveryWindow(),
+    ])) as [number, string];
+    return reply[0] === 1 ? { open: true } : { open: false, recoveringUntil: Number(reply[1]) };
+  }
+
+  /** Same as `init()`: starts (or reports) recovery after state loss. */
+  recover(): Promise<{ open: true } | { open: false; recoveringUntil: number }> {
+    return this.init();
+  }
+
+  admit(request: AdmissionRequest): Promise<AdmissionResult> {
+    const n = request.jobs.length;
+    if (n === 0 || n > MAX_BATCH) return Promise.reject(new InvalidAdmission(`a request holds 1 to ${MAX_BATCH} jobs, not ${n}`));
+    for (let i = 0; i < n; i++) {
+      const job = request.jobs[i];
+      if (job !== undefined && this.#policy.jobType(job.jobType) === undefined) {
+        return Promise.resolve({ kind: 'unknown_job_type', index: i });
+      }
+    }
+    return new Promise<AdmissionResult>((resolve, reject) => {
+      if (this.#queuedJobs + n > this.#maxJobsPerCall) this.#flush();
+      this.#queue.push({ request, resolve, reject });
+      this.#queuedJobs += n;
+      if (this.#queuedJobs >= this.#maxJobsPerCall) {
+        this.#flush();
+      } else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  #flush(): void {
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#queuedJobs = 0;
+    void this.#send(batch);
+  }
+
+  async #send(batch: Pending[]): Promise<void> {
+    const policy = this.#policy;
+    const keys: string[] = [this.keys.epoch, this.keys.recoveringUntil, this.keys.leaseExpiry];
+    const keyIndex = new Map<string, number>();
+    const keyOf = (key: string): number => {
+      let i = keyIndex.get(key);
+      if (i === undefined) {
+        keys.push(key);
+        i = keys.length;
+        keyIndex.set(key, i);
+      }
+      return i;
+    };
+    const limits: LimitDef[] = [];
+    const limitIndex = new Map<string, number>();
+    const limitOf = (spec: LimitSpec): number => {
+      let i = limitIndex.get(spec.id);
+      if (i === undefined) {
+        limits.push(encodeLimit(spec, keyOf(this.keys.limit(spec.id)), policy));
+        i = limits.length;
+        limitIndex.set(spec.id, i);
+      }
+      return i;
+    };
+
+    const groups: GroupWire[] = [];
+    const sent: { pending: Pending; leaseIds: string[] }[] = [];
+    for (const pending of batch) {
+      const { request } = pending;
+      const jobs: JobWire[] = [];
+      const leaseIds: string[] = [];
+      let unknown = -1;
+      for (let i = 0; i < request.jobs.length; i++) {
+        const job = request.jobs[i]!;
+        const jt = policy.jobType(job.jobType);
+        const specs = policy.limitsFor(job.tenant, job.jobType);
+        if (jt === undefined || specs === undefined) {
+          unknown = i;
+          break;
+        }
+        const refs: number[] = [];
+        for (const spec of specs) {
+          const amount = amountFor(spec, jt, job.cost);
+          refs.push(limitOf(spec), spec.kind === 'rate' ? amount * spec.periodMs : amount);
+        }
+        const leaseId = this.#tokens.nextId();
+        leaseIds.push(leaseId);
+        const hasBudget = specs.some((s) => s.kind === 'budget');
+        jobs.push([
+          keyOf(this.keys.lease(leaseId)),
+          leaseId,
+          job.jobId,
+          job.attempt ?? 1,
+          job.tenant,
+          job.jobType,
+          PRIORITY_CODE[job.priority],
+          jt.timeoutMs,
+          hasBudget ? estimateFor(jt, job.cost) : 0,
+          refs,
+          job.idempotency ? [keyOf(this.keys.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record, jt.idempotencyWindowMs] : 0,
+        ]);
+      }
+      if (unknown >= 0) {
+        pending.resolve({ kind: 'unknown_job_type', index: unknown });
+        continue;
+      }
+      const ri = request.idempotency;
+      groups.push({ i: ri ? [keyOf(this.keys.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs] : 0, j: jobs });
+      sent.push({ pending, leaseIds });
+    }
+    if (groups.length === 0) return;
+
+    let reply: AdmitReply;
+    try {
+      const payload = JSON.stringify({ n: this.#clock(), rc: this.#recoveryWindow(), rt: this.#retentionMs, l: limits, g: groups });
+      reply = JSON.parse((await this.#store.run('admit', keys, [payload])) as string) as AdmitReply;
+    } catch (error) {
+      for (const s of sent) s.pending.reject(error);
+      return;
+    }
+    if ('e' in reply) {
+      const fault = new StateLost(reply.u);
+      for (const s of sent) s.pending.reject(fault);
+      return;
+    }
+    sent.forEach((s, gi) => {
+      const g = reply.g[gi];
+      if (g === undefined) {
+        s.pending.reject(new JanusError('limiter_internal', 500, false, 'admit script returned too few groups'));
+      } else {
+        s.pending.resolve(this.#toResult(s.pending.request, s.leaseIds, g, reply.at));
+      }
+    });
+  }
+
+  #toResult(request: AdmissionRequest, leaseIds: string[], g: GroupReply, at: number): AdmissionResult {
+    if (g.k === 3) return { kind: 'duplicate', record: g.r };
+    if (g.k === 2) return { kind: 'rejected', index: g.x, reason: g.r, retryAfterMs: g.w };
+    const jobs: AdmittedJob[] = request.jobs.map((job, i) => {
+      const r = g.j[i]!;
+      const base = { jobId: job.jobId, attempt: job.attempt ?? 1, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at };
+      if ('d' in r) return { ...base, duplicate: { record: r.d }, budgetReserved: 0 };
+      const id = leaseIds[i]!;
+      return { ...base, lease: { id, token: this.#tokens.sign(id), expiresAt: r.e }, budgetReserved: r.b };
+    });
+    return { kind: 'admitted', at, jobs };
+  }
+
+  async settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
+    const id = this.#tokens.verify(token);
+    if (id === undefined) return { ok: false, reason: 'invalid_token' };
+    const leaseKey = this.keys.lease(id);
+    const [conc, bk] = await this.#store.guard(this.#store.redis.hmget(leaseKey, 'conc', 'bk'));
+    if (conc === null || conc === undefined) return { ok: false, reason: 'unknown' };
+    const keys = [leaseKey, this.keys.leaseExpiry, bk ? bk : leaseKey, ...splitKeys(conc)];
+    const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
+    const r = JSON.parse((await this.#store.run('settle', keys, [this.#clock(), id, outcome, actual, this.#retentionMs])) as string) as LeaseReply;
+    if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at } };
+  }
+
+  /** Sets the lease's expiry to max(current, now + ms). */
+  async extend(token: string, ms: number): Promise<ExtendResult> {
+    const id = this.#tokens.verify(token);
+    if (id === undefined) return { ok: false, reason: 'invalid_token' };
+    const leaseKey = this.keys.lease(id);
+    const conc = await this.#store.guard(this.#store.redis.hget(leaseKey, 'conc'));
+    if (conc === null) return { ok: false, reason: 'unknown' };
+    const keys = [leaseKey, this.keys.leaseExpiry, ...splitKeys(conc)];
+    const r = JSON.parse((await this.#store.run('extend', keys, [this.#clock(), id, Math.max(0, Math.round(ms)), this.#retentionMs])) as string) as LeaseReply;
+    if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
+  }
+
+  /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
+  async reapExpired(max: number): Promise<ExpiredLease[]> {
+    const listed = (await this.#store.run('expired', [this.keys.leaseExpiry], [this.#clock(), Math.max(1, Math.floor(max))])) as string[];
+    const [now, ...ids] = listed;
+    if (ids.length === 0 || now === undefined) return [];
+    const pipeline = this.#store.redis.pipeline();
+    for (const id of ids) pipeline.hget(this.keys.lease(id), 'conc');
+    const concs = (await this.#store.guard(pipeline.exec())) ?? [];
+    const keys = [this.keys.leaseExpiry];
+    const args: (string | number)[] = [now, this.#retentionMs];
+    ids.forEach((id, i) => {
+      const conc = concs[i]?.[1];
+      const pools = typeof conc === 'string' ? splitKeys(conc) : [];
+      keys.push(this.keys.lease(id), ...pools);
+      args.push(id, pools.length);
+    });
+    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string })[];
+    return reaped.map((r) => ({ id: r.i, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e }));
+  }
+
+  /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
+  async revoke(admission: Admitted): Promise<void> {
+    const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
+    if (ids.length === 0) return;
+    const pipeline = this.#store.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.lease(id), 'conc', 'rate', 'bk', 'idem');
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const keys = [this.keys.leaseExpiry];
+    const args: (string | number)[] = [this.#clock(), this.#retentionMs];
+    ids.forEach((id, i) => {
+      const [conc, rate, bk, idem] = (rows[i]?.[1] ?? []) as (string | null)[];
+      const own = [
+        this.keys.lease(id),
+        ...splitKeys(conc ?? ''),
+        ...(rate ?? '').split(',').filter((e) => e.length > 0).map((e) => e.split(' ')[0]!),
+        ...(bk ? [bk] : []),
+        ...splitKeys(idem ?? ''),
+      ];
+      keys.push(...own);
+      args.push(id, own.length);
+    });
+    await this.#store.run('revoke', keys, args);
+  }
+
+  async usage(tenant: string): Promise<TenantUsage> {
+    const policy = this.#policy;
+    const at = await this.#time();
+    const deps = Object.keys(policy.document.dependencies);
+    const pipeline = this.#store.redis.pipeline();
+    for (const d of deps) pipeline.zcount(this.keys.limit(limitId.depTenantConcurrency(d, tenant)), `(${at}`, '+inf');
+    const budgetPolicy = policy.document.tenants[tenant]?.budget;
+    if (budgetPolicy) pipeline.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u');
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const inFlight: Record<string, number> = {};
+    deps.forEach((d, i) => (inFlight[d] = Number(rows[i]?.[1] ?? 0)));
+    let budget: TenantUsage['budget'] = null;
+    if (budgetPolicy) {
+      const [w, u] = (rows[deps.length]?.[1] ?? []) as (string | null)[];
+      const ws = at - (at % budgetPolicy.periodMs);
+      const used = Number(w) === ws ? Number(u ?? 0) : 0;
+      budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
+    }
+    return { tenant, at, budget, inFlight };
+  }
+
+  async inspect(): Promise<LimiterSnapshot> {
+    const policy = this.#policy;
+    const at = await this.#time();
+    const doc = policy.document;
+    const pipeline = this.#store.redis.pipeline();
+    const deps = Object.entries(doc.dependencies);
+    for (const [name] of deps) {
+      pipeline.zcount(this.keys.limit(limitId.depConcurrency(name)), `(${at}`, '+inf');
+      pipeline.hmget(this.keys.limit(limitId.depRate(name)), 't', 'ts');
+      pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts');
+    }
+    pipeline.zcount(this.keys.limit(limitId.globalConcurrency()), `(${at}`, '+inf');
+    pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts');
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const cell = (i: number) => rows[i]?.[1];
+    const dependencies: Record<string, LimiterSnapshot['dependencies'][string]> = {};
+    deps.forEach(([name, p], i) => {
+      dependencies[name] = {
+        inFlight: Number(cell(i * 3) ?? 0),
+        concurrency: p.concurrency ?? null,
+        rate: p.rate ? bucketView(p.rate, cell(i * 3 + 1), at) : null,
+        costRate: p.costRate ? bucketView(p.costRate, cell(i * 3 + 2), at) : null,
+      };
+    });
+    const g = deps.length * 3;
+    return {
+      at,
+      policyVersion: policy.version,
+      dependencies,
+      global: {
+        inFlight: doc.global.concurrency !== undefined ? Number(cell(g) ?? 0) : null,
+        concurrency: doc.global.concurrency ?? null,
+        rate: doc.global.rate ? bucketView(doc.global.rate, cell(g + 1), at) : null,
+      },
+    };
+  }
+
+  #clock(): number {
+    return this.#now ? Math.floor(this.#now()) : 0;
+  }
+
+  async #time(): Promise<number> {
+    if (this.#now) return Math.floor(this.#now());
+    const [s, us] = await this.#store.guard(this.#store.redis.time());
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  #recoveryWindow(): number {
+    return this.#recoveryMs ?? Math.max(this.#policy.maxTimeoutMs, 1000);
+  }
+}
+
+function splitKeys(s: string): string[] {
+  return s.length === 0 ? [] : s.split(' ');
+}
+
+function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy): LimitDef {
+  if (spec.kind === 'concurrency') {
+    if (spec.capacity === null) return [2, keyIndex, spec.reason, -1, -1, -1, 0];
+    return [2, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), 0];
+  }
+  if (spec.kind === 'budget') {
+    return [3, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), spec.periodMs];
+  }
+  const scale = spec.periodMs;
+  return [
+    1,
+    keyIndex,
+    spec.reason,
+    spec.capacity * scale,
+    policy.shareOf('normal', spec.capacity) * scale,
+    policy.shareOf('low', spec.capacity) * scale,
+    spec.limit,
+  ];
+}
+
+function bucketView(rate: { limit: number; periodMs: number; burst?: number | undefined }, cell: unknown, at: number): BucketView {
+  const capacity = rate.burst ?? rate.limit;
+  const [t, ts] = (Array.isArray(cell) ? cell : []) as (string | null)[];
+  const full = capacity * rate.periodMs;
+  let tokens = t === null || t === undefined ? full : Number(t);
+  if (t !== null && t !== undefined) tokens = Math.min(full, tokens + Math.max(0, at - Number(ts ?? at)) * rate.limit);
+  return { capacity, available: Math.floor(tokens / rate.periodMs) };
+}

@@ -1,0 +1,19 @@
+--[[
+  expired-1 — list leases whose expiry has passed (first step of reaping: the caller then reads
+  which pools each lease holds and passes them to reap-n as KEYS).
+
+  KEYS[1]   lease expiry index (ZSET)
+  ARGV[1]   now in ms, or 0 to use Redis TIME
+  ARGV[2]   at most this many lease ids
+
+  Returns   { now, leaseId, … }
+]]
+local rcall = redis.call
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = rcall('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local ids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[2]))
+table.insert(ids, 1, string.format('%.0f', now))
+return ids

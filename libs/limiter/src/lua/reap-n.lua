@@ -1,0 +1,38 @@
+--[[
+  reap-n — atomically free leases that are still active and expired at `now`: remove them from
+  every concurrency pool and the expiry index and mark them expired. Their budget reservation
+  stays spent (the actual cost is unknown). Leases settled or extended meanwhile are left alone.
+
+  KEYS[1]   lease expiry index (ZSET)
+  KEYS[2…]  per lease, in ARGV order: the lease hash, then the concurrency pools it holds
+
+  ARGV[1]   now in ms (from expired-1)
+  ARGV[2]   retention of the finished lease hash in ms
+  ARGV[3…]  per lease: lease id, number of concurrency pools
+
+  Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt} … ] for the leases it expired
+]]
+local rcall = redis.call
+local now = tonumber(ARGV[1])
+local out = {}
+local k = 2
+for a = 3, #ARGV, 2 do
+  local leaseId = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local lease = KEYS[k]
+  local v = rcall('HMGET', lease, 'st', 'exp', 'job', 'att', 'ten', 'typ', 'res')
+  if not v[1] then
+    rcall('ZREM', KEYS[1], leaseId)
+  elseif v[1] ~= 'active' then
+    rcall('ZREM', KEYS[1], leaseId)
+  elseif tonumber(v[2]) <= now then
+    for i = k + 1, k + n do rcall('ZREM', KEYS[i], leaseId) end
+    rcall('ZREM', KEYS[1], leaseId)
+    rcall('HSET', lease, 'st', 'expired', 'fin', string.format('%.0f', now))
+    rcall('PEXPIRE', lease, tonumber(ARGV[2]))
+    out[#out + 1] = { i = leaseId, j = v[3], a = tonumber(v[4]), t = v[5], y = v[6], r = tonumber(v[7]) or 0, e = tonumber(v[2]) }
+  end
+  k = k + n + 1
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)

@@ -1,0 +1,190 @@
+import type { JobTypePolicy, PolicyDocument, Priority, RejectReason, RetryPolicy } from '@janus/contracts';
+import { limitId } from './keys.js';
+
+/** What a limit counts per job: one job, the job's cost on one dependency, or its budget estimate. */
+export type LimitAmount = { readonly per: 'job' } | { readonly per: 'cost'; readonly defaultCost: number } | { readonly per: 'estimate' };
+
+export interface RateLimitSpec {
+  readonly kind: 'rate';
+  readonly id: string;
+  readonly reason: RejectReason;
+  /** Bucket size (`burst`, default `limit`). */
+  readonly capacity: number;
+  readonly limit: number;
+  readonly periodMs: number;
+  readonly amount: LimitAmount;
+}
+
+export interface ConcurrencySpec {
+  readonly kind: 'concurrency';
+  readonly id: string;
+  readonly reason: RejectReason;
+  /** Null when the pool is only tracked (for usage and inspect), not limited. */
+  readonly capacity: number | null;
+  readonly amount: LimitAmount;
+}
+
+export interface BudgetSpec {
+  readonly kind: 'budget';
+  readonly id: string;
+  readonly reason: 'budget_exhausted';
+  readonly capacity: number;
+  readonly periodMs: number;
+  readonly amount: LimitAmount;
+}
+
+export type LimitSpec = RateLimitSpec | ConcurrencySpec | BudgetSpec;
+
+export interface CompiledJobType {
+  readonly name: string;
+  readonly dependencies: readonly { readonly name: string; readonly cost: number }[];
+  readonly timeoutMs: number;
+  readonly idempotencyWindowMs: number;
+  readonly maxPayloadBytes: number;
+  readonly retry: RetryPolicy;
+  readonly retryPriority: Priority;
+  /** Budget reserved at admission when the request gives no cost: the sum of dependency costs, or 1. */
+  readonly estimate: number;
+  /** True when every dependency is `failMode: open` (and there is at least one): callers may admit when Redis is down. */
+  readonly failOpen: boolean;
+}
+
+export interface CompiledPolicy {
+  readonly version: number;
+  readonly document: PolicyDocument;
+  readonly jobTypes: ReadonlyMap<string, CompiledJobType>;
+  readonly shedding: { readonly low: number; readonly normal: number };
+  /** Longest job type timeout: how long state-loss recovery keeps admission closed. */
+  readonly maxTimeoutMs: number;
+  jobType(name: string): CompiledJobType | undefined;
+  /** Every limit a job touches, in the contract's admission order. Undefined for an unknown job type. */
+  limitsFor(tenant: string, jobType: string): readonly LimitSpec[] | undefined;
+  /** `ceil(share × capacity)` for the priority (high: capacity). */
+  shareOf(priority: Priority, capacity: number): number;
+}
+
+/** How many units of a limit one job consumes. `cost` (from the request) overrides every dependency cost. */
+export function amountFor(spec: LimitSpec, jobType: CompiledJobType, cost: number | undefined): number {
+  switch (spec.amount.per) {
+    case 'job':
+      return 1;
+    case 'cost':
+      return cost ?? spec.amount.defaultCost;
+    case 'estimate':
+      return cost ?? jobType.estimate;
+  }
+}
+
+/** Budget reserved for one job. */
+export function estimateFor(jobType: CompiledJobType, cost: number | undefined): number {
+  return cost ?? jobType.estimate;
+}
+
+/** `ceil(share × capacity)`, immune to binary noise such as 0.7 × 100 = 70.00000000000001. */
+export function shareCapacity(share: number, capacity: number): number {
+  return Math.min(capacity, Math.ceil(share * capacity - 1e-9));
+}
+
+function compileJobType(name: string, policy: JobTypePolicy, doc: PolicyDocument): CompiledJobType {
+  const dependencies = Object.freeze(policy.dependencies.map((d) => Object.freeze({ name: d.name, cost: d.cost })));
+  const sum = dependencies.reduce((total, d) => total + d.cost, 0);
+  return Object.freeze({
+    name,
+    dependencies,
+    timeoutMs: policy.timeoutMs,
+    idempotencyWindowMs: policy.idempotencyWindowMs,
+    maxPayloadBytes: policy.maxPayloadBytes,
+    retry: Object.freeze({ ...policy.retry }),
+    retryPriority: policy.retryPriority,
+    estimate: dependencies.length === 0 ? 1 : sum,
+    failOpen: dependencies.length > 0 && dependencies.every((d) => doc.dependencies[d.name]?.failMode === 'open'),
+  });
+}
+
+const JOB = Object.freeze({ per: 'job' as const });
+const ESTIMATE = Object.freeze({ per: 'estimate' as const });
+
+function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobType): readonly LimitSpec[] {
+  const limits: LimitSpec[] = [];
+  const rate = (id: string, reason: RejectReason, r: { limit: number; periodMs: number; burst?: number | undefined }, amount: LimitAmount) =>
+    limits.push({ kind: 'rate', id, reason, capacity: r.burst ?? r.limit, limit: r.limit, periodMs: r.periodMs, amount });
+  for (const dep of jobType.dependencies) {
+    const p = doc.dependencies[dep.name];
+    if (p === undefined) continue; // impossible for a validated document
+    const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
+    if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB);
+    if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost);
+    // Dependency and per-tenant pools are always tracked so that usage() and inspect() can report in-flight jobs.
+    limits.push({ kind: 'concurrency', id: limitId.depConcurrency(dep.name), reason: 'dependency_concurrency', capacity: p.concurrency ?? null, amount: JOB });
+    if (p.perTenant?.rate) rate(limitId.depTenantRate(dep.name, tenant), 'dependency_rate', p.perTenant.rate, JOB);
+    if (p.perTenant?.costRate) rate(limitId.depTenantCostRate(dep.name, tenant), 'dependency_cost_rate', p.perTenant.costRate, cost);
+    limits.push({
+      kind: 'concurrency',
+      id: limitId.depTenantConcurrency(dep.name, tenant),
+      reason: 'dependency_concurrency',
+      capacity: p.perTenant?.concurrency ?? null,
+      amount: JOB,
+    });
+  }
+  const t = doc.tenants[tenant];
+  if (t?.rate) rate(limitId.tenantRate(tenant), 'tenant_rate', t.rate, JOB);
+  if (t?.concurrency !== undefined) {
+    limits.push({ kind: 'concurrency', id: limitId.tenantConcurrency(tenant), reason: 'tenant_concurrency', capacity: t.concurrency, amount: JOB });
+  }
+  if (doc.global.rate) rate(limitId.globalRate(), 'global_rate', doc.global.rate, JOB);
+  if (doc.global.concurrency !== undefined) {
+    limits.push({ kind: 'concurrency', id: limitId.globalConcurrency(), reason: 'global_concurrency', capacity: doc.global.concurrency, amount: JOB });
+  }
+  if (t?.budget) {
+    limits.push({ kind: 'budget', id: limitId.tenantBudget(tenant), reason: 'budget_exhausted', capacity: t.budget.limit, periodMs: t.budget.periodMs, amount: ESTIMATE });
+  }
+  return Object.freeze(limits.map((l) => Object.freeze(l)));
+}
+
+/**
+ * Compiles a validated policy document into an immutable structure. Swap it into a running
+ * Limiter with `setPolicy` (one reference assignment: admissions see the old or the new policy,
+ * never a mix). Per-tenant limit lists are built on first use and memoised inside the compiled
+ * policy, so an unknown tenant (no tenant entry) simply has no tenant limits.
+ */
+export function compilePolicy(doc: PolicyDocument, version: number): CompiledPolicy {
+  const jobTypes = new Map<string, CompiledJobType>();
+  for (const [name, jt] of Object.entries(doc.jobTypes)) jobTypes.set(name, compileJobType(name, jt, doc));
+  const memo = new Map<string, readonly LimitSpec[]>();
+  const shedding = Object.freeze({ low: doc.global.shedding.low, normal: doc.global.shedding.normal });
+  const maxTimeoutMs = Math.max(0, ...[...jobTypes.values()].map((j) => j.timeoutMs));
+  const frozenDoc = deepFreeze(structuredClone(doc));
+  const compiled: CompiledPolicy = {
+    version,
+    document: frozenDoc,
+    jobTypes,
+    shedding,
+    maxTimeoutMs,
+    jobType: (name) => jobTypes.get(name),
+    limitsFor(tenant, jobTypeName) {
+      const jt = jobTypes.get(jobTypeName);
+      if (jt === undefined) return undefined;
+      const memoKey = `${tenant}\u0000${jobTypeName}`;
+      let limits = memo.get(memoKey);
+      if (limits === undefined) {
+        limits = buildLimits(frozenDoc, tenant, jt);
+        if (memo.size > 100_000) memo.clear();
+        memo.set(memoKey, limits);
+      }
+      return limits;
+    },
+    shareOf(priority, capacity) {
+      if (priority === 'high') return capacity;
+      return shareCapacity(priority === 'low' ? shedding.low : shedding.normal, capacity);
+    },
+  };
+  return Object.freeze(compiled);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

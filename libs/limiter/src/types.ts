@@ -1,0 +1,104 @@
+import type { Priority, RejectReason } from '@janus/contracts';
+
+export interface JobAdmission {
+  readonly jobId: string;
+  readonly tenant: string;
+  readonly jobType: string;
+  readonly priority: Priority;
+  /** Overrides every dependency cost of the job type and is the budget estimate. */
+  readonly cost?: number;
+  /** Default 1. */
+  readonly attempt?: number;
+  /** Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. */
+  readonly idempotency?: { readonly key: string; readonly record: string };
+}
+
+export interface AdmissionRequest {
+  /** 1 to 1000 jobs, admitted all or nothing. */
+  readonly jobs: readonly JobAdmission[];
+  /** Request-level idempotency (a whole batch), scoped to `tenant`, kept `windowMs`. */
+  readonly idempotency?: { readonly key: string; readonly tenant: string; readonly record: string; readonly windowMs: number };
+}
+
+export interface Lease {
+  readonly id: string;
+  readonly token: string;
+  /** Redis ms. */
+  readonly expiresAt: number;
+}
+
+interface AdmittedJobBase {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly tenant: string;
+  readonly jobType: string;
+  readonly priority: Priority;
+  /** Redis ms. */
+  readonly admittedAt: number;
+}
+
+export type AdmittedJob =
+  | (AdmittedJobBase & { readonly duplicate?: undefined; readonly lease: Lease; readonly budgetReserved: number })
+  /** The job's own idempotency key was already recorded: it was not admitted again. */
+  | (AdmittedJobBase & { readonly duplicate: { readonly record: string }; readonly lease?: undefined; readonly budgetReserved: 0 });
+
+export interface Admitted {
+  readonly kind: 'admitted';
+  readonly at: number;
+  readonly jobs: readonly AdmittedJob[];
+}
+
+export type AdmissionResult =
+  | Admitted
+  | { readonly kind: 'duplicate'; readonly record: string }
+  | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
+  | { readonly kind: 'unknown_job_type'; readonly index: number };
+
+export type Outcome = 'succeeded' | 'failed' | 'timed_out';
+
+export interface LeaseInfo {
+  readonly id: string;
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly tenant: string;
+  readonly jobType: string;
+  /** Budget reserved at admission. */
+  readonly reserved: number;
+}
+
+export type LeaseFailure = 'invalid_token' | 'unknown' | 'expired' | 'already_settled';
+
+export type SettleResult =
+  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number } }
+  | { readonly ok: false; readonly reason: LeaseFailure };
+
+export type ExtendResult =
+  | { readonly ok: true; readonly lease: LeaseInfo & { readonly expiresAt: number } }
+  | { readonly ok: false; readonly reason: LeaseFailure };
+
+export interface ExpiredLease extends LeaseInfo {
+  readonly expiresAt: number;
+}
+
+export interface TenantUsage {
+  readonly tenant: string;
+  readonly at: number;
+  readonly budget: { readonly limit: number; readonly used: number; readonly remaining: number; readonly resetsAt: number } | null;
+  /** Live leases per dependency of the policy. */
+  readonly inFlight: Readonly<Record<string, number>>;
+}
+
+export interface BucketView {
+  readonly capacity: number;
+  /** Whole tokens available now. */
+  readonly available: number;
+}
+
+export interface LimiterSnapshot {
+  readonly at: number;
+  readonly policyVersion: number;
+  readonly dependencies: Readonly<
+    Record<string, { readonly inFlight: number; readonly concurrency: number | null; readonly rate: BucketView | null; readonly costRate: BucketView | null }>
+  >;
+  readonly global: { readonly inFlight: number | null; readonly concurrency: number | null; readonly rate: BucketView | null };
+}

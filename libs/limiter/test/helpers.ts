@@ -1,0 +1,51 @@
+import { Redis } from 'ioredis';
+import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
+import { dropRedisNamespace, testNamespace } from '@janus/testing';
+import { compilePolicy, Limiter, type JobAdmission, type LimiterOptions } from '../src/index.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const SIGNING_KEY = 'test-signing-key-0123456789abcdef0123456789';
+/** A round start time (a multiple of one hour) so budget windows are easy to reason about. */
+export const T0 = 1_800_000_000_000;
+
+export interface Harness {
+  readonly ns: string;
+  readonly redis: Redis;
+  readonly limiter: Limiter;
+  readonly clock: { now: number };
+  advance(ms: number): void;
+  makeLimiter(opts?: Partial<LimiterOptions>): Limiter;
+  close(): Promise<void>;
+}
+
+/** One namespace per test file (or per property run), a manual clock, a fresh epoch. */
+export async function harness(label: string, doc: PolicyDocumentInput, opts: Partial<LimiterOptions> = {}): Promise<Harness> {
+  const ns = opts.namespace ?? testNamespace(label);
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  const clock = { now: T0 };
+  const policy = compilePolicy(PolicyDocument.parse(doc), 1);
+  const makeLimiter = (o: Partial<LimiterOptions> = {}) =>
+    new Limiter({ redis, namespace: ns, signingKey: SIGNING_KEY, now: () => clock.now, policy, ...opts, ...o });
+  const limiter = makeLimiter();
+  await limiter.init({ fresh: true });
+  return {
+    ns,
+    redis,
+    limiter,
+    clock,
+    advance: (ms) => {
+      clock.now += ms;
+    },
+    makeLimiter,
+    close: async () => {
+      redis.disconnect();
+      await dropRedisNamespace(REDIS_URL, ns);
+    },
+  };
+}
+
+let seq = 0;
+export function job(jobType: string, extra: Partial<JobAdmission> = {}): JobAdmission {
+  seq += 1;
+  return { jobId: `job-${seq}`, tenant: 'acme', jobType, priority: 'high', ...extra };
+}
