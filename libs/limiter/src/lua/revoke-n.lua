@@ -35,7 +35,7 @@ for a = 3, #ARGV, 2 do
   if v[1] == 'active' then
     for key in string.gmatch(v[2], '%S+') do rcall('ZREM', key, leaseId) end
     rcall('ZREM', KEYS[1], leaseId)
-    for key, amount, cap, refill in string.gmatch(v[3], '(%S+) (%d+) (%d+) (%d+)') do
+    for key, amount, cap, refill in string.gmatch(v[3], '([^,%s]+) (%d+) (%d+) (%d+)') do
       amount, cap, refill = tonumber(amount), tonumber(cap), tonumber(refill)
       local b = rcall('HMGET', key, 't', 'ts')
       local tokens = tonumber(b[1])

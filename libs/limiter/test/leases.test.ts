@@ -1,0 +1,203 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { harness, job, type Harness } from './helpers.js';
+import type { AdmissionResult } from '../src/index.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function leaseOf(r: AdmissionResult) {
+  if (r.kind !== 'admitted' || r.jobs[0]?.lease === undefined) throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
+  return r.jobs[0].lease;
+}
+
+const leasePolicy = {
+  dependencies: { api: { concurrency: 2, rate: { limit: 100, periodMs: 1000 } } },
+  tenants: { acme: { budget: { limit: 100, periodMs: 3_600_000 } } },
+  jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }], timeoutMs: 1000 } },
+};
+
+describe('priority shedding', () => {
+  it('low and normal jobs only take their share; high takes everything', async () => {
+    h = await harness('shed', {
+      dependencies: { api: { concurrency: 10 } },
+      global: { shedding: { low: 0.5, normal: 0.8 } },
+      jobTypes: { call: { dependencies: [{ name: 'api' }] } },
+    });
+    const admitted = async (priority: 'low' | 'normal' | 'high') => (await h!.limiter.admit({ jobs: [job('call', { priority })] })).kind;
+    for (let i = 0; i < 5; i++) expect(await admitted('low')).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
+    for (let i = 0; i < 3; i++) expect(await admitted('normal')).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'normal' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
+    expect(await admitted('high')).toBe('admitted');
+    expect(await admitted('high')).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'high' })] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+  });
+
+  it('a rate share reserves part of the bucket; retryAfterMs is computed against the share', async () => {
+    h = await harness('shed', {
+      dependencies: { api: { rate: { limit: 10, periodMs: 1000 } } },
+      jobTypes: { call: { dependencies: [{ name: 'api' }] } },
+    });
+    for (let i = 0; i < 8; i++) expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
+    // ceil(0.8 × 10) = 8 used: a low job must wait until one token is back (100 ms).
+    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 100 });
+    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'normal' })] })).kind).toBe('admitted');
+    h.advance(199);
+    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('rejected');
+    h.advance(1);
+    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
+  });
+
+  it('a budget share', async () => {
+    h = await harness('shed', { tenants: { acme: { budget: { limit: 10, periodMs: 60_000 } } }, jobTypes: { call: {} } });
+    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low', cost: 8 })] })).kind).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low', cost: 1 })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 60_000 });
+    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'high', cost: 2 })] })).kind).toBe('admitted');
+  });
+});
+
+describe('leases', () => {
+  it('settle frees every slot exactly once and settles the budget both ways', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'j-a', attempt: 2 })] }));
+    const b = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 2 } });
+
+    const settled = await h.limiter.settle(a.token, 'succeeded', 25);
+    expect(settled).toEqual({
+      ok: true,
+      lease: { id: a.id, jobId: 'j-a', attempt: 2, tenant: 'acme', jobType: 'call', reserved: 10, actual: 25, settledAt: h.clock.now },
+    });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 35 }, inFlight: { api: 1 } });
+    expect(await h.limiter.settle(a.token, 'succeeded', 25)).toEqual({ ok: false, reason: 'already_settled' });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 35 }, inFlight: { api: 1 } });
+
+    expect(await h.limiter.settle(b.token, 'failed', 4)).toMatchObject({ ok: true, lease: { reserved: 10, actual: 4 } });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 29 }, inFlight: { api: 0 } });
+  });
+
+  it('without an actual cost the estimate stands; a settle after the window ended leaves the new window alone', async () => {
+    h = await harness('lease', { ...leasePolicy, jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }], timeoutMs: 7_200_000 } } });
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const b = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    await h.limiter.settle(a.token, 'succeeded');
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 } });
+    h.advance(3_600_000);
+    leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    await h.limiter.settle(b.token, 'succeeded', 0);
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 10 } });
+  });
+
+  it('rejects forged and foreign tokens before touching Redis', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const forged = `${a.id}.${'A'.repeat(43)}`;
+    expect(await h.limiter.settle(forged, 'succeeded')).toEqual({ ok: false, reason: 'invalid_token' });
+    expect(await h.limiter.extend('garbage', 10)).toEqual({ ok: false, reason: 'invalid_token' });
+    const otherKey = h.makeLimiter({ signingKey: 'another-signing-key-0123456789abcdef0123' });
+    expect(await otherKey.settle(a.token, 'succeeded')).toEqual({ ok: false, reason: 'invalid_token' });
+    expect(await h.limiter.usage('acme')).toMatchObject({ inFlight: { api: 1 } });
+  });
+
+  it('expiry, extend, fencing and reaping', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
+    const b = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'jb' })] }));
+    expect(a.expiresAt).toBe(h.clock.now + 1000);
+    h.advance(600);
+    expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { jobId: 'ja', expiresAt: h.clock.now + 2000 } });
+    h.advance(400); // b expires now (expiresAt <= now)
+    expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt }]);
+    expect(await h.limiter.reapExpired(10)).toEqual([]);
+    expect(await h.limiter.settle(b.token, 'succeeded', 1)).toEqual({ ok: false, reason: 'expired' });
+    expect(await h.limiter.extend(b.token, 1000)).toEqual({ ok: false, reason: 'expired' });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 1 } });
+    // a is still live thanks to the extension: its slot is held and it can settle.
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
+    expect((await h.limiter.settle(a.token, 'succeeded')).ok).toBe(true);
+    expect(await h.limiter.extend(a.token, 1000)).toEqual({ ok: false, reason: 'already_settled' });
+  });
+
+  it('an expired lease that was not reaped yet cannot settle, and the reaper still reports it', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    h.advance(1000);
+    expect(await h.limiter.settle(a.token, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
+    const reaped = await h.limiter.reapExpired(5);
+    expect(reaped.map((l) => l.id)).toEqual([a.id]);
+  });
+
+  it('reaps at most max leases per call', async () => {
+    h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
+    const r = await h.limiter.admit({ jobs: Array.from({ length: 7 }, () => job('call')) });
+    expect(r.kind).toBe('admitted');
+    h.advance(1000);
+    expect((await h.limiter.reapExpired(3)).length).toBe(3);
+    expect((await h.limiter.reapExpired(3)).length).toBe(3);
+    expect((await h.limiter.reapExpired(3)).length).toBe(1);
+    expect(await h.limiter.usage('acme')).toMatchObject({ inFlight: { api: 0 } });
+  });
+
+  it('an unknown lease id with a genuine MAC is unknown', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    await h.redis.del(h.limiter.keys.lease(a.id));
+    expect(await h.limiter.settle(a.token, 'succeeded')).toEqual({ ok: false, reason: 'unknown' });
+  });
+});
+
+describe('revoke', () => {
+  it('puts tokens, slots, budget and idempotency records back as they were', async () => {
+    h = await harness('revoke', {
+      dependencies: { api: { concurrency: 5, rate: { limit: 10, periodMs: 1000, burst: 3 }, costRate: { limit: 100, periodMs: 1000 } } },
+      tenants: { acme: { budget: { limit: 100, periodMs: 3_600_000 }, rate: { limit: 5, periodMs: 1000 } } },
+      global: { concurrency: 10 },
+      jobTypes: { call: { dependencies: [{ name: 'api', cost: 7 }] } },
+    });
+    const before = await snapshotKeys(h, false);
+    const r = await h.limiter.admit({
+      jobs: [job('call', { idempotency: { key: 'k1', record: 'r1' } }), job('call')],
+      idempotency: { key: 'req', tenant: 'acme', record: 'rr', windowMs: 60_000 },
+    });
+    if (r.kind !== 'admitted') throw new Error('expected an admission');
+    expect(await h.limiter.inspect()).toMatchObject({ dependencies: { api: { inFlight: 2, rate: { available: 1 }, costRate: { available: 86 } } } });
+    await h.limiter.revoke(r);
+    expect(await h.limiter.inspect()).toMatchObject({ dependencies: { api: { inFlight: 0, rate: { available: 3 }, costRate: { available: 100 } } }, global: { inFlight: 0 } });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 0 } });
+    const after = await snapshotKeys(h, false);
+    // Buckets and the budget hash now exist (full, used 0: the same state as absent); nothing else does.
+    expect(Object.keys(before)).toEqual([h.limiter.keys.epoch]);
+    expect(Object.keys(after).filter((k) => k.includes(':idem:') || k.endsWith(':conc'))).toEqual([]);
+    expect(after[h.limiter.keys.limit('dep:api:rate')]).toEqual({ t: '3000', ts: String(h.clock.now) });
+    expect(after[h.limiter.keys.limit('tenant:acme:rate')]).toEqual({ t: '5000', ts: String(h.clock.now) });
+    // The same idempotency keys admit again; the leases are revoked (a late settle changes nothing).
+    const again = await h.limiter.admit({ jobs: [job('call', { idempotency: { key: 'k1', record: 'r2' } })], idempotency: { key: 'req', tenant: 'acme', record: 'rr2', windowMs: 60_000 } });
+    expect(again).toMatchObject({ kind: 'admitted', jobs: [{ lease: {} }] });
+    expect(await h.limiter.settle(r.jobs[0]!.lease!.token, 'succeeded')).toEqual({ ok: false, reason: 'already_settled' });
+  });
+});
+
+/** Every idempotency and limit key of the namespace with its contents (leases excluded unless asked). */
+export async function snapshotKeys(x: Harness, withLeases: boolean): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const keys = (await x.redis.keys(`${x.ns}:*`)).sort();
+  for (const key of keys) {
+    if (!withLeases && (key.includes(':lease:') || key.endsWith(':leases:expiry'))) continue;
+    const type = await x.redis.type(key);
+    if (type === 'hash') {
+      const v = await x.redis.hgetall(key);
+      // A bucket touched then refilled to full is the same state as an untouched one.
+      out[key] = v;
+    } else if (type === 'zset') {
+      const members = await x.redis.zrange(key, 0, -1, 'WITHSCORES');
+      if (members.length > 0) out[key] = members;
+    } else if (type === 'string') {
+      out[key] = await x.redis.get(key);
+    }
+  }
+  return out;
+}
