@@ -1,0 +1,151 @@
+import { DeadLetter, JobMessage, LedgerEntry, NAME_PATTERN, OutcomeEvent } from '@janus/contracts';
+import type { NatsNames } from '@janus/messaging';
+import type { z } from 'zod';
+
+/** The four streams the persister reads (CONTRACT §4). */
+export type StreamKind = 'jobs' | 'outcomes' | 'dead' | 'ledger';
+export const STREAM_KINDS: readonly StreamKind[] = ['jobs', 'outcomes', 'dead', 'ledger'];
+
+/** What the persister needs from one JetStream message. */
+export interface RawMessage {
+  readonly subject: string;
+  /** Stream sequence: identifies the message for `rejected_messages`. */
+  readonly seq: number;
+  readonly data: Uint8Array;
+  /** When JetStream stored the message (ms since the epoch). */
+  readonly timestampMs: number;
+}
+
+export type PersistEvent =
+  | { readonly kind: 'job'; readonly seq: number; readonly body: JobMessage }
+  | { readonly kind: 'outcome'; readonly seq: number; readonly reportedAt: Date; readonly body: OutcomeEvent }
+  | { readonly kind: 'dead'; readonly seq: number; readonly body: DeadLetter }
+  | { readonly kind: 'ledger'; readonly seq: number; readonly body: LedgerEntry }
+  | {
+      readonly kind: 'rejected';
+      readonly stream: string;
+      readonly seq: number;
+      readonly subject: string;
+      readonly reason: string;
+      readonly raw: string;
+    };
+
+export type RejectedEvent = Extract<PersistEvent, { kind: 'rejected' }>;
+
+/** PostgreSQL `integer` columns (attempt, cost). */
+const PG_INT_MAX = 2_147_483_647;
+/** A btree index entry must fit in ~2.7 kB; ids are indexed, so bound them well below that. */
+const MAX_ID_LENGTH = 200;
+/** Raw bodies kept in `rejected_messages` are truncated to this many characters. */
+const MAX_RAW_KEPT = 16_384;
+
+const decoder = new TextDecoder('utf-8');
+
+/** Text PostgreSQL will accept: no NUL characters (text and jsonb both refuse them). */
+function storableText(text: string): string {
+  return text.replace(/\u0000/g, '\\u0000');
+}
+
+function zodReason(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+function isDate(value: string): boolean {
+  return Number.isFinite(Date.parse(value));
+}
+
+/**
+ * Turns one message of one stream into what the store writes, or into a rejection with the reason
+ * (not JSON, fails the contract's zod schema, subject does not match the body, or a value
+ * PostgreSQL could never store). Never throws.
+ */
+export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string, msg: RawMessage): PersistEvent {
+  const raw = decoder.decode(msg.data);
+  const reject = (reason: string): RejectedEvent => ({
+    kind: 'rejected',
+    stream,
+    seq: msg.seq,
+    subject: msg.subject,
+    reason,
+    raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw),
+  });
+
+  const prefix = `${names.namespace}.${kind}.`;
+  const token = msg.subject.startsWith(prefix) ? msg.subject.slice(prefix.length) : undefined;
+  if (token === undefined || !NAME_PATTERN.test(token)) return reject(`subject ${msg.subject} does not match ${prefix}<name>`);
+
+  // PostgreSQL text and jsonb cannot hold NUL; a body that contains one can never be stored.
+  if (/\u0000|\\u0000/i.test(raw)) return reject('body contains a NUL character, which PostgreSQL cannot store');
+
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return reject('body is not JSON');
+  }
+
+  switch (kind) {
+    case 'jobs': {
+      const parsed = JobMessage.safeParse(json);
+      if (!parsed.success) return reject(`not a JobMessage: ${zodReason(parsed.error)}`);
+      const b = parsed.data;
+      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (!isDate(b.admittedAt)) return reject('admittedAt is not a timestamp');
+      if (!isDate(b.lease.expiresAt)) return reject('lease.expiresAt is not a timestamp');
+      return { kind: 'job', seq: msg.seq, body: b };
+    }
+    case 'outcomes': {
+      const parsed = OutcomeEvent.safeParse(json);
+      if (!parsed.success) return reject(`not an OutcomeEvent: ${zodReason(parsed.error)}`);
+      const b = parsed.data;
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject('actualCost out of range');
+      return { kind: 'outcome', seq: msg.seq, reportedAt: new Date(msg.timestampMs), body: b };
+    }
+    case 'dead': {
+      const parsed = DeadLetter.safeParse(json);
+      if (!parsed.success) return reject(`not a DeadLetter: ${zodReason(parsed.error)}`);
+      const b = parsed.data;
+      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempts > PG_INT_MAX) return reject('attempts out of range');
+      if (!isDate(b.deadAt)) return reject('deadAt is not a timestamp');
+      return { kind: 'dead', seq: msg.seq, body: b };
+    }
+    case 'ledger': {
+      const parsed = LedgerEntry.safeParse(json);
+      if (!parsed.success) return reject(`not a LedgerEntry: ${zodReason(parsed.error)}`);
+      const b = parsed.data;
+      if (b.tenant !== token) return reject(`subject tenant ${token} does not match body tenant ${b.tenant}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');
+      if (!isDate(b.at)) return reject('at is not a timestamp');
+      return { kind: 'ledger', seq: msg.seq, body: b };
+    }
+  }
+}
+
+/** A message the database refused even though it passed validation (found by splitting the batch). */
+export function rejectionOf(stream: string, msg: RawMessage, reason: string): RejectedEvent {
+  const raw = decoder.decode(msg.data);
+  return {
+    kind: 'rejected',
+    stream,
+    seq: msg.seq,
+    subject: msg.subject,
+    reason,
+    raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw),
+  };
+}
+
+/** The ledger's natural key (CONTRACT §4): `<jobId>.<attempt>.<kind>`. */
+export function ledgerEntryId(entry: Pick<LedgerEntry, 'jobId' | 'attempt' | 'kind'>): string {
+  return `${entry.jobId}.${entry.attempt}.${entry.kind}`;
+}

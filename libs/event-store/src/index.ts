@@ -1,0 +1,8 @@
+export { decodeMessage, ledgerEntryId, rejectionOf, STREAM_KINDS, type PersistEvent, type RawMessage, type RejectedEvent, type StreamKind } from './decode.js';
+export { describeDbError, isPermanentDbError } from './errors.js';
+export { getJobView } from './job-view.js';
+export { createPersisterMetrics, type PersisterMetrics } from './metrics.js';
+export { Persister, type PersisterOptions } from './persister.js';
+export { pruneHistory, type PruneResult, type RetentionPolicy } from './prune.js';
+export { outcomeEventId, reconcileJobStatus, storeBatch, type StoreResult } from './store.js';
+export { countRows, prng, shuffle, syntheticWorkload, toRawMessage, type RowCounts, type SyntheticMessage, type SyntheticWorkload } from './synthetic.js';

@@ -1,0 +1,226 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eq, sql } from 'drizzle-orm';
+import { loadSettings } from '@janus/config';
+import { JobView, type JobMessage, type OutcomeEvent } from '@janus/contracts';
+import { attempts, createDb, jobs, migrate, outcomeEvents, type DbHandle } from '@janus/db';
+import { natsNames } from '@janus/messaging';
+import { dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
+import { decodeMessage, type PersistEvent, type StreamKind } from './decode.js';
+import { getJobView } from './job-view.js';
+import { pruneHistory } from './prune.js';
+import { reconcileJobStatus, storeBatch } from './store.js';
+import { countRows, prng, shuffle, syntheticWorkload, toRawMessage, type SyntheticMessage } from './synthetic.js';
+
+const ns = testNamespace('event_store');
+const settings = loadSettings(testEnv(ns));
+const names = natsNames(ns);
+let handle: DbHandle;
+
+beforeAll(async () => {
+  await migrate(settings);
+  handle = createDb(settings, { max: 6 });
+});
+
+afterAll(async () => {
+  await handle.close();
+  await dropPgNamespace(settings.databaseUrl, ns);
+});
+
+let seq = 0;
+function decode(m: Pick<SyntheticMessage, 'stream' | 'subject' | 'body'>): PersistEvent {
+  seq += 1;
+  return decodeMessage(names, m.stream, `S_${m.stream}`, toRawMessage(m, seq));
+}
+
+async function store(events: PersistEvent[]): Promise<void> {
+  const r = await storeBatch(handle.db, events);
+  await reconcileJobStatus(handle.db, r.touchedJobIds);
+}
+
+async function reset(): Promise<void> {
+  await handle.pool.query('TRUNCATE jobs, attempts, outcome_events, dead_letters, budget_ledger, rejected_messages');
+}
+
+function jobMsg(jobId: string, attempt: number, extra: Partial<JobMessage> = {}): SyntheticMessage {
+  const body: JobMessage = {
+    jobId,
+    type: 'email',
+    tenant: 'acme',
+    attempt,
+    priority: attempt === 1 ? 'high' : 'low',
+    payload: { to: 'x' },
+    admittedAt: new Date(Date.UTC(2030, 0, 1, 0, 0, attempt)).toISOString(),
+    lease: { id: `l-${attempt}`, token: `tok-${attempt}`, expiresAt: new Date(Date.UTC(2030, 0, 1, 0, 1, attempt)).toISOString() },
+    ...extra,
+  };
+  return { stream: 'jobs', subject: names.subjects.job(body.type), body, msgID: `${jobId}.${attempt}` };
+}
+
+function outcomeMsg(jobId: string, attempt: number, outcome: OutcomeEvent['outcome'], extra: Partial<OutcomeEvent> = {}): SyntheticMessage {
+  const body: OutcomeEvent = { jobId, attempt, leaseToken: `tok-${attempt}`, outcome, ...extra };
+  return { stream: 'outcomes', subject: names.subjects.outcome('email'), body, msgID: `${jobId}.${attempt}` };
+}
+
+describe('decodeMessage', () => {
+  const raw = (subject: string, text: string) => ({ subject, seq: 7, data: new TextEncoder().encode(text), timestampMs: 0 });
+  const reasonOf = (kind: StreamKind, subject: string, text: string) => {
+    const e = decodeMessage(names, kind, 'S', raw(subject, text));
+    return e.kind === 'rejected' ? e.reason : undefined;
+  };
+  const good = JSON.stringify(jobMsg('j', 1).body);
+
+  it('accepts a valid job message', () => {
+    expect(reasonOf('jobs', names.subjects.job('email'), good)).toBeUndefined();
+  });
+  it('rejects bodies that are not JSON, fail the schema, or do not match the subject', () => {
+    expect(reasonOf('jobs', names.subjects.job('email'), '{nope')).toBe('body is not JSON');
+    expect(reasonOf('jobs', names.subjects.job('email'), '{"jobId":"x"}')).toMatch(/^not a JobMessage: /);
+    expect(reasonOf('jobs', names.subjects.job('sms'), good)).toBe('subject job type sms does not match body type email');
+    expect(reasonOf('jobs', `${ns}.jobs.email.extra`, good)).toMatch(/does not match/);
+    expect(reasonOf('ledger', names.subjects.ledger('other'), JSON.stringify({ tenant: 'acme', kind: 'reserve', amount: 1, jobId: 'j', attempt: 1, at: new Date().toISOString() }))).toMatch(
+      /tenant other does not match/,
+    );
+    expect(reasonOf('jobs', names.subjects.job('email'), good.replace('"to":"x"', '"to":"\\u0000"'))).toMatch(/NUL/);
+    expect(reasonOf('jobs', names.subjects.job('email'), JSON.stringify({ ...jobMsg('j', 1).body, admittedAt: 'yesterday' }))).toBe('admittedAt is not a timestamp');
+  });
+});
+
+describe('storeBatch', () => {
+  it('stores a batch twice (and its events split and reordered) as exactly one row each', async () => {
+    await reset();
+    const w = syntheticWorkload(names, 200);
+    const events = w.messages.map(decode);
+    await store(events);
+    await store(events);
+    const random = prng(42);
+    const again = shuffle(w.messages.map(decode), random);
+    for (let i = 0; i < again.length; i += 37) await store(again.slice(i, i + 37));
+    const counts = await countRows(handle.db);
+    expect(counts).toMatchObject({
+      jobs: w.expected.jobs,
+      attempts: w.expected.attempts,
+      outcomeEvents: w.expected.outcomeEvents,
+      deadLetters: w.expected.deadLetters,
+      ledger: w.expected.ledger,
+      succeeded: w.expected.succeeded,
+      dead: w.expected.dead,
+      completeAttempts: w.expected.attempts,
+      rejected: 0,
+    });
+  });
+
+  it('ends right when the outcome arrives before the admission', async () => {
+    await reset();
+    await store([decode(outcomeMsg('early', 1, 'succeeded', { actualCost: 3 }))]);
+    expect(await getJobView(handle.db, 'acme', 'early')).toBeUndefined();
+    await store([decode(jobMsg('early', 1))]);
+    const [row] = await handle.db.select().from(attempts).where(eq(attempts.jobId, 'early'));
+    expect(row).toMatchObject({ attempt: 1, outcome: 'succeeded', actualCost: 3, leaseId: 'l-1' });
+    expect(row?.admittedAt?.toISOString()).toBe('2030-01-01T00:00:01.000Z');
+    const view = await getJobView(handle.db, 'acme', 'early');
+    expect(view?.status).toBe('succeeded');
+  });
+
+  it('keeps the first outcome; later reports are recorded and ignored', async () => {
+    await reset();
+    await store([decode(jobMsg('j1', 1)), decode(outcomeMsg('j1', 1, 'failed', { error: 'boom' })), decode(outcomeMsg('j1', 1, 'succeeded', { leaseToken: 'zombie' }))]);
+    await store([decode(outcomeMsg('j1', 1, 'succeeded'))]);
+    const [row] = await handle.db.select().from(attempts).where(eq(attempts.jobId, 'j1'));
+    expect(row).toMatchObject({ outcome: 'failed', error: 'boom' });
+    const reports = await handle.db.select().from(outcomeEvents).where(eq(outcomeEvents.jobId, 'j1'));
+    expect(reports).toHaveLength(3);
+    expect(reports.filter((r) => r.applied).map((r) => r.outcome)).toEqual(['failed']);
+    expect(reports.every((r) => !JSON.stringify(r).includes('zombie'))).toBe(true);
+  });
+
+  it('derives status from the facts: admitted → retrying → admitted → succeeded; dead; never backwards', async () => {
+    await reset();
+    const status = async () => (await handle.db.select({ s: jobs.status }).from(jobs).where(eq(jobs.jobId, 'r')))[0]?.s;
+    await store([decode(jobMsg('r', 1))]);
+    expect(await status()).toBe('admitted');
+    await store([decode(outcomeMsg('r', 1, 'failed'))]);
+    expect(await status()).toBe('retrying');
+    await store([decode(jobMsg('r', 2))]);
+    expect(await status()).toBe('admitted');
+    await store([decode(outcomeMsg('r', 2, 'succeeded'))]);
+    expect(await status()).toBe('succeeded');
+    // A stale re-delivery of the first admission changes nothing.
+    await store([decode(jobMsg('r', 1))]);
+    expect(await status()).toBe('succeeded');
+
+    const letter = { jobId: 'd', type: 'email', tenant: 'acme', attempts: 1, lastOutcome: 'failed' as const, deadAt: new Date().toISOString() };
+    await store([decode({ stream: 'dead', subject: names.subjects.dead('email'), body: letter }), decode(outcomeMsg('d', 1, 'failed'))]);
+    await store([decode(jobMsg('d', 1))]);
+    expect((await getJobView(handle.db, 'acme', 'd'))?.status).toBe('dead');
+  });
+
+  it('gets the job view for its own tenant only, in the contract shape', async () => {
+    await reset();
+    await store([decode(jobMsg('v', 2)), decode(jobMsg('v', 1)), decode(outcomeMsg('v', 1, 'timed_out', { error: 'lease expired' }))]);
+    const view = await getJobView(handle.db, 'acme', 'v');
+    expect(JobView.parse(view)).toEqual(view);
+    expect(view).toEqual({
+      jobId: 'v',
+      type: 'email',
+      status: 'admitted',
+      priority: 'high',
+      createdAt: '2030-01-01T00:00:01.000Z',
+      attempts: [
+        { attempt: 1, admittedAt: '2030-01-01T00:00:01.000Z', outcome: 'timed_out', finishedAt: expect.any(String), error: 'lease expired' },
+        { attempt: 2, admittedAt: '2030-01-01T00:00:02.000Z' },
+      ],
+    });
+    expect(await getJobView(handle.db, 'other', 'v')).toBeUndefined();
+    expect(await getJobView(handle.db, 'acme', 'missing')).toBeUndefined();
+  });
+
+  it('keeps rejected messages once per stream sequence', async () => {
+    await reset();
+    const bad = decodeMessage(names, 'jobs', 'S_jobs', { subject: names.subjects.job('email'), seq: 99, data: new TextEncoder().encode('not json'), timestampMs: 0 });
+    await store([bad, bad]);
+    await store([bad]);
+    const rows = await handle.pool.query('SELECT stream, stream_seq, subject, reason, raw FROM rejected_messages');
+    expect(rows.rows).toEqual([{ stream: 'S_jobs', stream_seq: '99', subject: names.subjects.job('email'), reason: 'body is not JSON', raw: 'not json' }]);
+  });
+
+  it('ends with the right status under concurrent writers in any order (4 writers, shuffled batches)', async () => {
+    await reset();
+    const w = syntheticWorkload(names, 400, { prefix: 'cc' });
+    const events = shuffle(w.messages.map(decode), prng(7));
+    const batches: PersistEvent[][] = [];
+    for (let i = 0; i < events.length; i += 25) batches.push(events.slice(i, i + 25));
+    let next = 0;
+    const writer = async () => {
+      for (let b = batches[next++]; b; b = batches[next++]) {
+        for (;;) {
+          try {
+            await store(b);
+            break;
+          } catch (error) {
+            // Deadlocks between concurrent writers are transient: the persister retries them too.
+            if ((error as { cause?: { code?: string } }).cause?.code !== '40P01') throw error;
+          }
+        }
+      }
+    };
+    await Promise.all([writer(), writer(), writer(), writer()]);
+    const counts = await countRows(handle.db);
+    expect(counts).toMatchObject({ jobs: w.expected.jobs, attempts: w.expected.attempts, succeeded: w.expected.succeeded, dead: w.expected.dead });
+  });
+});
+
+describe('pruneHistory', () => {
+  it('deletes finished jobs before the cutoff with their attempts, keeps in-flight jobs and the ledger', async () => {
+    await reset();
+    const w = syntheticWorkload(names, 50, { startMs: Date.UTC(2020, 0, 1) });
+    await store(w.messages.map(decode));
+    await store([decode(jobMsg('inflight', 1, { admittedAt: '2020-01-01T00:00:00.000Z' }))]);
+    await handle.pool.query(`INSERT INTO rejected_messages (stream, stream_seq, subject, reason, raw, received_at) VALUES ('S', 1, 's', 'r', 'x', '2020-01-01')`);
+    const result = await pruneHistory(handle.db, { finishedJobsBefore: new Date(Date.UTC(2021, 0, 1)), rejectedBefore: new Date(Date.UTC(2021, 0, 1)), chunk: 7 });
+    expect(result).toMatchObject({ jobs: 50, attempts: w.expected.attempts, deadLetters: w.expected.deadLetters, rejected: 1, ledger: 0 });
+    const counts = await countRows(handle.db);
+    expect(counts).toMatchObject({ jobs: 1, attempts: 1, outcomeEvents: 0, deadLetters: 0, rejected: 0, ledger: w.expected.ledger });
+    const left = await handle.db.execute(sql`SELECT job_id FROM jobs`);
+    expect(left.rows).toEqual([{ job_id: 'inflight' }]);
+  });
+});

@@ -1,0 +1,161 @@
+import type { DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
+import { sql } from 'drizzle-orm';
+import type { Database } from '@janus/db';
+import type { NatsNames } from '@janus/messaging';
+import type { RawMessage } from './decode.js';
+
+/**
+ * A deterministic synthetic event stream for tests and benchmarks: what ingress, workers and the
+ * scheduler would publish for `jobs` jobs, with the row counts it must end as.
+ * 70% succeed at once; 20% fail, are retried and succeed; 10% fail, time out and go dead.
+ */
+export interface SyntheticMessage {
+  readonly stream: 'jobs' | 'outcomes' | 'dead' | 'ledger';
+  readonly subject: string;
+  readonly body: JobMessage | OutcomeEvent | DeadLetter | LedgerEntry;
+  readonly msgID: string;
+}
+
+export interface SyntheticWorkload {
+  readonly messages: SyntheticMessage[];
+  readonly expected: {
+    readonly jobs: number;
+    readonly attempts: number;
+    readonly outcomeEvents: number;
+    readonly deadLetters: number;
+    readonly ledger: number;
+    readonly succeeded: number;
+    readonly dead: number;
+  };
+}
+
+/** Small, fast, seeded PRNG (mulberry32): shuffles are reproducible from the seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffle<T>(items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
+export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { prefix?: string; startMs?: number } = {}): SyntheticWorkload {
+  const prefix = opts.prefix ?? 'job';
+  const t0 = opts.startMs ?? Date.UTC(2030, 0, 1);
+  const messages: SyntheticMessage[] = [];
+  let attempts = 0;
+  let outcomes = 0;
+  let dead = 0;
+  let ledger = 0;
+  let succeeded = 0;
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  for (let i = 0; i < jobCount; i++) {
+    const jobId = `${prefix}-${i}`;
+    const tenant = `t${i % 5}`;
+    const type = `type${i % 3}`;
+    const at = t0 + i;
+    const admit = (attempt: number): void => {
+      attempts++;
+      const job: JobMessage = {
+        jobId,
+        type,
+        tenant,
+        attempt,
+        priority: attempt === 1 ? 'normal' : 'low',
+        payload: { n: i, attempt },
+        admittedAt: iso(at + attempt * 1_000),
+        lease: { id: `lease-${jobId}-${attempt}`, token: `token-${jobId}-${attempt}`, expiresAt: iso(at + attempt * 1_000 + 30_000) },
+      };
+      messages.push({ stream: 'jobs', subject: names.subjects.job(type), body: job, msgID: `${jobId}.${attempt}` });
+      const reserve: LedgerEntry = { tenant, kind: 'reserve', amount: 10, jobId, attempt, at: iso(at + attempt * 1_000) };
+      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: reserve, msgID: `${jobId}.${attempt}.reserve` });
+      ledger++;
+    };
+    const finish = (attempt: number, outcome: OutcomeEvent['outcome']): void => {
+      outcomes++;
+      const event: OutcomeEvent = {
+        jobId,
+        attempt,
+        leaseToken: `token-${jobId}-${attempt}`,
+        outcome,
+        ...(outcome === 'succeeded' ? { actualCost: 7 } : { error: `${outcome} on attempt ${attempt}` }),
+      };
+      messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: `${jobId}.${attempt}` });
+      const kind = outcome === 'succeeded' ? 'settle' : 'release';
+      const entry: LedgerEntry = { tenant, kind, amount: outcome === 'succeeded' ? 7 : 10, jobId, attempt, at: iso(at + attempt * 1_000 + 500) };
+      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: `${jobId}.${attempt}.${kind}` });
+      ledger++;
+    };
+    const kind = i % 10;
+    admit(1);
+    if (kind < 7) {
+      finish(1, 'succeeded');
+      succeeded++;
+    } else if (kind < 9) {
+      finish(1, 'failed');
+      admit(2);
+      finish(2, 'succeeded');
+      succeeded++;
+    } else {
+      finish(1, 'failed');
+      admit(2);
+      finish(2, 'timed_out');
+      const letter: DeadLetter = { jobId, type, tenant, attempts: 2, lastOutcome: 'timed_out', error: 'timed_out on attempt 2', payload: { n: i }, deadAt: iso(at + 5_000) };
+      messages.push({ stream: 'dead', subject: names.subjects.dead(type), body: letter, msgID: jobId });
+      dead++;
+    }
+  }
+  return {
+    messages,
+    expected: { jobs: jobCount, attempts, outcomeEvents: outcomes, deadLetters: dead, ledger, succeeded, dead },
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** A synthetic message as JetStream would hand it over (for driving the store without NATS). */
+export function toRawMessage(m: Pick<SyntheticMessage, 'subject' | 'body'>, seq: number, timestampMs = Date.now()): RawMessage {
+  return { subject: m.subject, seq, data: encoder.encode(JSON.stringify(m.body)), timestampMs };
+}
+
+export interface RowCounts {
+  readonly jobs: number;
+  readonly attempts: number;
+  readonly outcomeEvents: number;
+  readonly deadLetters: number;
+  readonly ledger: number;
+  readonly rejected: number;
+  readonly succeeded: number;
+  readonly dead: number;
+  /** Attempts with both their admission and their outcome stored. */
+  readonly completeAttempts: number;
+}
+
+/** Row counts of the persister's tables (for tests and the benchmark). */
+export async function countRows(db: Database): Promise<RowCounts> {
+  const result = await db.execute<Record<keyof RowCounts, number>>(sql`
+    SELECT
+      (SELECT count(*) FROM jobs)::int AS "jobs",
+      (SELECT count(*) FROM attempts)::int AS "attempts",
+      (SELECT count(*) FROM outcome_events)::int AS "outcomeEvents",
+      (SELECT count(*) FROM dead_letters)::int AS "deadLetters",
+      (SELECT count(*) FROM budget_ledger)::int AS "ledger",
+      (SELECT count(*) FROM rejected_messages)::int AS "rejected",
+      (SELECT count(*) FROM jobs WHERE status = 'succeeded')::int AS "succeeded",
+      (SELECT count(*) FROM jobs WHERE status = 'dead')::int AS "dead",
+      (SELECT count(*) FROM attempts WHERE admitted_at IS NOT NULL AND outcome IS NOT NULL)::int AS "completeAttempts"`);
+  const row = result.rows[0];
+  if (!row) throw new Error('count query returned no row');
+  return row;
+}
