@@ -82,7 +82,7 @@ export function estimateFor(jobType: CompiledJobType, cost: number | undefined):
 
 /** `ceil(share × capacity)`, immune to binary noise such as 0.7 × 100 = 70.00000000000001. */
 export function shareCapacity(share: number, capacity: number): number {
-  return Math.min(capacity, Math.ceil(share * capacity - 1e-9));
+  return Math.max(0, Math.min(capacity, Math.ceil(share * capacity - 1e-9)));
 }
 
 function compileJobType(name: string, policy: JobTypePolicy, doc: PolicyDocument): CompiledJobType {

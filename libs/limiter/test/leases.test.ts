@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { harness, job, type Harness } from './helpers.js';
+import { harness, job, snapshotKeys, type Harness } from './helpers.js';
 import type { AdmissionResult } from '../src/index.js';
 
 let h: Harness | undefined;
@@ -181,23 +181,3 @@ describe('revoke', () => {
   });
 });
 
-/** Every idempotency and limit key of the namespace with its contents (leases excluded unless asked). */
-export async function snapshotKeys(x: Harness, withLeases: boolean): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = {};
-  const keys = (await x.redis.keys(`${x.ns}:*`)).sort();
-  for (const key of keys) {
-    if (!withLeases && (key.includes(':lease:') || key.endsWith(':leases:expiry'))) continue;
-    const type = await x.redis.type(key);
-    if (type === 'hash') {
-      const v = await x.redis.hgetall(key);
-      // A bucket touched then refilled to full is the same state as an untouched one.
-      out[key] = v;
-    } else if (type === 'zset') {
-      const members = await x.redis.zrange(key, 0, -1, 'WITHSCORES');
-      if (members.length > 0) out[key] = members;
-    } else if (type === 'string') {
-      out[key] = await x.redis.get(key);
-    }
-  }
-  return out;
-}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { PolicyDocument } from '@janus/contracts';
+import { compilePolicy, shareCapacity } from './policy.js';
+
+const doc = PolicyDocument.parse({
+  dependencies: {
+    api: { rate: { limit: 10, periodMs: 1000, burst: 20 }, costRate: { limit: 100, periodMs: 60_000 }, concurrency: 5, perTenant: { concurrency: 2 } },
+    cache: { failMode: 'open' },
+  },
+  tenants: { acme: { rate: { limit: 3, periodMs: 1000 }, concurrency: 4, budget: { limit: 50, periodMs: 3_600_000 } } },
+  global: { rate: { limit: 1000, periodMs: 1000 }, concurrency: 100, shedding: { low: 0.7 } },
+  jobTypes: {
+    call: { dependencies: [{ name: 'api', cost: 4 }, { name: 'cache' }], timeoutMs: 9000 },
+    warm: { dependencies: [{ name: 'cache' }] },
+    plain: {},
+  },
+});
+
+describe('compilePolicy', () => {
+  const p = compilePolicy(doc, 7);
+
+  it('lists every limit a job touches in admission order', () => {
+    expect(p.limitsFor('acme', 'call')?.map((l) => [l.id, l.kind, l.reason])).toEqual([
+      ['dep:api:rate', 'rate', 'dependency_rate'],
+      ['dep:api:cost', 'rate', 'dependency_cost_rate'],
+      ['dep:api:conc', 'concurrency', 'dependency_concurrency'],
+      ['dep:api:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
+      ['dep:cache:conc', 'concurrency', 'dependency_concurrency'],
+      ['dep:cache:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
+      ['tenant:acme:rate', 'rate', 'tenant_rate'],
+      ['tenant:acme:conc', 'concurrency', 'tenant_concurrency'],
+      ['global:rate', 'rate', 'global_rate'],
+      ['global:conc', 'concurrency', 'global_concurrency'],
+      ['tenant:acme:budget', 'budget', 'budget_exhausted'],
+    ]);
+    expect(p.limitsFor('acme', 'call')?.[0]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000 });
+    expect(p.limitsFor('nobody', 'plain')?.map((l) => l.id)).toEqual(['global:rate', 'global:conc']);
+    expect(p.limitsFor('acme', 'missing')).toBeUndefined();
+  });
+
+  it('derives estimates, fail-open, timeouts and shares', () => {
+    expect(p.jobType('call')).toMatchObject({ estimate: 5, failOpen: false, timeoutMs: 9000 });
+    expect(p.jobType('warm')).toMatchObject({ estimate: 1, failOpen: true });
+    expect(p.jobType('plain')).toMatchObject({ estimate: 1, failOpen: false });
+    expect(p.maxTimeoutMs).toBe(30_000);
+    expect(p.shareOf('low', 100)).toBe(70);
+    expect(p.shareOf('normal', 3)).toBe(3);
+    expect(p.shareOf('high', 3)).toBe(3);
+    expect(shareCapacity(0.8, 3)).toBe(3);
+    expect(shareCapacity(0.5, 3)).toBe(2);
+    expect(shareCapacity(0, 3)).toBe(0);
+  });
+
+  it('is immutable', () => {
+    expect(Object.isFrozen(p)).toBe(true);
+    expect(Object.isFrozen(p.document.dependencies['api'])).toBe(true);
+    expect(Object.isFrozen(p.limitsFor('acme', 'call'))).toBe(true);
+    expect(p.version).toBe(7);
+  });
+});
