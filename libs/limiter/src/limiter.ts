@@ -40,7 +40,6 @@ export interface LimiterOptions {
 
 export const MAX_BATCH = 1000;
 const PRIORITY_CODE: Record<Priority, number> = { high: 1, normal: 2, low: 3 };
-const BASE_KEYS = 3;
 
 interface Pending {
   readonly request: AdmissionRequest;
