@@ -1,0 +1,273 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/contracts';
+import { attemptMsgId, publishAll, type NatsNames } from '@janus/messaging';
+import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type Limiter } from '@janus/limiter';
+import type { Logger } from '@janus/observability';
+import type { DecisionRecorder } from './decisions.js';
+import type { IngressMetrics } from './metrics.js';
+
+/** One job of a request, validated, with its id assigned. */
+export interface PreparedJob {
+  readonly jobId: string;
+  readonly type: string;
+  readonly payload?: unknown;
+  readonly priority: Priority;
+  readonly cost?: number;
+  readonly idempotencyKey?: string;
+}
+
+/** The single-job 202 body; also the idempotency record of a job (single or part of a batch). */
+export interface AdmittedBody {
+  readonly jobId: string;
+  readonly status: 'admitted';
+  readonly attempt: number;
+  readonly admittedAt: string;
+}
+
+export type AdmitAnswer =
+  | { readonly kind: 'admitted'; readonly status: 200 | 202; readonly body: object }
+  | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
+  | { readonly kind: 'unknown_job_type'; readonly index: number }
+  | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
+
+export interface AdmissionServiceDeps {
+  readonly limiter: Pick<Limiter, 'admit' | 'revoke'>;
+  readonly js: JetStreamClient;
+  readonly names: NatsNames;
+  /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */
+  readonly natsUp: () => boolean;
+  readonly metrics: IngressMetrics;
+  readonly decisions: DecisionRecorder;
+  readonly logger?: Pick<Logger, 'warn' | 'error'>;
+  /** Ack timeout of one publish try (there are at most two tries). */
+  readonly publishTimeoutMs?: number;
+}
+
+type Message = { subject: string; body: unknown; msgID: string };
+
+/**
+ * Admission → publish → answer. A job is answered `admitted` only after JetStream acknowledged its
+ * message; if a publish fails (after one retry with the same msgID, which JetStream dedupes), the
+ * whole admission is revoked and the caller gets 503.
+ */
+export class AdmissionService {
+  constructor(private readonly deps: AdmissionServiceDeps) {}
+
+  async admit(
+    tenant: string,
+    policy: CompiledPolicy,
+    jobs: readonly PreparedJob[],
+    shape: 'single' | 'batch',
+    batchIdempotency?: { key: string; windowMs: number },
+  ): Promise<AdmitAnswer> {
+    const { deps } = this;
+    if (!deps.natsUp()) {
+      this.countAll(jobs, 'unavailable', 'nats_down');
+      return { kind: 'unavailable', detail: 'JetStream is unreachable; nothing was admitted', retryAfterMs: 1000 };
+    }
+    const admittedAt = new Date().toISOString();
+    const records = jobs.map((j): AdmittedBody => ({ jobId: j.jobId, status: 'admitted', attempt: 1, admittedAt }));
+    let result;
+    try {
+      result = await deps.limiter.admit({
+        jobs: jobs.map((j, i) => ({
+          jobId: j.jobId,
+          tenant,
+          jobType: j.type,
+          priority: j.priority,
+          ...(j.cost !== undefined ? { cost: j.cost } : {}),
+          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify(records[i]) } } : {}),
+        })),
+        ...(batchIdempotency
+          ? {
+              idempotency: {
+                key: batchIdempotency.key,
+                tenant,
+                windowMs: batchIdempotency.windowMs,
+                record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) }),
+              },
+            }
+          : {}),
+      });
+    } catch (error) {
+      if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
+        return this.admitFailOpen(tenant, policy, jobs, records, shape);
+      }
+      if (error instanceof StoreUnavailable || error instanceof StateLost) {
+        this.countAll(jobs, 'unavailable', error instanceof StateLost ? 'state_lost' : 'redis_down');
+        const retryAfterMs = error instanceof StateLost ? Math.max(1000, error.recoveringUntil - Date.now()) : 1000;
+        return { kind: 'unavailable', detail: `${error.message}; nothing was admitted`, retryAfterMs };
+      }
+      throw error;
+    }
+
+    switch (result.kind) {
+      case 'duplicate':
+        this.countAll(jobs, 'duplicate', 'idempotency');
+        return { kind: 'admitted', status: 200, body: { ...parseRecord(result.record), duplicate: true } };
+      case 'unknown_job_type':
+        this.countAll(jobs, 'rejected', 'unknown_job_type');
+        return { kind: 'unknown_job_type', index: result.index };
+      case 'rejected':
+        this.countAll(jobs, 'rejected', result.reason);
+        return { kind: 'rejected', index: result.index, reason: result.reason, retryAfterMs: result.retryAfterMs };
+      case 'admitted':
+        return this.publishAdmitted(tenant, jobs, records, result, shape);
+    }
+  }
+
+  private async publishAdmitted(
+    tenant: string,
+    jobs: readonly PreparedJob[],
+    records: readonly AdmittedBody[],
+    admitted: Admitted,
+    shape: 'single' | 'batch',
+  ): Promise<AdmitAnswer> {
+    const { names } = this.deps;
+    const fresh: { job: PreparedJob; admitted: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }; record: AdmittedBody }[] = [];
+    admitted.jobs.forEach((a, i) => {
+      const job = jobs[i];
+      const record = records[i];
+      if (a.lease !== undefined && job !== undefined && record !== undefined) fresh.push({ job, admitted: a, record });
+    });
+
+    const jobMessages: Message[] = fresh.map(({ job, admitted: a, record }) => {
+      const body: JobMessage = {
+        jobId: a.jobId,
+        type: a.jobType,
+        tenant,
+        attempt: a.attempt,
+        priority: a.priority,
+        ...(job.payload !== undefined ? { payload: job.payload as JobMessage['payload'] } : {}),
+        admittedAt: record.admittedAt,
+        lease: { id: a.lease.id, token: a.lease.token, expiresAt: new Date(a.lease.expiresAt).toISOString() },
+      };
+      return { subject: names.subjects.job(a.jobType), body, msgID: attemptMsgId(a.jobId, a.attempt) };
+    });
+    const reserves = fresh.filter((f) => f.admitted.budgetReserved > 0);
+    const ledger = (kind: LedgerEntry['kind']): Message[] =>
+      reserves.map(({ admitted: a, record }) => {
+        const body: LedgerEntry = { tenant, kind, amount: a.budgetReserved, jobId: a.jobId, attempt: a.attempt, at: kind === 'reserve' ? record.admittedAt : new Date().toISOString() };
+        return { subject: names.subjects.ledger(tenant), body, msgID: `${attemptMsgId(a.jobId, a.attempt)}.${kind}` };
+      });
+
+    if (!(await this.publish(jobMessages, 'jobs'))) {
+      await this.revoke(admitted, 'job_publish_failed');
+      this.countAll(jobs, 'unavailable', 'publish_failed');
+      return { kind: 'unavailable', detail: 'JetStream did not acknowledge the job; the admission was revoked', retryAfterMs: 1000 };
+    }
+    // The reserve follows the job, so the ledger never holds a reservation for a job that was never published.
+    if (reserves.length > 0 && !(await this.publish(ledger('reserve'), 'ledger'))) {
+      await this.revoke(admitted, 'ledger_publish_failed');
+      // The reserve may have been stored despite the failed ack: cancel it (msgIDs keep this idempotent).
+      await this.publish(ledger('release'), 'ledger');
+      this.countAll(jobs, 'unavailable', 'publish_failed');
+      return { kind: 'unavailable', detail: 'JetStream did not acknowledge the budget reservation; the admission was revoked', retryAfterMs: 1000 };
+    }
+
+    // Per-job duplicates (their own idempotency key was seen before) were not admitted again.
+    const entries = admitted.jobs.map((a, i) => {
+      if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record), duplicate: true };
+      const r = records[i] as AdmittedBody;
+      return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
+    });
+    for (const [i, a] of admitted.jobs.entries()) {
+      const type = jobs[i]?.type ?? 'unknown';
+      if (a.duplicate !== undefined) this.deps.decisions.record('duplicate', 'idempotency', type, 1);
+      else this.deps.decisions.record('admitted', 'admitted', type, 1);
+    }
+    const allDuplicates = fresh.length === 0;
+    if (shape === 'single') return { kind: 'admitted', status: allDuplicates ? 200 : 202, body: entries[0] ?? {} };
+    return { kind: 'admitted', status: allDuplicates ? 200 : 202, body: { jobs: entries } };
+  }
+
+  /**
+   * Redis is down and every dependency of every job says `failMode: open`: admit without the limiter.
+   * There is no lease in Redis, so the message carries a lease that settles nothing (its outcome is
+   * recorded and ignored), and idempotency cannot be honoured.
+   */
+  private async admitFailOpen(
+    tenant: string,
+    policy: CompiledPolicy,
+    jobs: readonly PreparedJob[],
+    records: readonly AdmittedBody[],
+    shape: 'single' | 'batch',
+  ): Promise<AdmitAnswer> {
+    const { names } = this.deps;
+    const messages: Message[] = jobs.map((job, i) => {
+      const record = records[i] as AdmittedBody;
+      const timeoutMs = policy.jobType(job.type)?.timeoutMs ?? 30_000;
+      const body: JobMessage = {
+        jobId: job.jobId,
+        type: job.type,
+        tenant,
+        attempt: 1,
+        priority: job.priority,
+        ...(job.payload !== undefined ? { payload: job.payload as JobMessage['payload'] } : {}),
+        admittedAt: record.admittedAt,
+        lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: new Date(Date.now() + timeoutMs).toISOString() },
+      };
+      return { subject: names.subjects.job(job.type), body, msgID: attemptMsgId(job.jobId, 1) };
+    });
+    if (!(await this.publish(messages, 'jobs'))) {
+      this.countAll(jobs, 'unavailable', 'publish_failed');
+      return { kind: 'unavailable', detail: 'Redis and JetStream are unreachable; nothing was admitted', retryAfterMs: 1000 };
+    }
+    for (const job of jobs) {
+      this.deps.metrics.failOpen.inc({ job_type: job.type });
+      this.deps.decisions.record('fail_open', 'store_unavailable', job.type, 1);
+    }
+    if (shape === 'single') return { kind: 'admitted', status: 202, body: records[0] ?? {} };
+    return { kind: 'admitted', status: 202, body: { jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) } };
+  }
+
+  /** Publishes concurrently; retries the failed ones once (same msgIDs: JetStream dedupes). */
+  private async publish(messages: Message[], stream: 'jobs' | 'ledger'): Promise<boolean> {
+    if (messages.length === 0) return true;
+    const timeoutMs = this.deps.publishTimeoutMs ?? 1_500;
+    let first;
+    try {
+      first = await publishAll(this.deps.js, messages, { timeoutMs });
+    } catch (error) {
+      this.deps.logger?.warn({ err: error }, 'publish threw');
+      this.deps.metrics.publishFailures.inc({ stream }, messages.length);
+      return false;
+    }
+    if (first.ok) return true;
+    this.deps.metrics.publishFailures.inc({ stream }, first.failed.length);
+    if (!this.deps.natsUp()) return false;
+    const again = await publishAll(
+      this.deps.js,
+      first.failed.map((i) => messages[i] as Message),
+      { timeoutMs },
+    ).catch(() => undefined);
+    if (again?.ok) return true;
+    this.deps.metrics.publishFailures.inc({ stream }, again?.failed.length ?? first.failed.length);
+    return false;
+  }
+
+  private async revoke(admitted: Admitted, cause: string): Promise<void> {
+    this.deps.metrics.revocations.inc({ cause });
+    try {
+      await this.deps.limiter.revoke(admitted);
+    } catch (error) {
+      // Redis went away too: the leases expire on their own (the scheduler reaps them).
+      this.deps.logger?.error({ err: error }, 'could not revoke an admission after a failed publish; its leases will expire');
+    }
+  }
+
+  private countAll(jobs: readonly PreparedJob[], decision: 'rejected' | 'duplicate' | 'unavailable', reason: string): void {
+    const byType = new Map<string, number>();
+    for (const j of jobs) byType.set(j.type, (byType.get(j.type) ?? 0) + 1);
+    for (const [type, n] of byType) this.deps.decisions.record(decision, reason, type, n);
+  }
+}
+
+function parseRecord(record: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(record);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

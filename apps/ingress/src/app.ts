@@ -1,0 +1,86 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { swaggerUI } from '@hono/swagger-ui';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { HTTPException } from 'hono/http-exception';
+import type { Context } from 'hono';
+import type { BlankEnv } from 'hono/types';
+import type { Registry } from 'prom-client';
+import type { JobView } from '@janus/contracts';
+import type { CompiledPolicy, Limiter } from '@janus/limiter';
+import type { NatsNames } from '@janus/messaging';
+import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
+import { AdmissionService } from './admission.js';
+import { AuthFailureThrottle, requireTenant, type TenantKeys } from './auth.js';
+import { DecisionRecorder } from './decisions.js';
+import { IngressMetrics } from './metrics.js';
+import { PROBLEM, problem, type ProblemStatus } from './problem.js';
+import { jobsRoutes } from './routes/jobs.js';
+import { outcomeRoutes } from './routes/outcome.js';
+import { usageRoutes } from './routes/usage.js';
+
+export interface IngressDeps {
+  /** The running compiled policy, or undefined until one is loaded (then job routes answer 503). */
+  readonly policy: () => CompiledPolicy | undefined;
+  readonly limiter: Pick<Limiter, 'admit' | 'revoke' | 'settle' | 'usage'>;
+  readonly keys: TenantKeys;
+  readonly js: JetStreamClient;
+  readonly names: NatsNames;
+  readonly natsUp: () => boolean;
+  readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
+  readonly registry: Registry;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly logger?: Logger;
+  readonly throttle?: AuthFailureThrottle;
+  readonly clientAddress?: (c: Context) => string;
+  readonly liveStats?: ConstructorParameters<typeof DecisionRecorder>[1];
+  readonly publishTimeoutMs?: number;
+}
+
+/** The producers' HTTP API (CONTRACT §3), plus health, metrics, `/openapi.json` and `/docs`. */
+export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
+  const metrics = new IngressMetrics(deps.registry);
+  const decisions = new DecisionRecorder(metrics, deps.liveStats);
+  const admission = new AdmissionService({
+    limiter: deps.limiter,
+    js: deps.js,
+    names: deps.names,
+    natsUp: deps.natsUp,
+    metrics,
+    decisions,
+    ...(deps.logger ? { logger: deps.logger } : {}),
+    ...(deps.publishTimeoutMs !== undefined ? { publishTimeoutMs: deps.publishTimeoutMs } : {}),
+  });
+  const auth = requireTenant({
+    keys: deps.keys,
+    throttle: deps.throttle ?? new AuthFailureThrottle(),
+    policy: deps.policy,
+    ...(deps.clientAddress ? { clientAddress: deps.clientAddress } : {}),
+  });
+
+  const app = new OpenAPIHono<BlankEnv>();
+  app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
+  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, requireTenant: auth, jobView: deps.jobView }));
+  app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth }));
+  app.route('/', outcomeRoutes({ limiter: deps.limiter, js: deps.js, names: deps.names, metrics, ...(deps.logger ? { logger: deps.logger } : {}) }));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Tenant API key' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'leaseToken', { type: 'http', scheme: 'bearer', description: 'Lease token from the job message' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Janus ingress', version: '1.0.0', description: 'Producers submit jobs; Janus admits them when every limit allows (CONTRACT §3).' },
+  });
+  app.get('/docs', swaggerUI({ url: '/openapi.json' }));
+
+  app.notFound(() => problem(404, PROBLEM.notFound, 'Not found', { detail: 'no such route' }));
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) {
+      const status = error.status as ProblemStatus;
+      const type = status === 415 ? PROBLEM.unsupportedMediaType : status === 413 ? PROBLEM.payloadTooLarge : PROBLEM.invalidRequest;
+      return problem(status, type, error.message || 'Bad request');
+    }
+    // Unreachable by input (fuzz-tested): only faults get here.
+    deps.logger?.error({ err: error, path: c.req.path }, 'unhandled error');
+    return problem(500, PROBLEM.internal, 'Internal error');
+  });
+  return app;
+}

@@ -1,0 +1,79 @@
+import { Limiter, compilePolicy, type CompiledPolicy } from '@janus/limiter';
+import type { Settings } from '@janus/config';
+import type { Logger } from '@janus/observability';
+import { startRuntime, type Runtime } from '@janus/runtime';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { BlankEnv } from 'hono/types';
+import { ActiveKeyCache } from './auth.js';
+import { createApp } from './app.js';
+import { getJobView } from './job-view.js';
+import { NatsStatus } from './nats-status.js';
+
+export interface Ingress {
+  readonly app: OpenAPIHono<BlankEnv>;
+  readonly runtime: Runtime<CompiledPolicy>;
+  readonly limiter: Limiter;
+  readonly keys: ActiveKeyCache;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects everything an ingress instance needs and builds its app: runtime (Redis, NATS,
+ * PostgreSQL, live policy), the limiter (policy swapped in on every applied version), and the
+ * API-key cache (reloaded on every config event, so revocations apply within a second).
+ */
+export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number } = {}): Promise<Ingress> {
+  let limiter: Limiter | undefined;
+  let keys: ActiveKeyCache | undefined;
+  const runtime = await startRuntime<CompiledPolicy>({
+    app: 'ingress',
+    settings,
+    compilePolicy: (p) => compilePolicy(p.document, p.version),
+    onPolicyApplied: (compiled) => limiter?.setPolicy(compiled),
+    onConfigEvent: () => keys?.refresh(),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
+  const policy = runtime.policy;
+  limiter = new Limiter({
+    redis: runtime.redis,
+    namespace: settings.namespace,
+    signingKey: settings.signingKey,
+    ...(policy.loaded ? { policy: policy.compiled } : {}),
+  });
+  keys = new ActiveKeyCache(runtime.policyStore);
+  await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
+  // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
+  // until every lease granted before the loss has expired (see the limiter).
+  const init = await limiter.init().catch((error: unknown) => {
+    runtime.logger.warn({ err: error }, 'limiter init failed (Redis down?); admissions answer 503 until it is back');
+    return undefined;
+  });
+  if (init && !init.open) runtime.logger.warn({ recoveringUntil: new Date(init.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while leases expire');
+
+  const nats = new NatsStatus(runtime.nc);
+  const ready = limiter;
+  const keyCache = keys;
+  const app = createApp({
+    policy: () => (policy.loaded ? ready.policy : undefined),
+    limiter: ready,
+    keys: keyCache,
+    js: runtime.js,
+    names: runtime.names,
+    natsUp: () => nats.up,
+    jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
+    registry: runtime.registry,
+    readiness: [...runtime.readiness, { name: 'api-keys', check: () => keyCache.loaded }],
+    logger: runtime.logger,
+    ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),
+  });
+  return {
+    app,
+    runtime,
+    limiter: ready,
+    keys: keyCache,
+    close: async () => {
+      nats.stop();
+      await runtime.close();
+    },
+  };
+}

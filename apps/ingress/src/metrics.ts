@@ -1,0 +1,47 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export type Decision = 'admitted' | 'rejected' | 'duplicate' | 'unavailable' | 'fail_open';
+
+/** The ingress's own metrics, registered on the app's registry. */
+export class IngressMetrics {
+  readonly decisions: Counter<'decision' | 'reason' | 'job_type'>;
+  readonly admissionSeconds: Histogram<'decision'>;
+  readonly publishFailures: Counter<'stream'>;
+  readonly failOpen: Counter<'job_type'>;
+  readonly revocations: Counter<'cause'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.decisions = new Counter({
+      name: 'janus_admission_decisions_total',
+      help: 'Admission decisions by decision, reason and job type (one per job)',
+      labelNames: ['decision', 'reason', 'job_type'],
+      registers,
+    });
+    this.admissionSeconds = new Histogram({
+      name: 'janus_admission_duration_seconds',
+      help: 'Time from a parsed request to its answer (admission, publish and ack)',
+      labelNames: ['decision'],
+      buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.publishFailures = new Counter({
+      name: 'janus_publish_failures_total',
+      help: 'JetStream publishes that failed (the admission was revoked)',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.failOpen = new Counter({
+      name: 'janus_fail_open_admissions_total',
+      help: 'Jobs admitted without the limiter because Redis was down and every dependency is failMode: open',
+      labelNames: ['job_type'],
+      registers,
+    });
+    this.revocations = new Counter({
+      name: 'janus_admission_revocations_total',
+      help: 'Admissions revoked after a failed publish',
+      labelNames: ['cause'],
+      registers,
+    });
+  }
+}

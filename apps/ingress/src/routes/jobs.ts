@@ -1,0 +1,234 @@
+import { createRoute } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import {
+  AdmittedResponse,
+  BatchAdmittedResponse,
+  BatchRejectedResponse,
+  IdempotencyKey,
+  JobView,
+  QueuedResponse,
+  RejectedResponse,
+} from '@janus/contracts';
+import type { CompiledPolicy } from '@janus/limiter';
+import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
+import { jsonBody, jsonBytes } from '../body.js';
+import { newJobId } from '../ids.js';
+import type { IngressMetrics } from '../metrics.js';
+import { bearerSecurity, problemContent, problemResponses, subApp, z, type IngressEnv, type JsonContext, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
+import { PROBLEM, fieldErrors, invalidRequest, problem, retryAfterSeconds, unavailable, type FieldError } from '../problem.js';
+
+export interface JobsRouteDeps {
+  readonly policy: () => CompiledPolicy | undefined;
+  readonly admission: AdmissionService;
+  readonly metrics: IngressMetrics;
+  readonly requireTenant: MiddlewareHandler<IngressEnv>;
+  /** Reads the tenant's own job as the persister stored it; undefined when unknown (or another tenant's). */
+  readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
+}
+
+const ENVELOPE_BYTES = 16 * 1024;
+const DEFAULT_PAYLOAD_BYTES = 16 * 1024;
+
+function largestPayload(policy: CompiledPolicy | undefined): number {
+  let max = DEFAULT_PAYLOAD_BYTES;
+  for (const jt of policy?.jobTypes.values() ?? []) max = Math.max(max, jt.maxPayloadBytes);
+  return max;
+}
+
+const idempotencyHeader = z.object({
+  'idempotency-key': z.string().optional().openapi({ description: '1–200 printable characters (or body field `idempotencyKey`)' }),
+});
+
+const submitRoute = createRoute({
+  method: 'post',
+  path: '/v1/jobs',
+  summary: 'Submit one job',
+  security: bearerSecurity,
+  request: {
+    headers: idempotencyHeader,
+    body: { required: true, content: { 'application/json': { schema: JobRequestBody } } },
+  },
+  responses: {
+    200: { description: 'Same idempotency key within the window: the first answer plus `duplicate: true`', content: { 'application/json': { schema: AdmittedResponse } } },
+    202: { description: 'Admitted (published and acknowledged by JetStream)', content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } } },
+    ...problemResponses,
+    404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
+    413: { description: 'Payload over the job type\'s `maxPayloadBytes`, or body over the hard cap', content: problemContent },
+    429: { description: 'Rejected by a limit; `Retry-After` in whole seconds', content: { 'application/json': { schema: RejectedResponse } } },
+  },
+});
+
+const batchRoute = createRoute({
+  method: 'post',
+  path: '/v1/jobs/batch',
+  summary: 'Submit 1–1000 jobs, all or nothing',
+  security: bearerSecurity,
+  request: {
+    headers: idempotencyHeader,
+    body: { required: true, content: { 'application/json': { schema: BatchRequestBody } } },
+  },
+  responses: {
+    200: { description: 'Same batch idempotency key within the window', content: { 'application/json': { schema: BatchAdmittedResponse } } },
+    202: { description: 'Every job admitted, in request order', content: { 'application/json': { schema: BatchAdmittedResponse } } },
+    ...problemResponses,
+    404: { description: 'A job names an unknown job type', content: problemContent },
+    413: { description: 'A payload over its job type\'s limit, or body over the hard cap', content: problemContent },
+    429: { description: 'The first job that could not be admitted; nothing was admitted', content: { 'application/json': { schema: BatchRejectedResponse } } },
+  },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/jobs/{jobId}',
+  summary: "The tenant's own job, as the persister stored it (eventually consistent)",
+  security: bearerSecurity,
+  request: { params: z.object({ jobId: z.string().min(1).max(200) }) },
+  responses: {
+    200: { description: 'The job and its attempts', content: { 'application/json': { schema: JobView } } },
+    401: problemResponses[401],
+    403: problemResponses[403],
+    404: { description: 'No such job for this tenant', content: problemContent },
+    503: problemResponses[503],
+  },
+});
+
+type HeaderKey = { ok: true; key: string | undefined } | { ok: false; response: Response };
+
+/** `Idempotency-Key` header and body `idempotencyKey`: either, or both when equal. */
+function idempotencyKey(header: string | undefined, bodyKey: string | undefined, bodyPath: string): HeaderKey {
+  if (header === undefined) return { ok: true, key: bodyKey };
+  const parsed = IdempotencyKey.safeParse(header);
+  if (!parsed.success) return { ok: false, response: invalidRequest(fieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header') };
+  if (bodyKey !== undefined && bodyKey !== header) {
+    return {
+      ok: false,
+      response: invalidRequest([{ path: bodyPath, message: 'differs from the Idempotency-Key header' }], 'Idempotency-Key header and body idempotencyKey differ'),
+    };
+  }
+  return { ok: true, key: header };
+}
+
+/** Job type known and payload within its limit; errors name the field. */
+function checkJob(policy: CompiledPolicy, job: BatchRequestBody['jobs'][number], prefix: string): Response | undefined {
+  const jt = policy.jobType(job.type);
+  if (!jt) {
+    return problem(404, PROBLEM.unknownJobType, 'Unknown job type', {
+      detail: `job type "${job.type}" is not in the running policy`,
+      errors: [{ path: `${prefix}type`, message: 'unknown job type' }],
+    });
+  }
+  const bytes = jsonBytes(job.payload);
+  if (bytes > jt.maxPayloadBytes) {
+    return problem(413, PROBLEM.payloadTooLarge, 'Payload too large', {
+      detail: `the payload has ${bytes} bytes; job type "${job.type}" allows ${jt.maxPayloadBytes}`,
+      errors: [{ path: `${prefix}payload`, message: `over ${jt.maxPayloadBytes} bytes` }],
+    });
+  }
+  return undefined;
+}
+
+function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string | undefined): PreparedJob {
+  return {
+    jobId: newJobId(),
+    type: job.type,
+    priority: job.priority,
+    ...(job.payload !== undefined ? { payload: job.payload } : {}),
+    ...(job.cost !== undefined ? { cost: job.cost } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+  };
+}
+
+function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Response {
+  switch (result.kind) {
+    case 'admitted':
+      return c.json(result.body, result.status);
+    case 'rejected': {
+      const body = shape === 'batch'
+        ? { status: 'rejected', index: result.index, reason: result.reason, retryAfterMs: result.retryAfterMs }
+        : { status: 'rejected', reason: result.reason, retryAfterMs: result.retryAfterMs };
+      return c.json(body, 429, { 'retry-after': retryAfterSeconds(result.retryAfterMs) });
+    }
+    case 'unknown_job_type': {
+      const errors: FieldError[] = [{ path: shape === 'batch' ? `jobs.${result.index}.type` : 'type', message: 'unknown job type' }];
+      return problem(404, PROBLEM.unknownJobType, 'Unknown job type', { detail: 'the job type is not in the running policy', errors });
+    }
+    case 'unavailable':
+      return unavailable(result.detail, Math.ceil(result.retryAfterMs / 1000));
+  }
+}
+
+const policyNotLoaded = () => unavailable('the policy is not loaded yet');
+
+export function jobsRoutes(deps: JobsRouteDeps) {
+  const app = subApp();
+  const singleCap = () => largestPayload(deps.policy()) + ENVELOPE_BYTES;
+  const batchCap = () => 1000 * (largestPayload(deps.policy()) + 1024) + ENVELOPE_BYTES;
+  const observe = (started: bigint, result: AdmitAnswer) => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    deps.metrics.admissionSeconds.observe({ decision: result.kind }, seconds);
+  };
+
+  app.openapi({ ...submitRoute, middleware: [deps.requireTenant, jsonBody(singleCap)] as const }, (c) => submit(c) as never);
+  async function submit(c: JsonContext<JobRequestBody>): Promise<Response> {
+    const started = process.hrtime.bigint();
+    const policy = deps.policy();
+    if (!policy) return policyNotLoaded();
+    const body = c.req.valid('json');
+    const key = idempotencyKey(c.req.header('idempotency-key'), body.idempotencyKey, 'idempotencyKey');
+    if (!key.ok) return key.response;
+    const bad = checkJob(policy, body, '');
+    if (bad) return bad;
+    // mode "queue": until the execution loop lands, a queue request is admitted now when it can be
+    // and otherwise rejected like mode "now" (documented in the README).
+    const result = await deps.admission.admit(c.get('tenant'), policy, [prepare(body, key.key)], 'single');
+    observe(started, result);
+    return answer(c, result, 'single');
+  }
+
+  app.openapi({ ...batchRoute, middleware: [deps.requireTenant, jsonBody(batchCap)] as const }, (c) => submitBatch(c) as never);
+  async function submitBatch(c: JsonContext<BatchRequestBody>): Promise<Response> {
+    const started = process.hrtime.bigint();
+    const policy = deps.policy();
+    if (!policy) return policyNotLoaded();
+    const body = c.req.valid('json');
+    const header = c.req.header('idempotency-key');
+    let batchKey: string | undefined;
+    if (header !== undefined) {
+      const parsed = IdempotencyKey.safeParse(header);
+      if (!parsed.success) return invalidRequest(fieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header');
+      batchKey = parsed.data;
+    }
+    for (const [i, job] of body.jobs.entries()) {
+      const bad = checkJob(policy, job, `jobs.${i}.`);
+      if (bad) return bad;
+    }
+    const seen = new Set<string>();
+    for (const [i, job] of body.jobs.entries()) {
+      if (job.idempotencyKey === undefined) continue;
+      if (seen.has(job.idempotencyKey)) {
+        return invalidRequest([{ path: `jobs.${i}.idempotencyKey`, message: 'used twice in one batch' }], 'duplicate idempotency key within the batch');
+      }
+      seen.add(job.idempotencyKey);
+    }
+    const jobs = body.jobs.map((j) => prepare(j, j.idempotencyKey));
+    const windowMs = Math.max(...jobs.map((j) => policy.jobType(j.type)?.idempotencyWindowMs ?? 86_400_000));
+    const result = await deps.admission.admit(c.get('tenant'), policy, jobs, 'batch', batchKey !== undefined ? { key: batchKey, windowMs } : undefined);
+    observe(started, result);
+    return answer(c, result, 'batch');
+  }
+
+  app.openapi({ ...getRoute, middleware: [deps.requireTenant] as const }, (c) => getJob(c) as never);
+  async function getJob(c: ParamContext<{ jobId: string }>): Promise<Response> {
+    const { jobId } = c.req.valid('param');
+    let view: JobView | undefined;
+    try {
+      view = await deps.jobView(c.get('tenant'), jobId);
+    } catch {
+      return unavailable('PostgreSQL is unreachable');
+    }
+    if (!view) return problem(404, PROBLEM.notFound, 'Job not found', { detail: `no job "${jobId}" for this tenant` });
+    return c.json(view, 200);
+  }
+
+  return app;
+}

@@ -1,0 +1,71 @@
+import { jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import { loadSettings, type Settings } from '@janus/config';
+import type { PolicyDocumentInput } from '@janus/contracts';
+import { apiKeys } from '@janus/db';
+import { PolicyDocument } from '@janus/contracts';
+import { announceConfigChange, generateApiKey } from '@janus/policy';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv } from '@janus/testing';
+import { startIngress, type Ingress } from '../src/ingress.js';
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000, stepMs = 25): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+export async function start(ns: string, extraEnv: Record<string, string> = {}, opts: { publishTimeoutMs?: number } = {}): Promise<Ingress> {
+  const settings = loadSettings(testEnv(ns, extraEnv));
+  const ingress = await startIngress(settings, { logger: pino({ level: 'silent' }), ...opts });
+  await ingress.limiter.init({ fresh: true });
+  return ingress;
+}
+
+/** Stores a new policy version, announces it, and waits until every given ingress runs it. */
+export async function setPolicy(ingresses: readonly Ingress[], doc: PolicyDocumentInput): Promise<number> {
+  const first = ingresses[0]!;
+  const saved = await first.runtime.policyStore.update(() => PolicyDocument.parse(doc), { actor: 'test', action: 'policy.put' });
+  if (!saved.ok) throw new Error('policy write failed');
+  await announceConfigChange(first.runtime.nc, first.runtime.names, saved.policy.version);
+  await waitFor(() => ingresses.every((i) => i.limiter.policy.version === saved.policy.version && i.runtime.policy.version === saved.policy.version));
+  return saved.policy.version;
+}
+
+/** Inserts a key for `tenant` and waits until every ingress knows it. */
+export async function createKey(ingresses: readonly Ingress[], tenant: string): Promise<{ key: string; keyId: string }> {
+  const first = ingresses[0]!;
+  const k = generateApiKey();
+  await first.runtime.db.db.insert(apiKeys).values({ keyId: k.keyId, tenant, keyHash: k.keyHash });
+  await announceConfigChange(first.runtime.nc, first.runtime.names, first.runtime.policy.version);
+  await waitFor(() => ingresses.every((i) => i.keys.lookup(k.key) !== undefined));
+  return { key: k.key, keyId: k.keyId };
+}
+
+export async function cleanup(settings: Settings, ns: string): Promise<void> {
+  await dropRedisNamespace(settings.redisUrl, ns);
+  await dropNatsNamespace([...settings.natsServers], ns);
+  await dropPgNamespace(settings.databaseUrl, ns);
+}
+
+/** Every message currently stored on a subject (reads the stream directly, consuming nothing). */
+export async function storedMessages(ingress: Ingress, stream: string, subject: string): Promise<{ msgID: string | undefined; body: Record<string, unknown> }[]> {
+  const jsm = await jetstreamManager(ingress.runtime.nc);
+  const info = await jsm.streams.info(stream);
+  const out: { msgID: string | undefined; body: Record<string, unknown> }[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+    if (!m || m.subject !== subject) continue;
+    out.push({ msgID: m.header?.get('Nats-Msg-Id'), body: m.json<Record<string, unknown>>() });
+  }
+  return out;
+}
+
+export type { JsMsg };
+
+export function json(body: unknown, headers: Record<string, string> = {}): RequestInit {
+  return { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}
