@@ -1,4 +1,4 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ConfigChanged, type VersionedPolicy } from '@janus/contracts';
 import type { NatsNames } from '@janus/messaging';
 import type { PolicyStore } from './store.js';
@@ -39,6 +39,7 @@ export class PolicyWatcher<T> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastFailedVersion = -1;
+  private sub: Subscription | undefined;
 
   constructor(private readonly opts: PolicyWatcherOptions<T>) {}
 
@@ -63,6 +64,7 @@ export class PolicyWatcher<T> {
 
   async start(): Promise<void> {
     const sub = this.opts.nc.subscribe(this.opts.names.subjects.configChanged);
+    this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
         const parsed = ConfigChanged.safeParse(safeJson(msg.string()));
@@ -72,20 +74,19 @@ export class PolicyWatcher<T> {
         }
         void this.refresh();
       }
-    })();
-    this.timer = setInterval(() => void this.refresh(), this.opts.pollIntervalMs ?? 3_000);
+    })().catch((error: unknown) => this.opts.logger?.warn({ err: error }, 'config subscription ended'));
+    // Make sure the server knows the subscription before the first load, so no event falls in between.
+    await this.opts.nc.flush().catch(() => undefined);
+    this.timer = setInterval(() => void this.refresh(), this.opts.pollIntervalMs ?? 2_000);
     this.timer.unref();
-    try {
-      await this.refresh();
-    } catch (error) {
-      // PostgreSQL may be down at start: readiness stays 503 until the poll succeeds.
-      this.opts.logger?.warn({ err: error }, 'initial policy load failed; will retry');
-    }
+    // PostgreSQL may be down at start: refresh() logs it, readiness stays 503 until the poll succeeds.
+    await this.refresh();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.sub && !this.sub.isClosed()) this.sub.unsubscribe();
   }
 
   /** Reloads now. Concurrent calls coalesce: at most one load runs, and one more follows it. */
@@ -95,13 +96,17 @@ export class PolicyWatcher<T> {
       this.pending = true;
       return this.refreshing;
     }
-    this.refreshing = this.load().finally(() => {
-      this.refreshing = undefined;
-      if (this.pending) {
-        this.pending = false;
-        void this.refresh();
-      }
-    });
+    // A fault (store down, a throwing hook) is logged and the next event or poll tries again; the
+    // returned promise never rejects, so `void this.refresh()` callers cannot leak a rejection.
+    this.refreshing = this.load()
+      .catch((error: unknown) => this.opts.logger?.warn({ err: error }, 'policy refresh failed; will retry'))
+      .finally(() => {
+        this.refreshing = undefined;
+        if (this.pending) {
+          this.pending = false;
+          void this.refresh();
+        }
+      });
     return this.refreshing;
   }
 
@@ -126,9 +131,15 @@ export class PolicyWatcher<T> {
       this.opts.onApplyFailure?.(policy.version, error);
       return;
     }
+    // Another load may have applied a newer version meanwhile (never go back).
+    if (this.current && this.current.policy.version > policy.version) return;
     this.current = { policy, compiled };
     this.opts.logger?.info({ version: policy.version }, 'policy applied');
-    await this.opts.onApplied?.(compiled, policy);
+    try {
+      await this.opts.onApplied?.(compiled, policy);
+    } catch (error) {
+      this.opts.logger?.warn({ err: error, version: policy.version }, 'policy applied, but its onApplied hook failed');
+    }
   }
 }
 
