@@ -86,6 +86,8 @@ export class Limiter {
   #queue: Pending[] = [];
   #queuedJobs = 0;
   #scheduled = false;
+  #calls = 0;
+  #jobsSent = 0;
 
   constructor(opts: LimiterOptions) {
     this.keys = new Keys(opts.namespace);
@@ -96,6 +98,11 @@ export class Limiter {
     this.#maxJobsPerCall = Math.min(opts.maxJobsPerCall ?? MAX_BATCH, MAX_BATCH);
     this.#recoveryMs = opts.recoveryMs;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
+  }
+
+  /** Admission script calls made and jobs they carried (jobs / calls = coalescing factor). */
+  get stats(): { readonly calls: number; readonly jobs: number } {
+    return { calls: this.#calls, jobs: this.#jobsSent };
   }
 
   get policy(): CompiledPolicy {
@@ -230,6 +237,8 @@ export class Limiter {
       sent.push({ pending, leaseIds });
     }
     if (groups.length === 0) return;
+    this.#calls += 1;
+    for (const g of groups) this.#jobsSent += g.j.length;
 
     let reply: AdmitReply;
     try {

@@ -1,0 +1,69 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { testNamespace } from '@janus/testing';
+import { harness } from './helpers.js';
+import { MODEL_POLICY, ReferenceModel } from './reference-model.js';
+
+type Op =
+  | { op: 'admit'; tenant: 'a' | 'b'; priority: 'high' | 'normal' | 'low'; cost: number | undefined }
+  | { op: 'settle'; pick: number; actual: number | undefined }
+  | { op: 'advance'; ms: number }
+  | { op: 'reap' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('admit' as const), tenant: fc.constantFrom('a' as const, 'b' as const), priority: fc.constantFrom('high' as const, 'normal' as const, 'low' as const), cost: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined }) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('settle' as const), pick: fc.nat(), actual: fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined }) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 160 }) }) },
+  { weight: 1, arbitrary: fc.constant({ op: 'reap' as const }) },
+);
+
+describe('the Lua engine agrees with a TypeScript reference model', () => {
+  it('random admit / settle / expire / reap sequences give the same decisions', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 40 }), async (ops) => {
+        const h = await harness('prop', MODEL_POLICY, { namespace: testNamespace('prop') });
+        try {
+          const model = new ReferenceModel();
+          const tokens = new Map<number, string>();
+          const idByLease = new Map<string, number>();
+          let next = 0;
+          for (const o of ops) {
+            const now = h.clock.now;
+            if (o.op === 'advance') {
+              h.advance(o.ms);
+            } else if (o.op === 'admit') {
+              next += 1;
+              const expected = model.admit(next, o.tenant, o.priority, o.cost, now);
+              const actual = await h.limiter.admit({ jobs: [{ jobId: `j${next}`, tenant: o.tenant, jobType: 'call', priority: o.priority, ...(o.cost === undefined ? {} : { cost: o.cost }) }] });
+              if (actual.kind === 'admitted') {
+                const lease = actual.jobs[0]!.lease!;
+                tokens.set(next, lease.token);
+                idByLease.set(lease.id, next);
+                expect(expected).toEqual({ kind: 'admitted', id: next });
+              } else {
+                expect(actual).toEqual({ kind: 'rejected', index: 0, reason: expected.kind === 'rejected' ? expected.reason : 'admitted', retryAfterMs: expected.kind === 'rejected' ? expected.retryAfterMs : -1 });
+              }
+            } else if (o.op === 'settle') {
+              const ids = [...tokens.keys()];
+              if (ids.length === 0) continue;
+              const id = ids[o.pick % ids.length]!;
+              const expected = model.settle(id, o.actual, now);
+              const actual = await h.limiter.settle(tokens.get(id)!, 'succeeded', o.actual);
+              expect(actual.ok ? 'ok' : actual.reason).toBe(expected);
+            } else {
+              const expected = model.reap(now);
+              const actual = await h.limiter.reapExpired(1000);
+              expect(actual.map((l) => idByLease.get(l.id)!).sort((x, y) => x - y)).toEqual(expected);
+            }
+          }
+          const usage = await h.limiter.usage('a');
+          const ws = h.clock.now - (h.clock.now % 1000);
+          expect(usage.budget?.used).toBe(model.budgetA.w === ws ? model.budgetA.u : 0);
+        } finally {
+          await h.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  }, 90_000);
+});

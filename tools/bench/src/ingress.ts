@@ -1,0 +1,182 @@
+// Ingress throughput: POST /v1/jobs on the admitted path (limiter admit + JetStream publish acked)
+// against a bare Hono endpoint that only validates the same body (this machine's HTTP ceiling),
+// measured in one run with autocannon (64 connections).
+// Usage: npm run bench:ingress [-- --smoke]   (--smoke: ~3 s per case, for CI)
+// Both servers run as child processes; this process only drives load.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { loadSettings } from '@janus/config';
+import { JobRequest, PolicyDocument } from '@janus/contracts';
+
+const here = fileURLToPath(import.meta.url);
+const root = path.resolve(path.dirname(here), '../../..');
+
+// ---- child mode: the bare Hono endpoint -----------------------------------------------------
+if (process.argv.includes('--ceiling-server')) {
+  const port = Number(process.env.CEILING_PORT);
+  const app = new Hono();
+  app.post('/v1/jobs', async (c) => {
+    const parsed = JobRequest.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: 'invalid' }, 400);
+    return c.json({ jobId: randomBytes(13).toString('hex'), status: 'admitted', attempt: 1, admittedAt: new Date().toISOString() }, 202);
+  });
+  serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () => process.stdout.write('ready\n'));
+} else {
+  await main();
+}
+
+interface CaseResult {
+  name: string;
+  requestsPerSec: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHttp(url: string, ok: (res: Response) => Promise<boolean> | boolean, timeoutMs: number, init?: RequestInit): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url, init);
+      if (await ok(res)) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not ready within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function child(args: string[], env: Record<string, string>): ChildProcess {
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return proc;
+}
+
+async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number): Promise<CaseResult> {
+  const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds });
+  const r: CaseResult = {
+    name,
+    requestsPerSec: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p90Ms: result.latency.p90,
+    p99Ms: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
+  process.stdout.write(`${name.padEnd(10)} ${String(r.requestsPerSec).padStart(7)} req/s  p50 ${r.p50Ms} ms  p90 ${r.p90Ms} ms  p99 ${r.p99Ms} ms  non-2xx ${r.non2xx}  errors ${r.errors}\n`);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const smoke = process.argv.includes('--smoke');
+  const seconds = smoke ? 3 : 10;
+  const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
+  const ns = `bench_ingress_${randomBytes(3).toString('hex')}`;
+  const ingressPort = await freePort();
+  const ceilingPort = await freePort();
+  const children: ChildProcess[] = [];
+  const key = `jns_bench_${randomBytes(24).toString('base64url')}`;
+  const body = JSON.stringify({ type: 'bench', payload: { to: 'user@example.com', template: 'welcome', n: 42 } });
+  const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 2 });
+
+  try {
+    const ingress = child(['apps/ingress/src/main.ts'], {
+      NODE_ENV: 'production',
+      JANUS_NAMESPACE: ns,
+      JANUS_INGRESS_PORT: String(ingressPort),
+      JANUS_SIGNING_KEY: randomBytes(32).toString('hex'),
+      LOG_LEVEL: 'warn',
+      JANUS_LOG_FORMAT: 'json',
+    });
+    children.push(ingress);
+    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort) });
+    children.push(ceiling);
+    await waitHttp(`http://127.0.0.1:${ingressPort}/healthz`, (r) => r.ok, 30_000);
+
+    // Policy and key, as policy-admin would write them (the ingress migrated the schema at start).
+    const doc = PolicyDocument.parse({
+      dependencies: { smtp: { rate: { limit: 100_000_000, periodMs: 1000 }, concurrency: 100_000_000 } },
+      tenants: { acme: { rate: { limit: 100_000_000, periodMs: 1000 } } },
+      jobTypes: { bench: { dependencies: [{ name: 'smtp' }], timeoutMs: 60_000 } },
+    });
+    await pool.query(`INSERT INTO "${ns}".policy_versions (version, document, created_by) VALUES (1, $1, 'bench')`, [JSON.stringify(doc)]);
+    await pool.query(`INSERT INTO "${ns}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
+    const nc = await connect({ servers: [...settings.natsServers] });
+    nc.publish(`${ns}.config.changed`, JSON.stringify({ version: 1 }));
+    await nc.flush();
+    await nc.close();
+
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    await waitHttp(`http://127.0.0.1:${ingressPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
+    await waitHttp(`http://127.0.0.1:${ceilingPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
+
+    process.stdout.write(`ingress bench: 64 connections, ${seconds} s per case${smoke ? ' (smoke)' : ''}, ${cpus().length} CPUs\n`);
+    // Short warm-up of both (JIT, connection pools), then the measured runs.
+    await run('warmup', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, 1);
+    await run('warmup', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, 1);
+    const ceilingResult = await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds);
+    const ingressResult = await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds);
+    const ratio = ingressResult.requestsPerSec / ceilingResult.requestsPerSec;
+    const verdict = {
+      ratioOfCeiling: Math.round(ratio * 1000) / 1000,
+      targetRatio: 0.5,
+      targetP99Ms: 15,
+      met: ratio >= 0.5 && ingressResult.p99Ms <= 15 && ingressResult.non2xx === 0,
+    };
+    process.stdout.write(`ingress admissions/s = ${(ratio * 100).toFixed(1)}% of the ceiling; p99 ${ingressResult.p99Ms} ms; target ≥50% and p99 ≤ 15 ms: ${verdict.met ? 'met' : 'NOT met'}\n`);
+
+    mkdirSync(path.join(root, 'bench-results'), { recursive: true });
+    const file = path.join(root, 'bench-results', `ingress-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({ bench: 'ingress', at: new Date().toISOString(), smoke, seconds, connections: 64, cpus: cpus().length, node: process.version, cases: [ceilingResult, ingressResult], ...verdict }, null, 2),
+    );
+    process.stdout.write(`wrote ${path.relative(root, file)}\n`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))));
+    await pool.query(`DROP SCHEMA IF EXISTS "${ns}" CASCADE`).catch(() => undefined);
+    await pool.end();
+    const redis = new Redis(settings.redisUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+    const nc = await connect({ servers: [...settings.natsServers] });
+    const jsm = await jetstreamManager(nc);
+    for await (const s of jsm.streams.names()) if (s.startsWith(`${ns.toUpperCase()}_`)) await jsm.streams.delete(s);
+    await nc.close();
+  }
+}

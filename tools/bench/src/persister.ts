@@ -1,0 +1,52 @@
+/**
+ * `npm run bench:persister [-- --smoke]`: events/s from JetStream into PostgreSQL through the
+ * persister's consumer loop, against the ceiling measured in the same run (the same rows written
+ * straight to PostgreSQL with multi-row inserts from one client). Not a timed test: prints a table
+ * and writes bench-results/persister-<timestamp>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { loadSettings } from '@janus/config';
+import { runPersisterBenchmark } from '@janus/event-store';
+
+const smoke = process.argv.includes('--smoke');
+const namespace = `bench_persister_${randomBytes(3).toString('hex')}`;
+const settings = loadSettings({ ...process.env, JANUS_NAMESPACE: namespace, LOG_LEVEL: 'warn' });
+const arg = (name: string): number | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isInteger(v) && v > 0 ? v : undefined;
+};
+const defaults = smoke ? { jobs: 600, runs: 1, batchSize: 500 } : { jobs: 10_000, runs: 3, batchSize: 500 };
+const options = { jobs: arg('jobs') ?? defaults.jobs, runs: arg('runs') ?? defaults.runs, batchSize: arg('batch') ?? defaults.batchSize };
+const TARGET_PER_SEC = 10_000;
+const TARGET_RATIO = 0.5;
+
+const report = await runPersisterBenchmark(settings, { ...options, log: (line) => process.stderr.write(`${line}\n`) });
+const m = report.median;
+const fmt = (n: number) => n.toLocaleString('en-US');
+const rows: [string, string][] = [
+  ['events (messages) per run', fmt(report.events)],
+  ['rows they end as', fmt(report.rows)],
+  ['runs', String(report.runs.length)],
+  ['JetStream publish, 4×250 in flight (events/s)', fmt(m.publishPerSec)],
+  ['persister: JetStream → PostgreSQL (events/s)', fmt(m.persisterPerSec)],
+  ['ceiling: INSERT … VALUES, 500 rows, one client (events/s)', fmt(m.ceilingValuesPerSec)],
+  ['ceiling: INSERT … SELECT unnest, 500 rows, one client (events/s)', fmt(m.ceilingUnnestPerSec)],
+  ['persister / VALUES ceiling', `${(report.ratioToValuesCeiling * 100).toFixed(0)}%`],
+  ['persister / best ceiling', `${(report.ratioToBestCeiling * 100).toFixed(0)}%`],
+];
+const width = Math.max(...rows.map(([k]) => k.length));
+process.stdout.write(`\nPersister benchmark${smoke ? ' (smoke)' : ''} — medians\n`);
+for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(width)}  ${v.padStart(10)}\n`);
+const meetsRate = m.persisterPerSec >= TARGET_PER_SEC;
+const meetsRatio = report.ratioToValuesCeiling >= TARGET_RATIO;
+process.stdout.write(`  target ≥ ${fmt(TARGET_PER_SEC)} events/s: ${meetsRate ? 'met' : 'NOT met'}; ≥ ${TARGET_RATIO * 100}% of ceiling: ${meetsRatio ? 'met' : 'NOT met'}\n`);
+
+mkdirSync('bench-results', { recursive: true });
+const file = `bench-results/persister-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+writeFileSync(
+  file,
+  JSON.stringify({ bench: 'persister', smoke, at: new Date().toISOString(), node: process.version, options, targets: { eventsPerSec: TARGET_PER_SEC, ratio: TARGET_RATIO }, ...report }, null, 2),
+);
+process.stdout.write(`  written: ${file}\n`);
