@@ -23,24 +23,26 @@ export interface Ingress {
  * API-key cache (reloaded on every config event, so revocations apply within a second).
  */
 export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number } = {}): Promise<Ingress> {
-  let limiter: Limiter | undefined;
-  let keys: ActiveKeyCache | undefined;
+  // Built after the runtime (they need its connections), but the runtime's hooks must reach them.
+  const late: { limiter?: Limiter; keys?: ActiveKeyCache } = {};
   const runtime = await startRuntime<CompiledPolicy>({
     app: 'ingress',
     settings,
     compilePolicy: (p) => compilePolicy(p.document, p.version),
-    onPolicyApplied: (compiled) => limiter?.setPolicy(compiled),
-    onConfigEvent: () => keys?.refresh(),
+    onPolicyApplied: (compiled) => late.limiter?.setPolicy(compiled),
+    onConfigEvent: () => late.keys?.refresh(),
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   const policy = runtime.policy;
-  limiter = new Limiter({
+  const limiter = new Limiter({
     redis: runtime.redis,
     namespace: settings.namespace,
     signingKey: settings.signingKey,
     ...(policy.loaded ? { policy: policy.compiled } : {}),
   });
-  keys = new ActiveKeyCache(runtime.policyStore);
+  late.limiter = limiter;
+  const keys = new ActiveKeyCache(runtime.policyStore);
+  late.keys = keys;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
   // until every lease granted before the loss has expired (see the limiter).
@@ -51,26 +53,24 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   if (init && !init.open) runtime.logger.warn({ recoveringUntil: new Date(init.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while leases expire');
 
   const nats = new NatsStatus(runtime.nc);
-  const ready = limiter;
-  const keyCache = keys;
   const app = createApp({
-    policy: () => (policy.loaded ? ready.policy : undefined),
-    limiter: ready,
-    keys: keyCache,
+    policy: () => (policy.loaded ? limiter.policy : undefined),
+    limiter,
+    keys,
     js: runtime.js,
     names: runtime.names,
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
     registry: runtime.registry,
-    readiness: [...runtime.readiness, { name: 'api-keys', check: () => keyCache.loaded }],
+    readiness: [...runtime.readiness, { name: 'api-keys', check: () => keys.loaded }],
     logger: runtime.logger,
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),
   });
   return {
     app,
     runtime,
-    limiter: ready,
-    keys: keyCache,
+    limiter,
+    keys,
     close: async () => {
       nats.stop();
       await runtime.close();
