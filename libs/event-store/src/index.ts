@@ -3,6 +3,7 @@ export { describeDbError, isPermanentDbError } from './errors.js';
 export { getJobView } from './job-view.js';
 export { createPersisterMetrics, type PersisterMetrics } from './metrics.js';
 export { Persister, type PersisterOptions } from './persister.js';
-export { pruneHistory, type PruneResult, type RetentionPolicy } from './prune.js';
+export { pruneHistory, schedulePruning, type PruneResult, type RetentionPolicy } from './prune.js';
 export { outcomeEventId, reconcileJobStatus, storeBatch, type StoreResult } from './store.js';
 export { countRows, prng, shuffle, syntheticWorkload, toRawMessage, type RowCounts, type SyntheticMessage, type SyntheticWorkload } from './synthetic.js';
+export { runPersisterBenchmark, type BenchOptions, type BenchReport, type BenchRun } from './benchmark.js';

@@ -83,7 +83,9 @@ class StreamLane {
 
   async start(): Promise<void> {
     const { jsm, js, batchSize, ackWaitMs } = this.opts;
-    await ensureServiceConsumer(jsm, this.stream, this.durable, { ackWaitMs });
+    // Unacked messages out at once, across all instances: the batch being written and the next
+    // ones being prefetched. Bounds memory and keeps a flood of deliveries from starving writes.
+    await ensureServiceConsumer(jsm, this.stream, this.durable, { ackWaitMs, maxAckPending: batchSize * 4 });
     const consumer = await js.consumers.get(this.stream, this.durable);
     this.messages = await consumer.consume({
       max_messages: batchSize * 2,
@@ -145,7 +147,8 @@ class StreamLane {
     const endTimer = this.metrics.batchSeconds.startTimer({ stream: this.stream });
     try {
       const rejected = await this.write(items);
-      endTimer();
+      const seconds = endTimer();
+      logger.debug({ stream: this.stream, size: items.length, ms: Math.round(seconds * 1000), buffered: this.buffer.length }, 'batch stored');
       for (const item of items) item.msg.ack();
       const stored = items.length - rejected;
       this.stored += stored;

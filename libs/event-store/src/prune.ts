@@ -74,3 +74,39 @@ export async function pruneHistory(db: Database, policy: RetentionPolicy): Promi
         );
   return { jobs: jobsDeleted, attempts: attemptsDeleted, outcomeEvents: outcomeEventsDeleted, deadLetters: deadDeleted, rejected, ledger };
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Runs `pruneHistory` now and every `intervalMs` (default hourly) with a rolling window of
+ * `retentionDays`. Several instances may run it at once (rows are claimed with SKIP LOCKED).
+ * Returns a function that stops it.
+ */
+export function schedulePruning(
+  db: Database,
+  opts: { retentionDays: number; intervalMs?: number; onResult?: (r: PruneResult) => void; onError?: (e: unknown) => void },
+): () => void {
+  let stopped = false;
+  let running = false;
+  const tick = async () => {
+    if (running || stopped) return;
+    running = true;
+    try {
+      const cutoff = new Date(Date.now() - opts.retentionDays * DAY_MS);
+      opts.onResult?.(await pruneHistory(db, { finishedJobsBefore: cutoff, rejectedBefore: cutoff }));
+    } catch (error) {
+      opts.onError?.(error);
+    } finally {
+      running = false;
+    }
+  };
+  const first = setTimeout(() => void tick(), 60_000);
+  const timer = setInterval(() => void tick(), opts.intervalMs ?? 60 * 60 * 1000);
+  first.unref();
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearTimeout(first);
+    clearInterval(timer);
+  };
+}

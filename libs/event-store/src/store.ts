@@ -79,6 +79,19 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
   };
 }
 
+/** `unnest($1::text[], $2::int[], ...)`: one array parameter per column, whatever the row count. */
+function col(values: readonly unknown[], type: string) {
+  return sql`${sql.param(values)}::${sql.raw(type)}[]`;
+}
+
+function iso(d: Date): string {
+  return d.toISOString();
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined || value === null ? null : JSON.stringify(value);
+}
+
 async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
   if (events.length === 0) return;
   // One row per job: the earliest admission seen carries the job's creation time, priority and
@@ -91,58 +104,32 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
     const key = attemptKey(body.jobId, body.attempt);
     if (!byAttempt.has(key)) byAttempt.set(key, body);
   }
-  const now = new Date();
-  const jobRows = [...firstByJob.values()]
-    .sort((a, b) => byKey(a.jobId, b.jobId))
-    .map((b) => ({
-      jobId: b.jobId,
-      tenant: b.tenant,
-      type: b.type,
-      priority: b.priority,
-      status: 'admitted',
-      payload: b.payload ?? null,
-      createdAt: new Date(b.admittedAt),
-      updatedAt: now,
-    }));
+  const now = new Date().toISOString();
+  const jobRows = [...firstByJob.values()].sort((a, b) => byKey(a.jobId, b.jobId));
   for (const rows of chunks(jobRows)) {
-    await tx
-      .insert(jobs)
-      .values(rows)
-      .onConflictDoUpdate({
-        target: jobs.jobId,
-        set: {
-          priority: sql`excluded.priority`,
-          payload: sql`excluded.payload`,
-          createdAt: sql`excluded.created_at`,
-          updatedAt: sql`excluded.updated_at`,
-        },
-        setWhere: sql`excluded.created_at < ${jobs.createdAt}`,
-      });
+    await tx.execute(sql`
+      INSERT INTO ${jobs} (job_id, tenant, type, priority, status, payload, created_at, updated_at)
+      SELECT j, t, ty, p, 'admitted', pl::jsonb, c, ${now}::timestamptz
+      FROM unnest(${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.tenant), 'text')},
+                  ${col(rows.map((r) => r.type), 'text')}, ${col(rows.map((r) => r.priority), 'text')},
+                  ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => iso(new Date(r.admittedAt))), 'timestamptz')})
+        AS u(j, t, ty, p, pl, c)
+      ON CONFLICT (job_id) DO UPDATE SET
+        priority = excluded.priority, payload = excluded.payload, created_at = excluded.created_at, updated_at = excluded.updated_at
+      WHERE excluded.created_at < ${jobs.createdAt}`);
   }
 
-  const attemptRows = [...byAttempt.entries()]
-    .sort(([a], [b]) => byKey(a, b))
-    .map(([, b]) => ({
-      jobId: b.jobId,
-      attempt: b.attempt,
-      admittedAt: new Date(b.admittedAt),
-      leaseId: b.lease.id,
-      leaseExpiresAt: new Date(b.lease.expiresAt),
-    }));
+  const attemptRows = [...byAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
   for (const rows of chunks(attemptRows)) {
     // The row may exist already, created by an outcome that overtook its admission.
-    await tx
-      .insert(attempts)
-      .values(rows)
-      .onConflictDoUpdate({
-        target: [attempts.jobId, attempts.attempt],
-        set: {
-          admittedAt: sql`excluded.admitted_at`,
-          leaseId: sql`excluded.lease_id`,
-          leaseExpiresAt: sql`excluded.lease_expires_at`,
-        },
-        setWhere: sql`${attempts.admittedAt} IS NULL`,
-      });
+    await tx.execute(sql`
+      INSERT INTO ${attempts} (job_id, attempt, admitted_at, lease_id, lease_expires_at)
+      SELECT * FROM unnest(${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.attempt), 'int')},
+                           ${col(rows.map((r) => iso(new Date(r.admittedAt))), 'timestamptz')}, ${col(rows.map((r) => r.lease.id), 'text')},
+                           ${col(rows.map((r) => iso(new Date(r.lease.expiresAt))), 'timestamptz')})
+      ON CONFLICT (job_id, attempt) DO UPDATE SET
+        admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at
+      WHERE ${attempts.admittedAt} IS NULL`);
   }
 }
 
@@ -156,88 +143,76 @@ async function writeOutcomes(tx: Tx, events: readonly Of<'outcome'>[]): Promise<
     const key = attemptKey(e.body.jobId, e.body.attempt);
     if (!firstByAttempt.has(key)) firstByAttempt.set(key, e);
   }
-  const attemptRows = [...firstByAttempt.entries()]
-    .sort(([a], [b]) => byKey(a, b))
-    .map(([, e]) => ({
-      jobId: e.body.jobId,
-      attempt: e.body.attempt,
-      outcome: e.body.outcome,
-      finishedAt: e.reportedAt,
-      error: e.body.error ?? null,
-      actualCost: e.body.actualCost ?? null,
-    }));
+  const attemptRows = [...firstByAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, e]) => e);
   const applied = new Set<string>();
   for (const rows of chunks(attemptRows)) {
-    const won = await tx
-      .insert(attempts)
-      .values(rows)
-      .onConflictDoUpdate({
-        target: [attempts.jobId, attempts.attempt],
-        set: {
-          outcome: sql`excluded.outcome`,
-          finishedAt: sql`excluded.finished_at`,
-          error: sql`excluded.error`,
-          actualCost: sql`excluded.actual_cost`,
-        },
-        setWhere: sql`${attempts.outcome} IS NULL`,
-      })
-      .returning({ jobId: attempts.jobId, attempt: attempts.attempt });
-    for (const r of won) applied.add(attemptKey(r.jobId, r.attempt));
+    const won = await tx.execute<{ job_id: string; attempt: number }>(sql`
+      INSERT INTO ${attempts} (job_id, attempt, outcome, finished_at, error, actual_cost)
+      SELECT * FROM unnest(${col(rows.map((e) => e.body.jobId), 'text')}, ${col(rows.map((e) => e.body.attempt), 'int')},
+                           ${col(rows.map((e) => e.body.outcome), 'text')}, ${col(rows.map((e) => iso(e.reportedAt)), 'timestamptz')},
+                           ${col(rows.map((e) => e.body.error ?? null), 'text')}, ${col(rows.map((e) => e.body.actualCost ?? null), 'int')})
+      ON CONFLICT (job_id, attempt) DO UPDATE SET
+        outcome = excluded.outcome, finished_at = excluded.finished_at, error = excluded.error, actual_cost = excluded.actual_cost
+      WHERE ${attempts.outcome} IS NULL
+      RETURNING job_id, attempt`);
+    for (const r of won.rows) applied.add(attemptKey(r.job_id, r.attempt));
   }
 
   // Every distinct report is recorded; the one that became the attempt's outcome is marked.
-  const eventRows = new Map<string, typeof outcomeEvents.$inferInsert>();
+  const eventRows = new Map<string, { eventId: string; e: Of<'outcome'>; applied: boolean }>();
   for (const e of ordered) {
     const eventId = outcomeEventId(e.body);
     if (eventRows.has(eventId)) continue;
     const key = attemptKey(e.body.jobId, e.body.attempt);
-    eventRows.set(eventId, {
-      eventId,
-      jobId: e.body.jobId,
-      attempt: e.body.attempt,
-      outcome: e.body.outcome,
-      error: e.body.error ?? null,
-      actualCost: e.body.actualCost ?? null,
-      leaseTokenHash: sha256(e.body.leaseToken),
-      applied: applied.has(key) && firstByAttempt.get(key) === e,
-      streamSeq: e.seq,
-      reportedAt: e.reportedAt,
-    });
+    eventRows.set(eventId, { eventId, e, applied: applied.has(key) && firstByAttempt.get(key) === e });
   }
   const sorted = [...eventRows.values()].sort((a, b) => byKey(a.eventId, b.eventId));
-  for (const rows of chunks(sorted)) await tx.insert(outcomeEvents).values(rows).onConflictDoNothing({ target: outcomeEvents.eventId });
+  for (const rows of chunks(sorted)) {
+    await tx.execute(sql`
+      INSERT INTO ${outcomeEvents} (event_id, job_id, attempt, outcome, error, actual_cost, lease_token_hash, applied, stream_seq, reported_at)
+      SELECT * FROM unnest(${col(rows.map((r) => r.eventId), 'text')}, ${col(rows.map((r) => r.e.body.jobId), 'text')},
+                           ${col(rows.map((r) => r.e.body.attempt), 'int')}, ${col(rows.map((r) => r.e.body.outcome), 'text')},
+                           ${col(rows.map((r) => r.e.body.error ?? null), 'text')}, ${col(rows.map((r) => r.e.body.actualCost ?? null), 'int')},
+                           ${col(rows.map((r) => sha256(r.e.body.leaseToken)), 'text')}, ${col(rows.map((r) => r.applied), 'boolean')},
+                           ${col(rows.map((r) => r.e.seq), 'bigint')}, ${col(rows.map((r) => iso(r.e.reportedAt)), 'timestamptz')})
+      ON CONFLICT (event_id) DO NOTHING`);
+  }
 }
 
 async function writeDeadLetters(tx: Tx, events: readonly Of<'dead'>[]): Promise<void> {
   if (events.length === 0) return;
-  const rows = new Map<string, typeof deadLetters.$inferInsert>();
-  for (const { body: b } of events) {
-    if (rows.has(b.jobId)) continue;
-    rows.set(b.jobId, {
-      jobId: b.jobId,
-      tenant: b.tenant,
-      type: b.type,
-      attempts: b.attempts,
-      lastOutcome: b.lastOutcome,
-      error: b.error ?? null,
-      payload: b.payload ?? null,
-      deadAt: new Date(b.deadAt),
-    });
+  const byJob = new Map<string, Of<'dead'>['body']>();
+  for (const { body } of events) if (!byJob.has(body.jobId)) byJob.set(body.jobId, body);
+  const sorted = [...byJob.values()].sort((a, b) => byKey(a.jobId, b.jobId));
+  for (const rows of chunks(sorted)) {
+    await tx.execute(sql`
+      INSERT INTO ${deadLetters} (job_id, tenant, type, attempts, last_outcome, error, payload, dead_at)
+      SELECT j, t, ty, a, lo, e, pl::jsonb, d
+      FROM unnest(${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.tenant), 'text')}, ${col(rows.map((r) => r.type), 'text')},
+                  ${col(rows.map((r) => r.attempts), 'int')}, ${col(rows.map((r) => r.lastOutcome), 'text')}, ${col(rows.map((r) => r.error ?? null), 'text')},
+                  ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => iso(new Date(r.deadAt))), 'timestamptz')})
+        AS u(j, t, ty, a, lo, e, pl, d)
+      ON CONFLICT (job_id) DO NOTHING`);
   }
-  const sorted = [...rows.values()].sort((a, b) => byKey(a.jobId, b.jobId));
-  for (const chunk of chunks(sorted)) await tx.insert(deadLetters).values(chunk).onConflictDoNothing({ target: deadLetters.jobId });
 }
 
 async function writeLedger(tx: Tx, events: readonly Of<'ledger'>[]): Promise<void> {
   if (events.length === 0) return;
-  const rows = new Map<string, typeof budgetLedger.$inferInsert>();
-  for (const { body: b } of events) {
-    const entryId = ledgerEntryId(b);
-    if (rows.has(entryId)) continue;
-    rows.set(entryId, { entryId, tenant: b.tenant, kind: b.kind, amount: b.amount, jobId: b.jobId, attempt: b.attempt, at: new Date(b.at) });
+  const byEntry = new Map<string, Of<'ledger'>['body']>();
+  for (const { body } of events) {
+    const entryId = ledgerEntryId(body);
+    if (!byEntry.has(entryId)) byEntry.set(entryId, body);
   }
-  const sorted = [...rows.values()].sort((a, b) => byKey(a.entryId, b.entryId));
-  for (const chunk of chunks(sorted)) await tx.insert(budgetLedger).values(chunk).onConflictDoNothing({ target: budgetLedger.entryId });
+  const sorted = [...byEntry.entries()].sort(([a], [b]) => byKey(a, b));
+  for (const rows of chunks(sorted)) {
+    await tx.execute(sql`
+      INSERT INTO ${budgetLedger} (entry_id, tenant, kind, amount, job_id, attempt, at)
+      SELECT * FROM unnest(${col(rows.map(([id]) => id), 'text')}, ${col(rows.map(([, b]) => b.tenant), 'text')},
+                           ${col(rows.map(([, b]) => b.kind), 'text')}, ${col(rows.map(([, b]) => b.amount), 'bigint')},
+                           ${col(rows.map(([, b]) => b.jobId), 'text')}, ${col(rows.map(([, b]) => b.attempt), 'int')},
+                           ${col(rows.map(([, b]) => iso(new Date(b.at))), 'timestamptz')})
+      ON CONFLICT (entry_id) DO NOTHING`);
+  }
 }
 
 async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise<void> {
@@ -269,7 +244,13 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
   for (let i = 0; i < jobIds.length; i += CHUNK) {
     const ids = jobIds.slice(i, i + CHUNK);
     await db.transaction(async (tx) => {
-      await tx.execute(sql`SELECT 1 FROM ${jobs} WHERE job_id = ANY(${sql.param(ids)}::text[]) ORDER BY job_id COLLATE "C" FOR UPDATE`);
+      const locked = await tx.execute<{ job_id: string }>(
+        sql`SELECT job_id FROM ${jobs} WHERE job_id = ANY(${sql.param(ids)}::text[]) ORDER BY job_id COLLATE "C" FOR UPDATE`,
+      );
+      // Only the rows locked above: a job row committed meanwhile would be locked by the UPDATE
+      // in plan order (a deadlock risk); the batch that created it reconciles it.
+      const lockedIds = locked.rows.map((r) => r.job_id);
+      if (lockedIds.length === 0) return;
       await tx.execute(sql`
         UPDATE ${jobs} AS j SET status = d.status, updated_at = now()
         FROM (
@@ -282,7 +263,7 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
               ELSE 'admitted'
             END AS status
           FROM ${jobs} j2
-          WHERE j2.job_id = ANY(${sql.param(ids)}::text[])
+          WHERE j2.job_id = ANY(${sql.param(lockedIds)}::text[])
         ) AS d
         WHERE j.job_id = d.job_id AND j.status IS DISTINCT FROM d.status`);
     });

@@ -111,7 +111,7 @@ export async function ensureServiceConsumer(
   jsm: JetStreamManager,
   stream: string,
   durableName: string,
-  opts: { ackWaitMs?: number; maxDeliver?: number } = {},
+  opts: { ackWaitMs?: number; maxDeliver?: number; maxAckPending?: number } = {},
 ): Promise<void> {
   await ensureConsumer(jsm, stream, {
     durable_name: durableName,
@@ -119,6 +119,8 @@ export async function ensureServiceConsumer(
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
     max_deliver: opts.maxDeliver ?? -1,
-    max_ack_pending: 10_000,
+    // Also the consumer's backpressure: the server never has more than this many unacked
+    // messages out, so a pull consumer's buffer stays bounded.
+    max_ack_pending: opts.maxAckPending ?? 10_000,
   });
 }

@@ -1,0 +1,15 @@
+import { Hono } from 'hono';
+import type { Registry } from 'prom-client';
+import { healthRoutes, type ReadinessCheck } from '@janus/observability';
+
+export interface PersisterAppDeps {
+  readonly readiness: readonly ReadinessCheck[];
+  readonly registry: Registry;
+}
+
+/** The persister's HTTP surface: health, readiness and metrics only (CONTRACT §1). */
+export function createApp(deps: PersisterAppDeps): Hono {
+  const app = new Hono();
+  app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
+  return app;
+}
