@@ -1,0 +1,74 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { z } from 'zod';
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { Registry } from 'prom-client';
+import { DependencyPolicy, GlobalPolicy, JobTypePolicy, PolicyDocument, TenantPolicy } from '@janus/contracts';
+import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
+import type { PolicyStore } from '@janus/policy';
+import { adminAuth } from './auth.js';
+import type { PolicyChanges } from './changes.js';
+import type { DashboardSnapshot } from './dashboard/snapshot.js';
+import type { AdminMetrics } from './metrics.js';
+import { PROBLEM, problem, type ProblemStatus } from './problem.js';
+import { auditRoutes } from './routes/audit.js';
+import type { AdminEnv } from './routes/common.js';
+import { dashboardPages, dashboardRoutes } from './routes/dashboard.js';
+import { dependencyRoutes } from './routes/dependencies.js';
+import { globalRoutes } from './routes/global.js';
+import { jobTypeRoutes } from './routes/job-types.js';
+import { CreateKeyBody, keyRoutes } from './routes/keys.js';
+import { policyRoutes } from './routes/policy.js';
+import { tenantRoutes } from './routes/tenants.js';
+
+export interface AdminAppDeps {
+  readonly adminToken: string;
+  readonly store: PolicyStore;
+  readonly changes: PolicyChanges;
+  readonly snapshot: () => Promise<DashboardSnapshot>;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly registry: Registry;
+  readonly metrics: AdminMetrics;
+  readonly logger: Logger;
+}
+
+/** The admins' REST API (CONTRACT §5), the dashboard, health and metrics. */
+export function createApp(deps: AdminAppDeps): Hono {
+  const app = new OpenAPIHono<AdminEnv>();
+  const resources = { store: deps.store, changes: deps.changes };
+
+  app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
+  app.route('/', dashboardPages());
+  app.use('/v1/*', adminAuth(deps.adminToken, deps.metrics));
+  app.route('/v1/dependencies', dependencyRoutes(resources));
+  app.route('/v1/tenants', tenantRoutes(resources));
+  app.route('/v1/tenants', keyRoutes(resources));
+  app.route('/v1/job-types', jobTypeRoutes(resources));
+  app.route('/v1/global', globalRoutes(resources));
+  app.route('/v1/policy', policyRoutes(resources));
+  app.route('/v1/audit', auditRoutes(resources));
+  app.route('/v1/dashboard', dashboardRoutes({ snapshot: deps.snapshot }));
+
+  for (const [name, schema] of Object.entries({ DependencyPolicy, TenantPolicy, JobTypePolicy, GlobalPolicy, PolicyDocument, CreateApiKey: CreateKeyBody })) {
+    // The contracts' schemas are plain zod: publish them as JSON Schema (input side: defaults optional).
+    const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+    app.openAPIRegistry.registerComponent('schemas', name, jsonSchema as never);
+  }
+  app.openAPIRegistry.registerComponent('securitySchemes', 'adminToken', { type: 'http', scheme: 'bearer', description: 'JANUS_ADMIN_TOKEN' });
+  app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'Janus policy admin', version: '1' } });
+
+  const onError = (error: Error, c: Context) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      return problem(error.status as ProblemStatus, error.status === 415 ? PROBLEM.unsupportedMediaType : PROBLEM.invalidRequest, error.message || 'Bad request');
+    }
+    deps.logger.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
+    return problem(500, PROBLEM.internal, 'Internal error', { detail: 'the request failed; nothing was changed by it unless its response said so' });
+  };
+  app.onError(onError);
+  // A plain Hono root, so that the app is served like every other one (`listen(app, …)`).
+  const root = new Hono();
+  root.route('/', app);
+  root.notFound((c) => problem(404, PROBLEM.notFound, 'Not found', { detail: `no route for ${c.req.method} ${c.req.path}` }));
+  root.onError(onError);
+  return root;
+}

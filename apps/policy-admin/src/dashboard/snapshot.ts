@@ -1,0 +1,109 @@
+import { desc, eq, sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import { deadLetters, jobs, type Database } from '@janus/db';
+import type { Limiter } from '@janus/limiter';
+import { NO_DEPENDENCY, readLiveStats, type LiveStats } from '@janus/observability';
+import type { PolicyStore } from '@janus/policy';
+
+export interface DashboardDeps {
+  redis: Redis;
+  namespace: string;
+  db: Database;
+  store: PolicyStore;
+  /** The running limiter view (inspect/usage over the live policy). */
+  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy'>;
+  /** Rates are averaged over this many complete seconds. Default 3. */
+  windowSeconds?: number;
+}
+
+const MAX_TENANTS = 100;
+
+/**
+ * What the dashboard shows, read fresh each call: live rates (Redis counters ingress keeps),
+ * in-flight and headroom (the limiter's state), budgets, queued jobs, dead letters, versions.
+ * Each part fails on its own: a part that cannot be read is named in `problems`.
+ */
+export async function dashboardSnapshot(deps: DashboardDeps) {
+  const window = deps.windowSeconds ?? 3;
+  const problems: string[] = [];
+  const attempt = async <T>(part: string, read: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await read();
+    } catch (error) {
+      problems.push(`${part}: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  };
+  const doc = deps.limiter.policy.document;
+  const tenantIds = Object.keys(doc.tenants).slice(0, MAX_TENANTS);
+  const [stats, inspect, usages, queued, dead, versions, audit] = await Promise.all([
+    attempt('live stats', () => readLiveStats(deps.redis, deps.namespace, window)),
+    attempt('limiter', () => deps.limiter.inspect()),
+    attempt('tenant usage', () => Promise.all(tenantIds.map((t) => deps.limiter.usage(t)))),
+    attempt('queued jobs', () =>
+      deps.db
+        .select({ tenant: jobs.tenant, n: sql<number>`count(*)::int` })
+        .from(jobs)
+        .where(eq(jobs.status, 'queued'))
+        .groupBy(jobs.tenant),
+    ),
+    attempt('dead letters', () =>
+      deps.db
+        .select({ jobId: deadLetters.jobId, type: deadLetters.type, tenant: deadLetters.tenant, attempts: deadLetters.attempts, lastOutcome: deadLetters.lastOutcome, error: deadLetters.error, deadAt: deadLetters.deadAt })
+        .from(deadLetters)
+        .orderBy(desc(deadLetters.deadAt))
+        .limit(10),
+    ),
+    attempt('policy versions', () => deps.store.versions(10)),
+    attempt('audit', () => deps.store.audit({ limit: 10 })),
+  ]);
+
+  const rate = (n: number) => Math.round((n / window) * 10) / 10;
+  const live = (dep: string) => liveFor(stats, dep, rate);
+  const queuedBy = new Map((queued ?? []).map((r) => [r.tenant, r.n]));
+  return {
+    at: new Date().toISOString(),
+    namespace: deps.namespace,
+    windowSeconds: window,
+    policy: {
+      version: deps.limiter.policy.version,
+      history: (versions ?? []).map((v) => ({ version: v.version, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })),
+      recentChanges: (audit ?? []).map((a) => ({ id: a.id, at: a.at.toISOString(), actor: a.actor, action: a.action, target: a.target, fromVersion: a.fromVersion, toVersion: a.toVersion })),
+    },
+    dependencies: Object.entries(doc.dependencies).map(([name, p]) => {
+      const state = inspect?.dependencies[name];
+      return {
+        name,
+        ...live(name),
+        inFlight: state?.inFlight ?? null,
+        concurrency: p.concurrency ?? null,
+        rate: state?.rate ?? null,
+        costRate: state?.costRate ?? null,
+      };
+    }),
+    unattributed: live(NO_DEPENDENCY),
+    global: inspect?.global ?? null,
+    tenants: tenantIds.map((id, i) => {
+      const u = usages?.[i];
+      return {
+        id,
+        weight: doc.tenants[id]?.weight ?? 1,
+        budget: u?.budget ? { ...u.budget, resetsAt: new Date(u.budget.resetsAt).toISOString() } : null,
+        inFlight: u?.inFlight ?? null,
+        queued: queued ? (queuedBy.get(id) ?? 0) : null,
+      };
+    }),
+    deadLetters: (dead ?? []).map((d) => ({ ...d, deadAt: d.deadAt.toISOString() })),
+    problems,
+  };
+}
+
+function liveFor(stats: LiveStats | undefined, dep: string, rate: (n: number) => number) {
+  const s = stats?.dependencies[dep];
+  return {
+    admittedPerSec: stats ? rate(s?.admitted ?? 0) : null,
+    rejectedPerSec: stats ? Object.fromEntries(Object.entries(s?.rejected ?? {}).map(([reason, n]) => [reason, rate(n)])) : null,
+  };
+}
+
+export type DashboardSnapshot = Awaited<ReturnType<typeof dashboardSnapshot>>;

@@ -1,0 +1,43 @@
+import { Counter, type Registry } from 'prom-client';
+
+export type ChangeOutcome = 'applied' | 'unchanged' | 'invalid' | 'conflict' | 'not_found' | 'dry_run';
+
+export interface AdminMetrics {
+  readonly changes: Counter<'resource' | 'outcome'>;
+  readonly validationFailures: Counter<'resource'>;
+  readonly consumerFailures: Counter;
+  readonly announceFailures: Counter;
+  readonly authFailures: Counter;
+}
+
+export function createAdminMetrics(registry: Registry): AdminMetrics {
+  return {
+    changes: new Counter({
+      name: 'janus_policy_changes_total',
+      help: 'Policy change requests by resource and outcome (applied, unchanged, invalid, conflict, not_found, dry_run)',
+      labelNames: ['resource', 'outcome'],
+      registers: [registry],
+    }),
+    validationFailures: new Counter({
+      name: 'janus_policy_validation_failures_total',
+      help: 'Policy changes refused by validation (422), by resource',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
+    consumerFailures: new Counter({
+      name: 'janus_worker_consumer_ensure_failures_total',
+      help: 'Job-type worker consumers that could not be created or updated after a policy change',
+      registers: [registry],
+    }),
+    announceFailures: new Counter({
+      name: 'janus_config_announce_failures_total',
+      help: 'Config-change announcements that could not be published (instances still poll)',
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'janus_admin_auth_failures_total',
+      help: 'Admin API requests refused for a missing or wrong admin token',
+      registers: [registry],
+    }),
+  };
+}

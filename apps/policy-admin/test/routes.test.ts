@@ -1,0 +1,225 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAdmin, TOKEN, type AdminHarness } from './harness.js';
+
+let h: AdminHarness;
+beforeAll(async () => {
+  h = await startAdmin('admin_routes');
+});
+afterAll(async () => {
+  await h.close();
+});
+
+describe('authentication', () => {
+  it.each([
+    ['no header', {}],
+    ['wrong token', { authorization: 'Bearer wrong-token-0123456789' }],
+    ['other scheme', { authorization: `Basic ${TOKEN}` }],
+  ])('401 problem+json with %s, on every /v1 route', async (_label, headers) => {
+    for (const [method, path] of [
+      ['GET', '/v1/policy'],
+      ['PUT', '/v1/dependencies/x'],
+      ['GET', '/v1/audit'],
+      ['POST', '/v1/tenants/x/keys'],
+      ['GET', '/v1/dashboard'],
+      ['GET', '/v1/nothing-here'],
+    ] as const) {
+      const res = await h.app.request(path, { method, headers });
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(res.headers.get('www-authenticate')).toContain('Bearer');
+      const body = await res.json();
+      expect(body).toMatchObject({ type: 'https://janus.dev/problems/unauthorized', title: 'Unauthorized', status: 401 });
+    }
+  });
+
+  it('leaves health, metrics, the dashboard page and the OpenAPI document open', async () => {
+    for (const path of ['/healthz', '/metrics', '/', '/dashboard', '/dashboard/app.js', '/openapi.json']) {
+      expect((await h.app.request(path)).status, path).toBe(200);
+    }
+    const ready = await h.app.request('/readyz');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { redis: 'up', nats: 'up', postgres: 'up', policy: 'up' } });
+  });
+});
+
+describe('resources', () => {
+  it('PUT returns the stored object (defaults applied) and the new version; GET, list and DELETE follow', async () => {
+    const put = await h.call('PUT', '/v1/dependencies/stripe', { rate: { limit: 100, periodMs: 1000 }, concurrency: 10 });
+    expect(put.status).toBe(200);
+    expect(put.body).toEqual({ name: 'stripe', version: 1, previousVersion: 0, changed: true, rate: { limit: 100, periodMs: 1000 }, concurrency: 10, failMode: 'closed' });
+    expect(put.headers.get('etag')).toBe('"1"');
+
+    expect((await h.call('GET', '/v1/dependencies/stripe')).body).toEqual({ name: 'stripe', version: 1, rate: { limit: 100, periodMs: 1000 }, concurrency: 10, failMode: 'closed' });
+    expect((await h.call('GET', '/v1/dependencies')).body).toEqual({ version: 1, dependencies: { stripe: { rate: { limit: 100, periodMs: 1000 }, concurrency: 10, failMode: 'closed' } } });
+
+    const tenant = await h.call('PUT', '/v1/tenants/acme', { weight: 2, budget: { limit: 1000, periodMs: 60000 } });
+    expect(tenant.body).toMatchObject({ id: 'acme', version: 2, weight: 2, budget: { limit: 1000, periodMs: 60000 } });
+    const jt = await h.call('PUT', '/v1/job-types/charge', { dependencies: [{ name: 'stripe' }], timeoutMs: 5000 });
+    expect(jt.status).toBe(200);
+    expect(jt.body).toMatchObject({ name: 'charge', version: 3, dependencies: [{ name: 'stripe', cost: 1 }], timeoutMs: 5000, retry: { maxAttempts: 3 } });
+    const global = await h.call('PUT', '/v1/global', { concurrency: 500 });
+    expect(global.body).toEqual({ version: 4, previousVersion: 3, changed: true, concurrency: 500, shedding: { low: 0.8, normal: 1 } });
+    expect((await h.call('GET', '/v1/global')).body).toEqual({ version: 4, concurrency: 500, shedding: { low: 0.8, normal: 1 } });
+
+    // The same PUT again changes nothing and stores no version.
+    const again = await h.call('PUT', '/v1/global', { concurrency: 500 });
+    expect(again.body).toMatchObject({ version: 4, changed: false });
+
+    // The job type's worker consumer exists, with the job type's timeout as ack wait.
+    const info = await h.rt.jsm.consumers.info(h.rt.names.streams.jobs, h.rt.names.consumers.workers('charge'));
+    expect(info.config.filter_subject).toBe(h.rt.names.subjects.job('charge'));
+    expect(info.config.ack_wait).toBe(5000 * 1_000_000);
+
+    const del = await h.call('DELETE', '/v1/job-types/charge');
+    expect(del.body).toEqual({ name: 'charge', deleted: true, version: 5, previousVersion: 4 });
+    expect((await h.call('GET', '/v1/job-types/charge')).status).toBe(404);
+  });
+
+  it('404 for unknown resources and routes, never a 5xx', async () => {
+    for (const [method, path] of [
+      ['GET', '/v1/dependencies/nope'],
+      ['GET', '/v1/dependencies/NOT A NAME'],
+      ['DELETE', '/v1/tenants/nope'],
+      ['GET', '/v1/job-types/nope'],
+      ['GET', '/v1/unknown'],
+      ['GET', '/v1/tenants/nope/keys'],
+      ['POST', '/v1/tenants/nope/keys'],
+      ['DELETE', '/v1/tenants/acme/keys/nokey'],
+    ] as const) {
+      const res = await h.call(method, path);
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+    }
+  });
+
+  it('malformed JSON is 400, a non-JSON body 415, a missing body 415', async () => {
+    const bad = await h.call('PUT', '/v1/dependencies/x', '{"rate": ');
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ type: 'https://janus.dev/problems/malformed-json', status: 400, errors: [{ path: '(body)', message: 'not valid JSON' }] });
+    const text = await h.app.request('/v1/dependencies/x', { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'text/plain' }, body: 'hi' });
+    expect(text.status).toBe(415);
+    const none = await h.app.request('/v1/policy', { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(none.status).toBe(415);
+    const query = await h.call('PUT', '/v1/policy?dryRun=maybe', {});
+    expect(query.status).toBe(400);
+    expect(query.body.errors).toEqual([{ path: 'dryRun', message: expect.any(String) }]);
+    const audit = await h.call('GET', '/v1/audit?limit=0');
+    expect(audit.status).toBe(400);
+  });
+
+  it('If-Match: a moved-on version is 412 with the current version; the right one applies', async () => {
+    const { body } = await h.call('GET', '/v1/policy');
+    const stale = await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': String(body.version - 1) });
+    expect(stale.status).toBe(412);
+    expect(stale.body).toMatchObject({ type: 'https://janus.dev/problems/precondition-failed', status: 412, currentVersion: body.version });
+    const fresh = await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': `"${body.version}"` });
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.version).toBe(body.version + 1);
+    expect((await h.call('DELETE', '/v1/tenants/beta', undefined, { 'if-match': String(body.version) })).status).toBe(412);
+    expect((await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': 'garbage' })).status).toBe(412);
+  });
+});
+
+describe('whole policy', () => {
+  const doc = {
+    dependencies: { openai: { costRate: { limit: 90000, periodMs: 60000 } }, db: { concurrency: 20 } },
+    tenants: { acme: { weight: 3 } },
+    jobTypes: { summarize: { dependencies: [{ name: 'openai', cost: 500 }, { name: 'db' }] } },
+    global: { concurrency: 200 },
+  };
+
+  it('dryRun returns the diff and changes nothing; PUT applies it; GET round-trips (its version acts as If-Match)', async () => {
+    const before = (await h.call('GET', '/v1/policy')).body;
+    const dry = await h.call('PUT', '/v1/policy?dryRun=true', doc);
+    expect(dry.status).toBe(200);
+    expect(dry.body).toMatchObject({ dryRun: true, version: before.version, changed: true });
+    expect(dry.body.diff.map((c: { op: string; path: string }) => `${c.op} ${c.path}`)).toEqual([
+      'add dependencies.db',
+      'add dependencies.openai',
+      'remove dependencies.stripe',
+      'change tenants.acme',
+      'remove tenants.beta',
+      'add jobTypes.summarize',
+      'change global',
+    ]);
+    expect((await h.call('GET', '/v1/policy')).body.version).toBe(before.version);
+
+    const put = await h.call('PUT', '/v1/policy', doc);
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ version: before.version + 1, changed: true, tenants: { acme: { weight: 3 } } });
+    expect(put.body.diff).toHaveLength(7);
+
+    const got = (await h.call('GET', '/v1/policy')).body;
+    expect(got).toMatchObject({ version: before.version + 1, ...doc });
+    const same = await h.call('PUT', '/v1/policy', got);
+    expect(same.body).toMatchObject({ version: got.version, changed: false });
+    const stale = await h.call('PUT', '/v1/policy', { ...got, version: got.version - 1 });
+    expect(stale.status).toBe(412);
+  });
+
+  it('the audit log names the token by fingerprint only, with versions and diffs, newest first, paged', async () => {
+    const page = await h.call('GET', '/v1/audit?limit=2');
+    expect(page.status).toBe(200);
+    expect(page.body.entries).toHaveLength(2);
+    const [latest] = page.body.entries;
+    expect(latest).toMatchObject({ action: 'policy.put', target: 'policy', actor: expect.stringMatching(/^tok_[0-9a-f]{12}$/) });
+    expect(latest.toVersion).toBe(latest.fromVersion + 1);
+    expect(JSON.stringify(page.body)).not.toContain(TOKEN);
+    const next = await h.call('GET', `/v1/audit?limit=2&before=${page.body.next}`);
+    expect(next.body.entries[0].id).toBeLessThan(page.body.entries[1].id);
+  });
+});
+
+describe('API keys', () => {
+  it('creates (201, key shown once, only a hash stored), lists without the key, revokes (204)', async () => {
+    const created = await h.call('POST', '/v1/tenants/acme/keys', { label: 'ci' });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ keyId: expect.any(String), key: expect.stringMatching(/^jns_/), tenant: 'acme', label: 'ci' });
+    const noBody = await h.app.request('/v1/tenants/acme/keys', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(noBody.status).toBe(201);
+
+    const list = await h.call('GET', '/v1/tenants/acme/keys');
+    expect(list.status).toBe(200);
+    expect(list.body.keys).toHaveLength(2);
+    expect(JSON.stringify(list.body)).not.toContain(created.body.key);
+    expect(list.body.keys[0]).toMatchObject({ keyId: created.body.keyId, label: 'ci', revokedAt: null, active: true });
+
+    expect((await h.call('DELETE', `/v1/tenants/acme/keys/${created.body.keyId}`)).status).toBe(204);
+    expect((await h.call('DELETE', `/v1/tenants/acme/keys/${created.body.keyId}`)).status).toBe(204);
+    const after = await h.call('GET', '/v1/tenants/acme/keys');
+    expect(after.body.keys.find((k: { keyId: string }) => k.keyId === created.body.keyId)).toMatchObject({ active: false, revokedAt: expect.any(String) });
+    expect((await h.rt.policyStore.activeKeys()).size).toBe(1);
+
+    const bad = await h.call('POST', '/v1/tenants/acme/keys', { label: 5, extra: true });
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors.map((e: { path: string }) => e.path)).toEqual(['label', '(body)']);
+  });
+
+  it('deleting a tenant revokes its keys', async () => {
+    await h.call('PUT', '/v1/tenants/gone', {});
+    const key = await h.call('POST', '/v1/tenants/gone/keys');
+    expect(key.status).toBe(201);
+    expect((await h.call('DELETE', '/v1/tenants/gone')).status).toBe(200);
+    const active = [...(await h.rt.policyStore.activeKeys()).values()];
+    expect(active.some((k) => k.tenant === 'gone')).toBe(false);
+  });
+});
+
+describe('metrics', () => {
+  it('counts policy changes by resource and outcome, and validation failures', async () => {
+    await h.call('PUT', '/v1/dependencies/x', { concurrency: 0 });
+    const text = await (await h.app.request('/metrics')).text();
+    expect(text).toMatch(/janus_policy_changes_total\{resource="dependencies",outcome="applied",app="policy-admin"\} [1-9]/);
+    expect(text).toMatch(/janus_policy_changes_total\{resource="tenants",outcome="conflict",app="policy-admin"\} [1-9]/);
+    expect(text).toMatch(/janus_policy_validation_failures_total\{resource="dependencies",app="policy-admin"\} [1-9]/);
+    expect(text).toMatch(/janus_admin_auth_failures_total\{app="policy-admin"\} [1-9]/);
+  });
+
+  it('serves an OpenAPI document listing the contract routes', async () => {
+    const doc = (await (await h.app.request('/openapi.json')).json()) as { paths: object; components: { schemas: object } };
+    for (const path of ['/v1/dependencies/{name}', '/v1/tenants/{id}', '/v1/tenants/{id}/keys', '/v1/tenants/{id}/keys/{keyId}', '/v1/job-types/{name}', '/v1/global', '/v1/policy', '/v1/audit']) {
+      expect(doc.paths, path).toHaveProperty([path]);
+    }
+    expect(doc.components.schemas).toHaveProperty('PolicyDocument');
+  });
+});
