@@ -15,6 +15,8 @@ import type {
   ExpiredLease,
   ExtendResult,
   LeaseFailure,
+  LeaseStateName,
+  LeaseStateResult,
   LimiterSnapshot,
   Outcome,
   SettleResult,
@@ -48,7 +50,7 @@ interface Pending {
 }
 
 type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number];
-type JobWire = [number, string, string, number, string, string, number, number, number, number[], 0 | [number, string, number]];
+type JobWire = [number, string, string, number, string, string, number, number, number, number[], 0 | [number, string, number], string];
 interface GroupWire {
   i: 0 | [number, string, number];
   j: JobWire[];
@@ -226,6 +228,7 @@ export class Limiter {
           hasBudget ? estimateFor(jt, job.cost) : 0,
           refs,
           job.idempotency ? [keyOf(this.keys.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record, jt.idempotencyWindowMs] : 0,
+          job.context ?? '',
         ]);
       }
       if (unknown >= 0) {
@@ -280,13 +283,16 @@ export class Limiter {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
     const leaseKey = this.keys.lease(id);
-    const [conc, bk] = await this.#store.guard(this.#store.redis.hmget(leaseKey, 'conc', 'bk'));
+    const [conc, bk, ctx] = await this.#store.guard(this.#store.redis.hmget(leaseKey, 'conc', 'bk', 'ctx'));
     if (conc === null || conc === undefined) return { ok: false, reason: 'unknown' };
     const keys = [leaseKey, this.keys.leaseExpiry, bk ? bk : leaseKey, ...splitKeys(conc)];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
     const r = JSON.parse((await this.#store.run('settle', keys, [this.#clock(), id, outcome, actual, this.#retentionMs])) as string) as LeaseReply;
     if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
-    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at } };
+    return {
+      ok: true,
+      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, ...(ctx ? { context: ctx } : {}) },
+    };
   }
 
   /** Sets the lease's expiry to max(current, now + ms). */
@@ -308,18 +314,63 @@ export class Limiter {
     const [now, ...ids] = listed;
     if (ids.length === 0 || now === undefined) return [];
     const pipeline = this.#store.redis.pipeline();
-    for (const id of ids) pipeline.hget(this.keys.lease(id), 'conc');
-    const concs = (await this.#store.guard(pipeline.exec())) ?? [];
+    for (const id of ids) pipeline.hmget(this.keys.lease(id), 'conc', 'ctx');
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const contexts = new Map<string, string>();
     const keys = [this.keys.leaseExpiry];
     const args: (string | number)[] = [now, this.#retentionMs];
     ids.forEach((id, i) => {
-      const conc = concs[i]?.[1];
+      const [conc, ctx] = (rows[i]?.[1] ?? []) as (string | null)[];
+      if (ctx) contexts.set(id, ctx);
       const pools = typeof conc === 'string' ? splitKeys(conc) : [];
       keys.push(this.keys.lease(id), ...pools);
       args.push(id, pools.length);
     });
     const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string })[];
-    return reaped.map((r) => ({ id: r.i, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e }));
+    return reaped.map((r) => {
+      const context = contexts.get(r.i);
+      return {
+        id: r.i,
+        token: this.#tokens.sign(r.i),
+        jobId: r.j,
+        attempt: r.a,
+        tenant: r.t,
+        jobType: r.y,
+        reserved: r.r,
+        expiresAt: r.e,
+        ...(context ? { context } : {}),
+      };
+    });
+  }
+
+  /**
+   * Reads a lease record without changing it: its state (a lease past its expiry that the reaper
+   * has not visited yet reads as `expired`), the outcome it was settled with, and its context.
+   */
+  async leaseState(token: string): Promise<LeaseStateResult> {
+    const id = this.#tokens.verify(token);
+    if (id === undefined) return { ok: false, reason: 'invalid_token' };
+    const [st, job, att, ten, typ, res, exp, out, ctx] = await this.#store.guard(
+      this.#store.redis.hmget(this.keys.lease(id), 'st', 'job', 'att', 'ten', 'typ', 'res', 'exp', 'out', 'ctx'),
+    );
+    if (!st || !job || !ten || !typ) return { ok: false, reason: 'unknown' };
+    const expiresAt = Number(exp);
+    const state = (st === 'active' && expiresAt <= (await this.#time()) ? 'expired' : st) as LeaseStateName;
+    return {
+      ok: true,
+      lease: {
+        id,
+        jobId: job,
+        attempt: Number(att),
+        tenant: ten,
+        jobType: typ,
+        reserved: Number(res ?? 0),
+        state,
+        expiresAt,
+        ...(out ? { outcome: out as Outcome } : {}),
+        ...(ctx ? { context: ctx } : {}),
+      },
+    };
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */

@@ -11,6 +11,8 @@ export interface JobAdmission {
   readonly attempt?: number;
   /** Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. */
   readonly idempotency?: { readonly key: string; readonly record: string };
+  /** Opaque caller data kept with the lease (the scheduler keeps what a retry needs here). */
+  readonly context?: string;
 }
 
 export interface AdmissionRequest {
@@ -69,7 +71,7 @@ export interface LeaseInfo {
 export type LeaseFailure = 'invalid_token' | 'unknown' | 'expired' | 'already_settled';
 
 export type SettleResult =
-  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number } }
+  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly context?: string } }
   | { readonly ok: false; readonly reason: LeaseFailure };
 
 export type ExtendResult =
@@ -78,7 +80,20 @@ export type ExtendResult =
 
 export interface ExpiredLease extends LeaseInfo {
   readonly expiresAt: number;
+  /** The lease's token, so that a `timed_out` outcome can name it like a worker's outcome would. */
+  readonly token: string;
+  readonly context?: string;
 }
+
+export type LeaseStateName = 'active' | 'settled' | 'expired' | 'revoked';
+
+/** What a lease record says now (kept for the retention period after it finished). */
+export type LeaseStateResult =
+  | {
+      readonly ok: true;
+      readonly lease: LeaseInfo & { readonly state: LeaseStateName; readonly outcome?: Outcome; readonly expiresAt: number; readonly context?: string };
+    }
+  | { readonly ok: false; readonly reason: 'invalid_token' | 'unknown' };
 
 export interface TenantUsage {
   readonly tenant: string;

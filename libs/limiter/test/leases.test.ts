@@ -110,7 +110,7 @@ describe('leases', () => {
     h.advance(600);
     expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { jobId: 'ja', expiresAt: h.clock.now + 2000 } });
     h.advance(400); // b expires now (expiresAt <= now)
-    expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt }]);
+    expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, token: b.token, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt }]);
     expect(await h.limiter.reapExpired(10)).toEqual([]);
     expect(await h.limiter.settle(b.token, 'succeeded', 1)).toEqual({ ok: false, reason: 'expired' });
     expect(await h.limiter.extend(b.token, 1000)).toEqual({ ok: false, reason: 'expired' });
@@ -181,3 +181,30 @@ describe('revoke', () => {
   });
 });
 
+
+describe('lease context, state and reaped tokens (what the retry scheduler relies on)', () => {
+  it('keeps the caller context with the lease and reports the state as it moves', async () => {
+    h = await harness('lease_ctx', leasePolicy);
+    const r = await h.limiter.admit({ jobs: [{ ...job('call'), context: '{"payload":1}' }] });
+    const lease = leaseOf(r);
+    expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'active', context: '{"payload":1}', reserved: 10 } });
+
+    const settled = await h.limiter.settle(lease.token, 'failed');
+    expect(settled).toMatchObject({ ok: true, lease: { context: '{"payload":1}' } });
+    expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'settled', outcome: 'failed' } });
+
+    expect(await h.limiter.leaseState(`${lease.id}.forged`)).toEqual({ ok: false, reason: 'invalid_token' });
+  });
+
+  it('returns each reaped lease with its token and context; an unreaped expired lease reads as expired', async () => {
+    h = await harness('lease_ctx', leasePolicy);
+    const lease = leaseOf(await h.limiter.admit({ jobs: [{ ...job('call'), context: 'ctx-1' }] }));
+    h.advance(1_001);
+    expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
+    const reaped = await h.limiter.reapExpired(10);
+    expect(reaped).toHaveLength(1);
+    expect(reaped[0]).toMatchObject({ id: lease.id, token: lease.token, context: 'ctx-1' });
+    expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
+    expect(await h.limiter.settle(lease.token, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
+  });
+});

@@ -29,7 +29,8 @@
               g  = groups: [{ i = 0 | [keyIndex, record, windowMs] (request-level idempotency),
                               j = jobs: [leaseKeyIndex, leaseId, jobId, attempt, tenant, jobType,
                                          priority (1 high, 2 normal, 3 low), timeoutMs, budgetReserve,
-                                         refs = [limitIndex, amount, …], idem = 0 | [keyIndex, record, windowMs] ] } ]
+                                         refs = [limitIndex, amount, …], idem = 0 | [keyIndex, record, windowMs],
+                                         context (opaque caller string, '' for none) ] } ]
             }
 
   Returns   JSON. Fault: {e = -1 (state lost, recovery started) | -2 (recovering), u = until ms}.
@@ -261,7 +262,7 @@ for gi, g in ipairs(p.g) do
           created = {}
           rcall('HSET', KEYS[job[1]], 'st', 'active', 'job', job[3], 'att', job[4], 'ten', job[5], 'typ', job[6],
             'pri', job[7], 'adm', fmt(now), 'exp', fmt(exp), 'conc', table.concat(conc, ' '),
-            'rate', table.concat(rate, ','), 'bk', bk, 'bw', bw, 'res', fmt(reserved), 'idem', table.concat(idems, ' '))
+            'rate', table.concat(rate, ','), 'bk', bk, 'bw', bw, 'res', fmt(reserved), 'idem', table.concat(idems, ' '), 'ctx', job[12] or '')
           rcall('PEXPIRE', KEYS[job[1]], job[8] + p.rt)
           expiry[#expiry + 1] = exp
           expiry[#expiry + 1] = leaseId
