@@ -1,6 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { hashApiKey, type PolicyStore } from '@janus/policy';
 import type { CompiledPolicy } from '@janus/limiter';
 import { PROBLEM, problem, retryAfterSeconds } from './problem.js';
 
@@ -9,34 +8,9 @@ export interface KeyOwner {
   readonly keyId: string;
 }
 
-/** Resolves a bearer API key to its tenant. Swappable for `@janus/policy`'s ApiKeyCache once it lands. */
+/** Resolves a bearer API key to its tenant (`@janus/policy`'s ApiKeyCache, refreshed on every config event). */
 export interface TenantKeys {
   lookup(bearerKey: string): KeyOwner | undefined;
-}
-
-/**
- * Active API keys (hash → owner) held in memory and reloaded on every config event and watcher poll
- * (`startRuntime({ onConfigEvent })`), so a revoked key stops working as soon as the revocation is
- * announced. Only hashes are held; the bearer key is hashed per request (SHA-256, ~1 µs).
- */
-export class ActiveKeyCache implements TenantKeys {
-  private keys = new Map<string, KeyOwner>();
-  private loadedOnce = false;
-
-  constructor(private readonly store: Pick<PolicyStore, 'activeKeys'>) {}
-
-  get loaded(): boolean {
-    return this.loadedOnce;
-  }
-
-  async refresh(): Promise<void> {
-    this.keys = await this.store.activeKeys();
-    this.loadedOnce = true;
-  }
-
-  lookup(bearerKey: string): KeyOwner | undefined {
-    return this.keys.get(hashApiKey(bearerKey));
-  }
 }
 
 /**

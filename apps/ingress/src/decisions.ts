@@ -17,3 +17,50 @@ export class DecisionRecorder {
     this.live?.(decision, reason, jobType, count);
   }
 }
+
+type LiveDecisionInput =
+  | { readonly outcome: 'admitted'; readonly dependencies: readonly string[] }
+  | { readonly outcome: 'rejected'; readonly reason: string; readonly dependencies: readonly string[] };
+
+/**
+ * Buffers live-stats increments in memory and writes them every `intervalMs` (one Redis pipeline
+ * per decision kind instead of one per request on the hot path). A failed write is dropped: live
+ * stats are a dashboard aid, never a reason to fail an admission.
+ */
+export class LiveStatsBuffer {
+  private pending = new Map<string, { decision: LiveDecisionInput; count: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly write: (decision: LiveDecisionInput, count: number) => Promise<void>,
+    private readonly dependenciesOf: (jobType: string) => readonly string[] | undefined,
+    intervalMs = 250,
+  ) {
+    this.timer = setInterval(() => void this.flush(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** The `live` callback of DecisionRecorder: admitted (incl. fail-open) and limit rejections only. */
+  readonly record = (decision: Decision, reason: string, jobType: string, count: number): void => {
+    if (decision !== 'admitted' && decision !== 'fail_open' && decision !== 'rejected') return;
+    const dependencies = this.dependenciesOf(jobType);
+    if (dependencies === undefined) return; // unknown job type: not a limit decision
+    const d: LiveDecisionInput = decision === 'rejected' ? { outcome: 'rejected', reason, dependencies } : { outcome: 'admitted', dependencies };
+    const key = `${d.outcome}|${decision === 'rejected' ? reason : ''}|${dependencies.join(',')}`;
+    const entry = this.pending.get(key);
+    if (entry) entry.count += count;
+    else this.pending.set(key, { decision: d, count });
+  };
+
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    await Promise.all([...batch.values()].map((e) => this.write(e.decision, e.count).catch(() => undefined)));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}

@@ -4,16 +4,18 @@ import type { Logger } from '@janus/observability';
 import { startRuntime, type Runtime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
-import { ActiveKeyCache } from './auth.js';
+import { getJobView } from '@janus/event-store';
+import { recordDecision } from '@janus/observability';
+import { ApiKeyCache } from '@janus/policy';
+import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
-import { getJobView } from './job-view.js';
 import { NatsStatus } from './nats-status.js';
 
 export interface Ingress {
   readonly app: OpenAPIHono<BlankEnv>;
   readonly runtime: Runtime<CompiledPolicy>;
   readonly limiter: Limiter;
-  readonly keys: ActiveKeyCache;
+  readonly keys: ApiKeyCache;
   close(): Promise<void>;
 }
 
@@ -24,7 +26,7 @@ export interface Ingress {
  */
 export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number } = {}): Promise<Ingress> {
   // Built after the runtime (they need its connections), but the runtime's hooks must reach them.
-  const late: { limiter?: Limiter; keys?: ActiveKeyCache } = {};
+  const late: { limiter?: Limiter; keys?: ApiKeyCache } = {};
   const runtime = await startRuntime<CompiledPolicy>({
     app: 'ingress',
     settings,
@@ -41,7 +43,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     ...(policy.loaded ? { policy: policy.compiled } : {}),
   });
   late.limiter = limiter;
-  const keys = new ActiveKeyCache(runtime.policyStore);
+  const keys = new ApiKeyCache(runtime.policyStore);
   late.keys = keys;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
@@ -53,6 +55,10 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   if (init && !init.open) runtime.logger.warn({ recoveringUntil: new Date(init.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while leases expire');
 
   const nats = new NatsStatus(runtime.nc);
+  const live = new LiveStatsBuffer(
+    (decision, count) => recordDecision(runtime.redis, settings.namespace, decision, { count }),
+    (jobType) => limiter.policy.jobType(jobType)?.dependencies.map((d) => d.name),
+  );
   const app = createApp({
     policy: () => (policy.loaded ? limiter.policy : undefined),
     limiter,
@@ -64,6 +70,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     registry: runtime.registry,
     readiness: [...runtime.readiness, { name: 'api-keys', check: () => keys.loaded }],
     logger: runtime.logger,
+    liveStats: live.record,
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),
   });
   return {
@@ -73,6 +80,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     keys,
     close: async () => {
       nats.stop();
+      await live.stop();
       await runtime.close();
     },
   };

@@ -340,6 +340,17 @@ describe('service routes', () => {
     expect(metrics).toContain('janus_publish_failures_total');
   });
 
+  it("moves the dashboard's live stats (admitted and rejected by reason, per dependency)", async () => {
+    const redis = ingress.runtime.redis;
+    const sum = async (field: string) => {
+      const keys = await redis.keys(`${ns}:{${ns}}:stats:*`);
+      let total = 0;
+      for (const k of keys) total += Number((await redis.hget(k, field)) ?? 0);
+      return total;
+    };
+    await waitFor(async () => (await sum('admitted:mail')) > 0 && (await sum('rejected:llm:dependency_rate')) > 0, 2_000);
+  });
+
   it('an unknown route is a problem+json 404', async () => {
     const res = await req('/v2/nothing');
     expect(res.status).toBe(404);
