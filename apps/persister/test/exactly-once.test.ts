@@ -83,7 +83,7 @@ describe('persister, exactly once', () => {
     expect(metrics).toMatch(/janus_persister_events_stored_total\{stream="[A-Z0-9_]+_JOBS",app="persister-test"\} \d+/);
     expect(metrics).toMatch(/janus_persister_batch_size_bucket/);
     console.log(`50k test: ${all.length} messages published and stored in ${seconds.toFixed(1)} s`);
-  });
+  }, 120_000);
 
   it('keeps a malformed message in rejected_messages and still stores the events after it', async () => {
     const before = await countRows(handle.db);

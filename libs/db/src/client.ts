@@ -32,6 +32,12 @@ export function createDb(
   // An idle client that loses its server emits 'error' on the pool; without a listener that kills
   // the process. Readiness reports the outage instead.
   pool.on('error', () => {});
+  // A client checked out of the pool (a transaction) has no pool listener: if its server goes away
+  // mid-query, its 'error' event would kill the process. The query itself still rejects, and the
+  // pool drops the dead client on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = drizzle(pool, { schema });
   return {
     pool,
