@@ -1,0 +1,1 @@
+export { loadPolicyFile, parseArgs, renderDiff, runCli, USAGE, type CliIo } from './cli.js';
