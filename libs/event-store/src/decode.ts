@@ -43,7 +43,7 @@ const decoder = new TextDecoder('utf-8');
 
 /** Text PostgreSQL will accept: no NUL characters (text and jsonb both refuse them). */
 function storableText(text: string): string {
-  return text.replace(/\u0000/g, '\\u0000');
+  return text.replaceAll('\0', '\\u0000');
 }
 
 function zodReason(error: z.ZodError): string {
@@ -78,7 +78,7 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
   if (token === undefined || !NAME_PATTERN.test(token)) return reject(`subject ${msg.subject} does not match ${prefix}<name>`);
 
   // PostgreSQL text and jsonb cannot hold NUL; a body that contains one can never be stored.
-  if (/\u0000|\\u0000/i.test(raw)) return reject('body contains a NUL character, which PostgreSQL cannot store');
+  if (raw.includes('\0') || raw.includes('\\u0000')) return reject('body contains a NUL character, which PostgreSQL cannot store');
 
   let json: unknown;
   try {
