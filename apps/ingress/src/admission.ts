@@ -3,6 +3,7 @@ import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/con
 import { attemptMsgId, publishAll, type NatsNames } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
+import { encodeRetryContext, type RetryContext } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
 import type { IngressMetrics } from './metrics.js';
 
@@ -77,6 +78,15 @@ export class AdmissionService {
           priority: j.priority,
           ...(j.cost !== undefined ? { cost: j.cost } : {}),
           ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify(records[i]) } } : {}),
+          // What a retry of this job will need; kept with the lease in Redis.
+          context: encodeRetryContext({
+            tenant,
+            type: j.type,
+            priority: j.priority,
+            ...(j.payload !== undefined ? { payload: j.payload as RetryContext['payload'] } : {}),
+            ...(j.cost !== undefined ? { cost: j.cost } : {}),
+            createdAt: admittedAt,
+          }),
         })),
         ...(batchIdempotency
           ? {

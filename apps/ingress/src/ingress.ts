@@ -5,6 +5,7 @@ import { startRuntime, type Runtime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
 import { getJobView } from '@janus/event-store';
+import { openLimiter } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import { ApiKeyCache } from '@janus/policy';
 import { LiveStatsBuffer } from './decisions.js';
@@ -47,12 +48,11 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   late.keys = keys;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
-  // until every lease granted before the loss has expired (see the limiter).
-  const init = await limiter.init().catch((error: unknown) => {
+  // until every lease granted before the loss has expired, unless PostgreSQL and the persister prove
+  // that none can be live (a first start): see openLimiter.
+  await openLimiter({ limiter, db: runtime.db.db, jsm: runtime.jsm, names: runtime.names, logger: runtime.logger }).catch((error: unknown) => {
     runtime.logger.warn({ err: error }, 'limiter init failed (Redis down?); admissions answer 503 until it is back');
-    return undefined;
   });
-  if (init && !init.open) runtime.logger.warn({ recoveringUntil: new Date(init.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while leases expire');
 
   const nats = new NatsStatus(runtime.nc);
   const live = new LiveStatsBuffer(

@@ -1,12 +1,15 @@
 import { loadSettingsOrExit } from '@janus/config';
-import { closeServer, listen, startRuntime } from '@janus/runtime';
+import { closeServer, listen } from '@janus/runtime';
 import { createApp } from './app.js';
+import { startScheduler } from './scheduler.js';
 
 const settings = loadSettingsOrExit();
-const rt = await startRuntime({ app: 'retry-scheduler', settings, compilePolicy: (p) => p });
+const scheduler = await startScheduler(settings);
+const rt = scheduler.runtime;
 const server = await listen(createApp({ readiness: rt.readiness, registry: rt.registry }), settings.ports.scheduler, rt.logger);
 
 rt.shutdown
   .add('stop http', () => closeServer(server))
+  .add('stop outcomes and reaping', () => scheduler.stop())
   .add('close connections', () => rt.close())
   .install();

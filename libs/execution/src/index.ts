@@ -4,3 +4,4 @@ export { OutcomeProcessor, type OutcomeDisposition, type OutcomeProcessorDeps } 
 export { reapOnce, type ReaperDeps } from './reaper.js';
 export { serveLeaseExtensions } from './lease-extend.js';
 export { seededRandom } from './seeded-random.js';
+export { openLimiter, type LimiterOpening } from './recovery.js';

@@ -145,6 +145,7 @@ export class OutcomeProcessor {
           jobType: job.jobType,
           priority: jobType?.retryPriority ?? 'low',
           attempt: decision.nextAttempt,
+          ...(ctx.cost !== undefined ? { cost: ctx.cost } : {}),
           idempotency: { key: `retry:${job.jobId}.${decision.nextAttempt}`, record: 'retry' },
           context: encodeRetryContext(ctx),
         },

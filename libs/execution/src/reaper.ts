@@ -15,8 +15,10 @@ const PUBLISH_TRIES = 5;
 
 /**
  * Frees expired leases (atomically, so any number of scheduler instances can reap side by side)
- * and writes a `timed_out` outcome for each, with the attempt's msgID: a worker's late report of
- * the same attempt is then a JetStream duplicate and changes nothing.
+ * and writes a `timed_out` outcome for each. Its msgID is `<jobId>.<attempt>.timed_out`, not the
+ * worker's `<jobId>.<attempt>`: a zombie worker's own report may reach JetStream first, and must
+ * not make the timed_out a "duplicate" that is dropped. The zombie's report is ignored anyway —
+ * its lease has expired.
  */
 export async function reapOnce(deps: ReaperDeps, max = 200): Promise<number> {
   const expired = await deps.limiter.reapExpired(max);
@@ -25,7 +27,7 @@ export async function reapOnce(deps: ReaperDeps, max = 200): Promise<number> {
       const event: OutcomeEvent = { jobId: lease.jobId, attempt: lease.attempt, leaseToken: lease.token, outcome: 'timed_out' };
       for (let attempt = 1; ; attempt++) {
         try {
-          await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, attemptMsgId(lease.jobId, lease.attempt));
+          await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, `${attemptMsgId(lease.jobId, lease.attempt)}.timed_out`);
           if (lease.reserved > 0) {
             // No actual cost will ever be reported: the reservation stands as spent.
             const entry: LedgerEntry = {

@@ -10,6 +10,8 @@ export const RetryContext = z.object({
   type: Name,
   priority: Priority,
   payload: z.json().optional(),
+  /** The producer's cost override, which applies to every attempt. */
+  cost: z.number().int().min(0).optional(),
   createdAt: z.string().optional(),
 });
 export type RetryContext = z.infer<typeof RetryContext>;

@@ -1,0 +1,31 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export interface SchedulerMetrics {
+  readonly outcomes: Counter<'disposition'>;
+  readonly reaped: Counter;
+  readonly reapPublishFailures: Counter;
+  readonly processing: Histogram;
+}
+
+export function schedulerMetrics(registry: Registry): SchedulerMetrics {
+  return {
+    outcomes: new Counter({
+      name: 'janus_scheduler_outcomes_total',
+      help: 'Outcome messages handled, by what became of them (succeeded, retry_admitted, dead, ignored_*, …)',
+      labelNames: ['disposition'],
+      registers: [registry],
+    }),
+    reaped: new Counter({ name: 'janus_leases_reaped_total', help: 'Expired leases freed and reported as timed_out', registers: [registry] }),
+    reapPublishFailures: new Counter({
+      name: 'janus_reap_publish_failures_total',
+      help: 'Expired leases whose timed_out outcome could not be published',
+      registers: [registry],
+    }),
+    processing: new Histogram({
+      name: 'janus_scheduler_outcome_seconds',
+      help: 'Time to handle one outcome message',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+  };
+}
