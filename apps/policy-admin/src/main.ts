@@ -14,21 +14,23 @@ try {
   process.exit(1);
 }
 
-let limiter: Limiter | undefined;
+// The dashboard's limiter view is built after the runtime; policy versions applied before that are
+// picked up below (setPolicy with the watcher's current one).
+const view: { limiter?: Limiter } = {};
 const rt = await startRuntime<CompiledPolicy>({
   app: 'policy-admin',
   settings,
   compilePolicy: compileStored,
-  onPolicyApplied: (compiled) => limiter?.setPolicy(compiled),
+  onPolicyApplied: (compiled) => view.limiter?.setPolicy(compiled),
 });
 if (admin.generated) {
   rt.logger.warn('JANUS_ADMIN_TOKEN is not set: generated a development admin token for this run');
   process.stdout.write(`\n  policy-admin dev token (NODE_ENV=development): ${admin.token}\n  export JANUS_ADMIN_TOKEN=${admin.token}\n\n`);
 }
 const built = buildPolicyAdmin(rt, admin.token);
-limiter = built.limiter;
+view.limiter = built.limiter;
 if (rt.policy.loaded) {
-  limiter.setPolicy(rt.policy.compiled);
+  built.limiter.setPolicy(rt.policy.compiled);
   // Idempotent: covers a previous instance that stored a job type but stopped before its consumer existed.
   void built.changes.ensureConsumers(rt.policy.policy.document);
 }

@@ -18,6 +18,12 @@ import { waitFor } from './harness.js';
  * YAML file, changes and revocations measured at ingress, and the dashboard driven in Chromium
  * while jobs are submitted to ingress.
  */
+// The page-side callbacks below run in Chromium (functions, not strings: the page's CSP forbids
+// eval); this Node project has no DOM types, so declare the little they touch.
+type PageNode = { textContent: string | null } | null;
+declare const document: { getElementById(id: string): PageNode; querySelector(selector: string): PageNode };
+declare const sessionStorage: { getItem(key: string): string | null };
+
 const CHROMIUM = '/usr/bin/chromium';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');

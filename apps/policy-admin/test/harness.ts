@@ -9,14 +9,18 @@ import { buildPolicyAdmin, compileStored } from '../src/admin.js';
 export const TOKEN = 'test-admin-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
 
+// Test-only: response bodies are asserted on field by field, so they are typed loosely.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loose = any;
+
 export interface AdminHarness {
   ns: string;
   settings: Settings;
   rt: Runtime<CompiledPolicy>;
   app: Hono;
   limiter: Limiter;
-  /** JSON request with the admin token; `body` is JSON-encoded unless it is a string. */
-  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  /** JSON request with the admin token; `body` is JSON-encoded unless it is a string. The response body is loosely typed for assertions. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Loose; headers: Headers }>;
   close(): Promise<void>;
 }
 
@@ -24,18 +28,18 @@ export interface AdminHarness {
 export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number } = {}): Promise<AdminHarness> {
   const ns = opts.ns ?? testNamespace(label);
   const settings = loadSettings(testEnv(ns, { JANUS_ADMIN_TOKEN: TOKEN }));
-  let limiter: Limiter | undefined;
+  const view: { limiter?: Limiter } = {};
   const rt = await startRuntime<CompiledPolicy>({
     app: 'policy-admin',
     settings,
     compilePolicy: compileStored,
-    onPolicyApplied: (compiled) => limiter?.setPolicy(compiled),
+    onPolicyApplied: (compiled) => view.limiter?.setPolicy(compiled),
     logger: pino({ level: 'silent' }),
     dbPoolSize: 25,
   });
   const built = buildPolicyAdmin(rt, TOKEN, opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {});
-  limiter = built.limiter;
-  if (rt.policy.loaded) limiter.setPolicy(rt.policy.compiled);
+  view.limiter = built.limiter;
+  if (rt.policy.loaded) built.limiter.setPolicy(rt.policy.compiled);
   const app = built.app;
   return {
     ns,
