@@ -3,7 +3,7 @@ import { z } from 'zod';
 const positiveInt = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
 
 const schema = z.object({
-  JANUS_PERSISTER_BATCH_SIZE: positiveInt(500, 5_000),
+  JANUS_PERSISTER_BATCH_SIZE: positiveInt(1_000, 5_000),
   JANUS_PERSISTER_RETENTION_DAYS: positiveInt(30, 36_500),
 });
 

@@ -32,13 +32,19 @@ export interface BenchRun {
   readonly persisterPerSec: number;
   readonly ceilingValuesPerSec: number;
   readonly ceilingUnnestPerSec: number;
+  /** CPU time of this (persister) process per event while draining: independent of other load on the machine. */
+  readonly persisterCpuUsPerEvent: number;
+  /** Wall-clock time the machine's run queue made us wait, roughly: 1 - cpu / wall (with one thread). */
+  readonly persisterCpuShare: number;
 }
 
 export interface BenchReport {
   readonly events: number;
   readonly rows: number;
   readonly runs: BenchRun[];
-  readonly median: { persisterPerSec: number; ceilingValuesPerSec: number; ceilingUnnestPerSec: number; publishPerSec: number };
+  readonly median: { persisterPerSec: number; ceilingValuesPerSec: number; ceilingUnnestPerSec: number; publishPerSec: number; persisterCpuUsPerEvent: number };
+  /** Median over runs of persister/ceiling measured back to back in the same run. */
+  readonly medianRunRatio: number;
   readonly ratioToValuesCeiling: number;
   readonly ratioToBestCeiling: number;
 }
@@ -190,12 +196,15 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
         batchSize: opts.batchSize,
       });
       const s0 = performance.now();
+      const cpu0 = process.cpuUsage();
       await persister.start();
       while (persister.stats().stored < messages.length) {
         if (performance.now() - s0 > 300_000) throw new Error('persister did not drain within 5 minutes');
         await new Promise((r) => setTimeout(r, 5));
       }
       const persistMs = performance.now() - s0;
+      const cpu = process.cpuUsage(cpu0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
       await persister.stop();
       const counts = await countRows(handle.db);
       const e = workload.expected;
@@ -210,6 +219,8 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
         persisterPerSec: perSec(persistMs),
         ceilingValuesPerSec: perSec(valuesMs),
         ceilingUnnestPerSec: perSec(unnestMs),
+        persisterCpuUsPerEvent: Math.round(((cpuMs * 1000) / messages.length) * 10) / 10,
+        persisterCpuShare: Math.round((cpuMs / persistMs) * 100) / 100,
       };
       runs.push(result);
       log(`run ${run}: ${JSON.stringify(result)}`);
@@ -226,12 +237,14 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
     ceilingValuesPerSec: median(runs.map((r) => r.ceilingValuesPerSec)),
     ceilingUnnestPerSec: median(runs.map((r) => r.ceilingUnnestPerSec)),
     publishPerSec: median(runs.map((r) => r.publishPerSec)),
+    persisterCpuUsPerEvent: median(runs.map((r) => r.persisterCpuUsPerEvent)),
   };
   return {
     events: messages.length,
     rows: rowCount,
     runs,
     median: med,
+    medianRunRatio: median(runs.map((r) => r.persisterPerSec / r.ceilingValuesPerSec)),
     ratioToValuesCeiling: med.persisterPerSec / med.ceilingValuesPerSec,
     ratioToBestCeiling: med.persisterPerSec / Math.max(med.ceilingValuesPerSec, med.ceilingUnnestPerSec),
   };

@@ -15,7 +15,7 @@ export interface PersisterOptions {
   readonly names: NatsNames;
   readonly logger: Logger;
   readonly registry: Registry;
-  /** Messages per transaction (default 500). */
+  /** Messages per transaction (default 1000). */
   readonly batchSize?: number;
   /** How long a partial batch waits for more messages before it is written (default 20 ms). */
   readonly lingerMs?: number;
@@ -220,7 +220,7 @@ export class Persister {
       jsm: opts.jsm,
       names: opts.names,
       logger: opts.logger,
-      batchSize: opts.batchSize ?? 500,
+      batchSize: opts.batchSize ?? 1_000,
       lingerMs: opts.lingerMs ?? 20,
       ackWaitMs: opts.ackWaitMs ?? 10_000,
       backoffMs: opts.backoffMs ?? { base: 250, max: 5_000 },

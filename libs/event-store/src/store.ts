@@ -256,13 +256,19 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
         FROM (
           SELECT j2.job_id,
             CASE
-              WHEN EXISTS (SELECT 1 FROM ${attempts} a WHERE a.job_id = j2.job_id AND a.outcome = 'succeeded') THEN 'succeeded'
+              WHEN f.any_succeeded THEN 'succeeded'
               WHEN EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = j2.job_id) THEN 'dead'
-              WHEN (SELECT a.outcome FROM ${attempts} a WHERE a.job_id = j2.job_id ORDER BY a.attempt DESC LIMIT 1) IN ('failed', 'timed_out') THEN 'retrying'
-              WHEN j2.status = 'queued' AND NOT EXISTS (SELECT 1 FROM ${attempts} a WHERE a.job_id = j2.job_id AND a.admitted_at IS NOT NULL) THEN 'queued'
+              WHEN f.last_outcome IN ('failed', 'timed_out') THEN 'retrying'
+              WHEN j2.status = 'queued' AND NOT coalesce(f.any_admitted, false) THEN 'queued'
               ELSE 'admitted'
             END AS status
           FROM ${jobs} j2
+          LEFT JOIN LATERAL (
+            SELECT bool_or(a.outcome = 'succeeded') AS any_succeeded,
+                   bool_or(a.admitted_at IS NOT NULL) AS any_admitted,
+                   (array_agg(a.outcome ORDER BY a.attempt DESC))[1] AS last_outcome
+            FROM ${attempts} a WHERE a.job_id = j2.job_id
+          ) AS f ON true
           WHERE j2.job_id = ANY(${sql.param(lockedIds)}::text[])
         ) AS d
         WHERE j.job_id = d.job_id AND j.status IS DISTINCT FROM d.status`);
