@@ -6,7 +6,7 @@
 //   else                            → print exactly what to install (or `docker compose up -d`), exit 1.
 // Finally creates the database named in DATABASE_URL if it is missing.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, chownSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,7 +78,7 @@ async function ensureRedis() {
   if (!bin) fail(`Redis is not reachable at ${raw} and redis-server is not installed: ${howToInstall('redis-server')}`);
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  startDetached(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], 'redis.log');
+  startDetached(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--pidfile', path.join(dataDir, 'redis.pid')], 'redis.log');
   await waitFor('redis', host, port);
   say(`redis      started locally on ${port} (data .janus/redis, log .janus/redis.log)`);
 }
@@ -91,7 +91,7 @@ async function ensureNats() {
   if (!bin) fail(`NATS is not reachable at ${raw} and nats-server is not installed: ${howToInstall('nats-server')}`);
   const dir = path.join(dataDir, 'nats');
   mkdirSync(dir, { recursive: true });
-  startDetached(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], 'nats.log');
+  startDetached(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, '-P', path.join(dataDir, 'nats.pid')], 'nats.log');
   await waitFor('nats', host, port);
   say(`nats       started locally on ${port} with JetStream (data .janus/nats, log .janus/nats.log)`);
 }
@@ -170,6 +170,35 @@ async function ensureDatabase(databaseUrl) {
   }
 }
 
-await ensureRedis();
-await ensureNats();
-await ensurePostgres();
+/** `--stop`: stops only what this script started (the services under .janus/), nothing else. */
+function stopLocal() {
+  const kill = (name, pidFile) => {
+    if (!existsSync(pidFile)) return;
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    try {
+      process.kill(pid, 'SIGTERM');
+      say(`${name.padEnd(10)} stopped (pid ${pid})`);
+    } catch {
+      say(`${name.padEnd(10)} was not running`);
+    }
+  };
+  kill('redis', path.join(dataDir, 'redis.pid'));
+  kill('nats', path.join(dataDir, 'nats.pid'));
+  const pgDir = path.join(dataDir, 'pg');
+  const bin = pgBinDir();
+  if (bin && existsSync(path.join(pgDir, 'postmaster.pid'))) {
+    const args = ['-D', pgDir, 'stop', '-m', 'fast'];
+    const r = process.getuid?.() === 0
+      ? spawnSync('runuser', ['-u', 'postgres', '--', path.join(bin, 'pg_ctl'), ...args], { encoding: 'utf8' })
+      : spawnSync(path.join(bin, 'pg_ctl'), args, { encoding: 'utf8' });
+    say(r.status === 0 ? 'postgres   stopped' : `postgres   did not stop: ${r.stderr}`);
+  }
+}
+
+if (process.argv.includes('--stop')) {
+  stopLocal();
+} else {
+  await ensureRedis();
+  await ensureNats();
+  await ensurePostgres();
+}

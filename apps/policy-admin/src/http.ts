@@ -15,10 +15,14 @@ export function jsonBody(opts: { optional?: boolean } = {}): MiddlewareHandler<A
   return async (c, next) => {
     const contentType = c.req.header('content-type');
     const length = c.req.header('content-length');
-    const hasBody = c.req.raw.body !== null && length !== '0';
-    if (opts.optional && !contentType && !hasBody) {
-      c.set('body', undefined);
-      return next();
+    // A bodiless POST may still arrive with an (empty) body stream and no Content-Length (curl -X POST
+    // sends neither), so look at the bytes, not the headers.
+    if (opts.optional && !contentType && (length === undefined || length === '0')) {
+      const text = c.req.raw.body === null ? '' : await c.req.text();
+      if (text.trim() === '') {
+        c.set('body', undefined);
+        return next();
+      }
     }
     if (!contentType || !JSON_TYPE.test(contentType)) {
       return problem(415, PROBLEM.unsupportedMediaType, 'Unsupported media type', {

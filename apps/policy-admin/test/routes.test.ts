@@ -177,10 +177,18 @@ describe('API keys', () => {
     expect(created.body).toMatchObject({ keyId: expect.any(String), key: expect.stringMatching(/^jns_/), tenant: 'acme', label: 'ci' });
     const noBody = await h.app.request('/v1/tenants/acme/keys', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(noBody.status).toBe(201);
+    // What a real server hands Hono for `curl -X POST` (no Content-Length, no Content-Type): an empty stream.
+    const emptyStream = new Request('http://admin/v1/tenants/acme/keys', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: new ReadableStream({ start: (controller) => controller.close() }),
+      duplex: 'half',
+    } as RequestInit);
+    expect((await h.app.request(emptyStream)).status).toBe(201);
 
     const list = await h.call('GET', '/v1/tenants/acme/keys');
     expect(list.status).toBe(200);
-    expect(list.body.keys).toHaveLength(2);
+    expect(list.body.keys).toHaveLength(3);
     expect(JSON.stringify(list.body)).not.toContain(created.body.key);
     expect(list.body.keys[0]).toMatchObject({ keyId: created.body.keyId, label: 'ci', revokedAt: null, active: true });
 
@@ -188,7 +196,7 @@ describe('API keys', () => {
     expect((await h.call('DELETE', `/v1/tenants/acme/keys/${created.body.keyId}`)).status).toBe(204);
     const after = await h.call('GET', '/v1/tenants/acme/keys');
     expect(after.body.keys.find((k: { keyId: string }) => k.keyId === created.body.keyId)).toMatchObject({ active: false, revokedAt: expect.any(String) });
-    expect((await h.rt.policyStore.activeKeys()).size).toBe(1);
+    expect((await h.rt.policyStore.activeKeys()).size).toBe(2);
 
     const bad = await h.call('POST', '/v1/tenants/acme/keys', { label: 5, extra: true });
     expect(bad.status).toBe(422);
