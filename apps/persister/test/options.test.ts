@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { loadTuning } from '../src/options.js';
+
+describe('persister tuning from the environment', () => {
+  it('has defaults and accepts valid values', () => {
+    expect(loadTuning({})).toEqual({ batchSize: 1_000, retentionDays: 30 });
+    expect(loadTuning({ JANUS_PERSISTER_BATCH_SIZE: '250', JANUS_PERSISTER_RETENTION_DAYS: '7' })).toEqual({ batchSize: 250, retentionDays: 7 });
+    expect(loadTuning({ JANUS_PERSISTER_BATCH_SIZE: '' })).toEqual({ batchSize: 1_000, retentionDays: 30 });
+  });
+
+  it('names the variable of a bad value', () => {
+    const bad = loadTuning({ JANUS_PERSISTER_BATCH_SIZE: '0', JANUS_PERSISTER_RETENTION_DAYS: 'soon' });
+    expect('error' in bad && bad.error).toMatch(/JANUS_PERSISTER_BATCH_SIZE: .*\n.*JANUS_PERSISTER_RETENTION_DAYS: /);
+  });
+});
