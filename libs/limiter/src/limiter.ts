@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { InvalidAdmission, JanusError, StateLost } from './errors.js';
 import { Keys, limitId } from './keys.js';
-import { amountFor, compilePolicy, estimateFor, type CompiledPolicy, type LimitSpec } from './policy.js';
+import { lengthPrefixed, parseLeaseRecord } from './lease-record.js';
+import { amountFor, compilePolicy, type CompiledPolicy, type LimitSpec } from './policy.js';
 import { EMPTY_POLICY } from '@janus/contracts';
 import { ScriptStore } from './store.js';
 import { LeaseTokens } from './token.js';
@@ -11,6 +12,7 @@ import type {
   AdmissionResult,
   Admitted,
   AdmittedJob,
+  JobAdmission,
   BucketView,
   ExpiredLease,
   ExtendResult,
@@ -49,15 +51,20 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
+type Arg = string | number;
 type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number];
-type JobWire = [number, string, string, number, string, string, number, number, number, number[], 0 | [number, string, number], string];
-interface GroupWire {
-  i: 0 | [number, string, number];
-  j: JobWire[];
+interface Profile {
+  /** 1-based index among the call's profiles. */
+  readonly index: number;
+  readonly timeoutMs: number;
+  /** Budget reserved by each job of this profile (0 without a budget). */
+  readonly reserved: number;
 }
-type JobReply = { e: number; b: number } | { d: string };
-type GroupReply = { k: 1; j: JobReply[] } | { k: 2; x: number; r: RejectReason; w: number } | { k: 3; r: string };
-type AdmitReply = { e: -1 | -2; u: number } | { at: number; g: GroupReply[] };
+interface Sent {
+  readonly pending: Pending;
+  readonly leaseIds: string[];
+  readonly profiles: Profile[];
+}
 interface LeaseReply {
   s: number;
   j: string;
@@ -181,101 +188,169 @@ export class Limiter {
       }
       return i;
     };
-    const limits: LimitDef[] = [];
+    const limitArgs: Arg[] = [];
     const limitIndex = new Map<string, number>();
     const limitOf = (spec: LimitSpec): number => {
       let i = limitIndex.get(spec.id);
       if (i === undefined) {
-        limits.push(encodeLimit(spec, keyOf(this.keys.limit(spec.id)), policy));
-        i = limits.length;
+        const key = this.keys.limit(spec.id);
+        limitArgs.push(...encodeLimit(spec, keyOf(key), policy));
+        i = limitIndex.size + 1;
         limitIndex.set(spec.id, i);
       }
       return i;
     };
+    const profileArgs: Arg[] = [];
+    const profiles = new Map<string, Profile | null>();
+    const profileOf = (job: JobAdmission): Profile | null => {
+      const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}`;
+      let p = profiles.get(memo);
+      if (p === undefined) {
+        p = this.#profile(policy, job, limitOf, profileArgs, profiles.size + 1);
+        profiles.set(memo, p);
+      }
+      return p;
+    };
 
-    const groups: GroupWire[] = [];
-    const sent: { pending: Pending; leaseIds: string[] }[] = [];
+    const groupArgs: Arg[] = [];
+    const leaseKeys: string[] = [];
+    const sent: Sent[] = [];
     for (const pending of batch) {
       const { request } = pending;
-      const jobs: JobWire[] = [];
-      const leaseIds: string[] = [];
+      const n = request.jobs.length;
+      const jobProfiles: Profile[] = new Array<Profile>(n);
       let unknown = -1;
-      for (let i = 0; i < request.jobs.length; i++) {
-        const job = request.jobs[i]!;
-        const jt = policy.jobType(job.jobType);
-        const specs = policy.limitsFor(job.tenant, job.jobType);
-        if (jt === undefined || specs === undefined) {
+      for (let i = 0; i < n; i++) {
+        const p = profileOf(request.jobs[i]!);
+        if (p === null) {
           unknown = i;
           break;
         }
-        const refs: number[] = [];
-        for (const spec of specs) {
-          const amount = amountFor(spec, jt, job.cost);
-          refs.push(limitOf(spec), spec.kind === 'rate' ? amount * spec.periodMs : amount);
-        }
-        const leaseId = this.#tokens.nextId();
-        leaseIds.push(leaseId);
-        const hasBudget = specs.some((s) => s.kind === 'budget');
-        jobs.push([
-          keyOf(this.keys.lease(leaseId)),
-          leaseId,
-          job.jobId,
-          job.attempt ?? 1,
-          job.tenant,
-          job.jobType,
-          PRIORITY_CODE[job.priority],
-          jt.timeoutMs,
-          hasBudget ? estimateFor(jt, job.cost) : 0,
-          refs,
-          job.idempotency ? [keyOf(this.keys.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record, jt.idempotencyWindowMs] : 0,
-          job.context ?? '',
-        ]);
+        jobProfiles[i] = p;
       }
       if (unknown >= 0) {
         pending.resolve({ kind: 'unknown_job_type', index: unknown });
         continue;
       }
       const ri = request.idempotency;
-      groups.push({ i: ri ? [keyOf(this.keys.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs] : 0, j: jobs });
-      sent.push({ pending, leaseIds });
+      if (ri) groupArgs.push(n, keyOf(this.keys.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs);
+      else groupArgs.push(n, 0);
+      const leaseIds: string[] = new Array<string>(n);
+      for (let i = 0; i < n; i++) {
+        const job = request.jobs[i]!;
+        const leaseId = this.#tokens.nextId();
+        leaseIds[i] = leaseId;
+        leaseKeys.push(this.keys.lease(leaseId));
+        groupArgs.push(leaseId, job.jobId, job.attempt ?? 1, PRIORITY_CODE[job.priority], jobProfiles[i]!.index);
+        if (job.idempotency) groupArgs.push(keyOf(this.keys.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record);
+        else groupArgs.push(0);
+        groupArgs.push(job.context ?? '');
+      }
+      sent.push({ pending, leaseIds, profiles: jobProfiles });
     }
-    if (groups.length === 0) return;
+    if (sent.length === 0) return;
     this.#calls += 1;
-    for (const g of groups) this.#jobsSent += g.j.length;
+    for (const s of sent) this.#jobsSent += s.leaseIds.length;
 
-    let reply: AdmitReply;
+    const leaseBase = keys.length + 1;
+    for (const k of leaseKeys) keys.push(k);
+    const args: Arg[] = [this.#clock(), this.#recoveryWindow(), this.#retentionMs, limitIndex.size, profiles.size, sent.length, leaseBase];
+    for (const x of limitArgs) args.push(x);
+    for (const x of profileArgs) args.push(x);
+    for (const x of groupArgs) args.push(x);
+
+    let reply: (string | number)[];
     try {
-      const payload = JSON.stringify({ n: this.#clock(), rc: this.#recoveryWindow(), rt: this.#retentionMs, l: limits, g: groups });
-      reply = JSON.parse((await this.#store.run('admit', keys, [payload])) as string) as AdmitReply;
+      reply = (await this.#store.run('admit', keys, args)) as (string | number)[];
     } catch (error) {
       for (const s of sent) s.pending.reject(error);
       return;
     }
-    if ('e' in reply) {
-      const fault = new StateLost(reply.u);
+    const at = Number(reply[0]);
+    if (at < 0) {
+      const fault = new StateLost(Number(reply[1]));
       for (const s of sent) s.pending.reject(fault);
       return;
     }
-    sent.forEach((s, gi) => {
-      const g = reply.g[gi];
-      if (g === undefined) {
-        s.pending.reject(new JanusError('limiter_internal', 500, false, 'admit script returned too few groups'));
+    let c = 1;
+    for (const s of sent) {
+      const code = reply[c++];
+      if (code === 3) {
+        s.pending.resolve({ kind: 'duplicate', record: String(reply[c++]) });
+      } else if (code === 2) {
+        s.pending.resolve({ kind: 'rejected', index: Number(reply[c]), reason: reply[c + 1] as RejectReason, retryAfterMs: Number(reply[c + 2]) });
+        c += 3;
+      } else if (code === 1 || code === 4) {
+        let dups: Map<number, string> | undefined;
+        if (code === 4) {
+          dups = new Map();
+          const count = Number(reply[c++]);
+          for (let d = 0; d < count; d++, c += 2) dups.set(Number(reply[c]), String(reply[c + 1]));
+        }
+        s.pending.resolve(this.#admitted(s, at, dups));
       } else {
-        s.pending.resolve(this.#toResult(s.pending.request, s.leaseIds, g, reply.at));
+        s.pending.reject(new JanusError('limiter_internal', 500, false, 'admit script returned too few groups'));
+        return;
       }
-    });
+    }
   }
 
-  #toResult(request: AdmissionRequest, leaseIds: string[], g: GroupReply, at: number): AdmissionResult {
-    if (g.k === 3) return { kind: 'duplicate', record: g.r };
-    if (g.k === 2) return { kind: 'rejected', index: g.x, reason: g.r, retryAfterMs: g.w };
-    const jobs: AdmittedJob[] = request.jobs.map((job, i) => {
-      const r = g.j[i]!;
-      const base = { jobId: job.jobId, attempt: job.attempt ?? 1, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at };
-      if ('d' in r) return { ...base, duplicate: { record: r.d }, budgetReserved: 0 };
-      const id = leaseIds[i]!;
-      return { ...base, lease: { id, token: this.#tokens.sign(id), expiresAt: r.e }, budgetReserved: r.b };
-    });
+  /** A job's limit list, lease-record segment and sizes, encoded once per call (null: unknown job type). */
+  #profile(policy: CompiledPolicy, job: JobAdmission, limitOf: (spec: LimitSpec) => number, out: Arg[], index: number): Profile | null {
+    const jt = policy.jobType(job.jobType);
+    const specs = policy.limitsFor(job.tenant, job.jobType);
+    if (jt === undefined || specs === undefined) return null;
+    out.push(specs.length);
+    const conc: string[] = [];
+    const rate: string[] = [];
+    let bk = '';
+    let reserved = 0;
+    for (const spec of specs) {
+      const amount = amountFor(spec, jt, job.cost);
+      const key = this.keys.limit(spec.id);
+      if (spec.kind === 'rate') {
+        const scaled = amount * spec.periodMs;
+        out.push(limitOf(spec), scaled);
+        rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}`);
+      } else {
+        out.push(limitOf(spec), amount);
+        if (spec.kind === 'concurrency') conc.push(key);
+        else {
+          bk = key;
+          reserved = amount;
+        }
+      }
+    }
+    const segment = lengthPrefixed(job.tenant) + lengthPrefixed(job.jobType) + lengthPrefixed(bk) + lengthPrefixed(conc.join(' ')) + lengthPrefixed(rate.join(','));
+    out.push(jt.timeoutMs, jt.idempotencyWindowMs, segment);
+    return { index, timeoutMs: jt.timeoutMs, reserved };
+  }
+
+  #admitted(s: Sent, at: number, dups: Map<number, string> | undefined): Admitted {
+    const { request, } = s.pending;
+    const n = request.jobs.length;
+    const jobs: AdmittedJob[] = new Array<AdmittedJob>(n);
+    for (let i = 0; i < n; i++) {
+      const job = request.jobs[i]!;
+      const attempt = job.attempt ?? 1;
+      const dup = dups?.get(i);
+      if (dup !== undefined) {
+        jobs[i] = { jobId: job.jobId, attempt, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at, duplicate: { record: dup }, budgetReserved: 0 };
+      } else {
+        const id = s.leaseIds[i]!;
+        const p = s.profiles[i]!;
+        jobs[i] = {
+          jobId: job.jobId,
+          attempt,
+          tenant: job.tenant,
+          jobType: job.jobType,
+          priority: job.priority,
+          admittedAt: at,
+          lease: { id, token: this.#tokens.sign(id), expiresAt: at + p.timeoutMs },
+          budgetReserved: p.reserved,
+        };
+      }
+    }
     return { kind: 'admitted', at, jobs };
   }
 
@@ -283,15 +358,15 @@ export class Limiter {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
     const leaseKey = this.keys.lease(id);
-    const [conc, bk, ctx] = await this.#store.guard(this.#store.redis.hmget(leaseKey, 'conc', 'bk', 'ctx'));
-    if (conc === null || conc === undefined) return { ok: false, reason: 'unknown' };
-    const keys = [leaseKey, this.keys.leaseExpiry, bk ? bk : leaseKey, ...splitKeys(conc)];
+    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(leaseKey)));
+    if (rec === undefined) return { ok: false, reason: 'unknown' };
+    const keys = [leaseKey, this.keys.leaseExpiry, rec.bk ? rec.bk : leaseKey, ...rec.conc];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
     const r = JSON.parse((await this.#store.run('settle', keys, [this.#clock(), id, outcome, actual, this.#retentionMs])) as string) as LeaseReply;
     if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,
-      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, ...(ctx ? { context: ctx } : {}) },
+      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, ...(rec.ctx ? { context: rec.ctx } : {}) },
     };
   }
 
@@ -300,9 +375,9 @@ export class Limiter {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
     const leaseKey = this.keys.lease(id);
-    const conc = await this.#store.guard(this.#store.redis.hget(leaseKey, 'conc'));
-    if (conc === null) return { ok: false, reason: 'unknown' };
-    const keys = [leaseKey, this.keys.leaseExpiry, ...splitKeys(conc)];
+    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(leaseKey)));
+    if (rec === undefined) return { ok: false, reason: 'unknown' };
+    const keys = [leaseKey, this.keys.leaseExpiry, ...rec.conc];
     const r = JSON.parse((await this.#store.run('extend', keys, [this.#clock(), id, Math.max(0, Math.round(ms)), this.#retentionMs])) as string) as LeaseReply;
     if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
@@ -314,15 +389,15 @@ export class Limiter {
     const [now, ...ids] = listed;
     if (ids.length === 0 || now === undefined) return [];
     const pipeline = this.#store.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.lease(id), 'conc', 'ctx');
+    for (const id of ids) pipeline.getBuffer(this.keys.lease(id));
     const rows = (await this.#store.guard(pipeline.exec())) ?? [];
     const contexts = new Map<string, string>();
     const keys = [this.keys.leaseExpiry];
     const args: (string | number)[] = [now, this.#retentionMs];
     ids.forEach((id, i) => {
-      const [conc, ctx] = (rows[i]?.[1] ?? []) as (string | null)[];
-      if (ctx) contexts.set(id, ctx);
-      const pools = typeof conc === 'string' ? splitKeys(conc) : [];
+      const rec = parseLeaseRecord(rows[i]?.[1] as Buffer | null | undefined);
+      if (rec?.ctx) contexts.set(id, rec.ctx);
+      const pools = rec?.conc ?? [];
       keys.push(this.keys.lease(id), ...pools);
       args.push(id, pools.length);
     });
@@ -350,25 +425,23 @@ export class Limiter {
   async leaseState(token: string): Promise<LeaseStateResult> {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
-    const [st, job, att, ten, typ, res, exp, out, ctx] = await this.#store.guard(
-      this.#store.redis.hmget(this.keys.lease(id), 'st', 'job', 'att', 'ten', 'typ', 'res', 'exp', 'out', 'ctx'),
-    );
-    if (!st || !job || !ten || !typ) return { ok: false, reason: 'unknown' };
-    const expiresAt = Number(exp);
-    const state = (st === 'active' && expiresAt <= (await this.#time()) ? 'expired' : st) as LeaseStateName;
+    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(this.keys.lease(id))));
+    if (rec === undefined || !rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
+    const expiresAt = rec.exp;
+    const state = (rec.st === 'active' && expiresAt <= (await this.#time()) ? 'expired' : rec.st) as LeaseStateName;
     return {
       ok: true,
       lease: {
         id,
-        jobId: job,
-        attempt: Number(att),
-        tenant: ten,
-        jobType: typ,
-        reserved: Number(res ?? 0),
+        jobId: rec.job,
+        attempt: rec.att,
+        tenant: rec.ten,
+        jobType: rec.typ,
+        reserved: rec.res,
         state,
         expiresAt,
-        ...(out ? { outcome: out as Outcome } : {}),
-        ...(ctx ? { context: ctx } : {}),
+        ...(rec.out ? { outcome: rec.out as Outcome } : {}),
+        ...(rec.ctx ? { context: rec.ctx } : {}),
       },
     };
   }
@@ -378,19 +451,13 @@ export class Limiter {
     const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
     if (ids.length === 0) return;
     const pipeline = this.#store.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.lease(id), 'conc', 'rate', 'bk', 'idem');
+    for (const id of ids) pipeline.getBuffer(this.keys.lease(id));
     const rows = (await this.#store.guard(pipeline.exec())) ?? [];
     const keys = [this.keys.leaseExpiry];
     const args: (string | number)[] = [this.#clock(), this.#retentionMs];
     ids.forEach((id, i) => {
-      const [conc, rate, bk, idem] = (rows[i]?.[1] ?? []) as (string | null)[];
-      const own = [
-        this.keys.lease(id),
-        ...splitKeys(conc ?? ''),
-        ...(rate ?? '').split(',').filter((e) => e.length > 0).map((e) => e.split(' ')[0]!),
-        ...(bk ? [bk] : []),
-        ...splitKeys(idem ?? ''),
-      ];
+      const rec = parseLeaseRecord(rows[i]?.[1] as Buffer | null | undefined);
+      const own = [this.keys.lease(id), ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem] : [])];
       keys.push(...own);
       args.push(id, own.length);
     });
@@ -468,10 +535,6 @@ export class Limiter {
   #recoveryWindow(): number {
     return this.#recoveryMs ?? Math.max(this.#policy.maxTimeoutMs, 1000);
   }
-}
-
-function splitKeys(s: string): string[] {
-  return s.length === 0 ? [] : s.split(' ');
 }
 
 function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy): LimitDef {

@@ -5,47 +5,52 @@
   independently, in arrival order, against state loaded once into Lua tables and written back once
   (this coalescing is what makes admission cheap: Redis time follows keys touched, not calls).
   Per job, in the contract's order: idempotency, priority shedding, dependency, tenant, global limits
-  and budget (the caller lists a job's limits in that order).
+  and budget (the caller lists a job's limits in that order). Jobs of the same tenant, job type and
+  cost share a "profile" (their limit list and the constant part of their lease record), sent once.
 
   State encodings (all integers, so Lua and TypeScript compute the same numbers):
     rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms)
     concurrency  ZSET leaseId -> expiresAt; live = members with expiresAt > now
     budget       HASH w = window start ms, u = used in that window
     idempotency  HASH r = caller's record, x = expiresAt ms
-    lease        HASH (see the lease fields written below)
+    lease        STRING (SET PX), see src/lease-record.ts:
+                 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc,
+                 rate, idem, job, then ctx (the rest of the string). st = active|settled|expired|revoked,
+                 conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill'.
 
   KEYS[1]   epoch: exists while the stored state is trustworthy
   KEYS[2]   recovering-until: Redis ms at which admission reopens after state loss
   KEYS[3]   lease expiry index (ZSET leaseId -> expiresAt)
-  KEYS[4…]  limit, lease and idempotency keys, referenced by index from ARGV[1]
+  KEYS[4…]  limit and idempotency keys (referenced by index), then one lease key per job, in job
+            order from ARGV[7] on (rejected groups' jobs included, so the count is fixed)
 
-  ARGV[1]   JSON {
-              n  = now in ms, or 0 to use Redis TIME,
-              rc = recovery window in ms (used when the epoch is missing),
-              rt = retention of finished lease hashes in ms,
-              l  = limits: [kind (1 rate, 2 concurrency, 3 budget), keyIndex, reason,
-                            capHigh, capNormal, capLow (-1 = not limited), p]
-                   p = refill units per ms (rate) | periodMs (budget) | 0,
-              g  = groups: [{ i = 0 | [keyIndex, record, windowMs] (request-level idempotency),
-                              j = jobs: [leaseKeyIndex, leaseId, jobId, attempt, tenant, jobType,
-                                         priority (1 high, 2 normal, 3 low), timeoutMs, budgetReserve,
-                                         refs = [limitIndex, amount, …], idem = 0 | [keyIndex, record, windowMs],
-                                         context (opaque caller string, '' for none) ] } ]
-            }
+  ARGV (flat):
+    [1] now in ms, or 0 to use Redis TIME      [2] recovery window in ms (used when the epoch is missing)
+    [3] retention of finished leases in ms     [4] nL limits   [5] nP profiles   [6] nG groups
+    [7] KEYS index of the first lease key
+    then nL limits, 7 values each: kind (1 rate, 2 concurrency, 3 budget), keyIndex, reason,
+         capHigh, capNormal, capLow (-1 = not limited), p (refill units per ms | periodMs | 0)
+    then nP profiles: nRefs, nRefs × (limitIndex, amount), timeoutMs, idempotencyWindowMs,
+         segment (the lease record's <bytes>:<text> fields ten, typ, bk, conc, rate)
+    then nG groups: nJobs, idemKeyIndex (0 = none) [, record, windowMs when not 0], then per job:
+         leaseId, jobId, attempt, priority (1 high, 2 normal, 3 low), profileIndex,
+         idemKeyIndex (0 = none) [, record when not 0], context ('' for none)
 
-  Returns   JSON. Fault: {e = -1 (state lost, recovery started) | -2 (recovering), u = until ms}.
-            Otherwise {at = now, g = [ {k = 1, j = [ {e = expiresAt, b = reserved} | {d = record} ]}
-                                     | {k = 2, x = failing job index (0-based), r = reason, w = retryAfterMs}
-                                     | {k = 3, r = record} ] }
+  Returns   Fault: { -1 (state lost, recovery started) | -2 (recovering), until ms }.
+            Otherwise a flat array: { now, then per group one of
+              1                                        every job admitted (expiresAt = now + timeoutMs)
+              4, n, n × (job index 0-based, record)    admitted; those jobs were idempotent replays
+              2, failing job index (0-based), reason, retryAfterMs
+              3, record                                the request was an idempotent replay }
 ]]
 local rcall = redis.call
-local p = cjson.decode(ARGV[1])
+local A = ARGV
 
 local function fmt(n)
   return string.format('%.0f', n)
 end
 
-local now = p.n
+local now = tonumber(A[1])
 if now == 0 then
   local t = rcall('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,18 +59,69 @@ end
 if rcall('EXISTS', KEYS[1]) == 0 then
   local reopenAt = tonumber(rcall('GET', KEYS[2]))
   if not reopenAt then
-    reopenAt = now + p.rc
+    reopenAt = now + tonumber(A[2])
     rcall('SET', KEYS[2], fmt(reopenAt))
-    return cjson.encode({ e = -1, u = reopenAt })
+    return { -1, reopenAt }
   end
   if now < reopenAt then
-    return cjson.encode({ e = -2, u = reopenAt })
+    return { -2, reopenAt }
   end
   rcall('SET', KEYS[1], fmt(now))
   rcall('DEL', KEYS[2])
 end
 
-local L = p.l
+local retention = tonumber(A[3])
+local nL, nP, nG = tonumber(A[4]), tonumber(A[5]), tonumber(A[6])
+local leaseKi = tonumber(A[7])
+local a = 8
+
+local L = {}
+for i = 1, nL do
+  L[i] = { tonumber(A[a]), tonumber(A[a + 1]), A[a + 2], tonumber(A[a + 3]), tonumber(A[a + 4]), tonumber(A[a + 5]), tonumber(A[a + 6]) }
+  a = a + 7
+end
+
+local P = {}
+for i = 1, nP do
+  local n2 = tonumber(A[a]) * 2
+  local refs, conc, res, bl = {}, {}, 0, nil
+  for r = 1, n2 do refs[r] = tonumber(A[a + r]) end
+  a = a + n2 + 1
+  for r = 1, n2, 2 do
+    local d = L[refs[r]]
+    if d[1] == 2 then conc[#conc + 1] = d[2] elseif d[1] == 3 then res, bl = refs[r + 1], refs[r] end
+  end
+  P[i] = { refs = refs, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2], conc = conc, res = res, bl = bl }
+  a = a + 3
+end
+
+local G = {}
+for gi = 1, nG do
+  local n, ik = tonumber(A[a]), tonumber(A[a + 1])
+  local g = { ik = ik }
+  a = a + 2
+  if ik > 0 then
+    g.rec, g.win = A[a], tonumber(A[a + 1])
+    a = a + 2
+  end
+  local jobs = {}
+  for j = 1, n do
+    local job = { id = A[a], job = A[a + 1], att = A[a + 2], pri = tonumber(A[a + 3]), p = P[tonumber(A[a + 4])], ik = tonumber(A[a + 5]), k = leaseKi }
+    leaseKi = leaseKi + 1
+    if job.ik > 0 then
+      job.rec = A[a + 6]
+      a = a + 7
+    else
+      a = a + 6
+    end
+    job.ctx = A[a]
+    a = a + 1
+    jobs[j] = job
+  end
+  g.j = jobs
+  G[gi] = g
+end
+
 local S = {}      -- limit index -> { v = used units, ws = budget window start, dirty }
 local IDEM = {}   -- key index -> committed record, or false when none is live
 
@@ -109,7 +165,7 @@ end
 
 -- First failing reason of one job against state + what earlier jobs of its group took (pend).
 local function check(job, pend)
-  local refs, prio = job[10], job[7]
+  local refs, prio = job.p.refs, job.pri
   if prio > 1 then
     for r = 1, #refs, 2 do
       local li = refs[r]
@@ -135,24 +191,24 @@ end
 local function retry_after(g)
   local need, seen, wait = {}, {}, 0
   for _, job in ipairs(g.j) do
-    local ji = job[11]
+    local ji = job.ik
     local dup = false
     if ji ~= 0 then
-      if seen[ji[1]] or idem_get(ji[1]) then dup = true else seen[ji[1]] = true end
+      if seen[ji] or idem_get(ji) then dup = true else seen[ji] = true end
     end
     if not dup then
-      local refs = job[10]
+      local refs = job.p.refs
       for r = 1, #refs, 2 do
         local li = refs[r]
         local d = L[li]
         if d[4] >= 0 then
           local n = need[li]
           if not n then
-            n = { 0, d[3 + job[7]] }
+            n = { 0, d[3 + job.pri] }
             need[li] = n
           end
           n[1] = n[1] + refs[r + 1]
-          local slack = d[3 + job[7]] - n[1]
+          local slack = d[3 + job.pri] - n[1]
           if slack < n[2] then n[2] = slack end
         end
       end
@@ -178,40 +234,46 @@ local function retry_after(g)
   return wait
 end
 
+local nowS = fmt(now)
 local zadds = {}   -- key index -> { score, member, … }
 local expiry = {}
-local results = {}
+local out = { now }
 
-for gi, g in ipairs(p.g) do
-  local ri = g.i
-  if ri ~= 0 and idem_get(ri[1]) then
-    results[gi] = { k = 3, r = idem_get(ri[1]) }
+for _, g in ipairs(G) do
+  local ri = g.ik
+  if ri ~= 0 and idem_get(ri) then
+    out[#out + 1] = 3
+    out[#out + 1] = idem_get(ri)
   else
-    local pend, gidem, jr, fail = {}, {}, {}, nil
+    local pend, gidem, dups, fail = {}, {}, {}, nil
     for ji, job in ipairs(g.j) do
-      local idem = job[11]
+      local ik = job.ik
       local dup = nil
-      if idem ~= 0 then
-        dup = gidem[idem[1]]
-        if dup then dup = dup[2] else dup = idem_get(idem[1]) or nil end
+      if ik ~= 0 then
+        local first = gidem[ik]
+        if first then dup = first.rec else dup = idem_get(ik) or nil end
       end
       if dup then
-        jr[ji] = { d = dup }
+        job.dup = dup
+        dups[#dups + 1] = ji - 1
+        dups[#dups + 1] = dup
       else
         local reason = check(job, pend)
         if reason then
           fail = { ji, reason }
           break
         end
-        local refs = job[10]
+        local refs = job.p.refs
         for r = 1, #refs, 2 do pend[refs[r]] = (pend[refs[r]] or 0) + refs[r + 1] end
-        if idem ~= 0 then gidem[idem[1]] = idem end
-        jr[ji] = false
+        if ik ~= 0 then gidem[ik] = job end
       end
     end
 
     if fail then
-      results[gi] = { k = 2, x = fail[1] - 1, r = fail[2], w = retry_after(g) }
+      out[#out + 1] = 2
+      out[#out + 1] = fail[1] - 1
+      out[#out + 1] = fail[2]
+      out[#out + 1] = retry_after(g)
     else
       for li, amount in pairs(pend) do
         local s = S[li]
@@ -220,56 +282,59 @@ for gi, g in ipairs(p.g) do
           s.dirty = true
         end
       end
-      local created = {}
+      local created = ''
       if ri ~= 0 then
-        IDEM[ri[1]] = ri[2]
-        rcall('HSET', KEYS[ri[1]], 'r', ri[2], 'x', fmt(now + ri[3]))
-        rcall('PEXPIRE', KEYS[ri[1]], ri[3])
-        created[1] = KEYS[ri[1]]
+        IDEM[ri] = g.rec
+        rcall('HSET', KEYS[ri], 'r', g.rec, 'x', fmt(now + g.win))
+        rcall('PEXPIRE', KEYS[ri], g.win)
+        created = KEYS[ri]
       end
-      for ki, idem in pairs(gidem) do
-        IDEM[ki] = idem[2]
-        rcall('HSET', KEYS[ki], 'r', idem[2], 'x', fmt(now + idem[3]))
-        rcall('PEXPIRE', KEYS[ki], idem[3])
+      for ki, job in pairs(gidem) do
+        local w = job.p.w
+        IDEM[ki] = job.rec
+        rcall('HSET', KEYS[ki], 'r', job.rec, 'x', fmt(now + w))
+        rcall('PEXPIRE', KEYS[ki], w)
       end
-      for ji, job in ipairs(g.j) do
-        if jr[ji] == false then
-          local exp = now + job[8]
-          local leaseId = job[2]
-          local conc, rate = {}, {}
-          local bk, bw, reserved = '', '', 0
-          local refs = job[10]
-          for r = 1, #refs, 2 do
-            local d = L[refs[r]]
-            local ki = d[2]
-            if d[1] == 2 then
-              conc[#conc + 1] = KEYS[ki]
-              local z = zadds[ki]
-              if not z then z = {}; zadds[ki] = z end
-              z[#z + 1] = exp
-              z[#z + 1] = leaseId
-            elseif d[1] == 1 then
-              rate[#rate + 1] = KEYS[ki] .. ' ' .. fmt(refs[r + 1]) .. ' ' .. fmt(d[4]) .. ' ' .. fmt(d[7])
-            else
-              bk, bw, reserved = KEYS[ki], fmt(S[refs[r]].ws), refs[r + 1]
-            end
+      for _, job in ipairs(g.j) do
+        if not job.dup then
+          local pr = job.p
+          local pre = pr.pre
+          if not pre then
+            local bw = ''
+            if pr.bl then bw = fmt(load(pr.bl).ws) end
+            pr.exp = now + pr.t
+            pre = 'active|' .. fmt(pr.exp) .. '||||' .. nowS .. '|'
+            pr.pre = pre
+            pr.post = '|' .. fmt(pr.res) .. '|' .. bw .. '|' .. pr.seg
           end
+          local exp, leaseId = pr.exp, job.id
           local idems = created
-          if job[11] ~= 0 then
-            idems = { KEYS[job[11][1]] }
-            if #created > 0 then idems[2] = created[1] end
+          if job.ik ~= 0 then
+            idems = KEYS[job.ik]
+            if created ~= '' then idems = idems .. ' ' .. created end
           end
-          created = {}
-          rcall('HSET', KEYS[job[1]], 'st', 'active', 'job', job[3], 'att', job[4], 'ten', job[5], 'typ', job[6],
-            'pri', job[7], 'adm', fmt(now), 'exp', fmt(exp), 'conc', table.concat(conc, ' '),
-            'rate', table.concat(rate, ','), 'bk', bk, 'bw', bw, 'res', fmt(reserved), 'idem', table.concat(idems, ' '), 'ctx', job[12] or '')
-          rcall('PEXPIRE', KEYS[job[1]], job[8] + p.rt)
+          created = ''
+          rcall('SET', KEYS[job.k], pre .. job.att .. '|' .. job.pri .. pr.post .. #idems .. ':' .. idems .. #job.job .. ':' .. job.job .. job.ctx,
+            'PX', pr.t + retention)
+          local conc = pr.conc
+          for c = 1, #conc do
+            local ki = conc[c]
+            local z = zadds[ki]
+            if not z then z = {}; zadds[ki] = z end
+            z[#z + 1] = exp
+            z[#z + 1] = leaseId
+          end
           expiry[#expiry + 1] = exp
           expiry[#expiry + 1] = leaseId
-          jr[ji] = { e = exp, b = reserved }
         end
       end
-      results[gi] = { k = 1, j = jr }
+      if #dups > 0 then
+        out[#out + 1] = 4
+        out[#out + 1] = #dups / 2
+        for i = 1, #dups do out[#out + 1] = dups[i] end
+      else
+        out[#out + 1] = 1
+      end
     end
   end
 end
@@ -279,7 +344,7 @@ for li, s in pairs(S) do
     local d = L[li]
     local key = KEYS[d[2]]
     if d[1] == 1 then
-      rcall('HSET', key, 't', fmt(d[4] - s.v), 'ts', fmt(now))
+      rcall('HSET', key, 't', fmt(d[4] - s.v), 'ts', nowS)
       -- A missing bucket reads as full, which is the truth once it has refilled; keep it twice as long.
       rcall('PEXPIRE', key, math.ceil(s.v / d[7]) * 2 + 60000)
     elseif d[1] == 3 then
@@ -295,4 +360,4 @@ if #expiry > 0 then
   rcall('ZADD', KEYS[3], unpack(expiry))
 end
 
-return cjson.encode({ at = now, g = results })
+return out

@@ -3,7 +3,7 @@
   its budget reservation (actual minus estimate, in the window where it was reserved, if that
   window is still current). An unknown, expired or already finished lease changes nothing.
 
-  KEYS[1]   lease hash
+  KEYS[1]   lease record (string, see src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
   KEYS[4…]  the concurrency pools the lease holds (its `conc` field, in order)
@@ -12,7 +12,7 @@
   ARGV[2]   lease id
   ARGV[3]   outcome (succeeded | failed | timed_out)
   ARGV[4]   actual cost, or -1 when unknown (then the estimate stands)
-  ARGV[5]   retention of the finished lease hash in ms
+  ARGV[5]   retention of the finished lease record in ms
 
   Returns   JSON {s = 1, j, a, t, y, r = reserved, c = actual, at = now}
             or {s = -1 (unknown) | -2 (expired) | -3 (already settled or revoked)}
@@ -23,29 +23,50 @@ if now == 0 then
   local t = rcall('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- The lease record is one string (layout in src/lease-record.ts):
+-- 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc, rate, idem, job, then ctx.
+local function lease_read(v)
+  local st, exp, out, act, fin, fixed, att, res, bw, pos = string.match(v,
+    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|()[^|]*|([^|]*)|[^|]*|([^|]*)|([^|]*)|()')
+  if not st then return nil end
+  local seg = {}
+  for i = 1, 7 do
+    local c = string.find(v, ':', pos, true)
+    local n = tonumber(string.sub(v, pos, c - 1))
+    seg[i] = string.sub(v, c + 1, c + n)
+    pos = c + 1 + n
+  end
+  return { st = st, exps = exp, exp = tonumber(exp), out = out, act = act, fin = fin, fixed = string.sub(v, fixed),
+    att = tonumber(att), res = tonumber(res) or 0, bw = bw,
+    ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7] }
+end
 
-local v = rcall('HMGET', KEYS[1], 'st', 'exp', 'job', 'att', 'ten', 'typ', 'res', 'bk', 'bw')
-if not v[1] then return cjson.encode({ s = -1 }) end
-if v[1] == 'expired' then return cjson.encode({ s = -2 }) end
-if v[1] ~= 'active' then return cjson.encode({ s = -3 }) end
-if tonumber(v[2]) <= now then return cjson.encode({ s = -2 }) end
+-- Rewrites the mutable head (st, exp, out, act, fin) and the time to live; the rest is kept as is.
+local function lease_write(key, r, st, exp, out, act, fin, ttl)
+  rcall('SET', key, st .. '|' .. exp .. '|' .. out .. '|' .. act .. '|' .. fin .. '|' .. r.fixed, 'PX', ttl)
+end
+local raw = rcall('GET', KEYS[1])
+local v = raw and lease_read(raw)
+if not v then return cjson.encode({ s = -1 }) end
+if v.st == 'expired' then return cjson.encode({ s = -2 }) end
+if v.st ~= 'active' then return cjson.encode({ s = -3 }) end
+if v.exp <= now then return cjson.encode({ s = -2 }) end
 
 local leaseId = ARGV[2]
 for i = 4, #KEYS do rcall('ZREM', KEYS[i], leaseId) end
 rcall('ZREM', KEYS[2], leaseId)
 
-local reserved = tonumber(v[7]) or 0
+local reserved = v.res
 local actual = tonumber(ARGV[4])
 if actual < 0 then actual = reserved end
-if v[8] ~= '' and actual ~= reserved then
+if v.bk ~= '' and actual ~= reserved then
   local w = rcall('HGET', KEYS[3], 'w')
-  if w == v[9] then
+  if w == v.bw then
     local used = tonumber(rcall('HGET', KEYS[3], 'u')) or 0
     used = math.max(0, used + actual - reserved)
     rcall('HSET', KEYS[3], 'u', string.format('%.0f', used))
   end
 end
 
-rcall('HSET', KEYS[1], 'st', 'settled', 'out', ARGV[3], 'act', string.format('%.0f', actual), 'fin', string.format('%.0f', now))
-rcall('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
-return cjson.encode({ s = 1, j = v[3], a = tonumber(v[4]), t = v[5], y = v[6], r = reserved, c = actual, at = now })
+lease_write(KEYS[1], v, 'settled', v.exps, ARGV[3], string.format('%.0f', actual), string.format('%.0f', now), tonumber(ARGV[5]))
+return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now })

@@ -1,0 +1,87 @@
+/**
+ * The lease record: ONE Redis string per lease (written with `SET … PX`, which is much cheaper for
+ * the admit script than a 16-field hash plus PEXPIRE). Layout, shared with src/lua/*.lua:
+ *
+ *   st|exp|out|act|fin|adm|att|pri|res|bw|<n>:ten<n>:typ<n>:bk<n>:conc<n>:rate<n>:idem<n>:job ctx
+ *
+ * The ten `|`-terminated head fields are written by the scripts only (states, numbers, outcome
+ * names); the first five change over the lease's life (settle, extend, reap, revoke rewrite them),
+ * the rest never do. Every caller-derived text is length-prefixed (`<bytes>:`), and the context is
+ * the rest of the string, so no content can be mistaken for structure.
+ *   st   active | settled | expired | revoked        exp  expiresAt (ms)
+ *   out  outcome once settled ('' before)            act  actual cost once settled   fin  finished at
+ *   adm  admitted at   att  attempt   pri  1 high, 2 normal, 3 low
+ *   res  budget reserved   bw  budget window start ('' without budget)
+ *   ten, typ  tenant and job type     bk  tenant budget key ('' without budget)
+ *   conc  concurrency pools held (space-separated keys)
+ *   rate  buckets drawn from, comma-separated `key amount capacity refill` (for revoke)
+ *   idem  idempotency keys this admission created (space-separated, for revoke)
+ *   job   job id     ctx  caller context ('' for none)
+ */
+export interface LeaseRecord {
+  readonly st: string;
+  readonly exp: number;
+  readonly out: string;
+  readonly att: number;
+  readonly res: number;
+  readonly ten: string;
+  readonly typ: string;
+  readonly bk: string;
+  readonly conc: readonly string[];
+  /** Bucket keys drawn from (the first word of each `rate` entry). */
+  readonly rateKeys: readonly string[];
+  readonly idem: readonly string[];
+  readonly job: string;
+  readonly ctx: string;
+}
+
+const BAR = 0x7c;
+const COLON = 0x3a;
+
+/** Length-prefixed text as the record stores it (byte length, as Lua counts it). */
+export function lengthPrefixed(text: string): string {
+  return `${Buffer.byteLength(text)}:${text}`;
+}
+
+/** Parses a lease record read with a *Buffer command; undefined when missing or malformed. */
+export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | undefined {
+  if (!buf) return undefined;
+  const head: string[] = [];
+  let pos = 0;
+  for (let i = 0; i < 10; i++) {
+    const bar = buf.indexOf(BAR, pos);
+    if (bar < 0) return undefined;
+    head.push(buf.toString('latin1', pos, bar));
+    pos = bar + 1;
+  }
+  const seg: string[] = [];
+  for (let i = 0; i < 7; i++) {
+    const colon = buf.indexOf(COLON, pos);
+    if (colon < 0) return undefined;
+    const n = Number(buf.toString('latin1', pos, colon));
+    if (!Number.isInteger(n) || colon + 1 + n > buf.length) return undefined;
+    seg.push(buf.toString('utf8', colon + 1, colon + 1 + n));
+    pos = colon + 1 + n;
+  }
+  const [st, exp, out, , , , att, , res] = head;
+  const [ten, typ, bk, conc, rate, idem, job] = seg;
+  return {
+    st: st!,
+    exp: Number(exp),
+    out: out!,
+    att: Number(att),
+    res: Number(res || 0),
+    ten: ten!,
+    typ: typ!,
+    bk: bk!,
+    conc: words(conc!),
+    rateKeys: rate!.split(',').filter((e) => e.length > 0).map((e) => e.split(' ')[0]!),
+    idem: words(idem!),
+    job: job!,
+    ctx: buf.toString('utf8', pos),
+  };
+}
+
+function words(s: string): string[] {
+  return s.length === 0 ? [] : s.split(' ');
+}
