@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -16,7 +17,12 @@ export const jobs = pgTable(
     createdAt: ts('created_at').notNull(),
     updatedAt: ts('updated_at').notNull(),
   },
-  (t) => [index('jobs_tenant_created_idx').on(t.tenant, t.createdAt), index('jobs_created_idx').on(t.createdAt)],
+  (t) => [
+    index('jobs_tenant_created_idx').on(t.tenant, t.createdAt),
+    index('jobs_created_idx').on(t.createdAt),
+    // The dashboard counts queued jobs per tenant every second: a partial index keeps that cheap.
+    index('jobs_queued_tenant_idx').on(t.tenant).where(sql`status = 'queued'`),
+  ],
 );
 
 /** One row per attempt (natural key: jobId + attempt). An outcome may arrive before its admission. */

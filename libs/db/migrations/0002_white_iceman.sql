@@ -1,0 +1,1 @@
+CREATE INDEX "jobs_queued_tenant_idx" ON "jobs" USING btree ("tenant") WHERE status = 'queued';
