@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Database } from '@janus/db';
+import { countRows, type RowCounts, type SyntheticWorkload } from '@janus/event-store';
 import { publishAll } from '@janus/messaging';
 import { testEnv } from '@janus/testing';
 
@@ -83,4 +85,37 @@ export async function startChildPersister(ns: string, extra: Record<string, stri
     throw new Error(`${String(error)}\n${output}`);
   });
   return { process: child, port, output: () => output, readyz, exited };
+}
+
+/**
+ * Waits until every event of a synthetic workload is stored, then returns the row counts next to
+ * what they must be: each event exactly once, nothing rejected, every attempt complete.
+ */
+export async function waitForEveryEvent(
+  db: Database,
+  expected: SyntheticWorkload['expected'],
+  what: string,
+  timeoutMs: number,
+): Promise<{ counts: RowCounts; mustBe: RowCounts }> {
+  const counts = await waitFor(
+    what,
+    async () => {
+      const c = await countRows(db);
+      return c.completeAttempts === expected.attempts && c.ledger === expected.ledger && c.succeeded + c.dead === expected.jobs ? c : undefined;
+    },
+    timeoutMs,
+    500,
+  );
+  const mustBe: RowCounts = {
+    jobs: expected.jobs,
+    attempts: expected.attempts,
+    outcomeEvents: expected.outcomeEvents,
+    deadLetters: expected.deadLetters,
+    ledger: expected.ledger,
+    rejected: 0,
+    succeeded: expected.succeeded,
+    dead: expected.dead,
+    completeAttempts: expected.attempts,
+  };
+  return { counts, mustBe };
 }
