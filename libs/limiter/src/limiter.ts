@@ -38,6 +38,14 @@ export interface LimiterOptions {
   readonly leaseRetentionMs?: number;
   /** At most this many jobs per coalesced Lua call. Default 1000. */
   readonly maxJobsPerCall?: number;
+  /**
+   * A coalesced call is sent as soon as it holds this many jobs, without waiting for the next tick
+   * (default: maxJobsPerCall, i.e. one call per tick). Small calls (16) keep several in flight, so
+   * Node builds and decodes one while Redis runs another: faster in the benchmark, see README.
+   */
+  readonly coalesceJobs?: number;
+  /** Admission calls out at once; further requests wait and leave together when one returns. Default unlimited. */
+  readonly maxCallsInFlight?: number;
   /** Admission stays closed this long after state loss. Default: the policy's longest timeoutMs. */
   readonly recoveryMs?: number;
 }
@@ -90,6 +98,9 @@ export class Limiter {
   readonly #now: (() => number) | undefined;
   readonly #retentionMs: number;
   readonly #maxJobsPerCall: number;
+  readonly #coalesceJobs: number;
+  readonly #maxCallsInFlight: number;
+  #inFlight = 0;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
   #queue: Pending[] = [];
@@ -105,6 +116,8 @@ export class Limiter {
     this.#now = opts.now;
     this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
     this.#maxJobsPerCall = Math.min(opts.maxJobsPerCall ?? MAX_BATCH, MAX_BATCH);
+    this.#coalesceJobs = Math.max(1, Math.min(opts.coalesceJobs ?? this.#maxJobsPerCall, this.#maxJobsPerCall));
+    this.#maxCallsInFlight = Math.max(1, opts.maxCallsInFlight ?? Infinity);
     this.#recoveryMs = opts.recoveryMs;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
   }
@@ -152,10 +165,9 @@ export class Limiter {
       }
     }
     return new Promise<AdmissionResult>((resolve, reject) => {
-      if (this.#queuedJobs + n > this.#maxJobsPerCall) this.#flush();
       this.#queue.push({ request, resolve, reject });
       this.#queuedJobs += n;
-      if (this.#queuedJobs >= this.#maxJobsPerCall) {
+      if (this.#queuedJobs >= this.#coalesceJobs) {
         this.#flush();
       } else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -167,12 +179,33 @@ export class Limiter {
     });
   }
 
+  /**
+   * Sends what is queued, at most `maxJobsPerCall` jobs per call (a request always goes whole),
+   * while fewer than `maxCallsInFlight` calls are out. When that many are out, requests wait and
+   * leave together when one returns: calls grow under load instead of multiplying.
+   */
   #flush(): void {
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    this.#queuedJobs = 0;
-    void this.#send(batch);
+    while (this.#queue.length > 0 && this.#inFlight < this.#maxCallsInFlight) {
+      let jobs = 0;
+      let k = 0;
+      while (k < this.#queue.length) {
+        const m = this.#queue[k]!.request.jobs.length;
+        if (k > 0 && jobs + m > this.#maxJobsPerCall) break;
+        jobs += m;
+        k += 1;
+      }
+      const batch = this.#queue.splice(0, k);
+      this.#queuedJobs -= jobs;
+      this.#inFlight += 1;
+      void this.#send(batch)
+        .catch((error: unknown) => {
+          for (const p of batch) p.reject(error);
+        })
+        .finally(() => {
+          this.#inFlight -= 1;
+          this.#flush();
+        });
+    }
   }
 
   async #send(batch: Pending[]): Promise<void> {

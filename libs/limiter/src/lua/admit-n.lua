@@ -171,7 +171,7 @@ local function check(job, pend)
       local li = refs[r]
       local d = L[li]
       local cap = d[3 + prio]
-      if cap >= 0 and cap < d[4] and load(li).v + (pend[li] or 0) + refs[r + 1] > cap then
+      if cap >= 0 and cap < d[4] and (S[li] or load(li)).v + (pend[li] or 0) + refs[r + 1] > cap then
         return 'shed'
       end
     end
@@ -179,7 +179,7 @@ local function check(job, pend)
   for r = 1, #refs, 2 do
     local li = refs[r]
     local d = L[li]
-    if d[4] >= 0 and load(li).v + (pend[li] or 0) + refs[r + 1] > d[4] then
+    if d[4] >= 0 and (S[li] or load(li)).v + (pend[li] or 0) + refs[r + 1] > d[4] then
       return d[3]
     end
   end
@@ -239,9 +239,60 @@ local zadds = {}   -- key index -> { score, member, … }
 local expiry = {}
 local out = { now }
 
+-- The lease record of an admitted job (idems: the idempotency keys its admission created) and its
+-- pool and expiry-index entries (written in bulk at the end).
+local function write_lease(job, idems)
+  local pr = job.p
+  local pre = pr.pre
+  if not pre then   -- once per profile and call: everything but the job's own fields is shared
+    local bw = ''
+    if pr.bl then bw = fmt(load(pr.bl).ws) end
+    pr.exp = now + pr.t
+    pre = 'active|' .. fmt(pr.exp) .. '||||' .. nowS .. '|'
+    pr.pre = pre
+    pr.post = '|' .. fmt(pr.res) .. '|' .. bw .. '|' .. pr.seg
+  end
+  local exp, leaseId = pr.exp, job.id
+  rcall('SET', KEYS[job.k], pre .. job.att .. '|' .. job.pri .. pr.post .. #idems .. ':' .. idems .. #job.job .. ':' .. job.job .. job.ctx,
+    'PX', pr.t + retention)
+  local conc = pr.conc
+  for c = 1, #conc do
+    local ki = conc[c]
+    local z = zadds[ki]
+    if not z then z = {}; zadds[ki] = z end
+    z[#z + 1] = exp
+    z[#z + 1] = leaseId
+  end
+  expiry[#expiry + 1] = exp
+  expiry[#expiry + 1] = leaseId
+end
+
+local NOPEND = {}
+
 for _, g in ipairs(G) do
   local ri = g.ik
-  if ri ~= 0 and idem_get(ri) then
+  local job1 = g.j[1]
+  if ri == 0 and g.j[2] == nil and job1.ik == 0 then
+    -- the common case, one job without idempotency: no group bookkeeping
+    local reason = check(job1, NOPEND)
+    if reason then
+      out[#out + 1] = 2
+      out[#out + 1] = 0
+      out[#out + 1] = reason
+      out[#out + 1] = retry_after(g)
+    else
+      local refs = job1.p.refs
+      for r = 1, #refs, 2 do
+        local s = S[refs[r]]
+        if s then   -- nil for tracked-only pools (never loaded); pools are written through zadds
+          s.v = s.v + refs[r + 1]
+          s.dirty = true
+        end
+      end
+      write_lease(job1, '')
+      out[#out + 1] = 1
+    end
+  elseif ri ~= 0 and idem_get(ri) then
     out[#out + 1] = 3
     out[#out + 1] = idem_get(ri)
   else
@@ -297,35 +348,13 @@ for _, g in ipairs(G) do
       end
       for _, job in ipairs(g.j) do
         if not job.dup then
-          local pr = job.p
-          local pre = pr.pre
-          if not pre then
-            local bw = ''
-            if pr.bl then bw = fmt(load(pr.bl).ws) end
-            pr.exp = now + pr.t
-            pre = 'active|' .. fmt(pr.exp) .. '||||' .. nowS .. '|'
-            pr.pre = pre
-            pr.post = '|' .. fmt(pr.res) .. '|' .. bw .. '|' .. pr.seg
-          end
-          local exp, leaseId = pr.exp, job.id
           local idems = created
           if job.ik ~= 0 then
             idems = KEYS[job.ik]
             if created ~= '' then idems = idems .. ' ' .. created end
           end
           created = ''
-          rcall('SET', KEYS[job.k], pre .. job.att .. '|' .. job.pri .. pr.post .. #idems .. ':' .. idems .. #job.job .. ':' .. job.job .. job.ctx,
-            'PX', pr.t + retention)
-          local conc = pr.conc
-          for c = 1, #conc do
-            local ki = conc[c]
-            local z = zadds[ki]
-            if not z then z = {}; zadds[ki] = z end
-            z[#z + 1] = exp
-            z[#z + 1] = leaseId
-          end
-          expiry[#expiry + 1] = exp
-          expiry[#expiry + 1] = leaseId
+          write_lease(job, idems)
         end
       end
       if #dups > 0 then
