@@ -34,7 +34,7 @@ export interface LimiterOptions {
   readonly policy?: CompiledPolicy;
   /** A Redis call slower than this is a StoreUnavailable fault. Default 2000 ms. */
   readonly timeoutMs?: number;
-  /** How long a finished lease hash is kept so that late settles get a precise answer. Default 24 h. */
+  /** How long a finished lease record is kept so that late settles get a precise answer. Default 24 h. */
   readonly leaseRetentionMs?: number;
   /** At most this many jobs per coalesced Lua call. Default 1000. */
   readonly maxJobsPerCall?: number;

@@ -3,7 +3,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 /**
  * Lease tokens: `<leaseId>.<base64url HMAC-SHA256(signingKey, namespace|leaseId)>`.
  * The MAC is checked before Redis is touched, so a forged or foreign (other namespace) token costs
- * nothing. The token binds the lease id only; jobId and attempt are bound through the lease hash
+ * nothing. The token binds the lease id only; jobId and attempt are bound through the lease record
  * (keyed by the id, written once at admission) and come back in every settle/extend answer.
  */
 export class LeaseTokens {
