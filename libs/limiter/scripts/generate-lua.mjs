@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Inlines src/lua/*.lua into src/lua/scripts.generated.ts so nothing reads .lua files at run time.
+// A line `-- @include <name>` is replaced by src/lua/includes/<name>.lua (shared Lua, as BullMQ does).
 // Each script is registered as `<name>:<version>` where version is a short hash of its text, so two
 // library versions can share one Redis during a rolling deploy.
 // Usage: node scripts/generate-lua.mjs [--check]   (--check exits 1 when the generated file is stale)
@@ -11,13 +12,23 @@ import { fileURLToPath } from 'node:url';
 const luaDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'lua');
 const target = join(luaDir, 'scripts.generated.ts');
 
+function inline(lua, file) {
+  return lua.replace(/^-- @include ([a-z0-9-]+)\s*$/gm, (_, name) => {
+    try {
+      return readFileSync(join(luaDir, 'includes', `${name}.lua`), 'utf8').trimEnd();
+    } catch {
+      throw new Error(`${file}: no include named ${name} in src/lua/includes/`);
+    }
+  });
+}
+
 export function render() {
   const files = readdirSync(luaDir).filter((f) => f.endsWith('.lua')).sort();
   const entries = files.map((file) => {
     const match = /^(.+)-(n|\d+)\.lua$/.exec(file);
     if (!match) throw new Error(`${file}: Lua files are named <name>-<numberOfKeys|n>.lua`);
     const [, name, keys] = match;
-    const lua = readFileSync(join(luaDir, file), 'utf8');
+    const lua = inline(readFileSync(join(luaDir, file), 'utf8'), file);
     const version = createHash('sha1').update(lua).digest('hex').slice(0, 10);
     const camel = name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     return `  ${camel}: {\n    name: ${JSON.stringify(name)},\n    numberOfKeys: ${keys === 'n' ? 'undefined' : keys},\n    version: ${JSON.stringify(version)},\n    lua: ${JSON.stringify(lua)},\n  },`;

@@ -9,11 +9,7 @@
   Returns   { now, leaseId, … }
 ]]
 local rcall = redis.call
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = rcall('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- @include now-from-argv
 local ids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[2]))
 table.insert(ids, 1, string.format('%.0f', now))
 return ids

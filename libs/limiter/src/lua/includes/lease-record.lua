@@ -1,0 +1,27 @@
+--[[
+  lease-record — shared by the scripts that read or rewrite a lease (settle, extend, revoke, reap);
+  inlined by scripts/generate-lua.mjs where a script says `-- @include lease-record`.
+  Expects `rcall` (redis.call) in scope.
+]]
+-- The lease record is one string (layout in src/lease-record.ts):
+-- 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc, rate, idem, job, then ctx.
+local function lease_read(v)
+  local st, exp, out, act, fin, fixed, att, res, bw, pos = string.match(v,
+    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|()[^|]*|([^|]*)|[^|]*|([^|]*)|([^|]*)|()')
+  if not st then return nil end
+  local seg = {}
+  for i = 1, 7 do
+    local c = string.find(v, ':', pos, true)
+    local n = tonumber(string.sub(v, pos, c - 1))
+    seg[i] = string.sub(v, c + 1, c + n)
+    pos = c + 1 + n
+  end
+  return { st = st, exps = exp, exp = tonumber(exp), out = out, act = act, fin = fin, fixed = string.sub(v, fixed),
+    att = tonumber(att), res = tonumber(res) or 0, bw = bw,
+    ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7] }
+end
+
+-- Rewrites the mutable head (st, exp, out, act, fin) and the time to live; the rest is kept as is.
+local function lease_write(key, r, st, exp, out, act, fin, ttl)
+  rcall('SET', key, st .. '|' .. exp .. '|' .. out .. '|' .. act .. '|' .. fin .. '|' .. r.fixed, 'PX', ttl)
+end
