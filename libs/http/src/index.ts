@@ -1,0 +1,2 @@
+export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, problem, type FieldError } from './problem.js';
+export { readJsonBody, type JsonBodyResult } from './json-body.js';

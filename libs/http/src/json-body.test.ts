@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { Hono } from 'hono';
+import { readJsonBody } from './json-body.js';
+
+function app(opts: { cap: number; optional?: boolean }) {
+  const a = new Hono();
+  a.post('/', async (c) => {
+    const body = await readJsonBody(c, opts);
+    return body.ok ? c.json({ value: body.value ?? null }, 200) : body.response;
+  });
+  return a;
+}
+const post = (a: Hono, body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  a.request('/', { method: 'POST', headers, ...(body !== undefined ? { body } : {}) });
+
+describe('readJsonBody', () => {
+  it('parses JSON and answers 415, 413 and 400 as problem+json', async () => {
+    const a = app({ cap: 20 });
+    expect(await (await post(a, '{"a":1}')).json()).toEqual({ value: { a: 1 } });
+    const wrongType = await post(a, '{}', { 'content-type': 'text/plain' });
+    expect(wrongType.status).toBe(415);
+    expect(wrongType.headers.get('content-type')).toBe('application/problem+json');
+    expect((await post(a, JSON.stringify({ a: 'x'.repeat(30) }))).status).toBe(413);
+    const malformed = await post(a, '{nope');
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ status: 400, errors: [{ path: '(body)', message: 'not valid JSON' }] });
+  });
+
+  it('with optional, a missing or empty body is undefined, and a non-JSON body still 415', async () => {
+    const a = app({ cap: 20, optional: true });
+    expect(await (await post(a, undefined, {})).json()).toEqual({ value: null });
+    expect(await (await post(a, '', { 'content-type': 'application/json' })).json()).toEqual({ value: null });
+    expect((await post(a, 'x', { 'content-type': 'text/plain' })).status).toBe(415);
+  });
+});

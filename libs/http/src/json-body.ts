@@ -1,0 +1,106 @@
+import { Readable } from 'node:stream';
+import type { Context } from 'hono';
+import { COMMON_PROBLEMS, problem } from './problem.js';
+
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;.*)?$/i;
+
+export type JsonBodyResult =
+  /** `value` is undefined only for an allowed empty body (`optional`). */
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly response: Response };
+
+/**
+ * Reads a JSON request body before any validation, in the order the contract's statuses imply:
+ * not JSON → 415, over `cap` bytes → 413 (checked from Content-Length and again while reading, so a
+ * lying or absent header cannot make us buffer more than the cap), unparsable → 400.
+ * With `optional`, a request with no body (or an empty one) is fine.
+ */
+export async function readJsonBody(c: Context, opts: { cap: number; optional?: boolean }): Promise<JsonBodyResult> {
+  const { cap } = opts;
+  const contentType = c.req.header('content-type');
+  const declared = c.req.header('content-length');
+  if (!contentType || !JSON_TYPE.test(contentType)) {
+    // A bodiless POST may arrive with an empty body stream and no Content-Length (curl -X POST sends
+    // neither), so look at the bytes, not only the headers.
+    if (opts.optional && (declared === undefined || declared === '0') && (await readText(c, cap))?.trim() === '') {
+      return { ok: true, value: undefined };
+    }
+    return {
+      ok: false,
+      response: problem(415, COMMON_PROBLEMS.unsupportedMediaType, 'Unsupported media type', {
+        detail: 'the body must be JSON (Content-Type: application/json)',
+      }),
+    };
+  }
+  const tooLarge = () => ({
+    ok: false as const,
+    response: problem(413, COMMON_PROBLEMS.payloadTooLarge, 'Request body too large', { detail: `the request body exceeds ${cap} bytes` }),
+  });
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > cap) return tooLarge();
+  const text = await readText(c, cap);
+  if (text === undefined) return tooLarge();
+  if (opts.optional && text.trim() === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return {
+      ok: false,
+      response: problem(400, COMMON_PROBLEMS.malformedJson, 'Malformed JSON', {
+        detail: error instanceof Error ? error.message : 'the body is not valid JSON',
+        errors: [{ path: '(body)', message: 'not valid JSON' }],
+      }),
+    };
+  }
+}
+
+/**
+ * The body as UTF-8 text, or undefined past `cap` bytes. Under @hono/node-server the Node request
+ * is at hand: reading it directly is ~3× cheaper than through the web-stream adapter behind
+ * `c.req.raw.body` (measured: 6.6k vs 2.3k req/s for a bare endpoint).
+ */
+function readText(c: Context, cap: number): Promise<string | undefined> {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  return incoming instanceof Readable ? readNode(incoming, cap) : readWeb(c.req.raw, cap);
+}
+
+/** Past the cap it answers at once and lets the rest drain unbuffered: destroying the stream would reset the connection before the 413 is sent. */
+function readNode(incoming: Readable, cap: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    incoming.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.byteLength;
+      if (size > cap) {
+        over = true;
+        chunks.length = 0;
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    incoming.once('end', () => {
+      if (!over) resolve(Buffer.concat(chunks, size).toString('utf8'));
+    });
+    incoming.once('error', reject);
+  });
+}
+
+async function readWeb(req: Request, cap: number): Promise<string | undefined> {
+  if (!req.body) return '';
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}

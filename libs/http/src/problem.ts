@@ -1,0 +1,39 @@
+import { PROBLEM_BASE, type ProblemDetails } from '@janus/contracts';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Problem types every Janus HTTP edge uses; apps add their own next to these. */
+export const COMMON_PROBLEMS = {
+  invalidRequest: `${PROBLEM_BASE}/invalid-request`,
+  malformedJson: `${PROBLEM_BASE}/malformed-json`,
+  unauthorized: `${PROBLEM_BASE}/unauthorized`,
+  notFound: `${PROBLEM_BASE}/not-found`,
+  payloadTooLarge: `${PROBLEM_BASE}/payload-too-large`,
+  unsupportedMediaType: `${PROBLEM_BASE}/unsupported-media-type`,
+  methodNotAllowed: `${PROBLEM_BASE}/method-not-allowed`,
+  unavailable: `${PROBLEM_BASE}/service-unavailable`,
+  internal: `${PROBLEM_BASE}/internal`,
+} as const;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** An RFC 9457 problem+json response; `extra` adds members (e.g. `currentVersion`). */
+export function problem(
+  status: number,
+  type: string,
+  title: string,
+  opts: { detail?: string; errors?: FieldError[]; headers?: Record<string, string>; extra?: Record<string, unknown> } = {},
+): Response {
+  const body: ProblemDetails & Record<string, unknown> = {
+    type,
+    title,
+    status,
+    ...(opts.detail !== undefined ? { detail: opts.detail } : {}),
+    ...(opts.errors && opts.errors.length > 0 ? { errors: opts.errors } : {}),
+    ...opts.extra,
+  };
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...opts.headers } });
+}
