@@ -37,8 +37,22 @@ export class Keys {
     return `${this.prefix}leases:expiry`;
   }
 
-  lease(leaseId: string): string {
-    return `${this.prefix}lease:${leaseId}`;
+  /** The hash holding the lease records of one admission call (see `leaseLocation`). */
+  leases(callId: string): string {
+    return `${this.prefix}leases:${callId}`;
+  }
+
+  /**
+   * Where a lease's record lives: lease ids are `<call id>_<n>`, the record is field `<n>` of the
+   * call's hash (one HSET per admission call instead of one key per job). Undefined for an id that
+   * does not have that shape.
+   */
+  leaseLocation(leaseId: string): { readonly key: string; readonly field: string } | undefined {
+    const cut = leaseId.lastIndexOf('_');
+    if (cut <= 0 || cut === leaseId.length - 1) return undefined;
+    const field = leaseId.slice(cut + 1);
+    if (!/^[1-9][0-9]*$/.test(field)) return undefined;
+    return { key: this.leases(leaseId.slice(0, cut)), field };
   }
 
   /** Idempotency keys are hashed: they are caller text of up to 200 characters. */

@@ -70,7 +70,9 @@ interface Profile {
 }
 interface Sent {
   readonly pending: Pending;
-  readonly leaseIds: string[];
+  /** Lease ids are `<callId>_<first + i>` for the request's job i. */
+  readonly callId: string;
+  readonly first: number;
   readonly profiles: Profile[];
 }
 interface LeaseReply {
@@ -210,7 +212,8 @@ export class Limiter {
 
   async #send(batch: Pending[]): Promise<void> {
     const policy = this.#policy;
-    const keys: string[] = [this.keys.epoch, this.keys.recoveringUntil, this.keys.leaseExpiry];
+    const callId = this.#tokens.nextCallId();
+    const keys: string[] = [this.keys.epoch, this.keys.recoveringUntil, this.keys.leaseExpiry, this.keys.leases(callId)];
     const keyIndex = new Map<string, number>();
     const keyOf = (key: string): number => {
       let i = keyIndex.get(key);
@@ -236,7 +239,7 @@ export class Limiter {
     const profileArgs: Arg[] = [];
     const profiles = new Map<string, Profile | null>();
     const profileOf = (job: JobAdmission): Profile | null => {
-      const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}`;
+      const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}`;
       let p = profiles.get(memo);
       if (p === undefined) {
         p = this.#profile(policy, job, limitOf, profileArgs, profiles.size + 1);
@@ -246,8 +249,8 @@ export class Limiter {
     };
 
     const groupArgs: Arg[] = [];
-    const leaseKeys: string[] = [];
     const sent: Sent[] = [];
+    let jobsInCall = 0;
     for (const pending of batch) {
       const { request } = pending;
       const n = request.jobs.length;
@@ -268,26 +271,21 @@ export class Limiter {
       const ri = request.idempotency;
       if (ri) groupArgs.push(n, keyOf(this.keys.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs);
       else groupArgs.push(n, 0);
-      const leaseIds: string[] = new Array<string>(n);
       for (let i = 0; i < n; i++) {
         const job = request.jobs[i]!;
-        const leaseId = this.#tokens.nextId();
-        leaseIds[i] = leaseId;
-        leaseKeys.push(this.keys.lease(leaseId));
-        groupArgs.push(leaseId, job.jobId, job.attempt ?? 1, PRIORITY_CODE[job.priority], jobProfiles[i]!.index);
+        groupArgs.push(job.jobId, job.attempt ?? 1, jobProfiles[i]!.index);
         if (job.idempotency) groupArgs.push(keyOf(this.keys.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record);
         else groupArgs.push(0);
         groupArgs.push(job.context ?? '');
       }
-      sent.push({ pending, leaseIds, profiles: jobProfiles });
+      sent.push({ pending, callId, first: jobsInCall + 1, profiles: jobProfiles });
+      jobsInCall += n;
     }
     if (sent.length === 0) return;
     this.#calls += 1;
-    for (const s of sent) this.#jobsSent += s.leaseIds.length;
+    this.#jobsSent += jobsInCall;
 
-    const leaseBase = keys.length + 1;
-    for (const k of leaseKeys) keys.push(k);
-    const args: Arg[] = [this.#clock(), this.#recoveryWindow(), this.#retentionMs, limitIndex.size, profiles.size, sent.length, leaseBase];
+    const args: Arg[] = [this.#clock(), this.#recoveryWindow(), this.#retentionMs, limitIndex.size, profiles.size, sent.length, callId];
     for (const x of limitArgs) args.push(x);
     for (const x of profileArgs) args.push(x);
     for (const x of groupArgs) args.push(x);
@@ -333,7 +331,7 @@ export class Limiter {
     const jt = policy.jobType(job.jobType);
     const specs = policy.limitsFor(job.tenant, job.jobType);
     if (jt === undefined || specs === undefined) return null;
-    out.push(specs.length);
+    out.push(specs.length, PRIORITY_CODE[job.priority]);
     const conc: string[] = [];
     const rate: string[] = [];
     let bk = '';
@@ -370,7 +368,7 @@ export class Limiter {
       if (dup !== undefined) {
         jobs[i] = { jobId: job.jobId, attempt, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at, duplicate: { record: dup }, budgetReserved: 0 };
       } else {
-        const id = s.leaseIds[i]!;
+        const id = `${s.callId}_${s.first + i}`;
         const p = s.profiles[i]!;
         jobs[i] = {
           jobId: job.jobId,
@@ -390,12 +388,12 @@ export class Limiter {
   async settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
-    const leaseKey = this.keys.lease(id);
-    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(leaseKey)));
-    if (rec === undefined) return { ok: false, reason: 'unknown' };
-    const keys = [leaseKey, this.keys.leaseExpiry, rec.bk ? rec.bk : leaseKey, ...rec.conc];
+    const at = this.keys.leaseLocation(id);
+    const rec = at && (await this.#record(at));
+    if (!at || rec === undefined) return { ok: false, reason: 'unknown' };
+    const keys = [at.key, this.keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
-    const r = JSON.parse((await this.#store.run('settle', keys, [this.#clock(), id, outcome, actual, this.#retentionMs])) as string) as LeaseReply;
+    const r = JSON.parse((await this.#store.run('settle', keys, [this.#clock(), id, at.field, outcome, actual, this.#retentionMs])) as string) as LeaseReply;
     if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,
@@ -407,11 +405,11 @@ export class Limiter {
   async extend(token: string, ms: number): Promise<ExtendResult> {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
-    const leaseKey = this.keys.lease(id);
-    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(leaseKey)));
-    if (rec === undefined) return { ok: false, reason: 'unknown' };
-    const keys = [leaseKey, this.keys.leaseExpiry, ...rec.conc];
-    const r = JSON.parse((await this.#store.run('extend', keys, [this.#clock(), id, Math.max(0, Math.round(ms)), this.#retentionMs])) as string) as LeaseReply;
+    const at = this.keys.leaseLocation(id);
+    const rec = at && (await this.#record(at));
+    if (!at || rec === undefined) return { ok: false, reason: 'unknown' };
+    const keys = [at.key, this.keys.leaseExpiry, ...rec.conc];
+    const r = JSON.parse((await this.#store.run('extend', keys, [this.#clock(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs])) as string) as LeaseReply;
     if (r.s !== 1) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
   }
@@ -421,18 +419,18 @@ export class Limiter {
     const listed = (await this.#store.run('expired', [this.keys.leaseExpiry], [this.#clock(), Math.max(1, Math.floor(max))])) as string[];
     const [now, ...ids] = listed;
     if (ids.length === 0 || now === undefined) return [];
-    const pipeline = this.#store.redis.pipeline();
-    for (const id of ids) pipeline.getBuffer(this.keys.lease(id));
-    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const { locations, records } = await this.#records(ids);
     const contexts = new Map<string, string>();
     const keys = [this.keys.leaseExpiry];
     const args: (string | number)[] = [now, this.#retentionMs];
     ids.forEach((id, i) => {
-      const rec = parseLeaseRecord(rows[i]?.[1] as Buffer | null | undefined);
+      const rec = records[i];
       if (rec?.ctx) contexts.set(id, rec.ctx);
       const pools = rec?.conc ?? [];
-      keys.push(this.keys.lease(id), ...pools);
-      args.push(id, pools.length);
+      // An id without a record location (not one this limiter wrote) is dropped from the index.
+      const at = locations[i] ?? { key: this.keys.leases(id), field: '1' };
+      keys.push(at.key, ...pools);
+      args.push(id, at.field, pools.length);
     });
     const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string })[];
     return reaped.map((r) => {
@@ -458,8 +456,9 @@ export class Limiter {
   async leaseState(token: string): Promise<LeaseStateResult> {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
-    const rec = parseLeaseRecord(await this.#store.guard(this.#store.redis.getBuffer(this.keys.lease(id))));
-    if (rec === undefined || !rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
+    const at = this.keys.leaseLocation(id);
+    const rec = at && (await this.#record(at));
+    if (!rec || !rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
     const expiresAt = rec.exp;
     const state = (rec.st === 'active' && expiresAt <= (await this.#time()) ? 'expired' : rec.st) as LeaseStateName;
     return {
@@ -483,16 +482,16 @@ export class Limiter {
   async revoke(admission: Admitted): Promise<void> {
     const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
     if (ids.length === 0) return;
-    const pipeline = this.#store.redis.pipeline();
-    for (const id of ids) pipeline.getBuffer(this.keys.lease(id));
-    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const { locations, records } = await this.#records(ids);
     const keys = [this.keys.leaseExpiry];
     const args: (string | number)[] = [this.#clock(), this.#retentionMs];
     ids.forEach((id, i) => {
-      const rec = parseLeaseRecord(rows[i]?.[1] as Buffer | null | undefined);
-      const own = [this.keys.lease(id), ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem] : [])];
+      const rec = records[i];
+      const at = locations[i];
+      if (!at) return;
+      const own = [at.key, ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem] : [])];
       keys.push(...own);
-      args.push(id, own.length);
+      args.push(id, at.field, own.length);
     });
     await this.#store.run('revoke', keys, args);
   }
@@ -553,6 +552,21 @@ export class Limiter {
         rate: doc.global.rate ? bucketView(doc.global.rate, cell(g + 1), at) : null,
       },
     };
+  }
+
+  #record(at: { key: string; field: string }) {
+    return this.#store.guard(this.#store.redis.hgetBuffer(at.key, at.field)).then(parseLeaseRecord);
+  }
+
+  /** The records of many leases in one round trip (undefined where unknown). */
+  async #records(ids: readonly string[]) {
+    const locations = ids.map((id) => this.keys.leaseLocation(id));
+    const pipeline = this.#store.redis.pipeline();
+    for (const at of locations) if (at) pipeline.hgetBuffer(at.key, at.field);
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    let r = 0;
+    const records = locations.map((at) => (at ? parseLeaseRecord(rows[r++]?.[1] as Buffer | null | undefined) : undefined));
+    return { locations, records };
   }
 
   #clock(): number {

@@ -17,8 +17,11 @@ export class LeaseTokens {
     this.#namespace = namespace;
   }
 
-  /** Unique across instances (random per-process prefix) and cheap (a counter). */
-  nextId(): string {
+  /**
+   * An admission call's id, unique across instances (random per-process prefix) and cheap (a
+   * counter). Its leases are `<call id>_<n>` (see Keys.leaseLocation).
+   */
+  nextCallId(): string {
     this.#counter += 1;
     return `${this.#prefix}${this.#counter.toString(36)}`;
   }

@@ -55,7 +55,7 @@ export async function snapshotKeys(x: Harness, withLeases: boolean): Promise<Rec
   const out: Record<string, unknown> = {};
   const keys = (await x.redis.keys(`${x.ns}:*`)).sort();
   for (const key of keys) {
-    if (!withLeases && (key.includes(':lease:') || key.endsWith(':leases:expiry'))) continue;
+    if (!withLeases && (key.includes(':leases:'))) continue;
     const type = await x.redis.type(key);
     if (type === 'hash') {
       const v = await x.redis.hgetall(key);

@@ -145,7 +145,9 @@ describe('leases', () => {
   it('an unknown lease id with a genuine MAC is unknown', async () => {
     h = await harness('lease', leasePolicy);
     const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
-    await h.redis.del(h.limiter.keys.lease(a.id));
+    const at = h.limiter.keys.leaseLocation(a.id);
+    expect(at).toBeDefined();
+    await h.redis.hdel(at!.key, at!.field);
     expect(await h.limiter.settle(a.token, 'succeeded')).toEqual({ ok: false, reason: 'unknown' });
   });
 });

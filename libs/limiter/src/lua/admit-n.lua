@@ -5,15 +5,19 @@
   independently, in arrival order, against state loaded once into Lua tables and written back once
   (this coalescing is what makes admission cheap: Redis time follows keys touched, not calls).
   Per job, in the contract's order: idempotency, priority shedding, dependency, tenant, global limits
-  and budget (the caller lists a job's limits in that order). Jobs of the same tenant, job type and
-  cost share a "profile" (their limit list and the constant part of their lease record), sent once.
+  and budget (the caller lists a job's limits in that order). Jobs of the same tenant, job type,
+  cost and priority share a "profile" (their limit list and the constant part of their lease
+  record), sent once per call.
 
   State encodings (all integers, so Lua and TypeScript compute the same numbers):
     rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms)
     concurrency  ZSET leaseId -> expiresAt; live = members with expiresAt > now
     budget       HASH w = window start ms, u = used in that window
     idempotency  HASH r = caller's record, x = expiresAt ms
-    lease        STRING (SET PX), see src/lease-record.ts:
+    leases       HASH per call: field <n> (the job's ordinal in the call, from 1) = the lease record
+                 of lease id '<call id>_<n>'. One HSET per call instead of one key per job; the hash
+                 lives until the longest lease of the call has expired plus the retention, and every
+                 later rewrite of a record extends it (PEXPIRE … GT). Record layout: src/lease-record.ts
                  'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc,
                  rate, idem, job, then ctx (the rest of the string). st = active|settled|expired|revoked,
                  conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill'.
@@ -21,20 +25,21 @@
   KEYS[1]   epoch: exists while the stored state is trustworthy
   KEYS[2]   recovering-until: Redis ms at which admission reopens after state loss
   KEYS[3]   lease expiry index (ZSET leaseId -> expiresAt)
-  KEYS[4…]  limit and idempotency keys (referenced by index), then one lease key per job, in job
-            order from ARGV[7] on (rejected groups' jobs included, so the count is fixed)
+  KEYS[4]   this call's lease hash (see "leases" above)
+  KEYS[5…]  limit and idempotency keys, referenced by index
 
   ARGV (flat):
     [1] now in ms, or 0 to use Redis TIME      [2] recovery window in ms (used when the epoch is missing)
     [3] retention of finished leases in ms     [4] nL limits   [5] nP profiles   [6] nG groups
-    [7] KEYS index of the first lease key
+    [7] this call's id (lease ids are '<call id>_<n>')
     then nL limits, 7 values each: kind (1 rate, 2 concurrency, 3 budget), keyIndex, reason,
          capHigh, capNormal, capLow (-1 = not limited), p (refill units per ms | periodMs | 0)
-    then nP profiles: nRefs, nRefs × (limitIndex, amount), timeoutMs, idempotencyWindowMs,
-         segment (the lease record's <bytes>:<text> fields ten, typ, bk, conc, rate)
+    then nP profiles: nRefs, priority (1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
+         timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
+         bk, conc, rate)
     then nG groups: nJobs, idemKeyIndex (0 = none) [, record, windowMs when not 0], then per job:
-         leaseId, jobId, attempt, priority (1 high, 2 normal, 3 low), profileIndex,
-         idemKeyIndex (0 = none) [, record when not 0], context ('' for none)
+         jobId, attempt, profileIndex, idemKeyIndex (0 = none) [, record when not 0], context
+         ('' for none). Jobs are numbered 1, 2, … across the call (rejected groups' jobs included).
 
   Returns   Fault: { -1 (state lost, recovery started) | -2 (recovering), until ms }.
             Otherwise a flat array: { now, then per group one of
@@ -72,7 +77,7 @@ end
 
 local retention = tonumber(A[3])
 local nL, nP, nG = tonumber(A[4]), tonumber(A[5]), tonumber(A[6])
-local leaseKi = tonumber(A[7])
+local callId = A[7]
 local a = 8
 
 local L = {}
@@ -81,55 +86,40 @@ for i = 1, nL do
   a = a + 7
 end
 
+-- A profile's checks, flat: limitIndex, amount, cap at its priority, reason when over that cap.
+-- A cap below the limit's capacity is a priority share: going over it is 'shed' (and is checked
+-- even when a limit earlier in the list is over its capacity, because shedding is decided first).
+-- Tracked-only pools (capacity -1) are not checked; they are only written (conc).
 local P = {}
 for i = 1, nP do
-  local n2 = tonumber(A[a]) * 2
-  local refs, conc, res, bl = {}, {}, 0, nil
-  for r = 1, n2 do refs[r] = tonumber(A[a + r]) end
-  a = a + n2 + 1
-  for r = 1, n2, 2 do
-    local d = L[refs[r]]
-    if d[1] == 2 then conc[#conc + 1] = d[2] elseif d[1] == 3 then res, bl = refs[r + 1], refs[r] end
+  local nRefs, pri = tonumber(A[a]), tonumber(A[a + 1])
+  a = a + 2
+  local chk, conc, res, bl = {}, {}, 0, nil
+  for _ = 1, nRefs do
+    local li, amount = tonumber(A[a]), tonumber(A[a + 1])
+    a = a + 2
+    local d = L[li]
+    if d[1] == 2 then conc[#conc + 1] = d[2] elseif d[1] == 3 then res, bl = amount, li end
+    if d[4] >= 0 then
+      local cap, why = d[4], d[3]
+      if pri > 1 and d[3 + pri] >= 0 and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
+      chk[#chk + 1] = li
+      chk[#chk + 1] = amount
+      chk[#chk + 1] = cap
+      chk[#chk + 1] = why
+    end
   end
-  P[i] = { refs = refs, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2], conc = conc, res = res, bl = bl }
+  P[i] = { chk = chk, conc = conc, res = res, bl = bl, pri = pri, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2] }
   a = a + 3
 end
 
-local G = {}
-for gi = 1, nG do
-  local n, ik = tonumber(A[a]), tonumber(A[a + 1])
-  local g = { ik = ik }
-  a = a + 2
-  if ik > 0 then
-    g.rec, g.win = A[a], tonumber(A[a + 1])
-    a = a + 2
-  end
-  local jobs = {}
-  for j = 1, n do
-    local job = { id = A[a], job = A[a + 1], att = A[a + 2], pri = tonumber(A[a + 3]), p = P[tonumber(A[a + 4])], ik = tonumber(A[a + 5]), k = leaseKi }
-    leaseKi = leaseKi + 1
-    if job.ik > 0 then
-      job.rec = A[a + 6]
-      a = a + 7
-    else
-      a = a + 6
-    end
-    job.ctx = A[a]
-    a = a + 1
-    jobs[j] = job
-  end
-  g.j = jobs
-  G[gi] = g
-end
-
-local S = {}      -- limit index -> { v = used units, ws = budget window start, dirty }
+local S = {}      -- limit index -> { v = used units, v0 = as loaded, ws = budget window start }
 local IDEM = {}   -- key index -> committed record, or false when none is live
 
 local function load(li)
-  local s = S[li]
-  if s then return s end
   local d = L[li]
   local key = KEYS[d[2]]
+  local s
   if d[1] == 1 then
     local v = rcall('HMGET', key, 't', 'ts')
     local tokens = tonumber(v[1])
@@ -149,6 +139,7 @@ local function load(li)
     if tonumber(v[1]) == ws then used = tonumber(v[2]) or 0 end
     s = { v = used, ws = ws }
   end
+  s.v0 = s.v
   S[li] = s
   return s
 end
@@ -163,60 +154,49 @@ local function idem_get(ki)
   return r
 end
 
--- First failing reason of one job against state + what earlier jobs of its group took (pend).
-local function check(job, pend)
-  local refs, prio = job.p.refs, job.pri
-  if prio > 1 then
-    for r = 1, #refs, 2 do
-      local li = refs[r]
-      local d = L[li]
-      local cap = d[3 + prio]
-      if cap >= 0 and cap < d[4] and (S[li] or load(li)).v + (pend[li] or 0) + refs[r + 1] > cap then
-        return 'shed'
-      end
+-- First failing reason of a job of profile p against state + what earlier jobs of its group took (pend).
+local function check(p, pend)
+  local chk, reason = p.chk, nil
+  for r = 1, #chk, 4 do
+    local li = chk[r]
+    if (S[li] or load(li)).v + (pend[li] or 0) + chk[r + 1] > chk[r + 2] then
+      local why = chk[r + 3]
+      if why == 'shed' then return why end
+      reason = reason or why
     end
   end
-  for r = 1, #refs, 2 do
-    local li = refs[r]
-    local d = L[li]
-    if d[4] >= 0 and (S[li] or load(li)).v + (pend[li] or 0) + refs[r + 1] > d[4] then
-      return d[3]
-    end
-  end
-  return nil
+  return reason
 end
 
 -- Earliest moment the whole group could pass every rate and budget limit (concurrency: best estimate).
--- For each limit the group needs used ≤ min over its jobs of (share-capacity - units taken up to that job).
-local function retry_after(g)
+-- For each limit the group needs used ≤ min over its jobs of (cap - units taken up to that job).
+-- jobs: { { p = profile, ik = idempotency key index } … }
+local function retry_after(jobs)
   local need, seen, wait = {}, {}, 0
-  for _, job in ipairs(g.j) do
+  for _, job in ipairs(jobs) do
     local ji = job.ik
     local dup = false
     if ji ~= 0 then
       if seen[ji] or idem_get(ji) then dup = true else seen[ji] = true end
     end
     if not dup then
-      local refs = job.p.refs
-      for r = 1, #refs, 2 do
-        local li = refs[r]
-        local d = L[li]
-        if d[4] >= 0 then
-          local n = need[li]
-          if not n then
-            n = { 0, d[3 + job.pri] }
-            need[li] = n
-          end
-          n[1] = n[1] + refs[r + 1]
-          local slack = d[3 + job.pri] - n[1]
-          if slack < n[2] then n[2] = slack end
+      local chk = job.p.chk
+      for r = 1, #chk, 4 do
+        local li = chk[r]
+        local n = need[li]
+        if not n then
+          n = { 0, chk[r + 2] }
+          need[li] = n
         end
+        n[1] = n[1] + chk[r + 1]
+        local slack = chk[r + 2] - n[1]
+        if slack < n[2] then n[2] = slack end
       end
     end
   end
   for li, n in pairs(need) do
     local d = L[li]
-    local s = load(li)
+    local s = S[li] or load(li)
     local w = 0
     if s.v > n[2] then
       if d[1] == 1 then
@@ -236,26 +216,27 @@ end
 
 local nowS = fmt(now)
 local zadds = {}   -- key index -> { score, member, … }
-local expiry = {}
-local out = { now }
+local expiry = {}  -- score, member, … for the expiry index
+local records = {} -- field, record, … for this call's lease hash
+local longest = 0  -- longest timeout among the leases written
 
--- The lease record of an admitted job (idems: the idempotency keys its admission created) and its
--- pool and expiry-index entries (written in bulk at the end).
-local function write_lease(job, idems)
-  local pr = job.p
-  local pre = pr.pre
+-- The lease record of admitted job number `ord` (idems: the idempotency keys its admission created)
+-- and its pool and expiry-index entries, all written in bulk at the end.
+local function write_lease(p, ord, jobId, att, ctx, idems)
+  local pre = p.pre
   if not pre then   -- once per profile and call: everything but the job's own fields is shared
     local bw = ''
-    if pr.bl then bw = fmt(load(pr.bl).ws) end
-    pr.exp = now + pr.t
-    pre = 'active|' .. fmt(pr.exp) .. '||||' .. nowS .. '|'
-    pr.pre = pre
-    pr.post = '|' .. fmt(pr.res) .. '|' .. bw .. '|' .. pr.seg
+    if p.bl then bw = fmt(S[p.bl].ws) end
+    p.exp = now + p.t
+    pre = 'active|' .. fmt(p.exp) .. '||||' .. nowS .. '|'
+    p.pre = pre
+    p.post = '|' .. p.pri .. '|' .. fmt(p.res) .. '|' .. bw .. '|' .. p.seg
+    if p.t > longest then longest = p.t end
   end
-  local exp, leaseId = pr.exp, job.id
-  rcall('SET', KEYS[job.k], pre .. job.att .. '|' .. job.pri .. pr.post .. #idems .. ':' .. idems .. #job.job .. ':' .. job.job .. job.ctx,
-    'PX', pr.t + retention)
-  local conc = pr.conc
+  local exp, leaseId, n = p.exp, callId .. '_' .. ord, #records
+  records[n + 1] = ord
+  records[n + 2] = pre .. att .. p.post .. #idems .. ':' .. idems .. #jobId .. ':' .. jobId .. ctx
+  local conc = p.conc
   for c = 1, #conc do
     local ki = conc[c]
     local z = zadds[ki]
@@ -263,113 +244,135 @@ local function write_lease(job, idems)
     z[#z + 1] = exp
     z[#z + 1] = leaseId
   end
-  expiry[#expiry + 1] = exp
-  expiry[#expiry + 1] = leaseId
+  n = #expiry
+  expiry[n + 1] = exp
+  expiry[n + 2] = leaseId
 end
 
 local NOPEND = {}
+local out = { now }
+local ord = 0
 
-for _, g in ipairs(G) do
-  local ri = g.ik
-  local job1 = g.j[1]
-  if ri == 0 and g.j[2] == nil and job1.ik == 0 then
-    -- the common case, one job without idempotency: no group bookkeeping
-    local reason = check(job1, NOPEND)
+for _ = 1, nG do
+  local n, ri = tonumber(A[a]), tonumber(A[a + 1])
+  a = a + 2
+  local grec, gwin
+  if ri > 0 then
+    grec, gwin = A[a], tonumber(A[a + 1])
+    a = a + 2
+  end
+  if n == 1 and ri == 0 and A[a + 3] == '0' then
+    -- the common case, one job without idempotency: no group bookkeeping, no tables
+    local p = P[tonumber(A[a + 2])]
+    ord = ord + 1
+    local reason = check(p, NOPEND)
     if reason then
       out[#out + 1] = 2
       out[#out + 1] = 0
       out[#out + 1] = reason
-      out[#out + 1] = retry_after(g)
+      out[#out + 1] = retry_after({ { p = p, ik = 0 } })
     else
-      local refs = job1.p.refs
-      for r = 1, #refs, 2 do
-        local s = S[refs[r]]
-        if s then   -- nil for tracked-only pools (never loaded); pools are written through zadds
-          s.v = s.v + refs[r + 1]
-          s.dirty = true
-        end
+      local chk = p.chk
+      for r = 1, #chk, 4 do
+        local s = S[chk[r]]
+        s.v = s.v + chk[r + 1]
       end
-      write_lease(job1, '')
+      write_lease(p, ord, A[a], A[a + 1], A[a + 4], '')
       out[#out + 1] = 1
     end
-  elseif ri ~= 0 and idem_get(ri) then
-    out[#out + 1] = 3
-    out[#out + 1] = idem_get(ri)
+    a = a + 5
   else
-    local pend, gidem, dups, fail = {}, {}, {}, nil
-    for ji, job in ipairs(g.j) do
-      local ik = job.ik
-      local dup = nil
-      if ik ~= 0 then
-        local first = gidem[ik]
-        if first then dup = first.rec else dup = idem_get(ik) or nil end
-      end
-      if dup then
-        job.dup = dup
-        dups[#dups + 1] = ji - 1
-        dups[#dups + 1] = dup
+    local jobs = {}
+    for j = 1, n do
+      ord = ord + 1
+      local job = { job = A[a], att = A[a + 1], p = P[tonumber(A[a + 2])], ik = tonumber(A[a + 3]), ord = ord }
+      if job.ik > 0 then
+        job.rec = A[a + 4]
+        a = a + 5
       else
-        local reason = check(job, pend)
-        if reason then
-          fail = { ji, reason }
-          break
-        end
-        local refs = job.p.refs
-        for r = 1, #refs, 2 do pend[refs[r]] = (pend[refs[r]] or 0) + refs[r + 1] end
-        if ik ~= 0 then gidem[ik] = job end
+        a = a + 4
       end
+      job.ctx = A[a]
+      a = a + 1
+      jobs[j] = job
     end
 
-    if fail then
-      out[#out + 1] = 2
-      out[#out + 1] = fail[1] - 1
-      out[#out + 1] = fail[2]
-      out[#out + 1] = retry_after(g)
+    if ri ~= 0 and idem_get(ri) then
+      out[#out + 1] = 3
+      out[#out + 1] = idem_get(ri)
     else
-      for li, amount in pairs(pend) do
-        local s = S[li]
-        if s then   -- nil for tracked-only pools (never loaded); pools are written through zadds
-          s.v = s.v + amount
-          s.dirty = true
+      local pend, gidem, dups, fail = {}, {}, {}, nil
+      for ji, job in ipairs(jobs) do
+        local ik = job.ik
+        local dup = nil
+        if ik ~= 0 then
+          local first = gidem[ik]
+          if first then dup = first.rec else dup = idem_get(ik) or nil end
         end
-      end
-      local created = ''
-      if ri ~= 0 then
-        IDEM[ri] = g.rec
-        rcall('HSET', KEYS[ri], 'r', g.rec, 'x', fmt(now + g.win))
-        rcall('PEXPIRE', KEYS[ri], g.win)
-        created = KEYS[ri]
-      end
-      for ki, job in pairs(gidem) do
-        local w = job.p.w
-        IDEM[ki] = job.rec
-        rcall('HSET', KEYS[ki], 'r', job.rec, 'x', fmt(now + w))
-        rcall('PEXPIRE', KEYS[ki], w)
-      end
-      for _, job in ipairs(g.j) do
-        if not job.dup then
-          local idems = created
-          if job.ik ~= 0 then
-            idems = KEYS[job.ik]
-            if created ~= '' then idems = idems .. ' ' .. created end
+        if dup then
+          job.dup = dup
+          dups[#dups + 1] = ji - 1
+          dups[#dups + 1] = dup
+        else
+          local reason = check(job.p, pend)
+          if reason then
+            fail = { ji, reason }
+            break
           end
-          created = ''
-          write_lease(job, idems)
+          local chk = job.p.chk
+          for r = 1, #chk, 4 do pend[chk[r]] = (pend[chk[r]] or 0) + chk[r + 1] end
+          if ik ~= 0 then gidem[ik] = job end
         end
       end
-      if #dups > 0 then
-        out[#out + 1] = 4
-        out[#out + 1] = #dups / 2
-        for i = 1, #dups do out[#out + 1] = dups[i] end
+
+      if fail then
+        out[#out + 1] = 2
+        out[#out + 1] = fail[1] - 1
+        out[#out + 1] = fail[2]
+        out[#out + 1] = retry_after(jobs)
       else
-        out[#out + 1] = 1
+        for li, amount in pairs(pend) do
+          local s = S[li]
+          s.v = s.v + amount
+        end
+        local created = ''
+        if ri ~= 0 then
+          IDEM[ri] = grec
+          rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin))
+          rcall('PEXPIRE', KEYS[ri], gwin)
+          created = KEYS[ri]
+        end
+        for ki, job in pairs(gidem) do
+          local w = job.p.w
+          IDEM[ki] = job.rec
+          rcall('HSET', KEYS[ki], 'r', job.rec, 'x', fmt(now + w))
+          rcall('PEXPIRE', KEYS[ki], w)
+        end
+        for _, job in ipairs(jobs) do
+          if not job.dup then
+            local idems = created
+            if job.ik ~= 0 then
+              idems = KEYS[job.ik]
+              if created ~= '' then idems = idems .. ' ' .. created end
+            end
+            created = ''
+            write_lease(job.p, job.ord, job.job, job.att, job.ctx, idems)
+          end
+        end
+        if #dups > 0 then
+          out[#out + 1] = 4
+          out[#out + 1] = #dups / 2
+          for i = 1, #dups do out[#out + 1] = dups[i] end
+        else
+          out[#out + 1] = 1
+        end
       end
     end
   end
 end
 
 for li, s in pairs(S) do
-  if s.dirty then
+  if s.v ~= s.v0 then
     local d = L[li]
     local key = KEYS[d[2]]
     if d[1] == 1 then
@@ -381,6 +384,10 @@ for li, s in pairs(S) do
       rcall('PEXPIRE', key, s.ws + d[7] - now + d[7] + 60000)
     end
   end
+end
+if #records > 0 then
+  rcall('HSET', KEYS[4], unpack(records))
+  rcall('PEXPIRE', KEYS[4], longest + retention)
 end
 for ki, z in pairs(zadds) do
   rcall('ZADD', KEYS[ki], unpack(z))

@@ -2,14 +2,15 @@
   extend-n — move an active, unexpired lease's expiry to max(current expiry, now + ms), in the
   lease record, the expiry index and every concurrency pool it holds.
 
-  KEYS[1]   lease record (string, see src/lease-record.ts)
+  KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3…]  the concurrency pools the lease holds
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
-  ARGV[3]   ms to extend by (from now)
-  ARGV[4]   retention of the finished lease record in ms
+  ARGV[3]   the lease's field in KEYS[1]
+  ARGV[4]   ms to extend by (from now)
+  ARGV[5]   retention of the finished lease record in ms
 
   Returns   JSON {s = 1, j, a, t, y, r = reserved, e = new expiresAt}
             or {s = -1 (unknown) | -2 (expired) | -3 (already settled or revoked)}
@@ -17,7 +18,8 @@
 local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
-local raw = rcall('GET', KEYS[1])
+local field = ARGV[3]
+local raw = rcall('HGET', KEYS[1], field)
 local v = raw and lease_read(raw)
 if not v then return cjson.encode({ s = -1 }) end
 if v.st == 'expired' then return cjson.encode({ s = -2 }) end
@@ -25,10 +27,10 @@ if v.st ~= 'active' then return cjson.encode({ s = -3 }) end
 local exp = v.exp
 if exp <= now then return cjson.encode({ s = -2 }) end
 
-local newExp = math.max(exp, now + tonumber(ARGV[3]))
+local newExp = math.max(exp, now + tonumber(ARGV[4]))
 local score = string.format('%.0f', newExp)
 local leaseId = ARGV[2]
 for i = 3, #KEYS do rcall('ZADD', KEYS[i], 'XX', score, leaseId) end
 rcall('ZADD', KEYS[2], 'XX', score, leaseId)
-lease_write(KEYS[1], v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[4]))
+lease_write(KEYS[1], field, v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
 return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })

@@ -6,11 +6,12 @@
   caller passes the same keys as KEYS so that they are declared.
 
   KEYS[1]   lease expiry index (ZSET)
-  KEYS[2…]  per lease: the lease record (string), then every key named in its conc, rate, bk and idem fields
+  KEYS[2…]  per lease: the lease's hash (one per admission call), then every key named in its conc, rate,
+            bk and idem fields
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   retention of the finished lease record in ms
-  ARGV[3…]  per lease: lease id, number of KEYS that belong to it (record included)
+  ARGV[3…]  per lease: lease id, its field in the lease hash, number of KEYS that belong to it (hash included)
 
   Returns   number of leases revoked
 ]]
@@ -23,11 +24,12 @@ end
 -- @include lease-record
 local revoked = 0
 local k = 2
-for a = 3, #ARGV, 2 do
+for a = 3, #ARGV, 3 do
   local leaseId = ARGV[a]
+  local field = ARGV[a + 1]
   local lease = KEYS[k]
-  k = k + tonumber(ARGV[a + 1])
-  local raw = rcall('GET', lease)
+  k = k + tonumber(ARGV[a + 2])
+  local raw = rcall('HGET', lease, field)
   local v = raw and lease_read(raw)
   if v and v.st == 'active' then
     for key in string.gmatch(v.conc, '%S+') do rcall('ZREM', key, leaseId) end
@@ -51,7 +53,7 @@ for a = 3, #ARGV, 2 do
       end
     end
     for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
-    lease_write(lease, v, 'revoked', v.exps, v.out, v.act, fmt(now), tonumber(ARGV[2]))
+    lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), tonumber(ARGV[2]))
     revoked = revoked + 1
   end
 end

@@ -3,16 +3,17 @@
   its budget reservation (actual minus estimate, in the window where it was reserved, if that
   window is still current). An unknown, expired or already finished lease changes nothing.
 
-  KEYS[1]   lease record (string, see src/lease-record.ts)
+  KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
   KEYS[4…]  the concurrency pools the lease holds (its `conc` field, in order)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
-  ARGV[3]   outcome (succeeded | failed | timed_out)
-  ARGV[4]   actual cost, or -1 when unknown (then the estimate stands)
-  ARGV[5]   retention of the finished lease record in ms
+  ARGV[3]   the lease's field in KEYS[1]
+  ARGV[4]   outcome (succeeded | failed | timed_out)
+  ARGV[5]   actual cost, or -1 when unknown (then the estimate stands)
+  ARGV[6]   retention of the finished lease record in ms
 
   Returns   JSON {s = 1, j, a, t, y, r = reserved, c = actual, at = now}
             or {s = -1 (unknown) | -2 (expired) | -3 (already settled or revoked)}
@@ -20,7 +21,8 @@
 local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
-local raw = rcall('GET', KEYS[1])
+local field = ARGV[3]
+local raw = rcall('HGET', KEYS[1], field)
 local v = raw and lease_read(raw)
 if not v then return cjson.encode({ s = -1 }) end
 if v.st == 'expired' then return cjson.encode({ s = -2 }) end
@@ -32,7 +34,7 @@ for i = 4, #KEYS do rcall('ZREM', KEYS[i], leaseId) end
 rcall('ZREM', KEYS[2], leaseId)
 
 local reserved = v.res
-local actual = tonumber(ARGV[4])
+local actual = tonumber(ARGV[5])
 if actual < 0 then actual = reserved end
 if v.bk ~= '' and actual ~= reserved then
   local w = rcall('HGET', KEYS[3], 'w')
@@ -43,5 +45,5 @@ if v.bk ~= '' and actual ~= reserved then
   end
 end
 
-lease_write(KEYS[1], v, 'settled', v.exps, ARGV[3], string.format('%.0f', actual), string.format('%.0f', now), tonumber(ARGV[5]))
+lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], string.format('%.0f', actual), string.format('%.0f', now), tonumber(ARGV[6]))
 return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now })

@@ -3,7 +3,7 @@
   inlined by scripts/generate-lua.mjs where a script says `-- @include lease-record`.
   Expects `rcall` (redis.call) in scope.
 ]]
--- The lease record is one string (layout in src/lease-record.ts):
+-- A lease record is one field of its admission call's lease hash (layout in src/lease-record.ts):
 -- 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc, rate, idem, job, then ctx.
 local function lease_read(v)
   local st, exp, out, act, fin, fixed, att, res, bw, pos = string.match(v,
@@ -21,7 +21,9 @@ local function lease_read(v)
     ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7] }
 end
 
--- Rewrites the mutable head (st, exp, out, act, fin) and the time to live; the rest is kept as is.
-local function lease_write(key, r, st, exp, out, act, fin, ttl)
-  rcall('SET', key, st .. '|' .. exp .. '|' .. out .. '|' .. act .. '|' .. fin .. '|' .. r.fixed, 'PX', ttl)
+-- Rewrites the mutable head (st, exp, out, act, fin); the rest is kept as is. The lease hash (one per
+-- admission call) then lives at least `ttl` ms more.
+local function lease_write(key, field, r, st, exp, out, act, fin, ttl)
+  rcall('HSET', key, field, st .. '|' .. exp .. '|' .. out .. '|' .. act .. '|' .. fin .. '|' .. r.fixed)
+  rcall('PEXPIRE', key, ttl, 'GT')
 end
