@@ -5,8 +5,8 @@ import { COMMON_PROBLEMS, problem } from './problem.js';
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;.*)?$/i;
 
 export type JsonBodyResult =
-  /** `value` is undefined only for an allowed empty body (`optional`). */
-  | { readonly ok: true; readonly value: unknown }
+  /** `value` is undefined only for an allowed empty body (`optional`); `text` is the body as read. */
+  | { readonly ok: true; readonly value: unknown; readonly text: string }
   | { readonly ok: false; readonly response: Response };
 
 /**
@@ -23,7 +23,7 @@ export async function readJsonBody(c: Context, opts: { cap: number; optional?: b
     // A bodiless POST may arrive with an empty body stream and no Content-Length (curl -X POST sends
     // neither), so look at the bytes, not only the headers.
     if (opts.optional && (declared === undefined || declared === '0') && (await readText(c, cap))?.trim() === '') {
-      return { ok: true, value: undefined };
+      return { ok: true, value: undefined, text: '' };
     }
     return {
       ok: false,
@@ -39,9 +39,9 @@ export async function readJsonBody(c: Context, opts: { cap: number; optional?: b
   if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > cap) return tooLarge();
   const text = await readText(c, cap);
   if (text === undefined) return tooLarge();
-  if (opts.optional && text.trim() === '') return { ok: true, value: undefined };
+  if (opts.optional && text.trim() === '') return { ok: true, value: undefined, text };
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return { ok: true, value: JSON.parse(text), text };
   } catch (error) {
     return {
       ok: false,
