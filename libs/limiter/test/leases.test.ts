@@ -60,6 +60,14 @@ describe('priority shedding', () => {
 });
 
 describe('leases', () => {
+  it('a zero reservation still opens the budget window, so the actual cost is charged at settle', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { cost: 0 })] }));
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 0 } });
+    expect(await h.limiter.settle(a.token, 'succeeded', 7)).toMatchObject({ ok: true, lease: { reserved: 0, actual: 7 } });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 7 } });
+  });
+
   it('settle frees every slot exactly once and settles the budget both ways', async () => {
     h = await harness('lease', leasePolicy);
     const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'j-a', attempt: 2 })] }));

@@ -113,7 +113,7 @@ for i = 1, nP do
   a = a + 3
 end
 
-local S = {}      -- limit index -> { v = used units, v0 = as loaded, ws = budget window start }
+local S = {}      -- limit index -> { v = used units, v0 = as loaded, ws = budget window start, dirty }
 local IDEM = {}   -- key index -> committed record, or false when none is live
 
 local function load(li)
@@ -226,7 +226,11 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
   local pre = p.pre
   if not pre then   -- once per profile and call: everything but the job's own fields is shared
     local bw = ''
-    if p.bl then bw = fmt(S[p.bl].ws) end
+    if p.bl then
+      -- the window is written even for a zero reservation: settle adjusts only a window that exists
+      S[p.bl].dirty = true
+      bw = fmt(S[p.bl].ws)
+    end
     p.exp = now + p.t
     pre = 'active|' .. fmt(p.exp) .. '||||' .. nowS .. '|'
     p.pre = pre
@@ -372,7 +376,7 @@ for _ = 1, nG do
 end
 
 for li, s in pairs(S) do
-  if s.v ~= s.v0 then
+  if s.v ~= s.v0 or s.dirty then
     local d = L[li]
     local key = KEYS[d[2]]
     if d[1] == 1 then
