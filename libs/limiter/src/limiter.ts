@@ -39,12 +39,16 @@ export interface LimiterOptions {
   /** At most this many jobs per coalesced Lua call. Default 1000. */
   readonly maxJobsPerCall?: number;
   /**
-   * A coalesced call is sent as soon as it holds this many jobs, without waiting for the next tick
-   * (default: maxJobsPerCall, i.e. one call per tick). Small calls (16) keep several in flight, so
-   * Node builds and decodes one while Redis runs another: faster in the benchmark, see README.
+   * A coalesced call is sent as soon as it holds this many jobs, without waiting for the next tick.
+   * Default 32: with 64 callers that keeps two calls in flight, so Node builds and decodes one while
+   * Redis runs the other (one call per tick, `coalesceJobs: 1000`, leaves one of them idle; see
+   * the README's benchmark).
    */
   readonly coalesceJobs?: number;
-  /** Admission calls out at once; further requests wait and leave together when one returns. Default unlimited. */
+  /**
+   * Admission calls out at once (default 4); further requests wait and leave together, up to
+   * maxJobsPerCall per call, when one returns: under load calls grow instead of multiplying.
+   */
   readonly maxCallsInFlight?: number;
   /** Admission stays closed this long after state loss. Default: the policy's longest timeoutMs. */
   readonly recoveryMs?: number;
@@ -118,8 +122,8 @@ export class Limiter {
     this.#now = opts.now;
     this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
     this.#maxJobsPerCall = Math.min(opts.maxJobsPerCall ?? MAX_BATCH, MAX_BATCH);
-    this.#coalesceJobs = Math.max(1, Math.min(opts.coalesceJobs ?? this.#maxJobsPerCall, this.#maxJobsPerCall));
-    this.#maxCallsInFlight = Math.max(1, opts.maxCallsInFlight ?? Infinity);
+    this.#coalesceJobs = Math.max(1, Math.min(opts.coalesceJobs ?? 32, this.#maxJobsPerCall));
+    this.#maxCallsInFlight = Math.max(1, opts.maxCallsInFlight ?? 4);
     this.#recoveryMs = opts.recoveryMs;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
   }
