@@ -308,6 +308,7 @@ export class Limiter {
       return;
     }
     let c = 1;
+    const sign = this.#tokens.signer(callId);
     for (const s of sent) {
       const code = reply[c++];
       if (code === 3) {
@@ -322,7 +323,7 @@ export class Limiter {
           const count = Number(reply[c++]);
           for (let d = 0; d < count; d++, c += 2) dups.set(Number(reply[c]), String(reply[c + 1]));
         }
-        s.pending.resolve(this.#admitted(s, at, dups));
+        s.pending.resolve(this.#admitted(s, at, dups, sign));
       } else {
         s.pending.reject(new JanusError('limiter_internal', 500, false, 'admit script returned too few groups'));
         return;
@@ -361,7 +362,7 @@ export class Limiter {
     return { index, timeoutMs: jt.timeoutMs, reserved };
   }
 
-  #admitted(s: Sent, at: number, dups: Map<number, string> | undefined): Admitted {
+  #admitted(s: Sent, at: number, dups: Map<number, string> | undefined, sign: (n: number) => string): Admitted {
     const { request, } = s.pending;
     const n = request.jobs.length;
     const jobs: AdmittedJob[] = new Array<AdmittedJob>(n);
@@ -373,6 +374,7 @@ export class Limiter {
         jobs[i] = { jobId: job.jobId, attempt, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at, duplicate: { record: dup }, budgetReserved: 0 };
       } else {
         const id = `${s.callId}_${s.first + i}`;
+        const token = sign(s.first + i);
         const p = s.profiles[i]!;
         jobs[i] = {
           jobId: job.jobId,
@@ -381,7 +383,7 @@ export class Limiter {
           jobType: job.jobType,
           priority: job.priority,
           admittedAt: at,
-          lease: { id, token: this.#tokens.sign(id), expiresAt: at + p.timeoutMs },
+          lease: { id, token, expiresAt: at + p.timeoutMs },
           budgetReserved: p.reserved,
         };
       }

@@ -110,6 +110,17 @@ describe('leases', () => {
     expect(await h.limiter.usage('acme')).toMatchObject({ inFlight: { api: 1 } });
   });
 
+  it("a token is not valid for a sibling lease of the same call", async () => {
+    h = await harness('lease', leasePolicy);
+    const r = await h.limiter.admit({ jobs: [job('call'), job('call')] });
+    if (r.kind !== 'admitted') throw new Error(r.kind);
+    const [one, two] = r.jobs.map((j) => j.lease!);
+    expect(two!.id).toBe(one!.id.replace(/_1$/, '_2'));
+    const mac = one!.token.slice(one!.token.indexOf('.'));
+    expect(await h.limiter.settle(`${two!.id}${mac}`, 'succeeded')).toEqual({ ok: false, reason: 'invalid_token' });
+    expect(await h.limiter.settle(two!.token, 'succeeded')).toMatchObject({ ok: true, lease: { id: two!.id } });
+  });
+
   it('expiry, extend, fencing and reaping', async () => {
     h = await harness('lease', leasePolicy);
     const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
