@@ -1,6 +1,5 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/contracts';
-import { attemptMsgId, publishAll, type NatsNames } from '@janus/messaging';
+import { attemptMsgId, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
 import { encodeRetryContext, type RetryContext } from '@janus/execution';
@@ -33,7 +32,7 @@ export type AdmitAnswer =
 
 export interface AdmissionServiceDeps {
   readonly limiter: Pick<Limiter, 'admit' | 'revoke'>;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */
   readonly natsUp: () => boolean;

@@ -1,13 +1,12 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
 import type { BlankEnv } from 'hono/types';
 import type { Registry } from 'prom-client';
 import type { JobView } from '@janus/contracts';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import type { NatsNames } from '@janus/messaging';
+import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import { AdmissionService } from './admission.js';
 import { AuthFailureThrottle, requireTenant, type TenantKeys } from './auth.js';
@@ -23,7 +22,7 @@ export interface IngressDeps {
   readonly policy: () => CompiledPolicy | undefined;
   readonly limiter: Pick<Limiter, 'admit' | 'revoke' | 'settle' | 'usage'>;
   readonly keys: TenantKeys;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly natsUp: () => boolean;
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;

@@ -11,7 +11,8 @@ export function jsonBody(maxBytes: () => number): MiddlewareHandler {
   return async (c, next) => {
     const body = await readJsonBody(c, { cap: maxBytes() });
     if (!body.ok) return body.response;
-    c.req.bodyCache.text = Promise.resolve(body.text);
+    // Hono keeps promises in its body cache (its type says string).
+    c.req.bodyCache.text = Promise.resolve(body.text) as unknown as string;
     await next();
   };
 }

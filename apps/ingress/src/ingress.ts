@@ -8,6 +8,7 @@ import { getJobView } from '@janus/event-store';
 import { openLimiter } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import { ApiKeyCache } from '@janus/policy';
+import { AckPublisher } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
 import { NatsStatus } from './nats-status.js';
@@ -55,6 +56,8 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   });
 
   const nats = new NatsStatus(runtime.nc);
+  // Acked JetStream publishes for the hot path (see AckPublisher: cheaper than js.publish per message).
+  const publisher = new AckPublisher(runtime.nc);
   const live = new LiveStatsBuffer(
     (decision, count) => recordDecision(runtime.redis, settings.namespace, decision, { count }),
     (jobType) => limiter.policy.jobType(jobType)?.dependencies.map((d) => d.name),
@@ -63,7 +66,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     policy: () => (policy.loaded ? limiter.policy : undefined),
     limiter,
     keys,
-    js: runtime.js,
+    js: publisher,
     names: runtime.names,
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
@@ -80,6 +83,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     keys,
     close: async () => {
       nats.stop();
+      publisher.close();
       await live.stop();
       await runtime.close();
     },

@@ -1,4 +1,5 @@
 export { attemptMsgId, natsNames, type NatsNames } from './names.js';
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
-export { publishAll, publishJson, type PublishResult } from './publish.js';
+export { publishAll, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';
+export { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';

@@ -5,6 +5,7 @@ import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
 import { natsNames } from './names.js';
 import { publishAll, publishJson } from './publish.js';
+import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
 import { ensureStreams, ensureWorkerConsumer } from './streams.js';
 
 const ns = testNamespace('messaging');
@@ -83,5 +84,51 @@ describe('publish', () => {
 
   it('answers ping while connected', async () => {
     expect(await pingNats(nc)).toBe(true);
+  });
+});
+
+describe('AckPublisher (acked publishes without nats.js request objects)', () => {
+  it('stores, acks and dedupes on msgID like js.publish, under many concurrent publishes', async () => {
+    await ensureStreams(jsm, names);
+    const publisher = new AckPublisher(nc);
+    const subject = names.subjects.job('ackpub');
+    const acks = await Promise.all(Array.from({ length: 500 }, (_, i) => publisher.publish(subject, JSON.stringify({ i }), `ap-${i}.1`, 2000)));
+    expect(new Set(acks.map((a) => a.seq)).size).toBe(500);
+    expect(acks.every((a) => !a.duplicate)).toBe(true);
+    const again = await publisher.publish(subject, '{}', 'ap-7.1', 2000);
+    expect(again).toEqual({ seq: acks[7]!.seq, duplicate: true });
+    const info = await jsm.streams.info(names.streams.jobs, { subjects_filter: subject });
+    expect(info.state.subjects?.[subject]).toBe(500);
+    // the same publisher through publishAll
+    const all = await publishAll(publisher, [{ subject, body: { x: 1 }, msgID: 'ap-x.1' }, { subject: `${ns}.nostream.y`, body: {}, msgID: 'ap-y.1' }], { timeoutMs: 500 });
+    expect(all.failed).toEqual([1]);
+    publisher.close();
+  });
+
+  it('rejects at once when no stream listens on the subject', async () => {
+    const publisher = new AckPublisher(nc);
+    const started = Date.now();
+    await expect(publisher.publish(`${ns}.nostream.z`, '{}', 'z.1', 5000)).rejects.toBeInstanceOf(PublishRejected);
+    expect(Date.now() - started).toBeLessThan(1000);
+    publisher.close();
+  });
+
+  it('times out when nobody acks (a core subscriber that does not answer), and ignores a late answer', async () => {
+    const publisher = new AckPublisher(nc);
+    const silent = nc.subscribe(`${ns}.silent`);
+    const started = Date.now();
+    await expect(publisher.publish(`${ns}.silent`, '{}', 's.1', 200)).rejects.toBeInstanceOf(PublishTimeout);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    silent.unsubscribe();
+    publisher.close();
+  });
+
+  it('fails what is still waiting when closed', async () => {
+    const publisher = new AckPublisher(nc);
+    const silent = nc.subscribe(`${ns}.silent2`);
+    const waiting = publisher.publish(`${ns}.silent2`, '{}', 's.2', 10_000);
+    publisher.close();
+    await expect(waiting).rejects.toBeInstanceOf(PublishRejected);
+    silent.unsubscribe();
   });
 });

@@ -1,4 +1,5 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
+import { AckPublisher } from './ack-publisher.js';
 
 export interface PublishResult {
   readonly seq: number;
@@ -6,15 +7,20 @@ export interface PublishResult {
   readonly duplicate: boolean;
 }
 
+/** Where acknowledged publishes go: the nats.js JetStream client, or the hot path's AckPublisher. */
+export type JetStreamTarget = JetStreamClient | AckPublisher;
+
 /** Publishes JSON with a msgID (JetStream dedupes on it) and waits for the stream's ack. */
 export async function publishJson(
-  js: JetStreamClient,
+  js: JetStreamTarget,
   subject: string,
   body: unknown,
   msgID: string,
   opts: { timeoutMs?: number } = {},
 ): Promise<PublishResult> {
-  const ack = await js.publish(subject, JSON.stringify(body), { msgID, timeout: opts.timeoutMs ?? 5_000 });
+  const timeout = opts.timeoutMs ?? 5_000;
+  if (js instanceof AckPublisher) return js.publish(subject, JSON.stringify(body), msgID, timeout);
+  const ack = await js.publish(subject, JSON.stringify(body), { msgID, timeout });
   return { seq: ack.seq, duplicate: ack.duplicate };
 }
 
@@ -23,7 +29,7 @@ export async function publishJson(
  * Order of acks is irrelevant; msgIDs make a retry of the failed ones safe.
  */
 export async function publishAll(
-  js: JetStreamClient,
+  js: JetStreamTarget,
   messages: readonly { subject: string; body: unknown; msgID: string }[],
   opts: { timeoutMs?: number } = {},
 ): Promise<{ ok: boolean; failed: number[]; results: (PublishResult | undefined)[] }> {

@@ -1,8 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { WorkerOutcome, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
-import { attemptMsgId, publishAll, type NatsNames } from '@janus/messaging';
+import { attemptMsgId, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
 import { jsonBody } from '../body.js';
@@ -12,7 +11,7 @@ import { PROBLEM, problem, unavailable } from '../problem.js';
 
 export interface OutcomeRouteDeps {
   readonly limiter: Pick<Limiter, 'settle'>;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly metrics: IngressMetrics;
   readonly logger?: Pick<Logger, 'error'>;
