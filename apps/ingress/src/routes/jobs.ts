@@ -11,10 +11,11 @@ import {
 } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
-import { jsonBody, jsonBytes } from '../body.js';
+import { readJsonBody } from '@janus/http';
+import { jsonBytes } from '../body.js';
 import { newJobId } from '../ids.js';
 import type { IngressMetrics } from '../metrics.js';
-import { bearerSecurity, problemContent, problemResponses, subApp, z, type IngressEnv, type JsonContext, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
+import { bearerSecurity, problemContent, problemResponses, subApp, z, type IngressEnv, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
 import { PROBLEM, fieldErrors, invalidRequest, problem, retryAfterSeconds, unavailable, type FieldError } from '../problem.js';
 
 export interface JobsRouteDeps {
@@ -159,6 +160,14 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Res
 
 const policyNotLoaded = () => unavailable('the policy is not loaded yet');
 
+/** The JSON body (415 / 413 / 400 from readJsonBody), validated by `schema` (400 naming every bad field). */
+async function validBody<T>(c: Context, cap: number, schema: z.ZodType<T>): Promise<{ ok: true; value: T } | { ok: false; response: Response }> {
+  const body = await readJsonBody(c, { cap });
+  if (!body.ok) return body;
+  const parsed = schema.safeParse(body.value);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, response: invalidRequest(fieldErrors(parsed.error.issues), 'invalid json') };
+}
+
 export function jobsRoutes(deps: JobsRouteDeps) {
   const app = subApp();
   const singleCap = () => largestPayload(deps.policy()) + ENVELOPE_BYTES;
@@ -168,12 +177,20 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     deps.metrics.admissionSeconds.observe({ decision: result.kind }, seconds);
   };
 
-  app.openapi({ ...submitRoute, middleware: [deps.requireTenant, jsonBody(singleCap)] as const }, (c) => submit(c) as never);
-  async function submit(c: JsonContext<JobRequestBody>): Promise<Response> {
+  // The two submit routes are the hot path: documented from their route definitions, but validated
+  // here rather than by @hono/zod-openapi's validator chain (a media-type gate, a header validator
+  // building every header into an object, and a JSON validator parsing the body a second time),
+  // which cost as much as the rest of the request. Same checks, same answers: 415/413/400 from
+  // readJsonBody, then one zod parse whose failure is the same problem+json 400.
+  app.openAPIRegistry.registerPath(submitRoute);
+  app.post(submitRoute.path, deps.requireTenant, async (c) => {
+    const body = await validBody(c, singleCap(), JobRequestBody);
+    return body.ok ? submit(c, body.value) : body.response;
+  });
+  async function submit(c: Context<IngressEnv>, body: JobRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
-    const body = c.req.valid('json');
     const key = idempotencyKey(c.req.header('idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
     const bad = checkJob(policy, body, '');
@@ -185,12 +202,15 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     return answer(c, result, 'single');
   }
 
-  app.openapi({ ...batchRoute, middleware: [deps.requireTenant, jsonBody(batchCap)] as const }, (c) => submitBatch(c) as never);
-  async function submitBatch(c: JsonContext<BatchRequestBody>): Promise<Response> {
+  app.openAPIRegistry.registerPath(batchRoute);
+  app.post(batchRoute.path, deps.requireTenant, async (c) => {
+    const body = await validBody(c, batchCap(), BatchRequestBody);
+    return body.ok ? submitBatch(c, body.value) : body.response;
+  });
+  async function submitBatch(c: Context<IngressEnv>, body: BatchRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
-    const body = c.req.valid('json');
     const header = c.req.header('idempotency-key');
     let batchKey: string | undefined;
     if (header !== undefined) {
