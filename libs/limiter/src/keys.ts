@@ -37,6 +37,11 @@ export class Keys {
     return `${this.prefix}leases:expiry`;
   }
 
+  /** A concurrency pool is a HASH (the limit key) plus this ZSET of the expiry ms it counts (src/lua/includes/pool.lua). */
+  poolExpiries(poolKey: string): string {
+    return `${poolKey}:exp`;
+  }
+
   /** The hash holding the lease records of one admission call (see `leaseLocation`). */
   leases(callId: string): string {
     return `${this.prefix}leases:${callId}`;

@@ -234,7 +234,8 @@ export class Limiter {
       let i = limitIndex.get(spec.id);
       if (i === undefined) {
         const key = this.keys.limit(spec.id);
-        limitArgs.push(...encodeLimit(spec, keyOf(key), policy));
+        const keyIndex = keyOf(key);
+        limitArgs.push(...encodeLimit(spec, keyIndex, policy, spec.kind === 'concurrency' ? keyOf(this.keys.poolExpiries(key)) : 0));
         i = limitIndex.size + 1;
         limitIndex.set(spec.id, i);
       }
@@ -350,7 +351,7 @@ export class Limiter {
         rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}`);
       } else {
         out.push(limitOf(spec), amount);
-        if (spec.kind === 'concurrency') conc.push(key);
+        if (spec.kind === 'concurrency') conc.push(key, this.keys.poolExpiries(key));
         else {
           bk = key;
           reserved = amount;
@@ -432,11 +433,10 @@ export class Limiter {
     ids.forEach((id, i) => {
       const rec = records[i];
       if (rec?.ctx) contexts.set(id, rec.ctx);
-      const pools = rec?.conc ?? [];
       // An id without a record location (not one this limiter wrote) is dropped from the index.
       const at = locations[i] ?? { key: this.keys.leases(id), field: '1' };
-      keys.push(at.key, ...pools);
-      args.push(id, at.field, pools.length);
+      keys.push(at.key);
+      args.push(id, at.field);
     });
     const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string })[];
     return reaped.map((r) => {
@@ -506,16 +506,16 @@ export class Limiter {
     const policy = this.#policy;
     const at = await this.#time();
     const deps = Object.keys(policy.document.dependencies);
-    const pipeline = this.#store.redis.pipeline();
-    for (const d of deps) pipeline.zcount(this.keys.limit(limitId.depTenantConcurrency(d, tenant)), `(${at}`, '+inf');
     const budgetPolicy = policy.document.tenants[tenant]?.budget;
-    if (budgetPolicy) pipeline.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u');
-    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const [live, budgetRow] = await Promise.all([
+      this.#liveCounts(deps.map((d) => limitId.depTenantConcurrency(d, tenant)), at),
+      budgetPolicy ? this.#store.guard(this.#store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u')) : undefined,
+    ]);
     const inFlight: Record<string, number> = {};
-    deps.forEach((d, i) => (inFlight[d] = Number(rows[i]?.[1] ?? 0)));
+    deps.forEach((d, i) => (inFlight[d] = live[i] ?? 0));
     let budget: TenantUsage['budget'] = null;
     if (budgetPolicy) {
-      const [w, u] = (rows[deps.length]?.[1] ?? []) as (string | null)[];
+      const [w, u] = budgetRow ?? [];
       const ws = at - (at % budgetPolicy.periodMs);
       const used = Number(w) === ws ? Number(u ?? 0) : 0;
       budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
@@ -530,34 +530,42 @@ export class Limiter {
     const pipeline = this.#store.redis.pipeline();
     const deps = Object.entries(doc.dependencies);
     for (const [name] of deps) {
-      pipeline.zcount(this.keys.limit(limitId.depConcurrency(name)), `(${at}`, '+inf');
       pipeline.hmget(this.keys.limit(limitId.depRate(name)), 't', 'ts');
       pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts');
     }
-    pipeline.zcount(this.keys.limit(limitId.globalConcurrency()), `(${at}`, '+inf');
     pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts');
-    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const [rows, live] = await Promise.all([
+      this.#store.guard(pipeline.exec()).then((r) => r ?? []),
+      this.#liveCounts([...deps.map(([name]) => limitId.depConcurrency(name)), limitId.globalConcurrency()], at),
+    ]);
     const cell = (i: number) => rows[i]?.[1];
     const dependencies: Record<string, LimiterSnapshot['dependencies'][string]> = {};
     deps.forEach(([name, p], i) => {
       dependencies[name] = {
-        inFlight: Number(cell(i * 3) ?? 0),
+        inFlight: live[i] ?? 0,
         concurrency: p.concurrency ?? null,
-        rate: p.rate ? bucketView(p.rate, cell(i * 3 + 1), at) : null,
-        costRate: p.costRate ? bucketView(p.costRate, cell(i * 3 + 2), at) : null,
+        rate: p.rate ? bucketView(p.rate, cell(i * 2), at) : null,
+        costRate: p.costRate ? bucketView(p.costRate, cell(i * 2 + 1), at) : null,
       };
     });
-    const g = deps.length * 3;
+    const g = deps.length * 2;
     return {
       at,
       policyVersion: policy.version,
       dependencies,
       global: {
-        inFlight: doc.global.concurrency !== undefined ? Number(cell(g) ?? 0) : null,
+        inFlight: doc.global.concurrency !== undefined ? (live[deps.length] ?? 0) : null,
         concurrency: doc.global.concurrency ?? null,
-        rate: doc.global.rate ? bucketView(doc.global.rate, cell(g + 1), at) : null,
+        rate: doc.global.rate ? bucketView(doc.global.rate, cell(g), at) : null,
       },
     };
+  }
+
+  /** Live leases of the concurrency pools with these limit ids at `at` (read-only). */
+  async #liveCounts(ids: readonly string[], at: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const keys = ids.flatMap((id) => [this.keys.limit(id), this.keys.poolExpiries(this.keys.limit(id))]);
+    return ((await this.#store.run('count', keys, [at])) as number[]).map(Number);
   }
 
   #record(at: { key: string; field: string }) {
@@ -590,10 +598,10 @@ export class Limiter {
   }
 }
 
-function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy): LimitDef {
+function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, expiriesIndex: number): LimitDef {
   if (spec.kind === 'concurrency') {
-    if (spec.capacity === null) return [2, keyIndex, spec.reason, -1, -1, -1, 0];
-    return [2, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), 0];
+    if (spec.capacity === null) return [2, keyIndex, spec.reason, -1, -1, -1, expiriesIndex];
+    return [2, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), expiriesIndex];
   }
   if (spec.kind === 'budget') {
     return [3, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), spec.periodMs];

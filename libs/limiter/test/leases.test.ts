@@ -229,3 +229,53 @@ describe('lease context, state and reaped tokens (what the retry scheduler relie
     expect(await h.limiter.settle(lease.token, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
   });
 });
+
+describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', () => {
+  const poolPolicy = {
+    dependencies: { api: { concurrency: 100 } },
+    jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 1000 } },
+  };
+
+  it('count exactly what a set of leases scored by expiry would: settle, extend and expiry each move one lease', async () => {
+    h = await harness('pool', poolPolicy);
+    const batch = await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] });
+    if (batch.kind !== 'admitted') throw new Error(batch.kind);
+    h.advance(100);
+    const late = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(4);
+
+    const [a, b] = batch.jobs.map((j) => j.lease!);
+    expect((await h.limiter.settle(a!.token, 'succeeded')).ok).toBe(true);
+    expect((await h.limiter.extend(b!.token, 5000)).ok).toBe(true);
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(3);
+
+    h.advance(900); // the batch's expiry ms: its one untouched lease stops counting, the extended one does not
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(2);
+    h.advance(100); // the late lease's expiry
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(1);
+    expect((await h.limiter.settle(late.token, 'succeeded'))).toEqual({ ok: false, reason: 'expired' });
+    expect((await h.limiter.settle(b!.token, 'succeeded')).ok).toBe(true);
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(0);
+    // the next admission drops every expired count; nothing is left of the pool but the new lease
+    const again = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const pool = h.limiter.keys.limit('dep:api:conc');
+    expect(await h.redis.hgetall(pool)).toEqual({ n: '1', [String(again.expiresAt)]: '1' });
+    expect(await h.redis.zrange(h.limiter.keys.poolExpiries(pool), 0, -1)).toEqual([String(again.expiresAt)]);
+  });
+
+  it('an idle pool with thousands of expired ms is drained in chunks by the next admission', async () => {
+    h = await harness('pool', { dependencies: { api: { concurrency: 5000 } }, jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 } } });
+    for (let i = 0; i < 2500; i++) {
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      h.advance(1); // every lease at its own expiry ms
+    }
+    const pool = h.limiter.keys.limit('dep:api:conc');
+    expect(await h.redis.zcard(h.limiter.keys.poolExpiries(pool))).toBe(2500);
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(2500);
+    h.advance(10_000);
+    expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(0);
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect(await h.redis.hget(pool, 'n')).toBe('1');
+    expect(await h.redis.zcard(h.limiter.keys.poolExpiries(pool))).toBe(1);
+  });
+});

@@ -11,7 +11,7 @@
 
   State encodings (all integers, so Lua and TypeScript compute the same numbers):
     rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms)
-    concurrency  ZSET leaseId -> expiresAt; live = members with expiresAt > now
+    concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
     budget       HASH w = window start ms, u = used in that window
     idempotency  HASH r = caller's record, x = expiresAt ms
     leases       HASH per call: field <n> (the job's ordinal in the call, from 1) = the lease record
@@ -33,7 +33,8 @@
     [3] retention of finished leases in ms     [4] nL limits   [5] nP profiles   [6] nG groups
     [7] this call's id (lease ids are '<call id>_<n>')
     then nL limits, 7 values each: kind (1 rate, 2 concurrency, 3 budget), keyIndex, reason,
-         capHigh, capNormal, capLow (-1 = not limited), p (refill units per ms | periodMs | 0)
+         capHigh, capNormal, capLow (-1 = not limited), p (rate: refill units per ms | budget: periodMs |
+         concurrency: KEYS index of the pool's expiry ZSET; keyIndex is its HASH)
     then nP profiles: nRefs, priority (1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
          timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
          bk, conc, rate)
@@ -50,6 +51,7 @@
 ]]
 local rcall = redis.call
 local A = ARGV
+-- @include pool
 
 local function fmt(n)
   return string.format('%.0f', n)
@@ -99,7 +101,7 @@ for i = 1, nP do
     local li, amount = tonumber(A[a]), tonumber(A[a + 1])
     a = a + 2
     local d = L[li]
-    if d[1] == 2 then conc[#conc + 1] = d[2] elseif d[1] == 3 then res, bl = amount, li end
+    if d[1] == 2 then conc[#conc + 1] = li elseif d[1] == 3 then res, bl = amount, li end
     if d[4] >= 0 then
       local cap, why = d[4], d[3]
       if pri > 1 and d[3 + pri] >= 0 and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
@@ -131,7 +133,7 @@ local function load(li)
     end
     s = { v = d[4] - tokens }
   elseif d[1] == 2 then
-    s = { v = rcall('ZCOUNT', key, '(' .. fmt(now), '+inf') }
+    s = { v = pool_live(key, KEYS[d[7]], now) }
   else
     local ws = now - (now % d[7])
     local v = rcall('HMGET', key, 'w', 'u')
@@ -204,7 +206,7 @@ local function retry_after(jobs)
       elseif d[1] == 3 then
         w = s.ws + d[7] - now
       else
-        local first = rcall('ZRANGEBYSCORE', KEYS[d[2]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        local first = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
         if first[2] then w = tonumber(first[2]) - now else w = 1000 end
       end
     end
@@ -215,7 +217,7 @@ local function retry_after(jobs)
 end
 
 local nowS = fmt(now)
-local zadds = {}   -- key index -> { score, member, … }
+local pools = {}   -- limit index of a concurrency pool -> { expiresAt -> leases added }
 local expiry = {}  -- score, member, … for the expiry index
 local records = {} -- field, record, … for this call's lease hash
 local longest = 0  -- longest timeout among the leases written
@@ -242,11 +244,10 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
   records[n + 2] = pre .. att .. p.post .. #idems .. ':' .. idems .. #jobId .. ':' .. jobId .. ctx
   local conc = p.conc
   for c = 1, #conc do
-    local ki = conc[c]
-    local z = zadds[ki]
-    if not z then z = {}; zadds[ki] = z end
-    z[#z + 1] = exp
-    z[#z + 1] = leaseId
+    local li = conc[c]
+    local z = pools[li]
+    if not z then z = {}; pools[li] = z end
+    z[exp] = (z[exp] or 0) + 1
   end
   n = #expiry
   expiry[n + 1] = exp
@@ -393,8 +394,10 @@ if #records > 0 then
   rcall('HSET', KEYS[4], unpack(records))
   rcall('PEXPIRE', KEYS[4], longest + retention)
 end
-for ki, z in pairs(zadds) do
-  rcall('ZADD', KEYS[ki], unpack(z))
+for li, z in pairs(pools) do
+  local d = L[li]
+  if not S[li] then load(li) end   -- a tracked-only pool is never checked: drop its expired counts here
+  for exp, k in pairs(z) do pool_add(KEYS[d[2]], KEYS[d[7]], exp, k) end
 end
 if #expiry > 0 then
   rcall('ZADD', KEYS[3], unpack(expiry))

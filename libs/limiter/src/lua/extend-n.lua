@@ -4,7 +4,7 @@
 
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
-  KEYS[3…]  the concurrency pools the lease holds
+  KEYS[3…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
@@ -18,6 +18,7 @@
 local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
+-- @include pool
 local field = ARGV[3]
 local raw = rcall('HGET', KEYS[1], field)
 local v = raw and lease_read(raw)
@@ -30,7 +31,9 @@ if exp <= now then return cjson.encode({ s = -2 }) end
 local newExp = math.max(exp, now + tonumber(ARGV[4]))
 local score = string.format('%.0f', newExp)
 local leaseId = ARGV[2]
-for i = 3, #KEYS do rcall('ZADD', KEYS[i], 'XX', score, leaseId) end
+if newExp ~= exp then
+  for i = 3, #KEYS, 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
+end
 rcall('ZADD', KEYS[2], 'XX', score, leaseId)
 lease_write(KEYS[1], field, v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
 return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })

@@ -22,6 +22,7 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 -- @include lease-record
+-- @include pool
 local revoked = 0
 local k = 2
 for a = 3, #ARGV, 3 do
@@ -32,7 +33,9 @@ for a = 3, #ARGV, 3 do
   local raw = rcall('HGET', lease, field)
   local v = raw and lease_read(raw)
   if v and v.st == 'active' then
-    for key in string.gmatch(v.conc, '%S+') do rcall('ZREM', key, leaseId) end
+    if v.exp > now then
+      for h, x in string.gmatch(v.conc, '(%S+) (%S+)') do pool_remove(h, x, v.exp) end
+    end
     rcall('ZREM', KEYS[1], leaseId)
     for key, amount, cap, refill in string.gmatch(v.rate, '([^,%s]+) (%d+) (%d+) (%d+)') do
       amount, cap, refill = tonumber(amount), tonumber(cap), tonumber(refill)

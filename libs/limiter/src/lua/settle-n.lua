@@ -6,7 +6,7 @@
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
-  KEYS[4…]  the concurrency pools the lease holds (its `conc` field, in order)
+  KEYS[4…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
@@ -21,6 +21,7 @@
 local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
+-- @include pool
 local field = ARGV[3]
 local raw = rcall('HGET', KEYS[1], field)
 local v = raw and lease_read(raw)
@@ -30,7 +31,7 @@ if v.st ~= 'active' then return cjson.encode({ s = -3 }) end
 if v.exp <= now then return cjson.encode({ s = -2 }) end
 
 local leaseId = ARGV[2]
-for i = 4, #KEYS do rcall('ZREM', KEYS[i], leaseId) end
+for i = 4, #KEYS, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
 rcall('ZREM', KEYS[2], leaseId)
 
 local reserved = v.res
