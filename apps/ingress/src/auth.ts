@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { CompiledPolicy } from '@janus/limiter';
+import { requestHeader } from '@janus/http';
 import { PROBLEM, problem, retryAfterSeconds } from './problem.js';
 
 export interface KeyOwner {
@@ -84,7 +85,7 @@ export function requireTenant(opts: {
 }): MiddlewareHandler<{ Variables: TenantVariables }> {
   const addressOf = opts.clientAddress ?? clientAddress;
   return async (c, next) => {
-    const token = bearerToken(c.req.header('authorization'));
+    const token = bearerToken(requestHeader(c, 'authorization'));
     const owner = token === undefined ? undefined : opts.keys.lookup(token);
     if (!owner) {
       const client = addressOf(c);

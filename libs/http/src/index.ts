@@ -1,2 +1,3 @@
 export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, problem, type FieldError } from './problem.js';
 export { readJsonBody, type JsonBodyResult } from './json-body.js';
+export { requestHeader } from './header.js';

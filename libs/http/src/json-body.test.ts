@@ -33,3 +33,23 @@ describe('readJsonBody', () => {
     expect((await post(a, 'x', { 'content-type': 'text/plain' })).status).toBe(415);
   });
 });
+
+describe('requestHeader', () => {
+  it('reads headers from the Node request behind @hono/node-server and from the web request otherwise', async () => {
+    const { serve } = await import('@hono/node-server');
+    const { requestHeader } = await import('./header.js');
+    const a = new Hono();
+    a.get('/', (c) => c.json({ auth: requestHeader(c, 'authorization') ?? null, missing: requestHeader(c, 'x-missing') ?? null }));
+    expect(await (await a.request('/', { headers: { Authorization: 'Bearer web' } })).json()).toEqual({ auth: 'Bearer web', missing: null });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: a.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    try {
+      const address = server.address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${address.port}/`, { headers: { Authorization: 'Bearer node' } });
+      expect(await res.json()).toEqual({ auth: 'Bearer node', missing: null });
+    } finally {
+      server.close();
+    }
+  });
+});

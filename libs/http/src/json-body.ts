@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { COMMON_PROBLEMS, problem } from './problem.js';
+import { requestHeader } from './header.js';
 
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;.*)?$/i;
 
@@ -17,8 +18,8 @@ export type JsonBodyResult =
  */
 export async function readJsonBody(c: Context, opts: { cap: number; optional?: boolean }): Promise<JsonBodyResult> {
   const { cap } = opts;
-  const contentType = c.req.header('content-type');
-  const declared = c.req.header('content-length');
+  const contentType = requestHeader(c, 'content-type');
+  const declared = requestHeader(c, 'content-length');
   if (!contentType || !JSON_TYPE.test(contentType)) {
     // A bodiless POST may arrive with an empty body stream and no Content-Length (curl -X POST sends
     // neither), so look at the bytes, not only the headers.

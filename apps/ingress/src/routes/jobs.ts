@@ -11,7 +11,7 @@ import {
 } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
-import { readJsonBody } from '@janus/http';
+import { readJsonBody, requestHeader } from '@janus/http';
 import { jsonBytes } from '../body.js';
 import { newJobId } from '../ids.js';
 import type { IngressMetrics } from '../metrics.js';
@@ -191,7 +191,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
-    const key = idempotencyKey(c.req.header('idempotency-key'), body.idempotencyKey, 'idempotencyKey');
+    const key = idempotencyKey(requestHeader(c, 'idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
     const bad = checkJob(policy, body, '');
     if (bad) return bad;
@@ -211,7 +211,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
-    const header = c.req.header('idempotency-key');
+    const header = requestHeader(c, 'idempotency-key');
     let batchKey: string | undefined;
     if (header !== undefined) {
       const parsed = IdempotencyKey.safeParse(header);
