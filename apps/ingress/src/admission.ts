@@ -154,11 +154,6 @@ export class AdmissionService {
       return { subject: names.subjects.job(a.jobType), body, msgID: attemptMsgId(a.jobId, a.attempt) };
     });
     const reserves = fresh.filter((f) => f.admitted.budgetReserved > 0);
-    const ledger = (kind: LedgerEntry['kind']): Message[] =>
-      reserves.map(({ admitted: a, record }) => {
-        const body: LedgerEntry = { tenant, kind, amount: a.budgetReserved, jobId: a.jobId, attempt: a.attempt, at: kind === 'reserve' ? record.admittedAt : new Date().toISOString() };
-        return { subject: names.subjects.ledger(tenant), body, msgID: `${attemptMsgId(a.jobId, a.attempt)}.${kind}` };
-      });
 
     if (!(await this.publish(jobMessages, 'jobs'))) {
       await this.revoke(admitted, 'job_publish_failed');
@@ -166,10 +161,10 @@ export class AdmissionService {
       return { kind: 'unavailable', detail: 'JetStream did not acknowledge the job; the admission was revoked', retryAfterMs: 1000 };
     }
     // The reserve follows the job, so the ledger never holds a reservation for a job that was never published.
-    if (reserves.length > 0 && !(await this.publish(ledger('reserve'), 'ledger'))) {
+    if (reserves.length > 0 && !(await this.publish(this.ledger('reserve', tenant, reserves), 'ledger'))) {
       await this.revoke(admitted, 'ledger_publish_failed');
       // The reserve may have been stored despite the failed ack: cancel it (msgIDs keep this idempotent).
-      await this.publish(ledger('release'), 'ledger');
+      await this.publish(this.ledger('release', tenant, reserves), 'ledger');
       this.countAll(jobs, 'unavailable', 'publish_failed');
       return { kind: 'unavailable', detail: 'JetStream did not acknowledge the budget reservation; the admission was revoked', retryAfterMs: 1000 };
     }
@@ -228,6 +223,15 @@ export class AdmissionService {
     }
     if (shape === 'single') return { kind: 'admitted', status: 202, body: records[0] ?? {} };
     return { kind: 'admitted', status: 202, body: { jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) } };
+  }
+
+  /** The budget ledger entries of the admitted jobs that reserved budget. */
+  private ledger(kind: LedgerEntry['kind'], tenant: string, reserves: readonly { admitted: AdmittedJob; record: AdmittedBody }[]): Message[] {
+    const { names } = this.deps;
+    return reserves.map(({ admitted: a, record }) => {
+      const body: LedgerEntry = { tenant, kind, amount: a.budgetReserved, jobId: a.jobId, attempt: a.attempt, at: kind === 'reserve' ? record.admittedAt : new Date().toISOString() };
+      return { subject: names.subjects.ledger(tenant), body, msgID: `${attemptMsgId(a.jobId, a.attempt)}.${kind}` };
+    });
   }
 
   /** Publishes concurrently; retries the failed ones once (same msgIDs: JetStream dedupes). */

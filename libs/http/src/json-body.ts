@@ -33,13 +33,9 @@ export async function readJsonBody(c: Context, opts: { cap: number; optional?: b
       }),
     };
   }
-  const tooLarge = () => ({
-    ok: false as const,
-    response: problem(413, COMMON_PROBLEMS.payloadTooLarge, 'Request body too large', { detail: `the request body exceeds ${cap} bytes` }),
-  });
-  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > cap) return tooLarge();
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > cap) return tooLarge(cap);
   const text = await readText(c, cap);
-  if (text === undefined) return tooLarge();
+  if (text === undefined) return tooLarge(cap);
   if (opts.optional && text.trim() === '') return { ok: true, value: undefined, text };
   try {
     return { ok: true, value: JSON.parse(text), text };
@@ -52,6 +48,13 @@ export async function readJsonBody(c: Context, opts: { cap: number; optional?: b
       }),
     };
   }
+}
+
+function tooLarge(cap: number): JsonBodyResult {
+  return {
+    ok: false,
+    response: problem(413, COMMON_PROBLEMS.payloadTooLarge, 'Request body too large', { detail: `the request body exceeds ${cap} bytes` }),
+  };
 }
 
 /**
