@@ -23,6 +23,18 @@ export function createRedis(settings: Pick<Settings, 'redisUrl'>, name: string):
   return redis;
 }
 
+/** Janus's Lua needs Redis 7.0 (PEXPIRE … GT in the lease scripts). */
+export const MIN_REDIS_VERSION = [7, 0] as const;
+
+/** Whether an `INFO server` text names a Redis version Janus supports (undefined: no version in it). */
+export function redisVersionSupported(info: string): { ok: boolean; version: string } | undefined {
+  const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+  if (!version) return undefined;
+  const [major, minor] = [Number(version[1]), Number(version[2])];
+  const ok = major > MIN_REDIS_VERSION[0] || (major === MIN_REDIS_VERSION[0] && minor >= MIN_REDIS_VERSION[1]);
+  return { ok, version: `${major}.${minor}` };
+}
+
 export async function pingRedis(redis: Redis): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   try {

@@ -4,6 +4,7 @@ import { loadSettings } from '@janus/config';
 import { checkReadiness } from '@janus/observability';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, TcpProxy, testEnv, testNamespace } from '@janus/testing';
 import { startRuntime, type Runtime } from './runtime.js';
+import { redisVersionSupported } from './redis.js';
 
 const ns = testNamespace('runtime');
 const base = loadSettings(testEnv(ns));
@@ -62,5 +63,15 @@ describe('readiness tells the truth', () => {
   it('loaded the stored policy (version 0 when none is stored yet)', () => {
     expect(rt.policy.loaded).toBe(true);
     expect(rt.policy.compiled).toBe(0);
+  });
+});
+
+describe('redisVersionSupported', () => {
+  it('accepts Redis 7.0 and later, refuses 6.x, and says nothing without a version', () => {
+    expect(redisVersionSupported('# Server\r\nredis_version:7.0.15\r\n')).toEqual({ ok: true, version: '7.0' });
+    expect(redisVersionSupported('redis_version:7.4.1')).toEqual({ ok: true, version: '7.4' });
+    expect(redisVersionSupported('redis_version:8.0.0')).toEqual({ ok: true, version: '8.0' });
+    expect(redisVersionSupported('redis_version:6.2.14')).toEqual({ ok: false, version: '6.2' });
+    expect(redisVersionSupported('no version here')).toBeUndefined();
   });
 });

@@ -7,7 +7,7 @@ import { createDb, migrate, type DbHandle } from '@janus/db';
 import { connectNats, ensureStreams, natsNames, pingNats, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { createLogger, createMetricsRegistry, type Logger, type ReadinessCheck } from '@janus/observability';
 import { PolicyStore, PolicyWatcher } from '@janus/policy';
-import { createRedis, pingRedis, type Redis } from './redis.js';
+import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type Redis } from './redis.js';
 import { Shutdown } from './shutdown.js';
 
 /** Everything an app needs from the outside world, connected and watched. */
@@ -55,6 +55,19 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   const shutdown = new Shutdown(logger);
 
   const redis = createRedis(settings, `janus-${app}`);
+  // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
+  // than failing admissions one by one.
+  let redisSupported = true;
+  redis.on('ready', () => {
+    redis
+      .info('server')
+      .then((info) => {
+        const v = redisVersionSupported(info);
+        redisSupported = v?.ok ?? true;
+        if (v && !v.ok) logger.error({ redisVersion: v.version, required: MIN_REDIS_VERSION.join('.') }, 'Redis is too old for Janus; staying unready');
+      })
+      .catch(() => undefined);
+  });
   redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis not reachable yet; retrying'));
 
   await migrate(settings);
@@ -92,7 +105,7 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   await policy.start();
 
   const readiness: ReadinessCheck[] = [
-    { name: 'redis', check: () => pingRedis(redis) },
+    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis)) },
     { name: 'nats', check: () => pingNats(nc) },
     { name: 'postgres', check: () => db.ping() },
     { name: 'policy', check: () => policy.loaded },
