@@ -32,7 +32,7 @@ export class Keys {
     return `${this.prefix}recovering-until`;
   }
 
-  /** ZSET leaseId → expiresAt, for reapExpired. */
+  /** ZSET of '<call id>@<expiresAt>' (a call's leases) and '<lease id>' (an extended lease) → expiresAt, for reapExpired. */
   get leaseExpiry(): string {
     return `${this.prefix}leases:expiry`;
   }

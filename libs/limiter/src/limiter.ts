@@ -424,23 +424,22 @@ export class Limiter {
   /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
   async reapExpired(max: number): Promise<ExpiredLease[]> {
     const listed = (await this.#store.run('expired', [this.keys.leaseExpiry], [this.#clock(), Math.max(1, Math.floor(max))])) as string[];
-    const [now, ...ids] = listed;
-    if (ids.length === 0 || now === undefined) return [];
-    const { locations, records } = await this.#records(ids);
-    const contexts = new Map<string, string>();
+    const [now, ...members] = listed;
+    if (members.length === 0 || now === undefined) return [];
     const keys = [this.keys.leaseExpiry];
-    const args: (string | number)[] = [now, this.#retentionMs];
-    ids.forEach((id, i) => {
-      const rec = records[i];
-      if (rec?.ctx) contexts.set(id, rec.ctx);
-      // An id without a record location (not one this limiter wrote) is dropped from the index.
-      const at = locations[i] ?? { key: this.keys.leases(id), field: '1' };
+    const args: (string | number)[] = [now, this.#retentionMs, Math.max(1, Math.floor(max))];
+    for (const member of members) {
+      // '<call id>@<expiresAt>': the leases a call wrote with that expiry; else one extended lease's id.
+      const at = member.includes('@')
+        ? { key: this.keys.leases(member.slice(0, member.lastIndexOf('@'))), field: '' }
+        : // an id that names no record location (not one this limiter wrote) is dropped from the index
+          (this.keys.leaseLocation(member) ?? { key: this.keys.leases(member), field: '1' });
       keys.push(at.key);
-      args.push(id, at.field);
-    });
-    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string })[];
+      args.push(member, at.field);
+    }
+    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string })[];
     return reaped.map((r) => {
-      const context = contexts.get(r.i);
+      const context = r.x;
       return {
         id: r.i,
         token: this.#tokens.sign(r.i),

@@ -279,3 +279,23 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
     expect(await h.redis.zcard(h.limiter.keys.poolExpiries(pool))).toBe(1);
   });
 });
+
+describe('expiry index (one entry per call and expiry; an extended lease gets its own)', () => {
+  it('reaps a call through its one entry, and an extended lease of it later through its own', async () => {
+    h = await harness('reapidx', leasePolicy);
+    const r = await h.limiter.admit({ jobs: [{ ...job('call'), context: 'c1' }, { ...job('call'), context: 'c2' }] });
+    if (r.kind !== 'admitted') throw new Error(r.kind);
+    const [one, two] = r.jobs.map((j) => j.lease!);
+    expect(await h.redis.zcard(h.limiter.keys.leaseExpiry)).toBe(1);
+    expect((await h.limiter.extend(two!.token, 5000)).ok).toBe(true);
+    expect(await h.redis.zcard(h.limiter.keys.leaseExpiry)).toBe(2);
+    h.advance(1000);
+    const first = await h.limiter.reapExpired(10);
+    expect(first).toEqual([expect.objectContaining({ id: one!.id, token: one!.token, context: 'c1' })]);
+    expect(await h.redis.zcard(h.limiter.keys.leaseExpiry)).toBe(1);
+    h.advance(5000);
+    expect(await h.limiter.reapExpired(10)).toEqual([expect.objectContaining({ id: two!.id, context: 'c2' })]);
+    expect(await h.redis.zcard(h.limiter.keys.leaseExpiry)).toBe(0);
+    expect(await h.limiter.reapExpired(10)).toEqual([]);
+  });
+});

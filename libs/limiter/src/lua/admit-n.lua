@@ -24,7 +24,8 @@
 
   KEYS[1]   epoch: exists while the stored state is trustworthy
   KEYS[2]   recovering-until: Redis ms at which admission reopens after state loss
-  KEYS[3]   lease expiry index (ZSET leaseId -> expiresAt)
+  KEYS[3]   lease expiry index (ZSET: '<call id>@<expiresAt>' for a call's leases, '<lease id>' for an
+            extended lease -> expiresAt; see reap-n.lua)
   KEYS[4]   this call's lease hash (see "leases" above)
   KEYS[5…]  limit and idempotency keys, referenced by index
 
@@ -218,7 +219,7 @@ end
 
 local nowS = fmt(now)
 local pools = {}   -- limit index of a concurrency pool -> { expiresAt -> leases added }
-local expiry = {}  -- score, member, … for the expiry index
+local expiry = {}  -- expiresAt -> true: one expiry-index entry '<call id>@<expiresAt>' per distinct expiry
 local records = {} -- field, record, … for this call's lease hash
 local longest = 0  -- longest timeout among the leases written
 
@@ -238,8 +239,9 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
     p.pre = pre
     p.post = '|' .. p.pri .. '|' .. fmt(p.res) .. '|' .. bw .. '|' .. p.seg
     if p.t > longest then longest = p.t end
+    expiry[p.exp] = true
   end
-  local exp, leaseId, n = p.exp, callId .. '_' .. ord, #records
+  local exp, n = p.exp, #records
   records[n + 1] = ord
   records[n + 2] = pre .. att .. p.post .. #idems .. ':' .. idems .. #jobId .. ':' .. jobId .. ctx
   local conc = p.conc
@@ -249,9 +251,6 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
     if not z then z = {}; pools[li] = z end
     z[exp] = (z[exp] or 0) + 1
   end
-  n = #expiry
-  expiry[n + 1] = exp
-  expiry[n + 2] = leaseId
 end
 
 local NOPEND = {}
@@ -399,8 +398,9 @@ for li, z in pairs(pools) do
   if not S[li] then load(li) end   -- a tracked-only pool is never checked: drop its expired counts here
   for exp, k in pairs(z) do pool_add(KEYS[d[2]], KEYS[d[7]], exp, k) end
 end
-if #expiry > 0 then
-  rcall('ZADD', KEYS[3], unpack(expiry))
+for exp in pairs(expiry) do
+  local e = fmt(exp)
+  rcall('ZADD', KEYS[3], e, callId .. '@' .. e)
 end
 
 return out

@@ -34,6 +34,7 @@ local leaseId = ARGV[2]
 if newExp ~= exp then
   for i = 3, #KEYS, 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
 end
-rcall('ZADD', KEYS[2], 'XX', score, leaseId)
+-- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua)
+rcall('ZADD', KEYS[2], score, leaseId)
 lease_write(KEYS[1], field, v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
 return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })

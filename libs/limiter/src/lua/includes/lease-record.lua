@@ -18,7 +18,7 @@ local function lease_read(v)
   end
   return { st = st, exps = exp, exp = tonumber(exp), out = out, act = act, fin = fin, fixed = string.sub(v, fixed),
     att = tonumber(att), res = tonumber(res) or 0, bw = bw,
-    ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7] }
+    ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7], ctx = string.sub(v, pos) }
 end
 
 -- Rewrites the mutable head (st, exp, out, act, fin); the rest is kept as is. The lease hash (one per
