@@ -20,13 +20,9 @@ local rcall = redis.call
 -- @include lease-record
 -- @include pool
 local field = ARGV[3]
-local raw = rcall('HGET', KEYS[1], field)
-local v = raw and lease_read(raw)
-if not v then return cjson.encode({ s = -1 }) end
-if v.st == 'expired' then return cjson.encode({ s = -2 }) end
-if v.st ~= 'active' then return cjson.encode({ s = -3 }) end
+local v, failure = lease_live(KEYS[1], field, now)
+if not v then return cjson.encode({ s = failure }) end
 local exp = v.exp
-if exp <= now then return cjson.encode({ s = -2 }) end
 
 local newExp = math.max(exp, now + tonumber(ARGV[4]))
 local score = string.format('%.0f', newExp)

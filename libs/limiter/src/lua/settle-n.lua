@@ -23,12 +23,8 @@ local rcall = redis.call
 -- @include lease-record
 -- @include pool
 local field = ARGV[3]
-local raw = rcall('HGET', KEYS[1], field)
-local v = raw and lease_read(raw)
-if not v then return cjson.encode({ s = -1 }) end
-if v.st == 'expired' then return cjson.encode({ s = -2 }) end
-if v.st ~= 'active' then return cjson.encode({ s = -3 }) end
-if v.exp <= now then return cjson.encode({ s = -2 }) end
+local v, failure = lease_live(KEYS[1], field, now)
+if not v then return cjson.encode({ s = failure }) end
 
 local leaseId = ARGV[2]
 for i = 4, #KEYS, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end

@@ -21,6 +21,18 @@ local function lease_read(v)
     ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7], ctx = string.sub(v, pos) }
 end
 
+-- The record of a lease that is active and unexpired at `now`, or nil and why not:
+-- -1 unknown, -2 expired, -3 already settled or revoked (the settle/extend answers).
+local function lease_live(key, field, now)
+  local raw = rcall('HGET', key, field)
+  local v = raw and lease_read(raw)
+  if not v then return nil, -1 end
+  if v.st == 'expired' then return nil, -2 end
+  if v.st ~= 'active' then return nil, -3 end
+  if v.exp <= now then return nil, -2 end
+  return v
+end
+
 -- Rewrites the mutable head (st, exp, out, act, fin); the rest is kept as is. The lease hash (one per
 -- admission call) then lives at least `ttl` ms more.
 local function lease_write(key, field, r, st, exp, out, act, fin, ttl)

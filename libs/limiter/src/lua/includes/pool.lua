@@ -47,31 +47,28 @@ local function pool_add(H, X, exp, k)
   rcall('ZADD', X, e, e)
 end
 
--- One lease expiring at `exp` (still live) leaves the pool.
-local function pool_remove(H, X, exp)
+-- Takes one lease off the count at expiry `exp` (leaving `n` alone); false when there is none.
+local function pool_take(H, X, exp)
   local e = pool_fmt(exp)
   local c = tonumber(rcall('HGET', H, e))
-  if not c then return end
+  if not c then return false end
   if c <= 1 then
     rcall('HDEL', H, e)
     rcall('ZREM', X, e)
   else
     rcall('HINCRBY', H, e, -1)
   end
-  if rcall('HINCRBY', H, 'n', -1) <= 0 then rcall('DEL', H, X) end
+  return true
+end
+
+-- One lease expiring at `exp` (still live) leaves the pool.
+local function pool_remove(H, X, exp)
+  if pool_take(H, X, exp) and rcall('HINCRBY', H, 'n', -1) <= 0 then rcall('DEL', H, X) end
 end
 
 -- One live lease moves from expiry `from` to `to` (extend).
 local function pool_move(H, X, from, to)
-  local e = pool_fmt(from)
-  local c = tonumber(rcall('HGET', H, e))
-  if not c then return end
-  if c <= 1 then
-    rcall('HDEL', H, e)
-    rcall('ZREM', X, e)
-  else
-    rcall('HINCRBY', H, e, -1)
-  end
+  if not pool_take(H, X, from) then return end
   local t = pool_fmt(to)
   rcall('HINCRBY', H, t, 1)
   rcall('ZADD', X, t, t)
