@@ -53,11 +53,8 @@ export class Keys {
    * does not have that shape.
    */
   leaseLocation(leaseId: string): { readonly key: string; readonly field: string } | undefined {
-    const cut = leaseId.lastIndexOf('_');
-    if (cut <= 0 || cut === leaseId.length - 1) return undefined;
-    const field = leaseId.slice(cut + 1);
-    if (!/^[1-9][0-9]*$/.test(field)) return undefined;
-    return { key: this.leases(leaseId.slice(0, cut)), field };
+    const parts = parseLeaseId(leaseId);
+    return parts && { key: this.leases(parts.callId), field: parts.n };
   }
 
   /** Idempotency keys are hashed: they are caller text of up to 200 characters. */
@@ -65,6 +62,14 @@ export class Keys {
     const digest = createHash('sha256').update(key).digest('base64url').slice(0, 32);
     return `${this.prefix}idem:${tenant}:${digest}`;
   }
+}
+
+const LEASE_ID = /^([A-Za-z0-9_-]{1,48})_([1-9][0-9]{0,5})$/;
+
+/** A lease id `<call id>_<n>` (n = the job's ordinal in its admission call, from 1), or undefined. */
+export function parseLeaseId(leaseId: string): { readonly callId: string; readonly n: string } | undefined {
+  const m = LEASE_ID.exec(leaseId);
+  return m ? { callId: m[1]!, n: m[2]! } : undefined;
 }
 
 /** Namespace-free limit ids; `Keys.limit` turns them into keys. */

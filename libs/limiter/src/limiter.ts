@@ -74,8 +74,7 @@ interface Profile {
 }
 interface Sent {
   readonly pending: Pending;
-  /** Lease ids are `<callId>_<first + i>` for the request's job i. */
-  readonly callId: string;
+  /** The request's job i has lease `<call id>_<first + i>`. */
   readonly first: number;
   readonly profiles: Profile[];
 }
@@ -283,7 +282,7 @@ export class Limiter {
         else groupArgs.push(0);
         groupArgs.push(job.context ?? '');
       }
-      sent.push({ pending, callId, first: jobsInCall + 1, profiles: jobProfiles });
+      sent.push({ pending, first: jobsInCall + 1, profiles: jobProfiles });
       jobsInCall += n;
     }
     if (sent.length === 0) return;
@@ -324,7 +323,7 @@ export class Limiter {
           const count = Number(reply[c++]);
           for (let d = 0; d < count; d++, c += 2) dups.set(Number(reply[c]), String(reply[c + 1]));
         }
-        s.pending.resolve(this.#admitted(s, at, dups, sign));
+        s.pending.resolve(this.#admitted(s, at, dups, callId, sign));
       } else {
         s.pending.reject(new JanusError('limiter_internal', 500, false, 'admit script returned too few groups'));
         return;
@@ -363,7 +362,7 @@ export class Limiter {
     return { index, timeoutMs: jt.timeoutMs, reserved };
   }
 
-  #admitted(s: Sent, at: number, dups: Map<number, string> | undefined, sign: (n: number) => string): Admitted {
+  #admitted(s: Sent, at: number, dups: Map<number, string> | undefined, callId: string, sign: (n: number) => string): Admitted {
     const { request, } = s.pending;
     const n = request.jobs.length;
     const jobs: AdmittedJob[] = new Array<AdmittedJob>(n);
@@ -374,7 +373,7 @@ export class Limiter {
       if (dup !== undefined) {
         jobs[i] = { jobId: job.jobId, attempt, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at, duplicate: { record: dup }, budgetReserved: 0 };
       } else {
-        const id = `${s.callId}_${s.first + i}`;
+        const id = `${callId}_${s.first + i}`;
         const token = sign(s.first + i);
         const p = s.profiles[i]!;
         jobs[i] = {

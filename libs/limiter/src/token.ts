@@ -1,6 +1,5 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-
-const LEASE_ID = /^([A-Za-z0-9_-]{1,48})_([1-9][0-9]{0,5})$/;
+import { parseLeaseId } from './keys.js';
 
 /**
  * Lease tokens: `<leaseId>.<mac>`, lease ids being `<call id>_<n>` (see Keys.leaseLocation).
@@ -44,9 +43,9 @@ export class LeaseTokens {
 
   /** The token of a lease id this limiter issued (a malformed id is a fault: ids only come from admit). */
   sign(leaseId: string): string {
-    const m = LEASE_ID.exec(leaseId);
-    if (!m) throw new Error(`not a lease id: ${leaseId}`);
-    return this.signer(m[1]!)(Number(m[2]));
+    const parts = parseLeaseId(leaseId);
+    if (!parts) throw new Error(`not a lease id: ${leaseId}`);
+    return this.signer(parts.callId)(Number(parts.n));
   }
 
   /** The lease id of a genuine token, or undefined. */
@@ -54,10 +53,10 @@ export class LeaseTokens {
     const dot = token.lastIndexOf('.');
     if (dot <= 0) return undefined;
     const id = token.slice(0, dot);
-    const m = LEASE_ID.exec(id);
-    if (!m) return undefined;
+    const parts = parseLeaseId(id);
+    if (!parts) return undefined;
     const given = Buffer.from(token.slice(dot + 1), 'utf8');
-    const expected = Buffer.from(hash('sha256', `${this.#callKey(m[1]!)}|${m[2]!}`, 'base64url'), 'utf8');
+    const expected = Buffer.from(hash('sha256', `${this.#callKey(parts.callId)}|${parts.n}`, 'base64url'), 'utf8');
     return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
   }
 
