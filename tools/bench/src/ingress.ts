@@ -1,15 +1,18 @@
 // Ingress throughput: POST /v1/jobs on the admitted path (limiter admit + JetStream publish acked)
 // against a bare Hono endpoint that only validates the same body (this machine's HTTP ceiling),
 // measured in one run with autocannon (64 connections), three alternating rounds, medians compared.
-// Usage: npm run bench:ingress [-- --smoke]   (--smoke: ~3 s per case, for CI)
+// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S]   (--smoke: one round of 3 s, for CI)
+// Each line also gives the server process's CPU per request (from /proc): steadier than req/s on a
+// shared machine, and the figure to watch when optimising the admission path.
 // Both servers run as child processes; this process only drives load.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -58,6 +61,22 @@ interface CaseResult {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** CPU time (user + system) the server process spent per answered request, when /proc tells. */
+  serverCpuUsPerRequest?: number;
+}
+
+/** User + system CPU of a process in µs, from /proc (Linux); undefined elsewhere. */
+function cpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5); here indexes 11 and 12 after "pid (comm) ".
+    // USER_HZ is 100 on every Linux that Node supports.
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The round with the median throughput (its latencies come with it). */
@@ -96,8 +115,10 @@ function child(args: string[], env: Record<string, string>): ChildProcess {
   return proc;
 }
 
-async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number): Promise<CaseResult> {
+async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, server?: ChildProcess): Promise<CaseResult> {
+  const cpuBefore = cpuUs(server?.pid);
   const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds });
+  const cpuAfter = cpuUs(server?.pid);
   const r: CaseResult = {
     name,
     requestsPerSec: Math.round(result.requests.average),
@@ -108,14 +129,19 @@ async function run(name: string, url: string, headers: Record<string, string>, b
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
+    ...(cpuBefore !== undefined && cpuAfter !== undefined && result.requests.total > 0
+      ? { serverCpuUsPerRequest: Math.round(((cpuAfter - cpuBefore) / result.requests.total) * 10) / 10 }
+      : {}),
   };
-  process.stdout.write(`${name.padEnd(10)} ${String(r.requestsPerSec).padStart(7)} req/s  p50 ${r.p50Ms} ms  p90 ${r.p90Ms} ms  p99 ${r.p99Ms} ms  non-2xx ${r.non2xx}  errors ${r.errors}\n`);
+  const cpu = r.serverCpuUsPerRequest !== undefined ? `  server CPU ${r.serverCpuUsPerRequest} µs/req` : '';
+  process.stdout.write(`${name.padEnd(10)} ${String(r.requestsPerSec).padStart(7)} req/s  p50 ${r.p50Ms} ms  p90 ${r.p90Ms} ms  p99 ${r.p99Ms} ms  non-2xx ${r.non2xx}  errors ${r.errors}${cpu}\n`);
   return r;
 }
 
 async function main(): Promise<void> {
-  const smoke = process.argv.includes('--smoke');
-  const seconds = smoke ? 3 : 10;
+  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' } } });
+  const smoke = flags.smoke;
+  const seconds = Number(flags.seconds ?? (smoke ? 3 : 10));
   const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
   const ns = `bench_ingress_${randomBytes(3).toString('hex')}`;
   const ingressPort = await freePort();
@@ -156,7 +182,7 @@ async function main(): Promise<void> {
     await waitHttp(`http://127.0.0.1:${ingressPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
     await waitHttp(`http://127.0.0.1:${ceilingPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
 
-    const rounds = smoke ? 1 : 3;
+    const rounds = Number(flags.rounds ?? (smoke ? 1 : 3));
     process.stdout.write(`ingress bench: 64 connections, ${rounds} round(s) of ${seconds} s per case, alternating${smoke ? ' (smoke)' : ''}, ${cpus().length} CPUs\n`);
     // Short warm-up of both (JIT, connection pools), then rounds that alternate the two cases, so
     // that drift of the shared machine hits both; the medians are compared.
@@ -165,8 +191,8 @@ async function main(): Promise<void> {
     const ceilingRounds: CaseResult[] = [];
     const ingressRounds: CaseResult[] = [];
     for (let r = 0; r < rounds; r++) {
-      ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds));
-      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds));
+      ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds, ceiling));
+      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, ingress));
     }
     const ceilingResult = medianRound(ceilingRounds);
     const ingressResult = medianRound(ingressRounds);
