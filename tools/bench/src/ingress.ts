@@ -1,7 +1,10 @@
 // Ingress throughput: POST /v1/jobs on the admitted path (limiter admit + JetStream publish acked)
 // against a bare Hono endpoint that only validates the same body (this machine's HTTP ceiling),
 // measured in one run with autocannon (64 connections), three alternating rounds, medians compared.
-// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S]   (--smoke: one round of 3 s, for CI)
+// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S] [--against <other checkout>]
+//   --smoke: one round of 3 s, for CI. --against: also run that checkout's ingress in the same rounds.
+// Env for investigations: BENCH_CPU_PROF=<dir> (V8 CPU profiles of the servers, see bench:profile),
+// BENCH_NODE_FLAGS="<node flags>" for the servers, BENCH_CHILD_STDOUT=1 (e.g. with --trace-gc).
 // Each line also gives the server process's CPU per request (from /proc): steadier than req/s on a
 // shared machine, and the figure to watch when optimising the admission path.
 // Both servers run as child processes; this process only drives load.
@@ -110,8 +113,9 @@ async function waitHttp(url: string, ok: (res: Response) => Promise<boolean> | b
   }
 }
 
-function child(args: string[], env: Record<string, string>): ChildProcess {
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+function child(args: string[], env: Record<string, string>, cwd = root): ChildProcess {
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...extra, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', process.env.BENCH_CHILD_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
   return proc;
 }
 
@@ -139,60 +143,79 @@ async function run(name: string, url: string, headers: Record<string, string>, b
 }
 
 async function main(): Promise<void> {
-  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' } } });
+  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' }, against: { type: 'string' } } });
+  // --against <checkout>: also run the ingress of another checkout (with its own npm ci), in the
+  // same rounds, to compare two versions of the code under the same machine conditions.
+  const against = flags.against === undefined ? undefined : path.resolve(flags.against);
   const smoke = flags.smoke;
   const seconds = Number(flags.seconds ?? (smoke ? 3 : 10));
   const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
   const ns = `bench_ingress_${randomBytes(3).toString('hex')}`;
+  const otherNs = `${ns}_b`;
+  const namespaces = against ? [ns, otherNs] : [ns];
   const ingressPort = await freePort();
+  const otherPort = await freePort();
   const ceilingPort = await freePort();
   const children: ChildProcess[] = [];
   const key = `jns_bench_${randomBytes(24).toString('base64url')}`;
   const body = JSON.stringify({ type: 'bench', payload: { to: 'user@example.com', template: 'welcome', n: 42 } });
   const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 2 });
 
-  try {
-    const ingress = child(['apps/ingress/src/main.ts'], {
+  const startIngress = async (namespace: string, port: number, cwd: string): Promise<ChildProcess> => {
+    const proc = child(['apps/ingress/src/main.ts'], {
       NODE_ENV: 'production',
-      JANUS_NAMESPACE: ns,
-      JANUS_INGRESS_PORT: String(ingressPort),
+      JANUS_NAMESPACE: namespace,
+      JANUS_INGRESS_PORT: String(port),
       JANUS_SIGNING_KEY: randomBytes(32).toString('hex'),
       LOG_LEVEL: 'warn',
       JANUS_LOG_FORMAT: 'json',
-    });
-    children.push(ingress);
-    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort) });
-    children.push(ceiling);
-    await waitHttp(`http://127.0.0.1:${ingressPort}/healthz`, (r) => r.ok, 30_000);
-
+    }, cwd);
+    children.push(proc);
+    await waitHttp(`http://127.0.0.1:${port}/healthz`, (r) => r.ok, 30_000);
     // Policy and key, as policy-admin would write them (the ingress migrated the schema at start).
     const doc = PolicyDocument.parse({
       dependencies: { smtp: { rate: { limit: 100_000_000, periodMs: 1000 }, concurrency: 100_000_000 } },
       tenants: { acme: { rate: { limit: 100_000_000, periodMs: 1000 } } },
       jobTypes: { bench: { dependencies: [{ name: 'smtp' }], timeoutMs: 60_000 } },
     });
-    await pool.query(`INSERT INTO "${ns}".policy_versions (version, document, created_by) VALUES (1, $1, 'bench')`, [JSON.stringify(doc)]);
-    await pool.query(`INSERT INTO "${ns}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
+    await pool.query(`INSERT INTO "${namespace}".policy_versions (version, document, created_by) VALUES (1, $1, 'bench')`, [JSON.stringify(doc)]);
+    await pool.query(`INSERT INTO "${namespace}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
     const nc = await connect({ servers: [...settings.natsServers] });
-    nc.publish(`${ns}.config.changed`, JSON.stringify({ version: 1 }));
+    nc.publish(`${namespace}.config.changed`, JSON.stringify({ version: 1 }));
     await nc.flush();
     await nc.close();
+    await waitHttp(`http://127.0.0.1:${port}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
+    return proc;
+  };
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
 
-    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
-    await waitHttp(`http://127.0.0.1:${ingressPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
+  try {
+    const ingress = await startIngress(ns, ingressPort, root);
+    const other = against ? await startIngress(otherNs, otherPort, against) : undefined;
+    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort) });
+    children.push(ceiling);
     await waitHttp(`http://127.0.0.1:${ceilingPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
 
     const rounds = Number(flags.rounds ?? (smoke ? 1 : 3));
     process.stdout.write(`ingress bench: 64 connections, ${rounds} round(s) of ${seconds} s per case, alternating${smoke ? ' (smoke)' : ''}, ${cpus().length} CPUs\n`);
-    // Short warm-up of both (JIT, connection pools), then rounds that alternate the two cases, so
-    // that drift of the shared machine hits both; the medians are compared.
-    await run('warmup', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, 1);
-    await run('warmup', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, 1);
+    // A warm-up of each (JIT, connection pools), then rounds that alternate the cases, so that drift
+    // of the shared machine hits all of them; the medians are compared.
+    const warmup = smoke ? 1 : 3;
+    await run('warmup', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, warmup);
+    await run('warmup', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, warmup);
+    if (other) await run('warmup', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, warmup);
     const ceilingRounds: CaseResult[] = [];
     const ingressRounds: CaseResult[] = [];
+    const otherRounds: CaseResult[] = [];
     for (let r = 0; r < rounds; r++) {
       ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds, ceiling));
       ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, ingress));
+      if (other) otherRounds.push(await run('against', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, seconds, other));
+    }
+    if (other) {
+      const median = (rs: CaseResult[]) => [...rs].map((r) => r.serverCpuUsPerRequest ?? Number.NaN).sort((a, b) => a - b)[Math.floor(rs.length / 2)]!;
+      const a = medianRound(otherRounds);
+      process.stdout.write(`against    ${against}: ${a.requestsPerSec} req/s, median server CPU ${median(otherRounds)} µs/req (this checkout: ${median(ingressRounds)} µs/req)\n`);
     }
     const ceilingResult = medianRound(ceilingRounds);
     const ingressResult = medianRound(ingressRounds);
@@ -216,19 +239,21 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))));
-    await pool.query(`DROP SCHEMA IF EXISTS "${ns}" CASCADE`).catch(() => undefined);
-    await pool.end();
     const redis = new Redis(settings.redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
     const nc = await connect({ servers: [...settings.natsServers] });
     const jsm = await jetstreamManager(nc);
-    for await (const s of jsm.streams.names()) if (s.startsWith(`${ns.toUpperCase()}_`)) await jsm.streams.delete(s);
+    for (const n of namespaces) {
+      await pool.query(`DROP SCHEMA IF EXISTS "${n}" CASCADE`).catch(() => undefined);
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${n}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== '0');
+      for await (const s of jsm.streams.names()) if (s.startsWith(`${n.toUpperCase()}_`)) await jsm.streams.delete(s);
+    }
+    await pool.end();
+    redis.disconnect();
     await nc.close();
   }
 }
