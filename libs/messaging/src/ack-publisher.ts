@@ -43,6 +43,7 @@ export class AckPublisher {
   readonly #prefix: string;
   readonly #sub: Subscription;
   readonly #pending = new Map<string, Pending>();
+  readonly #headers = headers();
   #next = 0;
   #sweeper: NodeJS.Timeout | undefined;
 
@@ -61,11 +62,12 @@ export class AckPublisher {
       }
       this.#next += 1;
       const token = this.#next.toString(36);
-      const h = headers();
-      h.set('Nats-Msg-Id', msgID);
+      // One headers object for every message: nats.js encodes it inside publish(), synchronously.
+      this.#headers.set('Nats-Msg-Id', msgID);
       this.#pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
       try {
-        this.#nc.publish(subject, data, { reply: `${this.#prefix}.${token}`, headers: h });
+        // A Buffer from the pool rather than nats.js's TextEncoder, which allocates an ArrayBuffer per call.
+        this.#nc.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { reply: `${this.#prefix}.${token}`, headers: this.#headers });
       } catch (error) {
         this.#pending.delete(token);
         reject(error instanceof Error ? error : new Error(String(error)));

@@ -2,4 +2,5 @@ export { attemptMsgId, natsNames, type NatsNames } from './names.js';
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
 export { publishAll, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';
+export { JsonText, jsonWithRaw } from './json.js';
 export { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';

@@ -5,6 +5,7 @@ import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
 import { natsNames } from './names.js';
 import { publishAll, publishJson } from './publish.js';
+import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
 import { ensureStreams, ensureWorkerConsumer } from './streams.js';
 
@@ -82,6 +83,52 @@ describe('publish', () => {
     expect(result.failed).toEqual([1]);
   });
 
+  it('reports a single failed message (the one-message path)', async () => {
+    const js = new AckPublisher(nc);
+    try {
+      const result = await publishAll(js, [{ subject: `${ns}.nostream.y`, body: {}, msgID: 'job-4.1' }], { timeoutMs: 500 });
+      expect(result).toEqual({ ok: false, failed: [0], results: [undefined] });
+      const ok = await publishAll(js, [{ subject: names.subjects.job('email'), body: { b: 2 }, msgID: 'job-5.1' }], { timeoutMs: 2000 });
+      expect(ok.ok).toBe(true);
+      expect(ok.results[0]?.seq).toBeGreaterThan(0);
+    } finally {
+      js.close();
+    }
+  });
+
+  it('sends a JsonText body as it is, without serializing it again', async () => {
+    const js = new AckPublisher(nc);
+    try {
+      const text = '{"b":1,  "a":[1,2]}';
+      const ack = await publishJson(js, names.subjects.job('email'), new JsonText(text), 'job-6.1');
+      const stored = await jsm.streams.getMessage(names.streams.jobs, { seq: ack.seq });
+      expect(stored?.string()).toBe(text);
+      // and an object is serialized
+      const ack2 = await publishJson(js, names.subjects.job('email'), { a: 'x' }, 'job-7.1');
+      expect((await jsm.streams.getMessage(names.streams.jobs, { seq: ack2.seq }))?.string()).toBe('{"a":"x"}');
+    } finally {
+      js.close();
+    }
+  });
+});
+
+describe('jsonWithRaw', () => {
+  it('splices JSON text in as a field, and equals JSON.stringify of the whole', () => {
+    const payload = { to: 'ü@example.com', n: [1, { x: null }], s: 'quote " and \\' };
+    const raw = JSON.stringify(payload);
+    const text = jsonWithRaw({ jobId: 'j', attempt: 1 }, 'payload', raw);
+    expect(JSON.parse(text)).toEqual({ jobId: 'j', attempt: 1, payload });
+    expect(text).toBe(JSON.stringify({ jobId: 'j', attempt: 1, payload }));
+  });
+
+  it('works on an empty object, leaves the field out for undefined, and keeps JSON null', () => {
+    expect(jsonWithRaw({}, 'p', '[1]')).toBe('{"p":[1]}');
+    expect(jsonWithRaw({ a: 1 }, 'p', undefined)).toBe('{"a":1}');
+    expect(JSON.parse(jsonWithRaw({ a: 1 }, 'p', 'null'))).toEqual({ a: 1, p: null });
+  });
+});
+
+describe('pingNats', () => {
   it('answers ping while connected', async () => {
     expect(await pingNats(nc)).toBe(true);
   });

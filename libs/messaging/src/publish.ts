@@ -1,5 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { AckPublisher } from './ack-publisher.js';
+import { JsonText } from './json.js';
 
 export interface PublishResult {
   readonly seq: number;
@@ -10,7 +11,10 @@ export interface PublishResult {
 /** Where acknowledged publishes go: the nats.js JetStream client, or the hot path's AckPublisher. */
 export type JetStreamTarget = JetStreamClient | AckPublisher;
 
-/** Publishes JSON with a msgID (JetStream dedupes on it) and waits for the stream's ack. */
+/**
+ * Publishes JSON with a msgID (JetStream dedupes on it) and waits for the stream's ack. A `JsonText`
+ * body is sent as it is; anything else is serialized with JSON.stringify.
+ */
 export async function publishJson(
   js: JetStreamTarget,
   subject: string,
@@ -19,8 +23,9 @@ export async function publishJson(
   opts: { timeoutMs?: number } = {},
 ): Promise<PublishResult> {
   const timeout = opts.timeoutMs ?? 5_000;
-  if (js instanceof AckPublisher) return js.publish(subject, JSON.stringify(body), msgID, timeout);
-  const ack = await js.publish(subject, JSON.stringify(body), { msgID, timeout });
+  const data = body instanceof JsonText ? body.text : JSON.stringify(body);
+  if (js instanceof AckPublisher) return js.publish(subject, data, msgID, timeout);
+  const ack = await js.publish(subject, data, { msgID, timeout });
   return { seq: ack.seq, duplicate: ack.duplicate };
 }
 
@@ -33,6 +38,15 @@ export async function publishAll(
   messages: readonly { subject: string; body: unknown; msgID: string }[],
   opts: { timeoutMs?: number } = {},
 ): Promise<{ ok: boolean; failed: number[]; results: (PublishResult | undefined)[] }> {
+  if (messages.length === 1) {
+    // The common case (one job per request), without allSettled's bookkeeping.
+    const m = messages[0]!;
+    try {
+      return { ok: true, failed: [], results: [await publishJson(js, m.subject, m.body, m.msgID, opts)] };
+    } catch {
+      return { ok: false, failed: [0], results: [undefined] };
+    }
+  }
   const settled = await Promise.allSettled(messages.map((m) => publishJson(js, m.subject, m.body, m.msgID, opts)));
   const failed: number[] = [];
   const results = settled.map((r, i) => {

@@ -1,0 +1,19 @@
+/**
+ * A message body that is JSON text already: published as is, not serialized again. The hot path
+ * serializes a job's payload once and carries the text into every message that holds it.
+ */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * `JSON.stringify(value)` with the field `key` set to `raw`, which is JSON text already (for example
+ * a payload serialized once). `raw` undefined leaves the field out, as JSON.stringify does with an
+ * undefined value. `value` must be a plain object that does not have `key` itself.
+ */
+export function jsonWithRaw(value: object, key: string, raw: string | undefined): string {
+  const text = JSON.stringify(value);
+  if (raw === undefined) return text;
+  const field = `${JSON.stringify(key)}:${raw}`;
+  return text === '{}' ? `{${field}}` : `${text.slice(0, -1)},${field}}`;
+}
