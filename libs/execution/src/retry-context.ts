@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Name, Priority } from '@janus/contracts';
+import { jsonWithRaw } from '@janus/messaging';
 
 /**
  * What a retry needs of the original job, kept with its lease in Redis (the outcome event carries
@@ -16,8 +17,14 @@ export const RetryContext = z.object({
 });
 export type RetryContext = z.infer<typeof RetryContext>;
 
-export function encodeRetryContext(ctx: RetryContext): string {
-  return JSON.stringify(ctx);
+/**
+ * The context as stored with the lease. `payloadJson`, when given, is the payload as JSON text
+ * already (the ingress serializes a payload once) and stands for `ctx.payload`, which is then unset.
+ */
+export function encodeRetryContext(ctx: RetryContext, payloadJson?: string): string {
+  if (payloadJson === undefined) return JSON.stringify(ctx);
+  if (ctx.payload !== undefined) throw new Error('encodeRetryContext: the payload is given twice');
+  return jsonWithRaw(ctx, 'payload', payloadJson);
 }
 
 export function decodeRetryContext(raw: string | undefined): RetryContext | undefined {
