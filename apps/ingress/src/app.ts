@@ -9,7 +9,7 @@ import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import { AdmissionService } from './admission.js';
-import { AuthFailureThrottle, requireTenant, type TenantKeys } from './auth.js';
+import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
 import { DecisionRecorder } from './decisions.js';
 import { IngressMetrics } from './metrics.js';
 import { PROBLEM, problem, type ProblemStatus } from './problem.js';
@@ -49,7 +49,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
     ...(deps.logger ? { logger: deps.logger } : {}),
     ...(deps.publishTimeoutMs !== undefined ? { publishTimeoutMs: deps.publishTimeoutMs } : {}),
   });
-  const auth = requireTenant({
+  const auth = tenantAuth({
     keys: deps.keys,
     throttle: deps.throttle ?? new AuthFailureThrottle(),
     policy: deps.policy,
@@ -58,8 +58,8 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
 
   const app = new OpenAPIHono<BlankEnv>();
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
-  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, requireTenant: auth, jobView: deps.jobView }));
-  app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth }));
+  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView }));
+  app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware }));
   app.route('/', outcomeRoutes({ limiter: deps.limiter, js: deps.js, names: deps.names, metrics, ...(deps.logger ? { logger: deps.logger } : {}) }));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Tenant API key' });

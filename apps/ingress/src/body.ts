@@ -16,8 +16,3 @@ export function jsonBody(maxBytes: () => number): MiddlewareHandler {
     await next();
   };
 }
-
-/** Bytes of a JSON value as it travels in the job message. */
-export function jsonBytes(value: unknown): number {
-  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value), 'utf8');
-}

@@ -1,5 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import {
   AdmittedResponse,
   BatchAdmittedResponse,
@@ -12,17 +12,17 @@ import {
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
-import { jsonBytes } from '../body.js';
 import { newJobId } from '../ids.js';
+import type { TenantAuth } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
-import { bearerSecurity, problemContent, problemResponses, subApp, z, type IngressEnv, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
+import { bearerSecurity, problemContent, problemResponses, subApp, z, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
 import { PROBLEM, fieldErrors, invalidRequest, problem, retryAfterSeconds, unavailable, type FieldError } from '../problem.js';
 
 export interface JobsRouteDeps {
   readonly policy: () => CompiledPolicy | undefined;
   readonly admission: AdmissionService;
   readonly metrics: IngressMetrics;
-  readonly requireTenant: MiddlewareHandler<IngressEnv>;
+  readonly auth: TenantAuth;
   /** Reads the tenant's own job as the persister stored it; undefined when unknown (or another tenant's). */
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
 }
@@ -110,7 +110,7 @@ function idempotencyKey(header: string | undefined, bodyKey: string | undefined,
 }
 
 /** Job type known and payload within its limit; errors name the field. */
-function checkJob(policy: CompiledPolicy, job: BatchRequestBody['jobs'][number], prefix: string): Response | undefined {
+function checkJob(policy: CompiledPolicy, job: PreparedJob, prefix: string): Response | undefined {
   const jt = policy.jobType(job.type);
   if (!jt) {
     return problem(404, PROBLEM.unknownJobType, 'Unknown job type', {
@@ -118,7 +118,8 @@ function checkJob(policy: CompiledPolicy, job: BatchRequestBody['jobs'][number],
       errors: [{ path: `${prefix}type`, message: 'unknown job type' }],
     });
   }
-  const bytes = jsonBytes(job.payload);
+  // The payload's size as it travels in the job message.
+  const bytes = job.payloadJson === undefined ? 0 : Buffer.byteLength(job.payloadJson, 'utf8');
   if (bytes > jt.maxPayloadBytes) {
     return problem(413, PROBLEM.payloadTooLarge, 'Payload too large', {
       detail: `the payload has ${bytes} bytes; job type "${job.type}" allows ${jt.maxPayloadBytes}`,
@@ -133,7 +134,7 @@ function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string |
     jobId: newJobId(),
     type: job.type,
     priority: job.priority,
-    ...(job.payload !== undefined ? { payload: job.payload } : {}),
+    ...(job.payload !== undefined ? { payloadJson: JSON.stringify(job.payload) } : {}),
     ...(job.cost !== undefined ? { cost: job.cost } : {}),
     ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
   };
@@ -183,31 +184,36 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   // which cost as much as the rest of the request. Same checks, same answers: 415/413/400 from
   // readJsonBody, then one zod parse whose failure is the same problem+json 400.
   app.openAPIRegistry.registerPath(submitRoute);
-  app.post(submitRoute.path, deps.requireTenant, async (c) => {
+  app.post(submitRoute.path, async (c) => {
+    const who = deps.auth.authenticate(c);
+    if ('response' in who) return who.response;
     const body = await validBody(c, singleCap(), JobRequestBody);
-    return body.ok ? submit(c, body.value) : body.response;
+    return body.ok ? submit(c, who.tenant, body.value) : body.response;
   });
-  async function submit(c: Context<IngressEnv>, body: JobRequestBody): Promise<Response> {
+  async function submit(c: Context, tenant: string, body: JobRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
     const key = idempotencyKey(requestHeader(c, 'idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
-    const bad = checkJob(policy, body, '');
+    const job = prepare(body, key.key);
+    const bad = checkJob(policy, job, '');
     if (bad) return bad;
     // mode "queue": until the execution loop lands, a queue request is admitted now when it can be
     // and otherwise rejected like mode "now" (documented in the README).
-    const result = await deps.admission.admit(c.get('tenant'), policy, [prepare(body, key.key)], 'single');
+    const result = await deps.admission.admit(tenant, policy, [job], 'single');
     observe(started, result);
     return answer(c, result, 'single');
   }
 
   app.openAPIRegistry.registerPath(batchRoute);
-  app.post(batchRoute.path, deps.requireTenant, async (c) => {
+  app.post(batchRoute.path, async (c) => {
+    const who = deps.auth.authenticate(c);
+    if ('response' in who) return who.response;
     const body = await validBody(c, batchCap(), BatchRequestBody);
-    return body.ok ? submitBatch(c, body.value) : body.response;
+    return body.ok ? submitBatch(c, who.tenant, body.value) : body.response;
   });
-  async function submitBatch(c: Context<IngressEnv>, body: BatchRequestBody): Promise<Response> {
+  async function submitBatch(c: Context, tenant: string, body: BatchRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
     if (!policy) return policyNotLoaded();
@@ -218,7 +224,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       if (!parsed.success) return invalidRequest(fieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header');
       batchKey = parsed.data;
     }
-    for (const [i, job] of body.jobs.entries()) {
+    const jobs = body.jobs.map((j) => prepare(j, j.idempotencyKey));
+    for (const [i, job] of jobs.entries()) {
       const bad = checkJob(policy, job, `jobs.${i}.`);
       if (bad) return bad;
     }
@@ -230,14 +237,13 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       }
       seen.add(job.idempotencyKey);
     }
-    const jobs = body.jobs.map((j) => prepare(j, j.idempotencyKey));
     const windowMs = Math.max(...jobs.map((j) => policy.jobType(j.type)?.idempotencyWindowMs ?? 86_400_000));
-    const result = await deps.admission.admit(c.get('tenant'), policy, jobs, 'batch', batchKey !== undefined ? { key: batchKey, windowMs } : undefined);
+    const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchKey !== undefined ? { key: batchKey, windowMs } : undefined);
     observe(started, result);
     return answer(c, result, 'batch');
   }
 
-  app.openapi({ ...getRoute, middleware: [deps.requireTenant] as const }, (c) => getJob(c) as never);
+  app.openapi({ ...getRoute, middleware: [deps.auth.middleware] as const }, (c) => getJob(c) as never);
   async function getJob(c: ParamContext<{ jobId: string }>): Promise<Response> {
     const { jobId } = c.req.valid('param');
     let view: JobView | undefined;
