@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { withNodeOptions } from './node-options.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
@@ -40,7 +41,8 @@ const env = {
 
 const width = Math.max(...apps.map((a) => a.name.length));
 const children = apps.map(({ name, color }) => {
-  const child = spawn(tsx, [path.join('apps', name, 'src', 'main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Each app with its own Node flags (package.json `janus.nodeOptions`, e.g. the ingress's young generation).
+  const child = spawn(tsx, [path.join('apps', name, 'src', 'main.ts')], { cwd: root, env: withNodeOptions(env, name), stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = process.stdout.isTTY ? `\x1b[${color}m${name.padEnd(width)}\x1b[0m │ ` : `${name.padEnd(width)} | `;
   for (const stream of [child.stdout, child.stderr]) {
     readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));

@@ -25,6 +25,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
+import { withNodeOptions } from '../../scripts/node-options.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
@@ -162,7 +163,9 @@ async function main(): Promise<void> {
   const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 2 });
 
   const startIngress = async (namespace: string, port: number, cwd: string): Promise<ChildProcess> => {
+    // The ingress runs with its own Node flags, as `npm start` and the image run it.
     const proc = child(['apps/ingress/src/main.ts'], {
+      NODE_OPTIONS: withNodeOptions(process.env, 'ingress', cwd).NODE_OPTIONS ?? '',
       NODE_ENV: 'production',
       JANUS_NAMESPACE: namespace,
       JANUS_INGRESS_PORT: String(port),
@@ -192,7 +195,8 @@ async function main(): Promise<void> {
   try {
     const ingress = await startIngress(ns, ingressPort, root);
     const other = against ? await startIngress(otherNs, otherPort, against) : undefined;
-    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort) });
+    // The same Node flags for the ceiling: only the code differs between the two.
+    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort), NODE_OPTIONS: withNodeOptions(process.env, 'ingress').NODE_OPTIONS ?? '' });
     children.push(ceiling);
     await waitHttp(`http://127.0.0.1:${ceilingPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
 
