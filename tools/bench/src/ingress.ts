@@ -25,6 +25,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
+// tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
+// eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
 
 const here = fileURLToPath(import.meta.url);
