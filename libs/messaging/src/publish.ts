@@ -15,7 +15,7 @@ export type JetStreamTarget = JetStreamClient | AckPublisher;
  * Publishes JSON with a msgID (JetStream dedupes on it) and waits for the stream's ack. A `JsonText`
  * body is sent as it is; anything else is serialized with JSON.stringify.
  */
-export async function publishJson(
+export function publishJson(
   js: JetStreamTarget,
   subject: string,
   body: unknown,
@@ -23,10 +23,15 @@ export async function publishJson(
   opts: { timeoutMs?: number } = {},
 ): Promise<PublishResult> {
   const timeout = opts.timeoutMs ?? 5_000;
-  const data = body instanceof JsonText ? body.text : JSON.stringify(body);
+  let data: string;
+  try {
+    data = body instanceof JsonText ? body.text : JSON.stringify(body);
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+  // Not an async function: the hot path (AckPublisher) hands its promise through without another hop.
   if (js instanceof AckPublisher) return js.publish(subject, data, msgID, timeout);
-  const ack = await js.publish(subject, data, { msgID, timeout });
-  return { seq: ack.seq, duplicate: ack.duplicate };
+  return js.publish(subject, data, { msgID, timeout }).then((ack) => ({ seq: ack.seq, duplicate: ack.duplicate }));
 }
 
 /**
