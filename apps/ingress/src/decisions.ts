@@ -12,7 +12,7 @@ export class DecisionRecorder {
   ) {}
 
   record(decision: Decision, reason: string, jobType: string, count: number): void {
-    this.metrics.decisions.inc({ decision, reason, job_type: jobType }, count);
+    this.metrics.decisionCounts.add(decision, reason, jobType, count);
     // WIRE-LIVE-STATS: the single call site for the dashboard's live stats.
     this.live?.(decision, reason, jobType, count);
   }
@@ -28,7 +28,10 @@ type LiveDecisionInput =
  * stats are a dashboard aid, never a reason to fail an admission.
  */
 export class LiveStatsBuffer {
-  private pending = new Map<string, { decision: LiveDecisionInput; count: number }>();
+  // "admitted" or "rejected|<reason>" → the dependency names joined → count. The joined names are
+  // remembered per list, so an admission with the policy's own list builds no key.
+  private pending = new Map<string, Map<string, { decision: LiveDecisionInput; count: number }>>();
+  private readonly joined = new WeakMap<readonly string[], string>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -45,18 +48,24 @@ export class LiveStatsBuffer {
     if (decision !== 'admitted' && decision !== 'fail_open' && decision !== 'rejected') return;
     const dependencies = this.dependenciesOf(jobType);
     if (dependencies === undefined) return; // unknown job type: not a limit decision
-    const d: LiveDecisionInput = decision === 'rejected' ? { outcome: 'rejected', reason, dependencies } : { outcome: 'admitted', dependencies };
-    const key = `${d.outcome}|${decision === 'rejected' ? reason : ''}|${dependencies.join(',')}`;
-    const entry = this.pending.get(key);
+    const rejected = decision === 'rejected';
+    const group = rejected ? `rejected|${reason}` : 'admitted';
+    let byDependencies = this.pending.get(group);
+    if (byDependencies === undefined) this.pending.set(group, (byDependencies = new Map()));
+    let key = this.joined.get(dependencies);
+    if (key === undefined) this.joined.set(dependencies, (key = dependencies.join(',')));
+    const entry = byDependencies.get(key);
     if (entry) entry.count += count;
-    else this.pending.set(key, { decision: d, count });
+    else byDependencies.set(key, { decision: rejected ? { outcome: 'rejected', reason, dependencies } : { outcome: 'admitted', dependencies }, count });
   };
 
   async flush(): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    await Promise.all([...batch.values()].map((e) => this.write(e.decision, e.count).catch(() => undefined)));
+    const writes: Promise<void>[] = [];
+    for (const byDependencies of batch.values()) for (const e of byDependencies.values()) writes.push(this.write(e.decision, e.count).catch(() => undefined));
+    await Promise.all(writes);
   }
 
   async stop(): Promise<void> {

@@ -15,17 +15,29 @@ function random10(): Buffer {
   return pool.subarray(poolAt - 10, poolAt);
 }
 
+// The 10 time characters, kept for the last millisecond asked (many ids share one at full load).
+let lastMs = Number.NaN;
+let lastTime = '';
+function timePart(ms: number): string {
+  if (ms !== lastMs) {
+    let time = '';
+    let t = ms;
+    for (let i = 0; i < 10; i++) {
+      time = CROCKFORD[t % 32] + time;
+      t = Math.floor(t / 32);
+    }
+    lastMs = ms;
+    lastTime = time;
+  }
+  return lastTime;
+}
+
 /**
  * A ULID-shaped job id (26 Crockford base32 characters: 48 bits of ms time, 80 random bits): unique
  * across instances without coordination, and sortable by creation time as text.
  */
 export function newJobId(now = Date.now()): string {
-  let time = '';
-  let t = now;
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time;
-    t = Math.floor(t / 32);
-  }
+  const time = timePart(now);
   const bytes = random10();
   let random = '';
   // 80 bits → 16 characters of 5 bits.

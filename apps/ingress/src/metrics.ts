@@ -2,9 +2,39 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 
 export type Decision = 'admitted' | 'rejected' | 'duplicate' | 'unavailable' | 'fail_open';
 
+type DecisionLabel = 'decision' | 'reason' | 'job_type';
+
+/**
+ * Decision counts kept in plain maps and added to the Prometheus counter when it is collected: a
+ * labelled `inc()` hashes (sorts and joins) its labels on every call, once per admitted job.
+ */
+export class DecisionCounts {
+  readonly #pending = new Map<Decision, Map<string, Map<string, number>>>();
+
+  add(decision: Decision, reason: string, jobType: string, count: number): void {
+    let byReason = this.#pending.get(decision);
+    if (byReason === undefined) this.#pending.set(decision, (byReason = new Map()));
+    let byType = byReason.get(reason);
+    if (byType === undefined) byReason.set(reason, (byType = new Map()));
+    byType.set(jobType, (byType.get(jobType) ?? 0) + count);
+  }
+
+  /** Adds what was counted since the last call to `counter`, and forgets it. */
+  drainInto(counter: Counter<DecisionLabel>): void {
+    for (const [decision, byReason] of this.#pending) {
+      for (const [reason, byType] of byReason) {
+        for (const [jobType, n] of byType) if (n > 0) counter.inc({ decision, reason, job_type: jobType }, n);
+        byType.clear();
+      }
+    }
+  }
+}
+
 /** The ingress's own metrics, registered on the app's registry. */
 export class IngressMetrics {
-  readonly decisions: Counter<'decision' | 'reason' | 'job_type'>;
+  /** Where decisions are counted (see DecisionCounts); `decisions` shows them when scraped. */
+  readonly decisionCounts = new DecisionCounts();
+  readonly decisions: Counter<DecisionLabel>;
   readonly admissionSeconds: Histogram<'decision'>;
   readonly publishFailures: Counter<'stream'>;
   readonly failOpen: Counter<'job_type'>;
@@ -12,11 +42,15 @@ export class IngressMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
+    const counts = this.decisionCounts;
     this.decisions = new Counter({
       name: 'janus_admission_decisions_total',
       help: 'Admission decisions by decision, reason and job type (one per job)',
       labelNames: ['decision', 'reason', 'job_type'],
       registers,
+      collect() {
+        counts.drainInto(this);
+      },
     });
     this.admissionSeconds = new Histogram({
       name: 'janus_admission_duration_seconds',
