@@ -24,6 +24,7 @@ import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
+import { z } from 'zod';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
@@ -33,6 +34,10 @@ const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
 
 // ---- child mode: the bare Hono endpoint -----------------------------------------------------
+// The ingress validates a submitted job with this schema (apps/ingress/src/openapi.ts, where the
+// payload is also documented): the contract's JobRequest, with the payload taken as it came from
+// JSON.parse rather than walked again by z.json(). The ceiling does the same validation.
+const JobRequestAsIngressValidatesIt = JobRequest.extend({ payload: z.unknown().optional() });
 if (process.argv.includes('--ceiling-server')) {
   const port = Number(process.env.CEILING_PORT);
   const app = new Hono();
@@ -48,7 +53,7 @@ if (process.argv.includes('--ceiling-server')) {
     } catch {
       body = undefined;
     }
-    const parsed = JobRequest.safeParse(body);
+    const parsed = JobRequestAsIngressValidatesIt.safeParse(body);
     if (!parsed.success) return c.json({ error: 'invalid' }, 400);
     return c.json({ jobId: randomBytes(13).toString('hex'), status: 'admitted', attempt: 1, admittedAt: new Date().toISOString() }, 202);
   });
