@@ -1,4 +1,4 @@
-import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { createInbox, MsgHdrsImpl, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { PublishResult } from './publish.js';
 
@@ -23,6 +23,27 @@ const PubAck = z.union([
   z.object({ error: z.object({ code: z.number(), description: z.string().optional() }) }),
 ]);
 
+/**
+ * The headers of an acked publish: `Nats-Msg-Id` only, set per message. nats.js's generic headers
+ * canonicalise the key, validate the value and encode through a TextEncoder (a new ArrayBuffer) on
+ * every message: ~1.3 µs of the ~3.7 µs a publish costs the client. This subclass is still a
+ * complete MsgHdrs (get/has/values see the id) and encodes its one header with a pooled Buffer.
+ */
+class MsgIdHeader extends MsgHdrsImpl {
+  #id = '';
+
+  setId(id: string): void {
+    // Header values cannot hold line breaks (they would end the header block).
+    if (id.includes('\r') || id.includes('\n')) throw new Error(`invalid msgID: ${JSON.stringify(id)}`);
+    this.#id = id;
+    this.headers.set('Nats-Msg-Id', [id]);
+  }
+
+  override encode(): Uint8Array {
+    return Buffer.from(`NATS/1.0\r\nNats-Msg-Id: ${this.#id}\r\n\r\n`);
+  }
+}
+
 interface Pending {
   readonly resolve: (ack: PublishResult) => void;
   readonly reject: (error: Error) => void;
@@ -43,7 +64,7 @@ export class AckPublisher {
   readonly #prefix: string;
   readonly #sub: Subscription;
   readonly #pending = new Map<string, Pending>();
-  readonly #headers = headers();
+  readonly #headers = new MsgIdHeader();
   #next = 0;
   #sweeper: NodeJS.Timeout | undefined;
 
@@ -63,7 +84,7 @@ export class AckPublisher {
       this.#next += 1;
       const token = this.#next.toString(36);
       // One headers object for every message: nats.js encodes it inside publish(), synchronously.
-      this.#headers.set('Nats-Msg-Id', msgID);
+      this.#headers.setId(msgID);
       this.#pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
       try {
         // A Buffer from the pool rather than nats.js's TextEncoder, which allocates an ArrayBuffer per call.

@@ -144,6 +144,12 @@ describe('AckPublisher (acked publishes without nats.js request objects)', () =>
     expect(acks.every((a) => !a.duplicate)).toBe(true);
     const again = await publisher.publish(subject, '{}', 'ap-7.1', 2000);
     expect(again).toEqual({ seq: acks[7]!.seq, duplicate: true });
+    // the stored message carries its msgID header and the body as sent
+    const stored = await jsm.streams.getMessage(names.streams.jobs, { seq: acks[7]!.seq });
+    expect(stored?.header.get('Nats-Msg-Id')).toBe('ap-7.1');
+    expect(stored?.json()).toEqual({ i: 7 });
+    // a msgID that would break the header block is refused before anything is sent
+    await expect(publisher.publish(subject, '{}', 'bad\r\nX-Injected: 1', 2000)).rejects.toThrow(/invalid msgID/);
     const info = await jsm.streams.info(names.streams.jobs, { subjects_filter: subject });
     expect(info.state.subjects?.[subject]).toBe(500);
     // the same publisher through publishAll
