@@ -30,9 +30,16 @@ export interface JobsRouteDeps {
 const ENVELOPE_BYTES = 16 * 1024;
 const DEFAULT_PAYLOAD_BYTES = 16 * 1024;
 
+// Per compiled policy (a new policy is a new object): asked on every submit, computed once.
+const largestPayloads = new WeakMap<CompiledPolicy, number>();
 function largestPayload(policy: CompiledPolicy | undefined): number {
-  let max = DEFAULT_PAYLOAD_BYTES;
-  for (const jt of policy?.jobTypes.values() ?? []) max = Math.max(max, jt.maxPayloadBytes);
+  if (policy === undefined) return DEFAULT_PAYLOAD_BYTES;
+  let max = largestPayloads.get(policy);
+  if (max === undefined) {
+    max = DEFAULT_PAYLOAD_BYTES;
+    for (const jt of policy.jobTypes.values()) max = Math.max(max, jt.maxPayloadBytes);
+    largestPayloads.set(policy, max);
+  }
   return max;
 }
 
@@ -181,15 +188,20 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   // The two submit routes are the hot path: documented from their route definitions, but validated
   // here rather than by @hono/zod-openapi's validator chain (a media-type gate, a header validator
   // building every header into an object, and a JSON validator parsing the body a second time),
-  // which cost as much as the rest of the request. Same checks, same answers: 415/413/400 from
-  // readJsonBody, then one zod parse whose failure is the same problem+json 400.
-  app.openAPIRegistry.registerPath(submitRoute);
-  app.post(submitRoute.path, async (c) => {
-    const who = deps.auth.authenticate(c);
-    if ('response' in who) return who.response;
-    const body = await validBody(c, singleCap(), JobRequestBody);
-    return body.ok ? submit(c, who.tenant, body.value) : body.response;
-  });
+  // which cost as much as the rest of the request. Same checks, same answers: authentication
+  // (401/403/429), 415/413/400 from readJsonBody, then one zod parse whose failure is the same
+  // problem+json 400.
+  function postValidated<T>(route: Parameters<typeof app.openAPIRegistry.registerPath>[0], cap: () => number, schema: z.ZodType<T>, handle: (c: Context, tenant: string, body: T) => Promise<Response>): void {
+    app.openAPIRegistry.registerPath(route);
+    app.post(route.path, async (c) => {
+      const who = deps.auth.authenticate(c);
+      if ('response' in who) return who.response;
+      const body = await validBody(c, cap(), schema);
+      return body.ok ? handle(c, who.tenant, body.value) : body.response;
+    });
+  }
+
+  postValidated(submitRoute, singleCap, JobRequestBody, submit);
   async function submit(c: Context, tenant: string, body: JobRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
@@ -206,13 +218,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     return answer(c, result, 'single');
   }
 
-  app.openAPIRegistry.registerPath(batchRoute);
-  app.post(batchRoute.path, async (c) => {
-    const who = deps.auth.authenticate(c);
-    if ('response' in who) return who.response;
-    const body = await validBody(c, batchCap(), BatchRequestBody);
-    return body.ok ? submitBatch(c, who.tenant, body.value) : body.response;
-  });
+  postValidated(batchRoute, batchCap, BatchRequestBody, submitBatch);
   async function submitBatch(c: Context, tenant: string, body: BatchRequestBody): Promise<Response> {
     const started = process.hrtime.bigint();
     const policy = deps.policy();
