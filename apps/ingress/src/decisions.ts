@@ -18,6 +18,8 @@ export class DecisionRecorder {
   }
 }
 
+type Dependency = { readonly name: string };
+
 type LiveDecisionInput =
   | { readonly outcome: 'admitted'; readonly dependencies: readonly string[] }
   | { readonly outcome: 'rejected'; readonly reason: string; readonly dependencies: readonly string[] };
@@ -28,15 +30,16 @@ type LiveDecisionInput =
  * stats are a dashboard aid, never a reason to fail an admission.
  */
 export class LiveStatsBuffer {
-  // "admitted" or "rejected|<reason>" → the dependency names joined → count. The joined names are
-  // remembered per list, so an admission with the policy's own list builds no key.
+  // "admitted" or "rejected|<reason>" → the dependency names joined → count. Names and key are
+  // derived once per dependency list (the compiled policy's own array), not per admission.
   private pending = new Map<string, Map<string, { decision: LiveDecisionInput; count: number }>>();
-  private readonly joined = new WeakMap<readonly string[], string>();
+  private readonly named = new WeakMap<readonly Dependency[], { readonly names: readonly string[]; readonly key: string }>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly write: (decision: LiveDecisionInput, count: number) => Promise<void>,
-    private readonly dependenciesOf: (jobType: string) => readonly string[] | undefined,
+    /** The job type's dependency list as the running policy holds it; undefined for an unknown type. */
+    private readonly dependenciesOf: (jobType: string) => readonly Dependency[] | undefined,
     intervalMs = 250,
   ) {
     this.timer = setInterval(() => void this.flush(), intervalMs);
@@ -46,14 +49,18 @@ export class LiveStatsBuffer {
   /** The `live` callback of DecisionRecorder: admitted (incl. fail-open) and limit rejections only. */
   readonly record = (decision: Decision, reason: string, jobType: string, count: number): void => {
     if (decision !== 'admitted' && decision !== 'fail_open' && decision !== 'rejected') return;
-    const dependencies = this.dependenciesOf(jobType);
-    if (dependencies === undefined) return; // unknown job type: not a limit decision
+    const list = this.dependenciesOf(jobType);
+    if (list === undefined) return; // unknown job type: not a limit decision
+    let named = this.named.get(list);
+    if (named === undefined) {
+      const names = list.map((d) => d.name);
+      this.named.set(list, (named = { names, key: names.join(',') }));
+    }
+    const { names: dependencies, key } = named;
     const rejected = decision === 'rejected';
     const group = rejected ? `rejected|${reason}` : 'admitted';
     let byDependencies = this.pending.get(group);
     if (byDependencies === undefined) this.pending.set(group, (byDependencies = new Map()));
-    let key = this.joined.get(dependencies);
-    if (key === undefined) this.joined.set(dependencies, (key = dependencies.join(',')));
     const entry = byDependencies.get(key);
     if (entry) entry.count += count;
     else byDependencies.set(key, { decision: rejected ? { outcome: 'rejected', reason, dependencies } : { outcome: 'admitted', dependencies }, count });

@@ -58,17 +58,9 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   const nats = new NatsStatus(runtime.nc);
   // Acked JetStream publishes for the hot path (see AckPublisher: cheaper than js.publish per message).
   const publisher = new AckPublisher(runtime.nc);
-  // One dependency-name list per compiled job type (the live-stats buffer groups by the list itself).
-  const dependencyNames = new WeakMap<object, readonly string[]>();
   const live = new LiveStatsBuffer(
     (decision, count) => recordDecision(runtime.redis, settings.namespace, decision, { count }),
-    (jobType) => {
-      const jt = limiter.policy.jobType(jobType);
-      if (jt === undefined) return undefined;
-      let names = dependencyNames.get(jt);
-      if (names === undefined) dependencyNames.set(jt, (names = jt.dependencies.map((d) => d.name)));
-      return names;
-    },
+    (jobType) => limiter.policy.jobType(jobType)?.dependencies,
   );
   const app = createApp({
     policy: () => (policy.loaded ? limiter.policy : undefined),

@@ -24,7 +24,8 @@ describe('decision counting', () => {
 
   it('buffers live stats by outcome, reason and dependency list, and ignores what is not a limit decision', async () => {
     const writes: { decision: unknown; count: number }[] = [];
-    const deps: Record<string, readonly string[]> = { email: ['smtp'], digest: ['smtp'], sms: ['twilio', 'carrier'] };
+    const list = (...names: string[]) => names.map((name) => ({ name }));
+    const deps: Record<string, readonly { name: string }[]> = { email: list('smtp'), digest: list('smtp'), sms: list('twilio', 'carrier') };
     const buffer = new LiveStatsBuffer(async (decision, count) => void writes.push({ decision, count }), (t) => deps[t], 60_000);
     buffer.record('admitted', 'admitted', 'email', 2);
     buffer.record('fail_open', 'store_unavailable', 'email', 1);
