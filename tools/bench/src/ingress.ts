@@ -19,13 +19,12 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { z } from 'zod';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace } from '@janus/testing';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
@@ -250,21 +249,11 @@ async function main(): Promise<void> {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))));
-    const redis = new Redis(settings.redisUrl);
-    const nc = await connect({ servers: [...settings.natsServers] });
-    const jsm = await jetstreamManager(nc);
-    for (const n of namespaces) {
-      await pool.query(`DROP SCHEMA IF EXISTS "${n}" CASCADE`).catch(() => undefined);
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${n}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.unlink(...keys);
-      } while (cursor !== '0');
-      for await (const s of jsm.streams.names()) if (s.startsWith(`${n.toUpperCase()}_`)) await jsm.streams.delete(s);
-    }
     await pool.end();
-    redis.disconnect();
-    await nc.close();
+    for (const n of namespaces) {
+      await dropPgNamespace(settings.databaseUrl, n).catch(() => undefined);
+      await dropRedisNamespace(settings.redisUrl, n);
+      await dropNatsNamespace([...settings.natsServers], n);
+    }
   }
 }
