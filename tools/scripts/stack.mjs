@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Makes sure Redis, NATS (JetStream on) and PostgreSQL answer at their URLs, so that `npm start`,
 // `npm test` and CI work on a fresh machine. For each service:
-//   reachable at its URL            → use it;
-//   else its Debian program exists  → start it as a local process, data under .janus/, and say so;
-//   else                            → print exactly what to install (or `docker compose up -d`), exit 1.
+//   reachable at its URL              → use it;
+//   else its Debian program exists    → start it as a local process, data under .janus/, and say so;
+//   else, as root with apt-get        → install the Debian package (and say so), then start it;
+//   else                              → print exactly what to install (or `docker compose up -d`), exit 1.
 // Finally creates the database named in DATABASE_URL if it is missing.
+// `--browser` also makes sure Debian's chromium is installed (the browser tests of `npm test` drive
+// it); the same rule: installed → use it, root with apt-get → install it, else say what to run.
+// `--stop` stops what this script started (the services under .janus/), nothing else.
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -70,12 +74,45 @@ function startDetached(cmd, args, logName, opts = {}) {
 const howToInstall = (pkg) =>
   `install it (Debian/Ubuntu: apt-get install -y ${pkg}) or run the services with Docker: docker compose up -d redis nats postgres`;
 
+// Installing is done only where it cannot surprise anyone: as root, with apt-get on the PATH.
+const canApt = () => process.getuid?.() === 0 && which('apt-get') !== undefined;
+let aptUpdated = false;
+
+/** Installs Debian packages (root with apt-get only); returns false when that is not possible here. */
+function aptInstall(packages, why) {
+  if (!canApt()) return false;
+  say(`installing ${packages.join(' ')} with apt-get (${why}) …`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // Wait for another apt run (a parallel install) instead of failing on its lock.
+  const lock = ['-o', 'DPkg::Lock::Timeout=600'];
+  if (!aptUpdated) {
+    spawnSync('apt-get', [...lock, 'update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    aptUpdated = true;
+  }
+  const r = spawnSync('apt-get', [...lock, 'install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  if (r.status !== 0) fail(`apt-get install ${packages.join(' ')} failed (exit ${r.status}); install it by hand: apt-get install -y ${packages.join(' ')}`);
+  say(`installed ${packages.join(' ')}`);
+  return true;
+}
+
+/** The program, installing its Debian package first when it is missing and that is allowed. */
+function program(find, pkg, what) {
+  const found = find();
+  if (found) return found;
+  if (aptInstall([pkg], `${what} is not installed`)) {
+    const installed = find();
+    if (installed) return installed;
+  }
+  return undefined;
+}
+
 async function ensureRedis() {
   const { host, port, raw } = parseUrl('REDIS_URL', 'redis://127.0.0.1:6379', 6379);
   if (await reachable(host, port)) return say(`redis      up at ${raw}`);
   if (!isLocal(host)) fail(`Redis is not reachable at ${raw} (REDIS_URL) and is not local, so it cannot be started here`);
-  const bin = which('redis-server') ?? firstExisting(['/usr/bin/redis-server']);
+  const bin = program(() => which('redis-server') ?? firstExisting(['/usr/bin/redis-server']), 'redis-server', 'redis-server');
   if (!bin) fail(`Redis is not reachable at ${raw} and redis-server is not installed: ${howToInstall('redis-server')}`);
+  if (await reachable(host, port)) return say(`redis      up at ${raw} (started by its package)`);
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   startDetached(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--pidfile', path.join(dataDir, 'redis.pid')], 'redis.log');
@@ -87,8 +124,9 @@ async function ensureNats() {
   const { host, port, raw } = parseUrl('NATS_URL', 'nats://127.0.0.1:4222', 4222);
   if (await reachable(host, port)) return say(`nats       up at ${raw}`);
   if (!isLocal(host)) fail(`NATS is not reachable at ${raw} (NATS_URL) and is not local, so it cannot be started here`);
-  const bin = which('nats-server') ?? firstExisting(['/usr/sbin/nats-server', '/usr/bin/nats-server']);
+  const bin = program(() => which('nats-server') ?? firstExisting(['/usr/sbin/nats-server', '/usr/bin/nats-server']), 'nats-server', 'nats-server');
   if (!bin) fail(`NATS is not reachable at ${raw} and nats-server is not installed: ${howToInstall('nats-server')}`);
+  if (await reachable(host, port)) return say(`nats       up at ${raw} (started by its package; it must have JetStream on)`);
   const dir = path.join(dataDir, 'nats');
   mkdirSync(dir, { recursive: true });
   startDetached(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, '-P', path.join(dataDir, 'nats.pid')], 'nats.log');
@@ -108,8 +146,11 @@ async function ensurePostgres() {
   const { host, port, raw } = parseUrl('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/janus', 5432);
   if (!(await reachable(host, port))) {
     if (!isLocal(host)) fail(`PostgreSQL is not reachable at ${host}:${port} (DATABASE_URL) and is not local`);
-    const bin = pgBinDir();
+    const bin = program(pgBinDir, 'postgresql', 'PostgreSQL');
     if (!bin) fail(`PostgreSQL is not reachable at ${host}:${port} and is not installed: ${howToInstall('postgresql')}`);
+  }
+  if (!(await reachable(host, port))) {
+    const bin = pgBinDir();
     const dir = path.join(dataDir, 'pg');
     const asRoot = process.getuid?.() === 0;
     // initdb and postgres refuse to run as root: run them as the `postgres` system user then.
@@ -195,10 +236,19 @@ function stopLocal() {
   }
 }
 
+/** Debian's chromium for the browser tests (nothing is downloaded by npm). */
+function ensureBrowser() {
+  const find = () => which('chromium') ?? firstExisting(['/usr/bin/chromium']);
+  const bin = program(find, 'chromium', 'chromium (the browser tests drive it)');
+  if (!bin) fail(`chromium is not installed and cannot be installed here (not root, or no apt-get): the browser tests need it. Run: sudo apt-get install -y chromium`);
+  say(`chromium   ${bin}`);
+}
+
 if (process.argv.includes('--stop')) {
   stopLocal();
 } else {
   await ensureRedis();
   await ensureNats();
   await ensurePostgres();
+  if (process.argv.includes('--browser')) ensureBrowser();
 }

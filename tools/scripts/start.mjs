@@ -1,76 +1,102 @@
 #!/usr/bin/env node
 // `npm start`: validate the environment, make sure Redis/NATS/PostgreSQL are up, apply migrations,
-// then run the four apps in the foreground with readable, prefixed logs until Ctrl-C, which stops
-// all of them cleanly (SIGTERM, then wait for each to finish).
-import { spawn, spawnSync } from 'node:child_process';
+// then run the four apps in the foreground with readable, prefixed logs, print where everything is
+// once they are ready, and stop them all cleanly on Ctrl-C.
+//
+// Ctrl-C: the apps run in their own process groups, so the terminal's SIGINT reaches only this
+// runner (and npm, which forwards it here again within milliseconds: that echo is the same Ctrl-C).
+// The runner sends each app one SIGTERM and waits for it to drain. A second Ctrl-C, a second or more
+// later, forces: SIGKILL to every app still running.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { withNodeOptions } from './node-options.mjs';
+import { APPS, devAdminToken, portOf, root, spawnApps, stopApps, waitReady } from './apps.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
-const apps = [
-  { name: 'ingress', color: 36 },
-  { name: 'policy-admin', color: 35 },
-  { name: 'persister', color: 33 },
-  { name: 'retry-scheduler', color: 32 },
-];
-
-const step = (label, cmd, args) => {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
+const say = (line) => process.stdout.write(`[start] ${line}\n`);
+const step = (label, args) => {
+  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: process.env });
   if (r.status !== 0) {
     process.stderr.write(`[start] ${label} failed\n`);
     process.exit(r.status ?? 1);
   }
 };
 
-step('environment check', tsx, ['tools/scripts/check-env.ts']);
-step('service stack', process.execPath, ['tools/scripts/stack.mjs']);
-step('migrations', tsx, ['libs/db/src/cli.ts']);
+step('environment check', ['--import', 'tsx', 'tools/scripts/check-env.ts']);
+step('service stack', ['tools/scripts/stack.mjs']);
+step('migrations', ['--import', 'tsx', 'libs/db/src/cli.ts']);
 
-// All apps of one `npm start` share one signing key (ingress signs lease tokens, the scheduler
-// verifies them): generated per start in development, as CONTRACT §1 says.
+const admin = devAdminToken(process.env);
 const env = {
   ...process.env,
+  JANUS_ADMIN_TOKEN: admin.token,
+  // All apps of one `npm start` share one signing key (ingress signs lease tokens, the scheduler
+  // verifies them): generated per start in development, as CONTRACT §1 says.
   JANUS_SIGNING_KEY: process.env.JANUS_SIGNING_KEY || randomBytes(32).toString('base64url'),
   JANUS_LOG_FORMAT: process.env.JANUS_LOG_FORMAT || (process.stdout.isTTY ? 'pretty' : 'json'),
   FORCE_COLOR: process.stdout.isTTY ? '1' : '0',
 };
 
-const width = Math.max(...apps.map((a) => a.name.length));
-const children = apps.map(({ name, color }) => {
-  // Each app with its own Node flags (package.json `janus.nodeOptions`, e.g. the ingress's young generation).
-  const child = spawn(tsx, [path.join('apps', name, 'src', 'main.ts')], { cwd: root, env: withNodeOptions(env, name), stdio: ['ignore', 'pipe', 'pipe'] });
-  const prefix = process.stdout.isTTY ? `\x1b[${color}m${name.padEnd(width)}\x1b[0m │ ` : `${name.padEnd(width)} | `;
-  for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
-  }
-  return { name, child, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))) };
-});
+const children = spawnApps(env);
 
-let stopping = false;
-async function stopAll(exitCode) {
-  if (stopping) return;
-  stopping = true;
-  process.stdout.write('[start] stopping all apps…\n');
-  for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
-  const force = setTimeout(() => {
-    for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
-  }, 20_000);
-  await Promise.all(children.map((c) => c.exited));
-  clearTimeout(force);
-  process.stdout.write('[start] all apps stopped\n');
-  process.exit(exitCode);
+let stopping;
+let firstSignalAt = 0;
+function stopAll(exitCode) {
+  stopping ??= (async () => {
+    say('stopping all apps (Ctrl-C again to force)…');
+    const results = await stopApps(children);
+    const unclean = results.map((r, i) => ({ ...r, name: children[i].name })).filter((r) => r.code !== 0);
+    for (const r of unclean) say(`${r.name} ended with ${r.signal ?? `exit code ${r.code}`}`);
+    say(unclean.length === 0 ? 'all apps stopped cleanly' : 'stopped');
+    process.exit(unclean.length === 0 ? exitCode : exitCode || 1);
+  })();
+  return stopping;
 }
 
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
+function onSignal() {
+  const now = Date.now();
+  if (!firstSignalAt) {
+    firstSignalAt = now;
+    void stopAll(0);
+  } else if (now - firstSignalAt > 1_000) {
+    say('second Ctrl-C: killing every app still running');
+    for (const { child } of children) if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
+  }
+}
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
 for (const { name, exited } of children) {
   void exited.then(({ code, signal }) => {
     if (stopping) return;
     process.stderr.write(`[start] ${name} exited (${signal ?? code}); stopping the others\n`);
     void stopAll(code || 1);
   });
+}
+
+try {
+  await waitReady(env);
+} catch (error) {
+  if (!stopping) say(`${error.message}; the logs above say why (GET /readyz names what is down)`);
+}
+if (!stopping) {
+  const url = (name) => `http://127.0.0.1:${portOf(APPS.find((a) => a.name === name), env)}`;
+  const tokenHint = admin.source === 'JANUS_ADMIN_TOKEN' ? 'from JANUS_ADMIN_TOKEN' : `kept in ${admin.source.replace(' (new)', '')}, the same at every start`;
+  process.stdout.write(
+    [
+      '',
+      '  Janus is running.',
+      `    producers' API   ${url('ingress')}          (POST /v1/jobs)`,
+      `    API docs         ${url('ingress')}/docs     (admin API: ${url('policy-admin')}/openapi.json)`,
+      `    dashboard        ${url('policy-admin')}/dashboard`,
+      `    admin token      ${tokenHint}:`,
+      `                     export JANUS_ADMIN_TOKEN=${admin.token}`,
+      '',
+      '  Next:',
+      '    1. npm run demo                  the whole tour: policy, a key, a worker, jobs that succeed, retry and dead-letter',
+      '    2. npm run policy -- apply -f infra/policy.example.yaml     your policy from a file (with the token above)',
+      `    3. open ${url('policy-admin')}/dashboard and paste the token; README.md "First hour" says more`,
+      '',
+      '  Ctrl-C stops every app cleanly.',
+      '',
+    ].join('\n') + '\n',
+  );
 }

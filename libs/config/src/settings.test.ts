@@ -41,12 +41,21 @@ describe('loadSettings', () => {
     ['JANUS_ADMIN_PORT', '70000', '65535'],
     ['LOG_LEVEL', 'loud', 'Invalid option'],
     ['JANUS_SIGNING_KEY', 'short', 'at least 32'],
+    ['JANUS_HOST', 'localhost', 'must be an IP address'],
   ])('names %s when it is %j', (variable, value, fragment) => {
     const error = errorOf({ [variable]: value });
     expect(error.issues).toHaveLength(1);
     expect(error.issues[0]?.variable).toBe(variable);
     expect(error.message).toContain(variable);
     expect(error.issues[0]?.message).toContain(fragment);
+  });
+
+  it('listens on loopback in development and on every address elsewhere, unless JANUS_HOST says', () => {
+    expect(loadSettings({}).host).toBe('127.0.0.1');
+    expect(loadSettings({ NODE_ENV: 'test' }).host).toBe('0.0.0.0');
+    expect(loadSettings({ NODE_ENV: 'production', JANUS_SIGNING_KEY: 'k'.repeat(32) }).host).toBe('0.0.0.0');
+    expect(loadSettings({ JANUS_HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadSettings({ NODE_ENV: 'test', JANUS_HOST: '::1' }).host).toBe('::1');
   });
 
   it('requires a signing key in production', () => {

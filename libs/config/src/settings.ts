@@ -38,6 +38,7 @@ const envSchema = z.object({
   JANUS_ADMIN_PORT: port(8081),
   JANUS_PERSISTER_PORT: port(8082),
   JANUS_SCHEDULER_PORT: port(8083),
+  JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
 });
 
 export interface Settings {
@@ -52,6 +53,8 @@ export interface Settings {
   /** True when the signing key was generated for this process (development only). */
   readonly signingKeyGenerated: boolean;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The address every app listens on: 127.0.0.1 in development (nothing exposed by accident), else 0.0.0.0. */
+  readonly host: string;
   readonly ports: {
     readonly ingress: number;
     readonly admin: number;
@@ -101,6 +104,7 @@ export function loadSettings(env: Env = process.env): Settings {
     signingKey: e.JANUS_SIGNING_KEY ?? randomBytes(32).toString('base64url'),
     signingKeyGenerated,
     logLevel: e.LOG_LEVEL,
+    host: e.JANUS_HOST ?? (e.NODE_ENV === 'development' ? '127.0.0.1' : '0.0.0.0'),
     ports: Object.freeze({
       ingress: e.JANUS_INGRESS_PORT,
       admin: e.JANUS_ADMIN_PORT,

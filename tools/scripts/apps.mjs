@@ -1,0 +1,97 @@
+// Runs the four apps as child processes for `npm start` and `npm run demo`: one Node process per app
+// (tsx as an --import hook, no wrapper process), each in its OWN process group, so that a Ctrl-C in
+// the terminal reaches only the runner, which then stops every app exactly once.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { withNodeOptions } from './node-options.mjs';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const stateDir = path.join(root, '.janus');
+
+export const APPS = [
+  { name: 'ingress', color: 36, portVar: 'JANUS_INGRESS_PORT', port: 8080 },
+  { name: 'policy-admin', color: 35, portVar: 'JANUS_ADMIN_PORT', port: 8081 },
+  { name: 'persister', color: 33, portVar: 'JANUS_PERSISTER_PORT', port: 8082 },
+  { name: 'retry-scheduler', color: 32, portVar: 'JANUS_SCHEDULER_PORT', port: 8083 },
+];
+
+/** The port an app listens on under this environment. */
+export const portOf = (app, env) => Number(env[app.portVar] || app.port);
+
+/**
+ * The development admin token: JANUS_ADMIN_TOKEN when set, else the one kept in
+ * `.janus/admin-token` (git-ignored), created on first use, so that exports and dashboard
+ * sessions survive restarts.
+ */
+export function devAdminToken(env) {
+  if (env.JANUS_ADMIN_TOKEN) return { token: env.JANUS_ADMIN_TOKEN, source: 'JANUS_ADMIN_TOKEN' };
+  const file = path.join(stateDir, 'admin-token');
+  if (existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (kept.length >= 32) return { token: kept, source: '.janus/admin-token' };
+  }
+  mkdirSync(stateDir, { recursive: true });
+  const token = `dev_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, source: '.janus/admin-token (new)' };
+}
+
+/**
+ * Starts every app with `env`; their output lines go to `write`, prefixed with the app's name.
+ * Returns handles with an `exited` promise ({ code, signal }) each.
+ */
+export function spawnApps(env, write = (line) => process.stdout.write(line)) {
+  const tty = process.stdout.isTTY;
+  const width = Math.max(...APPS.map((a) => a.name.length));
+  return APPS.map((app) => {
+    const main = path.join('apps', app.name, 'src', 'main.ts');
+    // Each app with its own Node flags (package.json `janus.nodeOptions`, e.g. the ingress's young generation).
+    const child = spawn(process.execPath, ['--import', 'tsx', main], {
+      cwd: root,
+      env: withNodeOptions(env, app.name),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const prefix = tty ? `\x1b[${app.color}m${app.name.padEnd(width)}\x1b[0m │ ` : `${app.name.padEnd(width)} | `;
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream }).on('line', (line) => write(`${prefix}${line}\n`));
+    }
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    return { ...app, child, exited };
+  });
+}
+
+/** SIGTERM to each running app once; SIGKILL to those still running after `graceMs`. */
+export async function stopApps(children, graceMs = 20_000) {
+  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  const force = setTimeout(() => {
+    for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }, graceMs);
+  const results = await Promise.all(children.map((c) => c.exited));
+  clearTimeout(force);
+  return results;
+}
+
+/** Resolves when every app answers 200 on /readyz, or rejects after `timeoutMs`. */
+export async function waitReady(env, timeoutMs = 120_000, apps = APPS) {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(apps);
+  while (pending.size > 0) {
+    for (const app of [...pending]) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${portOf(app, env)}/readyz`, { signal: AbortSignal.timeout(1_000) });
+        if (res.status === 200) pending.delete(app);
+      } catch {
+        // not listening yet
+      }
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs / 1000} s: ${[...pending].map((a) => a.name).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
