@@ -42,7 +42,25 @@ export function devAdminToken(env) {
 }
 
 /**
- * Starts every app with `env`; their output lines go to `write`, prefixed with the app's name.
+ * The environment every app of one run shares: the admin token (see devAdminToken) and one signing
+ * key, since ingress signs lease tokens and the scheduler verifies them. The key is generated per
+ * run in development, as CONTRACT §1 says, unless JANUS_SIGNING_KEY is set.
+ */
+export function appsEnv(env, { logFormat } = {}) {
+  const admin = devAdminToken(env);
+  return {
+    admin,
+    env: {
+      ...env,
+      JANUS_ADMIN_TOKEN: admin.token,
+      JANUS_SIGNING_KEY: env.JANUS_SIGNING_KEY || randomBytes(32).toString('base64url'),
+      JANUS_LOG_FORMAT: env.JANUS_LOG_FORMAT || logFormat || (process.stdout.isTTY ? 'pretty' : 'json'),
+    },
+  };
+}
+
+/**
+ * Starts every app with `env` (from appsEnv); their output lines go to `write`, prefixed with the app's name.
  * Returns handles with an `exited` promise ({ code, signal }) each.
  */
 export function spawnApps(env, write = (line) => process.stdout.write(line)) {

@@ -5,11 +5,12 @@
 //
 // Ctrl-C: the apps run in their own process groups, so the terminal's SIGINT reaches only this
 // runner (and npm, which forwards it here again within milliseconds: that echo is the same Ctrl-C).
+// package.json's script `exec`s this file, so that no `sh` sits between npm and the runner: sh would
+// die of the SIGINT at once, npm with it, and the prompt would come back while the apps still drain.
 // The runner sends each app one SIGTERM and waits for it to drain. A second Ctrl-C, a second or more
 // later, forces: SIGKILL to every app still running.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { APPS, devAdminToken, portOf, root, spawnApps, stopApps, waitReady } from './apps.mjs';
+import { APPS, appsEnv, portOf, root, spawnApps, stopApps, waitReady } from './apps.mjs';
 
 const say = (line) => process.stdout.write(`[start] ${line}\n`);
 const step = (label, args) => {
@@ -24,16 +25,7 @@ step('environment check', ['--import', 'tsx', 'tools/scripts/check-env.ts']);
 step('service stack', ['tools/scripts/stack.mjs']);
 step('migrations', ['--import', 'tsx', 'libs/db/src/cli.ts']);
 
-const admin = devAdminToken(process.env);
-const env = {
-  ...process.env,
-  JANUS_ADMIN_TOKEN: admin.token,
-  // All apps of one `npm start` share one signing key (ingress signs lease tokens, the scheduler
-  // verifies them): generated per start in development, as CONTRACT §1 says.
-  JANUS_SIGNING_KEY: process.env.JANUS_SIGNING_KEY || randomBytes(32).toString('base64url'),
-  JANUS_LOG_FORMAT: process.env.JANUS_LOG_FORMAT || (process.stdout.isTTY ? 'pretty' : 'json'),
-  FORCE_COLOR: process.stdout.isTTY ? '1' : '0',
-};
+const { admin, env } = appsEnv({ ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' });
 
 const children = spawnApps(env);
 

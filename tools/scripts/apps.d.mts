@@ -1,0 +1,29 @@
+import type { ChildProcess } from 'node:child_process';
+
+type Env = Record<string, string | undefined>;
+export interface AppSpec {
+  readonly name: 'ingress' | 'policy-admin' | 'persister' | 'retry-scheduler';
+  readonly color: number;
+  readonly portVar: string;
+  readonly port: number;
+}
+export interface RunningApp extends AppSpec {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+/** The repository root and its git-ignored state folder (`.janus/`). */
+export const root: string;
+export const stateDir: string;
+export const APPS: readonly AppSpec[];
+/** The port an app listens on under this environment. */
+export function portOf(app: AppSpec, env: Env): number;
+/** JANUS_ADMIN_TOKEN, else the token kept in `.janus/admin-token` (created on first use). */
+export function devAdminToken(env: Env): { token: string; source: string };
+/** The environment the apps of one run share: admin token and one signing key (generated per run). */
+export function appsEnv(env: Env, options?: { logFormat?: 'json' | 'pretty' }): { admin: { token: string; source: string }; env: Env };
+/** Starts every app, each in its own process group; output lines go to `write`, prefixed. */
+export function spawnApps(env: Env, write?: (line: string) => void): RunningApp[];
+/** SIGTERM to each app once, SIGKILL after `graceMs`; resolves with how each ended. */
+export function stopApps(children: readonly RunningApp[], graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }[]>;
+/** Resolves when every app answers 200 on /readyz; rejects after `timeoutMs`. */
+export function waitReady(env: Env, timeoutMs?: number, apps?: readonly AppSpec[]): Promise<void>;
