@@ -148,8 +148,8 @@ export class Limiter {
    */
   async init(opts: { fresh?: boolean } = {}): Promise<{ open: true } | { open: false; recoveringUntil: number }> {
     const reply = (await this.#store.run('init', [this.keys.epoch, this.keys.recoveringUntil], [
-      opts.fresh === true ? 'fresh' : 'recover',
       this.#clock(),
+      opts.fresh === true ? 'fresh' : 'recover',
       this.#recoveryWindow(),
     ])) as [number, string];
     return reply[0] === 1 ? { open: true } : { open: false, recoveringUntil: Number(reply[1]) };
