@@ -1,6 +1,9 @@
 /**
- * The lease record: ONE Redis string per lease (written with `SET … PX`, which is much cheaper for
- * the admit script than a 16-field hash plus PEXPIRE). Layout, shared with src/lua/*.lua:
+ * The lease record: one field of its admission call's lease hash. Lease `<call id>_<n>` is field
+ * `<n>` of `…:leases:<call id>` (Keys.leaseLocation), which admit-n.lua writes with ONE HSET per
+ * call; the hash lives until the call's longest lease has expired plus the retention, and every
+ * rewrite of a record extends it (PEXPIRE … GT). Layout of a record, shared with
+ * src/lua/includes/lease-record.lua:
  *
  *   st|exp|out|act|fin|adm|att|pri|res|bw|<n>:ten<n>:typ<n>:bk<n>:conc<n>:rate<n>:idem<n>:job ctx
  *

@@ -10,7 +10,7 @@
   record), sent once per call.
 
   State encodings (all integers, so Lua and TypeScript compute the same numbers):
-    rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms)
+    rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms; includes/bucket.lua)
     concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
     budget       HASH w = window start ms, u = used in that window
     idempotency  HASH r = caller's record, x = expiresAt ms
@@ -33,50 +33,34 @@
     [1] now in ms, or 0 to use Redis TIME      [2] recovery window in ms (used when the epoch is missing)
     [3] retention of finished leases in ms     [4] nL limits   [5] nP profiles   [6] nG groups
     [7] this call's id (lease ids are '<call id>_<n>')
-    then nL limits, 7 values each: kind (1 rate, 2 concurrency, 3 budget), keyIndex, reason,
-         capHigh, capNormal, capLow (-1 = not limited), p (rate: refill units per ms | budget: periodMs |
+    then nL limits, 7 values each: kind (LIMIT_KIND_*: 1 rate, 2 concurrency, 3 budget), keyIndex, reason,
+         capHigh, capNormal, capLow (NOT_LIMITED = -1), p (rate: refill units per ms | budget: periodMs |
          concurrency: KEYS index of the pool's expiry ZSET; keyIndex is its HASH)
-    then nP profiles: nRefs, priority (1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
+    then nP profiles: nRefs, priority (PRIORITY_*: 1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
          timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
          bk, conc, rate)
     then nG groups: nJobs, idemKeyIndex (0 = none) [, record, windowMs when not 0], then per job:
          jobId, attempt, profileIndex, idemKeyIndex (0 = none) [, record when not 0], context
          ('' for none). Jobs are numbered 1, 2, … across the call (rejected groups' jobs included).
 
-  Returns   Fault: { -1 (state lost, recovery started) | -2 (recovering), until ms }.
-            Otherwise a flat array: { now, then per group one of
-              1                                        every job admitted (expiresAt = now + timeoutMs)
-              4, n, n × (job index 0-based, record)    admitted; those jobs were idempotent replays
-              2, failing job index (0-based), reason, retryAfterMs
-              3, record                                the request was an idempotent replay }
+  Returns   Fault: { ADMIT_FAULT_STATE_LOST = -1 (recovery started) | ADMIT_FAULT_RECOVERING = -2, until ms }.
+            Otherwise a flat array: { now, then per group one of (ADMIT_REPLY_*, src/codes.ts)
+              1                                        ADMITTED: every job (expiresAt = now + timeoutMs)
+              4, n, n × (job index 0-based, record)    ADMITTED_WITH_REPLAYS: those jobs were idempotent replays
+              2, failing job index (0-based), reason, retryAfterMs                                 REJECTED
+              3, record                                DUPLICATE: the request was an idempotent replay }
 ]]
 local rcall = redis.call
 local A = ARGV
+-- @include codes
+-- @include fmt
+-- @include now-from-argv
+-- @include epoch
+-- @include bucket
 -- @include pool
 
-local function fmt(n)
-  return string.format('%.0f', n)
-end
-
-local now = tonumber(A[1])
-if now == 0 then
-  local t = rcall('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
-if rcall('EXISTS', KEYS[1]) == 0 then
-  local reopenAt = tonumber(rcall('GET', KEYS[2]))
-  if not reopenAt then
-    reopenAt = now + tonumber(A[2])
-    rcall('SET', KEYS[2], fmt(reopenAt))
-    return { -1, reopenAt }
-  end
-  if now < reopenAt then
-    return { -2, reopenAt }
-  end
-  rcall('SET', KEYS[1], fmt(now))
-  rcall('DEL', KEYS[2])
-end
+local fault, reopenAt = epoch_check(KEYS[1], KEYS[2], now, tonumber(A[2]))
+if fault then return { fault, reopenAt } end
 
 local retention = tonumber(A[3])
 local nL, nP, nG = tonumber(A[4]), tonumber(A[5]), tonumber(A[6])
@@ -102,10 +86,11 @@ for i = 1, nP do
     local li, amount = tonumber(A[a]), tonumber(A[a + 1])
     a = a + 2
     local d = L[li]
-    if d[1] == 2 then conc[#conc + 1] = li elseif d[1] == 3 then res, bl = amount, li end
-    if d[4] >= 0 then
+    if d[1] == LIMIT_KIND_CONCURRENCY then conc[#conc + 1] = li elseif d[1] == LIMIT_KIND_BUDGET then res, bl = amount, li end
+    if d[4] ~= NOT_LIMITED then
       local cap, why = d[4], d[3]
-      if pri > 1 and d[3 + pri] >= 0 and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
+      -- d[3 + pri]: capHigh, capNormal or capLow (PRIORITY_* are 1, 2, 3)
+      if pri ~= PRIORITY_HIGH and d[3 + pri] ~= NOT_LIMITED and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
       chk[#chk + 1] = li
       chk[#chk + 1] = amount
       chk[#chk + 1] = cap
@@ -123,17 +108,9 @@ local function load(li)
   local d = L[li]
   local key = KEYS[d[2]]
   local s
-  if d[1] == 1 then
-    local v = rcall('HMGET', key, 't', 'ts')
-    local tokens = tonumber(v[1])
-    if tokens == nil then
-      tokens = d[4]
-    else
-      local ts = tonumber(v[2]) or now
-      if now > ts then tokens = math.min(d[4], tokens + (now - ts) * d[7]) end
-    end
-    s = { v = d[4] - tokens }
-  elseif d[1] == 2 then
+  if d[1] == LIMIT_KIND_RATE then
+    s = { v = d[4] - (bucket_read(key, now, d[4], d[7]) or d[4]) }
+  elseif d[1] == LIMIT_KIND_CONCURRENCY then
     s = { v = pool_live(key, KEYS[d[7]], now) }
   else
     local ws = now - (now % d[7])
@@ -202,9 +179,9 @@ local function retry_after(jobs)
     local s = S[li] or load(li)
     local w = 0
     if s.v > n[2] then
-      if d[1] == 1 then
+      if d[1] == LIMIT_KIND_RATE then
         if n[2] < 0 then w = math.ceil(s.v / d[7]) else w = math.ceil((s.v - n[2]) / d[7]) end
-      elseif d[1] == 3 then
+      elseif d[1] == LIMIT_KIND_BUDGET then
         w = s.ws + d[7] - now
       else
         local first = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -271,7 +248,7 @@ for _ = 1, nG do
     ord = ord + 1
     local reason = check(p, NOPEND)
     if reason then
-      out[#out + 1] = 2
+      out[#out + 1] = ADMIT_REPLY_REJECTED
       out[#out + 1] = 0
       out[#out + 1] = reason
       out[#out + 1] = retry_after({ { p = p, ik = 0 } })
@@ -282,7 +259,7 @@ for _ = 1, nG do
         s.v = s.v + chk[r + 1]
       end
       write_lease(p, ord, A[a], A[a + 1], A[a + 4], '')
-      out[#out + 1] = 1
+      out[#out + 1] = ADMIT_REPLY_ADMITTED
     end
     a = a + 5
   else
@@ -302,7 +279,7 @@ for _ = 1, nG do
     end
 
     if ri ~= 0 and idem_get(ri) then
-      out[#out + 1] = 3
+      out[#out + 1] = ADMIT_REPLY_DUPLICATE
       out[#out + 1] = idem_get(ri)
     else
       local pend, gidem, dups, fail = {}, {}, {}, nil
@@ -330,7 +307,7 @@ for _ = 1, nG do
       end
 
       if fail then
-        out[#out + 1] = 2
+        out[#out + 1] = ADMIT_REPLY_REJECTED
         out[#out + 1] = fail[1] - 1
         out[#out + 1] = fail[2]
         out[#out + 1] = retry_after(jobs)
@@ -364,11 +341,11 @@ for _ = 1, nG do
           end
         end
         if #dups > 0 then
-          out[#out + 1] = 4
+          out[#out + 1] = ADMIT_REPLY_ADMITTED_WITH_REPLAYS
           out[#out + 1] = #dups / 2
           for i = 1, #dups do out[#out + 1] = dups[i] end
         else
-          out[#out + 1] = 1
+          out[#out + 1] = ADMIT_REPLY_ADMITTED
         end
       end
     end
@@ -379,11 +356,11 @@ for li, s in pairs(S) do
   if s.v ~= s.v0 or s.dirty then
     local d = L[li]
     local key = KEYS[d[2]]
-    if d[1] == 1 then
-      rcall('HSET', key, 't', fmt(d[4] - s.v), 'ts', nowS)
+    if d[1] == LIMIT_KIND_RATE then
+      bucket_write(key, d[4] - s.v, now)
       -- A missing bucket reads as full, which is the truth once it has refilled; keep it twice as long.
       rcall('PEXPIRE', key, math.ceil(s.v / d[7]) * 2 + 60000)
-    elseif d[1] == 3 then
+    elseif d[1] == LIMIT_KIND_BUDGET then
       rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v))
       rcall('PEXPIRE', key, s.ws + d[7] - now + d[7] + 60000)
     end

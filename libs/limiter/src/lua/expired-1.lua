@@ -9,7 +9,8 @@
   Returns   { now, leaseId, … }
 ]]
 local rcall = redis.call
+-- @include fmt
 -- @include now-from-argv
-local ids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[2]))
-table.insert(ids, 1, string.format('%.0f', now))
+local ids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[2]))
+table.insert(ids, 1, fmt(now))
 return ids

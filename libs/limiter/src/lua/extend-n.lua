@@ -12,8 +12,8 @@
   ARGV[4]   ms to extend by (from now)
   ARGV[5]   retention of the finished lease record in ms
 
-  Returns   JSON {s = 1, j, a, t, y, r = reserved, e = new expiresAt}
-            or {s = -1 (unknown) | -2 (expired) | -3 (already settled or revoked)}
+  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, e = new expiresAt}
+            or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
 ]]
 local rcall = redis.call
 -- @include now-from-argv
@@ -25,7 +25,7 @@ if not v then return cjson.encode({ s = failure }) end
 local exp = v.exp
 
 local newExp = math.max(exp, now + tonumber(ARGV[4]))
-local score = string.format('%.0f', newExp)
+local score = fmt(newExp)
 local leaseId = ARGV[2]
 if newExp ~= exp then
   for i = 3, #KEYS, 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
@@ -33,4 +33,4 @@ end
 -- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua)
 rcall('ZADD', KEYS[2], score, leaseId)
 lease_write(KEYS[1], field, v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
-return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })
+return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })

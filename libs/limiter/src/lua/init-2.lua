@@ -1,35 +1,21 @@
 --[[
-  init-2 — mark the limiter state as trustworthy, or start recovery after it was lost.
+  init-2 — mark the limiter state as trustworthy, or start recovery after it was lost
+  (includes/epoch.lua).
 
   KEYS[1]   epoch
   KEYS[2]   recovering-until
-  ARGV[1]   mode: 'fresh' (the operator knows no lease is live: write the epoch if missing)
+  ARGV[1]   now in ms, or 0 to use Redis TIME
+  ARGV[2]   mode: 'fresh' (the operator knows no lease is live: write the epoch if missing)
                   | 'recover' (if the epoch is missing, close admission for ARGV[3] ms)
-  ARGV[2]   now in ms, or 0 to use Redis TIME
   ARGV[3]   recovery window in ms
 
-  Returns   { 1, epoch } when the state is trustworthy, or { 0, recoveringUntil }
+  Returns   { INIT_ANSWER_OPEN = 1, epoch } when the state is trustworthy,
+            or { INIT_ANSWER_RECOVERING = 0, recoveringUntil }
 ]]
 local rcall = redis.call
-local now = tonumber(ARGV[2])
-if now == 0 then
-  local t = rcall('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local epoch = rcall('GET', KEYS[1])
-if epoch then return { 1, epoch } end
-if ARGV[1] == 'fresh' then
-  rcall('SET', KEYS[1], string.format('%.0f', now))
-  rcall('DEL', KEYS[2])
-  return { 1, string.format('%.0f', now) }
-end
-local reopenAt = tonumber(rcall('GET', KEYS[2]))
-if not reopenAt then
-  reopenAt = now + tonumber(ARGV[3])
-  rcall('SET', KEYS[2], string.format('%.0f', reopenAt))
-elseif now >= reopenAt then
-  rcall('SET', KEYS[1], string.format('%.0f', now))
-  rcall('DEL', KEYS[2])
-  return { 1, string.format('%.0f', now) }
-end
-return { 0, string.format('%.0f', reopenAt) }
+-- @include now-from-argv
+-- @include epoch
+if ARGV[2] == 'fresh' and rcall('EXISTS', KEYS[1]) == 0 then epoch_open(KEYS[1], KEYS[2], now) end
+local fault, reopenAt = epoch_check(KEYS[1], KEYS[2], now, tonumber(ARGV[3]))
+if fault then return { INIT_ANSWER_RECOVERING, fmt(reopenAt) } end
+return { INIT_ANSWER_OPEN, rcall('GET', KEYS[1]) }

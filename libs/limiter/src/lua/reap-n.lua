@@ -23,11 +23,12 @@ local rcall = redis.call
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
+-- @include fmt
 -- @include lease-record
 local out = {}
 
 local function expire(lease, field, v, leaseId)
-  lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, string.format('%.0f', now), retention)
+  lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, fmt(now), retention)
   out[#out + 1] = { i = leaseId, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = v.exp, x = v.ctx }
   budget = budget - 1
 end

@@ -17,12 +17,10 @@
 ]]
 local rcall = redis.call
 -- @include now-from-argv
-
-local function fmt(n)
-  return string.format('%.0f', n)
-end
 -- @include lease-record
 -- @include pool
+-- @include bucket
+-- @include budget
 local revoked = 0
 local k = 2
 for a = 3, #ARGV, 3 do
@@ -38,23 +36,11 @@ for a = 3, #ARGV, 3 do
     end
     rcall('ZREM', KEYS[1], leaseId)
     for key, amount, cap, refill in string.gmatch(v.rate, '([^,%s]+) (%d+) (%d+) (%d+)') do
-      amount, cap, refill = tonumber(amount), tonumber(cap), tonumber(refill)
-      local b = rcall('HMGET', key, 't', 'ts')
-      local tokens = tonumber(b[1])
-      if tokens ~= nil then
-        local ts = tonumber(b[2]) or now
-        if now > ts then tokens = math.min(cap, tokens + (now - ts) * refill) end
-        tokens = math.min(cap, tokens + amount)
-        rcall('HSET', key, 't', fmt(tokens), 'ts', fmt(math.max(now, ts)))
-      end
+      cap = tonumber(cap)
+      local tokens, ts = bucket_read(key, now, cap, tonumber(refill))
+      if tokens ~= nil then bucket_write(key, math.min(cap, tokens + tonumber(amount)), math.max(now, ts)) end
     end
-    if v.bk ~= '' then
-      local w = rcall('HGET', v.bk, 'w')
-      if w == v.bw then
-        local used = tonumber(rcall('HGET', v.bk, 'u')) or 0
-        rcall('HSET', v.bk, 'u', fmt(math.max(0, used - v.res)))
-      end
-    end
+    if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res) end
     for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
     lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), tonumber(ARGV[2]))
     revoked = revoked + 1

@@ -15,13 +15,14 @@
   ARGV[5]   actual cost, or -1 when unknown (then the estimate stands)
   ARGV[6]   retention of the finished lease record in ms
 
-  Returns   JSON {s = 1, j, a, t, y, r = reserved, c = actual, at = now}
-            or {s = -1 (unknown) | -2 (expired) | -3 (already settled or revoked)}
+  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, c = actual, at = now}
+            or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
 ]]
 local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
 -- @include pool
+-- @include budget
 local field = ARGV[3]
 local v, failure = lease_live(KEYS[1], field, now)
 if not v then return cjson.encode({ s = failure }) end
@@ -33,14 +34,7 @@ rcall('ZREM', KEYS[2], leaseId)
 local reserved = v.res
 local actual = tonumber(ARGV[5])
 if actual < 0 then actual = reserved end
-if v.bk ~= '' and actual ~= reserved then
-  local w = rcall('HGET', KEYS[3], 'w')
-  if w == v.bw then
-    local used = tonumber(rcall('HGET', KEYS[3], 'u')) or 0
-    used = math.max(0, used + actual - reserved)
-    rcall('HSET', KEYS[3], 'u', string.format('%.0f', used))
-  end
-end
+if v.bk ~= '' and actual ~= reserved then budget_adjust(KEYS[3], v.bw, actual - reserved) end
 
-lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], string.format('%.0f', actual), string.format('%.0f', now), tonumber(ARGV[6]))
-return cjson.encode({ s = 1, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now })
+lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], fmt(actual), fmt(now), tonumber(ARGV[6]))
+return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now })

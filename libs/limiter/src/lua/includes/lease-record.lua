@@ -3,6 +3,7 @@
   inlined by scripts/generate-lua.mjs where a script says `-- @include lease-record`.
   Expects `rcall` (redis.call) in scope.
 ]]
+-- @include codes
 -- A lease record is one field of its admission call's lease hash (layout in src/lease-record.ts):
 -- 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc, rate, idem, job, then ctx.
 local function lease_read(v)
@@ -22,14 +23,14 @@ local function lease_read(v)
 end
 
 -- The record of a lease that is active and unexpired at `now`, or nil and why not:
--- -1 unknown, -2 expired, -3 already settled or revoked (the settle/extend answers).
+-- LEASE_ANSWER_UNKNOWN, _EXPIRED or _ALREADY_SETTLED (also for a revoked lease).
 local function lease_live(key, field, now)
   local raw = rcall('HGET', key, field)
   local v = raw and lease_read(raw)
-  if not v then return nil, -1 end
-  if v.st == 'expired' then return nil, -2 end
-  if v.st ~= 'active' then return nil, -3 end
-  if v.exp <= now then return nil, -2 end
+  if not v then return nil, LEASE_ANSWER_UNKNOWN end
+  if v.st == 'expired' then return nil, LEASE_ANSWER_EXPIRED end
+  if v.st ~= 'active' then return nil, LEASE_ANSWER_ALREADY_SETTLED end
+  if v.exp <= now then return nil, LEASE_ANSWER_EXPIRED end
   return v
 end
 

@@ -1,5 +1,5 @@
 --[[
-  pool — a concurrency pool, shared by admit, settle, extend and revoke; inlined by
+  pool — a concurrency pool, shared by admit, settle, extend, revoke and count; inlined by
   scripts/generate-lua.mjs where a script says `-- @include pool`. Expects `rcall`.
 
   A pool counts leases per expiry millisecond instead of holding one member per lease:
@@ -9,21 +9,41 @@
   (pool_live). Exactly the count of a ZSET of leases scored by expiry, but an admission call adds
   one field per expiry ms (all jobs of a call and profile share one) instead of one member per job.
 ]]
-local function pool_fmt(n)
-  return string.format('%.0f', n)
+-- @include fmt
+
+-- Up to 1000 expiry ms at or before `upto`, from the `offset`-th on (in chunks: unpack has a limit,
+-- and an idle pool may have many), and how many leases they count.
+local function pool_expired(H, X, upto, offset)
+  local dead, gone = rcall('ZRANGEBYSCORE', X, '-inf', upto, 'LIMIT', offset, 1000), 0
+  if #dead > 0 then
+    local counts = rcall('HMGET', H, unpack(dead))
+    for i = 1, #counts do gone = gone + (tonumber(counts[i]) or 0) end
+  end
+  return dead, gone
 end
 
--- Drops the counts that have expired and returns how many leases are live at `now`
--- (in chunks of 1000 ms: unpack has a limit, and an idle pool may have many to drop).
+-- How many leases are live at `now`, read-only (usage and inspect).
+local function pool_count(H, X, now)
+  local n = tonumber(rcall('HGET', H, 'n')) or 0
+  local upto, offset = fmt(now), 0
+  while true do
+    local dead, gone = pool_expired(H, X, upto, offset)
+    n = n - gone
+    if #dead < 1000 then break end
+    offset = offset + 1000
+  end
+  return math.max(0, n)
+end
+
+-- Drops the counts that have expired and returns how many leases are live at `now` (admission).
 local function pool_live(H, X, now)
   local n = tonumber(rcall('HGET', H, 'n')) or 0
-  local upto, dropped = pool_fmt(now), false
+  local upto, dropped = fmt(now), false
   while true do
-    local dead = rcall('ZRANGEBYSCORE', X, '-inf', upto, 'LIMIT', 0, 1000)
+    local dead, gone = pool_expired(H, X, upto, 0)
     if #dead == 0 then break end
     dropped = true
-    local counts = rcall('HMGET', H, unpack(dead))
-    for i = 1, #counts do n = n - (tonumber(counts[i]) or 0) end
+    n = n - gone
     rcall('HDEL', H, unpack(dead))
     rcall('ZREM', X, unpack(dead))
     if #dead < 1000 then break end
@@ -33,7 +53,7 @@ local function pool_live(H, X, now)
       rcall('DEL', H, X)
       n = 0
     else
-      rcall('HSET', H, 'n', pool_fmt(n))
+      rcall('HSET', H, 'n', fmt(n))
     end
   end
   return n
@@ -41,7 +61,7 @@ end
 
 -- Counts k more leases expiring at `exp`.
 local function pool_add(H, X, exp, k)
-  local e = pool_fmt(exp)
+  local e = fmt(exp)
   rcall('HINCRBY', H, e, k)
   rcall('HINCRBY', H, 'n', k)
   rcall('ZADD', X, e, e)
@@ -49,7 +69,7 @@ end
 
 -- Takes one lease off the count at expiry `exp` (leaving `n` alone); false when there is none.
 local function pool_take(H, X, exp)
-  local e = pool_fmt(exp)
+  local e = fmt(exp)
   local c = tonumber(rcall('HGET', H, e))
   if not c then return false end
   if c <= 1 then
@@ -69,7 +89,7 @@ end
 -- One live lease moves from expiry `from` to `to` (extend).
 local function pool_move(H, X, from, to)
   if not pool_take(H, X, from) then return end
-  local t = pool_fmt(to)
+  local t = fmt(to)
   rcall('HINCRBY', H, t, 1)
   rcall('ZADD', X, t, t)
 end

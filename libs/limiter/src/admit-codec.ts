@@ -1,0 +1,252 @@
+/**
+ * The admit script's wire format (src/lua/admit-n.lua's header): encodes coalesced requests into
+ * one call's KEYS and ARGV, and decodes its reply into one answer per request. No I/O. Limits are
+ * numbered once per call, and jobs of the same tenant, job type, cost and priority share one
+ * "profile" (limit list and the constant part of the lease record), also sent once per call.
+ */
+import type { RejectReason } from '@janus/contracts';
+import { ADMIT_REPLY, LIMIT_KIND, NOT_LIMITED, PRIORITY } from './codes.js';
+import { JanusError, StateLost } from './errors.js';
+import type { Keys } from './keys.js';
+import { lengthPrefixed } from './lease-record.js';
+import { amountFor, type CompiledPolicy, type LimitSpec } from './policy.js';
+import type { LeaseTokens } from './token.js';
+import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, JobAdmission } from './types.js';
+
+type Arg = string | number;
+type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number];
+
+interface Profile {
+  /** 1-based index among the call's profiles. */
+  readonly index: number;
+  readonly timeoutMs: number;
+  /** Budget reserved by each job of this profile (0 without a budget). */
+  readonly reserved: number;
+}
+
+/** One request sent as a group of the call. */
+export interface AdmitGroup<T> {
+  readonly item: T;
+  readonly request: AdmissionRequest;
+  /** The request's job i has lease `<call id>_<first + i>`. */
+  readonly first: number;
+  readonly profiles: readonly Profile[];
+}
+
+export interface AdmitCall<T> {
+  readonly callId: string;
+  readonly keys: readonly string[];
+  readonly args: readonly Arg[];
+  /** The requests sent, in group order. */
+  readonly groups: readonly AdmitGroup<T>[];
+  /** Requests not sent: the job at `index` has a type the policy does not know. */
+  readonly unknown: readonly { readonly item: T; readonly index: number }[];
+  /** Jobs sent. */
+  readonly jobs: number;
+}
+
+export interface AdmitCallContext {
+  readonly keys: Keys;
+  readonly policy: CompiledPolicy;
+  readonly callId: string;
+  /** The script's "now" ARGV (0: Redis TIME). */
+  readonly now: number;
+  readonly recoveryMs: number;
+  readonly retentionMs: number;
+}
+
+/** Encodes the requests of one call (`requestOf` finds each item's request). */
+export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => AdmissionRequest, ctx: AdmitCallContext): AdmitCall<T> {
+  const { keys: k, policy, callId } = ctx;
+  const keys: string[] = [k.epoch, k.recoveringUntil, k.leaseExpiry, k.leases(callId)];
+  const keyIndex = new Map<string, number>();
+  const keyOf = (key: string): number => {
+    let i = keyIndex.get(key);
+    if (i === undefined) {
+      keys.push(key);
+      i = keys.length;
+      keyIndex.set(key, i);
+    }
+    return i;
+  };
+  const limitArgs: Arg[] = [];
+  const limitIndex = new Map<string, number>();
+  const limitOf = (spec: LimitSpec): number => {
+    let i = limitIndex.get(spec.id);
+    if (i === undefined) {
+      const key = k.limit(spec.id);
+      const keyIndex = keyOf(key);
+      limitArgs.push(...encodeLimit(spec, keyIndex, policy, spec.kind === 'concurrency' ? keyOf(k.poolExpiries(key)) : 0));
+      i = limitIndex.size + 1;
+      limitIndex.set(spec.id, i);
+    }
+    return i;
+  };
+  const profileArgs: Arg[] = [];
+  const profiles = new Map<string, Profile | null>();
+  const profileOf = (job: JobAdmission): Profile | null => {
+    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}`;
+    let p = profiles.get(memo);
+    if (p === undefined) {
+      p = encodeProfile(k, policy, job, limitOf, profileArgs, profiles.size + 1);
+      profiles.set(memo, p);
+    }
+    return p;
+  };
+
+  const groupArgs: Arg[] = [];
+  const groups: AdmitGroup<T>[] = [];
+  const unknown: { item: T; index: number }[] = [];
+  let jobsInCall = 0;
+  for (const item of items) {
+    const request = requestOf(item);
+    const n = request.jobs.length;
+    const jobProfiles: Profile[] = new Array<Profile>(n);
+    let unknownAt = -1;
+    for (let i = 0; i < n; i++) {
+      const p = profileOf(request.jobs[i]!);
+      if (p === null) {
+        unknownAt = i;
+        break;
+      }
+      jobProfiles[i] = p;
+    }
+    if (unknownAt >= 0) {
+      unknown.push({ item, index: unknownAt });
+      continue;
+    }
+    const ri = request.idempotency;
+    if (ri) groupArgs.push(n, keyOf(k.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs);
+    else groupArgs.push(n, 0);
+    for (let i = 0; i < n; i++) {
+      const job = request.jobs[i]!;
+      groupArgs.push(job.jobId, job.attempt ?? 1, jobProfiles[i]!.index);
+      if (job.idempotency) groupArgs.push(keyOf(k.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record);
+      else groupArgs.push(0);
+      groupArgs.push(job.context ?? '');
+    }
+    groups.push({ item, request, first: jobsInCall + 1, profiles: jobProfiles });
+    jobsInCall += n;
+  }
+
+  const args: Arg[] = [ctx.now, ctx.recoveryMs, ctx.retentionMs, limitIndex.size, profiles.size, groups.length, callId];
+  for (const x of limitArgs) args.push(x);
+  for (const x of profileArgs) args.push(x);
+  for (const x of groupArgs) args.push(x);
+  return { callId, keys, args, groups, unknown, jobs: jobsInCall };
+}
+
+/**
+ * One answer per group of the call, in order: its result, or the fault that applies to it (state
+ * lost, or a reply too short for it).
+ */
+export function decodeAdmitReply<T>(reply: unknown, call: AdmitCall<T>, tokens: LeaseTokens): (AdmissionResult | JanusError)[] {
+  const r = reply as (string | number)[];
+  const at = Number(r[0]);
+  if (at < 0) return call.groups.map(() => new StateLost(Number(r[1])));
+  const out: (AdmissionResult | JanusError)[] = [];
+  const sign = tokens.signer(call.callId);
+  let c = 1;
+  for (const g of call.groups) {
+    const code = r[c++];
+    if (code === ADMIT_REPLY.duplicate) {
+      out.push({ kind: 'duplicate', record: String(r[c++]) });
+    } else if (code === ADMIT_REPLY.rejected) {
+      out.push({ kind: 'rejected', index: Number(r[c]), reason: r[c + 1] as RejectReason, retryAfterMs: Number(r[c + 2]) });
+      c += 3;
+    } else if (code === ADMIT_REPLY.admitted || code === ADMIT_REPLY.admittedWithReplays) {
+      let replays: Map<number, string> | undefined;
+      if (code === ADMIT_REPLY.admittedWithReplays) {
+        replays = new Map();
+        const count = Number(r[c++]);
+        for (let d = 0; d < count; d++, c += 2) replays.set(Number(r[c]), String(r[c + 1]));
+      }
+      out.push(admitted(g, at, replays, call.callId, sign));
+    } else {
+      const fault = new JanusError('limiter_internal', 500, false, 'admit script returned too few groups');
+      while (out.length < call.groups.length) out.push(fault);
+      break;
+    }
+  }
+  return out;
+}
+
+/** A job's limit list, lease-record segment and sizes, encoded once per call (null: unknown job type). */
+function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, limitOf: (spec: LimitSpec) => number, out: Arg[], index: number): Profile | null {
+  const jt = policy.jobType(job.jobType);
+  const specs = policy.limitsFor(job.tenant, job.jobType);
+  if (jt === undefined || specs === undefined) return null;
+  out.push(specs.length, PRIORITY[job.priority]);
+  const conc: string[] = [];
+  const rate: string[] = [];
+  let bk = '';
+  let reserved = 0;
+  for (const spec of specs) {
+    const amount = amountFor(spec, jt, job.cost);
+    const key = keys.limit(spec.id);
+    if (spec.kind === 'rate') {
+      const scaled = amount * spec.periodMs;
+      out.push(limitOf(spec), scaled);
+      rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}`);
+    } else {
+      out.push(limitOf(spec), amount);
+      if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));
+      else {
+        bk = key;
+        reserved = amount;
+      }
+    }
+  }
+  const segment = lengthPrefixed(job.tenant) + lengthPrefixed(job.jobType) + lengthPrefixed(bk) + lengthPrefixed(conc.join(' ')) + lengthPrefixed(rate.join(','));
+  out.push(jt.timeoutMs, jt.idempotencyWindowMs, segment);
+  return { index, timeoutMs: jt.timeoutMs, reserved };
+}
+
+/** A limit as the script takes it: rate amounts and caps are scaled by periodMs (see includes/bucket.lua). */
+function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, expiriesIndex: number): LimitDef {
+  if (spec.kind === 'concurrency') {
+    if (spec.capacity === null) return [LIMIT_KIND.concurrency, keyIndex, spec.reason, NOT_LIMITED, NOT_LIMITED, NOT_LIMITED, expiriesIndex];
+    return [LIMIT_KIND.concurrency, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), expiriesIndex];
+  }
+  if (spec.kind === 'budget') {
+    return [LIMIT_KIND.budget, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), spec.periodMs];
+  }
+  const scale = spec.periodMs;
+  return [
+    LIMIT_KIND.rate,
+    keyIndex,
+    spec.reason,
+    spec.capacity * scale,
+    policy.shareOf('normal', spec.capacity) * scale,
+    policy.shareOf('low', spec.capacity) * scale,
+    spec.limit,
+  ];
+}
+
+/** The answer of an admitted group: a lease per job, or the record of a job that was an idempotent replay. */
+function admitted<T>(g: AdmitGroup<T>, at: number, replays: Map<number, string> | undefined, callId: string, sign: (n: number) => string): Admitted {
+  const { request } = g;
+  const n = request.jobs.length;
+  const jobs: AdmittedJob[] = new Array<AdmittedJob>(n);
+  for (let i = 0; i < n; i++) {
+    const job = request.jobs[i]!;
+    const attempt = job.attempt ?? 1;
+    const replay = replays?.get(i);
+    if (replay !== undefined) {
+      jobs[i] = { jobId: job.jobId, attempt, tenant: job.tenant, jobType: job.jobType, priority: job.priority, admittedAt: at, duplicate: { record: replay }, budgetReserved: 0 };
+    } else {
+      const p = g.profiles[i]!;
+      jobs[i] = {
+        jobId: job.jobId,
+        attempt,
+        tenant: job.tenant,
+        jobType: job.jobType,
+        priority: job.priority,
+        admittedAt: at,
+        lease: { id: `${callId}_${g.first + i}`, token: sign(g.first + i), expiresAt: at + p.timeoutMs },
+        budgetReserved: p.reserved,
+      };
+    }
+  }
+  return { kind: 'admitted', at, jobs };
+}

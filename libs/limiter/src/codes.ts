@@ -1,0 +1,45 @@
+/**
+ * The numbers the TypeScript side and the Lua scripts exchange, defined once: limit kinds and
+ * priorities in the admit ARGV, the admit reply's group codes and faults, and the answers of
+ * init, settle and extend. scripts/generate-lua.mjs turns this file into
+ * src/lua/includes/codes.lua (one Lua local per entry, e.g. LIMIT_KIND_RATE = 1), which scripts
+ * include with `-- @include codes`; neither side spells these numbers itself.
+ *
+ * Keep this file data only: the generator executes it. Every export is an integer or an object of
+ * integers; its Lua name is the export name and the key in UPPER_SNAKE_CASE.
+ */
+
+/** A limit's kind in the admit ARGV. */
+export const LIMIT_KIND = { rate: 1, concurrency: 2, budget: 3 } as const;
+
+/** A profile's priority in the admit ARGV; also the offset of its cap (capHigh, capNormal, capLow) in a limit. */
+export const PRIORITY = { high: 1, normal: 2, low: 3 } as const;
+
+/** A limit cap (or concurrency capacity) that is not limited: the pool is only tracked. */
+export const NOT_LIMITED = -1;
+
+/** What the admit reply says about one group (one AdmissionRequest). */
+export const ADMIT_REPLY = {
+  /** every job admitted */
+  admitted: 1,
+  /** followed by: failing job index (0-based), reason, retryAfterMs */
+  rejected: 2,
+  /** followed by: the record of the request-level idempotency key */
+  duplicate: 3,
+  /** followed by: n, then n × (job index 0-based, record): admitted, those jobs were idempotent replays */
+  admittedWithReplays: 4,
+} as const;
+
+/** The admit reply's first element when the state cannot be trusted (then: ms at which admission reopens). */
+export const ADMIT_FAULT = {
+  /** the epoch was missing: this call started recovery */
+  stateLost: -1,
+  /** recovery is under way */
+  recovering: -2,
+} as const;
+
+/** init's answer: admission open (then the epoch), or closed while recovering (then when it reopens). */
+export const INIT_ANSWER = { open: 1, recovering: 0 } as const;
+
+/** The `s` of a settle or extend answer. */
+export const LEASE_ANSWER = { ok: 1, unknown: -1, expired: -2, alreadySettled: -3 } as const;

@@ -1,0 +1,192 @@
+/**
+ * Lease operations after admission: settle, extend, revoke, reap expired leases, read a lease's
+ * state. Each checks the token (no Redis work for a forged one), reads the lease record for the
+ * keys it holds (they never change after admission), then runs one script that re-checks the
+ * lease's state atomically and answers with a LEASE_ANSWER code (src/codes.ts).
+ */
+import { LEASE_ANSWER } from './codes.js';
+import type { Clock } from './clock.js';
+import type { Keys } from './keys.js';
+import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
+import type { ScriptStore } from './store.js';
+import type { LeaseTokens } from './token.js';
+import type { Admitted, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
+
+/** The JSON answer of settle-n, extend-n and (per lease) reap-n. */
+interface LeaseReply {
+  s: number;
+  j: string;
+  a: number;
+  t: string;
+  y: string;
+  r: number;
+  c: number;
+  at: number;
+  e: number;
+}
+
+type Location = { readonly key: string; readonly field: string };
+
+const FAILURE: Readonly<Record<number, LeaseFailure>> = {
+  [LEASE_ANSWER.unknown]: 'unknown',
+  [LEASE_ANSWER.expired]: 'expired',
+  [LEASE_ANSWER.alreadySettled]: 'already_settled',
+};
+
+export interface LeaseOperationsOptions {
+  readonly store: ScriptStore;
+  readonly keys: Keys;
+  readonly tokens: LeaseTokens;
+  readonly clock: Clock;
+  /** How long a finished lease record is kept so that late settles get a precise answer. */
+  readonly retentionMs: number;
+}
+
+export class LeaseOperations {
+  readonly #store: ScriptStore;
+  readonly #keys: Keys;
+  readonly #tokens: LeaseTokens;
+  readonly #clock: Clock;
+  readonly #retentionMs: number;
+
+  constructor(opts: LeaseOperationsOptions) {
+    this.#store = opts.store;
+    this.#keys = opts.keys;
+    this.#tokens = opts.tokens;
+    this.#clock = opts.clock;
+    this.#retentionMs = opts.retentionMs;
+  }
+
+  async settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
+    const found = await this.#find(token);
+    if (!found.ok) return found;
+    const { id, at, rec } = found;
+    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc];
+    const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
+    const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs]);
+    if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
+    return {
+      ok: true,
+      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, ...(rec.ctx ? { context: rec.ctx } : {}) },
+    };
+  }
+
+  /** Sets the lease's expiry to max(current, now + ms). */
+  async extend(token: string, ms: number): Promise<ExtendResult> {
+    const found = await this.#find(token);
+    if (!found.ok) return found;
+    const { id, at, rec } = found;
+    const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc];
+    const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs]);
+    if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
+  }
+
+  /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
+  async reapExpired(max: number): Promise<ExpiredLease[]> {
+    const limit = Math.max(1, Math.floor(max));
+    const listed = (await this.#store.run('expired', [this.#keys.leaseExpiry], [this.#clock.arg(), limit])) as string[];
+    const [now, ...members] = listed;
+    if (members.length === 0 || now === undefined) return [];
+    const keys = [this.#keys.leaseExpiry];
+    const args: (string | number)[] = [now, this.#retentionMs, limit];
+    for (const member of members) {
+      // '<call id>@<expiresAt>': the leases a call wrote with that expiry; else one extended lease's id.
+      const at = member.includes('@')
+        ? { key: this.#keys.leases(member.slice(0, member.lastIndexOf('@'))), field: '' }
+        : // an id that names no record location (not one this limiter wrote) is dropped from the index
+          (this.#keys.leaseLocation(member) ?? { key: this.#keys.leases(member), field: '1' });
+      keys.push(at.key);
+      args.push(member, at.field);
+    }
+    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string })[];
+    return reaped.map((r) => ({
+      id: r.i,
+      token: this.#tokens.sign(r.i),
+      jobId: r.j,
+      attempt: r.a,
+      tenant: r.t,
+      jobType: r.y,
+      reserved: r.r,
+      expiresAt: r.e,
+      ...(r.x ? { context: r.x } : {}),
+    }));
+  }
+
+  /**
+   * Reads a lease record without changing it: its state (a lease past its expiry that the reaper
+   * has not visited yet reads as `expired`), the outcome it was settled with, and its context.
+   */
+  async leaseState(token: string): Promise<LeaseStateResult> {
+    const found = await this.#find(token);
+    if (!found.ok) return found;
+    const { id, rec } = found;
+    if (!rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
+    const expiresAt = rec.exp;
+    const state = (rec.st === 'active' && expiresAt <= (await this.#clock.read()) ? 'expired' : rec.st) as LeaseStateName;
+    return {
+      ok: true,
+      lease: {
+        id,
+        jobId: rec.job,
+        attempt: rec.att,
+        tenant: rec.ten,
+        jobType: rec.typ,
+        reserved: rec.res,
+        state,
+        expiresAt,
+        ...(rec.out ? { outcome: rec.out as Outcome } : {}),
+        ...(rec.ctx ? { context: rec.ctx } : {}),
+      },
+    };
+  }
+
+  /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
+  async revoke(admission: Admitted): Promise<void> {
+    const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
+    if (ids.length === 0) return;
+    const { locations, records } = await this.#records(ids);
+    const keys = [this.#keys.leaseExpiry];
+    const args: (string | number)[] = [this.#clock.arg(), this.#retentionMs];
+    ids.forEach((id, i) => {
+      const rec = records[i];
+      const at = locations[i];
+      if (!at) return;
+      const own = [at.key, ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem] : [])];
+      keys.push(...own);
+      args.push(id, at.field, own.length);
+    });
+    await this.#store.run('revoke', keys, args);
+  }
+
+  /** The lease a genuine token names and its record, or why there is none. */
+  async #find(
+    token: string,
+  ): Promise<{ readonly ok: true; readonly id: string; readonly at: Location; readonly rec: LeaseRecord } | { readonly ok: false; readonly reason: 'invalid_token' | 'unknown' }> {
+    const id = this.#tokens.verify(token);
+    if (id === undefined) return { ok: false, reason: 'invalid_token' };
+    const at = this.#keys.leaseLocation(id);
+    const rec = at && (await this.#record(at));
+    if (!at || rec === undefined) return { ok: false, reason: 'unknown' };
+    return { ok: true, id, at, rec };
+  }
+
+  async #run(script: 'settle' | 'extend', keys: readonly string[], args: readonly (string | number)[]): Promise<LeaseReply> {
+    return JSON.parse((await this.#store.run(script, keys, args)) as string) as LeaseReply;
+  }
+
+  #record(at: Location): Promise<LeaseRecord | undefined> {
+    return this.#store.guard(this.#store.redis.hgetBuffer(at.key, at.field)).then(parseLeaseRecord);
+  }
+
+  /** The records of many leases in one round trip (undefined where unknown). */
+  async #records(ids: readonly string[]): Promise<{ locations: (Location | undefined)[]; records: (LeaseRecord | undefined)[] }> {
+    const locations = ids.map((id) => this.#keys.leaseLocation(id));
+    const pipeline = this.#store.redis.pipeline();
+    for (const at of locations) if (at) pipeline.hgetBuffer(at.key, at.field);
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    let r = 0;
+    const records = locations.map((at) => (at ? parseLeaseRecord(rows[r++]?.[1] as Buffer | null | undefined) : undefined));
+    return { locations, records };
+  }
+}

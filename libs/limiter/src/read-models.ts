@@ -1,0 +1,93 @@
+/**
+ * Read models: what a tenant uses (`usage`) and what the limits hold (`inspect`), read without
+ * changing anything. Concurrency pools are counted by count-n.lua; buckets and budget windows are
+ * read directly and computed the way the scripts do (includes/bucket.lua, budget windows aligned to
+ * periodMs).
+ */
+import type { CompiledPolicy } from './policy.js';
+import type { Clock } from './clock.js';
+import { limitId, type Keys } from './keys.js';
+import type { ScriptStore } from './store.js';
+import type { BucketView, LimiterSnapshot, TenantUsage } from './types.js';
+
+export class ReadModels {
+  constructor(
+    private readonly store: ScriptStore,
+    private readonly keys: Keys,
+    private readonly clock: Clock,
+  ) {}
+
+  async usage(policy: CompiledPolicy, tenant: string): Promise<TenantUsage> {
+    const at = await this.clock.read();
+    const deps = Object.keys(policy.document.dependencies);
+    const budgetPolicy = policy.document.tenants[tenant]?.budget;
+    const [live, budgetRow] = await Promise.all([
+      this.#liveCounts(deps.map((d) => limitId.depTenantConcurrency(d, tenant)), at),
+      budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u')) : undefined,
+    ]);
+    const inFlight: Record<string, number> = {};
+    deps.forEach((d, i) => (inFlight[d] = live[i] ?? 0));
+    let budget: TenantUsage['budget'] = null;
+    if (budgetPolicy) {
+      const [w, u] = budgetRow ?? [];
+      const ws = at - (at % budgetPolicy.periodMs);
+      const used = Number(w) === ws ? Number(u ?? 0) : 0;
+      budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
+    }
+    return { tenant, at, budget, inFlight };
+  }
+
+  async inspect(policy: CompiledPolicy): Promise<LimiterSnapshot> {
+    const at = await this.clock.read();
+    const doc = policy.document;
+    const pipeline = this.store.redis.pipeline();
+    const deps = Object.entries(doc.dependencies);
+    for (const [name] of deps) {
+      pipeline.hmget(this.keys.limit(limitId.depRate(name)), 't', 'ts');
+      pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts');
+    }
+    pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts');
+    const [rows, live] = await Promise.all([
+      this.store.guard(pipeline.exec()).then((r) => r ?? []),
+      this.#liveCounts([...deps.map(([name]) => limitId.depConcurrency(name)), limitId.globalConcurrency()], at),
+    ]);
+    const cell = (i: number) => rows[i]?.[1];
+    const dependencies: Record<string, LimiterSnapshot['dependencies'][string]> = {};
+    deps.forEach(([name, p], i) => {
+      dependencies[name] = {
+        inFlight: live[i] ?? 0,
+        concurrency: p.concurrency ?? null,
+        rate: p.rate ? bucketView(p.rate, cell(i * 2), at) : null,
+        costRate: p.costRate ? bucketView(p.costRate, cell(i * 2 + 1), at) : null,
+      };
+    });
+    const g = deps.length * 2;
+    return {
+      at,
+      policyVersion: policy.version,
+      dependencies,
+      global: {
+        inFlight: doc.global.concurrency !== undefined ? (live[deps.length] ?? 0) : null,
+        concurrency: doc.global.concurrency ?? null,
+        rate: doc.global.rate ? bucketView(doc.global.rate, cell(g), at) : null,
+      },
+    };
+  }
+
+  /** Live leases of the concurrency pools with these limit ids at `at`. */
+  async #liveCounts(ids: readonly string[], at: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const keys = ids.flatMap((id) => [this.keys.limit(id), this.keys.poolExpiries(this.keys.limit(id))]);
+    return ((await this.store.run('count', keys, [at])) as number[]).map(Number);
+  }
+}
+
+/** A bucket's whole tokens at `at` from its HMGET t ts row (a missing bucket is full). */
+function bucketView(rate: { limit: number; periodMs: number; burst?: number | undefined }, cell: unknown, at: number): BucketView {
+  const capacity = rate.burst ?? rate.limit;
+  const [t, ts] = (Array.isArray(cell) ? cell : []) as (string | null)[];
+  const full = capacity * rate.periodMs;
+  let tokens = t === null || t === undefined ? full : Number(t);
+  if (t !== null && t !== undefined) tokens = Math.min(full, tokens + Math.max(0, at - Number(ts ?? at)) * rate.limit);
+  return { capacity, available: Math.floor(tokens / rate.periodMs) };
+}
