@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,12 +37,8 @@ afterAll(async () => {
 
 describe('/docs', () => {
   it('renders the operations offline, loading nothing from outside 127.0.0.1', async () => {
-    const { page, blocked } = await openOfflinePage(browser);
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
+    const offline = await openOfflinePage(browser);
+    const { page } = offline;
     await page.goto(`${url}/docs`);
 
     const submit = page.locator('.opblock-post [data-path="/v1/jobs"]');
@@ -53,12 +48,7 @@ describe('/docs', () => {
       expect(await page.locator(`[data-path="${p}"]`).count(), p).toBeGreaterThan(0);
     }
     expect(await page.title()).toBe('Janus ingress API');
-
-    await mkdir(path.dirname(screenshot), { recursive: true });
-    await page.screenshot({ path: screenshot, fullPage: true });
-    expect(blocked).toEqual([]);
-    expect(errors).toEqual([]);
-    await page.context().close();
+    expect(await offline.finish(screenshot)).toEqual({ blocked: [], errors: [] });
   }, 60_000);
 
   it('serves only the Swagger UI files it names', async () => {

@@ -238,21 +238,12 @@ describe('policy-admin end to end', () => {
   }, 60_000);
 
   it('/docs renders offline: Swagger UI from the app itself, nothing loaded from outside 127.0.0.1', async () => {
-    const { page, blocked } = await openOfflinePage(browser!);
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
+    const offline = await openOfflinePage(browser!);
+    const { page } = offline;
     await page.goto(`${adminUrl}/docs`);
     const putPolicy = page.locator('.opblock-put [data-path="/v1/policy"]');
     await putPolicy.waitFor({ state: 'visible', timeout: 20_000 });
     expect(await page.locator('.opblock-post [data-path="/v1/tenants/{id}/keys"]').count()).toBe(1);
-    const shot = path.join(root, 'screenshots/policy-admin-docs.png');
-    await mkdir(path.dirname(shot), { recursive: true });
-    await page.screenshot({ path: shot, fullPage: true });
-    expect(blocked).toEqual([]);
-    expect(errors).toEqual([]);
-    await page.context().close();
+    expect(await offline.finish(path.join(root, 'screenshots/policy-admin-docs.png'))).toEqual({ blocked: [], errors: [] });
   }, 60_000);
 });

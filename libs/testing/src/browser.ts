@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 
 /** Debian's chromium package: the browser tests drive it; nothing is downloaded by them. */
@@ -25,11 +27,16 @@ export interface OfflinePage {
   readonly page: Page;
   /** URLs the page tried to load from elsewhere (each was aborted). */
   readonly blocked: readonly string[];
+  /** Console errors and uncaught exceptions of the page (CSP violations show up here). */
+  readonly errors: readonly string[];
+  /** Saves a full-page screenshot to `screenshotFile`, closes the page, and returns what went wrong. */
+  finish(screenshotFile: string): Promise<{ blocked: readonly string[]; errors: readonly string[] }>;
 }
 
 /**
  * Opens a page that can reach only 127.0.0.1, as on a machine without internet: a page that
- * depends on a CDN fails on it, and `blocked` names what it tried to fetch.
+ * depends on a CDN fails on it, `blocked` names what it tried to fetch, and `errors` collects what
+ * went wrong in the page. `finish()` saves a screenshot and closes it.
  */
 export async function openOfflinePage(browser: Browser, viewport = { width: 1400, height: 900 }): Promise<OfflinePage> {
   const context = await browser.newContext({ viewport });
@@ -48,5 +55,16 @@ export async function openOfflinePage(browser: Browser, viewport = { width: 1400
     return route.abort('internetdisconnected');
   });
   const page = await context.newPage();
-  return { page, blocked };
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  const finish = async (screenshotFile: string) => {
+    await mkdir(path.dirname(screenshotFile), { recursive: true });
+    await page.screenshot({ path: screenshotFile, fullPage: true });
+    await context.close();
+    return { blocked, errors };
+  };
+  return { page, blocked, errors, finish };
 }
