@@ -1,5 +1,4 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { swaggerUI } from '@hono/swagger-ui';
 import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
 import type { BlankEnv } from 'hono/types';
@@ -7,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { JobView } from '@janus/contracts';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
+import { apiDocsRoutes } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import { AdmissionService } from './admission.js';
 import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
@@ -68,7 +68,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
     openapi: '3.1.0',
     info: { title: 'Janus ingress', version: '1.0.0', description: 'Producers submit jobs; Janus admits them when every limit allows (CONTRACT §3).' },
   });
-  app.get('/docs', swaggerUI({ url: '/openapi.json' }));
+  app.route('/', apiDocsRoutes({ title: 'Janus ingress API' }));
 
   app.notFound(() => problem(404, PROBLEM.notFound, 'Not found', { detail: 'no such route' }));
   app.onError((error, c) => {

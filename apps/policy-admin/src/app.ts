@@ -4,6 +4,7 @@ import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Registry } from 'prom-client';
 import { DependencyPolicy, GlobalPolicy, JobTypePolicy, PolicyDocument, TenantPolicy } from '@janus/contracts';
+import { apiDocsRoutes } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import type { PolicyStore } from '@janus/policy';
 import { adminAuth } from './auth.js';
@@ -32,13 +33,14 @@ export interface AdminAppDeps {
   readonly logger: Logger;
 }
 
-/** The admins' REST API (CONTRACT §5), the dashboard, health and metrics. */
+/** The admins' REST API (CONTRACT §5), the dashboard, health and metrics, `/openapi.json` and `/docs`. */
 export function createApp(deps: AdminAppDeps): Hono {
   const app = new OpenAPIHono<AdminEnv>();
   const resources = { store: deps.store, changes: deps.changes };
 
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
   app.route('/', dashboardPages());
+  app.route('/', apiDocsRoutes({ title: 'Janus policy admin API' }));
   app.use('/v1/*', adminAuth(deps.adminToken, deps.metrics));
   app.route('/v1/dependencies', dependencyRoutes(resources));
   app.route('/v1/tenants', tenantRoutes(resources));

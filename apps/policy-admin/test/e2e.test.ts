@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { loadSettings } from '@janus/config';
 import { createDb, deadLetters } from '@janus/db';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, launchChromium, openOfflinePage, testEnv, testNamespace } from '@janus/testing';
 import { waitFor } from './harness.js';
 
 /**
@@ -24,7 +24,6 @@ type PageNode = { textContent: string | null } | null;
 declare const document: { getElementById(id: string): PageNode; querySelector(selector: string): PageNode };
 declare const sessionStorage: { getItem(key: string): string | null };
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
 const screenshot = path.join(root, 'apps/policy-admin/test-output/dashboard.png');
@@ -110,9 +109,7 @@ jobTypes:
 `;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the dashboard test needs the Debian chromium package (apt-get install -y chromium). Nothing is installed by the test.`);
-  }
+  browser = await launchChromium(); // first: a missing chromium fails at once, naming the package
   const [adminPort, ingressPort] = [await freePort(), await freePort()];
   adminUrl = `http://127.0.0.1:${adminPort}`;
   ingressUrl = `http://127.0.0.1:${ingressPort}`;
@@ -197,11 +194,7 @@ describe('policy-admin end to end', () => {
     await db.db.insert(deadLetters).values({ jobId: 'job-dead-1', tenant: 'acme', type: 'charge', attempts: 3, lastOutcome: 'failed', error: '<b>card declined</b>', deadAt: new Date() });
     await db.close();
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(`${adminUrl}/dashboard`);
     await page.waitForSelector('#login:not([hidden])');
     await page.fill('#token', 'wrong-token-0123456789');
@@ -242,5 +235,15 @@ describe('policy-admin end to end', () => {
     await mkdir(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
     expect(existsSync(screenshot)).toBe(true);
+  }, 60_000);
+
+  it('/docs renders offline: Swagger UI from the app itself, nothing loaded from outside 127.0.0.1', async () => {
+    const offline = await openOfflinePage(browser!);
+    const { page } = offline;
+    await page.goto(`${adminUrl}/docs`);
+    const putPolicy = page.locator('.opblock-put [data-path="/v1/policy"]');
+    await putPolicy.waitFor({ state: 'visible', timeout: 20_000 });
+    expect(await page.locator('.opblock-post [data-path="/v1/tenants/{id}/keys"]').count()).toBe(1);
+    expect(await offline.finish(path.join(root, 'screenshots/policy-admin-docs.png'))).toEqual({ blocked: [], errors: [] });
   }, 60_000);
 });
