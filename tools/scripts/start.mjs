@@ -77,7 +77,7 @@ if (!stopping) {
       '',
       '  Janus is running.',
       `    producers' API   ${url('ingress')}          (POST /v1/jobs)`,
-      `    API docs         ${url('ingress')}/docs     (admin API: ${url('policy-admin')}/openapi.json)`,
+      `    API docs         ${url('ingress')}/docs     and ${url('policy-admin')}/docs (admin API)`,
       `    dashboard        ${url('policy-admin')}/dashboard`,
       `    admin token      ${tokenHint}:`,
       `                     export JANUS_ADMIN_TOKEN=${admin.token}`,
