@@ -1,4 +1,5 @@
-export { attemptMsgId, natsNames, type NatsNames } from './names.js';
+export { messageIds, natsNames, type NatsNames } from './names.js';
+export { consumeConcurrently, type ConsumeLoop, type ConsumeOptions } from './consume.js';
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
 export { publishAll, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';

@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { WorkerOutcome, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
-import { attemptMsgId, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
+import { messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
 import { jsonBody } from '../body.js';
@@ -88,11 +88,11 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       settledBy: SETTLED_BY_INGRESS,
     };
     const messages: { subject: string; body: unknown; msgID: string }[] = [
-      { subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: attemptMsgId(lease.jobId, lease.attempt) },
+      { subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) },
     ];
     if (lease.reserved > 0) {
       const entry: LedgerEntry = { tenant: lease.tenant, kind: 'settle', amount: lease.actual, jobId: lease.jobId, attempt: lease.attempt, at };
-      messages.push({ subject: deps.names.subjects.ledger(lease.tenant), body: entry, msgID: `${attemptMsgId(lease.jobId, lease.attempt)}.settle` });
+      messages.push({ subject: deps.names.subjects.ledger(lease.tenant), body: entry, msgID: messageIds.ledger(lease.jobId, lease.attempt, 'settle') });
     }
     let result = await publishAll(deps.js, messages, { timeoutMs: 2_000 }).catch(() => undefined);
     if (result && !result.ok) result = await publishAll(deps.js, result.failed.map((i) => messages[i]!), { timeoutMs: 2_000 }).catch(() => undefined);
