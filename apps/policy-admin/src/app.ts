@@ -5,7 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Registry } from 'prom-client';
 import { DependencyPolicy, GlobalPolicy, JobTypePolicy, PolicyDocument, TenantPolicy } from '@janus/contracts';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
-import type { PolicyStore } from '@janus/policy';
+import type { ApiKeyStore, PolicyStore } from '@janus/policy';
 import { adminAuth } from './auth.js';
 import type { PolicyChanges } from './changes.js';
 import type { DashboardSnapshot } from './dashboard/snapshot.js';
@@ -24,6 +24,7 @@ import { tenantRoutes } from './routes/tenants.js';
 export interface AdminAppDeps {
   readonly adminToken: string;
   readonly store: PolicyStore;
+  readonly keys: ApiKeyStore;
   readonly changes: PolicyChanges;
   readonly snapshot: () => Promise<DashboardSnapshot>;
   readonly readiness: readonly ReadinessCheck[];
@@ -42,7 +43,7 @@ export function createApp(deps: AdminAppDeps): Hono {
   app.use('/v1/*', adminAuth(deps.adminToken, deps.metrics));
   app.route('/v1/dependencies', dependencyRoutes(resources));
   app.route('/v1/tenants', tenantRoutes(resources));
-  app.route('/v1/tenants', keyRoutes(resources));
+  app.route('/v1/tenants', keyRoutes({ ...resources, keys: deps.keys }));
   app.route('/v1/job-types', jobTypeRoutes(resources));
   app.route('/v1/global', globalRoutes(resources));
   app.route('/v1/policy', policyRoutes(resources));
