@@ -2,11 +2,14 @@ import {
   DependencyPolicy,
   GlobalPolicy,
   JobTypePolicy,
+  joinPath,
   Name,
   TenantPolicy,
+  zodFieldErrors,
+  type FieldError,
   type PolicyDocument,
 } from '@janus/contracts';
-import { joinPath, validatePolicyDocument, zodFieldErrors, type FieldError } from './validate.js';
+import { validatePolicyDocument } from './validate.js';
 
 /** The named sections of a policy document (global is a single object). */
 export type PolicySection = 'dependencies' | 'tenants' | 'jobTypes';

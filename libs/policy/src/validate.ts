@@ -1,41 +1,6 @@
-import type { z } from 'zod';
-import { PolicyDocument } from '@janus/contracts';
-
-/** One problem with one field: `path` is dotted (`jobTypes.send-email.dependencies.0.name`), `(body)` for the root. */
-export interface FieldError {
-  readonly path: string;
-  readonly message: string;
-}
+import { joinPath, PolicyDocument, zodFieldErrors, type FieldError } from '@janus/contracts';
 
 export type Validation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: FieldError[] };
-
-type Path = readonly PropertyKey[];
-
-export function joinPath(path: Path): string {
-  return path.length === 0 ? '(body)' : path.map(String).join('.');
-}
-
-/**
- * Zod issues as field errors, every one of them: an unknown field is named by its own path, a bad
- * record key (a name) by the key's path.
- */
-export function zodFieldErrors(issues: readonly z.core.$ZodIssue[], prefix: Path = []): FieldError[] {
-  const out: FieldError[] = [];
-  for (const issue of issues) {
-    const path = [...prefix, ...issue.path];
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: joinPath([...path, key]), message: 'unknown field' });
-    } else if (issue.code === 'invalid_key') {
-      const inner = issue.issues[0]?.message ?? issue.message;
-      out.push({ path: joinPath(path), message: `invalid name: ${inner}` });
-    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      out.push({ path: joinPath(path), message: issue.message });
-    } else {
-      out.push({ path: joinPath(path), message: issue.message });
-    }
-  }
-  return out;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

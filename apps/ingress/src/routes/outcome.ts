@@ -1,10 +1,10 @@
 import { createRoute } from '@hono/zod-openapi';
 import { WorkerOutcome, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
+import { jsonBody } from '@janus/http';
 import { messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
-import { jsonBody } from '../body.js';
 import type { IngressMetrics } from '../metrics.js';
 import { problemContent, problemResponses, subApp, z, type JsonParamContext } from '../openapi.js';
 import { PROBLEM, problem, unavailable } from '../problem.js';
@@ -43,7 +43,7 @@ const route = createRoute({
 
 export function outcomeRoutes(deps: OutcomeRouteDeps) {
   const app = subApp();
-  app.openapi({ ...route, middleware: [jsonBody(() => 64 * 1024)] as const }, (c) => report(c) as never);
+  app.openapi({ ...route, middleware: [jsonBody({ cap: 64 * 1024 })] as const }, (c) => report(c) as never);
   async function report(c: JsonParamContext<WorkerOutcome, { jobId: string }>): Promise<Response> {
     const token = bearerToken(c.req.header('authorization'));
     if (token === undefined) {
