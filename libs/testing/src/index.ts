@@ -1,3 +1,4 @@
 export { testEnv, testNamespace } from './namespace.js';
 export { dropNatsNamespace, dropPgNamespace, dropRedisNamespace } from './cleanup.js';
 export { TcpProxy } from './tcp-proxy.js';
+export { prng, shuffle, syntheticWorkload, type SyntheticMessage, type SyntheticNames, type SyntheticWorkload } from './synthetic.js';
