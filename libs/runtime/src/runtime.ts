@@ -1,6 +1,6 @@
 import { Counter, Gauge } from 'prom-client';
 import type { VersionedPolicy } from '@janus/contracts';
-import type { ReadinessCheck } from '@janus/observability';
+import { createLogger, type ReadinessCheck } from '@janus/observability';
 import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher, RunningPolicy, type PolicyHolder } from '@janus/policy';
 import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type Redis } from './redis.js';
 import { startServices, type Services, type ServicesOptions } from './services.js';
@@ -44,10 +44,9 @@ export function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T>>;
  * is down at start does not stop the app: readiness says so until it comes back.
  */
 export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T> & { readonly apiKeys?: ApiKeyCache }> {
-  const services = await startServices(opts);
-  const { app, logger, registry, db, nc, names } = services;
-
-  const redis = createRedis(opts.settings, `janus-${app}`);
+  const logger = opts.logger ?? createLogger(opts.app, opts.settings);
+  // Redis connects in the background while migrations run and NATS connects (as it always has).
+  const redis = createRedis(opts.settings, `janus-${opts.app}`);
   // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
   // than failing admissions one by one.
   let redisSupported = true;
@@ -62,6 +61,9 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
       .catch(() => undefined);
   });
   redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis not reachable yet; retrying'));
+
+  const services = await startServices({ ...opts, logger });
+  const { registry, db, nc, names } = services;
 
   const holder = opts.holder?.(redis) ?? new RunningPolicy<T>();
   const policyStore = new PolicyStore(db.db);
