@@ -1,5 +1,5 @@
 import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/contracts';
-import { JsonText, attemptMsgId, jsonWithRaw, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
+import { JsonText, messageIds, jsonWithRaw, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
 import { encodeRetryContext } from '@janus/execution';
@@ -151,7 +151,7 @@ export class AdmissionService {
         admittedAt: record.admittedAt,
         lease: { id: a.lease.id, token: a.lease.token, expiresAt: this.#expiresAt.of(a.lease.expiresAt) },
       };
-      return { subject: names.subjects.job(a.jobType), body: jobMessage(body, job.payloadJson), msgID: attemptMsgId(a.jobId, a.attempt) };
+      return { subject: names.subjects.job(a.jobType), body: jobMessage(body, job.payloadJson), msgID: messageIds.attempt(a.jobId, a.attempt) };
     });
     const reserves = fresh.filter((f) => f.admitted.budgetReserved > 0);
 
@@ -210,7 +210,7 @@ export class AdmissionService {
         admittedAt: record.admittedAt,
         lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: new Date(Date.now() + timeoutMs).toISOString() },
       };
-      return { subject: names.subjects.job(job.type), body: jobMessage(body, job.payloadJson), msgID: attemptMsgId(job.jobId, 1) };
+      return { subject: names.subjects.job(job.type), body: jobMessage(body, job.payloadJson), msgID: messageIds.attempt(job.jobId, 1) };
     });
     if (!(await this.publish(messages, 'jobs'))) {
       this.countAll(jobs, 'unavailable', 'publish_failed');
@@ -229,7 +229,7 @@ export class AdmissionService {
     const { names } = this.deps;
     return reserves.map(({ admitted: a, record }) => {
       const body: LedgerEntry = { tenant, kind, amount: a.budgetReserved, jobId: a.jobId, attempt: a.attempt, at: kind === 'reserve' ? record.admittedAt : new Date().toISOString() };
-      return { subject: names.subjects.ledger(tenant), body, msgID: `${attemptMsgId(a.jobId, a.attempt)}.${kind}` };
+      return { subject: names.subjects.ledger(tenant), body, msgID: messageIds.ledger(a.jobId, a.attempt, kind) };
     });
   }
 

@@ -1,18 +1,16 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { HTTPException } from 'hono/http-exception';
 import type { Context } from 'hono';
 import type { BlankEnv } from 'hono/types';
 import type { Registry } from 'prom-client';
 import type { JobView } from '@janus/contracts';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
-import { apiDocsRoutes } from '@janus/http';
+import { apiDocsRoutes, problemNotFound, problemOnError } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import { AdmissionService } from './admission.js';
 import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
 import { DecisionRecorder } from './decisions.js';
 import { IngressMetrics } from './metrics.js';
-import { PROBLEM, problem, type ProblemStatus } from './problem.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { outcomeRoutes } from './routes/outcome.js';
 import { usageRoutes } from './routes/usage.js';
@@ -70,16 +68,8 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
   });
   app.route('/', apiDocsRoutes({ title: 'Janus ingress API' }));
 
-  app.notFound(() => problem(404, PROBLEM.notFound, 'Not found', { detail: 'no such route' }));
-  app.onError((error, c) => {
-    if (error instanceof HTTPException) {
-      const status = error.status as ProblemStatus;
-      const type = status === 415 ? PROBLEM.unsupportedMediaType : status === 413 ? PROBLEM.payloadTooLarge : PROBLEM.invalidRequest;
-      return problem(status, type, error.message || 'Bad request');
-    }
-    // Unreachable by input (fuzz-tested): only faults get here.
-    deps.logger?.error({ err: error, path: c.req.path }, 'unhandled error');
-    return problem(500, PROBLEM.internal, 'Internal error');
-  });
+  app.notFound(problemNotFound);
+  // A 500 is unreachable by input (fuzz-tested): only faults get there.
+  app.onError(problemOnError({ logger: deps.logger }));
   return app;
 }

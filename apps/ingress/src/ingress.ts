@@ -1,13 +1,13 @@
-import { Limiter, compilePolicy, type CompiledPolicy } from '@janus/limiter';
+import type { Limiter } from '@janus/limiter';
 import type { Settings } from '@janus/config';
 import type { Logger } from '@janus/observability';
-import { startRuntime, type Runtime } from '@janus/runtime';
+import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
 import { getJobView } from '@janus/event-store';
 import { openLimiter } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
-import { ApiKeyCache } from '@janus/policy';
+import type { ApiKeyCache } from '@janus/policy';
 import { AckPublisher } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
@@ -15,38 +15,20 @@ import { NatsStatus } from './nats-status.js';
 
 export interface Ingress {
   readonly app: OpenAPIHono<BlankEnv>;
-  readonly runtime: Runtime<CompiledPolicy>;
+  readonly runtime: LimiterRuntime;
   readonly limiter: Limiter;
   readonly keys: ApiKeyCache;
   close(): Promise<void>;
 }
 
 /**
- * Connects everything an ingress instance needs and builds its app: runtime (Redis, NATS,
- * PostgreSQL, live policy), the limiter (policy swapped in on every applied version), and the
- * API-key cache (reloaded on every config event, so revocations apply within a second).
+ * Connects everything an ingress instance needs and builds its app: the runtime (Redis, NATS,
+ * PostgreSQL, the limiter holding the live policy, and the API-key cache reloaded on every config
+ * event, so revocations apply within a second), then the hot path on top of it.
  */
 export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number } = {}): Promise<Ingress> {
-  // Built after the runtime (they need its connections), but the runtime's hooks must reach them.
-  const late: { limiter?: Limiter; keys?: ApiKeyCache } = {};
-  const runtime = await startRuntime<CompiledPolicy>({
-    app: 'ingress',
-    settings,
-    compilePolicy: (p) => compilePolicy(p.document, p.version),
-    onPolicyApplied: (compiled) => late.limiter?.setPolicy(compiled),
-    onConfigEvent: () => late.keys?.refresh(),
-    ...(opts.logger ? { logger: opts.logger } : {}),
-  });
-  const policy = runtime.policy;
-  const limiter = new Limiter({
-    redis: runtime.redis,
-    namespace: settings.namespace,
-    signingKey: settings.signingKey,
-    ...(policy.loaded ? { policy: policy.compiled } : {}),
-  });
-  late.limiter = limiter;
-  const keys = new ApiKeyCache(runtime.policyStore);
-  late.keys = keys;
+  const runtime = await startLimiterRuntime({ app: 'ingress', settings, watchApiKeys: true, ...(opts.logger ? { logger: opts.logger } : {}) });
+  const { limiter, apiKeys: keys } = runtime;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
   // until every lease granted before the loss has expired, unless PostgreSQL and the persister prove
@@ -59,11 +41,12 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   // Acked JetStream publishes for the hot path (see AckPublisher: cheaper than js.publish per message).
   const publisher = new AckPublisher(runtime.nc);
   const live = new LiveStatsBuffer(
-    (decision, count) => recordDecision(runtime.redis, settings.namespace, decision, { count }),
+    (decision, count) => recordDecision(runtime.redis, limiter.keys, decision, { count }),
     (jobType) => limiter.policy.jobType(jobType)?.dependencies,
   );
+  const policy = runtime.policy;
   const app = createApp({
-    policy: () => (policy.loaded ? limiter.policy : undefined),
+    policy: () => (policy.loaded ? policy.compiled : undefined),
     limiter,
     keys,
     js: publisher,
@@ -71,7 +54,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
     registry: runtime.registry,
-    readiness: [...runtime.readiness, { name: 'api-keys', check: () => keys.loaded }],
+    readiness: runtime.readiness,
     logger: runtime.logger,
     liveStats: live.record,
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),

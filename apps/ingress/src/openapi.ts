@@ -1,19 +1,15 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { BatchJobRequest, JobRequest, ProblemDetails } from '@janus/contracts';
-import { fieldErrors, invalidRequest } from './problem.js';
+import { validationHook, type JsonBodyEnv } from '@janus/http';
 import type { TenantVariables } from './auth.js';
 
-export type IngressEnv = { Variables: TenantVariables };
+/** `body`: the parsed JSON body (jsonBody); routes read it through their zod validator. */
+export type IngressEnv = { Variables: TenantVariables & JsonBodyEnv['Variables'] };
 
 /** One sub-app per resource; zod failures of any validator become problem+json 400 with every bad field. */
 export function subApp(): OpenAPIHono<IngressEnv> {
-  return new OpenAPIHono<IngressEnv>({
-    defaultHook: (result) => {
-      if (!result.success) return invalidRequest(fieldErrors(result.error.issues), `invalid ${result.target}`);
-      return undefined;
-    },
-  });
+  return new OpenAPIHono<IngressEnv>({ defaultHook: validationHook });
 }
 
 export const problemContent = { 'application/problem+json': { schema: ProblemDetails } };

@@ -1,8 +1,8 @@
 import type { Context } from 'hono';
 import { PROBLEM_BASE } from '@janus/contracts';
-import { COMMON_PROBLEMS, problem, type FieldError } from '@janus/http';
+import { COMMON_PROBLEMS, problem } from '@janus/http';
 
-export { PROBLEM_CONTENT_TYPE, problem, type FieldError } from '@janus/http';
+export { invalidRequest, PROBLEM_CONTENT_TYPE, problem, type FieldError } from '@janus/http';
 
 /** Problem types of the ingress; `unknown-job-type` is named by the contract, the others are ours. */
 export const PROBLEM = {
@@ -15,15 +15,6 @@ export const PROBLEM = {
 } as const;
 
 export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
-
-/** Zod-style issues → `errors: [{ path, message }]` with dotted paths (`jobs.3.type`). */
-export function fieldErrors(issues: readonly { path: readonly PropertyKey[]; message: string }[], prefix: readonly PropertyKey[] = []): FieldError[] {
-  return issues.map((i) => ({ path: [...prefix, ...i.path].map(String).join('.') || '(body)', message: i.message }));
-}
-
-export function invalidRequest(errors: FieldError[], detail = 'the request body does not match the schema'): Response {
-  return problem(400, PROBLEM.invalidRequest, 'Invalid request', { detail, errors });
-}
 
 export function unavailable(detail: string, retryAfterS = 1): Response {
   return problem(503, PROBLEM.unavailable, 'Service unavailable', { detail, headers: { 'retry-after': String(retryAfterS) } });

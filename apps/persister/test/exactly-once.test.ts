@@ -3,10 +3,10 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { pino } from 'pino';
 import { loadSettings } from '@janus/config';
 import { createDb, migrate, type DbHandle } from '@janus/db';
-import { countRows, Persister, prng, shuffle, syntheticWorkload, type SyntheticMessage } from '@janus/event-store';
+import { countRows, Persister } from '@janus/event-store';
+import { dropNatsNamespace, dropPgNamespace, prng, shuffle, type SyntheticMessage, syntheticWorkload, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, ensureStreams, natsNames, type NatsConnection } from '@janus/messaging';
 import { createMetricsRegistry } from '@janus/observability';
-import { dropNatsNamespace, dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
 import { createApp } from '../src/app.js';
 import { publishConcurrently, waitForEveryEvent, waitFor, type Publishable } from './helpers.js';
 

@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Database } from '@janus/db';
-import { countRows, type RowCounts, type SyntheticWorkload } from '@janus/event-store';
+import { countRows, type RowCounts } from '@janus/event-store';
 import { publishAll } from '@janus/messaging';
-import { testEnv } from '@janus/testing';
+import { testEnv, type SyntheticWorkload } from '@janus/testing';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

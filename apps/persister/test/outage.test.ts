@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { createDb, migrate, type DbHandle } from '@janus/db';
-import { countRows, prng, shuffle, syntheticWorkload, type SyntheticWorkload } from '@janus/event-store';
+import { countRows } from '@janus/event-store';
+import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, type SyntheticWorkload, TcpProxy, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, ensureStreams, natsNames, type NatsConnection } from '@janus/messaging';
-import { dropNatsNamespace, dropPgNamespace, TcpProxy, testEnv, testNamespace } from '@janus/testing';
 import { publishConcurrently, waitForEveryEvent, startChildPersister, waitFor, type ChildPersister, type Publishable } from './helpers.js';
 
 /**

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { createDb, migrate, type DbHandle } from '@janus/db';
-import { countRows, prng, shuffle, syntheticWorkload } from '@janus/event-store';
+import { countRows } from '@janus/event-store';
+import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, ensureStreams, natsNames, type NatsConnection } from '@janus/messaging';
-import { dropNatsNamespace, dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
 import { publishConcurrently, waitForEveryEvent, startChildPersister, waitFor, type ChildPersister } from './helpers.js';
 
 /** The persister (a real child process) killed with SIGKILL mid-stream, then restarted. */

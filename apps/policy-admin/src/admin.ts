@@ -1,10 +1,14 @@
-import { compilePolicy, Limiter, type CompiledPolicy } from '@janus/limiter';
-import type { Runtime } from '@janus/runtime';
+import type { Settings } from '@janus/config';
+import { compilePolicy, type Limiter } from '@janus/limiter';
+import type { Logger } from '@janus/observability';
 import type { ExtraCheck } from '@janus/policy';
+import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
+import type { Hono } from 'hono';
+import { resolveAdminToken } from './admin-token.js';
 import { createApp } from './app.js';
 import { PolicyChanges } from './changes.js';
 import { dashboardSnapshot } from './dashboard/snapshot.js';
-import { createAdminMetrics } from './metrics.js';
+import { createAdminMetrics, type AdminMetrics } from './metrics.js';
 
 /** Refuses a document the running apps could not compile (their watchers would keep the old version). */
 export const compileCheck: ExtraCheck = (doc) => {
@@ -16,35 +20,54 @@ export const compileCheck: ExtraCheck = (doc) => {
   }
 };
 
-/** What every app compiles a stored policy into (policy-admin uses it for the dashboard's limiter view). */
-export const compileStored = (p: { version: number; document: Parameters<typeof compilePolicy>[0] }): CompiledPolicy =>
-  compilePolicy(p.document, p.version);
+export interface PolicyAdmin {
+  readonly app: Hono;
+  readonly runtime: LimiterRuntime;
+  /** The read-only limiter view of the dashboard; it holds the running policy. */
+  readonly limiter: Limiter;
+  readonly changes: PolicyChanges;
+  readonly metrics: AdminMetrics;
+  /** The token admins must present: JANUS_ADMIN_TOKEN, or one generated in development. */
+  readonly adminToken: { readonly token: string; readonly generated: boolean };
+  close(): Promise<void>;
+}
+
+export interface PolicyAdminOptions {
+  logger?: Logger;
+  dbPoolSize?: number;
+  dashboardWindowSeconds?: number;
+}
 
 /**
- * Wires policy-admin on a started runtime: the change pipeline, a read-only limiter view for the
- * dashboard (kept on the running policy by the runtime's watcher via `limiter.setPolicy`), the app.
- * Used by main.ts and by the tests, so they run the same wiring.
+ * Starts policy-admin: resolves the admin token (throws ConfigError without one outside
+ * development), starts the runtime (its limiter is the dashboard's view and holds the running
+ * policy), then the change pipeline and the app. Used by main.ts and by the tests.
  */
-export function buildPolicyAdmin(rt: Runtime<CompiledPolicy>, adminToken: string, opts: { dashboardWindowSeconds?: number } = {}) {
-  const metrics = createAdminMetrics(rt.registry);
-  const limiter = new Limiter({
-    redis: rt.redis,
-    namespace: rt.settings.namespace,
-    signingKey: rt.settings.signingKey,
-    ...(rt.policy.loaded ? { policy: rt.policy.compiled } : {}),
+export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOptions = {}): Promise<PolicyAdmin> {
+  const adminToken = resolveAdminToken(settings);
+  const rt = await startLimiterRuntime({
+    app: 'policy-admin',
+    settings,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.dbPoolSize !== undefined ? { dbPoolSize: opts.dbPoolSize } : {}),
   });
+  const metrics = createAdminMetrics(rt.registry);
   const changes = new PolicyChanges({ store: rt.policyStore, nc: rt.nc, jsm: rt.jsm, names: rt.names, logger: rt.logger, metrics, extraCheck: compileCheck });
+  if (rt.policy.loaded) {
+    // Idempotent: covers a previous instance that stored a job type but stopped before its consumer existed.
+    void changes.ensureConsumers(rt.policy.policy.document);
+  }
   const app = createApp({
-    adminToken,
+    adminToken: adminToken.token,
     store: rt.policyStore,
+    keys: rt.apiKeyStore,
     changes,
     snapshot: () =>
       dashboardSnapshot({
         redis: rt.redis,
-        namespace: rt.settings.namespace,
         db: rt.db.db,
         store: rt.policyStore,
-        limiter,
+        limiter: rt.limiter,
         ...(opts.dashboardWindowSeconds !== undefined ? { windowSeconds: opts.dashboardWindowSeconds } : {}),
       }),
     readiness: rt.readiness,
@@ -52,5 +75,5 @@ export function buildPolicyAdmin(rt: Runtime<CompiledPolicy>, adminToken: string
     metrics,
     logger: rt.logger,
   });
-  return { app, limiter, changes, metrics };
+  return { app, runtime: rt, limiter: rt.limiter, changes, metrics, adminToken, close: () => rt.close() };
 }

@@ -1,12 +1,11 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { PolicyDocument } from '@janus/contracts';
+import type { FieldError, PolicyDocument } from '@janus/contracts';
 import { ensureWorkerConsumer, type NatsConnection, type NatsNames } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import {
   announceConfigChange,
   type EditResult,
   type ExtraCheck,
-  type FieldError,
   type PolicyChange,
   type PolicyStore,
   type Tx,

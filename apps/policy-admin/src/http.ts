@@ -1,23 +1,11 @@
-import type { MiddlewareHandler } from 'hono';
-import { readJsonBody } from '@janus/http';
+import { jsonBody as readBody } from '@janus/http';
 import { preconditionFailed } from './problem.js';
-import type { AdminEnv } from './routes/common.js';
 
 /** A whole policy document is small; this only bounds memory. */
 export const MAX_BODY_BYTES = 1_048_576;
 
-/**
- * Reads a JSON body before any validation (415 / 413 / 400, see readJsonBody). Routes then read the
- * parsed value with `c.get('body')`. With `optional`, a request without a body passes (as `undefined`).
- */
-export function jsonBody(opts: { optional?: boolean } = {}): MiddlewareHandler<AdminEnv> {
-  return async (c, next) => {
-    const body = await readJsonBody(c, { cap: MAX_BODY_BYTES, ...(opts.optional ? { optional: true } : {}) });
-    if (!body.ok) return body.response;
-    c.set('body', body.value);
-    return next();
-  };
-}
+/** The JSON body (415 / 413 / 400 before any validation); routes read it with `c.get('body')`. */
+export const jsonBody = (opts: { optional?: boolean } = {}) => readBody({ cap: MAX_BODY_BYTES, ...opts });
 
 /**
  * `If-Match: <version>` (also `"<version>"` or `W/"<version>"`, as our ETags are quoted).

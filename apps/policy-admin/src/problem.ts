@@ -1,6 +1,6 @@
 import { PROBLEM_BASE } from '@janus/contracts';
 import { COMMON_PROBLEMS, problem } from '@janus/http';
-import type { FieldError } from '@janus/policy';
+import type { FieldError } from '@janus/contracts';
 
 export { PROBLEM_CONTENT_TYPE, problem } from '@janus/http';
 

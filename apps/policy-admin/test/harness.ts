@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import type { Hono } from 'hono';
 import { loadSettings, type Settings } from '@janus/config';
-import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import { startRuntime, type Runtime } from '@janus/runtime';
+import type { Limiter } from '@janus/limiter';
+import type { LimiterRuntime } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
-import { buildPolicyAdmin, compileStored } from '../src/admin.js';
+import { startPolicyAdmin } from '../src/admin.js';
 
 export const TOKEN = 'test-admin-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -16,7 +16,7 @@ type Loose = any;
 export interface AdminHarness {
   ns: string;
   settings: Settings;
-  rt: Runtime<CompiledPolicy>;
+  rt: LimiterRuntime;
   app: Hono;
   limiter: Limiter;
   /** JSON request with the admin token; `body` is JSON-encoded unless it is a string. The response body is loosely typed for assertions. */
@@ -24,29 +24,22 @@ export interface AdminHarness {
   close(): Promise<void>;
 }
 
-/** policy-admin exactly as main.ts wires it, in its own namespace, on the real services. */
+/** policy-admin as main.ts starts it (startPolicyAdmin), in its own namespace, on the real services. */
 export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number } = {}): Promise<AdminHarness> {
   const ns = opts.ns ?? testNamespace(label);
   const settings = loadSettings(testEnv(ns, { JANUS_ADMIN_TOKEN: TOKEN }));
-  const view: { limiter?: Limiter } = {};
-  const rt = await startRuntime<CompiledPolicy>({
-    app: 'policy-admin',
-    settings,
-    compilePolicy: compileStored,
-    onPolicyApplied: (compiled) => view.limiter?.setPolicy(compiled),
+  const admin = await startPolicyAdmin(settings, {
     logger: pino({ level: 'silent' }),
     dbPoolSize: 25,
+    ...(opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {}),
   });
-  const built = buildPolicyAdmin(rt, TOKEN, opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {});
-  view.limiter = built.limiter;
-  if (rt.policy.loaded) built.limiter.setPolicy(rt.policy.compiled);
-  const app = built.app;
+  const { app, runtime: rt } = admin;
   return {
     ns,
     settings,
     rt,
     app,
-    limiter: built.limiter,
+    limiter: admin.limiter,
     async call(method, path, body, headers = {}) {
       const init: RequestInit = { method, headers: { ...AUTH, ...headers } };
       if (body !== undefined) {
@@ -64,7 +57,7 @@ export async function startAdmin(label: string, opts: { ns?: string; dashboardWi
       return { status: res.status, body: parsed, headers: res.headers };
     },
     async close() {
-      await rt.close();
+      await admin.close();
       await dropRedisNamespace(settings.redisUrl, ns);
       await dropNatsNamespace([...settings.natsServers], ns);
       await dropPgNamespace(settings.databaseUrl, ns);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VersionedPolicy } from '@janus/contracts';
 import { createDb, type DbHandle } from '@janus/db';
 import { connectNats, type NatsConnection } from '@janus/messaging';
-import { ApiKeyCache, PolicyStore, PolicyWatcher } from '@janus/policy';
+import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher } from '@janus/policy';
 import { startAdmin, waitFor, type AdminHarness } from './harness.js';
 
 /**
@@ -26,7 +26,7 @@ beforeAll(async () => {
     const nc = await connectNats(h.settings, { name: `instance-${i}` });
     const db = createDb(h.settings, { max: 3 });
     const store = new PolicyStore(db.db);
-    const keys = new ApiKeyCache(store);
+    const keys = new ApiKeyCache(new ApiKeyStore(db.db));
     // A poll far beyond the test's budget: only the announcement can make the deadline.
     const watcher = new PolicyWatcher({ store, nc, names: h.rt.names, compile: (p) => p, onConfigEvent: () => keys.refresh(), pollIntervalMs: 60_000 });
     await watcher.start();

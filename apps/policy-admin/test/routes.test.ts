@@ -196,7 +196,7 @@ describe('API keys', () => {
     expect((await h.call('DELETE', `/v1/tenants/acme/keys/${created.body.keyId}`)).status).toBe(204);
     const after = await h.call('GET', '/v1/tenants/acme/keys');
     expect(after.body.keys.find((k: { keyId: string }) => k.keyId === created.body.keyId)).toMatchObject({ active: false, revokedAt: expect.any(String) });
-    expect((await h.rt.policyStore.activeKeys()).size).toBe(2);
+    expect((await h.rt.apiKeyStore.activeKeys()).size).toBe(2);
 
     const bad = await h.call('POST', '/v1/tenants/acme/keys', { label: 5, extra: true });
     expect(bad.status).toBe(422);
@@ -208,7 +208,7 @@ describe('API keys', () => {
     const key = await h.call('POST', '/v1/tenants/gone/keys');
     expect(key.status).toBe(201);
     expect((await h.call('DELETE', '/v1/tenants/gone')).status).toBe(200);
-    const active = [...(await h.rt.policyStore.activeKeys()).values()];
+    const active = [...(await h.rt.apiKeyStore.activeKeys()).values()];
     expect(active.some((k) => k.tenant === 'gone')).toBe(false);
   });
 });

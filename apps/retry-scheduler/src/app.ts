@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import type { Hono } from 'hono';
 import type { Registry } from 'prom-client';
 import { healthRoutes, type ReadinessCheck } from '@janus/observability';
 
@@ -9,7 +9,5 @@ export interface SchedulerAppDeps {
 
 /** The scheduler's HTTP surface: health, readiness and metrics only (CONTRACT §1). */
 export function createApp(deps: SchedulerAppDeps): Hono {
-  const app = new Hono();
-  app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
-  return app;
+  return healthRoutes({ checks: deps.readiness, registry: deps.registry });
 }

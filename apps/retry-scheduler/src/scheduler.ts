@@ -1,14 +1,13 @@
-import type { ConsumerMessages } from '@nats-io/jetstream';
 import type { Settings } from '@janus/config';
 import { OutcomeProcessor, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
-import { Limiter, compilePolicy, type CompiledPolicy } from '@janus/limiter';
-import { ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
+import type { CompiledPolicy, Limiter } from '@janus/limiter';
+import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
-import { startRuntime, type Runtime } from '@janus/runtime';
+import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { schedulerMetrics } from './metrics.js';
 
 export interface Scheduler {
-  readonly runtime: Runtime<CompiledPolicy>;
+  readonly runtime: LimiterRuntime;
   readonly limiter: Limiter;
   /** Stops taking outcomes and reaping; finishes the messages in hand. */
   stop(): Promise<void>;
@@ -30,36 +29,13 @@ export interface SchedulerOptions {
  * through one durable consumer, reaping is atomic in Redis, extensions use a queue group.
  */
 export async function startScheduler(settings: Settings, opts: SchedulerOptions = {}): Promise<Scheduler> {
-  const late: { limiter?: Limiter; rt?: Runtime<CompiledPolicy> } = {};
-  const ensureWorkerConsumers = async (policy: CompiledPolicy) => {
-    const rt = late.rt;
-    if (!rt) return;
-    for (const jobType of policy.jobTypes.values()) {
-      await ensureWorkerConsumer(rt.jsm, rt.names, jobType.name, jobType.timeoutMs).catch((error: unknown) =>
-        rt.logger.warn({ err: error, jobType: jobType.name }, 'could not ensure the workers consumer'),
-      );
-    }
-  };
-  const runtime = await startRuntime<CompiledPolicy>({
+  const runtime = await startLimiterRuntime({
     app: 'retry-scheduler',
     settings,
-    compilePolicy: (p) => compilePolicy(p.document, p.version),
-    onPolicyApplied: async (compiled) => {
-      late.limiter?.setPolicy(compiled);
-      await ensureWorkerConsumers(compiled);
-    },
+    onPolicyApplied: (compiled, _policy, services) => ensureWorkerConsumers(services, compiled),
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
-  late.rt = runtime;
-  const { logger, names, jsm, js, nc } = runtime;
-  const limiter = new Limiter({
-    redis: runtime.redis,
-    namespace: settings.namespace,
-    signingKey: settings.signingKey,
-    ...(runtime.policy.loaded ? { policy: runtime.policy.compiled } : {}),
-  });
-  late.limiter = limiter;
-  if (runtime.policy.loaded) await ensureWorkerConsumers(runtime.policy.compiled);
+  const { logger, names, jsm, js, nc, limiter } = runtime;
   await openLimiter({ limiter, db: runtime.db.db, jsm, names, logger }).catch((error: unknown) =>
     logger.warn({ err: error }, 'limiter init failed (Redis down?); retrying on use'),
   );
@@ -70,39 +46,25 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   // Outcomes: one durable consumer shared by every scheduler instance.
   await ensureServiceConsumer(jsm, names.streams.outcomes, names.consumers.schedulerOutcomes, { ackWaitMs: 30_000 });
   const consumer = await js.consumers.get(names.streams.outcomes, names.consumers.schedulerOutcomes);
-  const concurrency = opts.concurrency ?? 64;
-  let messages: ConsumerMessages | undefined;
-  const inFlight = new Set<Promise<void>>();
-  let stopped = false;
-  const consumeLoop = (async () => {
-    while (!stopped) {
+  const outcomes = await consumeConcurrently(consumer, {
+    concurrency: opts.concurrency ?? 64,
+    handle: async (msg) => {
+      const done = metrics.processing.startTimer();
       try {
-        messages = await consumer.consume({ max_messages: concurrency });
-        for await (const msg of messages) {
-          const done = metrics.processing.startTimer();
-          const task = processor
-            .process(msg)
-            .then((disposition) => metrics.outcomes.inc({ disposition }))
-            .catch((error: unknown) => {
-              logger.error({ err: error, subject: msg.subject }, 'outcome handling failed; redelivering');
-              msg.nak(1_000);
-            })
-            .finally(() => {
-              done();
-              inFlight.delete(task);
-            });
-          inFlight.add(task);
-          while (inFlight.size >= concurrency) await Promise.race(inFlight);
-        }
-      } catch (error) {
-        if (stopped) break;
-        logger.warn({ err: error }, 'outcome consumer interrupted; resuming');
-        await new Promise((r) => setTimeout(r, 1_000));
+        metrics.outcomes.inc({ disposition: await processor.process(msg) });
+      } finally {
+        done();
       }
-    }
-  })();
+    },
+    onError: (error, msg) => {
+      logger.error({ err: error, subject: msg.subject }, 'outcome handling failed; redelivering');
+      msg.nak(1_000);
+    },
+    onInterrupted: (error) => logger.warn({ err: error }, 'outcome consumer interrupted; resuming'),
+  });
 
   // Lease expiry: free expired slots and report them as timed_out outcomes.
+  let stopped = false;
   let reaping = false;
   const reaper = setInterval(() => {
     if (reaping || stopped) return;
@@ -130,9 +92,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     stopped = true;
     clearInterval(reaper);
     extensions.unsubscribe();
-    await messages?.close();
-    await consumeLoop;
-    await Promise.allSettled([...inFlight]);
+    await outcomes.stop();
   };
   return {
     runtime,
@@ -143,4 +103,13 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       await runtime.close();
     },
   };
+}
+
+/** One durable `workers-<type>` consumer per job type of the policy (idempotent). */
+async function ensureWorkerConsumers(services: Pick<Services, 'jsm' | 'names' | 'logger'>, policy: CompiledPolicy): Promise<void> {
+  for (const jobType of policy.jobTypes.values()) {
+    await ensureWorkerConsumer(services.jsm, services.names, jobType.name, jobType.timeoutMs).catch((error: unknown) =>
+      services.logger.warn({ err: error, jobType: jobType.name }, 'could not ensure the workers consumer'),
+    );
+  }
 }

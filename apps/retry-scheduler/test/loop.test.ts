@@ -5,7 +5,7 @@ import { loadSettings } from '@janus/config';
 import { DeadLetter, OutcomeEvent, type JobMessage, type PolicyDocumentInput } from '@janus/contracts';
 import { createDb, migrate, type DbHandle } from '@janus/db';
 import { encodeRetryContext } from '@janus/execution';
-import { attemptMsgId, connectNats, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
+import { connectNats, messageIds, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
 import { PolicyStore, announceConfigChange } from '@janus/policy';
 import { createRedis } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
@@ -49,7 +49,7 @@ async function submit(jobId: string): Promise<void> {
     admittedAt: new Date(j.admittedAt).toISOString(),
     lease: { id: lease.id, token: lease.token, expiresAt: new Date(lease.expiresAt).toISOString() },
   };
-  await publishJson(jetstream(nc), names.subjects.job('flaky'), message, attemptMsgId(jobId, 1));
+  await publishJson(jetstream(nc), names.subjects.job('flaky'), message, messageIds.attempt(jobId, 1));
 }
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {

@@ -2,3 +2,5 @@ export * from './names.js';
 export * from './policy.js';
 export * from './http.js';
 export * from './messages.js';
+export * from './field-errors.js';
+export * from './message-ids.js';

@@ -1,5 +1,5 @@
 import { DeadLetter, JobMessage, LedgerEntry, NAME_PATTERN, OutcomeEvent } from '@janus/contracts';
-import type { NatsNames } from '@janus/messaging';
+import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
 /** The four streams the persister reads (CONTRACT §4). */
@@ -150,7 +150,7 @@ export function rejectionOf(stream: string, msg: RawMessage, reason: string): Re
   };
 }
 
-/** The ledger's natural key (CONTRACT §4): `<jobId>.<attempt>.<kind>`. */
+/** The ledger's natural key: its message id (CONTRACT §4), `<jobId>.<attempt>.<kind>`. */
 export function ledgerEntryId(entry: Pick<LedgerEntry, 'jobId' | 'attempt' | 'kind'>): string {
-  return `${entry.jobId}.${entry.attempt}.${entry.kind}`;
+  return messageIds.ledger(entry.jobId, entry.attempt, entry.kind);
 }

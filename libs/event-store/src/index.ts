@@ -5,5 +5,4 @@ export { createPersisterMetrics, type PersisterMetrics } from './metrics.js';
 export { Persister, type PersisterOptions } from './persister.js';
 export { pruneHistory, schedulePruning, type PruneResult, type RetentionPolicy } from './prune.js';
 export { outcomeEventId, reconcileJobStatus, storeBatch, type StoreResult } from './store.js';
-export { countRows, prng, shuffle, syntheticWorkload, toRawMessage, type RowCounts, type SyntheticMessage, type SyntheticWorkload } from './synthetic.js';
-export { runPersisterBenchmark, type BenchOptions, type BenchReport, type BenchRun } from './benchmark.js';
+export { countRows, type RowCounts } from './counts.js';

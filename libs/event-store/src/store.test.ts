@@ -4,12 +4,20 @@ import { loadSettings } from '@janus/config';
 import { JobView, type JobMessage, type OutcomeEvent } from '@janus/contracts';
 import { attempts, createDb, jobs, migrate, outcomeEvents, type DbHandle } from '@janus/db';
 import { natsNames } from '@janus/messaging';
-import { dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
+import { dropPgNamespace, prng, shuffle, type SyntheticMessage, syntheticWorkload, testEnv, testNamespace } from '@janus/testing';
 import { decodeMessage, type PersistEvent, type StreamKind } from './decode.js';
 import { getJobView } from './job-view.js';
 import { pruneHistory } from './prune.js';
 import { reconcileJobStatus, storeBatch } from './store.js';
-import { countRows, prng, shuffle, syntheticWorkload, toRawMessage, type SyntheticMessage } from './synthetic.js';
+import { countRows } from './counts.js';
+import type { RawMessage } from './decode.js';
+
+const encoder = new TextEncoder();
+
+/** A synthetic message as JetStream would hand it over (for driving the store without NATS). */
+function toRawMessage(m: Pick<SyntheticMessage, 'subject' | 'body'>, seq: number, timestampMs = Date.now()): RawMessage {
+  return { subject: m.subject, seq, data: encoder.encode(JSON.stringify(m.body)), timestampMs };
+}
 
 const ns = testNamespace('event_store');
 const settings = loadSettings(testEnv(ns));

@@ -1,6 +1,6 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { OutcomeEvent, type DeadLetter, type JobMessage, type LedgerEntry } from '@janus/contracts';
-import { attemptMsgId, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { decideAfterFailure } from './backoff.js';
 import { decodeRetryContext, encodeRetryContext, type RetryContext } from './retry-context.js';
@@ -181,7 +181,7 @@ export class OutcomeProcessor {
       lease: { id: admitted.lease.id, token: admitted.lease.token, expiresAt: new Date(admitted.lease.expiresAt).toISOString() },
     };
     try {
-      await publishJson(this.deps.js, this.deps.names.subjects.job(job.jobType), message, attemptMsgId(job.jobId, admitted.attempt));
+      await publishJson(this.deps.js, this.deps.names.subjects.job(job.jobType), message, messageIds.attempt(job.jobId, admitted.attempt));
       if (admitted.budgetReserved > 0) {
         await this.#ledger({ ...job, attempt: admitted.attempt }, 'reserve', admitted.budgetReserved);
       }
@@ -206,12 +206,12 @@ export class OutcomeProcessor {
       ...(job.context?.payload !== undefined ? { payload: job.context.payload } : {}),
       deadAt: new Date(this.#now()).toISOString(),
     };
-    await publishJson(this.deps.js, this.deps.names.subjects.dead(job.jobType), dead, job.jobId);
+    await publishJson(this.deps.js, this.deps.names.subjects.dead(job.jobType), dead, messageIds.dead(job.jobId));
   }
 
   async #ledger(job: { jobId: string; attempt: number; tenant: string }, kind: LedgerEntry['kind'], amount: number): Promise<void> {
     const entry: LedgerEntry = { tenant: job.tenant, kind, amount, jobId: job.jobId, attempt: job.attempt, at: new Date(this.#now()).toISOString() };
-    await publishJson(this.deps.js, this.deps.names.subjects.ledger(job.tenant), entry, `${job.jobId}.${job.attempt}.${kind}`);
+    await publishJson(this.deps.js, this.deps.names.subjects.ledger(job.tenant), entry, messageIds.ledger(job.jobId, job.attempt, kind));
   }
 
   #ignore(msg: JsMsg, reason: 'invalid_token' | 'unknown' | 'expired' | 'already_settled' | 'not_expired'): OutcomeDisposition {

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { LedgerEntry, OutcomeEvent } from '@janus/contracts';
-import { attemptMsgId, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
 import type { ExpiredLease, Limiter } from '@janus/limiter';
 
 export interface ReaperDeps {
@@ -27,7 +27,7 @@ export async function reapOnce(deps: ReaperDeps, max = 200): Promise<number> {
       const event: OutcomeEvent = { jobId: lease.jobId, attempt: lease.attempt, leaseToken: lease.token, outcome: 'timed_out' };
       for (let attempt = 1; ; attempt++) {
         try {
-          await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, `${attemptMsgId(lease.jobId, lease.attempt)}.timed_out`);
+          await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, messageIds.timedOut(lease.jobId, lease.attempt));
           if (lease.reserved > 0) {
             // No actual cost will ever be reported: the reservation stands as spent.
             const entry: LedgerEntry = {

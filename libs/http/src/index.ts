@@ -1,4 +1,5 @@
-export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, problem, type FieldError } from './problem.js';
-export { readJsonBody, type JsonBodyResult } from './json-body.js';
+export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, invalidRequest, problem, type FieldError } from './problem.js';
+export { jsonBody, readJsonBody, type JsonBodyEnv, type JsonBodyResult } from './json-body.js';
+export { problemNotFound, problemOnError, validationHook, type ValidationResult } from './edge.js';
 export { requestHeader } from './header.js';
 export { apiDocsRoutes } from './api-docs.js';

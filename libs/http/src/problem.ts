@@ -1,4 +1,4 @@
-import { PROBLEM_BASE, type ProblemDetails } from '@janus/contracts';
+import { PROBLEM_BASE, type FieldError, type ProblemDetails } from '@janus/contracts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -15,10 +15,7 @@ export const COMMON_PROBLEMS = {
   internal: `${PROBLEM_BASE}/internal`,
 } as const;
 
-export interface FieldError {
-  path: string;
-  message: string;
-}
+export type { FieldError };
 
 /** An RFC 9457 problem+json response; `extra` adds members (e.g. `currentVersion`). */
 export function problem(
@@ -36,4 +33,9 @@ export function problem(
     ...opts.extra,
   };
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...opts.headers } });
+}
+
+/** 400 naming every bad field. */
+export function invalidRequest(errors: FieldError[], detail = 'the request body does not match the schema'): Response {
+  return problem(400, COMMON_PROBLEMS.invalidRequest, 'Invalid request', { detail, errors });
 }

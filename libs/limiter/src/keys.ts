@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Every Redis key the limiter touches is built here.
+ * Every Redis key Janus touches is built here (the limiter's, and the live admission counters that
+ * ingress writes and the dashboard reads).
  *
  * Layout: `<ns>:{<ns>}:<kind>:…`. The `{<ns>}` hash tag puts every key of a namespace in ONE Redis
  * Cluster slot. That is deliberate: one admission checks and consumes dependency, tenant, global and
@@ -55,6 +56,11 @@ export class Keys {
   leaseLocation(leaseId: string): { readonly key: string; readonly field: string } | undefined {
     const parts = parseLeaseId(leaseId);
     return parts && { key: this.leases(parts.callId), field: parts.n };
+  }
+
+  /** Live admission counters of one second: a hash per namespace and second (see @janus/observability live-stats). */
+  liveStats(epochSecond: number): string {
+    return `${this.prefix}stats:${epochSecond}`;
   }
 
   /** Idempotency keys are hashed: they are caller text of up to 200 characters. */

@@ -1,6 +1,6 @@
 import { createInbox, MsgHdrsImpl, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import type { PublishResult } from './publish.js';
+import type { PublishResult } from './publish-result.js';
 
 /** The stream did not acknowledge in time (the message may still have been stored: retry with the same msgID). */
 export class PublishTimeout extends Error {

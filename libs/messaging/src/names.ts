@@ -57,8 +57,3 @@ export function natsNames(namespace: string): NatsNames {
     }),
   });
 }
-
-/** The `Nats-Msg-Id` of one attempt of a job (JetStream dedupes on it). */
-export function attemptMsgId(jobId: string, attempt: number): string {
-  return `${jobId}.${attempt}`;
-}

@@ -1,12 +1,9 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { AckPublisher } from './ack-publisher.js';
 import { JsonText } from './json.js';
+import type { PublishResult } from './publish-result.js';
 
-export interface PublishResult {
-  readonly seq: number;
-  /** True when JetStream had already stored a message with this msgID (a safe re-publish). */
-  readonly duplicate: boolean;
-}
+export type { PublishResult } from './publish-result.js';
 
 /** Where acknowledged publishes go: the nats.js JetStream client, or the hot path's AckPublisher. */
 export type JetStreamTarget = JetStreamClient | AckPublisher;

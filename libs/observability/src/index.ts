@@ -7,7 +7,6 @@ export {
   NO_DEPENDENCY,
   admittedField,
   decisionFields,
-  liveStatsKey,
   parseStatsField,
   readLiveStats,
   recordDecision,
@@ -15,4 +14,5 @@ export {
   type DependencyLiveStats,
   type LiveDecision,
   type LiveStats,
+  type LiveStatsKeys,
 } from './live-stats.js';

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { Keys } from '@janus/limiter';
 import {
   LIVE_STATS_TTL_SECONDS,
   decisionFields,
-  liveStatsKey,
   parseStatsField,
   readLiveStats,
   recordDecision,
@@ -12,17 +12,18 @@ import {
 
 // Own namespace for this file (kept local: this lib does not depend on @janus/testing).
 const ns = `t_livestats_${randomBytes(4).toString('hex')}`;
+const keys = new Keys(ns);
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 
 afterAll(async () => {
-  const keys = await redis.keys(`${ns}:*`);
-  if (keys.length > 0) await redis.del(...keys);
+  const stored = await redis.keys(`${ns}:*`);
+  if (stored.length > 0) await redis.del(...stored);
   redis.disconnect();
 });
 
 describe('live stats names', () => {
   it('builds the agreed key and fields', () => {
-    expect(liveStatsKey('janus', 1_700_000_000)).toBe('janus:{janus}:stats:1700000000');
+    expect(new Keys('janus').liveStats(1_700_000_000)).toBe('janus:{janus}:stats:1700000000');
     expect(decisionFields({ outcome: 'admitted', dependencies: ['stripe', 'db'] })).toEqual(['admitted:stripe', 'admitted:db']);
     expect(decisionFields({ outcome: 'rejected', reason: 'tenant_rate', dependencies: ['stripe'] })).toEqual([
       'rejected:stripe:tenant_rate',
@@ -42,19 +43,19 @@ describe('live stats names', () => {
 describe('recordDecision / readLiveStats against Redis', () => {
   it('counts per second with a 120 s expiry and sums a window of complete seconds', async () => {
     const base = 1_800_000_000_000; // a fixed second far from now, so the test controls time
-    await recordDecision(redis, ns, { outcome: 'admitted', dependencies: ['stripe'] }, { atMs: base + 10 });
-    await recordDecision(redis, ns, { outcome: 'admitted', dependencies: ['stripe', 'db'] }, { atMs: base + 999, count: 4 });
-    await recordDecision(redis, ns, { outcome: 'rejected', reason: 'dependency_rate', dependencies: ['stripe'] }, { atMs: base + 1_500 });
-    await recordDecision(redis, ns, { outcome: 'rejected', reason: 'shed', dependencies: [] }, { atMs: base + 2_100, count: 2 });
+    await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['stripe'] }, { atMs: base + 10 });
+    await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['stripe', 'db'] }, { atMs: base + 999, count: 4 });
+    await recordDecision(redis, keys, { outcome: 'rejected', reason: 'dependency_rate', dependencies: ['stripe'] }, { atMs: base + 1_500 });
+    await recordDecision(redis, keys, { outcome: 'rejected', reason: 'shed', dependencies: [] }, { atMs: base + 2_100, count: 2 });
 
-    const key = liveStatsKey(ns, base / 1000);
+    const key = keys.liveStats(base / 1000);
     expect(await redis.hgetall(key)).toEqual({ 'admitted:stripe': '5', 'admitted:db': '4' });
     const ttl = await redis.ttl(key);
     expect(ttl).toBeGreaterThan(LIVE_STATS_TTL_SECONDS - 5);
     expect(ttl).toBeLessThanOrEqual(LIVE_STATS_TTL_SECONDS);
 
     // now = base + 3.2 s: the complete seconds are base, base+1, base+2.
-    const stats = await readLiveStats(redis, ns, 3, { nowMs: base + 3_200 });
+    const stats = await readLiveStats(redis, keys, 3, { nowMs: base + 3_200 });
     expect(stats.fromSecond).toBe(base / 1000);
     expect(stats.toSecond).toBe(base / 1000 + 2);
     expect(stats.dependencies).toEqual({
@@ -69,15 +70,15 @@ describe('recordDecision / readLiveStats against Redis', () => {
     ]);
 
     // The still-filling second is left out unless asked for.
-    const partial = await readLiveStats(redis, ns, 1, { nowMs: base + 2_500 });
+    const partial = await readLiveStats(redis, keys, 1, { nowMs: base + 2_500 });
     expect(partial.totals).toEqual({ 'rejected:stripe:dependency_rate': 1 });
-    const current = await readLiveStats(redis, ns, 1, { nowMs: base + 2_500, includeCurrent: true });
+    const current = await readLiveStats(redis, keys, 1, { nowMs: base + 2_500, includeCurrent: true });
     expect(current.totals).toEqual({ 'rejected:*:shed': 2 });
   });
 
   it('reads Redis time by default', async () => {
-    await recordDecision(redis, ns, { outcome: 'admitted', dependencies: ['live'] }, { atMs: Date.now() - 1_000 });
-    const stats = await readLiveStats(redis, ns, 5);
+    await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['live'] }, { atMs: Date.now() - 1_000 });
+    const stats = await readLiveStats(redis, keys, 5);
     expect(stats.dependencies['live']?.admitted).toBe(1);
   });
 });

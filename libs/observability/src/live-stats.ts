@@ -13,8 +13,9 @@ import type { Redis } from 'ioredis';
 export const LIVE_STATS_TTL_SECONDS = 120;
 export const NO_DEPENDENCY = '*';
 
-export function liveStatsKey(ns: string, epochSecond: number): string {
-  return `${ns}:{${ns}}:stats:${epochSecond}`;
+/** Where the counters live: the limiter's `Keys` (every Redis key is built there). */
+export interface LiveStatsKeys {
+  liveStats(epochSecond: number): string;
 }
 
 export function admittedField(dependency: string): string {
@@ -41,13 +42,13 @@ export function decisionFields(decision: LiveDecision): string[] {
  */
 export async function recordDecision(
   redis: Redis,
-  ns: string,
+  keys: LiveStatsKeys,
   decision: LiveDecision,
   opts: { atMs?: number; count?: number } = {},
 ): Promise<void> {
   const count = opts.count ?? 1;
   if (count <= 0) return;
-  const key = liveStatsKey(ns, Math.floor((opts.atMs ?? Date.now()) / 1000));
+  const key = keys.liveStats(Math.floor((opts.atMs ?? Date.now()) / 1000));
   const pipeline = redis.pipeline();
   for (const field of decisionFields(decision)) pipeline.hincrby(key, field, count);
   pipeline.expire(key, LIVE_STATS_TTL_SECONDS);
@@ -82,7 +83,7 @@ export interface LiveStats {
  */
 export async function readLiveStats(
   redis: Redis,
-  ns: string,
+  keys: LiveStatsKeys,
   seconds: number,
   opts: { nowMs?: number; includeCurrent?: boolean } = {},
 ): Promise<LiveStats> {
@@ -91,7 +92,7 @@ export async function readLiveStats(
   const toSecond = opts.includeCurrent ? nowSecond : nowSecond - 1;
   const fromSecond = toSecond - seconds + 1;
   const pipeline = redis.pipeline();
-  for (let s = fromSecond; s <= toSecond; s++) pipeline.hgetall(liveStatsKey(ns, s));
+  for (let s = fromSecond; s <= toSecond; s++) pipeline.hgetall(keys.liveStats(s));
   const rows = (await pipeline.exec()) ?? [];
   const totals: Record<string, number> = {};
   const dependencies: Record<string, DependencyLiveStats> = {};

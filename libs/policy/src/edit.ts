@@ -2,11 +2,14 @@ import {
   DependencyPolicy,
   GlobalPolicy,
   JobTypePolicy,
+  joinPath,
   Name,
   TenantPolicy,
+  zodFieldErrors,
+  type FieldError,
   type PolicyDocument,
 } from '@janus/contracts';
-import { joinPath, validatePolicyDocument, zodFieldErrors, type FieldError } from './validate.js';
+import { dedupeErrors, dependencyListErrors, validatePolicyDocument } from './validate.js';
 
 /** The named sections of a policy document (global is a single object). */
 export type PolicySection = 'dependencies' | 'tenants' | 'jobTypes';
@@ -42,18 +45,10 @@ export function putResource(doc: PolicyDocument, section: PolicySection, name: s
   if (!nameCheck.success) errors.push({ path: 'name', message: nameCheck.error.issues[0]?.message ?? 'invalid name' });
   const parsed = SCHEMAS[section].safeParse(body);
   if (!parsed.success) errors.push(...zodFieldErrors(parsed.error.issues));
-  if (section === 'jobTypes' && isRecord(body) && Array.isArray(body['dependencies'])) {
-    const seen = new Set<string>();
-    body['dependencies'].forEach((dep: unknown, i: number) => {
-      if (!isRecord(dep) || typeof dep['name'] !== 'string') return;
-      const dn = dep['name'];
-      const path = joinPath(['dependencies', i, 'name']);
-      if (!Object.hasOwn(doc.dependencies, dn)) errors.push({ path, message: `unknown dependency "${dn}"` });
-      if (seen.has(dn)) errors.push({ path, message: `dependency "${dn}" listed twice` });
-      seen.add(dn);
-    });
+  if (section === 'jobTypes' && isRecord(body)) {
+    errors.push(...dependencyListErrors(body['dependencies'], doc.dependencies, (i) => joinPath(['dependencies', i, 'name'])));
   }
-  if (errors.length > 0 || !parsed.success) return { ok: false, status: 422, errors: dedupe(errors) };
+  if (errors.length > 0 || !parsed.success) return { ok: false, status: 422, errors: dedupeErrors(errors) };
   const next = { ...doc, [section]: { ...doc[section], [name]: parsed.data } } as PolicyDocument;
   const whole = validatePolicyDocument(next, extraCheck);
   if (!whole.ok) return { ok: false, status: 422, errors: relativise(whole.errors, `${section}.${name}`) };
@@ -101,14 +96,4 @@ export function replacePolicy(body: unknown, extraCheck?: ExtraCheck): EditResul
 
 export function singular(section: PolicySection): string {
   return section === 'dependencies' ? 'dependency' : section === 'tenants' ? 'tenant' : 'job type';
-}
-
-function dedupe(errors: FieldError[]): FieldError[] {
-  const seen = new Set<string>();
-  return errors.filter((e) => {
-    const k = `${e.path}\u0000${e.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }

@@ -5,17 +5,20 @@ import { PolicyDocument } from '@janus/contracts';
 import { apiKeys, createDb, migrate, type DbHandle } from '@janus/db';
 import { dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
 import { hashApiKey } from './api-keys.js';
+import { ApiKeyStore } from './api-key-store.js';
 import { PolicyStore } from './store.js';
 
 const ns = testNamespace('policy_store');
 const settings = loadSettings(testEnv(ns));
 let handle: DbHandle;
 let store: PolicyStore;
+let keys: ApiKeyStore;
 
 beforeAll(async () => {
   await migrate(settings);
   handle = createDb(settings, { max: 25 });
   store = new PolicyStore(handle.db);
+  keys = new ApiKeyStore(handle.db);
 });
 
 afterAll(async () => {
@@ -87,24 +90,24 @@ describe('PolicyStore versions', () => {
   });
 });
 
-describe('PolicyStore API keys', () => {
+describe('ApiKeyStore', () => {
   it('creates a key only for a tenant of the live policy, stores only its hash, and revokes it', async () => {
-    expect(await store.createKey('nobody', { actor: 'a' })).toEqual({ ok: false, reason: 'unknown_tenant' });
-    const created = await store.createKey('acme', { actor: 'tok_a', label: 'ci' });
+    expect(await keys.createKey('nobody', { actor: 'a' })).toEqual({ ok: false, reason: 'unknown_tenant' });
+    const created = await keys.createKey('acme', { actor: 'tok_a', label: 'ci' });
     if (!created.ok) throw new Error('expected a key');
     expect(created.key).toMatch(new RegExp(`^jns_${created.keyId}_[A-Za-z0-9_-]{32}$`));
     const [row] = await handle.db.select().from(apiKeys).where(eq(apiKeys.keyId, created.keyId));
     expect(row?.keyHash).toBe(hashApiKey(created.key));
     expect(JSON.stringify(row)).not.toContain(created.key);
-    expect((await store.activeKeys()).get(hashApiKey(created.key))).toEqual({ keyId: created.keyId, tenant: 'acme' });
-    expect(await store.listKeys('acme')).toEqual([
+    expect((await keys.activeKeys()).get(hashApiKey(created.key))).toEqual({ keyId: created.keyId, tenant: 'acme' });
+    expect(await keys.listKeys('acme')).toEqual([
       expect.objectContaining({ keyId: created.keyId, tenant: 'acme', label: 'ci', revokedAt: null }),
     ]);
 
-    expect(await store.revokeKey('other', created.keyId, { actor: 'a' })).toBe('not_found');
-    expect(await store.revokeKey('acme', created.keyId, { actor: 'tok_a' })).toBe('revoked');
-    expect(await store.revokeKey('acme', created.keyId, { actor: 'tok_a' })).toBe('already_revoked');
-    expect((await store.activeKeys()).has(hashApiKey(created.key))).toBe(false);
+    expect(await keys.revokeKey('other', created.keyId, { actor: 'a' })).toBe('not_found');
+    expect(await keys.revokeKey('acme', created.keyId, { actor: 'tok_a' })).toBe('revoked');
+    expect(await keys.revokeKey('acme', created.keyId, { actor: 'tok_a' })).toBe('already_revoked');
+    expect((await keys.activeKeys()).has(hashApiKey(created.key))).toBe(false);
     const actions = (await store.audit({ limit: 2 })).map((e) => [e.action, e.target]);
     expect(actions).toEqual([
       ['key.revoke', `tenants/acme/keys/${created.keyId}`],
@@ -113,17 +116,17 @@ describe('PolicyStore API keys', () => {
   });
 
   it('revokes a tenant\'s keys in the same transaction that deletes the tenant', async () => {
-    const a = await store.createKey('t1', { actor: 'a' });
-    const b = await store.createKey('t1', { actor: 'a' });
+    const a = await keys.createKey('t1', { actor: 'a' });
+    const b = await keys.createKey('t1', { actor: 'a' });
     if (!a.ok || !b.ok) throw new Error('expected keys');
     let revoked = 0;
     await store.update(
       (c) => ({ ...c.document, tenants: Object.fromEntries(Object.entries(c.document.tenants).filter(([k]) => k !== 't1')) }),
       { actor: 'a', action: 'tenant.delete' },
-      { within: async (tx) => void (revoked = await PolicyStore.revokeTenantKeys(tx, 't1')) },
+      { within: async (tx) => void (revoked = await ApiKeyStore.revokeTenantKeys(tx, 't1')) },
     );
     expect(revoked).toBe(2);
-    const active = await store.activeKeys();
+    const active = await keys.activeKeys();
     expect(active.has(hashApiKey(a.key)) || active.has(hashApiKey(b.key))).toBe(false);
   });
 });

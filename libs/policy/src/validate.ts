@@ -1,70 +1,41 @@
-import type { z } from 'zod';
-import { PolicyDocument } from '@janus/contracts';
-
-/** One problem with one field: `path` is dotted (`jobTypes.send-email.dependencies.0.name`), `(body)` for the root. */
-export interface FieldError {
-  readonly path: string;
-  readonly message: string;
-}
+import { joinPath, PolicyDocument, zodFieldErrors, type FieldError } from '@janus/contracts';
 
 export type Validation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: FieldError[] };
-
-type Path = readonly PropertyKey[];
-
-export function joinPath(path: Path): string {
-  return path.length === 0 ? '(body)' : path.map(String).join('.');
-}
-
-/**
- * Zod issues as field errors, every one of them: an unknown field is named by its own path, a bad
- * record key (a name) by the key's path.
- */
-export function zodFieldErrors(issues: readonly z.core.$ZodIssue[], prefix: Path = []): FieldError[] {
-  const out: FieldError[] = [];
-  for (const issue of issues) {
-    const path = [...prefix, ...issue.path];
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: joinPath([...path, key]), message: 'unknown field' });
-    } else if (issue.code === 'invalid_key') {
-      const inner = issue.issues[0]?.message ?? issue.message;
-      out.push({ path: joinPath(path), message: `invalid name: ${inner}` });
-    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      out.push({ path: joinPath(path), message: issue.message });
-    } else {
-      out.push({ path: joinPath(path), message: issue.message });
-    }
-  }
-  return out;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
- * Cross-references read from the raw input, so that they are reported together with every
- * structural error (zod runs refinements only on structurally valid input).
+ * A job type's dependency list checked against the declared dependencies: each unknown name, and
+ * each name listed twice, at `path(i)`. Reads the raw input, so that it is reported together with
+ * every structural error (zod runs refinements only on structurally valid input).
  */
-function crossReferenceErrors(input: unknown): FieldError[] {
-  if (!isRecord(input) || !isRecord(input['jobTypes'])) return [];
-  const deps = isRecord(input['dependencies']) ? input['dependencies'] : {};
+export function dependencyListErrors(list: unknown, declared: Record<string, unknown>, path: (i: number) => string): FieldError[] {
+  if (!Array.isArray(list)) return [];
   const out: FieldError[] = [];
-  for (const [jobType, policy] of Object.entries(input['jobTypes'])) {
-    if (!isRecord(policy) || !Array.isArray(policy['dependencies'])) continue;
-    const seen = new Set<string>();
-    policy['dependencies'].forEach((dep: unknown, i: number) => {
-      if (!isRecord(dep) || typeof dep['name'] !== 'string') return;
-      const name = dep['name'];
-      const path = joinPath(['jobTypes', jobType, 'dependencies', i, 'name']);
-      if (!Object.hasOwn(deps, name)) out.push({ path, message: `unknown dependency "${name}"` });
-      if (seen.has(name)) out.push({ path, message: `dependency "${name}" listed twice` });
-      seen.add(name);
-    });
-  }
+  const seen = new Set<string>();
+  list.forEach((dep: unknown, i: number) => {
+    if (!isRecord(dep) || typeof dep['name'] !== 'string') return;
+    const name = dep['name'];
+    if (!Object.hasOwn(declared, name)) out.push({ path: path(i), message: `unknown dependency "${name}"` });
+    if (seen.has(name)) out.push({ path: path(i), message: `dependency "${name}" listed twice` });
+    seen.add(name);
+  });
   return out;
 }
 
-function dedupe(errors: FieldError[]): FieldError[] {
+/** Cross-references of a whole document: every job type's dependency list. */
+function crossReferenceErrors(input: unknown): FieldError[] {
+  if (!isRecord(input) || !isRecord(input['jobTypes'])) return [];
+  const deps = isRecord(input['dependencies']) ? input['dependencies'] : {};
+  return Object.entries(input['jobTypes']).flatMap(([jobType, policy]) =>
+    isRecord(policy) ? dependencyListErrors(policy['dependencies'], deps, (i) => joinPath(['jobTypes', jobType, 'dependencies', i, 'name'])) : [],
+  );
+}
+
+/** Each error once (the same problem can be found by zod and by a cross-reference check). */
+export function dedupeErrors(errors: FieldError[]): FieldError[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
     const k = `${e.path}\u0000${e.message}`;
@@ -84,7 +55,7 @@ export function validatePolicyDocument(
   extraCheck?: (doc: PolicyDocument) => FieldError[],
 ): Validation<PolicyDocument> {
   const parsed = PolicyDocument.safeParse(input);
-  const errors = dedupe([...(parsed.success ? [] : zodFieldErrors(parsed.error.issues)), ...crossReferenceErrors(input)]);
+  const errors = dedupeErrors([...(parsed.success ? [] : zodFieldErrors(parsed.error.issues)), ...crossReferenceErrors(input)]);
   if (errors.length > 0 || !parsed.success) return { ok: false, errors };
   const extra = extraCheck?.(parsed.data) ?? [];
   if (extra.length > 0) return { ok: false, errors: extra };

@@ -4,6 +4,7 @@ import type { PolicyDocument, VersionedPolicy } from '@janus/contracts';
 import { createDb, migrate, type DbHandle } from '@janus/db';
 import { connectNats, natsNames, type NatsConnection } from '@janus/messaging';
 import { dropPgNamespace, testEnv, testNamespace } from '@janus/testing';
+import { ApiKeyStore } from './api-key-store.js';
 import { ApiKeyCache } from './api-keys.js';
 import { PolicyStore } from './store.js';
 import { PolicyWatcher, announceConfigChange } from './watcher.js';
@@ -22,13 +23,13 @@ interface Instance {
 }
 
 const instances: Instance[] = [];
-let admin: { nc: NatsConnection; db: DbHandle; store: PolicyStore };
+let admin: { nc: NatsConnection; db: DbHandle; store: PolicyStore; keys: ApiKeyStore };
 
 async function startInstance(pollIntervalMs: number): Promise<Instance> {
   const nc = await connectNats(settings, { name: 'watcher-test' });
   const db = createDb(settings, { max: 3 });
   const store = new PolicyStore(db.db);
-  const keys = new ApiKeyCache(store);
+  const keys = new ApiKeyCache(new ApiKeyStore(db.db));
   const failures: number[] = [];
   const watcher = new PolicyWatcher({
     store,
@@ -67,7 +68,7 @@ async function write(mutate: (doc: PolicyDocument) => PolicyDocument, announce =
 beforeAll(async () => {
   await migrate(settings);
   const db = createDb(settings, { max: 2 });
-  admin = { nc: await connectNats(settings, { name: 'watcher-test-admin' }), db, store: new PolicyStore(db.db) };
+  admin = { nc: await connectNats(settings, { name: 'watcher-test-admin' }), db, store: new PolicyStore(db.db), keys: new ApiKeyStore(db.db) };
 });
 
 afterAll(async () => {
@@ -125,7 +126,7 @@ describe('PolicyWatcher', () => {
 describe('ApiKeyCache on config events', () => {
   it('a revoked key is refused by two instances within a second of the announcement', async () => {
     const [a, b] = [await startInstance(60_000), await startInstance(60_000)];
-    const created = await admin.store.createKey('acme', { actor: 'test' });
+    const created = await admin.keys.createKey('acme', { actor: 'test' });
     if (!created.ok) throw new Error('no key');
     await announceConfigChange(admin.nc, names, await admin.store.currentVersion());
     await waitFor(() => a!.keys.lookup(created.key)?.tenant === 'acme' && b!.keys.lookup(created.key)?.tenant === 'acme', 1_000);
@@ -133,7 +134,7 @@ describe('ApiKeyCache on config events', () => {
     expect(a!.keys.lookup(`${created.key}x`)).toBeUndefined();
 
     const started = performance.now();
-    expect(await admin.store.revokeKey('acme', created.keyId, { actor: 'test' })).toBe('revoked');
+    expect(await admin.keys.revokeKey('acme', created.keyId, { actor: 'test' })).toBe('revoked');
     await announceConfigChange(admin.nc, names, await admin.store.currentVersion());
     await waitFor(() => a!.keys.lookup(created.key) === undefined && b!.keys.lookup(created.key) === undefined, 1_000);
     expect(performance.now() - started).toBeLessThan(1_000);

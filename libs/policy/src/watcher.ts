@@ -1,6 +1,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ConfigChanged, type VersionedPolicy } from '@janus/contracts';
 import type { NatsNames } from '@janus/messaging';
+import { RunningPolicy, type PolicyHolder } from './running.js';
 import type { PolicyStore } from './store.js';
 
 interface WatchLogger {
@@ -15,6 +16,8 @@ export interface PolicyWatcherOptions<T> {
   names: NatsNames;
   /** Turns a stored policy into what the app runs on (e.g. the limiter's compiled policy). Throw to refuse it. */
   compile: (policy: VersionedPolicy) => T;
+  /** Where the running policy lives (default: a RunningPolicy of the watcher's own). */
+  holder?: PolicyHolder<T>;
   /** Called after a new version was compiled and swapped in. */
   onApplied?: (applied: T, policy: VersionedPolicy) => void | Promise<void>;
   /** Called on every config event or poll, even when the version did not move (API key changes). */
@@ -29,11 +32,12 @@ export interface PolicyWatcherOptions<T> {
 /**
  * Keeps the running policy current: loads it at start, then swaps in each new version announced on
  * `<ns>.config.changed`, and checks the stored version every few seconds in case an event was
- * missed. The swap is one reference assignment; a version that fails to compile is logged, counted
- * and skipped, and the old one stays live.
+ * missed. The swap goes into the holder in one step; a version that fails to compile is logged,
+ * counted and skipped, and the old one stays live. The watcher keeps no copy of its own: its getters
+ * read the holder.
  */
 export class PolicyWatcher<T> {
-  private current: { policy: VersionedPolicy; compiled: T } | undefined;
+  readonly running: PolicyHolder<T>;
   private refreshing: Promise<void> | undefined;
   private pending = false;
   private timer: NodeJS.Timeout | undefined;
@@ -41,25 +45,25 @@ export class PolicyWatcher<T> {
   private lastFailedVersion = -1;
   private sub: Subscription | undefined;
 
-  constructor(private readonly opts: PolicyWatcherOptions<T>) {}
+  constructor(private readonly opts: PolicyWatcherOptions<T>) {
+    this.running = opts.holder ?? new RunningPolicy<T>();
+  }
 
   /** True once some policy (possibly the empty version 0) is loaded. */
   get loaded(): boolean {
-    return this.current !== undefined;
+    return this.running.loaded;
   }
 
   get version(): number {
-    return this.current?.policy.version ?? -1;
+    return this.running.version;
   }
 
   get compiled(): T {
-    if (!this.current) throw new Error('policy not loaded yet');
-    return this.current.compiled;
+    return this.running.compiled;
   }
 
   get policy(): VersionedPolicy {
-    if (!this.current) throw new Error('policy not loaded yet');
-    return this.current.policy;
+    return this.running.policy;
   }
 
   async start(): Promise<void> {
@@ -132,8 +136,8 @@ export class PolicyWatcher<T> {
       return;
     }
     // Another load may have applied a newer version meanwhile (never go back).
-    if (this.current && this.current.policy.version > policy.version) return;
-    this.current = { policy, compiled };
+    if (this.running.version > policy.version) return;
+    this.running.swap(policy, compiled);
     this.opts.logger?.info({ version: policy.version }, 'policy applied');
     try {
       await this.opts.onApplied?.(compiled, policy);

@@ -1,4 +1,6 @@
 export { createRedis, MIN_REDIS_VERSION, pingRedis, Redis, redisVersionSupported } from './redis.js';
 export { closeServer, listen } from './http.js';
 export { Shutdown } from './shutdown.js';
-export { startRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
+export { startServices, type Services, type ServicesOptions } from './services.js';
+export { startRuntime, type Runtime, type RuntimeOptions, type WithApiKeys } from './runtime.js';
+export { compileStoredPolicy, LimiterPolicy, startLimiterRuntime, type LimiterRuntime, type LimiterRuntimeOptions } from './limiter-runtime.js';

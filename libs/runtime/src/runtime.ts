@@ -1,60 +1,52 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
-import type { Settings } from '@janus/config';
 import type { VersionedPolicy } from '@janus/contracts';
-import { createDb, migrate, type DbHandle } from '@janus/db';
-import { connectNats, ensureStreams, natsNames, pingNats, type NatsConnection, type NatsNames } from '@janus/messaging';
-import { createLogger, createMetricsRegistry, type Logger, type ReadinessCheck } from '@janus/observability';
-import { PolicyStore, PolicyWatcher } from '@janus/policy';
+import { createLogger, type ReadinessCheck } from '@janus/observability';
+import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher, RunningPolicy, type PolicyHolder } from '@janus/policy';
 import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type Redis } from './redis.js';
-import { Shutdown } from './shutdown.js';
+import { startServices, type Services, type ServicesOptions } from './services.js';
 
-/** Everything an app needs from the outside world, connected and watched. */
-export interface Runtime<T> {
-  readonly app: string;
-  readonly settings: Settings;
-  readonly logger: Logger;
-  readonly registry: Registry;
+/** Services plus Redis and the live policy: what an app that admits or inspects jobs needs. */
+export interface Runtime<T> extends Services {
   readonly redis: Redis;
-  readonly nc: NatsConnection;
-  readonly js: JetStreamClient;
-  readonly jsm: JetStreamManager;
-  readonly names: NatsNames;
-  readonly db: DbHandle;
   readonly policyStore: PolicyStore;
-  readonly policy: PolicyWatcher<T>;
-  readonly readiness: ReadinessCheck[];
-  readonly shutdown: Shutdown;
+  readonly apiKeyStore: ApiKeyStore;
+  /** The one holder of the running policy (the watcher swaps versions into it). */
+  readonly policy: Omit<PolicyHolder<T>, 'swap'>;
+  /** `redis`, `nats`, `postgres` and `policy` (and `api-keys` when watched). */
+  readonly readiness: readonly ReadinessCheck[];
   /** Stops the policy watcher, drains NATS, closes Redis and PostgreSQL: the last shutdown step. */
   close(): Promise<void>;
 }
 
-export interface RuntimeOptions<T> {
-  app: string;
-  settings: Settings;
+/** With `watchApiKeys: true`: the API keys, reloaded on every config event and poll. */
+export type WithApiKeys<R> = R & { readonly apiKeys: ApiKeyCache };
+
+export interface RuntimeOptions<T> extends ServicesOptions {
   /** Compiles each stored policy version; throw to refuse a version (the old one stays live). */
   compilePolicy: (policy: VersionedPolicy) => T;
-  onPolicyApplied?: (compiled: T, policy: VersionedPolicy) => void | Promise<void>;
-  onConfigEvent?: () => void | Promise<void>;
-  dbPoolSize?: number;
-  /** Logger to use instead of creating one (tests). */
-  logger?: Logger;
+  /**
+   * Builds the holder of the running policy from the Redis client, before the watcher starts (e.g.
+   * the limiter, so that admissions read the very policy the watcher swaps in). Default: a
+   * RunningPolicy of its own.
+   */
+  holder?: (redis: Redis) => PolicyHolder<T>;
+  /** After each applied version (e.g. ensure the consumers its job types need). */
+  onPolicyApplied?: (compiled: T, policy: VersionedPolicy, services: Services) => void | Promise<void>;
+  /** Keep an API-key cache current (reloaded on every config event, so a revoked key stops within a second). */
+  watchApiKeys?: boolean;
 }
 
+export function startRuntime<T>(opts: RuntimeOptions<T> & { watchApiKeys: true }): Promise<WithApiKeys<Runtime<T>>>;
+export function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T>>;
 /**
- * Connects Redis, NATS and PostgreSQL, applies migrations and streams, starts the policy watcher,
- * and registers readiness checks and shutdown steps. A store that is down at start does not stop
- * the app: readiness says so until it comes back.
+ * Starts the services, connects Redis, builds the policy holder and the API-key cache, then starts
+ * the policy watcher, in that order: nothing the watcher feeds is bound after it starts. A store that
+ * is down at start does not stop the app: readiness says so until it comes back.
  */
-export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T>> {
-  const { settings, app } = opts;
-  const logger = opts.logger ?? createLogger(app, settings);
-  const registry = createMetricsRegistry(app);
-  const names = natsNames(settings.namespace);
-  const shutdown = new Shutdown(logger);
-
-  const redis = createRedis(settings, `janus-${app}`);
+export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T> & { readonly apiKeys?: ApiKeyCache }> {
+  const logger = opts.logger ?? createLogger(opts.app, opts.settings);
+  // Redis connects in the background while migrations run and NATS connects (as it always has).
+  const redis = createRedis(opts.settings, `janus-${opts.app}`);
   // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
   // than failing admissions one by one.
   let redisSupported = true;
@@ -70,13 +62,13 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   });
   redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis not reachable yet; retrying'));
 
-  await migrate(settings);
-  const db = createDb(settings, { max: opts.dbPoolSize ?? 10, applicationName: `janus-${app}` });
+  const services = await startServices({ ...opts, logger });
+  const { registry, db, nc, names } = services;
 
-  const nc = await connectNats(settings, { name: `janus-${app}`, logger });
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, names);
-  const js = jetstream(nc);
+  const holder = opts.holder?.(redis) ?? new RunningPolicy<T>();
+  const policyStore = new PolicyStore(db.db);
+  const apiKeyStore = new ApiKeyStore(db.db);
+  const apiKeys = opts.watchApiKeys ? new ApiKeyCache(apiKeyStore) : undefined;
 
   const policyFailures = new Counter({
     name: 'janus_policy_apply_failures_total',
@@ -88,51 +80,43 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
     help: 'Policy version this instance runs',
     registers: [registry],
   });
-  const policyStore = new PolicyStore(db.db);
-  const policy = new PolicyWatcher<T>({
+  const watcher = new PolicyWatcher<T>({
     store: policyStore,
     nc,
     names,
     compile: opts.compilePolicy,
+    holder,
     onApplied: async (compiled, p) => {
       policyVersion.set(p.version);
-      await opts.onPolicyApplied?.(compiled, p);
+      await opts.onPolicyApplied?.(compiled, p, services);
     },
-    ...(opts.onConfigEvent ? { onConfigEvent: opts.onConfigEvent } : {}),
+    ...(apiKeys ? { onConfigEvent: () => apiKeys.refresh() } : {}),
     logger,
     onApplyFailure: () => policyFailures.inc(),
   });
-  await policy.start();
+  await watcher.start();
 
   const readiness: ReadinessCheck[] = [
     { name: 'redis', check: async () => redisSupported && (await pingRedis(redis)) },
-    { name: 'nats', check: () => pingNats(nc) },
-    { name: 'postgres', check: () => db.ping() },
-    { name: 'policy', check: () => policy.loaded },
+    ...services.readiness,
+    { name: 'policy', check: () => holder.loaded },
+    ...(apiKeys ? [{ name: 'api-keys', check: () => apiKeys.loaded }] : []),
   ];
 
-  const closeConnections = async () => {
-    policy.stop();
-    await nc.drain().catch(() => nc.close());
-    redis.disconnect();
-    await db.close();
-  };
-
   return {
-    app,
-    settings,
-    logger,
-    registry,
+    ...services,
     redis,
-    nc,
-    js,
-    jsm,
-    names,
-    db,
     policyStore,
-    policy,
+    apiKeyStore,
+    policy: holder,
     readiness,
-    shutdown,
-    close: closeConnections,
+    ...(apiKeys ? { apiKeys } : {}),
+    close: async () => {
+      watcher.stop();
+      // Redis after NATS: what the drain still delivers may need it.
+      await services.closeNats();
+      redis.disconnect();
+      await services.close();
+    },
   };
 }

@@ -2,7 +2,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JobMessage, type WorkerOutcome } from '@janus/contracts';
-import { attemptMsgId, natsNames, publishJson } from '@janus/messaging';
+import { consumeConcurrently, messageIds, natsNames, publishJson } from '@janus/messaging';
 
 /** What a handler gets besides the job: an abort signal at lease expiry and a way to extend it. */
 export interface JobContext {
@@ -52,7 +52,6 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const consumer: Consumer = await js.consumers.get(names.streams.jobs, names.consumers.workers(opts.jobType));
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   const stopping = new AbortController();
-  const running = new Set<Promise<void>>();
   let processed = 0;
 
   const extendLease = async (token: string, ms: number): Promise<Date> => {
@@ -101,7 +100,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       clearTimeout(timer);
     }
     try {
-      await publishJson(js, names.subjects.outcome(job.type), outcome, attemptMsgId(job.jobId, job.attempt));
+      await publishJson(js, names.subjects.outcome(job.type), outcome, messageIds.attempt(job.jobId, job.attempt));
     } catch (error) {
       // The lease will expire and Janus will record a timed_out outcome: nothing is lost.
       opts.onError?.(error, job);
@@ -110,25 +109,14 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     processed++;
   }
 
-  const messages = await consumer.consume({ max_messages: concurrency });
-  const loop = (async () => {
-    for await (const msg of messages) {
-      const task = handle(msg).catch((error: unknown) => opts.onError?.(error));
-      running.add(task);
-      void task.finally(() => running.delete(task));
-      while (running.size >= concurrency) await Promise.race(running);
-      if (stopping.signal.aborted) break;
-    }
-  })();
+  const loop = await consumeConcurrently(consumer, { concurrency, handle, onError: (error) => opts.onError?.(error) });
 
   return {
     get processed() {
       return processed;
     },
     async stop() {
-      await messages.close();
-      await loop;
-      await Promise.allSettled([...running]);
+      await loop.stop();
       stopping.abort();
     },
   };

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { loadSettings } from '@janus/config';
-import { runPersisterBenchmark } from '@janus/event-store';
+import { runPersisterBenchmark } from './persister-benchmark.js';
 
 const smoke = process.argv.includes('--smoke');
 const namespace = `bench_persister_${randomBytes(3).toString('hex')}`;

@@ -8,6 +8,7 @@ import {
   JobView,
   QueuedResponse,
   RejectedResponse,
+  zodFieldErrors,
 } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
@@ -16,7 +17,7 @@ import { newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
-import { PROBLEM, fieldErrors, invalidRequest, problem, retryAfterSeconds, unavailable, type FieldError } from '../problem.js';
+import { PROBLEM, invalidRequest, problem, retryAfterSeconds, unavailable, type FieldError } from '../problem.js';
 
 export interface JobsRouteDeps {
   readonly policy: () => CompiledPolicy | undefined;
@@ -106,7 +107,7 @@ type HeaderKey = { ok: true; key: string | undefined } | { ok: false; response: 
 function idempotencyKey(header: string | undefined, bodyKey: string | undefined, bodyPath: string): HeaderKey {
   if (header === undefined) return { ok: true, key: bodyKey };
   const parsed = IdempotencyKey.safeParse(header);
-  if (!parsed.success) return { ok: false, response: invalidRequest(fieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header') };
+  if (!parsed.success) return { ok: false, response: invalidRequest(zodFieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header') };
   if (bodyKey !== undefined && bodyKey !== header) {
     return {
       ok: false,
@@ -173,7 +174,7 @@ async function validBody<T>(c: Context, cap: number, schema: z.ZodType<T>): Prom
   const body = await readJsonBody(c, { cap });
   if (!body.ok) return body;
   const parsed = schema.safeParse(body.value);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, response: invalidRequest(fieldErrors(parsed.error.issues), 'invalid json') };
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, response: invalidRequest(zodFieldErrors(parsed.error.issues), 'invalid json') };
 }
 
 export function jobsRoutes(deps: JobsRouteDeps) {
@@ -227,7 +228,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     let batchKey: string | undefined;
     if (header !== undefined) {
       const parsed = IdempotencyKey.safeParse(header);
-      if (!parsed.success) return invalidRequest(fieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header');
+      if (!parsed.success) return invalidRequest(zodFieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header');
       batchKey = parsed.data;
     }
     const jobs = body.jobs.map((j) => prepare(j, j.idempotencyKey));

@@ -1,10 +1,10 @@
 import { createRoute } from '@hono/zod-openapi';
 import { WorkerOutcome, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
-import { attemptMsgId, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
+import { jsonBody } from '@janus/http';
+import { messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
-import { jsonBody } from '../body.js';
 import type { IngressMetrics } from '../metrics.js';
 import { problemContent, problemResponses, subApp, z, type JsonParamContext } from '../openapi.js';
 import { PROBLEM, problem, unavailable } from '../problem.js';
@@ -43,7 +43,7 @@ const route = createRoute({
 
 export function outcomeRoutes(deps: OutcomeRouteDeps) {
   const app = subApp();
-  app.openapi({ ...route, middleware: [jsonBody(() => 64 * 1024)] as const }, (c) => report(c) as never);
+  app.openapi({ ...route, middleware: [jsonBody({ cap: 64 * 1024 })] as const }, (c) => report(c) as never);
   async function report(c: JsonParamContext<WorkerOutcome, { jobId: string }>): Promise<Response> {
     const token = bearerToken(c.req.header('authorization'));
     if (token === undefined) {
@@ -88,11 +88,11 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       settledBy: SETTLED_BY_INGRESS,
     };
     const messages: { subject: string; body: unknown; msgID: string }[] = [
-      { subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: attemptMsgId(lease.jobId, lease.attempt) },
+      { subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) },
     ];
     if (lease.reserved > 0) {
       const entry: LedgerEntry = { tenant: lease.tenant, kind: 'settle', amount: lease.actual, jobId: lease.jobId, attempt: lease.attempt, at };
-      messages.push({ subject: deps.names.subjects.ledger(lease.tenant), body: entry, msgID: `${attemptMsgId(lease.jobId, lease.attempt)}.settle` });
+      messages.push({ subject: deps.names.subjects.ledger(lease.tenant), body: entry, msgID: messageIds.ledger(lease.jobId, lease.attempt, 'settle') });
     }
     let result = await publishAll(deps.js, messages, { timeoutMs: 2_000 }).catch(() => undefined);
     if (result && !result.ok) result = await publishAll(deps.js, result.failed.map((i) => messages[i]!), { timeoutMs: 2_000 }).catch(() => undefined);

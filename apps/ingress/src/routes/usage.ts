@@ -2,12 +2,13 @@ import { createRoute } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { UsageResponse } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
+import type { TenantVariables } from '../auth.js';
 import { bearerSecurity, problemResponses, subApp, type IngressEnv } from '../openapi.js';
 import { unavailable } from '../problem.js';
 
 export interface UsageRouteDeps {
   readonly limiter: Pick<Limiter, 'usage'>;
-  readonly requireTenant: MiddlewareHandler<IngressEnv>;
+  readonly requireTenant: MiddlewareHandler<{ Variables: TenantVariables }>;
 }
 
 const route = createRoute({

@@ -7,11 +7,10 @@ import type { PolicyStore } from '@janus/policy';
 
 export interface DashboardDeps {
   redis: Redis;
-  namespace: string;
   db: Database;
   store: PolicyStore;
   /** The running limiter view (inspect/usage over the live policy). */
-  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy'>;
+  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys'>;
   /** Rates are averaged over this many complete seconds. Default 3. */
   windowSeconds?: number;
 }
@@ -37,7 +36,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
   const doc = deps.limiter.policy.document;
   const tenantIds = Object.keys(doc.tenants).slice(0, MAX_TENANTS);
   const [stats, inspect, usages, queued, dead, versions, audit] = await Promise.all([
-    attempt('live stats', () => readLiveStats(deps.redis, deps.namespace, window)),
+    attempt('live stats', () => readLiveStats(deps.redis, deps.limiter.keys, window)),
     attempt('limiter', () => deps.limiter.inspect()),
     attempt('tenant usage', () => Promise.all(tenantIds.map((t) => deps.limiter.usage(t)))),
     attempt('queued jobs', () =>
@@ -63,7 +62,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
   const queuedBy = new Map((queued ?? []).map((r) => [r.tenant, r.n]));
   return {
     at: new Date().toISOString(),
-    namespace: deps.namespace,
+    namespace: deps.limiter.keys.namespace,
     windowSeconds: window,
     policy: {
       version: deps.limiter.policy.version,

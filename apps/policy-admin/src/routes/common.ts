@@ -1,27 +1,17 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { ProblemDetails } from '@janus/contracts';
-import { zodFieldErrors } from '@janus/policy';
+import { validationHook, type JsonBodyEnv } from '@janus/http';
 import type { ChangeResult } from '../changes.js';
 import { etag } from '../http.js';
-import { PROBLEM, invalidPolicy, notFound, preconditionFailed, problem } from '../problem.js';
+import { invalidPolicy, notFound, preconditionFailed } from '../problem.js';
 
 /** `actor`: the admin token's fingerprint (auth); `body`: the parsed JSON body (jsonBody). */
-export type AdminEnv = { Variables: { actor: string; body: unknown } };
+export type AdminEnv = { Variables: { actor: string } & JsonBodyEnv['Variables'] };
 
 /** One sub-app per resource; a failing query/param validator is a 400 problem naming each field. */
 export function subApp(): OpenAPIHono<AdminEnv> {
-  return new OpenAPIHono<AdminEnv>({
-    defaultHook: (result) => {
-      if (!result.success) {
-        return problem(400, PROBLEM.invalidRequest, 'Invalid request', {
-          detail: `invalid ${result.target}`,
-          errors: zodFieldErrors(result.error.issues),
-        });
-      }
-      return undefined;
-    },
-  });
+  return new OpenAPIHono<AdminEnv>({ defaultHook: validationHook });
 }
 
 const problemContent = { 'application/problem+json': { schema: ProblemDetails } };

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { PolicyStore } from '@janus/policy';
+import type { ApiKeyStore, PolicyStore } from '@janus/policy';
 import type { PolicyChanges } from '../changes.js';
 import { jsonBody } from '../http.js';
 import { PROBLEM, notFound, problem } from '../problem.js';
@@ -15,7 +15,7 @@ const CreateKeyBody = z.strictObject({ label: z.string().max(200).optional() });
  * `/v1/tenants/{id}/keys`: create (the key is shown once; only its SHA-256 is stored), list (never
  * the key), revoke (announced, so every ingress drops it within a second).
  */
-export function keyRoutes(deps: { store: PolicyStore; changes: PolicyChanges }) {
+export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes: PolicyChanges }) {
   const app = subApp();
   app.openapi(
     createRoute({
@@ -43,7 +43,7 @@ export function keyRoutes(deps: { store: PolicyStore; changes: PolicyChanges }) 
           errors: body.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message })),
         });
       }
-      const created = await deps.store.createKey(id, { actor: c.get('actor'), ...(body.data.label !== undefined ? { label: body.data.label } : {}) });
+      const created = await deps.keys.createKey(id, { actor: c.get('actor'), ...(body.data.label !== undefined ? { label: body.data.label } : {}) });
       if (!created.ok) return notFound(`tenant "${id}" does not exist`);
       await deps.changes.announce(created.version);
       return c.json(
@@ -56,7 +56,7 @@ export function keyRoutes(deps: { store: PolicyStore; changes: PolicyChanges }) 
     createRoute({ method: 'get', path: '/{id}/keys', tags: ['api-keys'], security, summary: "A tenant's API keys (never the keys themselves)", request: { params: KeyParams }, responses: { ...ok('`{ tenant, keys: [{ keyId, label, createdAt, revokedAt }] }`'), 401: problems[401], 404: problems[404] } }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const [keys, current] = await Promise.all([deps.store.listKeys(id), deps.store.current()]);
+      const [keys, current] = await Promise.all([deps.keys.listKeys(id), deps.store.current()]);
       if (!Object.hasOwn(current.document.tenants, id) && keys.length === 0) return notFound(`tenant "${id}" does not exist`);
       return c.json(
         {
@@ -71,7 +71,7 @@ export function keyRoutes(deps: { store: PolicyStore; changes: PolicyChanges }) 
     createRoute({ method: 'delete', path: '/{id}/keys/{keyId}', tags: ['api-keys'], security, summary: 'Revoke an API key (every ingress refuses it within a second)', request: { params: KeyIdParams }, responses: { 204: { description: 'Revoked (also when it already was)' }, 401: problems[401], 404: problems[404] } }),
     async (c) => {
       const { id, keyId } = c.req.valid('param');
-      const outcome = await deps.store.revokeKey(id, keyId, { actor: c.get('actor') });
+      const outcome = await deps.keys.revokeKey(id, keyId, { actor: c.get('actor') });
       if (outcome === 'not_found') return notFound(`tenant "${id}" has no key "${keyId}"`);
       if (outcome === 'revoked') await deps.changes.announce(await deps.store.currentVersion());
       return c.body(null, 204);

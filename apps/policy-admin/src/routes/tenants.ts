@@ -1,4 +1,4 @@
-import { PolicyStore } from '@janus/policy';
+import { ApiKeyStore } from '@janus/policy';
 import { resourceRoutes, type ResourceDeps } from './resource.js';
 
 /** `/v1/tenants`: deleting a tenant revokes its API keys in the same transaction. */
@@ -9,5 +9,5 @@ export const tenantRoutes = (deps: ResourceDeps) =>
     idField: 'id',
     schemaName: 'TenantPolicy',
     tag: 'tenants',
-    onDelete: async (tx, id) => void (await PolicyStore.revokeTenantKeys(tx, id)),
+    onDelete: async (tx, id) => void (await ApiKeyStore.revokeTenantKeys(tx, id)),
   });

@@ -1,8 +1,14 @@
-import type { DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
-import { sql } from 'drizzle-orm';
-import type { Database } from '@janus/db';
-import type { NatsNames } from '@janus/messaging';
-import type { RawMessage } from './decode.js';
+import { messageIds, type DeadLetter, type JobMessage, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
+
+/** The subjects a workload is published on (`natsNames(ns)` from @janus/messaging fits). */
+export interface SyntheticNames {
+  readonly subjects: {
+    readonly job: (jobType: string) => string;
+    readonly outcome: (jobType: string) => string;
+    readonly dead: (jobType: string) => string;
+    readonly ledger: (tenant: string) => string;
+  };
+}
 
 /**
  * A deterministic synthetic event stream for tests and benchmarks: what ingress, workers and the
@@ -49,7 +55,7 @@ export function shuffle<T>(items: T[], random: () => number): T[] {
   return items;
 }
 
-export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { prefix?: string; startMs?: number } = {}): SyntheticWorkload {
+export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts: { prefix?: string; startMs?: number } = {}): SyntheticWorkload {
   const prefix = opts.prefix ?? 'job';
   const t0 = opts.startMs ?? Date.UTC(2030, 0, 1);
   const messages: SyntheticMessage[] = [];
@@ -77,9 +83,9 @@ export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { pr
         admittedAt: iso(at + attempt * 1_000),
         lease: { id: `lease-${jobId}-${attempt}`, token: `token-${jobId}-${attempt}`, expiresAt: iso(at + attempt * 1_000 + 30_000) },
       };
-      messages.push({ stream: 'jobs', subject: names.subjects.job(type), body: job, msgID: `${jobId}.${attempt}` });
+      messages.push({ stream: 'jobs', subject: names.subjects.job(type), body: job, msgID: messageIds.attempt(jobId, attempt) });
       const reserve: LedgerEntry = { tenant, kind: 'reserve', amount: 10, jobId, attempt, at: iso(at + attempt * 1_000) };
-      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: reserve, msgID: `${jobId}.${attempt}.reserve` });
+      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: reserve, msgID: messageIds.ledger(jobId, attempt, 'reserve') });
       ledger++;
     };
     const finish = (attempt: number, outcome: OutcomeEvent['outcome']): void => {
@@ -91,10 +97,10 @@ export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { pr
         outcome,
         ...(outcome === 'succeeded' ? { actualCost: 7 } : { error: `${outcome} on attempt ${attempt}` }),
       };
-      messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: `${jobId}.${attempt}` });
+      messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: messageIds.attempt(jobId, attempt) });
       const kind = outcome === 'succeeded' ? 'settle' : 'release';
       const entry: LedgerEntry = { tenant, kind, amount: outcome === 'succeeded' ? 7 : 10, jobId, attempt, at: iso(at + attempt * 1_000 + 500) };
-      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: `${jobId}.${attempt}.${kind}` });
+      messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: messageIds.ledger(jobId, attempt, kind) });
       ledger++;
     };
     const kind = i % 10;
@@ -112,7 +118,7 @@ export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { pr
       admit(2);
       finish(2, 'timed_out');
       const letter: DeadLetter = { jobId, type, tenant, attempts: 2, lastOutcome: 'timed_out', error: 'timed_out on attempt 2', payload: { n: i }, deadAt: iso(at + 5_000) };
-      messages.push({ stream: 'dead', subject: names.subjects.dead(type), body: letter, msgID: jobId });
+      messages.push({ stream: 'dead', subject: names.subjects.dead(type), body: letter, msgID: messageIds.dead(jobId) });
       dead++;
     }
   }
@@ -120,42 +126,4 @@ export function syntheticWorkload(names: NatsNames, jobCount: number, opts: { pr
     messages,
     expected: { jobs: jobCount, attempts, outcomeEvents: outcomes, deadLetters: dead, ledger, succeeded, dead },
   };
-}
-
-const encoder = new TextEncoder();
-
-/** A synthetic message as JetStream would hand it over (for driving the store without NATS). */
-export function toRawMessage(m: Pick<SyntheticMessage, 'subject' | 'body'>, seq: number, timestampMs = Date.now()): RawMessage {
-  return { subject: m.subject, seq, data: encoder.encode(JSON.stringify(m.body)), timestampMs };
-}
-
-export interface RowCounts {
-  readonly jobs: number;
-  readonly attempts: number;
-  readonly outcomeEvents: number;
-  readonly deadLetters: number;
-  readonly ledger: number;
-  readonly rejected: number;
-  readonly succeeded: number;
-  readonly dead: number;
-  /** Attempts with both their admission and their outcome stored. */
-  readonly completeAttempts: number;
-}
-
-/** Row counts of the persister's tables (for tests and the benchmark). */
-export async function countRows(db: Database): Promise<RowCounts> {
-  const result = await db.execute<Record<keyof RowCounts, number>>(sql`
-    SELECT
-      (SELECT count(*) FROM jobs)::int AS "jobs",
-      (SELECT count(*) FROM attempts)::int AS "attempts",
-      (SELECT count(*) FROM outcome_events)::int AS "outcomeEvents",
-      (SELECT count(*) FROM dead_letters)::int AS "deadLetters",
-      (SELECT count(*) FROM budget_ledger)::int AS "ledger",
-      (SELECT count(*) FROM rejected_messages)::int AS "rejected",
-      (SELECT count(*) FROM jobs WHERE status = 'succeeded')::int AS "succeeded",
-      (SELECT count(*) FROM jobs WHERE status = 'dead')::int AS "dead",
-      (SELECT count(*) FROM attempts WHERE admitted_at IS NOT NULL AND outcome IS NOT NULL)::int AS "completeAttempts"`);
-  const row = result.rows[0];
-  if (!row) throw new Error('count query returned no row');
-  return row;
 }

@@ -5,11 +5,8 @@ import type { Settings } from '@janus/config';
 import { createDb, migrate } from '@janus/db';
 import { connectNats, ensureStreams, natsNames, publishAll } from '@janus/messaging';
 import { createMetricsRegistry } from '@janus/observability';
-import { dropNatsNamespace, dropPgNamespace } from '@janus/testing';
-import { ledgerEntryId } from './decode.js';
-import { Persister } from './persister.js';
-import { outcomeEventId } from './store.js';
-import { countRows, prng, shuffle, syntheticWorkload, type SyntheticMessage } from './synthetic.js';
+import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, type SyntheticMessage } from '@janus/testing';
+import { countRows, ledgerEntryId, outcomeEventId, Persister } from '@janus/event-store';
 import type { DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
 
 /**

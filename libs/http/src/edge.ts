@@ -1,0 +1,38 @@
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { z } from 'zod';
+import { zodFieldErrors } from '@janus/contracts';
+import { COMMON_PROBLEMS, invalidRequest, problem } from './problem.js';
+
+/** A zod validator's result as @hono/zod-openapi hands it to a `defaultHook`. */
+export type ValidationResult =
+  | { readonly success: true; readonly target: string }
+  | { readonly success: false; readonly target: string; readonly error: { readonly issues: readonly z.core.$ZodIssue[] } };
+
+/** The `defaultHook` of every sub-app: a failing validator is a 400 problem naming each bad field. */
+export function validationHook(result: ValidationResult): Response | undefined {
+  return result.success ? undefined : invalidRequest(zodFieldErrors(result.error.issues), `invalid ${result.target}`);
+}
+
+interface ErrorLogger {
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * The app's `onError`: a client error hono raised (415, 413, 400 …) as problem+json; anything else
+ * is a fault, logged, and answered 500 (with `internalDetail` when given).
+ */
+export function problemOnError(opts: { logger?: ErrorLogger | undefined; internalDetail?: string } = {}): ErrorHandler {
+  return (error: Error, c: Context) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      const type =
+        error.status === 415 ? COMMON_PROBLEMS.unsupportedMediaType : error.status === 413 ? COMMON_PROBLEMS.payloadTooLarge : COMMON_PROBLEMS.invalidRequest;
+      return problem(error.status, type, error.message || 'Bad request');
+    }
+    opts.logger?.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
+    return problem(500, COMMON_PROBLEMS.internal, 'Internal error', opts.internalDetail !== undefined ? { detail: opts.internalDetail } : {});
+  };
+}
+
+/** The app's `notFound`: a 404 problem naming the route. */
+export const problemNotFound: NotFoundHandler = (c) => problem(404, COMMON_PROBLEMS.notFound, 'Not found', { detail: `no route for ${c.req.method} ${c.req.path}` });

@@ -1,0 +1,58 @@
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+
+export interface ConsumeOptions {
+  /** Messages handled at once (and pulled ahead): at least 1. */
+  readonly concurrency: number;
+  /** Handles one message, acking or naking it; a rejection goes to `onError`. */
+  readonly handle: (msg: JsMsg) => Promise<void>;
+  readonly onError?: (error: unknown, msg: JsMsg) => void;
+  /** The pull loop broke (server restart, consumer gone): it resumes after `resumeDelayMs`. */
+  readonly onInterrupted?: (error: unknown) => void;
+  readonly resumeDelayMs?: number;
+}
+
+export interface ConsumeLoop {
+  /** Stops pulling, then waits for the messages in hand to be handled. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Pulls from a durable consumer and handles up to `concurrency` messages at once, pulling the next
+ * only when a slot frees, so a slow message never holds back the others (CONTRACT §6.6). A broken
+ * pull loop resumes. Used by the retry-scheduler (outcomes) and the worker SDK (jobs).
+ */
+export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptions): Promise<ConsumeLoop> {
+  const concurrency = Math.max(1, opts.concurrency);
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+  let messages: ConsumerMessages | undefined = await consumer.consume({ max_messages: concurrency });
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        messages ??= await consumer.consume({ max_messages: concurrency });
+        for await (const msg of messages) {
+          const task = opts
+            .handle(msg)
+            .catch((error: unknown) => opts.onError?.(error, msg))
+            .finally(() => inFlight.delete(task));
+          inFlight.add(task);
+          while (inFlight.size >= concurrency) await Promise.race(inFlight);
+        }
+      } catch (error) {
+        if (stopped) break;
+        opts.onInterrupted?.(error);
+        await new Promise((r) => setTimeout(r, opts.resumeDelayMs ?? 1_000));
+      }
+      messages = undefined;
+    }
+  })();
+  return {
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await messages?.close();
+      await loop;
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}
