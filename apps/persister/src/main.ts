@@ -11,7 +11,7 @@ if ('error' in tuning) {
 }
 const persister = await startPersister(settings, tuning);
 const { logger, shutdown } = persister.services;
-const server = await listen(persister.app, settings.ports.persister, logger);
+const server = await listen(persister.app, { host: settings.host, port: settings.ports.persister }, logger);
 logger.info({ batchSize: tuning.batchSize, retentionDays: tuning.retentionDays }, 'persister consuming');
 
 shutdown

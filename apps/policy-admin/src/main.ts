@@ -16,7 +16,7 @@ if (admin.adminToken.generated) {
   rt.logger.warn('JANUS_ADMIN_TOKEN is not set: generated a development admin token for this run');
   process.stdout.write(`\n  policy-admin dev token (NODE_ENV=development): ${admin.adminToken.token}\n  export JANUS_ADMIN_TOKEN=${admin.adminToken.token}\n\n`);
 }
-const server = await listen(admin.app, settings.ports.admin, rt.logger);
+const server = await listen(admin.app, { host: settings.host, port: settings.ports.admin }, rt.logger);
 
 rt.shutdown
   .add('stop http', () => closeServer(server))

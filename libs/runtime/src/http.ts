@@ -2,11 +2,11 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Logger } from '@janus/observability';
 
-/** Listens on 0.0.0.0:<port>; resolves once the socket is bound. */
-export function listen(app: Hono, port: number, logger: Logger): Promise<ServerType> {
+/** Listens on `<host>:<port>` (settings.host: 127.0.0.1 in development); resolves once the socket is bound. */
+export function listen(app: Hono, address: { host: string; port: number }, logger: Logger): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: '0.0.0.0' }, (info) => {
-      logger.info({ port: info.port }, 'listening');
+    const server = serve({ fetch: app.fetch, port: address.port, hostname: address.host }, (info) => {
+      logger.info({ host: info.address, port: info.port }, 'listening');
       resolve(server);
     });
     server.once('error', reject);

@@ -51,7 +51,6 @@ describe('npm start', () => {
     expect(output).toContain(`http://127.0.0.1:${ports.JANUS_INGRESS_PORT}/docs`);
     expect(output).toContain(`http://127.0.0.1:${ports.JANUS_ADMIN_PORT}/dashboard`);
     expect(output).toContain(`export JANUS_ADMIN_TOKEN=${env.JANUS_ADMIN_TOKEN}`);
-    // Development listens on loopback only.
     const ready = await fetch(`http://127.0.0.1:${ports.JANUS_INGRESS_PORT}/readyz`);
     expect(ready.status).toBe(200);
 
@@ -64,6 +63,8 @@ describe('npm start', () => {
       const own = lines.filter((l) => l.startsWith(`${app} `));
       expect(own.filter((l) => l.includes('"msg":"shutting down"')), `${app} drained once`).toHaveLength(1);
       expect(own.some((l) => l.includes('"msg":"stopped"')), `${app} logged a clean stop`).toBe(true);
+      // Development listens on loopback only.
+      expect(own.some((l) => l.includes('"host":"127.0.0.1"') && l.includes('"msg":"listening"')), `${app} listened on 127.0.0.1`).toBe(true);
     }
     expect(output).not.toContain('second signal');
     expect(output).toContain('[start] all apps stopped cleanly');
