@@ -114,7 +114,8 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
     const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
     if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB);
     if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost);
-    // Dependency and per-tenant pools are always tracked so that usage() and inspect() can report in-flight jobs.
+    // Every concurrency pool a job belongs to is always tracked (written; checked only when limited), so
+    // that usage() and inspect() report in-flight jobs and a limit added later counts running jobs.
     limits.push({ kind: 'concurrency', id: limitId.depConcurrency(dep.name), reason: 'dependency_concurrency', capacity: p.concurrency ?? null, amount: JOB });
     if (p.perTenant?.rate) rate(limitId.depTenantRate(dep.name, tenant), 'dependency_rate', p.perTenant.rate, JOB);
     if (p.perTenant?.costRate) rate(limitId.depTenantCostRate(dep.name, tenant), 'dependency_cost_rate', p.perTenant.costRate, cost);
@@ -128,13 +129,11 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
   }
   const t = doc.tenants[tenant];
   if (t?.rate) rate(limitId.tenantRate(tenant), 'tenant_rate', t.rate, JOB);
-  if (t?.concurrency !== undefined) {
-    limits.push({ kind: 'concurrency', id: limitId.tenantConcurrency(tenant), reason: 'tenant_concurrency', capacity: t.concurrency, amount: JOB });
-  }
+  // The tenant and global pools are tracked for every job too, limited or not: a concurrency limit
+  // added while jobs run then counts those jobs (CONTRACT §6.1).
+  limits.push({ kind: 'concurrency', id: limitId.tenantConcurrency(tenant), reason: 'tenant_concurrency', capacity: t?.concurrency ?? null, amount: JOB });
   if (doc.global.rate) rate(limitId.globalRate(), 'global_rate', doc.global.rate, JOB);
-  if (doc.global.concurrency !== undefined) {
-    limits.push({ kind: 'concurrency', id: limitId.globalConcurrency(), reason: 'global_concurrency', capacity: doc.global.concurrency, amount: JOB });
-  }
+  limits.push({ kind: 'concurrency', id: limitId.globalConcurrency(), reason: 'global_concurrency', capacity: doc.global.concurrency ?? null, amount: JOB });
   if (t?.budget) {
     limits.push({ kind: 'budget', id: limitId.tenantBudget(tenant), reason: 'budget_exhausted', capacity: t.budget.limit, periodMs: t.budget.periodMs, amount: ESTIMATE });
   }
