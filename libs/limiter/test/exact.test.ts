@@ -68,3 +68,66 @@ describe('a concurrency limit added while jobs run counts those jobs (CONTRACT �
     expect(await h.limiter.inspect()).toMatchObject({ global: { inFlight: 7, concurrency: 7 } });
   });
 });
+
+describe('the actualCost a worker reports settles the costRate buckets (CONTRACT §3)', () => {
+  // 100 units per 1000 ms (0.1 per ms), bucket 100: one job of estimate 100 empties it.
+  const rate = { limit: 100, periodMs: 1000 };
+  const cases: { name: string; doc: PolicyDocumentInput }[] = [
+    { name: 'dependency costRate', doc: { dependencies: { api: { costRate: rate } }, jobTypes: { call: { dependencies: [{ name: 'api', cost: 100 }] } } } },
+    { name: 'per-tenant costRate', doc: { dependencies: { api: { perTenant: { costRate: rate } } }, jobTypes: { call: { dependencies: [{ name: 'api', cost: 100 }] } } } },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: estimate 100, actual 300 → the next admission waits for the extra 200 to refill`, async () => {
+      h = await harness('exact-cost', c.doc);
+      const [l] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      expect((await h.limiter.settle(l!.token, 'succeeded', 300)).ok).toBe(true);
+      // the bucket is 200 in debt: 300 units (3000 ms) until 100 are there again
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 3000 });
+      h.advance(2999);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
+      h.advance(1);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    });
+
+    it(`${c.name}: estimate 100, actual 10 → 90 given back, never above the bucket's capacity`, async () => {
+      h = await harness('exact-cost', c.doc);
+      const [a] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      expect((await h.limiter.settle(a!.token, 'succeeded', 10)).ok).toBe(true);
+      // 90 back: 10 units (100 ms) short of the next job
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 100 });
+      h.advance(100);
+      const [b] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      // refilled to full meanwhile: giving back 100 must not make the bucket hold 200
+      h.advance(1000);
+      expect((await h.limiter.settle(b!.token, 'succeeded', 0)).ok).toBe(true);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 1000 });
+    });
+  }
+
+  it('a request cost overrides every dependency estimate; the actual cost settles each bucket and the budget alike', async () => {
+    h = await harness('exact-cost', {
+      dependencies: { a: { costRate: { limit: 1000, periodMs: 1000 } }, b: { costRate: { limit: 1000, periodMs: 1000 } } },
+      tenants: { acme: { budget: { limit: 1000, periodMs: 3_600_000 } } },
+      jobTypes: { two: { dependencies: [{ name: 'a', cost: 1 }, { name: 'b', cost: 3 }] } },
+    });
+    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two', { cost: 100 })] }));
+    expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 400 } });
+    const snap = await h.limiter.inspect();
+    expect(snap.dependencies['a']?.costRate?.available).toBe(600);
+    expect(snap.dependencies['b']?.costRate?.available).toBe(600);
+  });
+
+  it('without a request cost the actual cost is split over the dependencies in proportion to their estimates', async () => {
+    h = await harness('exact-cost', {
+      dependencies: { a: { costRate: { limit: 1000, periodMs: 1000 } }, b: { costRate: { limit: 1000, periodMs: 1000 } } },
+      jobTypes: { two: { dependencies: [{ name: 'a', cost: 10 }, { name: 'b', cost: 30 }] } },
+    });
+    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two')] }));
+    expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
+    const snap = await h.limiter.inspect();
+    expect(snap.dependencies['a']?.costRate?.available).toBe(900);
+    expect(snap.dependencies['b']?.costRate?.available).toBe(700);
+  });
+});
