@@ -13,7 +13,7 @@ import { INIT_ANSWER } from './codes.js';
 import { InvalidAdmission, JanusError } from './errors.js';
 import { Keys } from './keys.js';
 import { LeaseOperations } from './leases.js';
-import { compilePolicy, type CompiledPolicy } from './policy.js';
+import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
 import { ReadModels } from './read-models.js';
 import { ScriptStore } from './store.js';
 import { LeaseTokens } from './token.js';
@@ -131,6 +131,8 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
+    const over = exceedsCapacity(this.#policy, request);
+    if (over !== undefined) return Promise.resolve(over);
     return this.#coalescer.submit(request);
   }
 

@@ -131,3 +131,60 @@ describe('the actualCost a worker reports settles the costRate buckets (CONTRACT
     expect(snap.dependencies['b']?.costRate?.available).toBe(700);
   });
 });
+
+describe('a request no wait can admit is exceeds_capacity, not a rejection to retry forever (CONTRACT §3 v1.1)', () => {
+  const doc: PolicyDocumentInput = {
+    dependencies: {
+      api: { rate: { limit: 60, periodMs: 60_000, burst: 1 }, costRate: { limit: 1000, periodMs: 1000, burst: 500 }, concurrency: 5 },
+      per: { perTenant: { costRate: { limit: 50, periodMs: 1000 }, concurrency: 2 } },
+    },
+    tenants: { acme: { budget: { limit: 800, periodMs: 3_600_000 }, concurrency: 4 } },
+    global: { concurrency: 3 },
+    jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }] }, per: { dependencies: [{ name: 'per' }] }, free: {} },
+  };
+
+  it('a batch of 3 against a burst of 1 (told retryAfterMs 1 forever before)', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] })).toEqual({
+      kind: 'exceeds_capacity',
+      index: 1,
+      limit: { scope: 'dependency', dependency: 'api', kind: 'rate', per: 'job', capacity: 1, requested: 3 },
+    });
+    // nothing consumed: one job still fits
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+  });
+
+  it('a cost larger than a costRate bucket, a per-tenant costRate bucket or the budget', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('call', { cost: 501 })] })).toEqual({
+      kind: 'exceeds_capacity',
+      index: 0,
+      limit: { scope: 'dependency', dependency: 'api', kind: 'costRate', per: 'cost', capacity: 500, requested: 501 },
+    });
+    expect(await h.limiter.admit({ jobs: [job('per', { cost: 51 })] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'costRate', capacity: 50, requested: 51 },
+    });
+    expect(await h.limiter.admit({ jobs: [job('free', { cost: 801 })] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      limit: { scope: 'tenant', tenant: 'acme', kind: 'budget', per: 'cost', capacity: 800, requested: 801 },
+    });
+    // exactly at capacity is admissible
+    expect((await h.limiter.admit({ jobs: [job('free', { cost: 800 })] })).kind).toBe('admitted');
+  });
+
+  it('more jobs than a concurrency limit: per-tenant dependency, tenant, global', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('per'), job('per'), job('per')] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      index: 2,
+      limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'concurrency', capacity: 2, requested: 3 },
+    });
+    expect(await h.limiter.admit({ jobs: Array.from({ length: 4 }, () => job('free', { tenant: 'other' })) })).toMatchObject({
+      kind: 'exceeds_capacity',
+      index: 3,
+      limit: { scope: 'global', kind: 'concurrency', capacity: 3, requested: 4 },
+    });
+    expect(await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('free', { tenant: 'other' })) })).toMatchObject({ kind: 'admitted' });
+  });
+});
