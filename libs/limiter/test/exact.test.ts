@@ -188,3 +188,18 @@ describe('a request no wait can admit is exceeds_capacity, not a rejection to re
     expect(await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('free', { tenant: 'other' })) })).toMatchObject({ kind: 'admitted' });
   });
 });
+
+describe('exceeds_capacity and idempotency: a replay is answered as one first', () => {
+  const doc: PolicyDocumentInput = { dependencies: { api: { rate: { limit: 60, periodMs: 60_000, burst: 2 } } }, jobTypes: { call: { dependencies: [{ name: 'api' }] } } };
+
+  it('a batch over the burst whose over-the-top jobs were admitted before is admitted (they are replays)', async () => {
+    h = await harness('exact-capacity-idem', doc);
+    const keyed = (k: string) => job('call', { idempotency: { key: k, record: `r-${k}` } });
+    expect((await h.limiter.admit({ jobs: [keyed('a'), keyed('b')] })).kind).toBe('admitted');
+    h.advance(60_000);
+    const r = await h.limiter.admit({ jobs: [keyed('a'), keyed('b'), keyed('c')] });
+    expect(r.kind).toBe('admitted');
+    // without the replays, three new jobs can never pass a burst of 2; the index names the first new job over it
+    expect(await h.limiter.admit({ jobs: [keyed('a'), keyed('x'), keyed('y'), keyed('z')] })).toMatchObject({ kind: 'exceeds_capacity', index: 3, limit: { requested: 3 } });
+  });
+});
