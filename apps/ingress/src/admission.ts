@@ -1,6 +1,6 @@
 import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/contracts';
 import { JsonText, messageIds, jsonWithRaw, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
-import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type Limiter } from '@janus/limiter';
+import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
 import { encodeRetryContext } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
@@ -29,6 +29,7 @@ export type AdmitAnswer =
   | { readonly kind: 'admitted'; readonly status: 200 | 202; readonly body: object }
   | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
   | { readonly kind: 'unknown_job_type'; readonly index: number }
+  | ExceedsCapacity
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
@@ -121,6 +122,9 @@ export class AdmissionService {
       case 'rejected':
         this.countAll(jobs, 'rejected', result.reason);
         return { kind: 'rejected', index: result.index, reason: result.reason, retryAfterMs: result.retryAfterMs };
+      case 'exceeds_capacity':
+        this.countAll(jobs, 'rejected', 'exceeds_capacity');
+        return result;
       case 'admitted':
         return this.publishAdmitted(tenant, jobs, records, result, shape);
     }

@@ -11,6 +11,8 @@ export const PROBLEM = {
   tooManyAuthFailures: `${PROBLEM_BASE}/too-many-auth-failures`,
   unknownJobType: `${PROBLEM_BASE}/unknown-job-type`,
   unprocessable: `${PROBLEM_BASE}/unprocessable`,
+  /** CONTRACT §3 v1.1: a cost or batch larger than a limit's capacity (422). */
+  exceedsCapacity: `${PROBLEM_BASE}/exceeds-capacity`,
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
 } as const;
 

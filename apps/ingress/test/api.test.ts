@@ -206,11 +206,13 @@ describe('POST /v1/jobs/batch', () => {
   });
 
   it('429 names the first job that could not be admitted; nothing is consumed', async () => {
+    // one of tight's 2 slots is taken, so the second job of the batch waits (3 jobs would be 422 exceeds-capacity)
+    expect((await post('/v1/jobs', beta, { type: 'slow' })).status).toBe(202);
     const before = await ingress.limiter.inspect();
-    const res = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'slow' }, { type: 'slow' }, { type: 'slow' }] });
+    const res = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'slow' }, { type: 'slow' }] });
     expect(res.status).toBe(429);
     const body = (await res.json()) as { status: string; index: number; reason: string; retryAfterMs: number };
-    expect(body).toEqual({ status: 'rejected', index: 2, reason: 'dependency_concurrency', retryAfterMs: expect.any(Number) });
+    expect(body).toEqual({ status: 'rejected', index: 1, reason: 'dependency_concurrency', retryAfterMs: expect.any(Number) });
     expect(res.headers.get('retry-after')).toBe(String(Math.ceil(body.retryAfterMs / 1000)));
     const after = await ingress.limiter.inspect();
     expect(after.dependencies.tight?.inFlight).toBe(before.dependencies.tight?.inFlight);

@@ -17,10 +17,11 @@ const ns = testNamespace('scheduler');
 const settings = loadSettings(testEnv(ns));
 const names = natsNames(ns);
 const policyDoc: PolicyDocumentInput = {
-  dependencies: { api: { concurrency: 5 } },
+  dependencies: { api: { concurrency: 5 }, metered: { costRate: { limit: 1000, periodMs: 1000, burst: 100 } } },
   tenants: { acme: {} },
   jobTypes: {
     flaky: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+    capped: { dependencies: [{ name: 'metered', cost: 50 }], timeoutMs: 5000, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
   },
 };
 
@@ -183,5 +184,40 @@ describe('the execution loop', () => {
     await worker.stop();
     const outcomes = (await readStream(names.streams.outcomes, OutcomeEvent, `oc2-${Date.now()}`)).filter((o) => o.jobId === 'j-extend');
     expect(outcomes.map((o) => o.outcome)).toEqual(['succeeded']);
+  });
+
+  it('dead-letters a retry that no wait can admit (its cost is over a limit lowered while it ran) instead of waiting forever', async () => {
+    const admitted = await limiter.admit({
+      jobs: [{ jobId: 'j-capped', tenant: 'acme', jobType: 'capped', priority: 'normal', context: encodeRetryContext({ tenant: 'acme', type: 'capped', priority: 'normal', payload: { n: 1 } }) }],
+    });
+    if (admitted.kind !== 'admitted' || !admitted.jobs[0]?.lease) throw new Error(`not admitted: ${JSON.stringify(admitted)}`);
+    const j = admitted.jobs[0];
+    const lease = j.lease!;
+    const message: JobMessage = {
+      jobId: 'j-capped',
+      type: 'capped',
+      tenant: 'acme',
+      attempt: 1,
+      priority: 'normal',
+      payload: { n: 1 },
+      admittedAt: new Date(j.admittedAt).toISOString(),
+      lease: { id: lease.id, token: lease.token, expiresAt: new Date(lease.expiresAt).toISOString() },
+    };
+    // while it runs, the bucket is lowered below the job's cost: no retry of it can ever be admitted
+    const lowered = { ...policyDoc, dependencies: { ...policyDoc.dependencies, metered: { costRate: { limit: 1000, periodMs: 1000, burst: 10 } } } };
+    const saved = await new PolicyStore(db.db).update(() => lowered as never, { actor: 'test', action: 'lower' });
+    if (!saved.ok) throw new Error('policy update failed');
+    await announceConfigChange(nc, names, saved.policy.version);
+    await waitFor(async () => (scheduler.limiter.policy.version === saved.policy.version ? true : undefined));
+
+    const worker = await startWorker({ nc, namespace: ns, jobType: 'capped', handler: async () => Promise.reject(new Error('once')) });
+    await publishJson(jetstream(nc), names.subjects.job('capped'), message, attemptMsgId('j-capped', 1));
+    const dead = await waitFor(async () => {
+      const letters = await readStream(names.streams.dead, DeadLetter, `dl-${Date.now()}`);
+      return letters.find((d) => d.jobId === 'j-capped');
+    });
+    await worker.stop();
+    expect(dead).toMatchObject({ jobId: 'j-capped', type: 'capped', attempts: 1, lastOutcome: 'failed', payload: { n: 1 } });
+    expect(dead.error).toMatch(/exceeds capacity.*metered.*costRate/);
   });
 });

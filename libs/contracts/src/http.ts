@@ -20,7 +20,8 @@ export const JobRequest = z.strictObject({
   type: Name,
   payload: z.json().optional(),
   priority: Priority.default('normal'),
-  cost: z.number().int().min(0).optional(),
+  /** An int ≥ 1 (CONTRACT §3): a cost of 0 would pass every costRate and budget check. */
+  cost: z.number().int().min(1).optional(),
   mode: z.enum(['now', 'queue']).default('now'),
   idempotencyKey: IdempotencyKey.optional(),
 });

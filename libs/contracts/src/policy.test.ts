@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JobRequest, PolicyDocument } from './index.js';
+import { BatchRequest, JobRequest, PolicyDocument } from './index.js';
 
 describe('PolicyDocument', () => {
   it('fills the contract defaults', () => {
@@ -42,5 +42,15 @@ describe('JobRequest', () => {
     expect(JobRequest.parse({ type: 'a' })).toEqual({ type: 'a', priority: 'normal', mode: 'now' });
     expect(JobRequest.safeParse({ type: 'a', extra: 1 }).success).toBe(false);
     expect(JobRequest.safeParse({ type: 'a', idempotencyKey: '' }).success).toBe(false);
+  });
+
+  it('cost is an int ≥ 1 (a cost of 0 would pass every costRate and budget check)', () => {
+    expect(JobRequest.parse({ type: 'a', cost: 1 }).cost).toBe(1);
+    for (const cost of [0, -1, 1.5]) {
+      const r = JobRequest.safeParse({ type: 'a', cost });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(['cost']);
+    }
+    expect(BatchRequest.safeParse({ jobs: [{ type: 'a' }, { type: 'a', cost: 0 }] }).error?.issues.map((i) => i.path.join('.'))).toEqual(['jobs.1.cost']);
   });
 });

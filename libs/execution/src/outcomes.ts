@@ -53,7 +53,8 @@ const MIN_RETRY_WAIT_MS = 50;
  *   with `nak(delay)` until the backoff has passed (durable, no extra state), then the next attempt
  *   goes through the same admission as any job, at the job type's retry priority, idempotent per
  *   attempt so a redelivery never admits it twice. Rejected → `nak(retryAfterMs)`: no retry storm
- *   can get past the limits.
+ *   can get past the limits. A retry that no wait can admit (`exceeds_capacity`: a limit lowered below
+ *   what it takes) becomes a dead letter naming the limit.
  * - No attempts left: a dead letter on `<ns>.dead.<type>`.
  */
 export class OutcomeProcessor {
@@ -157,6 +158,14 @@ export class OutcomeProcessor {
     }
     if (result.kind === 'unknown_job_type') {
       await this.#deadLetter(event, job, 'job type no longer exists');
+      msg.ack();
+      return 'dead';
+    }
+    if (result.kind === 'exceeds_capacity') {
+      // No wait can admit this retry (a limit was lowered below what it takes): a dead letter, not a wait forever.
+      const { limit } = result;
+      const name = [limit.scope, limit.dependency, limit.scope === 'dependency' ? limit.tenant : undefined, limit.kind].filter((x) => x !== undefined).join(' ');
+      await this.#deadLetter(event, job, `exceeds capacity: the retry takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}`);
       msg.ack();
       return 'dead';
     }

@@ -9,7 +9,7 @@ import { ADMIT_REPLY, LIMIT_KIND, NOT_LIMITED, PRIORITY } from './codes.js';
 import { JanusError, StateLost } from './errors.js';
 import type { Keys } from './keys.js';
 import { lengthPrefixed } from './lease-record.js';
-import { amountFor, type CompiledPolicy, type LimitSpec } from './policy.js';
+import { amountFor, estimateFor, type CompiledPolicy, type LimitSpec } from './policy.js';
 import type { LeaseTokens } from './token.js';
 import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, JobAdmission } from './types.js';
 
@@ -181,13 +181,16 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
   const rate: string[] = [];
   let bk = '';
   let reserved = 0;
+  const estimate = estimateFor(jt, job.cost);
   for (const spec of specs) {
     const amount = amountFor(spec, jt, job.cost);
     const key = keys.limit(spec.id);
     if (spec.kind === 'rate') {
       const scaled = amount * spec.periodMs;
       out.push(limitOf(spec), scaled);
-      rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}`);
+      // A costRate bucket also records the job's estimate and periodMs: settle charges or gives back
+      // its share of the actual cost (src/lease-record.ts).
+      rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}${spec.amount.per === 'cost' ? ` ${estimate} ${spec.periodMs}` : ''}`);
     } else {
       out.push(limitOf(spec), amount);
       if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));

@@ -1,4 +1,4 @@
-export { compilePolicy, amountFor, estimateFor, shareCapacity } from './policy.js';
+export { compilePolicy, amountFor, estimateFor, exceedsCapacity, shareCapacity } from './policy.js';
 export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, ConcurrencySpec, BudgetSpec, LimitAmount } from './policy.js';
 export { Limiter, MAX_BATCH } from './limiter.js';
 export type { LimiterOptions } from './limiter.js';

@@ -17,7 +17,9 @@
  *   res  budget reserved   bw  budget window start ('' without budget)
  *   ten, typ  tenant and job type     bk  tenant budget key ('' without budget)
  *   conc  concurrency pools held (space-separated keys)
- *   rate  buckets drawn from, comma-separated `key amount capacity refill` (for revoke)
+ *   rate  buckets drawn from, comma-separated `key amount capacity refill` (for revoke); a costRate
+ *         bucket's entry adds `estimate periodMs` (the job's cost estimate, for settle: the bucket's
+ *         share of the actual cost is actual × amount / (estimate × periodMs) units)
  *   idem  idempotency keys this admission created (space-separated, for revoke)
  *   job   job id     ctx  caller context ('' for none)
  */
@@ -33,6 +35,8 @@ export interface LeaseRecord {
   readonly conc: readonly string[];
   /** Bucket keys drawn from (the first word of each `rate` entry). */
   readonly rateKeys: readonly string[];
+  /** The costRate buckets among them (entries with an estimate), in record order: settle charges the actual cost to these. */
+  readonly costKeys: readonly string[];
   readonly idem: readonly string[];
   readonly job: string;
   readonly ctx: string;
@@ -78,11 +82,16 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     typ: typ!,
     bk: bk!,
     conc: words(conc!),
-    rateKeys: rate!.split(',').filter((e) => e.length > 0).map((e) => e.split(' ')[0]!),
+    rateKeys: rateEntries(rate!).map((e) => e[0]!),
+    costKeys: rateEntries(rate!).filter((e) => e.length >= 6).map((e) => e[0]!),
     idem: words(idem!),
     job: job!,
     ctx: buf.toString('utf8', pos),
   };
+}
+
+function rateEntries(s: string): string[][] {
+  return s.split(',').filter((e) => e.length > 0).map((e) => e.split(' '));
 }
 
 function words(s: string): string[] {

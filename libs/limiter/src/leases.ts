@@ -61,9 +61,9 @@ export class LeaseOperations {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
-    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc];
+    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc, ...rec.costKeys];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
-    const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs]);
+    const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,

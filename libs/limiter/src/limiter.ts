@@ -13,7 +13,7 @@ import { INIT_ANSWER } from './codes.js';
 import { InvalidAdmission, JanusError } from './errors.js';
 import { Keys } from './keys.js';
 import { LeaseOperations } from './leases.js';
-import { compilePolicy, type CompiledPolicy } from './policy.js';
+import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
 import { ReadModels } from './read-models.js';
 import { ScriptStore } from './store.js';
 import { LeaseTokens } from './token.js';
@@ -131,7 +131,37 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
-    return this.#coalescer.submit(request);
+    const over = exceedsCapacity(this.#policy, request);
+    if (over === undefined) return this.#coalescer.submit(request);
+    const keyed = request.idempotency !== undefined || request.jobs.some((j) => j.idempotency !== undefined);
+    // Idempotency comes first (CONTRACT §2): a request carrying keys may be a replay, so Redis decides it.
+    return keyed ? this.#admitOverCapacity(request) : Promise.resolve(over);
+  }
+
+  /**
+   * A request over some limit's capacity that carries idempotency keys: a replay is answered as
+   * such, and jobs that were replays take nothing. Only if it is rejected does it get
+   * `exceeds_capacity`, judged over its jobs whose key was not live (one read, on this rare path).
+   */
+  async #admitOverCapacity(request: AdmissionRequest): Promise<AdmissionResult> {
+    const result = await this.#coalescer.submit(request);
+    if (result.kind !== 'rejected') return result;
+    const keyed = request.jobs.flatMap((j, i) => (j.idempotency ? [i] : []));
+    const live = new Set<number>();
+    if (keyed.length > 0) {
+      const pipeline = this.#store.redis.pipeline();
+      for (const i of keyed) {
+        const j = request.jobs[i]!;
+        pipeline.exists(this.keys.idempotency(j.tenant, j.idempotency!.key));
+      }
+      const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+      keyed.forEach((i, r) => {
+        if (Number(rows[r]?.[1]) === 1) live.add(i);
+      });
+    }
+    const fresh = request.jobs.flatMap((j, i) => (live.has(i) ? [] : [{ j, i }]));
+    const over = exceedsCapacity(this.#policy, { jobs: fresh.map((f) => f.j) });
+    return over ? { ...over, index: fresh[over.index]!.i } : result;
   }
 
   settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {

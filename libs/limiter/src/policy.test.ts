@@ -34,7 +34,12 @@ describe('compilePolicy', () => {
       ['tenant:acme:budget', 'budget', 'budget_exhausted'],
     ]);
     expect(p.limitsFor('acme', 'call')?.[0]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000 });
-    expect(p.limitsFor('nobody', 'plain')?.map((l) => l.id)).toEqual(['global:rate', 'global:conc']);
+    // A tenant without an entry has no limits of its own, but its pool is tracked (a limit added later counts its jobs).
+    expect(p.limitsFor('nobody', 'plain')?.map((l) => [l.id, l.kind === 'concurrency' ? l.capacity : 'rate'])).toEqual([
+      ['tenant:nobody:conc', null],
+      ['global:rate', 'rate'],
+      ['global:conc', 100],
+    ]);
     expect(p.limitsFor('acme', 'missing')).toBeUndefined();
   });
 

@@ -1,10 +1,13 @@
 import type { JobTypePolicy, PolicyDocument, Priority, RejectReason, RetryPolicy } from '@janus/contracts';
 import { limitId } from './keys.js';
+import type { AdmissionRequest, ExceedsCapacity, LimitRef } from './types.js';
 
 /** What a limit counts per job: one job, the job's cost on one dependency, or its budget estimate. */
 export type LimitAmount = { readonly per: 'job' } | { readonly per: 'cost'; readonly defaultCost: number } | { readonly per: 'estimate' };
 
 export interface RateLimitSpec {
+  /** Which limit of the policy this is (named in an `exceeds_capacity` answer). */
+  readonly ref: LimitRef;
   readonly kind: 'rate';
   readonly id: string;
   readonly reason: RejectReason;
@@ -16,6 +19,8 @@ export interface RateLimitSpec {
 }
 
 export interface ConcurrencySpec {
+  /** Which limit of the policy this is (named in an `exceeds_capacity` answer). */
+  readonly ref: LimitRef;
   readonly kind: 'concurrency';
   readonly id: string;
   readonly reason: RejectReason;
@@ -25,6 +30,8 @@ export interface ConcurrencySpec {
 }
 
 export interface BudgetSpec {
+  /** Which limit of the policy this is (named in an `exceeds_capacity` answer). */
+  readonly ref: LimitRef;
   readonly kind: 'budget';
   readonly id: string;
   readonly reason: 'budget_exhausted';
@@ -75,6 +82,48 @@ export function amountFor(spec: LimitSpec, jobType: CompiledJobType, cost: numbe
   }
 }
 
+/**
+ * Whether a request can never be admitted, however long it waits (CONTRACT §3 v1.1): its jobs
+ * together take more of some limit than the limit's capacity (a rate's burst, a costRate's bucket, a
+ * budget's limit, a concurrency limit). Capacities are static, so this is decided from the compiled
+ * policy before Redis is asked. Names the job at which the request first goes over (ties: the first
+ * limit in admission order) and what the whole request takes of that limit. Undefined when every
+ * limit could hold the request, or a job type is unknown (the caller answers that).
+ * Tracked-only pools (no limit) are never over; idempotent replays are counted like new jobs.
+ */
+export function exceedsCapacity(policy: CompiledPolicy, request: AdmissionRequest): ExceedsCapacity | undefined {
+  const { jobs } = request;
+  let taken: Map<string, number> | undefined;
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i]!;
+    const jt = policy.jobType(job.jobType);
+    const specs = policy.limitsFor(job.tenant, job.jobType);
+    if (jt === undefined || specs === undefined) return undefined;
+    for (const spec of specs) {
+      if (spec.capacity === null) continue;
+      const amount = amountFor(spec, jt, job.cost);
+      let total = amount;
+      if (jobs.length > 1) {
+        taken ??= new Map();
+        total += taken.get(spec.id) ?? 0;
+        taken.set(spec.id, total);
+      }
+      if (total > spec.capacity) return { kind: 'exceeds_capacity', index: i, limit: { ...spec.ref, capacity: spec.capacity, requested: requestedOf(policy, request, spec) } };
+    }
+  }
+  return undefined;
+}
+
+/** What every job of a request takes of one limit. */
+function requestedOf(policy: CompiledPolicy, request: AdmissionRequest, spec: LimitSpec): number {
+  let total = 0;
+  for (const job of request.jobs) {
+    const jt = policy.jobType(job.jobType);
+    if (jt !== undefined && policy.limitsFor(job.tenant, job.jobType)?.some((s) => s.id === spec.id)) total += amountFor(spec, jt, job.cost);
+  }
+  return total;
+}
+
 /** Budget reserved for one job. */
 export function estimateFor(jobType: CompiledJobType, cost: number | undefined): number {
   return cost ?? jobType.estimate;
@@ -106,37 +155,71 @@ const ESTIMATE = Object.freeze({ per: 'estimate' as const });
 
 function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobType): readonly LimitSpec[] {
   const limits: LimitSpec[] = [];
-  const rate = (id: string, reason: RejectReason, r: { limit: number; periodMs: number; burst?: number | undefined }, amount: LimitAmount) =>
-    limits.push({ kind: 'rate', id, reason, capacity: r.burst ?? r.limit, limit: r.limit, periodMs: r.periodMs, amount });
+  const rate = (id: string, reason: RejectReason, r: { limit: number; periodMs: number; burst?: number | undefined }, amount: LimitAmount, ref: LimitRef) =>
+    limits.push({ kind: 'rate', id, reason, capacity: r.burst ?? r.limit, limit: r.limit, periodMs: r.periodMs, amount, ref: Object.freeze(ref) });
+  const ref = (scope: LimitRef['scope'], kind: LimitRef['kind'], names: { dependency?: string; tenant?: string } = {}): LimitRef =>
+    Object.freeze({ scope, ...names, kind, per: kind === 'costRate' || kind === 'budget' ? 'cost' : 'job' });
   for (const dep of jobType.dependencies) {
     const p = doc.dependencies[dep.name];
     if (p === undefined) continue; // impossible for a validated document
     const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
-    if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB);
-    if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost);
-    // Dependency and per-tenant pools are always tracked so that usage() and inspect() can report in-flight jobs.
-    limits.push({ kind: 'concurrency', id: limitId.depConcurrency(dep.name), reason: 'dependency_concurrency', capacity: p.concurrency ?? null, amount: JOB });
-    if (p.perTenant?.rate) rate(limitId.depTenantRate(dep.name, tenant), 'dependency_rate', p.perTenant.rate, JOB);
-    if (p.perTenant?.costRate) rate(limitId.depTenantCostRate(dep.name, tenant), 'dependency_cost_rate', p.perTenant.costRate, cost);
+    const d = { dependency: dep.name };
+    const dt = { dependency: dep.name, tenant };
+    if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB, ref('dependency', 'rate', d));
+    if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost, ref('dependency', 'costRate', d));
+    // Every concurrency pool a job belongs to is always tracked (written; checked only when limited), so
+    // that usage() and inspect() report in-flight jobs and a limit added later counts running jobs.
+    limits.push({
+      kind: 'concurrency',
+      id: limitId.depConcurrency(dep.name),
+      reason: 'dependency_concurrency',
+      capacity: p.concurrency ?? null,
+      amount: JOB,
+      ref: ref('dependency', 'concurrency', d),
+    });
+    if (p.perTenant?.rate) rate(limitId.depTenantRate(dep.name, tenant), 'dependency_rate', p.perTenant.rate, JOB, ref('dependency', 'rate', dt));
+    if (p.perTenant?.costRate) rate(limitId.depTenantCostRate(dep.name, tenant), 'dependency_cost_rate', p.perTenant.costRate, cost, ref('dependency', 'costRate', dt));
     limits.push({
       kind: 'concurrency',
       id: limitId.depTenantConcurrency(dep.name, tenant),
       reason: 'dependency_concurrency',
       capacity: p.perTenant?.concurrency ?? null,
       amount: JOB,
+      ref: ref('dependency', 'concurrency', dt),
     });
   }
   const t = doc.tenants[tenant];
-  if (t?.rate) rate(limitId.tenantRate(tenant), 'tenant_rate', t.rate, JOB);
-  if (t?.concurrency !== undefined) {
-    limits.push({ kind: 'concurrency', id: limitId.tenantConcurrency(tenant), reason: 'tenant_concurrency', capacity: t.concurrency, amount: JOB });
-  }
-  if (doc.global.rate) rate(limitId.globalRate(), 'global_rate', doc.global.rate, JOB);
-  if (doc.global.concurrency !== undefined) {
-    limits.push({ kind: 'concurrency', id: limitId.globalConcurrency(), reason: 'global_concurrency', capacity: doc.global.concurrency, amount: JOB });
-  }
+  const tn = { tenant };
+  if (t?.rate) rate(limitId.tenantRate(tenant), 'tenant_rate', t.rate, JOB, ref('tenant', 'rate', tn));
+  // The tenant and global pools are tracked for every job too, limited or not: a concurrency limit
+  // added while jobs run then counts those jobs (CONTRACT §6.1).
+  limits.push({
+    kind: 'concurrency',
+    id: limitId.tenantConcurrency(tenant),
+    reason: 'tenant_concurrency',
+    capacity: t?.concurrency ?? null,
+    amount: JOB,
+    ref: ref('tenant', 'concurrency', tn),
+  });
+  if (doc.global.rate) rate(limitId.globalRate(), 'global_rate', doc.global.rate, JOB, ref('global', 'rate'));
+  limits.push({
+    kind: 'concurrency',
+    id: limitId.globalConcurrency(),
+    reason: 'global_concurrency',
+    capacity: doc.global.concurrency ?? null,
+    amount: JOB,
+    ref: ref('global', 'concurrency'),
+  });
   if (t?.budget) {
-    limits.push({ kind: 'budget', id: limitId.tenantBudget(tenant), reason: 'budget_exhausted', capacity: t.budget.limit, periodMs: t.budget.periodMs, amount: ESTIMATE });
+    limits.push({
+      kind: 'budget',
+      id: limitId.tenantBudget(tenant),
+      reason: 'budget_exhausted',
+      capacity: t.budget.limit,
+      periodMs: t.budget.periodMs,
+      amount: ESTIMATE,
+      ref: ref('tenant', 'budget', tn),
+    });
   }
   return Object.freeze(limits.map((l) => Object.freeze(l)));
 }

@@ -67,7 +67,7 @@ export class ReadModels {
       policyVersion: policy.version,
       dependencies,
       global: {
-        inFlight: doc.global.concurrency !== undefined ? (live[deps.length] ?? 0) : null,
+        inFlight: live[deps.length] ?? 0,
         concurrency: doc.global.concurrency ?? null,
         rate: doc.global.rate ? bucketView(doc.global.rate, cell(g), at) : null,
       },

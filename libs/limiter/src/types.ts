@@ -50,11 +50,33 @@ export interface Admitted {
   readonly jobs: readonly AdmittedJob[];
 }
 
+/** Which limit of the policy a LimitSpec is: its scope (a per-tenant dependency limit names both), its kind, and what it counts. */
+export interface LimitRef {
+  readonly scope: 'dependency' | 'tenant' | 'global';
+  readonly dependency?: string;
+  readonly tenant?: string;
+  readonly kind: 'rate' | 'costRate' | 'concurrency' | 'budget';
+  /** What one job takes of it: one unit per job, or its cost. */
+  readonly per: 'job' | 'cost';
+}
+
+/**
+ * A request that no wait can admit (CONTRACT §3 v1.1, 422 `exceeds-capacity`): from job `index` on,
+ * the request takes more of `limit` than its capacity (a rate's burst, a costRate's bucket, a budget's
+ * limit, a concurrency limit). `requested` is what the whole request takes of it.
+ */
+export interface ExceedsCapacity {
+  readonly kind: 'exceeds_capacity';
+  readonly index: number;
+  readonly limit: LimitRef & { readonly capacity: number; readonly requested: number };
+}
+
 export type AdmissionResult =
   | Admitted
   | { readonly kind: 'duplicate'; readonly record: string }
   | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
-  | { readonly kind: 'unknown_job_type'; readonly index: number };
+  | { readonly kind: 'unknown_job_type'; readonly index: number }
+  | ExceedsCapacity;
 
 export type Outcome = 'succeeded' | 'failed' | 'timed_out';
 

@@ -20,16 +20,19 @@ const batchPolicy = {
   },
   tenants: { acme: { rate: { limit: 5000, periodMs: 1000 }, concurrency: 5000, budget: { limit: 100_000, periodMs: 3_600_000 } }, poor: { budget: { limit: 1, periodMs: 3_600_000 } } },
   global: { rate: { limit: 5000, periodMs: 1000 }, concurrency: 5000 },
-  jobTypes: { call: { dependencies: [{ name: 'api', cost: 3 }, { name: 'db' }] } },
+  jobTypes: { call: { dependencies: [{ name: 'api', cost: 3 }, { name: 'db' }] }, plain: {} },
 };
 
 describe('batches are all or nothing', () => {
   it('a batch of 1000 whose last job fails consumes nothing anywhere', async () => {
     h = await harness('batch', batchPolicy);
     expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    // poor's budget (1) is spent, so its job fails in the script (a cost over the budget's limit would
+    // be exceeds_capacity, decided before Redis)
+    expect((await h.limiter.admit({ jobs: [job('plain', { tenant: 'poor', cost: 1 })] })).kind).toBe('admitted');
     const before = await snapshotKeys(h, true);
     const jobs = Array.from({ length: 999 }, (_, i) => job('call', { idempotency: { key: `k${i}`, record: `r${i}` } }));
-    jobs.push(job('call', { tenant: 'poor', cost: 5 }));
+    jobs.push(job('plain', { tenant: 'poor', cost: 1 }));
     const r = await h.limiter.admit({ jobs, idempotency: { key: 'whole', tenant: 'acme', record: 'x', windowMs: 60_000 } });
     expect(r).toEqual({ kind: 'rejected', index: 999, reason: 'budget_exhausted', retryAfterMs: 3_600_000 });
     expect(await snapshotKeys(h, true)).toEqual(before);

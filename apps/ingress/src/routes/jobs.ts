@@ -63,6 +63,7 @@ const submitRoute = createRoute({
     ...problemResponses,
     404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
     413: { description: 'Payload over the job type\'s `maxPayloadBytes`, or body over the hard cap', content: problemContent },
+    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit)', content: problemContent },
     429: { description: 'Rejected by a limit; `Retry-After` in whole seconds', content: { 'application/json': { schema: RejectedResponse } } },
   },
 });
@@ -82,6 +83,7 @@ const batchRoute = createRoute({
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
     413: { description: 'A payload over its job type\'s limit, or body over the hard cap', content: problemContent },
+    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit)', content: problemContent },
     429: { description: 'The first job that could not be admitted; nothing was admitted', content: { 'application/json': { schema: BatchRejectedResponse } } },
   },
 });
@@ -161,6 +163,18 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Res
     case 'unknown_job_type': {
       const errors: FieldError[] = [{ path: shape === 'batch' ? `jobs.${result.index}.type` : 'type', message: 'unknown job type' }];
       return problem(404, PROBLEM.unknownJobType, 'Unknown job type', { detail: 'the job type is not in the running policy', errors });
+    }
+    case 'exceeds_capacity': {
+      // No wait can admit it: 422 naming the limit (CONTRACT §3 v1.1), not a 429 to retry forever.
+      const { limit, index } = result;
+      const prefix = shape === 'batch' ? `jobs.${index}.` : '';
+      const name = [limit.scope, limit.dependency, limit.scope === 'dependency' && limit.tenant !== undefined ? `tenant ${limit.tenant}` : undefined, limit.kind].filter((x) => x !== undefined).join(' ');
+      const path = limit.per === 'cost' ? `${prefix}cost` : shape === 'batch' ? 'jobs' : 'type';
+      return problem(422, PROBLEM.exceedsCapacity, 'Exceeds capacity', {
+        detail: `the request takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}: no wait can admit it`,
+        errors: [{ path, message: `exceeds the capacity (${limit.capacity}) of the ${name} limit` }],
+        extra: { ...(shape === 'batch' ? { index } : {}), limit },
+      });
     }
     case 'unavailable':
       return unavailable(result.detail, Math.ceil(result.retryAfterMs / 1000));

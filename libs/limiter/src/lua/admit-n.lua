@@ -20,7 +20,8 @@
                  later rewrite of a record extends it (PEXPIRE … GT). Record layout: src/lease-record.ts
                  'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc,
                  rate, idem, job, then ctx (the rest of the string). st = active|settled|expired|revoked,
-                 conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill'.
+                 conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill' (a costRate
+                 bucket adds 'estimate periodMs' for settle).
 
   KEYS[1]   epoch: exists while the stored state is trustworthy
   KEYS[2]   recovering-until: Redis ms at which admission reopens after state loss

@@ -35,10 +35,14 @@ for a = 3, #ARGV, 3 do
       for h, x in string.gmatch(v.conc, '(%S+) (%S+)') do pool_remove(h, x, v.exp) end
     end
     rcall('ZREM', KEYS[1], leaseId)
-    for key, amount, cap, refill in string.gmatch(v.rate, '([^,%s]+) (%d+) (%d+) (%d+)') do
-      cap = tonumber(cap)
-      local tokens, ts = bucket_read(key, now, cap, tonumber(refill))
-      if tokens ~= nil then bucket_write(key, math.min(cap, tokens + tonumber(amount)), math.max(now, ts)) end
+    -- entries 'key amount capacity refill' (a costRate bucket's adds 'estimate periodMs')
+    for entry in string.gmatch(v.rate, '[^,]+') do
+      local key, amount, cap, refill = string.match(entry, '^(%S+) (%d+) (%d+) (%d+)')
+      if key then
+        cap = tonumber(cap)
+        local tokens, ts = bucket_read(key, now, cap, tonumber(refill))
+        if tokens ~= nil then bucket_write(key, math.min(cap, tokens + tonumber(amount)), math.max(now, ts)) end
+      end
     end
     if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res) end
     for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end

@@ -1,12 +1,19 @@
 --[[
-  settle-n — finish an active lease exactly once: free every concurrency slot it holds and settle
-  its budget reservation (actual minus estimate, in the window where it was reserved, if that
-  window is still current). An unknown, expired or already finished lease changes nothing.
+  settle-n — finish an active lease exactly once: free every concurrency slot it holds, settle its
+  budget reservation (actual minus estimate, in the window where it was reserved, if that window is
+  still current) and, when the actual cost is known, its costRate buckets (CONTRACT §3): each
+  bucket's share of the actual cost replaces what admission took from it. Cost above the estimate
+  is taken from the bucket, which may go below zero (debt: later admissions wait until it has
+  refilled); cost below it is given back, never beyond the bucket's capacity. A bucket's share is
+  actual × its amount / the job's estimate (the request's cost overrides every dependency cost, so
+  then every bucket gets the whole actual cost; an estimate of 0 likewise). An unknown, expired or
+  already finished lease changes nothing.
 
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
-  KEYS[4…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua)
+  KEYS[4…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
+            ARGV[7] keys, then its costRate buckets (the `rate` entries with an estimate, in record order)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
@@ -14,6 +21,7 @@
   ARGV[4]   outcome (succeeded | failed | timed_out)
   ARGV[5]   actual cost, or -1 when unknown (then the estimate stands)
   ARGV[6]   retention of the finished lease record in ms
+  ARGV[7]   number of concurrency pool KEYS (from KEYS[4])
 
   Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, c = actual, at = now}
             or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
@@ -22,18 +30,46 @@ local rcall = redis.call
 -- @include now-from-argv
 -- @include lease-record
 -- @include pool
+-- @include bucket
 -- @include budget
 local field = ARGV[3]
 local v, failure = lease_live(KEYS[1], field, now)
 if not v then return cjson.encode({ s = failure }) end
 
 local leaseId = ARGV[2]
-for i = 4, #KEYS, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
+local costAt = 4 + tonumber(ARGV[7])
+for i = 4, costAt - 1, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
 rcall('ZREM', KEYS[2], leaseId)
 
 local reserved = v.res
 local actual = tonumber(ARGV[5])
-if actual < 0 then actual = reserved end
+if actual >= 0 then
+  -- costRate buckets: 'key amount capacity refill estimate periodMs' entries of the record (amount and
+  -- capacity scaled by periodMs, includes/bucket.lua)
+  local k = costAt
+  for entry in string.gmatch(v.rate, '[^,]+') do
+    local amount, cap, refill, est, period = string.match(entry, '^%S+ (%d+) (%d+) (%d+) (%d+) (%d+)$')
+    if amount then
+      local key = KEYS[k]
+      k = k + 1
+      amount, cap, refill, est, period = tonumber(amount), tonumber(cap), tonumber(refill), tonumber(est), tonumber(period)
+      local share
+      if est == 0 or amount == est * period then share = actual * period else share = math.floor(amount / period * actual / est * period) end
+      local delta = share - amount   -- > 0: take more (debt allowed); < 0: give back (up to capacity)
+      if delta ~= 0 then
+        local tokens, ts = bucket_read(key, now, cap, refill)
+        if tokens == nil then tokens, ts = cap, now end   -- a missing bucket is full
+        local left = math.min(cap, tokens - delta)
+        if left ~= tokens then
+          bucket_write(key, left, math.max(now, ts))
+          rcall('PEXPIRE', key, math.ceil((cap - left) / refill) * 2 + 60000)
+        end
+      end
+    end
+  end
+else
+  actual = reserved
+end
 if v.bk ~= '' and actual ~= reserved then budget_adjust(KEYS[3], v.bw, actual - reserved) end
 
 lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], fmt(actual), fmt(now), tonumber(ARGV[6]))

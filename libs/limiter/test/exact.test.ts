@@ -1,0 +1,205 @@
+/**
+ * "Exact under faults": limits that must hold across policy changes and worker-reported costs,
+ * through the real Redis.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
+import { harness, job, type Harness } from './helpers.js';
+import { compilePolicy, type AdmissionResult, type Lease } from '../src/index.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function leasesOf(r: AdmissionResult): Lease[] {
+  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
+  return r.jobs.map((j) => {
+    if (j.lease === undefined) throw new Error('expected a lease');
+    return j.lease;
+  });
+}
+
+const swap = (x: Harness, doc: PolicyDocumentInput, version: number) => x.limiter.setPolicy(compilePolicy(PolicyDocument.parse(doc), version));
+
+describe('a concurrency limit added while jobs run counts those jobs (CONTRACT §6.1)', () => {
+  const base = { dependencies: { api: {} }, jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 }, bare: { timeoutMs: 10_000 } } };
+  const cases: { name: string; limited: PolicyDocumentInput; reason: string }[] = [
+    { name: 'tenant concurrency', limited: { ...base, tenants: { acme: { concurrency: 32 } } }, reason: 'tenant_concurrency' },
+    { name: 'global concurrency', limited: { ...base, global: { concurrency: 32 } }, reason: 'global_concurrency' },
+    { name: 'dependency concurrency', limited: { ...base, dependencies: { api: { concurrency: 32 } } }, reason: 'dependency_concurrency' },
+    { name: 'per-tenant dependency concurrency', limited: { ...base, dependencies: { api: { perTenant: { concurrency: 32 } } } }, reason: 'dependency_concurrency' },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: 30 running, limit 32 added → 2 more, then settle/revoke/expiry keep the pool exact`, async () => {
+      h = await harness('exact-pools', base);
+      const running = leasesOf(await h.limiter.admit({ jobs: Array.from({ length: 30 }, () => job('call')) }));
+      swap(h, c.limited, 2);
+      expect((await h.limiter.admit({ jobs: [job('call'), job('call')] })).kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+
+      // settle frees exactly one slot each
+      for (const l of running.slice(0, 3)) expect((await h.limiter.settle(l.token, 'succeeded')).ok).toBe(true);
+      const three = await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] });
+      expect(three.kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      // revoke gives the slots back
+      await h.limiter.revoke(three as Extract<AdmissionResult, { kind: 'admitted' }>);
+      expect((await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] })).kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      // an extended lease keeps counting after the others expire, and stops at its new expiry
+      expect((await h.limiter.extend(running[3]!.token, 20_000)).ok).toBe(true);
+      h.advance(10_000);
+      expect(await h.limiter.reapExpired(1000)).toHaveLength(31);
+      expect((await h.limiter.admit({ jobs: Array.from({ length: 31 }, () => job('call')) })).kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+    });
+  }
+
+  it('a job type without dependencies counts in the tenant and global pools too', async () => {
+    h = await harness('exact-pools', base);
+    leasesOf(await h.limiter.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) }));
+    swap(h, { ...base, tenants: { acme: { concurrency: 6 } }, global: { concurrency: 7 } }, 2);
+    expect((await h.limiter.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'tenant_concurrency' });
+    expect((await h.limiter.admit({ jobs: [job('bare', { tenant: 'other' })] })).kind).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('bare', { tenant: 'other' })] })).toMatchObject({ kind: 'rejected', reason: 'global_concurrency' });
+    expect(await h.limiter.inspect()).toMatchObject({ global: { inFlight: 7, concurrency: 7 } });
+  });
+});
+
+describe('the actualCost a worker reports settles the costRate buckets (CONTRACT §3)', () => {
+  // 100 units per 1000 ms (0.1 per ms), bucket 100: one job of estimate 100 empties it.
+  const rate = { limit: 100, periodMs: 1000 };
+  const cases: { name: string; doc: PolicyDocumentInput }[] = [
+    { name: 'dependency costRate', doc: { dependencies: { api: { costRate: rate } }, jobTypes: { call: { dependencies: [{ name: 'api', cost: 100 }] } } } },
+    { name: 'per-tenant costRate', doc: { dependencies: { api: { perTenant: { costRate: rate } } }, jobTypes: { call: { dependencies: [{ name: 'api', cost: 100 }] } } } },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: estimate 100, actual 300 → the next admission waits for the extra 200 to refill`, async () => {
+      h = await harness('exact-cost', c.doc);
+      const [l] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      expect((await h.limiter.settle(l!.token, 'succeeded', 300)).ok).toBe(true);
+      // the bucket is 200 in debt: 300 units (3000 ms) until 100 are there again
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 3000 });
+      h.advance(2999);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
+      h.advance(1);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    });
+
+    it(`${c.name}: estimate 100, actual 10 → 90 given back, never above the bucket's capacity`, async () => {
+      h = await harness('exact-cost', c.doc);
+      const [a] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      expect((await h.limiter.settle(a!.token, 'succeeded', 10)).ok).toBe(true);
+      // 90 back: 10 units (100 ms) short of the next job
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 100 });
+      h.advance(100);
+      const [b] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      // refilled to full meanwhile: giving back 100 must not make the bucket hold 200
+      h.advance(1000);
+      expect((await h.limiter.settle(b!.token, 'succeeded', 0)).ok).toBe(true);
+      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 1000 });
+    });
+  }
+
+  it('a request cost overrides every dependency estimate; the actual cost settles each bucket and the budget alike', async () => {
+    h = await harness('exact-cost', {
+      dependencies: { a: { costRate: { limit: 1000, periodMs: 1000 } }, b: { costRate: { limit: 1000, periodMs: 1000 } } },
+      tenants: { acme: { budget: { limit: 1000, periodMs: 3_600_000 } } },
+      jobTypes: { two: { dependencies: [{ name: 'a', cost: 1 }, { name: 'b', cost: 3 }] } },
+    });
+    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two', { cost: 100 })] }));
+    expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 400 } });
+    const snap = await h.limiter.inspect();
+    expect(snap.dependencies['a']?.costRate?.available).toBe(600);
+    expect(snap.dependencies['b']?.costRate?.available).toBe(600);
+  });
+
+  it('without a request cost the actual cost is split over the dependencies in proportion to their estimates', async () => {
+    h = await harness('exact-cost', {
+      dependencies: { a: { costRate: { limit: 1000, periodMs: 1000 } }, b: { costRate: { limit: 1000, periodMs: 1000 } } },
+      jobTypes: { two: { dependencies: [{ name: 'a', cost: 10 }, { name: 'b', cost: 30 }] } },
+    });
+    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two')] }));
+    expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
+    const snap = await h.limiter.inspect();
+    expect(snap.dependencies['a']?.costRate?.available).toBe(900);
+    expect(snap.dependencies['b']?.costRate?.available).toBe(700);
+  });
+});
+
+describe('a request no wait can admit is exceeds_capacity, not a rejection to retry forever (CONTRACT §3 v1.1)', () => {
+  const doc: PolicyDocumentInput = {
+    dependencies: {
+      api: { rate: { limit: 60, periodMs: 60_000, burst: 1 }, costRate: { limit: 1000, periodMs: 1000, burst: 500 }, concurrency: 5 },
+      per: { perTenant: { costRate: { limit: 50, periodMs: 1000 }, concurrency: 2 } },
+    },
+    tenants: { acme: { budget: { limit: 800, periodMs: 3_600_000 }, concurrency: 4 } },
+    global: { concurrency: 3 },
+    jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }] }, per: { dependencies: [{ name: 'per' }] }, free: {} },
+  };
+
+  it('a batch of 3 against a burst of 1 (told retryAfterMs 1 forever before)', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] })).toEqual({
+      kind: 'exceeds_capacity',
+      index: 1,
+      limit: { scope: 'dependency', dependency: 'api', kind: 'rate', per: 'job', capacity: 1, requested: 3 },
+    });
+    // nothing consumed: one job still fits
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+  });
+
+  it('a cost larger than a costRate bucket, a per-tenant costRate bucket or the budget', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('call', { cost: 501 })] })).toEqual({
+      kind: 'exceeds_capacity',
+      index: 0,
+      limit: { scope: 'dependency', dependency: 'api', kind: 'costRate', per: 'cost', capacity: 500, requested: 501 },
+    });
+    expect(await h.limiter.admit({ jobs: [job('per', { cost: 51 })] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'costRate', capacity: 50, requested: 51 },
+    });
+    expect(await h.limiter.admit({ jobs: [job('free', { cost: 801 })] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      limit: { scope: 'tenant', tenant: 'acme', kind: 'budget', per: 'cost', capacity: 800, requested: 801 },
+    });
+    // exactly at capacity is admissible
+    expect((await h.limiter.admit({ jobs: [job('free', { cost: 800 })] })).kind).toBe('admitted');
+  });
+
+  it('more jobs than a concurrency limit: per-tenant dependency, tenant, global', async () => {
+    h = await harness('exact-capacity', doc);
+    expect(await h.limiter.admit({ jobs: [job('per'), job('per'), job('per')] })).toMatchObject({
+      kind: 'exceeds_capacity',
+      index: 2,
+      limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'concurrency', capacity: 2, requested: 3 },
+    });
+    expect(await h.limiter.admit({ jobs: Array.from({ length: 4 }, () => job('free', { tenant: 'other' })) })).toMatchObject({
+      kind: 'exceeds_capacity',
+      index: 3,
+      limit: { scope: 'global', kind: 'concurrency', capacity: 3, requested: 4 },
+    });
+    expect(await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('free', { tenant: 'other' })) })).toMatchObject({ kind: 'admitted' });
+  });
+});
+
+describe('exceeds_capacity and idempotency: a replay is answered as one first', () => {
+  const doc: PolicyDocumentInput = { dependencies: { api: { rate: { limit: 60, periodMs: 60_000, burst: 2 } } }, jobTypes: { call: { dependencies: [{ name: 'api' }] } } };
+
+  it('a batch over the burst whose over-the-top jobs were admitted before is admitted (they are replays)', async () => {
+    h = await harness('exact-capacity-idem', doc);
+    const keyed = (k: string) => job('call', { idempotency: { key: k, record: `r-${k}` } });
+    expect((await h.limiter.admit({ jobs: [keyed('a'), keyed('b')] })).kind).toBe('admitted');
+    h.advance(60_000);
+    const r = await h.limiter.admit({ jobs: [keyed('a'), keyed('b'), keyed('c')] });
+    expect(r.kind).toBe('admitted');
+    // without the replays, three new jobs can never pass a burst of 2; the index names the first new job over it
+    expect(await h.limiter.admit({ jobs: [keyed('a'), keyed('x'), keyed('y'), keyed('z')] })).toMatchObject({ kind: 'exceeds_capacity', index: 3, limit: { requested: 3 } });
+  });
+});
