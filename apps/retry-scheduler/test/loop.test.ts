@@ -211,7 +211,7 @@ describe('the execution loop', () => {
     await waitFor(async () => (scheduler.limiter.policy.version === saved.policy.version ? true : undefined));
 
     const worker = await startWorker({ nc, namespace: ns, jobType: 'capped', handler: async () => Promise.reject(new Error('once')) });
-    await publishJson(jetstream(nc), names.subjects.job('capped'), message, attemptMsgId('j-capped', 1));
+    await publishJson(jetstream(nc), names.subjects.job('capped'), message, messageIds.attempt('j-capped', 1));
     const dead = await waitFor(async () => {
       const letters = await readStream(names.streams.dead, DeadLetter, `dl-${Date.now()}`);
       return letters.find((d) => d.jobId === 'j-capped');
