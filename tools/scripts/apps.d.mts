@@ -17,6 +17,8 @@ export const stateDir: string;
 export const APPS: readonly AppSpec[];
 /** The port an app listens on under this environment. */
 export function portOf(app: AppSpec, env: Env): number;
+/** Where to reach an app: its JANUS_HOST, or 127.0.0.1 when it listens on every address. */
+export function urlOf(app: AppSpec, env: Env): string;
 /** JANUS_ADMIN_TOKEN, else the token kept in `.janus/admin-token` (created on first use). */
 export function devAdminToken(env: Env): { token: string; source: string };
 /** The environment the apps of one run share: admin token and one signing key (generated per run). */

@@ -22,6 +22,12 @@ export const APPS = [
 /** The port an app listens on under this environment. */
 export const portOf = (app, env) => Number(env[app.portVar] || app.port);
 
+/** Where to reach an app: its JANUS_HOST, or loopback when it listens on every address (or by default). */
+export function urlOf(app, env) {
+  const host = env.JANUS_HOST && !['0.0.0.0', '::'].includes(env.JANUS_HOST) ? env.JANUS_HOST : '127.0.0.1';
+  return `http://${host.includes(':') ? `[${host}]` : host}:${portOf(app, env)}`;
+}
+
 /**
  * The development admin token: JANUS_ADMIN_TOKEN when set, else the one kept in
  * `.janus/admin-token` (git-ignored), created on first use, so that exports and dashboard
@@ -102,7 +108,7 @@ export async function waitReady(env, timeoutMs = 120_000, apps = APPS) {
   while (pending.size > 0) {
     for (const app of [...pending]) {
       try {
-        const res = await fetch(`http://127.0.0.1:${portOf(app, env)}/readyz`, { signal: AbortSignal.timeout(1_000) });
+        const res = await fetch(`${urlOf(app, env)}/readyz`, { signal: AbortSignal.timeout(1_000) });
         if (res.status === 200) pending.delete(app);
       } catch {
         // not listening yet

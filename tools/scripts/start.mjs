@@ -10,7 +10,7 @@
 // The runner sends each app one SIGTERM and waits for it to drain. A second Ctrl-C, a second or more
 // later, forces: SIGKILL to every app still running.
 import { spawnSync } from 'node:child_process';
-import { APPS, appsEnv, portOf, root, spawnApps, stopApps, waitReady } from './apps.mjs';
+import { APPS, appsEnv, root, spawnApps, stopApps, urlOf, waitReady } from './apps.mjs';
 
 const say = (line) => process.stdout.write(`[start] ${line}\n`);
 const step = (label, args) => {
@@ -70,7 +70,7 @@ try {
   if (!stopping) say(`${error.message}; the logs above say why (GET /readyz names what is down)`);
 }
 if (!stopping) {
-  const url = (name) => `http://127.0.0.1:${portOf(APPS.find((a) => a.name === name), env)}`;
+  const url = (name) => urlOf(APPS.find((a) => a.name === name), env);
   const tokenHint = admin.source === 'JANUS_ADMIN_TOKEN' ? 'from JANUS_ADMIN_TOKEN' : `kept in ${admin.source.replace(' (new)', '')}, the same at every start`;
   process.stdout.write(
     [

@@ -7,7 +7,7 @@ import type { Decision, IngressMetrics } from './metrics.js';
 export class DecisionRecorder {
   constructor(
     private readonly metrics: IngressMetrics,
-    /** The live-stats writer (`recordDecision(redis, ns, …)` of @janus/observability) once it exists. */
+    /** The live-stats writer (`recordDecision` of @janus/observability, with the limiter's Keys). */
     private readonly live?: (decision: Decision, reason: string, jobType: string, count: number) => void,
   ) {}
 

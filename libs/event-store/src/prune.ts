@@ -78,7 +78,7 @@ export async function pruneHistory(db: Database, policy: RetentionPolicy): Promi
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Runs `pruneHistory` now and every `intervalMs` (default hourly) with a rolling window of
+ * Runs `pruneHistory` a minute after start (not in the middle of start-up) and then every `intervalMs` (default hourly) with a rolling window of
  * `retentionDays`. Several instances may run it at once (rows are claimed with SKIP LOCKED).
  * Returns a function that stops it.
  */

@@ -10,7 +10,6 @@ export const COMMON_PROBLEMS = {
   notFound: `${PROBLEM_BASE}/not-found`,
   payloadTooLarge: `${PROBLEM_BASE}/payload-too-large`,
   unsupportedMediaType: `${PROBLEM_BASE}/unsupported-media-type`,
-  methodNotAllowed: `${PROBLEM_BASE}/method-not-allowed`,
   unavailable: `${PROBLEM_BASE}/service-unavailable`,
   internal: `${PROBLEM_BASE}/internal`,
 } as const;

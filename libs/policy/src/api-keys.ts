@@ -26,7 +26,7 @@ export function secretsEqual(given: string, expected: string): boolean {
 
 /**
  * Active API keys (hash → owner) held in memory, for ingress: call `refresh()` on every config
- * event and watcher poll (`startRuntime({ onConfigEvent: () => cache.refresh() })`), so that a
+ * event and watcher poll (`startRuntime({ watchApiKeys: true })` does this), so that a
  * revoked key stops working as soon as its revocation is announced. Only hashes are held.
  */
 export class ApiKeyCache {

@@ -97,7 +97,7 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
         outcome,
         ...(outcome === 'succeeded' ? { actualCost: 7 } : { error: `${outcome} on attempt ${attempt}` }),
       };
-      messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: messageIds.attempt(jobId, attempt) });
+      messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: outcome === 'timed_out' ? messageIds.timedOut(jobId, attempt) : messageIds.attempt(jobId, attempt) });
       const kind = outcome === 'succeeded' ? 'settle' : 'release';
       const entry: LedgerEntry = { tenant, kind, amount: outcome === 'succeeded' ? 7 : 10, jobId, attempt, at: iso(at + attempt * 1_000 + 500) };
       messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: messageIds.ledger(jobId, attempt, kind) });

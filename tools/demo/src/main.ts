@@ -17,7 +17,7 @@ import { loadSettingsOrExit } from '@janus/config';
 import { startWorker } from '@janus/worker-sdk';
 // tools/scripts holds plain Node scripts (no Nx project); apps.mjs is how `npm start` runs the apps.
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { APPS, appsEnv, devAdminToken, portOf, root, spawnApps, stopApps, waitReady, type RunningApp } from '../../scripts/apps.mjs';
+import { APPS, appsEnv, devAdminToken, root, spawnApps, stopApps, urlOf, waitReady, type RunningApp } from '../../scripts/apps.mjs';
 
 const JOB_TYPE = 'send-email';
 const TENANT = 'acme';
@@ -35,7 +35,7 @@ const env: Record<string, string | undefined> = { ...process.env };
 const appUrl = (name: string) => {
   const app = APPS.find((a) => a.name === name);
   if (!app) throw new Error(`no app ${name}`);
-  return `http://127.0.0.1:${portOf(app, env)}`;
+  return urlOf(app, env);
 };
 const ingressUrl = appUrl('ingress');
 const adminUrl = appUrl('policy-admin');

@@ -13,7 +13,7 @@ describe('policy-cli (offline parts; the REST round trip is tested in apps/polic
     const doc = await loadPolicyFile(example, {});
     const parsed = PolicyDocument.safeParse(doc);
     expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
-    expect(Object.keys((doc as { jobTypes: object }).jobTypes)).toEqual(['charge-card', 'summarize-document', 'nightly-report']);
+    expect(Object.keys((doc as { jobTypes: object }).jobTypes)).toEqual(['charge-card', 'send-email', 'summarize-document', 'nightly-report']);
   });
 
   it('reads a policy from stdin with -', async () => {

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { zodFieldErrors } from '@janus/contracts';
 import type { ApiKeyStore, PolicyStore } from '@janus/policy';
 import type { PolicyChanges } from '../changes.js';
 import { jsonBody } from '../http.js';
@@ -40,7 +41,7 @@ export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes
       const body = CreateKeyBody.safeParse(raw ?? {});
       if (!body.success) {
         return problem(422, PROBLEM.invalidRequest, 'Invalid request', {
-          errors: body.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message })),
+          errors: zodFieldErrors(body.error.issues),
         });
       }
       const created = await deps.keys.createKey(id, { actor: c.get('actor'), ...(body.data.label !== undefined ? { label: body.data.label } : {}) });
