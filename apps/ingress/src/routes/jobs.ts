@@ -13,7 +13,7 @@ import {
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
-import { newJobId } from '../ids.js';
+import { isJobId, newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
@@ -91,7 +91,8 @@ const getRoute = createRoute({
   path: '/v1/jobs/{jobId}',
   summary: "The tenant's own job, as the persister stored it (eventually consistent)",
   security: bearerSecurity,
-  request: { params: z.object({ jobId: z.string().min(1).max(200) }) },
+  // Any text is accepted here: an id Janus could not have issued is simply not found (404).
+  request: { params: z.object({ jobId: z.string().openapi({ description: 'The job id answered at submission (26 characters)' }) }) },
   responses: {
     200: { description: 'The job and its attempts', content: { 'application/json': { schema: JobView } } },
     401: problemResponses[401],
@@ -253,6 +254,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   app.openapi({ ...getRoute, middleware: [deps.auth.middleware] as const }, (c) => getJob(c) as never);
   async function getJob(c: ParamContext<{ jobId: string }>): Promise<Response> {
     const { jobId } = c.req.valid('param');
+    if (!isJobId(jobId)) return problem(404, PROBLEM.notFound, 'Job not found', { detail: 'no job with this id for this tenant' });
     let view: JobView | undefined;
     try {
       view = await deps.jobView(c.get('tenant'), jobId);
