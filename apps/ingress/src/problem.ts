@@ -12,6 +12,7 @@ export const PROBLEM = {
   unknownJobType: `${PROBLEM_BASE}/unknown-job-type`,
   unprocessable: `${PROBLEM_BASE}/unprocessable`,
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
+  idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
 } as const;
 
 export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;

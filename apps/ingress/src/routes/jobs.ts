@@ -13,6 +13,7 @@ import {
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
+import { fingerprint, jobContent } from '../fingerprint.js';
 import { isJobId, newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
@@ -63,6 +64,7 @@ const submitRoute = createRoute({
     ...problemResponses,
     404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
     413: { description: 'Payload over the job type\'s `maxPayloadBytes`, or body over the hard cap', content: problemContent },
+    422: { description: 'The idempotency key was used for a different request (`.../idempotency-key-reused`)', content: problemContent },
     429: { description: 'Rejected by a limit; `Retry-After` in whole seconds', content: { 'application/json': { schema: RejectedResponse } } },
   },
 });
@@ -82,6 +84,7 @@ const batchRoute = createRoute({
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
     413: { description: 'A payload over its job type\'s limit, or body over the hard cap', content: problemContent },
+    422: { description: 'The batch\'s or a job\'s idempotency key was used for a different request (`.../idempotency-key-reused`); nothing was admitted', content: problemContent },
     429: { description: 'The first job that could not be admitted; nothing was admitted', content: { 'application/json': { schema: BatchRejectedResponse } } },
   },
 });
@@ -145,11 +148,12 @@ function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string |
     priority: job.priority,
     ...(job.payload !== undefined ? { payloadJson: JSON.stringify(job.payload) } : {}),
     ...(job.cost !== undefined ? { cost: job.cost } : {}),
-    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey, fingerprint: fingerprint(jobContent(job)) } : {}),
   };
 }
 
-function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Response {
+/** `keyPath`: where the request's own idempotency key came from (`Idempotency-Key` or `idempotencyKey`). */
+function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch', keyPath = 'Idempotency-Key'): Response {
   switch (result.kind) {
     case 'admitted':
       return c.json(result.body, result.status);
@@ -162,6 +166,13 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Res
     case 'unknown_job_type': {
       const errors: FieldError[] = [{ path: shape === 'batch' ? `jobs.${result.index}.type` : 'type', message: 'unknown job type' }];
       return problem(404, PROBLEM.unknownJobType, 'Unknown job type', { detail: 'the job type is not in the running policy', errors });
+    }
+    case 'idempotency_key_reused': {
+      const path = result.index >= 0 && shape === 'batch' ? `jobs.${result.index}.idempotencyKey` : keyPath;
+      return problem(422, PROBLEM.idempotencyKeyReused, 'Idempotency key reused', {
+        detail: 'this idempotency key was used for a different request (type, payload, priority or cost) within its window; nothing was admitted',
+        errors: [{ path, message: 'already used for a different request' }],
+      });
     }
     case 'unavailable':
       return unavailable(result.detail, Math.ceil(result.retryAfterMs / 1000));
@@ -217,7 +228,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     // and otherwise rejected like mode "now" (documented in the README).
     const result = await deps.admission.admit(tenant, policy, [job], 'single');
     observe(started, result);
-    return answer(c, result, 'single');
+    return answer(c, result, 'single', requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey');
   }
 
   postValidated(batchRoute, batchCap, BatchRequestBody, submitBatch);
@@ -246,7 +257,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       seen.add(job.idempotencyKey);
     }
     const windowMs = Math.max(...jobs.map((j) => policy.jobType(j.type)?.idempotencyWindowMs ?? 86_400_000));
-    const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchKey !== undefined ? { key: batchKey, windowMs } : undefined);
+    const batchIdempotency = batchKey !== undefined ? { key: batchKey, windowMs, fingerprint: fingerprint(body.jobs.map((j) => ({ ...jobContent(j), ...(j.idempotencyKey !== undefined ? { idempotencyKey: j.idempotencyKey } : {}) }))) } : undefined;
+    const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchIdempotency);
     observe(started, result);
     return answer(c, result, 'batch');
   }
