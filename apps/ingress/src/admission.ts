@@ -15,6 +15,8 @@ export interface PreparedJob {
   readonly priority: Priority;
   readonly cost?: number;
   readonly idempotencyKey?: string;
+  /** With an idempotency key: the request's content fingerprint, kept in its idempotency record. */
+  readonly fingerprint?: string;
 }
 
 /** The single-job 202 body; also the idempotency record of a job (single or part of a batch). */
@@ -30,6 +32,8 @@ export type AdmitAnswer =
   | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
   | { readonly kind: 'unknown_job_type'; readonly index: number }
   | ExceedsCapacity
+  /** An idempotency key already names a different request: the job's (`index`) or the batch's (-1). Nothing was admitted. */
+  | { readonly kind: 'idempotency_key_reused'; readonly index: number }
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
@@ -64,7 +68,7 @@ export class AdmissionService {
     policy: CompiledPolicy,
     jobs: readonly PreparedJob[],
     shape: 'single' | 'batch',
-    batchIdempotency?: { key: string; windowMs: number },
+    batchIdempotency?: { key: string; windowMs: number; fingerprint: string },
   ): Promise<AdmitAnswer> {
     const { deps } = this;
     if (!deps.natsUp()) {
@@ -82,7 +86,7 @@ export class AdmissionService {
           jobType: j.type,
           priority: j.priority,
           ...(j.cost !== undefined ? { cost: j.cost } : {}),
-          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify(records[i]) } } : {}),
+          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify({ ...records[i], fp: j.fingerprint }) } } : {}),
           // What a retry of this job will need; kept with the lease in Redis.
           context: encodeRetryContext(
             { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
@@ -95,7 +99,7 @@ export class AdmissionService {
                 key: batchIdempotency.key,
                 tenant,
                 windowMs: batchIdempotency.windowMs,
-                record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) }),
+                record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })), fp: batchIdempotency.fingerprint }),
               },
             }
           : {}),
@@ -113,9 +117,17 @@ export class AdmissionService {
     }
 
     switch (result.kind) {
-      case 'duplicate':
+      case 'duplicate': {
+        // Decided in the same atomic step as admission (the record holds the first request's
+        // fingerprint); nothing was consumed either way.
+        const { fp, body } = parseRecord(result.record);
+        if (!sameRequest(fp, batchIdempotency?.fingerprint)) {
+          this.countAll(jobs, 'rejected', 'idempotency_key_reused');
+          return { kind: 'idempotency_key_reused', index: -1 };
+        }
         this.countAll(jobs, 'duplicate', 'idempotency');
-        return { kind: 'admitted', status: 200, body: { ...parseRecord(result.record), duplicate: true } };
+        return { kind: 'admitted', status: 200, body: { ...body, duplicate: true } };
+      }
       case 'unknown_job_type':
         this.countAll(jobs, 'rejected', 'unknown_job_type');
         return { kind: 'unknown_job_type', index: result.index };
@@ -159,6 +171,15 @@ export class AdmissionService {
     });
     const reserves = fresh.filter((f) => f.admitted.budgetReserved > 0);
 
+    // A job whose key names a different request: the whole request is refused (all or nothing), so
+    // what was admitted with it is revoked before anything is published.
+    const reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
+    if (reused >= 0) {
+      if (fresh.length > 0) await this.revoke(admitted, 'idempotency_key_reused');
+      this.countAll(jobs, 'rejected', 'idempotency_key_reused');
+      return { kind: 'idempotency_key_reused', index: reused };
+    }
+
     if (!(await this.publish(jobMessages, 'jobs'))) {
       await this.revoke(admitted, 'job_publish_failed');
       this.countAll(jobs, 'unavailable', 'publish_failed');
@@ -175,7 +196,7 @@ export class AdmissionService {
 
     // Per-job duplicates (their own idempotency key was seen before) were not admitted again.
     const entries = admitted.jobs.map((a, i) => {
-      if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record), duplicate: true };
+      if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record).body, duplicate: true };
       const r = records[i] as AdmittedBody;
       return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
     });
@@ -298,11 +319,19 @@ export class IsoTime {
   }
 }
 
-function parseRecord(record: string): Record<string, unknown> {
+/** An idempotency record: the first answer's body, and the fingerprint of the request it answered. */
+function parseRecord(record: string): { readonly body: Record<string, unknown>; readonly fp: string | undefined } {
   try {
     const value: unknown = JSON.parse(record);
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { body: {}, fp: undefined };
+    const { fp, ...body } = value as Record<string, unknown>;
+    return { body, fp: typeof fp === 'string' ? fp : undefined };
   } catch {
-    return {};
+    return { body: {}, fp: undefined };
   }
+}
+
+/** A record without a fingerprint (written before fingerprints were kept) matches any request. */
+function sameRequest(recorded: string | undefined, now: string | undefined): boolean {
+  return recorded === undefined || recorded === now;
 }

@@ -54,3 +54,14 @@ export function newJobId(now = Date.now()): string {
   }
   return time + random;
 }
+
+const JOB_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/**
+ * True for text shaped like an id `newJobId` issues (26 characters of Crockford base32, upper
+ * case). Anything else names no job: it is answered 404 without asking PostgreSQL (which refuses
+ * some text outright, e.g. NUL).
+ */
+export function isJobId(text: string): boolean {
+  return JOB_ID.test(text);
+}

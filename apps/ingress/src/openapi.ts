@@ -1,6 +1,6 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { BatchJobRequest, JobRequest, ProblemDetails } from '@janus/contracts';
+import { BatchJobRequest, JobRequest, MAX_PAYLOAD_DEPTH, ProblemDetails, refinePayload } from '@janus/contracts';
 import { validationHook, type JsonBodyEnv } from '@janus/http';
 import type { TenantVariables } from './auth.js';
 
@@ -33,8 +33,9 @@ export type JsonParamContext<T, P> = Context<IngressEnv, string, { out: { json: 
 export type ParamContext<P> = Context<IngressEnv, string, { out: { param: P } }>;
 
 // zod's recursive `z.json()` sends the OpenAPI generator into endless recursion. A body comes from
-// JSON.parse, so any payload it holds is JSON already: validate it as `unknown` and document it so.
-const AnyJson = z.unknown().openapi({ description: 'any JSON value' });
+// JSON.parse, so any payload it holds is JSON already: only check that Janus can carry and store it
+// (nesting depth, no U+0000), without recursion, and document it so.
+const AnyJson = z.unknown().superRefine(refinePayload).openapi({ description: `any JSON value nested at most ${MAX_PAYLOAD_DEPTH} levels deep, without U+0000 (NUL) in a string or key` });
 export const JobRequestBody = JobRequest.extend({ payload: AnyJson.optional() });
 export type JobRequestBody = z.infer<typeof JobRequestBody>;
 export const BatchRequestBody = z.strictObject({

@@ -14,6 +14,7 @@ export const PROBLEM = {
   /** CONTRACT §3 v1.1: a cost or batch larger than a limit's capacity (422). */
   exceedsCapacity: `${PROBLEM_BASE}/exceeds-capacity`,
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
+  idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
 } as const;
 
 export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;

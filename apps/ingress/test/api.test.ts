@@ -302,15 +302,15 @@ describe('GET /v1/jobs/{jobId}', () => {
   it("returns the tenant's own job as stored; another tenant's job is 404", async () => {
     const db = ingress.runtime.db.db;
     const now = new Date();
-    await db.insert(jobs).values({ jobId: 'job-get-1', tenant: 'acme', type: 'email', priority: 'normal', status: 'retrying', createdAt: now, updatedAt: now });
+    await db.insert(jobs).values({ jobId: '01HZZ0GET0000000000000000A', tenant: 'acme', type: 'email', priority: 'normal', status: 'retrying', createdAt: now, updatedAt: now });
     await db.insert(attempts).values([
-      { jobId: 'job-get-1', attempt: 1, admittedAt: now, outcome: 'failed', finishedAt: now, error: 'smtp down' },
-      { jobId: 'job-get-1', attempt: 2, admittedAt: now },
+      { jobId: '01HZZ0GET0000000000000000A', attempt: 1, admittedAt: now, outcome: 'failed', finishedAt: now, error: 'smtp down' },
+      { jobId: '01HZZ0GET0000000000000000A', attempt: 2, admittedAt: now },
     ]);
-    const res = await req('/v1/jobs/job-get-1', { headers: auth(acme) });
+    const res = await req('/v1/jobs/01HZZ0GET0000000000000000A', { headers: auth(acme) });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
-      jobId: 'job-get-1',
+      jobId: '01HZZ0GET0000000000000000A',
       type: 'email',
       status: 'retrying',
       priority: 'normal',
@@ -320,7 +320,7 @@ describe('GET /v1/jobs/{jobId}', () => {
         { attempt: 2, admittedAt: now.toISOString() },
       ],
     });
-    const foreign = await req('/v1/jobs/job-get-1', { headers: auth(beta) });
+    const foreign = await req('/v1/jobs/01HZZ0GET0000000000000000A', { headers: auth(beta) });
     expect(foreign.status).toBe(404);
     await problemOf(foreign);
     expect((await req('/v1/jobs/nope', { headers: auth(acme) })).status).toBe(404);

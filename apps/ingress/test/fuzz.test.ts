@@ -41,6 +41,16 @@ const nearlyValid = fc.record(
   { type: fc.constant('email'), payload: jsonValue, priority: fc.constantFrom('high', 'normal', 'low'), cost: fc.integer({ min: 0, max: 60 }) },
   { requiredKeys: ['type'] },
 );
+// Deep nesting (JSON.stringify and zod overflow the stack at a few thousand levels), in the
+// payload, in a batch job's payload, in another field and as the whole body.
+const deepBody = fc
+  .tuple(fc.integer({ min: 1, max: 8_000 }), fc.constantFrom('[]', '{}'), fc.constantFrom('payload', 'batch', 'type', 'idempotencyKey', 'body'))
+  .map(([depth, kind, where]) => {
+    const deep = kind === '[]' ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}0${'}'.repeat(depth)}`;
+    if (where === 'body') return deep;
+    if (where === 'batch') return `{"jobs":[{"type":"email"},{"type":"email","payload":${deep}}]}`;
+    return where === 'payload' ? `{"type":"email","payload":${deep}}` : `{"type":"email","${where}":${deep}}`;
+  });
 const body = fc.oneof(
   { arbitrary: nearlyValid.map((j) => JSON.stringify(j)), weight: 3 },
   job.map((j) => JSON.stringify(j)),
@@ -48,6 +58,9 @@ const body = fc.oneof(
   jsonValue.map((v) => JSON.stringify(v)),
   fc.string(),
   fc.string().map((s) => `{"type":"email","payload":${s}`),
+  deepBody,
+  // NUL in a payload string or key.
+  fc.constantFrom('{"type":"email","payload":"\\u0000"}', '{"type":"email","payload":{"\\u0000":1}}', '{"jobs":[{"type":"email","payload":["a\\u0000"]}]}'),
 );
 const path = fc.oneof(
   { arbitrary: fc.constant('/v1/jobs'), weight: 3 },
@@ -86,5 +99,16 @@ describe('fuzz: no input yields a 5xx', () => {
     );
     // The generator reaches the admission path and every input check, not only the router's 404.
     expect([...seen]).toEqual(expect.arrayContaining([202, 400, 401, 404, 415]));
+  });
+
+  it('deeply nested bodies on the submit routes, authenticated', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('/v1/jobs', '/v1/jobs/batch'), deepBody, async (p, b) => {
+        const res = await ingress.app.request(p, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: b });
+        await res.arrayBuffer();
+        expect(res.status, `${p} ${b.slice(0, 80)}`).toBeLessThan(500);
+      }),
+      { numRuns: 150 },
+    );
   });
 });

@@ -167,6 +167,33 @@ describe('the execution loop', () => {
     expect(await limiter.settle(zombieToken, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
   });
 
+  it('a producer idempotency key spelled like a retry key cannot stop a retry', async () => {
+    // A producer may send `Idempotency-Key: retry:<jobId>.2` (ingress admits it exactly so): that
+    // must not dedupe the scheduler's admission of attempt 2 of <jobId>.
+    const other = await limiter.admit({
+      jobs: [{ jobId: 'j-producer', tenant: 'acme', jobType: 'flaky', priority: 'normal', idempotency: { key: 'retry:j-collide.2', record: '{"jobId":"j-producer"}' } }],
+    });
+    if (other.kind !== 'admitted' || !other.jobs[0]?.lease) throw new Error('producer job not admitted');
+    expect(await limiter.settle(other.jobs[0].lease.token, 'succeeded')).toMatchObject({ ok: true });
+
+    const attempts: number[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'flaky',
+      handler: async (job) => {
+        if (job.jobId !== 'j-collide') return;
+        attempts.push(job.attempt);
+        if (job.attempt === 1) throw new Error('once');
+      },
+    });
+    await submit('j-collide');
+    await waitFor(async () => (attempts.includes(2) ? true : undefined));
+    await waitFor(async () => ((await inFlight()) === 0 ? true : undefined));
+    await worker.stop();
+    expect(attempts).toEqual([1, 2]);
+  });
+
   it('extends a lease on a worker’s request', async () => {
     let extendedTo: Date | undefined;
     const worker = await startWorker({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdempotencyKey, Name, Priority } from './names.js';
+import { JobPayload } from './payload.js';
 
 export const REJECT_REASONS = [
   'dependency_rate',
@@ -18,7 +19,7 @@ export type RejectReason = z.infer<typeof RejectReason>;
 
 export const JobRequest = z.strictObject({
   type: Name,
-  payload: z.json().optional(),
+  payload: JobPayload.optional(),
   priority: Priority.default('normal'),
   /** An int ≥ 1 (CONTRACT §3): a cost of 0 would pass every costRate and budget check. */
   cost: z.number().int().min(1).optional(),

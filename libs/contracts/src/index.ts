@@ -4,3 +4,4 @@ export * from './http.js';
 export * from './messages.js';
 export * from './field-errors.js';
 export * from './message-ids.js';
+export * from './payload.js';

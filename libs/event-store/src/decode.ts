@@ -1,4 +1,4 @@
-import { DeadLetter, JobMessage, LedgerEntry, NAME_PATTERN, OutcomeEvent } from '@janus/contracts';
+import { DeadLetter, JobMessage, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
@@ -51,6 +51,25 @@ function storableText(text: string): string {
   return text.replaceAll('\0', '\\u0000');
 }
 
+/**
+ * Why PostgreSQL could never store this decoded body (a U+0000 anywhere, or a payload nested deeper
+ * than the ingress admits), or undefined. A NUL can only come from the escape `\u0000` (a raw NUL
+ * byte is not JSON), so bodies without that text are walked only for their payload's depth.
+ */
+function unstorable(body: object, mayHoldNul: boolean, payload: unknown): string | undefined {
+  if (mayHoldNul) {
+    const problem = payloadProblem(body, MAX_PAYLOAD_DEPTH + 1);
+    if (problem !== undefined) return `body ${problem}`;
+  }
+  const problem = payload === undefined ? undefined : payloadProblem(payload);
+  return problem === undefined ? undefined : `payload ${problem}`;
+}
+
+/** A worker's error text is for people: a NUL in it becomes U+FFFD instead of losing the outcome. */
+function storableError<T extends { error?: string | undefined }>(body: T): T {
+  return body.error !== undefined && body.error.includes('\0') ? { ...body, error: body.error.replaceAll('\0', '\uFFFD') } : body;
+}
+
 function zodReason(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)
@@ -82,8 +101,10 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
   const token = msg.subject.startsWith(prefix) ? msg.subject.slice(prefix.length) : undefined;
   if (token === undefined || !NAME_PATTERN.test(token)) return reject(`subject ${msg.subject} does not match ${prefix}<name>`);
 
-  // PostgreSQL text and jsonb cannot hold NUL; a body that contains one can never be stored.
-  if (raw.includes('\0') || raw.includes('\\u0000')) return reject('body contains a NUL character, which PostgreSQL cannot store');
+  // PostgreSQL text and jsonb cannot hold NUL: only the escape can put one in a parsed string (a
+  // raw NUL byte is not JSON). The text `\\u0000` (an escaped backslash) is no NUL: checked below,
+  // on the parsed values.
+  const mayHoldNul = raw.includes('\\u0000');
 
   let json: unknown;
   try {
@@ -102,25 +123,31 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
       if (!isDate(b.admittedAt)) return reject('admittedAt is not a timestamp');
       if (!isDate(b.lease.expiresAt)) return reject('lease.expiresAt is not a timestamp');
+      const why = unstorable(b, mayHoldNul, b.payload);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'job', seq: msg.seq, body: b };
     }
     case 'outcomes': {
       const parsed = OutcomeEvent.safeParse(json);
       if (!parsed.success) return reject(`not an OutcomeEvent: ${zodReason(parsed.error)}`);
-      const b = parsed.data;
+      const b = storableError(parsed.data);
       if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
       if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
       if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject('actualCost out of range');
+      const why = unstorable(b, mayHoldNul, undefined);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'outcome', seq: msg.seq, reportedAt: new Date(msg.timestampMs), body: b };
     }
     case 'dead': {
       const parsed = DeadLetterBody.safeParse(json);
       if (!parsed.success) return reject(`not a DeadLetter: ${zodReason(parsed.error)}`);
-      const b = parsed.data as DeadLetter;
+      const b = storableError(parsed.data as DeadLetter);
       if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
       if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
       if (b.attempts > PG_INT_MAX) return reject('attempts out of range');
       if (!isDate(b.deadAt)) return reject('deadAt is not a timestamp');
+      const why = unstorable(b, mayHoldNul, b.payload);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'dead', seq: msg.seq, body: b };
     }
     case 'ledger': {
@@ -132,6 +159,8 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
       if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');
       if (!isDate(b.at)) return reject('at is not a timestamp');
+      const why = unstorable(b, mayHoldNul, undefined);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'ledger', seq: msg.seq, body: b };
     }
   }

@@ -93,6 +93,38 @@ describe('decodeMessage', () => {
   });
 });
 
+describe('values PostgreSQL cannot hold', () => {
+  it('stores the text \\u0000 (an escaped backslash, not a NUL) as sent', async () => {
+    await reset();
+    const m = jobMsg('j-backslash', 1, { payload: { path: 'C:\\u0000', deeper: ['\\\\u0000'] } });
+    const e = decode(m);
+    expect(e.kind).toBe('job');
+    await store([e]);
+    const [row] = await handle.db.select({ payload: jobs.payload }).from(jobs).where(eq(jobs.jobId, 'j-backslash'));
+    expect(row?.payload).toEqual({ path: 'C:\\u0000', deeper: ['\\\\u0000'] });
+  });
+
+  it('stores an outcome whose error holds a NUL (as U+FFFD) instead of losing it', async () => {
+    await reset();
+    await store([decode(jobMsg('j-nul-error', 1)), decode(outcomeMsg('j-nul-error', 1, 'failed', { error: 'bad\u0000byte' }))]);
+    const view = await getJobView(handle.db, 'acme', 'j-nul-error');
+    expect(view?.attempts[0]).toMatchObject({ outcome: 'failed', error: 'bad\uFFFDbyte' });
+  });
+
+  it('rejects a NUL in a payload or an id, and a payload nested too deep, without throwing', () => {
+    const nul = decode(jobMsg('j-nul', 1, { payload: { ['k\u0000']: 1 } }));
+    expect(nul.kind === 'rejected' && nul.reason).toMatch(/NUL/);
+    const nulId = decode(outcomeMsg('j\u0000', 1, 'succeeded'));
+    expect(nulId.kind === 'rejected' && nulId.reason).toMatch(/NUL/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 5_000; i++) deep = [deep];
+    const m = jobMsg('j-deep', 1);
+    const text = JSON.stringify({ ...m.body, payload: null }).replace('"payload":null', `"payload":${'['.repeat(5_000)}${']'.repeat(5_000)}`);
+    const e = decodeMessage(names, 'jobs', 'S_jobs', { subject: m.subject, seq: 1, data: new TextEncoder().encode(text), timestampMs: 0 });
+    expect(e.kind === 'rejected' && e.reason).toMatch(/nested deeper than 64 levels/);
+  });
+});
+
 describe('storeBatch', () => {
   it('stores a batch twice (and its events split and reordered) as exactly one row each', async () => {
     await reset();

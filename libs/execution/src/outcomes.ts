@@ -147,7 +147,7 @@ export class OutcomeProcessor {
           priority: jobType?.retryPriority ?? 'low',
           attempt: decision.nextAttempt,
           ...(ctx.cost !== undefined ? { cost: ctx.cost } : {}),
-          idempotency: { key: `retry:${job.jobId}.${decision.nextAttempt}`, record: 'retry' },
+          idempotency: { key: `retry:${job.jobId}.${decision.nextAttempt}`, record: 'retry', kind: 'retry' },
           context: encodeRetryContext(ctx),
         },
       ],

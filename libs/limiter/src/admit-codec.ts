@@ -121,7 +121,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
     for (let i = 0; i < n; i++) {
       const job = request.jobs[i]!;
       groupArgs.push(job.jobId, job.attempt ?? 1, jobProfiles[i]!.index);
-      if (job.idempotency) groupArgs.push(keyOf(k.idempotency(job.tenant, job.idempotency.key)), job.idempotency.record);
+      if (job.idempotency) groupArgs.push(keyOf(k.idempotency(job.tenant, job.idempotency.key, job.idempotency.kind)), job.idempotency.record);
       else groupArgs.push(0);
       groupArgs.push(job.context ?? '');
     }

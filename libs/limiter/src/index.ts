@@ -2,6 +2,6 @@ export { compilePolicy, amountFor, estimateFor, exceedsCapacity, shareCapacity }
 export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, ConcurrencySpec, BudgetSpec, LimitAmount } from './policy.js';
 export { Limiter, MAX_BATCH } from './limiter.js';
 export type { LimiterOptions } from './limiter.js';
-export { Keys, limitId } from './keys.js';
+export { Keys, limitId, type IdempotencyKind } from './keys.js';
 export { JanusError, StoreUnavailable, StateLost, InvalidAdmission } from './errors.js';
 export type * from './types.js';

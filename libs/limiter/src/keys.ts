@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 
+/** Whose idempotency key it is: a producer's (`Idempotency-Key`) or the scheduler's, for a retry. */
+export type IdempotencyKind = 'producer' | 'retry';
+
 /**
  * Every Redis key Janus touches is built here (the limiter's, and the live admission counters that
  * ingress writes and the dashboard reads).
@@ -63,10 +66,14 @@ export class Keys {
     return `${this.prefix}stats:${epochSecond}`;
   }
 
-  /** Idempotency keys are hashed: they are caller text of up to 200 characters. */
-  idempotency(tenant: string, key: string): string {
+  /**
+   * Idempotency keys are hashed: they are caller text of up to 200 characters. Producers' keys and
+   * Janus's own retry keys (`retry:<jobId>.<attempt>`) live in separate key spaces (`idem:` and
+   * `retry-idem:`), so no producer key, however it is spelled, can answer for a retry.
+   */
+  idempotency(tenant: string, key: string, kind: IdempotencyKind = 'producer'): string {
     const digest = createHash('sha256').update(key).digest('base64url').slice(0, 32);
-    return `${this.prefix}idem:${tenant}:${digest}`;
+    return `${this.prefix}${kind === 'retry' ? 'retry-idem' : 'idem'}:${tenant}:${digest}`;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Priority, RejectReason } from '@janus/contracts';
+import type { IdempotencyKind } from './keys.js';
 
 export interface JobAdmission {
   readonly jobId: string;
@@ -9,8 +10,11 @@ export interface JobAdmission {
   readonly cost?: number;
   /** Default 1. */
   readonly attempt?: number;
-  /** Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. */
-  readonly idempotency?: { readonly key: string; readonly record: string };
+  /**
+   * Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. `kind`
+   * (default `producer`) picks the key space: retries dedupe apart from producers' keys.
+   */
+  readonly idempotency?: { readonly key: string; readonly record: string; readonly kind?: IdempotencyKind };
   /** Opaque caller data kept with the lease (the scheduler keeps what a retry needs here). */
   readonly context?: string;
 }

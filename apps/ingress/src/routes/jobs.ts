@@ -13,7 +13,8 @@ import {
 import type { CompiledPolicy } from '@janus/limiter';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
-import { newJobId } from '../ids.js';
+import { fingerprint, jobContent } from '../fingerprint.js';
+import { isJobId, newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type ParamContext, JobRequestBody, BatchRequestBody } from '../openapi.js';
@@ -63,7 +64,7 @@ const submitRoute = createRoute({
     ...problemResponses,
     404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
     413: { description: 'Payload over the job type\'s `maxPayloadBytes`, or body over the hard cap', content: problemContent },
-    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit)', content: problemContent },
+    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit); or the idempotency key was used for a different request (`.../idempotency-key-reused`)', content: problemContent },
     429: { description: 'Rejected by a limit; `Retry-After` in whole seconds', content: { 'application/json': { schema: RejectedResponse } } },
   },
 });
@@ -83,7 +84,7 @@ const batchRoute = createRoute({
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
     413: { description: 'A payload over its job type\'s limit, or body over the hard cap', content: problemContent },
-    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit)', content: problemContent },
+    422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit); or the batch\'s or a job\'s idempotency key was used for a different request (`.../idempotency-key-reused`); nothing was admitted', content: problemContent },
     429: { description: 'The first job that could not be admitted; nothing was admitted', content: { 'application/json': { schema: BatchRejectedResponse } } },
   },
 });
@@ -93,7 +94,8 @@ const getRoute = createRoute({
   path: '/v1/jobs/{jobId}',
   summary: "The tenant's own job, as the persister stored it (eventually consistent)",
   security: bearerSecurity,
-  request: { params: z.object({ jobId: z.string().min(1).max(200) }) },
+  // Any text is accepted here: an id Janus could not have issued is simply not found (404).
+  request: { params: z.object({ jobId: z.string().openapi({ description: 'The job id answered at submission (26 characters)' }) }) },
   responses: {
     200: { description: 'The job and its attempts', content: { 'application/json': { schema: JobView } } },
     401: problemResponses[401],
@@ -146,11 +148,12 @@ function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string |
     priority: job.priority,
     ...(job.payload !== undefined ? { payloadJson: JSON.stringify(job.payload) } : {}),
     ...(job.cost !== undefined ? { cost: job.cost } : {}),
-    ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    ...(idempotencyKey !== undefined ? { idempotencyKey, fingerprint: fingerprint(jobContent(job)) } : {}),
   };
 }
 
-function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Response {
+/** `keyPath`: where the request's own idempotency key came from (`Idempotency-Key` or `idempotencyKey`). */
+function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch', keyPath = 'Idempotency-Key'): Response {
   switch (result.kind) {
     case 'admitted':
       return c.json(result.body, result.status);
@@ -174,6 +177,13 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch'): Res
         detail: `the request takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}: no wait can admit it`,
         errors: [{ path, message: `exceeds the capacity (${limit.capacity}) of the ${name} limit` }],
         extra: { ...(shape === 'batch' ? { index } : {}), limit },
+      });
+    }
+    case 'idempotency_key_reused': {
+      const path = result.index >= 0 && shape === 'batch' ? `jobs.${result.index}.idempotencyKey` : keyPath;
+      return problem(422, PROBLEM.idempotencyKeyReused, 'Idempotency key reused', {
+        detail: 'this idempotency key was used for a different request (type, payload, priority or cost) within its window; nothing was admitted',
+        errors: [{ path, message: 'already used for a different request' }],
       });
     }
     case 'unavailable':
@@ -230,7 +240,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     // and otherwise rejected like mode "now" (documented in the README).
     const result = await deps.admission.admit(tenant, policy, [job], 'single');
     observe(started, result);
-    return answer(c, result, 'single');
+    return answer(c, result, 'single', requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey');
   }
 
   postValidated(batchRoute, batchCap, BatchRequestBody, submitBatch);
@@ -259,7 +269,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       seen.add(job.idempotencyKey);
     }
     const windowMs = Math.max(...jobs.map((j) => policy.jobType(j.type)?.idempotencyWindowMs ?? 86_400_000));
-    const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchKey !== undefined ? { key: batchKey, windowMs } : undefined);
+    const batchIdempotency = batchKey !== undefined ? { key: batchKey, windowMs, fingerprint: fingerprint(body.jobs.map((j) => ({ ...jobContent(j), ...(j.idempotencyKey !== undefined ? { idempotencyKey: j.idempotencyKey } : {}) }))) } : undefined;
+    const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchIdempotency);
     observe(started, result);
     return answer(c, result, 'batch');
   }
@@ -267,6 +278,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   app.openapi({ ...getRoute, middleware: [deps.auth.middleware] as const }, (c) => getJob(c) as never);
   async function getJob(c: ParamContext<{ jobId: string }>): Promise<Response> {
     const { jobId } = c.req.valid('param');
+    if (!isJobId(jobId)) return problem(404, PROBLEM.notFound, 'Job not found', { detail: 'no job with this id for this tenant' });
     let view: JobView | undefined;
     try {
       view = await deps.jobView(c.get('tenant'), jobId);

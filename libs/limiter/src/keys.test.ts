@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { Keys } from './keys.js';
+
+describe('Keys.idempotency', () => {
+  const keys = new Keys('janus');
+
+  it("keeps producers' keys and retry keys in separate key spaces", () => {
+    const key = 'retry:01ARZ3NDEKTSV4RRFFQ69G5FAV.2';
+    expect(keys.idempotency('acme', key)).toBe(keys.idempotency('acme', key, 'producer'));
+    expect(keys.idempotency('acme', key, 'retry')).not.toBe(keys.idempotency('acme', key, 'producer'));
+    expect(keys.idempotency('acme', key, 'retry').startsWith(`${keys.prefix}retry-idem:acme:`)).toBe(true);
+    expect(keys.idempotency('acme', key).startsWith(`${keys.prefix}idem:acme:`)).toBe(true);
+  });
+});
