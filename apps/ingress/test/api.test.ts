@@ -267,7 +267,7 @@ describe('budget ledger, usage and outcomes', () => {
     expect(done.status).toBe(204);
     const event = (await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('costly'))).find((m) => m.body.jobId === jobId);
     expect(event?.msgID).toBe(`${jobId}.1`);
-    expect(event?.body).toMatchObject({ jobId, attempt: 1, outcome: 'succeeded', actualCost: 4, settledBy: 'ingress' });
+    expect(event?.body).toMatchObject({ jobId, attempt: 1, outcome: 'succeeded', actualCost: 4, reportedVia: 'http' });
     const settle = (await ledger()).find((m) => m.body.jobId === jobId && m.body.kind === 'settle');
     expect(settle?.body).toMatchObject({ tenant: 'rich', kind: 'settle', amount: 4, attempt: 1 });
     expect(settle?.msgID).toBe(`${jobId}.1.settle`);

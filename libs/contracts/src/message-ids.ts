@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Every `Nats-Msg-Id` Janus and its workers publish with (CONTRACT §4). JetStream dedupes on them,
  * so a re-publish is safe, and the persister keys rows on them.
@@ -7,8 +9,20 @@ export const messageIds = Object.freeze({
   attempt: (jobId: string, attempt: number): string => `${jobId}.${attempt}`,
   /** The outcome Janus writes when the attempt's lease expired: `<jobId>.<attempt>.timed_out`. */
   timedOut: (jobId: string, attempt: number): string => `${jobId}.${attempt}.timed_out`,
+  /** The outcome the scheduler accepted for an attempt, on APPLIED: `<jobId>.<attempt>.applied`. */
+  applied: (jobId: string, attempt: number): string => `${jobId}.${attempt}.applied`,
   /** A budget movement on LEDGER: `<jobId>.<attempt>.<kind>` (reserve, settle or release). */
   ledger: (jobId: string, attempt: number, kind: string): string => `${jobId}.${attempt}.${kind}`,
   /** A dead letter on DEAD: `<jobId>` (a job dies once). */
   dead: (jobId: string): string => jobId,
 });
+
+/**
+ * The natural key of one outcome report: `<jobId>.<attempt>.<hash of what it says>` (outcome,
+ * lease token, error, actual cost). The persister keys `outcome_events` on it; the scheduler names
+ * the report it applied with it (`AppliedOutcome.reportId`).
+ */
+export function outcomeReportId(e: { jobId: string; attempt: number; outcome: string; leaseToken: string; error?: string | undefined; actualCost?: number | undefined }): string {
+  const content = JSON.stringify([e.outcome, e.leaseToken, e.error ?? null, e.actualCost ?? null]);
+  return `${e.jobId}.${e.attempt}.${createHash('sha256').update(content).digest('hex').slice(0, 16)}`;
+}

@@ -29,12 +29,35 @@ export const OutcomeEvent = z.object({
   outcome: z.enum(['succeeded', 'failed', 'timed_out']),
   error: z.string().max(2048).optional(),
   actualCost: z.number().int().min(0).optional(),
+  /** `false`: the worker knows the failure is permanent; no retry, the job goes to the dead letters. */
+  retryable: z.boolean().optional(),
 });
 export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
 
 /** What a worker may send (it never reports `timed_out`). */
 export const WorkerOutcome = OutcomeEvent.extend({ outcome: z.enum(['succeeded', 'failed']) });
 export type WorkerOutcome = z.infer<typeof WorkerOutcome>;
+
+/**
+ * `janus.applied.<jobType>`, msgID `<jobId>.<attempt>.applied`: an outcome the retry-scheduler
+ * ACCEPTED (the lease settled with it, or a `timed_out` whose lease really expired), published
+ * before the outcome message is acked. Job status and attempt outcomes derive from these only;
+ * raw reports on `janus.outcomes.>` are records (a forged or late one is never applied).
+ * `reportId` names the report that was applied (see `outcomeReportId` in @janus/messaging).
+ */
+export const AppliedOutcome = z.object({
+  jobId: z.string().min(1),
+  type: Name,
+  tenant: Name,
+  attempt: z.number().int().min(1),
+  outcome: z.enum(['succeeded', 'failed', 'timed_out']),
+  error: z.string().max(2048).optional(),
+  actualCost: z.number().int().min(0).optional(),
+  retryable: z.boolean().optional(),
+  reportId: z.string().min(1).max(300),
+  appliedAt: z.string(),
+});
+export type AppliedOutcome = z.infer<typeof AppliedOutcome>;
 
 /** `janus.dead.<jobType>`: a job that used up its attempts. */
 export const DeadLetter = z.object({

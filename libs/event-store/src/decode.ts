@@ -1,10 +1,10 @@
-import { DeadLetter, JobMessage, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
+import { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
-/** The four streams the persister reads (CONTRACT §4). */
-export type StreamKind = 'jobs' | 'outcomes' | 'dead' | 'ledger';
-export const STREAM_KINDS: readonly StreamKind[] = ['jobs', 'outcomes', 'dead', 'ledger'];
+/** The streams the persister reads: CONTRACT §4's four, and the outcomes the scheduler applied. */
+export type StreamKind = 'jobs' | 'outcomes' | 'dead' | 'ledger' | 'applied';
+export const STREAM_KINDS: readonly StreamKind[] = ['jobs', 'outcomes', 'dead', 'ledger', 'applied'];
 
 /** What the persister needs from one JetStream message. */
 export interface RawMessage {
@@ -21,6 +21,7 @@ export type PersistEvent =
   | { readonly kind: 'outcome'; readonly seq: number; readonly reportedAt: Date; readonly body: OutcomeEvent }
   | { readonly kind: 'dead'; readonly seq: number; readonly body: DeadLetter }
   | { readonly kind: 'ledger'; readonly seq: number; readonly body: LedgerEntry }
+  | { readonly kind: 'applied'; readonly seq: number; readonly body: AppliedOutcome }
   | {
       readonly kind: 'rejected';
       readonly stream: string;
@@ -162,6 +163,20 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       const why = unstorable(b, mayHoldNul, undefined);
       if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'ledger', seq: msg.seq, body: b };
+    }
+    case 'applied': {
+      const parsed = AppliedOutcome.safeParse(json);
+      if (!parsed.success) return reject(`not an AppliedOutcome: ${zodReason(parsed.error)}`);
+      // The applied error is the worker's: a NUL in it becomes U+FFFD, as for the raw report.
+      const b = storableError(parsed.data);
+      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject('actualCost out of range');
+      if (!isDate(b.appliedAt)) return reject('appliedAt is not a timestamp');
+      const why = unstorable(b, mayHoldNul, undefined);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      return { kind: 'applied', seq: msg.seq, body: b };
     }
   }
 }

@@ -205,8 +205,8 @@ class StreamLane {
 }
 
 /**
- * The persister: its own durable consumers on JANUS_JOBS, JANUS_OUTCOMES, JANUS_DEAD and
- * JANUS_LEDGER (never the workers'), each writing batches into PostgreSQL.
+ * The persister: its own durable consumers on JANUS_JOBS, JANUS_OUTCOMES, JANUS_DEAD, JANUS_LEDGER
+ * and JANUS_APPLIED (never the workers'), each writing batches into PostgreSQL.
  */
 export class Persister {
   private readonly lanes: StreamLane[];
@@ -231,6 +231,7 @@ export class Persister {
       outcomes: consumers.persisterOutcomes,
       dead: consumers.persisterDead,
       ledger: consumers.persisterLedger,
+      applied: consumers.persisterApplied,
     };
     this.lanes = (opts.streams ?? STREAM_KINDS).map((kind) => new StreamLane(kind, streams[kind], durable[kind], resolved, this.metrics));
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { loadSettings } from '@janus/config';
-import { JobView, type JobMessage, type OutcomeEvent } from '@janus/contracts';
+import { JobView, outcomeReportId, type AppliedOutcome, type JobMessage, type OutcomeEvent } from '@janus/contracts';
 import { attempts, createDb, jobs, migrate, outcomeEvents, type DbHandle } from '@janus/db';
 import { natsNames } from '@janus/messaging';
 import { dropPgNamespace, prng, shuffle, type SyntheticMessage, syntheticWorkload, testEnv, testNamespace } from '@janus/testing';
@@ -67,6 +67,23 @@ function jobMsg(jobId: string, attempt: number, extra: Partial<JobMessage> = {})
 function outcomeMsg(jobId: string, attempt: number, outcome: OutcomeEvent['outcome'], extra: Partial<OutcomeEvent> = {}): SyntheticMessage {
   const body: OutcomeEvent = { jobId, attempt, leaseToken: `tok-${attempt}`, outcome, ...extra };
   return { stream: 'outcomes', subject: names.subjects.outcome('email'), body, msgID: `${jobId}.${attempt}` };
+}
+
+/** The scheduler's applied outcome for the report `outcomeMsg(jobId, attempt, outcome, extra)` would be. */
+function appliedMsg(jobId: string, attempt: number, outcome: OutcomeEvent['outcome'], extra: Partial<OutcomeEvent> = {}): SyntheticMessage {
+  const report = outcomeMsg(jobId, attempt, outcome, extra).body as OutcomeEvent;
+  const body: AppliedOutcome = {
+    jobId,
+    type: 'email',
+    tenant: 'acme',
+    attempt,
+    outcome,
+    ...(report.error !== undefined ? { error: report.error } : {}),
+    ...(report.actualCost !== undefined ? { actualCost: report.actualCost } : {}),
+    reportId: outcomeReportId(report),
+    appliedAt: new Date().toISOString(),
+  };
+  return { stream: 'applied', subject: names.subjects.applied('email'), body, msgID: `${jobId}.${attempt}.applied` };
 }
 
 describe('decodeMessage', () => {
@@ -151,7 +168,7 @@ describe('storeBatch', () => {
 
   it('ends right when the outcome arrives before the admission', async () => {
     await reset();
-    await store([decode(outcomeMsg('early', 1, 'succeeded', { actualCost: 3 }))]);
+    await store([decode(outcomeMsg('early', 1, 'succeeded', { actualCost: 3 })), decode(appliedMsg('early', 1, 'succeeded', { actualCost: 3 }))]);
     expect(await getJobView(handle.db, 'acme', 'early')).toBeUndefined();
     await store([decode(jobMsg('early', 1))]);
     const [row] = await handle.db.select().from(attempts).where(eq(attempts.jobId, 'early'));
@@ -161,12 +178,17 @@ describe('storeBatch', () => {
     expect(view?.status).toBe('succeeded');
   });
 
-  it('keeps the first outcome; later reports are recorded and ignored', async () => {
+  it('reports are records only: the applied outcome sets the attempt (first applied wins) and marks its report', async () => {
     await reset();
-    await store([decode(jobMsg('j1', 1)), decode(outcomeMsg('j1', 1, 'failed', { error: 'boom' })), decode(outcomeMsg('j1', 1, 'succeeded', { leaseToken: 'zombie' }))]);
-    await store([decode(outcomeMsg('j1', 1, 'succeeded'))]);
+    await store([decode(jobMsg('j1', 1)), decode(outcomeMsg('j1', 1, 'succeeded', { leaseToken: 'zombie' }))]);
+    // A report, whatever it says, changes no status: only what the scheduler applied does.
+    expect((await getJobView(handle.db, 'acme', 'j1'))?.status).toBe('admitted');
+    await store([decode(appliedMsg('j1', 1, 'failed', { error: 'boom' }))]);
+    await store([decode(outcomeMsg('j1', 1, 'failed', { error: 'boom' })), decode(outcomeMsg('j1', 1, 'succeeded'))]);
+    await store([decode(appliedMsg('j1', 1, 'succeeded'))]);
     const [row] = await handle.db.select().from(attempts).where(eq(attempts.jobId, 'j1'));
     expect(row).toMatchObject({ outcome: 'failed', error: 'boom' });
+    expect((await getJobView(handle.db, 'acme', 'j1'))?.status).toBe('retrying');
     const reports = await handle.db.select().from(outcomeEvents).where(eq(outcomeEvents.jobId, 'j1'));
     expect(reports).toHaveLength(3);
     expect(reports.filter((r) => r.applied).map((r) => r.outcome)).toEqual(['failed']);
@@ -179,24 +201,26 @@ describe('storeBatch', () => {
     await store([decode(jobMsg('r', 1))]);
     expect(await status()).toBe('admitted');
     await store([decode(outcomeMsg('r', 1, 'failed'))]);
+    expect(await status()).toBe('admitted'); // a report alone changes nothing
+    await store([decode(appliedMsg('r', 1, 'failed'))]);
     expect(await status()).toBe('retrying');
     await store([decode(jobMsg('r', 2))]);
     expect(await status()).toBe('admitted');
-    await store([decode(outcomeMsg('r', 2, 'succeeded'))]);
+    await store([decode(appliedMsg('r', 2, 'succeeded'))]);
     expect(await status()).toBe('succeeded');
     // A stale re-delivery of the first admission changes nothing.
     await store([decode(jobMsg('r', 1))]);
     expect(await status()).toBe('succeeded');
 
     const letter = { jobId: 'd', type: 'email', tenant: 'acme', attempts: 1, lastOutcome: 'failed' as const, deadAt: new Date().toISOString() };
-    await store([decode({ stream: 'dead', subject: names.subjects.dead('email'), body: letter }), decode(outcomeMsg('d', 1, 'failed'))]);
+    await store([decode({ stream: 'dead', subject: names.subjects.dead('email'), body: letter }), decode(appliedMsg('d', 1, 'failed'))]);
     await store([decode(jobMsg('d', 1))]);
     expect((await getJobView(handle.db, 'acme', 'd'))?.status).toBe('dead');
   });
 
   it('gets the job view for its own tenant only, in the contract shape', async () => {
     await reset();
-    await store([decode(jobMsg('v', 2)), decode(jobMsg('v', 1)), decode(outcomeMsg('v', 1, 'timed_out', { error: 'lease expired' }))]);
+    await store([decode(jobMsg('v', 2)), decode(jobMsg('v', 1)), decode(appliedMsg('v', 1, 'timed_out', { error: 'lease expired' }))]);
     const view = await getJobView(handle.db, 'acme', 'v');
     expect(JobView.parse(view)).toEqual(view);
     expect(view).toEqual({

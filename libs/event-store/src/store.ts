@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { attempts, budgetLedger, deadLetters, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
+import { outcomeReportId } from '@janus/contracts';
 import { ledgerEntryId, type PersistEvent } from './decode.js';
 
 type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
@@ -36,10 +37,9 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Natural key of an outcome report: the attempt plus a hash of what it says. */
+/** Natural key of an outcome report: the attempt plus a hash of what it says (`outcomeReportId`). */
 export function outcomeEventId(e: Of<'outcome'>['body']): string {
-  const content = JSON.stringify([e.outcome, e.leaseToken, e.error ?? null, e.actualCost ?? null]);
-  return `${e.jobId}.${e.attempt}.${sha256(content).slice(0, 16)}`;
+  return outcomeReportId(e);
 }
 
 /**
@@ -55,6 +55,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     outcome: [] as Of<'outcome'>[],
     dead: [] as Of<'dead'>[],
     ledger: [] as Of<'ledger'>[],
+    applied: [] as Of<'applied'>[],
     rejected: [] as Of<'rejected'>[],
   };
   for (const e of events) (byKind[e.kind] as PersistEvent[]).push(e);
@@ -62,11 +63,13 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
   for (const e of byKind.job) touched.add(e.body.jobId);
   for (const e of byKind.outcome) touched.add(e.body.jobId);
   for (const e of byKind.dead) touched.add(e.body.jobId);
+  for (const e of byKind.applied) touched.add(e.body.jobId);
 
   if (events.length > 0) {
     await db.transaction(async (tx) => {
       await writeJobs(tx, byKind.job);
       await writeOutcomes(tx, byKind.outcome);
+      await writeApplied(tx, byKind.applied);
       await writeDeadLetters(tx, byKind.dead);
       await writeLedger(tx, byKind.ledger);
       await writeRejected(tx, byKind.rejected);
@@ -133,38 +136,18 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
   }
 }
 
+/**
+ * Outcome reports (what workers, ingress and the reaper published) are records only: every
+ * distinct report is kept, none sets an attempt's outcome or a job's status. A forged, late or
+ * repeated report therefore changes nothing; `applied` is set by `reconcileJobStatus` on the one
+ * the scheduler applied.
+ */
 async function writeOutcomes(tx: Tx, events: readonly Of<'outcome'>[]): Promise<void> {
   if (events.length === 0) return;
-  // First outcome wins: the first in stream order within the batch, and only if the attempt has
-  // none yet (a later duplicate or a zombie's late report never overwrites it).
-  const firstByAttempt = new Map<string, Of<'outcome'>>();
-  const ordered = [...events].sort((a, b) => a.seq - b.seq);
-  for (const e of ordered) {
-    const key = attemptKey(e.body.jobId, e.body.attempt);
-    if (!firstByAttempt.has(key)) firstByAttempt.set(key, e);
-  }
-  const attemptRows = [...firstByAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, e]) => e);
-  const applied = new Set<string>();
-  for (const rows of chunks(attemptRows)) {
-    const won = await tx.execute<{ job_id: string; attempt: number }>(sql`
-      INSERT INTO ${attempts} (job_id, attempt, outcome, finished_at, error, actual_cost)
-      SELECT * FROM unnest(${col(rows.map((e) => e.body.jobId), 'text')}, ${col(rows.map((e) => e.body.attempt), 'int')},
-                           ${col(rows.map((e) => e.body.outcome), 'text')}, ${col(rows.map((e) => iso(e.reportedAt)), 'timestamptz')},
-                           ${col(rows.map((e) => e.body.error ?? null), 'text')}, ${col(rows.map((e) => e.body.actualCost ?? null), 'int')})
-      ON CONFLICT (job_id, attempt) DO UPDATE SET
-        outcome = excluded.outcome, finished_at = excluded.finished_at, error = excluded.error, actual_cost = excluded.actual_cost
-      WHERE ${attempts.outcome} IS NULL
-      RETURNING job_id, attempt`);
-    for (const r of won.rows) applied.add(attemptKey(r.job_id, r.attempt));
-  }
-
-  // Every distinct report is recorded; the one that became the attempt's outcome is marked.
-  const eventRows = new Map<string, { eventId: string; e: Of<'outcome'>; applied: boolean }>();
-  for (const e of ordered) {
+  const eventRows = new Map<string, { eventId: string; e: Of<'outcome'> }>();
+  for (const e of [...events].sort((a, b) => a.seq - b.seq)) {
     const eventId = outcomeEventId(e.body);
-    if (eventRows.has(eventId)) continue;
-    const key = attemptKey(e.body.jobId, e.body.attempt);
-    eventRows.set(eventId, { eventId, e, applied: applied.has(key) && firstByAttempt.get(key) === e });
+    if (!eventRows.has(eventId)) eventRows.set(eventId, { eventId, e });
   }
   const sorted = [...eventRows.values()].sort((a, b) => byKey(a.eventId, b.eventId));
   for (const rows of chunks(sorted)) {
@@ -173,9 +156,36 @@ async function writeOutcomes(tx: Tx, events: readonly Of<'outcome'>[]): Promise<
       SELECT * FROM unnest(${col(rows.map((r) => r.eventId), 'text')}, ${col(rows.map((r) => r.e.body.jobId), 'text')},
                            ${col(rows.map((r) => r.e.body.attempt), 'int')}, ${col(rows.map((r) => r.e.body.outcome), 'text')},
                            ${col(rows.map((r) => r.e.body.error ?? null), 'text')}, ${col(rows.map((r) => r.e.body.actualCost ?? null), 'int')},
-                           ${col(rows.map((r) => sha256(r.e.body.leaseToken)), 'text')}, ${col(rows.map((r) => r.applied), 'boolean')},
+                           ${col(rows.map((r) => sha256(r.e.body.leaseToken)), 'text')}, ${col(rows.map(() => false), 'boolean')},
                            ${col(rows.map((r) => r.e.seq), 'bigint')}, ${col(rows.map((r) => iso(r.e.reportedAt)), 'timestamptz')})
       ON CONFLICT (event_id) DO NOTHING`);
+  }
+}
+
+/**
+ * Outcomes the retry-scheduler accepted (one per attempt; msgID `<jobId>.<attempt>.applied`): these
+ * alone set an attempt's outcome. The first stored wins; a re-published one changes nothing.
+ */
+async function writeApplied(tx: Tx, events: readonly Of<'applied'>[]): Promise<void> {
+  if (events.length === 0) return;
+  const firstByAttempt = new Map<string, Of<'applied'>['body']>();
+  for (const { body } of [...events].sort((a, b) => a.seq - b.seq)) {
+    const key = attemptKey(body.jobId, body.attempt);
+    if (!firstByAttempt.has(key)) firstByAttempt.set(key, body);
+  }
+  const rows = [...firstByAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
+  for (const chunk of chunks(rows)) {
+    // The row may not exist yet: the applied event overtook its admission.
+    await tx.execute(sql`
+      INSERT INTO ${attempts} (job_id, attempt, outcome, finished_at, error, actual_cost, applied_report_id)
+      SELECT * FROM unnest(${col(chunk.map((b) => b.jobId), 'text')}, ${col(chunk.map((b) => b.attempt), 'int')},
+                           ${col(chunk.map((b) => b.outcome), 'text')}, ${col(chunk.map((b) => iso(new Date(b.appliedAt))), 'timestamptz')},
+                           ${col(chunk.map((b) => b.error ?? null), 'text')}, ${col(chunk.map((b) => b.actualCost ?? null), 'int')},
+                           ${col(chunk.map((b) => b.reportId), 'text')})
+      ON CONFLICT (job_id, attempt) DO UPDATE SET
+        outcome = excluded.outcome, finished_at = excluded.finished_at, error = excluded.error,
+        actual_cost = excluded.actual_cost, applied_report_id = excluded.applied_report_id
+      WHERE ${attempts.outcome} IS NULL`);
   }
 }
 
@@ -228,9 +238,9 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
 }
 
 /**
- * Derives each job's status from the facts stored (CONTRACT §3): `succeeded` if any attempt
- * succeeded; else `dead` if it has a dead letter; else `retrying` if its latest attempt failed or
- * timed out; else `queued` if it was queued and no attempt was admitted yet; else `admitted`.
+ * Derives each job's status from the facts stored (CONTRACT §3), attempt outcomes being those the
+ * scheduler applied: `succeeded` if any attempt succeeded; else `dead` if it has a dead letter;
+ * else `retrying` if its latest attempt failed or timed out; else `queued` if it was queued and no attempt was admitted yet; else `admitted`.
  *
  * Runs in its own transaction, after the facts' transaction committed: it first locks the job rows
  * (in one order), and only then reads the facts in a new statement, which under READ COMMITTED
@@ -272,6 +282,13 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
           WHERE j2.job_id = ANY(${sql.param(lockedIds)}::text[])
         ) AS d
         WHERE j.job_id = d.job_id AND j.status IS DISTINCT FROM d.status`);
+      // Mark the report each attempt applied (report and applied event arrive on different
+      // streams, in either order; under the job lock the last of them sees both).
+      await tx.execute(sql`
+        UPDATE ${outcomeEvents} AS oe SET applied = true
+        FROM ${attempts} a
+        WHERE oe.job_id = ANY(${sql.param(lockedIds)}::text[]) AND NOT oe.applied
+          AND a.job_id = oe.job_id AND a.attempt = oe.attempt AND a.applied_report_id = oe.event_id`);
     });
   }
 }

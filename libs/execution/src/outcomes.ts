@@ -1,5 +1,5 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { OutcomeEvent, type DeadLetter, type JobMessage, type LedgerEntry } from '@janus/contracts';
+import { OutcomeEvent, outcomeReportId, type AppliedOutcome, type DeadLetter, type JobMessage, type LedgerEntry } from '@janus/contracts';
 import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { decideAfterFailure } from './backoff.js';
@@ -49,6 +49,9 @@ const MIN_RETRY_WAIT_MS = 50;
  *   outcome whose lease token is invalid, expired or settled differently is recorded by the
  *   persister and ignored here: a zombie's late report changes nothing.
  * - `timed_out` (written by the reaper): honoured only if the lease really expired.
+ * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` (msgID
+ *   `<jobId>.<attempt>.applied`) before the message is acked: job status derives from those only.
+ * - `retryable: false` on a failure: no retry, a dead letter at once.
  * - A failure with attempts left becomes a retry: the outcome message itself is held in JetStream
  *   with `nak(delay)` until the backoff has passed (durable, no extra state), then the next attempt
  *   goes through the same admission as any job, at the job type's retry priority, idempotent per
@@ -109,10 +112,16 @@ export class OutcomeProcessor {
           return this.#ignore(msg, 'already_settled');
         }
         settled = { ...lease.lease, context: decodeRetryContext(lease.lease.context) };
+        // Whoever settled it may have died before the ledger entry was published: publish it again
+        // (deduped by its msgID).
+        if (lease.lease.reserved > 0 && lease.lease.actual !== undefined) await this.#ledger(lease.lease, 'settle', lease.lease.actual);
       } else {
         return this.#ignore(msg, result.reason);
       }
     }
+    // The outcome is accepted: make that durable before anything else follows from it (the
+    // persister derives status from these only), and before the outcome message is acked.
+    await this.#applied(event, settled);
     if (event.outcome === 'succeeded') {
       msg.ack();
       return 'succeeded';
@@ -124,7 +133,8 @@ export class OutcomeProcessor {
     const jobType = this.deps.limiter.policy.jobType(job.jobType);
     const retry = jobType?.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
     const decision = decideAfterFailure(retry, job.attempt, seededRandom(job.jobId, job.attempt));
-    if (decision.kind === 'dead' || job.context === undefined) {
+    // `retryable: false`: the worker knows the failure is permanent (CONTRACT §4).
+    if (decision.kind === 'dead' || job.context === undefined || event.retryable === false) {
       await this.#deadLetter(event, job, jobType ? undefined : 'job type no longer exists');
       msg.ack();
       return 'dead';
@@ -202,6 +212,22 @@ export class OutcomeProcessor {
     }
     msg.ack();
     return 'retry_admitted';
+  }
+
+  async #applied(event: OutcomeEvent, job: SettledAttempt): Promise<void> {
+    const applied: AppliedOutcome = {
+      jobId: job.jobId,
+      type: job.jobType,
+      tenant: job.tenant,
+      attempt: job.attempt,
+      outcome: event.outcome,
+      ...(event.error !== undefined ? { error: event.error } : {}),
+      ...(event.actualCost !== undefined ? { actualCost: event.actualCost } : {}),
+      ...(event.retryable !== undefined ? { retryable: event.retryable } : {}),
+      reportId: outcomeReportId(event),
+      appliedAt: new Date(this.#now()).toISOString(),
+    };
+    await publishJson(this.deps.js, this.deps.names.subjects.applied(job.jobType), applied, messageIds.applied(job.jobId, job.attempt));
   }
 
   async #deadLetter(event: OutcomeEvent, job: SettledAttempt, reason?: string): Promise<void> {

@@ -1,56 +1,70 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { LedgerEntry, OutcomeEvent } from '@janus/contracts';
 import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
-import type { ExpiredLease, Limiter } from '@janus/limiter';
+import type { ExpiredEntry, ExpiredLease, Limiter } from '@janus/limiter';
 
 export interface ReaperDeps {
-  readonly limiter: Limiter;
+  readonly limiter: Pick<Limiter, 'findExpired' | 'markExpired'>;
   readonly js: JetStreamClient;
   readonly names: NatsNames;
+  /** How long one publish waits for JetStream's ack (default 5 s). */
+  readonly publishTimeoutMs?: number;
   readonly onReaped?: (lease: ExpiredLease) => void;
   readonly onPublishFailure?: (lease: ExpiredLease, error: unknown) => void;
 }
 
-const PUBLISH_TRIES = 5;
-
 /**
- * Frees expired leases (atomically, so any number of scheduler instances can reap side by side)
- * and writes a `timed_out` outcome for each. Its msgID is `<jobId>.<attempt>.timed_out`, not the
- * worker's `<jobId>.<attempt>`: a zombie worker's own report may reach JetStream first, and must
- * not make the timed_out a "duplicate" that is dropped. The zombie's report is ignored anyway —
- * its lease has expired.
+ * Turns expired leases into `timed_out` outcomes, in two phases so that no expired attempt is ever
+ * left without an outcome (CONTRACT §6.2):
+ *
+ * 1. list the leases that are active and past their expiry, changing nothing (`findExpired`);
+ * 2. publish each one's `timed_out` outcome (and its budget `settle`), msgID-deduped;
+ * 3. only then mark the published ones expired and drop them from the expiry index (`markExpired`).
+ *
+ * A lease whose publish failed, or that a crash left between 2 and 3, stays in the index and is
+ * listed again on the next tick of any instance; its re-publish is a dropped duplicate within the
+ * duplicate window (and is idempotent for the scheduler and the persister beyond it). Nothing can
+ * settle or extend a lease past its expiry, so listing before marking loses no race.
+ *
+ * The `timed_out` msgID is `<jobId>.<attempt>.timed_out`, not the worker's `<jobId>.<attempt>`: a
+ * zombie worker's own report may reach JetStream first, and must not make the timed_out a
+ * "duplicate" that is dropped. The zombie's report is ignored anyway — its lease has expired.
  */
 export async function reapOnce(deps: ReaperDeps, max = 200): Promise<number> {
-  const expired = await deps.limiter.reapExpired(max);
-  await Promise.all(
-    expired.map(async (lease) => {
-      const event: OutcomeEvent = { jobId: lease.jobId, attempt: lease.attempt, leaseToken: lease.token, outcome: 'timed_out' };
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, messageIds.timedOut(lease.jobId, lease.attempt));
-          if (lease.reserved > 0) {
-            // No actual cost will ever be reported: the reservation stands as spent.
-            const entry: LedgerEntry = {
-              tenant: lease.tenant,
-              kind: 'settle',
-              amount: lease.reserved,
-              jobId: lease.jobId,
-              attempt: lease.attempt,
-              at: new Date(lease.expiresAt).toISOString(),
-            };
-            await publishJson(deps.js, deps.names.subjects.ledger(lease.tenant), entry, `${lease.jobId}.${lease.attempt}.settle`);
-          }
-          deps.onReaped?.(lease);
-          return;
-        } catch (error) {
-          if (attempt >= PUBLISH_TRIES) {
-            deps.onPublishFailure?.(lease, error);
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 200 * attempt));
-        }
-      }
+  const batch = await deps.limiter.findExpired(max);
+  if (batch.entries.length === 0) return 0;
+  const published = await Promise.all(
+    batch.entries.map(async (entry): Promise<ExpiredEntry | undefined> => {
+      const ok = await Promise.all(entry.leases.map((lease) => publishTimedOut(deps, lease)));
+      return ok.every(Boolean) ? entry : undefined;
     }),
   );
-  return expired.length;
+  const done = published.filter((e): e is ExpiredEntry => e !== undefined);
+  await deps.limiter.markExpired(batch, done);
+  for (const entry of done) for (const lease of entry.leases) deps.onReaped?.(lease);
+  return done.reduce((n, e) => n + e.leases.length, 0);
+}
+
+async function publishTimedOut(deps: ReaperDeps, lease: ExpiredLease): Promise<boolean> {
+  const timeoutMs = deps.publishTimeoutMs ?? 5_000;
+  const event: OutcomeEvent = { jobId: lease.jobId, attempt: lease.attempt, leaseToken: lease.token, outcome: 'timed_out' };
+  try {
+    await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, messageIds.timedOut(lease.jobId, lease.attempt), { timeoutMs });
+    if (lease.reserved > 0) {
+      // No actual cost will ever be reported: the reservation stands as spent.
+      const entry: LedgerEntry = {
+        tenant: lease.tenant,
+        kind: 'settle',
+        amount: lease.reserved,
+        jobId: lease.jobId,
+        attempt: lease.attempt,
+        at: new Date(lease.expiresAt).toISOString(),
+      };
+      await publishJson(deps.js, deps.names.subjects.ledger(lease.tenant), entry, messageIds.ledger(lease.jobId, lease.attempt, 'settle'), { timeoutMs });
+    }
+    return true;
+  } catch (error) {
+    deps.onPublishFailure?.(lease, error);
+    return false;
+  }
 }

@@ -27,6 +27,8 @@ export interface LeaseRecord {
   readonly st: string;
   readonly exp: number;
   readonly out: string;
+  /** Actual cost once settled (NaN before). */
+  readonly act: number;
   readonly att: number;
   readonly res: number;
   readonly ten: string;
@@ -70,12 +72,13 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     seg.push(buf.toString('utf8', colon + 1, colon + 1 + n));
     pos = colon + 1 + n;
   }
-  const [st, exp, out, , , , att, , res] = head;
+  const [st, exp, out, act, , , att, , res] = head;
   const [ten, typ, bk, conc, rate, idem, job] = seg;
   return {
     st: st!,
     exp: Number(exp),
     out: out!,
+    act: act ? Number(act) : Number.NaN,
     att: Number(att),
     res: Number(res || 0),
     ten: ten!,

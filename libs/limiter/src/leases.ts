@@ -10,7 +10,7 @@ import type { Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
-import type { Admitted, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
+import type { Admitted, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
 
 /** The JSON answer of settle-n, extend-n and (per lease) reap-n. */
 interface LeaseReply {
@@ -85,31 +85,86 @@ export class LeaseOperations {
   /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
   async reapExpired(max: number): Promise<ExpiredLease[]> {
     const limit = Math.max(1, Math.floor(max));
+    const listed = await this.#listExpired(limit);
+    if (listed === undefined) return [];
+    const reaped = await this.#reap(listed.now, limit, false, listed.entries);
+    return reaped.map(({ lease }) => lease);
+  }
+
+  /**
+   * Phase one of a two-phase reap: lists leases that are active and past their expiry, changing
+   * nothing, grouped by expiry-index entry (whole entries, started while fewer than `max` leases
+   * were listed). Nothing can settle or extend such a lease any more, so the caller may first make
+   * their `timed_out` outcomes durable and only then `markExpired` the entries it published.
+   */
+  async findExpired(max: number): Promise<ExpiredBatch> {
+    const limit = Math.max(1, Math.floor(max));
+    const listed = await this.#listExpired(limit);
+    if (listed === undefined) return { now: '0', entries: [] };
+    const found = await this.#reap(listed.now, limit, true, listed.entries);
+    let budget = limit;
+    const entries: ExpiredEntry[] = [];
+    for (const entry of listed.entries) {
+      if (budget <= 0) break;
+      const leases = found.filter((f) => f.member === entry.member).map((f) => f.lease);
+      budget -= leases.length;
+      entries.push({ ...entry, leases });
+    }
+    return { now: listed.now, entries };
+  }
+
+  /**
+   * Phase two: marks expired the leases of the given entries of a `findExpired` batch (with the
+   * batch's `now`, so it marks a subset of what was listed) and drops the entries from the index.
+   */
+  async markExpired(batch: ExpiredBatch, entries: readonly ExpiredEntry[]): Promise<ExpiredLease[]> {
+    if (entries.length === 0) return [];
+    const reaped = await this.#reap(batch.now, Number.MAX_SAFE_INTEGER, false, entries);
+    return reaped.map(({ lease }) => lease);
+  }
+
+  /** The expiry-index entries due now, each with the record location of its lease(s). */
+  async #listExpired(limit: number): Promise<{ now: string; entries: { member: string; key: string; field: string }[] } | undefined> {
     const listed = (await this.#store.run('expired', [this.#keys.leaseExpiry], [this.#clock.arg(), limit])) as string[];
     const [now, ...members] = listed;
-    if (members.length === 0 || now === undefined) return [];
-    const keys = [this.#keys.leaseExpiry];
-    const args: (string | number)[] = [now, this.#retentionMs, limit];
-    for (const member of members) {
+    if (members.length === 0 || now === undefined) return undefined;
+    const entries = members.map((member) => {
       // '<call id>@<expiresAt>': the leases a call wrote with that expiry; else one extended lease's id.
       const at = member.includes('@')
         ? { key: this.#keys.leases(member.slice(0, member.lastIndexOf('@'))), field: '' }
         : // an id that names no record location (not one this limiter wrote) is dropped from the index
           (this.#keys.leaseLocation(member) ?? { key: this.#keys.leases(member), field: '1' });
-      keys.push(at.key);
-      args.push(member, at.field);
+      return { member, key: at.key, field: at.field };
+    });
+    return { now, entries };
+  }
+
+  async #reap(
+    now: string,
+    budget: number,
+    dry: boolean,
+    entries: readonly { member: string; key: string; field: string }[],
+  ): Promise<{ member: string; lease: ExpiredLease }[]> {
+    const keys = [this.#keys.leaseExpiry];
+    const args: (string | number)[] = [now, this.#retentionMs, budget, dry ? '1' : '0'];
+    for (const entry of entries) {
+      keys.push(entry.key);
+      args.push(entry.member, entry.field);
     }
-    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string })[];
+    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string; m: string })[];
     return reaped.map((r) => ({
-      id: r.i,
-      token: this.#tokens.sign(r.i),
-      jobId: r.j,
-      attempt: r.a,
-      tenant: r.t,
-      jobType: r.y,
-      reserved: r.r,
-      expiresAt: r.e,
-      ...(r.x ? { context: r.x } : {}),
+      member: r.m,
+      lease: {
+        id: r.i,
+        token: this.#tokens.sign(r.i),
+        jobId: r.j,
+        attempt: r.a,
+        tenant: r.t,
+        jobType: r.y,
+        reserved: r.r,
+        expiresAt: r.e,
+        ...(r.x ? { context: r.x } : {}),
+      },
     }));
   }
 
@@ -133,6 +188,7 @@ export class LeaseOperations {
         tenant: rec.ten,
         jobType: rec.typ,
         reserved: rec.res,
+        ...(rec.st === 'settled' ? { actual: rec.act } : {}),
         state,
         expiresAt,
         ...(rec.out ? { outcome: rec.out as Outcome } : {}),

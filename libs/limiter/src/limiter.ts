@@ -21,6 +21,8 @@ import type {
   AdmissionRequest,
   AdmissionResult,
   Admitted,
+  ExpiredBatch,
+  ExpiredEntry,
   ExpiredLease,
   ExtendResult,
   LeaseStateResult,
@@ -176,6 +178,16 @@ export class Limiter {
   /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
   reapExpired(max: number): Promise<ExpiredLease[]> {
     return this.#leases.reapExpired(max);
+  }
+
+  /** Two-phase reaping, phase one: expired leases, listed without changing anything. */
+  findExpired(max: number): Promise<ExpiredBatch> {
+    return this.#leases.findExpired(max);
+  }
+
+  /** Two-phase reaping, phase two: marks the given entries of a `findExpired` batch expired. */
+  markExpired(batch: ExpiredBatch, entries: readonly ExpiredEntry[]): Promise<ExpiredLease[]> {
+    return this.#leases.markExpired(batch, entries);
   }
 
   /** A lease record's state, outcome and context, read without changing it. */

@@ -111,13 +111,34 @@ export interface ExpiredLease extends LeaseInfo {
   readonly context?: string;
 }
 
+/** One expiry-index entry of a `findExpired` batch: its leases that were active and past expiry. */
+export interface ExpiredEntry {
+  readonly member: string;
+  readonly key: string;
+  readonly field: string;
+  readonly leases: readonly ExpiredLease[];
+}
+
+/** What `findExpired` listed, at one Redis time (`now`, kept for `markExpired`). */
+export interface ExpiredBatch {
+  readonly now: string;
+  readonly entries: readonly ExpiredEntry[];
+}
+
 export type LeaseStateName = 'active' | 'settled' | 'expired' | 'revoked';
 
 /** What a lease record says now (kept for the retention period after it finished). */
 export type LeaseStateResult =
   | {
       readonly ok: true;
-      readonly lease: LeaseInfo & { readonly state: LeaseStateName; readonly outcome?: Outcome; readonly expiresAt: number; readonly context?: string };
+      readonly lease: LeaseInfo & {
+        readonly state: LeaseStateName;
+        readonly outcome?: Outcome;
+        /** The cost the lease was settled at (settled leases only). */
+        readonly actual?: number;
+        readonly expiresAt: number;
+        readonly context?: string;
+      };
     }
   | { readonly ok: false; readonly reason: 'invalid_token' | 'unknown' };
 

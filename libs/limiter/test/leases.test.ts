@@ -150,6 +150,31 @@ describe('leases', () => {
     expect(reaped.map((l) => l.id)).toEqual([a.id]);
   });
 
+  it('two-phase reaping: findExpired changes nothing; markExpired marks only the entries given', async () => {
+    h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
+    const batchOf3 = await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('call')) });
+    const single = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'solo' })] }));
+    expect(batchOf3.kind).toBe('admitted');
+    h.advance(1000);
+    const found = await h.limiter.findExpired(10);
+    expect(found.entries.flatMap((e) => e.leases).length).toBe(4);
+    // Listing twice lists the same: nothing was marked.
+    expect((await h.limiter.findExpired(10)).entries.flatMap((e) => e.leases.map((l) => l.id)).sort()).toEqual(found.entries.flatMap((e) => e.leases.map((l) => l.id)).sort());
+    expect(await h.limiter.leaseState(single.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
+    // Mark only the entry that holds the single job's lease (its publish "succeeded").
+    const soloEntry = found.entries.filter((e) => e.leases.some((l) => l.jobId === 'solo'));
+    expect((await h.limiter.markExpired(found, soloEntry)).map((l) => l.jobId)).toEqual(['solo']);
+    // The other entry is listed again on the next round; the marked one is gone.
+    const again = await h.limiter.findExpired(10);
+    expect(again.entries.flatMap((e) => e.leases).length).toBe(3);
+    expect(again.entries.flatMap((e) => e.leases).some((l) => l.jobId === 'solo')).toBe(false);
+    // Whole entries only: a budget smaller than an entry still lists the entry completely.
+    expect((await h.limiter.findExpired(1)).entries.flatMap((e) => e.leases).length).toBe(3);
+    expect((await h.limiter.markExpired(again, again.entries)).length).toBe(3);
+    expect((await h.limiter.findExpired(10)).entries).toEqual([]);
+    expect(await h.limiter.reapExpired(10)).toEqual([]);
+  });
+
   it('reaps at most max leases per call', async () => {
     h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
     const r = await h.limiter.admit({ jobs: Array.from({ length: 7 }, () => job('call')) });

@@ -1,6 +1,6 @@
 export { natsNames, type NatsNames } from './names.js';
 /** Message ids are part of the contract; built there, offered here next to the names. */
-export { messageIds } from '@janus/contracts';
+export { messageIds, outcomeReportId } from '@janus/contracts';
 export { consumeConcurrently, type ConsumeLoop, type ConsumeOptions } from './consume.js';
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';

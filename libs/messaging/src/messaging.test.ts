@@ -28,7 +28,8 @@ afterAll(async () => {
 describe('natsNames', () => {
   it('derives the contract names from the namespace', () => {
     const n = natsNames('janus');
-    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER' });
+    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER', applied: 'JANUS_APPLIED' });
+    expect(n.subjects.applied('email')).toBe('janus.applied.email');
     expect(n.subjects.job('email')).toBe('janus.jobs.email');
     expect(n.subjects.outcome('email')).toBe('janus.outcomes.email');
     expect(n.subjects.dead('email')).toBe('janus.dead.email');

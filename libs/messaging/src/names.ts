@@ -4,12 +4,15 @@
  */
 export interface NatsNames {
   readonly namespace: string;
-  readonly streams: { readonly jobs: string; readonly outcomes: string; readonly dead: string; readonly ledger: string };
+  readonly streams: { readonly jobs: string; readonly outcomes: string; readonly dead: string; readonly ledger: string; readonly applied: string };
   readonly subjects: {
     readonly job: (jobType: string) => string;
     readonly outcome: (jobType: string) => string;
     readonly dead: (jobType: string) => string;
     readonly ledger: (tenant: string) => string;
+    /** Outcomes the scheduler accepted: what job status derives from. */
+    readonly applied: (jobType: string) => string;
+    readonly allApplied: string;
     readonly allJobs: string;
     readonly allOutcomes: string;
     readonly allDead: string;
@@ -25,6 +28,7 @@ export interface NatsNames {
     readonly persisterOutcomes: string;
     readonly persisterDead: string;
     readonly persisterLedger: string;
+    readonly persisterApplied: string;
     readonly schedulerOutcomes: string;
   };
 }
@@ -34,12 +38,14 @@ export function natsNames(namespace: string): NatsNames {
   const S = namespace.toUpperCase();
   return Object.freeze({
     namespace,
-    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER` }),
+    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER`, applied: `${S}_APPLIED` }),
     subjects: Object.freeze({
       job: (jobType: string) => `${s}.jobs.${jobType}`,
       outcome: (jobType: string) => `${s}.outcomes.${jobType}`,
       dead: (jobType: string) => `${s}.dead.${jobType}`,
       ledger: (tenant: string) => `${s}.ledger.${tenant}`,
+      applied: (jobType: string) => `${s}.applied.${jobType}`,
+      allApplied: `${s}.applied.>`,
       allJobs: `${s}.jobs.>`,
       allOutcomes: `${s}.outcomes.>`,
       allDead: `${s}.dead.>`,
@@ -53,6 +59,7 @@ export function natsNames(namespace: string): NatsNames {
       persisterOutcomes: 'persister-outcomes',
       persisterDead: 'persister-dead',
       persisterLedger: 'persister-ledger',
+      persisterApplied: 'persister-applied',
       schedulerOutcomes: 'scheduler-outcomes',
     }),
   });

@@ -32,6 +32,7 @@ export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name
     { ...base, name: names.streams.outcomes, subjects: [names.subjects.allOutcomes], max_age: nanos(7 * DAY_MS) },
     { ...base, name: names.streams.dead, subjects: [names.subjects.allDead], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.ledger, subjects: [names.subjects.allLedger], max_age: nanos(30 * DAY_MS) },
+    { ...base, name: names.streams.applied, subjects: [names.subjects.allApplied], max_age: nanos(7 * DAY_MS) },
   ];
 }
 

@@ -1,4 +1,4 @@
-import { messageIds, type DeadLetter, type JobMessage, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
+import { messageIds, outcomeReportId, type AppliedOutcome, type DeadLetter, type JobMessage, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 
 /** The subjects a workload is published on (`natsNames(ns)` from @janus/messaging fits). */
 export interface SyntheticNames {
@@ -7,18 +7,20 @@ export interface SyntheticNames {
     readonly outcome: (jobType: string) => string;
     readonly dead: (jobType: string) => string;
     readonly ledger: (tenant: string) => string;
+    readonly applied: (jobType: string) => string;
   };
 }
 
 /**
  * A deterministic synthetic event stream for tests and benchmarks: what ingress, workers and the
  * scheduler would publish for `jobs` jobs, with the row counts it must end as.
- * 70% succeed at once; 20% fail, are retried and succeed; 10% fail, time out and go dead.
+ * 70% succeed at once; 20% fail, are retried and succeed; 10% fail, time out and go dead. Every
+ * outcome report is followed by the scheduler's applied outcome for it.
  */
 export interface SyntheticMessage {
-  readonly stream: 'jobs' | 'outcomes' | 'dead' | 'ledger';
+  readonly stream: 'jobs' | 'outcomes' | 'dead' | 'ledger' | 'applied';
   readonly subject: string;
-  readonly body: JobMessage | OutcomeEvent | DeadLetter | LedgerEntry;
+  readonly body: JobMessage | OutcomeEvent | DeadLetter | LedgerEntry | AppliedOutcome;
   readonly msgID: string;
 }
 
@@ -98,6 +100,18 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
         ...(outcome === 'succeeded' ? { actualCost: 7 } : { error: `${outcome} on attempt ${attempt}` }),
       };
       messages.push({ stream: 'outcomes', subject: names.subjects.outcome(type), body: event, msgID: outcome === 'timed_out' ? messageIds.timedOut(jobId, attempt) : messageIds.attempt(jobId, attempt) });
+      const applied: AppliedOutcome = {
+        jobId,
+        type,
+        tenant,
+        attempt,
+        outcome,
+        ...(event.error !== undefined ? { error: event.error } : {}),
+        ...(event.actualCost !== undefined ? { actualCost: event.actualCost } : {}),
+        reportId: outcomeReportId(event),
+        appliedAt: iso(at + attempt * 1_000 + 400),
+      };
+      messages.push({ stream: 'applied', subject: names.subjects.applied(type), body: applied, msgID: messageIds.applied(jobId, attempt) });
       const kind = outcome === 'succeeded' ? 'settle' : 'release';
       const entry: LedgerEntry = { tenant, kind, amount: outcome === 'succeeded' ? 7 : 10, jobId, attempt, at: iso(at + attempt * 1_000 + 500) };
       messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: messageIds.ledger(jobId, attempt, kind) });

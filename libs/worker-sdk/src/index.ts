@@ -1,1 +1,1 @@
-export { startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';
+export { Permanent, startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { OutcomeEvent, type JobMessage } from '@janus/contracts';
 import { connectNats, ensureStreams, ensureWorkerConsumer, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
-import { startWorker } from './worker.js';
+import { Permanent, startWorker } from './worker.js';
 
 const ns = testNamespace('worker_sdk');
 const settings = loadSettings(testEnv(ns));
@@ -80,5 +80,34 @@ describe('startWorker', () => {
     const info = await jsm.consumers.info(names.streams.jobs, 'workers-email');
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
+  });
+
+  it('a Permanent error reports retryable:false; a job whose lease already expired is not run and not reported', async () => {
+    const js = jetstream(nc);
+    const expired = new Date(Date.now() - 1).toISOString();
+    await publishJson(js, names.subjects.job('email'), job('stale-1', { lease: { id: 'l-stale', token: 'token-stale-1', expiresAt: expired } }), 'stale-1.1');
+    await publishJson(js, names.subjects.job('email'), job('perm-1'), 'perm-1.1');
+    const seen: string[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      handler: async (j) => {
+        seen.push(j.jobId);
+        throw new Permanent('address does not exist');
+      },
+    });
+    const info = await (async () => {
+      for (;;) {
+        const i = await jsm.consumers.info(names.streams.jobs, 'workers-email');
+        if (i.num_pending === 0 && i.num_ack_pending === 0) return i;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await worker.stop();
+    expect(info.num_ack_pending).toBe(0);
+    expect(seen).toEqual(['perm-1']);
+    const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
+    expect(got).toEqual([{ jobId: 'perm-1', attempt: 1, leaseToken: 'token-perm-1', outcome: 'failed', error: 'address does not exist', retryable: false }]);
   });
 });

@@ -12,7 +12,10 @@ export interface JobContext {
   extendLease(ms: number): Promise<Date>;
 }
 
-/** Return nothing for success, or `{ actualCost }` to settle a budget reservation. Throw to fail. */
+/**
+ * Return nothing for success, or `{ actualCost }` to settle a budget reservation. Throw to fail
+ * (Janus retries per the job type's policy); throw a `Permanent` to fail without retries.
+ */
 export type JobHandler = (job: JobMessage, ctx: JobContext) => Promise<void | { actualCost?: number }>;
 
 export interface WorkerOptions {
@@ -29,6 +32,14 @@ export interface Worker {
   /** Stops pulling, lets running handlers finish (or abort at their lease expiry), then resolves. */
   stop(): Promise<void>;
   readonly processed: number;
+}
+
+/**
+ * Throw this from a handler for a failure that retrying cannot fix (a malformed payload, a refused
+ * card): the outcome carries `"retryable": false` and Janus dead-letters the job at once.
+ */
+export class Permanent extends Error {
+  override readonly name = 'Permanent';
 }
 
 const MAX_ERROR_BYTES = 2048;
@@ -75,6 +86,13 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       return;
     }
     const job = parsed.data;
+    if (Date.parse(job.lease.expiresAt) <= Date.now()) {
+      // Its lease ran out before we got it: Janus has written (or will write) its timed_out
+      // outcome, and may have admitted it again under a new lease. Running it now would run it
+      // without holding its limits, and our report would be ignored anyway.
+      msg.ack();
+      return;
+    }
     const expiry = new AbortController();
     let expiresAt = Date.parse(job.lease.expiresAt);
     const armExpiry = () => setTimeout(() => expiry.abort(new Error('lease expired')), Math.max(0, expiresAt - Date.now()));
@@ -95,7 +113,14 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       const result = await opts.handler(job, ctx);
       outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded', ...(result?.actualCost !== undefined ? { actualCost: result.actualCost } : {}) };
     } catch (error) {
-      outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'failed', error: truncateError(error) };
+      outcome = {
+        jobId: job.jobId,
+        attempt: job.attempt,
+        leaseToken: job.lease.token,
+        outcome: 'failed',
+        error: truncateError(error),
+        ...(error instanceof Permanent ? { retryable: false } : {}),
+      };
     } finally {
       clearTimeout(timer);
     }

@@ -10,28 +10,33 @@ import { problemContent, problemResponses, subApp, z, type JsonParamContext } fr
 import { PROBLEM, problem, unavailable } from '../problem.js';
 
 export interface OutcomeRouteDeps {
-  readonly limiter: Pick<Limiter, 'settle'>;
+  readonly limiter: Pick<Limiter, 'settle' | 'leaseState'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly metrics: IngressMetrics;
   readonly logger?: Pick<Logger, 'error'>;
 }
 
-/** Outcome events published by ingress carry this marker: the lease is already settled. */
-export const SETTLED_BY_INGRESS = 'ingress';
+/** Outcome events published by ingress carry `reportedVia: 'http'` (informative; the scheduler treats them like any report). */
+export const REPORTED_VIA_HTTP = 'http';
+
+function leaseConflict(reason: string): Response {
+  const why = reason === 'already_settled' || reason === 'settled' || reason === 'revoked' ? 'was already settled' : reason === 'expired' ? 'has expired' : 'is unknown (expired, revoked or reaped)';
+  return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: `the lease ${why}; the outcome changes nothing` });
+}
 
 const route = createRoute({
   method: 'post',
   path: '/v1/jobs/{jobId}/outcome',
   summary: 'Report the outcome of a job (workers that do not speak NATS)',
-  description: '`Authorization: Bearer <lease token>` from the job message. Settles the lease, then publishes the outcome event.',
+  description: '`Authorization: Bearer <lease token>` from the job message. Publishes the outcome event (the retry-scheduler applies it), then settles the lease.',
   security: [{ leaseToken: [] }],
   request: {
     params: z.object({ jobId: z.string().min(1).max(200) }),
     body: { required: true, content: { 'application/json': { schema: WorkerOutcome } } },
   },
   responses: {
-    204: { description: 'Settled and published' },
+    204: { description: 'Recorded durably (and settled)' },
     400: problemResponses[400],
     401: { description: 'Missing or forged lease token', content: problemContent },
     409: { description: 'The lease expired or was already settled; nothing changed', content: problemContent },
@@ -59,47 +64,72 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       return problem(422, PROBLEM.unprocessable, 'Outcome does not match its request', { errors: mismatches });
     }
 
-    let settled;
+    // Publish first, settle second: once the report is in JetStream, the retry-scheduler applies it
+    // (settle, retry or dead letter) even if this process dies or the settle below fails, so an
+    // HTTP worker's outcome can never be lost between the two steps. A report whose publish failed
+    // changed nothing: the worker may report again (same msgID), or the lease expires.
+    let state;
     try {
-      settled = await deps.limiter.settle(token, body.outcome, body.actualCost);
+      state = await deps.limiter.leaseState(token);
     } catch (error) {
-      if (error instanceof StoreUnavailable || error instanceof StateLost) return unavailable(`${error.message}; nothing was settled`);
+      if (error instanceof StoreUnavailable || error instanceof StateLost) return unavailable(`${error.message}; nothing was recorded`);
       throw error;
     }
-    if (!settled.ok) {
-      if (settled.reason === 'invalid_token') {
-        return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'the lease token is not genuine' });
-      }
-      const why = settled.reason === 'already_settled' ? 'was already settled' : settled.reason === 'expired' ? 'has expired' : 'is unknown (expired, revoked or reaped)';
-      return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: `the lease ${why}; the outcome changes nothing` });
+    if (!state.ok && state.reason === 'invalid_token') {
+      return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'the lease token is not genuine' });
     }
-
-    const lease = settled.lease;
-    const at = new Date(lease.settledAt).toISOString();
-    // The lease is authoritative for jobId and attempt. `settledBy` tells the retry-scheduler the lease
-    // is settled already (it would find it settled anyway).
-    const event: OutcomeEvent & { settledBy: string } = {
+    if (!state.ok || state.lease.state !== 'active') {
+      return leaseConflict(state.ok ? state.lease.state : 'unknown');
+    }
+    const lease = state.lease;
+    // The lease is authoritative for jobId and attempt.
+    const event: OutcomeEvent & { reportedVia: string } = {
       jobId: lease.jobId,
       attempt: lease.attempt,
       leaseToken: token,
       outcome: body.outcome,
       ...(body.error !== undefined ? { error: body.error } : {}),
       ...(body.actualCost !== undefined ? { actualCost: body.actualCost } : {}),
-      settledBy: SETTLED_BY_INGRESS,
+      ...(body.retryable !== undefined ? { retryable: body.retryable } : {}),
+      reportedVia: REPORTED_VIA_HTTP,
     };
-    const messages: { subject: string; body: unknown; msgID: string }[] = [
-      { subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) },
-    ];
-    if (lease.reserved > 0) {
-      const entry: LedgerEntry = { tenant: lease.tenant, kind: 'settle', amount: lease.actual, jobId: lease.jobId, attempt: lease.attempt, at };
-      messages.push({ subject: deps.names.subjects.ledger(lease.tenant), body: entry, msgID: messageIds.ledger(lease.jobId, lease.attempt, 'settle') });
-    }
-    let result = await publishAll(deps.js, messages, { timeoutMs: 2_000 }).catch(() => undefined);
-    if (result && !result.ok) result = await publishAll(deps.js, result.failed.map((i) => messages[i]!), { timeoutMs: 2_000 }).catch(() => undefined);
-    if (!result?.ok) {
+    const report = [{ subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) }];
+    let published = await publishAll(deps.js, report, { timeoutMs: 2_000 }).catch(() => undefined);
+    if (!published?.ok) published = await publishAll(deps.js, report, { timeoutMs: 2_000 }).catch(() => undefined);
+    if (!published?.ok) {
       deps.metrics.publishFailures.inc({ stream: 'outcomes' });
-      deps.logger?.error({ jobId: lease.jobId, attempt: lease.attempt }, 'lease settled but its outcome event could not be published');
-      return unavailable('the lease was settled but JetStream did not acknowledge the outcome event');
+      deps.logger?.error({ jobId: lease.jobId, attempt: lease.attempt }, 'outcome event could not be published; nothing was settled');
+      return unavailable('JetStream did not acknowledge the outcome event; nothing was settled, report again');
+    }
+
+    // Settle now, so that slots free at once (the scheduler would otherwise do it when it reads the
+    // event; it finds the lease settled with this outcome and goes on from there).
+    let settled;
+    try {
+      settled = await deps.limiter.settle(token, body.outcome, body.actualCost);
+    } catch (error) {
+      if (error instanceof StoreUnavailable || error instanceof StateLost) {
+        // The report is durable: the scheduler settles it when the store is back.
+        deps.logger?.error({ jobId: lease.jobId, attempt: lease.attempt }, 'outcome recorded; the scheduler will settle it');
+        return c.body(null, 204);
+      }
+      throw error;
+    }
+    if (!settled.ok) {
+      if (settled.reason === 'already_settled') {
+        // The scheduler read the event first and settled it: fine if with this very outcome.
+        const now = await deps.limiter.leaseState(token).catch(() => undefined);
+        if (now?.ok && now.lease.state === 'settled' && now.lease.outcome === body.outcome) return c.body(null, 204);
+      }
+      return leaseConflict(settled.reason);
+    }
+    if (settled.lease.reserved > 0) {
+      const l = settled.lease;
+      const entry: LedgerEntry = { tenant: l.tenant, kind: 'settle', amount: l.actual, jobId: l.jobId, attempt: l.attempt, at: new Date(l.settledAt).toISOString() };
+      const ledger = [{ subject: deps.names.subjects.ledger(l.tenant), body: entry, msgID: messageIds.ledger(l.jobId, l.attempt, 'settle') }];
+      // Best effort: the scheduler publishes it again (same msgID) when it reads the outcome event.
+      const ok = await publishAll(deps.js, ledger, { timeoutMs: 2_000 }).catch(() => undefined);
+      if (!ok?.ok) deps.metrics.publishFailures.inc({ stream: 'ledger' });
     }
     return c.body(null, 204);
   }

@@ -39,6 +39,11 @@ export const attempts = pgTable(
     finishedAt: ts('finished_at'),
     error: text('error'),
     actualCost: integer('actual_cost'),
+    /**
+     * The outcome report (`outcome_events.event_id`) the retry-scheduler applied. Outcome, finished
+     * at, error and actual cost come from its applied event (`<ns>.applied.>`), never from a raw report.
+     */
+    appliedReportId: text('applied_report_id'),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.attempt] }), index('attempts_finished_at_idx').on(t.finishedAt)],
 );
@@ -46,7 +51,8 @@ export const attempts = pgTable(
 /**
  * Every distinct outcome report ever received (natural key: `<jobId>.<attempt>.<content hash>`),
  * including those that did not become the attempt's outcome (a duplicate with other content, a
- * zombie's late report): "recorded and ignored". `applied` marks the one that won.
+ * zombie's late report, a forged one): "recorded and ignored". `applied` marks the one the
+ * retry-scheduler applied (the attempt's `applied_report_id`); reports never set a status.
  */
 export const outcomeEvents = pgTable(
   'outcome_events',

@@ -15,36 +15,55 @@
   ARGV[1]   now in ms (from expired-1)
   ARGV[2]   retention of the finished lease record in ms
   ARGV[3]   reap at most this many leases
-  ARGV[4…]  per entry: the index member, then the lease's field ('' for a call entry)
+  ARGV[4]   '1': dry run — change nothing, list what would be reaped, and take whole entries only
+            (an entry is started only while the budget lasts, then listed completely), so that a
+            later run with the same `now` over those entries marks a subset of what was listed
+  ARGV[5…]  per entry: the index member, then the lease's field ('' for a call entry)
 
-  Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt, x = context} … ]
+  Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt, x = context, m = member} … ]
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
+local dry = ARGV[4] == '1'
 -- @include fmt
 -- @include lease-record
 local out = {}
 
-local function expire(lease, field, v, leaseId)
-  lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, fmt(now), retention)
-  out[#out + 1] = { i = leaseId, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = v.exp, x = v.ctx }
+local function expire(lease, field, v, leaseId, member)
+  if not dry then lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, fmt(now), retention) end
+  out[#out + 1] = { i = leaseId, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = v.exp, x = v.ctx, m = member }
   budget = budget - 1
 end
 
 local k = 2
-for a = 4, #ARGV, 2 do
+for a = 5, #ARGV, 2 do
   local member, field, lease = ARGV[a], ARGV[a + 1], KEYS[k]
   k = k + 1
-  if field ~= '' then
+  if dry then
+    if budget > 0 then
+      if field ~= '' then
+        local raw = rcall('HGET', lease, field)
+        local v = raw and lease_read(raw)
+        if v and v.st == 'active' and v.exp <= now then expire(lease, field, v, member, member) end
+      else
+        local callId = string.match(member, '^(.*)@')
+        local all = rcall('HGETALL', lease)
+        for i = 1, #all, 2 do
+          local v = lease_read(all[i + 1])
+          if v and v.st == 'active' and v.exp <= now then expire(lease, all[i], v, callId .. '_' .. all[i], member) end
+        end
+      end
+    end
+  elseif field ~= '' then
     local raw = rcall('HGET', lease, field)
     local v = raw and lease_read(raw)
     if not v or v.st ~= 'active' then
       rcall('ZREM', KEYS[1], member)
     elseif v.exp <= now and budget > 0 then
       rcall('ZREM', KEYS[1], member)
-      expire(lease, field, v, member)
+      expire(lease, field, v, member, member)
     end
   else
     local callId = string.match(member, '^(.*)@')
@@ -53,7 +72,7 @@ for a = 4, #ARGV, 2 do
     for i = 1, #all, 2 do
       local v = lease_read(all[i + 1])
       if v and v.st == 'active' and v.exp <= now then
-        if budget > 0 then expire(lease, all[i], v, callId .. '_' .. all[i]) else left = true end
+        if budget > 0 then expire(lease, all[i], v, callId .. '_' .. all[i], member) else left = true end
       end
     end
     if not left then rcall('ZREM', KEYS[1], member) end

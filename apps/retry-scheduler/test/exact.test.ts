@@ -1,0 +1,235 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import { loadSettings } from '@janus/config';
+import { DeadLetter, type JobMessage, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
+import { createDb, migrate, outcomeEvents, type DbHandle } from '@janus/db';
+import { getJobView, Persister } from '@janus/event-store';
+import { encodeRetryContext } from '@janus/execution';
+import { connectNats, messageIds, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
+import { createMetricsRegistry } from '@janus/observability';
+import { PolicyStore, announceConfigChange } from '@janus/policy';
+import { createRedis } from '@janus/runtime';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
+import { Permanent, startWorker } from '@janus/worker-sdk';
+import { Limiter, compilePolicy } from '@janus/limiter';
+import { eq } from 'drizzle-orm';
+import { startScheduler, type Scheduler } from '../src/scheduler.js';
+
+/**
+ * "Exact under faults", outcomes: job status follows only what the scheduler accepted (CONTRACT §4,
+ * §6.4), with the real scheduler, persister, limiter and worker SDK.
+ */
+const ns = testNamespace('exact');
+const settings = loadSettings(testEnv(ns));
+const names = natsNames(ns);
+const policyDoc: PolicyDocumentInput = {
+  dependencies: { api: { concurrency: 10 } },
+  tenants: { acme: {} },
+  jobTypes: {
+    work: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 } },
+    twice: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 100 } },
+  },
+};
+
+let scheduler: Scheduler;
+let persister: Persister;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let db: DbHandle;
+let limiter: Limiter;
+const redis = createRedis(settings, 'exact-test');
+const silent = pino({ level: 'silent' });
+
+/** What ingress does: admit through the limiter and publish the attempt. */
+async function submit(jobId: string, jobType = 'work'): Promise<JobMessage> {
+  const result = await limiter.admit({
+    jobs: [{ jobId, tenant: 'acme', jobType, priority: 'normal', context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', payload: { n: jobId } }) }],
+  });
+  if (result.kind !== 'admitted' || !result.jobs[0]?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
+  const j = result.jobs[0];
+  const lease = j.lease!;
+  const message: JobMessage = {
+    jobId,
+    type: jobType,
+    tenant: 'acme',
+    attempt: 1,
+    priority: 'normal',
+    payload: { n: jobId },
+    admittedAt: new Date(j.admittedAt).toISOString(),
+    lease: { id: lease.id, token: lease.token, expiresAt: new Date(lease.expiresAt).toISOString() },
+  };
+  await publishJson(jetstream(nc), names.subjects.job(jobType), message, messageIds.attempt(jobId, 1));
+  return message;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() - started > timeoutMs) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const view = (jobId: string): Promise<JobView | undefined> => getJobView(db.db, 'acme', jobId);
+const statusIs = (jobId: string, status: JobView['status']) => waitFor(async () => ((await view(jobId))?.status === status ? true : undefined));
+const reports = (jobId: string) => db.db.select().from(outcomeEvents).where(eq(outcomeEvents.jobId, jobId));
+
+async function appliedCount(jobId: string, attempt: number): Promise<number> {
+  const info = await jsm.streams.info(names.streams.applied, { subjects_filter: `${ns}.applied.>` });
+  let n = 0;
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(names.streams.applied, { seq }).catch(() => undefined);
+    const body = m?.json<{ jobId: string; attempt: number }>();
+    if (body?.jobId === jobId && body.attempt === attempt) n++;
+  }
+  return n;
+}
+
+async function deadLetter(jobId: string): Promise<DeadLetter | undefined> {
+  const info = await jsm.streams.info(names.streams.dead);
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(names.streams.dead, { seq }).catch(() => undefined);
+    const body = m ? DeadLetter.parse(m.json()) : undefined;
+    if (body?.jobId === jobId) return body;
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  await migrate(settings);
+  db = createDb(settings);
+  nc = await connectNats(settings, { name: 'exact-test' });
+  jsm = await jetstreamManager(nc);
+  const store = new PolicyStore(db.db);
+  const saved = await store.update(() => policyDoc as never, { actor: 'test', action: 'seed' });
+  if (!saved.ok) throw new Error('seed failed');
+  await redis.connect();
+  limiter = new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy: compilePolicy(saved.policy.document, saved.policy.version) });
+  scheduler = await startScheduler(settings, { logger: silent, reapIntervalMs: 100 });
+  await announceConfigChange(nc, names, saved.policy.version);
+  await waitFor(() => jsm.consumers.info(names.streams.jobs, 'workers-twice').catch(() => undefined));
+  persister = new Persister({ db: db.db, js: jetstream(nc), jsm, names, logger: silent, registry: createMetricsRegistry('exact-test'), lingerMs: 5 });
+  await persister.start();
+});
+
+afterAll(async () => {
+  await persister.stop();
+  await scheduler.close();
+  await nc.close();
+  redis.disconnect();
+  await db.close();
+  await dropRedisNamespace(settings.redisUrl, ns);
+  await dropNatsNamespace([...settings.natsServers], ns);
+  await dropPgNamespace(settings.databaseUrl, ns);
+});
+
+describe('outcomes apply once; a forged outcome changes no status', () => {
+  it('a forged outcome is recorded but changes nothing; the genuine one then applies', async () => {
+    const job = await submit('j-forged');
+    await statusIs('j-forged', 'admitted');
+    const forged: OutcomeEvent = { jobId: 'j-forged', attempt: 1, leaseToken: `${job.lease.id}.forgedmac`, outcome: 'succeeded' };
+    await publishJson(jetstream(nc), names.subjects.outcome('work'), forged, 'forged-1');
+    // The persister recorded the report (so it has seen it) …
+    await waitFor(async () => ((await reports('j-forged')).length === 1 ? true : undefined));
+    // … and the job is still admitted, its attempt without an outcome.
+    expect(await view('j-forged')).toMatchObject({ status: 'admitted', attempts: [{ attempt: 1 }] });
+    expect((await view('j-forged'))?.attempts[0]?.outcome).toBeUndefined();
+    expect(await appliedCount('j-forged', 1)).toBe(0);
+
+    let runs = 0;
+    const worker = await startWorker({ nc, namespace: ns, jobType: 'work', handler: async () => void runs++ });
+    await statusIs('j-forged', 'succeeded');
+    await worker.stop();
+    expect(runs).toBe(1);
+    // The genuine report is the one marked applied; the forged one is kept, not applied.
+    await waitFor(async () => ((await reports('j-forged')).some((r) => r.applied) ? true : undefined));
+    const rows = await reports('j-forged');
+    expect(rows.map((r) => [r.outcome, r.applied]).sort()).toEqual([
+      ['succeeded', false],
+      ['succeeded', true],
+    ]);
+  });
+
+  it('a repeated outcome is applied once: one applied event, one retry', async () => {
+    let token = '';
+    const seen: number[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'work',
+      handler: async (job) => {
+        seen.push(job.attempt);
+        if (job.attempt === 1) {
+          token = job.lease.token;
+          throw new Error('first fails');
+        }
+      },
+    });
+    await submit('j-repeat');
+    await statusIs('j-repeat', 'succeeded');
+    // The same report again (another msgID, so JetStream does not drop it), and a contradicting one.
+    const again: OutcomeEvent = { jobId: 'j-repeat', attempt: 1, leaseToken: token, outcome: 'failed', error: 'first fails' };
+    await publishJson(jetstream(nc), names.subjects.outcome('work'), again, 'repeat-1');
+    await publishJson(jetstream(nc), names.subjects.outcome('work'), { ...again, outcome: 'succeeded', error: undefined }, 'repeat-2');
+    await waitFor(async () => ((await reports('j-repeat')).length === 3 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    await worker.stop();
+    expect(seen).toEqual([1, 2]);
+    expect(await appliedCount('j-repeat', 1)).toBe(1);
+    expect(await view('j-repeat')).toMatchObject({ status: 'succeeded', attempts: [{ attempt: 1, outcome: 'failed' }, { attempt: 2, outcome: 'succeeded' }] });
+    const jobsStored = await jsm.streams.info(names.streams.jobs, { subjects_filter: names.subjects.job('work') });
+    expect(jobsStored.state.subjects?.[names.subjects.job('work')]).toBe(3); // j-forged.1, j-repeat.1, j-repeat.2
+  });
+
+  it("a late outcome of an expired lease is ignored: the attempt stays timed_out", async () => {
+    const seen: number[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'twice',
+      concurrency: 2,
+      handler: async (job, ctx) => {
+        seen.push(job.attempt);
+        if (job.attempt === 1) {
+          // A stuck worker that ignores its lease and reports success long after it expired.
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+          await new Promise((r) => setTimeout(r, 300));
+          return;
+        }
+        throw new Permanent('second attempt refuses');
+      },
+    });
+    await submit('j-late', 'twice');
+    await statusIs('j-late', 'dead');
+    await waitFor(async () => ((await reports('j-late')).some((r) => r.outcome === 'succeeded') ? true : undefined));
+    await worker.stop();
+    expect(seen).toEqual([1, 2]);
+    expect(await view('j-late')).toMatchObject({ status: 'dead', attempts: [{ attempt: 1, outcome: 'timed_out' }, { attempt: 2, outcome: 'failed' }] });
+  });
+});
+
+describe('"retryable": false', () => {
+  it('a permanent failure on attempt 1 of a 3-attempt job is dead after 1 attempt', async () => {
+    const seen: number[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'work',
+      handler: async (job) => {
+        seen.push(job.attempt);
+        throw new Permanent('card refused');
+      },
+    });
+    await submit('j-permanent');
+    const dead = await waitFor(() => deadLetter('j-permanent'));
+    await statusIs('j-permanent', 'dead');
+    await new Promise((r) => setTimeout(r, 300));
+    await worker.stop();
+    expect(seen).toEqual([1]);
+    expect(dead).toMatchObject({ jobId: 'j-permanent', attempts: 1, lastOutcome: 'failed', error: 'card refused' });
+    expect(await view('j-permanent')).toMatchObject({ status: 'dead', attempts: [{ attempt: 1, outcome: 'failed', error: 'card refused' }] });
+  });
+});
