@@ -5,18 +5,10 @@ import type { PolicyDocumentInput } from '@janus/contracts';
 import { apiKeys } from '@janus/db';
 import { PolicyDocument } from '@janus/contracts';
 import { announceConfigChange, generateApiKey } from '@janus/policy';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, waitFor } from '@janus/testing';
 import { startIngress, type Ingress } from '../src/ingress.js';
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000, stepMs = 25): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { waitFor } from '@janus/testing';
 
 export async function start(ns: string, extraEnv: Record<string, string> = {}, opts: { publishTimeoutMs?: number } = {}): Promise<Ingress> {
   const settings = loadSettings(testEnv(ns, extraEnv));

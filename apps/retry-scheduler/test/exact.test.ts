@@ -1,28 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { loadSettings } from '@janus/config';
 import { DeadLetter, type JobMessage, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
-import { createDb, migrate, outcomeEvents, type DbHandle } from '@janus/db';
+import { outcomeEvents, type DbHandle } from '@janus/db';
 import { getJobView, Persister } from '@janus/event-store';
-import { encodeRetryContext } from '@janus/execution';
-import { connectNats, messageIds, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
+import { publishJson, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { createMetricsRegistry } from '@janus/observability';
-import { PolicyStore, announceConfigChange } from '@janus/policy';
-import { createRedis } from '@janus/runtime';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
+import { announceConfigChange } from '@janus/policy';
+import { waitFor } from '@janus/testing';
 import { Permanent, startWorker } from '@janus/worker-sdk';
-import { Limiter, compilePolicy } from '@janus/limiter';
 import { eq } from 'drizzle-orm';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
 
 /**
  * "Exact under faults", outcomes: job status follows only what the scheduler accepted (CONTRACT §4,
  * §6.4), with the real scheduler, persister, limiter and worker SDK.
  */
-const ns = testNamespace('exact');
-const settings = loadSettings(testEnv(ns));
-const names = natsNames(ns);
 const policyDoc: PolicyDocumentInput = {
   dependencies: { api: { concurrency: 10 } },
   tenants: { acme: {} },
@@ -32,46 +26,16 @@ const policyDoc: PolicyDocumentInput = {
   },
 };
 
+let bed: TestBed;
 let scheduler: Scheduler;
 let persister: Persister;
 let nc: NatsConnection;
+let ns: string;
+let names: NatsNames;
 let jsm: JetStreamManager;
 let db: DbHandle;
-let limiter: Limiter;
-const redis = createRedis(settings, 'exact-test');
 const silent = pino({ level: 'silent' });
-
-/** What ingress does: admit through the limiter and publish the attempt. */
-async function submit(jobId: string, jobType = 'work'): Promise<JobMessage> {
-  const result = await limiter.admit({
-    jobs: [{ jobId, tenant: 'acme', jobType, priority: 'normal', context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', payload: { n: jobId } }) }],
-  });
-  if (result.kind !== 'admitted' || !result.jobs[0]?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
-  const j = result.jobs[0];
-  const lease = j.lease!;
-  const message: JobMessage = {
-    jobId,
-    type: jobType,
-    tenant: 'acme',
-    attempt: 1,
-    priority: 'normal',
-    payload: { n: jobId },
-    admittedAt: new Date(j.admittedAt).toISOString(),
-    lease: { id: lease.id, token: lease.token, expiresAt: new Date(lease.expiresAt).toISOString() },
-  };
-  await publishJson(jetstream(nc), names.subjects.job(jobType), message, messageIds.attempt(jobId, 1));
-  return message;
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const submit = (jobId: string, jobType = 'work'): Promise<JobMessage> => bed.submit(jobId, jobType, { n: jobId });
 
 const view = (jobId: string): Promise<JobView | undefined> => getJobView(db.db, 'acme', jobId);
 const statusIs = (jobId: string, status: JobView['status']) => waitFor(async () => ((await view(jobId))?.status === status ? true : undefined));
@@ -99,17 +63,10 @@ async function deadLetter(jobId: string): Promise<DeadLetter | undefined> {
 }
 
 beforeAll(async () => {
-  await migrate(settings);
-  db = createDb(settings);
-  nc = await connectNats(settings, { name: 'exact-test' });
-  jsm = await jetstreamManager(nc);
-  const store = new PolicyStore(db.db);
-  const saved = await store.update(() => policyDoc as never, { actor: 'test', action: 'seed' });
-  if (!saved.ok) throw new Error('seed failed');
-  await redis.connect();
-  limiter = new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy: compilePolicy(saved.policy.document, saved.policy.version) });
-  scheduler = await startScheduler(settings, { logger: silent, reapIntervalMs: 100 });
-  await announceConfigChange(nc, names, saved.policy.version);
+  bed = await openTestBed('exact', policyDoc);
+  ({ nc, ns, names, jsm, db } = bed);
+  scheduler = await startScheduler(bed.settings, { logger: silent, reapIntervalMs: 100 });
+  await announceConfigChange(nc, names, bed.version);
   await waitFor(() => jsm.consumers.info(names.streams.jobs, 'workers-twice').catch(() => undefined));
   persister = new Persister({ db: db.db, js: jetstream(nc), jsm, names, logger: silent, registry: createMetricsRegistry('exact-test'), lingerMs: 5 });
   await persister.start();
@@ -118,12 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await persister.stop();
   await scheduler.close();
-  await nc.close();
-  redis.disconnect();
-  await db.close();
-  await dropRedisNamespace(settings.redisUrl, ns);
-  await dropNatsNamespace([...settings.natsServers], ns);
-  await dropPgNamespace(settings.databaseUrl, ns);
+  await bed.close();
 });
 
 describe('outcomes apply once; a forged outcome changes no status', () => {

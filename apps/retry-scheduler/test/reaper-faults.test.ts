@@ -1,90 +1,45 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { loadSettings } from '@janus/config';
-import type { JobMessage, PolicyDocumentInput } from '@janus/contracts';
-import { createDb, migrate, type DbHandle } from '@janus/db';
-import { encodeRetryContext, reapOnce } from '@janus/execution';
-import { connectNats, ensureStreams, messageIds, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
-import { PolicyStore, announceConfigChange } from '@janus/policy';
-import { createRedis } from '@janus/runtime';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, TcpProxy, testEnv, testNamespace } from '@janus/testing';
+import type { Settings } from '@janus/config';
+import type { PolicyDocumentInput } from '@janus/contracts';
+import { reapOnce } from '@janus/execution';
+import { connectNats, type NatsConnection, type NatsNames } from '@janus/messaging';
+import { announceConfigChange } from '@janus/policy';
+import { TcpProxy, waitFor } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
-import { Limiter, compilePolicy } from '@janus/limiter';
+import type { Limiter } from '@janus/limiter';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
 
 /**
  * The reaper never drops a retry or a dead letter: a scheduler that loses NATS while it reaps, and
  * dies before NATS is back, leaves the expired lease to be reaped again by the next instance.
  */
-const ns = testNamespace('reaperfault');
-const settings = loadSettings(testEnv(ns));
-const names = natsNames(ns);
 const policyDoc: PolicyDocumentInput = {
   dependencies: { api: { concurrency: 10 } },
   tenants: { acme: {} },
   jobTypes: { work: { dependencies: [{ name: 'api' }], timeoutMs: 500, retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 100 } } },
 };
 
+let bed: TestBed;
 let nc: NatsConnection;
+let ns: string;
+let names: NatsNames;
 let jsm: JetStreamManager;
-let db: DbHandle;
+let settings: Settings;
 let limiter: Limiter;
 let scheduler: Scheduler | undefined;
-let version = 0;
-const redis = createRedis(settings, 'reaper-faults-test');
-
-async function submit(jobId: string): Promise<void> {
-  const result = await limiter.admit({
-    jobs: [{ jobId, tenant: 'acme', jobType: 'work', priority: 'normal', context: encodeRetryContext({ tenant: 'acme', type: 'work', priority: 'normal' }) }],
-  });
-  if (result.kind !== 'admitted' || !result.jobs[0]?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
-  const j = result.jobs[0];
-  const lease = j.lease!;
-  const message: JobMessage = {
-    jobId,
-    type: 'work',
-    tenant: 'acme',
-    attempt: 1,
-    priority: 'normal',
-    admittedAt: new Date(j.admittedAt).toISOString(),
-    lease: { id: lease.id, token: lease.token, expiresAt: new Date(lease.expiresAt).toISOString() },
-  };
-  await publishJson(jetstream(nc), names.subjects.job('work'), message, messageIds.attempt(jobId, 1));
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const submit = (jobId: string) => bed.submit(jobId, 'work');
 
 beforeAll(async () => {
-  await migrate(settings);
-  db = createDb(settings);
-  nc = await connectNats(settings, { name: 'reaper-faults-test' });
-  jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, names);
-  const saved = await new PolicyStore(db.db).update(() => policyDoc as never, { actor: 'test', action: 'seed' });
-  if (!saved.ok) throw new Error('seed failed');
-  version = saved.policy.version;
-  await redis.connect();
-  limiter = new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy: compilePolicy(saved.policy.document, saved.policy.version) });
-  await limiter.init({ fresh: true });
+  bed = await openTestBed('reaperfault', policyDoc);
+  ({ nc, ns, names, jsm, settings, limiter } = bed);
 });
 
 afterAll(async () => {
   await scheduler?.close();
-  await nc.close();
-  redis.disconnect();
-  await db.close();
-  await dropRedisNamespace(settings.redisUrl, ns);
-  await dropNatsNamespace([...settings.natsServers], ns);
-  await dropPgNamespace(settings.databaseUrl, ns);
+  await bed.close();
 });
 
 describe('reaping under a NATS outage', () => {
@@ -107,7 +62,7 @@ describe('reaping under a NATS outage', () => {
 
     // The next instance (real NATS) takes over: the attempt times out, and the retry runs.
     scheduler = await startScheduler(settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
-    await announceConfigChange(nc, names, version);
+    await announceConfigChange(nc, names, bed.version);
     await waitFor(() => jsm.consumers.info(names.streams.jobs, 'workers-work').catch(() => undefined));
     const seen: string[] = [];
     const worker = await startWorker({ nc, namespace: ns, jobType: 'work', handler: async (job) => void seen.push(`${job.jobId}.${job.attempt}`) });

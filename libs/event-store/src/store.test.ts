@@ -123,7 +123,12 @@ describe('values PostgreSQL cannot hold', () => {
 
   it('stores an outcome whose error holds a NUL (as U+FFFD) instead of losing it', async () => {
     await reset();
-    await store([decode(jobMsg('j-nul-error', 1)), decode(outcomeMsg('j-nul-error', 1, 'failed', { error: 'bad\u0000byte' }))]);
+    // The worker's report and the scheduler's applied outcome both carry the worker's error.
+    await store([
+      decode(jobMsg('j-nul-error', 1)),
+      decode(outcomeMsg('j-nul-error', 1, 'failed', { error: 'bad\u0000byte' })),
+      decode(appliedMsg('j-nul-error', 1, 'failed', { error: 'bad\u0000byte' })),
+    ]);
     const view = await getJobView(handle.db, 'acme', 'j-nul-error');
     expect(view?.attempts[0]).toMatchObject({ outcome: 'failed', error: 'bad\uFFFDbyte' });
   });

@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
-import type { NatsNames } from '@janus/messaging';
+import { parseMessage, type NatsNames } from '@janus/messaging';
 import type { Limiter } from '@janus/limiter';
 
 const ExtendRequest = z.object({ leaseToken: z.string().min(1), ms: z.number().int().min(1).max(24 * 60 * 60 * 1000) });
@@ -15,13 +15,7 @@ export function serveLeaseExtensions(nc: NatsConnection, names: NatsNames, limit
     callback: (err, msg) => {
       if (err) return;
       void (async () => {
-        let body: unknown;
-        try {
-          body = msg.json();
-        } catch {
-          body = undefined;
-        }
-        const parsed = ExtendRequest.safeParse(body);
+        const parsed = parseMessage(msg, ExtendRequest);
         if (!parsed.success) {
           msg.respond(JSON.stringify({ ok: false, reason: 'malformed' }));
           return;

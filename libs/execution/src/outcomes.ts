@@ -1,6 +1,6 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { OutcomeEvent, outcomeReportId, type AppliedOutcome, type DeadLetter, type JobMessage, type LedgerEntry } from '@janus/contracts';
-import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, parseMessage, publishJson, type NatsNames } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { decideAfterFailure } from './backoff.js';
 import { decodeRetryContext, encodeRetryContext, type RetryContext } from './retry-context.js';
@@ -68,13 +68,7 @@ export class OutcomeProcessor {
   }
 
   async process(msg: JsMsg): Promise<OutcomeDisposition> {
-    let raw: unknown;
-    try {
-      raw = msg.json();
-    } catch {
-      raw = undefined;
-    }
-    const parsed = OutcomeEvent.safeParse(raw);
+    const parsed = parseMessage(msg, OutcomeEvent);
     if (!parsed.success) {
       msg.ack();
       return 'malformed';

@@ -5,5 +5,5 @@ export { consumeConcurrently, type ConsumeLoop, type ConsumeOptions } from './co
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
 export { publishAll, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';
-export { JsonText, jsonWithRaw } from './json.js';
+export { JsonText, jsonWithRaw, parseMessage } from './json.js';
 export { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';

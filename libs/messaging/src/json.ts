@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 /**
  * A message body that is JSON text already: published as is, not serialized again. The hot path
  * serializes a job's payload once and carries the text into every message that holds it.
@@ -16,4 +17,18 @@ export function jsonWithRaw(value: object, key: string, raw: string | undefined)
   if (raw === undefined) return text;
   const field = `${JSON.stringify(key)}:${raw}`;
   return text === '{}' ? `{${field}}` : `${text.slice(0, -1)},${field}}`;
+}
+
+/**
+ * A received message's JSON body, checked by `schema`. A body that is not JSON at all fails like one
+ * the schema refuses, so every consumer handles an unreadable message in one place (CONTRACT §6.7).
+ */
+export function parseMessage<T>(msg: { json(): unknown }, schema: z.ZodType<T>): z.ZodSafeParseResult<T> {
+  let raw: unknown;
+  try {
+    raw = msg.json();
+  } catch {
+    raw = undefined;
+  }
+  return schema.safeParse(raw);
 }

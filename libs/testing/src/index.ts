@@ -3,3 +3,4 @@ export { dropNatsNamespace, dropPgNamespace, dropRedisNamespace } from './cleanu
 export { TcpProxy } from './tcp-proxy.js';
 export { CHROMIUM, launchChromium, openOfflinePage, type OfflinePage } from './browser.js';
 export { prng, shuffle, syntheticWorkload, type SyntheticMessage, type SyntheticNames, type SyntheticWorkload } from './synthetic.js';
+export { waitFor } from './wait.js';

@@ -2,7 +2,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JobMessage, type WorkerOutcome } from '@janus/contracts';
-import { consumeConcurrently, messageIds, natsNames, publishJson } from '@janus/messaging';
+import { consumeConcurrently, messageIds, natsNames, parseMessage, publishJson } from '@janus/messaging';
 
 /** What a handler gets besides the job: an abort signal at lease expiry and a way to extend it. */
 export interface JobContext {
@@ -73,13 +73,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   };
 
   async function handle(msg: JsMsg): Promise<void> {
-    let raw: unknown;
-    try {
-      raw = msg.json();
-    } catch {
-      raw = undefined;
-    }
-    const parsed = JobMessage.safeParse(raw);
+    const parsed = parseMessage(msg, JobMessage);
     if (!parsed.success) {
       opts.onError?.(new Error(`malformed job message on ${msg.subject}`));
       msg.term();
