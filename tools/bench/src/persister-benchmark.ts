@@ -7,7 +7,7 @@ import { connectNats, ensureStreams, natsNames, publishAll } from '@janus/messag
 import { createMetricsRegistry } from '@janus/observability';
 import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, type SyntheticMessage } from '@janus/testing';
 import { countRows, ledgerEntryId, outcomeEventId, Persister } from '@janus/event-store';
-import type { DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
+import type { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
 
 /**
  * The persister benchmark (`npm run bench:persister`): events/s from JetStream into PostgreSQL
@@ -66,25 +66,29 @@ function rowsOf(messages: readonly SyntheticMessage[]): { table: string; columns
       const b = m.body as JobMessage;
       if (b.attempt === 1) jobs.set(b.jobId, [b.jobId, b.tenant, b.type, b.priority, 'admitted', JSON.stringify(b.payload ?? null), b.admittedAt, now]);
       const key = `${b.jobId}.${b.attempt}`;
-      const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null];
+      const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null, null];
       row[2] = b.admittedAt;
       row[3] = b.lease.id;
       row[4] = b.lease.expiresAt;
       attempts.set(key, row);
-    } else if (m.stream === 'outcomes') {
-      const b = m.body as OutcomeEvent;
+    } else if (m.stream === 'applied') {
+      // The attempt's outcome comes from what the scheduler applied, as in the persister.
+      const b = m.body as AppliedOutcome;
       const key = `${b.jobId}.${b.attempt}`;
-      const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null];
+      const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null, null];
       row[5] = b.outcome;
       row[6] = now;
       row[7] = b.error ?? null;
       row[8] = b.actualCost ?? null;
+      row[9] = b.reportId;
       attempts.set(key, row);
+    } else if (m.stream === 'outcomes') {
+      const b = m.body as OutcomeEvent;
       outcomes.push([outcomeEventId(b), b.jobId, b.attempt, b.outcome, b.error ?? null, b.actualCost ?? null, 'hash', true, 1, now]);
     } else if (m.stream === 'dead') {
       const b = m.body as DeadLetter;
       dead.push([b.jobId, b.tenant, b.type, b.attempts, b.lastOutcome, b.error ?? null, JSON.stringify(b.payload ?? null), b.deadAt]);
-    } else {
+    } else if (m.stream === 'ledger') {
       const b = m.body as LedgerEntry;
       ledger.push([ledgerEntryId(b), b.tenant, b.kind, b.amount, b.jobId, b.attempt, b.at]);
     }
@@ -93,7 +97,7 @@ function rowsOf(messages: readonly SyntheticMessage[]): { table: string; columns
     { table: 'jobs', columns: ['job_id', 'tenant', 'type', 'priority', 'status', 'payload', 'created_at', 'updated_at'], rows: [...jobs.values()] },
     {
       table: 'attempts',
-      columns: ['job_id', 'attempt', 'admitted_at', 'lease_id', 'lease_expires_at', 'outcome', 'finished_at', 'error', 'actual_cost'],
+      columns: ['job_id', 'attempt', 'admitted_at', 'lease_id', 'lease_expires_at', 'outcome', 'finished_at', 'error', 'actual_cost', 'applied_report_id'],
       rows: [...attempts.values()],
     },
     {
@@ -108,7 +112,7 @@ function rowsOf(messages: readonly SyntheticMessage[]): { table: string; columns
 
 const PG_TYPES: Record<string, string[]> = {
   jobs: ['text', 'text', 'text', 'text', 'text', 'jsonb', 'timestamptz', 'timestamptz'],
-  attempts: ['text', 'int', 'timestamptz', 'text', 'timestamptz', 'text', 'timestamptz', 'text', 'int'],
+  attempts: ['text', 'int', 'timestamptz', 'text', 'timestamptz', 'text', 'timestamptz', 'text', 'int', 'text'],
   outcome_events: ['text', 'text', 'int', 'text', 'text', 'int', 'text', 'boolean', 'bigint', 'timestamptz'],
   dead_letters: ['text', 'text', 'text', 'int', 'text', 'text', 'jsonb', 'timestamptz'],
   budget_ledger: ['text', 'text', 'text', 'bigint', 'text', 'int', 'timestamptz'],
