@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
-import { OutcomeProcessor } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor } from '@janus/execution';
 import { consumeConcurrently, connectNats, ensureServiceConsumer, natsNames, type NatsConnection } from '@janus/messaging';
 import { TcpProxy, testEnv, testNamespace } from '@janus/testing';
 import type { Ingress } from '../src/ingress.js';
@@ -68,13 +68,20 @@ describe('POST /v1/jobs/{jobId}/outcome while JetStream is unreachable', () => {
       concurrency: 4,
       handle: async (msg) => void (await processor.process(msg)),
     });
+    // … which waits in RETRIES until due, then is admitted.
+    await ensureServiceConsumer(ingress.runtime.jsm, names.streams.retries, 'test-scheduler-retries', { maxAckPending: -1 });
+    const retrier = new RetryProcessor({ limiter: ingress.limiter, js, names });
+    const retryLoop = await consumeConcurrently(await js.consumers.get(names.streams.retries, 'test-scheduler-retries'), {
+      concurrency: 4,
+      handle: async (msg) => void (await retrier.process(msg)),
+    });
     try {
       await waitFor(async () => {
         const attempts = (await storedMessages(ingress, names.streams.jobs, names.subjects.job('work'))).filter((m) => m.body.jobId === jobId);
         return attempts.some((m) => m.body.attempt === 2) ? true : undefined;
       }, 10_000, 100);
     } finally {
-      await loop.stop();
+      await Promise.all([loop.stop(), retryLoop.stop()]);
     }
   }, 60_000);
 });

@@ -2,6 +2,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 
 export interface SchedulerMetrics {
   readonly outcomes: Counter<'disposition'>;
+  readonly retries: Counter<'disposition'>;
   readonly reaped: Counter;
   readonly reapPublishFailures: Counter;
   readonly processing: Histogram;
@@ -11,7 +12,13 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
   return {
     outcomes: new Counter({
       name: 'janus_scheduler_outcomes_total',
-      help: 'Outcome messages handled, by what became of them (succeeded, retry_admitted, dead, ignored_*, …)',
+      help: 'Outcome messages handled, by what became of them (succeeded, retry_scheduled, dead, ignored_*, …)',
+      labelNames: ['disposition'],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'janus_scheduler_retries_total',
+      help: 'Deliveries of waiting retries, by what became of them (retry_waiting, retry_admitted, retry_rejected, dead, …)',
       labelNames: ['disposition'],
       registers: [registry],
     }),

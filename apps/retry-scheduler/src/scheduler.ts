@@ -1,5 +1,5 @@
 import type { Settings } from '@janus/config';
-import { OutcomeProcessor, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
@@ -9,7 +9,7 @@ import { schedulerMetrics } from './metrics.js';
 export interface Scheduler {
   readonly runtime: LimiterRuntime;
   readonly limiter: Limiter;
-  /** Stops taking outcomes and reaping; finishes the messages in hand. */
+  /** Stops taking outcomes and retries and reaping; finishes the messages in hand. */
   stop(): Promise<void>;
   close(): Promise<void>;
 }
@@ -20,13 +20,16 @@ export interface SchedulerOptions {
   reapIntervalMs?: number;
   /** Outcome messages handled at once (default 64). */
   concurrency?: number;
+  /** Waiting-retry deliveries handled at once (default 64). */
+  retryConcurrency?: number;
 }
 
 /**
- * The execution loop: worker outcomes → settled leases, retries and dead letters; expired leases →
+ * The execution loop: worker outcomes → settled leases, waiting retries and dead letters; due
+ * retries → admitted attempts; expired leases →
  * `timed_out` outcomes; lease extensions for workers; and one durable `workers-<type>` consumer per
  * job type of the live policy. Any number of instances may run side by side: outcomes are shared
- * through one durable consumer, reaping is atomic in Redis, extensions use a queue group.
+ * through one durable consumer, waiting retries through another, reaping is atomic in Redis, extensions use a queue group.
  */
 export async function startScheduler(settings: Settings, opts: SchedulerOptions = {}): Promise<Scheduler> {
   const runtime = await startLimiterRuntime({
@@ -63,6 +66,24 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     onInterrupted: (error) => logger.warn({ err: error }, 'outcome consumer interrupted; resuming'),
   });
 
+  // Waiting retries: their own stream and consumer, so however many wait, outcomes are never held
+  // behind them (CONTRACT §6.6). Each waiting retry is a pending message here (nak-ed until due):
+  // no cap on those (max_ack_pending -1), the pull buffer stays bounded by `retryConcurrency`.
+  const retryProcessor = new RetryProcessor({ limiter, js, names });
+  await ensureServiceConsumer(jsm, names.streams.retries, names.consumers.schedulerRetries, { ackWaitMs: 30_000, maxAckPending: -1 });
+  const retryConsumer = await js.consumers.get(names.streams.retries, names.consumers.schedulerRetries);
+  const retries = await consumeConcurrently(retryConsumer, {
+    concurrency: opts.retryConcurrency ?? 64,
+    handle: async (msg) => {
+      metrics.retries.inc({ disposition: await retryProcessor.process(msg) });
+    },
+    onError: (error, msg) => {
+      logger.error({ err: error, subject: msg.subject }, 'retry handling failed; redelivering');
+      msg.nak(1_000);
+    },
+    onInterrupted: (error) => logger.warn({ err: error }, 'retry consumer interrupted; resuming'),
+  });
+
   // Lease expiry: free expired slots and report them as timed_out outcomes.
   let stopped = false;
   let reaping = false;
@@ -92,7 +113,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     stopped = true;
     clearInterval(reaper);
     extensions.unsubscribe();
-    await outcomes.stop();
+    await Promise.all([outcomes.stop(), retries.stop()]);
   };
   return {
     runtime,

@@ -13,6 +13,8 @@ export const messageIds = Object.freeze({
   applied: (jobId: string, attempt: number): string => `${jobId}.${attempt}.applied`,
   /** A budget movement on LEDGER: `<jobId>.<attempt>.<kind>` (reserve, settle or release). */
   ledger: (jobId: string, attempt: number, kind: string): string => `${jobId}.${attempt}.${kind}`,
+  /** A waiting retry on RETRIES, for attempt `nextAttempt`: `<jobId>.<nextAttempt>.retry`. */
+  retry: (jobId: string, nextAttempt: number): string => `${jobId}.${nextAttempt}.retry`,
   /** A dead letter on DEAD: `<jobId>` (a job dies once). */
   dead: (jobId: string): string => jobId,
 });

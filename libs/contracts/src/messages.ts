@@ -72,6 +72,32 @@ export const DeadLetter = z.object({
 });
 export type DeadLetter = z.infer<typeof DeadLetter>;
 
+/**
+ * `janus.retries.<jobType>`, msgID `<jobId>.<attempt>.retry`: a retry the scheduler decided after a
+ * failed or timed-out attempt, waiting in `JANUS_RETRIES` until `dueAt`. It carries everything the
+ * next attempt needs, so it depends on no other state (not the lease record, which Redis keeps for
+ * a day). Janus writes and reads it; workers never see it.
+ */
+export const RetryMessage = z.object({
+  jobId: z.string().min(1),
+  type: Name,
+  tenant: Name,
+  /** The attempt to admit (2, 3, …). */
+  attempt: z.number().int().min(2),
+  /** The job's original priority (the retry is admitted at the job type's retry priority). */
+  priority: Priority,
+  payload: z.json().optional(),
+  /** The producer's cost override, which applies to every attempt. */
+  cost: z.number().int().min(0).optional(),
+  createdAt: z.string().optional(),
+  /** No earlier than this (ISO time): the backoff after the failed attempt. */
+  dueAt: z.iso.datetime(),
+  /** What became of the previous attempt (for a dead letter if the retry can never be admitted). */
+  lastOutcome: z.enum(['failed', 'timed_out']),
+  error: z.string().max(2048).optional(),
+});
+export type RetryMessage = z.infer<typeof RetryMessage>;
+
 /** `janus.ledger.<tenant>`: budget movements. */
 export const LedgerEntry = z.object({
   tenant: Name,

@@ -28,8 +28,10 @@ afterAll(async () => {
 describe('natsNames', () => {
   it('derives the contract names from the namespace', () => {
     const n = natsNames('janus');
-    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER', applied: 'JANUS_APPLIED' });
+    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER', applied: 'JANUS_APPLIED', retries: 'JANUS_RETRIES' });
     expect(n.subjects.applied('email')).toBe('janus.applied.email');
+    expect(n.subjects.retry('email')).toBe('janus.retries.email');
+    expect(n.consumers.schedulerRetries).toBe('scheduler-retries');
     expect(n.subjects.job('email')).toBe('janus.jobs.email');
     expect(n.subjects.outcome('email')).toBe('janus.outcomes.email');
     expect(n.subjects.dead('email')).toBe('janus.dead.email');
@@ -48,6 +50,9 @@ describe('ensureStreams', () => {
     expect(streams.sort()).toEqual(Object.values(names.streams).sort());
     const info = await jsm.streams.info(names.streams.jobs);
     expect(info.config.subjects).toEqual([`${ns}.jobs.>`]);
+    // Waiting retries: a work queue with no age limit (a retry may wait as long as it must).
+    const retries = await jsm.streams.info(names.streams.retries);
+    expect(retries.config).toMatchObject({ subjects: [`${ns}.retries.>`], retention: 'workqueue', max_age: 0 });
   });
 
   it('creates the workers consumer with no redelivery', async () => {

@@ -4,7 +4,15 @@
  */
 export interface NatsNames {
   readonly namespace: string;
-  readonly streams: { readonly jobs: string; readonly outcomes: string; readonly dead: string; readonly ledger: string; readonly applied: string };
+  readonly streams: {
+    readonly jobs: string;
+    readonly outcomes: string;
+    readonly dead: string;
+    readonly ledger: string;
+    readonly applied: string;
+    /** Retries waiting for their time (work-queue: a message goes when its attempt is admitted or dead). */
+    readonly retries: string;
+  };
   readonly subjects: {
     readonly job: (jobType: string) => string;
     readonly outcome: (jobType: string) => string;
@@ -13,6 +21,9 @@ export interface NatsNames {
     /** Outcomes the scheduler accepted: what job status derives from. */
     readonly applied: (jobType: string) => string;
     readonly allApplied: string;
+    /** A retry the scheduler decided, waiting for its time: `<ns>.retries.<jobType>`. */
+    readonly retry: (jobType: string) => string;
+    readonly allRetries: string;
     readonly allJobs: string;
     readonly allOutcomes: string;
     readonly allDead: string;
@@ -30,6 +41,8 @@ export interface NatsNames {
     readonly persisterLedger: string;
     readonly persisterApplied: string;
     readonly schedulerOutcomes: string;
+    /** The scheduler instances' shared consumer of waiting retries. */
+    readonly schedulerRetries: string;
   };
 }
 
@@ -38,7 +51,7 @@ export function natsNames(namespace: string): NatsNames {
   const S = namespace.toUpperCase();
   return Object.freeze({
     namespace,
-    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER`, applied: `${S}_APPLIED` }),
+    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER`, applied: `${S}_APPLIED`, retries: `${S}_RETRIES` }),
     subjects: Object.freeze({
       job: (jobType: string) => `${s}.jobs.${jobType}`,
       outcome: (jobType: string) => `${s}.outcomes.${jobType}`,
@@ -46,6 +59,8 @@ export function natsNames(namespace: string): NatsNames {
       ledger: (tenant: string) => `${s}.ledger.${tenant}`,
       applied: (jobType: string) => `${s}.applied.${jobType}`,
       allApplied: `${s}.applied.>`,
+      retry: (jobType: string) => `${s}.retries.${jobType}`,
+      allRetries: `${s}.retries.>`,
       allJobs: `${s}.jobs.>`,
       allOutcomes: `${s}.outcomes.>`,
       allDead: `${s}.dead.>`,
@@ -61,6 +76,7 @@ export function natsNames(namespace: string): NatsNames {
       persisterLedger: 'persister-ledger',
       persisterApplied: 'persister-applied',
       schedulerOutcomes: 'scheduler-outcomes',
+      schedulerRetries: 'scheduler-retries',
     }),
   });
 }

@@ -16,7 +16,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Stream settings. Limits retention (not work-queue) because several consumers read each stream:
- * workers and the persister both read JOBS. The duplicate window bounds how long a msgID dedupes
+ * workers and the persister both read JOBS; RETRIES, read by the scheduler only, is a work queue. The duplicate window bounds how long a msgID dedupes
  * a re-published attempt.
  */
 export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name: string })[] {
@@ -33,6 +33,10 @@ export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name
     { ...base, name: names.streams.dead, subjects: [names.subjects.allDead], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.ledger, subjects: [names.subjects.allLedger], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.applied, subjects: [names.subjects.allApplied], max_age: nanos(7 * DAY_MS) },
+    // Waiting retries: no age limit (a retry may wait longer than any horizon) and work-queue
+    // retention, so a retry leaves the stream when the scheduler acks it (admitted or dead) and the
+    // stream holds exactly the retries still waiting. Only the scheduler's consumer reads it.
+    { ...base, name: names.streams.retries, subjects: [names.subjects.allRetries], retention: RetentionPolicy.Workqueue, max_age: 0 },
   ];
 }
 
