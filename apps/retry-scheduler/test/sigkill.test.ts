@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PolicyDocumentInput } from '@janus/contracts';
+import { testEnv, waitFor } from '@janus/testing';
+import { startWorker } from '@janus/worker-sdk';
+import { openTestBed, type TestBed } from './harness.js';
+
+/**
+ * The retry-scheduler (a real child process) killed with SIGKILL while outcomes, retries and
+ * reaping are in flight, then a new instance started: every job still ends succeeded, no attempt
+ * runs twice, and every slot is freed (CONTRACT §6.2).
+ */
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const JOBS = 150;
+const policyDoc: PolicyDocumentInput = {
+  dependencies: { api: { concurrency: 40 } },
+  tenants: { acme: {} },
+  // Leases outlive the outage (the dead instance's outcomes come back after the 30 s ack wait). With
+  // a shorter lease, a success reported in time but processed after its lease expired is reaped as
+  // timed_out and run again: a known hole (docs/guarantees.md, "Nothing lost"), not tested here.
+  jobTypes: { work: { dependencies: [{ name: 'api' }], timeoutMs: 60_000, retry: { maxAttempts: 3, baseDelayMs: 200, maxDelayMs: 400 } } },
+};
+
+let bed: TestBed;
+const children: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function startChildScheduler(): Promise<ChildProcess> {
+  const port = await freePort();
+  const env = { ...process.env, ...testEnv(bed.ns, { JANUS_SCHEDULER_PORT: String(port), LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json' }) };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/retry-scheduler/src/main.ts'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`scheduler exited early:\n${output}`);
+    return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200;
+  }, 30_000);
+  return child;
+}
+
+beforeAll(async () => {
+  bed = await openTestBed('sched_kill', policyDoc);
+});
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await bed.close();
+});
+
+describe('retry-scheduler killed with SIGKILL mid-flight', () => {
+  it('every job ends succeeded, no attempt runs twice, every slot is freed', async () => {
+    const first = await startChildScheduler();
+    await waitFor(() => bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-work').catch(() => undefined), 10_000);
+
+    // Attempt 1 of every job fails, attempt 2 succeeds: each job needs the scheduler twice (the
+    // failure becomes a retry, the success settles).
+    const runs = new Map<string, number>();
+    const succeeded = new Set<string>();
+    const worker = await startWorker({
+      nc: bed.nc,
+      namespace: bed.ns,
+      jobType: 'work',
+      concurrency: 16,
+      handler: async (job) => {
+        const key = `${job.jobId}.${job.attempt}`;
+        runs.set(key, (runs.get(key) ?? 0) + 1);
+        if (job.attempt === 1) throw new Error('first attempt fails');
+        succeeded.add(job.jobId);
+      },
+    });
+
+    const ids = Array.from({ length: JOBS }, (_, i) => `j-kill-${String(i).padStart(3, '0')}`);
+    for (const id of ids) await bed.submit(id, 'work');
+    // Kill it while it is busy: some retries admitted, others still waiting or not yet decided.
+    await waitFor(() => succeeded.size >= JOBS / 5, 30_000);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    const atKill = succeeded.size;
+
+    await startChildScheduler();
+    // Outcomes the dead instance held come back after the consumers' ack wait (30 s).
+    await waitFor(() => succeeded.size === JOBS, 150_000);
+    await waitFor(async () => ((await bed.limiter.inspect()).dependencies.api?.inFlight ?? -1) === 0, 30_000);
+    await worker.stop();
+
+    expect(atKill).toBeLessThan(JOBS); // the kill happened mid-flight
+    const twice = [...runs].filter(([, n]) => n > 1);
+    expect(twice).toEqual([]);
+    for (const id of ids) {
+      expect(runs.get(`${id}.1`), id).toBe(1);
+      // One successful run per job. Usually attempt 2; attempt 3 when the dead instance had admitted
+      // attempt 2 but not yet published it: the new instance finds the admission done (idempotent)
+      // and does not publish it again, so attempt 2 holds its slot unrun until its lease expires and
+      // is reaped (a known gap, docs/guarantees.md "Nothing lost"; the job is late, not lost).
+      const later = [2, 3].filter((n) => runs.has(`${id}.${n}`));
+      expect(later.length, id).toBe(1);
+    }
+  }, 240_000);
+});
