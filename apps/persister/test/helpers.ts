@@ -101,7 +101,10 @@ export async function waitForEveryEvent(
     what,
     async () => {
       const c = await countRows(db);
-      return c.completeAttempts === expected.attempts && c.ledger === expected.ledger && c.succeeded + c.dead === expected.jobs ? c : undefined;
+      // Every stream's events: attempt outcomes come from applied events, so raw reports
+      // (outcome_events) are waited for on their own.
+      const all = c.completeAttempts === expected.attempts && c.outcomeEvents === expected.outcomeEvents && c.deadLetters === expected.deadLetters;
+      return all && c.ledger === expected.ledger && c.succeeded + c.dead === expected.jobs ? c : undefined;
     },
     timeoutMs,
     500,
