@@ -4,7 +4,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Database } from '@janus/db';
 import { countRows, type RowCounts } from '@janus/event-store';
 import { publishAll } from '@janus/messaging';
-import { testEnv, type SyntheticWorkload } from '@janus/testing';
+import { freePort, testEnv, type SyntheticWorkload } from '@janus/testing';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -47,9 +47,6 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
 }
 
-export function randomPort(): number {
-  return 20_000 + Math.floor(Math.random() * 30_000);
-}
 
 export interface ChildPersister {
   readonly process: ChildProcess;
@@ -62,7 +59,7 @@ export interface ChildPersister {
 
 /** Runs the real persister (`tsx apps/persister/src/main.ts`) as a child process. */
 export async function startChildPersister(ns: string, extra: Record<string, string> = {}): Promise<ChildPersister> {
-  const port = randomPort();
+  const port = await freePort();
   const env = { ...process.env, ...testEnv(ns, { JANUS_PERSISTER_PORT: String(port), LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json', ...extra }) };
   const child = spawn(process.execPath, ['--import', 'tsx', 'apps/persister/src/main.ts'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { loadSettings } from '@janus/config';
 import { createDb, deadLetters } from '@janus/db';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, launchChromium, openOfflinePage, testEnv, testNamespace } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort, launchChromium, openOfflinePage, testEnv, testNamespace } from '@janus/testing';
 import { waitFor } from './harness.js';
 
 /**
@@ -36,17 +35,6 @@ let browser: Browser | undefined;
 let adminUrl = '';
 let ingressUrl = '';
 let token = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function start(app: string, extra: Record<string, string>, drop: string[] = []): { child: ChildProcess; output: () => string } {
   const childEnv: Record<string, string> = { PATH: process.env.PATH ?? '', ...env, ...extra };

@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyDocumentInput } from '@janus/contracts';
-import { testEnv, waitFor } from '@janus/testing';
+import { freePort, testEnv, waitFor } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
 import { openTestBed, type TestBed } from './harness.js';
 
@@ -26,17 +25,6 @@ const policyDoc: PolicyDocumentInput = {
 
 let bed: TestBed;
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function startChildScheduler(): Promise<ChildProcess> {
   const port = await freePort();

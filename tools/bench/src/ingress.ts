@@ -11,7 +11,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +23,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadSettings } from '@janus/config';
 import { z } from 'zod';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from '@janus/testing';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
@@ -93,17 +92,6 @@ function cpuUs(pid: number | undefined): number | undefined {
 function medianRound(rounds: CaseResult[]): CaseResult {
   const sorted = [...rounds].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
   return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitHttp(url: string, ok: (res: Response) => Promise<boolean> | boolean, timeoutMs: number, init?: RequestInit): Promise<void> {

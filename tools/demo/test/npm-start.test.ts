@@ -3,26 +3,14 @@
  * its whole process group, as a terminal sends it) stops every app cleanly, each exactly once.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort, testEnv, testNamespace } from '@janus/testing';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ns = testNamespace('npm_start');
 const env = testEnv(ns);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 afterAll(async () => {
   await dropRedisNamespace(env.REDIS_URL!, ns);
