@@ -28,6 +28,8 @@ export const ADMIT_REPLY = {
   duplicate: 3,
   /** followed by: n, then n × (job index 0-based, record): admitted, those jobs were idempotent replays */
   admittedWithReplays: 4,
+  /** followed by: the job index (0-based, -1 for the request's key) whose key names an admission not yet confirmed */
+  inProgress: 5,
 } as const;
 
 /** The admit reply's first element when the state cannot be trusted (then: ms at which admission reopens). */

@@ -10,7 +10,7 @@ import type { Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
-import type { Admitted, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
+import type { Admitted, ConfirmResult, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
 
 /** The JSON answer of settle-n, extend-n and (per lease) reap-n. */
 interface LeaseReply {
@@ -61,7 +61,7 @@ export class LeaseOperations {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
-    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc, ...rec.costKeys];
+    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc, ...rec.costKeys, ...rec.idem];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
     const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
@@ -76,19 +76,16 @@ export class LeaseOperations {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
-    const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc];
-    const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs]);
+    const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc, ...rec.idem];
+    const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs, rec.conc.length]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
   }
 
-  /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
+  /** Finds and marks up to `max` expired leases in one go (tests; the scheduler reaps in two phases). */
   async reapExpired(max: number): Promise<ExpiredLease[]> {
-    const limit = Math.max(1, Math.floor(max));
-    const listed = await this.#listExpired(limit);
-    if (listed === undefined) return [];
-    const reaped = await this.#reap(listed.now, limit, false, listed.entries);
-    return reaped.map(({ lease }) => lease);
+    const batch = await this.findExpired(max);
+    return this.markExpired(batch, batch.entries);
   }
 
   /**
@@ -101,14 +98,14 @@ export class LeaseOperations {
     const limit = Math.max(1, Math.floor(max));
     const listed = await this.#listExpired(limit);
     if (listed === undefined) return { now: '0', entries: [] };
-    const found = await this.#reap(listed.now, limit, true, listed.entries);
+    const found = await this.#reap(listed.now, limit, true, listed.entries.map((e) => ({ ...e, idempotencyKeys: [] })));
     let budget = limit;
     const entries: ExpiredEntry[] = [];
     for (const entry of listed.entries) {
       if (budget <= 0) break;
-      const leases = found.filter((f) => f.member === entry.member).map((f) => f.lease);
-      budget -= leases.length;
-      entries.push({ ...entry, leases });
+      const mine = found.filter((f) => f.member === entry.member);
+      budget -= mine.length;
+      entries.push({ ...entry, leases: mine.map((f) => f.lease), idempotencyKeys: mine.flatMap((f) => f.idempotencyKeys) });
     }
     return { now: listed.now, entries };
   }
@@ -143,17 +140,18 @@ export class LeaseOperations {
     now: string,
     budget: number,
     dry: boolean,
-    entries: readonly { member: string; key: string; field: string }[],
-  ): Promise<{ member: string; lease: ExpiredLease }[]> {
+    entries: readonly { member: string; key: string; field: string; idempotencyKeys: readonly string[] }[],
+  ): Promise<{ member: string; lease: ExpiredLease; idempotencyKeys: string[] }[]> {
     const keys = [this.#keys.leaseExpiry];
     const args: (string | number)[] = [now, this.#retentionMs, budget, dry ? '1' : '0'];
     for (const entry of entries) {
-      keys.push(entry.key);
-      args.push(entry.member, entry.field);
+      keys.push(entry.key, ...entry.idempotencyKeys);
+      args.push(entry.member, entry.field, entry.idempotencyKeys.length);
     }
-    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string; m: string })[];
+    const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string; m: string; u?: number; k?: string })[];
     return reaped.map((r) => ({
       member: r.m,
+      idempotencyKeys: r.k ? r.k.split(' ').filter((k) => k !== '') : [],
       lease: {
         id: r.i,
         token: this.#tokens.sign(r.i),
@@ -164,8 +162,31 @@ export class LeaseOperations {
         reserved: r.r,
         expiresAt: r.e,
         ...(r.x ? { context: r.x } : {}),
+        confirmed: r.u !== 1,
       },
     }));
+  }
+
+  /**
+   * Confirms leases whose job messages JetStream acknowledged (confirm-n.lua): pending → active, and
+   * their idempotency records stop saying "in progress". `idempotencyKeys` per lease: every record
+   * its admission may have written (its own key, the request's key); only those the lease names are touched.
+   */
+  async confirm(leases: readonly { readonly id: string; readonly idempotencyKeys: readonly string[] }[]): Promise<ConfirmResult> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    const ids: string[] = [];
+    for (const lease of leases) {
+      const at = this.#keys.leaseLocation(lease.id);
+      if (!at) continue;
+      ids.push(lease.id);
+      keys.push(at.key, ...lease.idempotencyKeys);
+      args.push(at.field, 1 + lease.idempotencyKeys.length);
+    }
+    if (ids.length === 0) return { confirmed: 0, notHeld: [] };
+    const reply = (await this.#store.run('confirm', keys, args)) as number[];
+    const notHeld = ids.filter((_, i) => Number(reply[i]) !== 1);
+    return { confirmed: ids.length - notHeld.length, notHeld };
   }
 
   /**
@@ -178,7 +199,7 @@ export class LeaseOperations {
     const { id, rec } = found;
     if (!rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
     const expiresAt = rec.exp;
-    const state = (rec.st === 'active' && expiresAt <= (await this.#clock.read()) ? 'expired' : rec.st) as LeaseStateName;
+    const state = ((rec.st === 'active' || rec.st === 'pending') && expiresAt <= (await this.#clock.read()) ? 'expired' : rec.st) as LeaseStateName;
     return {
       ok: true,
       lease: {

@@ -21,6 +21,7 @@ import type {
   AdmissionRequest,
   AdmissionResult,
   Admitted,
+  ConfirmResult,
   ExpiredBatch,
   ExpiredEntry,
   ExpiredLease,
@@ -62,6 +63,11 @@ export interface LimiterOptions {
   readonly recoveryMs?: number;
 }
 
+/** The leases of one admission to confirm, with every idempotency record their admission may have written. */
+interface ConfirmRequest {
+  readonly jobs: readonly { readonly id: string; readonly idempotencyKeys: readonly string[] }[];
+}
+
 type InitResult = { open: true } | { open: false; recoveringUntil: number };
 
 export class Limiter {
@@ -70,6 +76,7 @@ export class Limiter {
   readonly #tokens: LeaseTokens;
   readonly #clock: Clock;
   readonly #coalescer: Coalescer<AdmissionRequest, AdmissionResult>;
+  readonly #confirms: Coalescer<ConfirmRequest, ConfirmResult>;
   readonly #leases: LeaseOperations;
   readonly #reads: ReadModels;
   readonly #retentionMs: number;
@@ -87,6 +94,7 @@ export class Limiter {
     this.#recoveryMs = opts.recoveryMs;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
     this.#coalescer = new Coalescer(opts, (batch) => this.#send(batch));
+    this.#confirms = new Coalescer(opts, (batch) => this.#sendConfirms(batch));
     this.#leases = new LeaseOperations({ store: this.#store, keys: this.keys, tokens: this.#tokens, clock: this.#clock, retentionMs: this.#retentionMs });
     this.#reads = new ReadModels(this.#store, this.keys, this.#clock);
   }
@@ -195,6 +203,26 @@ export class Limiter {
     return this.#leases.leaseState(token);
   }
 
+  /**
+   * Records that JetStream acknowledged the job messages of an admission (`request` is what was
+   * admitted): its leases turn from pending to active — from now on a lease that expires is a
+   * `timed_out` attempt — and its idempotency keys answer replays as duplicates. Until then a
+   * replay is `in_progress`, and a lease that expires pending is no attempt (reap-n.lua).
+   * Confirmations of concurrent callers share script calls, like admissions.
+   */
+  confirm(request: AdmissionRequest, admission: Admitted): Promise<ConfirmResult> {
+    const jobs: ConfirmRequest['jobs'][number][] = [];
+    const requestKey = request.idempotency ? [this.keys.idempotency(request.idempotency.tenant, request.idempotency.key)] : [];
+    admission.jobs.forEach((a, i) => {
+      if (a.lease === undefined) return;
+      const own = request.jobs[i]?.idempotency;
+      const keys = own ? [this.keys.idempotency(a.tenant, own.key, own.kind), ...requestKey] : requestKey;
+      jobs.push({ id: a.lease.id, idempotencyKeys: keys });
+    });
+    if (jobs.length === 0) return Promise.resolve({ confirmed: 0, notHeld: [] });
+    return this.#confirms.submit({ jobs });
+  }
+
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
   revoke(admission: Admitted): Promise<void> {
     return this.#leases.revoke(admission);
@@ -234,6 +262,16 @@ export class Limiter {
       if (result instanceof JanusError) item.reject(result);
       else item.resolve(result);
     });
+  }
+
+  /** One confirm script call for the confirmations the coalescer let go together. */
+  async #sendConfirms(batch: Pending<ConfirmRequest, ConfirmResult>[]): Promise<void> {
+    const result = await this.#leases.confirm(batch.flatMap((p) => p.request.jobs));
+    const notHeld = new Set(result.notHeld);
+    for (const p of batch) {
+      const mine = p.request.jobs.filter((j) => notHeld.has(j.id)).map((j) => j.id);
+      p.resolve({ confirmed: p.request.jobs.length - mine.length, notHeld: mine });
+    }
   }
 
   #recoveryWindow(): number {

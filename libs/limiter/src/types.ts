@@ -78,6 +78,12 @@ export interface ExceedsCapacity {
 export type AdmissionResult =
   | Admitted
   | { readonly kind: 'duplicate'; readonly record: string }
+  /**
+   * An idempotency key of the request (job `index`, or -1 for the request's own key) names an
+   * admission whose job message is not yet confirmed in JetStream: it may still be revoked, so the
+   * replay cannot be answered yet. Nothing was taken.
+   */
+  | { readonly kind: 'in_progress'; readonly index: number }
   | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
   | { readonly kind: 'unknown_job_type'; readonly index: number }
   | ExceedsCapacity;
@@ -109,6 +115,12 @@ export interface ExpiredLease extends LeaseInfo {
   /** The lease's token, so that a `timed_out` outcome can name it like a worker's outcome would. */
   readonly token: string;
   readonly context?: string;
+  /**
+   * False for a lease that was still pending: its job message was never confirmed in JetStream
+   * (the admitting instance died or answered 503). It is no attempt: no `timed_out` outcome, no
+   * retry; marking it revokes it and frees its idempotency keys.
+   */
+  readonly confirmed: boolean;
 }
 
 /** One expiry-index entry of a `findExpired` batch: its leases that were active and past expiry. */
@@ -117,6 +129,8 @@ export interface ExpiredEntry {
   readonly key: string;
   readonly field: string;
   readonly leases: readonly ExpiredLease[];
+  /** The idempotency records of its pending leases (marking deletes them). */
+  readonly idempotencyKeys: readonly string[];
 }
 
 /** What `findExpired` listed, at one Redis time (`now`, kept for `markExpired`). */
@@ -125,7 +139,13 @@ export interface ExpiredBatch {
   readonly entries: readonly ExpiredEntry[];
 }
 
-export type LeaseStateName = 'active' | 'settled' | 'expired' | 'revoked';
+export type LeaseStateName = 'pending' | 'active' | 'settled' | 'expired' | 'revoked';
+
+/** What `confirm` found: how many leases it confirmed, and those no longer held (revoked or reaped while pending). */
+export interface ConfirmResult {
+  readonly confirmed: number;
+  readonly notHeld: readonly string[];
+}
 
 /** What a lease record says now (kept for the retention period after it finished). */
 export type LeaseStateResult =

@@ -34,37 +34,37 @@ describe('a concurrency limit added while jobs run counts those jobs (CONTRACT �
   for (const c of cases) {
     it(`${c.name}: 30 running, limit 32 added → 2 more, then settle/revoke/expiry keep the pool exact`, async () => {
       h = await harness('exact-pools', base);
-      const running = leasesOf(await h.limiter.admit({ jobs: Array.from({ length: 30 }, () => job('call')) }));
+      const running = leasesOf(await h.admit({ jobs: Array.from({ length: 30 }, () => job('call')) }));
       swap(h, c.limited, 2);
-      expect((await h.limiter.admit({ jobs: [job('call'), job('call')] })).kind).toBe('admitted');
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      expect((await h.admit({ jobs: [job('call'), job('call')] })).kind).toBe('admitted');
+      expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
 
       // settle frees exactly one slot each
       for (const l of running.slice(0, 3)) expect((await h.limiter.settle(l.token, 'succeeded')).ok).toBe(true);
-      const three = await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] });
+      const three = await h.admit({ jobs: [job('call'), job('call'), job('call')] });
       expect(three.kind).toBe('admitted');
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
       // revoke gives the slots back
       await h.limiter.revoke(three as Extract<AdmissionResult, { kind: 'admitted' }>);
-      expect((await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] })).kind).toBe('admitted');
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      expect((await h.admit({ jobs: [job('call'), job('call'), job('call')] })).kind).toBe('admitted');
+      expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
       // an extended lease keeps counting after the others expire, and stops at its new expiry
       expect((await h.limiter.extend(running[3]!.token, 20_000)).ok).toBe(true);
       h.advance(10_000);
       expect(await h.limiter.reapExpired(1000)).toHaveLength(31);
-      expect((await h.limiter.admit({ jobs: Array.from({ length: 31 }, () => job('call')) })).kind).toBe('admitted');
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
+      expect((await h.admit({ jobs: Array.from({ length: 31 }, () => job('call')) })).kind).toBe('admitted');
+      expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: c.reason });
     });
   }
 
   it('a job type without dependencies counts in the tenant and global pools too', async () => {
     h = await harness('exact-pools', base);
-    leasesOf(await h.limiter.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) }));
+    leasesOf(await h.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) }));
     swap(h, { ...base, tenants: { acme: { concurrency: 6 } }, global: { concurrency: 7 } }, 2);
-    expect((await h.limiter.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'tenant_concurrency' });
-    expect((await h.limiter.admit({ jobs: [job('bare', { tenant: 'other' })] })).kind).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('bare', { tenant: 'other' })] })).toMatchObject({ kind: 'rejected', reason: 'global_concurrency' });
+    expect((await h.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'tenant_concurrency' });
+    expect((await h.admit({ jobs: [job('bare', { tenant: 'other' })] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare', { tenant: 'other' })] })).toMatchObject({ kind: 'rejected', reason: 'global_concurrency' });
     expect(await h.limiter.inspect()).toMatchObject({ global: { inFlight: 7, concurrency: 7 } });
   });
 });
@@ -79,29 +79,29 @@ describe('the actualCost a worker reports settles the costRate buckets (CONTRACT
   for (const c of cases) {
     it(`${c.name}: estimate 100, actual 300 → the next admission waits for the extra 200 to refill`, async () => {
       h = await harness('exact-cost', c.doc);
-      const [l] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      const [l] = leasesOf(await h.admit({ jobs: [job('call')] }));
       expect((await h.limiter.settle(l!.token, 'succeeded', 300)).ok).toBe(true);
       // the bucket is 200 in debt: 300 units (3000 ms) until 100 are there again
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 3000 });
+      expect(await h.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 3000 });
       h.advance(2999);
-      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
+      expect((await h.admit({ jobs: [job('call')] })).kind).toBe('rejected');
       h.advance(1);
-      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
     });
 
     it(`${c.name}: estimate 100, actual 10 → 90 given back, never above the bucket's capacity`, async () => {
       h = await harness('exact-cost', c.doc);
-      const [a] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      const [a] = leasesOf(await h.admit({ jobs: [job('call')] }));
       expect((await h.limiter.settle(a!.token, 'succeeded', 10)).ok).toBe(true);
       // 90 back: 10 units (100 ms) short of the next job
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 100 });
+      expect(await h.admit({ jobs: [job('call')] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_cost_rate', retryAfterMs: 100 });
       h.advance(100);
-      const [b] = leasesOf(await h.limiter.admit({ jobs: [job('call')] }));
+      const [b] = leasesOf(await h.admit({ jobs: [job('call')] }));
       // refilled to full meanwhile: giving back 100 must not make the bucket hold 200
       h.advance(1000);
       expect((await h.limiter.settle(b!.token, 'succeeded', 0)).ok).toBe(true);
-      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 1000 });
+      expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 1000 });
     });
   }
 
@@ -111,7 +111,7 @@ describe('the actualCost a worker reports settles the costRate buckets (CONTRACT
       tenants: { acme: { budget: { limit: 1000, periodMs: 3_600_000 } } },
       jobTypes: { two: { dependencies: [{ name: 'a', cost: 1 }, { name: 'b', cost: 3 }] } },
     });
-    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two', { cost: 100 })] }));
+    const [l] = leasesOf(await h.admit({ jobs: [job('two', { cost: 100 })] }));
     expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 400 } });
     const snap = await h.limiter.inspect();
@@ -124,7 +124,7 @@ describe('the actualCost a worker reports settles the costRate buckets (CONTRACT
       dependencies: { a: { costRate: { limit: 1000, periodMs: 1000 } }, b: { costRate: { limit: 1000, periodMs: 1000 } } },
       jobTypes: { two: { dependencies: [{ name: 'a', cost: 10 }, { name: 'b', cost: 30 }] } },
     });
-    const [l] = leasesOf(await h.limiter.admit({ jobs: [job('two')] }));
+    const [l] = leasesOf(await h.admit({ jobs: [job('two')] }));
     expect((await h.limiter.settle(l!.token, 'succeeded', 400)).ok).toBe(true);
     const snap = await h.limiter.inspect();
     expect(snap.dependencies['a']?.costRate?.available).toBe(900);
@@ -145,47 +145,47 @@ describe('a request no wait can admit is exceeds_capacity, not a rejection to re
 
   it('a batch of 3 against a burst of 1 (told retryAfterMs 1 forever before)', async () => {
     h = await harness('exact-capacity', doc);
-    expect(await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] })).toEqual({
+    expect(await h.admit({ jobs: [job('call'), job('call'), job('call')] })).toEqual({
       kind: 'exceeds_capacity',
       index: 1,
       limit: { scope: 'dependency', dependency: 'api', kind: 'rate', per: 'job', capacity: 1, requested: 3 },
     });
     // nothing consumed: one job still fits
-    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
   });
 
   it('a cost larger than a costRate bucket, a per-tenant costRate bucket or the budget', async () => {
     h = await harness('exact-capacity', doc);
-    expect(await h.limiter.admit({ jobs: [job('call', { cost: 501 })] })).toEqual({
+    expect(await h.admit({ jobs: [job('call', { cost: 501 })] })).toEqual({
       kind: 'exceeds_capacity',
       index: 0,
       limit: { scope: 'dependency', dependency: 'api', kind: 'costRate', per: 'cost', capacity: 500, requested: 501 },
     });
-    expect(await h.limiter.admit({ jobs: [job('per', { cost: 51 })] })).toMatchObject({
+    expect(await h.admit({ jobs: [job('per', { cost: 51 })] })).toMatchObject({
       kind: 'exceeds_capacity',
       limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'costRate', capacity: 50, requested: 51 },
     });
-    expect(await h.limiter.admit({ jobs: [job('free', { cost: 801 })] })).toMatchObject({
+    expect(await h.admit({ jobs: [job('free', { cost: 801 })] })).toMatchObject({
       kind: 'exceeds_capacity',
       limit: { scope: 'tenant', tenant: 'acme', kind: 'budget', per: 'cost', capacity: 800, requested: 801 },
     });
     // exactly at capacity is admissible
-    expect((await h.limiter.admit({ jobs: [job('free', { cost: 800 })] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('free', { cost: 800 })] })).kind).toBe('admitted');
   });
 
   it('more jobs than a concurrency limit: per-tenant dependency, tenant, global', async () => {
     h = await harness('exact-capacity', doc);
-    expect(await h.limiter.admit({ jobs: [job('per'), job('per'), job('per')] })).toMatchObject({
+    expect(await h.admit({ jobs: [job('per'), job('per'), job('per')] })).toMatchObject({
       kind: 'exceeds_capacity',
       index: 2,
       limit: { scope: 'dependency', dependency: 'per', tenant: 'acme', kind: 'concurrency', capacity: 2, requested: 3 },
     });
-    expect(await h.limiter.admit({ jobs: Array.from({ length: 4 }, () => job('free', { tenant: 'other' })) })).toMatchObject({
+    expect(await h.admit({ jobs: Array.from({ length: 4 }, () => job('free', { tenant: 'other' })) })).toMatchObject({
       kind: 'exceeds_capacity',
       index: 3,
       limit: { scope: 'global', kind: 'concurrency', capacity: 3, requested: 4 },
     });
-    expect(await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('free', { tenant: 'other' })) })).toMatchObject({ kind: 'admitted' });
+    expect(await h.admit({ jobs: Array.from({ length: 3 }, () => job('free', { tenant: 'other' })) })).toMatchObject({ kind: 'admitted' });
   });
 });
 
@@ -195,11 +195,11 @@ describe('exceeds_capacity and idempotency: a replay is answered as one first', 
   it('a batch over the burst whose over-the-top jobs were admitted before is admitted (they are replays)', async () => {
     h = await harness('exact-capacity-idem', doc);
     const keyed = (k: string) => job('call', { idempotency: { key: k, record: `r-${k}` } });
-    expect((await h.limiter.admit({ jobs: [keyed('a'), keyed('b')] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [keyed('a'), keyed('b')] })).kind).toBe('admitted');
     h.advance(60_000);
-    const r = await h.limiter.admit({ jobs: [keyed('a'), keyed('b'), keyed('c')] });
+    const r = await h.admit({ jobs: [keyed('a'), keyed('b'), keyed('c')] });
     expect(r.kind).toBe('admitted');
     // without the replays, three new jobs can never pass a burst of 2; the index names the first new job over it
-    expect(await h.limiter.admit({ jobs: [keyed('a'), keyed('x'), keyed('y'), keyed('z')] })).toMatchObject({ kind: 'exceeds_capacity', index: 3, limit: { requested: 3 } });
+    expect(await h.admit({ jobs: [keyed('a'), keyed('x'), keyed('y'), keyed('z')] })).toMatchObject({ kind: 'exceeds_capacity', index: 3, limit: { requested: 3 } });
   });
 });

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
 import { dropRedisNamespace, testNamespace } from '@janus/testing';
-import { compilePolicy, Limiter, type JobAdmission, type LimiterOptions } from '../src/index.js';
+import { compilePolicy, Limiter, type AdmissionRequest, type AdmissionResult, type JobAdmission, type LimiterOptions } from '../src/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const SIGNING_KEY = 'test-signing-key-0123456789abcdef0123456789';
@@ -15,6 +15,8 @@ export interface Harness {
   readonly clock: { now: number };
   advance(ms: number): void;
   makeLimiter(opts?: Partial<LimiterOptions>): Limiter;
+  /** Admits and, when admitted, confirms (as the pipeline does once JetStream acknowledged the job messages). */
+  admit(request: AdmissionRequest): Promise<AdmissionResult>;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,11 @@ export async function harness(label: string, doc: PolicyDocumentInput, opts: Par
       clock.now += ms;
     },
     makeLimiter,
+    admit: async (request) => {
+      const result = await limiter.admit(request);
+      if (result.kind === 'admitted') await limiter.confirm(request, result);
+      return result;
+    },
     close: async () => {
       redis.disconnect();
       await dropRedisNamespace(REDIS_URL, ns);

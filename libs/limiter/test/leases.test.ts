@@ -26,14 +26,14 @@ describe('priority shedding', () => {
       global: { shedding: { low: 0.5, normal: 0.8 } },
       jobTypes: { call: { dependencies: [{ name: 'api' }] } },
     });
-    const admitted = async (priority: 'low' | 'normal' | 'high') => (await h!.limiter.admit({ jobs: [job('call', { priority })] })).kind;
+    const admitted = async (priority: 'low' | 'normal' | 'high') => (await h!.admit({ jobs: [job('call', { priority })] })).kind;
     for (let i = 0; i < 5; i++) expect(await admitted('low')).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
+    expect(await h.admit({ jobs: [job('call', { priority: 'low' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
     for (let i = 0; i < 3; i++) expect(await admitted('normal')).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'normal' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
+    expect(await h.admit({ jobs: [job('call', { priority: 'normal' })] })).toMatchObject({ kind: 'rejected', reason: 'shed' });
     expect(await admitted('high')).toBe('admitted');
     expect(await admitted('high')).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'high' })] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+    expect(await h.admit({ jobs: [job('call', { priority: 'high' })] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
   });
 
   it('a rate share reserves part of the bucket; retryAfterMs is computed against the share', async () => {
@@ -41,28 +41,28 @@ describe('priority shedding', () => {
       dependencies: { api: { rate: { limit: 10, periodMs: 1000 } } },
       jobTypes: { call: { dependencies: [{ name: 'api' }] } },
     });
-    for (let i = 0; i < 8; i++) expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
+    for (let i = 0; i < 8; i++) expect((await h.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
     // ceil(0.8 × 10) = 8 used: a low job must wait until one token is back (100 ms).
-    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 100 });
-    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'normal' })] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('call', { priority: 'low' })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 100 });
+    expect((await h.admit({ jobs: [job('call', { priority: 'normal' })] })).kind).toBe('admitted');
     h.advance(199);
-    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('rejected');
+    expect((await h.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('rejected');
     h.advance(1);
-    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('call', { priority: 'low' })] })).kind).toBe('admitted');
   });
 
   it('a budget share', async () => {
     h = await harness('shed', { tenants: { acme: { budget: { limit: 10, periodMs: 60_000 } } }, jobTypes: { call: {} } });
-    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'low', cost: 8 })] })).kind).toBe('admitted');
-    expect(await h.limiter.admit({ jobs: [job('call', { priority: 'low', cost: 1 })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 60_000 });
-    expect((await h.limiter.admit({ jobs: [job('call', { priority: 'high', cost: 2 })] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('call', { priority: 'low', cost: 8 })] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('call', { priority: 'low', cost: 1 })] })).toEqual({ kind: 'rejected', index: 0, reason: 'shed', retryAfterMs: 60_000 });
+    expect((await h.admit({ jobs: [job('call', { priority: 'high', cost: 2 })] })).kind).toBe('admitted');
   });
 });
 
 describe('leases', () => {
   it('a zero reservation still opens the budget window, so the actual cost is charged at settle', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { cost: 0 })] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call', { cost: 0 })] }));
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 0 } });
     expect(await h.limiter.settle(a.token, 'succeeded', 7)).toMatchObject({ ok: true, lease: { reserved: 0, actual: 7 } });
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 7 } });
@@ -70,8 +70,8 @@ describe('leases', () => {
 
   it('settle frees every slot exactly once and settles the budget both ways', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'j-a', attempt: 2 })] }));
-    const b = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'j-a', attempt: 2 })] }));
+    const b = leaseOf(await h.admit({ jobs: [job('call')] }));
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 2 } });
 
     const settled = await h.limiter.settle(a.token, 'succeeded', 25);
@@ -89,19 +89,19 @@ describe('leases', () => {
 
   it('without an actual cost the estimate stands; a settle after the window ended leaves the new window alone', async () => {
     h = await harness('lease', { ...leasePolicy, jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }], timeoutMs: 7_200_000 } } });
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
-    const b = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call')] }));
+    const b = leaseOf(await h.admit({ jobs: [job('call')] }));
     await h.limiter.settle(a.token, 'succeeded');
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 } });
     h.advance(3_600_000);
-    leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    leaseOf(await h.admit({ jobs: [job('call')] }));
     await h.limiter.settle(b.token, 'succeeded', 0);
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 10 } });
   });
 
   it('rejects forged and foreign tokens before touching Redis', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call')] }));
     const forged = `${a.id}.${'A'.repeat(43)}`;
     expect(await h.limiter.settle(forged, 'succeeded')).toEqual({ ok: false, reason: 'invalid_token' });
     expect(await h.limiter.extend('garbage', 10)).toEqual({ ok: false, reason: 'invalid_token' });
@@ -112,7 +112,7 @@ describe('leases', () => {
 
   it("a token is not valid for a sibling lease of the same call", async () => {
     h = await harness('lease', leasePolicy);
-    const r = await h.limiter.admit({ jobs: [job('call'), job('call')] });
+    const r = await h.admit({ jobs: [job('call'), job('call')] });
     if (r.kind !== 'admitted') throw new Error(r.kind);
     const [one, two] = r.jobs.map((j) => j.lease!);
     expect(two!.id).toBe(one!.id.replace(/_1$/, '_2'));
@@ -123,27 +123,27 @@ describe('leases', () => {
 
   it('expiry, extend, fencing and reaping', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
-    const b = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'jb' })] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'ja' })] }));
+    const b = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'jb' })] }));
     expect(a.expiresAt).toBe(h.clock.now + 1000);
     h.advance(600);
     expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { jobId: 'ja', expiresAt: h.clock.now + 2000 } });
     h.advance(400); // b expires now (expiresAt <= now)
-    expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, token: b.token, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt }]);
+    expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, token: b.token, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt, confirmed: true }]);
     expect(await h.limiter.reapExpired(10)).toEqual([]);
     expect(await h.limiter.settle(b.token, 'succeeded', 1)).toEqual({ ok: false, reason: 'expired' });
     expect(await h.limiter.extend(b.token, 1000)).toEqual({ ok: false, reason: 'expired' });
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 1 } });
     // a is still live thanks to the extension: its slot is held and it can settle.
-    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
-    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('rejected');
     expect((await h.limiter.settle(a.token, 'succeeded')).ok).toBe(true);
     expect(await h.limiter.extend(a.token, 1000)).toEqual({ ok: false, reason: 'already_settled' });
   });
 
   it('an expired lease that was not reaped yet cannot settle, and the reaper still reports it', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call')] }));
     h.advance(1000);
     expect(await h.limiter.settle(a.token, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
     const reaped = await h.limiter.reapExpired(5);
@@ -152,8 +152,8 @@ describe('leases', () => {
 
   it('two-phase reaping: findExpired changes nothing; markExpired marks only the entries given', async () => {
     h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
-    const batchOf3 = await h.limiter.admit({ jobs: Array.from({ length: 3 }, () => job('call')) });
-    const single = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'solo' })] }));
+    const batchOf3 = await h.admit({ jobs: Array.from({ length: 3 }, () => job('call')) });
+    const single = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'solo' })] }));
     expect(batchOf3.kind).toBe('admitted');
     h.advance(1000);
     const found = await h.limiter.findExpired(10);
@@ -175,20 +175,22 @@ describe('leases', () => {
     expect(await h.limiter.reapExpired(10)).toEqual([]);
   });
 
-  it('reaps at most max leases per call', async () => {
+  it('reaps whole expiry entries, starting one only while fewer than max leases are listed', async () => {
     h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
-    const r = await h.limiter.admit({ jobs: Array.from({ length: 7 }, () => job('call')) });
+    const r = await h.admit({ jobs: Array.from({ length: 7 }, () => job('call')) });
     expect(r.kind).toBe('admitted');
+    h.advance(100);
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
     h.advance(1000);
-    expect((await h.limiter.reapExpired(3)).length).toBe(3);
-    expect((await h.limiter.reapExpired(3)).length).toBe(3);
+    expect((await h.limiter.reapExpired(3)).length).toBe(7);
     expect((await h.limiter.reapExpired(3)).length).toBe(1);
+    expect((await h.limiter.reapExpired(3)).length).toBe(0);
     expect(await h.limiter.usage('acme')).toMatchObject({ inFlight: { api: 0 } });
   });
 
   it('an unknown lease id with a genuine MAC is unknown', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call')] }));
     const at = h.limiter.keys.leaseLocation(a.id);
     expect(at).toBeDefined();
     await h.redis.hdel(at!.key, at!.field);
@@ -205,7 +207,7 @@ describe('revoke', () => {
       jobTypes: { call: { dependencies: [{ name: 'api', cost: 7 }] } },
     });
     const before = await snapshotKeys(h, false);
-    const r = await h.limiter.admit({
+    const r = await h.admit({
       jobs: [job('call', { idempotency: { key: 'k1', record: 'r1' } }), job('call')],
       idempotency: { key: 'req', tenant: 'acme', record: 'rr', windowMs: 60_000 },
     });
@@ -221,7 +223,7 @@ describe('revoke', () => {
     expect(after[h.limiter.keys.limit('dep:api:rate')]).toEqual({ t: '3000', ts: String(h.clock.now) });
     expect(after[h.limiter.keys.limit('tenant:acme:rate')]).toEqual({ t: '5000', ts: String(h.clock.now) });
     // The same idempotency keys admit again; the leases are revoked (a late settle changes nothing).
-    const again = await h.limiter.admit({ jobs: [job('call', { idempotency: { key: 'k1', record: 'r2' } })], idempotency: { key: 'req', tenant: 'acme', record: 'rr2', windowMs: 60_000 } });
+    const again = await h.admit({ jobs: [job('call', { idempotency: { key: 'k1', record: 'r2' } })], idempotency: { key: 'req', tenant: 'acme', record: 'rr2', windowMs: 60_000 } });
     expect(again).toMatchObject({ kind: 'admitted', jobs: [{ lease: {} }] });
     expect(await h.limiter.settle(r.jobs[0]!.lease!.token, 'succeeded')).toEqual({ ok: false, reason: 'already_settled' });
   });
@@ -231,7 +233,7 @@ describe('revoke', () => {
 describe('lease context, state and reaped tokens (what the retry scheduler relies on)', () => {
   it('keeps the caller context with the lease and reports the state as it moves', async () => {
     h = await harness('lease_ctx', leasePolicy);
-    const r = await h.limiter.admit({ jobs: [{ ...job('call'), context: '{"payload":1}' }] });
+    const r = await h.admit({ jobs: [{ ...job('call'), context: '{"payload":1}' }] });
     const lease = leaseOf(r);
     expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'active', context: '{"payload":1}', reserved: 10 } });
 
@@ -244,7 +246,7 @@ describe('lease context, state and reaped tokens (what the retry scheduler relie
 
   it('returns each reaped lease with its token and context; an unreaped expired lease reads as expired', async () => {
     h = await harness('lease_ctx', leasePolicy);
-    const lease = leaseOf(await h.limiter.admit({ jobs: [{ ...job('call'), context: 'ctx-1' }] }));
+    const lease = leaseOf(await h.admit({ jobs: [{ ...job('call'), context: 'ctx-1' }] }));
     h.advance(1_001);
     expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
     const reaped = await h.limiter.reapExpired(10);
@@ -263,10 +265,10 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
 
   it('count exactly what a set of leases scored by expiry would: settle, extend and expiry each move one lease', async () => {
     h = await harness('pool', poolPolicy);
-    const batch = await h.limiter.admit({ jobs: [job('call'), job('call'), job('call')] });
+    const batch = await h.admit({ jobs: [job('call'), job('call'), job('call')] });
     if (batch.kind !== 'admitted') throw new Error(batch.kind);
     h.advance(100);
-    const late = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const late = leaseOf(await h.admit({ jobs: [job('call')] }));
     expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(4);
 
     const [a, b] = batch.jobs.map((j) => j.lease!);
@@ -282,7 +284,7 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
     expect((await h.limiter.settle(b!.token, 'succeeded')).ok).toBe(true);
     expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(0);
     // the next admission drops every expired count; nothing is left of the pool but the new lease
-    const again = leaseOf(await h.limiter.admit({ jobs: [job('call')] }));
+    const again = leaseOf(await h.admit({ jobs: [job('call')] }));
     const pool = h.limiter.keys.limit('dep:api:conc');
     expect(await h.redis.hgetall(pool)).toEqual({ n: '1', [String(again.expiresAt)]: '1' });
     expect(await h.redis.zrange(h.limiter.keys.poolExpiries(pool), 0, -1)).toEqual([String(again.expiresAt)]);
@@ -291,7 +293,7 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
   it('an idle pool with thousands of expired ms is drained in chunks by the next admission', async () => {
     h = await harness('pool', { dependencies: { api: { concurrency: 5000 } }, jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 } } });
     for (let i = 0; i < 2500; i++) {
-      expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+      expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
       h.advance(1); // every lease at its own expiry ms
     }
     const pool = h.limiter.keys.limit('dep:api:conc');
@@ -299,7 +301,7 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
     expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(2500);
     h.advance(10_000);
     expect((await h.limiter.inspect()).dependencies['api']?.inFlight).toBe(0);
-    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
     expect(await h.redis.hget(pool, 'n')).toBe('1');
     expect(await h.redis.zcard(h.limiter.keys.poolExpiries(pool))).toBe(1);
   });
@@ -308,7 +310,7 @@ describe('concurrency pools (counts per expiry ms, src/lua/includes/pool.lua)', 
 describe('expiry index (one entry per call and expiry; an extended lease gets its own)', () => {
   it('reaps a call through its one entry, and an extended lease of it later through its own', async () => {
     h = await harness('reapidx', leasePolicy);
-    const r = await h.limiter.admit({ jobs: [{ ...job('call'), context: 'c1' }, { ...job('call'), context: 'c2' }] });
+    const r = await h.admit({ jobs: [{ ...job('call'), context: 'c1' }, { ...job('call'), context: 'c2' }] });
     if (r.kind !== 'admitted') throw new Error(r.kind);
     const [one, two] = r.jobs.map((j) => j.lease!);
     expect(await h.redis.zcard(h.limiter.keys.leaseExpiry)).toBe(1);

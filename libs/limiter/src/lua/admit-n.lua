@@ -13,13 +13,15 @@
     rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms; includes/bucket.lua)
     concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
     budget       HASH w = window start ms, u = used in that window
-    idempotency  HASH r = caller's record, x = expiresAt ms
+    idempotency  HASH r = caller's record, x = expiresAt ms, p = '1' while the admission that wrote it
+                 is pending (its job message not yet confirmed in JetStream, confirm-n.lua)
     leases       HASH per call: field <n> (the job's ordinal in the call, from 1) = the lease record
                  of lease id '<call id>_<n>'. One HSET per call instead of one key per job; the hash
                  lives until the longest lease of the call has expired plus the retention, and every
                  later rewrite of a record extends it (PEXPIRE … GT). Record layout: src/lease-record.ts
                  'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc,
-                 rate, idem, job, then ctx (the rest of the string). st = active|settled|expired|revoked,
+                 rate, idem, job, then ctx (the rest of the string). st = pending|active|settled|expired|revoked
+                 (written 'pending': confirm-n.lua makes it 'active' once its job message is in JetStream),
                  conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill' (a costRate
                  bucket adds 'estimate periodMs' for settle).
 
@@ -49,7 +51,9 @@
               1                                        ADMITTED: every job (expiresAt = now + timeoutMs)
               4, n, n × (job index 0-based, record)    ADMITTED_WITH_REPLAYS: those jobs were idempotent replays
               2, failing job index (0-based), reason, retryAfterMs                                 REJECTED
-              3, record                                DUPLICATE: the request was an idempotent replay }
+              3, record                                DUPLICATE: the request was an idempotent replay
+              5, job index (0-based; -1: the request's key)  IN_PROGRESS: a key names an admission whose
+                                                       job message is not yet confirmed; nothing taken }
 ]]
 local rcall = redis.call
 local A = ARGV
@@ -104,6 +108,7 @@ end
 
 local S = {}      -- limit index -> { v = used units, v0 = as loaded, ws = budget window start, dirty }
 local IDEM = {}   -- key index -> committed record, or false when none is live
+local IDEMP = {}  -- key index -> true when that record's admission is still pending
 
 local function load(li)
   local d = L[li]
@@ -128,9 +133,10 @@ end
 local function idem_get(ki)
   local r = IDEM[ki]
   if r == nil then
-    local v = rcall('HMGET', KEYS[ki], 'r', 'x')
+    local v = rcall('HMGET', KEYS[ki], 'r', 'x', 'p')
     if v[1] and tonumber(v[2]) and tonumber(v[2]) > now then r = v[1] else r = false end
     IDEM[ki] = r
+    IDEMP[ki] = r and v[3] == '1'
   end
   return r
 end
@@ -213,7 +219,7 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
       bw = fmt(S[p.bl].ws)
     end
     p.exp = now + p.t
-    pre = 'active|' .. fmt(p.exp) .. '||||' .. nowS .. '|'
+    pre = 'pending|' .. fmt(p.exp) .. '||||' .. nowS .. '|'
     p.pre = pre
     p.post = '|' .. p.pri .. '|' .. fmt(p.res) .. '|' .. bw .. '|' .. p.seg
     if p.t > longest then longest = p.t end
@@ -280,10 +286,15 @@ for _ = 1, nG do
     end
 
     if ri ~= 0 and idem_get(ri) then
-      out[#out + 1] = ADMIT_REPLY_DUPLICATE
-      out[#out + 1] = idem_get(ri)
+      if IDEMP[ri] then
+        out[#out + 1] = ADMIT_REPLY_IN_PROGRESS
+        out[#out + 1] = -1
+      else
+        out[#out + 1] = ADMIT_REPLY_DUPLICATE
+        out[#out + 1] = idem_get(ri)
+      end
     else
-      local pend, gidem, dups, fail = {}, {}, {}, nil
+      local pend, gidem, dups, fail, busy = {}, {}, {}, nil, nil
       for ji, job in ipairs(jobs) do
         local ik = job.ik
         local dup = nil
@@ -291,7 +302,10 @@ for _ = 1, nG do
           local first = gidem[ik]
           if first then dup = first.rec else dup = idem_get(ik) or nil end
         end
-        if dup then
+        if dup and not gidem[ik] and IDEMP[ik] then
+          busy = ji
+          break
+        elseif dup then
           job.dup = dup
           dups[#dups + 1] = ji - 1
           dups[#dups + 1] = dup
@@ -307,7 +321,10 @@ for _ = 1, nG do
         end
       end
 
-      if fail then
+      if busy then
+        out[#out + 1] = ADMIT_REPLY_IN_PROGRESS
+        out[#out + 1] = busy - 1
+      elseif fail then
         out[#out + 1] = ADMIT_REPLY_REJECTED
         out[#out + 1] = fail[1] - 1
         out[#out + 1] = fail[2]
@@ -320,14 +337,16 @@ for _ = 1, nG do
         local created = ''
         if ri ~= 0 then
           IDEM[ri] = grec
-          rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin))
+          IDEMP[ri] = true
+          rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin), 'p', '1')
           rcall('PEXPIRE', KEYS[ri], gwin)
           created = KEYS[ri]
         end
         for ki, job in pairs(gidem) do
           local w = job.p.w
           IDEM[ki] = job.rec
-          rcall('HSET', KEYS[ki], 'r', job.rec, 'x', fmt(now + w))
+          IDEMP[ki] = true
+          rcall('HSET', KEYS[ki], 'r', job.rec, 'x', fmt(now + w), 'p', '1')
           rcall('PEXPIRE', KEYS[ki], w)
         end
         for _, job in ipairs(jobs) do

@@ -1,16 +1,19 @@
 --[[
-  extend-n — move an active, unexpired lease's expiry to max(current expiry, now + ms), in the
-  lease record, the expiry index and every concurrency pool it holds.
+  extend-n — move a held (active or pending), unexpired lease's expiry to max(current expiry,
+  now + ms), in the lease record, the expiry index and every concurrency pool it holds. A pending
+  lease becomes active: a worker holds its job message.
 
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
-  KEYS[3…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua)
+  KEYS[3…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
+            ARGV[6] keys, then its idempotency records (its `idem` field)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
   ARGV[3]   the lease's field in KEYS[1]
   ARGV[4]   ms to extend by (from now)
   ARGV[5]   retention of the finished lease record in ms
+  ARGV[6]   number of concurrency pool KEYS (from KEYS[3])
 
   Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, e = new expiresAt}
             or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
@@ -28,9 +31,14 @@ local newExp = math.max(exp, now + tonumber(ARGV[4]))
 local score = fmt(newExp)
 local leaseId = ARGV[2]
 if newExp ~= exp then
-  for i = 3, #KEYS, 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
+  for i = 3, 2 + tonumber(ARGV[6]), 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
+end
+local st = v.st
+if st == 'pending' then
+  lease_confirm_idem(v)
+  st = 'active'
 end
 -- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua)
 rcall('ZADD', KEYS[2], score, leaseId)
-lease_write(KEYS[1], field, v, v.st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
+lease_write(KEYS[1], field, v, st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
 return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })

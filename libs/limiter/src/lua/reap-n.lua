@@ -1,16 +1,23 @@
 --[[
-  reap-n — atomically mark leases expired that are still active and past their expiry at `now`,
-  and drop their entries from the expiry index. Their concurrency slots need no work: a pool stops
-  counting a lease at its expiry ms (includes/pool.lua). Their budget reservation stays spent (the
-  actual cost is unknown). Leases settled, revoked or extended meanwhile are left alone.
+  reap-n — atomically finish leases that are still held and past their expiry at `now`, and drop
+  their entries from the expiry index. Their concurrency slots need no work: a pool stops counting
+  a lease at its expiry ms (includes/pool.lua). Their budget reservation stays spent (the actual
+  cost is unknown). Leases settled, revoked or extended meanwhile are left alone.
+
+  A confirmed ('active') lease is marked 'expired': its job message is in the stream, so the
+  caller publishes a timed_out outcome for it. A lease still 'pending' (its job message was never
+  confirmed in JetStream: the admitting instance died, or was answered 503) is marked 'revoked'
+  and its idempotency records are deleted: it is no attempt, and the key may be used again. Each
+  listed lease says which (`u`).
 
   The expiry index holds one entry per admission call and expiry, '<call id>@<expiresAt>' (every
   lease the call wrote with that expiry), plus '<lease id>' for a lease that was extended. A call
-  entry is removed once none of the call's leases is active and past its expiry; an extended lease
+  entry is removed once none of the call's leases is held and past its expiry; an extended lease
   is reaped through its own entry.
 
   KEYS[1]   lease expiry index (ZSET)
-  KEYS[2…]  per entry, in ARGV order: the lease hash of its call
+  KEYS[2…]  per entry, in ARGV order: the lease hash of its call, then the idempotency records of
+            its pending leases (from the dry run's `k`)
 
   ARGV[1]   now in ms (from expired-1)
   ARGV[2]   retention of the finished lease record in ms
@@ -18,9 +25,11 @@
   ARGV[4]   '1': dry run — change nothing, list what would be reaped, and take whole entries only
             (an entry is started only while the budget lasts, then listed completely), so that a
             later run with the same `now` over those entries marks a subset of what was listed
-  ARGV[5…]  per entry: the index member, then the lease's field ('' for a call entry)
+  ARGV[5…]  per entry: the index member, the lease's field ('' for a call entry), and the number of
+            idempotency KEYS that follow its lease hash
 
-  Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt, x = context, m = member} … ]
+  Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt, x = context, m = member,
+            u = 1 when the lease was pending, k = its idempotency keys (space-separated)} … ]
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])
@@ -32,34 +41,47 @@ local dry = ARGV[4] == '1'
 local out = {}
 
 local function expire(lease, field, v, leaseId, member)
-  if not dry then lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, fmt(now), retention) end
-  out[#out + 1] = { i = leaseId, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = v.exp, x = v.ctx, m = member }
+  local pending = v.st == 'pending'
+  if not dry then
+    if pending then
+      for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
+      lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), retention)
+    else
+      lease_write(lease, field, v, 'expired', v.exps, v.out, v.act, fmt(now), retention)
+    end
+  end
+  local o = { i = leaseId, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = v.exp, x = v.ctx, m = member }
+  if pending then
+    o.u = 1
+    o.k = v.idem
+  end
+  out[#out + 1] = o
   budget = budget - 1
 end
 
 local k = 2
-for a = 5, #ARGV, 2 do
+for a = 5, #ARGV, 3 do
   local member, field, lease = ARGV[a], ARGV[a + 1], KEYS[k]
-  k = k + 1
+  k = k + 1 + tonumber(ARGV[a + 2])
   if dry then
     if budget > 0 then
       if field ~= '' then
         local raw = rcall('HGET', lease, field)
         local v = raw and lease_read(raw)
-        if v and v.st == 'active' and v.exp <= now then expire(lease, field, v, member, member) end
+        if v and lease_held(v) and v.exp <= now then expire(lease, field, v, member, member) end
       else
         local callId = string.match(member, '^(.*)@')
         local all = rcall('HGETALL', lease)
         for i = 1, #all, 2 do
           local v = lease_read(all[i + 1])
-          if v and v.st == 'active' and v.exp <= now then expire(lease, all[i], v, callId .. '_' .. all[i], member) end
+          if v and lease_held(v) and v.exp <= now then expire(lease, all[i], v, callId .. '_' .. all[i], member) end
         end
       end
     end
   elseif field ~= '' then
     local raw = rcall('HGET', lease, field)
     local v = raw and lease_read(raw)
-    if not v or v.st ~= 'active' then
+    if not v or not lease_held(v) then
       rcall('ZREM', KEYS[1], member)
     elseif v.exp <= now and budget > 0 then
       rcall('ZREM', KEYS[1], member)
@@ -71,7 +93,7 @@ for a = 5, #ARGV, 2 do
     local left = false
     for i = 1, #all, 2 do
       local v = lease_read(all[i + 1])
-      if v and v.st == 'active' and v.exp <= now then
+      if v and lease_held(v) and v.exp <= now then
         if budget > 0 then expire(lease, all[i], v, callId .. '_' .. all[i], member) else left = true end
       end
     end

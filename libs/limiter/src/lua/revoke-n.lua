@@ -1,5 +1,5 @@
 --[[
-  revoke-n — undo admissions whose publish failed: for each still-active lease give its rate
+  revoke-n — undo admissions whose publish failed: for each still-held lease give its rate
   tokens back (capped at the bucket size), free its concurrency slots, return its budget
   reservation (if its window is current), delete the idempotency records it created, and mark it
   revoked. Holdings are read from the lease record; they never change after admission, and the
@@ -30,7 +30,7 @@ for a = 3, #ARGV, 3 do
   k = k + tonumber(ARGV[a + 2])
   local raw = rcall('HGET', lease, field)
   local v = raw and lease_read(raw)
-  if v and v.st == 'active' then
+  if v and lease_held(v) then
     if v.exp > now then
       for h, x in string.gmatch(v.conc, '(%S+) (%S+)') do pool_remove(h, x, v.exp) end
     end

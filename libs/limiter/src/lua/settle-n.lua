@@ -13,7 +13,8 @@
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
   KEYS[4…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
-            ARGV[7] keys, then its costRate buckets (the `rate` entries with an estimate, in record order)
+            ARGV[7] keys, then its costRate buckets (the `rate` entries with an estimate, in record order),
+            then its idempotency records (its `idem` field; a pending lease's lose their 'in progress' mark)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   lease id
@@ -37,6 +38,7 @@ local v, failure = lease_live(KEYS[1], field, now)
 if not v then return cjson.encode({ s = failure }) end
 
 local leaseId = ARGV[2]
+if v.st == 'pending' then lease_confirm_idem(v) end
 local costAt = 4 + tonumber(ARGV[7])
 for i = 4, costAt - 1, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
 rcall('ZREM', KEYS[2], leaseId)

@@ -22,14 +22,27 @@ local function lease_read(v)
     ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7], ctx = string.sub(v, pos) }
 end
 
--- The record of a lease that is active and unexpired at `now`, or nil and why not:
+-- A lease is 'pending' from admission until its job message is confirmed in JetStream, then
+-- 'active'. Both hold their limits; only a confirmed lease becomes a timed_out attempt (reap-n.lua).
+local function lease_held(v)
+  return v.st == 'active' or v.st == 'pending'
+end
+
+-- A pending lease's idempotency records say 'in progress' (field p) until it is confirmed: a worker
+-- settling or extending it proves that its job message reached the stream. Its idempotency keys
+-- are among the caller's KEYS.
+local function lease_confirm_idem(v)
+  for key in string.gmatch(v.idem, '%S+') do rcall('HDEL', key, 'p') end
+end
+
+-- The record of a lease that is held (active or pending) and unexpired at `now`, or nil and why not:
 -- LEASE_ANSWER_UNKNOWN, _EXPIRED or _ALREADY_SETTLED (also for a revoked lease).
 local function lease_live(key, field, now)
   local raw = rcall('HGET', key, field)
   local v = raw and lease_read(raw)
   if not v then return nil, LEASE_ANSWER_UNKNOWN end
   if v.st == 'expired' then return nil, LEASE_ANSWER_EXPIRED end
-  if v.st ~= 'active' then return nil, LEASE_ANSWER_ALREADY_SETTLED end
+  if not lease_held(v) then return nil, LEASE_ANSWER_ALREADY_SETTLED end
   if v.exp <= now then return nil, LEASE_ANSWER_EXPIRED end
   return v
 end

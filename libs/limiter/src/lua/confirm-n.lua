@@ -1,0 +1,37 @@
+--[[
+  confirm-n — record that the job messages of pending leases are in JetStream (the publish was
+  acknowledged): each pending lease becomes 'active' (from now on its expiry is a timed_out
+  attempt, reap-n.lua) and its idempotency records lose their 'in progress' mark, so a replay of
+  the request is answered as a duplicate. A lease a worker already settled or extended only loses
+  the mark (if any is left). A lease no longer held (revoked, or reaped while pending) is not
+  confirmed: its job message is in the stream although its admission was undone, and the caller
+  learns it from the answer.
+
+  KEYS[1…]  per lease: the lease's hash (one per admission call), then its idempotency records
+            (its `idem` field, as the admission wrote them)
+
+  ARGV[1…]  per lease: its field in the lease hash, the number of KEYS that belong to it (hash included)
+
+  Returns   per lease, in order: 1 confirmed (or active or settled already), 0 not held (revoked,
+            expired or unknown)
+]]
+local rcall = redis.call
+-- @include lease-record
+local out = {}
+local k = 1
+for a = 1, #ARGV, 2 do
+  local lease, field = KEYS[k], ARGV[a]
+  k = k + tonumber(ARGV[a + 1])
+  local raw = rcall('HGET', lease, field)
+  local v = raw and lease_read(raw)
+  if v and (lease_held(v) or v.st == 'settled') then
+    lease_confirm_idem(v)
+    if v.st == 'pending' then
+      rcall('HSET', lease, field, 'active' .. string.sub(raw, 8))
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

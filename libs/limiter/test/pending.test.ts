@@ -1,0 +1,101 @@
+/**
+ * Pending admissions (admit-n writes leases 'pending'; confirm-n makes them 'active' once JetStream
+ * acknowledged the job messages). What this protects:
+ * - a replay of a request whose job message is not yet confirmed is not answered "duplicate" (the
+ *   admission may still be revoked: a 200 for it would be a lie);
+ * - a lease that expires pending (its admitting instance died, or answered 503) is no attempt: the
+ *   reaper says so, frees its idempotency keys and its slots;
+ * - a worker's settle or extend of a pending lease proves its message reached the stream.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { harness, job, type Harness } from './helpers.js';
+import type { AdmissionRequest, AdmissionResult, Admitted } from '../src/index.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const policy = {
+  dependencies: { api: { concurrency: 2 } },
+  jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 1000 } },
+};
+
+function admitted(r: AdmissionResult): Admitted {
+  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+const keyed = (key: string, jobId = `j-${key}`): AdmissionRequest => ({ jobs: [job('call', { jobId, idempotency: { key, record: `rec-${key}` } })] });
+const batchKeyed = (key: string): AdmissionRequest => ({ jobs: [job('call'), job('call')], idempotency: { key, tenant: 'acme', record: `batch-${key}`, windowMs: 60_000 } });
+
+describe('pending admissions', () => {
+  it('a replay is in progress until the admission is confirmed, then a duplicate; it takes nothing either way', async () => {
+    h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 10 } } });
+    const first = admitted(await h.limiter.admit(keyed('k1')));
+    expect(await h.limiter.admit(keyed('k1', 'other'))).toEqual({ kind: 'in_progress', index: 0 });
+    const batch = admitted(await h.limiter.admit(batchKeyed('b1')));
+    expect(batch.jobs).toHaveLength(2);
+    expect(await h.limiter.admit(batchKeyed('b1'))).toEqual({ kind: 'in_progress', index: -1 });
+    expect(await h.limiter.confirm(keyed('k1'), first)).toEqual({ confirmed: 1, notHeld: [] });
+    expect(await h.limiter.admit(keyed('k1', 'other'))).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: 'rec-k1' } }] });
+    expect(await h.limiter.confirm(batchKeyed('b1'), batch)).toEqual({ confirmed: 2, notHeld: [] });
+    expect(await h.limiter.admit(batchKeyed('b1'))).toEqual({ kind: 'duplicate', record: 'batch-b1' });
+    expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 3 });
+  });
+
+  it('a lease that expires pending is no attempt: unconfirmed, its key freed, its slot freed; a confirmed one is an attempt', async () => {
+    h = await harness('pending', policy);
+    const lost = admitted(await h.limiter.admit(keyed('lost')));
+    const kept = keyed('kept');
+    const sent = admitted(await h.limiter.admit(kept));
+    await h.limiter.confirm(kept, sent);
+    expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected'); // both slots held
+    h.advance(1000);
+    const reaped = await h.limiter.reapExpired(10);
+    expect(reaped.map((l) => [l.jobId, l.confirmed]).sort()).toEqual([
+      ['j-kept', true],
+      ['j-lost', false],
+    ]);
+    expect(await h.limiter.leaseState(lost.jobs[0]!.lease!.token)).toMatchObject({ ok: true, lease: { state: 'revoked' } });
+    // the lost admission's key can be used again (a fresh admission); the kept one's is a duplicate
+    expect(admitted(await h.limiter.admit(keyed('lost', 'again'))).jobs[0]).toMatchObject({ jobId: 'again', lease: { id: expect.any(String) } });
+    expect(admitted(await h.limiter.admit(keyed('kept', 'again2'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-kept' } });
+    expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
+  });
+
+  it('a worker settling or extending a pending lease confirms it', async () => {
+    h = await harness('pending', policy);
+    const a = admitted(await h.limiter.admit(keyed('settled')));
+    const b = admitted(await h.limiter.admit(keyed('extended')));
+    expect((await h.limiter.settle(a.jobs[0]!.lease!.token, 'succeeded')).ok).toBe(true);
+    expect((await h.limiter.extend(b.jobs[0]!.lease!.token, 5000)).ok).toBe(true);
+    expect(admitted(await h.limiter.admit(keyed('settled', 'x'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-settled' } });
+    expect(admitted(await h.limiter.admit(keyed('extended', 'y'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-extended' } });
+    expect(await h.limiter.leaseState(b.jobs[0]!.lease!.token)).toMatchObject({ ok: true, lease: { state: 'active' } });
+    h.advance(5000);
+    expect((await h.limiter.reapExpired(10)).map((l) => l.confirmed)).toEqual([true]);
+  });
+
+  it('a revoked admission cannot be confirmed: the caller learns its lease is not held', async () => {
+    h = await harness('pending', policy);
+    const request = keyed('rev');
+    const a = admitted(await h.limiter.admit(request));
+    await h.limiter.revoke(a);
+    expect(await h.limiter.confirm(request, a)).toEqual({ confirmed: 0, notHeld: [a.jobs[0]!.lease!.id] });
+    expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 0 });
+  });
+
+  it('under parallel replays of one key exactly one admission is made; the others are in progress or duplicates', async () => {
+    h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 100 } } });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => h!.limiter.admit(keyed('same', `p-${i}`))));
+    const fresh = results.filter((r) => r.kind === 'admitted' && r.jobs[0]?.lease !== undefined);
+    expect(fresh).toHaveLength(1);
+    expect(results.filter((r) => r.kind === 'in_progress')).toHaveLength(49);
+    await h.limiter.confirm(keyed('same'), admitted(fresh[0]!));
+    const later = await Promise.all(Array.from({ length: 20 }, (_, i) => h!.limiter.admit(keyed('same', `q-${i}`))));
+    expect(later.every((r) => r.kind === 'admitted' && r.jobs[0]?.duplicate !== undefined)).toBe(true);
+    expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
+  });
+});
