@@ -1,6 +1,7 @@
-import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/contracts';
-import { JsonText, messageIds, jsonWithRaw, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
-import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
+import type { Priority, RejectReason } from '@janus/contracts';
+import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
+import type { NatsNames, JetStreamTarget } from '@janus/messaging';
+import { StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
 import { encodeRetryContext } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
@@ -34,10 +35,12 @@ export type AdmitAnswer =
   | ExceedsCapacity
   /** An idempotency key already names a different request: the job's (`index`) or the batch's (-1). Nothing was admitted. */
   | { readonly kind: 'idempotency_key_reused'; readonly index: number }
+  /** An idempotency key names an admission whose job message is not yet confirmed: answer it again shortly. Nothing was admitted. */
+  | { readonly kind: 'in_progress'; readonly index: number }
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'revoke'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */
@@ -45,23 +48,37 @@ export interface AdmissionServiceDeps {
   readonly metrics: IngressMetrics;
   readonly decisions: DecisionRecorder;
   readonly logger?: Pick<Logger, 'warn' | 'error'>;
-  /** Ack timeout of one publish try (there are at most two tries). */
+  /** Ack timeout of one publish try. */
   readonly publishTimeoutMs?: number;
+  /** How long a publish whose answer did not come is repeated (same msgID) before answering 503. */
+  readonly answerDeadlineMs?: number;
 }
 
-type Message = { subject: string; body: unknown; msgID: string };
-
 /**
- * Admission → publish → answer. A job is answered `admitted` only after JetStream acknowledged its
- * message; if a publish fails (after one retry with the same msgID, which JetStream dedupes), the
- * whole admission is revoked and the caller gets 503.
+ * A producer's request through the one admission pipeline (@janus/admission: admit → ledger →
+ * publish → confirm), and its answer: 202 only once JetStream holds every fresh job message and the
+ * admission is confirmed. What is the ingress's own: the idempotency records (the first answer and
+ * the request's fingerprint), `idempotency-key-reused`, failing open, and decision metrics.
  */
 export class AdmissionService {
-  // Two clocks, so that each keeps hitting its cache: ~20 admissions share a millisecond at full load.
-  readonly #admittedAt = new IsoTime();
-  readonly #expiresAt = new IsoTime();
+  readonly #pipeline: AdmissionPipeline;
 
-  constructor(private readonly deps: AdmissionServiceDeps) {}
+  constructor(private readonly deps: AdmissionServiceDeps) {
+    const { metrics, logger } = deps;
+    this.#pipeline = new AdmissionPipeline({
+      limiter: deps.limiter,
+      js: deps.js,
+      names: deps.names,
+      natsUp: deps.natsUp,
+      ...(deps.publishTimeoutMs !== undefined ? { publishTimeoutMs: deps.publishTimeoutMs } : {}),
+      ...(deps.answerDeadlineMs !== undefined ? { answerDeadlineMs: deps.answerDeadlineMs } : {}),
+      events: {
+        publishFailed: (stream, n) => metrics.publishFailures.inc({ stream }, n),
+        revoked: (cause) => metrics.revocations.inc({ cause }),
+        fault: (what, err) => logger?.error({ err }, `${what} failed after a publish; the admission stays pending and its lease will expire without counting as an attempt`),
+      },
+    });
+  }
 
   async admit(
     tenant: string,
@@ -70,40 +87,44 @@ export class AdmissionService {
     shape: 'single' | 'batch',
     batchIdempotency?: { key: string; windowMs: number; fingerprint: string },
   ): Promise<AdmitAnswer> {
-    const { deps } = this;
-    if (!deps.natsUp()) {
-      this.countAll(jobs, 'unavailable', 'nats_down');
-      return { kind: 'unavailable', detail: 'JetStream is unreachable; nothing was admitted', retryAfterMs: 1000 };
-    }
-    const admittedAt = this.#admittedAt.of(Date.now());
+    const admittedAt = new Date().toISOString();
     const records = jobs.map((j): AdmittedBody => ({ jobId: j.jobId, status: 'admitted', attempt: 1, admittedAt }));
-    let result;
+    const request: AdmissionRequest = {
+      jobs: jobs.map((j, i) => ({
+        jobId: j.jobId,
+        tenant,
+        jobType: j.type,
+        priority: j.priority,
+        ...(j.cost !== undefined ? { cost: j.cost } : {}),
+        ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify({ ...records[i], fp: j.fingerprint }) } } : {}),
+        // What a retry of this job will need; kept with the lease in Redis.
+        context: encodeRetryContext(
+          { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
+          j.payloadJson,
+        ),
+      })),
+      ...(batchIdempotency
+        ? {
+            idempotency: {
+              key: batchIdempotency.key,
+              tenant,
+              windowMs: batchIdempotency.windowMs,
+              record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })), fp: batchIdempotency.fingerprint }),
+            },
+          }
+        : {}),
+    };
+    // A job whose key names a different request: the whole request is refused (all or nothing), so
+    // what was admitted with it is revoked before anything is published.
+    let reused = -1;
+    const vet = (admitted: Admitted): string | undefined => {
+      reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
+      return reused >= 0 ? 'idempotency_key_reused' : undefined;
+    };
+
+    let result: PipelineResult;
     try {
-      result = await deps.limiter.admit({
-        jobs: jobs.map((j, i) => ({
-          jobId: j.jobId,
-          tenant,
-          jobType: j.type,
-          priority: j.priority,
-          ...(j.cost !== undefined ? { cost: j.cost } : {}),
-          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify({ ...records[i], fp: j.fingerprint }) } } : {}),
-          // What a retry of this job will need; kept with the lease in Redis.
-          context: encodeRetryContext(
-            { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
-            j.payloadJson,
-          ),
-        })),
-        ...(batchIdempotency
-          ? {
-              idempotency: {
-                key: batchIdempotency.key,
-                tenant,
-                windowMs: batchIdempotency.windowMs,
-                record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })), fp: batchIdempotency.fingerprint }),
-              },
-            }
-          : {}),
-      });
+      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), admittedAt, vet });
     } catch (error) {
       if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
         return this.admitFailOpen(tenant, policy, jobs, records, shape);
@@ -128,6 +149,16 @@ export class AdmissionService {
         this.countAll(jobs, 'duplicate', 'idempotency');
         return { kind: 'admitted', status: 200, body: { ...body, duplicate: true } };
       }
+      case 'in_progress': {
+        // A different request under the key is wrong whatever became of the first: 422, not "ask again".
+        const mine = result.index < 0 ? batchIdempotency?.fingerprint : jobs[result.index]?.fingerprint;
+        if (!sameRequest(parseRecord(result.record).fp, mine)) {
+          this.countAll(jobs, 'rejected', 'idempotency_key_reused');
+          return { kind: 'idempotency_key_reused', index: result.index };
+        }
+        this.countAll(jobs, 'rejected', 'idempotency_in_progress');
+        return { kind: 'in_progress', index: result.index };
+      }
       case 'unknown_job_type':
         this.countAll(jobs, 'rejected', 'unknown_job_type');
         return { kind: 'unknown_job_type', index: result.index };
@@ -137,77 +168,36 @@ export class AdmissionService {
       case 'exceeds_capacity':
         this.countAll(jobs, 'rejected', 'exceeds_capacity');
         return result;
+      case 'vetoed':
+        this.countAll(jobs, 'rejected', 'idempotency_key_reused');
+        return { kind: 'idempotency_key_reused', index: reused };
+      case 'unavailable':
+        this.countAll(jobs, 'unavailable', result.cause);
+        return { kind: 'unavailable', detail: result.detail, retryAfterMs: result.retryAfterMs };
       case 'admitted':
-        return this.publishAdmitted(tenant, jobs, records, result, shape);
+        return this.answerAdmitted(jobs, records, result.admitted, shape);
     }
   }
 
-  private async publishAdmitted(
-    tenant: string,
-    jobs: readonly PreparedJob[],
-    records: readonly AdmittedBody[],
-    admitted: Admitted,
-    shape: 'single' | 'batch',
-  ): Promise<AdmitAnswer> {
-    const { names } = this.deps;
-    const fresh: { job: PreparedJob; admitted: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }; record: AdmittedBody }[] = [];
-    admitted.jobs.forEach((a, i) => {
-      const job = jobs[i];
-      const record = records[i];
-      if (a.lease !== undefined && job !== undefined && record !== undefined) fresh.push({ job, admitted: a, record });
-    });
-
-    const jobMessages: Message[] = fresh.map(({ job, admitted: a, record }) => {
-      const body: Omit<JobMessage, 'payload'> = {
-        jobId: a.jobId,
-        type: a.jobType,
-        tenant,
-        attempt: a.attempt,
-        priority: a.priority,
-        admittedAt: record.admittedAt,
-        lease: { id: a.lease.id, token: a.lease.token, expiresAt: this.#expiresAt.of(a.lease.expiresAt) },
-      };
-      return { subject: names.subjects.job(a.jobType), body: jobMessage(body, job.payloadJson), msgID: messageIds.attempt(a.jobId, a.attempt) };
-    });
-    const reserves = fresh.filter((f) => f.admitted.budgetReserved > 0);
-
-    // A job whose key names a different request: the whole request is refused (all or nothing), so
-    // what was admitted with it is revoked before anything is published.
-    const reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
-    if (reused >= 0) {
-      if (fresh.length > 0) await this.revoke(admitted, 'idempotency_key_reused');
-      this.countAll(jobs, 'rejected', 'idempotency_key_reused');
-      return { kind: 'idempotency_key_reused', index: reused };
-    }
-
-    if (!(await this.publish(jobMessages, 'jobs'))) {
-      await this.revoke(admitted, 'job_publish_failed');
-      this.countAll(jobs, 'unavailable', 'publish_failed');
-      return { kind: 'unavailable', detail: 'JetStream did not acknowledge the job; the admission was revoked', retryAfterMs: 1000 };
-    }
-    // The reserve follows the job, so the ledger never holds a reservation for a job that was never published.
-    if (reserves.length > 0 && !(await this.publish(this.ledger('reserve', tenant, reserves), 'ledger'))) {
-      await this.revoke(admitted, 'ledger_publish_failed');
-      // The reserve may have been stored despite the failed ack: cancel it (msgIDs keep this idempotent).
-      await this.publish(this.ledger('release', tenant, reserves), 'ledger');
-      this.countAll(jobs, 'unavailable', 'publish_failed');
-      return { kind: 'unavailable', detail: 'JetStream did not acknowledge the budget reservation; the admission was revoked', retryAfterMs: 1000 };
-    }
-
+  private answerAdmitted(jobs: readonly PreparedJob[], records: readonly AdmittedBody[], admitted: Admitted, shape: 'single' | 'batch'): AdmitAnswer {
     // Per-job duplicates (their own idempotency key was seen before) were not admitted again.
     const entries = admitted.jobs.map((a, i) => {
       if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record).body, duplicate: true };
       const r = records[i] as AdmittedBody;
       return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
     });
+    let fresh = 0;
     for (const [i, a] of admitted.jobs.entries()) {
       const type = jobs[i]?.type ?? 'unknown';
       if (a.duplicate !== undefined) this.deps.decisions.record('duplicate', 'idempotency', type, 1);
-      else this.deps.decisions.record('admitted', 'admitted', type, 1);
+      else {
+        fresh += 1;
+        this.deps.decisions.record('admitted', 'admitted', type, 1);
+      }
     }
-    const allDuplicates = fresh.length === 0;
-    if (shape === 'single') return { kind: 'admitted', status: allDuplicates ? 200 : 202, body: entries[0] ?? {} };
-    return { kind: 'admitted', status: allDuplicates ? 200 : 202, body: { jobs: entries } };
+    const status = fresh === 0 ? 200 : 202;
+    if (shape === 'single') return { kind: 'admitted', status, body: entries[0] ?? {} };
+    return { kind: 'admitted', status, body: { jobs: entries } };
   }
 
   /**
@@ -222,24 +212,15 @@ export class AdmissionService {
     records: readonly AdmittedBody[],
     shape: 'single' | 'batch',
   ): Promise<AdmitAnswer> {
-    const { names } = this.deps;
-    const messages: Message[] = jobs.map((job, i) => {
-      const record = records[i] as AdmittedBody;
+    const now = Date.now();
+    const messages = jobs.map((job) => {
       const timeoutMs = policy.jobType(job.type)?.timeoutMs ?? 30_000;
-      const body: Omit<JobMessage, 'payload'> = {
-        jobId: job.jobId,
-        type: job.type,
-        tenant,
-        attempt: 1,
-        priority: job.priority,
-        admittedAt: record.admittedAt,
-        lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: new Date(Date.now() + timeoutMs).toISOString() },
-      };
-      return { subject: names.subjects.job(job.type), body: jobMessage(body, job.payloadJson), msgID: messageIds.attempt(job.jobId, 1) };
+      const unheld = { jobId: job.jobId, attempt: 1, tenant, jobType: job.type, priority: job.priority, admittedAt: now, budgetReserved: 0 };
+      return this.#pipeline.jobMessage({ ...unheld, lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: now + timeoutMs } }, job.payloadJson, records[0]?.admittedAt);
     });
-    if (!(await this.publish(messages, 'jobs'))) {
+    if ((await this.#pipeline.publish(messages, 'jobs', false)) !== 'stored') {
       this.countAll(jobs, 'unavailable', 'publish_failed');
-      return { kind: 'unavailable', detail: 'Redis and JetStream are unreachable; nothing was admitted', retryAfterMs: 1000 };
+      return { kind: 'unavailable', detail: 'Redis is unreachable and JetStream did not store the job; nothing was admitted', retryAfterMs: 1000 };
     }
     for (const job of jobs) {
       this.deps.metrics.failOpen.inc({ job_type: job.type });
@@ -249,73 +230,10 @@ export class AdmissionService {
     return { kind: 'admitted', status: 202, body: { jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) } };
   }
 
-  /** The budget ledger entries of the admitted jobs that reserved budget. */
-  private ledger(kind: LedgerEntry['kind'], tenant: string, reserves: readonly { admitted: AdmittedJob; record: AdmittedBody }[]): Message[] {
-    const { names } = this.deps;
-    return reserves.map(({ admitted: a, record }) => {
-      const body: LedgerEntry = { tenant, kind, amount: a.budgetReserved, jobId: a.jobId, attempt: a.attempt, at: kind === 'reserve' ? record.admittedAt : new Date().toISOString() };
-      return { subject: names.subjects.ledger(tenant), body, msgID: messageIds.ledger(a.jobId, a.attempt, kind) };
-    });
-  }
-
-  /** Publishes concurrently; retries the failed ones once (same msgIDs: JetStream dedupes). */
-  private async publish(messages: Message[], stream: 'jobs' | 'ledger'): Promise<boolean> {
-    if (messages.length === 0) return true;
-    const timeoutMs = this.deps.publishTimeoutMs ?? 1_500;
-    let first;
-    try {
-      first = await publishAll(this.deps.js, messages, { timeoutMs });
-    } catch (error) {
-      this.deps.logger?.warn({ err: error }, 'publish threw');
-      this.deps.metrics.publishFailures.inc({ stream }, messages.length);
-      return false;
-    }
-    if (first.ok) return true;
-    this.deps.metrics.publishFailures.inc({ stream }, first.failed.length);
-    if (!this.deps.natsUp()) return false;
-    const again = await publishAll(
-      this.deps.js,
-      first.failed.map((i) => messages[i] as Message),
-      { timeoutMs },
-    ).catch(() => undefined);
-    if (again?.ok) return true;
-    this.deps.metrics.publishFailures.inc({ stream }, again?.failed.length ?? first.failed.length);
-    return false;
-  }
-
-  private async revoke(admitted: Admitted, cause: string): Promise<void> {
-    this.deps.metrics.revocations.inc({ cause });
-    try {
-      await this.deps.limiter.revoke(admitted);
-    } catch (error) {
-      // Redis went away too: the leases expire on their own (the scheduler reaps them).
-      this.deps.logger?.error({ err: error }, 'could not revoke an admission after a failed publish; its leases will expire');
-    }
-  }
-
   private countAll(jobs: readonly PreparedJob[], decision: 'rejected' | 'duplicate' | 'unavailable', reason: string): void {
     const byType = new Map<string, number>();
     for (const j of jobs) byType.set(j.type, (byType.get(j.type) ?? 0) + 1);
     for (const [type, n] of byType) this.deps.decisions.record(decision, reason, type, n);
-  }
-}
-
-/** The job message's JSON, with the payload text spliced in as it was serialized once. */
-function jobMessage(body: Omit<JobMessage, 'payload'>, payloadJson: string | undefined): JsonText {
-  return new JsonText(jsonWithRaw(body, 'payload', payloadJson));
-}
-
-/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (Date formatting is not free). */
-export class IsoTime {
-  #ms = Number.NaN;
-  #text = '';
-
-  of(ms: number): string {
-    if (ms !== this.#ms) {
-      this.#ms = ms;
-      this.#text = new Date(ms).toISOString();
-    }
-    return this.#text;
   }
 }
 

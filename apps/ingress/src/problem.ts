@@ -15,6 +15,8 @@ export const PROBLEM = {
   exceedsCapacity: `${PROBLEM_BASE}/exceeds-capacity`,
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
   idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
+  /** The idempotency key names an admission that is still being published: ask again shortly (409, Retry-After). */
+  idempotencyKeyInProgress: `${PROBLEM_BASE}/idempotency-key-in-progress`,
 } as const;
 
 export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;

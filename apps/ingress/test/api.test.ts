@@ -183,13 +183,23 @@ describe('POST /v1/jobs', () => {
     expect(other.status).toBe(202);
   });
 
-  it('concurrent requests with one key admit exactly one job', async () => {
-    const answers = await Promise.all(Array.from({ length: 20 }, () => post('/v1/jobs', acme, { type: 'email' }, { 'idempotency-key': 'race-1' })));
-    const statuses = answers.map((r) => r.status).sort();
+  it('concurrent requests with one key admit exactly one job; a replay before it is published is 409 in-progress, after it 200', async () => {
+    const send = () => post('/v1/jobs', acme, { type: 'email' }, { 'idempotency-key': 'race-1' });
+    const answers = await Promise.all(Array.from({ length: 20 }, send));
+    const statuses = answers.map((r) => r.status);
     expect(statuses.filter((s) => s === 202)).toHaveLength(1);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(19);
-    const ids = new Set(await Promise.all(answers.map(async (r) => ((await r.json()) as { jobId: string }).jobId)));
+    // never a 200 for an admission that might still be revoked: until it is published, replays are 409
+    expect(statuses.every((s) => s === 202 || s === 200 || s === 409)).toBe(true);
+    const conflict = answers.find((r) => r.status === 409);
+    if (conflict) {
+      expect(conflict.headers.get('retry-after')).toBe('1');
+      expect(((await conflict.clone().json()) as { type: string }).type).toBe(`${PROBLEM_BASE}/idempotency-key-in-progress`);
+    }
+    const ids = new Set(await Promise.all(answers.filter((r) => r.status !== 409).map(async (r) => ((await r.json()) as { jobId: string }).jobId)));
     expect(ids.size).toBe(1);
+    const later = await send();
+    expect(later.status).toBe(200);
+    expect(((await later.json()) as { jobId: string }).jobId).toBe([...ids][0]);
   });
 });
 

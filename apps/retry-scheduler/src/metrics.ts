@@ -3,7 +3,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 export interface SchedulerMetrics {
   readonly outcomes: Counter<'disposition'>;
   readonly retries: Counter<'disposition'>;
-  readonly reaped: Counter;
+  readonly reaped: Counter<'kind'>;
   readonly reapPublishFailures: Counter;
   readonly processing: Histogram;
 }
@@ -22,7 +22,12 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
       labelNames: ['disposition'],
       registers: [registry],
     }),
-    reaped: new Counter({ name: 'janus_leases_reaped_total', help: 'Expired leases freed and reported as timed_out', registers: [registry] }),
+    reaped: new Counter({
+      name: 'janus_leases_reaped_total',
+      help: 'Expired leases freed, by kind: attempt (confirmed: reported as timed_out) or unconfirmed (its job message never confirmed in JetStream: released as no attempt)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     reapPublishFailures: new Counter({
       name: 'janus_reap_publish_failures_total',
       help: 'Expired leases whose timed_out outcome could not be published',

@@ -94,7 +94,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       limiter,
       js,
       names,
-      onReaped: () => metrics.reaped.inc(),
+      onReaped: (lease) => metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' }),
       onPublishFailure: (lease, error) => {
         metrics.reapPublishFailures.inc();
         logger.error({ err: error, jobId: lease.jobId, attempt: lease.attempt }, 'timed_out outcome could not be published');

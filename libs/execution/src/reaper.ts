@@ -21,6 +21,12 @@ export interface ReaperDeps {
  * 2. publish each one's `timed_out` outcome (and its budget `settle`), msgID-deduped;
  * 3. only then mark the published ones expired and drop them from the expiry index (`markExpired`).
  *
+ * A lease that expires still pending (its job message was never confirmed in JetStream: the
+ * admitting instance died, or JetStream's answer never came and the producer was answered 503) is
+ * no attempt: no `timed_out` outcome, so no retry and no dead letter; marking revokes it and frees
+ * its idempotency keys. Its budget reservation stays spent (a `settle` ledger entry), as for any
+ * lease whose actual cost is unknown.
+ *
  * A lease whose publish failed, or that a crash left between 2 and 3, stays in the index and is
  * listed again on the next tick of any instance; its re-publish is a dropped duplicate within the
  * duplicate window (and is idempotent for the scheduler and the persister beyond it). Nothing can
@@ -49,7 +55,9 @@ async function publishTimedOut(deps: ReaperDeps, lease: ExpiredLease): Promise<b
   const timeoutMs = deps.publishTimeoutMs ?? 5_000;
   const event: OutcomeEvent = { jobId: lease.jobId, attempt: lease.attempt, leaseToken: lease.token, outcome: 'timed_out' };
   try {
-    await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, messageIds.timedOut(lease.jobId, lease.attempt), { timeoutMs });
+    if (lease.confirmed) {
+      await publishJson(deps.js, deps.names.subjects.outcome(lease.jobType), event, messageIds.timedOut(lease.jobId, lease.attempt), { timeoutMs });
+    }
     if (lease.reserved > 0) {
       // No actual cost will ever be reported: the reservation stands as spent.
       const entry: LedgerEntry = {

@@ -152,7 +152,8 @@ export function decodeAdmitReply<T>(reply: unknown, call: AdmitCall<T>, tokens: 
     if (code === ADMIT_REPLY.duplicate) {
       out.push({ kind: 'duplicate', record: String(r[c++]) });
     } else if (code === ADMIT_REPLY.inProgress) {
-      out.push({ kind: 'in_progress', index: Number(r[c++]) });
+      out.push({ kind: 'in_progress', index: Number(r[c]), record: String(r[c + 1]) });
+      c += 2;
     } else if (code === ADMIT_REPLY.rejected) {
       out.push({ kind: 'rejected', index: Number(r[c]), reason: r[c + 1] as RejectReason, retryAfterMs: Number(r[c + 2]) });
       c += 3;

@@ -28,7 +28,7 @@ export const ADMIT_REPLY = {
   duplicate: 3,
   /** followed by: n, then n × (job index 0-based, record): admitted, those jobs were idempotent replays */
   admittedWithReplays: 4,
-  /** followed by: the job index (0-based, -1 for the request's key) whose key names an admission not yet confirmed */
+  /** followed by: the job index (0-based, -1 for the request's key) whose key names an admission not yet confirmed, and its record */
   inProgress: 5,
 } as const;
 

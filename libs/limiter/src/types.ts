@@ -83,7 +83,7 @@ export type AdmissionResult =
    * admission whose job message is not yet confirmed in JetStream: it may still be revoked, so the
    * replay cannot be answered yet. Nothing was taken.
    */
-  | { readonly kind: 'in_progress'; readonly index: number }
+  | { readonly kind: 'in_progress'; readonly index: number; readonly record: string }
   | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number }
   | { readonly kind: 'unknown_job_type'; readonly index: number }
   | ExceedsCapacity;

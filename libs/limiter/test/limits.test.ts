@@ -207,7 +207,7 @@ describe('idempotency', () => {
     const [a, b] = await Promise.all([admitOne(h, { idempotency: key }), admitOne(h, { idempotency: { ...key, record: 'second' } })]);
     expect(a).toMatchObject({ kind: 'admitted', jobs: [{ lease: { id: expect.any(String) } }] });
     // a concurrent replay comes before the first admission is confirmed (its job message published)
-    expect(b).toEqual({ kind: 'in_progress', index: 0 });
+    expect(b).toEqual({ kind: 'in_progress', index: 0, record: '{"jobId":"a"}' });
     if (a.kind === 'admitted') await h.limiter.confirm({ jobs: [job('call', { idempotency: key })] }, a);
     expect(await admitOne(h, { idempotency: { ...key, record: 'third' } })).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: '{"jobId":"a"}' } }] });
     expect((await h.limiter.inspect()).dependencies['api']?.rate?.available).toBe(1);

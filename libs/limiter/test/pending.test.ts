@@ -34,10 +34,10 @@ describe('pending admissions', () => {
   it('a replay is in progress until the admission is confirmed, then a duplicate; it takes nothing either way', async () => {
     h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 10 } } });
     const first = admitted(await h.limiter.admit(keyed('k1')));
-    expect(await h.limiter.admit(keyed('k1', 'other'))).toEqual({ kind: 'in_progress', index: 0 });
+    expect(await h.limiter.admit(keyed('k1', 'other'))).toEqual({ kind: 'in_progress', index: 0, record: 'rec-k1' });
     const batch = admitted(await h.limiter.admit(batchKeyed('b1')));
     expect(batch.jobs).toHaveLength(2);
-    expect(await h.limiter.admit(batchKeyed('b1'))).toEqual({ kind: 'in_progress', index: -1 });
+    expect(await h.limiter.admit(batchKeyed('b1'))).toEqual({ kind: 'in_progress', index: -1, record: 'batch-b1' });
     expect(await h.limiter.confirm(keyed('k1'), first)).toEqual({ confirmed: 1, notHeld: [] });
     expect(await h.limiter.admit(keyed('k1', 'other'))).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: 'rec-k1' } }] });
     expect(await h.limiter.confirm(batchKeyed('b1'), batch)).toEqual({ confirmed: 2, notHeld: [] });

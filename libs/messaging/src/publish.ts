@@ -1,5 +1,6 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { AckPublisher } from './ack-publisher.js';
+import { JetStreamApiError, JetStreamError, type JetStreamClient } from '@nats-io/jetstream';
+import { NoRespondersError, RequestError } from '@nats-io/transport-node';
+import { AckPublisher, PublishRejected } from './ack-publisher.js';
 import { JsonText } from './json.js';
 import type { PublishResult } from './publish-result.js';
 
@@ -39,22 +40,38 @@ export async function publishAll(
   js: JetStreamTarget,
   messages: readonly { subject: string; body: unknown; msgID: string }[],
   opts: { timeoutMs?: number } = {},
-): Promise<{ ok: boolean; failed: number[]; results: (PublishResult | undefined)[] }> {
+): Promise<{ ok: boolean; failed: number[]; results: (PublishResult | undefined)[]; errors: unknown[] }> {
   if (messages.length === 1) {
     // The common case (one job per request), without allSettled's bookkeeping.
     const m = messages[0]!;
     try {
-      return { ok: true, failed: [], results: [await publishJson(js, m.subject, m.body, m.msgID, opts)] };
-    } catch {
-      return { ok: false, failed: [0], results: [undefined] };
+      return { ok: true, failed: [], results: [await publishJson(js, m.subject, m.body, m.msgID, opts)], errors: [] };
+    } catch (error) {
+      return { ok: false, failed: [0], results: [undefined], errors: [error] };
     }
   }
   const settled = await Promise.allSettled(messages.map((m) => publishJson(js, m.subject, m.body, m.msgID, opts)));
   const failed: number[] = [];
+  const errors: unknown[] = [];
   const results = settled.map((r, i) => {
     if (r.status === 'fulfilled') return r.value;
     failed.push(i);
+    errors.push(r.reason);
     return undefined;
   });
-  return { ok: failed.length === 0, failed, results };
+  return { ok: failed.length === 0, failed, results, errors };
+}
+
+/**
+ * What a failed acknowledged publish says about the message: `refused` when the stream answered
+ * that it did not store it (or the request never left: no stream listens, the connection was
+ * closed before sending), `unknown` when no answer came (a timeout, a connection lost while
+ * waiting) — the message may have been stored, and only a re-publish with the same msgID tells.
+ */
+export function publishFailure(error: unknown): 'refused' | 'unknown' {
+  if (error instanceof PublishRejected) return 'refused';
+  if (error instanceof JetStreamApiError || (error instanceof JetStreamError && /no stream|503/i.test(error.message))) return 'refused';
+  if (error instanceof NoRespondersError) return 'refused';
+  if (error instanceof RequestError && error.isNoResponders()) return 'refused';
+  return 'unknown';
 }

@@ -64,6 +64,7 @@ const submitRoute = createRoute({
     ...problemResponses,
     404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
     413: { description: 'Payload over the job type\'s `maxPayloadBytes`, or body over the hard cap', content: problemContent },
+    409: { description: 'A request with the same idempotency key is still being admitted (`.../idempotency-key-in-progress`, `Retry-After`): nothing was admitted for this one; send it again', content: problemContent },
     422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit); or the idempotency key was used for a different request (`.../idempotency-key-reused`)', content: problemContent },
     429: { description: 'Rejected by a limit; `Retry-After` in whole seconds', content: { 'application/json': { schema: RejectedResponse } } },
   },
@@ -84,6 +85,7 @@ const batchRoute = createRoute({
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
     413: { description: 'A payload over its job type\'s limit, or body over the hard cap', content: problemContent },
+    409: { description: 'A request with the same idempotency key (the batch\'s or a job\'s) is still being admitted (`.../idempotency-key-in-progress`, `Retry-After`): nothing was admitted; send it again', content: problemContent },
     422: { description: 'No wait can admit it: a cost or batch larger than a limit\'s capacity (`.../exceeds-capacity`, naming the limit); or the batch\'s or a job\'s idempotency key was used for a different request (`.../idempotency-key-reused`); nothing was admitted', content: problemContent },
     429: { description: 'The first job that could not be admitted; nothing was admitted', content: { 'application/json': { schema: BatchRejectedResponse } } },
   },
@@ -184,6 +186,15 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch', keyP
       return problem(422, PROBLEM.idempotencyKeyReused, 'Idempotency key reused', {
         detail: 'this idempotency key was used for a different request (type, payload, priority or cost) within its window; nothing was admitted',
         errors: [{ path, message: 'already used for a different request' }],
+      });
+    }
+    case 'in_progress': {
+      // The first request with this key is still being published: its answer is not known yet.
+      const path = result.index >= 0 && shape === 'batch' ? `jobs.${result.index}.idempotencyKey` : keyPath;
+      return problem(409, PROBLEM.idempotencyKeyInProgress, 'Idempotency key in progress', {
+        detail: 'a request with this idempotency key is still being admitted; nothing was admitted for this one: send it again shortly',
+        errors: [{ path, message: 'a request with this key is in progress' }],
+        headers: { 'retry-after': '1' },
       });
     }
     case 'unavailable':

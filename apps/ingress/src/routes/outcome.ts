@@ -78,7 +78,8 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
     if (!state.ok && state.reason === 'invalid_token') {
       return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'the lease token is not genuine' });
     }
-    if (!state.ok || state.lease.state !== 'active') {
+    // 'pending': the job message is not confirmed yet, but a worker holds it — it is in the stream.
+    if (!state.ok || (state.lease.state !== 'active' && state.lease.state !== 'pending')) {
       return leaseConflict(state.ok ? state.lease.state : 'unknown');
     }
     const lease = state.lease;

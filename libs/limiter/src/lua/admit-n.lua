@@ -52,8 +52,8 @@
               4, n, n × (job index 0-based, record)    ADMITTED_WITH_REPLAYS: those jobs were idempotent replays
               2, failing job index (0-based), reason, retryAfterMs                                 REJECTED
               3, record                                DUPLICATE: the request was an idempotent replay
-              5, job index (0-based; -1: the request's key)  IN_PROGRESS: a key names an admission whose
-                                                       job message is not yet confirmed; nothing taken }
+              5, job index (0-based; -1: the request's key), record   IN_PROGRESS: a key names an admission
+                                                       whose job message is not yet confirmed; nothing taken }
 ]]
 local rcall = redis.call
 local A = ARGV
@@ -289,6 +289,7 @@ for _ = 1, nG do
       if IDEMP[ri] then
         out[#out + 1] = ADMIT_REPLY_IN_PROGRESS
         out[#out + 1] = -1
+        out[#out + 1] = idem_get(ri)
       else
         out[#out + 1] = ADMIT_REPLY_DUPLICATE
         out[#out + 1] = idem_get(ri)
@@ -303,6 +304,7 @@ for _ = 1, nG do
           if first then dup = first.rec else dup = idem_get(ik) or nil end
         end
         if dup and not gidem[ik] and IDEMP[ik] then
+          job.dup_rec = dup
           busy = ji
           break
         elseif dup then
@@ -324,6 +326,7 @@ for _ = 1, nG do
       if busy then
         out[#out + 1] = ADMIT_REPLY_IN_PROGRESS
         out[#out + 1] = busy - 1
+        out[#out + 1] = jobs[busy].dup_rec
       elseif fail then
         out[#out + 1] = ADMIT_REPLY_REJECTED
         out[#out + 1] = fail[1] - 1

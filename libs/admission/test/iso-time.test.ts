@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IsoTime } from '../src/admission.js';
+import { IsoTime } from '../src/index.js';
 
 describe('IsoTime', () => {
   it('formats like Date#toISOString, also when the millisecond changes back and forth', () => {

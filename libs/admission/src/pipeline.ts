@@ -1,0 +1,246 @@
+import type { JobMessage, LedgerEntry } from '@janus/contracts';
+import { JsonText, jsonWithRaw, messageIds, publishAll, publishFailure, type JetStreamTarget, type NatsNames } from '@janus/messaging';
+import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, Limiter } from '@janus/limiter';
+
+/** One message to publish with its msgID (JetStream dedupes on it, so a re-publish is safe). */
+export interface OutgoingMessage {
+  readonly subject: string;
+  readonly body: unknown;
+  readonly msgID: string;
+}
+
+export interface PipelineInput {
+  /** What the limiter decides. */
+  readonly request: AdmissionRequest;
+  /** Each job's payload as JSON text (serialized once by the caller), by the request's job index. */
+  readonly payloads: readonly (string | undefined)[];
+  /** The job messages' `admittedAt` (ISO); default: the admission's Redis time. */
+  readonly admittedAt?: string;
+  /**
+   * Looks at a fresh admission before anything is published; a cause refuses it (the admission is
+   * revoked — nothing was published, so that is safe).
+   */
+  readonly vet?: (admitted: Admitted) => string | undefined;
+}
+
+/** Why nothing was admitted although the limits allowed it. Each is a 503 / a retry later. */
+export type UnavailableCause =
+  /** NATS is down: nothing was tried. */
+  | 'nats_down'
+  /** The budget reservation could not be recorded: revoked before the job was published. */
+  | 'ledger_failed'
+  /** JetStream refused the job message (it was not stored): revoked. */
+  | 'job_refused'
+  /**
+   * JetStream's answer never came: the job message may be in the stream. The admission is NOT
+   * revoked — it keeps its limits, pending, until its lease expires; then the reaper releases it
+   * as no attempt (and a worker SDK refuses a job whose lease has expired).
+   */
+  | 'job_unknown'
+  /** JetStream already held this attempt's msgID from an earlier admission that was not confirmed: revoked; try again after the dedupe window. */
+  | 'stale_duplicate'
+  /** The job message is in the stream but the admission could not be confirmed (Redis failed, or the lease ran out while publishing). */
+  | 'confirm_failed';
+
+export type PipelineResult =
+  /** Every fresh job's message (and budget reservation) is in JetStream and the admission is confirmed. */
+  | { readonly kind: 'admitted'; readonly admitted: Admitted; readonly fresh: number }
+  | Exclude<AdmissionResult, Admitted>
+  /** `vet` refused it: revoked, nothing published. */
+  | { readonly kind: 'vetoed'; readonly admitted: Admitted; readonly cause: string }
+  | { readonly kind: 'unavailable'; readonly cause: UnavailableCause; readonly detail: string; readonly retryAfterMs: number };
+
+export interface PipelineEvents {
+  /** Publishes that failed (each try), per stream. */
+  publishFailed?(stream: 'jobs' | 'ledger', count: number): void;
+  /** An admission undone, and why. */
+  revoked?(cause: string): void;
+  /** A fault that is handled here but worth a log line (a revoke or a confirm that failed). */
+  fault?(what: string, error: unknown): void;
+}
+
+export interface AdmissionPipelineDeps {
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke'>;
+  readonly js: JetStreamTarget;
+  readonly names: NatsNames;
+  /** False while the NATS connection is down: answer at once instead of admitting and revoking. */
+  readonly natsUp?: () => boolean;
+  /** Ack timeout of one publish try. Default 1,500 ms. */
+  readonly publishTimeoutMs?: number;
+  /** How long to keep re-publishing (same msgIDs) a message whose answer did not come. Default 5,000 ms. */
+  readonly answerDeadlineMs?: number;
+  readonly events?: PipelineEvents;
+}
+
+const RETRY_SOON_MS = 1_000;
+/** JetStream's duplicate window on the jobs stream (libs/messaging streams.ts). */
+const DEDUPE_WINDOW_MS = 120_000;
+
+/**
+ * The one admission pipeline (ingress, retries, and next the waiting room): admit → ledger →
+ * publish → confirm → answer.
+ *
+ * 1. The limiter admits atomically; fresh leases are `pending`.
+ * 2. Budget reservations go to the ledger first, so that a job is never in the stream without its
+ *    reservation on record; if that fails, the admission is revoked (nothing was published) and a
+ *    `release` cancels a reservation that may have been stored anyway.
+ * 3. The job messages are published; a try whose answer did not come is repeated with the same
+ *    msgIDs (JetStream dedupes) until JetStream answers or the deadline passes.
+ *    - refused (not stored): revoke, release, unavailable;
+ *    - no answer by the deadline: unavailable, and the admission is kept pending — never revoked
+ *      while its message may be in the stream, so a job that may run always holds its limits.
+ * 4. The admission is confirmed (pending → active): only now is a replay a duplicate, and only now
+ *    does an expiring lease count as an attempt.
+ *
+ * The limiter's own faults (Redis unreachable, state lost) are thrown: the caller decides (fail
+ * closed, or open where a dependency says so).
+ */
+export class AdmissionPipeline {
+  readonly #admittedAt = new IsoTime();
+  readonly #expiresAt = new IsoTime();
+
+  constructor(private readonly deps: AdmissionPipelineDeps) {}
+
+  async run(input: PipelineInput): Promise<PipelineResult> {
+    const { deps } = this;
+    if (deps.natsUp?.() === false) return unavailable('nats_down', 'JetStream is unreachable; nothing was admitted');
+    const result = await deps.limiter.admit(input.request);
+    if (result.kind !== 'admitted') return result;
+
+    const fresh: { index: number; job: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> } }[] = [];
+    result.jobs.forEach((job, index) => {
+      if (job.lease !== undefined) fresh.push({ index, job });
+    });
+    const veto = input.vet?.(result);
+    if (veto !== undefined) {
+      if (fresh.length > 0) await this.#revoke(result, veto);
+      return { kind: 'vetoed', admitted: result, cause: veto };
+    }
+    if (fresh.length === 0) return { kind: 'admitted', admitted: result, fresh: 0 };
+
+    const reserves = fresh.filter((f) => f.job.budgetReserved > 0).map((f) => f.job);
+    if (reserves.length > 0) {
+      const ledger = await this.publish(this.ledgerMessages('reserve', reserves), 'ledger', false);
+      if (ledger !== 'stored') {
+        await this.#revoke(result, 'ledger_publish_failed');
+        await this.publish(this.ledgerMessages('release', reserves), 'ledger', true);
+        return unavailable('ledger_failed', 'JetStream did not record the budget reservation; the admission was revoked');
+      }
+    }
+
+    const messages = fresh.map((f) => this.jobMessage(f.job, input.payloads[f.index], input.admittedAt));
+    const published = await this.publish(messages, 'jobs', false);
+    if (published === 'refused' || published === 'stale') {
+      await this.#revoke(result, published === 'stale' ? 'stale_duplicate' : 'job_publish_refused');
+      if (reserves.length > 0) await this.publish(this.ledgerMessages('release', reserves), 'ledger', true);
+      return published === 'stale'
+        ? unavailable('stale_duplicate', 'JetStream already holds this attempt from an admission that was not confirmed', DEDUPE_WINDOW_MS / 4)
+        : unavailable('job_refused', 'JetStream refused the job message; the admission was revoked');
+    }
+    if (published === 'unknown') {
+      return unavailable('job_unknown', 'JetStream did not answer; the admission holds its limits until its lease expires and will not run after that');
+    }
+
+    try {
+      const confirmed = await deps.limiter.confirm(input.request, result);
+      if (confirmed.notHeld.length > 0) {
+        return unavailable('confirm_failed', 'the lease ran out before JetStream acknowledged the job message');
+      }
+    } catch (error) {
+      deps.events?.fault?.('confirm', error);
+      return unavailable('confirm_failed', 'the admission could not be confirmed; it will not count as an attempt');
+    }
+    return { kind: 'admitted', admitted: result, fresh: fresh.length };
+  }
+
+  /** The job message of an admitted attempt, built here only (CONTRACT §4); the payload text is spliced in as serialized. */
+  jobMessage(job: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }, payloadJson: string | undefined, admittedAt?: string): OutgoingMessage {
+    const body: Omit<JobMessage, 'payload'> = {
+      jobId: job.jobId,
+      type: job.jobType,
+      tenant: job.tenant,
+      attempt: job.attempt,
+      priority: job.priority,
+      admittedAt: admittedAt ?? this.#admittedAt.of(job.admittedAt),
+      lease: { id: job.lease.id, token: job.lease.token, expiresAt: this.#expiresAt.of(job.lease.expiresAt) },
+    };
+    return {
+      subject: this.deps.names.subjects.job(job.jobType),
+      body: new JsonText(jsonWithRaw(body, 'payload', payloadJson)),
+      msgID: messageIds.attempt(job.jobId, job.attempt),
+    };
+  }
+
+  /**
+   * Publishes until JetStream has answered every message, or the deadline passed. `stored`: every
+   * message is in the stream; `refused`: JetStream answered that some were not stored and none is
+   * in doubt; `unknown`: some answer never came; `stale`: a message's msgID was already stored by
+   * an earlier admission (a duplicate on the first try). `bestEffort`: one try, no retries.
+   */
+  async publish(messages: readonly OutgoingMessage[], stream: 'jobs' | 'ledger', bestEffort: boolean): Promise<'stored' | 'refused' | 'unknown' | 'stale'> {
+    if (messages.length === 0) return 'stored';
+    const { deps } = this;
+    const timeoutMs = deps.publishTimeoutMs ?? 1_500;
+    const deadline = Date.now() + (deps.answerDeadlineMs ?? 5_000);
+    let pending = messages.map((_, i) => i);
+    let first = true;
+    let refused = false;
+    let storedSome = false;
+    for (;;) {
+      const sent = await publishAll(deps.js, pending.map((i) => messages[i]!), { timeoutMs });
+      if (first && stream === 'jobs' && sent.results.some((r) => r?.duplicate === true)) return 'stale';
+      first = false;
+      if (sent.results.some((r) => r !== undefined)) storedSome = true;
+      // Some stored and some refused: revoking would leave the stored ones unheld, so keep them all.
+      if (sent.ok) return refused ? 'unknown' : 'stored';
+      deps.events?.publishFailed?.(stream, sent.failed.length);
+      const unknown: number[] = [];
+      sent.failed.forEach((f, k) => {
+        if (publishFailure(sent.errors[k]) === 'unknown') unknown.push(pending[f]!);
+        else refused = true;
+      });
+      if (unknown.length === 0) return storedSome ? 'unknown' : 'refused';
+      if (bestEffort || Date.now() >= deadline || deps.natsUp?.() === false) return 'unknown';
+      pending = unknown;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (deps.natsUp?.() === false) return 'unknown';
+    }
+  }
+
+  /** Budget ledger entries of admitted jobs that reserved budget. */
+  ledgerMessages(kind: LedgerEntry['kind'], jobs: readonly AdmittedJob[]): OutgoingMessage[] {
+    const at = new Date().toISOString();
+    return jobs.map((job) => {
+      const body: LedgerEntry = { tenant: job.tenant, kind, amount: job.budgetReserved, jobId: job.jobId, attempt: job.attempt, at: kind === 'reserve' ? this.#admittedAt.of(job.admittedAt) : at };
+      return { subject: this.deps.names.subjects.ledger(job.tenant), body, msgID: messageIds.ledger(job.jobId, job.attempt, kind) };
+    });
+  }
+
+  async #revoke(admitted: Admitted, cause: string): Promise<void> {
+    this.deps.events?.revoked?.(cause);
+    try {
+      await this.deps.limiter.revoke(admitted);
+    } catch (error) {
+      // Redis went away too: the leases stay pending and the reaper releases them at expiry, as no attempt.
+      this.deps.events?.fault?.('revoke', error);
+    }
+  }
+}
+
+function unavailable(cause: UnavailableCause, detail: string, retryAfterMs = RETRY_SOON_MS): PipelineResult {
+  return { kind: 'unavailable', cause, detail, retryAfterMs };
+}
+
+/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (Date formatting is not free). */
+export class IsoTime {
+  #ms = Number.NaN;
+  #text = '';
+
+  of(ms: number): string {
+    if (ms !== this.#ms) {
+      this.#ms = ms;
+      this.#text = new Date(ms).toISOString();
+    }
+    return this.#text;
+  }
+}
