@@ -3,7 +3,8 @@ import { loadSettings, type Settings } from '@janus/config';
 import type { JobMessage, PolicyDocumentInput } from '@janus/contracts';
 import { createDb, migrate, type DbHandle } from '@janus/db';
 import { encodeRetryContext } from '@janus/execution';
-import { connectNats, ensureStreams, messageIds, natsNames, publishJson, type NatsConnection, type NatsNames } from '@janus/messaging';
+import { AdmissionPipeline } from '@janus/admission';
+import { connectNats, ensureStreams, natsNames, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { Limiter, compilePolicy } from '@janus/limiter';
 import { PolicyStore } from '@janus/policy';
 import { createRedis, type Redis } from '@janus/runtime';
@@ -49,6 +50,7 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
   const limiter = new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy: compilePolicy(saved.policy.document, saved.policy.version) });
   await limiter.init({ fresh: true });
 
+  const pipeline = new AdmissionPipeline({ limiter, js: jetstream(nc), names });
   return {
     ns,
     settings,
@@ -60,18 +62,22 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
     limiter,
     version: saved.policy.version,
     async submit(jobId, jobType, payload) {
-      const result = await limiter.admit({
-        jobs: [
-          {
-            jobId,
-            tenant: 'acme',
-            jobType,
-            priority: 'normal',
-            context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', ...(payload !== undefined ? { payload } : {}) }),
-          },
-        ],
+      // Through the one admission pipeline, as ingress does (admit → publish → confirm).
+      const result = await pipeline.run({
+        request: {
+          jobs: [
+            {
+              jobId,
+              tenant: 'acme',
+              jobType,
+              priority: 'normal',
+              context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', ...(payload !== undefined ? { payload } : {}) }),
+            },
+          ],
+        },
+        payloads: [payload === undefined ? undefined : JSON.stringify(payload)],
       });
-      const j = result.kind === 'admitted' ? result.jobs[0] : undefined;
+      const j = result.kind === 'admitted' ? result.admitted.jobs[0] : undefined;
       if (!j?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
       const message: JobMessage = {
         jobId,
@@ -83,7 +89,6 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
         admittedAt: new Date(j.admittedAt).toISOString(),
         lease: { id: j.lease.id, token: j.lease.token, expiresAt: new Date(j.lease.expiresAt).toISOString() },
       };
-      await publishJson(jetstream(nc), names.subjects.job(jobType), message, messageIds.attempt(jobId, 1));
       return message;
     },
     async readStream<T>(stream: string, schema: { parse(v: unknown): T }, name: string): Promise<T[]> {
