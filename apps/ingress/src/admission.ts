@@ -40,7 +40,7 @@ export type AdmitAnswer =
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */

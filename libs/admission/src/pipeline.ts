@@ -33,8 +33,9 @@ export type UnavailableCause =
   | 'job_refused'
   /**
    * JetStream's answer never came: the job message may be in the stream. The admission is NOT
-   * revoked — it keeps its limits, pending, until its lease expires; then the reaper releases it
-   * as no attempt (and a worker SDK refuses a job whose lease has expired).
+   * revoked — it keeps its limits until its lease expires — but withdrawn: it can no longer be
+   * confirmed, extended or settled, so a worker that claims its lease before running (the worker
+   * SDK does) skips it; at expiry the reaper releases it as no attempt.
    */
   | 'job_unknown'
   /** JetStream already held this attempt's msgID from an earlier admission that was not confirmed: revoked; try again after the dedupe window. */
@@ -60,7 +61,7 @@ export interface PipelineEvents {
 }
 
 export interface AdmissionPipelineDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer at once instead of admitting and revoking. */
@@ -87,8 +88,8 @@ const DEDUPE_WINDOW_MS = 120_000;
  * 3. The job messages are published; a try whose answer did not come is repeated with the same
  *    msgIDs (JetStream dedupes) until JetStream answers or the deadline passes.
  *    - refused (not stored): revoke, release, unavailable;
- *    - no answer by the deadline: unavailable, and the admission is kept pending — never revoked
- *      while its message may be in the stream, so a job that may run always holds its limits.
+ *    - no answer by the deadline: unavailable, and the admission is withdrawn, not revoked: it
+ *      keeps its limits while its message may be in the stream, and a worker claiming it is refused.
  * 4. The admission is confirmed (pending → active): only now is a replay a duplicate, and only now
  *    does an expiring lease count as an attempt.
  *
@@ -138,7 +139,13 @@ export class AdmissionPipeline {
         : unavailable('job_refused', 'JetStream refused the job message; the admission was revoked');
     }
     if (published === 'unknown') {
-      return unavailable('job_unknown', 'JetStream did not answer; the admission holds its limits until its lease expires and will not run after that');
+      // Answered 503, so the job must not run; its message may be in the stream, so it keeps its limits.
+      try {
+        await deps.limiter.withdraw(result);
+      } catch (error) {
+        deps.events?.fault?.('withdraw', error);
+      }
+      return unavailable('job_unknown', 'JetStream did not answer; nothing was admitted (a job message that reached the stream all the same is not run)');
     }
 
     try {

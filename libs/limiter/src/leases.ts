@@ -167,6 +167,20 @@ export class LeaseOperations {
     }));
   }
 
+  /** Withdraws pending leases (withdraw-n.lua): they keep their limits until expiry but can no longer be confirmed, extended or settled. */
+  async withdraw(ids: readonly string[]): Promise<number> {
+    const keys: string[] = [];
+    const args: string[] = [];
+    for (const id of ids) {
+      const at = this.#keys.leaseLocation(id);
+      if (!at) continue;
+      keys.push(at.key);
+      args.push(at.field);
+    }
+    if (keys.length === 0) return 0;
+    return Number(await this.#store.run('withdraw', keys, args));
+  }
+
   /**
    * Confirms leases whose job messages JetStream acknowledged (confirm-n.lua): pending → active, and
    * their idempotency records stop saying "in progress". `idempotencyKeys` per lease: every record

@@ -223,6 +223,15 @@ export class Limiter {
     return this.#confirms.submit({ jobs });
   }
 
+  /**
+   * The caller answered 503 for this admission although its job messages may be in JetStream (the
+   * publish was never answered): its pending leases keep their limits until they expire, but can no
+   * longer be confirmed, extended or settled, and expire as no attempt. Returns how many were withdrawn.
+   */
+  withdraw(admission: Admitted): Promise<number> {
+    return this.#leases.withdraw(admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : [])));
+  }
+
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
   revoke(admission: Admitted): Promise<void> {
     return this.#leases.revoke(admission);

@@ -139,7 +139,7 @@ export interface ExpiredBatch {
   readonly entries: readonly ExpiredEntry[];
 }
 
-export type LeaseStateName = 'pending' | 'active' | 'settled' | 'expired' | 'revoked';
+export type LeaseStateName = 'pending' | 'withdrawn' | 'active' | 'settled' | 'expired' | 'revoked';
 
 /** What `confirm` found: how many leases it confirmed, and those no longer held (revoked or reaped while pending). */
 export interface ConfirmResult {

@@ -1,5 +1,4 @@
 import { JetStreamApiError, JetStreamError, type JetStreamClient } from '@nats-io/jetstream';
-import { NoRespondersError, RequestError } from '@nats-io/transport-node';
 import { AckPublisher, PublishRejected } from './ack-publisher.js';
 import { JsonText } from './json.js';
 import type { PublishResult } from './publish-result.js';
@@ -62,6 +61,8 @@ export async function publishAll(
   return { ok: failed.length === 0, failed, results, errors };
 }
 
+const NO_RESPONDERS = new Set(['JetStreamNotEnabled', 'NoRespondersError']);
+
 /**
  * What a failed acknowledged publish says about the message: `refused` when the stream answered
  * that it did not store it (or the request never left: no stream listens, the connection was
@@ -71,7 +72,10 @@ export async function publishAll(
 export function publishFailure(error: unknown): 'refused' | 'unknown' {
   if (error instanceof PublishRejected) return 'refused';
   if (error instanceof JetStreamApiError || (error instanceof JetStreamError && /no stream|503/i.test(error.message))) return 'refused';
-  if (error instanceof NoRespondersError) return 'refused';
-  if (error instanceof RequestError && error.isNoResponders()) return 'refused';
+  // nats.js's answers to "no responders" (no stream listens on the subject): JetStreamNotEnabled
+  // on a JetStream publish, NoRespondersError (or a RequestError caused by one) on a plain request.
+  // (nats.js does not export these classes at run time: they are recognised by name.)
+  if (error instanceof Error && NO_RESPONDERS.has(error.name)) return 'refused';
+  if (error instanceof Error && error.cause instanceof Error && NO_RESPONDERS.has(error.cause.name)) return 'refused';
   return 'unknown';
 }

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { OutcomeEvent, type JobMessage } from '@janus/contracts';
 import { connectNats, ensureStreams, ensureWorkerConsumer, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
-import { Permanent, startWorker } from './worker.js';
+import { LeaseRefused, Permanent, startWorker } from './worker.js';
 
 const ns = testNamespace('worker_sdk');
 const settings = loadSettings(testEnv(ns));
@@ -109,5 +109,36 @@ describe('startWorker', () => {
     expect(seen).toEqual(['perm-1']);
     const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
     expect(got).toEqual([{ jobId: 'perm-1', attempt: 1, leaseToken: 'token-perm-1', outcome: 'failed', error: 'address does not exist', retryable: false }]);
+  });
+  it('claims each lease before running: a lease Janus refuses (withdrawn, ended) is not run; no answer at all runs it', async () => {
+    // Janus's side of the claim (the scheduler answers lease extensions): refuse one token.
+    const responder = nc.subscribe(names.subjects.leaseExtend, {
+      callback: (_err, msg) => {
+        const { leaseToken } = msg.json<{ leaseToken: string }>();
+        msg.respond(JSON.stringify(leaseToken === 'token-claim-refused' ? { ok: false, reason: 'already_settled' } : { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() }));
+      },
+    });
+    const js = jetstream(nc);
+    await publishJson(js, names.subjects.job('email'), job('claim-refused'), 'claim-refused.1');
+    await publishJson(js, names.subjects.job('email'), job('claim-ok'), 'claim-ok.1');
+    const seen: string[] = [];
+    const refused: string[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      handler: async (j) => {
+        seen.push(j.jobId);
+      },
+      onError: (error, j) => {
+        if (error instanceof LeaseRefused && j) refused.push(j.jobId);
+      },
+    });
+    const deadline = Date.now() + 10_000;
+    while (seen.length + refused.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await worker.stop();
+    responder.unsubscribe();
+    expect(seen).toEqual(['claim-ok']);
+    expect(refused).toEqual(['claim-refused']);
   });
 });

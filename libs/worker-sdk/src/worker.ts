@@ -38,6 +38,11 @@ export interface Worker {
  * Throw this from a handler for a failure that retrying cannot fix (a malformed payload, a refused
  * card): the outcome carries `"retryable": false` and Janus dead-letters the job at once.
  */
+/** Janus refused the lease (expired, settled, withdrawn or unknown): the job must not run. */
+export class LeaseRefused extends Error {
+  override readonly name = 'LeaseRefused';
+}
+
 export class Permanent extends Error {
   override readonly name = 'Permanent';
 }
@@ -68,7 +73,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const extendLease = async (token: string, ms: number): Promise<Date> => {
     const reply = await opts.nc.request(names.subjects.leaseExtend, JSON.stringify({ leaseToken: token, ms }), { timeout: 2_000 });
     const body = reply.json<{ ok: boolean; expiresAt?: string; reason?: string }>();
-    if (!body.ok || body.expiresAt === undefined) throw new Error(`lease not extended: ${body.reason ?? 'unknown'}`);
+    if (!body.ok || body.expiresAt === undefined) {
+      if (body.reason === 'store_unavailable' || body.reason === 'malformed') throw new Error(`lease not extended: ${body.reason}`);
+      throw new LeaseRefused(`lease not extended: ${body.reason ?? 'unknown'}`);
+    }
     return new Date(body.expiresAt);
   };
 
@@ -87,8 +95,21 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       msg.ack();
       return;
     }
+    // Claim the lease before running: Janus refuses it if the admission was withdrawn (the producer
+    // was answered 503 although the message reached the stream) or it has ended. Without an answer
+    // (no scheduler reachable) the job runs: its lease is live as far as this worker can tell.
+    let claimed: Date | undefined;
+    try {
+      claimed = await extendLease(job.lease.token, 1);
+    } catch (error) {
+      if (error instanceof LeaseRefused) {
+        msg.ack();
+        opts.onError?.(error, job);
+        return;
+      }
+    }
     const expiry = new AbortController();
-    let expiresAt = Date.parse(job.lease.expiresAt);
+    let expiresAt = claimed?.getTime() ?? Date.parse(job.lease.expiresAt);
     const armExpiry = () => setTimeout(() => expiry.abort(new Error('lease expired')), Math.max(0, expiresAt - Date.now()));
     let timer = armExpiry();
     const signal = AbortSignal.any([expiry.signal, stopping.signal]);

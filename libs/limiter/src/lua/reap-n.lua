@@ -6,7 +6,8 @@
 
   A confirmed ('active') lease is marked 'expired': its job message is in the stream, so the
   caller publishes a timed_out outcome for it. A lease still 'pending' (its job message was never
-  confirmed in JetStream: the admitting instance died, or was answered 503) is marked 'revoked'
+  confirmed in JetStream: the admitting instance died) or 'withdrawn' (answered 503 while its
+  message may have been stored, withdraw-n.lua) is marked 'revoked'
   and its idempotency records are deleted: it is no attempt, and the key may be used again. Each
   listed lease says which (`u`).
 
@@ -40,8 +41,13 @@ local dry = ARGV[4] == '1'
 -- @include lease-record
 local out = {}
 
+-- held (active, pending) or withdrawn (pending, answered 503: withdraw-n.lua)
+local function reapable(v)
+  return lease_held(v) or v.st == 'withdrawn'
+end
+
 local function expire(lease, field, v, leaseId, member)
-  local pending = v.st == 'pending'
+  local pending = v.st ~= 'active'
   if not dry then
     if pending then
       for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
@@ -68,20 +74,20 @@ for a = 5, #ARGV, 3 do
       if field ~= '' then
         local raw = rcall('HGET', lease, field)
         local v = raw and lease_read(raw)
-        if v and lease_held(v) and v.exp <= now then expire(lease, field, v, member, member) end
+        if v and reapable(v) and v.exp <= now then expire(lease, field, v, member, member) end
       else
         local callId = string.match(member, '^(.*)@')
         local all = rcall('HGETALL', lease)
         for i = 1, #all, 2 do
           local v = lease_read(all[i + 1])
-          if v and lease_held(v) and v.exp <= now then expire(lease, all[i], v, callId .. '_' .. all[i], member) end
+          if v and reapable(v) and v.exp <= now then expire(lease, all[i], v, callId .. '_' .. all[i], member) end
         end
       end
     end
   elseif field ~= '' then
     local raw = rcall('HGET', lease, field)
     local v = raw and lease_read(raw)
-    if not v or not lease_held(v) then
+    if not v or not reapable(v) then
       rcall('ZREM', KEYS[1], member)
     elseif v.exp <= now and budget > 0 then
       rcall('ZREM', KEYS[1], member)
@@ -93,7 +99,7 @@ for a = 5, #ARGV, 3 do
     local left = false
     for i = 1, #all, 2 do
       local v = lease_read(all[i + 1])
-      if v and lease_held(v) and v.exp <= now then
+      if v and reapable(v) and v.exp <= now then
         if budget > 0 then expire(lease, all[i], v, callId .. '_' .. all[i], member) else left = true end
       end
     end
