@@ -5,6 +5,7 @@ export interface SchedulerMetrics {
   readonly retries: Counter<'disposition'>;
   readonly reaped: Counter<'kind'>;
   readonly reapPublishFailures: Counter;
+  readonly waitingAgain: Counter;
   readonly processing: Histogram;
 }
 
@@ -26,6 +27,11 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
       name: 'janus_leases_reaped_total',
       help: 'Expired leases freed, by kind: attempt (confirmed: reported as timed_out) or unconfirmed (its job message never confirmed in JetStream: released as no attempt)',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    waitingAgain: new Counter({
+      name: 'janus_leases_waiting_again_total',
+      help: 'Leases about to expire whose job message no worker was ever delivered: extended, the job waits again and keeps its attempt (CONTRACT §4)',
       registers: [registry],
     }),
     reapPublishFailures: new Counter({

@@ -1,5 +1,5 @@
 import type { Settings } from '@janus/config';
-import { OutcomeProcessor, RetryProcessor, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor, letUndeliveredWait, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
@@ -90,16 +90,24 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   const reaper = setInterval(() => {
     if (reaping || stopped) return;
     reaping = true;
-    void reapOnce({
-      limiter,
-      js,
-      names,
-      onReaped: (lease) => metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' }),
-      onPublishFailure: (lease, error) => {
-        metrics.reapPublishFailures.inc();
-        logger.error({ err: error, jobId: lease.jobId, attempt: lease.attempt }, 'timed_out outcome could not be published');
-      },
-    })
+    // A job about to expire whose message no worker was ever delivered waits again (CONTRACT §4);
+    // then expired leases become timed_out attempts (or, never confirmed, no attempt at all).
+    const reapTick = async () => {
+      await letUndeliveredWait({ limiter, jsm, names, onWaiting: () => metrics.waitingAgain.inc() }).catch((error: unknown) =>
+        logger.debug({ err: error }, 'undelivered-job check skipped'),
+      );
+      await reapOnce({
+        limiter,
+        js,
+        names,
+        onReaped: (lease) => metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' }),
+        onPublishFailure: (lease, error) => {
+          metrics.reapPublishFailures.inc();
+          logger.error({ err: error, jobId: lease.jobId, attempt: lease.attempt }, 'timed_out outcome could not be published');
+        },
+      });
+    };
+    void reapTick()
       .catch((error: unknown) => logger.debug({ err: error }, 'reap skipped (store unavailable)'))
       .finally(() => {
         reaping = false;

@@ -130,7 +130,8 @@ export class AdmissionPipeline {
     }
 
     const messages = fresh.map((f) => this.jobMessage(f.job, input.payloads[f.index], input.admittedAt));
-    const published = await this.publish(messages, 'jobs', false);
+    const seqs: number[] = [];
+    const published = await this.publish(messages, 'jobs', false, seqs);
     if (published === 'refused' || published === 'stale') {
       await this.#revoke(result, published === 'stale' ? 'stale_duplicate' : 'job_publish_refused');
       if (reserves.length > 0) await this.publish(this.ledgerMessages('release', reserves), 'ledger', true);
@@ -149,7 +150,7 @@ export class AdmissionPipeline {
     }
 
     try {
-      const confirmed = await deps.limiter.confirm(input.request, result);
+      const confirmed = await deps.limiter.confirm(input.request, result, seqs);
       if (confirmed.notHeld.length > 0) {
         return unavailable('confirm_failed', 'the lease ran out before JetStream acknowledged the job message');
       }
@@ -183,8 +184,9 @@ export class AdmissionPipeline {
    * message is in the stream; `refused`: JetStream answered that some were not stored and none is
    * in doubt; `unknown`: some answer never came; `stale`: a message's msgID was already stored by
    * an earlier admission (a duplicate on the first try). `bestEffort`: one try, no retries.
+   * `seqs` receives each stored message's stream sequence, by message index.
    */
-  async publish(messages: readonly OutgoingMessage[], stream: 'jobs' | 'ledger', bestEffort: boolean): Promise<'stored' | 'refused' | 'unknown' | 'stale'> {
+  async publish(messages: readonly OutgoingMessage[], stream: 'jobs' | 'ledger', bestEffort: boolean, seqs: number[] = []): Promise<'stored' | 'refused' | 'unknown' | 'stale'> {
     if (messages.length === 0) return 'stored';
     const { deps } = this;
     const timeoutMs = deps.publishTimeoutMs ?? 1_500;
@@ -197,7 +199,11 @@ export class AdmissionPipeline {
       const sent = await publishAll(deps.js, pending.map((i) => messages[i]!), { timeoutMs });
       if (first && stream === 'jobs' && sent.results.some((r) => r?.duplicate === true)) return 'stale';
       first = false;
-      if (sent.results.some((r) => r !== undefined)) storedSome = true;
+      sent.results.forEach((r, k) => {
+        if (r === undefined) return;
+        storedSome = true;
+        seqs[pending[k]!] = r.seq;
+      });
       // Some stored and some refused: revoking would leave the stored ones unheld, so keep them all.
       if (sent.ok) return refused ? 'unknown' : 'stored';
       deps.events?.publishFailed?.(stream, sent.failed.length);

@@ -6,3 +6,4 @@ export { reapOnce, type ReaperDeps } from './reaper.js';
 export { serveLeaseExtensions } from './lease-extend.js';
 export { seededRandom } from './seeded-random.js';
 export { openLimiter, type LimiterOpening } from './recovery.js';
+export { letUndeliveredWait, type WaitingDeps } from './waiting.js';

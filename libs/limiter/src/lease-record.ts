@@ -11,8 +11,9 @@
  * names); the first five change over the lease's life (settle, extend, reap, revoke rewrite them),
  * the rest never do. Every caller-derived text is length-prefixed (`<bytes>:`), and the context is
  * the rest of the string, so no content can be mistaken for structure.
- *   st   active | settled | expired | revoked        exp  expiresAt (ms)
- *   out  outcome once settled ('' before)            act  actual cost once settled   fin  finished at
+ *   st   pending | withdrawn | active | running | settled | expired | revoked   exp  expiresAt (ms)
+ *   out  outcome once settled ('' before)            act  actual cost once settled
+ *   fin  finished at; while 'active', the job message's stream sequence (confirm-n.lua)
  *   adm  admitted at   att  attempt   pri  1 high, 2 normal, 3 low
  *   res  budget reserved   bw  budget window start ('' without budget)
  *   ten, typ  tenant and job type     bk  tenant budget key ('' without budget)
@@ -29,6 +30,8 @@ export interface LeaseRecord {
   readonly out: string;
   /** Actual cost once settled (NaN before). */
   readonly act: number;
+  /** Finished at (ms) once finished; while 'active', the job message's stream sequence. */
+  readonly fin: string;
   readonly att: number;
   readonly res: number;
   readonly ten: string;
@@ -72,13 +75,14 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     seg.push(buf.toString('utf8', colon + 1, colon + 1 + n));
     pos = colon + 1 + n;
   }
-  const [st, exp, out, act, , , att, , res] = head;
+  const [st, exp, out, act, fin, , att, , res] = head;
   const [ten, typ, bk, conc, rate, idem, job] = seg;
   return {
     st: st!,
     exp: Number(exp),
     out: out!,
     act: act ? Number(act) : Number.NaN,
+    fin: fin!,
     att: Number(att),
     res: Number(res || 0),
     ten: ten!,

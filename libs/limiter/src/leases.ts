@@ -10,7 +10,7 @@ import type { Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
-import type { Admitted, ConfirmResult, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
+import type { Admitted, ConfirmResult, UnclaimedLease, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
 
 /** The JSON answer of settle-n, extend-n and (per lease) reap-n. */
 interface LeaseReply {
@@ -71,13 +71,16 @@ export class LeaseOperations {
     };
   }
 
-  /** Sets the lease's expiry to max(current, now + ms). */
-  async extend(token: string, ms: number): Promise<ExtendResult> {
+  /**
+   * Sets the lease's expiry to max(current, now + ms). `claim` (a worker): the lease is running.
+   * `wait` (the scheduler, for a job no worker was delivered): only a confirmed, unclaimed lease.
+   */
+  async extend(token: string, ms: number, mode: 'claim' | 'wait' = 'claim'): Promise<ExtendResult> {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
     const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc, ...rec.idem];
-    const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs, rec.conc.length]);
+    const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs, rec.conc.length, mode]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
   }
@@ -186,7 +189,7 @@ export class LeaseOperations {
    * their idempotency records stop saying "in progress". `idempotencyKeys` per lease: every record
    * its admission may have written (its own key, the request's key); only those the lease names are touched.
    */
-  async confirm(leases: readonly { readonly id: string; readonly idempotencyKeys: readonly string[] }[]): Promise<ConfirmResult> {
+  async confirm(leases: readonly { readonly id: string; readonly idempotencyKeys: readonly string[]; readonly seq: number }[]): Promise<ConfirmResult> {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     const ids: string[] = [];
@@ -195,7 +198,7 @@ export class LeaseOperations {
       if (!at) continue;
       ids.push(lease.id);
       keys.push(at.key, ...lease.idempotencyKeys);
-      args.push(at.field, 1 + lease.idempotencyKeys.length);
+      args.push(at.field, 1 + lease.idempotencyKeys.length, lease.seq);
     }
     if (ids.length === 0) return { confirmed: 0, notHeld: [] };
     const reply = (await this.#store.run('confirm', keys, args)) as number[];
@@ -213,7 +216,7 @@ export class LeaseOperations {
     const { id, rec } = found;
     if (!rec.st || !rec.job || !rec.ten || !rec.typ) return { ok: false, reason: 'unknown' };
     const expiresAt = rec.exp;
-    const state = ((rec.st === 'active' || rec.st === 'pending') && expiresAt <= (await this.#clock.read()) ? 'expired' : rec.st) as LeaseStateName;
+    const state = ((rec.st === 'active' || rec.st === 'pending' || rec.st === 'running') && expiresAt <= (await this.#clock.read()) ? 'expired' : rec.st) as LeaseStateName;
     return {
       ok: true,
       lease: {
@@ -230,6 +233,50 @@ export class LeaseOperations {
         ...(rec.ctx ? { context: rec.ctx } : {}),
       },
     };
+  }
+
+  /**
+   * Confirmed leases that no worker has claimed yet and that expire within `aheadMs`, with their
+   * job message's stream sequence: the scheduler asks JetStream whether a worker was delivered
+   * each message, and lets a job that was never delivered wait again (`extend(…, 'wait')`) instead
+   * of timing out (CONTRACT §4). A read without atomicity: `wait` re-checks the state.
+   */
+  async findUnclaimed(aheadMs: number, max: number): Promise<UnclaimedLease[]> {
+    const now = await this.#clock.read();
+    const members = await this.#store.guard(this.#store.redis.zrangebyscore(this.#keys.leaseExpiry, `(${now}`, now + aheadMs, 'LIMIT', 0, Math.max(1, max)));
+    if (members.length === 0) return [];
+    const pipeline = this.#store.redis.pipeline();
+    const where: { member: string; callId?: string; at?: Location }[] = [];
+    for (const member of members) {
+      if (member.includes('@')) {
+        const callId = member.slice(0, member.lastIndexOf('@'));
+        pipeline.hgetallBuffer(this.#keys.leases(callId));
+        where.push({ member, callId });
+      } else {
+        const at = this.#keys.leaseLocation(member);
+        if (!at) continue;
+        pipeline.hgetBuffer(at.key, at.field);
+        where.push({ member, at });
+      }
+    }
+    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
+    const out: UnclaimedLease[] = [];
+    const take = (id: string, rec: LeaseRecord | undefined) => {
+      if (!rec || rec.st !== 'active' || rec.exp <= now || rec.exp > now + aheadMs) return;
+      const seq = Number(rec.fin);
+      if (!Number.isInteger(seq) || seq <= 0) return;
+      out.push({ id, token: this.#tokens.sign(id), jobId: rec.job, attempt: rec.att, tenant: rec.ten, jobType: rec.typ, expiresAt: rec.exp, seq });
+    };
+    where.forEach((w, i) => {
+      const value = rows[i]?.[1];
+      if (w.callId !== undefined) {
+        const all = (value ?? {}) as Record<string, Buffer>;
+        for (const [field, buf] of Object.entries(all)) take(`${w.callId}_${field}`, parseLeaseRecord(buf));
+      } else {
+        take(w.member, parseLeaseRecord(value as Buffer | null | undefined));
+      }
+    });
+    return out.slice(0, max);
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */

@@ -31,6 +31,7 @@ import type {
   Outcome,
   SettleResult,
   TenantUsage,
+  UnclaimedLease,
 } from './types.js';
 
 export { MAX_BATCH };
@@ -65,7 +66,7 @@ export interface LimiterOptions {
 
 /** The leases of one admission to confirm, with every idempotency record their admission may have written. */
 interface ConfirmRequest {
-  readonly jobs: readonly { readonly id: string; readonly idempotencyKeys: readonly string[] }[];
+  readonly jobs: readonly { readonly id: string; readonly idempotencyKeys: readonly string[]; readonly seq: number }[];
 }
 
 type InitResult = { open: true } | { open: false; recoveringUntil: number };
@@ -178,9 +179,22 @@ export class Limiter {
     return this.#leases.settle(token, outcome, actualCost);
   }
 
-  /** Sets the lease's expiry to max(current, now + ms). */
+  /** A worker claims or extends its lease: expiry max(current, now + ms); the lease is running. */
   extend(token: string, ms: number): Promise<ExtendResult> {
-    return this.#leases.extend(token, ms);
+    return this.#leases.extend(token, ms, 'claim');
+  }
+
+  /**
+   * The job of a confirmed lease that no worker claimed, whose message no worker was delivered,
+   * waits again (CONTRACT §4: it keeps its attempts): the lease is extended and stays unclaimed.
+   */
+  waitAgain(token: string, ms: number): Promise<ExtendResult> {
+    return this.#leases.extend(token, ms, 'wait');
+  }
+
+  /** Confirmed, unclaimed leases expiring within `aheadMs` (see `waitAgain`). */
+  findUnclaimed(aheadMs: number, max: number): Promise<UnclaimedLease[]> {
+    return this.#leases.findUnclaimed(aheadMs, max);
   }
 
   /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
@@ -208,16 +222,19 @@ export class Limiter {
    * admitted): its leases turn from pending to active — from now on a lease that expires is a
    * `timed_out` attempt — and its idempotency keys answer replays as duplicates. Until then a
    * replay is `in_progress`, and a lease that expires pending is no attempt (reap-n.lua).
+   * `seqs`: each fresh job's message sequence in the jobs stream, in job order (it tells later
+   * whether a worker was ever delivered the message: `findUnclaimed`).
    * Confirmations of concurrent callers share script calls, like admissions.
    */
-  confirm(request: AdmissionRequest, admission: Admitted): Promise<ConfirmResult> {
+  confirm(request: AdmissionRequest, admission: Admitted, seqs: readonly number[] = []): Promise<ConfirmResult> {
     const jobs: ConfirmRequest['jobs'][number][] = [];
+    let k = 0;
     const requestKey = request.idempotency ? [this.keys.idempotency(request.idempotency.tenant, request.idempotency.key)] : [];
     admission.jobs.forEach((a, i) => {
       if (a.lease === undefined) return;
       const own = request.jobs[i]?.idempotency;
       const keys = own ? [this.keys.idempotency(a.tenant, own.key, own.kind), ...requestKey] : requestKey;
-      jobs.push({ id: a.lease.id, idempotencyKeys: keys });
+      jobs.push({ id: a.lease.id, idempotencyKeys: keys, seq: seqs[k++] ?? 0 });
     });
     if (jobs.length === 0) return Promise.resolve({ confirmed: 0, notHeld: [] });
     return this.#confirms.submit({ jobs });

@@ -139,7 +139,20 @@ export interface ExpiredBatch {
   readonly entries: readonly ExpiredEntry[];
 }
 
-export type LeaseStateName = 'pending' | 'withdrawn' | 'active' | 'settled' | 'expired' | 'revoked';
+export type LeaseStateName = 'pending' | 'withdrawn' | 'active' | 'running' | 'settled' | 'expired' | 'revoked';
+
+/** A confirmed lease no worker has claimed, about to expire (`findUnclaimed`). */
+export interface UnclaimedLease {
+  readonly id: string;
+  readonly token: string;
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly tenant: string;
+  readonly jobType: string;
+  readonly expiresAt: number;
+  /** The job message's sequence in the jobs stream. */
+  readonly seq: number;
+}
 
 /** What `confirm` found: how many leases it confirmed, and those no longer held (revoked or reaped while pending). */
 export interface ConfirmResult {

@@ -88,16 +88,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       return;
     }
     const job = parsed.data;
-    if (Date.parse(job.lease.expiresAt) <= Date.now()) {
-      // Its lease ran out before we got it: Janus has written (or will write) its timed_out
-      // outcome, and may have admitted it again under a new lease. Running it now would run it
-      // without holding its limits, and our report would be ignored anyway.
-      msg.ack();
-      return;
-    }
-    // Claim the lease before running: Janus refuses it if the admission was withdrawn (the producer
-    // was answered 503 although the message reached the stream) or it has ended. Without an answer
-    // (no scheduler reachable) the job runs: its lease is live as far as this worker can tell.
+    // Claim the lease before running. Janus refuses it if it has ended or was withdrawn (the
+    // producer was answered 503 although the message reached the stream); a job that no worker had
+    // taken before its lease ran out may have been given more time meanwhile (it waited again), so
+    // Janus's answer, not the message's expiresAt, decides.
     let claimed: Date | undefined;
     try {
       claimed = await extendLease(job.lease.token, 1);
@@ -107,6 +101,13 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
         opts.onError?.(error, job);
         return;
       }
+    }
+    if (claimed === undefined && Date.parse(job.lease.expiresAt) <= Date.now()) {
+      // No answer (no scheduler reachable) and the lease in the message has run out: Janus has
+      // written (or will write) its timed_out outcome, and may admit it again under a new lease.
+      // Running it now would run it without holding its limits, and our report would be ignored.
+      msg.ack();
+      return;
     }
     const expiry = new AbortController();
     let expiresAt = claimed?.getTime() ?? Date.parse(job.lease.expiresAt);

@@ -1,7 +1,8 @@
 --[[
   confirm-n — record that the job messages of pending leases are in JetStream (the publish was
-  acknowledged): each pending lease becomes 'active' (from now on its expiry is a timed_out
-  attempt, reap-n.lua) and its idempotency records lose their 'in progress' mark, so a replay of
+  acknowledged): each pending lease becomes 'active', with the message's stream sequence in its
+  `fin` field (from now on its expiry is a timed_out attempt unless no worker was ever delivered
+  the message, see extend-n.lua 'wait'), and its idempotency records lose their 'in progress' mark, so a replay of
   the request is answered as a duplicate. A lease a worker already settled or extended only loses
   the mark (if any is left). A lease no longer held (revoked, or reaped while pending) is not
   confirmed: its job message is in the stream although its admission was undone, and the caller
@@ -10,7 +11,8 @@
   KEYS[1…]  per lease: the lease's hash (one per admission call), then its idempotency records
             (its `idem` field, as the admission wrote them)
 
-  ARGV[1…]  per lease: its field in the lease hash, the number of KEYS that belong to it (hash included)
+  ARGV[1…]  per lease: its field in the lease hash, the number of KEYS that belong to it (hash
+            included), and its job message's stream sequence
 
   Returns   per lease, in order: 1 confirmed (or active or settled already), 0 not held (revoked,
             expired or unknown)
@@ -19,7 +21,7 @@ local rcall = redis.call
 -- @include lease-record
 local out = {}
 local k = 1
-for a = 1, #ARGV, 2 do
+for a = 1, #ARGV, 3 do
   local lease, field = KEYS[k], ARGV[a]
   k = k + tonumber(ARGV[a + 1])
   local raw = rcall('HGET', lease, field)
@@ -27,7 +29,7 @@ for a = 1, #ARGV, 2 do
   if v and (lease_held(v) or v.st == 'settled') then
     lease_confirm_idem(v)
     if v.st == 'pending' then
-      rcall('HSET', lease, field, 'active' .. string.sub(raw, 8))
+      rcall('HSET', lease, field, 'active|' .. v.exps .. '|' .. v.out .. '|' .. v.act .. '|' .. ARGV[a + 2] .. '|' .. v.fixed)
     end
     out[#out + 1] = 1
   else

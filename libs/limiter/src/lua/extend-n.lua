@@ -1,7 +1,12 @@
 --[[
-  extend-n — move a held (active or pending), unexpired lease's expiry to max(current expiry,
-  now + ms), in the lease record, the expiry index and every concurrency pool it holds. A pending
-  lease becomes active: a worker holds its job message.
+  extend-n — move a held, unexpired lease's expiry to max(current expiry, now + ms), in the lease
+  record, the expiry index and every concurrency pool it holds.
+
+  Mode 'claim' (a worker, before it runs the job or while it works): the lease becomes 'running' —
+  a worker holds its job message, so a pending lease is confirmed with it.
+  Mode 'wait' (the scheduler, for a job whose message no worker was ever delivered, CONTRACT §4:
+  the job waits again and keeps its attempts): only an 'active' lease (confirmed, never claimed) is
+  extended, and it stays 'active'.
 
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
@@ -14,6 +19,7 @@
   ARGV[4]   ms to extend by (from now)
   ARGV[5]   retention of the finished lease record in ms
   ARGV[6]   number of concurrency pool KEYS (from KEYS[3])
+  ARGV[7]   'claim' or 'wait'
 
   Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, e = new expiresAt}
             or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
@@ -25,6 +31,8 @@ local rcall = redis.call
 local field = ARGV[3]
 local v, failure = lease_live(KEYS[1], field, now)
 if not v then return cjson.encode({ s = failure }) end
+local wait = ARGV[7] == 'wait'
+if wait and v.st ~= 'active' then return cjson.encode({ s = LEASE_ANSWER_ALREADY_SETTLED }) end
 local exp = v.exp
 
 local newExp = math.max(exp, now + tonumber(ARGV[4]))
@@ -34,9 +42,9 @@ if newExp ~= exp then
   for i = 3, 2 + tonumber(ARGV[6]), 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
 end
 local st = v.st
-if st == 'pending' then
-  lease_confirm_idem(v)
-  st = 'active'
+if not wait then
+  if st == 'pending' then lease_confirm_idem(v) end
+  st = 'running'
 end
 -- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua)
 rcall('ZADD', KEYS[2], score, leaseId)

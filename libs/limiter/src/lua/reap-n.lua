@@ -4,7 +4,7 @@
   a lease at its expiry ms (includes/pool.lua). Their budget reservation stays spent (the actual
   cost is unknown). Leases settled, revoked or extended meanwhile are left alone.
 
-  A confirmed ('active') lease is marked 'expired': its job message is in the stream, so the
+  A confirmed ('active' or 'running') lease is marked 'expired': its job message is in the stream, so the
   caller publishes a timed_out outcome for it. A lease still 'pending' (its job message was never
   confirmed in JetStream: the admitting instance died) or 'withdrawn' (answered 503 while its
   message may have been stored, withdraw-n.lua) is marked 'revoked'
@@ -47,7 +47,7 @@ local function reapable(v)
 end
 
 local function expire(lease, field, v, leaseId, member)
-  local pending = v.st ~= 'active'
+  local pending = v.st == 'pending' or v.st == 'withdrawn'
   if not dry then
     if pending then
       for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end

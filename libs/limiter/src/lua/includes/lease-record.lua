@@ -23,9 +23,11 @@ local function lease_read(v)
 end
 
 -- A lease is 'pending' from admission until its job message is confirmed in JetStream, then
--- 'active'. Both hold their limits; only a confirmed lease becomes a timed_out attempt (reap-n.lua).
+-- 'active' (its `fin` field holds the message's stream sequence until it finishes), and 'running'
+-- once a worker claimed or extended it. All three hold their limits; only a confirmed lease becomes
+-- a timed_out attempt (reap-n.lua).
 local function lease_held(v)
-  return v.st == 'active' or v.st == 'pending'
+  return v.st == 'active' or v.st == 'pending' or v.st == 'running'
 end
 
 -- A pending lease's idempotency records say 'in progress' (field p) until it is confirmed: a worker
