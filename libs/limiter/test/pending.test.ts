@@ -73,7 +73,7 @@ describe('pending admissions', () => {
     expect((await h.limiter.extend(b.jobs[0]!.lease!.token, 5000)).ok).toBe(true);
     expect(admitted(await h.limiter.admit(keyed('settled', 'x'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-settled' } });
     expect(admitted(await h.limiter.admit(keyed('extended', 'y'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-extended' } });
-    expect(await h.limiter.leaseState(b.jobs[0]!.lease!.token)).toMatchObject({ ok: true, lease: { state: 'active' } });
+    expect(await h.limiter.leaseState(b.jobs[0]!.lease!.token)).toMatchObject({ ok: true, lease: { state: 'running' } });
     h.advance(5000);
     expect((await h.limiter.reapExpired(10)).map((l) => l.confirmed)).toEqual([true]);
   });
@@ -96,6 +96,30 @@ describe('pending admissions', () => {
     await h.limiter.confirm(keyed('same'), admitted(fresh[0]!));
     const later = await Promise.all(Array.from({ length: 20 }, (_, i) => h!.limiter.admit(keyed('same', `q-${i}`))));
     expect(later.every((r) => r.kind === 'admitted' && r.jobs[0]?.duplicate !== undefined)).toBe(true);
+    expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
+  });
+
+  it('unclaimed confirmed leases about to expire are listed with their stream sequence; waitAgain extends only those', async () => {
+    h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 10 } } });
+    const req = { jobs: [job('call'), job('call')] };
+    const a = admitted(await h.limiter.admit(req));
+    expect(await h.limiter.findUnclaimed(2000, 10)).toEqual([]); // pending: not confirmed yet
+    await h.limiter.confirm(req, a, [41, 42]);
+    const [first, second] = a.jobs.map((j) => j.lease!);
+    expect(await h.limiter.findUnclaimed(500, 10)).toEqual([]); // not within 500 ms of expiry
+    h.advance(600);
+    const listed = await h.limiter.findUnclaimed(500, 10);
+    expect(listed.map((l) => [l.id, l.seq]).sort()).toEqual([
+      [first!.id, 41],
+      [second!.id, 42],
+    ]);
+    expect((await h.limiter.extend(second!.token, 1)).ok).toBe(true); // a worker claims it: running
+    expect((await h.limiter.findUnclaimed(500, 10)).map((l) => l.id)).toEqual([first!.id]);
+    expect(await h.limiter.waitAgain(second!.token, 1000)).toEqual({ ok: false, reason: 'already_settled' });
+    expect(await h.limiter.waitAgain(first!.token, 1000)).toMatchObject({ ok: true, lease: { expiresAt: h.clock.now + 1000 } });
+    expect(await h.limiter.leaseState(first!.token)).toMatchObject({ ok: true, lease: { state: 'active' } });
+    h.advance(500); // second expired (a timed_out attempt); first waits on, holding its slot
+    expect((await h.limiter.reapExpired(10)).map((l) => [l.id, l.confirmed])).toEqual([[second!.id, true]]);
     expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
   });
 });
