@@ -2,7 +2,7 @@ import type { JobMessage, LedgerEntry, Priority, RejectReason } from '@janus/con
 import { JsonText, messageIds, jsonWithRaw, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
-import { encodeRetryContext } from '@janus/execution';
+import { batchIdempotencyRecord, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
 import type { IngressMetrics } from './metrics.js';
 
@@ -19,13 +19,7 @@ export interface PreparedJob {
   readonly fingerprint?: string;
 }
 
-/** The single-job 202 body; also the idempotency record of a job (single or part of a batch). */
-export interface AdmittedBody {
-  readonly jobId: string;
-  readonly status: 'admitted';
-  readonly attempt: number;
-  readonly admittedAt: string;
-}
+export type { AdmittedBody };
 
 export type AdmitAnswer =
   | { readonly kind: 'admitted'; readonly status: 200 | 202; readonly body: object }
@@ -86,7 +80,7 @@ export class AdmissionService {
           jobType: j.type,
           priority: j.priority,
           ...(j.cost !== undefined ? { cost: j.cost } : {}),
-          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify({ ...records[i], fp: j.fingerprint }) } } : {}),
+          ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: jobIdempotencyRecord(records[i]!, j.fingerprint) } } : {}),
           // What a retry of this job will need; kept with the lease in Redis.
           context: encodeRetryContext(
             { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
@@ -99,7 +93,7 @@ export class AdmissionService {
                 key: batchIdempotency.key,
                 tenant,
                 windowMs: batchIdempotency.windowMs,
-                record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })), fp: batchIdempotency.fingerprint }),
+                record: batchIdempotencyRecord(records, batchIdempotency.fingerprint),
               },
             }
           : {}),
@@ -120,7 +114,7 @@ export class AdmissionService {
       case 'duplicate': {
         // Decided in the same atomic step as admission (the record holds the first request's
         // fingerprint); nothing was consumed either way.
-        const { fp, body } = parseRecord(result.record);
+        const { fp, body } = parseIdempotencyRecord(result.record);
         if (!sameRequest(fp, batchIdempotency?.fingerprint)) {
           this.countAll(jobs, 'rejected', 'idempotency_key_reused');
           return { kind: 'idempotency_key_reused', index: -1 };
@@ -138,26 +132,32 @@ export class AdmissionService {
         this.countAll(jobs, 'rejected', 'exceeds_capacity');
         return result;
       case 'admitted':
-        return this.publishAdmitted(tenant, jobs, records, result, shape);
+        return this.publishAdmitted(tenant, policy, jobs, records, result, shape, batchIdempotency);
     }
   }
 
   private async publishAdmitted(
     tenant: string,
+    policy: CompiledPolicy,
     jobs: readonly PreparedJob[],
     records: readonly AdmittedBody[],
     admitted: Admitted,
     shape: 'single' | 'batch',
+    batchIdempotency: { key: string; windowMs: number; fingerprint: string } | undefined,
   ): Promise<AdmitAnswer> {
     const { names } = this.deps;
-    const fresh: { job: PreparedJob; admitted: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }; record: AdmittedBody }[] = [];
+    const fresh: { job: PreparedJob; index: number; admitted: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }; record: AdmittedBody }[] = [];
     admitted.jobs.forEach((a, i) => {
       const job = jobs[i];
       const record = records[i];
-      if (a.lease !== undefined && job !== undefined && record !== undefined) fresh.push({ job, admitted: a, record });
+      if (a.lease !== undefined && job !== undefined && record !== undefined) fresh.push({ job, index: i, admitted: a, record });
     });
 
-    const jobMessages: Message[] = fresh.map(({ job, admitted: a, record }) => {
+    // The keys a job was admitted under travel with it (expiring as the limiter's records do, at the
+    // admission time plus the window), so that the persister keeps them for a state rebuild.
+    const batchKey = batchIdempotency && { key: batchIdempotency.key, fingerprint: batchIdempotency.fingerprint, expiresAt: new Date(admitted.at + batchIdempotency.windowMs).toISOString(), size: jobs.length };
+    const jobMessages: Message[] = fresh.map(({ job, index, admitted: a, record }) => {
+      const windowMs = policy.jobType(job.type)?.idempotencyWindowMs;
       const body: Omit<JobMessage, 'payload'> = {
         jobId: a.jobId,
         type: a.jobType,
@@ -166,6 +166,11 @@ export class AdmissionService {
         priority: a.priority,
         admittedAt: record.admittedAt,
         lease: { id: a.lease.id, token: a.lease.token, expiresAt: this.#expiresAt.of(a.lease.expiresAt) },
+        ...(job.cost !== undefined ? { cost: job.cost } : {}),
+        ...(job.idempotencyKey !== undefined && job.fingerprint !== undefined && windowMs !== undefined
+          ? { idempotency: { key: job.idempotencyKey, fingerprint: job.fingerprint, expiresAt: new Date(a.admittedAt + windowMs).toISOString() } }
+          : {}),
+        ...(batchKey ? { batchIdempotency: { ...batchKey, index } } : {}),
       };
       return { subject: names.subjects.job(a.jobType), body: jobMessage(body, job.payloadJson), msgID: messageIds.attempt(a.jobId, a.attempt) };
     });
@@ -173,7 +178,7 @@ export class AdmissionService {
 
     // A job whose key names a different request: the whole request is refused (all or nothing), so
     // what was admitted with it is revoked before anything is published.
-    const reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
+    const reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseIdempotencyRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
     if (reused >= 0) {
       if (fresh.length > 0) await this.revoke(admitted, 'idempotency_key_reused');
       this.countAll(jobs, 'rejected', 'idempotency_key_reused');
@@ -196,7 +201,7 @@ export class AdmissionService {
 
     // Per-job duplicates (their own idempotency key was seen before) were not admitted again.
     const entries = admitted.jobs.map((a, i) => {
-      if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record).body, duplicate: true };
+      if (a.duplicate !== undefined) return { ...parseIdempotencyRecord(a.duplicate.record).body, duplicate: true };
       const r = records[i] as AdmittedBody;
       return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
     });
@@ -316,18 +321,6 @@ export class IsoTime {
       this.#text = new Date(ms).toISOString();
     }
     return this.#text;
-  }
-}
-
-/** An idempotency record: the first answer's body, and the fingerprint of the request it answered. */
-function parseRecord(record: string): { readonly body: Record<string, unknown>; readonly fp: string | undefined } {
-  try {
-    const value: unknown = JSON.parse(record);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { body: {}, fp: undefined };
-    const { fp, ...body } = value as Record<string, unknown>;
-    return { body, fp: typeof fp === 'string' ? fp : undefined };
-  } catch {
-    return { body: {}, fp: undefined };
   }
 }
 

@@ -6,3 +6,4 @@ export { reapOnce, type ReaperDeps } from './reaper.js';
 export { serveLeaseExtensions } from './lease-extend.js';
 export { seededRandom } from './seeded-random.js';
 export { openLimiter, type LimiterOpening } from './recovery.js';
+export { batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';

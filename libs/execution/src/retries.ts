@@ -131,6 +131,8 @@ export class RetryProcessor {
       priority: admitted.priority,
       ...(retry.payload !== undefined ? { payload: retry.payload } : {}),
       admittedAt: new Date(admitted.admittedAt).toISOString(),
+      // kept with the job (jobs.cost) for a state rebuild: the override applies to every attempt
+      ...(retry.cost !== undefined ? { cost: retry.cost } : {}),
       lease: { id: admitted.lease.id, token: admitted.lease.token, expiresAt: new Date(admitted.lease.expiresAt).toISOString() },
     };
     try {
