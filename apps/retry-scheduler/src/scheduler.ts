@@ -106,7 +106,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       });
   }, opts.reapIntervalMs ?? 250);
 
-  const extensions = serveLeaseExtensions(nc, names, limiter);
+  const extensions = serveLeaseExtensions(nc, js, names, limiter);
 
   const stop = async () => {
     if (stopped) return;
