@@ -157,6 +157,10 @@ describe('Redis loses its state (its keys deleted)', () => {
     } finally {
       extensions.unsubscribe();
     }
+    // a batch under its own key, one of its jobs under a key of its own
+    const batch = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'probe', idempotencyKey: 'in-batch' }, { type: 'probe', payload: { n: 2 } }] }, { 'idempotency-key': 'batch-1' });
+    expect(batch.status).toBe(202);
+    const batchBody = (await batch.json()) as object;
     await persisted();
     expect((await (await post('/v1/jobs', acme, { type: 'work', cost: 3 }, { 'idempotency-key': 'order-1' })).json()) as object).toMatchObject({ jobId: firstBody.jobId, duplicate: true });
 
@@ -188,6 +192,15 @@ describe('Redis loses its state (its keys deleted)', () => {
     const again = await post('/v1/jobs', acme, { type: 'work', cost: 3 }, { 'idempotency-key': 'order-1' });
     expect(again.status).toBe(200);
     expect(await again.json()).toMatchObject({ jobId: firstBody.jobId, status: 'admitted', attempt: 1, duplicate: true });
+    // … and still knows the request it answered: the same key with another request is refused
+    expect((await post('/v1/jobs', acme, { type: 'work', cost: 2 }, { 'idempotency-key': 'order-1' })).status).toBe(422);
+    // The batch replays its whole first answer; the key of its first job answers on its own.
+    const batchAgain = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'probe', idempotencyKey: 'in-batch' }, { type: 'probe', payload: { n: 2 } }] }, { 'idempotency-key': 'batch-1' });
+    expect(batchAgain.status).toBe(200);
+    expect(await batchAgain.json()).toEqual({ ...batchBody, duplicate: true });
+    const inBatch = await post('/v1/jobs', beta, { type: 'probe', idempotencyKey: 'in-batch' });
+    expect(inBatch.status).toBe(200);
+    expect(await inBatch.json()).toMatchObject({ jobId: (batchBody as { jobs: { jobId: string }[] }).jobs[0]!.jobId, duplicate: true });
 
     // Rate buckets restart empty: the 60/min bucket (full before the loss) admits about one a second, not a burst of 10.
     const burst = await Promise.all(Array.from({ length: 10 }, () => post('/v1/jobs', beta, { type: 'ping' })));

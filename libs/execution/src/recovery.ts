@@ -54,6 +54,11 @@ export interface StateRecoveryDeps {
   readonly pollMs?: number;
   /** Expired leases without an outcome older than this are not written back (default 24 h, the lease retention). */
   readonly expiredHorizonMs?: number;
+  /**
+   * Whether the running policy is loaded (default: always): a restored lease is counted in the pools
+   * of the running policy, so a rebuild waits for it.
+   */
+  readonly policyLoaded?: () => boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -223,6 +228,7 @@ export class StateRecovery {
     }
     // Starts the fail-closed window if no admission has yet.
     const window = await limiter.recover();
+    if (this.#deps.policyLoaded?.() === false) return { open: false, why: 'the policy is not loaded yet' };
     const recoveringUntil = window.open ? undefined : window.recoveringUntil;
     const token = randomUUID();
     const ttl = this.#deps.lockTtlMs ?? 10_000;
