@@ -65,8 +65,18 @@ const DAY_MS = 86_400_000;
 /** A ledger time may be this far behind Redis's clock (conservative: counts more). */
 const CLOCK_SKEW_MS = 2_000;
 
-function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+/** Resolves after `ms`, or at once when `signal` aborts (stop() does not wait out a grace period). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function message(error: unknown): string {
@@ -127,6 +137,7 @@ export class StateRecovery {
   #recovering: Promise<LimiterOpening> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  readonly #stopping = new AbortController();
   #lastWhy = '';
 
   constructor(deps: StateRecoveryDeps) {
@@ -155,9 +166,10 @@ export class StateRecovery {
     this.#timer.unref();
   }
 
-  /** Stops watching; waits for a rebuild under way to stop at its next step. */
+  /** Stops watching; a rebuild under way stops at its next step (waits are cut short), and is waited for. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#recovering?.catch(() => undefined);
@@ -208,7 +220,7 @@ export class StateRecovery {
       }
       this.#metrics?.trusted.set(0);
       if (this.#stopped || Date.now() >= deadline) return result;
-      await sleep(250);
+      await sleep(250, this.#stopping.signal);
     }
   }
 
@@ -256,7 +268,8 @@ export class StateRecovery {
     const { limiter, db, logger } = this.#deps;
     const startedAt = Date.now();
     if (this.#lastWhy === '') logger?.warn({ fallbackUntil: recoveringUntil && new Date(recoveringUntil).toISOString() }, 'limiter state lost: rebuilding it from the durable record');
-    await sleep((this.#deps.inFlightGraceMs ?? 5_000) - (Date.now() - seenAt));
+    await sleep((this.#deps.inFlightGraceMs ?? 5_000) - (Date.now() - seenAt), this.#stopping.signal);
+    if (this.#stopped) return { open: false, why: 'stopped' };
     const caughtUp = await this.#waitForPersister(this.#deps.catchUpTimeoutMs ?? 15_000);
     if (!caughtUp.ok) return this.#fallback(token, caughtUp.why);
     if (lockLost()) return { open: false, why: 'the rebuild lock was lost' };
@@ -315,7 +328,7 @@ export class StateRecovery {
     for (;;) {
       const r = await persisterCaughtUp(this.#deps.jsm, this.#deps.names);
       if (r.ok || Date.now() >= until || this.#stopped) return r;
-      await sleep(200);
+      await sleep(200, this.#stopping.signal);
     }
   }
 }
