@@ -1,9 +1,9 @@
 import type { Priority, RejectReason } from '@janus/contracts';
-import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
+import { AdmissionPipeline, type JobMessageExtras, type PipelineResult } from '@janus/admission';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
-import { StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
+import { StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
-import { encodeRetryContext } from '@janus/execution';
+import { batchIdempotencyRecord, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
 import type { IngressMetrics } from './metrics.js';
 
@@ -18,14 +18,6 @@ export interface PreparedJob {
   readonly idempotencyKey?: string;
   /** With an idempotency key: the request's content fingerprint, kept in its idempotency record. */
   readonly fingerprint?: string;
-}
-
-/** The single-job 202 body; also the idempotency record of a job (single or part of a batch). */
-export interface AdmittedBody {
-  readonly jobId: string;
-  readonly status: 'admitted';
-  readonly attempt: number;
-  readonly admittedAt: string;
 }
 
 export type AdmitAnswer =
@@ -96,7 +88,7 @@ export class AdmissionService {
         jobType: j.type,
         priority: j.priority,
         ...(j.cost !== undefined ? { cost: j.cost } : {}),
-        ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: JSON.stringify({ ...records[i], fp: j.fingerprint }) } } : {}),
+        ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: jobIdempotencyRecord(records[i]!, j.fingerprint) } } : {}),
         // What a retry of this job will need; kept with the lease in Redis.
         context: encodeRetryContext(
           { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
@@ -109,7 +101,7 @@ export class AdmissionService {
               key: batchIdempotency.key,
               tenant,
               windowMs: batchIdempotency.windowMs,
-              record: JSON.stringify({ jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })), fp: batchIdempotency.fingerprint }),
+              record: batchIdempotencyRecord(records, batchIdempotency.fingerprint),
             },
           }
         : {}),
@@ -118,13 +110,28 @@ export class AdmissionService {
     // what was admitted with it is revoked before anything is published.
     let reused = -1;
     const vet = (admitted: Admitted): string | undefined => {
-      reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
+      reused = admitted.jobs.findIndex((a, i) => a.duplicate !== undefined && !sameRequest(parseIdempotencyRecord(a.duplicate.record).fp, jobs[i]?.fingerprint));
       return reused >= 0 ? 'idempotency_key_reused' : undefined;
     };
 
     let result: PipelineResult;
     try {
-      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), admittedAt, vet });
+      // The keys a job was admitted under travel with its message (expiring as the limiter's records
+      // do, at admission + window), so that the persister keeps them for a state rebuild; and its cost.
+      const extras = (a: AdmittedJob, index: number, admitted: Admitted): JobMessageExtras => {
+        const job = jobs[index];
+        const windowMs = policy.jobType(a.jobType)?.idempotencyWindowMs;
+        return {
+          ...(job?.cost !== undefined ? { cost: job.cost } : {}),
+          ...(job?.idempotencyKey !== undefined && job.fingerprint !== undefined && windowMs !== undefined
+            ? { idempotency: { key: job.idempotencyKey, fingerprint: job.fingerprint, expiresAt: new Date(a.admittedAt + windowMs).toISOString() } }
+            : {}),
+          ...(batchIdempotency
+            ? { batchIdempotency: { key: batchIdempotency.key, fingerprint: batchIdempotency.fingerprint, expiresAt: new Date(admitted.at + batchIdempotency.windowMs).toISOString(), size: jobs.length, index } }
+            : {}),
+        };
+      };
+      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), admittedAt, vet, extras });
     } catch (error) {
       if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
         return this.admitFailOpen(tenant, policy, jobs, records, shape);
@@ -141,7 +148,7 @@ export class AdmissionService {
       case 'duplicate': {
         // Decided in the same atomic step as admission (the record holds the first request's
         // fingerprint); nothing was consumed either way.
-        const { fp, body } = parseRecord(result.record);
+        const { fp, body } = parseIdempotencyRecord(result.record);
         if (!sameRequest(fp, batchIdempotency?.fingerprint)) {
           this.countAll(jobs, 'rejected', 'idempotency_key_reused');
           return { kind: 'idempotency_key_reused', index: -1 };
@@ -152,7 +159,7 @@ export class AdmissionService {
       case 'in_progress': {
         // A different request under the key is wrong whatever became of the first: 422, not "ask again".
         const mine = result.index < 0 ? batchIdempotency?.fingerprint : jobs[result.index]?.fingerprint;
-        if (!sameRequest(parseRecord(result.record).fp, mine)) {
+        if (!sameRequest(parseIdempotencyRecord(result.record).fp, mine)) {
           this.countAll(jobs, 'rejected', 'idempotency_key_reused');
           return { kind: 'idempotency_key_reused', index: result.index };
         }
@@ -182,7 +189,7 @@ export class AdmissionService {
   private answerAdmitted(jobs: readonly PreparedJob[], records: readonly AdmittedBody[], admitted: Admitted, shape: 'single' | 'batch'): AdmitAnswer {
     // Per-job duplicates (their own idempotency key was seen before) were not admitted again.
     const entries = admitted.jobs.map((a, i) => {
-      if (a.duplicate !== undefined) return { ...parseRecord(a.duplicate.record).body, duplicate: true };
+      if (a.duplicate !== undefined) return { ...parseIdempotencyRecord(a.duplicate.record).body, duplicate: true };
       const r = records[i] as AdmittedBody;
       return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
     });
@@ -234,18 +241,6 @@ export class AdmissionService {
     const byType = new Map<string, number>();
     for (const j of jobs) byType.set(j.type, (byType.get(j.type) ?? 0) + 1);
     for (const [type, n] of byType) this.deps.decisions.record(decision, reason, type, n);
-  }
-}
-
-/** An idempotency record: the first answer's body, and the fingerprint of the request it answered. */
-function parseRecord(record: string): { readonly body: Record<string, unknown>; readonly fp: string | undefined } {
-  try {
-    const value: unknown = JSON.parse(record);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { body: {}, fp: undefined };
-    const { fp, ...body } = value as Record<string, unknown>;
-    return { body, fp: typeof fp === 'string' ? fp : undefined };
-  } catch {
-    return { body: {}, fp: undefined };
   }
 }
 

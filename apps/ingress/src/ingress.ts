@@ -5,7 +5,7 @@ import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
 import { getJobView } from '@janus/event-store';
-import { openLimiter } from '@janus/execution';
+import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
 import { AckPublisher } from '@janus/messaging';
@@ -31,11 +31,16 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   const { limiter, apiKeys: keys } = runtime;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
-  // until every lease granted before the loss has expired, unless PostgreSQL and the persister prove
-  // that none can be live (a first start): see openLimiter.
-  await openLimiter({ limiter, db: runtime.db.db, jsm: runtime.jsm, names: runtime.names, logger: runtime.logger }).catch((error: unknown) => {
-    runtime.logger.warn({ err: error }, 'limiter init failed (Redis down?); admissions answer 503 until it is back');
-  });
+  // until the state is rebuilt from the durable record (one instance rebuilds, the others wait), at
+  // start and whenever the watch finds it lost: see StateRecovery.
+  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm: runtime.jsm, names: runtime.names, logger: runtime.logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
+  await recovery.open().then(
+    (opening) => {
+      if (!opening.open) runtime.logger.warn({ why: opening.why }, 'admission closed at start: the limiter state is not rebuilt yet');
+    },
+    (error: unknown) => runtime.logger.warn({ err: error }, 'limiter init failed (Redis down?); admissions answer 503 until it is back'),
+  );
+  recovery.watch();
 
   const nats = new NatsStatus(runtime.nc);
   // Acked JetStream publishes for the hot path (see AckPublisher: cheaper than js.publish per message).
@@ -54,7 +59,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
     registry: runtime.registry,
-    readiness: runtime.readiness,
+    readiness: [...runtime.readiness, recovery.readiness],
     logger: runtime.logger,
     liveStats: live.record,
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),
@@ -65,6 +70,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     limiter,
     keys,
     close: async () => {
+      await recovery.stop();
       nats.stop();
       publisher.close();
       await live.stop();

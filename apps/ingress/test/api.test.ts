@@ -246,6 +246,27 @@ describe('POST /v1/jobs/batch', () => {
     expect(await again.json()).toEqual({ ...(firstBody as object), duplicate: true });
   });
 
+  it("job messages carry what a state rebuild needs: the producer's cost and the idempotency keys, expiring with the window", async () => {
+    const res = await post('/v1/jobs/batch', acme, { jobs: [{ type: 'email', idempotencyKey: 'carried-1', cost: 3 }, { type: 'email' }] }, { 'idempotency-key': 'carried-batch' });
+    expect(res.status).toBe(202);
+    const [a, b] = ((await res.json()) as { jobs: { jobId: string }[] }).jobs;
+    const stored = await storedMessages(ingress, ingress.runtime.names.streams.jobs, ingress.runtime.names.subjects.job('email'));
+    const first = stored.find((m) => m.body.jobId === a!.jobId)!.body;
+    const second = stored.find((m) => m.body.jobId === b!.jobId)!.body;
+    const day = 86_400_000;
+    const near = (iso: unknown, ms: number) => Math.abs(Date.parse(String(iso)) - ms) < 2_000;
+    const admittedAt = Date.parse(String(first.admittedAt));
+    expect(first).toMatchObject({ cost: 3, idempotency: { key: 'carried-1', fingerprint: expect.any(String) }, batchIdempotency: { key: 'carried-batch', index: 0, size: 2 } });
+    expect(second).toMatchObject({ batchIdempotency: { key: 'carried-batch', index: 1, size: 2 } });
+    expect(second.cost).toBeUndefined();
+    expect(second.idempotency).toBeUndefined();
+    const own = first.idempotency as { expiresAt: string };
+    const batch = first.batchIdempotency as { expiresAt: string; fingerprint: string };
+    expect(near(own.expiresAt, admittedAt + day)).toBe(true);
+    expect(near(batch.expiresAt, admittedAt + day)).toBe(true);
+    expect((second.batchIdempotency as { fingerprint: string }).fingerprint).toBe(batch.fingerprint);
+  });
+
   it('400 for an empty batch and for over 1000 jobs', async () => {
     expect((await post('/v1/jobs/batch', acme, { jobs: [] })).status).toBe(400);
     expect((await post('/v1/jobs/batch', acme, { jobs: Array.from({ length: 1001 }, () => ({ type: 'email' })) })).status).toBe(400);

@@ -12,7 +12,7 @@ export { waitFor } from '@janus/testing';
 
 export async function start(ns: string, extraEnv: Record<string, string> = {}, opts: { publishTimeoutMs?: number } = {}): Promise<Ingress> {
   const settings = loadSettings(testEnv(ns, extraEnv));
-  const ingress = await startIngress(settings, { logger: pino({ level: 'silent' }), ...opts });
+  const ingress = await startIngress(settings, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...opts });
   await ingress.limiter.init({ fresh: true });
   return ingress;
 }

@@ -6,7 +6,7 @@ import { startScheduler } from './scheduler.js';
 const settings = loadSettingsOrExit();
 const scheduler = await startScheduler(settings);
 const rt = scheduler.runtime;
-const server = await listen(createApp({ readiness: rt.readiness, registry: rt.registry }), { host: settings.host, port: settings.ports.scheduler }, rt.logger);
+const server = await listen(createApp({ readiness: scheduler.readiness, registry: rt.registry }), { host: settings.host, port: settings.ports.scheduler }, rt.logger);
 
 rt.shutdown
   .add('stop http', () => closeServer(server))

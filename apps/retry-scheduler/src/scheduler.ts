@@ -1,14 +1,16 @@
 import type { Settings } from '@janus/config';
-import { OutcomeProcessor, RetryProcessor, letUndeliveredWait, openLimiter, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
-import type { Logger } from '@janus/observability';
+import type { Logger, ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { schedulerMetrics } from './metrics.js';
 
 export interface Scheduler {
   readonly runtime: LimiterRuntime;
   readonly limiter: Limiter;
+  /** The runtime's checks, and `limiter-state` (down while a lost limiter state is rebuilt). */
+  readonly readiness: readonly ReadinessCheck[];
   /** Stops taking outcomes and retries and reaping; finishes the messages in hand. */
   stop(): Promise<void>;
   close(): Promise<void>;
@@ -39,9 +41,16 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   const { logger, names, jsm, js, nc, limiter } = runtime;
-  await openLimiter({ limiter, db: runtime.db.db, jsm, names, logger }).catch((error: unknown) =>
-    logger.warn({ err: error }, 'limiter init failed (Redis down?); retrying on use'),
+  // A lost limiter state is rebuilt from the durable record, at start and whenever the watch finds
+  // it lost (one instance rebuilds, the others wait): see StateRecovery.
+  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm, names, logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
+  await recovery.open().then(
+    (opening) => {
+      if (!opening.open) logger.warn({ why: opening.why }, 'admission closed at start: the limiter state is not rebuilt yet');
+    },
+    (error: unknown) => logger.warn({ err: error }, 'limiter init failed (Redis down?); retrying on use'),
   );
+  recovery.watch();
 
   const metrics = schedulerMetrics(runtime.registry);
   const processor = new OutcomeProcessor({ limiter, js, names });
@@ -114,18 +123,20 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       });
   }, opts.reapIntervalMs ?? 250);
 
-  const extensions = serveLeaseExtensions(nc, names, limiter);
+  const extensions = serveLeaseExtensions(nc, js, names, limiter);
 
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     clearInterval(reaper);
+    await recovery.stop();
     extensions.unsubscribe();
     await Promise.all([outcomes.stop(), retries.stop()]);
   };
   return {
     runtime,
     limiter,
+    readiness: [...runtime.readiness, recovery.readiness],
     stop,
     close: async () => {
       await stop();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { DeadLetter, OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
+import { DeadLetter, LeaseExtended, OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
 import { PolicyStore, announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { startWorker, type JobHandler } from '@janus/worker-sdk';
@@ -124,7 +124,7 @@ describe('the execution loop', () => {
     expect(attempts).toEqual([1, 2]);
   });
 
-  it('extends a lease on a worker’s request', async () => {
+  it('extends a lease on a worker’s request, and records the new expiry durably before the worker hears it', async () => {
     let extendedTo: Date | undefined;
     const worker = await startWorker({
       nc: bed.nc,
@@ -141,6 +141,8 @@ describe('the execution loop', () => {
     await worker.stop();
     const outcomes = (await bed.readStream(bed.names.streams.outcomes, OutcomeEvent, `oc2-${Date.now()}`)).filter((o) => o.jobId === 'j-extend');
     expect(outcomes.map((o) => o.outcome)).toEqual(['succeeded']);
+    const extensions = (await bed.readStream(bed.names.streams.extensions, LeaseExtended, `ext-${Date.now()}`)).filter((e) => e.jobId === 'j-extend');
+    expect(extensions).toEqual([{ jobId: 'j-extend', type: 'flaky', tenant: 'acme', attempt: 1, leaseId: expect.any(String), expiresAt: extendedTo?.toISOString() }]);
   });
 
   it('dead-letters a retry that no wait can admit (its cost is over a limit lowered while it ran) instead of waiting forever', async () => {

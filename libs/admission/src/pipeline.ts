@@ -21,7 +21,12 @@ export interface PipelineInput {
    * revoked — nothing was published, so that is safe).
    */
   readonly vet?: (admitted: Admitted) => string | undefined;
+  /** Fields a fresh job's message carries besides the contract's (request job `index`). */
+  readonly extras?: (job: AdmittedJob, index: number, admitted: Admitted) => JobMessageExtras;
 }
+
+/** What a job message may carry beyond CONTRACT §4 (for the persister, and a state rebuild). */
+export type JobMessageExtras = Partial<Pick<JobMessage, 'cost' | 'idempotency' | 'batchIdempotency'>>;
 
 /** Why nothing was admitted although the limits allowed it. Each is a 503 / a retry later. */
 export type UnavailableCause =
@@ -129,7 +134,7 @@ export class AdmissionPipeline {
       }
     }
 
-    const messages = fresh.map((f) => this.jobMessage(f.job, input.payloads[f.index], input.admittedAt));
+    const messages = fresh.map((f) => this.jobMessage(f.job, input.payloads[f.index], input.admittedAt, input.extras?.(f.job, f.index, result)));
     const seqs: number[] = [];
     const published = await this.publish(messages, 'jobs', false, seqs);
     if (published === 'refused' || published === 'stale') {
@@ -162,8 +167,9 @@ export class AdmissionPipeline {
   }
 
   /** The job message of an admitted attempt, built here only (CONTRACT §4); the payload text is spliced in as serialized. */
-  jobMessage(job: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }, payloadJson: string | undefined, admittedAt?: string): OutgoingMessage {
+  jobMessage(job: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> }, payloadJson: string | undefined, admittedAt?: string, extras?: JobMessageExtras): OutgoingMessage {
     const body: Omit<JobMessage, 'payload'> = {
+      ...extras,
       jobId: job.jobId,
       type: job.jobType,
       tenant: job.tenant,

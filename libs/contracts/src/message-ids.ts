@@ -15,6 +15,8 @@ export const messageIds = Object.freeze({
   ledger: (jobId: string, attempt: number, kind: string): string => `${jobId}.${attempt}.${kind}`,
   /** A waiting retry on RETRIES, for attempt `nextAttempt`: `<jobId>.<nextAttempt>.retry`. */
   retry: (jobId: string, nextAttempt: number): string => `${jobId}.${nextAttempt}.retry`,
+  /** A lease extension on EXTENSIONS: `<jobId>.<attempt>.extended.<expiresAt ms>` (a re-publish of the same extension dedupes). */
+  extended: (jobId: string, attempt: number, expiresAtMs: number): string => `${jobId}.${attempt}.extended.${expiresAtMs}`,
   /** A dead letter on DEAD: `<jobId>` (a job dies once). */
   dead: (jobId: string): string => jobId,
 });

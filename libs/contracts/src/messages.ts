@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Name, Priority } from './names.js';
+import { IdempotencyKey, Name, Priority } from './names.js';
 
 export const Lease = z.object({
   id: z.string(),
@@ -8,7 +8,31 @@ export const Lease = z.object({
 });
 export type Lease = z.infer<typeof Lease>;
 
-/** `janus.jobs.<jobType>`, header `Nats-Msg-Id: <jobId>.<attempt>`. */
+/**
+ * An idempotency key a job was admitted under, as the limiter holds it until `expiresAt` (the
+ * admission time plus the window): `fingerprint` is the request's content hash that a replay must
+ * match. Carried by attempt 1 so that the persister keeps it and a rebuilt limiter still answers
+ * the key as a replay after Redis lost its state (docs/guarantees.md §5).
+ */
+export const JobIdempotency = z.object({
+  key: IdempotencyKey,
+  fingerprint: z.string().min(1).max(100),
+  expiresAt: z.iso.datetime(),
+});
+export type JobIdempotency = z.infer<typeof JobIdempotency>;
+
+/** A batch's own idempotency key, and this job's place in the batch (`index` of `size`). */
+export const BatchIdempotency = JobIdempotency.extend({
+  index: z.number().int().min(0).max(999),
+  size: z.number().int().min(1).max(1000),
+});
+export type BatchIdempotency = z.infer<typeof BatchIdempotency>;
+
+/**
+ * `janus.jobs.<jobType>`, header `Nats-Msg-Id: <jobId>.<attempt>`. Beyond the contract's fields,
+ * Janus adds what a rebuild of its limiter needs from the durable record (workers may ignore
+ * them): the producer's `cost` override, and the idempotency keys the job was admitted under.
+ */
 export const JobMessage = z.object({
   jobId: z.string().min(1),
   type: Name,
@@ -18,6 +42,12 @@ export const JobMessage = z.object({
   payload: z.json().optional(),
   admittedAt: z.string(),
   lease: Lease,
+  /** The producer's cost override, which applies to every attempt. */
+  cost: z.number().int().min(0).optional(),
+  /** The job's own idempotency key (attempt 1 only). */
+  idempotency: JobIdempotency.optional(),
+  /** Its batch's idempotency key (attempt 1 only). */
+  batchIdempotency: BatchIdempotency.optional(),
 });
 export type JobMessage = z.infer<typeof JobMessage>;
 
@@ -97,6 +127,22 @@ export const RetryMessage = z.object({
   error: z.string().max(2048).optional(),
 });
 export type RetryMessage = z.infer<typeof RetryMessage>;
+
+/**
+ * `janus.extensions.<jobType>`, msgID `<jobId>.<attempt>.extended.<expiresAt ms>`: a lease the
+ * scheduler extended, published before the worker is told, so that the persister records the new
+ * expiry (`attempts.lease_extended_until`) and a rebuild after a Redis state loss keeps the lease
+ * as long as the worker believes it holds it.
+ */
+export const LeaseExtended = z.object({
+  jobId: z.string().min(1),
+  type: Name,
+  tenant: Name,
+  attempt: z.number().int().min(1),
+  leaseId: z.string().min(1).max(200),
+  expiresAt: z.iso.datetime(),
+});
+export type LeaseExtended = z.infer<typeof LeaseExtended>;
 
 /** `janus.ledger.<tenant>`: budget movements. */
 export const LedgerEntry = z.object({

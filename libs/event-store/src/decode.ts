@@ -1,10 +1,13 @@
-import { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
+import { AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
-/** The streams the persister reads: CONTRACT §4's four, and the outcomes the scheduler applied. */
-export type StreamKind = 'jobs' | 'outcomes' | 'dead' | 'ledger' | 'applied';
-export const STREAM_KINDS: readonly StreamKind[] = ['jobs', 'outcomes', 'dead', 'ledger', 'applied'];
+/**
+ * The streams the persister reads: CONTRACT §4's four, the outcomes the scheduler applied, and the
+ * lease extensions it granted.
+ */
+export type StreamKind = 'jobs' | 'outcomes' | 'dead' | 'ledger' | 'applied' | 'extensions';
+export const STREAM_KINDS: readonly StreamKind[] = ['jobs', 'outcomes', 'dead', 'ledger', 'applied', 'extensions'];
 
 /** What the persister needs from one JetStream message. */
 export interface RawMessage {
@@ -22,6 +25,7 @@ export type PersistEvent =
   | { readonly kind: 'dead'; readonly seq: number; readonly body: DeadLetter }
   | { readonly kind: 'ledger'; readonly seq: number; readonly body: LedgerEntry }
   | { readonly kind: 'applied'; readonly seq: number; readonly body: AppliedOutcome }
+  | { readonly kind: 'extension'; readonly seq: number; readonly body: LeaseExtended }
   | {
       readonly kind: 'rejected';
       readonly stream: string;
@@ -122,6 +126,7 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
       if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
       if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (b.cost !== undefined && b.cost > PG_INT_MAX) return reject('cost out of range');
       if (!isDate(b.admittedAt)) return reject('admittedAt is not a timestamp');
       if (!isDate(b.lease.expiresAt)) return reject('lease.expiresAt is not a timestamp');
       const why = unstorable(b, mayHoldNul, b.payload);
@@ -177,6 +182,17 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       const why = unstorable(b, mayHoldNul, undefined);
       if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
       return { kind: 'applied', seq: msg.seq, body: b };
+    }
+    case 'extensions': {
+      const parsed = LeaseExtended.safeParse(json);
+      if (!parsed.success) return reject(`not a LeaseExtended: ${zodReason(parsed.error)}`);
+      const b = parsed.data;
+      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      const why = unstorable(b, mayHoldNul, undefined);
+      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      return { kind: 'extension', seq: msg.seq, body: b };
     }
   }
 }

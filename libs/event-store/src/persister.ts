@@ -205,8 +205,8 @@ class StreamLane {
 }
 
 /**
- * The persister: its own durable consumers on JANUS_JOBS, JANUS_OUTCOMES, JANUS_DEAD, JANUS_LEDGER
- * and JANUS_APPLIED (never the workers'), each writing batches into PostgreSQL.
+ * The persister: its own durable consumers on JANUS_JOBS, JANUS_OUTCOMES, JANUS_DEAD, JANUS_LEDGER,
+ * JANUS_APPLIED and JANUS_EXTENSIONS (never the workers'), each writing batches into PostgreSQL.
  */
 export class Persister {
   private readonly lanes: StreamLane[];
@@ -232,6 +232,7 @@ export class Persister {
       dead: consumers.persisterDead,
       ledger: consumers.persisterLedger,
       applied: consumers.persisterApplied,
+      extensions: consumers.persisterExtensions,
     };
     this.lanes = (opts.streams ?? STREAM_KINDS).map((kind) => new StreamLane(kind, streams[kind], durable[kind], resolved, this.metrics));
   }

@@ -19,6 +19,8 @@ export interface PruneResult {
   readonly deadLetters: number;
   readonly rejected: number;
   readonly ledger: number;
+  /** Idempotency keys whose window had ended (they answer nothing any more). */
+  readonly idempotencyKeys: number;
 }
 
 async function deleteInChunks(db: Database, statement: (limit: number) => ReturnType<typeof sql>, limit: number): Promise<number> {
@@ -72,7 +74,12 @@ export async function pruneHistory(db: Database, policy: RetentionPolicy): Promi
           (n) => sql`DELETE FROM budget_ledger WHERE entry_id IN (SELECT entry_id FROM budget_ledger WHERE at < ${ledgerBefore} LIMIT ${n})`,
           limit,
         );
-  return { jobs: jobsDeleted, attempts: attemptsDeleted, outcomeEvents: outcomeEventsDeleted, deadLetters: deadDeleted, rejected, ledger };
+  const idempotencyKeys = await deleteInChunks(
+    db,
+    (n) => sql`DELETE FROM idempotency_keys WHERE (tenant, key, position) IN (SELECT tenant, key, position FROM idempotency_keys WHERE expires_at < now() LIMIT ${n})`,
+    limit,
+  );
+  return { jobs: jobsDeleted, attempts: attemptsDeleted, outcomeEvents: outcomeEventsDeleted, deadLetters: deadDeleted, rejected, ledger, idempotencyKeys };
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;

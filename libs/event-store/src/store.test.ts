@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { loadSettings } from '@janus/config';
-import { JobView, outcomeReportId, type AppliedOutcome, type JobMessage, type OutcomeEvent } from '@janus/contracts';
-import { attempts, createDb, jobs, migrate, outcomeEvents, type DbHandle } from '@janus/db';
+import { JobView, outcomeReportId, type AppliedOutcome, type JobMessage, type LeaseExtended, type OutcomeEvent } from '@janus/contracts';
+import { attempts, createDb, idempotencyKeys, jobs, migrate, outcomeEvents, type DbHandle } from '@janus/db';
 import { natsNames } from '@janus/messaging';
 import { dropPgNamespace, prng, shuffle, type SyntheticMessage, syntheticWorkload, testEnv, testNamespace } from '@janus/testing';
 import { decodeMessage, type PersistEvent, type StreamKind } from './decode.js';
@@ -15,7 +15,7 @@ import type { RawMessage } from './decode.js';
 const encoder = new TextEncoder();
 
 /** A synthetic message as JetStream would hand it over (for driving the store without NATS). */
-function toRawMessage(m: Pick<SyntheticMessage, 'subject' | 'body'>, seq: number, timestampMs = Date.now()): RawMessage {
+function toRawMessage(m: { subject: string; body: unknown }, seq: number, timestampMs = Date.now()): RawMessage {
   return { subject: m.subject, seq, data: encoder.encode(JSON.stringify(m.body)), timestampMs };
 }
 
@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 let seq = 0;
-function decode(m: Pick<SyntheticMessage, 'stream' | 'subject' | 'body'>): PersistEvent {
+function decode(m: { stream: StreamKind; subject: string; body: unknown }): PersistEvent {
   seq += 1;
   return decodeMessage(names, m.stream, `S_${m.stream}`, toRawMessage(m, seq));
 }
@@ -46,7 +46,7 @@ async function store(events: PersistEvent[]): Promise<void> {
 }
 
 async function reset(): Promise<void> {
-  await handle.pool.query('TRUNCATE jobs, attempts, outcome_events, dead_letters, budget_ledger, rejected_messages');
+  await handle.pool.query('TRUNCATE jobs, attempts, outcome_events, dead_letters, budget_ledger, rejected_messages, idempotency_keys');
 }
 
 function jobMsg(jobId: string, attempt: number, extra: Partial<JobMessage> = {}): SyntheticMessage {
@@ -86,6 +86,11 @@ function appliedMsg(jobId: string, attempt: number, outcome: OutcomeEvent['outco
   return { stream: 'applied', subject: names.subjects.applied('email'), body, msgID: `${jobId}.${attempt}.applied` };
 }
 
+function extendedMsg(jobId: string, attempt: number, expiresAt: string): { stream: StreamKind; subject: string; body: LeaseExtended } {
+  const body: LeaseExtended = { jobId, type: 'email', tenant: 'acme', attempt, leaseId: `l-${attempt}`, expiresAt };
+  return { stream: 'extensions', subject: names.subjects.extension('email'), body };
+}
+
 describe('decodeMessage', () => {
   const raw = (subject: string, text: string) => ({ subject, seq: 7, data: new TextEncoder().encode(text), timestampMs: 0 });
   const reasonOf = (kind: StreamKind, subject: string, text: string) => {
@@ -107,6 +112,10 @@ describe('decodeMessage', () => {
     );
     expect(reasonOf('jobs', names.subjects.job('email'), good.replace('"to":"x"', '"to":"\\u0000"'))).toMatch(/NUL/);
     expect(reasonOf('jobs', names.subjects.job('email'), JSON.stringify({ ...jobMsg('j', 1).body, admittedAt: 'yesterday' }))).toBe('admittedAt is not a timestamp');
+    const extension = JSON.stringify(extendedMsg('j', 1, '2030-01-01T00:00:00.000Z').body);
+    expect(reasonOf('extensions', names.subjects.extension('email'), extension)).toBeUndefined();
+    expect(reasonOf('extensions', names.subjects.extension('sms'), extension)).toBe('subject job type sms does not match body type email');
+    expect(reasonOf('extensions', names.subjects.extension('email'), extension.replace('2030-01-01T00:00:00.000Z', 'soon'))).toMatch(/^not a LeaseExtended: expiresAt/);
   });
 });
 
@@ -181,6 +190,44 @@ describe('storeBatch', () => {
     expect(row?.admittedAt?.toISOString()).toBe('2030-01-01T00:00:01.000Z');
     const view = await getJobView(handle.db, 'acme', 'early');
     expect(view?.status).toBe('succeeded');
+  });
+
+  it("keeps what a state rebuild needs: the producer's cost, the idempotency keys of attempt 1 (a later use of a key replaces it), the latest lease extension", async () => {
+    await reset();
+    const exp = (s: number) => new Date(Date.UTC(2030, 0, 2, 0, 0, s)).toISOString();
+    const own = { key: 'order-1', fingerprint: 'fp-own', expiresAt: exp(1) };
+    const batch = (index: number) => ({ key: 'batch-1', fingerprint: 'fp-batch', expiresAt: exp(2), index, size: 3 });
+    await store([
+      decode(jobMsg('k1', 1, { cost: 7, idempotency: own, batchIdempotency: batch(0) })),
+      decode(jobMsg('k2', 1, { batchIdempotency: batch(2) })),
+      // a retry carries the cost but never the keys
+      decode(jobMsg('k1', 2, { cost: 7, idempotency: { ...own, fingerprint: 'ignored' } })),
+      // an extension may overtake its admission; the latest expiry wins, in any order
+      decode(extendedMsg('k2', 1, exp(30))),
+      decode(extendedMsg('k2', 1, exp(20))),
+      decode(extendedMsg('k1', 1, exp(10))),
+    ]);
+    await store([decode(extendedMsg('k1', 1, exp(5))), decode(extendedMsg('k1', 1, exp(40)))]);
+    const costOf = async (jobId: string) => (await handle.db.select({ cost: jobs.cost }).from(jobs).where(eq(jobs.jobId, jobId)))[0]?.cost;
+    expect(await costOf('k1')).toBe(7);
+    expect(await costOf('k2')).toBeNull();
+    const extendedUntil = async (jobId: string) =>
+      (await handle.db.select({ t: attempts.leaseExtendedUntil, l: attempts.leaseId }).from(attempts).where(sql`${attempts.jobId} = ${jobId} AND ${attempts.attempt} = 1`))[0];
+    expect(await extendedUntil('k1')).toEqual({ t: new Date(exp(40)), l: 'l-1' });
+    expect(await extendedUntil('k2')).toEqual({ t: new Date(exp(30)), l: 'l-1' });
+    const keys = await handle.db.select().from(idempotencyKeys).orderBy(idempotencyKeys.key, idempotencyKeys.position);
+    expect(keys.map((k) => [k.key, k.position, k.batchSize, k.jobId, k.fingerprint, k.expiresAt.toISOString()])).toEqual([
+      ['batch-1', 0, 3, 'k1', 'fp-batch', exp(2)],
+      ['batch-1', 2, 3, 'k2', 'fp-batch', exp(2)],
+      ['order-1', 0, null, 'k1', 'fp-own', exp(1)],
+    ]);
+    // the key used again (after its window) by a later job: the later admission replaces the row, an earlier one does not
+    const later = jobMsg('k3', 1, { idempotency: { ...own, fingerprint: 'fp-later', expiresAt: exp(50) } });
+    (later.body as { admittedAt: string }).admittedAt = exp(45);
+    await store([decode(later)]);
+    await store([decode(jobMsg('k1', 1, { cost: 7, idempotency: own }))]);
+    const [row] = await handle.db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, 'order-1'));
+    expect(row).toMatchObject({ jobId: 'k3', fingerprint: 'fp-later' });
   });
 
   it('reports are records only: the applied outcome sets the attempt (first applied wins) and marks its report', async () => {
@@ -283,10 +330,16 @@ describe('pruneHistory', () => {
     await reset();
     const w = syntheticWorkload(names, 50, { startMs: Date.UTC(2020, 0, 1) });
     await store(w.messages.map(decode));
-    await store([decode(jobMsg('inflight', 1, { admittedAt: '2020-01-01T00:00:00.000Z' }))]);
+    const key = (name: string, expiresAt: string) => ({ key: name, fingerprint: 'fp', expiresAt });
+    await store([
+      decode(jobMsg('inflight', 1, { admittedAt: '2020-01-01T00:00:00.000Z', idempotency: key('ended', '2020-01-02T00:00:00.000Z') })),
+      decode(jobMsg('live-key', 1, { idempotency: key('live', new Date(Date.now() + 60_000).toISOString()) })),
+    ]);
     await handle.pool.query(`INSERT INTO rejected_messages (stream, stream_seq, subject, reason, raw, received_at) VALUES ('S', 1, 's', 'r', 'x', '2020-01-01')`);
     const result = await pruneHistory(handle.db, { finishedJobsBefore: new Date(Date.UTC(2021, 0, 1)), rejectedBefore: new Date(Date.UTC(2021, 0, 1)), chunk: 7 });
-    expect(result).toMatchObject({ jobs: 50, attempts: w.expected.attempts, deadLetters: w.expected.deadLetters, rejected: 1, ledger: 0 });
+    expect(result).toMatchObject({ jobs: 50, attempts: w.expected.attempts, deadLetters: w.expected.deadLetters, rejected: 1, ledger: 0, idempotencyKeys: 1 });
+    expect((await handle.db.select().from(idempotencyKeys)).map((k) => k.key)).toEqual(['live']);
+    await handle.pool.query(`DELETE FROM jobs WHERE job_id = 'live-key'; DELETE FROM attempts WHERE job_id = 'live-key'`);
     const counts = await countRows(handle.db);
     expect(counts).toMatchObject({ jobs: 1, attempts: 1, outcomeEvents: 0, deadLetters: 0, rejected: 0, ledger: w.expected.ledger });
     const left = await handle.db.execute(sql`SELECT job_id FROM jobs`);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { attempts, budgetLedger, deadLetters, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
+import { attempts, budgetLedger, deadLetters, idempotencyKeys, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
 import { outcomeReportId } from '@janus/contracts';
 import { ledgerEntryId, type PersistEvent } from './decode.js';
 
@@ -56,6 +56,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     dead: [] as Of<'dead'>[],
     ledger: [] as Of<'ledger'>[],
     applied: [] as Of<'applied'>[],
+    extension: [] as Of<'extension'>[],
     rejected: [] as Of<'rejected'>[],
   };
   for (const e of events) (byKind[e.kind] as PersistEvent[]).push(e);
@@ -72,6 +73,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
       await writeApplied(tx, byKind.applied);
       await writeDeadLetters(tx, byKind.dead);
       await writeLedger(tx, byKind.ledger);
+      await writeExtensions(tx, byKind.extension);
       await writeRejected(tx, byKind.rejected);
     });
   }
@@ -111,16 +113,18 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
   const jobRows = [...firstByJob.values()].sort((a, b) => byKey(a.jobId, b.jobId));
   for (const rows of chunks(jobRows)) {
     await tx.execute(sql`
-      INSERT INTO ${jobs} (job_id, tenant, type, priority, status, payload, created_at, updated_at)
-      SELECT j, t, ty, p, 'admitted', pl::jsonb, c, ${now}::timestamptz
+      INSERT INTO ${jobs} (job_id, tenant, type, priority, status, payload, cost, created_at, updated_at)
+      SELECT j, t, ty, p, 'admitted', pl::jsonb, co, c, ${now}::timestamptz
       FROM unnest(${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.tenant), 'text')},
                   ${col(rows.map((r) => r.type), 'text')}, ${col(rows.map((r) => r.priority), 'text')},
-                  ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => iso(new Date(r.admittedAt))), 'timestamptz')})
-        AS u(j, t, ty, p, pl, c)
+                  ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => r.cost ?? null), 'int')},
+                  ${col(rows.map((r) => iso(new Date(r.admittedAt))), 'timestamptz')})
+        AS u(j, t, ty, p, pl, co, c)
       ON CONFLICT (job_id) DO UPDATE SET
-        priority = excluded.priority, payload = excluded.payload, created_at = excluded.created_at, updated_at = excluded.updated_at
+        priority = excluded.priority, payload = excluded.payload, cost = excluded.cost, created_at = excluded.created_at, updated_at = excluded.updated_at
       WHERE excluded.created_at < ${jobs.createdAt}`);
   }
+  await writeIdempotencyKeys(tx, jobRows);
 
   const attemptRows = [...byAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
   for (const rows of chunks(attemptRows)) {
@@ -133,6 +137,44 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
       ON CONFLICT (job_id, attempt) DO UPDATE SET
         admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at
       WHERE ${attempts.admittedAt} IS NULL`);
+  }
+}
+
+/**
+ * The producers' idempotency keys attempt 1 was admitted under (its own, its batch's): one row per
+ * key and position. A key used again after its window (a later admission) replaces the row.
+ */
+async function writeIdempotencyKeys(tx: Tx, bodies: readonly Of<'job'>['body'][]): Promise<void> {
+  type Row = { tenant: string; key: string; position: number; batchSize: number | null; jobId: string; fingerprint: string; admittedAt: string; expiresAt: string };
+  const rowsById = new Map<string, Row>();
+  const add = (row: Row) => {
+    const id = `${row.tenant}\u0000${row.key}\u0000${String(row.position).padStart(4, '0')}`;
+    const seen = rowsById.get(id);
+    if (!seen || seen.admittedAt < row.admittedAt) rowsById.set(id, row);
+  };
+  for (const b of bodies) {
+    if (b.attempt !== 1) continue;
+    const admittedAt = iso(new Date(b.admittedAt));
+    const own = b.idempotency;
+    if (own) add({ tenant: b.tenant, key: own.key, position: 0, batchSize: null, jobId: b.jobId, fingerprint: own.fingerprint, admittedAt, expiresAt: iso(new Date(own.expiresAt)) });
+    const batch = b.batchIdempotency;
+    if (batch) {
+      add({ tenant: b.tenant, key: batch.key, position: batch.index, batchSize: batch.size, jobId: b.jobId, fingerprint: batch.fingerprint, admittedAt, expiresAt: iso(new Date(batch.expiresAt)) });
+    }
+  }
+  if (rowsById.size === 0) return;
+  const sorted = [...rowsById.entries()].sort(([a], [b]) => byKey(a, b)).map(([, r]) => r);
+  for (const rows of chunks(sorted)) {
+    await tx.execute(sql`
+      INSERT INTO ${idempotencyKeys} (tenant, key, position, batch_size, job_id, fingerprint, admitted_at, expires_at)
+      SELECT * FROM unnest(${col(rows.map((r) => r.tenant), 'text')}, ${col(rows.map((r) => r.key), 'text')},
+                           ${col(rows.map((r) => r.position), 'int')}, ${col(rows.map((r) => r.batchSize), 'int')},
+                           ${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.fingerprint), 'text')},
+                           ${col(rows.map((r) => r.admittedAt), 'timestamptz')}, ${col(rows.map((r) => r.expiresAt), 'timestamptz')})
+      ON CONFLICT (tenant, key, position) DO UPDATE SET
+        batch_size = excluded.batch_size, job_id = excluded.job_id, fingerprint = excluded.fingerprint,
+        admitted_at = excluded.admitted_at, expires_at = excluded.expires_at
+      WHERE excluded.admitted_at > ${idempotencyKeys.admittedAt}`);
   }
 }
 
@@ -222,6 +264,29 @@ async function writeLedger(tx: Tx, events: readonly Of<'ledger'>[]): Promise<voi
                            ${col(rows.map(([, b]) => b.jobId), 'text')}, ${col(rows.map(([, b]) => b.attempt), 'int')},
                            ${col(rows.map(([, b]) => iso(new Date(b.at))), 'timestamptz')})
       ON CONFLICT (entry_id) DO NOTHING`);
+  }
+}
+
+/**
+ * Lease extensions the scheduler granted: an attempt's `lease_extended_until` only ever grows (an
+ * extension may overtake its admission: the row is then created with it).
+ */
+async function writeExtensions(tx: Tx, events: readonly Of<'extension'>[]): Promise<void> {
+  if (events.length === 0) return;
+  const latest = new Map<string, Of<'extension'>['body']>();
+  for (const { body } of events) {
+    const key = attemptKey(body.jobId, body.attempt);
+    const seen = latest.get(key);
+    if (!seen || Date.parse(seen.expiresAt) < Date.parse(body.expiresAt)) latest.set(key, body);
+  }
+  const rows = [...latest.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
+  for (const chunk of chunks(rows)) {
+    await tx.execute(sql`
+      INSERT INTO ${attempts} (job_id, attempt, lease_extended_until)
+      SELECT * FROM unnest(${col(chunk.map((b) => b.jobId), 'text')}, ${col(chunk.map((b) => b.attempt), 'int')},
+                           ${col(chunk.map((b) => iso(new Date(b.expiresAt))), 'timestamptz')})
+      ON CONFLICT (job_id, attempt) DO UPDATE SET lease_extended_until = excluded.lease_extended_until
+      WHERE ${attempts.leaseExtendedUntil} IS NULL OR ${attempts.leaseExtendedUntil} < excluded.lease_extended_until`);
   }
 }
 

@@ -5,5 +5,7 @@ export { RetryProcessor, type RetryDisposition, type RetryProcessorDeps } from '
 export { reapOnce, type ReaperDeps } from './reaper.js';
 export { serveLeaseExtensions } from './lease-extend.js';
 export { seededRandom } from './seeded-random.js';
-export { openLimiter, type LimiterOpening } from './recovery.js';
 export { letUndeliveredWait, type WaitingDeps } from './waiting.js';
+export { persisterCaughtUp, StateRecovery, type LimiterOpening, type RestoredCounts, type StateRecoveryDeps } from './recovery.js';
+export { readDurableState, type DurableStateOptions } from './durable-state.js';
+export { batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';

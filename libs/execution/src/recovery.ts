@@ -1,69 +1,365 @@
+import { randomUUID } from 'node:crypto';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { sql } from 'drizzle-orm';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Database } from '@janus/db';
 import type { NatsNames } from '@janus/messaging';
-import type { Limiter } from '@janus/limiter';
+import type { Limiter, RestoredState } from '@janus/limiter';
+import { readDurableState } from './durable-state.js';
+
+/** What a rebuild wrote back. */
+export interface RestoredCounts {
+  /** Lease records written (and found written by an earlier, interrupted rebuild). */
+  readonly leases: number;
+  /** Of those, leases already expired without an outcome (the reaper makes them timed_out). */
+  readonly expiredLeases: number;
+  readonly budgets: number;
+  readonly idempotencyKeys: number;
+  readonly buckets: number;
+}
 
 export type LimiterOpening =
-  | { readonly open: true; readonly how: 'trusted' | 'no_live_leases' }
-  | { readonly open: false; readonly recoveringUntil: number; readonly why: string };
+  /**
+   * `trusted`: the state was never lost (or someone else rebuilt it); `nothing_admitted`: a
+   * namespace nothing was ever admitted in (a first start); `rebuilt`: rebuilt from the durable
+   * record; `fail_closed_window`: nothing could be rebuilt, and the fail-closed window has passed.
+   */
+  | { readonly open: true; readonly how: 'trusted' | 'nothing_admitted' | 'rebuilt' | 'fail_closed_window'; readonly restored?: RestoredCounts }
+  /** Still closed: why, and (when known) the end of the fail-closed fallback. */
+  | { readonly open: false; readonly why: string; readonly recoveringUntil?: number };
 
 interface Log {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
 
-/**
- * Opens admission at start. Redis keeps nothing on disk here: if it restarted, every lease and
- * concurrency slot is gone, and reopening at once would let new jobs run beside leased jobs that
- * are still running. The limiter then closes admission for the longest job timeout. That wait is
- * skipped only on evidence that no lease can be live:
- *
- * 1. the persister has stored every admitted attempt (its consumer on the jobs stream has nothing
- *    pending or unacknowledged — or the stream has never held a message), and
- * 2. PostgreSQL shows no attempt without an outcome whose lease has not yet expired.
- *
- * A first deployment passes both, so `npm start` on a fresh machine admits at once; a Redis restart
- * under load does not, and admission stays closed until the old leases have run out.
- */
-export async function openLimiter(deps: {
-  limiter: Limiter;
-  db: Database;
-  jsm: JetStreamManager;
-  names: NatsNames;
-  logger?: Log;
-}): Promise<LimiterOpening> {
-  const first = await deps.limiter.init();
-  if (first.open) return { open: true, how: 'trusted' };
-
-  const caughtUp = await persisterCaughtUp(deps.jsm, deps.names);
-  if (!caughtUp.ok) {
-    deps.logger?.warn({ why: caughtUp.why, until: new Date(first.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while old leases expire');
-    return { open: false, recoveringUntil: first.recoveringUntil, why: caughtUp.why };
-  }
-  const live = await deps.db.execute<{ n: number }>(
-    sql`SELECT count(*)::int AS n FROM attempts WHERE outcome IS NULL AND lease_expires_at > now()`,
-  );
-  const n = live.rows[0]?.n ?? 0;
-  if (n > 0) {
-    const why = `${n} attempt(s) in PostgreSQL still hold unexpired leases`;
-    deps.logger?.warn({ why, until: new Date(first.recoveringUntil).toISOString() }, 'limiter state lost: admission closed while old leases expire');
-    return { open: false, recoveringUntil: first.recoveringUntil, why };
-  }
-  const fresh = await deps.limiter.init({ fresh: true });
-  if (!fresh.open) return { open: false, recoveringUntil: fresh.recoveringUntil, why: 'limiter refused a fresh start' };
-  deps.logger?.info({}, 'limiter state initialised: no live leases recorded anywhere');
-  return { open: true, how: 'no_live_leases' };
+export interface StateRecoveryDeps {
+  readonly limiter: Limiter;
+  readonly db: Database;
+  readonly jsm: JetStreamManager;
+  readonly names: NatsNames;
+  readonly logger?: Log;
+  /** Where the rebuild's metrics go (one StateRecovery per registry). */
+  readonly registry?: Registry;
+  /**
+   * How long after the loss was seen the durable record is read (default 5 s): an admission decided
+   * just before the loss publishes its job message within this (ingress: 2 × 1.5 s, the scheduler:
+   * 5 s), and the rebuild must see it.
+   */
+  readonly inFlightGraceMs?: number;
+  /** How long the rebuild waits for the persister to store what is in the streams (default 15 s). */
+  readonly catchUpTimeoutMs?: number;
+  /** The rebuild lock's time to live, renewed while rebuilding (default 10 s). */
+  readonly lockTtlMs?: number;
+  /** How often `watch()` checks the state (default 1 s). */
+  readonly pollMs?: number;
+  /** Expired leases without an outcome older than this are not written back (default 24 h, the lease retention). */
+  readonly expiredHorizonMs?: number;
+  /**
+   * Whether the running policy is loaded (default: always): a restored lease is counted in the pools
+   * of the running policy, so a rebuild waits for it.
+   */
+  readonly policyLoaded?: () => boolean;
 }
 
-async function persisterCaughtUp(jsm: JetStreamManager, names: NatsNames): Promise<{ ok: true } | { ok: false; why: string }> {
-  const stream = await jsm.streams.info(names.streams.jobs);
-  if (stream.state.messages === 0 && stream.state.last_seq === 0) return { ok: true };
-  try {
-    const consumer = await jsm.consumers.info(names.streams.jobs, names.consumers.persisterJobs);
-    if (consumer.num_pending === 0 && consumer.num_ack_pending === 0) return { ok: true };
-    return { ok: false, why: `the persister has ${consumer.num_pending + consumer.num_ack_pending} admitted attempt(s) not yet stored` };
-  } catch {
-    return { ok: false, why: 'jobs were admitted but no persister has stored them' };
+const DAY_MS = 86_400_000;
+/** A ledger time may be this far behind Redis's clock (conservative: counts more). */
+const CLOCK_SKEW_MS = 2_000;
+
+/** Resolves after `ms`, or at once when `signal` aborts (stop() does not wait out a grace period). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface Metrics {
+  readonly losses: Counter;
+  readonly rebuilds: Counter<'result'>;
+  readonly seconds: Histogram;
+  readonly restored: Gauge<'what'>;
+  readonly trusted: Gauge;
+}
+
+function createMetrics(registry: Registry): Metrics {
+  return {
+    losses: new Counter({ name: 'janus_state_losses_total', help: 'Times this instance found the limiter state lost (Redis restarted without its data, or flushed)', registers: [registry] }),
+    rebuilds: new Counter({
+      name: 'janus_state_rebuilds_total',
+      help: 'Reopenings of a lost limiter state by this instance: rebuilt (from the durable record), nothing_admitted (a first start), fail_closed_window (nothing could be rebuilt; the window passed)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'janus_state_rebuild_seconds',
+      help: 'From the loss seen to admission reopened, for rebuilds this instance did',
+      buckets: [0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120, 600],
+      registers: [registry],
+    }),
+    restored: new Gauge({ name: 'janus_state_restored', help: 'What the last rebuild by this instance wrote back', labelNames: ['what'], registers: [registry] }),
+    trusted: new Gauge({ name: 'janus_state_trusted', help: '1 while the limiter state is trusted (admission open), 0 while it is lost or being rebuilt', registers: [registry] }),
+  };
+}
+
+/**
+ * Keeps the limiter's state trustworthy (CONTRACT §6.5, docs/guarantees.md §5). Redis keeps nothing
+ * on disk here: when it restarts (or is flushed) every lease, pool, budget and idempotency record is
+ * gone, and admission closes (the epoch is missing). Then one instance (the holder of the rebuild
+ * lock; the others wait) rebuilds the state from the durable record:
+ *
+ * 1. waits `inFlightGraceMs` after the loss was seen, so that job messages of admissions decided just
+ *    before it are published, then until the persister has stored everything in JOBS, APPLIED,
+ *    LEDGER and EXTENSIONS (its consumers have nothing pending), at most `catchUpTimeoutMs`;
+ * 2. reads PostgreSQL (`readDurableState`): live leases with their extensions, budgets used in the
+ *    current window, idempotency keys within their window;
+ * 3. writes them back (`Limiter.restoreState`), rate buckets restarting EMPTY, and reopens admission.
+ *
+ * Only what cannot be rebuilt keeps the old fail-closed window (admission closed for the longest job
+ * timeout from the loss, when every lease granted before it has expired): the persister not caught
+ * up in time, or PostgreSQL unreachable. Then the rebuild is tried again every second meanwhile.
+ *
+ * `open()` does this at start; `watch()` polls the state so that a Redis restart under running apps is
+ * found within `pollMs` and rebuilt in the background. `readiness` is down while the state is lost.
+ */
+export class StateRecovery {
+  readonly #deps: StateRecoveryDeps;
+  readonly #metrics: Metrics | undefined;
+  #recovering: Promise<LimiterOpening> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  readonly #stopping = new AbortController();
+  #lastWhy = '';
+
+  constructor(deps: StateRecoveryDeps) {
+    this.#deps = deps;
+    this.#metrics = deps.registry ? createMetrics(deps.registry) : undefined;
   }
+
+  /** `limiter-state`: up only while the state is trusted (down while lost and being rebuilt). */
+  get readiness(): { readonly name: string; check(): Promise<boolean> } {
+    return { name: 'limiter-state', check: async () => (await this.#deps.limiter.stateStatus()).trusted };
+  }
+
+  /**
+   * Opens admission at start: at once when the state is trusted or nothing was ever admitted,
+   * otherwise after a rebuild (this instance's, or another's it waits for), trying for up to
+   * `waitMs`. Returns closed (with why) if it could not; `watch()` goes on trying.
+   */
+  open(waitMs = 35_000): Promise<LimiterOpening> {
+    return this.#recover(Date.now() + waitMs);
+  }
+
+  /** Polls the state every `pollMs`; a loss is rebuilt in the background. */
+  watch(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.#tick(), this.#deps.pollMs ?? 1_000);
+    this.#timer.unref();
+  }
+
+  /** Stops watching; a rebuild under way stops at its next step (waits are cut short), and is waited for. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#stopping.abort();
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#recovering?.catch(() => undefined);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#recovering || this.#stopped) return;
+    let trusted: boolean;
+    try {
+      trusted = (await this.#deps.limiter.stateStatus()).trusted;
+    } catch {
+      return; // Redis unreachable: nothing to decide until it is back (readiness says redis is down)
+    }
+    this.#metrics?.trusted.set(trusted ? 1 : 0);
+    if (!trusted) void this.#recover(Number.POSITIVE_INFINITY);
+  }
+
+  #recover(deadline: number): Promise<LimiterOpening> {
+    this.#recovering ??= this.#loop(deadline).finally(() => {
+      this.#recovering = undefined;
+    });
+    return this.#recovering;
+  }
+
+  async #loop(deadline: number): Promise<LimiterOpening> {
+    const seenAt = Date.now();
+    let counted = false;
+    for (;;) {
+      let result: LimiterOpening;
+      try {
+        result = await this.#attempt(seenAt, () => {
+          if (!counted) this.#metrics?.losses.inc();
+          counted = true;
+        });
+      } catch (error) {
+        result = { open: false, why: `limiter state unknown: ${message(error)}` };
+        // Redis (or NATS) unreachable: at start, do not hold the app up for it; the watch tries again.
+        if (deadline !== Number.POSITIVE_INFINITY) return result;
+      }
+      if (result.open) {
+        this.#metrics?.trusted.set(1);
+        if (result.how !== 'trusted') {
+          this.#metrics?.rebuilds.inc({ result: result.how });
+          if (result.how !== 'nothing_admitted') this.#metrics?.seconds.observe((Date.now() - seenAt) / 1000);
+        }
+        this.#lastWhy = '';
+        return result;
+      }
+      this.#metrics?.trusted.set(0);
+      if (this.#stopped || Date.now() >= deadline) return result;
+      await sleep(250, this.#stopping.signal);
+    }
+  }
+
+  /** One try: open if trusted or nothing was ever admitted, else rebuild if this instance gets the lock. */
+  async #attempt(seenAt: number, lost: () => void): Promise<LimiterOpening> {
+    const { limiter, logger } = this.#deps;
+    const status = await limiter.stateStatus();
+    if (status.trusted) return { open: true, how: 'trusted' };
+    lost();
+    if (await this.#neverAdmitted()) {
+      // Nothing was ever admitted in this namespace (a first start): no lease can be live anywhere.
+      const fresh = await limiter.init({ fresh: true });
+      if (fresh.open) {
+        logger?.info({}, 'limiter state initialised: nothing was ever admitted in this namespace');
+        return { open: true, how: 'nothing_admitted' };
+      }
+    }
+    // Starts the fail-closed window if no admission has yet.
+    const window = await limiter.recover();
+    if (this.#deps.policyLoaded?.() === false) return { open: false, why: 'the policy is not loaded yet' };
+    const recoveringUntil = window.open ? undefined : window.recoveringUntil;
+    const token = randomUUID();
+    const ttl = this.#deps.lockTtlMs ?? 10_000;
+    if (!(await limiter.acquireRebuildLock(token, ttl))) {
+      return { open: false, why: 'another instance is rebuilding the limiter state', ...(recoveringUntil ? { recoveringUntil } : {}) };
+    }
+    let lockLost = false;
+    const renew = setInterval(() => {
+      limiter.renewRebuildLock(token, ttl).then(
+        (ours) => {
+          if (!ours) lockLost = true;
+        },
+        () => undefined,
+      );
+    }, Math.max(100, Math.floor(ttl / 3)));
+    try {
+      return await this.#rebuild(token, seenAt, recoveringUntil, () => lockLost);
+    } finally {
+      clearInterval(renew);
+      await limiter.releaseRebuildLock(token).catch(() => undefined);
+    }
+  }
+
+  async #rebuild(token: string, seenAt: number, recoveringUntil: number | undefined, lockLost: () => boolean): Promise<LimiterOpening> {
+    const { limiter, db, logger } = this.#deps;
+    const startedAt = Date.now();
+    if (this.#lastWhy === '') logger?.warn({ fallbackUntil: recoveringUntil && new Date(recoveringUntil).toISOString() }, 'limiter state lost: rebuilding it from the durable record');
+    await sleep((this.#deps.inFlightGraceMs ?? 5_000) - (Date.now() - seenAt), this.#stopping.signal);
+    if (this.#stopped) return { open: false, why: 'stopped' };
+    const caughtUp = await this.#waitForPersister(this.#deps.catchUpTimeoutMs ?? 15_000);
+    if (!caughtUp.ok) return this.#fallback(token, caughtUp.why);
+    if (lockLost()) return { open: false, why: 'the rebuild lock was lost' };
+
+    let state: RestoredState;
+    try {
+      const now = await limiter.now();
+      state = await readDurableState(db, limiter.policy, { now, expiredHorizonMs: this.#deps.expiredHorizonMs ?? DAY_MS, clockSkewMs: CLOCK_SKEW_MS });
+    } catch (error) {
+      return this.#fallback(token, `PostgreSQL could not be read: ${message(error)}`);
+    }
+    const written = await limiter.restoreState(token, state);
+    if (!written.ok) return written.reason === 'state_open' ? { open: true, how: 'trusted' } : { open: false, why: 'the rebuild lock was lost' };
+    const opened = await limiter.openState(token, 'rebuilt');
+    if (opened.kind === 'lock_lost' || opened.kind === 'too_early') return { open: false, why: 'the rebuild lock was lost' };
+    const now = Date.now();
+    const restored: RestoredCounts = {
+      leases: written.leases + written.existing,
+      expiredLeases: state.leases.filter((l) => l.expiresAt <= now).length,
+      budgets: written.budgets,
+      idempotencyKeys: written.idempotency,
+      buckets: written.buckets,
+    };
+    if (this.#metrics) {
+      for (const [what, n] of Object.entries(restored)) this.#metrics.restored.set({ what }, n);
+    }
+    logger?.info({ ...restored, skippedLeases: written.skipped, rebuildMs: now - startedAt, closedMs: now - seenAt }, 'limiter state rebuilt from the durable record: admission reopened');
+    return { open: true, how: 'rebuilt', restored };
+  }
+
+  /** Nothing can be rebuilt now: reopen only once the fail-closed window has passed. */
+  async #fallback(token: string, why: string): Promise<LimiterOpening> {
+    const opened = await this.#deps.limiter.openState(token, 'fallback');
+    if (opened.kind === 'opened') {
+      this.#deps.logger?.warn({ why }, 'limiter state could not be rebuilt; the fail-closed window has passed: admission reopened without it');
+      return { open: true, how: 'fail_closed_window' };
+    }
+    if (opened.kind === 'already_open') return { open: true, how: 'trusted' };
+    const recoveringUntil = opened.kind === 'too_early' ? opened.recoveringUntil : undefined;
+    if (why !== this.#lastWhy) {
+      this.#deps.logger?.warn({ why, until: recoveringUntil && new Date(recoveringUntil).toISOString() }, 'limiter state cannot be rebuilt yet: admission stays closed (trying again)');
+      this.#lastWhy = why;
+    }
+    return { open: false, why, ...(recoveringUntil ? { recoveringUntil } : {}) };
+  }
+
+  /** True when JOBS has never held a message: nothing was ever admitted in this namespace. */
+  async #neverAdmitted(): Promise<boolean> {
+    const { jsm, names } = this.#deps;
+    const info = await jsm.streams.info(names.streams.jobs).catch(() => undefined);
+    return info !== undefined && info.state.messages === 0 && info.state.last_seq === 0;
+  }
+
+  async #waitForPersister(timeoutMs: number): Promise<{ ok: true } | { ok: false; why: string }> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await persisterCaughtUp(this.#deps.jsm, this.#deps.names);
+      if (r.ok || Date.now() >= until || this.#stopped) return r;
+      await sleep(200, this.#stopping.signal);
+    }
+  }
+}
+
+/**
+ * Whether the persister has stored every message of the streams a rebuild reads (its consumers have
+ * nothing pending or unacknowledged; a stream that never held a message needs none).
+ */
+export async function persisterCaughtUp(jsm: JetStreamManager, names: NatsNames): Promise<{ ok: true } | { ok: false; why: string }> {
+  const { streams, consumers } = names;
+  const lanes: [string, string][] = [
+    [streams.jobs, consumers.persisterJobs],
+    [streams.applied, consumers.persisterApplied],
+    [streams.ledger, consumers.persisterLedger],
+    [streams.extensions, consumers.persisterExtensions],
+  ];
+  for (const [stream, consumer] of lanes) {
+    let info;
+    try {
+      info = await jsm.streams.info(stream);
+    } catch (error) {
+      return { ok: false, why: `stream ${stream} could not be read: ${message(error)}` };
+    }
+    if (info.state.messages === 0 && info.state.last_seq === 0) continue;
+    try {
+      const c = await jsm.consumers.info(stream, consumer);
+      const behind = c.num_pending + c.num_ack_pending;
+      if (behind > 0) return { ok: false, why: `the persister has ${behind} message(s) of ${stream} not yet stored` };
+    } catch {
+      return { ok: false, why: `no persister has read ${stream}` };
+    }
+  }
+  return { ok: true };
 }

@@ -106,6 +106,8 @@ export class RetryProcessor {
         ],
       },
       payloads: [payloadJson],
+      // kept with the job (jobs.cost) for a state rebuild: the override applies to every attempt
+      extras: () => (retry.cost !== undefined ? { cost: retry.cost } : {}),
     });
     switch (result.kind) {
       case 'rejected':

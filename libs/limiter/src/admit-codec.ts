@@ -8,7 +8,7 @@ import type { RejectReason } from '@janus/contracts';
 import { ADMIT_REPLY, LIMIT_KIND, NOT_LIMITED, PRIORITY } from './codes.js';
 import { JanusError, StateLost } from './errors.js';
 import type { Keys } from './keys.js';
-import { lengthPrefixed } from './lease-record.js';
+import { lengthPrefixed, rateEntry } from './lease-record.js';
 import { amountFor, estimateFor, type CompiledPolicy, type LimitSpec } from './policy.js';
 import type { LeaseTokens } from './token.js';
 import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, JobAdmission } from './types.js';
@@ -193,7 +193,7 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       out.push(limitOf(spec), scaled);
       // A costRate bucket also records the job's estimate and periodMs: settle charges or gives back
       // its share of the actual cost (src/lease-record.ts).
-      rate.push(`${key} ${scaled} ${spec.capacity * spec.periodMs} ${spec.limit}${spec.amount.per === 'cost' ? ` ${estimate} ${spec.periodMs}` : ''}`);
+      rate.push(rateEntry(key, scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
     } else {
       out.push(limitOf(spec), amount);
       if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));

@@ -32,7 +32,7 @@ export const ADMIT_REPLY = {
   inProgress: 5,
 } as const;
 
-/** The admit reply's first element when the state cannot be trusted (then: ms at which admission reopens). */
+/** The admit reply's first element when the state cannot be trusted (then: recovering-until, the end of the fail-closed fallback). */
 export const ADMIT_FAULT = {
   /** the epoch was missing: this call started recovery */
   stateLost: -1,
@@ -45,3 +45,12 @@ export const INIT_ANSWER = { open: 1, recovering: 0 } as const;
 
 /** The `s` of a settle or extend answer. */
 export const LEASE_ANSWER = { ok: 1, unknown: -1, expired: -2, alreadySettled: -3 } as const;
+
+/** A rebuild lock operation's answer (state-lock-1). */
+export const LOCK_ANSWER = { held: 1, notHeld: 0 } as const;
+
+/** state-restore-n's answer: written, or why nothing was (the lock is not ours, or the state is open again). */
+export const RESTORE_ANSWER = { ok: 1, lockLost: -1, stateOpen: -2 } as const;
+
+/** state-open-3's answer. */
+export const OPEN_ANSWER = { opened: 1, alreadyOpen: 2, lockLost: -1, tooEarly: -2 } as const;

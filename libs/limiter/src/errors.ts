@@ -25,11 +25,12 @@ export class StoreUnavailable extends JanusError {
 
 /**
  * Redis lost the limiter's state (restart without persistence, flush). Admission fails closed until
- * `recoveringUntil` (Redis ms), when every lease granted before the loss has expired.
+ * the state is rebuilt from the durable record (seconds), or, when it cannot be, until
+ * `recoveringUntil` (Redis ms; 0 when not set yet), when every lease granted before the loss has expired.
  */
 export class StateLost extends JanusError {
   constructor(readonly recoveringUntil: number) {
-    super('state_lost', 503, true, `limiter state lost; admissions resume at ${new Date(recoveringUntil).toISOString()}`);
+    super('state_lost', 503, true, 'limiter state lost; admission is closed while it is rebuilt');
     this.name = 'StateLost';
   }
 }

@@ -36,7 +36,12 @@ export class Keys {
     return `${this.prefix}recovering-until`;
   }
 
-  /** ZSET of '<call id>@<expiresAt>' (a call's leases) and '<lease id>' (an extended lease) → expiresAt, for reapExpired. */
+  /** Held (with its holder's token) by the one instance rebuilding a lost state (src/restore.ts). */
+  get rebuildLock(): string {
+    return `${this.prefix}rebuild-lock`;
+  }
+
+  /** ZSET of '<call id>@<expiresAt>' (a call's leases) and '<lease id>' (an extended or restored lease) → expiresAt, for reapExpired. */
   get leaseExpiry(): string {
     return `${this.prefix}leases:expiry`;
   }

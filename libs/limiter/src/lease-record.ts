@@ -55,6 +55,58 @@ export function lengthPrefixed(text: string): string {
   return `${Buffer.byteLength(text)}:${text}`;
 }
 
+/**
+ * One `rate` entry of a record: `key amount capacity refill` (amount and capacity scaled by
+ * periodMs, includes/bucket.lua); a costRate bucket's adds `estimate periodMs`, from which settle
+ * computes the bucket's share of the actual cost.
+ */
+export function rateEntry(key: string, scaledAmount: number, scaledCapacity: number, refill: number, cost?: { readonly estimate: number; readonly periodMs: number }): string {
+  return `${key} ${scaledAmount} ${scaledCapacity} ${refill}${cost ? ` ${cost.estimate} ${cost.periodMs}` : ''}`;
+}
+
+/** What an active lease's record holds (see the layout above); `pri` is a PRIORITY code. */
+export interface ActiveLeaseFields {
+  readonly exp: number;
+  readonly adm: number;
+  readonly att: number;
+  readonly pri: number;
+  readonly res: number;
+  /** Budget window start, undefined without budget. */
+  readonly bw: number | undefined;
+  readonly ten: string;
+  readonly typ: string;
+  readonly bk: string;
+  readonly conc: readonly string[];
+  readonly rate: readonly string[];
+  readonly idem: readonly string[];
+  readonly job: string;
+  readonly ctx: string;
+}
+
+/**
+ * An active lease's record exactly as admit-n.lua writes it (a state rebuild writes leases back
+ * with it, so that settle, extend and reap cannot tell them from any other).
+ */
+export function formatActiveLeaseRecord(r: ActiveLeaseFields): string {
+  const head = `active|${int(r.exp)}||||${int(r.adm)}|${int(r.att)}|${int(r.pri)}|${int(r.res)}|${r.bw === undefined ? '' : int(r.bw)}|`;
+  return (
+    head +
+    lengthPrefixed(r.ten) +
+    lengthPrefixed(r.typ) +
+    lengthPrefixed(r.bk) +
+    lengthPrefixed(r.conc.join(' ')) +
+    lengthPrefixed(r.rate.join(',')) +
+    lengthPrefixed(r.idem.join(' ')) +
+    lengthPrefixed(r.job) +
+    r.ctx
+  );
+}
+
+/** An integer as Lua's fmt writes it ('%.0f'). */
+function int(n: number): string {
+  return Math.round(n).toFixed(0);
+}
+
 /** Parses a lease record read with a *Buffer command; undefined when missing or malformed. */
 export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | undefined {
   if (!buf) return undefined;

@@ -5,6 +5,7 @@
  * lease's state atomically and answers with a LEASE_ANSWER code (src/codes.ts).
  */
 import { LEASE_ANSWER } from './codes.js';
+import { StateLost } from './errors.js';
 import type { Clock } from './clock.js';
 import type { Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
@@ -304,9 +305,23 @@ export class LeaseOperations {
     const id = this.#tokens.verify(token);
     if (id === undefined) return { ok: false, reason: 'invalid_token' };
     const at = this.#keys.leaseLocation(id);
-    const rec = at && (await this.#record(at));
-    if (!at || rec === undefined) return { ok: false, reason: 'unknown' };
+    if (!at) return { ok: false, reason: 'unknown' };
+    let rec = await this.#record(at);
+    if (rec === undefined) {
+      // Unknown, or Redis lost its state and a rebuild will write it back: while the state is lost
+      // this is a fault (retry later), never an answer that would drop a worker's outcome.
+      await this.#failIfStateLost();
+      // A rebuild may have finished between the two reads.
+      rec = await this.#record(at);
+      if (rec === undefined) return { ok: false, reason: 'unknown' };
+    }
     return { ok: true, id, at, rec };
+  }
+
+  async #failIfStateLost(): Promise<void> {
+    const rows = (await this.#store.guard(this.#store.redis.pipeline().exists(this.#keys.epoch).get(this.#keys.recoveringUntil).exec())) ?? [];
+    if (Number(rows[0]?.[1]) === 1) return;
+    throw new StateLost(Number(rows[1]?.[1]) || 0);
   }
 
   async #run(script: 'settle' | 'extend', keys: readonly string[], args: readonly (string | number)[]): Promise<LeaseReply> {

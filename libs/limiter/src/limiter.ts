@@ -15,6 +15,7 @@ import { Keys } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
 import { ReadModels } from './read-models.js';
+import { StateRestore } from './restore.js';
 import { ScriptStore } from './store.js';
 import { LeaseTokens } from './token.js';
 import type {
@@ -28,8 +29,12 @@ import type {
   ExtendResult,
   LeaseStateResult,
   LimiterSnapshot,
+  OpenResult,
   Outcome,
+  RestoredState,
+  RestoreResult,
   SettleResult,
+  StateStatus,
   TenantUsage,
   UnclaimedLease,
 } from './types.js';
@@ -60,7 +65,10 @@ export interface LimiterOptions {
    * maxJobsPerCall per call, when one returns: under load calls grow instead of multiplying.
    */
   readonly maxCallsInFlight?: number;
-  /** Admission stays closed this long after state loss. Default: the policy's longest timeoutMs. */
+  /**
+   * The fail-closed fallback after a state loss that cannot be rebuilt: admission stays closed this
+   * long. Default: the policy's longest timeoutMs.
+   */
   readonly recoveryMs?: number;
 }
 
@@ -80,6 +88,7 @@ export class Limiter {
   readonly #confirms: Coalescer<ConfirmRequest, ConfirmResult>;
   readonly #leases: LeaseOperations;
   readonly #reads: ReadModels;
+  readonly #restore: StateRestore;
   readonly #retentionMs: number;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
@@ -98,6 +107,7 @@ export class Limiter {
     this.#confirms = new Coalescer(opts, (batch) => this.#sendConfirms(batch));
     this.#leases = new LeaseOperations({ store: this.#store, keys: this.keys, tokens: this.#tokens, clock: this.#clock, retentionMs: this.#retentionMs });
     this.#reads = new ReadModels(this.#store, this.keys, this.#clock);
+    this.#restore = new StateRestore({ store: this.#store, keys: this.keys, clock: this.#clock, retentionMs: this.#retentionMs });
   }
 
   /** Admission script calls made and jobs they carried (jobs / calls = coalescing factor). */
@@ -116,8 +126,9 @@ export class Limiter {
 
   /**
    * Marks the state trustworthy. `fresh: true` when the operator knows no lease is live (first
-   * deployment, tests); otherwise a missing epoch starts recovery (admission closed for the longest
-   * job timeout). Returns whether admission is open and, if not, when it reopens.
+   * deployment, tests); otherwise a missing epoch starts recovery: admission stays closed until a
+   * rebuild (`restoreState`, `openState`) reopens it. Returns whether admission is open and, if not,
+   * `recoveringUntil`, the end of the fail-closed fallback.
    */
   async init(opts: { fresh?: boolean } = {}): Promise<InitResult> {
     const reply = (await this.#store.run('init', [this.keys.epoch, this.keys.recoveringUntil], [
@@ -131,6 +142,46 @@ export class Limiter {
   /** Same as `init()`: starts (or reports) recovery after state loss. */
   recover(): Promise<InitResult> {
     return this.init();
+  }
+
+  /** Whether the state is trusted, read without changing anything (a state-loss watch polls it). */
+  stateStatus(): Promise<StateStatus> {
+    return this.#restore.status();
+  }
+
+  /** Redis time in ms (the limiter's clock). */
+  now(): Promise<number> {
+    return this.#clock.read();
+  }
+
+  /** Takes the rebuild lock (one instance rebuilds a lost state at a time); false when another holds it. */
+  acquireRebuildLock(token: string, ttlMs: number): Promise<boolean> {
+    return this.#restore.acquire(token, ttlMs);
+  }
+
+  /** Keeps the rebuild lock while rebuilding; false when it is no longer ours. */
+  renewRebuildLock(token: string, ttlMs: number): Promise<boolean> {
+    return this.#restore.renew(token, ttlMs);
+  }
+
+  releaseRebuildLock(token: string): Promise<void> {
+    return this.#restore.release(token);
+  }
+
+  /**
+   * Writes a lost state back from the durable record (lock holder only, admission still closed):
+   * leases with their pools and expiry, budgets, idempotency records, and EMPTY rate buckets.
+   */
+  restoreState(token: string, state: RestoredState): Promise<RestoreResult> {
+    return this.#restore.restore(token, this.#policy, state);
+  }
+
+  /**
+   * Reopens admission after a state loss and releases the rebuild lock: at once after a rebuild,
+   * or (`fallback`) once the fail-closed window has passed.
+   */
+  openState(token: string, mode: 'rebuilt' | 'fallback'): Promise<OpenResult> {
+    return this.#restore.open(token, mode, this.#recoveryWindow());
   }
 
   admit(request: AdmissionRequest): Promise<AdmissionResult> {

@@ -197,3 +197,78 @@ export interface LimiterSnapshot {
   >;
   readonly global: { readonly inFlight: number | null; readonly concurrency: number | null; readonly rate: BucketView | null };
 }
+
+/** Whether the limiter's state is trusted; if not, when the fail-closed fallback ends (if set yet). */
+export type StateStatus = { readonly trusted: true } | { readonly trusted: false; readonly recoveringUntil?: number };
+
+/** A lease that was live (or expired without an outcome) when Redis lost its state, as the durable record has it. */
+export interface RestoredLease {
+  /** The id admission issued (`<call id>_<n>`): the record goes back where it was, so its token still works. */
+  readonly leaseId: string;
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly tenant: string;
+  readonly jobType: string;
+  /** The priority the attempt was admitted at. */
+  readonly priority: Priority;
+  /** The producer's cost override, if any. */
+  readonly cost?: number;
+  /** Ms. */
+  readonly admittedAt: number;
+  /** Ms: the later of the admitted expiry and the last extension recorded. */
+  readonly expiresAt: number;
+  /** Budget reserved at admission (the ledger's), settled with the actual cost. */
+  readonly reserved: number;
+  /** The budget window (start ms) the reservation counts in. */
+  readonly budgetWindow?: number;
+  /** What a retry needs (the retry context), kept with the lease as admission keeps it. */
+  readonly context?: string;
+}
+
+/** A tenant's budget used in the window starting at `windowStart` (ms), from the ledger. */
+export interface RestoredBudget {
+  readonly tenant: string;
+  readonly windowStart: number;
+  readonly used: number;
+}
+
+/** An idempotency record as admission wrote it, live until `expiresAt` (ms). */
+export interface RestoredIdempotency {
+  readonly tenant: string;
+  /** The caller's key (producer's, or the scheduler's `retry:<jobId>.<n>`). */
+  readonly key: string;
+  readonly kind: IdempotencyKind;
+  readonly record: string;
+  readonly expiresAt: number;
+}
+
+/** Everything a rebuild writes back before admission reopens. */
+export interface RestoredState {
+  readonly leases: readonly RestoredLease[];
+  readonly budgets: readonly RestoredBudget[];
+  readonly idempotency: readonly RestoredIdempotency[];
+  /** Tenants whose rate buckets restart EMPTY, besides the policy's (dependency and global buckets always do). */
+  readonly bucketTenants: readonly string[];
+}
+
+export type RestoreResult =
+  | {
+      readonly ok: true;
+      /** Lease records written, and found already written (a rebuild taken over). */
+      readonly leases: number;
+      readonly existing: number;
+      readonly budgets: number;
+      readonly idempotency: number;
+      readonly buckets: number;
+      /** Leases whose id admission could not have issued (e.g. fail-open leases): nothing to restore. */
+      readonly skipped: number;
+    }
+  /** `lock_lost`: another instance holds the rebuild lock now; `state_open`: the state is trusted again. */
+  | { readonly ok: false; readonly reason: 'lock_lost' | 'state_open' };
+
+export type OpenResult =
+  | { readonly kind: 'opened' }
+  | { readonly kind: 'already_open' }
+  | { readonly kind: 'lock_lost' }
+  /** A fallback before the end of the fail-closed window. */
+  | { readonly kind: 'too_early'; readonly recoveringUntil: number };

@@ -79,7 +79,7 @@ describe('faults', () => {
     redis.disconnect();
   });
 
-  it('a lost state closes admission until every earlier lease has expired', async () => {
+  it('a lost state closes admission until it is reopened; the fail-closed fallback only after every earlier lease has expired', async () => {
     h = await harness('lost', { dependencies: { api: { concurrency: 1 } }, jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 5000 } } });
     const first = await h.limiter.admit({ jobs: [job('call')] });
     expect(first.kind).toBe('admitted');
@@ -89,12 +89,23 @@ describe('faults', () => {
     const lost = await h.limiter.admit({ jobs: [job('call')] }).catch((e: unknown) => e);
     expect(lost).toBeInstanceOf(StateLost);
     expect(lost).toMatchObject({ code: 'state_lost', status: 503, recoveringUntil: h.clock.now + 5000 });
+    expect(await h.limiter.stateStatus()).toEqual({ trusted: false, recoveringUntil: h.clock.now + 5000 });
     h.advance(4999);
     await expect(h.limiter.admit({ jobs: [job('call')] })).rejects.toMatchObject({ code: 'state_lost', recoveringUntil: h.clock.now + 1 });
     expect(await h.limiter.recover()).toEqual({ open: false, recoveringUntil: h.clock.now + 1 });
+    // the fallback is the lock holder's, and not before its time
+    expect(await h.limiter.openState('nobody', 'fallback')).toEqual({ kind: 'lock_lost' });
+    expect(await h.limiter.acquireRebuildLock('me', 10_000)).toBe(true);
+    expect(await h.limiter.openState('me', 'fallback')).toEqual({ kind: 'too_early', recoveringUntil: h.clock.now + 1 });
     h.advance(1);
+    // past the window, nothing reopens by itself: a rebuild may be under way
+    await expect(h.limiter.admit({ jobs: [job('call')] })).rejects.toBeInstanceOf(StateLost);
+    expect(await h.limiter.recover()).toEqual({ open: false, recoveringUntil: h.clock.now });
+    expect(await h.limiter.openState('me', 'fallback')).toEqual({ kind: 'opened' });
+    expect(await h.redis.exists(h.limiter.keys.rebuildLock)).toBe(0);
     expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('admitted');
     expect(await h.limiter.init()).toEqual({ open: true });
+    expect(await h.limiter.stateStatus()).toEqual({ trusted: true });
   });
 
   it('init() without fresh starts recovery on an empty store', async () => {

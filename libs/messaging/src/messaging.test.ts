@@ -28,7 +28,9 @@ afterAll(async () => {
 describe('natsNames', () => {
   it('derives the contract names from the namespace', () => {
     const n = natsNames('janus');
-    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER', applied: 'JANUS_APPLIED', retries: 'JANUS_RETRIES' });
+    expect(n.streams).toEqual({ jobs: 'JANUS_JOBS', outcomes: 'JANUS_OUTCOMES', dead: 'JANUS_DEAD', ledger: 'JANUS_LEDGER', applied: 'JANUS_APPLIED', retries: 'JANUS_RETRIES', extensions: 'JANUS_EXTENSIONS' });
+    expect(n.subjects.extension('email')).toBe('janus.extensions.email');
+    expect(n.consumers.persisterExtensions).toBe('persister-extensions');
     expect(n.subjects.applied('email')).toBe('janus.applied.email');
     expect(n.subjects.retry('email')).toBe('janus.retries.email');
     expect(n.consumers.schedulerRetries).toBe('scheduler-retries');

@@ -12,6 +12,8 @@ export interface NatsNames {
     readonly applied: string;
     /** Retries waiting for their time (work-queue: a message goes when its attempt is admitted or dead). */
     readonly retries: string;
+    /** Lease extensions the scheduler granted, kept for the persister (what a state rebuild reads). */
+    readonly extensions: string;
   };
   readonly subjects: {
     readonly job: (jobType: string) => string;
@@ -24,6 +26,9 @@ export interface NatsNames {
     /** A retry the scheduler decided, waiting for its time: `<ns>.retries.<jobType>`. */
     readonly retry: (jobType: string) => string;
     readonly allRetries: string;
+    /** A lease extension the scheduler granted: `<ns>.extensions.<jobType>`. */
+    readonly extension: (jobType: string) => string;
+    readonly allExtensions: string;
     readonly allJobs: string;
     readonly allOutcomes: string;
     readonly allDead: string;
@@ -40,6 +45,7 @@ export interface NatsNames {
     readonly persisterDead: string;
     readonly persisterLedger: string;
     readonly persisterApplied: string;
+    readonly persisterExtensions: string;
     readonly schedulerOutcomes: string;
     /** The scheduler instances' shared consumer of waiting retries. */
     readonly schedulerRetries: string;
@@ -51,7 +57,7 @@ export function natsNames(namespace: string): NatsNames {
   const S = namespace.toUpperCase();
   return Object.freeze({
     namespace,
-    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER`, applied: `${S}_APPLIED`, retries: `${S}_RETRIES` }),
+    streams: Object.freeze({ jobs: `${S}_JOBS`, outcomes: `${S}_OUTCOMES`, dead: `${S}_DEAD`, ledger: `${S}_LEDGER`, applied: `${S}_APPLIED`, retries: `${S}_RETRIES`, extensions: `${S}_EXTENSIONS` }),
     subjects: Object.freeze({
       job: (jobType: string) => `${s}.jobs.${jobType}`,
       outcome: (jobType: string) => `${s}.outcomes.${jobType}`,
@@ -61,6 +67,8 @@ export function natsNames(namespace: string): NatsNames {
       allApplied: `${s}.applied.>`,
       retry: (jobType: string) => `${s}.retries.${jobType}`,
       allRetries: `${s}.retries.>`,
+      extension: (jobType: string) => `${s}.extensions.${jobType}`,
+      allExtensions: `${s}.extensions.>`,
       allJobs: `${s}.jobs.>`,
       allOutcomes: `${s}.outcomes.>`,
       allDead: `${s}.dead.>`,
@@ -75,6 +83,7 @@ export function natsNames(namespace: string): NatsNames {
       persisterDead: 'persister-dead',
       persisterLedger: 'persister-ledger',
       persisterApplied: 'persister-applied',
+      persisterExtensions: 'persister-extensions',
       schedulerOutcomes: 'scheduler-outcomes',
       schedulerRetries: 'scheduler-retries',
     }),

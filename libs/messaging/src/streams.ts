@@ -33,6 +33,8 @@ export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name
     { ...base, name: names.streams.dead, subjects: [names.subjects.allDead], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.ledger, subjects: [names.subjects.allLedger], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.applied, subjects: [names.subjects.allApplied], max_age: nanos(7 * DAY_MS) },
+    // Lease extensions: read by the persister only; a lease is at most a day past its last extension.
+    { ...base, name: names.streams.extensions, subjects: [names.subjects.allExtensions], max_age: nanos(7 * DAY_MS) },
     // Waiting retries: no age limit (a retry may wait longer than any horizon) and work-queue
     // retention, so a retry leaves the stream when the scheduler acks it (admitted or dead) and the
     // stream holds exactly the retries still waiting. Only the scheduler's consumer reads it.

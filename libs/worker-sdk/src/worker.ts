@@ -38,6 +38,9 @@ export interface Worker {
  * Throw this from a handler for a failure that retrying cannot fix (a malformed payload, a refused
  * card): the outcome carries `"retryable": false` and Janus dead-letters the job at once.
  */
+/** The answers to a lease extension that mean the lease is over (settled, revoked or withdrawn are `already_settled`). */
+const REFUSALS = new Set(['invalid_token', 'unknown', 'expired', 'already_settled']);
+
 /** Janus refused the lease (expired, settled, withdrawn or unknown): the job must not run. */
 export class LeaseRefused extends Error {
   override readonly name = 'LeaseRefused';
@@ -74,8 +77,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     const reply = await opts.nc.request(names.subjects.leaseExtend, JSON.stringify({ leaseToken: token, ms }), { timeout: 2_000 });
     const body = reply.json<{ ok: boolean; expiresAt?: string; reason?: string }>();
     if (!body.ok || body.expiresAt === undefined) {
-      if (body.reason === 'store_unavailable' || body.reason === 'malformed') throw new Error(`lease not extended: ${body.reason}`);
-      throw new LeaseRefused(`lease not extended: ${body.reason ?? 'unknown'}`);
+      // Only these say the lease is over; the others (store_unavailable, not_recorded, …) say nothing about it.
+      if (body.reason !== undefined && REFUSALS.has(body.reason)) throw new LeaseRefused(`lease refused: ${body.reason}`);
+      throw new Error(`lease not extended: ${body.reason ?? 'no reason given'}`);
     }
     return new Date(body.expiresAt);
   };

@@ -14,6 +14,8 @@ export const jobs = pgTable(
     /** queued | admitted | succeeded | retrying | dead */
     status: text('status').notNull(),
     payload: jsonb('payload'),
+    /** The producer's cost override (it applies to every attempt); null when the job type's estimate applies. */
+    cost: integer('cost'),
     createdAt: ts('created_at').notNull(),
     updatedAt: ts('updated_at').notNull(),
   },
@@ -34,6 +36,11 @@ export const attempts = pgTable(
     admittedAt: ts('admitted_at'),
     leaseId: text('lease_id'),
     leaseExpiresAt: ts('lease_expires_at'),
+    /**
+     * The latest expiry the scheduler extended the lease to (from `<ns>.extensions.>`), or null. A
+     * rebuild after a Redis state loss keeps the lease until the later of the two.
+     */
+    leaseExtendedUntil: ts('lease_extended_until'),
     /** succeeded | failed | timed_out */
     outcome: text('outcome'),
     finishedAt: ts('finished_at'),
@@ -45,7 +52,14 @@ export const attempts = pgTable(
      */
     appliedReportId: text('applied_report_id'),
   },
-  (t) => [primaryKey({ columns: [t.jobId, t.attempt] }), index('attempts_finished_at_idx').on(t.finishedAt)],
+  (t) => [
+    primaryKey({ columns: [t.jobId, t.attempt] }),
+    index('attempts_finished_at_idx').on(t.finishedAt),
+    // A state rebuild reads the attempts still in flight, and the retries admitted within their
+    // idempotency window: partial indexes keep both reads small however long the history is.
+    index('attempts_unfinished_idx').on(t.leaseExpiresAt).where(sql`outcome IS NULL`),
+    index('attempts_retries_admitted_idx').on(t.admittedAt).where(sql`attempt > 1`),
+  ],
 );
 
 /**
@@ -71,6 +85,28 @@ export const outcomeEvents = pgTable(
     reportedAt: ts('reported_at').notNull(),
   },
   (t) => [index('outcome_events_job_idx').on(t.jobId, t.attempt), index('outcome_events_reported_at_idx').on(t.reportedAt)],
+);
+
+/**
+ * Producers' idempotency keys as the limiter holds them (natural key: tenant, key, position): one
+ * row for a job's own key (position 0, no batch size), one row per admitted job for a batch's key
+ * (position = the job's index, `batch_size` = the batch's length). Written by the persister from
+ * attempt 1's job message; read when Redis lost its state, to write the keys back until
+ * `expires_at`. A key used again after its window replaces the rows (the later admission wins).
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenant: text('tenant').notNull(),
+    key: text('key').notNull(),
+    position: integer('position').notNull(),
+    batchSize: integer('batch_size'),
+    jobId: text('job_id').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    admittedAt: ts('admitted_at').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenant, t.key, t.position] }), index('idempotency_keys_expires_at_idx').on(t.expiresAt)],
 );
 
 /** Jobs that used up their attempts (natural key: jobId). */

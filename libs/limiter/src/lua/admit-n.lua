@@ -26,7 +26,7 @@
                  bucket adds 'estimate periodMs' for settle).
 
   KEYS[1]   epoch: exists while the stored state is trustworthy
-  KEYS[2]   recovering-until: Redis ms at which admission reopens after state loss
+  KEYS[2]   recovering-until: after a state loss, the end of the fail-closed fallback (includes/epoch.lua)
   KEYS[3]   lease expiry index (ZSET: '<call id>@<expiresAt>' for a call's leases, '<lease id>' for an
             extended lease -> expiresAt; see reap-n.lua)
   KEYS[4]   this call's lease hash (see "leases" above)

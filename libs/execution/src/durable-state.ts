@@ -1,0 +1,203 @@
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import { Priority } from '@janus/contracts';
+import type { Database } from '@janus/db';
+import { estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
+import { batchIdempotencyRecord, jobIdempotencyRecord } from './idempotency-record.js';
+import { encodeRetryContext } from './retry-context.js';
+
+export interface DurableStateOptions {
+  /** Redis time (ms) of the rebuild: windows and expiries are judged against it. */
+  readonly now: number;
+  /**
+   * Attempts without an outcome whose lease expired longer ago than this are not written back
+   * (Redis keeps a finished lease record this long). Those within it are, for the reaper: it turns
+   * each into a timed_out outcome, so that the loss loses no attempt.
+   */
+  readonly expiredHorizonMs: number;
+  /**
+   * A budget reservation recorded up to this long before the current window counts in it: the
+   * ledger's time is the admitting instance's clock, the window Redis's (conservative: it can only
+   * count more).
+   */
+  readonly clockSkewMs: number;
+}
+
+const DAY_MS = 86_400_000;
+
+// PostgreSQL's answers are checked at this edge: the driver hands timestamps and bigints over as
+// text or Date depending on its type parsers, so both are coerced.
+const time = z.coerce.date();
+const int = z.coerce.number().int();
+const LeaseRow = z.object({
+  job_id: z.string(),
+  attempt: int,
+  lease_id: z.string(),
+  admitted_at: time,
+  expires_at: time,
+  tenant: z.string(),
+  type: z.string(),
+  priority: z.string(),
+  cost: int.nullable(),
+  payload: z.string().nullable(),
+  created_at: time,
+  reserved: int.nullable(),
+  reserved_at: time.nullable(),
+  settled: int.nullable(),
+  released: z.boolean(),
+});
+const UsedRow = z.object({ used: int.nullable() });
+const KeyRow = z.object({
+  tenant: z.string(),
+  key: z.string(),
+  position: int,
+  batch_size: int.nullable(),
+  job_id: z.string(),
+  fingerprint: z.string(),
+  admitted_at: time,
+  expires_at: time,
+});
+const RetryRow = z.object({ job_id: z.string(), attempt: int, admitted_at: time, tenant: z.string(), type: z.string() });
+
+function rowsOf<T>(schema: z.ZodType<T>, result: { rows: unknown[] }): T[] {
+  return result.rows.map((row) => schema.parse(row));
+}
+
+/**
+ * What Redis held that must outlive it, read from the durable record the persister keeps in
+ * PostgreSQL (docs/guarantees.md §5). The caller makes sure the persister has caught up first.
+ *
+ * - Leases: every attempt admitted without an applied outcome, expiring at the later of its
+ *   admitted expiry and its last recorded extension; with the priority it ran at, the producer's
+ *   cost, its retry context (tenant, type, original priority, cost, payload, createdAt) and its
+ *   budget reservation from the ledger (the settled amount once settled, so that a settle arriving
+ *   after the rebuild adjusts nothing twice).
+ * - Budgets: per tenant with a budget in the running policy, what its current window used: per
+ *   attempt reserved in the window, the settled amount if settled, nothing if released, else the
+ *   reservation; plus the estimate of any live lease the ledger has no entry for (an admission whose
+ *   reserve was not published yet).
+ * - Idempotency records: producers' keys still within their window (`idempotency_keys`), spelled
+ *   as ingress writes them; and the scheduler's retry keys (`retry:<jobId>.<n>`) of the attempts
+ *   admitted as retries within their job type's window.
+ */
+export async function readDurableState(db: Database, policy: CompiledPolicy, opts: DurableStateOptions): Promise<RestoredState> {
+  const now = new Date(opts.now);
+  const horizon = new Date(opts.now - opts.expiredHorizonMs);
+
+  const budgetTenants = Object.entries(policy.document.tenants).flatMap(([tenant, t]) => (t.budget ? [{ tenant, periodMs: t.budget.periodMs }] : []));
+  const windowOf = new Map(budgetTenants.map(({ tenant, periodMs }) => [tenant, { start: opts.now - (opts.now % periodMs), periodMs }]));
+
+  const leaseRows = await db.execute(sql`
+    SELECT a.job_id, a.attempt, a.lease_id, a.admitted_at,
+           GREATEST(a.lease_expires_at, COALESCE(a.lease_extended_until, a.lease_expires_at)) AS expires_at,
+           j.tenant, j.type, j.priority, j.cost, j.payload::text AS payload, j.created_at,
+           r.amount AS reserved, r.at AS reserved_at, s.amount AS settled, (rl.entry_id IS NOT NULL) AS released
+    FROM attempts a
+    JOIN jobs j ON j.job_id = a.job_id
+    LEFT JOIN budget_ledger r ON r.entry_id = a.job_id || '.' || a.attempt || '.reserve'
+    LEFT JOIN budget_ledger s ON s.entry_id = a.job_id || '.' || a.attempt || '.settle'
+    LEFT JOIN budget_ledger rl ON rl.entry_id = a.job_id || '.' || a.attempt || '.release'
+    WHERE a.outcome IS NULL AND a.admitted_at IS NOT NULL AND a.lease_id IS NOT NULL
+      AND GREATEST(a.lease_expires_at, COALESCE(a.lease_extended_until, a.lease_expires_at)) > ${horizon}
+    ORDER BY a.job_id, a.attempt`);
+
+  const unrecordedReservations = new Map<string, number>();
+  const leases: RestoredLease[] = rowsOf(LeaseRow, leaseRows).map((row) => {
+    const jt = policy.jobType(row.type);
+    const cost = row.cost ?? undefined;
+    const original = Priority.safeParse(row.priority).data ?? 'normal';
+    const priority = row.attempt === 1 ? original : (jt?.retryPriority ?? 'low');
+    const window = windowOf.get(row.tenant);
+    let reserved = 0;
+    let budgetWindow: number | undefined;
+    if (row.reserved !== null) {
+      reserved = row.settled !== null ? row.settled : row.released ? 0 : row.reserved;
+      const at = (row.reserved_at ?? row.admitted_at).getTime();
+      if (window) budgetWindow = at >= window.start - opts.clockSkewMs ? window.start : at - (at % window.periodMs);
+    } else if (window && jt) {
+      // The ledger has no entry for it (its reserve was not published before the loss): count the estimate now.
+      reserved = estimateFor(jt, cost);
+      budgetWindow = window.start;
+      unrecordedReservations.set(row.tenant, (unrecordedReservations.get(row.tenant) ?? 0) + reserved);
+    }
+    const context = encodeRetryContext(
+      {
+        tenant: row.tenant,
+        type: row.type,
+        priority: original,
+        ...(cost !== undefined ? { cost } : {}),
+        createdAt: row.created_at.toISOString(),
+      },
+      row.payload ?? undefined,
+    );
+    return {
+      leaseId: row.lease_id,
+      jobId: row.job_id,
+      attempt: row.attempt,
+      tenant: row.tenant,
+      jobType: row.type,
+      priority,
+      ...(cost !== undefined ? { cost } : {}),
+      admittedAt: row.admitted_at.getTime(),
+      expiresAt: row.expires_at.getTime(),
+      reserved,
+      ...(budgetWindow !== undefined ? { budgetWindow } : {}),
+      context,
+    };
+  });
+
+  const budgets: RestoredBudget[] = [];
+  for (const { tenant } of budgetTenants) {
+    const window = windowOf.get(tenant)!;
+    const used = await db.execute(sql`
+      SELECT sum(CASE WHEN s.entry_id IS NOT NULL THEN s.amount WHEN rl.entry_id IS NOT NULL THEN 0 ELSE r.amount END) AS used
+      FROM budget_ledger r
+      LEFT JOIN budget_ledger s ON s.entry_id = r.job_id || '.' || r.attempt || '.settle'
+      LEFT JOIN budget_ledger rl ON rl.entry_id = r.job_id || '.' || r.attempt || '.release'
+      WHERE r.tenant = ${tenant} AND r.kind = 'reserve'
+        AND r.at >= ${new Date(window.start - opts.clockSkewMs)} AND r.at < ${new Date(window.start + window.periodMs)}`);
+    const total = (rowsOf(UsedRow, used)[0]?.used ?? 0) + (unrecordedReservations.get(tenant) ?? 0);
+    budgets.push({ tenant, windowStart: window.start, used: Math.max(0, total) });
+  }
+
+  const idempotency: RestoredIdempotency[] = [];
+  const keyResult = await db.execute(sql`
+    SELECT tenant, key, position, batch_size, job_id, fingerprint, admitted_at, expires_at
+    FROM idempotency_keys WHERE expires_at > ${now}
+    ORDER BY tenant, key, expires_at DESC, position`);
+  const byKey = new Map<string, z.infer<typeof KeyRow>[]>();
+  for (const row of rowsOf(KeyRow, keyResult)) {
+    const id = `${row.tenant}\u0000${row.key}`;
+    const list = byKey.get(id);
+    if (list) list.push(row);
+    else byKey.set(id, [row]);
+  }
+  for (const list of byKey.values()) {
+    // One admission per key: the latest (rows of an earlier use of the key are older).
+    const first = list[0]!;
+    const rowsOfIt = list.filter((r) => r.expires_at.getTime() === first.expires_at.getTime() && (r.batch_size === null) === (first.batch_size === null));
+    const record =
+      first.batch_size === null
+        ? jobIdempotencyRecord({ jobId: first.job_id, status: 'admitted', attempt: 1, admittedAt: first.admitted_at.toISOString() }, first.fingerprint)
+        : batchIdempotencyRecord(
+            rowsOfIt.sort((a, b) => a.position - b.position).map((r) => ({ jobId: r.job_id, status: 'admitted' as const, attempt: 1 })),
+            first.fingerprint,
+          );
+    idempotency.push({ tenant: first.tenant, key: first.key, kind: 'producer', record, expiresAt: first.expires_at.getTime() });
+  }
+
+  const windows = [...policy.jobTypes.values()].map((j) => j.idempotencyWindowMs);
+  const longestWindow = Math.max(DAY_MS, ...windows);
+  const retries = await db.execute(sql`
+    SELECT a.job_id, a.attempt, a.admitted_at, j.tenant, j.type
+    FROM attempts a JOIN jobs j ON j.job_id = a.job_id
+    WHERE a.attempt > 1 AND a.admitted_at > ${new Date(opts.now - longestWindow)}`);
+  for (const row of rowsOf(RetryRow, retries)) {
+    const windowMs = policy.jobType(row.type)?.idempotencyWindowMs ?? DAY_MS;
+    const expiresAt = row.admitted_at.getTime() + windowMs;
+    if (expiresAt <= opts.now) continue;
+    idempotency.push({ tenant: row.tenant, key: `retry:${row.job_id}.${row.attempt}`, kind: 'retry', record: 'retry', expiresAt });
+  }
+
+  return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))] };
+}

@@ -1,0 +1,100 @@
+--[[
+  state-restore-n — writes part of a rebuilt state after Redis lost it, for the holder of the rebuild
+  lock only (state-lock-1), while admission is still closed (the epoch is missing). A rebuild sends
+  its state in several calls, then opens admission with state-open-3; every write here is
+  idempotent, so a rebuild taken over from a holder that died mid-way simply writes again.
+
+  Items (each names its KEYS in order, from KEYS[4] on):
+    lease   a lease record, written as admit-n writes it (its call's hash, field <n>; layout in
+            src/lease-record.ts), ACTIVE with its durable expiry. If the field exists it is left
+            alone (nothing is counted twice). Otherwise it is counted in every concurrency pool it
+            holds (includes/pool.lua) while unexpired, and entered in the expiry index under its own
+            lease id (as an extended lease is), so that settle, extend and the reaper treat it as any
+            other lease; one already expired is entered too: the reaper turns it into a timed_out
+            outcome. The hash lives at least until expiry + retention.
+            KEYS: the lease hash, then nPools × (pool HASH, pool ZSET)
+    budget  a tenant's budget window: HASH w = window start, u = used (as admit-n writes it);
+            skipped when that window is over.  KEYS: the budget hash
+    idem    an idempotency record: HASH r = record, x = expiresAt (as admit-n writes it); skipped
+            when expired.  KEYS: the idempotency hash
+    bucket  a rate bucket restarted EMPTY at now (t = 0, ts = now: it refills from here; a missing
+            bucket would read as full).  KEYS: the bucket hash
+
+  KEYS[1]   epoch
+  KEYS[2]   the rebuild lock
+  KEYS[3]   lease expiry index (ZSET)
+  KEYS[4…]  the items' keys, in item order
+
+  ARGV[1]   now in ms, or 0 to use Redis TIME
+  ARGV[2]   the caller's lock token
+  ARGV[3]   retention of finished lease records in ms
+  ARGV[4…]  items, each its kind then its values:
+              'lease', nPools, leaseId, field, expiresAt, record
+              'budget', windowStart, used, periodMs
+              'idem', record, expiresAt
+              'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms)
+
+  Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets }
+            or { RESTORE_ANSWER_LOCK_LOST } (the lock is not the caller's: nothing written)
+            or { RESTORE_ANSWER_STATE_OPEN } (the epoch exists: the state is trusted again, nothing written)
+]]
+local rcall = redis.call
+-- @include codes
+-- @include fmt
+-- @include now-from-argv
+-- @include pool
+if rcall('EXISTS', KEYS[1]) == 1 then return { RESTORE_ANSWER_STATE_OPEN } end
+if rcall('GET', KEYS[2]) ~= ARGV[2] then return { RESTORE_ANSWER_LOCK_LOST } end
+local retention = tonumber(ARGV[3])
+local leases, existing, budgets, idems, buckets = 0, 0, 0, 0, 0
+local k, a = 4, 4
+while a <= #ARGV do
+  local kind = ARGV[a]
+  if kind == 'lease' then
+    local nPools, leaseId, field, exp, record = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]
+    local hash = KEYS[k]
+    if rcall('HSETNX', hash, field, record) == 1 then
+      local ttl = exp - now + retention
+      local left = rcall('PTTL', hash)
+      if left < ttl then rcall('PEXPIRE', hash, ttl) end
+      if exp > now then
+        for p = 1, nPools do pool_add(KEYS[k + 2 * p - 1], KEYS[k + 2 * p], exp, 1) end
+      end
+      rcall('ZADD', KEYS[3], fmt(exp), leaseId)
+      leases = leases + 1
+    else
+      existing = existing + 1
+    end
+    k = k + 1 + 2 * nPools
+    a = a + 6
+  elseif kind == 'budget' then
+    local ws, used, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    if ws + period > now then
+      rcall('HSET', KEYS[k], 'w', fmt(ws), 'u', fmt(used))
+      rcall('PEXPIRE', KEYS[k], ws + period - now + period + 60000)
+      budgets = budgets + 1
+    end
+    k = k + 1
+    a = a + 4
+  elseif kind == 'idem' then
+    local record, exp = ARGV[a + 1], tonumber(ARGV[a + 2])
+    if exp > now then
+      rcall('HSET', KEYS[k], 'r', record, 'x', fmt(exp))
+      rcall('PEXPIRE', KEYS[k], exp - now)
+      idems = idems + 1
+    end
+    k = k + 1
+    a = a + 3
+  elseif kind == 'bucket' then
+    local cap, refill = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    rcall('HSET', KEYS[k], 't', '0', 'ts', fmt(now))
+    -- as admit-n keeps a bucket: twice the time it takes to refill, plus a minute
+    rcall('PEXPIRE', KEYS[k], math.ceil(cap / refill) * 2 + 60000)
+    buckets = buckets + 1
+    k = k + 1
+    a = a + 3
+  else
+    return redis.error_reply('state-restore: unknown item kind ' .. tostring(kind))
+  end
+end
+return { RESTORE_ANSWER_OK, leases, existing, budgets, idems, buckets }

@@ -1,0 +1,218 @@
+/**
+ * Writing a lost state back (docs/guarantees.md §5). The caller (a rebuild in @janus/execution)
+ * reads the durable record and hands over what was live; this part turns it into Redis state
+ * exactly as admission would have written it, for the holder of the rebuild lock only:
+ *
+ *   lock     state-lock-1      at most one instance rebuilds at a time
+ *   restore  state-restore-n   leases (records, pools, expiry index), budgets, idempotency records,
+ *                              EMPTY rate buckets; idempotent, in chunks
+ *   open     state-open-3      writes the epoch (admission reopens) and releases the lock
+ *
+ * A restored lease keeps its id, so its record sits where admission put it (`Keys.leaseLocation`)
+ * and a worker's token settles, extends and is reaped like any other. Its pools and rate entries
+ * follow the running policy (what the limits are checked against now), its budget reservation the
+ * ledger.
+ */
+import { LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
+import type { Clock } from './clock.js';
+import { limitId, type Keys } from './keys.js';
+import { formatActiveLeaseRecord, rateEntry } from './lease-record.js';
+import { amountFor, estimateFor, type CompiledPolicy } from './policy.js';
+import type { ScriptStore } from './store.js';
+import type { OpenResult, RestoredLease, RestoredState, RestoreResult, StateStatus } from './types.js';
+
+type Arg = string | number;
+
+/** Bounds of one state-restore-n call: Redis runs a script alone, so keep each one short. */
+const MAX_KEYS_PER_CALL = 4_000;
+const MAX_ARGS_PER_CALL = 8_000;
+
+export interface StateRestoreOptions {
+  readonly store: ScriptStore;
+  readonly keys: Keys;
+  readonly clock: Clock;
+  readonly retentionMs: number;
+}
+
+export class StateRestore {
+  readonly #store: ScriptStore;
+  readonly #keys: Keys;
+  readonly #clock: Clock;
+  readonly #retentionMs: number;
+
+  constructor(opts: StateRestoreOptions) {
+    this.#store = opts.store;
+    this.#keys = opts.keys;
+    this.#clock = opts.clock;
+    this.#retentionMs = opts.retentionMs;
+  }
+
+  /** Whether the state is trusted (the epoch exists) and, if not, when the fail-closed fallback ends. */
+  async status(): Promise<StateStatus> {
+    const rows = (await this.#store.guard(this.#store.redis.pipeline().exists(this.#keys.epoch).get(this.#keys.recoveringUntil).exec())) ?? [];
+    const error = rows.find(([e]) => e !== null)?.[0];
+    if (error) throw error;
+    if (Number(rows[0]?.[1]) === 1) return { trusted: true };
+    const until = Number(rows[1]?.[1]);
+    return { trusted: false, ...(Number.isFinite(until) && until > 0 ? { recoveringUntil: until } : {}) };
+  }
+
+  /** Takes the rebuild lock (true), or another instance holds it (false). Idempotent for the holder. */
+  async acquire(token: string, ttlMs: number): Promise<boolean> {
+    return (await this.#lock('acquire', token, ttlMs)) === LOCK_ANSWER.held;
+  }
+
+  /** Extends the lock while the rebuild runs; false when it is no longer ours. */
+  async renew(token: string, ttlMs: number): Promise<boolean> {
+    return (await this.#lock('renew', token, ttlMs)) === LOCK_ANSWER.held;
+  }
+
+  /** Drops the lock if it is ours. */
+  async release(token: string): Promise<void> {
+    await this.#lock('release', token, 0);
+  }
+
+  /**
+   * Writes the state (in several script calls; each checks the lock and that the state is still
+   * lost). Leases whose id is not one admission issues (`<call id>_<n>`) are skipped and counted.
+   */
+  async restore(token: string, policy: CompiledPolicy, state: RestoredState): Promise<RestoreResult> {
+    const k = this.#keys;
+    const totals = { leases: 0, existing: 0, budgets: 0, idempotency: 0, buckets: 0, skipped: 0 };
+    let keys: string[] = [];
+    let args: Arg[] = [];
+    const flush = async (): Promise<RestoreResult | undefined> => {
+      if (args.length === 0) return undefined;
+      const reply = (await this.#store.run('stateRestore', [k.epoch, k.rebuildLock, k.leaseExpiry, ...keys], [this.#clock.arg(), token, this.#retentionMs, ...args])) as number[];
+      keys = [];
+      args = [];
+      if (reply[0] === RESTORE_ANSWER.lockLost) return { ok: false, reason: 'lock_lost' };
+      if (reply[0] === RESTORE_ANSWER.stateOpen) return { ok: false, reason: 'state_open' };
+      totals.leases += Number(reply[1]);
+      totals.existing += Number(reply[2]);
+      totals.budgets += Number(reply[3]);
+      totals.idempotency += Number(reply[4]);
+      totals.buckets += Number(reply[5]);
+      return undefined;
+    };
+    const add = async (itemKeys: readonly string[], itemArgs: readonly Arg[]): Promise<RestoreResult | undefined> => {
+      if (keys.length + itemKeys.length > MAX_KEYS_PER_CALL || args.length + itemArgs.length > MAX_ARGS_PER_CALL) {
+        const stop = await flush();
+        if (stop) return stop;
+      }
+      keys.push(...itemKeys);
+      args.push(...itemArgs);
+      return undefined;
+    };
+
+    for (const lease of state.leases) {
+      const at = k.leaseLocation(lease.leaseId);
+      if (!at) {
+        totals.skipped += 1;
+        continue;
+      }
+      const { record, pools } = restoredRecord(k, policy, lease);
+      const stop = await add([at.key, ...pools], ['lease', pools.length / 2, lease.leaseId, at.field, lease.expiresAt, record]);
+      if (stop) return stop;
+    }
+    for (const b of state.budgets) {
+      const periodMs = policy.document.tenants[b.tenant]?.budget?.periodMs;
+      if (periodMs === undefined) continue; // no budget any more: nothing to hold
+      const stop = await add([k.limit(limitId.tenantBudget(b.tenant))], ['budget', b.windowStart, b.used, periodMs]);
+      if (stop) return stop;
+    }
+    for (const r of state.idempotency) {
+      const stop = await add([k.idempotency(r.tenant, r.key, r.kind)], ['idem', r.record, r.expiresAt]);
+      if (stop) return stop;
+    }
+    for (const [key, bucket] of rateBuckets(k, policy, state.bucketTenants)) {
+      const stop = await add([key], ['bucket', bucket.capacity, bucket.refill]);
+      if (stop) return stop;
+    }
+    const stop = await flush();
+    return stop ?? { ok: true, ...totals };
+  }
+
+  /** Reopens admission after a rebuild ('rebuilt') or once the fail-closed window has passed ('fallback'). */
+  async open(token: string, mode: 'rebuilt' | 'fallback', recoveryWindowMs: number): Promise<OpenResult> {
+    const k = this.#keys;
+    const reply = (await this.#store.run('stateOpen', [k.epoch, k.recoveringUntil, k.rebuildLock], [this.#clock.arg(), token, mode, recoveryWindowMs])) as [number, string?];
+    switch (reply[0]) {
+      case OPEN_ANSWER.opened:
+        return { kind: 'opened' };
+      case OPEN_ANSWER.alreadyOpen:
+        return { kind: 'already_open' };
+      case OPEN_ANSWER.tooEarly:
+        return { kind: 'too_early', recoveringUntil: Number(reply[1]) };
+      default:
+        return { kind: 'lock_lost' };
+    }
+  }
+
+  async #lock(mode: 'acquire' | 'renew' | 'release', token: string, ttlMs: number): Promise<number> {
+    return Number(await this.#store.run('stateLock', [this.#keys.rebuildLock], [mode, token, Math.max(1, Math.round(ttlMs))]));
+  }
+}
+
+/**
+ * A restored lease's record and the pools it is counted in (HASH, ZSET pairs), from the running
+ * policy: its dependency, per-tenant dependency, tenant and global pools (a job type no longer in
+ * the policy: its tenant and global pools), its rate entries (for settle's costRate accounting)
+ * and its budget key.
+ */
+export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: RestoredLease): { record: string; pools: string[] } {
+  const jt = policy.jobType(lease.jobType);
+  const specs = policy.limitsFor(lease.tenant, lease.jobType);
+  const pools: string[] = [];
+  const rate: string[] = [];
+  let bk = '';
+  const pool = (id: string) => {
+    const key = keys.limit(id);
+    pools.push(key, keys.poolExpiries(key));
+  };
+  if (jt === undefined || specs === undefined) {
+    pool(limitId.tenantConcurrency(lease.tenant));
+    pool(limitId.globalConcurrency());
+  } else {
+    const estimate = estimateFor(jt, lease.cost);
+    for (const spec of specs) {
+      if (spec.kind === 'concurrency') pool(spec.id);
+      else if (spec.kind === 'budget') bk = keys.limit(spec.id);
+      else {
+        const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
+        rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
+      }
+    }
+  }
+  const record = formatActiveLeaseRecord({
+    exp: lease.expiresAt,
+    adm: lease.admittedAt,
+    att: lease.attempt,
+    pri: PRIORITY[lease.priority],
+    res: lease.reserved,
+    bw: bk === '' ? undefined : lease.budgetWindow,
+    ten: lease.tenant,
+    typ: lease.jobType,
+    bk,
+    conc: pools,
+    rate,
+    idem: [],
+    job: lease.jobId,
+    ctx: lease.context ?? '',
+  });
+  return { record, pools };
+}
+
+/** Every rate bucket of the policy that the given tenants' jobs (and anyone's) draw from: key → size and refill. */
+export function rateBuckets(keys: Keys, policy: CompiledPolicy, tenants: readonly string[]): Map<string, { capacity: number; refill: number }> {
+  const out = new Map<string, { capacity: number; refill: number }>();
+  const all = new Set([...Object.keys(policy.document.tenants), ...tenants]);
+  for (const tenant of all) {
+    for (const jobType of policy.jobTypes.keys()) {
+      for (const spec of policy.limitsFor(tenant, jobType) ?? []) {
+        if (spec.kind === 'rate') out.set(keys.limit(spec.id), { capacity: spec.capacity * spec.periodMs, refill: spec.limit });
+      }
+    }
+  }
+  return out;
+}
