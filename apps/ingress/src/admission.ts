@@ -138,7 +138,8 @@ export class AdmissionService {
       }
       if (error instanceof StoreUnavailable || error instanceof StateLost) {
         this.countAll(jobs, 'unavailable', error instanceof StateLost ? 'state_lost' : 'redis_down');
-        const retryAfterMs = error instanceof StateLost ? Math.max(1000, error.recoveringUntil - Date.now()) : 1000;
+        // A lost state is rebuilt within seconds (and at the latest reopens at recoveringUntil): ask to come back soon.
+        const retryAfterMs = error instanceof StateLost ? Math.min(5000, Math.max(1000, error.recoveringUntil - Date.now())) : 1000;
         return { kind: 'unavailable', detail: `${error.message}; nothing was admitted`, retryAfterMs };
       }
       throw error;

@@ -34,7 +34,7 @@ describe('the Lua engine agrees with a TypeScript reference model', () => {
             } else if (o.op === 'admit') {
               next += 1;
               const expected = model.admit(next, o.tenant, o.priority, o.cost, now);
-              const actual = await h.limiter.admit({ jobs: [{ jobId: `j${next}`, tenant: o.tenant, jobType: 'call', priority: o.priority, ...(o.cost === undefined ? {} : { cost: o.cost }) }] });
+              const actual = await h.admit({ jobs: [{ jobId: `j${next}`, tenant: o.tenant, jobType: 'call', priority: o.priority, ...(o.cost === undefined ? {} : { cost: o.cost }) }] });
               if (actual.kind === 'admitted') {
                 const lease = actual.jobs[0]!.lease!;
                 tokens.set(next, lease.token);

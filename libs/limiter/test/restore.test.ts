@@ -128,8 +128,10 @@ describe('restored leases', () => {
     await loseState(h);
     await rebuild(h, { leases: [restored(a, { jobType: 'spend', cost: 4, context: '{"x":1}' })] });
     const rebuilt = parseLeaseRecord(await h.redis.hgetBuffer(at.key, at.field));
-    // everything but the idempotency keys the admission created (only revoke reads them)
-    expect(rebuilt).toEqual({ ...original, idem: [] });
+    // everything but the idempotency keys the admission created (only revoke reads them), and the
+    // state: admission writes 'pending' (its job message not yet confirmed), a rebuilt lease is 'active'
+    expect(original?.st).toBe('pending');
+    expect(rebuilt).toEqual({ ...original, st: 'active', idem: [] });
     expect(await h.limiter.settle(a.token, 'failed')).toMatchObject({ ok: true, lease: { context: '{"x":1}', reserved: 4 } });
   });
 });
