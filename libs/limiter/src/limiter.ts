@@ -25,9 +25,11 @@ import type {
   ExpiredEntry,
   ExpiredLease,
   ExtendResult,
+  FindExpiredOptions,
   LeaseStateResult,
   LimiterSnapshot,
   Outcome,
+  SettleOptions,
   SettleResult,
   TenantUsage,
 } from './types.js';
@@ -166,8 +168,9 @@ export class Limiter {
     return over ? { ...over, index: fresh[over.index]!.i } : result;
   }
 
-  settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
-    return this.#leases.settle(token, outcome, actualCost);
+  /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */
+  settle(token: string, outcome: Outcome, actualCost?: number, opts?: SettleOptions): Promise<SettleResult> {
+    return this.#leases.settle(token, outcome, actualCost, opts);
   }
 
   /** Sets the lease's expiry to max(current, now + ms). */
@@ -181,8 +184,8 @@ export class Limiter {
   }
 
   /** Two-phase reaping, phase one: expired leases, listed without changing anything. */
-  findExpired(max: number): Promise<ExpiredBatch> {
-    return this.#leases.findExpired(max);
+  findExpired(max: number, opts?: FindExpiredOptions): Promise<ExpiredBatch> {
+    return this.#leases.findExpired(max, opts);
   }
 
   /** Two-phase reaping, phase two: marks the given entries of a `findExpired` batch expired. */
