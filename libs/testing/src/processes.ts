@@ -76,3 +76,57 @@ export async function startAppProcess(app: AppName, env: Record<string, string>,
   }
   return handle;
 }
+
+export interface RedisProcess {
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string;
+  /** SIGKILL, and wait for the exit: every key is gone (nothing is persisted). */
+  kill(): Promise<void>;
+  /** A new, empty server on the same port. */
+  restart(): Promise<void>;
+}
+
+/**
+ * A Redis of the test's own (`redis-server` from the PATH) on a free port, with no persistence
+ * (`--save '' --appendonly no`): killing and restarting it is a Redis that lost its state, without
+ * touching the shared one other test files use.
+ */
+export async function startRedisServer(opts: { port?: number; binary?: string } = {}): Promise<RedisProcess> {
+  const port = opts.port ?? (await freePort());
+  const binary = opts.binary ?? 'redis-server';
+  let child: ChildProcess | undefined;
+  let output = '';
+  const launch = async () => {
+    output = '';
+    const c = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    c.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    child = c;
+    await waitFor(
+      () => {
+        if (c.exitCode !== null || c.signalCode !== null) throw new Error(`redis-server exited early:\n${output}`);
+        return output.includes('Ready to accept connections');
+      },
+      10_000,
+      20,
+    );
+  };
+  await launch();
+  const kill = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((resolve) => c.once('exit', resolve));
+    c.kill('SIGKILL');
+    await exited;
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    restart: async () => {
+      await kill();
+      await launch();
+    },
+  };
+}
