@@ -24,6 +24,8 @@ export interface IngressDeps {
   readonly names: NatsNames;
   readonly natsUp: () => boolean;
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
+  /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
+  readonly outcomeStoredAt: (seq: number) => Promise<number | undefined>;
   readonly registry: Registry;
   readonly readiness: readonly ReadinessCheck[];
   readonly logger?: Logger;
@@ -58,7 +60,17 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
   app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView }));
   app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware }));
-  app.route('/', outcomeRoutes({ limiter: deps.limiter, js: deps.js, names: deps.names, metrics, ...(deps.logger ? { logger: deps.logger } : {}) }));
+  app.route(
+    '/',
+    outcomeRoutes({
+      limiter: deps.limiter,
+      js: deps.js,
+      names: deps.names,
+      metrics,
+      outcomeStoredAt: deps.outcomeStoredAt,
+      ...(deps.logger ? { logger: deps.logger } : {}),
+    }),
+  );
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'Tenant API key' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'leaseToken', { type: 'http', scheme: 'bearer', description: 'Lease token from the job message' });

@@ -8,7 +8,7 @@ import { getJobView } from '@janus/event-store';
 import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
-import { AckPublisher } from '@janus/messaging';
+import { AckPublisher, storedAt } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
 import { NatsStatus } from './nats-status.js';
@@ -58,6 +58,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     names: runtime.names,
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
+    outcomeStoredAt: async (seq) => (await storedAt(runtime.jsm, runtime.names.streams.outcomes, seq))?.at,
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],
     logger: runtime.logger,

@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface SchedulerMetrics {
   readonly outcomes: Counter<'disposition'>;
@@ -6,6 +6,7 @@ export interface SchedulerMetrics {
   readonly reaped: Counter<'kind'>;
   readonly reapPublishFailures: Counter;
   readonly waitingAgain: Counter;
+  readonly reapHorizonLag: Gauge;
   readonly processing: Histogram;
 }
 
@@ -37,6 +38,11 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
     reapPublishFailures: new Counter({
       name: 'janus_reap_publish_failures_total',
       help: 'Expired leases whose timed_out outcome could not be published',
+      registers: [registry],
+    }),
+    reapHorizonLag: new Gauge({
+      name: 'janus_reap_horizon_lag_seconds',
+      help: 'On the last reap that found expired leases: how far the outcome horizon (every outcome reported before it processed) lagged now; leases that expired after it wait',
       registers: [registry],
     }),
     processing: new Histogram({

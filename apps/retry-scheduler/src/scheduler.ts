@@ -1,5 +1,5 @@
 import type { Settings } from '@janus/config';
-import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger, ReadinessCheck } from '@janus/observability';
@@ -93,7 +93,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     onInterrupted: (error) => logger.warn({ err: error }, 'retry consumer interrupted; resuming'),
   });
 
-  // Lease expiry: free expired slots and report them as timed_out outcomes.
+  // Lease expiry: free expired slots and report them as timed_out outcomes — only leases that
+  // expired before every outcome reported until then was processed (an outcome reported in time
+  // counts, however late it is read: outcome-horizon.ts).
+  const horizon = outcomeHorizon(jsm, names);
   let stopped = false;
   let reaping = false;
   const reaper = setInterval(() => {
@@ -109,6 +112,8 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         limiter,
         js,
         names,
+        horizon,
+        onHorizon: (lagMs) => metrics.reapHorizonLag.set(lagMs / 1000),
         onReaped: (lease) => metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' }),
         onPublishFailure: (lease, error) => {
           metrics.reapPublishFailures.inc();

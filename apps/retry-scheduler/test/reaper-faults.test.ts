@@ -3,7 +3,7 @@ import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import type { Settings } from '@janus/config';
 import type { PolicyDocumentInput } from '@janus/contracts';
-import { reapOnce } from '@janus/execution';
+import { outcomeHorizon, reapOnce } from '@janus/execution';
 import { connectNats, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { announceConfigChange } from '@janus/policy';
 import { TcpProxy, waitFor } from '@janus/testing';
@@ -54,7 +54,16 @@ describe('reaping under a NATS outage', () => {
     const doomed = await connectNats({ natsServers: [proxy.url(settings.natsServers[0]!)] }, { name: 'doomed-scheduler' });
     await proxy.cut();
     const failures: string[] = [];
-    await reapOnce({ limiter, js: jetstream(doomed), names, publishTimeoutMs: 300, onPublishFailure: (lease) => failures.push(lease.jobId) });
+    // The horizon is read over the healthy connection: NATS goes away between it and the publish
+    // (with NATS already gone, reaping stops at the horizon and nothing is published at all).
+    await reapOnce({
+      limiter,
+      js: jetstream(doomed),
+      names,
+      horizon: outcomeHorizon(jsm, names),
+      publishTimeoutMs: 300,
+      onPublishFailure: (lease) => failures.push(lease.jobId),
+    });
     expect(failures).toContain('j-reap');
     await doomed.close(); // the crash: whatever it buffered is gone
     await proxy.restore();

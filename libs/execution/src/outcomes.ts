@@ -43,7 +43,9 @@ const RETRY_STORE_DOWN_MS = 1_000;
  *
  * - `succeeded`/`failed`: settle the lease (frees its slots exactly once, settles the budget). An
  *   outcome whose lease token is invalid, expired or settled differently is recorded by the
- *   persister and ignored here: a zombie's late report changes nothing.
+ *   persister and ignored here: a zombie's late report changes nothing. Late means reported
+ *   (stored by JetStream) at or after the lease's expiry, or after the reaper marked it expired;
+ *   an outcome reported in time counts however late it is processed.
  * - `timed_out` (written by the reaper): honoured only if the lease really expired.
  * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` (msgID
  *   `<jobId>.<attempt>.applied`) before the message is acked: job status derives from those only.
@@ -90,7 +92,11 @@ export class OutcomeProcessor {
       if (lease.lease.state !== 'expired') return this.#ignore(msg, 'not_expired');
       settled = { ...lease.lease, context: decodeRetryContext(lease.lease.context) };
     } else {
-      const result = await limiter.settle(event.leaseToken, event.outcome, event.actualCost);
+      // In time is judged by when the worker reported (JetStream's timestamp), not when we read it:
+      // a success published before the expiry counts even if this scheduler was down until after
+      // it (the reaper leaves the lease alone until this message is processed: outcome-horizon.ts).
+      const reportedAt = Math.floor(msg.info.timestampNanos / 1e6);
+      const result = await limiter.settle(event.leaseToken, event.outcome, event.actualCost, { reportedAt });
       if (result.ok) {
         settled = { ...result.lease, context: decodeRetryContext(result.lease.context) };
         if (result.lease.reserved > 0) await publishLedger(this.#publishing, result.lease, 'settle', result.lease.actual);

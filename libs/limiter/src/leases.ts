@@ -11,7 +11,7 @@ import type { Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
-import type { Admitted, ConfirmResult, UnclaimedLease, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleResult } from './types.js';
+import type { Admitted, ConfirmResult, UnclaimedLease, ExpiredBatch, ExpiredEntry, ExpiredLease, ExtendResult, FindExpiredOptions, LeaseFailure, LeaseStateName, LeaseStateResult, Outcome, SettleOptions, SettleResult } from './types.js';
 
 /** The JSON answer of settle-n, extend-n and (per lease) reap-n. */
 interface LeaseReply {
@@ -58,13 +58,19 @@ export class LeaseOperations {
     this.#retentionMs = opts.retentionMs;
   }
 
-  async settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
+  /**
+   * Settles an active lease. With `reportedAt` (when the outcome was published to JetStream, in
+   * ms), the lease must have been unexpired then rather than now: an outcome reported in time
+   * counts even if it is processed after the expiry, unless the lease was reaped meanwhile.
+   */
+  async settle(token: string, outcome: Outcome, actualCost?: number, opts: SettleOptions = {}): Promise<SettleResult> {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
     const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc, ...rec.costKeys, ...rec.idem];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
-    const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length]);
+    const reportedAt = opts.reportedAt !== undefined && Number.isFinite(opts.reportedAt) ? Math.max(0, Math.floor(opts.reportedAt)) : 0;
+    const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length, reportedAt]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,
@@ -95,12 +101,15 @@ export class LeaseOperations {
   /**
    * Phase one of a two-phase reap: lists leases that are active and past their expiry, changing
    * nothing, grouped by expiry-index entry (whole entries, started while fewer than `max` leases
-   * were listed). Nothing can settle or extend such a lease any more, so the caller may first make
-   * their `timed_out` outcomes durable and only then `markExpired` the entries it published.
+   * were listed). With `upTo`, only leases that expired at or before that time (never later than
+   * now). Nothing can extend such a lease any more, and an outcome can settle it only if it was
+   * reported before the expiry: the caller passes as `upTo` a time before which every reported
+   * outcome has been processed, then makes the `timed_out` outcomes durable and only then
+   * `markExpired`s the entries it published.
    */
-  async findExpired(max: number): Promise<ExpiredBatch> {
+  async findExpired(max: number, opts: FindExpiredOptions = {}): Promise<ExpiredBatch> {
     const limit = Math.max(1, Math.floor(max));
-    const listed = await this.#listExpired(limit);
+    const listed = await this.#listExpired(limit, opts.upTo);
     if (listed === undefined) return { now: '0', entries: [] };
     const found = await this.#reap(listed.now, limit, true, listed.entries.map((e) => ({ ...e, idempotencyKeys: [] })));
     let budget = limit;
@@ -125,8 +134,9 @@ export class LeaseOperations {
   }
 
   /** The expiry-index entries due now, each with the record location of its lease(s). */
-  async #listExpired(limit: number): Promise<{ now: string; entries: { member: string; key: string; field: string }[] } | undefined> {
-    const listed = (await this.#store.run('expired', [this.#keys.leaseExpiry], [this.#clock.arg(), limit])) as string[];
+  async #listExpired(limit: number, upTo?: number): Promise<{ now: string; entries: { member: string; key: string; field: string }[] } | undefined> {
+    const bound = upTo !== undefined && Number.isFinite(upTo) ? Math.max(1, Math.floor(upTo)) : 0;
+    const listed = (await this.#store.run('expired', [this.#keys.leaseExpiry], [this.#clock.arg(), limit, bound])) as string[];
     const [now, ...members] = listed;
     if (members.length === 0 || now === undefined) return undefined;
     const entries = members.map((member) => {

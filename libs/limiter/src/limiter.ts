@@ -27,12 +27,14 @@ import type {
   ExpiredEntry,
   ExpiredLease,
   ExtendResult,
+  FindExpiredOptions,
   LeaseStateResult,
   LimiterSnapshot,
   OpenResult,
   Outcome,
   RestoredState,
   RestoreResult,
+  SettleOptions,
   SettleResult,
   StateStatus,
   TenantUsage,
@@ -226,8 +228,9 @@ export class Limiter {
     return over ? { ...over, index: fresh[over.index]!.i } : result;
   }
 
-  settle(token: string, outcome: Outcome, actualCost?: number): Promise<SettleResult> {
-    return this.#leases.settle(token, outcome, actualCost);
+  /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */
+  settle(token: string, outcome: Outcome, actualCost?: number, opts?: SettleOptions): Promise<SettleResult> {
+    return this.#leases.settle(token, outcome, actualCost, opts);
   }
 
   /** A worker claims or extends its lease: expiry max(current, now + ms); the lease is running. */
@@ -254,8 +257,8 @@ export class Limiter {
   }
 
   /** Two-phase reaping, phase one: expired leases, listed without changing anything. */
-  findExpired(max: number): Promise<ExpiredBatch> {
-    return this.#leases.findExpired(max);
+  findExpired(max: number, opts?: FindExpiredOptions): Promise<ExpiredBatch> {
+    return this.#leases.findExpired(max, opts);
   }
 
   /** Two-phase reaping, phase two: marks the given entries of a `findExpired` batch expired. */

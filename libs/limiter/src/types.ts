@@ -102,6 +102,15 @@ export interface LeaseInfo {
 
 export type LeaseFailure = 'invalid_token' | 'unknown' | 'expired' | 'already_settled';
 
+export interface SettleOptions {
+  /**
+   * When the outcome was reported, in ms: its JetStream timestamp (`msg.info.timestampNanos`, or the
+   * stored message's time). The lease must have been unexpired then; omitted (or later than now):
+   * now. A lease already reaped stays reaped.
+   */
+  readonly reportedAt?: number;
+}
+
 export type SettleResult =
   | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly context?: string } }
   | { readonly ok: false; readonly reason: LeaseFailure };
@@ -133,7 +142,15 @@ export interface ExpiredEntry {
   readonly idempotencyKeys: readonly string[];
 }
 
-/** What `findExpired` listed, at one Redis time (`now`, kept for `markExpired`). */
+export interface FindExpiredOptions {
+  /**
+   * List only leases that expired at or before this time (ms; never later than now). The reaper
+   * passes the time before which every reported outcome has been processed.
+   */
+  readonly upTo?: number;
+}
+
+/** What `findExpired` listed, at one Redis time (`now`, or `upTo` when earlier; kept for `markExpired`). */
 export interface ExpiredBatch {
   readonly now: string;
   readonly entries: readonly ExpiredEntry[];

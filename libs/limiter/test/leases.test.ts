@@ -150,6 +150,60 @@ describe('leases', () => {
     expect(reaped.map((l) => l.id)).toEqual([a.id]);
   });
 
+  it('an outcome reported before the expiry settles after it (reportedAt); one reported at or after it does not', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
+    const b = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'jb' })] }));
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 } });
+    h.advance(5_000); // both expired long ago, neither reaped yet
+    // Reported 1 ms before a's expiry: it counts, with its actual cost, and is settled now.
+    expect(await h.limiter.settle(a.token, 'succeeded', 3, { reportedAt: a.expiresAt - 1 })).toMatchObject({
+      ok: true,
+      lease: { jobId: 'ja', reserved: 10, actual: 3, settledAt: h.clock.now },
+    });
+    expect(await h.limiter.leaseState(a.token)).toMatchObject({ ok: true, lease: { state: 'settled', outcome: 'succeeded' } });
+    expect(await h.limiter.settle(a.token, 'succeeded', 3, { reportedAt: a.expiresAt - 1 })).toEqual({ ok: false, reason: 'already_settled' });
+    // Reported at the expiry ms: too late (a lease is live while expiresAt > t).
+    expect(await h.limiter.settle(b.token, 'succeeded', 3, { reportedAt: b.expiresAt })).toEqual({ ok: false, reason: 'expired' });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 13 }, inFlight: { api: 0 } });
+    // The settled lease is not reaped; the other one is.
+    expect((await h.limiter.reapExpired(10)).map((l) => l.jobId)).toEqual(['jb']);
+  });
+
+  it('a reaped lease stays reaped, whenever the outcome was reported; a reportedAt later than now means now', async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
+    const b = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'jb' })] }));
+    h.advance(500);
+    // A clock ahead of Redis's cannot make a report later than now: b is live, it settles.
+    expect((await h.limiter.settle(b.token, 'failed', undefined, { reportedAt: h.clock.now + 60_000 })).ok).toBe(true);
+    h.advance(500);
+    expect((await h.limiter.reapExpired(10)).map((l) => l.jobId)).toEqual(['ja']);
+    expect(await h.limiter.settle(a.token, 'succeeded', 1, { reportedAt: a.expiresAt - 900 })).toEqual({ ok: false, reason: 'expired' });
+    expect(await h.limiter.leaseState(a.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
+    expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 0 } });
+  });
+
+  it('findExpired upTo lists only what expired by then, never what has not expired yet', async () => {
+    h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
+    const early = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'early' })] }));
+    h.advance(300);
+    const late = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'late' })] }));
+    h.advance(1_000); // both expired (early 300 ms before late)
+    const ids = (b: { entries: readonly { leases: readonly { jobId: string }[] }[] }) => b.entries.flatMap((e) => e.leases.map((l) => l.jobId)).sort();
+    expect(ids(await h.limiter.findExpired(10, { upTo: early.expiresAt - 1 }))).toEqual([]);
+    const batch = await h.limiter.findExpired(10, { upTo: early.expiresAt });
+    expect(ids(batch)).toEqual(['early']);
+    expect(batch.now).toBe(String(early.expiresAt));
+    expect(ids(await h.limiter.findExpired(10, { upTo: late.expiresAt + 10_000 }))).toEqual(['early', 'late']);
+    // Marking with the batch's time marks only what it listed.
+    expect((await h.limiter.markExpired(batch, batch.entries)).map((l) => l.jobId)).toEqual(['early']);
+    expect(ids(await h.limiter.findExpired(10))).toEqual(['late']);
+    // A bound past now is now: a live lease is never listed.
+    const live = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'live' })] }));
+    expect(ids(await h.limiter.findExpired(10, { upTo: live.expiresAt + 10_000 }))).toEqual(['late']);
+  });
+
   it('two-phase reaping: findExpired changes nothing; markExpired marks only the entries given', async () => {
     h = await harness('lease', { ...leasePolicy, dependencies: { api: {} } });
     const batchOf3 = await h.admit({ jobs: Array.from({ length: 3 }, () => job('call')) });

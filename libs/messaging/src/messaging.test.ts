@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
@@ -8,6 +8,7 @@ import { publishAll, publishJson } from './publish.js';
 import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
 import { ensureStreams, ensureWorkerConsumer } from './streams.js';
+import { jetStreamTimeMs, storedAt } from './stored-time.js';
 
 const ns = testNamespace('messaging');
 const settings = loadSettings(testEnv(ns));
@@ -117,6 +118,33 @@ describe('publish', () => {
     } finally {
       js.close();
     }
+  });
+});
+
+describe('stored times', () => {
+  it('reads a JetStream timestamp in ms, rounded down like timestampNanos / 1e6', () => {
+    expect(jetStreamTimeMs('2025-01-02T03:04:05.123456789Z')).toBe(Date.UTC(2025, 0, 2, 3, 4, 5, 123));
+    expect(jetStreamTimeMs('2025-01-02T03:04:05.1Z')).toBe(Date.UTC(2025, 0, 2, 3, 4, 5, 100));
+    expect(jetStreamTimeMs('2025-01-02T03:04:05Z')).toBe(Date.UTC(2025, 0, 2, 3, 4, 5));
+    expect(jetStreamTimeMs('2025-01-02T04:04:05.999999999+01:00')).toBe(Date.UTC(2025, 0, 2, 3, 4, 5, 999));
+    expect(jetStreamTimeMs('yesterday')).toBeUndefined();
+  });
+
+  it('storedAt is the time a delivered message carries; next_by_subj skips a deleted message', async () => {
+    await ensureStreams(jsm, names);
+    const js = jetstream(nc);
+    const acks = [];
+    for (let i = 0; i < 3; i++) acks.push(await publishJson(js, names.subjects.outcome('email'), { i }, `stored-${i}`));
+    await jsm.consumers.add(names.streams.outcomes, { durable_name: 'stored-reader', ack_policy: AckPolicy.None });
+    const consumer = await js.consumers.get(names.streams.outcomes, 'stored-reader');
+    const delivered = new Map<number, number>();
+    const batch = await consumer.fetch({ max_messages: 3, expires: 2_000 });
+    for await (const m of batch) delivered.set(m.seq, Math.floor(m.info.timestampNanos / 1e6));
+    for (const ack of acks) expect(await storedAt(jsm, names.streams.outcomes, ack.seq)).toEqual({ seq: ack.seq, at: delivered.get(ack.seq) });
+    await jsm.streams.deleteMessage(names.streams.outcomes, acks[1]!.seq);
+    expect(await storedAt(jsm, names.streams.outcomes, acks[1]!.seq)).toBeUndefined();
+    expect(await storedAt(jsm, names.streams.outcomes, acks[1]!.seq, names.subjects.allOutcomes)).toEqual({ seq: acks[2]!.seq, at: delivered.get(acks[2]!.seq) });
+    expect(await storedAt(jsm, names.streams.outcomes, acks[2]!.seq + 1, names.subjects.allOutcomes)).toBeUndefined();
   });
 });
 

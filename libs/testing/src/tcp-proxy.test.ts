@@ -34,4 +34,26 @@ describe('TcpProxy', () => {
     expect(proxy.url('redis://127.0.0.1:6379')).toBe(`redis://127.0.0.1:${proxy.port}`);
     await proxy.close();
   });
+
+  it('stall: a connection stays open but nothing is forwarded; cut drops what was held', async () => {
+    const received: string[] = [];
+    const sink = net.createServer((s) => s.on('data', (d) => received.push(d.toString())));
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', () => resolve()));
+    servers.push(sink);
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: (sink.address() as net.AddressInfo).port });
+    const client = net.connect({ host: '127.0.0.1', port: proxy.port });
+    await new Promise((resolve) => client.once('connect', resolve));
+    client.write('before');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.join('')).toBe('before');
+    proxy.stall();
+    client.write('during');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(client.destroyed).toBe(false);
+    expect(received.join('')).toBe('before');
+    await proxy.cut();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.join('')).toBe('before');
+    client.destroy();
+  });
 });

@@ -14,6 +14,8 @@ export interface OutcomeRouteDeps {
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly metrics: IngressMetrics;
+  /** When JetStream stored outcome message `seq` (ms), or undefined if it is gone: "reported in time" means before the lease's expiry. */
+  readonly outcomeStoredAt: (seq: number) => Promise<number | undefined>;
   readonly logger?: Pick<Logger, 'error'>;
 }
 
@@ -78,8 +80,11 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
     if (!state.ok && state.reason === 'invalid_token') {
       return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'the lease token is not genuine' });
     }
-    // 'pending': the job message is not confirmed yet, but a worker holds it — it is in the stream.
-    if (!state.ok || (state.lease.state !== 'active' && state.lease.state !== 'pending')) {
+    // 'pending' or 'running': held (a worker holds the message, so it is in the stream). An expired
+    // lease goes on: a report of it may already be in JetStream from before the expiry (the
+    // worker's first try, whose answer it never got). Publishing again is then a duplicate of that
+    // message, whose time decides; a first report made now is simply late (409 below).
+    if (!state.ok || !['active', 'pending', 'running', 'expired'].includes(state.lease.state)) {
       return leaseConflict(state.ok ? state.lease.state : 'unknown');
     }
     const lease = state.lease;
@@ -104,10 +109,22 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
     }
 
     // Settle now, so that slots free at once (the scheduler would otherwise do it when it reads the
-    // event; it finds the lease settled with this outcome and goes on from there).
+    // event; it finds the lease settled with this outcome and goes on from there). As the scheduler
+    // does, judge "in time" by when JetStream stored the report: a lease that expired after that
+    // (publishing was slow, or this is a re-report) still settles, unless the reaper got it first —
+    // and the reaper leaves it alone while this report waits unprocessed (outcome-horizon.ts).
+    const seq = published.results[0]?.seq;
     let settled;
     try {
       settled = await deps.limiter.settle(token, body.outcome, body.actualCost);
+      if (!settled.ok && settled.reason === 'expired' && seq !== undefined) {
+        const reportedAt = await deps.outcomeStoredAt(seq).catch(() => null);
+        if (reportedAt === null) {
+          // The report is durable; whether it was in time, the scheduler decides. A re-report gets the answer.
+          return unavailable('the outcome was recorded, but whether it came before the lease expired could not be checked; report again');
+        }
+        if (reportedAt !== undefined) settled = await deps.limiter.settle(token, body.outcome, body.actualCost, { reportedAt });
+      }
     } catch (error) {
       if (error instanceof StoreUnavailable || error instanceof StateLost) {
         // The report is durable: the scheduler settles it when the store is back.

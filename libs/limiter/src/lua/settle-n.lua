@@ -9,6 +9,12 @@
   then every bucket gets the whole actual cost; an estimate of 0 likewise). An unknown, expired or
   already finished lease changes nothing.
 
+  A lease counts as live if it was unexpired when the outcome was REPORTED (ARGV[8], its JetStream
+  timestamp), not only when it is processed: a success published in time settles even when the
+  scheduler reads it after the expiry (the reaper leaves such a lease alone until every outcome
+  published before its expiry has been processed: libs/execution outcome-horizon.ts). A lease the
+  reaper has marked expired stays expired. Everything else (buckets, budget window, `fin`) uses `now`.
+
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
@@ -23,6 +29,8 @@
   ARGV[5]   actual cost, or -1 when unknown (then the estimate stands)
   ARGV[6]   retention of the finished lease record in ms
   ARGV[7]   number of concurrency pool KEYS (from KEYS[4])
+  ARGV[8]   when the outcome was reported (its JetStream timestamp), in ms; 0 (or later than now):
+            now. The lease must have been unexpired at that time.
 
   Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, c = actual, at = now}
             or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
@@ -34,7 +42,9 @@ local rcall = redis.call
 -- @include bucket
 -- @include budget
 local field = ARGV[3]
-local v, failure = lease_live(KEYS[1], field, now)
+local reportedAt = tonumber(ARGV[8]) or 0
+if reportedAt <= 0 or reportedAt > now then reportedAt = now end
+local v, failure = lease_live(KEYS[1], field, reportedAt)
 if not v then return cjson.encode({ s = failure }) end
 
 local leaseId = ARGV[2]
