@@ -220,13 +220,13 @@ describe('ingress killed with SIGKILL', () => {
     expectPromisesKept(v, ledger);
   }, 240_000);
 
-  it('between admission and publish (its JetStream stalled): answered duplicates of never-published jobs still succeed', async () => {
+  it('between admission and publish (its JetStream stalled): a never-published admission is in progress, then admitted afresh; every job runs as attempt 1', async () => {
     // An instance whose NATS connection goes through a proxy: stalled, its publishes hang after the
     // admission is taken in Redis — then it is killed. What it admitted during the stall was never
-    // published: the request, sent again with its key, is answered 200 by the survivor (the admission
-    // is found), and the job must still run (its lease expires unrun, the attempt times out and is
-    // retried) and succeed. (Requests whose message was stored just before the stall, its ack held
-    // back, are answered 200 too and run as attempt 1.)
+    // published (or never confirmed): the request, sent again with its key, is answered 409
+    // idempotency-key-in-progress by the survivor until the pending lease expires, which releases it
+    // as no attempt; then it is admitted afresh and runs as attempt 1. (A message stored just before
+    // the stall, its ack held back, is run by a worker, which claims its pending lease.)
     const natsUrl = new URL(settings.natsServers[0]!);
     const proxy = await TcpProxy.start({ host: natsUrl.hostname, port: Number(natsUrl.port || 4222) });
     try {
@@ -247,8 +247,8 @@ describe('ingress killed with SIGKILL', () => {
       console.log('ingress kill -9 between admission and publish:', JSON.stringify({ inFlight, ...v.summary }));
 
       expect(inFlight).toBeGreaterThan(0);
-      expect(ledger.counts.get('resent_200') ?? 0, 'a request sent again found its admission').toBeGreaterThan(0);
-      expect(v.summary.ranOnlyAfterExpiry, 'answered 200, never published: ran as the attempt after').toBeGreaterThan(0);
+      expect(ledger.counts.get('in_progress_409') ?? 0, 'a request sent again found its admission in progress').toBeGreaterThan(0);
+      expect(v.summary.ranOnlyAfterExpiry, 'no attempt was used up by an admission that never ran').toBe(0);
       expectPromisesKept(v, ledger);
     } finally {
       await proxy.close();

@@ -62,21 +62,29 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
     limiter,
     version: saved.policy.version,
     async submit(jobId, jobType, payload) {
-      // Through the one admission pipeline, as ingress does (admit → publish → confirm).
-      const result = await pipeline.run({
-        request: {
-          jobs: [
-            {
-              jobId,
-              tenant: 'acme',
-              jobType,
-              priority: 'normal',
-              context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', ...(payload !== undefined ? { payload } : {}) }),
-            },
-          ],
-        },
-        payloads: [payload === undefined ? undefined : JSON.stringify(payload)],
-      });
+      // Through the one admission pipeline, as ingress does (admit → publish → confirm); a producer
+      // told to wait (a limit is full) waits and sends again.
+      const run = () =>
+        pipeline.run({
+          request: {
+            jobs: [
+              {
+                jobId,
+                tenant: 'acme',
+                jobType,
+                priority: 'normal',
+                context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', ...(payload !== undefined ? { payload } : {}) }),
+              },
+            ],
+          },
+          payloads: [payload === undefined ? undefined : JSON.stringify(payload)],
+        });
+      const deadline = Date.now() + 30_000;
+      let result = await run();
+      while (result.kind === 'rejected' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, Math.min(200, result.kind === 'rejected' ? result.retryAfterMs : 200)));
+        result = await run();
+      }
       const j = result.kind === 'admitted' ? result.admitted.jobs[0] : undefined;
       if (!j?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
       const message: JobMessage = {

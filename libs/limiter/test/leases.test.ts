@@ -172,8 +172,8 @@ describe('leases', () => {
 
   it('a reaped lease stays reaped, whenever the outcome was reported; a reportedAt later than now means now', async () => {
     h = await harness('lease', leasePolicy);
-    const a = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'ja' })] }));
-    const b = leaseOf(await h.limiter.admit({ jobs: [job('call', { jobId: 'jb' })] }));
+    const a = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'ja' })] }));
+    const b = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'jb' })] }));
     h.advance(500);
     // A clock ahead of Redis's cannot make a report later than now: b is live, it settles.
     expect((await h.limiter.settle(b.token, 'failed', undefined, { reportedAt: h.clock.now + 60_000 })).ok).toBe(true);

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
 import { natsNames } from './names.js';
-import { publishAll, publishJson } from './publish.js';
+import { publishAll, publishFailure, publishJson } from './publish.js';
 import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
 import { ensureStreams, ensureWorkerConsumer } from './streams.js';
@@ -96,7 +96,10 @@ describe('publish', () => {
     const js = new AckPublisher(nc);
     try {
       const result = await publishAll(js, [{ subject: `${ns}.nostream.y`, body: {}, msgID: 'job-4.1' }], { timeoutMs: 500 });
-      expect(result).toEqual({ ok: false, failed: [0], results: [undefined] });
+      expect(result).toEqual({ ok: false, failed: [0], results: [undefined], errors: [expect.any(Error)] });
+      // no stream listens on the subject: JetStream said so, nothing was stored
+      expect(publishFailure(result.errors[0])).toBe('refused');
+      expect(publishFailure(new PublishTimeout('no answer'))).toBe('unknown');
       const ok = await publishAll(js, [{ subject: names.subjects.job('email'), body: { b: 2 }, msgID: 'job-5.1' }], { timeoutMs: 2000 });
       expect(ok.ok).toBe(true);
       expect(ok.results[0]?.seq).toBeGreaterThan(0);

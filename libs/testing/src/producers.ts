@@ -126,13 +126,18 @@ export class Producers {
       let resent = false;
       for (let tries = 0; answer === undefined; tries++) {
         const sent = await this.#send(path, body, idempotencyKey);
-        if (sent.kind === 'answer') answer = sent;
+        if (sent.kind === 'answer' && sent.status === 409 && idempotencyKey !== undefined) {
+          // idempotency-key-in-progress: the first request with this key is still being admitted
+          // (or its instance died and its admission is pending until it expires): ask again.
+          this.#count('in_progress_409');
+          await sleep(250);
+        } else if (sent.kind === 'answer') answer = sent;
         else if (sent.kind === 'refused_connection') await sleep(Math.min(50 * (tries + 1), 250));
         else if (idempotencyKey !== undefined) {
           resent = true;
           await sleep(100);
         } else break;
-        if (tries > 200) break;
+        if (tries > 400) break;
       }
       // What a submission sent again with its key after getting no answer was answered.
       if (resent && answer !== undefined) this.#count(`resent_${answer.status}`);
