@@ -20,20 +20,32 @@
 local rcall = redis.call
 -- @include lease-record
 local out = {}
+
+-- The general case: any state, idempotency records named in the record.
+local function confirm(lease, field, raw, seq)
+  local v = raw and lease_read(raw)
+  if not (v and (lease_held(v) or v.st == 'settled')) then return 0 end
+  lease_confirm_idem(v)
+  if v.st == 'pending' then
+    rcall('HSET', lease, field, 'active|' .. v.exps .. '|' .. v.out .. '|' .. v.act .. '|' .. seq .. '|' .. v.fixed)
+  end
+  return 1
+end
+
 local k = 1
 for a = 1, #ARGV, 3 do
-  local lease, field = KEYS[k], ARGV[a]
+  local lease, field, seq = KEYS[k], ARGV[a], ARGV[a + 2]
   k = k + tonumber(ARGV[a + 1])
   local raw = rcall('HGET', lease, field)
-  local v = raw and lease_read(raw)
-  if v and (lease_held(v) or v.st == 'settled') then
-    lease_confirm_idem(v)
-    if v.st == 'pending' then
-      rcall('HSET', lease, field, 'active|' .. v.exps .. '|' .. v.out .. '|' .. v.act .. '|' .. ARGV[a + 2] .. '|' .. v.fixed)
-    end
+  -- The common case, a pending lease without idempotency records (the caller passed none): the
+  -- record 'pending|<exp>||||<adm>|…' becomes 'active|<exp>|||<seq>|<adm>|…' without being parsed
+  -- (out, act and fin are empty while a lease is pending).
+  local bars = raw and ARGV[a + 1] == '1' and string.sub(raw, 1, 8) == 'pending|' and string.find(raw, '||||', 9, true)
+  if bars then
+    rcall('HSET', lease, field, 'active' .. string.sub(raw, 8, bars + 2) .. seq .. string.sub(raw, bars + 3))
     out[#out + 1] = 1
   else
-    out[#out + 1] = 0
+    out[#out + 1] = confirm(lease, field, raw, seq)
   end
 end
 return out
