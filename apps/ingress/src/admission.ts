@@ -67,7 +67,7 @@ export class AdmissionService {
       events: {
         publishFailed: (stream, n) => metrics.publishFailures.inc({ stream }, n),
         revoked: (cause) => metrics.revocations.inc({ cause }),
-        fault: (what, err) => logger?.error({ err }, `${what} failed after a publish; the admission stays pending and its lease will expire without counting as an attempt`),
+        fault: (what, err) => logger?.error({ err }, `${what} failed after the job was published (the admission stays pending until a worker claims it, or a state rebuild restores it)`),
       },
     });
   }

@@ -45,7 +45,7 @@ export type UnavailableCause =
   | 'job_unknown'
   /** JetStream already held this attempt's msgID from an earlier admission that was not confirmed: revoked; try again after the dedupe window. */
   | 'stale_duplicate'
-  /** The job message is in the stream but the admission could not be confirmed (Redis failed, or the lease ran out while publishing). */
+  /** The job message is in the stream but its lease ran out while it was being published (a worker's claim is refused: it never runs). */
   | 'confirm_failed';
 
 export type PipelineResult =
@@ -154,16 +154,24 @@ export class AdmissionPipeline {
       return unavailable('job_unknown', 'JetStream did not answer; nothing was admitted (a job message that reached the stream all the same is not run)');
     }
 
-    try {
-      const confirmed = await deps.limiter.confirm(input.request, result, seqs);
-      if (confirmed.notHeld.length > 0) {
-        return unavailable('confirm_failed', 'the lease ran out before JetStream acknowledged the job message');
+    // The job messages are in the stream now: from here on the job will run, so the answer is
+    // "admitted" unless its lease is provably gone (then the worker SDK's claim is refused).
+    const deadline = Date.now() + (deps.answerDeadlineMs ?? 5_000);
+    for (;;) {
+      try {
+        const confirmed = await deps.limiter.confirm(input.request, result, seqs);
+        if (confirmed.notHeld.length > 0) {
+          return unavailable('confirm_failed', 'the lease ran out before JetStream acknowledged the job message');
+        }
+        return { kind: 'admitted', admitted: result, fresh: fresh.length };
+      } catch (error) {
+        deps.events?.fault?.('confirm', error);
+        // Redis cannot be reached. The lease stays pending: a worker's claim confirms it, and if Redis
+        // lost its state the rebuild restores it from the durable record (the message is stored).
+        if (Date.now() >= deadline) return { kind: 'admitted', admitted: result, fresh: fresh.length };
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
-    } catch (error) {
-      deps.events?.fault?.('confirm', error);
-      return unavailable('confirm_failed', 'the admission could not be confirmed; it will not count as an attempt');
     }
-    return { kind: 'admitted', admitted: result, fresh: fresh.length };
   }
 
   /** The job message of an admitted attempt, built here only (CONTRACT §4); the payload text is spliced in as serialized. */

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { PolicyDocument, type JobMessage, type LedgerEntry } from '@janus/contracts';
-import { compilePolicy, Limiter, type AdmissionRequest } from '@janus/limiter';
+import { compilePolicy, Limiter, StoreUnavailable, type AdmissionRequest } from '@janus/limiter';
 import { ensureStreams, natsNames, PublishTimeout, type JetStreamTarget, type NatsNames, type PublishResult } from '@janus/messaging';
 import { dropNatsNamespace, dropRedisNamespace, testNamespace } from '@janus/testing';
 import { AdmissionPipeline } from '../src/index.js';
@@ -160,4 +160,17 @@ describe('the admission pipeline', () => {
     expect(await jobsInStream()).toBe(2);
     expect((await limiter.usage('free')).inFlight['api']).toBe(2);
   });
+
+  it('the job is stored but Redis fails the confirm: admitted all the same (it will run); a worker claiming it confirms it', async () => {
+    const failingConfirm = { admit: limiter.admit.bind(limiter), revoke: limiter.revoke.bind(limiter), withdraw: limiter.withdraw.bind(limiter), confirm: () => Promise.reject(new StoreUnavailable('Redis went away (injected)')) };
+    const pipeline = new AdmissionPipeline({ limiter: failingConfirm, js, names, publishTimeoutMs: 300, answerDeadlineMs: 300 });
+    const result = await pipeline.run({ request: request('free'), payloads: [undefined] });
+    expect(result).toMatchObject({ kind: 'admitted', fresh: 1 });
+    expect(await jobsInStream()).toBe(1);
+    const token = (await jsm.streams.getMessage(names.streams.jobs, { last_by_subj: names.subjects.job('call') }))?.json<JobMessage>().lease.token ?? '';
+    expect((await limiter.extend(token, 1)).ok).toBe(true); // the worker's claim
+    await new Promise((r) => setTimeout(r, LEASE_MS + 100));
+    expect((await limiter.reapExpired(10)).map((l) => l.confirmed)).toEqual([true]); // an attempt: it ran
+  });
 });
+
