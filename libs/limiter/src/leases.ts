@@ -4,7 +4,7 @@
  * keys it holds (they never change after admission), then runs one script that re-checks the
  * lease's state atomically and answers with a LEASE_ANSWER code (src/codes.ts).
  */
-import { LEASE_ANSWER } from './codes.js';
+import { ADMIT_FAULT, LEASE_ANSWER } from './codes.js';
 import { StateLost } from './errors.js';
 import type { Clock } from './clock.js';
 import type { Keys } from './keys.js';
@@ -201,7 +201,7 @@ export class LeaseOperations {
    * its admission may have written (its own key, the request's key); only those the lease names are touched.
    */
   async confirm(leases: readonly { readonly id: string; readonly idempotencyKeys: readonly string[]; readonly seq: number }[]): Promise<ConfirmResult> {
-    const keys: string[] = [];
+    const keys: string[] = [this.#keys.epoch];
     const args: (string | number)[] = [];
     const ids: string[] = [];
     for (const lease of leases) {
@@ -213,6 +213,8 @@ export class LeaseOperations {
     }
     if (ids.length === 0) return { confirmed: 0, notHeld: [] };
     const reply = (await this.#store.run('confirm', keys, args)) as number[];
+    // The state was lost: a missing lease says nothing (the rebuild may restore it from the record).
+    if (reply.length === 1 && Number(reply[0]) === ADMIT_FAULT.stateLost) throw new StateLost(0);
     const notHeld = ids.filter((_, i) => Number(reply[i]) !== 1);
     return { confirmed: ids.length - notHeld.length, notHeld };
   }

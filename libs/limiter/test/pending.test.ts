@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { harness, job, type Harness } from './helpers.js';
-import type { AdmissionRequest, AdmissionResult, Admitted } from '../src/index.js';
+import { StateLost, type AdmissionRequest, type AdmissionResult, type Admitted } from '../src/index.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -122,4 +122,13 @@ describe('pending admissions', () => {
     expect((await h.limiter.reapExpired(10)).map((l) => [l.id, l.confirmed])).toEqual([[second!.id, true]]);
     expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
   });
+
+  it('after a state loss a confirmation is a fault, not "not held": the lease may come back with the rebuild', async () => {
+    h = await harness('pending', policy);
+    const req = keyed('lost-state');
+    const a = admitted(await h.limiter.admit(req));
+    await h.redis.del(h.limiter.keys.epoch);
+    await expect(h.limiter.confirm(req, a, [5])).rejects.toBeInstanceOf(StateLost);
+  });
 });
+

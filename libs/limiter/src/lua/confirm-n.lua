@@ -8,17 +8,20 @@
   confirmed: its job message is in the stream although its admission was undone, and the caller
   learns it from the answer.
 
-  KEYS[1…]  per lease: the lease's hash (one per admission call), then its idempotency records
+  KEYS[1]   epoch: exists while the stored state is trustworthy (includes/epoch.lua)
+  KEYS[2…]  per lease: the lease's hash (one per admission call), then its idempotency records
             (its `idem` field, as the admission wrote them)
 
   ARGV[1…]  per lease: its field in the lease hash, the number of KEYS that belong to it (hash
             included), and its job message's stream sequence
 
   Returns   per lease, in order: 1 confirmed (or active or settled already), 0 not held (revoked,
-            expired or unknown)
+            expired or unknown); or { ADMIT_FAULT_STATE_LOST } when the state was lost (a lease
+            missing then says nothing: the rebuild may restore it)
 ]]
 local rcall = redis.call
 -- @include lease-record
+if rcall('EXISTS', KEYS[1]) == 0 then return { ADMIT_FAULT_STATE_LOST } end
 local out = {}
 
 -- The general case: any state, idempotency records named in the record.
@@ -32,7 +35,7 @@ local function confirm(lease, field, raw, seq)
   return 1
 end
 
-local k = 1
+local k = 2
 for a = 1, #ARGV, 3 do
   local lease, field, seq = KEYS[k], ARGV[a], ARGV[a + 2]
   k = k + tonumber(ARGV[a + 1])
