@@ -78,6 +78,8 @@ export class AdmissionService {
     jobs: readonly PreparedJob[],
     shape: 'single' | 'batch',
     batchIdempotency?: { key: string; windowMs: number; fingerprint: string },
+    /** Mode `queue`: a refusal by a limit is not counted as a rejection (the caller queues the job and counts that). */
+    queueing = false,
   ): Promise<AdmitAnswer> {
     const admittedAt = new Date().toISOString();
     const records = jobs.map((j): AdmittedBody => ({ jobId: j.jobId, status: 'admitted', attempt: 1, admittedAt }));
@@ -171,7 +173,7 @@ export class AdmissionService {
         this.countAll(jobs, 'rejected', 'unknown_job_type');
         return { kind: 'unknown_job_type', index: result.index };
       case 'rejected':
-        this.countAll(jobs, 'rejected', result.reason);
+        if (!queueing) this.countAll(jobs, 'rejected', result.reason);
         return { kind: 'rejected', index: result.index, reason: result.reason, retryAfterMs: result.retryAfterMs };
       case 'exceeds_capacity':
         this.countAll(jobs, 'rejected', 'exceeds_capacity');
@@ -238,7 +240,7 @@ export class AdmissionService {
     return { kind: 'admitted', status: 202, body: { jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) } };
   }
 
-  private countAll(jobs: readonly PreparedJob[], decision: 'rejected' | 'duplicate' | 'unavailable', reason: string): void {
+  countAll(jobs: readonly PreparedJob[], decision: 'rejected' | 'duplicate' | 'unavailable' | 'queued', reason: string): void {
     const byType = new Map<string, number>();
     for (const j of jobs) byType.set(j.type, (byType.get(j.type) ?? 0) + 1);
     for (const [type, n] of byType) this.deps.decisions.record(decision, reason, type, n);

@@ -11,7 +11,7 @@ import { AdmissionService } from './admission.js';
 import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
 import { DecisionRecorder } from './decisions.js';
 import { IngressMetrics } from './metrics.js';
-import { jobsRoutes } from './routes/jobs.js';
+import { jobsRoutes, type WaitingRoomAccess } from './routes/jobs.js';
 import { outcomeRoutes } from './routes/outcome.js';
 import { usageRoutes } from './routes/usage.js';
 
@@ -33,6 +33,8 @@ export interface IngressDeps {
   readonly clientAddress?: (c: Context) => string;
   readonly liveStats?: ConstructorParameters<typeof DecisionRecorder>[1];
   readonly publishTimeoutMs?: number;
+  /** The waiting room (mode `queue`, cancel, queued counts). */
+  readonly room?: WaitingRoomAccess;
 }
 
 /** The producers' HTTP API (CONTRACT §3), plus health, metrics, `/openapi.json` and `/docs`. */
@@ -58,8 +60,8 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
 
   const app = new OpenAPIHono<BlankEnv>();
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
-  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView }));
-  app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware }));
+  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, ...(deps.room ? { room: deps.room } : {}) }));
+  app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware, ...(deps.room ? { room: deps.room.store } : {}) }));
   app.route(
     '/',
     outcomeRoutes({

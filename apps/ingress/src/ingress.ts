@@ -12,6 +12,7 @@ import { AckPublisher, storedAt } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
 import { NatsStatus } from './nats-status.js';
+import { WaitingStore } from '@janus/waiting-room';
 
 export interface Ingress {
   readonly app: OpenAPIHono<BlankEnv>;
@@ -63,6 +64,13 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     readiness: [...runtime.readiness, recovery.readiness],
     logger: runtime.logger,
     liveStats: live.record,
+    room: {
+      store: new WaitingStore(runtime.db.db),
+      wake: () => {
+        // Best effort: the dispatcher also looks again on its own within a second.
+        if (!runtime.nc.isClosed()) runtime.nc.publish(runtime.names.subjects.roomWake);
+      },
+    },
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),
   });
   return {

@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 
-export type Decision = 'admitted' | 'rejected' | 'duplicate' | 'unavailable' | 'fail_open';
+export type Decision = 'admitted' | 'rejected' | 'duplicate' | 'unavailable' | 'fail_open' | 'queued';
 
 type DecisionLabel = 'decision' | 'reason' | 'job_type';
 
@@ -39,6 +39,7 @@ export class IngressMetrics {
   readonly publishFailures: Counter<'stream'>;
   readonly failOpen: Counter<'job_type'>;
   readonly revocations: Counter<'cause'>;
+  readonly cancellations: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -75,6 +76,11 @@ export class IngressMetrics {
       name: 'janus_admission_revocations_total',
       help: 'Admissions revoked after a failed publish',
       labelNames: ['cause'],
+      registers,
+    });
+    this.cancellations = new Counter({
+      name: 'janus_jobs_cancelled_total',
+      help: 'Waiting jobs (queued, or retries not yet admitted) cancelled by their producer',
       registers,
     });
   }

@@ -14,6 +14,8 @@ export const PROBLEM = {
   /** CONTRACT §3 v1.1: a cost or batch larger than a limit's capacity (422). */
   exceedsCapacity: `${PROBLEM_BASE}/exceeds-capacity`,
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
+  /** DELETE of a job that no longer waits (running or finished), or that is being admitted right now (409). */
+  notCancellable: `${PROBLEM_BASE}/not-cancellable`,
   idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
   /** The idempotency key names an admission that is still being published: ask again shortly (409, Retry-After). */
   idempotencyKeyInProgress: `${PROBLEM_BASE}/idempotency-key-in-progress`,

@@ -8,10 +8,38 @@ export interface SchedulerMetrics {
   readonly waitingAgain: Counter;
   readonly reapHorizonLag: Gauge;
   readonly processing: Histogram;
+  readonly dispatched: Counter<'disposition'>;
+  readonly roomWait: Histogram;
+  readonly notBeforeError: Histogram;
+  readonly roomLeader: Gauge;
 }
 
 export function schedulerMetrics(registry: Registry): SchedulerMetrics {
+  const buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
   return {
+    dispatched: new Counter({
+      name: 'janus_room_dispatched_total',
+      help: 'Waiting-room jobs the dispatcher tried, by what became of them (admitted, rejected: back in the room, cancelled, dead, unavailable, in_progress)',
+      labelNames: ['disposition'],
+      registers: [registry],
+    }),
+    roomWait: new Histogram({
+      name: 'janus_room_wait_seconds',
+      help: 'Time a job waited in the room until its admission',
+      buckets,
+      registers: [registry],
+    }),
+    notBeforeError: new Histogram({
+      name: 'janus_room_not_before_error_seconds',
+      help: 'Admission time minus the notBefore the producer was told (never negative: notBefore is a lower bound)',
+      buckets: [0, ...buckets],
+      registers: [registry],
+    }),
+    roomLeader: new Gauge({
+      name: 'janus_room_leader',
+      help: '1 while this instance leads the waiting-room dispatch',
+      registers: [registry],
+    }),
     outcomes: new Counter({
       name: 'janus_scheduler_outcomes_total',
       help: 'Outcome messages handled, by what became of them (succeeded, retry_scheduled, dead, ignored_*, …)',

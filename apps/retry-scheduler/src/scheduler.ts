@@ -4,6 +4,8 @@ import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger, ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
+import { Dispatcher, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
+import { Gauge } from 'prom-client';
 import { schedulerMetrics } from './metrics.js';
 
 export interface Scheduler {
@@ -55,6 +57,44 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   const metrics = schedulerMetrics(runtime.registry);
   const processor = new OutcomeProcessor({ limiter, js, names });
 
+  // The waiting room (mode `queue` and due retries): one dispatcher leads across instances.
+  const dispatcher = new Dispatcher({
+    namespace: settings.namespace,
+    db: runtime.db.db,
+    pool: runtime.db.pool,
+    limiter,
+    js,
+    nc,
+    names,
+    natsUp: () => !nc.isClosed(),
+    events: {
+      dispatched: (disposition, _row, detail) => {
+        metrics.dispatched.inc({ disposition });
+        if (disposition === 'admitted') {
+          metrics.roomWait.observe(detail.waitedMs / 1000);
+          if (detail.notBeforeErrorMs !== undefined) metrics.notBeforeError.observe(Math.max(0, detail.notBeforeErrorMs) / 1000);
+        }
+      },
+      leadership: (leader) => {
+        metrics.roomLeader.set(leader ? 1 : 0);
+        logger.info({ leader }, leader ? 'leading the waiting-room dispatch' : 'no longer leading the waiting-room dispatch');
+      },
+      fault: (what, error) => logger.warn({ err: error }, `waiting room: ${what} failed`),
+    },
+  });
+  const room = new WaitingStore(runtime.db.db);
+  roomGauges(runtime.registry, room);
+  // Capacity may have freed (a settle, a reap): whichever instance leads the dispatch looks again.
+  let nudging = false;
+  const nudge = () => {
+    if (nudging) return;
+    nudging = true;
+    setImmediate(() => {
+      nudging = false;
+      if (!nc.isClosed()) nc.publish(names.subjects.roomWake);
+    });
+  };
+
   // Outcomes: one durable consumer shared by every scheduler instance.
   await ensureServiceConsumer(jsm, names.streams.outcomes, names.consumers.schedulerOutcomes, { ackWaitMs: 30_000 });
   const consumer = await js.consumers.get(names.streams.outcomes, names.consumers.schedulerOutcomes);
@@ -64,6 +104,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       const done = metrics.processing.startTimer();
       try {
         metrics.outcomes.inc({ disposition: await processor.process(msg) });
+        nudge();
       } finally {
         done();
       }
@@ -78,7 +119,28 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   // Waiting retries: their own stream and consumer, so however many wait, outcomes are never held
   // behind them (CONTRACT §6.6). Each waiting retry is a pending message here (nak-ed until due):
   // no cap on those (max_ack_pending -1), the pull buffer stays bounded by `retryConcurrency`.
-  const retryProcessor = new RetryProcessor({ limiter, js, names });
+  const retryProcessor = new RetryProcessor({
+    limiter,
+    js,
+    names,
+    room: async (retry, priority) => {
+      const state = await room.enqueueRetry({
+        jobId: retry.jobId,
+        attempt: retry.attempt,
+        tenant: retry.tenant,
+        type: retry.type,
+        priority: PRIORITY_RANK[priority],
+        jobPriority: retry.priority,
+        cost: retry.cost,
+        payload: retry.payload === undefined ? undefined : JSON.stringify(retry.payload),
+        lastOutcome: retry.lastOutcome,
+        createdAt: new Date(retry.createdAt ?? retry.dueAt),
+        dueAt: new Date(retry.dueAt),
+      });
+      nudge();
+      return state;
+    },
+  });
   await ensureServiceConsumer(jsm, names.streams.retries, names.consumers.schedulerRetries, { ackWaitMs: 30_000, maxAckPending: -1 });
   const retryConsumer = await js.consumers.get(names.streams.retries, names.consumers.schedulerRetries);
   const retries = await consumeConcurrently(retryConsumer, {
@@ -114,7 +176,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         names,
         horizon,
         onHorizon: (lagMs) => metrics.reapHorizonLag.set(lagMs / 1000),
-        onReaped: (lease) => metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' }),
+        onReaped: (lease) => {
+          metrics.reaped.inc({ kind: lease.confirmed ? 'attempt' : 'unconfirmed' });
+          nudge();
+        },
         onPublishFailure: (lease, error) => {
           metrics.reapPublishFailures.inc();
           logger.error({ err: error, jobId: lease.jobId, attempt: lease.attempt }, 'timed_out outcome could not be published');
@@ -129,6 +194,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   }, opts.reapIntervalMs ?? 250);
 
   const extensions = serveLeaseExtensions(nc, js, names, limiter);
+  dispatcher.start();
 
   const stop = async () => {
     if (stopped) return;
@@ -136,7 +202,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     clearInterval(reaper);
     await recovery.stop();
     extensions.unsubscribe();
-    await Promise.all([outcomes.stop(), retries.stop()]);
+    await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop()]);
   };
   return {
     runtime,
@@ -148,6 +214,41 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       await runtime.close();
     },
   };
+}
+
+/** Waiting jobs per tenant and job type, and the oldest's age per tenant, read from PostgreSQL when scraped. */
+function roomGauges(registry: LimiterRuntime['registry'], room: WaitingStore): void {
+  let last: Awaited<ReturnType<WaitingStore['waitingAll']>> = [];
+  const refresh = async () => {
+    try {
+      last = await room.waitingAll();
+    } catch {
+      // PostgreSQL unreachable: the last counts stay (readiness reports the outage).
+    }
+  };
+  new Gauge({
+    name: 'janus_room_waiting_jobs',
+    help: 'Jobs waiting in the room (mode queue, due retries), per tenant and job type',
+    labelNames: ['tenant', 'job_type'],
+    registers: [registry],
+    async collect() {
+      await refresh();
+      this.reset();
+      for (const r of last) this.set({ tenant: r.tenant, job_type: r.type }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'janus_room_oldest_waiting_seconds',
+    help: "Age of each tenant's oldest waiting job",
+    labelNames: ['tenant'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const oldest = new Map<string, number>();
+      for (const r of last) oldest.set(r.tenant, Math.min(oldest.get(r.tenant) ?? Infinity, r.oldest.getTime()));
+      for (const [tenant, at] of oldest) this.set({ tenant }, (Date.now() - at) / 1000);
+    },
+  });
 }
 
 /** One durable `workers-<type>` consumer per job type of the policy (idempotent). */

@@ -37,7 +37,7 @@ const soloInFlight = async (): Promise<number> => (await bed.limiter.inspect()).
 
 beforeAll(async () => {
   bed = await openTestBed(BIG ? 'waitbig' : 'waiting', policyDoc);
-  scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
+  scheduler = await startScheduler(bed.settings, { logger: pino({ level: process.env.TEST_LOG ?? 'silent' }), reapIntervalMs: 100 });
   await announceConfigChange(bed.nc, bed.names, bed.version);
   await waitFor(async () => scheduler.limiter.policy.version === bed.version, 10_000);
 }, 60_000);

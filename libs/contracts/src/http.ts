@@ -66,7 +66,7 @@ export const BatchAdmittedResponse = z.object({
 });
 export const BatchRejectedResponse = RejectedResponse.extend({ index: z.number().int().min(0) });
 
-export const JobStatus = z.enum(['queued', 'admitted', 'succeeded', 'retrying', 'dead']);
+export const JobStatus = z.enum(['queued', 'admitted', 'succeeded', 'retrying', 'dead', 'cancelled']);
 export type JobStatus = z.infer<typeof JobStatus>;
 
 export const JobView = z.object({
@@ -75,6 +75,8 @@ export const JobView = z.object({
   status: JobStatus,
   priority: Priority,
   createdAt: z.string(),
+  /** A `queued` or `retrying` job: Janus's current estimate of its admission (never earlier). */
+  notBefore: z.string().optional(),
   attempts: z.array(
     z.object({
       attempt: z.number().int(),
@@ -107,6 +109,10 @@ export const UsageResponse = z.object({
     .nullable(),
   inFlight: z.record(z.string(), z.number().int()),
   queued: z.number().int(),
+  /** The tenant's waiting jobs per job type (mode `queue` and due retries). */
+  queuedByType: z.record(z.string(), z.number().int()).optional(),
+  /** When the tenant's oldest waiting job arrived (absent when none waits). */
+  oldestQueuedAt: z.string().optional(),
 });
 export type UsageResponse = z.infer<typeof UsageResponse>;
 

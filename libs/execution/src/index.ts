@@ -10,3 +10,4 @@ export { letUndeliveredWait, type WaitingDeps } from './waiting.js';
 export { persisterCaughtUp, StateRecovery, type LimiterOpening, type RestoredCounts, type StateRecoveryDeps } from './recovery.js';
 export { readDurableState, type DurableStateOptions } from './durable-state.js';
 export { batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
+export { publishDeadLetter, type Publishing } from './publishing.js';

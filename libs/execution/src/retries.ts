@@ -9,6 +9,8 @@ import { encodeRetryContext } from './retry-context.js';
 /** What happened to one delivery of a waiting retry; the app counts these in metrics. */
 export type RetryDisposition =
   | 'retry_waiting'
+  | 'retry_to_room'
+  | 'retry_cancelled'
   | 'retry_admitted'
   | 'retry_rejected'
   | 'retry_in_progress'
@@ -25,6 +27,13 @@ export interface RetryProcessorDeps {
   readonly now?: () => number;
   /** False while the NATS connection is down (then a due retry waits instead of being admitted). */
   readonly natsUp?: () => boolean;
+  /**
+   * The waiting room: a due retry joins it (at its job type's retry priority) and its dispatcher
+   * admits it fairly with every other waiting job; the message is acked once the room holds it.
+   * Returns the row's state (`cancelled` when the producer cancelled the retry meanwhile).
+   * Without a room, a due retry is admitted here and a refused one waits in the stream.
+   */
+  readonly room?: (retry: RetryMessage, priority: 'high' | 'normal' | 'low') => Promise<'queued' | 'dispatching' | 'admitted' | 'cancelled' | 'dead'>;
 }
 
 const RETRY_STORE_DOWN_MS = 1_000;
@@ -82,6 +91,18 @@ export class RetryProcessor {
     }
     const { limiter } = this.deps;
     const jobType = limiter.policy.jobType(retry.type);
+    if (this.deps.room !== undefined) {
+      let state;
+      try {
+        state = await this.deps.room(retry, jobType?.retryPriority ?? 'low');
+      } catch {
+        // PostgreSQL is unreachable: the retry stays in its stream and comes back.
+        msg.nak(RETRY_STORE_DOWN_MS);
+        return 'store_unavailable';
+      }
+      msg.ack();
+      return state === 'cancelled' ? 'retry_cancelled' : 'retry_to_room';
+    }
     const payloadJson = retry.payload === undefined ? undefined : JSON.stringify(retry.payload);
     const result = await this.#pipeline.run({
       request: {

@@ -29,6 +29,8 @@ export interface NatsNames {
     /** A lease extension the scheduler granted: `<ns>.extensions.<jobType>`. */
     readonly extension: (jobType: string) => string;
     readonly allExtensions: string;
+    /** Core NATS (no stream): capacity may have freed or a job joined the waiting room — the dispatcher looks again. */
+    readonly roomWake: string;
     readonly allJobs: string;
     readonly allOutcomes: string;
     readonly allDead: string;
@@ -69,6 +71,7 @@ export function natsNames(namespace: string): NatsNames {
       allRetries: `${s}.retries.>`,
       extension: (jobType: string) => `${s}.extensions.${jobType}`,
       allExtensions: `${s}.extensions.>`,
+      roomWake: `${s}.room.wake`,
       allJobs: `${s}.jobs.>`,
       allOutcomes: `${s}.outcomes.>`,
       allDead: `${s}.dead.>`,

@@ -1,6 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import {
+  type RejectReason,
   AdmittedResponse,
   BatchAdmittedResponse,
   BatchRejectedResponse,
@@ -11,6 +12,7 @@ import {
   zodFieldErrors,
 } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
+import { enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
 import { fingerprint, jobContent } from '../fingerprint.js';
@@ -27,9 +29,19 @@ export interface JobsRouteDeps {
   readonly auth: TenantAuth;
   /** Reads the tenant's own job as the persister stored it; undefined when unknown (or another tenant's). */
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
+  /** The waiting room (mode `queue`, cancel); without it mode `queue` answers like `now`. */
+  readonly room?: WaitingRoomAccess;
+}
+
+export interface WaitingRoomAccess {
+  readonly store: WaitingStore;
+  /** Tells the dispatcher a job joined the room. */
+  wake(): void;
 }
 
 const ENVELOPE_BYTES = 16 * 1024;
+/** A full room frees as its jobs are admitted: ask again in a few seconds. */
+const QUEUE_FULL_RETRY_MS = 5_000;
 const DEFAULT_PAYLOAD_BYTES = 16 * 1024;
 
 // Per compiled policy (a new policy is a new object): asked on every submit, computed once.
@@ -106,6 +118,26 @@ const getRoute = createRoute({
     503: problemResponses[503],
   },
 });
+
+const cancelRoute = createRoute({
+  method: 'delete',
+  path: '/v1/jobs/{jobId}',
+  summary: "Cancel the tenant's own job while it waits (queued, or a retry not yet admitted)",
+  security: bearerSecurity,
+  request: { params: z.object({ jobId: z.string().openapi({ description: 'The job id answered at submission' }) }) },
+  responses: {
+    204: { description: 'Cancelled: it will not run (status `cancelled`)' },
+    401: problemResponses[401],
+    403: problemResponses[403],
+    404: { description: 'No such job for this tenant', content: problemContent },
+    409: { description: 'Running or finished, or being admitted right now (`.../not-cancellable`)', content: problemContent },
+    503: problemResponses[503],
+  },
+});
+
+function notCancellable(why: string): Response {
+  return problem(409, PROBLEM.notCancellable, 'Not cancellable', { detail: `the job cannot be cancelled: ${why}` });
+}
 
 type HeaderKey = { ok: true; key: string | undefined } | { ok: false; response: Response };
 
@@ -247,11 +279,63 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const job = prepare(body, key.key);
     const bad = checkJob(policy, job, '');
     if (bad) return bad;
-    // mode "queue": until the execution loop lands, a queue request is admitted now when it can be
-    // and otherwise rejected like mode "now" (documented in the README).
+    const keyPath = requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey';
+    if (body.mode === 'queue' && deps.room !== undefined) return submitQueued(c, tenant, policy, job, keyPath, started, deps.room);
     const result = await deps.admission.admit(tenant, policy, [job], 'single');
     observe(started, result);
-    return answer(c, result, 'single', requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey');
+    return answer(c, result, 'single', keyPath);
+  }
+
+  /**
+   * Mode `queue` (CONTRACT §3): admitted now when nothing of its type waits and the limits allow;
+   * otherwise it joins the waiting room (202 `queued` with `notBefore`), whose dispatcher admits it
+   * fairly. It does not jump the room: while jobs of its type wait, it waits behind them.
+   */
+  async function submitQueued(c: Context, tenant: string, policy: CompiledPolicy, job: PreparedJob, keyPath: string, started: bigint, room: WaitingRoomAccess): Promise<Response> {
+    try {
+      if (job.idempotencyKey !== undefined) {
+        const waiting = await room.store.waitingWithKey(tenant, job.idempotencyKey);
+        if (waiting) return queuedReplay(waiting, job, keyPath);
+      }
+      let refused: { reason: RejectReason; retryAfterMs: number } | undefined;
+      if (!(await room.store.anyWaiting(job.type))) {
+        const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, true);
+        if (result.kind !== 'rejected') {
+          observe(started, result);
+          return answer(c, result, 'single', keyPath);
+        }
+        refused = { reason: result.reason, retryAfterMs: result.retryAfterMs };
+      }
+      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant }, refused);
+      switch (queued.kind) {
+        case 'queued':
+          room.wake();
+          deps.admission.countAll([job], 'queued', refused?.reason ?? 'room_not_empty');
+          deps.metrics.admissionSeconds.observe({ decision: 'queued' }, Number(process.hrtime.bigint() - started) / 1e9);
+          return c.json({ jobId: job.jobId, status: 'queued', notBefore: queued.notBefore.toISOString() }, 202);
+        case 'duplicate':
+          return queuedReplay(queued.row, job, keyPath);
+        case 'queue_full':
+          deps.admission.countAll([job], 'rejected', 'queue_full');
+          return c.json({ status: 'rejected', reason: 'queue_full', retryAfterMs: QUEUE_FULL_RETRY_MS }, 429, { 'retry-after': retryAfterSeconds(QUEUE_FULL_RETRY_MS) });
+      }
+    } catch (error) {
+      // PostgreSQL (the room's durable record) is unreachable: nothing was queued.
+      deps.admission.countAll([job], 'unavailable', 'room_unavailable');
+      return unavailable(`the waiting room is unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** The same idempotency key while the first job waits: its answer again (200), or 422 for a different request. */
+  function queuedReplay(row: WaitingRow, job: PreparedJob, keyPath: string): Response {
+    if (row.fingerprint !== null && row.fingerprint !== job.fingerprint) {
+      return problem(422, PROBLEM.idempotencyKeyReused, 'Idempotency key reused', {
+        detail: 'this idempotency key was used for a different request (type, payload, priority or cost) within its window; nothing was queued',
+        errors: [{ path: keyPath, message: 'already used for a different request' }],
+      });
+    }
+    deps.admission.countAll([job], 'duplicate', 'idempotency');
+    return Response.json({ jobId: row.jobId, status: 'queued', notBefore: row.notBefore.toISOString(), duplicate: true }, { status: 200 });
   }
 
   postValidated(batchRoute, batchCap, BatchRequestBody, submitBatch);
@@ -292,12 +376,64 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (!isJobId(jobId)) return problem(404, PROBLEM.notFound, 'Job not found', { detail: 'no job with this id for this tenant' });
     let view: JobView | undefined;
     try {
-      view = await deps.jobView(c.get('tenant'), jobId);
+      view = await currentView(c.get('tenant'), jobId);
     } catch {
       return unavailable('PostgreSQL is unreachable');
     }
     if (!view) return problem(404, PROBLEM.notFound, 'Job not found', { detail: `no job "${jobId}" for this tenant` });
     return c.json(view, 200);
+  }
+
+  /** What the persister stored, and where the job stands in the waiting room (queued, retrying, cancelled). */
+  async function currentView(tenant: string, jobId: string): Promise<JobView | undefined> {
+    const [stored, row] = await Promise.all([deps.jobView(tenant, jobId), deps.room?.store.latest(tenant, jobId)]);
+    if (row === undefined) return stored;
+    const view: JobView = stored ?? { jobId, type: row.type, status: 'queued', priority: row.jobPriority, createdAt: row.createdAt.toISOString(), attempts: [] };
+    const lastAdmitted = view.attempts.reduce((m, a) => Math.max(m, a.attempt), 0);
+    // The room speaks for an attempt the persister has not seen admitted yet.
+    if (row.attempt <= lastAdmitted) return view;
+    switch (row.state) {
+      case 'queued':
+      case 'dispatching':
+        return { ...view, status: row.attempt > 1 ? 'retrying' : 'queued', notBefore: new Date(Math.max(row.notBefore.getTime(), Date.now())).toISOString() };
+      case 'cancelled':
+        return { ...view, status: 'cancelled' };
+      case 'dead':
+        return { ...view, status: 'dead' };
+      case 'admitted':
+        return stored === undefined ? { ...view, status: 'admitted' } : view;
+    }
+  }
+
+  app.openapi({ ...cancelRoute, middleware: [deps.auth.middleware] as const }, (c) => cancelJob(c) as never);
+  async function cancelJob(c: ParamContext<{ jobId: string }>): Promise<Response> {
+    const { jobId } = c.req.valid('param');
+    const tenant = c.get('tenant');
+    const notFound = () => problem(404, PROBLEM.notFound, 'Job not found', { detail: `no job "${jobId}" for this tenant` });
+    if (!isJobId(jobId)) return notFound();
+    const room = deps.room;
+    try {
+      const view = await deps.jobView(tenant, jobId);
+      if (room === undefined) return view ? notCancellable('it is not waiting') : notFound();
+      // A job between attempts: its next attempt may not be in the room yet (its backoff runs); the
+      // cancellation waits there for it.
+      const lastAttempt = view?.attempts.reduce((m, a) => Math.max(m, a.attempt), 0) ?? 0;
+      const next = view?.status === 'retrying' ? { attempt: lastAttempt + 1, type: view.type, jobPriority: view.priority, createdAt: new Date(view.createdAt) } : undefined;
+      const result = await room.store.cancel(tenant, jobId, next);
+      switch (result) {
+        case 'cancelled':
+          deps.metrics.cancellations.inc();
+          return c.body(null, 204);
+        case 'dispatching':
+          return notCancellable('it is being admitted right now');
+        case 'gone':
+          return notCancellable('it is no longer waiting (running or finished)');
+        case 'not_found':
+          return view ? notCancellable('it is not waiting (running or finished)') : notFound();
+      }
+    } catch {
+      return unavailable('PostgreSQL is unreachable');
+    }
   }
 
   return app;

@@ -2,6 +2,7 @@ import { createRoute } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { UsageResponse } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
+import type { WaitingStore } from '@janus/waiting-room';
 import type { TenantVariables } from '../auth.js';
 import { bearerSecurity, problemResponses, subApp, type IngressEnv } from '../openapi.js';
 import { unavailable } from '../problem.js';
@@ -9,6 +10,7 @@ import { unavailable } from '../problem.js';
 export interface UsageRouteDeps {
   readonly limiter: Pick<Limiter, 'usage'>;
   readonly requireTenant: MiddlewareHandler<{ Variables: TenantVariables }>;
+  readonly room?: Pick<WaitingStore, 'waitingOf'>;
 }
 
 const route = createRoute({
@@ -30,18 +32,20 @@ export function usageRoutes(deps: UsageRouteDeps) {
   async function usage(c: Context<IngressEnv>): Promise<Response> {
     const tenant = c.get('tenant');
     let usage;
+    let waiting;
     try {
-      usage = await deps.limiter.usage(tenant);
+      [usage, waiting] = await Promise.all([deps.limiter.usage(tenant), deps.room?.waitingOf(tenant)]);
     } catch (error) {
       if (error instanceof StoreUnavailable || error instanceof StateLost) return unavailable(error.message);
-      throw error;
+      return unavailable('PostgreSQL is unreachable');
     }
     const body: UsageResponse = {
       tenant,
       budget: usage.budget ? { ...usage.budget, resetsAt: new Date(usage.budget.resetsAt).toISOString() } : null,
       inFlight: { ...usage.inFlight },
-      // Queued jobs arrive with the execution loop (mode "queue"); none exist yet.
-      queued: 0,
+      queued: waiting?.total ?? 0,
+      queuedByType: waiting?.byType ?? {},
+      ...(waiting?.oldestQueuedAt ? { oldestQueuedAt: waiting.oldestQueuedAt.toISOString() } : {}),
     };
     return c.json(body, 200);
   }

@@ -1,2 +1,3 @@
 export * from './policy.js';
 export * from './jobs.js';
+export * from './waiting.js';

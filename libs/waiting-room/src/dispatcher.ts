@@ -1,0 +1,459 @@
+import type pg from 'pg';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Priority, RejectReason } from '@janus/contracts';
+import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
+import type { Database } from '@janus/db';
+import { encodeRetryContext, jobIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
+import type { AdmissionRequest, Limiter } from '@janus/limiter';
+import type { NatsConnection, NatsNames } from '@janus/messaging';
+import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
+import { paceOf } from './estimate.js';
+import { WaitingStore, type RowKey, type WaitingRow } from './store.js';
+
+export const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+
+/** What became of one job the dispatcher tried; the app counts these. */
+export type DispatchDisposition = 'admitted' | 'rejected' | 'cancelled' | 'dead' | 'unavailable' | 'in_progress';
+
+export interface DispatcherEvents {
+  dispatched?(disposition: DispatchDisposition, job: WaitingRow, detail: { waitedMs: number; notBeforeErrorMs?: number; reason?: string }): void;
+  leadership?(leader: boolean): void;
+  fault?(what: string, error: unknown): void;
+}
+
+export interface DispatcherDeps {
+  readonly namespace: string;
+  readonly db: Database;
+  /** For the leader's session lock (one connection held while leading). */
+  readonly pool: pg.Pool;
+  readonly limiter: Limiter;
+  readonly js: JetStreamClient;
+  readonly nc: NatsConnection;
+  readonly names: NatsNames;
+  readonly natsUp?: () => boolean;
+  readonly events?: DispatcherEvents;
+  /** Jobs being admitted at once (default 64). */
+  readonly maxInFlight?: number;
+  /** How often a follower asks for leadership (default 1,000 ms). */
+  readonly leadershipPollMs?: number;
+}
+
+interface RoomJob extends QueuedJob {
+  readonly row: WaitingRow;
+}
+
+interface Block {
+  readonly until: number;
+  /** A concurrency refusal: any freed slot (a wake) lifts it. */
+  readonly slot: boolean;
+}
+
+/** Concurrency refusals give only a guess; look again at least this often even without a wake. */
+const SLOT_RECHECK_MS = 1_000;
+const RETRY_SOON_MS = 1_000;
+const LOAD_PAGE = 5_000;
+/** A row's seq is taken at insert, and rows commit out of order: each load looks this far back again. */
+const SEQ_LOOKBACK = 1_000;
+const FULL_RESCAN_MS = 30_000;
+const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted']);
+const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed']);
+
+/**
+ * The waiting room's dispatcher (CONTRACT §3 mode `queue`): admits waiting jobs fairly as capacity
+ * frees, through the one admission pipeline. One instance leads at a time (a PostgreSQL advisory
+ * lock held on a session: a dead leader's lock goes with its connection); the others wait to take
+ * over. Even two leaders at once could not admit a job twice: a row is claimed by compare-and-set
+ * before its admission, and each admission is idempotent per attempt.
+ *
+ * The loop: pick the next job by fair queueing (fair-queue.ts) among the lanes (job types) and
+ * tenants not blocked; claim the picks; admit each; a refused job goes back in its place and blocks
+ * what refused it — its lane, its tenant, or its tenant on its lane — until the refusal's
+ * `retryAfterMs` (exact for rates), or, for a concurrency refusal, until a wake says a slot may have
+ * freed (`<ns>.room.wake`: settles, reaps and new jobs publish it). No fixed polling: with nothing to
+ * do the loop sleeps until a wake or the earliest block ends.
+ */
+export class Dispatcher {
+  readonly store: WaitingStore;
+  readonly #queue: FairQueue<RoomJob>;
+  readonly #pipeline: AdmissionPipeline;
+  readonly #publishing: Publishing;
+  readonly #lanes = new Map<string, Block>();
+  readonly #tenants = new Map<string, Block>();
+  readonly #tenantLanes = new Map<string, Block>();
+  /** Jobs a lane may have in flight: doubles on admission, back to 1 on a refusal (probing a tight limit costs one refusal, not 64). */
+  readonly #windows = new Map<string, number>();
+  #globalUntil = 0;
+  #lastSeq = 0;
+  #lastFullScan = 0;
+  #leader: pg.PoolClient | undefined;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #loop: Promise<void> | undefined;
+  #sub: { unsubscribe(): void } | undefined;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.store = new WaitingStore(deps.db);
+    this.#queue = new FairQueue((tenant) => deps.limiter.policy.document.tenants[tenant]?.weight ?? 1);
+    this.#pipeline = new AdmissionPipeline({ limiter: deps.limiter, js: deps.js, names: deps.names, ...(deps.natsUp ? { natsUp: deps.natsUp } : {}) });
+    this.#publishing = { js: deps.js, names: deps.names, now: Date.now };
+  }
+
+  get leading(): boolean {
+    return this.#leader !== undefined;
+  }
+
+  /** Jobs waiting in this dispatcher's memory (the leader's view), per tenant. */
+  waitingByTenant(): Map<string, number> {
+    return this.#queue.sizes();
+  }
+
+  start(): void {
+    const sub = this.deps.nc.subscribe(this.deps.names.subjects.roomWake, { callback: () => this.wake() });
+    this.#sub = sub;
+    this.#loop = this.#run();
+  }
+
+  /** Capacity may have freed or a job arrived: look again now. */
+  wake(): void {
+    this.#woken = true;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#sub?.unsubscribe();
+    this.wake();
+    await this.#loop;
+    await this.#resign();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        if (!this.leading && !(await this.#lead())) {
+          await this.#sleep(this.deps.leadershipPollMs ?? 1_000);
+          continue;
+        }
+        await this.#round();
+      } catch (error) {
+        this.deps.events?.fault?.('dispatch', error);
+        await this.#resign();
+        await this.#sleep(RETRY_SOON_MS);
+      }
+    }
+  }
+
+  /** Takes the lead if no one holds it: then loads every waiting row (rows a dead leader held are waiting again). */
+  async #lead(): Promise<boolean> {
+    const client = await this.deps.pool.connect();
+    try {
+      const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`janus-room-leader:${this.deps.namespace}`]);
+      if (got.rows[0]?.ok !== true) {
+        client.release();
+        return false;
+      }
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+    this.#leader = client;
+    this.#known.clear();
+    this.#queue.clear();
+    await this.store.releaseAll();
+    this.#lastSeq = 0;
+    this.#lastFullScan = Date.now();
+    await this.#load(0);
+    this.deps.events?.leadership?.(true);
+    return true;
+  }
+
+  async #resign(): Promise<void> {
+    const client = this.#leader;
+    if (client === undefined) return;
+    this.#leader = undefined;
+    this.deps.events?.leadership?.(false);
+    // Closing the session releases the lock; the next leader loads the rows afresh.
+    client.release(true);
+    this.#known.clear();
+    this.#queue.clear();
+  }
+
+  readonly #known = new Set<string>();
+
+  /** Loads waiting rows after `afterSeq` into the queue (rows already known are skipped). */
+  async #load(afterSeq: number): Promise<void> {
+    let from = afterSeq;
+    for (;;) {
+      const rows = await this.store.loadWaiting(from, LOAD_PAGE);
+      for (const row of rows) {
+        this.#lastSeq = Math.max(this.#lastSeq, row.seq);
+        const k = `${row.jobId}.${row.attempt}`;
+        if (this.#known.has(k)) continue;
+        this.#known.add(k);
+        this.#queue.add(this.#roomJob(row));
+      }
+      if (rows.length < LOAD_PAGE) return;
+      from = rows[rows.length - 1]!.seq;
+    }
+  }
+
+  #roomJob(row: WaitingRow): RoomJob {
+    const policy = this.deps.limiter.policy;
+    const units = paceOf(policy, row.tenant, row.type, row.cost ?? undefined).units;
+    return {
+      jobId: row.jobId,
+      attempt: row.attempt,
+      seq: row.seq,
+      tenant: row.tenant,
+      type: row.type,
+      priority: row.priority,
+      units: units.perJob ? 1 : (row.cost ?? units.estimate),
+      dueAt: row.dueAt.getTime(),
+      row,
+    };
+  }
+
+  /** One round: new rows in, picks out, their admissions decided. */
+  async #round(): Promise<void> {
+    // Is the lock's session still alive? (A lost connection means someone else may lead now.)
+    await this.#leader!.query('SELECT 1');
+    const now = Date.now();
+    if (now - this.#lastFullScan > FULL_RESCAN_MS) {
+      this.#lastFullScan = now;
+      await this.#load(0);
+    } else {
+      await this.#load(Math.max(0, this.#lastSeq - SEQ_LOOKBACK));
+    }
+    this.#woken = false;
+    const picks = this.#pick(Date.now());
+    if (picks.picked.length === 0) {
+      await this.#sleep(Math.max(1, Math.min(picks.nextAt - Date.now(), SLOT_RECHECK_MS)));
+      return;
+    }
+    await this.#dispatch(picks.picked);
+  }
+
+  #pick(now: number): { picked: { job: RoomJob; undo: () => void }[]; nextAt: number } {
+    const max = this.deps.maxInFlight ?? 64;
+    const perLane = new Map<string, number>();
+    const earliest = { at: now + SLOT_RECHECK_MS };
+    const blocks: Blocks = {
+      lane: (type, t) => t < this.#globalUntil || blocked(this.#lanes, type, t, earliest) || (perLane.get(type) ?? 0) >= (this.#windows.get(type) ?? 1),
+      tenant: (tenant, t) => blocked(this.#tenants, tenant, t, earliest),
+      tenantLane: (tenant, type, t) => blocked(this.#tenantLanes, `${tenant}|${type}`, t, earliest),
+    };
+    const picked: { job: RoomJob; undo: () => void }[] = [];
+    while (picked.length < max) {
+      const next = this.#queue.next(now, blocks, earliest);
+      if (next === undefined) break;
+      picked.push(next);
+      perLane.set(next.job.type, (perLane.get(next.job.type) ?? 0) + 1);
+    }
+    if (this.#globalUntil > now) earliest.at = Math.min(earliest.at, this.#globalUntil);
+    return { picked, nextAt: earliest.at };
+  }
+
+  async #dispatch(picks: { job: RoomJob; undo: () => void }[]): Promise<void> {
+    const claimed = new Set((await this.store.claim(picks.map((p) => p.job))).map((k) => `${k.jobId}.${k.attempt}`));
+    const results = await Promise.all(
+      picks.map(async (p) => {
+        const k = `${p.job.jobId}.${p.job.attempt}`;
+        if (!claimed.has(k)) {
+          // Cancelled meanwhile (or another dispatcher took it): it left the room.
+          this.#known.delete(k);
+          this.deps.events?.dispatched?.('cancelled', p.job.row, { waitedMs: Date.now() - p.job.row.queuedAt.getTime() });
+          return undefined;
+        }
+        return { p, outcome: await this.#admit(p.job) };
+      }),
+    );
+    const admitted: RowKey[] = [];
+    const back: RowKey[] = [];
+    const dead: (RowKey & { reason: string })[] = [];
+    for (const r of results) {
+      if (r === undefined) continue;
+      const { p, outcome } = r;
+      const key = { jobId: p.job.jobId, attempt: p.job.attempt };
+      const waitedMs = Date.now() - p.job.row.queuedAt.getTime();
+      switch (outcome.kind) {
+        case 'admitted':
+          admitted.push(key);
+          this.#known.delete(`${key.jobId}.${key.attempt}`);
+          this.#windows.set(p.job.type, Math.min((this.#windows.get(p.job.type) ?? 1) * 2, this.deps.maxInFlight ?? 64));
+          this.deps.events?.dispatched?.('admitted', p.job.row, { waitedMs, notBeforeErrorMs: outcome.at - p.job.row.notBefore.getTime() });
+          break;
+        case 'dead':
+          dead.push({ ...key, reason: outcome.reason });
+          this.#known.delete(`${key.jobId}.${key.attempt}`);
+          this.deps.events?.dispatched?.('dead', p.job.row, { waitedMs, reason: outcome.reason });
+          break;
+        case 'again':
+          p.undo();
+          back.push(key);
+          this.#block(p.job, outcome);
+          this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
+          break;
+      }
+    }
+    await Promise.all([
+      this.store.finish(admitted, 'admitted'),
+      this.store.finish(back, 'queued'),
+      ...dead.map((d) => this.store.finish([d], 'dead', d.reason)),
+    ]);
+  }
+
+  /** A refused job blocks what refused it. */
+  #block(job: RoomJob, outcome: Extract<AdmitOutcome, { kind: 'again' }>): void {
+    const now = Date.now();
+    this.#windows.set(job.type, 1);
+    if (outcome.scope === 'global') {
+      this.#globalUntil = Math.max(this.#globalUntil, now + outcome.retryAfterMs);
+      return;
+    }
+    const slot = outcome.reason !== undefined && SLOT_REASONS.has(outcome.reason as RejectReason);
+    const until = now + (slot ? Math.min(Math.max(outcome.retryAfterMs, 1), SLOT_RECHECK_MS) : Math.max(outcome.retryAfterMs, 1));
+    const block: Block = { until, slot };
+    if (outcome.scope === 'tenant') this.#tenants.set(job.tenant, block);
+    else if (outcome.scope === 'tenant_lane') this.#tenantLanes.set(`${job.tenant}|${job.type}`, block);
+    else this.#lanes.set(job.type, block);
+  }
+
+  async #admit(job: RoomJob): Promise<AdmitOutcome> {
+    const { row } = job;
+    const policy = this.deps.limiter.policy;
+    const jt = policy.jobType(row.type);
+    if (jt === undefined) return await this.#dead(row, 'job type no longer exists');
+    const admittedAt = new Date().toISOString();
+    const priority = PRIORITIES[row.priority] ?? 'low';
+    const idempotency = row.attempt > 1
+      ? { key: `retry:${row.jobId}.${row.attempt}`, record: 'retry', kind: 'retry' as const }
+      : row.idempotencyKey !== null
+        ? { key: row.idempotencyKey, record: jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt }, row.fingerprint ?? undefined) }
+        : { key: `room:${row.jobId}.1`, record: 'room', kind: 'retry' as const };
+    const request: AdmissionRequest = {
+      jobs: [
+        {
+          jobId: row.jobId,
+          tenant: row.tenant,
+          jobType: row.type,
+          priority,
+          ...(row.attempt > 1 ? { attempt: row.attempt } : {}),
+          ...(row.cost !== null ? { cost: row.cost } : {}),
+          idempotency,
+          context: encodeRetryContext(
+            { tenant: row.tenant, type: row.type, priority: row.jobPriority, ...(row.cost !== null ? { cost: row.cost } : {}), createdAt: row.createdAt.toISOString() },
+            row.payload ?? undefined,
+          ),
+        },
+      ],
+    };
+    let result: PipelineResult;
+    try {
+      result = await this.#pipeline.run({
+        request,
+        payloads: [row.payload ?? undefined],
+        ...(row.attempt === 1 ? { admittedAt } : {}),
+        extras: (a) => ({
+          ...(row.cost !== null ? { cost: row.cost } : {}),
+          ...(row.attempt === 1 && row.idempotencyKey !== null && row.fingerprint !== null
+            ? { idempotency: { key: row.idempotencyKey, fingerprint: row.fingerprint, expiresAt: new Date(a.admittedAt + jt.idempotencyWindowMs).toISOString() } }
+            : {}),
+        }),
+      });
+    } catch (error) {
+      // Redis unreachable or its state lost: nothing was admitted; everyone waits a moment.
+      this.deps.events?.fault?.('admission', error);
+      return { kind: 'again', disposition: 'unavailable', scope: 'global', retryAfterMs: RETRY_SOON_MS };
+    }
+    switch (result.kind) {
+      case 'admitted':
+        return { kind: 'admitted', at: result.admitted.at };
+      case 'duplicate':
+        // An earlier try (a dispatcher that died after admitting) already admitted this attempt.
+        return { kind: 'admitted', at: Date.now() };
+      case 'rejected':
+        return { kind: 'again', disposition: 'rejected', reason: result.reason, retryAfterMs: result.retryAfterMs, scope: this.#scopeOf(row, result.reason) };
+      case 'in_progress':
+        return { kind: 'again', disposition: 'in_progress', retryAfterMs: RETRY_SOON_MS, scope: 'tenant_lane' };
+      case 'unavailable':
+        return { kind: 'again', disposition: 'unavailable', retryAfterMs: result.retryAfterMs, scope: 'global' };
+      case 'unknown_job_type':
+        return await this.#dead(row, 'job type no longer exists');
+      case 'exceeds_capacity': {
+        const { limit } = result;
+        const name = [limit.scope, limit.dependency, limit.scope === 'dependency' ? limit.tenant : undefined, limit.kind].filter((x) => x !== undefined).join(' ');
+        return await this.#dead(row, `exceeds capacity: it takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}`);
+      }
+      case 'vetoed':
+        // The producer's key now names a different admitted request: this one can never be admitted under it.
+        return await this.#dead(row, 'its idempotency key was used for a different request');
+    }
+  }
+
+  /** Which waiting jobs a refusal concerns: the tenant's (tenant limits), its lane for it (a per-tenant cap), the lane, or all. */
+  #scopeOf(row: WaitingRow, reason: RejectReason): 'tenant' | 'tenant_lane' | 'lane' | 'global' {
+    if (TENANT_REASONS.has(reason)) return 'tenant';
+    if (reason === 'global_rate' || reason === 'global_concurrency') return 'global';
+    const specs = this.deps.limiter.policy.limitsFor(row.tenant, row.type) ?? [];
+    if (specs.some((s) => s.reason === reason && s.ref.scope === 'dependency' && s.ref.tenant !== undefined)) return 'tenant_lane';
+    return 'lane';
+  }
+
+  /** No wait can admit it: a retry becomes a dead letter; a first attempt is marked dead in the room (GET shows why). */
+  async #dead(row: WaitingRow, reason: string): Promise<AdmitOutcome> {
+    if (row.attempt > 1) {
+      try {
+        await publishDeadLetter(this.#publishing, {
+          jobId: row.jobId,
+          jobType: row.type,
+          tenant: row.tenant,
+          attempts: row.attempt - 1,
+          lastOutcome: row.lastOutcome ?? 'failed',
+          error: reason,
+          ...(row.payload !== null ? { payload: JSON.parse(row.payload) as never } : {}),
+        });
+      } catch (error) {
+        this.deps.events?.fault?.('dead letter', error);
+        return { kind: 'again', disposition: 'unavailable', retryAfterMs: RETRY_SOON_MS, scope: 'global' };
+      }
+    }
+    return { kind: 'dead', reason };
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (!this.#woken && !this.#stopped) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#wake = undefined;
+          resolve();
+        }, ms);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.#woken = false;
+    // A wake (or the recheck) says a slot may have freed: concurrency refusals are looked at again.
+    for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
+  }
+}
+
+type AdmitOutcome =
+  | { readonly kind: 'admitted'; readonly at: number }
+  | { readonly kind: 'dead'; readonly reason: string }
+  | { readonly kind: 'again'; readonly disposition: DispatchDisposition; readonly reason?: RejectReason; readonly retryAfterMs: number; readonly scope: 'tenant' | 'tenant_lane' | 'lane' | 'global' };
+
+function blocked(map: Map<string, Block>, key: string, now: number, earliest: { at: number }): boolean {
+  const b = map.get(key);
+  if (b === undefined) return false;
+  if (b.until <= now) {
+    map.delete(key);
+    return false;
+  }
+  if (b.until < earliest.at) earliest.at = b.until;
+  return true;
+}

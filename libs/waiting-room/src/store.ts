@@ -1,0 +1,232 @@
+import { sql } from 'drizzle-orm';
+import type { Database } from '@janus/db';
+
+/** A row of `waiting_jobs` as the dispatcher and the API read it. */
+export type WaitingRow = {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly seq: number;
+  readonly tenant: string;
+  readonly type: string;
+  readonly priority: number;
+  readonly jobPriority: 'high' | 'normal' | 'low';
+  readonly cost: number | null;
+  readonly payload: string | null;
+  readonly idempotencyKey: string | null;
+  readonly fingerprint: string | null;
+  readonly lastOutcome: 'failed' | 'timed_out' | null;
+  readonly createdAt: Date;
+  readonly queuedAt: Date;
+  readonly dueAt: Date;
+  readonly notBefore: Date;
+  readonly state: RowState;
+};
+
+export type RowState = 'queued' | 'dispatching' | 'admitted' | 'cancelled' | 'dead';
+
+/** What a producer's queued job or a due retry brings into the room. */
+export interface NewWaitingJob {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly tenant: string;
+  readonly type: string;
+  readonly priority: number;
+  readonly jobPriority: 'high' | 'normal' | 'low';
+  readonly cost?: number | undefined;
+  readonly payload?: string | undefined;
+  readonly idempotencyKey?: string | undefined;
+  readonly fingerprint?: string | undefined;
+  readonly lastOutcome?: 'failed' | 'timed_out' | undefined;
+  readonly createdAt: Date;
+  readonly dueAt: Date;
+}
+
+export type EnqueueResult =
+  | { readonly kind: 'queued'; readonly notBefore: Date }
+  /** The same idempotency key is already waiting: the first job. */
+  | { readonly kind: 'duplicate'; readonly row: WaitingRow }
+  | { readonly kind: 'queue_full'; readonly waiting: number };
+
+/** What one job of a type takes of the limit that binds it: one job, or its cost (the type's estimate unless the producer set one). */
+export interface Units {
+  readonly perJob: boolean;
+  readonly estimate: number;
+}
+
+const COLUMNS = sql.raw(`job_id AS "jobId", attempt, seq::float8 AS seq, tenant, type, priority, job_priority AS "jobPriority", cost, payload,
+  idempotency_key AS "idempotencyKey", fingerprint, last_outcome AS "lastOutcome", created_at AS "createdAt", queued_at AS "queuedAt",
+  due_at AS "dueAt", not_before AS "notBefore", state`);
+
+const WAITING = sql.raw(`state IN ('queued', 'dispatching')`);
+
+/**
+ * The waiting room's durable record in PostgreSQL: a job in it survives the restart of any Janus
+ * process and of Redis. Every state change is a compare-and-set on the row's state, so a cancel and a
+ * dispatcher never both win, and two dispatchers never admit the same row.
+ */
+export class WaitingStore {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Stores a producer's job (mode `queue`): at most `maxQueued` waiting per tenant (a transaction
+   * holding the tenant's advisory lock counts and inserts), a waiting job with the same idempotency
+   * key answers as its duplicate, and `notBefore` comes from the jobs of the tenant ahead of it.
+   */
+  async enqueue(job: NewWaitingJob, maxQueued: number, units: Units, estimate: (aheadUnits: number) => Date): Promise<EnqueueResult> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${`janus-room:${job.tenant}`}))`);
+      if (job.idempotencyKey !== undefined) {
+        const same = await tx.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${job.tenant} AND idempotency_key = ${job.idempotencyKey} AND ${WAITING} LIMIT 1`);
+        if (same.rows[0]) return { kind: 'duplicate', row: parseRow(same.rows[0]) };
+      }
+      const counted = await tx.execute<{ waiting: number; ahead: number; aheadCosted: number; aheadCost: number }>(sql`
+        SELECT count(*)::int AS waiting,
+               count(*) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority})::int AS ahead,
+               count(cost) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority})::int AS "aheadCosted",
+               coalesce(sum(cost) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority}), 0)::int AS "aheadCost"
+          FROM waiting_jobs WHERE tenant = ${job.tenant} AND ${WAITING}`);
+      const { waiting, ahead, aheadCosted, aheadCost } = counted.rows[0] ?? { waiting: 0, ahead: 0, aheadCosted: 0, aheadCost: 0 };
+      if (waiting >= maxQueued) return { kind: 'queue_full', waiting };
+      // The units of the jobs ahead and of this one, in what the binding limit counts.
+      const aheadUnits = units.perJob ? ahead : (ahead - aheadCosted) * units.estimate + aheadCost;
+      const notBefore = estimate(aheadUnits + (units.perJob ? 1 : (job.cost ?? units.estimate)));
+      const dueAt = new Date(Math.max(job.dueAt.getTime(), notBefore.getTime()));
+      await tx.execute(sql`
+        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome,
+                                  created_at, queued_at, due_at, not_before, state, updated_at)
+        VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
+                ${job.idempotencyKey ?? null}, ${job.fingerprint ?? null}, ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${dueAt}, ${notBefore}, 'queued', now())`);
+      return { kind: 'queued', notBefore };
+    });
+  }
+
+  /**
+   * Stores a due retry (idempotent on job and attempt: a redelivered retry message changes nothing).
+   * Returns the row's state: `queued` for a new or still waiting row, `cancelled` when the producer
+   * cancelled the retry before it arrived, or whatever became of an earlier copy.
+   */
+  async enqueueRetry(job: NewWaitingJob): Promise<RowState> {
+    const result = await this.db.execute<{ state: RowState }>(sql`
+      WITH ins AS (
+        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, last_outcome,
+                                  created_at, queued_at, due_at, not_before, state, updated_at)
+        VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
+                ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${job.dueAt}, ${job.dueAt}, 'queued', now())
+        ON CONFLICT (job_id, attempt) DO NOTHING
+        RETURNING state)
+      SELECT state FROM ins
+      UNION ALL
+      SELECT state FROM waiting_jobs WHERE job_id = ${job.jobId} AND attempt = ${job.attempt} AND NOT EXISTS (SELECT 1 FROM ins)`);
+    return result.rows[0]?.state ?? 'queued';
+  }
+
+  /** Waiting rows after `afterSeq`, in arrival order (what a dispatcher loads). */
+  async loadWaiting(afterSeq: number, limit: number): Promise<WaitingRow[]> {
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE ${WAITING} AND seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`);
+    return result.rows.map(parseRow);
+  }
+
+  /** Rows a dispatcher that died left `dispatching`: waiting again (their admission is idempotent). */
+  async releaseAll(): Promise<number> {
+    const result = await this.db.execute(sql`UPDATE waiting_jobs SET state = 'queued', updated_at = now() WHERE state = 'dispatching'`);
+    return result.rowCount ?? 0;
+  }
+
+  /** Takes rows for admission; returns the ones taken (a cancelled one is not). */
+  async claim(keys: readonly RowKey[]): Promise<RowKey[]> {
+    return this.#transition(keys, 'queued', 'dispatching');
+  }
+
+  /** A claimed row's admission is decided: it left the room (`admitted`, `dead`) or waits again (`queued`). */
+  async finish(keys: readonly RowKey[], to: 'admitted' | 'dead' | 'queued', reason?: string): Promise<RowKey[]> {
+    return this.#transition(keys, 'dispatching', to, reason);
+  }
+
+  async #transition(keys: readonly RowKey[], from: RowState, to: RowState, reason?: string): Promise<RowKey[]> {
+    if (keys.length === 0) return [];
+    const ids = keys.map((k) => k.jobId);
+    const attempts = keys.map((k) => k.attempt);
+    const result = await this.db.execute<RowKey>(sql`
+      UPDATE waiting_jobs w SET state = ${to}, reason = coalesce(${reason ?? null}, w.reason), updated_at = now()
+        FROM unnest(${sql.param(ids)}::text[], ${sql.param(attempts)}::int[]) AS k(job_id, attempt)
+       WHERE w.job_id = k.job_id AND w.attempt = k.attempt AND w.state = ${from}
+      RETURNING w.job_id AS "jobId", w.attempt`);
+    return result.rows;
+  }
+
+  /**
+   * Cancels the tenant's waiting job (CONTRACT §3 DELETE): its latest row, if it waits. `nextAttempt`:
+   * a retry not yet due is not in the room yet; a cancelled row takes its place, and the retry is
+   * dropped when it arrives.
+   */
+  async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }): Promise<'cancelled' | 'dispatching' | 'gone' | 'not_found'> {
+    const updated = await this.db.execute(sql`
+      UPDATE waiting_jobs SET state = 'cancelled', reason = 'cancelled by the producer', updated_at = now()
+       WHERE job_id = ${jobId} AND tenant = ${tenant} AND state = 'queued'`);
+    if ((updated.rowCount ?? 0) > 0) return 'cancelled';
+    const rows = await this.db.execute<{ state: RowState; attempt: number }>(sql`SELECT state, attempt FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
+    const latest = rows.rows[0];
+    if (latest?.state === 'dispatching') return 'dispatching';
+    if (latest?.state === 'cancelled') return 'cancelled';
+    if (nextAttempt !== undefined && (latest === undefined || latest.attempt < nextAttempt.attempt)) {
+      const inserted = await this.db.execute(sql`
+        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, reason, updated_at)
+        VALUES (${jobId}, ${nextAttempt.attempt}, ${tenant}, ${nextAttempt.type}, 2, ${nextAttempt.jobPriority}, ${nextAttempt.createdAt}, now(), now(), now(), 'cancelled', 'cancelled by the producer', now())
+        ON CONFLICT (job_id, attempt) DO UPDATE SET state = 'cancelled', reason = EXCLUDED.reason, updated_at = now() WHERE waiting_jobs.state = 'queued'`);
+      if ((inserted.rowCount ?? 0) > 0) return 'cancelled';
+      return this.cancel(tenant, jobId);
+    }
+    return latest === undefined ? 'not_found' : 'gone';
+  }
+
+  /** The job's latest row in the room, if it has one (the tenant's own only). */
+  async latest(tenant: string, jobId: string): Promise<WaitingRow | undefined> {
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
+    return result.rows[0] ? parseRow(result.rows[0]) : undefined;
+  }
+
+  /** Whether any job of this type waits (a new job in mode `queue` then waits behind them: it does not jump the room). */
+  async anyWaiting(type: string): Promise<boolean> {
+    const result = await this.db.execute<{ any: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM waiting_jobs WHERE type = ${type} AND state = 'queued') AS any`);
+    return result.rows[0]?.any === true;
+  }
+
+  /** A waiting job of the tenant with this idempotency key. */
+  async waitingWithKey(tenant: string, key: string): Promise<WaitingRow | undefined> {
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ${key} AND ${WAITING} LIMIT 1`);
+    return result.rows[0] ? parseRow(result.rows[0]) : undefined;
+  }
+
+  /** The tenant's waiting jobs per job type, and how long the oldest has waited. */
+  async waitingOf(tenant: string): Promise<{ total: number; byType: Record<string, number>; oldestQueuedAt: Date | undefined }> {
+    const result = await this.db.execute<{ type: string; n: number; oldest: Date | string }>(sql`
+      SELECT type, count(*)::int AS n, min(queued_at) AS oldest FROM waiting_jobs WHERE tenant = ${tenant} AND ${WAITING} GROUP BY type`);
+    const byType: Record<string, number> = {};
+    let total = 0;
+    let oldest: Date | undefined;
+    for (const r of result.rows) {
+      byType[r.type] = r.n;
+      total += r.n;
+      const at = new Date(r.oldest);
+      if (oldest === undefined || at < oldest) oldest = at;
+    }
+    return { total, byType, oldestQueuedAt: oldest };
+  }
+
+  /** Waiting jobs per tenant and job type, with the oldest's arrival (metrics, dashboard). */
+  async waitingAll(): Promise<{ tenant: string; type: string; n: number; oldest: Date }[]> {
+    const result = await this.db.execute<{ tenant: string; type: string; n: number; oldest: Date | string }>(sql`
+      SELECT tenant, type, count(*)::int AS n, min(queued_at) AS oldest FROM waiting_jobs WHERE ${WAITING} GROUP BY tenant, type`);
+    return result.rows.map((r) => ({ ...r, oldest: new Date(r.oldest) }));
+  }
+}
+
+export type RowKey = {
+  readonly jobId: string;
+  readonly attempt: number;
+};
+
+function parseRow(r: WaitingRow): WaitingRow {
+  // node-postgres returns timestamptz as Date already; seq comes as float8 (a JS number).
+  return { ...r, seq: Number(r.seq), createdAt: new Date(r.createdAt), queuedAt: new Date(r.queuedAt), dueAt: new Date(r.dueAt), notBefore: new Date(r.notBefore) };
+}
