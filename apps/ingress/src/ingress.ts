@@ -12,7 +12,7 @@ import { AckPublisher, storedAt } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
 import { NatsStatus } from './nats-status.js';
-import { WaitingStore } from '@janus/waiting-room';
+import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
 
 export interface Ingress {
   readonly app: OpenAPIHono<BlankEnv>;
@@ -68,7 +68,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
       store: new WaitingStore(runtime.db.db),
       wake: () => {
         // Best effort: the dispatcher also looks again on its own within a second.
-        if (!runtime.nc.isClosed()) runtime.nc.publish(runtime.names.subjects.roomWake);
+        if (!runtime.nc.isClosed()) runtime.nc.publish(runtime.names.subjects.roomWake, NEW_JOB_WAKE);
       },
     },
     ...(opts.publishTimeoutMs !== undefined ? { publishTimeoutMs: opts.publishTimeoutMs } : {}),

@@ -52,9 +52,18 @@ interface Block {
 const SLOT_RECHECK_MS = 1_000;
 const RETRY_SOON_MS = 1_000;
 const LOAD_PAGE = 5_000;
-/** A row's seq is taken at insert, and rows commit out of order: each load looks this far back again. */
-const SEQ_LOOKBACK = 1_000;
+/**
+ * A row's seq is taken at insert, and rows commit out of order (by at most the inserts in flight at
+ * once): each load looks this far back again. A full load every FULL_RESCAN_MS is the safety net.
+ */
+const SEQ_LOOKBACK = 256;
 const FULL_RESCAN_MS = 30_000;
+/** New rows are looked for when a producer's wake says so, and at least this often. */
+const LOAD_EVERY_MS = 1_000;
+/** How often the leader checks that its lock's session is alive. */
+const LIVENESS_MS = 2_000;
+/** The wake a producer sends when a job joins the room (any other wake means: capacity may have freed). */
+export const NEW_JOB_WAKE = 'job';
 const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted']);
 const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed']);
 
@@ -85,6 +94,11 @@ export class Dispatcher {
   #globalUntil = 0;
   #lastSeq = 0;
   #lastFullScan = 0;
+  #lastLoad = 0;
+  #lastLiveness = 0;
+  #newRows = true;
+  /** A wake said capacity may have freed (a settle, a reap): concurrency refusals are looked at again. */
+  #slotFreed = false;
   #leader: pg.PoolClient | undefined;
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -109,13 +123,20 @@ export class Dispatcher {
   }
 
   start(): void {
-    const sub = this.deps.nc.subscribe(this.deps.names.subjects.roomWake, { callback: () => this.wake() });
+    const sub = this.deps.nc.subscribe(this.deps.names.subjects.roomWake, {
+      callback: (_err, msg) => {
+        if (msg.string() === NEW_JOB_WAKE) this.#newRows = true;
+        else this.#slotFreed = true;
+        this.wake();
+      },
+    });
     this.#sub = sub;
     this.#loop = this.#run();
   }
 
   /** Capacity may have freed or a job arrived: look again now. */
-  wake(): void {
+  wake(slotFreed = false): void {
+    if (slotFreed) this.#slotFreed = true;
     this.#woken = true;
     const w = this.#wake;
     this.#wake = undefined;
@@ -218,19 +239,26 @@ export class Dispatcher {
 
   /** One round: new rows in, picks out, their admissions decided. */
   async #round(): Promise<void> {
-    // Is the lock's session still alive? (A lost connection means someone else may lead now.)
-    await this.#leader!.query('SELECT 1');
     const now = Date.now();
+    if (now - this.#lastLiveness > LIVENESS_MS) {
+      // Is the lock's session still alive? (A lost connection means someone else may lead now.)
+      await this.#leader!.query('SELECT 1');
+      this.#lastLiveness = now;
+    }
     if (now - this.#lastFullScan > FULL_RESCAN_MS) {
       this.#lastFullScan = now;
+      this.#lastLoad = now;
+      this.#newRows = false;
       await this.#load(0);
-    } else {
+    } else if (this.#newRows || now - this.#lastLoad > LOAD_EVERY_MS) {
+      this.#lastLoad = now;
+      this.#newRows = false;
       await this.#load(Math.max(0, this.#lastSeq - SEQ_LOOKBACK));
     }
     this.#woken = false;
     const picks = this.#pick(Date.now());
     if (picks.picked.length === 0) {
-      await this.#sleep(Math.max(1, Math.min(picks.nextAt - Date.now(), SLOT_RECHECK_MS)));
+      await this.#sleep(Math.max(1, Math.min(picks.nextAt - Date.now(), LOAD_EVERY_MS)));
       return;
     }
     await this.#dispatch(picks.picked);
@@ -273,6 +301,7 @@ export class Dispatcher {
     const admitted: RowKey[] = [];
     const back: RowKey[] = [];
     const dead: (RowKey & { reason: string })[] = [];
+    const undone: { undo: () => void }[] = [];
     for (const r of results) {
       if (r === undefined) continue;
       const { p, outcome } = r;
@@ -291,13 +320,15 @@ export class Dispatcher {
           this.deps.events?.dispatched?.('dead', p.job.row, { waitedMs, reason: outcome.reason });
           break;
         case 'again':
-          p.undo();
+          undone.push(p);
           back.push(key);
           this.#block(p.job, outcome);
           this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
           break;
       }
     }
+    // Refused picks go back in reverse order: each restores the tags as they were before it.
+    for (const p of undone.reverse()) p.undo();
     await Promise.all([
       this.store.finish(admitted, 'admitted'),
       this.store.finish(back, 'queued'),
@@ -437,8 +468,10 @@ export class Dispatcher {
       });
     }
     this.#woken = false;
-    // A wake (or the recheck) says a slot may have freed: concurrency refusals are looked at again.
-    for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
+    if (this.#slotFreed) {
+      this.#slotFreed = false;
+      for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
+    }
   }
 }
 

@@ -42,15 +42,17 @@ interface TenantQueue {
   /** Job type → three arrays (by priority), each in arrival order. */
   readonly lanes: Map<string, QueuedJob[][]>;
   size: number;
-  finish: number;
+  /** Finish tag of the tenant's last job picked, per lane (job type). */
+  readonly finish: Map<string, number>;
 }
 
 export class FairQueue<J extends QueuedJob = QueuedJob> {
   readonly #tenants = new Map<string, TenantQueue>();
   readonly #index = new Map<string, J>();
-  #virtual = 0;
-  /** Finish tags of tenants whose queue emptied, still ahead of the virtual time (a tenant that
-   * resubmits at once must not restart ahead of its share). */
+  /** Virtual time per lane: the start tag of the lane's last job picked. */
+  readonly #virtual = new Map<string, number>();
+  /** Finish tags (`tenant|type`) of tenants whose queue emptied, still ahead of the lane's virtual
+   * time (a tenant that resubmits at once must not restart ahead of its share). */
   readonly #retired = new Map<string, number>();
 
   constructor(private readonly weightOf: (tenant: string) => number) {}
@@ -72,6 +74,7 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
     this.#tenants.clear();
     this.#index.clear();
     this.#retired.clear();
+    this.#virtual.clear();
   }
 
   add(job: J): void {
@@ -80,12 +83,16 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
     this.#index.set(k, job);
     let q = this.#tenants.get(job.tenant);
     if (q === undefined) {
-      q = { lanes: new Map(), size: 0, finish: this.#retired.get(job.tenant) ?? this.#virtual };
-      this.#retired.delete(job.tenant);
+      q = { lanes: new Map(), size: 0, finish: new Map() };
       this.#tenants.set(job.tenant, q);
     }
     let lane = q.lanes.get(job.type);
-    if (lane === undefined) q.lanes.set(job.type, (lane = [[], [], []]));
+    if (lane === undefined) {
+      q.lanes.set(job.type, (lane = [[], [], []]));
+      const retired = this.#retired.get(`${job.tenant}|${job.type}`);
+      if (retired !== undefined && !q.finish.has(job.type)) q.finish.set(job.type, retired);
+      this.#retired.delete(`${job.tenant}|${job.type}`);
+    }
     insertBySeq(lane[clampPriority(job.priority)]!, job);
     q.size += 1;
   }
@@ -110,33 +117,43 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
    * not due. `earliestDue` receives the earliest due time among the heads skipped for not being due.
    */
   next(now: number, blocks: Blocks, earliestDue?: { at: number }): { job: J; undo: () => void } | undefined {
-    let best: { tenant: string; q: TenantQueue; job: J; start: number } | undefined;
+    // Each lane (job type: one set of limits) has its own virtual time; across lanes the job whose
+    // start tag is least ahead of its lane's virtual time goes first.
+    let best: { q: TenantQueue; job: J; start: number; lag: number } | undefined;
     for (const [tenant, q] of this.#tenants) {
       if (blocks.tenant(tenant, now)) continue;
-      const job = this.#head(tenant, q, now, blocks, earliestDue);
-      if (job === undefined) continue;
-      const start = Math.max(this.#virtual, q.finish);
-      if (best === undefined || start < best.start || (start === best.start && job.seq < best.job.seq)) best = { tenant, q, job, start };
+      for (const job of this.#heads(tenant, q, now, blocks, earliestDue)) {
+        const v = this.#virtual.get(job.type) ?? 0;
+        const start = Math.max(v, q.finish.get(job.type) ?? v);
+        const lag = start - v;
+        if (best === undefined || lag < best.lag || (lag === best.lag && (job.priority < best.job.priority || (job.priority === best.job.priority && job.seq < best.job.seq)))) {
+          best = { q, job, start, lag };
+        }
+      }
     }
     if (best === undefined) return undefined;
     const { q, job, start } = best;
-    const before = { finish: q.finish };
-    q.finish = start + job.units / Math.max(this.weightOf(best.tenant), 1e-9);
-    this.#virtual = start;
+    const before = { finish: q.finish.get(job.type), virtual: this.#virtual.get(job.type) ?? 0 };
+    q.finish.set(job.type, start + job.units / Math.max(this.weightOf(job.tenant), 1e-9));
+    this.#virtual.set(job.type, start);
     this.remove(job.jobId, job.attempt);
     return {
       job,
       // The admission refused it: back in its place, and the tenant's tag as it was.
       undo: () => {
         this.add(job);
-        this.#tenants.get(job.tenant)!.finish = before.finish;
+        const again = this.#tenants.get(job.tenant)!;
+        if (before.finish === undefined) again.finish.delete(job.type);
+        else again.finish.set(job.type, before.finish);
+        // Nor may a refused pick move the virtual time: everyone behind it would tie at its tag.
+        this.#virtual.set(job.type, Math.min(this.#virtual.get(job.type) ?? 0, before.virtual));
       },
     };
   }
 
-  /** The tenant's first job by priority then arrival among its lanes that are open, if due. */
-  #head(tenant: string, q: TenantQueue, now: number, blocks: Blocks, earliestDue?: { at: number }): J | undefined {
-    let best: QueuedJob | undefined;
+  /** The tenant's first job in each of its open lanes, by priority then arrival, if due. */
+  #heads(tenant: string, q: TenantQueue, now: number, blocks: Blocks, earliestDue?: { at: number }): J[] {
+    const heads: J[] = [];
     for (const [type, byPriority] of q.lanes) {
       if (blocks.lane(type, now) || blocks.tenantLane(tenant, type, now)) continue;
       for (let p = 0; p < byPriority.length; p += 1) {
@@ -146,20 +163,25 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
           if (earliestDue && head.dueAt < earliestDue.at) earliestDue.at = head.dueAt;
           continue;
         }
-        if (best === undefined || head.priority < best.priority || (head.priority === best.priority && head.seq < best.seq)) best = head;
+        heads.push(head as J);
         break;
       }
     }
-    return best as J | undefined;
+    return heads;
   }
 
   #tidy(tenant: string, q: TenantQueue, type: string): void {
     const lane = q.lanes.get(type);
-    if (lane && lane.every((a) => a.length === 0)) q.lanes.delete(type);
-    if (q.size > 0) return;
-    this.#tenants.delete(tenant);
-    if (q.finish > this.#virtual) this.#retired.set(tenant, q.finish);
-    if (this.#retired.size > 10_000) for (const [t, f] of this.#retired) if (f <= this.#virtual) this.#retired.delete(t);
+    if (lane && lane.every((a) => a.length === 0)) {
+      q.lanes.delete(type);
+      const finish = q.finish.get(type);
+      q.finish.delete(type);
+      if (finish !== undefined && finish > (this.#virtual.get(type) ?? 0)) this.#retired.set(`${tenant}|${type}`, finish);
+      if (this.#retired.size > 10_000) {
+        for (const [k, f] of this.#retired) if (f <= (this.#virtual.get(k.slice(k.indexOf('|') + 1)) ?? 0)) this.#retired.delete(k);
+      }
+    }
+    if (q.size === 0) this.#tenants.delete(tenant);
   }
 }
 

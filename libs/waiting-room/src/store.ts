@@ -90,12 +90,11 @@ export class WaitingStore {
       // The units of the jobs ahead and of this one, in what the binding limit counts.
       const aheadUnits = units.perJob ? ahead : (ahead - aheadCosted) * units.estimate + aheadCost;
       const notBefore = estimate(aheadUnits + (units.perJob ? 1 : (job.cost ?? units.estimate)));
-      const dueAt = new Date(Math.max(job.dueAt.getTime(), notBefore.getTime()));
       await tx.execute(sql`
         INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome,
                                   created_at, queued_at, due_at, not_before, state, updated_at)
         VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
-                ${job.idempotencyKey ?? null}, ${job.fingerprint ?? null}, ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${dueAt}, ${notBefore}, 'queued', now())`);
+                ${job.idempotencyKey ?? null}, ${job.fingerprint ?? null}, ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${job.dueAt}, ${notBefore}, 'queued', now())`);
       return { kind: 'queued', notBefore };
     });
   }

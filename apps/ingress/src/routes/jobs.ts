@@ -419,7 +419,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       // cancellation waits there for it.
       const lastAttempt = view?.attempts.reduce((m, a) => Math.max(m, a.attempt), 0) ?? 0;
       const next = view?.status === 'retrying' ? { attempt: lastAttempt + 1, type: view.type, jobPriority: view.priority, createdAt: new Date(view.createdAt) } : undefined;
-      const result = await room.store.cancel(tenant, jobId, next);
+      // A job the dispatcher is trying right now is back in the room within a moment (or admitted).
+      let result = await room.store.cancel(tenant, jobId, next);
+      for (let i = 0; i < 20 && result === 'dispatching'; i += 1) {
+        await new Promise((r) => setTimeout(r, 25));
+        result = await room.store.cancel(tenant, jobId, next);
+      }
       switch (result) {
         case 'cancelled':
           deps.metrics.cancellations.inc();
