@@ -180,6 +180,11 @@ describe('policy-admin end to end', () => {
     const key = (await admin('POST', '/v1/tenants/acme/keys')).body.key as string;
     const db = createDb(settings, { max: 1 });
     await db.db.insert(deadLetters).values({ jobId: 'job-dead-1', tenant: 'acme', type: 'charge', attempts: 3, lastOutcome: 'failed', error: '<b>card declined</b>', deadAt: new Date() });
+    // A job waiting in the room for a minute already (no dispatcher runs here).
+    await db.pool.query(
+      `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, updated_at)
+       VALUES ('job-waiting-1', 1, 'acme', 'charge', 1, 'normal', now(), now() - interval '60 seconds', now(), now(), 'queued', now())`,
+    );
     await db.close();
 
     const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
@@ -218,6 +223,9 @@ describe('policy-admin end to end', () => {
     expect(inFlight).toMatch(/^[1-9]\d* \/ 50$/);
     expect(await page.textContent('#dead tbody')).toContain('<b>card declined</b>'); // shown as text, not markup
     expect(await page.textContent('[data-tenant="acme"]')).toContain('/ 100000');
+    // The waiting room: one job queued, waiting since a minute ago.
+    expect(await page.textContent('[data-tenant="acme"] td:nth-child(6)')).toBe('1');
+    expect(await page.textContent('[data-tenant="acme"] td:nth-child(7)')).toMatch(/^6\d(\.\d)? s$/);
     expect(await page.textContent('#history tbody')).toContain('policy.put policy');
 
     await mkdir(path.dirname(screenshot), { recursive: true });

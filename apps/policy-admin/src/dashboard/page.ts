@@ -55,7 +55,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div class="problems" id="problems"></div>
     </section>
     <section><h2>Tenants</h2>
-      <table id="tenants"><thead><tr><th>tenant</th><th>weight</th><th>in flight</th><th>budget used / limit</th><th>resets</th><th>queued</th></tr></thead><tbody></tbody></table>
+      <table id="tenants"><thead><tr><th>tenant</th><th>weight</th><th>in flight</th><th>budget used / limit</th><th>resets</th><th>queued</th><th>oldest waiting</th></tr></thead><tbody></tbody></table>
     </section>
     <section><h2>Recent dead letters</h2>
       <table id="dead"><thead><tr><th>when</th><th>job</th><th>type</th><th>tenant</th><th>attempts</th><th>last error</th></tr></thead><tbody></tbody></table>
@@ -126,7 +126,7 @@ export const DASHBOARD_JS = `(() => {
     $('problems').textContent = d.problems.length ? 'Could not read: ' + d.problems.join('; ') : '';
     fill('tenants', d.tenants.map((t) => {
       const inflight = t.inFlight ? Object.values(t.inFlight).reduce((a, b) => a + b, 0) : null;
-      const tr = row([t.id, t.weight, inflight, t.budget ? bar(t.budget.used, t.budget.limit) : 'no budget', t.budget ? time(t.budget.resetsAt) : '–', t.queued]);
+      const tr = row([t.id, t.weight, inflight, t.budget ? bar(t.budget.used, t.budget.limit) : 'no budget', t.budget ? time(t.budget.resetsAt) : '–', t.queued, t.oldestWaitingSeconds === null ? '–' : t.oldestWaitingSeconds + ' s']);
       tr.dataset.tenant = t.id;
       return tr;
     }), 'no tenants in the policy');

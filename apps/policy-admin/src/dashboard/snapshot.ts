@@ -1,6 +1,7 @@
-import { desc, eq, sql } from 'drizzle-orm';
+import { desc } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
-import { deadLetters, jobs, type Database } from '@janus/db';
+import { deadLetters, type Database } from '@janus/db';
+import { WaitingStore } from '@janus/waiting-room';
 import type { Limiter } from '@janus/limiter';
 import { NO_DEPENDENCY, readLiveStats, type LiveStats } from '@janus/observability';
 import type { PolicyStore } from '@janus/policy';
@@ -39,13 +40,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
     attempt('live stats', () => readLiveStats(deps.redis, deps.limiter.keys, window)),
     attempt('limiter', () => deps.limiter.inspect()),
     attempt('tenant usage', () => Promise.all(tenantIds.map((t) => deps.limiter.usage(t)))),
-    attempt('queued jobs', () =>
-      deps.db
-        .select({ tenant: jobs.tenant, n: sql<number>`count(*)::int` })
-        .from(jobs)
-        .where(eq(jobs.status, 'queued'))
-        .groupBy(jobs.tenant),
-    ),
+    attempt('queued jobs', () => new WaitingStore(deps.db).waitingAll()),
     attempt('dead letters', () =>
       deps.db
         .select({ jobId: deadLetters.jobId, type: deadLetters.type, tenant: deadLetters.tenant, attempts: deadLetters.attempts, lastOutcome: deadLetters.lastOutcome, error: deadLetters.error, deadAt: deadLetters.deadAt })
@@ -59,7 +54,13 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
 
   const rate = (n: number) => Math.round((n / window) * 10) / 10;
   const live = (dep: string) => liveFor(stats, dep, rate);
-  const queuedBy = new Map((queued ?? []).map((r) => [r.tenant, r.n]));
+  // The waiting room, per tenant: jobs waiting and when the oldest arrived.
+  const queuedBy = new Map<string, { n: number; oldest: number }>();
+  for (const r of queued ?? []) {
+    const q = queuedBy.get(r.tenant) ?? { n: 0, oldest: Infinity };
+    queuedBy.set(r.tenant, { n: q.n + r.n, oldest: Math.min(q.oldest, r.oldest.getTime()) });
+  }
+  const now = Date.now();
   return {
     at: new Date().toISOString(),
     namespace: deps.limiter.keys.namespace,
@@ -89,7 +90,8 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
         weight: doc.tenants[id]?.weight ?? 1,
         budget: u?.budget ? { ...u.budget, resetsAt: new Date(u.budget.resetsAt).toISOString() } : null,
         inFlight: u?.inFlight ?? null,
-        queued: queued ? (queuedBy.get(id) ?? 0) : null,
+        queued: queued ? (queuedBy.get(id)?.n ?? 0) : null,
+        oldestWaitingSeconds: queuedBy.has(id) ? Math.round((now - queuedBy.get(id)!.oldest) / 100) / 10 : null,
       };
     }),
     deadLetters: (dead ?? []).map((d) => ({ ...d, deadAt: d.deadAt.toISOString() })),
