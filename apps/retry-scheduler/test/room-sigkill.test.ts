@@ -7,14 +7,14 @@ import { openTestBed, type TestBed } from './harness.js';
  * `kill -9` of the dispatcher (the retry-scheduler process) while it empties a full waiting room:
  * after a restart every waiting job is admitted exactly once — none lost, none twice.
  */
-const N = 3_000;
+const N = 10_000;
 let bed: TestBed;
 const processes: AppProcess[] = [];
 
 beforeAll(async () => {
   bed = await openTestBed('room_kill', {
     // Generous but finite: emptying the room takes a few seconds, so the kill lands mid-way.
-    dependencies: { fast: { rate: { limit: 600, periodMs: 1000 } } },
+    dependencies: { fast: { rate: { limit: 2_000, periodMs: 1000 } } },
     tenants: { a: {}, b: { weight: 2 }, c: {} },
     jobTypes: { quick: { dependencies: [{ name: 'fast' }], timeoutMs: 600_000 } },
   });

@@ -89,7 +89,11 @@ export class Dispatcher {
   readonly #lanes = new Map<string, Block>();
   readonly #tenants = new Map<string, Block>();
   readonly #tenantLanes = new Map<string, Block>();
-  /** Jobs a lane may have in flight: doubles on admission, back to 1 on a refusal (probing a tight limit costs one refusal, not 64). */
+  /**
+   * Jobs a lane may try in one round: doubled after a round whose tries were all admitted, and after
+   * a round with refusals set to what was admitted in it (at least 1) — the limits' own measure of
+   * what one round can take, so a tight limit costs few refusals and a fast one is not starved.
+   */
   readonly #windows = new Map<string, number>();
   #globalUntil = 0;
   #lastSeq = 0;
@@ -302,6 +306,8 @@ export class Dispatcher {
     const back: RowKey[] = [];
     const dead: (RowKey & { reason: string })[] = [];
     const undone: { undo: () => void }[] = [];
+    const laneAdmitted = new Map<string, number>();
+    const laneRefused = new Set<string>();
     for (const r of results) {
       if (r === undefined) continue;
       const { p, outcome } = r;
@@ -311,7 +317,7 @@ export class Dispatcher {
         case 'admitted':
           admitted.push(key);
           this.#known.delete(`${key.jobId}.${key.attempt}`);
-          this.#windows.set(p.job.type, Math.min((this.#windows.get(p.job.type) ?? 1) * 2, this.deps.maxInFlight ?? 64));
+          laneAdmitted.set(p.job.type, (laneAdmitted.get(p.job.type) ?? 0) + 1);
           this.deps.events?.dispatched?.('admitted', p.job.row, { waitedMs, notBeforeErrorMs: outcome.at - p.job.row.notBefore.getTime() });
           break;
         case 'dead':
@@ -321,11 +327,17 @@ export class Dispatcher {
           break;
         case 'again':
           undone.push(p);
+          laneRefused.add(p.job.type);
           back.push(key);
           this.#block(p.job, outcome);
           this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
           break;
       }
+    }
+    const max = this.deps.maxInFlight ?? 64;
+    for (const type of new Set([...laneAdmitted.keys(), ...laneRefused])) {
+      const admittedHere = laneAdmitted.get(type) ?? 0;
+      this.#windows.set(type, laneRefused.has(type) ? Math.max(1, admittedHere) : Math.min((this.#windows.get(type) ?? 1) * 2, max));
     }
     // Refused picks go back in reverse order: each restores the tags as they were before it.
     for (const p of undone.reverse()) p.undo();
@@ -339,7 +351,6 @@ export class Dispatcher {
   /** A refused job blocks what refused it. */
   #block(job: RoomJob, outcome: Extract<AdmitOutcome, { kind: 'again' }>): void {
     const now = Date.now();
-    this.#windows.set(job.type, 1);
     if (outcome.scope === 'global') {
       this.#globalUntil = Math.max(this.#globalUntil, now + outcome.retryAfterMs);
       return;
