@@ -11,7 +11,7 @@ import { openTestBed, type TestBed } from './harness.js';
  */
 const TENANTS = 1_000;
 const PER_TENANT = 100;
-const RATE = 500;
+const RATE = 250;
 let bed: TestBed;
 let dispatcher: Dispatcher;
 let second: Dispatcher;

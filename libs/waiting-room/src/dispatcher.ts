@@ -259,7 +259,13 @@ export class Dispatcher {
       this.#newRows = false;
       await this.#load(Math.max(0, this.#lastSeq - SEQ_LOOKBACK));
     }
+    // Wakes so far are answered by this round: a capacity wake lifts the concurrency refusals. A
+    // wake from now on makes the sleep below return at once.
     this.#woken = false;
+    if (this.#slotFreed) {
+      this.#slotFreed = false;
+      for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
+    }
     const picks = this.#pick(Date.now());
     if (picks.picked.length === 0) {
       await this.#sleep(Math.max(1, Math.min(picks.nextAt - Date.now(), LOAD_EVERY_MS)));
@@ -479,10 +485,6 @@ export class Dispatcher {
       });
     }
     this.#woken = false;
-    if (this.#slotFreed) {
-      this.#slotFreed = false;
-      for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
-    }
   }
 }
 
