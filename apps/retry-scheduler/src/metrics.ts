@@ -11,6 +11,7 @@ export interface SchedulerMetrics {
   readonly dispatched: Counter<'disposition'>;
   readonly roomWait: Histogram;
   readonly notBeforeError: Histogram;
+  readonly admittedEarly: Counter;
   readonly roomLeader: Gauge;
 }
 
@@ -31,8 +32,13 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
     }),
     notBeforeError: new Histogram({
       name: 'janus_room_not_before_error_seconds',
-      help: 'Admission time minus the notBefore the producer was told (never negative: notBefore is a lower bound)',
+      help: 'Admission time minus the notBefore the producer was told (an admission before it is counted in janus_room_admitted_before_not_before_total instead)',
       buckets: [0, ...buckets],
+      registers: [registry],
+    }),
+    admittedEarly: new Counter({
+      name: 'janus_room_admitted_before_not_before_total',
+      help: 'Waiting-room jobs admitted before the notBefore their producer was told (the estimate is a lower bound: this should stay 0)',
       registers: [registry],
     }),
     roomLeader: new Gauge({

@@ -72,7 +72,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         metrics.dispatched.inc({ disposition });
         if (disposition === 'admitted') {
           metrics.roomWait.observe(detail.waitedMs / 1000);
-          if (detail.notBeforeErrorMs !== undefined) metrics.notBeforeError.observe(Math.max(0, detail.notBeforeErrorMs) / 1000);
+          if (detail.notBeforeErrorMs !== undefined) {
+            if (detail.notBeforeErrorMs < 0) metrics.admittedEarly.inc();
+            else metrics.notBeforeError.observe(detail.notBeforeErrorMs / 1000);
+          }
         }
       },
       leadership: (leader) => {

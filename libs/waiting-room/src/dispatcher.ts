@@ -403,7 +403,7 @@ export class Dispatcher {
       result = await this.#pipeline.run({
         request,
         payloads: [row.payload ?? undefined],
-        ...(row.attempt === 1 ? { admittedAt } : {}),
+        // The job message's `admittedAt` is the limiter's (Redis's) time of the admission.
         extras: (a) => ({
           ...(row.cost !== null ? { cost: row.cost } : {}),
           ...(row.attempt === 1 && row.idempotencyKey !== null && row.fingerprint !== null

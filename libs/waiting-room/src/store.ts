@@ -79,11 +79,14 @@ export class WaitingStore {
         const same = await tx.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${job.tenant} AND idempotency_key = ${job.idempotencyKey} AND ${WAITING} LIMIT 1`);
         if (same.rows[0]) return { kind: 'duplicate', row: parseRow(same.rows[0]) };
       }
+      // Ahead of it: the tenant's jobs of this type at this priority or higher still waiting (not
+      // those a dispatcher is admitting right now: they may have their tokens already).
+      const AHEAD = sql`type = ${job.type} AND priority <= ${job.priority} AND state = 'queued'`;
       const counted = await tx.execute<{ waiting: number; ahead: number; aheadCosted: number; aheadCost: number }>(sql`
         SELECT count(*)::int AS waiting,
-               count(*) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority})::int AS ahead,
-               count(cost) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority})::int AS "aheadCosted",
-               coalesce(sum(cost) FILTER (WHERE type = ${job.type} AND priority <= ${job.priority}), 0)::int AS "aheadCost"
+               count(*) FILTER (WHERE ${AHEAD})::int AS ahead,
+               count(cost) FILTER (WHERE ${AHEAD})::int AS "aheadCosted",
+               coalesce(sum(cost) FILTER (WHERE ${AHEAD}), 0)::int AS "aheadCost"
           FROM waiting_jobs WHERE tenant = ${job.tenant} AND ${WAITING}`);
       const { waiting, ahead, aheadCosted, aheadCost } = counted.rows[0] ?? { waiting: 0, ahead: 0, aheadCosted: 0, aheadCost: 0 };
       if (waiting >= maxQueued) return { kind: 'queue_full', waiting };
@@ -186,7 +189,8 @@ export class WaitingStore {
 
   /** Whether any job of this type waits (a new job in mode `queue` then waits behind them: it does not jump the room). */
   async anyWaiting(type: string): Promise<boolean> {
-    const result = await this.db.execute<{ any: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM waiting_jobs WHERE type = ${type} AND state = 'queued') AS any`);
+    // Rows a dispatcher is admitting count too: a new job must not take the token one of them is about to get.
+    const result = await this.db.execute<{ any: boolean }>(sql`SELECT EXISTS (SELECT 1 FROM waiting_jobs WHERE type = ${type} AND ${WAITING}) AS any`);
     return result.rows[0]?.any === true;
   }
 

@@ -298,7 +298,11 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         if (waiting) return queuedReplay(waiting, job, keyPath);
       }
       let refused: { reason: RejectReason; retryAfterMs: number } | undefined;
+      // The estimate counts from before the admission was asked: its `retryAfterMs` runs from the
+      // limiter's decision, which is later, so the job cannot be admitted before this.
+      let asked = Date.now();
       if (!(await room.store.anyWaiting(job.type))) {
+        asked = Date.now();
         const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, true);
         if (result.kind !== 'rejected') {
           observe(started, result);
@@ -306,7 +310,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         }
         refused = { reason: result.reason, retryAfterMs: result.retryAfterMs };
       }
-      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant }, refused);
+      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant }, refused, asked);
       switch (queued.kind) {
         case 'queued':
           room.wake();

@@ -51,7 +51,7 @@ export const waitingJobs = pgTable(
     // maxQueued and the usage counts: a tenant's waiting rows.
     index('waiting_jobs_tenant_idx').on(t.tenant, t.type).where(sql`state IN ('queued', 'dispatching')`),
     // Does any job of this type wait? (A new job in mode `queue` does not jump the room.)
-    index('waiting_jobs_type_idx').on(t.type).where(sql`state = 'queued'`),
+    index('waiting_jobs_type_waiting_idx').on(t.type).where(sql`state IN ('queued', 'dispatching')`),
     // A replay of a queued request (same key) finds the first one.
     uniqueIndex('waiting_jobs_idempotency_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL AND state IN ('queued', 'dispatching')`),
   ],
