@@ -40,10 +40,10 @@ beforeAll(async () => {
       weighted: { rate: { limit: 40, periodMs: 1000 } },
       held: { concurrency: 1 },
     },
-    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 } },
+    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 } },
     jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] } },
   });
-  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small']) keys[t] = (await createKey([ingress], t)).key;
+  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy']) keys[t] = (await createKey([ingress], t)).key;
   const rt = ingress.runtime;
   dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200 });
   dispatcher.start();
@@ -158,5 +158,15 @@ describe('a queued job', () => {
     ]);
     const usage = await ingress.app.request('/v1/usage', { headers: { authorization: `Bearer ${keys.small}` } });
     expect(await usage.json()).toMatchObject({ queued: 5, queuedByType: { hold: 5 }, oldestQueuedAt: expect.any(String) });
+  });
+
+  it('under concurrency: maxQueued holds exactly, and one idempotency key sent 16 times at once queues one job', async () => {
+    const answers = await Promise.all(Array.from({ length: 64 }, () => submit('busy', { type: 'hold', mode: 'queue' })));
+    expect(answers.filter((a) => a.status === 202 && a.body.status === 'queued')).toHaveLength(20);
+    expect(answers.filter((a) => a.status === 429 && a.body.reason === 'queue_full')).toHaveLength(44);
+    const same = await Promise.all(Array.from({ length: 16 }, () => submit('two', { type: 'hold', mode: 'queue', payload: { k: 1 } }, { 'idempotency-key': 'at-once' })));
+    const first = same.filter((a) => a.status === 202);
+    expect(first).toHaveLength(1);
+    expect(same.filter((a) => a.status === 200 && a.body.duplicate === true && a.body.jobId === first[0]!.body.jobId)).toHaveLength(15);
   });
 });

@@ -1,22 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobMessage } from '@janus/contracts';
 import { startAppProcess, testEnv, waitFor, type AppProcess } from '@janus/testing';
+import { startWorker, type Worker } from '@janus/worker-sdk';
 import { openTestBed, type TestBed } from './harness.js';
 
 /**
- * `kill -9` of the dispatcher (the retry-scheduler process) while it empties a full waiting room:
- * after a restart every waiting job is admitted exactly once — none lost, none twice.
+ * `kill -9` of the dispatcher (the retry-scheduler process) while it empties a full waiting room,
+ * workers running: after a restart every waiting job runs exactly once — none lost, none twice. An
+ * admission the killed leader had not confirmed is claimed by a worker (its message is stored) or
+ * expires as no attempt and is admitted afresh.
  */
 const N = 10_000;
 let bed: TestBed;
 const processes: AppProcess[] = [];
+let worker: Worker | undefined;
+const runs = new Map<string, number>();
 
 beforeAll(async () => {
   bed = await openTestBed('room_kill', {
     // Generous but finite: emptying the room takes a few seconds, so the kill lands mid-way.
     dependencies: { fast: { rate: { limit: 2_000, periodMs: 1000 } } },
     tenants: { a: {}, b: { weight: 2 }, c: {} },
-    jobTypes: { quick: { dependencies: [{ name: 'fast' }], timeoutMs: 600_000 } },
+    jobTypes: { quick: { dependencies: [{ name: 'fast' }], timeoutMs: 5_000 } },
   });
   // N jobs waiting, as ingress would have stored them (mode "queue"), spread over three tenants.
   await bed.db.pool.query(
@@ -28,6 +33,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await worker?.stop();
   for (const p of processes) await p.kill('SIGKILL').catch(() => undefined);
   await bed?.close();
 });
@@ -41,6 +47,8 @@ describe('kill -9 of the dispatcher with a full waiting room', () => {
     const env = testEnv(bed.ns, { LOG_LEVEL: 'warn' });
     const first = await startAppProcess('retry-scheduler', env);
     processes.push(first);
+    await waitFor(() => bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-quick').catch(() => undefined), 20_000);
+    worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'quick', concurrency: 64, handler: async (job) => void runs.set(job.jobId, (runs.get(job.jobId) ?? 0) + 1) });
     await waitFor(async () => (await stored()) >= N / 5, 30_000, 20);
     await first.kill('SIGKILL');
     const atKill = await stored();
@@ -48,19 +56,15 @@ describe('kill -9 of the dispatcher with a full waiting room', () => {
 
     const second = await startAppProcess('retry-scheduler', env, { port: first.port });
     processes.push(second);
-    await waitFor(async () => {
-      const rows = await bed.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM waiting_jobs WHERE state = 'admitted'`);
-      return rows.rows[0]!.n === N;
-    }, 60_000, 100);
-
+    await waitFor(async () => runs.size === N, 90_000, 100);
+    await new Promise((r) => setTimeout(r, 1_000)); // nothing runs twice later
+    expect(runs.size).toBe(N);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    const rows = await bed.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM waiting_jobs WHERE state = 'admitted'`);
+    expect(rows.rows[0]!.n).toBe(N);
     const messages = await bed.readStream(bed.names.streams.jobs, JobMessage, 'room-kill-check');
-    const ids = messages.map((m) => m.jobId);
-    expect(messages.length).toBe(N);
-    expect(new Set(ids).size).toBe(N);
-    expect(messages.every((m) => m.attempt === 1 && m.payload !== undefined)).toBe(true);
-    // Each admission holds exactly one lease: none admitted twice behind the stream's dedupe.
-    const usage = await Promise.all(['a', 'b', 'c'].map((t) => bed.limiter.usage(t)));
-    expect(usage.reduce((s, u) => s + (u.inFlight.fast ?? 0), 0)).toBe(N);
-    console.log(`[room-kill] ${atKill} of ${N} admitted when the dispatcher was killed; all ${N} admitted once after the restart`);
-  }, 120_000);
+    // One attempt each (a lost admission re-admitted is the same attempt 1, deduped by its msgID).
+    expect(messages.every((m) => m.attempt === 1)).toBe(true);
+    console.log(`[room-kill] ${atKill} of ${N} admitted when the dispatcher was killed; all ${N} ran exactly once after the restart`);
+  }, 150_000);
 });

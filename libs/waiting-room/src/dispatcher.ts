@@ -96,6 +96,8 @@ export class Dispatcher {
    */
   readonly #windows = new Map<string, number>();
   #globalUntil = 0;
+  /** Jobs that wait alone (an in-progress or stale admission of theirs), back in the queue at `until`. */
+  #delayed: { job: RoomJob; until: number }[] = [];
   #lastSeq = 0;
   #lastFullScan = 0;
   #lastLoad = 0;
@@ -187,6 +189,7 @@ export class Dispatcher {
     this.#leader = client;
     this.#known.clear();
     this.#queue.clear();
+    this.#delayed = [];
     await this.store.releaseAll();
     this.#lastSeq = 0;
     this.#lastFullScan = Date.now();
@@ -204,6 +207,7 @@ export class Dispatcher {
     client.release(true);
     this.#known.clear();
     this.#queue.clear();
+    this.#delayed = [];
   }
 
   readonly #known = new Set<string>();
@@ -275,6 +279,11 @@ export class Dispatcher {
   }
 
   #pick(now: number): { picked: { job: RoomJob; undo: () => void }[]; nextAt: number } {
+    if (this.#delayed.length > 0) {
+      const due = this.#delayed.filter((d) => d.until <= now);
+      this.#delayed = this.#delayed.filter((d) => d.until > now);
+      for (const d of due) this.#queue.add(d.job);
+    }
     const max = this.deps.maxInFlight ?? 64;
     const perLane = new Map<string, number>();
     const earliest = { at: now + SLOT_RECHECK_MS };
@@ -291,6 +300,7 @@ export class Dispatcher {
       perLane.set(next.job.type, (perLane.get(next.job.type) ?? 0) + 1);
     }
     if (this.#globalUntil > now) earliest.at = Math.min(earliest.at, this.#globalUntil);
+    for (const d of this.#delayed) earliest.at = Math.min(earliest.at, d.until);
     return { picked, nextAt: earliest.at };
   }
 
@@ -332,8 +342,14 @@ export class Dispatcher {
           this.deps.events?.dispatched?.('dead', p.job.row, { waitedMs, reason: outcome.reason });
           break;
         case 'again':
-          undone.push(p);
-          laneRefused.add(p.job.type);
+          if (outcome.scope === 'job') {
+            // Out of the queue (its tags restored) until its time: it blocks no one behind it.
+            undone.push({ undo: () => { p.undo(); this.#queue.remove(p.job.jobId, p.job.attempt); } });
+            this.#delayed.push({ job: p.job, until: Date.now() + Math.max(outcome.retryAfterMs, 1) });
+          } else {
+            undone.push(p);
+            laneRefused.add(p.job.type);
+          }
           back.push(key);
           this.#block(p.job, outcome);
           this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
@@ -356,6 +372,7 @@ export class Dispatcher {
 
   /** A refused job blocks what refused it. */
   #block(job: RoomJob, outcome: Extract<AdmitOutcome, { kind: 'again' }>): void {
+    if (outcome.scope === 'job') return;
     const now = Date.now();
     if (outcome.scope === 'global') {
       this.#globalUntil = Math.max(this.#globalUntil, now + outcome.retryAfterMs);
@@ -425,9 +442,13 @@ export class Dispatcher {
       case 'rejected':
         return { kind: 'again', disposition: 'rejected', reason: result.reason, retryAfterMs: result.retryAfterMs, scope: this.#scopeOf(row, result.reason) };
       case 'in_progress':
-        return { kind: 'again', disposition: 'in_progress', retryAfterMs: RETRY_SOON_MS, scope: 'tenant_lane' };
+        // An earlier leader admitted it and died before confirming: a worker's claim confirms it (its
+        // message is stored) or its lease expires as no attempt; until then only this job waits.
+        return { kind: 'again', disposition: 'in_progress', retryAfterMs: RETRY_SOON_MS, scope: 'job' };
       case 'unavailable':
-        return { kind: 'again', disposition: 'unavailable', retryAfterMs: result.retryAfterMs, scope: 'global' };
+        // A stale duplicate (this attempt's message is in JetStream from an admission that was
+        // undone) concerns this job alone; anything else (NATS, the ledger) every job.
+        return { kind: 'again', disposition: 'unavailable', retryAfterMs: result.retryAfterMs, scope: result.cause === 'stale_duplicate' || result.cause === 'confirm_failed' ? 'job' : 'global' };
       case 'unknown_job_type':
         return await this.#dead(row, 'job type no longer exists');
       case 'exceeds_capacity': {
@@ -491,7 +512,7 @@ export class Dispatcher {
 type AdmitOutcome =
   | { readonly kind: 'admitted'; readonly at: number }
   | { readonly kind: 'dead'; readonly reason: string }
-  | { readonly kind: 'again'; readonly disposition: DispatchDisposition; readonly reason?: RejectReason; readonly retryAfterMs: number; readonly scope: 'tenant' | 'tenant_lane' | 'lane' | 'global' };
+  | { readonly kind: 'again'; readonly disposition: DispatchDisposition; readonly reason?: RejectReason; readonly retryAfterMs: number; readonly scope: 'job' | 'tenant' | 'tenant_lane' | 'lane' | 'global' };
 
 function blocked(map: Map<string, Block>, key: string, now: number, earliest: { at: number }): boolean {
   const b = map.get(key);

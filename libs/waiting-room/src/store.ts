@@ -58,6 +58,17 @@ const COLUMNS = sql.raw(`job_id AS "jobId", attempt, seq::float8 AS seq, tenant,
   due_at AS "dueAt", not_before AS "notBefore", state`);
 
 const WAITING = sql.raw(`state IN ('queued', 'dispatching')`);
+/** At most this many producers' jobs stored in one transaction. */
+const ENQUEUE_BATCH = 256;
+
+interface PendingEnqueue {
+  readonly job: NewWaitingJob;
+  readonly maxQueued: number;
+  readonly units: Units;
+  readonly estimate: (aheadUnits: number) => Date;
+  readonly resolve: (result: EnqueueResult) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /**
  * The waiting room's durable record in PostgreSQL: a job in it survives the restart of any Janus
@@ -68,37 +79,123 @@ export class WaitingStore {
   constructor(private readonly db: Database) {}
 
   /**
-   * Stores a producer's job (mode `queue`): at most `maxQueued` waiting per tenant (a transaction
-   * holding the tenant's advisory lock counts and inserts), a waiting job with the same idempotency
-   * key answers as its duplicate, and `notBefore` comes from the jobs of the tenant ahead of it.
+   * Stores a producer's job (mode `queue`): at most `maxQueued` waiting per tenant, a waiting job with
+   * the same idempotency key answers as its duplicate, and `notBefore` comes from the tenant's jobs
+   * ahead of it. Concurrent calls are stored together (see EnqueueBatch): one transaction holding
+   * the advisory locks of their tenants counts and inserts them all, in arrival order.
    */
-  async enqueue(job: NewWaitingJob, maxQueued: number, units: Units, estimate: (aheadUnits: number) => Date): Promise<EnqueueResult> {
-    return this.db.transaction(async (tx) => {
-      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${`janus-room:${job.tenant}`}))`);
-      if (job.idempotencyKey !== undefined) {
-        const same = await tx.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${job.tenant} AND idempotency_key = ${job.idempotencyKey} AND ${WAITING} LIMIT 1`);
-        if (same.rows[0]) return { kind: 'duplicate', row: parseRow(same.rows[0]) };
+  enqueue(job: NewWaitingJob, maxQueued: number, units: Units, estimate: (aheadUnits: number) => Date): Promise<EnqueueResult> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ job, maxQueued, units, estimate, resolve, reject });
+      if (this.#pending.length >= ENQUEUE_BATCH) this.#flush();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#flush();
+        });
       }
-      // Ahead of it: the tenant's jobs of this type at this priority or higher still waiting (not
-      // those a dispatcher is admitting right now: they may have their tokens already).
-      const AHEAD = sql`type = ${job.type} AND priority <= ${job.priority} AND state = 'queued'`;
-      const counted = await tx.execute<{ waiting: number; ahead: number; aheadCosted: number; aheadCost: number }>(sql`
-        SELECT count(*)::int AS waiting,
-               count(*) FILTER (WHERE ${AHEAD})::int AS ahead,
-               count(cost) FILTER (WHERE ${AHEAD})::int AS "aheadCosted",
-               coalesce(sum(cost) FILTER (WHERE ${AHEAD}), 0)::int AS "aheadCost"
-          FROM waiting_jobs WHERE tenant = ${job.tenant} AND ${WAITING}`);
-      const { waiting, ahead, aheadCosted, aheadCost } = counted.rows[0] ?? { waiting: 0, ahead: 0, aheadCosted: 0, aheadCost: 0 };
-      if (waiting >= maxQueued) return { kind: 'queue_full', waiting };
-      // The units of the jobs ahead and of this one, in what the binding limit counts.
-      const aheadUnits = units.perJob ? ahead : (ahead - aheadCosted) * units.estimate + aheadCost;
-      const notBefore = estimate(aheadUnits + (units.perJob ? 1 : (job.cost ?? units.estimate)));
-      await tx.execute(sql`
-        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome,
-                                  created_at, queued_at, due_at, not_before, state, updated_at)
-        VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
-                ${job.idempotencyKey ?? null}, ${job.fingerprint ?? null}, ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${job.dueAt}, ${notBefore}, 'queued', now())`);
-      return { kind: 'queued', notBefore };
+    });
+  }
+
+  #pending: PendingEnqueue[] = [];
+  #scheduled = false;
+  #inFlight = 0;
+
+  #flush(): void {
+    // At most two transactions at once: under load, batches grow instead of transactions multiplying.
+    while (this.#pending.length > 0 && this.#inFlight < 2) {
+      const batch = this.#pending.splice(0, ENQUEUE_BATCH);
+      this.#inFlight += 1;
+      this.#enqueueBatch(batch)
+        .then((results) => batch.forEach((p, i) => p.resolve(results[i]!)))
+        .catch((error: unknown) => batch.forEach((p) => p.reject(error)))
+        .finally(() => {
+          this.#inFlight -= 1;
+          this.#flush();
+        });
+    }
+  }
+
+  async #enqueueBatch(batch: readonly PendingEnqueue[]): Promise<EnqueueResult[]> {
+    const tenants = [...new Set(batch.map((p) => p.job.tenant))].sort();
+    const keyed = batch.filter((p) => p.job.idempotencyKey !== undefined);
+    return this.db.transaction(async (tx) => {
+      // The tenants' locks, in a fixed order (two instances' batches never deadlock).
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('janus-room:' || t)) FROM unnest(${sql.param(tenants)}::text[]) AS t ORDER BY t`);
+      const [counts, same] = await Promise.all([
+        tx.execute<{ tenant: string; type: string; priority: number; state: RowState; n: number; costed: number; cost: number }>(sql`
+          SELECT tenant, type, priority, state, count(*)::int AS n, count(cost)::int AS costed, coalesce(sum(cost), 0)::int AS cost
+            FROM waiting_jobs WHERE tenant = ANY(${sql.param(tenants)}::text[]) AND ${WAITING}
+           GROUP BY tenant, type, priority, state`),
+        keyed.length === 0
+          ? Promise.resolve({ rows: [] as WaitingRow[] })
+          : tx.execute<WaitingRow>(sql`
+              SELECT ${COLUMNS} FROM waiting_jobs
+               WHERE (tenant, idempotency_key) IN (SELECT * FROM unnest(${sql.param(keyed.map((p) => p.job.tenant))}::text[], ${sql.param(keyed.map((p) => p.job.idempotencyKey!))}::text[]))
+                 AND ${WAITING}`),
+      ]);
+      // What waits, per tenant, and per tenant/type/priority (jobs still queued, and their costs).
+      const waiting = new Map<string, number>();
+      const queued = new Map<string, { n: number; costed: number; cost: number }>();
+      for (const r of counts.rows) {
+        waiting.set(r.tenant, (waiting.get(r.tenant) ?? 0) + r.n);
+        if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, { n: r.n, costed: r.costed, cost: r.cost });
+      }
+      const byKey = new Map<string, WaitingRow>(same.rows.map((r) => [`${r.tenant}|${r.idempotencyKey}`, parseRow(r)]));
+      const results: EnqueueResult[] = [];
+      const rows: { job: NewWaitingJob; notBefore: Date }[] = [];
+      for (const p of batch) {
+        const { job } = p;
+        const k = job.idempotencyKey === undefined ? undefined : `${job.tenant}|${job.idempotencyKey}`;
+        const first = k === undefined ? undefined : byKey.get(k);
+        if (first) {
+          results.push({ kind: 'duplicate', row: first });
+          continue;
+        }
+        const n = waiting.get(job.tenant) ?? 0;
+        if (n >= p.maxQueued) {
+          results.push({ kind: 'queue_full', waiting: n });
+          continue;
+        }
+        // Ahead of it: the tenant's jobs of this type at this priority or higher still queued (not
+        // those a dispatcher is admitting right now: they may have their tokens already).
+        let ahead = 0;
+        let costed = 0;
+        let cost = 0;
+        for (let pr = 0; pr <= job.priority; pr += 1) {
+          const q = queued.get(`${job.tenant}|${job.type}|${pr}`);
+          if (q) {
+            ahead += q.n;
+            costed += q.costed;
+            cost += q.cost;
+          }
+        }
+        const aheadUnits = p.units.perJob ? ahead : (ahead - costed) * p.units.estimate + cost;
+        const notBefore = p.estimate(aheadUnits + (p.units.perJob ? 1 : (job.cost ?? p.units.estimate)));
+        rows.push({ job, notBefore });
+        results.push({ kind: 'queued', notBefore });
+        // The same key again later in this batch is this job's duplicate.
+        if (k !== undefined) byKey.set(k, newRow(job, notBefore));
+        waiting.set(job.tenant, n + 1);
+        const own = queued.get(`${job.tenant}|${job.type}|${job.priority}`) ?? { n: 0, costed: 0, cost: 0 };
+        queued.set(`${job.tenant}|${job.type}|${job.priority}`, { n: own.n + 1, costed: own.costed + (job.cost !== undefined ? 1 : 0), cost: own.cost + (job.cost ?? 0) });
+      }
+      if (rows.length > 0) {
+        const col = <T>(f: (r: { job: NewWaitingJob; notBefore: Date }) => T) => sql.param(rows.map(f));
+        await tx.execute(sql`
+          INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome,
+                                    created_at, queued_at, due_at, not_before, state, updated_at)
+          SELECT job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome,
+                 created_at, now(), due_at, not_before, 'queued', now()
+            FROM unnest(${col((r) => r.job.jobId)}::text[], ${col((r) => r.job.attempt)}::int[], ${col((r) => r.job.tenant)}::text[], ${col((r) => r.job.type)}::text[],
+                        ${col((r) => r.job.priority)}::smallint[], ${col((r) => r.job.jobPriority)}::text[], ${col((r) => r.job.cost ?? null)}::int[], ${col((r) => r.job.payload ?? null)}::text[],
+                        ${col((r) => r.job.idempotencyKey ?? null)}::text[], ${col((r) => r.job.fingerprint ?? null)}::text[], ${col((r) => r.job.lastOutcome ?? null)}::text[],
+                        ${col((r) => r.job.createdAt.toISOString())}::timestamptz[], ${col((r) => r.job.dueAt.toISOString())}::timestamptz[], ${col((r) => r.notBefore.toISOString())}::timestamptz[])
+                 WITH ORDINALITY AS r(job_id, attempt, tenant, type, priority, job_priority, cost, payload, idempotency_key, fingerprint, last_outcome, created_at, due_at, not_before, ord)
+           ORDER BY ord`);
+      }
+      return results;
     });
   }
 
@@ -228,6 +325,30 @@ export type RowKey = {
   readonly jobId: string;
   readonly attempt: number;
 };
+
+/** The row a job is about to be stored as (for a duplicate within the same batch). */
+function newRow(job: NewWaitingJob, notBefore: Date): WaitingRow {
+  const now = new Date();
+  return {
+    jobId: job.jobId,
+    attempt: job.attempt,
+    seq: 0,
+    tenant: job.tenant,
+    type: job.type,
+    priority: job.priority,
+    jobPriority: job.jobPriority,
+    cost: job.cost ?? null,
+    payload: job.payload ?? null,
+    idempotencyKey: job.idempotencyKey ?? null,
+    fingerprint: job.fingerprint ?? null,
+    lastOutcome: job.lastOutcome ?? null,
+    createdAt: job.createdAt,
+    queuedAt: now,
+    dueAt: job.dueAt,
+    notBefore,
+    state: 'queued',
+  };
+}
 
 function parseRow(r: WaitingRow): WaitingRow {
   // node-postgres returns timestamptz as Date already; seq comes as float8 (a JS number).
