@@ -4,7 +4,7 @@ import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
 import type { Logger, ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
-import { Dispatcher, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
+import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
 import { Gauge } from 'prom-client';
 import { schedulerMetrics } from './metrics.js';
 
@@ -140,7 +140,8 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         createdAt: new Date(retry.createdAt ?? retry.dueAt),
         dueAt: new Date(retry.dueAt),
       });
-      nudge();
+      // A job joined the room: the dispatcher loads it now (not at its next periodic look).
+      if (!nc.isClosed()) nc.publish(names.subjects.roomWake, NEW_JOB_WAKE);
       return state;
     },
   });
