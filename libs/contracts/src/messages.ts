@@ -61,6 +61,12 @@ export const OutcomeEvent = z.object({
   actualCost: z.number().int().min(0).optional(),
   /** `false`: the worker knows the failure is permanent; no retry, the job goes to the dead letters. */
   retryable: z.boolean().optional(),
+  /** (v1.1) The dependency refused for load (an HTTP 429, or a 503 with `Retry-After`). */
+  throttled: z.boolean().optional(),
+  /** (v1.1) What the dependency asked for: the job is retried no earlier (at most a day is honoured). */
+  retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
+  /** (v1.1) Which of the job type's dependencies throttled (default: its first). */
+  dependency: Name.optional(),
 });
 export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
 

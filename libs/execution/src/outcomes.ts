@@ -156,7 +156,8 @@ export class OutcomeProcessor {
       ...(ctx.payload !== undefined ? { payload: ctx.payload } : {}),
       ...(ctx.cost !== undefined ? { cost: ctx.cost } : {}),
       ...(ctx.createdAt !== undefined ? { createdAt: ctx.createdAt } : {}),
-      dueAt: new Date(publishedAt + decision.delayMs).toISOString(),
+      // A throttled failure is retried no earlier than the dependency asked (CONTRACT §4 v1.1).
+      dueAt: new Date(publishedAt + Math.max(decision.delayMs, event.throttled === true ? (event.retryAfterMs ?? 0) : 0)).toISOString(),
       lastOutcome,
       ...(event.error !== undefined ? { error: event.error.slice(0, 2048) } : {}),
     };

@@ -1,1 +1,1 @@
-export { LeaseRefused, Permanent, startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';
+export { LeaseRefused, Permanent, Throttled, retryAfterMs, startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { OutcomeEvent, type JobMessage } from '@janus/contracts';
 import { connectNats, ensureStreams, ensureWorkerConsumer, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
-import { LeaseRefused, Permanent, startWorker } from './worker.js';
+import { LeaseRefused, Permanent, Throttled, retryAfterMs, startWorker } from './worker.js';
 
 const ns = testNamespace('worker_sdk');
 const settings = loadSettings(testEnv(ns));
@@ -110,6 +110,49 @@ describe('startWorker', () => {
     const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
     expect(got).toEqual([{ jobId: 'perm-1', attempt: 1, leaseToken: 'token-perm-1', outcome: 'failed', error: 'address does not exist', retryable: false }]);
   });
+  it('throttling: a Throttled error or a 429 / 503-with-Retry-After Response reports throttled with retryAfterMs; other Responses fail or succeed', async () => {
+    const js = jetstream(nc);
+    for (const id of ['thr-1', 'thr-2', 'thr-3', 'thr-4']) await publishJson(js, names.subjects.job('email'), job(id), `${id}.1`);
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      concurrency: 4,
+      handler: async (j) => {
+        switch (j.jobId) {
+          case 'thr-1':
+            throw new Throttled({ retryAfterMs: 2500, dependency: 'smtp' });
+          case 'thr-2':
+            return new Response('slow down', { status: 429, headers: { 'retry-after': '3' } });
+          case 'thr-3':
+            return new Response('down', { status: 503 });
+          default:
+            return new Response('ok', { status: 200 });
+        }
+      },
+    });
+    for (;;) {
+      const i = await jsm.consumers.info(names.streams.jobs, 'workers-email');
+      if (i.num_pending === 0 && i.num_ack_pending === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await worker.stop();
+    const got = new Map((await outcomes(10)).filter((o) => o.jobId.startsWith('thr-')).map((o) => [o.jobId, o]));
+    expect(got.get('thr-1')).toMatchObject({ outcome: 'failed', throttled: true, retryAfterMs: 2500, dependency: 'smtp' });
+    expect(got.get('thr-2')).toMatchObject({ outcome: 'failed', throttled: true, retryAfterMs: 3000, error: 'HTTP 429 from the dependency' });
+    expect(got.get('thr-3')).toMatchObject({ outcome: 'failed', error: 'HTTP 503 from the dependency' });
+    expect(got.get('thr-3')?.throttled).toBeUndefined();
+    expect(got.get('thr-4')).toMatchObject({ outcome: 'succeeded' });
+  });
+
+  it('reads Retry-After in seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-11-30T00:00:00Z');
+    expect(retryAfterMs('7', now)).toBe(7000);
+    expect(retryAfterMs('Mon, 30 Nov 2026 00:00:05 GMT', now)).toBe(5000);
+    expect(retryAfterMs('soon', now)).toBeUndefined();
+    expect(retryAfterMs(null, now)).toBeUndefined();
+  });
+
   it('claims each lease before running: a lease Janus refuses (withdrawn, ended) is not run; no answer at all runs it', async () => {
     // Janus's side of the claim (the scheduler answers lease extensions): refuse one token.
     const responder = nc.subscribe(names.subjects.leaseExtend, {

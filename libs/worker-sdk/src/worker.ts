@@ -14,9 +14,12 @@ export interface JobContext {
 
 /**
  * Return nothing for success, or `{ actualCost }` to settle a budget reservation. Throw to fail
- * (Janus retries per the job type's policy); throw a `Permanent` to fail without retries.
+ * (Janus retries per the job type's policy); throw a `Permanent` to fail without retries; throw a
+ * `Throttled` when the dependency refused for load. Or return the dependency's `Response`: a 2xx is
+ * a success, a 429 (or a 503 with `Retry-After`) a throttled failure with its `Retry-After`, any
+ * other status a failure.
  */
-export type JobHandler = (job: JobMessage, ctx: JobContext) => Promise<void | { actualCost?: number }>;
+export type JobHandler = (job: JobMessage, ctx: JobContext) => Promise<void | { actualCost?: number } | Response>;
 
 export interface WorkerOptions {
   nc: NatsConnection;
@@ -48,6 +51,42 @@ export class LeaseRefused extends Error {
 
 export class Permanent extends Error {
   override readonly name = 'Permanent';
+}
+
+/**
+ * Throw this when the dependency refused for load (an HTTP 429, or a 503 with `Retry-After`): the
+ * outcome carries `"throttled": true` and Janus retries the job no earlier than `retryAfterMs`.
+ * `dependency`: which of the job type's dependencies (default its first).
+ */
+export class Throttled extends Error {
+  override readonly name = 'Throttled';
+  readonly retryAfterMs: number | undefined;
+  readonly dependency: string | undefined;
+
+  constructor(opts: { retryAfterMs?: number; dependency?: string; message?: string } = {}) {
+    super(opts.message ?? 'the dependency refused for load');
+    this.retryAfterMs = opts.retryAfterMs === undefined ? undefined : Math.max(0, Math.min(Math.round(opts.retryAfterMs), 86_400_000));
+    this.dependency = opts.dependency;
+  }
+}
+
+/** `Retry-After` (seconds, or an HTTP date) in ms from now; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** What a handler's returned `Response` means: success, or the error to report. */
+function responseOutcome(res: Response): Throttled | Error | undefined {
+  if (res.ok) return undefined;
+  const after = retryAfterMs(res.headers.get('retry-after'));
+  if (res.status === 429 || (res.status === 503 && after !== undefined)) {
+    return new Throttled({ ...(after !== undefined ? { retryAfterMs: after } : {}), message: `HTTP ${res.status} from the dependency` });
+  }
+  return new Error(`HTTP ${res.status} from the dependency`);
 }
 
 const MAX_ERROR_BYTES = 2048;
@@ -131,7 +170,13 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     let outcome: WorkerOutcome;
     try {
       const result = await opts.handler(job, ctx);
-      outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded', ...(result?.actualCost !== undefined ? { actualCost: result.actualCost } : {}) };
+      if (result instanceof Response) {
+        const failure = responseOutcome(result);
+        if (failure !== undefined) throw failure;
+        outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded' };
+      } else {
+        outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded', ...(result?.actualCost !== undefined ? { actualCost: result.actualCost } : {}) };
+      }
     } catch (error) {
       outcome = {
         jobId: job.jobId,
@@ -140,6 +185,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
         outcome: 'failed',
         error: truncateError(error),
         ...(error instanceof Permanent ? { retryable: false } : {}),
+        ...(error instanceof Throttled
+          ? { throttled: true, ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}), ...(error.dependency !== undefined ? { dependency: error.dependency } : {}) }
+          : {}),
       };
     } finally {
       clearTimeout(timer);

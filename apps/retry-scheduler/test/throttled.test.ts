@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import type { OutcomeEvent } from '@janus/contracts';
+import { messageIds, publishAll } from '@janus/messaging';
+import { announceConfigChange } from '@janus/policy';
+import { waitFor } from '@janus/testing';
+import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
+
+/**
+ * A throttled failure (CONTRACT §4 v1.1: the dependency answered 429 with `Retry-After`) is retried
+ * no earlier than the dependency asked, however short the job type's backoff; any other failure
+ * keeps the backoff.
+ */
+let bed: TestBed;
+let scheduler: Scheduler;
+
+beforeAll(async () => {
+  bed = await openTestBed('throttled', {
+    dependencies: { api: { concurrency: 10 } },
+    tenants: { acme: {} },
+    jobTypes: { call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } } },
+  });
+  scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
+  await announceConfigChange(bed.nc, bed.names, bed.version);
+}, 60_000);
+
+afterAll(async () => {
+  await scheduler?.close();
+  await bed?.close();
+});
+
+/** Fails attempt 1 of a fresh job with `extra`; resolves with how long until its attempt 2 was in the stream. */
+async function retriedAfter(jobId: string, extra: Partial<OutcomeEvent>): Promise<number> {
+  const job = await bed.submit(jobId, 'call');
+  const failed: OutcomeEvent = { jobId, attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'HTTP 429', ...extra };
+  const sent = Date.now();
+  await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('call'), body: failed, msgID: messageIds.attempt(jobId, 1) }]);
+  await waitFor(async () => {
+    const r = await bed.db.pool.query(`SELECT 1 FROM waiting_jobs WHERE job_id = $1 AND attempt = 2 AND state = 'admitted'`, [jobId]);
+    return (r.rowCount ?? 0) > 0;
+  }, 20_000, 20);
+  return Date.now() - sent;
+}
+
+describe('throttled outcomes', () => {
+  it('are retried no earlier than retryAfterMs; other failures after the backoff', async () => {
+    const [throttled, plain, noHint] = await Promise.all([
+      retriedAfter('thr-a', { throttled: true, retryAfterMs: 3_000, dependency: 'api' }),
+      retriedAfter('thr-b', {}),
+      retriedAfter('thr-c', { throttled: true }),
+    ]);
+    console.log(`[throttled] retried after ${throttled} ms (asked 3000), a plain failure after ${plain} ms, throttled without a hint after ${noHint} ms (backoff 50–100 ms)`);
+    expect(throttled).toBeGreaterThanOrEqual(3_000);
+    expect(throttled).toBeLessThan(5_000);
+    expect(plain).toBeLessThan(1_500);
+    expect(noHint).toBeLessThan(1_500);
+  }, 60_000);
+});
