@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AdmittedResponse, BatchAdmittedResponse, JobView } from '@janus/contracts';
+import { AdmittedResponse, BatchAdmittedResponse, JobView, QueuedResponse } from '@janus/contracts';
 
 /**
  * Producers as a fault test needs them: they submit jobs over HTTP to any of several ingress
@@ -28,6 +28,8 @@ export interface ProducerRequest {
   readonly batch: boolean;
   /** Send an Idempotency-Key (per submission), so that a request without an answer can be sent again. */
   readonly keyed: boolean;
+  /** Mode `queue` (single jobs only): a job that cannot be admitted now waits in the room (202 queued). */
+  readonly queue?: boolean;
 }
 
 export interface ProducerLedger {
@@ -54,6 +56,8 @@ export function submissionKey(payload: unknown): string | undefined {
 }
 
 const Rejected = z.object({ retryAfterMs: z.number().optional() });
+/** A single job's 202/200: admitted (CONTRACT §3) or queued (mode `queue`). */
+const SingleAnswer = z.union([AdmittedResponse, QueuedResponse]);
 
 export interface ProducersOptions {
   /** The ingress base URLs to send to, asked on every send (a test may change them). */
@@ -120,7 +124,7 @@ export class Producers {
       const jobs = request.jobs.map((j) => ({ type: j.type, payload: { p: j.id, r } }));
       const idempotencyKey = request.keyed ? `idem-${request.jobs[0]!.id}-${r}` : undefined;
       const path = request.batch ? '/v1/jobs/batch' : '/v1/jobs';
-      const body = request.batch ? { jobs } : jobs[0]!;
+      const body = request.batch ? { jobs } : { ...jobs[0]!, ...(request.queue === true ? { mode: 'queue' } : {}) };
       // The same submission until some instance answers it (or, without a key, until it is unknown).
       let answer: { status: number; body: unknown } | undefined;
       let resent = false;
@@ -148,7 +152,8 @@ export class Producers {
       const { status } = answer;
       this.#count(String(status));
       if (status === 200 || status === 202) {
-        const ids = request.batch ? BatchAdmittedResponse.parse(answer.body).jobs.map((j) => j.jobId) : [AdmittedResponse.parse(answer.body).jobId];
+        const ids = request.batch ? BatchAdmittedResponse.parse(answer.body).jobs.map((j) => j.jobId) : [SingleAnswer.parse(answer.body).jobId];
+        if (!request.batch && (answer.body as { status?: unknown }).status === 'queued') this.#count('queued');
         if (status === 200) this.#count('duplicate');
         keys.forEach((k, n) => this.ledger.answered.set(k, ids[n]!));
         return;

@@ -146,7 +146,10 @@ function workload(): ProducerRequest[] {
   while (n < JOBS) {
     const size = random() < 0.7 ? 1 : Math.min(JOBS - n, 2 + Math.floor(random() * 3));
     const jobs = Array.from({ length: size }, () => ({ id: `c${String(n++).padStart(4, '0')}`, type: types[Math.floor(random() * types.length)]! }));
-    requests.push({ jobs, batch: size > 1, keyed: random() < 0.5 });
+    const keyed = random() < 0.5;
+    // A third of the single jobs in mode "queue": they wait in the room, whose dispatcher runs in
+    // the scheduler that is killed too.
+    requests.push({ jobs, batch: size > 1, keyed, queue: size === 1 && random() < 0.33 });
   }
   return requests;
 }
