@@ -223,13 +223,18 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
 /** Waiting jobs per tenant and job type, and the oldest's age per tenant, read from PostgreSQL when scraped. */
 function roomGauges(registry: LimiterRuntime['registry'], room: WaitingStore): void {
   let last: Awaited<ReturnType<WaitingStore['waitingAll']>> = [];
-  const refresh = async () => {
-    try {
-      last = await room.waitingAll();
-    } catch {
-      // PostgreSQL unreachable: the last counts stay (readiness reports the outage).
-    }
-  };
+  // One query per scrape, shared by both gauges (prom-client collects them concurrently).
+  let reading: Promise<void> | undefined;
+  const refresh = () =>
+    (reading ??= room
+      .waitingAll()
+      .then((rows) => {
+        last = rows;
+      })
+      .catch(() => {
+        // PostgreSQL unreachable: the last counts stay (readiness reports the outage).
+      })
+      .finally(() => setTimeout(() => (reading = undefined), 100)));
   new Gauge({
     name: 'janus_room_waiting_jobs',
     help: 'Jobs waiting in the room (mode queue, due retries), per tenant and job type',
@@ -246,7 +251,8 @@ function roomGauges(registry: LimiterRuntime['registry'], room: WaitingStore): v
     help: "Age of each tenant's oldest waiting job",
     labelNames: ['tenant'],
     registers: [registry],
-    collect() {
+    async collect() {
+      await refresh();
       this.reset();
       const oldest = new Map<string, number>();
       for (const r of last) oldest.set(r.tenant, Math.min(oldest.get(r.tenant) ?? Infinity, r.oldest.getTime()));

@@ -79,4 +79,14 @@ describe('the waiting room in the loop', () => {
     expect(calmShare).toBeGreaterThanOrEqual(0.45);
     expect(calmShare).toBeLessThanOrEqual(0.55);
   }, 60_000);
+
+  it('/metrics shows the room: its leader, what it dispatched, what waits', async () => {
+    const text = await scheduler.runtime.registry.metrics();
+    expect(text).toMatch(/^janus_room_leader(\{[^}]*\})? 1$/m);
+    expect(text).toMatch(/^janus_room_dispatched_total\{disposition="admitted"[^}]*\} [1-9]\d*$/m);
+    expect(text).toMatch(/^janus_room_wait_seconds_count(\{[^}]*\})? [1-9]\d*$/m);
+    // What still waits (the storm test left some of its 600 jobs behind).
+    expect(text).toMatch(/^janus_room_waiting_jobs\{tenant="(storm|calm)",job_type="call"[^}]*\} [1-9]\d*$/m);
+    expect(text).toMatch(/^janus_room_oldest_waiting_seconds\{tenant="(storm|calm)"[^}]*\} \d/m);
+  });
 });
