@@ -18,9 +18,12 @@ let scheduler: Scheduler;
 
 beforeAll(async () => {
   bed = await openTestBed('throttled', {
-    dependencies: { api: { concurrency: 10 } },
+    dependencies: { api: { concurrency: 10 }, paced: { rate: { limit: 100, periodMs: 1000 } } },
     tenants: { acme: {} },
-    jobTypes: { call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } } },
+    jobTypes: {
+      call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+      'paced-call': { dependencies: [{ name: 'paced' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+    },
   });
   scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
   await announceConfigChange(bed.nc, bed.names, bed.version);
@@ -57,4 +60,17 @@ describe('throttled outcomes', () => {
     expect(plain).toBeLessThan(1_500);
     expect(noHint).toBeLessThan(1_500);
   }, 60_000);
+
+  it('close the dependency for retryAfterMs, for every instance: a new admission is refused with the remaining wait', async () => {
+    const job = await bed.submit('thr-d', 'paced-call');
+    const failed: OutcomeEvent = { jobId: 'thr-d', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'HTTP 429', throttled: true, retryAfterMs: 2_000 };
+    await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('paced-call'), body: failed, msgID: messageIds.attempt('thr-d', 1) }]);
+    const refused = await waitFor(async () => {
+      const r = await bed.limiter.admit({ jobs: [{ jobId: 'probe', tenant: 'acme', jobType: 'paced-call', priority: 'high' }] });
+      return r.kind === 'rejected' ? r : undefined;
+    }, 5_000, 20);
+    expect(refused).toMatchObject({ reason: 'dependency_rate' });
+    expect(refused.retryAfterMs).toBeGreaterThan(1_500);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(2_010);
+  }, 30_000);
 });

@@ -127,6 +127,12 @@ export class OutcomeProcessor {
 
   async #afterFailure(event: OutcomeEvent, job: SettledAttempt, msg: JsMsg): Promise<OutcomeDisposition> {
     const jobType = this.deps.limiter.policy.jobType(job.jobType);
+    if (event.throttled === true && event.retryAfterMs !== undefined && event.retryAfterMs > 0) {
+      // The dependency asked for a pause: it is closed to new admissions until then, for every
+      // instance (its rate buckets go into debt). Best effort: a failure here delays nothing else.
+      const dependency = event.dependency ?? jobType?.dependencies[0]?.name;
+      if (dependency !== undefined) await this.deps.limiter.cooldown(job.tenant, job.jobType, dependency, event.retryAfterMs).catch(() => undefined);
+    }
     const retry = jobType?.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
     const decision = decideAfterFailure(retry, job.attempt, seededRandom(job.jobId, job.attempt));
     const lastOutcome = event.outcome === 'timed_out' ? 'timed_out' : 'failed';

@@ -9,6 +9,7 @@ import { EMPTY_POLICY } from '@janus/contracts';
 import { decodeAdmitReply, encodeAdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
+import type { RateLimitSpec } from './policy.js';
 import { INIT_ANSWER } from './codes.js';
 import { InvalidAdmission, JanusError } from './errors.js';
 import { Keys } from './keys.js';
@@ -301,6 +302,25 @@ export class Limiter {
    */
   withdraw(admission: Admitted): Promise<number> {
     return this.#leases.withdraw(admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : [])));
+  }
+
+  /**
+   * A dependency refused for load and asked for `ms` (a throttled outcome, CONTRACT §4 v1.1): its
+   * rate and costRate buckets are closed to new admissions for that long, for every instance (each
+   * bucket goes into debt that refills in `ms`; a deeper debt stays). `tenant` and `jobType` name
+   * where the dependency was used (its limits are read from the policy through them). Returns the
+   * buckets closed; a dependency without a rate limit has none (not closed: a concurrency limit
+   * alone has no bucket to put into debt).
+   */
+  async cooldown(tenant: string, jobType: string, dependency: string, ms: number): Promise<number> {
+    const specs = (this.#policy.limitsFor(tenant, jobType) ?? []).filter(
+      (s): s is RateLimitSpec => s.kind === 'rate' && s.ref.scope === 'dependency' && s.ref.dependency === dependency && s.ref.tenant === undefined,
+    );
+    if (specs.length === 0 || !(ms > 0)) return 0;
+    const args: number[] = [this.#clock.arg(), Math.min(Math.round(ms), 86_400_000)];
+    for (const s of specs) args.push(s.capacity * s.periodMs, s.limit);
+    await this.#store.run('cooldown', specs.map((s) => this.keys.limit(s.id)), args);
+    return specs.length;
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
