@@ -10,7 +10,7 @@
 // Both servers run as child processes; this process only drives load.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
+import { cpuUs } from './proc-cpu.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
@@ -72,20 +73,6 @@ interface CaseResult {
   timeouts: number;
   /** CPU time (user + system) the server process spent per answered request, when /proc tells. */
   serverCpuUsPerRequest?: number;
-}
-
-/** User + system CPU of a process in µs, from /proc (Linux); undefined elsewhere. */
-function cpuUs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat(5); here indexes 11 and 12 after "pid (comm) ".
-    // USER_HZ is 100 on every Linux that Node supports.
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The round with the median throughput (its latencies come with it). */

@@ -26,7 +26,7 @@
 // makes the exit code 1 (a slow figure never does).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,7 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
+import { cpuUs } from './proc-cpu.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
@@ -205,19 +206,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** User + system CPU of a process in µs, from /proc (Linux); undefined elsewhere. */
-function cpuUs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // utime and stime, fields 14 and 15 of stat(5); USER_HZ is 100 on every Linux Node supports.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return undefined;
-  }
-}
 
 // ---- JetStream: the job messages of one job type, with their stored times ---------------------
 interface Stored {
