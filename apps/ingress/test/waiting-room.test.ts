@@ -39,9 +39,10 @@ beforeAll(async () => {
       api: { rate: { limit: 40, periodMs: 1000 } },
       weighted: { rate: { limit: 40, periodMs: 1000 } },
       held: { concurrency: 1 },
+      solo: { concurrency: 1 },
     },
     tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 } },
-    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] } },
+    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] } },
   });
   for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy']) keys[t] = (await createKey([ingress], t)).key;
   const rt = ingress.runtime;
@@ -168,5 +169,13 @@ describe('a queued job', () => {
     const first = same.filter((a) => a.status === 202);
     expect(first).toHaveLength(1);
     expect(same.filter((a) => a.status === 200 && a.body.duplicate === true && a.body.jobId === first[0]!.body.jobId)).toHaveLength(15);
+  });
+
+  it('a replay of an admitted request in mode queue is its duplicate, even while jobs of its type wait', async () => {
+    const first = await submit('one', { type: 'single', mode: 'queue', payload: { r: 1 } }, { 'idempotency-key': 'replayed' });
+    expect(first).toMatchObject({ status: 202, body: { status: 'admitted' } });
+    expect((await submit('one', { type: 'single', mode: 'queue' })).body.status).toBe('queued'); // the room is not empty now
+    const again = await submit('one', { type: 'single', mode: 'queue', payload: { r: 1 } }, { 'idempotency-key': 'replayed' });
+    expect(again).toMatchObject({ status: 200, body: { jobId: first.body.jobId, status: 'admitted', duplicate: true } });
   });
 });

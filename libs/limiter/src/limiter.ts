@@ -229,6 +229,11 @@ export class Limiter {
     return over ? { ...over, index: fresh[over.index]!.i } : result;
   }
 
+  /** Whether a producer's idempotency record for this key is live (its request admitted, or being admitted). */
+  async idempotencyKeyLive(tenant: string, key: string): Promise<boolean> {
+    return (await this.#store.guard(this.#store.redis.exists(this.keys.idempotency(tenant, key)))) === 1;
+  }
+
   /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */
   settle(token: string, outcome: Outcome, actualCost?: number, opts?: SettleOptions): Promise<SettleResult> {
     return this.#leases.settle(token, outcome, actualCost, opts);

@@ -37,6 +37,8 @@ export interface WaitingRoomAccess {
   readonly store: WaitingStore;
   /** Tells the dispatcher a job joined the room. */
   wake(): void;
+  /** Whether the limiter holds a live record of this producer key (a replay of an admitted request). */
+  keyLive?(tenant: string, key: string): Promise<boolean>;
 }
 
 const ENVELOPE_BYTES = 16 * 1024;
@@ -301,7 +303,10 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       // The estimate counts from before the admission was asked: its `retryAfterMs` runs from the
       // limiter's decision, which is later, so the job cannot be admitted before this.
       let asked = Date.now();
-      if (!(await room.store.anyWaiting(job.type))) {
+      // A replay of a request that was admitted (its key is live in the limiter) is answered by the
+      // admission as the duplicate it is, even while jobs of its type wait: it must not queue a new job.
+      const replay = job.idempotencyKey !== undefined && (await room.keyLive?.(tenant, job.idempotencyKey)) === true;
+      if (replay || !(await room.store.anyWaiting(job.type))) {
         asked = Date.now();
         const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, true);
         if (result.kind !== 'rejected') {
