@@ -123,11 +123,6 @@ export class Dispatcher {
     return this.#leader !== undefined;
   }
 
-  /** Jobs waiting in this dispatcher's memory (the leader's view), per tenant. */
-  waitingByTenant(): Map<string, number> {
-    return this.#queue.sizes();
-  }
-
   start(): void {
     const sub = this.deps.nc.subscribe(this.deps.names.subjects.roomWake, {
       callback: (_err, msg) => {
@@ -141,8 +136,7 @@ export class Dispatcher {
   }
 
   /** Capacity may have freed or a job arrived: look again now. */
-  wake(slotFreed = false): void {
-    if (slotFreed) this.#slotFreed = true;
+  wake(): void {
     this.#woken = true;
     const w = this.#wake;
     this.#wake = undefined;

@@ -35,6 +35,15 @@ async function outcomes(count: number): Promise<OutcomeEvent[]> {
   return got;
 }
 
+/** Waits until the workers consumer has delivered and had acked every job; its info then. */
+async function drained() {
+  for (;;) {
+    const i = await jsm.consumers.info(names.streams.jobs, 'workers-email');
+    if (i.num_pending === 0 && i.num_ack_pending === 0) return i;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 beforeAll(async () => {
   nc = await connectNats(settings, { name: 'worker-sdk-test' });
   jsm = await jetstreamManager(nc);
@@ -97,13 +106,7 @@ describe('startWorker', () => {
         throw new Permanent('address does not exist');
       },
     });
-    const info = await (async () => {
-      for (;;) {
-        const i = await jsm.consumers.info(names.streams.jobs, 'workers-email');
-        if (i.num_pending === 0 && i.num_ack_pending === 0) return i;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
+    const info = await drained();
     await worker.stop();
     expect(info.num_ack_pending).toBe(0);
     expect(seen).toEqual(['perm-1']);
@@ -131,11 +134,7 @@ describe('startWorker', () => {
         }
       },
     });
-    for (;;) {
-      const i = await jsm.consumers.info(names.streams.jobs, 'workers-email');
-      if (i.num_pending === 0 && i.num_ack_pending === 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await drained();
     await worker.stop();
     const got = new Map((await outcomes(10)).filter((o) => o.jobId.startsWith('thr-')).map((o) => [o.jobId, o]));
     expect(got.get('thr-1')).toMatchObject({ outcome: 'failed', throttled: true, retryAfterMs: 2500, dependency: 'smtp' });
