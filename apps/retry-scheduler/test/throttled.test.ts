@@ -18,10 +18,13 @@ let scheduler: Scheduler;
 
 beforeAll(async () => {
   bed = await openTestBed('throttled', {
-    dependencies: { api: { concurrency: 10 }, paced: { rate: { limit: 100, periodMs: 1000 } } },
+    // A throttle closes its dependency for everyone (cooldown): the throttled job and the plain
+    // failure compared with it use different dependencies, so that one does not hold the other.
+    dependencies: { api: { concurrency: 10 }, busy: { concurrency: 10 }, paced: { rate: { limit: 100, periodMs: 1000 } } },
     tenants: { acme: {} },
     jobTypes: {
       call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+      'busy-call': { dependencies: [{ name: 'busy' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
       'paced-call': { dependencies: [{ name: 'paced' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
     },
   });
@@ -35,11 +38,11 @@ afterAll(async () => {
 });
 
 /** Fails attempt 1 of a fresh job with `extra`; resolves with how long until its attempt 2 was in the stream. */
-async function retriedAfter(jobId: string, extra: Partial<OutcomeEvent>): Promise<number> {
-  const job = await bed.submit(jobId, 'call');
+async function retriedAfter(jobId: string, extra: Partial<OutcomeEvent>, jobType = 'call'): Promise<number> {
+  const job = await bed.submit(jobId, jobType);
   const failed: OutcomeEvent = { jobId, attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'HTTP 429', ...extra };
   const sent = Date.now();
-  await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('call'), body: failed, msgID: messageIds.attempt(jobId, 1) }]);
+  await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome(jobType), body: failed, msgID: messageIds.attempt(jobId, 1) }]);
   await waitFor(async () => {
     const r = await bed.db.pool.query(`SELECT 1 FROM waiting_jobs WHERE job_id = $1 AND attempt = 2 AND state = 'admitted'`, [jobId]);
     return (r.rowCount ?? 0) > 0;
@@ -50,7 +53,7 @@ async function retriedAfter(jobId: string, extra: Partial<OutcomeEvent>): Promis
 describe('throttled outcomes', () => {
   it('are retried no earlier than retryAfterMs; other failures after the backoff', async () => {
     const [throttled, plain, noHint] = await Promise.all([
-      retriedAfter('thr-a', { throttled: true, retryAfterMs: 3_000, dependency: 'api' }),
+      retriedAfter('thr-a', { throttled: true, retryAfterMs: 3_000, dependency: 'busy' }, 'busy-call'),
       retriedAfter('thr-b', {}),
       retriedAfter('thr-c', { throttled: true }),
     ]);

@@ -22,7 +22,9 @@ const N = BIG ? 100_000 : 12_000;
 const BATCH = 500;
 
 const policyDoc: PolicyDocumentInput = {
-  dependencies: { bulk: {}, solo: { concurrency: 1 } },
+  // `bulk` fails every job on purpose, which would open its outage circuit (CONTRACT §2 `adaptive`)
+  // and hold the next batches back: this test is about the outcomes consumer, not the circuit.
+  dependencies: { bulk: { adaptive: { enabled: false } }, solo: { concurrency: 1 } },
   tenants: { acme: {} },
   jobTypes: {
     // Failures wait 10 minutes (5–10 with the jitter) for attempt 2.

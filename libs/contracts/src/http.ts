@@ -13,6 +13,12 @@ export const REJECT_REASONS = [
   'budget_exhausted',
   'shed',
   'queue_full',
+  /** v1.1: the dependency's outage circuit is open (§2 `adaptive`). */
+  'dependency_unavailable',
+  /** v1.1: an admin paused the dependency or job type (§5). */
+  'paused',
+  /** Internal: a retry over its dependency's retry budget (§2 `retryBudget`) waits; producers never see it. */
+  'retry_budget',
 ] as const;
 export const RejectReason = z.enum(REJECT_REASONS);
 export type RejectReason = z.infer<typeof RejectReason>;

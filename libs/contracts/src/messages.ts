@@ -131,6 +131,13 @@ export const RetryMessage = z.object({
   /** What became of the previous attempt (for a dead letter if the retry can never be admitted). */
   lastOutcome: z.enum(['failed', 'timed_out']),
   error: z.string().max(2048).optional(),
+  /**
+   * How many of the attempts so far (1 … attempt − 1) were not charged to the job's `maxAttempts`:
+   * throttled failures (the dependency refused for load; the job never really ran). The attempt
+   * number still counts every attempt (it names the JetStream messages); this keeps the difference.
+   * Absent: 0.
+   */
+  uncharged: z.number().int().min(0).max(1000).optional(),
 });
 export type RetryMessage = z.infer<typeof RetryMessage>;
 

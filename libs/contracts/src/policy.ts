@@ -3,10 +3,16 @@ import { Name } from './names.js';
 
 const positiveInt = z.number().int().min(1);
 
+/**
+ * `kind` (v1.1): `bucket` (absent = bucket) is a token bucket of `burst` (default `limit`) refilled at
+ * `limit` per `periodMs` — up to `burst + limit` in one period; `window` admits at most `limit` in
+ * ANY `periodMs` (a sliding window; `burst` does not apply and is ignored).
+ */
 export const Rate = z.strictObject({
   limit: positiveInt,
   periodMs: positiveInt,
   burst: positiveInt.optional(),
+  kind: z.enum(['bucket', 'window']).optional(),
 });
 export type Rate = z.infer<typeof Rate>;
 
@@ -22,6 +28,19 @@ export const DependencyPolicy = z.strictObject({
     })
     .optional(),
   failMode: z.enum(['closed', 'open']).default('closed'),
+  /**
+   * v1.1: over any sliding 10 s, retries admitted to this dependency ≤ ratio × first attempts
+   * admitted + minPerSec × 10; a retry over budget waits. Absent: the defaults apply.
+   */
+  retryBudget: z
+    .strictObject({ ratio: z.number().min(0).max(100).default(0.2), minPerSec: z.number().min(0).max(1_000_000).default(10) })
+    .optional(),
+  /**
+   * v1.1: throttled outcomes close the dependency for the `retryAfterMs` asked and lower its effective
+   * rate (never below `minRatio` × declared); it climbs back while no throttling is reported; errors
+   * and timeouts on most attempts open its outage circuit. Absent: enabled with the defaults.
+   */
+  adaptive: z.strictObject({ enabled: z.boolean().default(true), minRatio: z.number().gt(0).max(1).default(0.1) }).optional(),
 });
 export type DependencyPolicy = z.infer<typeof DependencyPolicy>;
 export type DependencyPolicyInput = z.input<typeof DependencyPolicy>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideAfterFailure, retryDelayMs } from './backoff.js';
+import { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS, retryDelayMs } from './backoff.js';
 
 const retry = { maxAttempts: 4, baseDelayMs: 1000, maxDelayMs: 3000 };
 
@@ -22,5 +22,25 @@ describe('decideAfterFailure', () => {
     expect(decideAfterFailure(retry, 3, () => 0)).toEqual({ kind: 'retry', nextAttempt: 4, delayMs: 1500 });
     expect(decideAfterFailure(retry, 4)).toEqual({ kind: 'dead' });
     expect(decideAfterFailure({ ...retry, maxAttempts: 1 }, 1)).toEqual({ kind: 'dead' });
+  });
+
+  it('counts only charged attempts: uncharged (throttled) ones move the attempt number but not toward maxAttempts', () => {
+    // Attempt 4 failed, 3 of the 4 uncharged: 1 charged of 4, and attempt 5 comes next, at the first step.
+    expect(decideAfterFailure(retry, 4, () => 0, 3)).toEqual({ kind: 'retry', nextAttempt: 5, delayMs: 500 });
+    // Every attempt uncharged: still the first step (no exponential growth), never dead.
+    expect(decideAfterFailure(retry, 6, () => 0, 6)).toEqual({ kind: 'retry', nextAttempt: 7, delayMs: 500 });
+    // 3 charged of 6: the backoff of a third failure; the 4th charged one is the last.
+    expect(decideAfterFailure(retry, 6, () => 0, 3)).toEqual({ kind: 'retry', nextAttempt: 7, delayMs: 1500 });
+    expect(decideAfterFailure(retry, 7, () => 0, 3)).toEqual({ kind: 'dead' });
+    expect(decideAfterFailure({ ...retry, maxAttempts: 1 }, 2, () => 0, 1)).toEqual({ kind: 'dead' });
+  });
+
+  it(`charges at most ${MAX_UNCHARGED_ATTEMPTS} uncharged attempts: no job retries for ever`, () => {
+    expect(MAX_UNCHARGED_ATTEMPTS).toBe(20);
+    const last = retry.maxAttempts + MAX_UNCHARGED_ATTEMPTS;
+    expect(decideAfterFailure(retry, last - 1, () => 0, MAX_UNCHARGED_ATTEMPTS)).toMatchObject({ kind: 'retry', nextAttempt: last });
+    expect(decideAfterFailure(retry, last, () => 0, MAX_UNCHARGED_ATTEMPTS)).toEqual({ kind: 'dead' });
+    // A count past the cap (every attempt throttled) is taken as the cap.
+    expect(decideAfterFailure(retry, last, () => 0, last)).toEqual({ kind: 'dead' });
   });
 });

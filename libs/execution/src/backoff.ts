@@ -16,9 +16,22 @@ export type FailureDecision =
   | { readonly kind: 'retry'; readonly nextAttempt: number; readonly delayMs: number }
   | { readonly kind: 'dead' };
 
-/** After attempt `attempt` failed or timed out: another attempt, or a dead letter. */
-export function decideAfterFailure(retry: RetryPolicy, attempt: number, random?: () => number): FailureDecision {
-  if (attempt >= retry.maxAttempts) return { kind: 'dead' };
-  const nextAttempt = attempt + 1;
-  return { kind: 'retry', nextAttempt, delayMs: retryDelayMs(retry, nextAttempt, random) };
+/**
+ * At most this many attempts of a job go uncharged (a throttled failure is not the job's fault, so
+ * it does not count toward `maxAttempts`); beyond that such failures are charged like any other, so
+ * that a dependency that refuses for ever cannot keep a job retrying for ever.
+ */
+export const MAX_UNCHARGED_ATTEMPTS = 20;
+
+/**
+ * After attempt `attempt` failed or timed out: another attempt, or a dead letter. `uncharged`: how
+ * many of the attempts up to and including this one are not charged (capped at
+ * MAX_UNCHARGED_ATTEMPTS). The job is dead once its CHARGED attempts reach `maxAttempts`, and the
+ * backoff grows with those only (a job throttled again and again keeps the first step); the attempt
+ * number still goes up by one, as it names the next attempt's messages.
+ */
+export function decideAfterFailure(retry: RetryPolicy, attempt: number, random?: () => number, uncharged = 0): FailureDecision {
+  const charged = attempt - Math.min(uncharged, MAX_UNCHARGED_ATTEMPTS);
+  if (charged >= retry.maxAttempts) return { kind: 'dead' };
+  return { kind: 'retry', nextAttempt: attempt + 1, delayMs: retryDelayMs(retry, charged + 1, random) };
 }

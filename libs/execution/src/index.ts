@@ -1,4 +1,4 @@
-export { decideAfterFailure, retryDelayMs, type FailureDecision } from './backoff.js';
+export { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS, retryDelayMs, type FailureDecision } from './backoff.js';
 export { decodeRetryContext, encodeRetryContext, RetryContext } from './retry-context.js';
 export { OutcomeProcessor, type OutcomeDisposition, type OutcomeProcessorDeps } from './outcomes.js';
 export { RetryProcessor, type RetryDisposition, type RetryProcessorDeps } from './retries.js';

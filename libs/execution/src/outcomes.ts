@@ -1,8 +1,8 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { OutcomeEvent, outcomeReportId, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
 import { messageIds, parseMessage, publishJson, type NatsNames } from '@janus/messaging';
-import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
-import { decideAfterFailure } from './backoff.js';
+import { StateLost, StoreUnavailable, type FeedbackResult, type FeedbackSignal, type Limiter } from '@janus/limiter';
+import { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS } from './backoff.js';
 import { publishDeadLetter, publishLedger, type Publishing } from './publishing.js';
 import { decodeRetryContext, type RetryContext } from './retry-context.js';
 import { seededRandom } from './seeded-random.js';
@@ -26,6 +26,8 @@ export interface OutcomeProcessorDeps {
   readonly names: NatsNames;
   /** Current time in ms (tests may pin it). */
   readonly now?: () => number;
+  /** Called with what each accepted outcome did to its dependencies (metrics: throttle signals, circuit transitions). */
+  readonly onFeedback?: (jobType: string, signal: FeedbackSignal, result: FeedbackResult) => void;
 }
 
 interface SettledAttempt {
@@ -50,6 +52,9 @@ const RETRY_STORE_DOWN_MS = 1_000;
  * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` (msgID
  *   `<jobId>.<attempt>.applied`) before the message is acked: job status derives from those only.
  * - `retryable: false` on a failure: no retry, a dead letter at once.
+ * - A throttled failure (the dependency refused for load) is not charged to `maxAttempts` (at most
+ *   MAX_UNCHARGED_ATTEMPTS of them per job): the count of uncharged attempts travels with the retry
+ *   and the next lease (`RetryMessage.uncharged`, `RetryContext.uncharged`).
  * - A failure with attempts left becomes a retry: a `RetryMessage` on `<ns>.retries.<type>` (msgID
  *   `<jobId>.<next attempt>.retry`) carrying everything the next attempt needs and its due time
  *   (backoff with deterministic jitter), published before the outcome is acked. The outcome message
@@ -118,23 +123,39 @@ export class OutcomeProcessor {
     // The outcome is accepted: make that durable before anything else follows from it (the
     // persister derives status from these only), and before the outcome message is acked.
     await this.#applied(event, settled);
+    const feedback = await this.#feedback(event, settled);
     if (event.outcome === 'succeeded') {
       msg.ack();
       return 'succeeded';
     }
-    return this.#afterFailure(event, settled, msg);
+    return this.#afterFailure(event, settled, msg, feedback.uncharged);
   }
 
-  async #afterFailure(event: OutcomeEvent, job: SettledAttempt, msg: JsMsg): Promise<OutcomeDisposition> {
+  /**
+   * Tells the limiter what the outcome says about the job type's dependencies (CONTRACT §2
+   * `adaptive`): a throttled failure closes its dependency for the `retryAfterMs` asked and lowers
+   * its effective rate, for every instance; successes, errors and timeouts drive the outage circuit.
+   * Best effort: a store fault here must not hold the outcome (it is applied already).
+   */
+  async #feedback(event: OutcomeEvent, job: SettledAttempt): Promise<FeedbackResult> {
+    const signal = event.outcome === 'succeeded' ? 'succeeded' : event.throttled === true ? 'throttled' : 'failed';
+    const options = { ...(event.dependency !== undefined ? { dependency: event.dependency } : {}), ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) };
+    const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch((): FeedbackResult => ({ uncharged: false, transitions: [] }));
+    this.deps.onFeedback?.(job.jobType, signal, result);
+    return result;
+  }
+
+  async #afterFailure(event: OutcomeEvent, job: SettledAttempt, msg: JsMsg, circuitOpen: boolean): Promise<OutcomeDisposition> {
     const jobType = this.deps.limiter.policy.jobType(job.jobType);
-    if (event.throttled === true && event.retryAfterMs !== undefined && event.retryAfterMs > 0) {
-      // The dependency asked for a pause: it is closed to new admissions until then, for every
-      // instance (its rate buckets go into debt). Best effort: a failure here delays nothing else.
-      const dependency = event.dependency ?? jobType?.dependencies[0]?.name;
-      if (dependency !== undefined) await this.deps.limiter.cooldown(job.tenant, job.jobType, dependency, event.retryAfterMs).catch(() => undefined);
-    }
     const retry = jobType?.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
-    const decision = decideAfterFailure(retry, job.attempt, seededRandom(job.jobId, job.attempt));
+    // Is this attempt free (not charged to maxAttempts)? A throttled failure is: the dependency
+    // refused for load, the job never really ran. So is a failure while the dependency's outage
+    // circuit was open or half-open (a probe, or news from before it opened): the outage failed it.
+    const free = event.throttled === true || circuitOpen;
+    // Uncharged attempts so far, this one included; past the cap every failure is charged, so no job
+    // retries for ever.
+    const uncharged = Math.min((job.context?.uncharged ?? 0) + (free ? 1 : 0), MAX_UNCHARGED_ATTEMPTS);
+    const decision = decideAfterFailure(retry, job.attempt, seededRandom(job.jobId, job.attempt), uncharged);
     const lastOutcome = event.outcome === 'timed_out' ? 'timed_out' : 'failed';
     // `retryable: false`: the worker knows the failure is permanent (CONTRACT §4).
     if (decision.kind === 'dead' || job.context === undefined || event.retryable === false) {
@@ -166,6 +187,8 @@ export class OutcomeProcessor {
       dueAt: new Date(publishedAt + Math.max(decision.delayMs, event.throttled === true ? (event.retryAfterMs ?? 0) : 0)).toISOString(),
       lastOutcome,
       ...(event.error !== undefined ? { error: event.error.slice(0, 2048) } : {}),
+      // Carried down to the next attempt's lease, so that its outcome adds to it.
+      ...(uncharged > 0 ? { uncharged } : {}),
     };
     // Acknowledged by JetStream (and deduped by its msgID) before the outcome is acked.
     await publishJson(this.deps.js, this.deps.names.subjects.retry(job.jobType), waiting, messageIds.retry(job.jobId, decision.nextAttempt));

@@ -122,6 +122,8 @@ export class RetryProcessor {
               ...(retry.payload !== undefined ? { payload: retry.payload } : {}),
               ...(retry.cost !== undefined ? { cost: retry.cost } : {}),
               ...(retry.createdAt !== undefined ? { createdAt: retry.createdAt } : {}),
+              // The next outcome adds to it (outcomes.ts).
+              ...(retry.uncharged !== undefined ? { uncharged: retry.uncharged } : {}),
             }),
           },
         ],

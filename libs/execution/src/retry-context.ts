@@ -4,7 +4,8 @@ import { jsonWithRaw } from '@janus/messaging';
 
 /**
  * What a retry needs of the original job, kept with its lease in Redis (the outcome event carries
- * only jobId and attempt): who, which type, the original priority and the payload.
+ * only jobId and attempt): who, which type, the original priority, the payload, and how many
+ * attempts so far were not charged.
  */
 export const RetryContext = z.object({
   tenant: Name,
@@ -14,6 +15,11 @@ export const RetryContext = z.object({
   /** The producer's cost override, which applies to every attempt. */
   cost: z.number().int().min(0).optional(),
   createdAt: z.string().optional(),
+  /**
+   * How many attempts before this one were not charged to `maxAttempts` (see `RetryMessage`): kept
+   * with the lease so that this attempt's outcome adds to it. Absent: 0.
+   */
+  uncharged: z.number().int().min(0).max(1000).optional(),
 });
 export type RetryContext = z.infer<typeof RetryContext>;
 

@@ -5,7 +5,7 @@
  * "profile" (limit list and the constant part of the lease record), also sent once per call.
  */
 import type { RejectReason } from '@janus/contracts';
-import { ADMIT_REPLY, LIMIT_KIND, NOT_LIMITED, PRIORITY } from './codes.js';
+import { ADMIT_REPLY, ADAPTIVE, LIMIT_KIND, NOT_LIMITED, PRIORITY, UNBOUNDED } from './codes.js';
 import { JanusError, StateLost } from './errors.js';
 import type { Keys } from './keys.js';
 import { lengthPrefixed, rateEntry } from './lease-record.js';
@@ -14,7 +14,10 @@ import type { LeaseTokens } from './token.js';
 import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, JobAdmission } from './types.js';
 
 type Arg = string | number;
-type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number];
+type LimitDef = [kind: number, keyIndex: number, reason: string, capHigh: number, capNormal: number, capLow: number, p: number, q: number, g: number];
+
+/** How a job uses a dependency's attempt counters: a first attempt is counted, a retry is checked against the retry budget. */
+type AttemptsUse = 'firsts' | 'retries';
 
 interface Profile {
   /** 1-based index among the call's profiles. */
@@ -71,21 +74,25 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   };
   const limitArgs: Arg[] = [];
   const limitIndex = new Map<string, number>();
-  const limitOf = (spec: LimitSpec): number => {
-    let i = limitIndex.get(spec.id);
+  const limitOf = (spec: LimitSpec, use?: AttemptsUse): number => {
+    const id = use === undefined ? spec.id : `${spec.id}#${use}`;
+    let i = limitIndex.get(id);
     if (i === undefined) {
       const key = k.limit(spec.id);
       const keyIndex = keyOf(key);
-      limitArgs.push(...encodeLimit(spec, keyIndex, policy, spec.kind === 'concurrency' ? keyOf(k.poolExpiries(key)) : 0));
+      const expiries = spec.kind === 'concurrency' || spec.kind === 'window' ? keyOf(k.poolExpiries(key)) : 0;
+      // a dependency's guard comes before its rates in the policy's list, so it already has its index
+      const guard = (spec.kind === 'rate' || spec.kind === 'window') && spec.guard !== undefined ? (limitIndex.get(spec.guard) ?? 0) : 0;
+      limitArgs.push(...encodeLimit(spec, keyIndex, policy, expiries, guard, use));
       i = limitIndex.size + 1;
-      limitIndex.set(spec.id, i);
+      limitIndex.set(id, i);
     }
     return i;
   };
   const profileArgs: Arg[] = [];
   const profiles = new Map<string, Profile | null>();
   const profileOf = (job: JobAdmission): Profile | null => {
-    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}`;
+    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${(job.attempt ?? 1) > 1 ? 'r' : ''}`;
     let p = profiles.get(memo);
     if (p === undefined) {
       p = encodeProfile(k, policy, job, limitOf, profileArgs, profiles.size + 1);
@@ -175,7 +182,7 @@ export function decodeAdmitReply<T>(reply: unknown, call: AdmitCall<T>, tokens: 
 }
 
 /** A job's limit list, lease-record segment and sizes, encoded once per call (null: unknown job type). */
-function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, limitOf: (spec: LimitSpec) => number, out: Arg[], index: number): Profile | null {
+function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, limitOf: (spec: LimitSpec, use?: AttemptsUse) => number, out: Arg[], index: number): Profile | null {
   const jt = policy.jobType(job.jobType);
   const specs = policy.limitsFor(job.tenant, job.jobType);
   if (jt === undefined || specs === undefined) return null;
@@ -194,6 +201,11 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       // A costRate bucket also records the job's estimate and periodMs: settle charges or gives back
       // its share of the actual cost (src/lease-record.ts).
       rate.push(rateEntry(key, scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
+    } else if (spec.kind === 'attempts') {
+      out.push(limitOf(spec, (job.attempt ?? 1) > 1 ? 'retries' : 'firsts'), 1);
+    } else if (spec.kind === 'window' || spec.kind === 'guard') {
+      // a window's entries are not given back by revoke (conservative: never over the limit)
+      out.push(limitOf(spec), amount);
     } else {
       out.push(limitOf(spec), amount);
       if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));
@@ -208,25 +220,28 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
   return { index, timeoutMs: jt.timeoutMs, reserved };
 }
 
-/** A limit as the script takes it: rate amounts and caps are scaled by periodMs (see includes/bucket.lua). */
-function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, expiriesIndex: number): LimitDef {
-  if (spec.kind === 'concurrency') {
-    if (spec.capacity === null) return [LIMIT_KIND.concurrency, keyIndex, spec.reason, NOT_LIMITED, NOT_LIMITED, NOT_LIMITED, expiriesIndex];
-    return [LIMIT_KIND.concurrency, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), expiriesIndex];
+/** A limit as the script takes it (src/lua/admit-n.lua's header): rate amounts and caps are scaled by periodMs (see includes/bucket.lua). */
+function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, expiriesIndex: number, guardIndex: number, use: AttemptsUse | undefined): LimitDef {
+  const shares = (capacity: number): [number, number, number] => [capacity, policy.shareOf('normal', capacity), policy.shareOf('low', capacity)];
+  switch (spec.kind) {
+    case 'concurrency':
+      if (spec.capacity === null) return [LIMIT_KIND.concurrency, keyIndex, spec.reason, NOT_LIMITED, NOT_LIMITED, NOT_LIMITED, expiriesIndex, 0, 0];
+      return [LIMIT_KIND.concurrency, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, 0, 0];
+    case 'budget':
+      return [LIMIT_KIND.budget, keyIndex, spec.reason, ...shares(spec.capacity), spec.periodMs, 0, 0];
+    case 'window':
+      return [LIMIT_KIND.window, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, spec.periodMs, guardIndex];
+    case 'guard':
+      return [LIMIT_KIND.guard, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.minRatio * ADAPTIVE.ppm), 0, 0];
+    case 'attempts':
+      if (use === 'retries') return [LIMIT_KIND.retries, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.ratio * ADAPTIVE.ppm), spec.allowance, 0];
+      return [LIMIT_KIND.firsts, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, 0, 0, 0];
+    case 'rate': {
+      const scale = spec.periodMs;
+      const [high, normal, low] = shares(spec.capacity);
+      return [LIMIT_KIND.rate, keyIndex, spec.reason, high * scale, normal * scale, low * scale, spec.limit, 0, guardIndex];
+    }
   }
-  if (spec.kind === 'budget') {
-    return [LIMIT_KIND.budget, keyIndex, spec.reason, spec.capacity, policy.shareOf('normal', spec.capacity), policy.shareOf('low', spec.capacity), spec.periodMs];
-  }
-  const scale = spec.periodMs;
-  return [
-    LIMIT_KIND.rate,
-    keyIndex,
-    spec.reason,
-    spec.capacity * scale,
-    policy.shareOf('normal', spec.capacity) * scale,
-    policy.shareOf('low', spec.capacity) * scale,
-    spec.limit,
-  ];
 }
 
 /** The answer of an admitted group: a lease per job, or the record of a job that was an idempotent replay. */

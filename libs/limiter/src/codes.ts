@@ -9,8 +9,48 @@
  * integers; its Lua name is the export name and the key in UPPER_SNAKE_CASE.
  */
 
-/** A limit's kind in the admit ARGV. */
-export const LIMIT_KIND = { rate: 1, concurrency: 2, budget: 3 } as const;
+/**
+ * A limit's kind in the admit ARGV: a token bucket, a concurrency pool, a budget window, a sliding
+ * window (rate `kind: "window"`), a dependency's guard (cooldown, effective-rate ratio and outage
+ * circuit, includes/guard.lua), and a dependency's attempt counters (first attempts counted,
+ * retries checked against the retry budget, includes/attempts.lua).
+ */
+export const LIMIT_KIND = { rate: 1, concurrency: 2, budget: 3, window: 4, guard: 5, firsts: 6, retries: 7 } as const;
+
+/** A cap no admission reaches: limits that are always checked but whose cap comes from their state (guard, attempts). */
+export const UNBOUNDED = 2 ** 50;
+
+/**
+ * The adaptive constants (CONTRACT §2 `adaptive`; docs/dependency-protection.md explains the choice).
+ * The effective rate is `ratio × declared`, ratio in parts per million (ppm):
+ * - a throttled outcome multiplies it by `decreasePpm` (0.7), at most once per `decreaseGapMs`
+ *   after the cooldown it set ends (the 429s of jobs admitted before the decrease carry no news);
+ * - without throttling it climbs back by `increasePpmPerS` (2 % of the declared rate per second:
+ *   from 10 % to 100 % in 45 s, from 70 % back in 15 s);
+ * - the outage circuit opens when, over the last `circuitWindowS` seconds, at least
+ *   `circuitMinCalls` outcomes were seen and at least half failed (errors and timeouts; throttling
+ *   is not an outage); it stays open `circuitOpenMs`, doubling after each failed probe up to
+ *   `circuitOpenMaxMs`; half-open admits one probe per `probeGapMs` until one succeeds.
+ */
+export const ADAPTIVE = {
+  ppm: 1_000_000,
+  decreasePpm: 700_000,
+  decreaseGapMs: 1_000,
+  increasePpmPerS: 20_000,
+  circuitWindowS: 10,
+  circuitMinCalls: 10,
+  circuitOpenMs: 1_000,
+  circuitOpenMaxMs: 5_000,
+  probeGapMs: 1_000,
+  /** Retry budgets count over this many one-second slots (a sliding 10 s, CONTRACT §2 `retryBudget`). */
+  retryWindowS: 10,
+} as const;
+
+/** A feedback signal (feedback-n.lua). */
+export const SIGNAL = { succeeded: 1, failed: 2, throttled: 3 } as const;
+
+/** feedback-n.lua's per-dependency transition. */
+export const TRANSITION = { none: 0, opened: 1, closed: 2, reopened: 3, decreased: 4 } as const;
 
 /** A profile's priority in the admit ARGV; also the offset of its cap (capHigh, capNormal, capLow) in a limit. */
 export const PRIORITY = { high: 1, normal: 2, low: 3 } as const;

@@ -1,5 +1,6 @@
 export { compilePolicy, amountFor, estimateFor, exceedsCapacity, shareCapacity } from './policy.js';
-export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, ConcurrencySpec, BudgetSpec, LimitAmount } from './policy.js';
+export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, WindowSpec, GuardSpec, AttemptsSpec, ConcurrencySpec, BudgetSpec, LimitAmount } from './policy.js';
+export { ADAPTIVE } from './codes.js';
 export { Limiter, MAX_BATCH } from './limiter.js';
 export type { LimiterOptions } from './limiter.js';
 export { Keys, limitId, type IdempotencyKind } from './keys.js';

@@ -102,6 +102,10 @@ export const limitId = {
   tenantConcurrency: (tenant: string) => `tenant:${tenant}:conc`,
   /** One hash per tenant holding the current window start and the amount used in it. */
   tenantBudget: (tenant: string) => `tenant:${tenant}:budget`,
+  /** An adaptive dependency's guard: cooldown, effective-rate ratio, outage circuit (src/lua/includes/guard.lua). */
+  depGuard: (dep: string) => `dep:${dep}:guard`,
+  /** A dependency's first attempts and retries per second, for its retry budget (src/lua/includes/ring.lua). */
+  depAttempts: (dep: string) => `dep:${dep}:attempts`,
   globalRate: () => 'global:rate',
   globalConcurrency: () => 'global:conc',
 } as const;

@@ -9,10 +9,9 @@ import { EMPTY_POLICY } from '@janus/contracts';
 import { decodeAdmitReply, encodeAdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
-import type { RateLimitSpec } from './policy.js';
-import { INIT_ANSWER } from './codes.js';
+import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
 import { InvalidAdmission, JanusError } from './errors.js';
-import { Keys } from './keys.js';
+import { Keys, limitId } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
 import { ReadModels } from './read-models.js';
@@ -24,10 +23,13 @@ import type {
   AdmissionResult,
   Admitted,
   ConfirmResult,
+  DependencyState,
   ExpiredBatch,
   ExpiredEntry,
   ExpiredLease,
   ExtendResult,
+  FeedbackResult,
+  FeedbackSignal,
   FindExpiredOptions,
   LeaseStateResult,
   LimiterSnapshot,
@@ -39,8 +41,11 @@ import type {
   SettleResult,
   StateStatus,
   TenantUsage,
+  Transition,
   UnclaimedLease,
 } from './types.js';
+
+const TRANSITION_NAMES: Record<number, Transition> = Object.fromEntries(Object.entries(TRANSITION).map(([name, code]) => [code, name as Transition]));
 
 export { MAX_BATCH };
 
@@ -310,22 +315,62 @@ export class Limiter {
   }
 
   /**
-   * A dependency refused for load and asked for `ms` (a throttled outcome, CONTRACT §4 v1.1): its
-   * rate and costRate buckets are closed to new admissions for that long, for every instance (each
-   * bucket goes into debt that refills in `ms`; a deeper debt stays). `tenant` and `jobType` name
-   * where the dependency was used (its limits are read from the policy through them). Returns the
-   * buckets closed; a dependency without a rate limit has none (not closed: a concurrency limit
-   * alone has no bucket to put into debt).
+   * What a worker's outcome says about the dependencies of its job type (CONTRACT §2 `adaptive`,
+   * §4 v1.1), applied to their guards in one atomic step (feedback-n.lua):
+   * - `throttled`: `dependency` (default the job type's first) is closed to new admissions for
+   *   `retryAfterMs`, for every instance, and its effective rate drops (at most once per cooldown);
+   * - `succeeded`: closes an open outage circuit; counted for the circuit otherwise;
+   * - `failed` (an error or a timeout, not throttling): counted for the circuit of `dependency`, or of
+   *   every dependency of the job type when the worker did not say which; may open it.
+   * Dependencies with `adaptive.enabled: false` are left alone. `uncharged`: a circuit concerned was
+   * open or half-open, so the attempt proved nothing about the job and does not use up its attempts.
    */
-  async cooldown(tenant: string, jobType: string, dependency: string, ms: number): Promise<number> {
-    const specs = (this.#policy.limitsFor(tenant, jobType) ?? []).filter(
-      (s): s is RateLimitSpec => s.kind === 'rate' && s.ref.scope === 'dependency' && s.ref.dependency === dependency && s.ref.tenant === undefined,
-    );
-    if (specs.length === 0 || !(ms > 0)) return 0;
-    const args: number[] = [this.#clock.arg(), Math.min(Math.round(ms), 86_400_000)];
-    for (const s of specs) args.push(s.capacity * s.periodMs, s.limit);
-    await this.#store.run('cooldown', specs.map((s) => this.keys.limit(s.id)), args);
-    return specs.length;
+  async feedback(jobType: string, signal: FeedbackSignal, options: { readonly dependency?: string; readonly retryAfterMs?: number } = {}): Promise<FeedbackResult> {
+    const policy = this.#policy;
+    const jt = policy.jobType(jobType);
+    const own = jt?.dependencies.map((d) => d.name) ?? [];
+    const named = options.dependency !== undefined && own.includes(options.dependency) ? options.dependency : undefined;
+    const concerned = signal === 'throttled' ? [named ?? own[0]] : signal === 'failed' && named !== undefined ? [named] : own;
+    const deps = concerned.filter((d): d is string => d !== undefined && (policy.document.dependencies[d]?.adaptive?.enabled ?? true));
+    if (deps.length === 0) return { uncharged: false, transitions: [] };
+    const ms = signal === 'throttled' ? Math.min(Math.max(0, Math.round(options.retryAfterMs ?? 0)), 86_400_000) : 0;
+    const args: number[] = [this.#clock.arg(), SIGNAL[signal], ms];
+    for (const d of deps) args.push(Math.round((policy.document.dependencies[d]?.adaptive?.minRatio ?? 0.1) * ADAPTIVE.ppm));
+    const reply = (await this.#store.run('feedback', deps.map((d) => this.keys.limit(limitId.depGuard(d))), args)) as number[];
+    const transitions: { dependency: string; transition: Exclude<Transition, 'none'> }[] = [];
+    let uncharged = false;
+    deps.forEach((dependency, i) => {
+      if (Number(reply[i * 2]) === 1) uncharged = true;
+      const t = TRANSITION_NAMES[Number(reply[i * 2 + 1])];
+      if (t !== undefined && t !== 'none') transitions.push({ dependency, transition: t });
+    });
+    return { uncharged, transitions };
+  }
+
+  /** A dependency's live state (GET /v1/dependencies/{name}/state); undefined when the policy has no such dependency. */
+  async dependencyState(name: string): Promise<DependencyState | undefined> {
+    const policy = this.#policy;
+    const p = policy.document.dependencies[name];
+    if (p === undefined) return undefined;
+    const pool = this.keys.limit(limitId.depConcurrency(name));
+    const r = ((await this.#store.run('depState', [this.keys.limit(limitId.depGuard(name)), this.keys.limit(limitId.depAttempts(name)), pool, this.keys.poolExpiries(pool)], [this.#clock.arg()])) as number[]).map(Number);
+    const [at = 0, ppm = ADAPTIVE.ppm, cooldownMs = 0, circuit = 0, waitMs = 0, firsts = 0, retries = 0, inFlight = 0] = r;
+    const adaptive = p.adaptive?.enabled ?? true;
+    const ratio = adaptive ? Math.max(p.adaptive?.minRatio ?? 0.1, ppm / ADAPTIVE.ppm) : 1;
+    const scaled = (rate: typeof p.rate) => (rate ? { limit: Math.round(rate.limit * ratio * 1000) / 1000, periodMs: rate.periodMs } : null);
+    const ratioBudget = p.retryBudget?.ratio ?? 0.2;
+    const allowance = Math.floor((p.retryBudget?.minPerSec ?? 10) * 10);
+    return {
+      dependency: name,
+      at,
+      adaptive,
+      declared: { rate: p.rate ?? null, costRate: p.costRate ?? null, concurrency: p.concurrency ?? null },
+      effective: { ratio: Math.round(ratio * 10_000) / 10_000, rate: scaled(p.rate), costRate: scaled(p.costRate) },
+      cooldownUntil: adaptive && cooldownMs > 0 ? at + cooldownMs : null,
+      circuit: !adaptive || circuit === 0 ? { state: 'closed', probeAt: null } : circuit === 1 ? { state: 'open', probeAt: at + waitMs } : { state: 'half_open', probeAt: at },
+      inFlight,
+      retryBudget: { windowMs: ADAPTIVE.retryWindowS * 1000, firstAttempts: firsts, retries, allowed: Math.floor(firsts * ratioBudget + allowance) },
+    };
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */

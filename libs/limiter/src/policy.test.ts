@@ -5,7 +5,8 @@ import { compilePolicy, shareCapacity } from './policy.js';
 const doc = PolicyDocument.parse({
   dependencies: {
     api: { rate: { limit: 10, periodMs: 1000, burst: 20 }, costRate: { limit: 100, periodMs: 60_000 }, concurrency: 5, perTenant: { concurrency: 2 } },
-    cache: { failMode: 'open' },
+    cache: { failMode: 'open', adaptive: { enabled: false } },
+    strict: { rate: { limit: 5, periodMs: 1000, burst: 9, kind: 'window' }, adaptive: { minRatio: 0.25 }, retryBudget: { ratio: 0.5, minPerSec: 1 } },
   },
   tenants: { acme: { rate: { limit: 3, periodMs: 1000 }, concurrency: 4, budget: { limit: 50, periodMs: 3_600_000 } } },
   global: { rate: { limit: 1000, periodMs: 1000 }, concurrency: 100, shedding: { low: 0.7 } },
@@ -13,6 +14,7 @@ const doc = PolicyDocument.parse({
     call: { dependencies: [{ name: 'api', cost: 4 }, { name: 'cache' }], timeoutMs: 9000 },
     warm: { dependencies: [{ name: 'cache' }] },
     plain: {},
+    windowed: { dependencies: [{ name: 'strict' }] },
   },
 });
 
@@ -20,20 +22,31 @@ describe('compilePolicy', () => {
   const p = compilePolicy(doc, 7);
 
   it('lists every limit a job touches in admission order', () => {
+    // An adaptive dependency (the default) starts with its guard; every dependency has attempt counters (retry budget).
     expect(p.limitsFor('acme', 'call')?.map((l) => [l.id, l.kind, l.reason])).toEqual([
+      ['dep:api:guard', 'guard', 'dependency_unavailable'],
       ['dep:api:rate', 'rate', 'dependency_rate'],
       ['dep:api:cost', 'rate', 'dependency_cost_rate'],
       ['dep:api:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:api:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
+      ['dep:api:attempts', 'attempts', 'retry_budget'],
       ['dep:cache:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:cache:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
+      ['dep:cache:attempts', 'attempts', 'retry_budget'],
       ['tenant:acme:rate', 'rate', 'tenant_rate'],
       ['tenant:acme:conc', 'concurrency', 'tenant_concurrency'],
       ['global:rate', 'rate', 'global_rate'],
       ['global:conc', 'concurrency', 'global_concurrency'],
       ['tenant:acme:budget', 'budget', 'budget_exhausted'],
     ]);
-    expect(p.limitsFor('acme', 'call')?.[0]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000 });
+    expect(p.limitsFor('acme', 'call')?.[1]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000, guard: 'dep:api:guard' });
+    expect(p.limitsFor('acme', 'call')?.[5]).toMatchObject({ kind: 'attempts', ratio: 0.2, allowance: 100 });
+    // A window rate: its own key, capacity = limit (burst does not apply); the guard carries minRatio.
+    expect(p.limitsFor('acme', 'windowed')?.slice(0, 2)).toMatchObject([
+      { id: 'dep:strict:guard', kind: 'guard', minRatio: 0.25 },
+      { id: 'dep:strict:rate:win', kind: 'window', capacity: 5, periodMs: 1000, guard: 'dep:strict:guard' },
+    ]);
+    expect(p.limitsFor('acme', 'windowed')?.find((l) => l.kind === 'attempts')).toMatchObject({ ratio: 0.5, allowance: 10 });
     // A tenant without an entry has no limits of its own, but its pool is tracked (a limit added later counts its jobs).
     expect(p.limitsFor('nobody', 'plain')?.map((l) => [l.id, l.kind === 'concurrency' ? l.capacity : 'rate'])).toEqual([
       ['tenant:nobody:conc', null],

@@ -1,4 +1,4 @@
-import type { JobTypePolicy, PolicyDocument, Priority, RejectReason, RetryPolicy } from '@janus/contracts';
+import type { JobTypePolicy, PolicyDocument, Priority, Rate, RejectReason, RetryPolicy } from '@janus/contracts';
 import { limitId } from './keys.js';
 import type { AdmissionRequest, ExceedsCapacity, LimitRef } from './types.js';
 
@@ -15,6 +15,54 @@ export interface RateLimitSpec {
   readonly capacity: number;
   readonly limit: number;
   readonly periodMs: number;
+  readonly amount: LimitAmount;
+  /** The id of its dependency's guard when the dependency is adaptive: the guard's ratio scales it. */
+  readonly guard?: string;
+}
+
+/** A sliding window (rate `kind: "window"`): at most `capacity` (the rate's limit) units in any `periodMs`. */
+export interface WindowSpec {
+  readonly ref: LimitRef;
+  readonly kind: 'window';
+  readonly id: string;
+  readonly reason: RejectReason;
+  readonly capacity: number;
+  readonly periodMs: number;
+  readonly amount: LimitAmount;
+  /** As for a rate. */
+  readonly guard?: string;
+}
+
+/**
+ * An adaptive dependency's guard (CONTRACT §2 `adaptive`): its cooldown, effective-rate ratio and
+ * outage circuit, set by worker feedback (Limiter.feedback). No capacity of its own.
+ */
+export interface GuardSpec {
+  readonly ref: LimitRef;
+  readonly kind: 'guard';
+  readonly id: string;
+  readonly dependency: string;
+  readonly reason: 'dependency_unavailable';
+  readonly capacity: null;
+  readonly minRatio: number;
+  readonly amount: LimitAmount;
+}
+
+/**
+ * A dependency's attempt counters: first attempts are counted, retries (attempt > 1) are checked
+ * against the retry budget (CONTRACT §2 `retryBudget`): over the last 10 s, retries ≤ ratio × first
+ * attempts + minPerSec × 10.
+ */
+export interface AttemptsSpec {
+  readonly ref: LimitRef;
+  readonly kind: 'attempts';
+  readonly id: string;
+  readonly dependency: string;
+  readonly reason: 'retry_budget';
+  readonly capacity: null;
+  readonly ratio: number;
+  /** minPerSec × 10: retries allowed over the window whatever the first attempts. */
+  readonly allowance: number;
   readonly amount: LimitAmount;
 }
 
@@ -40,7 +88,7 @@ export interface BudgetSpec {
   readonly amount: LimitAmount;
 }
 
-export type LimitSpec = RateLimitSpec | ConcurrencySpec | BudgetSpec;
+export type LimitSpec = RateLimitSpec | WindowSpec | ConcurrencySpec | BudgetSpec | GuardSpec | AttemptsSpec;
 
 export interface CompiledJobType {
   readonly name: string;
@@ -155,8 +203,13 @@ const ESTIMATE = Object.freeze({ per: 'estimate' as const });
 
 function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobType): readonly LimitSpec[] {
   const limits: LimitSpec[] = [];
-  const rate = (id: string, reason: RejectReason, r: { limit: number; periodMs: number; burst?: number | undefined }, amount: LimitAmount, ref: LimitRef) =>
-    limits.push({ kind: 'rate', id, reason, capacity: r.burst ?? r.limit, limit: r.limit, periodMs: r.periodMs, amount, ref: Object.freeze(ref) });
+  // A window keeps its state under its own key (':win'), so that changing a rate's kind starts afresh.
+  const rate = (id: string, reason: RejectReason, r: Rate, amount: LimitAmount, ref: LimitRef, guard?: string) =>
+    limits.push(
+      r.kind === 'window'
+        ? { kind: 'window', id: `${id}:win`, reason, capacity: r.limit, periodMs: r.periodMs, amount, ref: Object.freeze(ref), ...(guard ? { guard } : {}) }
+        : { kind: 'rate', id, reason, capacity: r.burst ?? r.limit, limit: r.limit, periodMs: r.periodMs, amount, ref: Object.freeze(ref), ...(guard ? { guard } : {}) },
+    );
   const ref = (scope: LimitRef['scope'], kind: LimitRef['kind'], names: { dependency?: string; tenant?: string } = {}): LimitRef =>
     Object.freeze({ scope, ...names, kind, per: kind === 'costRate' || kind === 'budget' ? 'cost' : 'job' });
   for (const dep of jobType.dependencies) {
@@ -165,8 +218,14 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
     const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
     const d = { dependency: dep.name };
     const dt = { dependency: dep.name, tenant };
-    if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB, ref('dependency', 'rate', d));
-    if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost, ref('dependency', 'costRate', d));
+    // An adaptive dependency's guard comes first: a cooldown or an open circuit answers before any count.
+    let guard: string | undefined;
+    if (p.adaptive?.enabled ?? true) {
+      guard = limitId.depGuard(dep.name);
+      limits.push({ kind: 'guard', id: guard, dependency: dep.name, reason: 'dependency_unavailable', capacity: null, minRatio: p.adaptive?.minRatio ?? 0.1, amount: JOB, ref: ref('dependency', 'rate', d) });
+    }
+    if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB, ref('dependency', 'rate', d), guard);
+    if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost, ref('dependency', 'costRate', d), guard);
     // Every concurrency pool a job belongs to is always tracked (written; checked only when limited), so
     // that usage() and inspect() report in-flight jobs and a limit added later counts running jobs.
     limits.push({
@@ -186,6 +245,17 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
       capacity: p.perTenant?.concurrency ?? null,
       amount: JOB,
       ref: ref('dependency', 'concurrency', dt),
+    });
+    limits.push({
+      kind: 'attempts',
+      id: limitId.depAttempts(dep.name),
+      dependency: dep.name,
+      reason: 'retry_budget',
+      capacity: null,
+      ratio: p.retryBudget?.ratio ?? 0.2,
+      allowance: Math.floor((p.retryBudget?.minPerSec ?? 10) * 10),
+      amount: JOB,
+      ref: ref('dependency', 'rate', d),
     });
   }
   const t = doc.tenants[tenant];

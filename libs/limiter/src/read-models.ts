@@ -4,6 +4,7 @@
  * read directly and computed the way the scripts do (includes/bucket.lua, budget windows aligned to
  * periodMs).
  */
+import type { Rate } from '@janus/contracts';
 import type { CompiledPolicy } from './policy.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
@@ -47,18 +48,29 @@ export class ReadModels {
       pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts');
     }
     pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts');
-    const [rows, live] = await Promise.all([
+    // A window rate is a pool of admissions that expire periodMs later (src/lua/admit-n.lua): counted like one.
+    const windows = deps.flatMap(([name, p]) => [p.rate?.kind === 'window' ? `${limitId.depRate(name)}:win` : undefined, p.costRate?.kind === 'window' ? `${limitId.depCostRate(name)}:win` : undefined]);
+    const windowIds = windows.filter((id): id is string => id !== undefined);
+    const [rows, live, inWindows] = await Promise.all([
       this.store.guard(pipeline.exec()).then((r) => r ?? []),
       this.#liveCounts([...deps.map(([name]) => limitId.depConcurrency(name)), limitId.globalConcurrency()], at),
+      this.#liveCounts(windowIds, at),
     ]);
+    const used = new Map(windowIds.map((id, i) => [id, inWindows[i] ?? 0]));
     const cell = (i: number) => rows[i]?.[1];
+    const view = (rate: Rate | undefined, i: number): BucketView | null => {
+      if (rate === undefined) return null;
+      const windowId = windows[i];
+      if (windowId !== undefined) return { capacity: rate.limit, available: Math.max(0, rate.limit - (used.get(windowId) ?? 0)) };
+      return bucketView(rate, cell(i), at);
+    };
     const dependencies: Record<string, LimiterSnapshot['dependencies'][string]> = {};
     deps.forEach(([name, p], i) => {
       dependencies[name] = {
         inFlight: live[i] ?? 0,
         concurrency: p.concurrency ?? null,
-        rate: p.rate ? bucketView(p.rate, cell(i * 2), at) : null,
-        costRate: p.costRate ? bucketView(p.costRate, cell(i * 2 + 1), at) : null,
+        rate: view(p.rate, i * 2),
+        costRate: view(p.costRate, i * 2 + 1),
       };
     });
     const g = deps.length * 2;

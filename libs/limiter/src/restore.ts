@@ -178,7 +178,7 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
     for (const spec of specs) {
       if (spec.kind === 'concurrency') pool(spec.id);
       else if (spec.kind === 'budget') bk = keys.limit(spec.id);
-      else {
+      else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
         rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
       }

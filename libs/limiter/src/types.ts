@@ -289,3 +289,40 @@ export type OpenResult =
   | { readonly kind: 'lock_lost' }
   /** A fallback before the end of the fail-closed window. */
   | { readonly kind: 'too_early'; readonly recoveringUntil: number };
+
+/** What a worker's outcome says about its dependencies (Limiter.feedback). */
+export type FeedbackSignal = 'succeeded' | 'failed' | 'throttled';
+
+/** A guard's change after feedback: its outage circuit opened, closed or reopened, or its effective rate decreased. */
+export type Transition = 'none' | 'opened' | 'closed' | 'reopened' | 'decreased';
+
+export interface FeedbackResult {
+  /** A circuit the outcome concerns was open or half-open: the attempt proves nothing about the job and is not charged. */
+  readonly uncharged: boolean;
+  readonly transitions: readonly { readonly dependency: string; readonly transition: Exclude<Transition, 'none'> }[];
+}
+
+/** A dependency's live state (CONTRACT §5 v1.1 `GET /v1/dependencies/{name}/state`); times in ms. */
+export interface DependencyState {
+  readonly dependency: string;
+  readonly at: number;
+  readonly adaptive: boolean;
+  readonly declared: {
+    readonly rate: { readonly limit: number; readonly periodMs: number; readonly burst?: number; readonly kind?: 'bucket' | 'window' } | null;
+    readonly costRate: { readonly limit: number; readonly periodMs: number; readonly burst?: number; readonly kind?: 'bucket' | 'window' } | null;
+    readonly concurrency: number | null;
+  };
+  /** ratio × the declared rates: what admission allows now (the declared policy is a ceiling). */
+  readonly effective: {
+    readonly ratio: number;
+    readonly rate: { readonly limit: number; readonly periodMs: number } | null;
+    readonly costRate: { readonly limit: number; readonly periodMs: number } | null;
+  };
+  /** Closed to new admissions until then (a throttled outcome asked for it); null when open. */
+  readonly cooldownUntil: number | null;
+  /** The outage circuit; probeAt: when the next probe may be admitted (open), or now (half-open). */
+  readonly circuit: { readonly state: 'closed' | 'open' | 'half_open'; readonly probeAt: number | null };
+  readonly inFlight: number;
+  /** Over the last windowMs: first attempts and retries admitted, and the retries the budget allows. */
+  readonly retryBudget: { readonly windowMs: number; readonly firstAttempts: number; readonly retries: number; readonly allowed: number };
+}

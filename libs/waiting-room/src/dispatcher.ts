@@ -403,7 +403,15 @@ export class Dispatcher {
           ...(row.cost !== null ? { cost: row.cost } : {}),
           idempotency,
           context: encodeRetryContext(
-            { tenant: row.tenant, type: row.type, priority: row.jobPriority, ...(row.cost !== null ? { cost: row.cost } : {}), createdAt: row.createdAt.toISOString() },
+            {
+              tenant: row.tenant,
+              type: row.type,
+              priority: row.jobPriority,
+              ...(row.cost !== null ? { cost: row.cost } : {}),
+              createdAt: row.createdAt.toISOString(),
+              // The next outcome adds to it (@janus/execution outcomes.ts).
+              ...(row.uncharged > 0 ? { uncharged: row.uncharged } : {}),
+            },
             row.payload ?? undefined,
           ),
         },

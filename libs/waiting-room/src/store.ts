@@ -15,6 +15,8 @@ export type WaitingRow = {
   readonly idempotencyKey: string | null;
   readonly fingerprint: string | null;
   readonly lastOutcome: 'failed' | 'timed_out' | null;
+  /** A retry's attempts so far that were not charged to maxAttempts (RetryMessage.uncharged); 0 otherwise. */
+  readonly uncharged: number;
   readonly createdAt: Date;
   readonly queuedAt: Date;
   readonly dueAt: Date;
@@ -37,6 +39,8 @@ export interface NewWaitingJob {
   readonly idempotencyKey?: string | undefined;
   readonly fingerprint?: string | undefined;
   readonly lastOutcome?: 'failed' | 'timed_out' | undefined;
+  /** A retry's attempts so far that were not charged to maxAttempts (RetryMessage.uncharged). */
+  readonly uncharged?: number | undefined;
   readonly createdAt: Date;
   readonly dueAt: Date;
 }
@@ -54,7 +58,7 @@ export interface Units {
 }
 
 const COLUMNS = sql.raw(`job_id AS "jobId", attempt, seq::float8 AS seq, tenant, type, priority, job_priority AS "jobPriority", cost, payload,
-  idempotency_key AS "idempotencyKey", fingerprint, last_outcome AS "lastOutcome", created_at AS "createdAt", queued_at AS "queuedAt",
+  idempotency_key AS "idempotencyKey", fingerprint, last_outcome AS "lastOutcome", uncharged, created_at AS "createdAt", queued_at AS "queuedAt",
   due_at AS "dueAt", not_before AS "notBefore", state`);
 
 const WAITING = sql.raw(`state IN ('queued', 'dispatching')`);
@@ -207,10 +211,10 @@ export class WaitingStore {
   async enqueueRetry(job: NewWaitingJob): Promise<RowState> {
     const result = await this.db.execute<{ state: RowState }>(sql`
       WITH ins AS (
-        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, last_outcome,
+        INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, last_outcome, uncharged,
                                   created_at, queued_at, due_at, not_before, state, updated_at)
         VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
-                ${job.lastOutcome ?? null}, ${job.createdAt}, now(), ${job.dueAt}, ${job.dueAt}, 'queued', now())
+                ${job.lastOutcome ?? null}, ${job.uncharged ?? 0}, ${job.createdAt}, now(), ${job.dueAt}, ${job.dueAt}, 'queued', now())
         ON CONFLICT (job_id, attempt) DO NOTHING
         RETURNING state)
       SELECT state FROM ins
@@ -342,6 +346,7 @@ function newRow(job: NewWaitingJob, notBefore: Date): WaitingRow {
     idempotencyKey: job.idempotencyKey ?? null,
     fingerprint: job.fingerprint ?? null,
     lastOutcome: job.lastOutcome ?? null,
+    uncharged: job.uncharged ?? 0,
     createdAt: job.createdAt,
     queuedAt: now,
     dueAt: job.dueAt,

@@ -3,6 +3,8 @@
 //   rlf     rate-limiter-flexible RateLimiterRedis.consume, one limit
 //   limiter Limiter.admit, one job per call, a job touching 7 limits, default options (coalesced
 //           into calls of up to 32 jobs, several in flight so that Node and Redis overlap)
+//   limiter-window       the same job with its dependency's rate a sliding window (rate kind
+//                        "window": a pool of admissions expiring periodMs later) instead of a bucket
 //   limiter-per-tick     the same with one call per tick (coalesceJobs 1000), for reference
 //   limiter-uncoalesced  the same with coalescing off (one Lua call per admission), for reference
 // Usage: npm run bench:limiter [-- --smoke]   (--smoke: one ~2 s round per case, for CI)
@@ -32,10 +34,17 @@ const policy = compilePolicy(
         concurrency: 100_000_000,
         perTenant: { concurrency: 100_000_000 },
       },
+      // the same limits, its rate a sliding window
+      llmw: {
+        rate: { limit: 100_000_000, periodMs: 1000, kind: 'window' },
+        costRate: { limit: 1_000_000_000, periodMs: 1000 },
+        concurrency: 100_000_000,
+        perTenant: { concurrency: 100_000_000 },
+      },
     },
     tenants: { acme: { rate: { limit: 100_000_000, periodMs: 1000 }, budget: { limit: 1_000_000_000_000, periodMs: 3_600_000 } } },
     global: { rate: { limit: 100_000_000, periodMs: 1000 } },
-    jobTypes: { summarize: { dependencies: [{ name: 'llm', cost: 10 }], timeoutMs: 1000 } },
+    jobTypes: { summarize: { dependencies: [{ name: 'llm', cost: 10 }], timeoutMs: 1000 }, 'summarize-window': { dependencies: [{ name: 'llmw', cost: 10 }], timeoutMs: 1000 } },
   }),
   1,
 );
@@ -92,12 +101,13 @@ async function main(): Promise<void> {
   const makeLimiter = (opts: Partial<LimiterOptions> = {}) =>
     new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy, leaseRetentionMs: 1000, ...opts });
   const coalesced = makeLimiter();
+  const windowed = makeLimiter();
   const perTick = makeLimiter({ coalesceJobs: 1000, maxCallsInFlight: Infinity });
   const single = makeLimiter({ maxJobsPerCall: 1 });
   await coalesced.init({ fresh: true });
-  const admitWith = (l: Limiter) => async () => {
+  const admitWith = (l: Limiter, jobType = 'summarize') => async () => {
     seq += 1;
-    const r = await l.admit({ jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' }] });
+    const r = await l.admit({ jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType, priority: 'normal' }] });
     if (r.kind !== 'admitted') throw new Error(`bench admission was ${r.kind}`);
   };
   // Leases are not settled here (admission only): concurrency pools drop expired leases by themselves,
@@ -111,6 +121,7 @@ async function main(): Promise<void> {
     { name: 'raw ceiling (ioredis, Lua return 1)', op: () => raw.benchNoop() },
     { name: 'rate-limiter-flexible consume (1 limit)', op: () => rlf.consume('acme') },
     { name: `janus limiter admit (${limitsTouched} limits, default coalescing)`, op: admitWith(coalesced), limiter: coalesced },
+    { name: `janus limiter admit (${limitsTouched} limits, window rate, default coalescing)`, op: admitWith(windowed, 'summarize-window'), limiter: windowed },
     { name: `janus limiter admit (${limitsTouched} limits, one call per tick)`, op: admitWith(perTick), limiter: perTick },
     { name: `janus limiter admit (${limitsTouched} limits, uncoalesced)`, op: admitWith(single), limiter: single },
   ];
@@ -128,7 +139,7 @@ async function main(): Promise<void> {
   clearInterval(trim);
   for (const r of results) r.median = median(r.opsPerSec);
 
-  const [rawR, rlfR, limR, tickR] = results;
+  const [rawR, rlfR, limR, winR, tickR] = results;
   const vsRaw = (limR!.median / rawR!.median) * 100;
   const vsRlf = (limR!.median / rlfR!.median) * 100;
   console.log(`\nJanus limiter benchmark${smoke ? ' (smoke)' : ''}: ${IN_FLIGHT} in flight, ${DURATION_MS} ms per round, ${ROUNDS} round(s), median shown`);
@@ -138,6 +149,7 @@ async function main(): Promise<void> {
     console.log(`| ${r.name} | ${Math.round(r.median).toLocaleString('en-US')} | ${r.opsPerSec.map((x) => Math.round(x)).join(', ')} | ${r.jobsPerCall?.toFixed(1) ?? ''} |`);
   }
   console.log(`\nlimiter = ${vsRaw.toFixed(1)}% of the raw ceiling (target ≥ 60%), ${vsRlf.toFixed(1)}% of rate-limiter-flexible (target ≥ 100%)`);
+  console.log(`limiter with a window rate = ${((winR!.median / limR!.median) * 100).toFixed(1)}% of the same with a bucket`);
   console.log(`limiter with one call per tick = ${((tickR!.median / rawR!.median) * 100).toFixed(1)}% of raw, ${((tickR!.median / rlfR!.median) * 100).toFixed(1)}% of rate-limiter-flexible`);
 
   const out = {
@@ -151,7 +163,7 @@ async function main(): Promise<void> {
     rounds: ROUNDS,
     limitsTouched,
     results,
-    ratios: { limiterVsRaw: vsRaw / 100, limiterVsRateLimiterFlexible: vsRlf / 100 },
+    ratios: { limiterVsRaw: vsRaw / 100, limiterVsRateLimiterFlexible: vsRlf / 100, windowVsBucket: winR!.median / limR!.median },
     targetsMet: vsRaw >= 60 && vsRlf >= 100,
   };
   mkdirSync('bench-results', { recursive: true });

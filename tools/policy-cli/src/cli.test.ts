@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PolicyDocument } from '@janus/contracts';
-import { loadPolicyFile, parseArgs, renderDiff, runCli } from './cli.js';
+import { loadPolicyFile, parseArgs, policyWarnings, renderDiff, runCli } from './cli.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const example = path.join(root, 'infra/policy.example.yaml');
@@ -27,6 +27,21 @@ describe('policy-cli (offline parts; the REST round trip is tested in apps/polic
     expect(parseArgs(['get', '-o', 'xml'])).toEqual({ error: '-o must be yaml or json, not "xml"' });
     expect(parseArgs(['apply', '-f'])).toEqual({ error: '-f needs a value' });
     expect(parseArgs(['apply', '--force'])).toEqual({ error: 'unknown option --force' });
+  });
+
+  it('warns about a dependency bucket whose burst equals its limit (2 × limit in one period), not about a window or a smaller burst', () => {
+    const warnings = policyWarnings({
+      dependencies: {
+        api: { rate: { limit: 5, periodMs: 1000 } },
+        tokens: { costRate: { limit: 100, periodMs: 60_000, burst: 100 }, perTenant: { rate: { limit: 2, periodMs: 1000, burst: 1 } } },
+        strict: { rate: { limit: 5, periodMs: 1000, kind: 'window' } },
+      },
+      tenants: { acme: { rate: { limit: 5, periodMs: 1000 } } },
+    });
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^dependencies\.api\.rate: a bucket with burst = limit admits up to 10 in one periodMs .* kind: window/);
+    expect(warnings[1]).toMatch(/^dependencies\.tokens\.costRate: .* up to 200 /);
+    expect(policyWarnings('not a policy')).toEqual([]);
   });
 
   it('renders a diff per resource', () => {

@@ -165,6 +165,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (res.status !== 200 || !res.json) return refused(io, res);
     const diff = (res.json['diff'] ?? []) as Change[];
     for (const line of renderDiff(diff)) io.out(line);
+    for (const warning of policyWarnings(document)) io.err(`warning: ${warning}`);
     if (dryRun) io.out(`(dry run against version ${String(res.json['version'])}: nothing changed)`);
     else if (res.json['changed']) io.out(`applied: policy version ${String(res.json['previousVersion'])} → ${String(res.json['version'])}`);
     else io.out(`unchanged: policy version ${String(res.json['version'])}`);
@@ -179,6 +180,38 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 }
 
 class CliError extends Error {}
+
+/**
+ * Advice on a policy that is valid but probably not what its author meant. A dependency `bucket`
+ * rate whose burst equals its limit (the default) admits up to 2 × limit in one periodMs — a full
+ * bucket, then the refill — while most external APIs state "at most N in any period" (a sliding
+ * window). CONTRACT §2: `kind: "window"` says exactly that.
+ */
+export function policyWarnings(document: unknown): string[] {
+  const warnings: string[] = [];
+  const deps = (document as { dependencies?: unknown } | null)?.dependencies;
+  if (deps === null || typeof deps !== 'object') return warnings;
+  const check = (path: string, rate: unknown) => {
+    if (rate === null || typeof rate !== 'object') return;
+    const r = rate as { limit?: unknown; periodMs?: unknown; burst?: unknown; kind?: unknown };
+    if ((r.kind ?? 'bucket') !== 'bucket' || typeof r.limit !== 'number') return;
+    if (r.burst === undefined || r.burst === r.limit) {
+      warnings.push(
+        `${path}: a bucket with burst = limit admits up to ${r.limit * 2} in one periodMs (${r.limit} at once, then ${r.limit} refilled); ` +
+          `if the API allows at most ${r.limit} in any ${String(r.periodMs)} ms, say kind: window (or set a smaller burst)`,
+      );
+    }
+  };
+  for (const [name, dep] of Object.entries(deps as Record<string, unknown>)) {
+    if (dep === null || typeof dep !== 'object') continue;
+    const d = dep as { rate?: unknown; costRate?: unknown; perTenant?: { rate?: unknown; costRate?: unknown } };
+    check(`dependencies.${name}.rate`, d.rate);
+    check(`dependencies.${name}.costRate`, d.costRate);
+    check(`dependencies.${name}.perTenant.rate`, d.perTenant?.rate);
+    check(`dependencies.${name}.perTenant.costRate`, d.perTenant?.costRate);
+  }
+  return warnings;
+}
 
 function refused(io: CliIo, res: { status: number; json: Record<string, unknown> | undefined; text: string }): number {
   const p = res.json ?? {};

@@ -33,6 +33,8 @@ export const waitingJobs = pgTable(
     fingerprint: text('fingerprint'),
     /** Retries: the attempt's last outcome and the job's creation time, for the dead letter and the retry context. */
     lastOutcome: text('last_outcome'),
+    /** Retries: how many attempts before this one were not charged to maxAttempts (throttled), for the retry context. */
+    uncharged: integer('uncharged').notNull().default(0),
     createdAt: ts('created_at').notNull(),
     queuedAt: ts('queued_at').notNull(),
     /** Not admitted before this time (a retry's backoff). */

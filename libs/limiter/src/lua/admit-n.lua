@@ -13,6 +13,13 @@
     rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms; includes/bucket.lua)
     concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
     budget       HASH w = window start ms, u = used in that window
+    window       a concurrency pool whose entries expire periodMs after admission (includes/pool.lua):
+                 live entries = units admitted in the last periodMs (a sliding window, rate kind "window")
+    guard        a dependency's cooldown, effective-rate ratio and outage circuit (includes/guard.lua).
+                 Its ratio r < 1 makes each job take 1/r of the dependency's rate and window units
+                 (at most the cap): the same as refilling at r × the declared rate.
+    firsts/retries  a dependency's first attempts and retries per second (includes/ring.lua, one HASH);
+                 a retry is admitted while retries < ratio × firsts + allowance over the last 10 s
     idempotency  HASH r = caller's record, x = expiresAt ms, p = '1' while the admission that wrote it
                  is pending (its job message not yet confirmed in JetStream, confirm-n.lua)
     leases       HASH per call: field <n> (the job's ordinal in the call, from 1) = the lease record
@@ -36,9 +43,15 @@
     [1] now in ms, or 0 to use Redis TIME      [2] recovery window in ms (used when the epoch is missing)
     [3] retention of finished leases in ms     [4] nL limits   [5] nP profiles   [6] nG groups
     [7] this call's id (lease ids are '<call id>_<n>')
-    then nL limits, 7 values each: kind (LIMIT_KIND_*: 1 rate, 2 concurrency, 3 budget), keyIndex, reason,
-         capHigh, capNormal, capLow (NOT_LIMITED = -1), p (rate: refill units per ms | budget: periodMs |
-         concurrency: KEYS index of the pool's expiry ZSET; keyIndex is its HASH)
+    then nL limits, 9 values each: kind (LIMIT_KIND_*), keyIndex, reason, capHigh, capNormal, capLow
+         (NOT_LIMITED = -1; UNBOUNDED for guard, firsts, retries: their cap comes from their state), p, q, g:
+           rate         p = refill units per ms, g = limit index of its dependency's guard (0: none)
+           concurrency  p = KEYS index of the pool's expiry ZSET (keyIndex is its HASH)
+           budget       p = periodMs
+           window       p = KEYS index of its expiry ZSET, q = periodMs, g = as for rate
+           guard        p = the dependency's minRatio in ppm
+           retries      p = the budget's ratio in ppm, q = its allowance (minPerSec × 10)
+           firsts       (none)
     then nP profiles: nRefs, priority (PRIORITY_*: 1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
          timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
          bk, conc, rate)
@@ -63,6 +76,8 @@ local A = ARGV
 -- @include epoch
 -- @include bucket
 -- @include pool
+-- @include guard
+-- @include ring
 
 local fault, reopenAt = epoch_check(KEYS[1], KEYS[2], now, tonumber(A[2]))
 if fault then return { fault, reopenAt } end
@@ -74,8 +89,8 @@ local a = 8
 
 local L = {}
 for i = 1, nL do
-  L[i] = { tonumber(A[a]), tonumber(A[a + 1]), A[a + 2], tonumber(A[a + 3]), tonumber(A[a + 4]), tonumber(A[a + 5]), tonumber(A[a + 6]) }
-  a = a + 7
+  L[i] = { tonumber(A[a]), tonumber(A[a + 1]), A[a + 2], tonumber(A[a + 3]), tonumber(A[a + 4]), tonumber(A[a + 5]), tonumber(A[a + 6]), tonumber(A[a + 7]), tonumber(A[a + 8]) }
+  a = a + 9
 end
 
 -- A profile's checks, flat: limitIndex, amount, cap at its priority, reason when over that cap.
@@ -106,7 +121,10 @@ for i = 1, nP do
   a = a + 3
 end
 
-local S = {}      -- limit index -> { v = used units, v0 = as loaded, ws = budget window start, dirty }
+-- limit index -> { v = used units, v0 = as loaded, ws = budget window start, dirty,
+--   mul = units per unit asked (a guarded rate or window), cap/why/wait = the cap, reason and wait
+--   that the state dictates (guard, retries), probe = a half-open guard letting one probe through }
+local S = {}
 local IDEM = {}   -- key index -> committed record, or false when none is live
 local IDEMP = {}  -- key index -> true when that record's admission is still pending
 
@@ -114,10 +132,27 @@ local function load(li)
   local d = L[li]
   local key = KEYS[d[2]]
   local s
-  if d[1] == LIMIT_KIND_RATE then
+  local kind = d[1]
+  if kind == LIMIT_KIND_RATE then
     s = { v = d[4] - (bucket_read(key, now, d[4], d[7]) or d[4]) }
-  elseif d[1] == LIMIT_KIND_CONCURRENCY then
+  elseif kind == LIMIT_KIND_CONCURRENCY or kind == LIMIT_KIND_WINDOW then
     s = { v = pool_live(key, KEYS[d[7]], now) }
+  elseif kind == LIMIT_KIND_GUARD then
+    local g = guard_state(key, now)
+    s = { v = 0 }
+    if g.ratio < ADAPTIVE_PPM then s.mul = ADAPTIVE_PPM / math.max(g.ratio, d[7]) end
+    if g.cooldown > 0 then
+      s.cap, s.why, s.wait = 0, 'dependency_rate', g.cooldown
+    elseif g.circuit == 1 then
+      s.cap, s.why, s.wait = 0, 'dependency_unavailable', g.wait
+    elseif g.circuit == 2 then
+      s.cap, s.why, s.wait, s.probe = 1, 'dependency_unavailable', ADAPTIVE_PROBE_GAP_MS, true
+    end
+  elseif kind == LIMIT_KIND_FIRSTS then
+    s = { v = 0 }
+  elseif kind == LIMIT_KIND_RETRIES then
+    local firsts, retries = ring_sum(key, now, 'f', 'r')
+    s = { v = retries, cap = math.floor(firsts * d[7] / 1000000 + d[8]), why = 'retry_budget', wait = 1000 }
   else
     local ws = now - (now % d[7])
     local v = rcall('HMGET', key, 'w', 'u')
@@ -125,9 +160,24 @@ local function load(li)
     if tonumber(v[1]) == ws then used = tonumber(v[2]) or 0 end
     s = { v = used, ws = ws }
   end
+  if (kind == LIMIT_KIND_RATE or kind == LIMIT_KIND_WINDOW) and d[9] > 0 then s.mul = (S[d[9]] or load(d[9])).mul end
   s.v0 = s.v
   S[li] = s
   return s
+end
+
+-- What check r of a profile's flat list takes of its limit (loaded): its amount, times the guard's
+-- multiplier for a guarded rate or window (rounded down: the declared rate is the ceiling, the ratio a
+-- target; never more than its cap, else it could never pass).
+local function take(chk, r)
+  local s, amount = S[chk[r]], chk[r + 1]
+  if s.mul then
+    local cap = chk[r + 2]
+    local m = math.floor(amount * s.mul)
+    if m > cap then m = math.max(amount, cap) end
+    return m
+  end
+  return amount
 end
 
 local function idem_get(ki)
@@ -146,8 +196,9 @@ local function check(p, pend)
   local chk, reason = p.chk, nil
   for r = 1, #chk, 4 do
     local li = chk[r]
-    if (S[li] or load(li)).v + (pend[li] or 0) + chk[r + 1] > chk[r + 2] then
-      local why = chk[r + 3]
+    local s = S[li] or load(li)
+    if s.v + (pend[li] or 0) + take(chk, r) > (s.cap or chk[r + 2]) then
+      local why = s.why or chk[r + 3]
       if why == 'shed' then return why end
       reason = reason or why
     end
@@ -170,13 +221,14 @@ local function retry_after(jobs)
       local chk = job.p.chk
       for r = 1, #chk, 4 do
         local li = chk[r]
+        local s = S[li] or load(li)
         local n = need[li]
         if not n then
-          n = { 0, chk[r + 2] }
+          n = { 0, s.cap or chk[r + 2] }
           need[li] = n
         end
-        n[1] = n[1] + chk[r + 1]
-        local slack = chk[r + 2] - n[1]
+        n[1] = n[1] + take(chk, r)
+        local slack = (s.cap or chk[r + 2]) - n[1]
         if slack < n[2] then n[2] = slack end
       end
     end
@@ -186,10 +238,31 @@ local function retry_after(jobs)
     local s = S[li] or load(li)
     local w = 0
     if s.v > n[2] then
-      if d[1] == LIMIT_KIND_RATE then
+      if s.wait then
+        w = s.wait
+      elseif d[1] == LIMIT_KIND_RATE then
         if n[2] < 0 then w = math.ceil(s.v / d[7]) else w = math.ceil((s.v - n[2]) / d[7]) end
       elseif d[1] == LIMIT_KIND_BUDGET then
         w = s.ws + d[7] - now
+      elseif d[1] == LIMIT_KIND_WINDOW then
+        w = d[8]   -- more than the window holds: a whole period (the caller's batch is too big)
+        if n[2] >= 0 then
+          -- the window opens when enough of its entries have expired: walk them in expiry order
+          local gone, offset = 0, 0
+          while w == d[8] do
+            local e = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'LIMIT', offset, 100)
+            if #e == 0 then break end
+            local counts = rcall('HMGET', KEYS[d[2]], unpack(e))
+            for i = 1, #e do
+              gone = gone + (tonumber(counts[i]) or 0)
+              if s.v - gone <= n[2] then
+                w = tonumber(e[i]) - now
+                break
+              end
+            end
+            offset = offset + 100
+          end
+        end
       else
         local first = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
         if first[2] then w = tonumber(first[2]) - now else w = 1000 end
@@ -263,7 +336,7 @@ for _ = 1, nG do
       local chk = p.chk
       for r = 1, #chk, 4 do
         local s = S[chk[r]]
-        s.v = s.v + chk[r + 1]
+        s.v = s.v + take(chk, r)
       end
       write_lease(p, ord, A[a], A[a + 1], A[a + 4], '')
       out[#out + 1] = ADMIT_REPLY_ADMITTED
@@ -318,7 +391,7 @@ for _ = 1, nG do
             break
           end
           local chk = job.p.chk
-          for r = 1, #chk, 4 do pend[chk[r]] = (pend[chk[r]] or 0) + chk[r + 1] end
+          for r = 1, #chk, 4 do pend[chk[r]] = (pend[chk[r]] or 0) + take(chk, r) end
           if ik ~= 0 then gidem[ik] = job end
         end
       end
@@ -386,6 +459,13 @@ for li, s in pairs(S) do
     elseif d[1] == LIMIT_KIND_BUDGET then
       rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v))
       rcall('PEXPIRE', key, s.ws + d[7] - now + d[7] + 60000)
+    elseif d[1] == LIMIT_KIND_WINDOW then
+      pool_add(key, KEYS[d[7]], now + d[8], s.v - s.v0)
+    elseif d[1] == LIMIT_KIND_GUARD then
+      if s.probe then rcall('HSET', key, 'np', fmt(now + ADAPTIVE_PROBE_GAP_MS)) end
+    elseif d[1] == LIMIT_KIND_FIRSTS or d[1] == LIMIT_KIND_RETRIES then
+      ring_add(key, now, 'f', 'r', d[1] == LIMIT_KIND_FIRSTS and 'f' or 'r', s.v - s.v0)
+      rcall('PEXPIRE', key, (ADAPTIVE_RETRY_WINDOW_S + 10) * 1000)
     end
   end
 end

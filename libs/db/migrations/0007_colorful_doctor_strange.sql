@@ -1,0 +1,1 @@
+ALTER TABLE "waiting_jobs" ADD COLUMN "uncharged" integer DEFAULT 0 NOT NULL;

@@ -1,0 +1,81 @@
+--[[
+  feedback-n — what a worker's outcome says about its dependencies (CONTRACT §2 `adaptive`, §4 v1.1),
+  applied to their guards (includes/guard.lua) in one step:
+
+  - throttled (the dependency refused for load and asked for D ms): closed to new admissions until
+    now + D (a longer cooldown already set stays), and, unless a decrease happened within the last
+    ADAPTIVE_DECREASE_GAP_MS after its cooldown, the effective-rate ratio is multiplied by
+    ADAPTIVE_DECREASE_PPM (never below minRatio). Throttling says nothing about an outage.
+  - succeeded / failed (an error or a timeout): counted per second for the outage circuit. Closed:
+    a failure that makes the last ADAPTIVE_CIRCUIT_WINDOW_S seconds hold at least
+    ADAPTIVE_CIRCUIT_MIN_CALLS outcomes, half of them failures, opens it for ADAPTIVE_CIRCUIT_OPEN_MS.
+    Open: a failure before `ou` is news from before the opening and changes nothing; once `ou` has
+    passed (half-open: admission lets probes through), a failure reopens it for twice as long (at
+    most ADAPTIVE_CIRCUIT_OPEN_MAX_MS) and a success closes it.
+
+  KEYS[1…]  the guards of the dependencies concerned
+  ARGV[1]   now in ms, or 0 for Redis TIME (includes/now-from-argv.lua)
+  ARGV[2]   the signal (SIGNAL_*: 1 succeeded, 2 failed, 3 throttled)
+  ARGV[3]   D: the cooldown asked for, ms (throttled; 0 = none)
+  ARGV[4…]  per guard: the dependency's minRatio in ppm
+
+  Returns   per guard, two values: 1 when its circuit was open or half-open before this outcome (the
+            attempt is not charged to the job), else 0; and its transition (TRANSITION_*)
+]]
+local rcall = redis.call
+-- @include now-from-argv
+-- @include codes
+-- @include fmt
+-- @include guard
+-- @include ring
+
+local signal, d = tonumber(ARGV[2]), tonumber(ARGV[3])
+local TTL = 3600000   -- an hour without feedback: the guard is forgotten (closed, full rate)
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local v = rcall('HMGET', key, 'cu', 'm', 'mt', 'dn', 'cs', 'ou', 'ob')
+  local was = v[5] == '1' and 1 or 0
+  local transition = TRANSITION_NONE
+  if signal == SIGNAL_THROTTLED then
+    local cu = tonumber(v[1]) or 0
+    if d > 0 and cu < now + d then
+      cu = now + d
+      rcall('HSET', key, 'cu', fmt(cu))
+    end
+    if now >= (tonumber(v[4]) or 0) then
+      local minppm = tonumber(ARGV[3 + i])
+      local m = math.max(minppm, math.floor(guard_ratio(v[2], v[3], now) * ADAPTIVE_DECREASE_PPM / ADAPTIVE_PPM))
+      rcall('HSET', key, 'm', fmt(m), 'mt', fmt(now), 'dn', fmt(math.max(cu, now) + ADAPTIVE_DECREASE_GAP_MS))
+      transition = TRANSITION_DECREASED
+    end
+  else
+    local ok = signal == SIGNAL_SUCCEEDED
+    if was == 1 then
+      local ou = tonumber(v[6]) or 0
+      if ok then
+        rcall('HDEL', key, 'cs', 'ou', 'ob', 'np')
+        ring_clear(key, 'o', 'e')
+        transition = TRANSITION_CLOSED
+      elseif now >= ou then
+        local ob = math.min(ADAPTIVE_CIRCUIT_OPEN_MAX_MS, math.max(ADAPTIVE_CIRCUIT_OPEN_MS, (tonumber(v[7]) or 0) * 2))
+        rcall('HSET', key, 'ou', fmt(now + ob), 'ob', fmt(ob))
+        transition = TRANSITION_REOPENED
+      end
+    else
+      ring_add(key, now, 'o', 'e', ok and 'o' or 'e', 1)
+      if not ok then
+        local good, bad = ring_sum(key, now, 'o', 'e')
+        if good + bad >= ADAPTIVE_CIRCUIT_MIN_CALLS and bad * 2 >= good + bad then
+          rcall('HSET', key, 'cs', '1', 'ou', fmt(now + ADAPTIVE_CIRCUIT_OPEN_MS), 'ob', fmt(ADAPTIVE_CIRCUIT_OPEN_MS), 'np', '0')
+          ring_clear(key, 'o', 'e')
+          transition = TRANSITION_OPENED
+        end
+      end
+    end
+  end
+  rcall('PEXPIRE', key, TTL)
+  out[#out + 1] = was
+  out[#out + 1] = transition
+end
+return out
