@@ -465,7 +465,9 @@ export class Dispatcher {
   }
 
   /** Which waiting jobs a refusal concerns: the tenant's (tenant limits), its lane for it (a per-tenant cap), the lane, or all. */
-  #scopeOf(row: WaitingRow, reason: RejectReason): 'tenant' | 'tenant_lane' | 'lane' | 'global' {
+  #scopeOf(row: WaitingRow, reason: RejectReason): 'job' | 'tenant' | 'tenant_lane' | 'lane' | 'global' {
+    // A retry over its dependency's retry budget: first attempts of the lane must not wait behind it.
+    if (reason === 'retry_budget') return 'job';
     if (TENANT_REASONS.has(reason)) return 'tenant';
     if (reason === 'global_rate' || reason === 'global_concurrency') return 'global';
     const specs = this.deps.limiter.policy.limitsFor(row.tenant, row.type) ?? [];
