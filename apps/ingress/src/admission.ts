@@ -3,7 +3,7 @@ import { AdmissionPipeline, type JobMessageExtras, type PipelineResult } from '@
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
-import { batchIdempotencyRecord, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody } from '@janus/execution';
+import { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
 import type { IngressMetrics } from './metrics.js';
 
@@ -81,8 +81,10 @@ export class AdmissionService {
     /** Mode `queue`: a refusal by a limit is not counted as a rejection (the caller queues the job and counts that). */
     queueing = false,
   ): Promise<AdmitAnswer> {
-    const admittedAt = new Date().toISOString();
-    const records = jobs.map((j): AdmittedBody => ({ jobId: j.jobId, status: 'admitted', attempt: 1, admittedAt }));
+    const createdAt = new Date().toISOString();
+    // `admittedAt` is the admission's Redis time (one clock for every instance; a window rate counts
+    // by it): the limiter stamps it into the idempotency records, and the answer takes it from the result.
+    const records = jobs.map((j): AdmittedBody => ({ jobId: j.jobId, status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }));
     const request: AdmissionRequest = {
       jobs: jobs.map((j, i) => ({
         jobId: j.jobId,
@@ -93,7 +95,7 @@ export class AdmissionService {
         ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: jobIdempotencyRecord(records[i]!, j.fingerprint) } } : {}),
         // What a retry of this job will need; kept with the lease in Redis.
         context: encodeRetryContext(
-          { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt: admittedAt },
+          { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt },
           j.payloadJson,
         ),
       })),
@@ -133,7 +135,7 @@ export class AdmissionService {
             : {}),
         };
       };
-      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), admittedAt, vet, extras });
+      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), vet, extras });
     } catch (error) {
       if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
         return this.admitFailOpen(tenant, policy, jobs, records, shape);
@@ -194,7 +196,7 @@ export class AdmissionService {
     const entries = admitted.jobs.map((a, i) => {
       if (a.duplicate !== undefined) return { ...parseIdempotencyRecord(a.duplicate.record).body, duplicate: true };
       const r = records[i] as AdmittedBody;
-      return shape === 'single' ? r : { jobId: r.jobId, status: r.status, attempt: r.attempt };
+      return shape === 'single' ? { ...r, admittedAt: new Date(a.admittedAt).toISOString() } : { jobId: r.jobId, status: r.status, attempt: r.attempt };
     });
     let fresh = 0;
     for (const [i, a] of admitted.jobs.entries()) {
@@ -219,14 +221,16 @@ export class AdmissionService {
     tenant: string,
     policy: CompiledPolicy,
     jobs: readonly PreparedJob[],
-    records: readonly AdmittedBody[],
+    stamped: readonly AdmittedBody[],
     shape: 'single' | 'batch',
   ): Promise<AdmitAnswer> {
     const now = Date.now();
+    const admittedAt = new Date(now).toISOString();
+    const records = stamped.map((r) => ({ ...r, admittedAt }));
     const messages = jobs.map((job) => {
       const timeoutMs = policy.jobType(job.type)?.timeoutMs ?? 30_000;
       const unheld = { jobId: job.jobId, attempt: 1, tenant, jobType: job.type, priority: job.priority, admittedAt: now, budgetReserved: 0 };
-      return this.#pipeline.jobMessage({ ...unheld, lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: now + timeoutMs } }, job.payloadJson, records[0]?.admittedAt);
+      return this.#pipeline.jobMessage({ ...unheld, lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: now + timeoutMs } }, job.payloadJson, admittedAt);
     });
     if ((await this.#pipeline.publish(messages, 'jobs', false)) !== 'stored') {
       this.countAll(jobs, 'unavailable', 'publish_failed');

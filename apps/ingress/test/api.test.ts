@@ -152,7 +152,8 @@ describe('POST /v1/jobs', () => {
     const lease = msg?.body.lease as { id: string; token: string; expiresAt: string };
     expect(lease.id).toEqual(expect.any(String));
     expect(lease.token).toEqual(expect.any(String));
-    expect(Date.parse(lease.expiresAt) - Date.parse(body.admittedAt)).toBeGreaterThan(9_000);
+    // admittedAt is the admission's Redis time, the lease's clock: expiry is exactly timeoutMs later.
+    expect(Date.parse(lease.expiresAt) - Date.parse(body.admittedAt)).toBe(10_000);
   });
 
   it('429 with Retry-After in whole seconds (rounded up) and the reason', async () => {

@@ -5,6 +5,13 @@
  * durable record, so both must spell it the same way: this module is the one place that does.
  */
 
+/**
+ * The `admittedAt` to put in a record written at admission: the limiter's admit script replaces it
+ * with the admission's Redis time (`@<ms>`), which `parseIdempotencyRecord` turns back into ISO, so
+ * that a replay answers exactly the time the first answer gave (the limiter's, not a host's clock).
+ */
+export const ADMITTED_AT_ADMISSION = '@';
+
 /** The single-job 202 body; also what the key of a job (single or part of a batch) answers. */
 export interface AdmittedBody {
   readonly jobId: string;
@@ -36,6 +43,8 @@ export function parseIdempotencyRecord(record: string): { readonly body: Record<
     const value: unknown = JSON.parse(record);
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return { body: {}, fp: undefined };
     const { fp, ...body } = value as Record<string, unknown>;
+    // `@<ms>`: stamped by the admit script (ADMITTED_AT_ADMISSION)
+    if (typeof body['admittedAt'] === 'string' && /^@\d+$/.test(body['admittedAt'])) body['admittedAt'] = new Date(Number(body['admittedAt'].slice(1))).toISOString();
     return { body, fp: typeof fp === 'string' ? fp : undefined };
   } catch {
     return { body: {}, fp: undefined };

@@ -9,5 +9,5 @@ export { seededRandom } from './seeded-random.js';
 export { letUndeliveredWait, type WaitingDeps } from './waiting.js';
 export { persisterCaughtUp, StateRecovery, type LimiterOpening, type RestoredCounts, type StateRecoveryDeps } from './recovery.js';
 export { readDurableState, type DurableStateOptions } from './durable-state.js';
-export { batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
+export { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
 export { publishDeadLetter, type Publishing } from './publishing.js';

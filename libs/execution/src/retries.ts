@@ -113,6 +113,8 @@ export class RetryProcessor {
             jobType: retry.type,
             priority: jobType?.retryPriority ?? 'low',
             attempt: retry.attempt,
+            // every earlier attempt uncharged (throttled, or under an open circuit): not a failure retry
+            ...((retry.uncharged ?? 0) >= retry.attempt - 1 ? { budgetExempt: true } : {}),
             ...(retry.cost !== undefined ? { cost: retry.cost } : {}),
             idempotency: { key: `retry:${retry.jobId}.${retry.attempt}`, record: 'retry', kind: 'retry' },
             context: encodeRetryContext({

@@ -92,7 +92,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   const profileArgs: Arg[] = [];
   const profiles = new Map<string, Profile | null>();
   const profileOf = (job: JobAdmission): Profile | null => {
-    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${(job.attempt ?? 1) > 1 ? 'r' : ''}`;
+    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}`;
     let p = profiles.get(memo);
     if (p === undefined) {
       p = encodeProfile(k, policy, job, limitOf, profileArgs, profiles.size + 1);
@@ -186,7 +186,9 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
   const jt = policy.jobType(job.jobType);
   const specs = policy.limitsFor(job.tenant, job.jobType);
   if (jt === undefined || specs === undefined) return null;
+  const head = out.length;
   out.push(specs.length, PRIORITY[job.priority]);
+  let exempt = 0;
   const conc: string[] = [];
   const rate: string[] = [];
   let bk = '';
@@ -202,7 +204,9 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       // its share of the actual cost (src/lease-record.ts).
       rate.push(rateEntry(key, scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
     } else if (spec.kind === 'attempts') {
-      out.push(limitOf(spec, (job.attempt ?? 1) > 1 ? 'retries' : 'firsts'), 1);
+      const use = attemptsUse(job);
+      if (use !== undefined) out.push(limitOf(spec, use), 1);
+      else exempt += 1;
     } else if (spec.kind === 'window' || spec.kind === 'guard') {
       // a window's entries are not given back by revoke (conservative: never over the limit)
       out.push(limitOf(spec), amount);
@@ -215,9 +219,16 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       }
     }
   }
+  out[head] = specs.length - exempt;
   const segment = lengthPrefixed(job.tenant) + lengthPrefixed(job.jobType) + lengthPrefixed(bk) + lengthPrefixed(conc.join(' ')) + lengthPrefixed(rate.join(','));
   out.push(jt.timeoutMs, jt.idempotencyWindowMs, segment);
   return { index, timeoutMs: jt.timeoutMs, reserved };
+}
+
+/** How a job uses its dependencies' attempt counters: counted (first attempt), checked (retry), or neither (a budget-exempt retry). */
+function attemptsUse(job: JobAdmission): AttemptsUse | undefined {
+  if ((job.attempt ?? 1) <= 1) return 'firsts';
+  return job.budgetExempt === true ? undefined : 'retries';
 }
 
 /** A limit as the script takes it (src/lua/admit-n.lua's header): rate amounts and caps are scaled by periodMs (see includes/bucket.lua). */

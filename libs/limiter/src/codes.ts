@@ -28,8 +28,8 @@ export const UNBOUNDED = 2 ** 50;
  * - without throttling it climbs back by `increasePpmPerS` (2 % of the declared rate per second:
  *   from 10 % to 100 % in 45 s, from 70 % back in 15 s);
  * - the outage circuit opens when, over the last `circuitWindowS` seconds, at least
- *   `circuitMinCalls` outcomes were seen and at least half failed (errors and timeouts; throttling
- *   is not an outage); it stays open `circuitOpenMs`, doubling after each failed probe up to
+ *   `circuitMinCalls` outcomes were seen and at least half failed, or at the `circuitMinCalls`-th
+ *   failure in a row (a sudden outage; errors and timeouts — throttling is not an outage); it stays open `circuitOpenMs`, doubling after each failed probe up to
  *   `circuitOpenMaxMs`; half-open admits one probe per `probeGapMs` until one succeeds.
  */
 export const ADAPTIVE = {

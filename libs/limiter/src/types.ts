@@ -11,6 +11,12 @@ export interface JobAdmission {
   /** Default 1. */
   readonly attempt?: number;
   /**
+   * A retry none of whose earlier attempts was charged (all throttled, or failed under an open
+   * outage circuit): the dependencies' guards pace it already, so it neither counts against nor
+   * waits for their retry budgets, which exist to stop storms of failures.
+   */
+  readonly budgetExempt?: boolean;
+  /**
    * Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. `kind`
    * (default `producer`) picks the key space: retries dedupe apart from producers' keys.
    */

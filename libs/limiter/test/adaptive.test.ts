@@ -156,9 +156,17 @@ describe('outage circuit', () => {
     expect((await h.limiter.dependencyState('api'))!.circuit.state).toBe('closed');
   });
 
-  it('only counts the last 10 s; throttling is not an outage', async () => {
+  it('opens at the 10th failure in a row, however many successes came before (a sudden outage)', async () => {
+    h = await harness('circuit-row', doc);
+    for (let i = 0; i < 30; i++) await h.limiter.feedback('call', 'succeeded');
+    for (let i = 0; i < 9; i++) expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([]);
+    expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([{ dependency: 'api', transition: 'opened' }]); // 10 of 40: by the row
+  });
+
+  it('only counts the last 10 s; a success ends a row of failures; throttling is not an outage', async () => {
     h = await harness('circuit-window', doc);
     for (let i = 0; i < 9; i++) await h.limiter.feedback('call', 'failed');
+    await h.limiter.feedback('call', 'succeeded');
     h.advance(10_000);
     expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([]);
     for (let i = 0; i < 20; i++) await h.limiter.feedback('call', 'throttled');
@@ -188,6 +196,14 @@ describe('retry budget', () => {
     expect(await admitMany(h, 'call', 2, { attempt: 2 })).toBe(1);
     h.advance(10_000); // the window has slid past all of them
     expect(await admitMany(h, 'call', 6, { attempt: 2 })).toBe(5);
+  });
+
+  it('a retry whose earlier attempts were all uncharged (budgetExempt) neither counts against nor waits for the budget', async () => {
+    h = await harness('retry-budget-exempt', doc);
+    expect(await admitMany(h, 'call', 5, { attempt: 2 })).toBe(5); // the allowance: 5
+    expect((await h.limiter.admit({ jobs: [job('call', { attempt: 2 })] })).kind).toBe('rejected');
+    expect(await admitMany(h, 'call', 3, { attempt: 3, budgetExempt: true })).toBe(3);
+    expect((await h.limiter.dependencyState('api'))!.retryBudget).toMatchObject({ retries: 5, allowed: 5 });
   });
 
   it('is exact from many instances at once', async () => {

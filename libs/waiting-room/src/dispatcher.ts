@@ -3,7 +3,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
-import { encodeRetryContext, jobIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
+import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, Limiter } from '@janus/limiter';
 import type { NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
@@ -65,7 +65,9 @@ const LIVENESS_MS = 2_000;
 /** The wake a producer sends when a job joins the room (any other wake means: capacity may have freed). */
 export const NEW_JOB_WAKE = 'job';
 const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted']);
-const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed']);
+// An open outage circuit is lifted like a slot: the success that closes it is an outcome, and every
+// outcome wakes the room; until then it is rechecked every second (its half-open probes).
+const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed', 'dependency_unavailable']);
 
 /**
  * The waiting room's dispatcher (CONTRACT §3 mode `queue`): admits waiting jobs fairly as capacity
@@ -385,12 +387,11 @@ export class Dispatcher {
     const policy = this.deps.limiter.policy;
     const jt = policy.jobType(row.type);
     if (jt === undefined) return await this.#dead(row, 'job type no longer exists');
-    const admittedAt = new Date().toISOString();
     const priority = PRIORITIES[row.priority] ?? 'low';
     const idempotency = row.attempt > 1
       ? { key: `retry:${row.jobId}.${row.attempt}`, record: 'retry', kind: 'retry' as const }
       : row.idempotencyKey !== null
-        ? { key: row.idempotencyKey, record: jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt }, row.fingerprint ?? undefined) }
+        ? { key: row.idempotencyKey, record: jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }, row.fingerprint ?? undefined) }
         : { key: `room:${row.jobId}.1`, record: 'room', kind: 'retry' as const };
     const request: AdmissionRequest = {
       jobs: [
@@ -400,6 +401,8 @@ export class Dispatcher {
           jobType: row.type,
           priority,
           ...(row.attempt > 1 ? { attempt: row.attempt } : {}),
+          // every earlier attempt uncharged (throttled, or under an open circuit): not a failure retry
+          ...(row.attempt > 1 && row.uncharged >= row.attempt - 1 ? { budgetExempt: true } : {}),
           ...(row.cost !== null ? { cost: row.cost } : {}),
           idempotency,
           context: encodeRetryContext(

@@ -57,6 +57,7 @@
          bk, conc, rate)
     then nG groups: nJobs, idemKeyIndex (0 = none) [, record, windowMs when not 0], then per job:
          jobId, attempt, profileIndex, idemKeyIndex (0 = none) [, record when not 0], context
+         (a record's `"admittedAt":"@"` is stamped with the admission's ms: see stamp below)
          ('' for none). Jobs are numbered 1, 2, … across the call (rejected groups' jobs included).
 
   Returns   Fault: { ADMIT_FAULT_STATE_LOST = -1 (recovery started) | ADMIT_FAULT_RECOVERING = -2, until ms }.
@@ -310,6 +311,13 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
   end
 end
 
+-- A record may leave its admission time to the script: `"admittedAt":"@"` becomes
+-- `"admittedAt":"@<now ms>"` (src/idempotency-record.ts in @janus/execution reads it back), so that a
+-- replay answers the time this step admitted the job, by Redis's clock, as the first answer did.
+local function stamp(rec)
+  return (string.gsub(rec, '"admittedAt":"@"', '"admittedAt":"@' .. nowS .. '"', 1))
+end
+
 local NOPEND = {}
 local out = { now }
 local ord = 0
@@ -319,7 +327,7 @@ for _ = 1, nG do
   a = a + 2
   local grec, gwin
   if ri > 0 then
-    grec, gwin = A[a], tonumber(A[a + 1])
+    grec, gwin = stamp(A[a]), tonumber(A[a + 1])
     a = a + 2
   end
   if n == 1 and ri == 0 and A[a + 3] == '0' then
@@ -348,7 +356,7 @@ for _ = 1, nG do
       ord = ord + 1
       local job = { job = A[a], att = A[a + 1], p = P[tonumber(A[a + 2])], ik = tonumber(A[a + 3]), ord = ord }
       if job.ik > 0 then
-        job.rec = A[a + 4]
+        job.rec = stamp(A[a + 4])
         a = a + 5
       else
         a = a + 4

@@ -8,7 +8,8 @@
     ADAPTIVE_DECREASE_PPM (never below minRatio). Throttling says nothing about an outage.
   - succeeded / failed (an error or a timeout): counted per second for the outage circuit. Closed:
     a failure that makes the last ADAPTIVE_CIRCUIT_WINDOW_S seconds hold at least
-    ADAPTIVE_CIRCUIT_MIN_CALLS outcomes, half of them failures, opens it for ADAPTIVE_CIRCUIT_OPEN_MS.
+    ADAPTIVE_CIRCUIT_MIN_CALLS outcomes, half of them failures, or that is the
+    ADAPTIVE_CIRCUIT_MIN_CALLS-th failure in a row (field cf), opens it for ADAPTIVE_CIRCUIT_OPEN_MS.
     Open: a failure before `ou` is news from before the opening and changes nothing; once `ou` has
     passed (half-open: admission lets probes through), a failure reopens it for twice as long (at
     most ADAPTIVE_CIRCUIT_OPEN_MAX_MS) and a success closes it.
@@ -54,7 +55,7 @@ for i = 1, #KEYS do
     if was == 1 then
       local ou = tonumber(v[6]) or 0
       if ok then
-        rcall('HDEL', key, 'cs', 'ou', 'ob', 'np')
+        rcall('HDEL', key, 'cs', 'ou', 'ob', 'np', 'cf')
         ring_clear(key, 'o', 'e')
         transition = TRANSITION_CLOSED
       elseif now >= ou then
@@ -64,11 +65,17 @@ for i = 1, #KEYS do
       end
     else
       ring_add(key, now, 'o', 'e', ok and 'o' or 'e', 1)
-      if not ok then
+      if ok then
+        rcall('HDEL', key, 'cf')
+      else
+        -- A sudden total outage shows as failures in a row long before it outweighs the successes of
+        -- the last 10 s: either opens the circuit.
+        local inRow = rcall('HINCRBY', key, 'cf', 1)
         local good, bad = ring_sum(key, now, 'o', 'e')
-        if good + bad >= ADAPTIVE_CIRCUIT_MIN_CALLS and bad * 2 >= good + bad then
+        if inRow >= ADAPTIVE_CIRCUIT_MIN_CALLS or (good + bad >= ADAPTIVE_CIRCUIT_MIN_CALLS and bad * 2 >= good + bad) then
           rcall('HSET', key, 'cs', '1', 'ou', fmt(now + ADAPTIVE_CIRCUIT_OPEN_MS), 'ob', fmt(ADAPTIVE_CIRCUIT_OPEN_MS), 'np', '0')
           ring_clear(key, 'o', 'e')
+          rcall('HDEL', key, 'cf')
           transition = TRANSITION_OPENED
         end
       end

@@ -10,6 +10,7 @@
         cs      '1' while the outage circuit is open, half-open once ou has passed
         ou      open until (ms);  ob  the current open duration (ms);  np  no half-open probe before (ms)
         o<i>, e<i>, @<i>   successes and failures per second (includes/ring.lua) for the circuit
+        cf      failures in a row (reset by a success)
 ]]
 
 -- The ratio (ppm) at `now`, from the stored m and mt.
