@@ -7,6 +7,7 @@ import type { Hono } from 'hono';
 import { resolveAdminToken } from './admin-token.js';
 import { createApp } from './app.js';
 import { PolicyChanges } from './changes.js';
+import { DependencyHistory, type DependencyHistoryOptions } from './dashboard/history.js';
 import { dashboardSnapshot } from './dashboard/snapshot.js';
 import { createAdminMetrics, type AdminMetrics } from './metrics.js';
 
@@ -27,6 +28,8 @@ export interface PolicyAdmin {
   readonly limiter: Limiter;
   readonly changes: PolicyChanges;
   readonly metrics: AdminMetrics;
+  /** The dashboard's recent dependency states (sampled every few seconds while the app runs). */
+  readonly history: DependencyHistory;
   /** The token admins must present: JANUS_ADMIN_TOKEN, or one generated in development. */
   readonly adminToken: { readonly token: string; readonly generated: boolean };
   close(): Promise<void>;
@@ -36,6 +39,8 @@ export interface PolicyAdminOptions {
   logger?: Logger;
   dbPoolSize?: number;
   dashboardWindowSeconds?: number;
+  /** Sampling of the dashboard's dependency sparklines (default: every 5 s, over 10 min). */
+  dependencyHistory?: DependencyHistoryOptions;
 }
 
 /**
@@ -57,8 +62,13 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     // Idempotent: covers a previous instance that stored a job type but stopped before its consumer existed.
     void changes.ensureConsumers(rt.policy.policy.document);
   }
+  const policyLoaded = () => rt.policy.loaded;
+  const history = new DependencyHistory({ limiter: rt.limiter, policyLoaded }, opts.dependencyHistory);
+  history.start();
   const app = createApp({
     adminToken: adminToken.token,
+    limiter: rt.limiter,
+    policyLoaded,
     store: rt.policyStore,
     keys: rt.apiKeyStore,
     changes,
@@ -68,6 +78,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
         db: rt.db.db,
         store: rt.policyStore,
         limiter: rt.limiter,
+        history,
         ...(opts.dashboardWindowSeconds !== undefined ? { windowSeconds: opts.dashboardWindowSeconds } : {}),
       }),
     readiness: rt.readiness,
@@ -75,5 +86,17 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     metrics,
     logger: rt.logger,
   });
-  return { app, runtime: rt, limiter: rt.limiter, changes, metrics, adminToken, close: () => rt.close() };
+  return {
+    app,
+    runtime: rt,
+    limiter: rt.limiter,
+    changes,
+    metrics,
+    history,
+    adminToken,
+    close: async () => {
+      await history.stop();
+      await rt.close();
+    },
+  };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Hono } from 'hono';
 import { problemNotFound, problemOnError } from '@janus/http';
 import type { Registry } from 'prom-client';
+import type { Limiter } from '@janus/limiter';
 import { DependencyPolicy, GlobalPolicy, JobTypePolicy, PolicyDocument, TenantPolicy } from '@janus/contracts';
 import { apiDocsRoutes } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
@@ -15,6 +16,7 @@ import { auditRoutes } from './routes/audit.js';
 import type { AdminEnv } from './routes/common.js';
 import { dashboardPages, dashboardRoutes } from './routes/dashboard.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { dependencyStateRoutes } from './routes/dependency-state.js';
 import { globalRoutes } from './routes/global.js';
 import { jobTypeRoutes } from './routes/job-types.js';
 import { CreateKeyBody, keyRoutes } from './routes/keys.js';
@@ -26,6 +28,10 @@ export interface AdminAppDeps {
   readonly store: PolicyStore;
   readonly keys: ApiKeyStore;
   readonly changes: PolicyChanges;
+  /** The running limiter (live dependency state). */
+  readonly limiter: Pick<Limiter, 'dependencyState'>;
+  /** Whether a policy version is loaded into the limiter yet. */
+  readonly policyLoaded: () => boolean;
   readonly snapshot: () => Promise<DashboardSnapshot>;
   readonly readiness: readonly ReadinessCheck[];
   readonly registry: Registry;
@@ -43,6 +49,7 @@ export function createApp(deps: AdminAppDeps): Hono {
   app.route('/', apiDocsRoutes({ title: 'Janus policy admin API' }));
   app.use('/v1/*', adminAuth(deps.adminToken, deps.metrics));
   app.route('/v1/dependencies', dependencyRoutes(resources));
+  app.route('/v1/dependencies', dependencyStateRoutes({ limiter: deps.limiter, policyLoaded: deps.policyLoaded }));
   app.route('/v1/tenants', tenantRoutes(resources));
   app.route('/v1/tenants', keyRoutes({ ...resources, keys: deps.keys }));
   app.route('/v1/job-types', jobTypeRoutes(resources));

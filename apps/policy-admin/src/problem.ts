@@ -23,3 +23,7 @@ export const preconditionFailed = (currentVersion: number, detail: string) =>
     extra: { currentVersion },
     headers: { etag: `"${currentVersion}"` },
   });
+
+/** A store the answer needs (Redis) is unreachable, or the policy is not loaded yet: ask again shortly. */
+export const unavailable = (detail: string, retryAfterS = 1) =>
+  problem(503, PROBLEM.unavailable, 'Service unavailable', { detail, headers: { 'retry-after': String(retryAfterS) } });

@@ -188,6 +188,8 @@ describe('policy-admin end to end', () => {
     await db.close();
 
     const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(`${adminUrl}/dashboard`);
     await page.waitForSelector('#login:not([hidden])');
     await page.fill('#token', 'wrong-token-0123456789');
@@ -227,6 +229,15 @@ describe('policy-admin end to end', () => {
     expect(await page.textContent('[data-tenant="acme"] td:nth-child(6)')).toBe('1');
     expect(await page.textContent('[data-tenant="acme"] td:nth-child(7)')).toMatch(/^6\d(\.\d)? s$/);
     expect(await page.textContent('#history tbody')).toContain('policy.put policy');
+    // The dependency state (GET /v1/dependencies/{name}/state per row) and its sparkline.
+    const depState = '[data-dep-state="stripe"]';
+    expect(await page.textContent(`${depState} [data-field="declared"]`)).toBe('10 / s');
+    expect(await page.textContent(`${depState} [data-field="effective"]`)).toBe('10 / s (100%)');
+    expect(await page.textContent(`${depState} [data-field="circuit"]`)).toBe('closed');
+    expect(await page.textContent(`${depState} [data-field="inflight"]`)).toMatch(/^[1-9]\d* \/ 50$/);
+    expect(await page.textContent(`${depState} [data-field="retry-budget"]`)).toMatch(/^0 \/ \d+$/);
+    expect(await page.locator(`${depState} [data-field="chart"] svg polyline`).count()).toBe(2);
+    expect(pageErrors).toEqual([]);
 
     await mkdir(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });

@@ -4,7 +4,8 @@ import { loadSettings, type Settings } from '@janus/config';
 import type { Limiter } from '@janus/limiter';
 import type { LimiterRuntime } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
-import { startPolicyAdmin } from '../src/admin.js';
+import { startPolicyAdmin, type PolicyAdmin } from '../src/admin.js';
+import type { DependencyHistoryOptions } from '../src/dashboard/history.js';
 
 export const TOKEN = 'test-admin-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -19,19 +20,22 @@ export interface AdminHarness {
   rt: LimiterRuntime;
   app: Hono;
   limiter: Limiter;
+  /** The dashboard's dependency-state sampler. */
+  history: PolicyAdmin['history'];
   /** JSON request with the admin token; `body` is JSON-encoded unless it is a string. The response body is loosely typed for assertions. */
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Loose; headers: Headers }>;
   close(): Promise<void>;
 }
 
 /** policy-admin as main.ts starts it (startPolicyAdmin), in its own namespace, on the real services. */
-export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number } = {}): Promise<AdminHarness> {
+export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number; dependencyHistory?: DependencyHistoryOptions } = {}): Promise<AdminHarness> {
   const ns = opts.ns ?? testNamespace(label);
   const settings = loadSettings(testEnv(ns, { JANUS_ADMIN_TOKEN: TOKEN }));
   const admin = await startPolicyAdmin(settings, {
     logger: pino({ level: 'silent' }),
     dbPoolSize: 25,
     ...(opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {}),
+    ...(opts.dependencyHistory !== undefined ? { dependencyHistory: opts.dependencyHistory } : {}),
   });
   const { app, runtime: rt } = admin;
   return {
@@ -40,6 +44,7 @@ export async function startAdmin(label: string, opts: { ns?: string; dashboardWi
     rt,
     app,
     limiter: admin.limiter,
+    history: admin.history,
     async call(method, path, body, headers = {}) {
       const init: RequestInit = { method, headers: { ...AUTH, ...headers } };
       if (body !== undefined) {

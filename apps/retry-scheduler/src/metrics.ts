@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { FeedbackResult, FeedbackSignal, Limiter } from '@janus/limiter';
 
 export interface SchedulerMetrics {
   readonly outcomes: Counter<'disposition'>;
@@ -85,5 +86,90 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+  };
+}
+
+/** What the outcome processor reports after each accepted outcome (OutcomeProcessorDeps.onFeedback). */
+export type FeedbackListener = (jobType: string, signal: FeedbackSignal, result: FeedbackResult, dependency: string | undefined) => void;
+
+/**
+ * The adaptive protection of dependencies (CONTRACT §2 `adaptive`): throttle signals, circuit
+ * transitions and rate decreases counted as outcomes report them, and each dependency's effective
+ * ratio and circuit read from Redis on scrape (the state is shared: every instance reports the same
+ * values). Returns the listener to give the OutcomeProcessor.
+ */
+export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'policy' | 'dependencyState'>): FeedbackListener {
+  const throttled = new Counter({
+    name: 'janus_dependency_throttled_total',
+    help: 'Throttled outcomes (the dependency refused for load: HTTP 429, or 503 with Retry-After), by dependency',
+    labelNames: ['dependency'],
+    registers: [registry],
+  });
+  const transitions = new Counter({
+    name: 'janus_dependency_circuit_transitions_total',
+    help: "Outage circuit transitions by dependency and new state: opened, closed (a probe succeeded), reopened (a probe failed)",
+    labelNames: ['dependency', 'to'],
+    registers: [registry],
+  });
+  const decreases = new Counter({
+    name: 'janus_dependency_rate_decreases_total',
+    help: 'Effective-rate decreases after throttling (at most one per cooldown), by dependency',
+    labelNames: ['dependency'],
+    registers: [registry],
+  });
+
+  // Last values read per dependency: a scrape while Redis is unreachable reports them again rather
+  // than dropping the series (readiness reports the outage).
+  const last = new Map<string, { ratio: number; open: number }>();
+  let reading: Promise<void> | undefined;
+  const refresh = () =>
+    (reading ??= (async () => {
+      const names = Object.keys(limiter.policy.document.dependencies);
+      const keep = new Set(names);
+      for (const name of last.keys()) if (!keep.has(name)) last.delete(name);
+      const states = await Promise.allSettled(names.map((n) => limiter.dependencyState(n)));
+      for (const r of states) {
+        if (r.status !== 'fulfilled' || r.value === undefined) continue;
+        // Half-open admits probes only: for an alert it is still not closed.
+        last.set(r.value.dependency, { ratio: r.value.effective.ratio, open: r.value.circuit.state === 'closed' ? 0 : 1 });
+      }
+    })().finally(() => {
+      // Both gauges of one scrape start collecting together and share this read; the next scrape reads afresh.
+      reading = undefined;
+    }));
+  new Gauge({
+    name: 'janus_dependency_effective_ratio',
+    help: 'Share of the declared rates a dependency admits now (1: the declared policy; lowered by throttling, never below adaptive.minRatio)',
+    labelNames: ['dependency'],
+    registers: [registry],
+    async collect() {
+      await refresh();
+      this.reset();
+      for (const [dependency, v] of last) this.set({ dependency }, v.ratio);
+    },
+  });
+  new Gauge({
+    name: 'janus_dependency_circuit_open',
+    help: "1 while a dependency's outage circuit is open or half-open (only probes are admitted), else 0",
+    labelNames: ['dependency'],
+    registers: [registry],
+    async collect() {
+      await refresh();
+      this.reset();
+      for (const [dependency, v] of last) this.set({ dependency }, v.open);
+    },
+  });
+
+  return (jobType, signal, result, named) => {
+    for (const t of result.transitions) {
+      if (t.transition === 'decreased') decreases.inc({ dependency: t.dependency });
+      else transitions.inc({ dependency: t.dependency, to: t.transition });
+    }
+    if (signal !== 'throttled') return;
+    // A throttle concerns one dependency: the one the worker named (if the job type has it), else
+    // the job type's first — the limiter's default too.
+    const own = limiter.policy.jobType(jobType)?.dependencies.map((d) => d.name) ?? [];
+    const dependency = (named !== undefined && own.includes(named) ? named : own[0]) ?? 'unknown';
+    throttled.inc({ dependency });
   };
 }

@@ -6,7 +6,7 @@ import type { Logger, ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
 import { Gauge } from 'prom-client';
-import { schedulerMetrics } from './metrics.js';
+import { dependencyMetrics, schedulerMetrics } from './metrics.js';
 
 export interface Scheduler {
   readonly runtime: LimiterRuntime;
@@ -55,7 +55,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   recovery.watch();
 
   const metrics = schedulerMetrics(runtime.registry);
-  const processor = new OutcomeProcessor({ limiter, js, names });
+  const processor = new OutcomeProcessor({ limiter, js, names, onFeedback: dependencyMetrics(runtime.registry, limiter) });
 
   // The waiting room (mode `queue` and due retries): one dispatcher leads across instances.
   const dispatcher = new Dispatcher({
@@ -137,6 +137,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         cost: retry.cost,
         payload: retry.payload === undefined ? undefined : JSON.stringify(retry.payload),
         lastOutcome: retry.lastOutcome,
+        uncharged: retry.uncharged,
         createdAt: new Date(retry.createdAt ?? retry.dueAt),
         dueAt: new Date(retry.dueAt),
       });

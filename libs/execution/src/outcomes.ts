@@ -27,7 +27,7 @@ export interface OutcomeProcessorDeps {
   /** Current time in ms (tests may pin it). */
   readonly now?: () => number;
   /** Called with what each accepted outcome did to its dependencies (metrics: throttle signals, circuit transitions). */
-  readonly onFeedback?: (jobType: string, signal: FeedbackSignal, result: FeedbackResult) => void;
+  readonly onFeedback?: (jobType: string, signal: FeedbackSignal, result: FeedbackResult, dependency: string | undefined) => void;
 }
 
 interface SettledAttempt {
@@ -141,7 +141,7 @@ export class OutcomeProcessor {
     const signal = event.outcome === 'succeeded' ? 'succeeded' : event.throttled === true ? 'throttled' : 'failed';
     const options = { ...(event.dependency !== undefined ? { dependency: event.dependency } : {}), ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) };
     const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch((): FeedbackResult => ({ uncharged: false, transitions: [] }));
-    this.deps.onFeedback?.(job.jobType, signal, result);
+    this.deps.onFeedback?.(job.jobType, signal, result, event.dependency);
     return result;
   }
 

@@ -26,6 +26,12 @@ export const DASHBOARD_HTML = `<!doctype html>
   .bar > span { display: block; height: 6px; border-radius: 3px; background: #3b82f6; }
   .muted { color: #8a94a6; }
   .problems { color: #b42318; font-size: 13px; }
+  section.wide { grid-column: 1 / -1; }
+  .st-open { color: #b42318; font-weight: 600; }
+  .st-half_open { color: #b54708; font-weight: 600; }
+  .k-ratio { color: #3b82f6; }
+  .k-inflight { color: #f59e0b; }
+  svg.spark { display: block; background: #f8fafc; border-radius: 3px; }
   #login { max-width: 360px; margin: 80px auto; background: #fff; padding: 24px; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.12); }
   #login input { width: 100%; box-sizing: border-box; padding: 8px; margin: 8px 0; font-family: monospace; }
   #login button { padding: 8px 16px; }
@@ -56,6 +62,9 @@ export const DASHBOARD_HTML = `<!doctype html>
     </section>
     <section><h2>Tenants</h2>
       <table id="tenants"><thead><tr><th>tenant</th><th>weight</th><th>in flight</th><th>budget used / limit</th><th>resets</th><th>queued</th><th>oldest waiting</th></tr></thead><tbody></tbody></table>
+    </section>
+    <section class="wide"><h2>Dependency state <span class="muted">adaptive limits, outage circuit, retry budget; chart: <span class="k-ratio">effective ratio</span> and <span class="k-inflight">in flight</span>, last <span id="history-window">10 min</span></span></h2>
+      <table id="dep-state"><thead><tr><th>dependency</th><th>declared rate</th><th>effective rate (ratio)</th><th>cooldown until</th><th>circuit</th><th>in flight</th><th>retries / allowed (10 s)</th><th>recent</th></tr></thead><tbody></tbody></table>
     </section>
     <section><h2>Recent dead letters</h2>
       <table id="dead"><thead><tr><th>when</th><th>job</th><th>type</th><th>tenant</th><th>attempts</th><th>last error</th></tr></thead><tbody></tbody></table>
@@ -104,6 +113,77 @@ export const DASHBOARD_JS = `(() => {
   const headroom = (b) => (b ? b.available + ' of ' + b.capacity : '–');
   const reasons = (r) => { const parts = Object.entries(r || {}).filter(([, n]) => n > 0).map(([k, n]) => k + ' ' + n); return parts.length ? parts.join(', ') : '0'; };
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+  const PERIODS = { 1000: 's', 60000: 'min', 3600000: 'h', 86400000: 'day' };
+  // Effective limits are fractional (ratio × declared): a few significant digits are enough to read.
+  const num = (n) => (n >= 10 ? Math.round(n) : Math.round(n * 100) / 100);
+  const per = (r) => (r ? num(r.limit) + ' / ' + (PERIODS[r.periodMs] || r.periodMs + ' ms') : null);
+  // A rate and a cost rate on one cell: either may be absent.
+  const rates = (rate, cost) => [per(rate), cost ? 'cost ' + per(cost) : null].filter(Boolean).join(', ') || 'no rate';
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  // The sparkline: effective ratio (0–1) and in flight (0–concurrency, or the highest seen) over the
+  // history window, the newest sample at the right edge. Drawn from the snapshot's samples.
+  function spark(samples, windowMs, cap) {
+    const W = 160, H = 34, svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('width', W);
+    svg.setAttribute('height', H);
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    const title = document.createElementNS(SVG, 'title');
+    const last = samples[samples.length - 1];
+    title.textContent = last ? 'ratio ' + last[1] + ', in flight ' + last[2] + ' (' + samples.length + ' samples)' : 'no samples yet';
+    svg.appendChild(title);
+    if (!last) return svg;
+    const end = last[0], start = end - windowMs;
+    const top = Math.max(1, cap || 0, ...samples.map((x) => x[2]));
+    const line = (pick, max, color) => {
+      const pts = samples.map((x) => [(W - 3) * Math.max(0, x[0] - start) / windowMs + 1, H - 2 - (H - 4) * Math.min(1, pick(x) / max)]);
+      const pl = document.createElementNS(SVG, 'polyline');
+      pl.setAttribute('points', pts.map((p) => p[0].toFixed(1) + ',' + p[1].toFixed(1)).join(' '));
+      pl.setAttribute('fill', 'none');
+      pl.setAttribute('stroke', color);
+      pl.setAttribute('stroke-width', '1.5');
+      svg.appendChild(pl);
+      // The newest value as a dot: visible even while the history holds one sample.
+      const dot = document.createElementNS(SVG, 'circle');
+      const p = pts[pts.length - 1];
+      dot.setAttribute('cx', p[0].toFixed(1));
+      dot.setAttribute('cy', p[1].toFixed(1));
+      dot.setAttribute('r', '2');
+      dot.setAttribute('fill', color);
+      svg.appendChild(dot);
+    };
+    line((x) => x[2], top, '#f59e0b');
+    line((x) => x[1], 1, '#3b82f6');
+    return svg;
+  }
+
+  function stateRow(x, windowMs) {
+    const s = x.state;
+    if (!s) { const tr = row([x.name, '–', '–', '–', '–', '–', '–', '–']); tr.dataset.depState = x.name; return tr; }
+    const ratio = Math.round(s.effective.ratio * 100) + '%';
+    const effective = s.adaptive ? rates(s.effective.rate, s.effective.costRate) + ' (' + ratio + ')' : 'as declared (adaptive off)';
+    const left = (iso) => ' (' + Math.max(0, (Date.parse(iso) - Date.parse(s.at)) / 1000).toFixed(1) + ' s)';
+    const circuit = el('span', s.circuit.state.replace('_', '-') + (s.circuit.state === 'open' ? ', probe ' + time(s.circuit.probeAt) : ''), 'st-' + s.circuit.state);
+    // The chart ends with the state just read (samples come every few seconds).
+    const samples = x.history.slice();
+    const at = Date.parse(s.at);
+    if (!samples.length || samples[samples.length - 1][0] < at) samples.push([at, s.effective.ratio, s.inFlight]);
+    const tr = row([
+      x.name,
+      rates(s.declared.rate, s.declared.costRate),
+      effective,
+      s.cooldownUntil ? time(s.cooldownUntil) + left(s.cooldownUntil) : '–',
+      circuit,
+      bar(s.inFlight, s.declared.concurrency),
+      s.retryBudget.retries + ' / ' + s.retryBudget.allowed,
+      spark(samples, windowMs, s.declared.concurrency),
+    ]);
+    tr.dataset.depState = x.name;
+    ['name', 'declared', 'effective', 'cooldown', 'circuit', 'inflight', 'retry-budget', 'chart'].forEach((f, i) => { tr.children[i].dataset.field = f; });
+    tr.children[6].title = s.retryBudget.firstAttempts + ' first attempts and ' + s.retryBudget.retries + ' retries admitted in the last ' + s.retryBudget.windowMs / 1000 + ' s';
+    return tr;
+  }
 
   function render(d) {
     $('namespace').textContent = d.namespace;
@@ -123,6 +203,8 @@ export const DASHBOARD_JS = `(() => {
       deps.push(tr);
     }
     fill('deps', deps, 'no dependencies in the policy');
+    $('history-window').textContent = d.history.windowMs >= 60000 ? Math.round(d.history.windowMs / 60000) + ' min' : Math.round(d.history.windowMs / 1000) + ' s';
+    fill('dep-state', d.dependencies.map((x) => stateRow(x, d.history.windowMs)), 'no dependencies in the policy');
     $('problems').textContent = d.problems.length ? 'Could not read: ' + d.problems.join('; ') : '';
     fill('tenants', d.tenants.map((t) => {
       const inflight = t.inFlight ? Object.values(t.inFlight).reduce((a, b) => a + b, 0) : null;

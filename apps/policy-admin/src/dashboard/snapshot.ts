@@ -2,16 +2,20 @@ import { desc } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { deadLetters, type Database } from '@janus/db';
 import { WaitingStore } from '@janus/waiting-room';
-import type { Limiter } from '@janus/limiter';
+import type { DependencyState, Limiter } from '@janus/limiter';
 import { NO_DEPENDENCY, readLiveStats, type LiveStats } from '@janus/observability';
 import type { PolicyStore } from '@janus/policy';
+import { dependencyStateView } from '../routes/dependency-state.js';
+import type { DependencyHistory } from './history.js';
 
 export interface DashboardDeps {
   redis: Redis;
   db: Database;
   store: PolicyStore;
   /** The running limiter view (inspect/usage over the live policy). */
-  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys'>;
+  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys' | 'dependencyState'>;
+  /** The last minutes of each dependency's effective ratio and in flight (the sparklines). */
+  history: DependencyHistory;
   /** Rates are averaged over this many complete seconds. Default 3. */
   windowSeconds?: number;
 }
@@ -36,9 +40,15 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
   };
   const doc = deps.limiter.policy.document;
   const tenantIds = Object.keys(doc.tenants).slice(0, MAX_TENANTS);
-  const [stats, inspect, usages, queued, dead, versions, audit] = await Promise.all([
+  // The adaptive state of the same dependencies the history samples (one Redis script call each).
+  const stateNames = deps.history.names();
+  const [stats, inspect, states, usages, queued, dead, versions, audit] = await Promise.all([
     attempt('live stats', () => readLiveStats(deps.redis, deps.limiter.keys, window)),
     attempt('limiter', () => deps.limiter.inspect()),
+    attempt('dependency state', async () => {
+      const read = await Promise.all(stateNames.map((n) => deps.limiter.dependencyState(n)));
+      return new Map(read.filter((s): s is DependencyState => s !== undefined).map((s) => [s.dependency, s]));
+    }),
     attempt('tenant usage', () => Promise.all(tenantIds.map((t) => deps.limiter.usage(t)))),
     attempt('queued jobs', () => new WaitingStore(deps.db).waitingAll()),
     attempt('dead letters', () =>
@@ -65,6 +75,8 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
     at: new Date().toISOString(),
     namespace: deps.limiter.keys.namespace,
     windowSeconds: window,
+    /** The sparklines' sampling: `dependencies[].history` holds one `[at ms, ratio, inFlight]` per `everyMs`, over `windowMs`. */
+    history: { everyMs: deps.history.everyMs, windowMs: deps.history.windowMs },
     policy: {
       version: deps.limiter.policy.version,
       history: (versions ?? []).map((v) => ({ version: v.version, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })),
@@ -72,6 +84,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
     },
     dependencies: Object.entries(doc.dependencies).map(([name, p]) => {
       const state = inspect?.dependencies[name];
+      const adaptive = states?.get(name);
       return {
         name,
         ...live(name),
@@ -79,6 +92,9 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
         concurrency: p.concurrency ?? null,
         rate: state?.rate ?? null,
         costRate: state?.costRate ?? null,
+        // What GET /v1/dependencies/{name}/state answers; null when it could not be read.
+        state: adaptive ? dependencyStateView(adaptive) : null,
+        history: deps.history.samples(name),
       };
     }),
     unattributed: live(NO_DEPENDENCY),

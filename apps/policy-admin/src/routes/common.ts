@@ -23,6 +23,7 @@ export const problems = {
   412: { description: 'If-Match names a version the policy has moved on from', content: problemContent },
   415: { description: 'The body is not JSON', content: problemContent },
   422: { description: 'Invalid policy: `errors` lists every bad field; the running policy is unchanged', content: problemContent },
+  503: { description: 'A store is unreachable or the policy is not loaded yet; `Retry-After` is set', content: problemContent },
 } as const;
 
 export const security = [{ adminToken: [] }];

@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import type { Hono } from 'hono';
+import type { OutcomeEvent } from '@janus/contracts';
+import { messageIds, publishAll } from '@janus/messaging';
+import { announceConfigChange } from '@janus/policy';
+import { waitFor } from '@janus/testing';
+import { createApp } from '../src/app.js';
+import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
+
+/**
+ * The adaptive-protection metrics on the scheduler's /metrics (CONTRACT §2 `adaptive`): throttled
+ * outcomes and rate decreases counted per dependency, circuit transitions, and the effective ratio
+ * and circuit state read from Redis on scrape — all after real outcomes through the real pipeline.
+ */
+let bed: TestBed;
+let scheduler: Scheduler;
+let http: Hono;
+
+beforeAll(async () => {
+  bed = await openTestBed('dep_metrics', {
+    dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 } },
+    tenants: { acme: {} },
+    jobTypes: {
+      call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+      probe: { dependencies: [{ name: 'flaky' }], retry: { maxAttempts: 1 } },
+    },
+  });
+  scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
+  await announceConfigChange(bed.nc, bed.names, bed.version);
+  await waitFor(() => scheduler.limiter.policy.version === bed.version, 5_000);
+  http = createApp({ readiness: scheduler.readiness, registry: scheduler.runtime.registry });
+}, 60_000);
+
+afterAll(async () => {
+  await scheduler?.close();
+  await bed?.close();
+});
+
+const scrape = async () => (await http.request('/metrics')).text();
+const value = (text: string, metric: string, labels: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${metric}{${labels},app="retry-scheduler"} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+};
+
+async function fail(jobId: string, jobType: string, extra: Partial<OutcomeEvent>): Promise<void> {
+  const job = await bed.submit(jobId, jobType);
+  const failed: OutcomeEvent = { jobId, attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'boom', ...extra };
+  await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome(jobType), body: failed, msgID: messageIds.attempt(jobId, 1) }]);
+}
+
+describe('dependency metrics', () => {
+  it('a throttled outcome: counted for its dependency, one rate decrease, effective ratio below 1 on scrape', async () => {
+    const before = await scrape();
+    expect(value(before, 'janus_dependency_effective_ratio', 'dependency="api"')).toBe(1);
+    expect(value(before, 'janus_dependency_circuit_open', 'dependency="api"')).toBe(0);
+
+    await fail('dm-thr', 'call', { throttled: true, retryAfterMs: 2_000, error: 'HTTP 429' });
+    await waitFor(async () => value(await scrape(), 'janus_dependency_throttled_total', 'dependency="api"') === 1, 10_000, 50);
+    const text = await scrape();
+    expect(value(text, 'janus_dependency_rate_decreases_total', 'dependency="api"')).toBe(1);
+    const ratio = value(text, 'janus_dependency_effective_ratio', 'dependency="api"')!;
+    expect(ratio).toBeGreaterThanOrEqual(0.7);
+    expect(ratio).toBeLessThan(0.8);
+    expect(value(text, 'janus_dependency_effective_ratio', 'dependency="flaky"')).toBe(1);
+  }, 30_000);
+
+  it('failures that open the outage circuit: a transition to opened, and circuit_open 1', async () => {
+    // The circuit opens once 10 outcomes within 10 s are at least half failures.
+    await Promise.all(Array.from({ length: 10 }, (_, i) => fail(`dm-flaky-${i}`, 'probe', {})));
+    await waitFor(async () => value(await scrape(), 'janus_dependency_circuit_transitions_total', 'dependency="flaky",to="opened"') === 1, 10_000, 50);
+    const text = await scrape();
+    // Open for 1 s, then half-open: either way not closed.
+    expect(value(text, 'janus_dependency_circuit_open', 'dependency="flaky"')).toBe(1);
+    expect(value(text, 'janus_dependency_circuit_open', 'dependency="api"')).toBe(0);
+    // Failures that are not throttling are not throttle signals.
+    expect(value(text, 'janus_dependency_throttled_total', 'dependency="flaky"')).toBeUndefined();
+    for (const name of ['janus_dependency_throttled_total', 'janus_dependency_circuit_transitions_total', 'janus_dependency_rate_decreases_total', 'janus_dependency_effective_ratio', 'janus_dependency_circuit_open']) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+  }, 30_000);
+});
