@@ -69,6 +69,8 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     adminToken: adminToken.token,
     limiter: rt.limiter,
     policyLoaded,
+    // capacity may be free: not NEW_JOB_WAKE (no new rows), so the dispatcher lifts its blocks
+    wakeRoom: () => rt.nc.publish(rt.names.subjects.roomWake, ''),
     store: rt.policyStore,
     keys: rt.apiKeyStore,
     changes,

@@ -16,6 +16,7 @@ import { auditRoutes } from './routes/audit.js';
 import type { AdminEnv } from './routes/common.js';
 import { dashboardPages, dashboardRoutes } from './routes/dashboard.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { pauseRoutes } from './routes/pause.js';
 import { dependencyStateRoutes } from './routes/dependency-state.js';
 import { globalRoutes } from './routes/global.js';
 import { jobTypeRoutes } from './routes/job-types.js';
@@ -29,7 +30,9 @@ export interface AdminAppDeps {
   readonly keys: ApiKeyStore;
   readonly changes: PolicyChanges;
   /** The running limiter (live dependency state). */
-  readonly limiter: Pick<Limiter, 'dependencyState'>;
+  readonly limiter: Pick<Limiter, 'dependencyState' | 'pause' | 'resume' | 'pauseState'>;
+  /** After a resume: wake the waiting room's dispatcher. */
+  readonly wakeRoom: () => void;
   /** Whether a policy version is loaded into the limiter yet. */
   readonly policyLoaded: () => boolean;
   readonly snapshot: () => Promise<DashboardSnapshot>;
@@ -50,6 +53,8 @@ export function createApp(deps: AdminAppDeps): Hono {
   app.use('/v1/*', adminAuth(deps.adminToken, deps.metrics));
   app.route('/v1/dependencies', dependencyRoutes(resources));
   app.route('/v1/dependencies', dependencyStateRoutes({ limiter: deps.limiter, policyLoaded: deps.policyLoaded }));
+  app.route('/v1/dependencies', pauseRoutes('dependency', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom }));
+  app.route('/v1/job-types', pauseRoutes('jobType', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom }));
   app.route('/v1/tenants', tenantRoutes(resources));
   app.route('/v1/tenants', keyRoutes({ ...resources, keys: deps.keys }));
   app.route('/v1/job-types', jobTypeRoutes(resources));

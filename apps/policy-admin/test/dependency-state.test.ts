@@ -50,6 +50,8 @@ describe('GET /v1/dependencies/{name}/state', () => {
       declared: { rate: { limit: 100, periodMs: 1000 }, costRate: null, concurrency: 5 },
       effective: { ratio: expect.any(Number), rate: { limit: expect.any(Number), periodMs: 1000 }, costRate: null },
       cooldownUntil: expect.stringMatching(ISO),
+      paused: false,
+      pausedUntil: null,
       circuit: { state: 'closed', probeAt: null },
       inFlight: 1,
       // 1 first attempt admitted: floor(0.5 × 1 + 1 × 10) retries allowed over 10 s.
@@ -125,6 +127,8 @@ describe('GET /v1/dependencies/{name}/state', () => {
       'declared',
       'effective',
       'cooldownUntil',
+      'paused',
+      'pausedUntil',
       'circuit',
       'inFlight',
       'retryBudget',

@@ -243,7 +243,7 @@ function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, 
     case 'window':
       return [LIMIT_KIND.window, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, spec.periodMs, guardIndex];
     case 'guard':
-      return [LIMIT_KIND.guard, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.minRatio * ADAPTIVE.ppm), 0, 0];
+      return [LIMIT_KIND.guard, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.minRatio * ADAPTIVE.ppm), spec.adaptive ? 1 : 0, 0];
     case 'attempts':
       if (use === 'retries') return [LIMIT_KIND.retries, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.ratio * ADAPTIVE.ppm), spec.allowance, 0];
       return [LIMIT_KIND.firsts, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, 0, 0, 0];

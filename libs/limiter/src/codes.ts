@@ -44,6 +44,9 @@ export const ADAPTIVE = {
   probeGapMs: 1_000,
   /** Retry budgets count over this many one-second slots (a sliding 10 s, CONTRACT §2 `retryBudget`). */
   retryWindowS: 10,
+  /** A pause without `until` (until resumed) is stored as this ms; admission then says "ask again in" pauseRecheckMs. */
+  pausedForever: 9_000_000_000_000_000,
+  pauseRecheckMs: 5_000,
 } as const;
 
 /** A feedback signal (feedback-n.lua). */

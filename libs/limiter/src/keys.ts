@@ -106,6 +106,8 @@ export const limitId = {
   depGuard: (dep: string) => `dep:${dep}:guard`,
   /** A dependency's first attempts and retries per second, for its retry budget (src/lua/includes/ring.lua). */
   depAttempts: (dep: string) => `dep:${dep}:attempts`,
+  /** A job type's guard: only an admin's pause (src/lua/includes/guard.lua, field pu). */
+  jobTypeGuard: (jobType: string) => `type:${jobType}:guard`,
   globalRate: () => 'global:rate',
   globalConcurrency: () => 'global:conc',
 } as const;

@@ -35,6 +35,8 @@ import type {
   LimiterSnapshot,
   OpenResult,
   Outcome,
+  PauseState,
+  PauseTarget,
   RestoredState,
   RestoreResult,
   SettleOptions,
@@ -44,6 +46,12 @@ import type {
   Transition,
   UnclaimedLease,
 } from './types.js';
+
+/** A pause's stored until (ms; 0: not paused; ADAPTIVE.pausedForever: until resumed) as a PauseState. */
+function pauseState(until: number): PauseState {
+  if (!(until > 0)) return { paused: false };
+  return { paused: true, until: until >= ADAPTIVE.pausedForever ? Infinity : until };
+}
 
 const TRANSITION_NAMES: Record<number, Transition> = Object.fromEntries(Object.entries(TRANSITION).map(([name, code]) => [code, name as Transition]));
 
@@ -354,7 +362,7 @@ export class Limiter {
     if (p === undefined) return undefined;
     const pool = this.keys.limit(limitId.depConcurrency(name));
     const r = ((await this.#store.run('depState', [this.keys.limit(limitId.depGuard(name)), this.keys.limit(limitId.depAttempts(name)), pool, this.keys.poolExpiries(pool)], [this.#clock.arg()])) as number[]).map(Number);
-    const [at = 0, ppm = ADAPTIVE.ppm, cooldownMs = 0, circuit = 0, waitMs = 0, firsts = 0, retries = 0, inFlight = 0] = r;
+    const [at = 0, ppm = ADAPTIVE.ppm, cooldownMs = 0, circuit = 0, waitMs = 0, firsts = 0, retries = 0, inFlight = 0, pausedUntil = 0] = r;
     const adaptive = p.adaptive?.enabled ?? true;
     const ratio = adaptive ? Math.max(p.adaptive?.minRatio ?? 0.1, ppm / ADAPTIVE.ppm) : 1;
     const scaled = (rate: typeof p.rate) => (rate ? { limit: Math.round(rate.limit * ratio * 1000) / 1000, periodMs: rate.periodMs } : null);
@@ -367,10 +375,46 @@ export class Limiter {
       declared: { rate: p.rate ?? null, costRate: p.costRate ?? null, concurrency: p.concurrency ?? null },
       effective: { ratio: Math.round(ratio * 10_000) / 10_000, rate: scaled(p.rate), costRate: scaled(p.costRate) },
       cooldownUntil: adaptive && cooldownMs > 0 ? at + cooldownMs : null,
+      pausedUntil: pausedUntil === 0 ? null : pausedUntil >= ADAPTIVE.pausedForever ? Infinity : pausedUntil,
       circuit: !adaptive || circuit === 0 ? { state: 'closed', probeAt: null } : circuit === 1 ? { state: 'open', probeAt: at + waitMs } : { state: 'half_open', probeAt: at },
       inFlight,
       retryBudget: { windowMs: ADAPTIVE.retryWindowS * 1000, firstAttempts: firsts, retries, allowed: Math.floor(firsts * ratioBudget + allowance) },
     };
+  }
+
+  /**
+   * An admin pauses a dependency or a job type (CONTRACT §5 v1.1): admission refuses its jobs with
+   * `paused` (mode `queue` jobs wait in the room) until `untilMs`, or until resumed when omitted.
+   * Shared by every instance through its guard in Redis. Undefined when the policy has no such target.
+   */
+  async pause(target: PauseTarget, untilMs?: number): Promise<PauseState | undefined> {
+    const key = this.#guardOf(target);
+    if (key === undefined) return undefined;
+    const r = (await this.#store.run('pause', [key], [this.#clock.arg(), 1, untilMs !== undefined && Number.isFinite(untilMs) ? Math.max(1, Math.round(untilMs)) : 0])) as number[];
+    return pauseState(Number(r[1]));
+  }
+
+  /** Lifts a pause (the waiting room should be woken: its jobs may go). Undefined when the policy has no such target. */
+  async resume(target: PauseTarget): Promise<PauseState | undefined> {
+    const key = this.#guardOf(target);
+    if (key === undefined) return undefined;
+    await this.#store.run('pause', [key], [this.#clock.arg(), 0, 0]);
+    return { paused: false };
+  }
+
+  /** Whether a dependency or job type is paused now. Undefined when the policy has no such target. */
+  async pauseState(target: PauseTarget): Promise<PauseState | undefined> {
+    const key = this.#guardOf(target);
+    if (key === undefined) return undefined;
+    const [until, now] = await this.#store.guard(Promise.all([this.#store.redis.hget(key, 'pu'), this.#clock.read()]));
+    const u = Number(until ?? 0);
+    return pauseState(u > now ? u : 0);
+  }
+
+  #guardOf(target: PauseTarget): string | undefined {
+    const doc = this.#policy.document;
+    if ('dependency' in target) return target.dependency in doc.dependencies ? this.keys.limit(limitId.depGuard(target.dependency)) : undefined;
+    return target.jobType in doc.jobTypes ? this.keys.limit(limitId.jobTypeGuard(target.jobType)) : undefined;
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */

@@ -22,14 +22,17 @@ describe('compilePolicy', () => {
   const p = compilePolicy(doc, 7);
 
   it('lists every limit a job touches in admission order', () => {
-    // An adaptive dependency (the default) starts with its guard; every dependency has attempt counters (retry budget).
+    // The job type's guard (pause) first; each dependency starts with its guard (pause; cooldown and
+    // circuit when adaptive) and has attempt counters (retry budget).
     expect(p.limitsFor('acme', 'call')?.map((l) => [l.id, l.kind, l.reason])).toEqual([
+      ['type:call:guard', 'guard', 'dependency_unavailable'],
       ['dep:api:guard', 'guard', 'dependency_unavailable'],
       ['dep:api:rate', 'rate', 'dependency_rate'],
       ['dep:api:cost', 'rate', 'dependency_cost_rate'],
       ['dep:api:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:api:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:api:attempts', 'attempts', 'retry_budget'],
+      ['dep:cache:guard', 'guard', 'dependency_unavailable'],
       ['dep:cache:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:cache:tenant:acme:conc', 'concurrency', 'dependency_concurrency'],
       ['dep:cache:attempts', 'attempts', 'retry_budget'],
@@ -39,16 +42,18 @@ describe('compilePolicy', () => {
       ['global:conc', 'concurrency', 'global_concurrency'],
       ['tenant:acme:budget', 'budget', 'budget_exhausted'],
     ]);
-    expect(p.limitsFor('acme', 'call')?.[1]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000, guard: 'dep:api:guard' });
-    expect(p.limitsFor('acme', 'call')?.[5]).toMatchObject({ kind: 'attempts', ratio: 0.2, allowance: 100 });
+    expect(p.limitsFor('acme', 'call')?.[2]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000, guard: 'dep:api:guard' });
+    expect(p.limitsFor('acme', 'call')?.[6]).toMatchObject({ kind: 'attempts', ratio: 0.2, allowance: 100 });
+    expect(p.limitsFor('acme', 'call')?.[7]).toMatchObject({ kind: 'guard', adaptive: false }); // cache: adaptive off, pausable
     // A window rate: its own key, capacity = limit (burst does not apply); the guard carries minRatio.
-    expect(p.limitsFor('acme', 'windowed')?.slice(0, 2)).toMatchObject([
-      { id: 'dep:strict:guard', kind: 'guard', minRatio: 0.25 },
+    expect(p.limitsFor('acme', 'windowed')?.slice(1, 3)).toMatchObject([
+      { id: 'dep:strict:guard', kind: 'guard', adaptive: true, minRatio: 0.25 },
       { id: 'dep:strict:rate:win', kind: 'window', capacity: 5, periodMs: 1000, guard: 'dep:strict:guard' },
     ]);
     expect(p.limitsFor('acme', 'windowed')?.find((l) => l.kind === 'attempts')).toMatchObject({ ratio: 0.5, allowance: 10 });
     // A tenant without an entry has no limits of its own, but its pool is tracked (a limit added later counts its jobs).
-    expect(p.limitsFor('nobody', 'plain')?.map((l) => [l.id, l.kind === 'concurrency' ? l.capacity : 'rate'])).toEqual([
+    expect(p.limitsFor('nobody', 'plain')?.map((l) => [l.id, l.kind === 'concurrency' ? l.capacity : l.kind])).toEqual([
+      ['type:plain:guard', 'guard'],
       ['tenant:nobody:conc', null],
       ['global:rate', 'rate'],
       ['global:conc', 100],

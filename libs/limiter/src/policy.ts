@@ -34,16 +34,19 @@ export interface WindowSpec {
 }
 
 /**
- * An adaptive dependency's guard (CONTRACT §2 `adaptive`): its cooldown, effective-rate ratio and
- * outage circuit, set by worker feedback (Limiter.feedback). No capacity of its own.
+ * A dependency's or job type's guard: an admin's pause (CONTRACT §5 v1.1) and, for an adaptive
+ * dependency (§2 `adaptive`), its cooldown, effective-rate ratio and outage circuit, set by worker
+ * feedback (Limiter.feedback). No capacity of its own.
  */
 export interface GuardSpec {
   readonly ref: LimitRef;
   readonly kind: 'guard';
   readonly id: string;
-  readonly dependency: string;
+  /** What it guards: a dependency, or a job type (only pausable). */
+  readonly guards: { readonly dependency: string } | { readonly jobType: string };
   readonly reason: 'dependency_unavailable';
   readonly capacity: null;
+  readonly adaptive: boolean;
   readonly minRatio: number;
   readonly amount: LimitAmount;
 }
@@ -202,7 +205,10 @@ const JOB = Object.freeze({ per: 'job' as const });
 const ESTIMATE = Object.freeze({ per: 'estimate' as const });
 
 function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobType): readonly LimitSpec[] {
-  const limits: LimitSpec[] = [];
+  // The job type's guard first: a paused job type answers `paused` before anything else.
+  const limits: LimitSpec[] = [
+    { kind: 'guard', id: limitId.jobTypeGuard(jobType.name), guards: { jobType: jobType.name }, reason: 'dependency_unavailable', capacity: null, adaptive: false, minRatio: 1, amount: JOB, ref: Object.freeze({ scope: 'global', kind: 'rate', per: 'job' }) },
+  ];
   // A window keeps its state under its own key (':win'), so that changing a rate's kind starts afresh.
   const rate = (id: string, reason: RejectReason, r: Rate, amount: LimitAmount, ref: LimitRef, guard?: string) =>
     limits.push(
@@ -218,12 +224,10 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
     const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
     const d = { dependency: dep.name };
     const dt = { dependency: dep.name, tenant };
-    // An adaptive dependency's guard comes first: a cooldown or an open circuit answers before any count.
-    let guard: string | undefined;
-    if (p.adaptive?.enabled ?? true) {
-      guard = limitId.depGuard(dep.name);
-      limits.push({ kind: 'guard', id: guard, dependency: dep.name, reason: 'dependency_unavailable', capacity: null, minRatio: p.adaptive?.minRatio ?? 0.1, amount: JOB, ref: ref('dependency', 'rate', d) });
-    }
+    // A dependency's guard comes first: a pause, a cooldown or an open circuit answers before any count.
+    const adaptive = p.adaptive?.enabled ?? true;
+    const guard = limitId.depGuard(dep.name);
+    limits.push({ kind: 'guard', id: guard, guards: { dependency: dep.name }, reason: 'dependency_unavailable', capacity: null, adaptive, minRatio: p.adaptive?.minRatio ?? 0.1, amount: JOB, ref: ref('dependency', 'rate', d) });
     if (p.rate) rate(limitId.depRate(dep.name), 'dependency_rate', p.rate, JOB, ref('dependency', 'rate', d), guard);
     if (p.costRate) rate(limitId.depCostRate(dep.name), 'dependency_cost_rate', p.costRate, cost, ref('dependency', 'costRate', d), guard);
     // Every concurrency pool a job belongs to is always tracked (written; checked only when limited), so

@@ -326,9 +326,17 @@ export interface DependencyState {
   };
   /** Closed to new admissions until then (a throttled outcome asked for it); null when open. */
   readonly cooldownUntil: number | null;
+  /** Paused by an admin (CONTRACT §5 v1.1): until then (ms), `Infinity` until resumed; null when not paused. */
+  readonly pausedUntil: number | null;
   /** The outage circuit; probeAt: when the next probe may be admitted (open), or now (half-open). */
   readonly circuit: { readonly state: 'closed' | 'open' | 'half_open'; readonly probeAt: number | null };
   readonly inFlight: number;
   /** Over the last windowMs: first attempts and retries admitted, and the retries the budget allows. */
   readonly retryBudget: { readonly windowMs: number; readonly firstAttempts: number; readonly retries: number; readonly allowed: number };
 }
+
+/** What an admin may pause (CONTRACT §5 v1.1): a dependency or a job type. */
+export type PauseTarget = { readonly dependency: string } | { readonly jobType: string };
+
+/** A pause as it stands: `until` in ms, `Infinity` until resumed; not paused: `{ paused: false }`. */
+export type PauseState = { readonly paused: true; readonly until: number } | { readonly paused: false };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { harness, job, type Harness } from './helpers.js';
+import { T0, harness, job, type Harness } from './helpers.js';
 
 /**
  * Dependency protection in the limiter (CONTRACT §2 `adaptive`, `retryBudget`, rate `kind`):
@@ -213,3 +213,41 @@ describe('retry budget', () => {
     expect(results.filter((r) => r.kind === 'admitted')).toHaveLength(5);
   });
 });
+
+describe('pause (an admin holds a dependency or a job type)', () => {
+  const doc = {
+    dependencies: { api: { rate: { limit: 100, periodMs: 1000 } }, fixed: { adaptive: { enabled: false } } },
+    jobTypes: { call: { dependencies: [{ name: 'api' }] }, other: { dependencies: [{ name: 'fixed' }] }, bare: {} },
+  };
+
+  it('refuses with `paused` until resumed (asking again every 5 s), for every instance; other work goes on', async () => {
+    h = await harness('pause', doc);
+    expect(await h.makeLimiter().pause({ dependency: 'api' })).toEqual({ paused: true, until: Infinity });
+    expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'paused', retryAfterMs: 5_000 });
+    expect((await h.admit({ jobs: [job('other')] })).kind).toBe('admitted');
+    expect((await h.limiter.dependencyState('api'))!.pausedUntil).toBe(Infinity);
+    // Throttling and outcomes meanwhile do not end the pause (its guard does not expire).
+    await h.limiter.feedback('call', 'throttled', { retryAfterMs: 100 });
+    expect(await h.limiter.pauseState({ dependency: 'api' })).toEqual({ paused: true, until: Infinity });
+    expect(await h.limiter.resume({ dependency: 'api' })).toEqual({ paused: false });
+    h.advance(100);
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+  });
+
+  it('with until: refuses with the exact wait, then admits at until; a dependency without adaptive and a job type pause too', async () => {
+    h = await harness('pause-until', doc);
+    expect(await h.limiter.pause({ dependency: 'fixed' }, T0 + 2_000)).toEqual({ paused: true, until: T0 + 2_000 });
+    expect(await h.limiter.admit({ jobs: [job('other')] })).toMatchObject({ kind: 'rejected', reason: 'paused', retryAfterMs: 2_000 });
+    h.advance(1_999);
+    expect((await h.limiter.admit({ jobs: [job('other')] })).kind).toBe('rejected');
+    h.advance(1);
+    expect((await h.admit({ jobs: [job('other')] })).kind).toBe('admitted');
+    expect(await h.limiter.pauseState({ dependency: 'fixed' })).toEqual({ paused: false });
+    // A job type without dependencies is paused by its own guard; a batch with it is refused whole.
+    await h.limiter.pause({ jobType: 'bare' });
+    expect(await h.limiter.admit({ jobs: [job('call'), job('bare')] })).toMatchObject({ kind: 'rejected', index: 1, reason: 'paused' });
+    expect(await h.limiter.pause({ jobType: 'missing' })).toBeUndefined();
+    expect(await h.limiter.pause({ dependency: 'missing' })).toBeUndefined();
+  });
+});
+

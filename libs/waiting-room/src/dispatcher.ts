@@ -65,9 +65,9 @@ const LIVENESS_MS = 2_000;
 /** The wake a producer sends when a job joins the room (any other wake means: capacity may have freed). */
 export const NEW_JOB_WAKE = 'job';
 const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted']);
-// An open outage circuit is lifted like a slot: the success that closes it is an outcome, and every
-// outcome wakes the room; until then it is rechecked every second (its half-open probes).
-const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed', 'dependency_unavailable']);
+// An open outage circuit and a pause are lifted like a slot: the success that closes a circuit is an
+// outcome, and a resume is announced, both wake the room; until then they are rechecked every second.
+const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed', 'dependency_unavailable', 'paused']);
 
 /**
  * The waiting room's dispatcher (CONTRACT §3 mode `queue`): admits waiting jobs fairly as capacity

@@ -133,7 +133,7 @@ interface Answer {
   body: { jobId?: string; status?: string; notBefore?: string; admittedAt?: string; reason?: string };
 }
 
-function post(port: number, key: string, body: string): Promise<Answer> {
+function post(port: number, key: string, body: string, retried = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: '127.0.0.1', port, path: '/v1/jobs', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${key}` } },
@@ -151,7 +151,13 @@ function post(port: number, key: string, body: string): Promise<Answer> {
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      // A keep-alive socket the server closed while it sat idle (between the parts of the bench) fails
+      // on reuse with ECONNRESET before the request reached the server: send it again, once (the
+      // pattern Node's http docs give for `reusedSocket`).
+      if (!retried && req.reusedSocket && error.code === 'ECONNRESET') post(port, key, body, true).then(resolve, reject);
+      else reject(error);
+    });
     req.end(body);
   });
 }

@@ -25,6 +25,8 @@ export const DependencyStateResponse = z
       costRate: EffectiveRate.nullable(),
     }),
     cooldownUntil: IsoTime.nullable().openapi({ description: 'Closed to new admissions until then (a throttled outcome asked for it); null: not cooling down' }),
+    paused: z.boolean().openapi({ description: 'Paused by an admin (POST …/pause): admission answers `paused`' }),
+    pausedUntil: IsoTime.nullable().openapi({ description: 'When the pause ends; null: until resumed, or not paused' }),
     circuit: z.object({
       state: z.enum(['closed', 'open', 'half_open']),
       probeAt: IsoTime.nullable().openapi({ description: 'When the next probe may be admitted (open), now (half-open), null (closed)' }),
@@ -49,6 +51,8 @@ export function dependencyStateView(s: DependencyState): DependencyStateResponse
     declared: { rate: s.declared.rate, costRate: s.declared.costRate, concurrency: s.declared.concurrency },
     effective: { ratio: s.effective.ratio, rate: s.effective.rate, costRate: s.effective.costRate },
     cooldownUntil: s.cooldownUntil === null ? null : iso(s.cooldownUntil),
+    paused: s.pausedUntil !== null,
+    pausedUntil: s.pausedUntil === null || !Number.isFinite(s.pausedUntil) ? null : iso(s.pausedUntil),
     circuit: { state: s.circuit.state, probeAt: s.circuit.probeAt === null ? null : iso(s.circuit.probeAt) },
     inFlight: s.inFlight,
     retryBudget: { ...s.retryBudget },

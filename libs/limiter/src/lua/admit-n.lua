@@ -49,7 +49,8 @@
            concurrency  p = KEYS index of the pool's expiry ZSET (keyIndex is its HASH)
            budget       p = periodMs
            window       p = KEYS index of its expiry ZSET, q = periodMs, g = as for rate
-           guard        p = the dependency's minRatio in ppm
+           guard        p = the dependency's minRatio in ppm, q = 1 when adaptive (else only a pause
+                        applies; a job type's guard is never adaptive)
            retries      p = the budget's ratio in ppm, q = its allowance (minPerSec × 10)
            firsts       (none)
     then nP profiles: nRefs, priority (PRIORITY_*: 1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
@@ -141,8 +142,15 @@ local function load(li)
   elseif kind == LIMIT_KIND_GUARD then
     local g = guard_state(key, now)
     s = { v = 0 }
-    if g.ratio < ADAPTIVE_PPM then s.mul = ADAPTIVE_PPM / math.max(g.ratio, d[7]) end
-    if g.cooldown > 0 then
+    if d[8] == 1 and g.ratio < ADAPTIVE_PPM then s.mul = ADAPTIVE_PPM / math.max(g.ratio, d[7]) end
+    if g.paused > 0 then
+      -- paused by an admin: until then, or (until resumed) ask again in a while
+      local left = g.paused
+      if now + left >= ADAPTIVE_PAUSED_FOREVER then left = ADAPTIVE_PAUSE_RECHECK_MS end
+      s.cap, s.why, s.wait = 0, 'paused', left
+    elseif d[8] ~= 1 then
+      -- not adaptive: only a pause applies
+    elseif g.cooldown > 0 then
       s.cap, s.why, s.wait = 0, 'dependency_rate', g.cooldown
     elseif g.circuit == 1 then
       s.cap, s.why, s.wait = 0, 'dependency_unavailable', g.wait

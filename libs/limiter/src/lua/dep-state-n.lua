@@ -7,7 +7,8 @@
   ARGV[1]   now in ms, or 0 for Redis TIME
 
   Returns   { now, ratio ppm, cooldown ms left, circuit (0 closed, 1 open, 2 half-open), ms until a
-            probe may go, first attempts and retries over the last 10 s, in flight }
+            probe may go, first attempts and retries over the last 10 s, in flight, paused until
+            (ms; 0: not paused) }
 ]]
 local rcall = redis.call
 -- @include now-from-argv
@@ -17,4 +18,6 @@ local rcall = redis.call
 -- @include pool
 local g = guard_state(KEYS[1], now)
 local firsts, retries = ring_sum(KEYS[2], now, 'f', 'r')
-return { now, math.floor(g.ratio), g.cooldown, g.circuit, g.wait, firsts, retries, pool_count(KEYS[3], KEYS[4], now) }
+local pausedUntil = 0
+if g.paused > 0 then pausedUntil = now + g.paused end
+return { now, math.floor(g.ratio), g.cooldown, g.circuit, g.wait, firsts, retries, pool_count(KEYS[3], KEYS[4], now), pausedUntil }

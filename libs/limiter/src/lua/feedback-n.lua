@@ -81,7 +81,7 @@ for i = 1, #KEYS do
       end
     end
   end
-  rcall('PEXPIRE', key, TTL)
+  if rcall('HEXISTS', key, 'pu') == 0 then rcall('PEXPIRE', key, TTL) end
   out[#out + 1] = was
   out[#out + 1] = transition
 end

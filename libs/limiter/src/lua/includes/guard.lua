@@ -1,9 +1,11 @@
 --[[
-  guard — a dependency's adaptive state (CONTRACT §2 `adaptive`), shared by admit, feedback and
-  dep-state; inlined where a script says `-- @include guard`. Expects `rcall` and codes
-  (ADAPTIVE_*, constants explained in src/codes.ts).
+  guard — a dependency's adaptive state (CONTRACT §2 `adaptive`) and an admin's pause of a dependency
+  or job type (§5 v1.1), shared by admit, feedback, pause and dep-state; inlined where a script says
+  `-- @include guard`. Expects `rcall` and codes (ADAPTIVE_*, constants explained in src/codes.ts).
 
-  HASH  cu      cooldown until (ms): a throttled outcome closed the dependency to new admissions
+  HASH  pu      paused until (ms; ADAPTIVE_PAUSED_FOREVER: until resumed). A paused guard's key does
+                not expire (feedback leaves its TTL alone)
+        cu      cooldown until (ms): a throttled outcome closed the dependency to new admissions
         m, mt   the effective-rate ratio (ppm of the declared rate) as set at ms mt; it climbs back by
                 ADAPTIVE_INCREASE_PPM_PER_S from there (absent: the full declared rate)
         dn      no further decrease before this ms
@@ -22,11 +24,14 @@ local function guard_ratio(m, mt, now)
   return m
 end
 
--- What the guard says at `now`: { ratio (ppm), cooldown = ms left (0: none), circuit = 0 closed |
--- 1 open | 2 half-open, wait = ms until a probe may go (open) }.
+-- What the guard says at `now`: { paused = ms left (0: not paused; ADAPTIVE_PAUSED_FOREVER - now
+-- when until resumed), ratio (ppm), cooldown = ms left (0: none), circuit = 0 closed | 1 open |
+-- 2 half-open, wait = ms until a probe may go (open) }.
 local function guard_state(key, now)
-  local v = rcall('HMGET', key, 'cu', 'm', 'mt', 'cs', 'ou', 'np')
-  local g = { ratio = guard_ratio(v[2], v[3], now), cooldown = 0, circuit = 0, wait = 0 }
+  local v = rcall('HMGET', key, 'cu', 'm', 'mt', 'cs', 'ou', 'np', 'pu')
+  local g = { ratio = guard_ratio(v[2], v[3], now), cooldown = 0, circuit = 0, wait = 0, paused = 0 }
+  local pu = tonumber(v[7]) or 0
+  if pu > now then g.paused = pu - now end
   local cu = tonumber(v[1]) or 0
   if cu > now then g.cooldown = cu - now end
   if v[4] == '1' then

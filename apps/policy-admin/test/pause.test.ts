@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Limiter } from '@janus/limiter';
+import { startAdmin, waitFor, type AdminHarness } from './harness.js';
+
+/**
+ * Pause and resume (CONTRACT §5 v1.1): `POST /v1/dependencies/{name}/pause` `{ until? }`, `…/resume`,
+ * and the same under `/v1/job-types/{name}/`. Admission (a limiter on the same namespace, as every
+ * ingress and the room's dispatcher have) refuses the paused jobs with `paused` at once; a resume
+ * wakes the waiting room.
+ */
+let h: AdminHarness;
+let admission: Limiter;
+let seq = 0;
+const admit = (jobType: string) => admission.admit({ jobs: [{ jobId: `p-${++seq}`, tenant: 'acme', jobType, priority: 'normal' }] });
+
+beforeAll(async () => {
+  h = await startAdmin('admin_pause');
+  expect((await h.call('PUT', '/v1/dependencies/api', { rate: { limit: 100, periodMs: 1000 } })).status).toBe(200);
+  expect((await h.call('PUT', '/v1/dependencies/db', { adaptive: { enabled: false } })).status).toBe(200);
+  expect((await h.call('PUT', '/v1/job-types/call', { dependencies: [{ name: 'api' }] })).status).toBe(200);
+  const put = await h.call('PUT', '/v1/job-types/store', { dependencies: [{ name: 'db' }] });
+  expect(put.status).toBe(200);
+  await waitFor(() => h.limiter.policy.version === put.body.version, 2_000);
+  admission = new Limiter({ redis: h.rt.redis, namespace: h.ns, signingKey: h.settings.signingKey, policy: h.limiter.policy });
+  await admission.init({ fresh: true });
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('pause and resume', () => {
+  it('a dependency: paused until resumed → admission answers `paused`; the state says so; resume wakes the room and admits again', async () => {
+    const paused = await h.call('POST', '/v1/dependencies/api/pause');
+    expect(paused.status).toBe(200);
+    expect(paused.body).toEqual({ dependency: 'api', paused: true, until: null });
+    expect(await admit('call')).toMatchObject({ kind: 'rejected', reason: 'paused' });
+    expect((await admit('store')).kind).toBe('admitted');
+    expect((await h.call('GET', '/v1/dependencies/api/pause')).body).toEqual({ dependency: 'api', paused: true, until: null });
+    expect((await h.call('GET', '/v1/dependencies/api/state')).body).toMatchObject({ paused: true, pausedUntil: null });
+
+    const wakes: string[] = [];
+    const sub = h.rt.nc.subscribe(h.rt.names.subjects.roomWake, { callback: (_e, m) => void wakes.push(m.string()) });
+    await h.rt.nc.flush();
+    const resumed = await h.call('POST', '/v1/dependencies/api/resume');
+    expect(resumed.status).toBe(200);
+    expect(resumed.body).toEqual({ dependency: 'api', paused: false, until: null });
+    await waitFor(() => wakes.length > 0, 2_000);
+    sub.unsubscribe();
+    expect((await admit('call')).kind).toBe('admitted');
+  });
+
+  it('until: the pause ends by itself at that time (a dependency without adaptive too)', async () => {
+    const until = new Date(Date.now() + 1_500).toISOString();
+    const paused = await h.call('POST', '/v1/dependencies/db/pause', { until });
+    expect(paused.body).toEqual({ dependency: 'db', paused: true, until });
+    const refused = await admit('store');
+    expect(refused).toMatchObject({ kind: 'rejected', reason: 'paused' });
+    expect(refused.kind === 'rejected' && refused.retryAfterMs).toBeGreaterThan(1_000);
+    expect(refused.kind === 'rejected' && refused.retryAfterMs).toBeLessThanOrEqual(1_500);
+    await waitFor(async () => (await admit('store')).kind === 'admitted', 3_000, 100);
+    expect((await h.call('GET', '/v1/dependencies/db/state')).body).toMatchObject({ paused: false, pausedUntil: null });
+  });
+
+  it('a job type: its jobs only', async () => {
+    expect((await h.call('POST', '/v1/job-types/call/pause', {})).body).toEqual({ jobType: 'call', paused: true, until: null });
+    expect(await admit('call')).toMatchObject({ kind: 'rejected', reason: 'paused' });
+    expect((await admit('store')).kind).toBe('admitted');
+    expect((await h.call('POST', '/v1/job-types/call/resume')).body).toEqual({ jobType: 'call', paused: false, until: null });
+    expect((await admit('call')).kind).toBe('admitted');
+  });
+
+  it('404 for an unknown name, 400 for an invalid one, 400 naming `until` when it is not an ISO time', async () => {
+    expect((await h.call('POST', '/v1/dependencies/nope/pause')).status).toBe(404);
+    expect((await h.call('POST', '/v1/job-types/nope/resume')).status).toBe(404);
+    expect((await h.call('POST', '/v1/dependencies/Bad%20Name/pause')).status).toBe(400);
+    const bad = await h.call('POST', '/v1/dependencies/api/pause', { until: 'tomorrow' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('until');
+    expect((await h.call('POST', '/v1/dependencies/api/pause', { until: '2030-01-01T00:00:00Z', extra: 1 })).status).toBe(400);
+    expect((await h.call('GET', '/v1/dependencies/api/pause')).body).toEqual({ dependency: 'api', paused: false, until: null });
+  });
+});

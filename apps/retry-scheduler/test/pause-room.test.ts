@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { announceConfigChange } from '@janus/policy';
+import { waitFor } from '@janus/testing';
+import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
+
+/**
+ * A paused dependency (CONTRACT §5 v1.1) holds its waiting jobs in the room — none is admitted while
+ * paused, none is lost — and a resume (which wakes the room, as policy-admin's route does) lets them
+ * go at once, not after the 5 s an indefinite pause asks admission to wait.
+ */
+let bed: TestBed;
+let scheduler: Scheduler;
+
+beforeAll(async () => {
+  bed = await openTestBed('pause_room', {
+    dependencies: { api: { concurrency: 100 } },
+    tenants: { acme: {} },
+    jobTypes: { call: { dependencies: [{ name: 'api' }] } },
+  });
+  scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
+  await announceConfigChange(bed.nc, bed.names, bed.version);
+  await waitFor(async () => scheduler.limiter.policy.version === bed.version, 10_000);
+}, 60_000);
+
+afterAll(async () => {
+  await scheduler?.close();
+  await bed?.close();
+});
+
+const count = async (state: string): Promise<number> =>
+  Number((await bed.db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM waiting_jobs WHERE state = $1`, [state])).rows[0]?.n ?? 0);
+
+describe('pause and the waiting room', () => {
+  it('holds waiting jobs while paused; a resume lets them all go at once', async () => {
+    expect(await bed.limiter.pause({ dependency: 'api' })).toEqual({ paused: true, until: Infinity });
+    await bed.db.pool.query(
+      `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, updated_at)
+       SELECT 'pr-' || i, 1, 'acme', 'call', 1, 'normal', now(), now(), now(), now(), 'queued', now() FROM generate_series(1, 20) AS i`,
+    );
+    bed.nc.publish(bed.names.subjects.roomWake, 'job');
+    // The dispatcher tries, is refused (`paused`), and keeps them waiting.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await count('admitted')).toBe(0);
+    expect(await count('queued')).toBe(20);
+    await bed.limiter.resume({ dependency: 'api' });
+    const resumedAt = Date.now();
+    bed.nc.publish(bed.names.subjects.roomWake, '');
+    await waitFor(async () => (await count('admitted')) === 20, 10_000, 50);
+    const tookMs = Date.now() - resumedAt;
+    console.log(`[pause-room] 20 waiting jobs admitted ${tookMs} ms after the resume`);
+    // At once: the wake lifts the block (without it, the dispatcher would recheck after up to 1 s).
+    expect(tookMs).toBeLessThan(700);
+  }, 30_000);
+});
