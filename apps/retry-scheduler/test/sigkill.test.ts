@@ -11,7 +11,9 @@ import { openTestBed, type TestBed } from './harness.js';
  */
 const JOBS = 150;
 const policyDoc: PolicyDocumentInput = {
-  dependencies: { api: { concurrency: 40 } },
+  // Every first attempt fails on purpose, which would open api's outage circuit (CONTRACT §2
+  // `adaptive`) and hold the retries back: this test is about a crash, not the circuit.
+  dependencies: { api: { concurrency: 40, adaptive: { enabled: false } } },
   tenants: { acme: {} },
   // Leases (5 s) much shorter than the outage: the outcomes the dead instance held come back only
   // after the 30 s ack wait, when their leases have long expired. Reported in time, they still count

@@ -138,6 +138,9 @@ export class OutcomeProcessor {
    * Best effort: a store fault here must not hold the outcome (it is applied already).
    */
   async #feedback(event: OutcomeEvent, job: SettledAttempt): Promise<FeedbackResult> {
+    // A permanent failure (`retryable: false`) is the job's own fault (bad input), not news about the
+    // dependency's health: it does not count for the outage circuit.
+    if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return { uncharged: false, transitions: [] };
     const signal = event.outcome === 'succeeded' ? 'succeeded' : event.throttled === true ? 'throttled' : 'failed';
     const options = { ...(event.dependency !== undefined ? { dependency: event.dependency } : {}), ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) };
     const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch((): FeedbackResult => ({ uncharged: false, transitions: [] }));
