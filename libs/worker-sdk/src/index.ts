@@ -1,1 +1,1 @@
-export { LeaseRefused, Permanent, Throttled, retryAfterMs, startWorker, type JobContext, type JobHandler, type Worker, type WorkerOptions } from './worker.js';
+export { LeaseRefused, Permanent, Throttled, UnknownJobType, retryAfterMs, startWorker, type JobContext, type JobHandler, type Worker, type WorkerLogger, type WorkerOptions } from './worker.js';

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { OutcomeEvent, type JobMessage } from '@janus/contracts';
 import { connectNats, ensureStreams, ensureWorkerConsumer, natsNames, publishJson, type NatsConnection } from '@janus/messaging';
 import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
-import { LeaseRefused, Permanent, Throttled, retryAfterMs, startWorker } from './worker.js';
+import { LeaseRefused, Permanent, Throttled, UnknownJobType, retryAfterMs, startWorker, type WorkerLogger } from './worker.js';
 
 const ns = testNamespace('worker_sdk');
 const settings = loadSettings(testEnv(ns));
@@ -113,6 +113,40 @@ describe('startWorker', () => {
     const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
     expect(got).toEqual([{ jobId: 'perm-1', attempt: 1, leaseToken: 'token-perm-1', outcome: 'failed', error: 'address does not exist', retryable: false }]);
   });
+  it('reports a handler error to onError (with its job) and to the logger; a job type without a consumer fails at start, by name', async () => {
+    const js = jetstream(nc);
+    await publishJson(js, names.subjects.job('email'), job('err-1'), 'err-1.1');
+    const errors: { error: unknown; jobId: string | undefined }[] = [];
+    const lines: { level: string; msg: string; obj: object }[] = [];
+    const at = (level: string) => (obj: object, msg: string) => void lines.push({ level, msg, obj });
+    const logger: WorkerLogger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      logger,
+      onError: (error, j) => {
+        errors.push({ error, jobId: j?.jobId });
+        throw new Error('a throwing onError does not stop the worker');
+      },
+      handler: async () => {
+        throw new Error('smtp down');
+      },
+    });
+    await drained();
+    await worker.stop();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.jobId).toBe('err-1');
+    expect((errors[0]?.error as Error).message).toBe('smtp down');
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([{ level: 'warn', msg: 'job failed', obj: expect.objectContaining({ jobId: 'err-1', attempt: 1 }) as object }]);
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['worker started', 'job started', 'worker stopped']));
+    expect((await outcomes(10)).find((o) => o.jobId === 'err-1')).toMatchObject({ outcome: 'failed', error: 'smtp down' });
+
+    const missing = startWorker({ nc, namespace: ns, jobType: 'not-in-policy', handler: async () => undefined });
+    await expect(missing).rejects.toBeInstanceOf(UnknownJobType);
+    await expect(missing).rejects.toThrow(/no job type "not-in-policy" in Janus namespace/);
+  });
+
   it('throttling: a Throttled error or a 429 / 503-with-Retry-After Response reports throttled with retryAfterMs; other Responses fail or succeed', async () => {
     const js = jetstream(nc);
     for (const id of ['thr-1', 'thr-2', 'thr-3', 'thr-4']) await publishJson(js, names.subjects.job('email'), job(id), `${id}.1`);

@@ -21,14 +21,45 @@ export interface JobContext {
  */
 export type JobHandler = (job: JobMessage, ctx: JobContext) => Promise<void | { actualCost?: number } | Response>;
 
+/**
+ * Where the worker logs: any pino-compatible logger (`pino()`, or a child of yours). Without one it
+ * logs nothing. Levels: `info` start and stop, `warn` a failed job (handler error) or a refused
+ * lease, `error` an outcome that could not be published, `debug` each job.
+ */
+export interface WorkerLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 export interface WorkerOptions {
+  /** A NATS connection (with the credentials of a `worker` user, when NATS requires them: `connect({ servers, user, pass })`). */
   nc: NatsConnection;
   namespace?: string;
   jobType: string;
   handler: JobHandler;
   /** Jobs handled at once by this worker (default 1). */
   concurrency?: number;
+  /** Called for every error: a handler's (with its job), a refused lease, an outcome not published, a malformed message. */
   onError?: (error: unknown, job?: JobMessage) => void;
+  logger?: WorkerLogger;
+}
+
+/** The job type has no worker consumer in this namespace: it is not in the policy (or the namespace is wrong). */
+export class UnknownJobType extends Error {
+  override readonly name = 'UnknownJobType';
+  constructor(
+    readonly jobType: string,
+    readonly namespace: string,
+    cause: unknown,
+  ) {
+    super(
+      `no job type "${jobType}" in Janus namespace "${namespace}": its worker consumer does not exist. ` +
+        `Add the job type to the policy (PUT /v1/job-types/${jobType}), or check the namespace (JANUS_NAMESPACE).`,
+      { cause },
+    );
+  }
 }
 
 export interface Worker {
@@ -105,9 +136,27 @@ function truncateError(error: unknown): string {
  * lease expiry.
  */
 export async function startWorker(opts: WorkerOptions): Promise<Worker> {
-  const names = natsNames(opts.namespace ?? 'janus');
+  const namespace = opts.namespace ?? 'janus';
+  const names = natsNames(namespace);
   const js = jetstream(opts.nc);
-  const consumer: Consumer = await js.consumers.get(names.streams.jobs, names.consumers.workers(opts.jobType));
+  const log = opts.logger;
+  let consumer: Consumer;
+  try {
+    consumer = await js.consumers.get(names.streams.jobs, names.consumers.workers(opts.jobType));
+    // `get` does not ask the server: ask once, so that a missing job type fails here, by name.
+    await consumer.info();
+  } catch (error) {
+    const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
+    if (/not.?found/i.test(text)) throw new UnknownJobType(opts.jobType, namespace, error);
+    throw error;
+  }
+  const reportError = (error: unknown, job?: JobMessage) => {
+    try {
+      opts.onError?.(error, job);
+    } catch {
+      // a throwing onError must not stop the worker
+    }
+  };
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   const stopping = new AbortController();
   let processed = 0;
@@ -126,7 +175,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   async function handle(msg: JsMsg): Promise<void> {
     const parsed = parseMessage(msg, JobMessage);
     if (!parsed.success) {
-      opts.onError?.(new Error(`malformed job message on ${msg.subject}`));
+      const error = new Error(`malformed job message on ${msg.subject}`);
+      log?.error({ subject: msg.subject }, error.message);
+      reportError(error);
       msg.term();
       return;
     }
@@ -141,7 +192,8 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     } catch (error) {
       if (error instanceof LeaseRefused) {
         msg.ack();
-        opts.onError?.(error, job);
+        log?.warn({ jobId: job.jobId, attempt: job.attempt, reason: error.message }, 'lease refused: the job is not run');
+        reportError(error, job);
         return;
       }
     }
@@ -168,6 +220,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       },
     };
     let outcome: WorkerOutcome;
+    log?.debug({ jobId: job.jobId, attempt: job.attempt, type: job.type }, 'job started');
     try {
       const result = await opts.handler(job, ctx);
       if (result instanceof Response) {
@@ -178,6 +231,8 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
         outcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'succeeded', ...(result?.actualCost !== undefined ? { actualCost: result.actualCost } : {}) };
       }
     } catch (error) {
+      log?.warn({ jobId: job.jobId, attempt: job.attempt, type: job.type, err: error }, error instanceof Throttled ? 'job throttled by its dependency' : 'job failed');
+      reportError(error, job);
       outcome = {
         jobId: job.jobId,
         attempt: job.attempt,
@@ -196,21 +251,26 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       await publishJson(js, names.subjects.outcome(job.type), outcome, messageIds.attempt(job.jobId, job.attempt));
     } catch (error) {
       // The lease will expire and Janus will record a timed_out outcome: nothing is lost.
-      opts.onError?.(error, job);
+      log?.error({ jobId: job.jobId, attempt: job.attempt, err: error }, 'outcome not published (the lease will time out and Janus retries)');
+      reportError(error, job);
     }
     msg.ack();
     processed++;
   }
 
-  const loop = await consumeConcurrently(consumer, { concurrency, handle, onError: (error) => opts.onError?.(error) });
+  const loop = await consumeConcurrently(consumer, { concurrency, handle, onError: (error) => reportError(error) });
+  log?.info({ jobType: opts.jobType, namespace, concurrency }, 'worker started');
 
   return {
     get processed() {
       return processed;
     },
     async stop() {
+      // Stop pulling, let the handlers that run finish and report (each still bounded by its lease),
+      // then abort whatever is left.
       await loop.stop();
       stopping.abort();
+      log?.info({ jobType: opts.jobType, processed }, 'worker stopped');
     },
   };
 }
