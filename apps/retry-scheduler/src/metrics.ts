@@ -9,6 +9,8 @@ export interface SchedulerMetrics {
   readonly waitingAgain: Counter;
   readonly reapHorizonLag: Gauge;
   readonly processing: Histogram;
+  readonly startDelay: Histogram<'type'>;
+  readonly admissionToOutcome: Histogram<'type' | 'outcome'>;
   readonly dispatched: Counter<'disposition'>;
   readonly roomWait: Histogram;
   readonly notBeforeError: Histogram;
@@ -86,8 +88,25 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    // What people alert on: how long admitted jobs wait for a worker, and until their outcome.
+    startDelay: new Histogram({
+      name: 'janus_job_start_delay_seconds',
+      help: "From admission to a worker's first claim of the lease (the job starts), by job type",
+      labelNames: ['type'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    admissionToOutcome: new Histogram({
+      name: 'janus_job_admission_to_outcome_seconds',
+      help: "From admission to the worker's outcome settling the lease (Redis times), by job type and outcome",
+      labelNames: ['type', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
   };
 }
+
+const LATENCY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** What the outcome processor reports after each accepted outcome (OutcomeProcessorDeps.onFeedback). */
 export type FeedbackListener = (jobType: string, signal: FeedbackSignal, result: FeedbackResult, dependency: string | undefined) => void;
@@ -120,7 +139,7 @@ export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'po
 
   // Last values read per dependency: a scrape while Redis is unreachable reports them again rather
   // than dropping the series (readiness reports the outage).
-  const last = new Map<string, { ratio: number; open: number }>();
+  const last = new Map<string, { ratio: number; open: number; inFlight: number }>();
   let reading: Promise<void> | undefined;
   const refresh = () =>
     (reading ??= (async () => {
@@ -131,7 +150,7 @@ export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'po
       for (const r of states) {
         if (r.status !== 'fulfilled' || r.value === undefined) continue;
         // Half-open admits probes only: for an alert it is still not closed.
-        last.set(r.value.dependency, { ratio: r.value.effective.ratio, open: r.value.circuit.state === 'closed' ? 0 : 1 });
+        last.set(r.value.dependency, { ratio: r.value.effective.ratio, open: r.value.circuit.state === 'closed' ? 0 : 1, inFlight: r.value.inFlight });
       }
     })().finally(() => {
       // Both gauges of one scrape start collecting together and share this read; the next scrape reads afresh.
@@ -146,6 +165,17 @@ export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'po
       await refresh();
       this.reset();
       for (const [dependency, v] of last) this.set({ dependency }, v.ratio);
+    },
+  });
+  new Gauge({
+    name: 'janus_dependency_in_flight',
+    help: 'Admitted jobs of a dependency whose outcome is not yet known (live leases), from Redis',
+    labelNames: ['dependency'],
+    registers: [registry],
+    async collect() {
+      await refresh();
+      this.reset();
+      for (const [dependency, v] of last) this.set({ dependency }, v.inFlight);
     },
   });
   new Gauge({

@@ -55,7 +55,13 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   recovery.watch();
 
   const metrics = schedulerMetrics(runtime.registry);
-  const processor = new OutcomeProcessor({ limiter, js, names, onFeedback: dependencyMetrics(runtime.registry, limiter) });
+  const processor = new OutcomeProcessor({
+    limiter,
+    js,
+    names,
+    onFeedback: dependencyMetrics(runtime.registry, limiter),
+    onSettled: (type, outcome, ms) => metrics.admissionToOutcome.observe({ type, outcome }, ms / 1000),
+  });
 
   // The waiting room (mode `queue` and due retries): one dispatcher leads across instances.
   const dispatcher = new Dispatcher({
@@ -198,7 +204,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       });
   }, opts.reapIntervalMs ?? 250);
 
-  const extensions = serveLeaseExtensions(nc, js, names, limiter);
+  const extensions = serveLeaseExtensions(nc, js, names, limiter, (type, ms) => metrics.startDelay.observe({ type }, ms / 1000));
   dispatcher.start();
 
   const stop = async () => {

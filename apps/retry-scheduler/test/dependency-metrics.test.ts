@@ -21,11 +21,12 @@ let http: Hono;
 
 beforeAll(async () => {
   bed = await openTestBed('dep_metrics', {
-    dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 } },
+    dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 }, quiet: { concurrency: 20 } },
     tenants: { acme: {} },
     jobTypes: {
       call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
       probe: { dependencies: [{ name: 'flaky' }], retry: { maxAttempts: 1 } },
+      solo: { dependencies: [{ name: 'quiet' }] },
     },
   });
   scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
@@ -40,6 +41,11 @@ afterAll(async () => {
 });
 
 const scrape = async () => (await http.request('/metrics')).text();
+/** A histogram series' value, whatever order prom-client prints its labels in. */
+const sample = (text: string, metric: string, ...labels: string[]): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && labels.every((x) => l.includes(x)));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+};
 const value = (text: string, metric: string, labels: string): number | undefined => {
   const line = text.split('\n').find((l) => l.startsWith(`${metric}{${labels},app="retry-scheduler"} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -77,8 +83,23 @@ describe('dependency metrics', () => {
     expect(value(text, 'janus_dependency_circuit_open', 'dependency="api"')).toBe(0);
     // Failures that are not throttling are not throttle signals.
     expect(value(text, 'janus_dependency_throttled_total', 'dependency="flaky"')).toBeUndefined();
-    for (const name of ['janus_dependency_throttled_total', 'janus_dependency_circuit_transitions_total', 'janus_dependency_rate_decreases_total', 'janus_dependency_effective_ratio', 'janus_dependency_circuit_open']) {
+    for (const name of ['janus_dependency_throttled_total', 'janus_dependency_circuit_transitions_total', 'janus_dependency_rate_decreases_total', 'janus_dependency_effective_ratio', 'janus_dependency_circuit_open', 'janus_dependency_in_flight']) {
       expect(text).toContain(`# TYPE ${name} `);
     }
+  }, 30_000);
+
+  it('what people alert on: in flight per dependency, admission-to-start and admission-to-outcome latency', async () => {
+    const job = await bed.submit('dm-lat', 'solo');
+    await waitFor(async () => value(await scrape(), 'janus_dependency_in_flight', 'dependency="quiet"') === 1, 5_000, 50);
+    // The worker SDK's claim before it runs the job: the lease's first claim is the job's start.
+    const claim = await bed.nc.request(bed.names.subjects.leaseExtend, JSON.stringify({ leaseToken: job.lease.token, ms: 1 }), { timeout: 2_000 });
+    expect(claim.json<{ ok: boolean }>().ok).toBe(true);
+    const done: OutcomeEvent = { jobId: 'dm-lat', attempt: 1, leaseToken: job.lease.token, outcome: 'succeeded' };
+    await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('solo'), body: done, msgID: messageIds.attempt('dm-lat', 1) }]);
+    await waitFor(async () => sample(await scrape(), 'janus_job_admission_to_outcome_seconds_count', 'type="solo"', 'outcome="succeeded"') === 1, 10_000, 50);
+    const text = await scrape();
+    expect(sample(text, 'janus_job_start_delay_seconds_count', 'type="solo"')).toBe(1);
+    expect(sample(text, 'janus_job_start_delay_seconds_sum', 'type="solo"')).toBeLessThan(5);
+    expect(value(text, 'janus_dependency_in_flight', 'dependency="quiet"')).toBe(0);
   }, 30_000);
 });

@@ -20,7 +20,14 @@ const PUBLISH_TIMEOUT_MS = 1_500;
  * it. If that publish fails the worker hears `not_recorded` and keeps its old expiry; Redis holds
  * the lease longer than the worker believes, which only keeps its slots a little longer.
  */
-export function serveLeaseExtensions(nc: NatsConnection, js: JetStreamClient, names: NatsNames, limiter: Limiter): Subscription {
+export function serveLeaseExtensions(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  names: NatsNames,
+  limiter: Limiter,
+  /** A job started: its lease's first claim (metrics: admission-to-start latency, by this host's clock). */
+  onStarted?: (jobType: string, delayMs: number) => void,
+): Subscription {
   return nc.subscribe(names.subjects.leaseExtend, {
     queue: 'scheduler',
     callback: (err, msg) => {
@@ -43,6 +50,7 @@ export function serveLeaseExtensions(nc: NatsConnection, js: JetStreamClient, na
           return;
         }
         const { lease } = result;
+        if (lease.started) onStarted?.(lease.jobType, Math.max(0, Date.now() - lease.admittedAt));
         const expiresAt = new Date(lease.expiresAt).toISOString();
         if (parsed.data.ms <= 1) {
           // A claim (the worker SDK's check before it runs a job): max(expiry, now + 1 ms) is the

@@ -28,6 +28,8 @@ export interface OutcomeProcessorDeps {
   readonly now?: () => number;
   /** Called with what each accepted outcome did to its dependencies (metrics: throttle signals, circuit transitions). */
   readonly onFeedback?: (jobType: string, signal: FeedbackSignal, result: FeedbackResult, dependency: string | undefined) => void;
+  /** A worker's outcome settled its lease (metrics: admission-to-outcome latency; both times Redis's). */
+  readonly onSettled?: (jobType: string, outcome: 'succeeded' | 'failed', latencyMs: number) => void;
 }
 
 interface SettledAttempt {
@@ -104,6 +106,7 @@ export class OutcomeProcessor {
       const result = await limiter.settle(event.leaseToken, event.outcome, event.actualCost, { reportedAt });
       if (result.ok) {
         settled = { ...result.lease, context: decodeRetryContext(result.lease.context) };
+        this.deps.onSettled?.(result.lease.jobType, event.outcome, Math.max(0, result.lease.settledAt - result.lease.admittedAt));
         if (result.lease.reserved > 0) await publishLedger(this.#publishing, result.lease, 'settle', result.lease.actual);
       } else if (result.reason === 'already_settled') {
         // Settled before: by ingress for an HTTP worker, or by an earlier delivery of this very

@@ -32,6 +32,8 @@ export interface LeaseRecord {
   readonly act: number;
   /** Finished at (ms) once finished; while 'active', the job message's stream sequence. */
   readonly fin: string;
+  /** Admitted at (ms, Redis time). */
+  readonly adm: number;
   readonly att: number;
   readonly res: number;
   readonly ten: string;
@@ -127,7 +129,7 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     seg.push(buf.toString('utf8', colon + 1, colon + 1 + n));
     pos = colon + 1 + n;
   }
-  const [st, exp, out, act, fin, , att, , res] = head;
+  const [st, exp, out, act, fin, adm, att, , res] = head;
   const [ten, typ, bk, conc, rate, idem, job] = seg;
   return {
     st: st!,
@@ -135,6 +137,7 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     out: out!,
     act: act ? Number(act) : Number.NaN,
     fin: fin!,
+    adm: Number(adm),
     att: Number(att),
     res: Number(res || 0),
     ten: ten!,

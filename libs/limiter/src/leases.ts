@@ -74,7 +74,7 @@ export class LeaseOperations {
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,
-      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, ...(rec.ctx ? { context: rec.ctx } : {}) },
+      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, admittedAt: rec.adm, ...(rec.ctx ? { context: rec.ctx } : {}) },
     };
   }
 
@@ -89,7 +89,8 @@ export class LeaseOperations {
     const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc, ...rec.idem];
     const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs, rec.conc.length, mode]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
-    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e } };
+    // The first claim of a lease is its job starting (admission-to-start latency); read before the script ran.
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e, admittedAt: rec.adm, started: mode === 'claim' && rec.st !== 'running' } };
   }
 
   /** Finds and marks up to `max` expired leases in one go (tests; the scheduler reaps in two phases). */

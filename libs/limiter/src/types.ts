@@ -118,11 +118,15 @@ export interface SettleOptions {
 }
 
 export type SettleResult =
-  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly context?: string } }
+  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly admittedAt: number; readonly context?: string } }
   | { readonly ok: false; readonly reason: LeaseFailure };
 
 export type ExtendResult =
-  | { readonly ok: true; readonly lease: LeaseInfo & { readonly expiresAt: number } }
+  | {
+      readonly ok: true;
+      /** `started`: this claim was the lease's first (its job starts now). `admittedAt`: Redis ms. */
+      readonly lease: LeaseInfo & { readonly expiresAt: number; readonly admittedAt: number; readonly started: boolean };
+    }
   | { readonly ok: false; readonly reason: LeaseFailure };
 
 export interface ExpiredLease extends LeaseInfo {
