@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import type { BlankEnv } from 'hono/types';
 import type { Registry } from 'prom-client';
 import type { JobView } from '@janus/contracts';
+import type { JobListQuery, JobPage, JobRecord } from '@janus/event-store';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { apiDocsRoutes, problemNotFound, problemOnError } from '@janus/http';
@@ -12,6 +13,8 @@ import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
 import { DecisionRecorder } from './decisions.js';
 import { IngressMetrics } from './metrics.js';
 import { jobsRoutes, type WaitingRoomAccess } from './routes/jobs.js';
+import { listRoutes } from './routes/list.js';
+import { replayRoutes } from './routes/replay.js';
 import { outcomeRoutes } from './routes/outcome.js';
 import { usageRoutes } from './routes/usage.js';
 
@@ -23,7 +26,12 @@ export interface IngressDeps {
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly natsUp: () => boolean;
+  /** The tenant's job as GET shows it (persister and waiting room merged). */
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
+  /** `GET /v1/jobs`: a page of the tenant's jobs as GET shows them. */
+  readonly listJobs: (tenant: string, query: JobListQuery) => Promise<JobPage>;
+  /** The job as GET shows it, with what a replay needs. */
+  readonly jobRecord: (tenant: string, jobId: string) => Promise<JobRecord | undefined>;
   /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
   readonly outcomeStoredAt: (seq: number) => Promise<number | undefined>;
   readonly registry: Registry;
@@ -61,6 +69,17 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
   const app = new OpenAPIHono<BlankEnv>();
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
   app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, ...(deps.room ? { room: deps.room } : {}) }));
+  app.route('/', listRoutes({ requireTenant: auth.middleware, listJobs: deps.listJobs }));
+  const room = deps.room;
+  app.route(
+    '/',
+    replayRoutes({
+      requireTenant: auth.middleware,
+      policy: deps.policy,
+      metrics,
+      replay: room === undefined ? undefined : { record: deps.jobRecord, store: room.store, wake: () => room.wake() },
+    }),
+  );
   app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware, ...(deps.room ? { room: deps.room.store } : {}) }));
   app.route(
     '/',

@@ -4,7 +4,7 @@ import type { Logger } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
-import { getJobView } from '@janus/event-store';
+import { getJobRecord, getJobView, listJobViews } from '@janus/event-store';
 import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
@@ -59,6 +59,8 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     names: runtime.names,
     natsUp: () => nats.up,
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
+    listJobs: (tenant, query) => listJobViews(runtime.db.db, tenant, query),
+    jobRecord: (tenant, jobId) => getJobRecord(runtime.db.db, tenant, jobId),
     outcomeStoredAt: async (seq) => (await storedAt(runtime.jsm, runtime.names.streams.outcomes, seq))?.at,
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],

@@ -40,6 +40,7 @@ export class IngressMetrics {
   readonly failOpen: Counter<'job_type'>;
   readonly revocations: Counter<'cause'>;
   readonly cancellations: Counter;
+  readonly replays: Counter<'job_type'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -81,6 +82,12 @@ export class IngressMetrics {
     this.cancellations = new Counter({
       name: 'janus_jobs_cancelled_total',
       help: 'Waiting jobs (queued, or retries not yet admitted) cancelled by their producer',
+      registers,
+    });
+    this.replays = new Counter({
+      name: 'janus_jobs_replayed_total',
+      help: 'Dead jobs replayed by their producer (POST /v1/jobs/{jobId}/replay): each is a new attempt in the waiting room',
+      labelNames: ['job_type'],
       registers,
     });
   }

@@ -31,6 +31,7 @@ export { z };
 export type JsonContext<T> = Context<IngressEnv, string, { out: { json: T } }>;
 export type JsonParamContext<T, P> = Context<IngressEnv, string, { out: { json: T; param: P } }>;
 export type ParamContext<P> = Context<IngressEnv, string, { out: { param: P } }>;
+export type QueryContext<Q> = Context<IngressEnv, string, { out: { query: Q } }>;
 
 // zod's recursive `z.json()` sends the OpenAPI generator into endless recursion. A body comes from
 // JSON.parse, so any payload it holds is JSON already: only check that Janus can carry and store it

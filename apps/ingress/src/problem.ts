@@ -16,6 +16,8 @@ export const PROBLEM = {
   leaseConflict: `${PROBLEM_BASE}/lease-conflict`,
   /** DELETE of a job that no longer waits (running or finished), or that is being admitted right now (409). */
   notCancellable: `${PROBLEM_BASE}/not-cancellable`,
+  /** POST /v1/jobs/{jobId}/replay of a job that is not dead (409; `detail` names its status). */
+  notReplayable: `${PROBLEM_BASE}/not-replayable`,
   idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
   /** The idempotency key names an admission that is still being published: ask again shortly (409, Retry-After). */
   idempotencyKeyInProgress: `${PROBLEM_BASE}/idempotency-key-in-progress`,

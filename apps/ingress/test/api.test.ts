@@ -351,6 +351,8 @@ describe('GET /v1/jobs/{jobId}', () => {
         { attempt: 1, admittedAt: now.toISOString(), outcome: 'failed', finishedAt: now.toISOString(), error: 'smtp down' },
         { attempt: 2, admittedAt: now.toISOString() },
       ],
+      // An extension: the error of the latest failed attempt (no payload was stored).
+      lastError: 'smtp down',
     });
     const foreign = await req('/v1/jobs/01HZZ0GET0000000000000000A', { headers: auth(beta) });
     expect(foreign.status).toBe(404);

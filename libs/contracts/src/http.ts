@@ -92,8 +92,32 @@ export const JobView = z.object({
       error: z.string().optional(),
     }),
   ),
+  /**
+   * Extension (docs/api.md): the job's payload as Janus stored it (absent when it had none). Any
+   * JSON; typed `unknown` because zod's recursive JSON type sends the OpenAPI generator into
+   * endless recursion.
+   */
+  payload: z.unknown().optional(),
+  /** Extension (docs/api.md): the error of the latest failed or timed-out attempt, if it reported one. */
+  lastError: z.string().optional(),
 });
 export type JobView = z.infer<typeof JobView>;
+
+/** Extension (docs/api.md): `GET /v1/jobs`, the caller's jobs newest first; `next` pages on (null: no more). */
+export const JobListResponse = z.object({
+  jobs: z.array(JobView),
+  next: z.string().nullable(),
+});
+export type JobListResponse = z.infer<typeof JobListResponse>;
+
+/** Extension (docs/api.md): `POST /v1/jobs/{jobId}/replay` → 202, a dead job's new attempt waiting for admission. */
+export const ReplayResponse = z.object({
+  jobId: z.string(),
+  status: z.enum(['retrying', 'queued']),
+  attempt: z.number().int(),
+  notBefore: z.string(),
+});
+export type ReplayResponse = z.infer<typeof ReplayResponse>;
 
 /** RFC 9457 problem details, with `errors` listing each bad field. */
 export const ProblemDetails = z.object({

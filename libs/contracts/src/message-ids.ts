@@ -17,8 +17,12 @@ export const messageIds = Object.freeze({
   retry: (jobId: string, nextAttempt: number): string => `${jobId}.${nextAttempt}.retry`,
   /** A lease extension on EXTENSIONS: `<jobId>.<attempt>.extended.<expiresAt ms>` (a re-publish of the same extension dedupes). */
   extended: (jobId: string, attempt: number, expiresAtMs: number): string => `${jobId}.${attempt}.extended.${expiresAtMs}`,
-  /** A dead letter on DEAD: `<jobId>` (a job dies once). */
-  dead: (jobId: string): string => jobId,
+  /**
+   * A dead letter on DEAD: `<jobId>.<attempts>.dead`. A job may die more than once (a replayed
+   * job's new attempts can use up their attempts again): the attempt count tells the deaths apart,
+   * so JetStream does not drop a later one as a duplicate of the first.
+   */
+  dead: (jobId: string, attempts: number): string => `${jobId}.${attempts}.dead`,
 });
 
 /**

@@ -270,6 +270,69 @@ describe('storeBatch', () => {
     expect((await getJobView(handle.db, 'acme', 'd'))?.status).toBe('dead');
   });
 
+  it('a replayed job lives again: attempts after its dead letter are admitted, retrying, and its second death replaces the letter', async () => {
+    await reset();
+    const status = async () => (await handle.db.select({ s: jobs.status }).from(jobs).where(eq(jobs.jobId, 'rp')))[0]?.s;
+    const letter = (attempts: number) => decode({ stream: 'dead', subject: names.subjects.dead('email'), body: { jobId: 'rp', type: 'email', tenant: 'acme', attempts, lastOutcome: 'failed', error: `died after ${attempts}`, deadAt: new Date().toISOString() } });
+    await store([decode(jobMsg('rp', 1)), decode(appliedMsg('rp', 1, 'failed')), letter(1)]);
+    expect(await status()).toBe('dead');
+    // The replay (attempt 2) is admitted, fails, and is dead-lettered again after attempt 3.
+    await store([decode(jobMsg('rp', 2))]);
+    expect(await status()).toBe('admitted');
+    await store([decode(appliedMsg('rp', 2, 'failed'))]);
+    expect(await status()).toBe('retrying');
+    await store([decode(jobMsg('rp', 3)), decode(appliedMsg('rp', 3, 'failed', { error: 'again' })), letter(3)]);
+    expect(await status()).toBe('dead');
+    // A stale copy of the first letter changes nothing.
+    await store([letter(1)]);
+    expect(await status()).toBe('dead');
+    const dead = await handle.pool.query<{ attempts: number; error: string }>(`SELECT attempts, error FROM dead_letters WHERE job_id = 'rp'`);
+    expect(dead.rows).toEqual([{ attempts: 3, error: 'died after 3' }]);
+    expect(await getJobView(handle.db, 'acme', 'rp')).toMatchObject({ status: 'dead', lastError: 'again' });
+  });
+
+  it("GET's view merges the room: a dead job's replayed attempt is retrying while it waits, admitted once the room admitted it", async () => {
+    await reset();
+    await handle.pool.query(`DELETE FROM waiting_jobs`);
+    const letter = decode({ stream: 'dead', subject: names.subjects.dead('email'), body: { jobId: 'm', type: 'email', tenant: 'acme', attempts: 1, lastOutcome: 'failed', deadAt: new Date().toISOString() } });
+    await store([decode(jobMsg('m', 1)), decode(appliedMsg('m', 1, 'failed', { error: 'x' })), letter]);
+    expect(await getJobView(handle.db, 'acme', 'm')).toMatchObject({ status: 'dead', lastError: 'x' });
+    const later = new Date(Date.now() + 60_000);
+    await handle.pool.query(
+      `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, uncharged, created_at, queued_at, due_at, not_before, state, updated_at)
+       VALUES ('m', 2, 'acme', 'email', 2, 'high', 1, now(), now(), now(), $1, 'queued', now())`,
+      [later],
+    );
+    expect(await getJobView(handle.db, 'acme', 'm')).toMatchObject({ status: 'retrying', notBefore: later.toISOString() });
+    // Another tenant sees nothing, room or not.
+    expect(await getJobView(handle.db, 'other', 'm')).toBeUndefined();
+    await handle.pool.query(`UPDATE waiting_jobs SET state = 'admitted' WHERE job_id = 'm'`);
+    // The persister has not stored attempt 2 yet: the room knows better than its `dead`.
+    expect((await getJobView(handle.db, 'acme', 'm'))?.status).toBe('admitted');
+    await store([decode(jobMsg('m', 2))]);
+    const v = await getJobView(handle.db, 'acme', 'm');
+    expect(v?.status).toBe('admitted');
+    expect(v?.notBefore).toBeUndefined();
+    await handle.pool.query(`DELETE FROM waiting_jobs`);
+  });
+
+  it('a job that waited in the room was created when it arrived there, not when it was admitted', async () => {
+    await reset();
+    const arrived = new Date(Date.UTC(2029, 11, 31, 23, 59, 0));
+    await handle.pool.query(
+      `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, updated_at)
+       VALUES ('roomed', 1, 'acme', 'email', 1, 'high', $1, $1, $1, $1, 'admitted', now())`,
+      [arrived],
+    );
+    await store([decode(jobMsg('roomed', 1)), decode(jobMsg('straight', 1))]);
+    const rows = await handle.pool.query<{ job_id: string; created_at: Date }>(`SELECT job_id, created_at FROM jobs ORDER BY job_id`);
+    expect(rows.rows.map((r) => [r.job_id, r.created_at.toISOString()])).toEqual([
+      ['roomed', arrived.toISOString()],
+      ['straight', '2030-01-01T00:00:01.000Z'],
+    ]);
+    await handle.pool.query(`DELETE FROM waiting_jobs`);
+  });
+
   it('gets the job view for its own tenant only, in the contract shape', async () => {
     await reset();
     await store([decode(jobMsg('v', 2)), decode(jobMsg('v', 1)), decode(appliedMsg('v', 1, 'timed_out', { error: 'lease expired' }))]);
@@ -285,6 +348,8 @@ describe('storeBatch', () => {
         { attempt: 1, admittedAt: '2030-01-01T00:00:01.000Z', outcome: 'timed_out', finishedAt: expect.any(String), error: 'lease expired' },
         { attempt: 2, admittedAt: '2030-01-01T00:00:02.000Z' },
       ],
+      payload: { to: 'x' },
+      lastError: 'lease expired',
     });
     expect(await getJobView(handle.db, 'other', 'v')).toBeUndefined();
     expect(await getJobView(handle.db, 'acme', 'missing')).toBeUndefined();

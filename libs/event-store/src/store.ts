@@ -100,7 +100,10 @@ function jsonOrNull(value: unknown): string | null {
 async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
   if (events.length === 0) return;
   // One row per job: the earliest admission seen carries the job's creation time, priority and
-  // payload (retries may be admitted at another priority).
+  // payload (retries may be admitted at another priority). A job that waited in the room (mode
+  // `queue`) was created when it arrived there, not when it was admitted: GET and the job list
+  // show one creation time for it before and after its admission (a listing's order and cursors
+  // stay stable).
   const firstByJob = new Map<string, Of<'job'>['body']>();
   const byAttempt = new Map<string, Of<'job'>['body']>();
   for (const { body } of events) {
@@ -114,12 +117,13 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<void> {
   for (const rows of chunks(jobRows)) {
     await tx.execute(sql`
       INSERT INTO ${jobs} (job_id, tenant, type, priority, status, payload, cost, created_at, updated_at)
-      SELECT j, t, ty, p, 'admitted', pl::jsonb, co, c, ${now}::timestamptz
+      SELECT j, t, ty, p, 'admitted', pl::jsonb, co, least(c, w.created_at), ${now}::timestamptz
       FROM unnest(${col(rows.map((r) => r.jobId), 'text')}, ${col(rows.map((r) => r.tenant), 'text')},
                   ${col(rows.map((r) => r.type), 'text')}, ${col(rows.map((r) => r.priority), 'text')},
                   ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => r.cost ?? null), 'int')},
                   ${col(rows.map((r) => iso(new Date(r.admittedAt))), 'timestamptz')})
         AS u(j, t, ty, p, pl, co, c)
+        LEFT JOIN waiting_jobs w ON w.job_id = u.j AND w.attempt = 1 AND w.tenant = u.t
       ON CONFLICT (job_id) DO UPDATE SET
         priority = excluded.priority, payload = excluded.payload, cost = excluded.cost, created_at = excluded.created_at, updated_at = excluded.updated_at
       WHERE excluded.created_at < ${jobs.createdAt}`);
@@ -231,10 +235,18 @@ async function writeApplied(tx: Tx, events: readonly Of<'applied'>[]): Promise<v
   }
 }
 
+/**
+ * One row per job: its latest death. A replayed job (docs/api.md) that uses up its attempts again
+ * dies again with more attempts; that letter replaces the earlier one (the status derivation
+ * compares its attempts with the job's latest attempt).
+ */
 async function writeDeadLetters(tx: Tx, events: readonly Of<'dead'>[]): Promise<void> {
   if (events.length === 0) return;
   const byJob = new Map<string, Of<'dead'>['body']>();
-  for (const { body } of events) if (!byJob.has(body.jobId)) byJob.set(body.jobId, body);
+  for (const { body } of events) {
+    const seen = byJob.get(body.jobId);
+    if (!seen || seen.attempts < body.attempts) byJob.set(body.jobId, body);
+  }
   const sorted = [...byJob.values()].sort((a, b) => byKey(a.jobId, b.jobId));
   for (const rows of chunks(sorted)) {
     await tx.execute(sql`
@@ -244,7 +256,9 @@ async function writeDeadLetters(tx: Tx, events: readonly Of<'dead'>[]): Promise<
                   ${col(rows.map((r) => r.attempts), 'int')}, ${col(rows.map((r) => r.lastOutcome), 'text')}, ${col(rows.map((r) => r.error ?? null), 'text')},
                   ${col(rows.map((r) => jsonOrNull(r.payload)), 'text')}, ${col(rows.map((r) => iso(new Date(r.deadAt))), 'timestamptz')})
         AS u(j, t, ty, a, lo, e, pl, d)
-      ON CONFLICT (job_id) DO NOTHING`);
+      ON CONFLICT (job_id) DO UPDATE SET
+        attempts = excluded.attempts, last_outcome = excluded.last_outcome, error = excluded.error, payload = excluded.payload, dead_at = excluded.dead_at
+      WHERE excluded.attempts > ${deadLetters.attempts}`);
   }
 }
 
@@ -304,8 +318,10 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
 
 /**
  * Derives each job's status from the facts stored (CONTRACT §3), attempt outcomes being those the
- * scheduler applied: `succeeded` if any attempt succeeded; else `dead` if it has a dead letter;
- * else `retrying` if its latest attempt failed or timed out; else `queued` if it was queued and no attempt was admitted yet; else `admitted`.
+ * scheduler applied: `succeeded` if any attempt succeeded; else `dead` if it has a dead letter that
+ * covers its latest attempt (a replayed job's later attempts bring it back to life, docs/api.md);
+ * else `retrying` if its latest attempt failed or timed out; else `queued` if it was queued and no
+ * attempt was admitted yet; else `admitted`.
  *
  * Runs in its own transaction, after the facts' transaction committed: it first locks the job rows
  * (in one order), and only then reads the facts in a new statement, which under READ COMMITTED
@@ -332,7 +348,7 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
           SELECT j2.job_id,
             CASE
               WHEN f.any_succeeded THEN 'succeeded'
-              WHEN EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = j2.job_id) THEN 'dead'
+              WHEN EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = j2.job_id AND dl.attempts >= coalesce(f.last_attempt, 0)) THEN 'dead'
               WHEN f.last_outcome IN ('failed', 'timed_out') THEN 'retrying'
               WHEN j2.status = 'queued' AND NOT coalesce(f.any_admitted, false) THEN 'queued'
               ELSE 'admitted'
@@ -341,6 +357,7 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
           LEFT JOIN LATERAL (
             SELECT bool_or(a.outcome = 'succeeded') AS any_succeeded,
                    bool_or(a.admitted_at IS NOT NULL) AS any_admitted,
+                   max(a.attempt) AS last_attempt,
                    (array_agg(a.outcome ORDER BY a.attempt DESC))[1] AS last_outcome
             FROM ${attempts} a WHERE a.job_id = j2.job_id
           ) AS f ON true

@@ -23,7 +23,7 @@ export async function publishDeadLetter(
     ...(job.payload !== undefined ? { payload: job.payload } : {}),
     deadAt: new Date(p.now()).toISOString(),
   };
-  await publishJson(p.js, p.names.subjects.dead(job.jobType), dead, messageIds.dead(job.jobId));
+  await publishJson(p.js, p.names.subjects.dead(job.jobType), dead, messageIds.dead(job.jobId, job.attempts));
 }
 
 export async function publishLedger(

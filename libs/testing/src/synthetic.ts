@@ -132,7 +132,7 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
       admit(2);
       finish(2, 'timed_out');
       const letter: DeadLetter = { jobId, type, tenant, attempts: 2, lastOutcome: 'timed_out', error: 'timed_out on attempt 2', payload: { n: i }, deadAt: iso(at + 5_000) };
-      messages.push({ stream: 'dead', subject: names.subjects.dead(type), body: letter, msgID: messageIds.dead(jobId) });
+      messages.push({ stream: 'dead', subject: names.subjects.dead(type), body: letter, msgID: messageIds.dead(jobId, 2) });
       dead++;
     }
   }

@@ -223,6 +223,22 @@ export class WaitingStore {
     return result.rows[0]?.state ?? 'queued';
   }
 
+  /**
+   * Stores the replay of a dead job (docs/api.md `POST /v1/jobs/{jobId}/replay`): its next attempt,
+   * waiting like a due retry. False when a row of that attempt exists already: another replay of
+   * the same death took it (the row's key is the job and the attempt), so two replays sent at once
+   * make one attempt.
+   */
+  async enqueueReplay(job: NewWaitingJob): Promise<boolean> {
+    const result = await this.db.execute(sql`
+      INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, cost, payload, last_outcome, uncharged,
+                                created_at, queued_at, due_at, not_before, state, updated_at)
+      VALUES (${job.jobId}, ${job.attempt}, ${job.tenant}, ${job.type}, ${job.priority}, ${job.jobPriority}, ${job.cost ?? null}, ${job.payload ?? null},
+              ${job.lastOutcome ?? null}, ${job.uncharged ?? 0}, ${job.createdAt}, now(), ${job.dueAt}, ${job.dueAt}, 'queued', now())
+      ON CONFLICT (job_id, attempt) DO NOTHING`);
+    return (result.rowCount ?? 0) > 0;
+  }
+
   /** Waiting rows after `afterSeq`, in arrival order (what a dispatcher loads). */
   async loadWaiting(afterSeq: number, limit: number): Promise<WaitingRow[]> {
     const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE ${WAITING} AND seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`);

@@ -27,7 +27,10 @@ export interface JobsRouteDeps {
   readonly admission: AdmissionService;
   readonly metrics: IngressMetrics;
   readonly auth: TenantAuth;
-  /** Reads the tenant's own job as the persister stored it; undefined when unknown (or another tenant's). */
+  /**
+   * Reads the tenant's own job as GET shows it: what the persister stored, merged with where the
+   * job stands in the waiting room (queued, retrying, cancelled); undefined when unknown (or another tenant's).
+   */
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
   /** The waiting room (mode `queue`, cancel); without it mode `queue` answers like `now`. */
   readonly room?: WaitingRoomAccess;
@@ -113,7 +116,7 @@ const getRoute = createRoute({
   // Any text is accepted here: an id Janus could not have issued is simply not found (404).
   request: { params: z.object({ jobId: z.string().openapi({ description: 'The job id answered at submission (26 characters)' }) }) },
   responses: {
-    200: { description: 'The job and its attempts', content: { 'application/json': { schema: JobView } } },
+    200: { description: 'The job and its attempts; extensions of the contract: `payload` and `lastError`', content: { 'application/json': { schema: JobView } } },
     401: problemResponses[401],
     403: problemResponses[403],
     404: { description: 'No such job for this tenant', content: problemContent },
@@ -385,33 +388,12 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (!isJobId(jobId)) return problem(404, PROBLEM.notFound, 'Job not found', { detail: 'no job with this id for this tenant' });
     let view: JobView | undefined;
     try {
-      view = await currentView(c.get('tenant'), jobId);
+      view = await deps.jobView(c.get('tenant'), jobId);
     } catch {
       return unavailable('PostgreSQL is unreachable');
     }
     if (!view) return problem(404, PROBLEM.notFound, 'Job not found', { detail: `no job "${jobId}" for this tenant` });
     return c.json(view, 200);
-  }
-
-  /** What the persister stored, and where the job stands in the waiting room (queued, retrying, cancelled). */
-  async function currentView(tenant: string, jobId: string): Promise<JobView | undefined> {
-    const [stored, row] = await Promise.all([deps.jobView(tenant, jobId), deps.room?.store.latest(tenant, jobId)]);
-    if (row === undefined) return stored;
-    const view: JobView = stored ?? { jobId, type: row.type, status: 'queued', priority: row.jobPriority, createdAt: row.createdAt.toISOString(), attempts: [] };
-    const lastAdmitted = view.attempts.reduce((m, a) => Math.max(m, a.attempt), 0);
-    // The room speaks for an attempt the persister has not seen admitted yet.
-    if (row.attempt <= lastAdmitted) return view;
-    switch (row.state) {
-      case 'queued':
-      case 'dispatching':
-        return { ...view, status: row.attempt > 1 ? 'retrying' : 'queued', notBefore: new Date(Math.max(row.notBefore.getTime(), Date.now())).toISOString() };
-      case 'cancelled':
-        return { ...view, status: 'cancelled' };
-      case 'dead':
-        return { ...view, status: 'dead' };
-      case 'admitted':
-        return stored === undefined ? { ...view, status: 'admitted' } : view;
-    }
   }
 
   app.openapi({ ...cancelRoute, middleware: [deps.auth.middleware] as const }, (c) => cancelJob(c) as never);
@@ -422,6 +404,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (!isJobId(jobId)) return notFound();
     const room = deps.room;
     try {
+      // As GET shows it: a status the room decides (queued, retrying) leads to the same cancel as
+      // the persister's own (see WaitingStore.cancel).
       const view = await deps.jobView(tenant, jobId);
       if (room === undefined) return view ? notCancellable('it is not waiting') : notFound();
       // A job between attempts: its next attempt may not be in the room yet (its backoff runs); the

@@ -1,0 +1,111 @@
+import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { JobListResponse, JobStatus, Name } from '@janus/contracts';
+import type { JobCursor, JobListQuery, JobPage } from '@janus/event-store';
+import type { TenantVariables } from '../auth.js';
+import { bearerSecurity, problemContent, problemResponses, subApp, z, type QueryContext } from '../openapi.js';
+import { unavailable } from '../problem.js';
+
+export interface ListRouteDeps {
+  readonly requireTenant: MiddlewareHandler<{ Variables: TenantVariables }>;
+  /** A page of the tenant's jobs as GET shows them, newest first (persister rows and room-only jobs). */
+  readonly listJobs: (tenant: string, query: JobListQuery) => Promise<JobPage>;
+}
+
+export const DEFAULT_PAGE = 50;
+export const MAX_PAGE = 500;
+
+/** `created_at` to the microsecond, UTC, as the store hands it over. */
+const EXACT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const CursorBody = z.strictObject({
+  // A valid time (a day 30 of February would reach PostgreSQL and fail there, a 5xx).
+  t: z.string().regex(EXACT_TIME).refine((t) => {
+    const ms = Date.parse(t);
+    return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 23) === t.slice(0, 23);
+  }),
+  // Printable ASCII only: PostgreSQL refuses a NUL in text (again a 5xx).
+  id: z.string().regex(/^[\x21-\x7e]{1,200}$/),
+});
+
+/** The cursor is opaque to clients: base64url of `{ t, id }`, the last job listed. */
+export function encodeCursor(cursor: JobCursor): string {
+  return Buffer.from(JSON.stringify({ t: cursor.createdAt, id: cursor.jobId })).toString('base64url');
+}
+
+function decodeCursor(text: string): JobCursor | undefined {
+  if (!/^[A-Za-z0-9_-]{1,600}$/.test(text)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const parsed = CursorBody.safeParse(value);
+  return parsed.success ? { createdAt: parsed.data.t, jobId: parsed.data.id } : undefined;
+}
+
+function parseStatuses(text: string): JobStatus[] | undefined {
+  const out: JobStatus[] = [];
+  for (const part of text.split(',')) {
+    const s = JobStatus.safeParse(part);
+    if (!s.success) return undefined;
+    out.push(s.data);
+  }
+  return out;
+}
+
+// Plain strings with refinements (no transforms): the route's OpenAPI document shows them as the
+// strings they are, and the app's validation hook answers a bad one with 400 naming it.
+const ListQuery = z.object({
+  status: z
+    .string()
+    .refine((s) => parseStatuses(s) !== undefined, { message: `a status or a comma-separated list of them: ${JobStatus.options.join(', ')}` })
+    .optional()
+    .openapi({ description: `Only jobs with this status (as GET shows it), or any of a comma-separated list: ${JobStatus.options.join(', ')}` }),
+  type: Name.optional().openapi({ description: 'Only jobs of this job type' }),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE).openapi({ description: `Jobs per page, 1–${MAX_PAGE} (default ${DEFAULT_PAGE})` }),
+  cursor: z
+    .string()
+    .refine((s) => decodeCursor(s) !== undefined, { message: 'not a cursor this API issued' })
+    .optional()
+    .openapi({ description: 'The `next` of the previous page (opaque); absent for the first page' }),
+});
+type ListQuery = z.infer<typeof ListQuery>;
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/v1/jobs',
+  summary: "The tenant's jobs, newest first, with keyset pagination (an extension of the contract)",
+  security: bearerSecurity,
+  request: { query: ListQuery },
+  responses: {
+    200: { description: 'A page of jobs, each as `GET /v1/jobs/{jobId}` shows it; `next` is null on the last page', content: { 'application/json': { schema: JobListResponse } } },
+    400: { description: 'A bad `status`, `type`, `limit` or `cursor` (problem+json naming it)', content: problemContent },
+    401: problemResponses[401],
+    403: problemResponses[403],
+    503: problemResponses[503],
+  },
+});
+
+/** `GET /v1/jobs` (docs/api.md): the route only translates; the query is `listJobViews` in @janus/event-store. */
+export function listRoutes(deps: ListRouteDeps) {
+  const app = subApp();
+  app.openapi({ ...listRoute, middleware: [deps.requireTenant] as const }, (c) => list(c) as never);
+  async function list(c: QueryContext<ListQuery>): Promise<Response> {
+    const q = c.req.valid('query');
+    let page: JobPage;
+    try {
+      page = await deps.listJobs(c.get('tenant'), {
+        limit: q.limit,
+        statuses: q.status === undefined ? undefined : parseStatuses(q.status),
+        type: q.type,
+        after: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+      });
+    } catch {
+      return unavailable('PostgreSQL is unreachable');
+    }
+    const body: JobListResponse = { jobs: page.jobs, next: page.next === undefined ? null : encodeCursor(page.next) };
+    return c.json(body, 200);
+  }
+  return app;
+}

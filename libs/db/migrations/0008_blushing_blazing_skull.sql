@@ -1,0 +1,1 @@
+CREATE INDEX "waiting_jobs_unadmitted_idx" ON "waiting_jobs" USING btree ("tenant","created_at","job_id") WHERE attempt = 1 AND state <> 'admitted';
