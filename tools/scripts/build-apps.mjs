@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Builds the four apps to plain JavaScript for production (issue #15): each app's src/main.ts is
+// bundled by esbuild with the workspace libraries it uses into dist/apps/<app>/main.js (ESM, Node
+// 20); npm packages stay imports, resolved from node_modules at run time. The SQL migrations are
+// copied beside the bundles (dist/apps/migrations: libs/db finds them relative to its own module,
+// `new URL('../migrations', import.meta.url)`, which in a bundle is dist/apps/<app>/../migrations).
+//
+// Run one with plain node: `node dist/apps/ingress/main.js` (plus the app's Node flags, see
+// tools/scripts/node-options.mjs). `npm start` keeps running the sources through tsx.
+// Usage: node tools/scripts/build-apps.mjs [app…]
+import { cpSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const out = join(root, 'dist/apps');
+const APPS = ['ingress', 'policy-admin', 'persister', 'retry-scheduler'];
+const only = process.argv.slice(2);
+const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+const externals = {
+  name: 'externals',
+  setup(b) {
+    // Bundled: relative files and the workspace's libraries. Everything else comes from node_modules.
+    b.onResolve({ filter: /^[^./]/ }, (a) => (builtins.has(a.path) || !a.path.startsWith('@janus/') ? { path: a.path, external: true } : undefined));
+  },
+};
+
+rmSync(out, { recursive: true, force: true });
+for (const app of APPS.filter((a) => only.length === 0 || only.includes(a))) {
+  await esbuild.build({
+    entryPoints: [join(root, 'apps', app, 'src/main.ts')],
+    outfile: join(out, app, 'main.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: true,
+    plugins: [externals],
+    logLevel: 'warning',
+  });
+  console.log(`apps/${app} → dist/apps/${app}/main.js`);
+}
+cpSync(join(root, 'libs/db/migrations'), join(out, 'migrations'), { recursive: true });
