@@ -77,10 +77,14 @@ describe('throttled feedback: cooldown and effective rate', () => {
     expect((await h.limiter.admit({ jobs: [job('call')] })).kind).toBe('rejected');
     h.advance(1);
     // Ratio 0.7 at the throttle, climbing 2 % of the declared rate per second since: 0.74 now. The
-    // bucket refilled to full (10 tokens) during the cooldown; a job takes 1/0.74 of a token: 7 fit.
-    expect(await admitMany(h, 'call', 8)).toBe(7);
+    // bucket restarts empty at the end of a cooldown (no burst into a dependency that just said it
+    // is overloaded): a job takes 1/0.74 of a token, 1351 of the 1000-per-token units refilled at
+    // 10 per ms, so the first waits 136 ms.
+    expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'dependency_rate', retryAfterMs: 136 });
     expect(await h.limiter.dependencyState('api')).toMatchObject({ effective: { ratio: 0.74, rate: { limit: 7.4, periodMs: 1000 } }, cooldownUntil: null });
-    // After refill (one second, ratio 0.76): 7 again, never the declared 10.
+    // One second later (ratio 0.76): 7 fit, never the declared 10.
+    h.advance(1_000);
+    expect(await admitMany(h, 'call', 9)).toBe(7);
     h.advance(1_000);
     expect(await admitMany(h, 'call', 9)).toBe(7);
   });
@@ -230,7 +234,7 @@ describe('pause (an admin holds a dependency or a job type)', () => {
     await h.limiter.feedback('call', 'throttled', { retryAfterMs: 100 });
     expect(await h.limiter.pauseState({ dependency: 'api' })).toEqual({ paused: true, until: Infinity });
     expect(await h.limiter.resume({ dependency: 'api' })).toEqual({ paused: false });
-    h.advance(100);
+    h.advance(200); // the 100 ms cooldown, then 100 ms of refill (its bucket restarted empty)
     expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
   });
 

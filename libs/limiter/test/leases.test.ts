@@ -74,10 +74,12 @@ describe('leases', () => {
     const b = leaseOf(await h.admit({ jobs: [job('call')] }));
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 20 }, inFlight: { api: 2 } });
 
+    const admittedAt = h.clock.now;
+    h.advance(40);
     const settled = await h.limiter.settle(a.token, 'succeeded', 25);
     expect(settled).toEqual({
       ok: true,
-      lease: { id: a.id, jobId: 'j-a', attempt: 2, tenant: 'acme', jobType: 'call', reserved: 10, actual: 25, settledAt: h.clock.now },
+      lease: { id: a.id, jobId: 'j-a', attempt: 2, tenant: 'acme', jobType: 'call', reserved: 10, actual: 25, settledAt: admittedAt + 40, admittedAt },
     });
     expect(await h.limiter.usage('acme')).toMatchObject({ budget: { used: 35 }, inFlight: { api: 1 } });
     expect(await h.limiter.settle(a.token, 'succeeded', 25)).toEqual({ ok: false, reason: 'already_settled' });
@@ -127,7 +129,9 @@ describe('leases', () => {
     const b = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'jb' })] }));
     expect(a.expiresAt).toBe(h.clock.now + 1000);
     h.advance(600);
-    expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { jobId: 'ja', expiresAt: h.clock.now + 2000 } });
+    // The first claim is the job's start (admission-to-start metrics); a later extension is not.
+    expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { jobId: 'ja', expiresAt: h.clock.now + 2000, started: true } });
+    expect(await h.limiter.extend(a.token, 2000)).toMatchObject({ ok: true, lease: { started: false } });
     h.advance(400); // b expires now (expiresAt <= now)
     expect(await h.limiter.reapExpired(10)).toEqual([{ id: b.id, token: b.token, jobId: 'jb', attempt: 1, tenant: 'acme', jobType: 'call', reserved: 10, expiresAt: b.expiresAt, confirmed: true }]);
     expect(await h.limiter.reapExpired(10)).toEqual([]);

@@ -143,6 +143,7 @@ local function load(li)
     local g = guard_state(key, now)
     s = { v = 0 }
     if d[8] == 1 and g.ratio < ADAPTIVE_PPM then s.mul = ADAPTIVE_PPM / math.max(g.ratio, d[7]) end
+    if d[8] == 1 then s.cu = g.cu end
     if g.paused > 0 then
       -- paused by an admin: until then, or (until resumed) ask again in a while
       local left = g.paused
@@ -169,7 +170,16 @@ local function load(li)
     if tonumber(v[1]) == ws then used = tonumber(v[2]) or 0 end
     s = { v = used, ws = ws }
   end
-  if (kind == LIMIT_KIND_RATE or kind == LIMIT_KIND_WINDOW) and d[9] > 0 then s.mul = (S[d[9]] or load(d[9])).mul end
+  if (kind == LIMIT_KIND_RATE or kind == LIMIT_KIND_WINDOW) and d[9] > 0 then
+    local g = S[d[9]] or load(d[9])
+    s.mul = g.mul
+    -- A bucket restarts empty when a cooldown ends: what it refilled meanwhile would go out in one
+    -- burst at the very moment the dependency said it was overloaded (as if it was drained at cu).
+    if kind == LIMIT_KIND_RATE and g.cu and now >= g.cu then
+      local refilled = (now - g.cu) * d[7]
+      if d[4] - s.v > refilled then s.v = d[4] - refilled end
+    end
+  end
   s.v0 = s.v
   S[li] = s
   return s

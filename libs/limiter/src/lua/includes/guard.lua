@@ -25,11 +25,11 @@ local function guard_ratio(m, mt, now)
 end
 
 -- What the guard says at `now`: { paused = ms left (0: not paused; ADAPTIVE_PAUSED_FOREVER - now
--- when until resumed), ratio (ppm), cooldown = ms left (0: none), circuit = 0 closed | 1 open |
--- 2 half-open, wait = ms until a probe may go (open) }.
+-- when until resumed), ratio (ppm), cooldown = ms left (0: none), cu = when the last cooldown ends
+-- or ended (nil: none), circuit = 0 closed | 1 open | 2 half-open, wait = ms until a probe may go (open) }.
 local function guard_state(key, now)
   local v = rcall('HMGET', key, 'cu', 'm', 'mt', 'cs', 'ou', 'np', 'pu')
-  local g = { ratio = guard_ratio(v[2], v[3], now), cooldown = 0, circuit = 0, wait = 0, paused = 0 }
+  local g = { ratio = guard_ratio(v[2], v[3], now), cooldown = 0, circuit = 0, wait = 0, paused = 0, cu = tonumber(v[1]) }
   local pu = tonumber(v[7]) or 0
   if pu > now then g.paused = pu - now end
   local cu = tonumber(v[1]) or 0
