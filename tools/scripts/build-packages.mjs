@@ -6,10 +6,13 @@
 // type-checks in any TypeScript project. Its npm dependencies stay dependencies: they are listed
 // in a generated package.json with the versions this workspace runs (package-lock.json).
 //
+// A package with `bin` also gets each executable: its entry bundled as ESM with a `#!/usr/bin/env node`
+// line, listed in the generated package.json's `bin` (npm links it on install).
+//
 // Output: dist/packages/<name>/ (a package directory) and, with --pack, dist/packages/<name>-<version>.tgz
-// (`npm pack`). Usage: node tools/scripts/build-packages.mjs [--pack] [name…]
+// (`npm pack`) and dist/packages/built.json listing them. Usage: node tools/scripts/build-packages.mjs [--pack] [name…]
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,10 +23,16 @@ import { dts } from 'rollup-plugin-dts';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = join(root, 'dist/packages');
 
-/** What is published: the workspace library and what its package is called. */
+/** What is published: the workspace library and what its package is called; `bin`: command → its entry and the bundled file. */
 const PACKAGES = [
   { name: '@janus/worker-sdk', dir: 'libs/worker-sdk', description: 'Janus worker SDK: run handlers for the jobs Janus admits, report their outcomes' },
   { name: '@janus/client', dir: 'libs/client', description: 'Janus producer client: submit jobs, read and cancel them, over the HTTP API' },
+  {
+    name: '@janus/cli',
+    dir: 'tools/cli',
+    description: 'The janus command line: jobs, dead letters, policy, tenants and keys, dependencies, JetStream streams',
+    bin: { janus: { main: 'src/main.ts', file: 'dist/cli.js' } },
+  },
 ];
 
 const args = process.argv.slice(2);
@@ -56,18 +65,13 @@ async function build(p) {
       });
     },
   };
+  const common = { bundle: true, platform: 'node', target: 'node20', plugins: [externals], logLevel: 'warning', legalComments: 'none' };
   for (const format of ['esm', 'cjs']) {
-    await esbuild.build({
-      entryPoints: [entry],
-      outfile: join(dir, 'dist', format === 'esm' ? 'index.js' : 'index.cjs'),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format,
-      plugins: [externals],
-      logLevel: 'warning',
-      legalComments: 'none',
-    });
+    await esbuild.build({ ...common, entryPoints: [entry], outfile: join(dir, 'dist', format === 'esm' ? 'index.js' : 'index.cjs'), format });
+  }
+  for (const { main, file } of Object.values(p.bin ?? {})) {
+    await esbuild.build({ ...common, entryPoints: [join(root, p.dir, main)], outfile: join(dir, file), format: 'esm', banner: { js: '#!/usr/bin/env node' } });
+    chmodSync(join(dir, file), 0o755);
   }
   const bundle = await rollup({
     input: entry,
@@ -93,6 +97,7 @@ async function build(p) {
     main: './dist/index.cjs',
     types: './dist/index.d.ts',
     exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js', require: './dist/index.cjs' } },
+    ...(p.bin ? { bin: Object.fromEntries(Object.entries(p.bin).map(([command, { file }]) => [command, `./${file}`])) } : {}),
     files: ['dist', 'README.md'],
     dependencies: Object.fromEntries([...used].sort().map((d) => [d, version(d)])),
   };
@@ -111,4 +116,6 @@ async function build(p) {
 const selected = PACKAGES.filter((p) => (only.length === 0 || only.includes(p.name) || only.includes(p.name.split('/')[1])) && existsSync(join(root, p.dir, 'src/index.ts')));
 const built = [];
 for (const p of selected) built.push(await build(p));
-writeFileSync(join(out, 'built.json'), `${JSON.stringify(built, null, 2)}\n`);
+// Only for --pack (it lists the tarballs): a build of one package (tools/cli's test builds the CLI)
+// must not overwrite the list a concurrent `--pack` run is about to read.
+if (pack) writeFileSync(join(out, 'built.json'), `${JSON.stringify(built, null, 2)}\n`);

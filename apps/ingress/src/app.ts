@@ -77,7 +77,8 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
       requireTenant: auth.middleware,
       policy: deps.policy,
       metrics,
-      replay: room === undefined ? undefined : { record: deps.jobRecord, store: room.store, wake: () => room.wake() },
+      // a producer replays only its own tenant's job: the route passes its tenant, never undefined
+      replay: room === undefined ? undefined : { record: (tenant, jobId) => (tenant === undefined ? Promise.resolve(undefined) : deps.jobRecord(tenant, jobId)), store: room.store, wake: () => room.wake() },
     }),
   );
   app.route('/', usageRoutes({ limiter: deps.limiter, requireTenant: auth.middleware, ...(deps.room ? { room: deps.room.store } : {}) }));

@@ -4,9 +4,12 @@ import type { Logger } from '@janus/observability';
 import type { ExtraCheck } from '@janus/policy';
 import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { Hono } from 'hono';
+import { getJobRecord, listJobRecords } from '@janus/event-store';
+import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
 import { resolveAdminToken } from './admin-token.js';
 import { createApp } from './app.js';
 import { PolicyChanges } from './changes.js';
+import { AdmissionHistory, type AdmissionHistoryOptions } from './dashboard/admission-history.js';
 import { DependencyHistory, type DependencyHistoryOptions } from './dashboard/history.js';
 import { dashboardSnapshot } from './dashboard/snapshot.js';
 import { createAdminMetrics, type AdminMetrics } from './metrics.js';
@@ -30,6 +33,8 @@ export interface PolicyAdmin {
   readonly metrics: AdminMetrics;
   /** The dashboard's recent dependency states (sampled every few seconds while the app runs). */
   readonly history: DependencyHistory;
+  /** The dashboard's admission charts (the live counters, read every few seconds while the app runs). */
+  readonly admissions: AdmissionHistory;
   /** The token admins must present: JANUS_ADMIN_TOKEN, or one generated in development. */
   readonly adminToken: { readonly token: string; readonly generated: boolean };
   close(): Promise<void>;
@@ -41,6 +46,8 @@ export interface PolicyAdminOptions {
   dashboardWindowSeconds?: number;
   /** Sampling of the dashboard's dependency sparklines (default: every 5 s, over 10 min). */
   dependencyHistory?: DependencyHistoryOptions;
+  /** Sampling of the dashboard's admission charts (default: every 5 s into 10 s buckets, over 15 min). */
+  admissionHistory?: AdmissionHistoryOptions;
 }
 
 /**
@@ -65,6 +72,8 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
   const policyLoaded = () => rt.policy.loaded;
   const history = new DependencyHistory({ limiter: rt.limiter, policyLoaded }, opts.dependencyHistory);
   history.start();
+  const admissions = new AdmissionHistory({ redis: rt.redis, keys: rt.limiter.keys }, opts.admissionHistory);
+  admissions.start();
   const app = createApp({
     adminToken: adminToken.token,
     limiter: rt.limiter,
@@ -74,6 +83,19 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     store: rt.policyStore,
     keys: rt.apiKeyStore,
     changes,
+    jobs: {
+      list: (tenant, query) => listJobRecords(rt.db.db, tenant, query),
+      get: (jobId) => getJobRecord(rt.db.db, undefined, jobId),
+      policy: () => (rt.policy.loaded ? rt.limiter.policy : undefined),
+      replay: {
+        record: (tenant, jobId) => getJobRecord(rt.db.db, tenant, jobId),
+        store: new WaitingStore(rt.db.db),
+        // A new row in the room: the retry-scheduler's dispatcher loads it at once (as after a producer's replay).
+        wake: () => {
+          if (!rt.nc.isClosed()) rt.nc.publish(rt.names.subjects.roomWake, NEW_JOB_WAKE);
+        },
+      },
+    },
     snapshot: () =>
       dashboardSnapshot({
         redis: rt.redis,
@@ -81,6 +103,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
         store: rt.policyStore,
         limiter: rt.limiter,
         history,
+        admissions,
         ...(opts.dashboardWindowSeconds !== undefined ? { windowSeconds: opts.dashboardWindowSeconds } : {}),
       }),
     readiness: rt.readiness,
@@ -95,9 +118,10 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     changes,
     metrics,
     history,
+    admissions,
     adminToken,
     close: async () => {
-      await history.stop();
+      await Promise.all([history.stop(), admissions.stop()]);
       await rt.close();
     },
   };

@@ -17,6 +17,7 @@ import type { AdminEnv } from './routes/common.js';
 import { dashboardPages, dashboardRoutes } from './routes/dashboard.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { pauseRoutes } from './routes/pause.js';
+import { adminJobRoutes, type AdminJobsDeps } from './routes/jobs.js';
 import { dependencyStateRoutes } from './routes/dependency-state.js';
 import { globalRoutes } from './routes/global.js';
 import { jobTypeRoutes } from './routes/job-types.js';
@@ -36,6 +37,8 @@ export interface AdminAppDeps {
   /** Whether a policy version is loaded into the limiter yet. */
   readonly policyLoaded: () => boolean;
   readonly snapshot: () => Promise<DashboardSnapshot>;
+  /** The job views and the replay across tenants (`/v1/admin/jobs`). */
+  readonly jobs: Omit<AdminJobsDeps, 'replayed'>;
   readonly readiness: readonly ReadinessCheck[];
   readonly registry: Registry;
   readonly metrics: AdminMetrics;
@@ -62,6 +65,7 @@ export function createApp(deps: AdminAppDeps): Hono {
   app.route('/v1/policy', policyRoutes(resources));
   app.route('/v1/audit', auditRoutes(resources));
   app.route('/v1/dashboard', dashboardRoutes({ snapshot: deps.snapshot }));
+  app.route('/v1/admin/jobs', adminJobRoutes({ ...deps.jobs, replayed: (jobType) => deps.metrics.replays.inc({ job_type: jobType }) }));
 
   for (const [name, schema] of Object.entries({ DependencyPolicy, TenantPolicy, JobTypePolicy, GlobalPolicy, PolicyDocument, CreateApiKey: CreateKeyBody })) {
     // The contracts' schemas are plain zod: publish them as JSON Schema (input side: defaults optional).

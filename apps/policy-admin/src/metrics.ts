@@ -8,6 +8,7 @@ export interface AdminMetrics {
   readonly consumerFailures: Counter;
   readonly announceFailures: Counter;
   readonly authFailures: Counter;
+  readonly replays: Counter<'job_type'>;
 }
 
 export function createAdminMetrics(registry: Registry): AdminMetrics {
@@ -37,6 +38,13 @@ export function createAdminMetrics(registry: Registry): AdminMetrics {
     authFailures: new Counter({
       name: 'janus_admin_auth_failures_total',
       help: 'Admin API requests refused for a missing or wrong admin token',
+      registers: [registry],
+    }),
+    // Not janus_jobs_replayed_total (ingress's, producers' replays): a shared registry would see one name twice.
+    replays: new Counter({
+      name: 'janus_admin_jobs_replayed_total',
+      help: 'Dead jobs replayed by an admin (POST /v1/admin/jobs/{jobId}/replay): each is a new attempt in the waiting room',
+      labelNames: ['job_type'],
       registers: [registry],
     }),
   };

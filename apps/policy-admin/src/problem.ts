@@ -8,9 +8,11 @@ export const PROBLEM = {
   ...COMMON_PROBLEMS,
   invalidPolicy: `${PROBLEM_BASE}/invalid-policy`,
   preconditionFailed: `${PROBLEM_BASE}/precondition-failed`,
+  // The same type as the producers' replay (ingress), so that a client handles both alike.
+  notReplayable: `${PROBLEM_BASE}/not-replayable`,
 } as const;
 
-export type ProblemStatus = 400 | 401 | 404 | 405 | 412 | 413 | 415 | 422 | 500 | 503;
+export type ProblemStatus = 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 500 | 503;
 
 export const notFound = (detail: string) => problem(404, PROBLEM.notFound, 'Not found', { detail });
 

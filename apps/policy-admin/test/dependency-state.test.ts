@@ -141,7 +141,7 @@ describe('dashboard', () => {
     await waitFor(() => h.history.samples('api').length >= 3, 5_000, 20);
     const res = await h.call('GET', '/v1/dashboard');
     expect(res.status).toBe(200);
-    expect(res.body.history).toEqual({ everyMs: 50, windowMs: 600_000 });
+    expect(res.body.history).toEqual({ everyMs: 50, windowMs: 900_000 });
     const api = res.body.dependencies.find((d: { name: string }) => d.name === 'api');
     expect(api.state).toMatchObject({ dependency: 'api', adaptive: true, inFlight: 1, cooldownUntil: expect.stringMatching(ISO), circuit: { state: 'closed' } });
     expect(api.state.effective.ratio).toBeLessThan(1);

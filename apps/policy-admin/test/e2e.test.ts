@@ -75,7 +75,7 @@ const submit = (key: string, type: string) =>
 
 function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(tsx, ['tools/policy-cli/src/main.ts', ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', JANUS_ADMIN_URL: adminUrl, JANUS_ADMIN_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(tsx, ['tools/cli/src/main.ts', 'policy', ...args], { cwd: root, env: { PATH: process.env.PATH ?? '', JANUS_ADMIN_URL: adminUrl, JANUS_ADMIN_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -5,6 +5,7 @@ import type { Limiter } from '@janus/limiter';
 import type { LimiterRuntime } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
 import { startPolicyAdmin, type PolicyAdmin } from '../src/admin.js';
+import type { AdmissionHistoryOptions } from '../src/dashboard/admission-history.js';
 import type { DependencyHistoryOptions } from '../src/dashboard/history.js';
 
 export const TOKEN = 'test-admin-token-0123456789';
@@ -28,7 +29,7 @@ export interface AdminHarness {
 }
 
 /** policy-admin as main.ts starts it (startPolicyAdmin), in its own namespace, on the real services. */
-export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number; dependencyHistory?: DependencyHistoryOptions } = {}): Promise<AdminHarness> {
+export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number; dependencyHistory?: DependencyHistoryOptions; admissionHistory?: AdmissionHistoryOptions } = {}): Promise<AdminHarness> {
   const ns = opts.ns ?? testNamespace(label);
   const settings = loadSettings(testEnv(ns, { JANUS_ADMIN_TOKEN: TOKEN }));
   const admin = await startPolicyAdmin(settings, {
@@ -36,6 +37,7 @@ export async function startAdmin(label: string, opts: { ns?: string; dashboardWi
     dbPoolSize: 25,
     ...(opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {}),
     ...(opts.dependencyHistory !== undefined ? { dependencyHistory: opts.dependencyHistory } : {}),
+    ...(opts.admissionHistory !== undefined ? { admissionHistory: opts.admissionHistory } : {}),
   });
   const { app, runtime: rt } = admin;
   return {

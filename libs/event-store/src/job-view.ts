@@ -27,6 +27,8 @@ export interface JobPage {
 /** A job as GET shows it, and what a replay of it needs besides. */
 export interface JobRecord {
   readonly view: JobView;
+  /** The job's tenant (a view by job id alone, the admins' lookup, needs it; the producer's own view leaves it out). */
+  readonly tenant: string;
   /** The highest attempt number the job has used, admitted or not (the persister's attempts and the room's rows). */
   readonly lastAttempt: number;
   /** The producer's cost override (null: the job type's estimate). */
@@ -39,6 +41,7 @@ export interface JobRecord {
 
 type Row = {
   jobId: string;
+  tenant: string;
   type: string;
   priority: string;
   createdAt: Date | string;
@@ -67,8 +70,8 @@ interface Filter {
 }
 
 /**
- * The jobs of `tenant` matching `filter`, as GET shows them, newest first: one statement over both
- * places a job can be.
+ * The jobs of `tenant` (every tenant's when undefined: the admins' view) matching `filter`, as GET
+ * shows them, newest first: one statement over both places a job can be.
  *
  * - `jobs`: what the persister stored (every job that was ever admitted), walked newest first on
  *   `jobs_tenant_created_idx`.
@@ -82,8 +85,11 @@ interface Filter {
  * `notBefore`), cancelled, dead, or admitted (a job the persister knows as dead is admitted again
  * once its replay is admitted) — and the persister for everything else.
  */
-function selectRecords(tenant: string, filter: Filter, limit: number): SQL {
+function selectRecords(tenant: string | undefined, filter: Filter, limit: number): SQL {
   const { jobId, type, after } = filter;
+  // Without a tenant the walk is on `jobs_created_idx` and the room's (job, attempt) key: an admin's
+  // listing, rarer than the producers' and allowed to be slower.
+  const byTenant = (col: SQL) => (tenant !== undefined ? sql`${col} = ${tenant}` : sql`true`);
   const byId = (col: SQL) => (jobId !== undefined ? sql` AND ${col} = ${jobId}` : sql``);
   const byType = (col: SQL) => (type !== undefined ? sql` AND ${col} = ${type}` : sql``);
   // `created_at <= t` bounds the index scan; the tie on created_at is broken by the job id.
@@ -92,13 +98,13 @@ function selectRecords(tenant: string, filter: Filter, limit: number): SQL {
   // A listing skips first attempts the room admitted: those jobs are (or are about to be) in `jobs`.
   const unadmitted = jobId === undefined ? sql` AND w.state <> 'admitted'` : sql``;
   const stored = sql`(
-    SELECT j.job_id, j.type, j.priority, j.created_at, j.payload::text AS payload, j.cost, j.status AS stored
+    SELECT j.job_id, j.tenant, j.type, j.priority, j.created_at, j.payload::text AS payload, j.cost, j.status AS stored
       FROM jobs j
-     WHERE j.tenant = ${tenant}${byId(sql`j.job_id`)}${byType(sql`j.type`)}${byCursor(sql`j.created_at`, sql`j.job_id`)})`;
+     WHERE ${byTenant(sql`j.tenant`)}${byId(sql`j.job_id`)}${byType(sql`j.type`)}${byCursor(sql`j.created_at`, sql`j.job_id`)})`;
   const roomOnly = sql`(
-    SELECT w.job_id, w.type, w.job_priority AS priority, w.created_at, w.payload, w.cost, NULL::text AS stored
+    SELECT w.job_id, w.tenant, w.type, w.job_priority AS priority, w.created_at, w.payload, w.cost, NULL::text AS stored
       FROM waiting_jobs w
-     WHERE w.tenant = ${tenant} AND w.attempt = 1${unadmitted}${byId(sql`w.job_id`)}${byType(sql`w.type`)}${byCursor(sql`w.created_at`, sql`w.job_id`)}
+     WHERE ${byTenant(sql`w.tenant`)} AND w.attempt = 1${unadmitted}${byId(sql`w.job_id`)}${byType(sql`w.type`)}${byCursor(sql`w.created_at`, sql`w.job_id`)}
        AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = w.job_id))`;
   // Each source is merged, filtered, ordered and cut on its own (each walks its own index, newest
   // first, and stops at `limit`); the two short lists are then merged.
@@ -110,15 +116,15 @@ function selectRecords(tenant: string, filter: Filter, limit: number): SQL {
 }
 
 /** One source's jobs with their status as GET shows it, newest first, at most `limit`. */
-function merged(tenant: string, source: SQL, statuses: readonly JobStatus[] | undefined, limit: number): SQL {
+function merged(tenant: string | undefined, source: SQL, statuses: readonly JobStatus[] | undefined, limit: number): SQL {
   const byStatus = statuses !== undefined ? sql` WHERE m.status = ANY(${sql.param([...statuses])}::text[])` : sql``;
   return sql`
-    SELECT c.job_id AS "jobId", c.type, c.priority, c.created_at AS "createdAt", c.payload, c.cost, m.status,
+    SELECT c.job_id AS "jobId", c.tenant, c.type, c.priority, c.created_at AS "createdAt", c.payload, c.cost, m.status,
            CASE WHEN d.room AND r.state IN ('queued', 'dispatching') THEN r.not_before END AS "notBefore",
            greatest(s.last_attempt, r.attempt) AS "lastAttempt"
       FROM ${source} AS c
       LEFT JOIN LATERAL (
-        SELECT w.attempt, w.state, w.not_before FROM waiting_jobs w WHERE w.job_id = c.job_id AND w.tenant = ${tenant} ORDER BY w.attempt DESC LIMIT 1
+        SELECT w.attempt, w.state, w.not_before FROM waiting_jobs w WHERE w.job_id = c.job_id AND w.tenant = ${tenant ?? sql`c.tenant`} ORDER BY w.attempt DESC LIMIT 1
       ) AS r ON true
       LEFT JOIN LATERAL (
         SELECT max(a.attempt) FILTER (WHERE a.admitted_at IS NOT NULL) AS last_admitted, max(a.attempt) AS last_attempt
@@ -140,20 +146,27 @@ function merged(tenant: string, source: SQL, statuses: readonly JobStatus[] | un
 }
 
 /** The statement behind `listJobViews` (exported for EXPLAIN in tests). */
-export function listJobsStatement(tenant: string, query: JobListQuery): SQL {
+export function listJobsStatement(tenant: string | undefined, query: JobListQuery): SQL {
   return selectRecords(tenant, { type: query.type, statuses: query.statuses, after: query.after }, query.limit + 1);
 }
 
 /**
  * `GET /v1/jobs` (an extension, docs/api.md): a page of the tenant's jobs, newest first, in the
- * shape of `GET /v1/jobs/{jobId}`. Keyset pagination: a page starts strictly after the cursor, so
- * jobs created meanwhile never shift the pages that follow.
+ * shape of `GET /v1/jobs/{jobId}`; with `tenant` undefined, every tenant's (`GET /v1/admin/jobs`).
+ * Keyset pagination: a page starts strictly after the cursor, so jobs created meanwhile never shift
+ * the pages that follow.
  */
-export async function listJobViews(db: Database, tenant: string, query: JobListQuery): Promise<JobPage> {
+export async function listJobViews(db: Database, tenant: string | undefined, query: JobListQuery): Promise<JobPage> {
+  const page = await listJobRecords(db, tenant, query);
+  return { jobs: page.records.map((r) => r.view), next: page.next };
+}
+
+/** `listJobViews` with each job's record (the admins' listing shows each job's tenant). */
+export async function listJobRecords(db: Database, tenant: string | undefined, query: JobListQuery): Promise<{ records: JobRecord[]; next: JobCursor | undefined }> {
   const records = await loadRecords(db, listJobsStatement(tenant, query));
   const page = records.slice(0, query.limit);
   const last = page[page.length - 1];
-  return { jobs: page.map((r) => r.record.view), next: records.length > query.limit && last !== undefined ? { createdAt: last.cursorAt, jobId: last.record.view.jobId } : undefined };
+  return { records: page.map((r) => r.record), next: records.length > query.limit && last !== undefined ? { createdAt: last.cursorAt, jobId: last.record.view.jobId } : undefined };
 }
 
 /**
@@ -165,8 +178,8 @@ export async function getJobView(db: Database, tenant: string, jobId: string): P
   return (await getJobRecord(db, tenant, jobId))?.view;
 }
 
-/** The job as `getJobView` shows it, with what a replay needs (its last attempt number, cost and payload). */
-export async function getJobRecord(db: Database, tenant: string, jobId: string): Promise<JobRecord | undefined> {
+/** The job as `getJobView` shows it, with what a replay needs (its tenant, last attempt number, cost and payload); any tenant's when `tenant` is undefined. */
+export async function getJobRecord(db: Database, tenant: string | undefined, jobId: string): Promise<JobRecord | undefined> {
   const [first] = await loadRecords(db, selectRecords(tenant, { jobId }, 1));
   return first?.record;
 }
@@ -215,5 +228,5 @@ function toRecord(r: Row, rows: readonly AttemptRow[], now: number): JobRecord {
     ...(r.payload !== null ? { payload: JSON.parse(r.payload) as unknown } : {}),
     ...(lastFailed?.error !== undefined ? { lastError: lastFailed.error } : {}),
   };
-  return { view, lastAttempt: r.lastAttempt ?? 0, cost: r.cost, payloadJson: r.payload, createdAt: new Date(r.createdAt) };
+  return { view, tenant: r.tenant, lastAttempt: r.lastAttempt ?? 0, cost: r.cost, payloadJson: r.payload, createdAt: new Date(r.createdAt) };
 }

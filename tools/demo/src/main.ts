@@ -81,7 +81,7 @@ const nc = await connect({ servers: [...settings.natsServers], name: 'janus-demo
 try {
   // 2. The policy from a file, with the policy CLI exactly as the README shows it.
   say('$ npm run policy -- apply -f infra/policy.example.yaml');
-  const apply = spawnSync(process.execPath, ['--import', 'tsx', 'tools/policy-cli/src/main.ts', 'apply', '-f', 'infra/policy.example.yaml'], {
+  const apply = spawnSync(process.execPath, ['--import', 'tsx', 'tools/cli/src/main.ts', 'policy', 'apply', '-f', 'infra/policy.example.yaml'], {
     cwd: root,
     stdio: 'inherit',
     env: { ...env, JANUS_ADMIN_TOKEN: admin.token, JANUS_ADMIN_URL: adminUrl },

@@ -27,8 +27,10 @@ const apps: AppProcess[] = [];
 let tarballs: { name: string; tarball: string }[] = [];
 
 beforeAll(async () => {
-  // Build and pack first: the scratch project installs exactly what `npm pack` produced.
-  await run(process.execPath, ['tools/scripts/build-packages.mjs', '--pack'], { cwd: REPO_ROOT, maxBuffer: 10 * 1024 * 1024 });
+  // Build and pack first: the scratch project installs exactly what `npm pack` produced. The two
+  // libraries only: the CLI (@janus/cli) is built and run by tools/cli's own test, which may be
+  // running it from dist/packages/cli right now (a build here would delete it under that test).
+  await run(process.execPath, ['tools/scripts/build-packages.mjs', '--pack', 'worker-sdk', 'client'], { cwd: REPO_ROOT, maxBuffer: 10 * 1024 * 1024 });
   tarballs = JSON.parse(readFileSync(path.join(REPO_ROOT, 'dist/packages/built.json'), 'utf8')) as { name: string; tarball: string }[];
 
   scratch = mkdtempSync(path.join(tmpdir(), 'janus-user-'));

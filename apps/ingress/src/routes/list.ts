@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { JobListResponse, JobStatus, Name } from '@janus/contracts';
-import type { JobCursor, JobListQuery, JobPage } from '@janus/event-store';
+import { decodeJobCursor, encodeJobCursor, type JobListQuery, type JobPage } from '@janus/event-store';
 import type { TenantVariables } from '../auth.js';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type QueryContext } from '../openapi.js';
 import { unavailable } from '../problem.js';
@@ -14,35 +14,6 @@ export interface ListRouteDeps {
 
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
-
-/** `created_at` to the microsecond, UTC, as the store hands it over. */
-const EXACT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const CursorBody = z.strictObject({
-  // A valid time (a day 30 of February would reach PostgreSQL and fail there, a 5xx).
-  t: z.string().regex(EXACT_TIME).refine((t) => {
-    const ms = Date.parse(t);
-    return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 23) === t.slice(0, 23);
-  }),
-  // Printable ASCII only: PostgreSQL refuses a NUL in text (again a 5xx).
-  id: z.string().regex(/^[\x21-\x7e]{1,200}$/),
-});
-
-/** The cursor is opaque to clients: base64url of `{ t, id }`, the last job listed. */
-export function encodeCursor(cursor: JobCursor): string {
-  return Buffer.from(JSON.stringify({ t: cursor.createdAt, id: cursor.jobId })).toString('base64url');
-}
-
-function decodeCursor(text: string): JobCursor | undefined {
-  if (!/^[A-Za-z0-9_-]{1,600}$/.test(text)) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  const parsed = CursorBody.safeParse(value);
-  return parsed.success ? { createdAt: parsed.data.t, jobId: parsed.data.id } : undefined;
-}
 
 function parseStatuses(text: string): JobStatus[] | undefined {
   const out: JobStatus[] = [];
@@ -66,7 +37,7 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE).openapi({ description: `Jobs per page, 1–${MAX_PAGE} (default ${DEFAULT_PAGE})` }),
   cursor: z
     .string()
-    .refine((s) => decodeCursor(s) !== undefined, { message: 'not a cursor this API issued' })
+    .refine((s) => decodeJobCursor(s) !== undefined, { message: 'not a cursor this API issued' })
     .optional()
     .openapi({ description: 'The `next` of the previous page (opaque); absent for the first page' }),
 });
@@ -99,12 +70,12 @@ export function listRoutes(deps: ListRouteDeps) {
         limit: q.limit,
         statuses: q.status === undefined ? undefined : parseStatuses(q.status),
         type: q.type,
-        after: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+        after: q.cursor === undefined ? undefined : decodeJobCursor(q.cursor),
       });
     } catch {
       return unavailable('PostgreSQL is unreachable');
     }
-    const body: JobListResponse = { jobs: page.jobs, next: page.next === undefined ? null : encodeCursor(page.next) };
+    const body: JobListResponse = { jobs: page.jobs, next: page.next === undefined ? null : encodeJobCursor(page.next) };
     return c.json(body, 200);
   }
   return app;

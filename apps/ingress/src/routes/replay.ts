@@ -5,7 +5,7 @@ import type { CompiledPolicy } from '@janus/limiter';
 import type { TenantVariables } from '../auth.js';
 import { isJobId } from '../ids.js';
 import type { IngressMetrics } from '../metrics.js';
-import { replayDeadJob, type ReplayAnswer, type ReplayDeps } from '../replay.js';
+import { replayDeadJob, type ReplayAnswer, type ReplayDeps } from '@janus/waiting-room';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type ParamContext } from '../openapi.js';
 import { PROBLEM, problem, unavailable } from '../problem.js';
 

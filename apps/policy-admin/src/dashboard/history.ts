@@ -6,7 +6,7 @@ export type StateSample = readonly [at: number, ratio: number, inFlight: number]
 export interface DependencyHistoryOptions {
   /** One sample per dependency this often. Default 5 s. */
   readonly everyMs?: number;
-  /** Samples older than this are dropped. Default 10 min. */
+  /** Samples older than this are dropped. Default 15 min (the span of the dashboard's admission charts, whose throttling line these samples are). */
   readonly windowMs?: number;
   /** At most this many dependencies are sampled (the first of the policy). Default 100. */
   readonly maxDependencies?: number;
@@ -36,7 +36,7 @@ export class DependencyHistory {
     opts: DependencyHistoryOptions = {},
   ) {
     this.everyMs = opts.everyMs ?? 5_000;
-    this.windowMs = opts.windowMs ?? 600_000;
+    this.windowMs = opts.windowMs ?? 900_000;
     this.#max = opts.maxDependencies ?? 100;
   }
 

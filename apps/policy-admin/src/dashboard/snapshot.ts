@@ -6,6 +6,7 @@ import type { DependencyState, Limiter } from '@janus/limiter';
 import { NO_DEPENDENCY, readLiveStats, type LiveStats } from '@janus/observability';
 import type { PolicyStore } from '@janus/policy';
 import { dependencyStateView } from '../routes/dependency-state.js';
+import type { AdmissionHistory } from './admission-history.js';
 import type { DependencyHistory } from './history.js';
 
 export interface DashboardDeps {
@@ -16,6 +17,8 @@ export interface DashboardDeps {
   limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys' | 'dependencyState'>;
   /** The last minutes of each dependency's effective ratio and in flight (the sparklines). */
   history: DependencyHistory;
+  /** The last 15 minutes of admitted and rejected (by reason) per dependency (the charts). */
+  admissions: AdmissionHistory;
   /** Rates are averaged over this many complete seconds. Default 3. */
   windowSeconds?: number;
 }
@@ -77,6 +80,8 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
     windowSeconds: window,
     /** The sparklines' sampling: `dependencies[].history` holds one `[at ms, ratio, inFlight]` per `everyMs`, over `windowMs`. */
     history: { everyMs: deps.history.everyMs, windowMs: deps.history.windowMs },
+    /** The charts: `dependencies[].admissions` holds one `[start ms, admitted, { reason: rejected }]` per bucket (counts over `bucketSeconds`), over `windowMs`. */
+    admissions: { bucketSeconds: deps.admissions.bucketSeconds, windowMs: deps.admissions.windowMs },
     policy: {
       version: deps.limiter.policy.version,
       history: (versions ?? []).map((v) => ({ version: v.version, createdAt: v.createdAt.toISOString(), createdBy: v.createdBy })),
@@ -95,6 +100,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
         // What GET /v1/dependencies/{name}/state answers; null when it could not be read.
         state: adaptive ? dependencyStateView(adaptive) : null,
         history: deps.history.samples(name),
+        admissions: deps.admissions.series(name),
       };
     }),
     unattributed: live(NO_DEPENDENCY),

@@ -3,12 +3,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PolicyDocument } from '@janus/contracts';
-import { loadPolicyFile, parseArgs, policyWarnings, renderDiff, runCli } from './cli.js';
+import { runCli, type CliIo } from '../src/index.js';
+import { loadPolicyFile, policyWarnings, renderDiff } from '../src/commands/policy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const example = path.join(root, 'infra/policy.example.yaml');
 
-describe('policy-cli (offline parts; the REST round trip is tested in apps/policy-admin/test/e2e.test.ts)', () => {
+/** The CLI in-process, with what it printed; any request fails the test. */
+async function cli(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { env, out: (l) => out.push(l), err: (l) => err.push(l), fetch: () => Promise.reject(new Error('no request expected')) };
+  return { code: await runCli(argv, io), out, err };
+}
+
+// Moved from tools/policy-cli; the REST round trip is in test/cli.test.ts (and apps/policy-admin/test/e2e.test.ts).
+describe('janus policy (offline parts)', () => {
   it('the example policy in the repository is a valid policy document', async () => {
     const doc = await loadPolicyFile(example, {});
     const parsed = PolicyDocument.safeParse(doc);
@@ -21,12 +31,19 @@ describe('policy-cli (offline parts; the REST round trip is tested in apps/polic
     expect(await loadPolicyFile('-', { readStdin: async () => text })).toEqual(await loadPolicyFile(example, {}));
   });
 
-  it('parses arguments and refuses bad ones', () => {
-    expect(parseArgs(['apply', '-f', 'p.yaml', '--if-match', '3'])).toMatchObject({ command: 'apply', file: 'p.yaml', ifMatch: '3' });
-    expect(parseArgs(['get', '-o', 'json'])).toMatchObject({ command: 'get', output: 'json' });
-    expect(parseArgs(['get', '-o', 'xml'])).toEqual({ error: '-o must be yaml or json, not "xml"' });
-    expect(parseArgs(['apply', '-f'])).toEqual({ error: '-f needs a value' });
-    expect(parseArgs(['apply', '--force'])).toEqual({ error: 'unknown option --force' });
+  it('refuses bad arguments with exit 2, before any request and without a token', async () => {
+    const xml = await cli(['policy', 'get', '-o', 'xml']);
+    expect(xml.code).toBe(2);
+    expect(xml.err[0]).toBe('--output must be one of yaml, json, not "xml"');
+    expect((await cli(['policy', 'apply', '-f'])).err[0]).toMatch(/argument missing/);
+    expect((await cli(['policy', 'apply', '--force'])).err[0]).toBe("Unknown option '--force'");
+    expect((await cli(['policy', 'apply'])).err[0]).toBe('policy apply needs -f <file>');
+    expect((await cli(['policy', 'apply', '-f', '/nonexistent.yaml'])).code).toBe(2);
+    expect((await cli(['policy', 'frobnicate'])).code).toBe(2);
+    expect((await cli(['policy'])).code).toBe(2);
+    const help = await cli(['policy', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.out.join('\n')).toContain('apply -f <file|->');
   });
 
   it('warns about a dependency bucket whose burst equals its limit (2 × limit in one period), not about a window or a smaller burst', () => {
@@ -54,20 +71,14 @@ describe('policy-cli (offline parts; the REST round trip is tested in apps/polic
     ]);
   });
 
-  it('exits 2 on usage errors and 1 without a token, before any request', async () => {
+  it('exits 3 without a token, and names JANUS_ADMIN_URL when policy-admin cannot be reached', async () => {
+    const none = await cli(['policy', 'get']);
+    expect(none.code).toBe(3);
+    expect(none.err[0]).toContain('JANUS_ADMIN_TOKEN is not set');
+    const out: string[] = [];
     const err: string[] = [];
-    const io = { env: {}, out: () => undefined, err: (l: string) => err.push(l), fetch: () => Promise.reject(new Error('no request expected')) };
-    expect(await runCli([], io)).toBe(2);
-    expect(await runCli(['frobnicate'], io)).toBe(2);
-    expect(await runCli(['apply'], { ...io, env: { JANUS_ADMIN_TOKEN: 't' } })).toBe(2);
-    expect(await runCli(['get'], io)).toBe(1);
-    expect(err.join('\n')).toContain('JANUS_ADMIN_TOKEN is not set');
-  });
-
-  it('names JANUS_ADMIN_URL when policy-admin cannot be reached', async () => {
-    const err: string[] = [];
-    const code = await runCli(['get'], { env: { JANUS_ADMIN_TOKEN: 't', JANUS_ADMIN_URL: 'http://127.0.0.1:1' }, out: () => undefined, err: (l) => err.push(l) });
-    expect(code).toBe(1);
+    const code = await runCli(['policy', 'get'], { env: { JANUS_ADMIN_TOKEN: 't', JANUS_ADMIN_URL: 'http://127.0.0.1:1' }, out: (l) => out.push(l), err: (l) => err.push(l) });
+    expect(code).toBe(3);
     expect(err[0]).toContain('cannot reach policy-admin at http://127.0.0.1:1 (JANUS_ADMIN_URL)');
   });
 });

@@ -1,1 +1,0 @@
-export { loadPolicyFile, parseArgs, renderDiff, runCli, USAGE, type CliIo } from './cli.js';
