@@ -1,7 +1,7 @@
 import type { Settings } from '@janus/config';
 import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer } from '@janus/messaging';
+import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
 import type { Logger, ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   concurrency?: number;
   /** Waiting-retry deliveries handled at once (default 64). */
   retryConcurrency?: number;
+  /** How often the workers consumers of deleted job types are checked, and removed once drained (default 30 s). */
+  consumerSweepMs?: number;
 }
 
 /**
@@ -204,6 +206,21 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       });
   }, opts.reapIntervalMs ?? 250);
 
+  // A job type deleted from the policy keeps its workers consumer until its jobs are drained, then
+  // loses it (a consumer per job type that ever existed would otherwise linger for ever).
+  let sweeping = false;
+  const sweep = setInterval(() => {
+    if (sweeping || !runtime.policy.loaded) return;
+    sweeping = true;
+    void removeDrainedWorkerConsumers(jsm, names, new Set(limiter.policy.jobTypes.keys()))
+      .then((removed) => {
+        for (const name of removed) logger.info({ consumer: name }, 'removed the drained workers consumer of a deleted job type');
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not sweep the workers consumers of deleted job types'))
+      .finally(() => (sweeping = false));
+  }, opts.consumerSweepMs ?? 30_000);
+  sweep.unref();
+
   const extensions = serveLeaseExtensions(nc, js, names, limiter, (type, ms) => metrics.startDelay.observe({ type }, ms / 1000));
   dispatcher.start();
 
@@ -211,6 +228,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     if (stopped) return;
     stopped = true;
     clearInterval(reaper);
+    clearInterval(sweep);
     await recovery.stop();
     extensions.unsubscribe();
     await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop()]);

@@ -3,7 +3,7 @@ export { natsNames, type NatsNames } from './names.js';
 export { messageIds, outcomeReportId } from '@janus/contracts';
 export { consumeConcurrently, type ConsumeLoop, type ConsumeOptions } from './consume.js';
 export { connectNats, isNatsUp, pingNats, type NatsConnection } from './connection.js';
-export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
+export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, removeDrainedWorkerConsumers, streamConfigs } from './streams.js';
 export { publishAll, publishFailure, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';
 export { JsonText, jsonWithRaw, parseMessage } from './json.js';
 export { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';

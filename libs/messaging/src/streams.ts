@@ -113,6 +113,24 @@ export async function ensureWorkerConsumer(
   });
 }
 
+/**
+ * Deletes the `workers-<jobType>` consumers of job types no longer in the policy once they are
+ * drained: nothing pending (no job message a worker has not taken) and nothing unacknowledged (no
+ * worker still holds one). A consumer with work left stays, so that its jobs still reach workers
+ * (their outcomes are recorded, though the job type is gone). Returns the consumers deleted.
+ */
+export async function removeDrainedWorkerConsumers(jsm: JetStreamManager, names: NatsNames, jobTypes: ReadonlySet<string>): Promise<string[]> {
+  const prefix = names.consumers.workers('');
+  const removed: string[] = [];
+  for await (const info of jsm.consumers.list(names.streams.jobs)) {
+    const name = info.name;
+    if (!name.startsWith(prefix) || jobTypes.has(name.slice(prefix.length))) continue;
+    if (info.num_pending > 0 || info.num_ack_pending > 0) continue;
+    if (await jsm.consumers.delete(names.streams.jobs, name).catch(() => false)) removed.push(name);
+  }
+  return removed;
+}
+
 /** A durable pull consumer of Janus's own (persister, scheduler) over a whole stream. */
 export async function ensureServiceConsumer(
   jsm: JetStreamManager,

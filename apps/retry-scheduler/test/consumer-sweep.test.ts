@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { PolicyStore, announceConfigChange } from '@janus/policy';
+import { waitFor } from '@janus/testing';
+import { startWorker } from '@janus/worker-sdk';
+import { startScheduler, type Scheduler } from '../src/scheduler.js';
+import { openTestBed, type TestBed } from './harness.js';
+
+/**
+ * The workers consumer of a job type deleted from the policy is removed once drained (issue #15):
+ * while a job of it still waits for a worker, the consumer stays (the job still runs); once no job
+ * is pending or held, it goes. The consumers of the policy's job types are never touched.
+ */
+let bed: TestBed;
+let scheduler: Scheduler;
+
+beforeAll(async () => {
+  bed = await openTestBed('consumer_sweep', {
+    dependencies: { api: { concurrency: 10 } },
+    tenants: { acme: {} },
+    jobTypes: { keep: { dependencies: [{ name: 'api' }] }, gone: { dependencies: [{ name: 'api' }] } },
+  });
+  scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100, consumerSweepMs: 100 });
+  await announceConfigChange(bed.nc, bed.names, bed.version);
+  await waitFor(() => bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-gone').catch(() => undefined), 10_000);
+}, 60_000);
+
+afterAll(async () => {
+  await scheduler?.close();
+  await bed?.close();
+});
+
+const exists = (name: string) => bed.jsm.consumers.info(bed.names.streams.jobs, name).then(() => true, () => false);
+
+describe('workers consumers of deleted job types', () => {
+  it('stay while their jobs wait, and are removed once drained', async () => {
+    await bed.submit('sweep-1', 'gone');
+    const saved = await new PolicyStore(bed.db.db).update(
+      ({ document }) => {
+        const { gone: _gone, ...jobTypes } = document.jobTypes;
+        return { ...document, jobTypes };
+      },
+      { actor: 'test', action: 'delete gone' },
+    );
+    if (!saved.ok) throw new Error('policy update failed');
+    await announceConfigChange(bed.nc, bed.names, saved.policy.version);
+    await waitFor(() => scheduler.limiter.policy.version === saved.policy.version, 10_000);
+    // Many sweeps later, the job still waits for a worker: its consumer stays.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await exists('workers-gone')).toBe(true);
+
+    const ran: string[] = [];
+    const worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'gone', handler: async (job) => void ran.push(job.jobId) });
+    await waitFor(() => ran.length === 1, 10_000);
+    await worker.stop();
+    await waitFor(async () => !(await exists('workers-gone')), 10_000, 100);
+    expect(ran).toEqual(['sweep-1']);
+    expect(await exists('workers-keep')).toBe(true);
+  }, 60_000);
+});
