@@ -71,8 +71,10 @@ export class DependencyHistory {
     const keep = new Set(names);
     for (const name of this.#series.keys()) if (!keep.has(name)) this.#series.delete(name);
     const read = await Promise.allSettled(names.map((n) => this.deps.limiter.dependencyState(n)));
-    // Redis unreachable: no sample this time (a gap in the chart), nothing else to do.
-    this.record(read.flatMap((r) => (r.status === 'fulfilled' && r.value !== undefined ? [r.value] : [])));
+    // Redis unreachable: no sample this time (a gap in the chart), nothing else to do. A dependency
+    // removed from the policy while this sample read it is not brought back.
+    const current = new Set(this.names());
+    this.record(read.flatMap((r) => (r.status === 'fulfilled' && r.value !== undefined && current.has(r.value.dependency) ? [r.value] : [])));
   }
 
   start(): void {
