@@ -117,7 +117,12 @@ export type FeedbackListener = (jobType: string, signal: FeedbackSignal, result:
  * ratio and circuit read from Redis on scrape (the state is shared: every instance reports the same
  * values). Returns the listener to give the OutcomeProcessor.
  */
-export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'policy' | 'dependencyState'>): FeedbackListener {
+export function dependencyMetrics(
+  registry: Registry,
+  limiter: Pick<Limiter, 'policy' | 'dependencyState'>,
+  /** Also told of each throttle signal (the dashboard's live counters). */
+  onThrottle?: (dependency: string) => void,
+): FeedbackListener {
   const throttled = new Counter({
     name: 'janus_dependency_throttled_total',
     help: 'Throttled outcomes (the dependency refused for load: HTTP 429, or 503 with Retry-After), by dependency',
@@ -201,5 +206,43 @@ export function dependencyMetrics(registry: Registry, limiter: Pick<Limiter, 'po
     const own = limiter.policy.jobType(jobType)?.dependencies.map((d) => d.name) ?? [];
     const dependency = (named !== undefined && own.includes(named) ? named : own[0]) ?? 'unknown';
     throttled.inc({ dependency });
+    onThrottle?.(dependency);
   };
+}
+
+/**
+ * Budget use per tenant with a budget (CONTRACT §2): cost units used in the current window and the
+ * window's limit, read from Redis on scrape (shared state: every instance reports the same values).
+ */
+export function budgetMetrics(registry: Registry, limiter: Pick<Limiter, 'policy' | 'usage'>): void {
+  const last = new Map<string, { used: number; limit: number }>();
+  let reading: Promise<void> | undefined;
+  const refresh = () =>
+    (reading ??= (async () => {
+      const tenants = Object.entries(limiter.policy.document.tenants).filter(([, t]) => t.budget !== undefined).map(([name]) => name);
+      const keep = new Set(tenants);
+      for (const name of last.keys()) if (!keep.has(name)) last.delete(name);
+      const usage = await Promise.allSettled(tenants.map((t) => limiter.usage(t)));
+      for (const r of usage) {
+        if (r.status === 'fulfilled' && r.value.budget !== null) last.set(r.value.tenant, { used: r.value.budget.used, limit: r.value.budget.limit });
+      }
+    })().finally(() => {
+      reading = undefined;
+    }));
+  for (const [name, help, pick] of [
+    ['janus_tenant_budget_used', "Cost units a tenant's budget used in its current window (reserved estimates, settled to actual costs)", (v: { used: number }) => v.used],
+    ['janus_tenant_budget_limit', "A tenant's budget per window (cost units)", (v: { limit: number }) => v.limit],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['tenant'],
+      registers: [registry],
+      async collect() {
+        await refresh();
+        this.reset();
+        for (const [tenant, v] of last) this.set({ tenant }, pick(v));
+      },
+    });
+  }
 }

@@ -2,11 +2,11 @@ import type { Settings } from '@janus/config';
 import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
-import type { Logger, ReadinessCheck } from '@janus/observability';
+import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
 import { Gauge } from 'prom-client';
-import { dependencyMetrics, schedulerMetrics } from './metrics.js';
+import { budgetMetrics, dependencyMetrics, schedulerMetrics } from './metrics.js';
 
 export interface Scheduler {
   readonly runtime: LimiterRuntime;
@@ -57,11 +57,15 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   recovery.watch();
 
   const metrics = schedulerMetrics(runtime.registry);
+  budgetMetrics(runtime.registry, limiter);
   const processor = new OutcomeProcessor({
     limiter,
     js,
     names,
-    onFeedback: dependencyMetrics(runtime.registry, limiter),
+    onFeedback: dependencyMetrics(runtime.registry, limiter, (dependency) => {
+      // The dashboard charts throttle signals per dependency from the live counters ingress also writes.
+      void recordDecision(runtime.redis, limiter.keys, { outcome: 'throttled', dependencies: [dependency] }).catch(() => undefined);
+    }),
     onSettled: (type, outcome, ms) => metrics.admissionToOutcome.observe({ type, outcome }, ms / 1000),
   });
 

@@ -5,6 +5,7 @@ import type { Hono } from 'hono';
 import type { OutcomeEvent } from '@janus/contracts';
 import { messageIds, publishAll } from '@janus/messaging';
 import { announceConfigChange } from '@janus/policy';
+import { readLiveStats } from '@janus/observability';
 import { waitFor } from '@janus/testing';
 import { createApp } from '../src/app.js';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
@@ -22,7 +23,7 @@ let http: Hono;
 beforeAll(async () => {
   bed = await openTestBed('dep_metrics', {
     dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 }, quiet: { concurrency: 20 } },
-    tenants: { acme: {} },
+    tenants: { acme: { budget: { limit: 1_000, periodMs: 3_600_000 } } },
     jobTypes: {
       call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
       probe: { dependencies: [{ name: 'flaky' }], retry: { maxAttempts: 1 } },
@@ -71,6 +72,8 @@ describe('dependency metrics', () => {
     expect(ratio).toBeGreaterThanOrEqual(0.7);
     expect(ratio).toBeLessThan(0.8);
     expect(value(text, 'janus_dependency_effective_ratio', 'dependency="flaky"')).toBe(1);
+    // …and in the live counters the dashboard charts (per dependency and second, in Redis).
+    await waitFor(async () => (await readLiveStats(bed.redis, bed.limiter.keys, 30, { includeCurrent: true })).dependencies['api']?.throttled === 1, 5_000, 50);
   }, 30_000);
 
   it('failures that open the outage circuit: a transition to opened, and circuit_open 1', async () => {
@@ -101,5 +104,8 @@ describe('dependency metrics', () => {
     expect(sample(text, 'janus_job_start_delay_seconds_count', 'type="solo"')).toBe(1);
     expect(sample(text, 'janus_job_start_delay_seconds_sum', 'type="solo"')).toBeLessThan(5);
     expect(value(text, 'janus_dependency_in_flight', 'dependency="quiet"')).toBe(0);
+    // Budget use per tenant: every job admitted so far reserved its estimate (1), settled to actual.
+    expect(value(text, 'janus_tenant_budget_limit', 'tenant="acme"')).toBe(1_000);
+    expect(value(text, 'janus_tenant_budget_used', 'tenant="acme"')).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });

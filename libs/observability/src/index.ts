@@ -8,6 +8,7 @@ export {
   admittedField,
   decisionFields,
   parseStatsField,
+  throttledField,
   readLiveStats,
   recordDecision,
   rejectedField,

@@ -47,6 +47,7 @@ describe('recordDecision / readLiveStats against Redis', () => {
     await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['stripe', 'db'] }, { atMs: base + 999, count: 4 });
     await recordDecision(redis, keys, { outcome: 'rejected', reason: 'dependency_rate', dependencies: ['stripe'] }, { atMs: base + 1_500 });
     await recordDecision(redis, keys, { outcome: 'rejected', reason: 'shed', dependencies: [] }, { atMs: base + 2_100, count: 2 });
+    await recordDecision(redis, keys, { outcome: 'throttled', dependencies: ['stripe'] }, { atMs: base + 2_200 });
 
     const key = keys.liveStats(base / 1000);
     expect(await redis.hgetall(key)).toEqual({ 'admitted:stripe': '5', 'admitted:db': '4' });
@@ -59,21 +60,21 @@ describe('recordDecision / readLiveStats against Redis', () => {
     expect(stats.fromSecond).toBe(base / 1000);
     expect(stats.toSecond).toBe(base / 1000 + 2);
     expect(stats.dependencies).toEqual({
-      stripe: { admitted: 5, rejected: { dependency_rate: 1 } },
-      db: { admitted: 4, rejected: {} },
-      '*': { admitted: 0, rejected: { shed: 2 } },
+      stripe: { admitted: 5, rejected: { dependency_rate: 1 }, throttled: 1 },
+      db: { admitted: 4, rejected: {}, throttled: 0 },
+      '*': { admitted: 0, rejected: { shed: 2 }, throttled: 0 },
     });
     expect(stats.perSecond.map((s) => s.fields)).toEqual([
       { 'admitted:stripe': 5, 'admitted:db': 4 },
       { 'rejected:stripe:dependency_rate': 1 },
-      { 'rejected:*:shed': 2 },
+      { 'rejected:*:shed': 2, 'throttled:stripe': 1 },
     ]);
 
     // The still-filling second is left out unless asked for.
     const partial = await readLiveStats(redis, keys, 1, { nowMs: base + 2_500 });
     expect(partial.totals).toEqual({ 'rejected:stripe:dependency_rate': 1 });
     const current = await readLiveStats(redis, keys, 1, { nowMs: base + 2_500, includeCurrent: true });
-    expect(current.totals).toEqual({ 'rejected:*:shed': 2 });
+    expect(current.totals).toEqual({ 'rejected:*:shed': 2, 'throttled:stripe': 1 });
   });
 
   it('reads Redis time by default', async () => {

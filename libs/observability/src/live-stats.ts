@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
  * 120 s, with one field per dependency and outcome:
  *   `admitted:<dep>`            jobs admitted that touch `<dep>`
  *   `rejected:<dep>:<reason>`   jobs rejected with `<reason>` that touch `<dep>`
+ *   `throttled:<dep>`           throttled outcomes of `<dep>` (written by the retry-scheduler)
  * A job type without dependencies counts under the dependency `*` (never a valid name).
  * Names cannot contain `:` (CONTRACT §2), so fields split unambiguously.
  */
@@ -26,14 +27,20 @@ export function rejectedField(dependency: string, reason: string): string {
   return `rejected:${dependency}:${reason}`;
 }
 
+export function throttledField(dependency: string): string {
+  return `throttled:${dependency}`;
+}
+
 export type LiveDecision =
   | { readonly outcome: 'admitted'; readonly dependencies: readonly string[] }
-  | { readonly outcome: 'rejected'; readonly reason: string; readonly dependencies: readonly string[] };
+  | { readonly outcome: 'rejected'; readonly reason: string; readonly dependencies: readonly string[] }
+  /** A worker reported the dependency refused for load (CONTRACT §4 v1.1). */
+  | { readonly outcome: 'throttled'; readonly dependencies: readonly string[] };
 
 /** The fields one decision increments (one per dependency, or the `*` field). */
 export function decisionFields(decision: LiveDecision): string[] {
   const deps = decision.dependencies.length > 0 ? decision.dependencies : [NO_DEPENDENCY];
-  return deps.map((d) => (decision.outcome === 'admitted' ? admittedField(d) : rejectedField(d, decision.reason)));
+  return deps.map((d) => (decision.outcome === 'admitted' ? admittedField(d) : decision.outcome === 'throttled' ? throttledField(d) : rejectedField(d, decision.reason)));
 }
 
 /**
@@ -62,6 +69,8 @@ export interface DependencyLiveStats {
   admitted: number;
   /** Jobs rejected over the window, by reason. */
   rejected: Record<string, number>;
+  /** Throttled outcomes over the window. */
+  throttled: number;
 }
 
 export interface LiveStats {
@@ -107,8 +116,9 @@ export async function readLiveStats(
       totals[field] = (totals[field] ?? 0) + n;
       const parsed = parseStatsField(field);
       if (!parsed) continue;
-      const dep = (dependencies[parsed.dependency] ??= { admitted: 0, rejected: {} });
+      const dep = (dependencies[parsed.dependency] ??= { admitted: 0, rejected: {}, throttled: 0 });
       if (parsed.outcome === 'admitted') dep.admitted += n;
+      else if (parsed.outcome === 'throttled') dep.throttled += n;
       else dep.rejected[parsed.reason] = (dep.rejected[parsed.reason] ?? 0) + n;
     }
     perSecond.push({ second: fromSecond + i, fields });
@@ -118,9 +128,10 @@ export async function readLiveStats(
 
 export function parseStatsField(
   field: string,
-): { outcome: 'admitted'; dependency: string } | { outcome: 'rejected'; dependency: string; reason: string } | undefined {
+): { outcome: 'admitted'; dependency: string } | { outcome: 'throttled'; dependency: string } | { outcome: 'rejected'; dependency: string; reason: string } | undefined {
   const parts = field.split(':');
   if (parts[0] === 'admitted' && parts.length === 2 && parts[1]) return { outcome: 'admitted', dependency: parts[1] };
+  if (parts[0] === 'throttled' && parts.length === 2 && parts[1]) return { outcome: 'throttled', dependency: parts[1] };
   if (parts[0] === 'rejected' && parts.length === 3 && parts[1] && parts[2]) {
     return { outcome: 'rejected', dependency: parts[1], reason: parts[2] };
   }

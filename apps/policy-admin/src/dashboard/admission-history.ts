@@ -5,7 +5,7 @@ import { LIVE_STATS_TTL_SECONDS, parseStatsField, readLiveStats, type LiveStatsK
  * One bucket of one dependency: `[start (epoch ms), admitted, rejected by reason]` — counts over the
  * bucket, not rates (the page divides by the bucket's length). Tuples: the snapshot is polled every second.
  */
-export type AdmissionBucket = readonly [at: number, admitted: number, rejected: Readonly<Record<string, number>>];
+export type AdmissionBucket = readonly [at: number, admitted: number, rejected: Readonly<Record<string, number>>, throttled: number];
 
 export interface AdmissionHistoryOptions {
   /** Read the counters this often. Default 5 s (well inside their 120 s expiry: no second is missed). */
@@ -32,7 +32,7 @@ export class AdmissionHistory {
   readonly bucketSeconds: number;
   readonly windowMs: number;
   /** Bucket start (epoch second) → dependency → counts. Insertion order is time order. */
-  readonly #buckets = new Map<number, Map<string, { admitted: number; rejected: Record<string, number> }>>();
+  readonly #buckets = new Map<number, Map<string, { admitted: number; rejected: Record<string, number>; throttled: number }>>();
   /** The last complete second folded in (each second is read once it is complete, and folded once). */
   #lastSecond: number | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -52,7 +52,7 @@ export class AdmissionHistory {
     const out: AdmissionBucket[] = [];
     for (const [start, deps] of this.#buckets) {
       const d = deps.get(dependency);
-      out.push([start * 1000, d?.admitted ?? 0, d?.rejected ?? {}]);
+      out.push([start * 1000, d?.admitted ?? 0, d?.rejected ?? {}, d?.throttled ?? 0]);
     }
     return out;
   }
@@ -73,10 +73,11 @@ export class AdmissionHistory {
         if (!parsed) continue;
         let dep = bucket.get(parsed.dependency);
         if (dep === undefined) {
-          dep = { admitted: 0, rejected: {} };
+          dep = { admitted: 0, rejected: {}, throttled: 0 };
           bucket.set(parsed.dependency, dep);
         }
         if (parsed.outcome === 'admitted') dep.admitted += n;
+        else if (parsed.outcome === 'throttled') dep.throttled += n;
         else dep.rejected[parsed.reason] = (dep.rejected[parsed.reason] ?? 0) + n;
       }
     }

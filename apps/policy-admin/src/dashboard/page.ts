@@ -86,7 +86,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <section class="wide"><h2>Dependency state <span class="muted">adaptive limits, outage circuit, retry budget; chart: <span class="k-ratio">effective ratio</span> and <span class="k-inflight">in flight</span>, last <span id="history-window">10 min</span></span></h2>
       <table id="dep-state"><thead><tr><th>dependency</th><th>declared rate</th><th>effective rate (ratio)</th><th>cooldown until</th><th>circuit</th><th>in flight</th><th>retries / allowed (10 s)</th><th>recent</th><th>admission</th></tr></thead><tbody></tbody></table>
     </section>
-    <section class="wide"><h2>Admissions per dependency <span class="muted">last <span id="charts-window">15 min</span>: admitted/s, rejected/s by reason, throttled % (100% − effective ratio)</span></h2>
+    <section class="wide"><h2>Admissions per dependency <span class="muted">last <span id="charts-window">15 min</span>: admitted/s, rejected/s by reason, throttled/s (workers' 429s), effective rate % of the declared</span></h2>
       <div class="charts" id="charts"></div>
     </section>
     <section class="wide" id="jobs-panel"><h2>Jobs</h2>
@@ -233,14 +233,15 @@ export const DASHBOARD_JS = `(() => {
     const reasons = Array.from(new Set(buckets.flatMap((k) => Object.keys(k[2])))).sort();
     const xs = buckets.map((k) => k[0] / 1000);
     const perSec = (n) => Math.round((n / bucketSeconds) * 100) / 100;
-    // Throttling at the end of each bucket: the last state sample by then (100% − effective ratio).
+    // The effective rate at the end of each bucket: the last state sample by then (ratio × 100 %).
     const samples = x.history || [];
-    const throttled = buckets.map((k) => {
+    const effective = buckets.map((k) => {
       let last = null;
       for (const smp of samples) { if (smp[0] <= k[0] + bucketSeconds * 1000) last = smp; else break; }
-      return last ? Math.round((1 - last[1]) * 1000) / 10 : null;
+      return last ? Math.round(last[1] * 1000) / 10 : null;
     });
-    return { reasons, data: [xs, buckets.map((k) => perSec(k[1])), ...reasons.map((r) => buckets.map((k) => perSec(k[2][r] || 0))), throttled] };
+    const throttled = buckets.map((k) => perSec(k[3] || 0));
+    return { reasons, data: [xs, buckets.map((k) => perSec(k[1])), ...reasons.map((r) => buckets.map((k) => perSec(k[2][r] || 0))), throttled, effective] };
   }
   function renderCharts(d) {
     const box = $('charts');
@@ -266,7 +267,8 @@ export const DASHBOARD_JS = `(() => {
             {},
             { label: 'admitted/s', stroke: '#16a34a', width: 1.5 },
             ...reasons.map((r, i) => ({ label: r + '/s', stroke: REASON_COLORS[i % REASON_COLORS.length], width: 1.5 })),
-            { label: 'throttled %', stroke: '#9333ea', width: 1, dash: [4, 3], scale: 'pct' },
+            { label: 'throttled/s', stroke: '#9333ea', width: 1.5 },
+            { label: 'effective %', stroke: '#64748b', width: 1, dash: [4, 3], scale: 'pct' },
           ],
           axes: [{}, { size: 44 }, { side: 1, scale: 'pct', size: 36, grid: { show: false } }],
         };
