@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { JobStatus } from '@janus/contracts';
 import type { JobCursor } from './job-view.js';
 
 /** `created_at` to the microsecond, UTC, as the store hands it over. */
@@ -36,4 +37,18 @@ export function decodeJobCursor(text: string): JobCursor | undefined {
   }
   const parsed = CursorBody.safeParse(value);
   return parsed.success ? { createdAt: parsed.data.t, jobId: parsed.data.id } : undefined;
+}
+
+/** Jobs per page of a listing (producers' `GET /v1/jobs`, admins' `GET /v1/admin/jobs`): default and most. */
+export const JOB_PAGE = { default: 50, max: 500 } as const;
+
+/** A listing's `status` filter: one status or a comma-separated list; undefined when any part is not a status. */
+export function parseJobStatuses(text: string): JobStatus[] | undefined {
+  const out: JobStatus[] = [];
+  for (const part of text.split(',')) {
+    const s = JobStatus.safeParse(part);
+    if (!s.success) return undefined;
+    out.push(s.data);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { JobListResponse, JobStatus, Name } from '@janus/contracts';
-import { decodeJobCursor, encodeJobCursor, type JobListQuery, type JobPage } from '@janus/event-store';
+import { JOB_PAGE, decodeJobCursor, encodeJobCursor, parseJobStatuses, type JobListQuery, type JobPage } from '@janus/event-store';
 import type { TenantVariables } from '../auth.js';
 import { bearerSecurity, problemContent, problemResponses, subApp, z, type QueryContext } from '../openapi.js';
 import { unavailable } from '../problem.js';
@@ -12,25 +12,15 @@ export interface ListRouteDeps {
   readonly listJobs: (tenant: string, query: JobListQuery) => Promise<JobPage>;
 }
 
-export const DEFAULT_PAGE = 50;
-export const MAX_PAGE = 500;
-
-function parseStatuses(text: string): JobStatus[] | undefined {
-  const out: JobStatus[] = [];
-  for (const part of text.split(',')) {
-    const s = JobStatus.safeParse(part);
-    if (!s.success) return undefined;
-    out.push(s.data);
-  }
-  return out;
-}
+const DEFAULT_PAGE = JOB_PAGE.default;
+const MAX_PAGE = JOB_PAGE.max;
 
 // Plain strings with refinements (no transforms): the route's OpenAPI document shows them as the
 // strings they are, and the app's validation hook answers a bad one with 400 naming it.
 const ListQuery = z.object({
   status: z
     .string()
-    .refine((s) => parseStatuses(s) !== undefined, { message: `a status or a comma-separated list of them: ${JobStatus.options.join(', ')}` })
+    .refine((s) => parseJobStatuses(s) !== undefined, { message: `a status or a comma-separated list of them: ${JobStatus.options.join(', ')}` })
     .optional()
     .openapi({ description: `Only jobs with this status (as GET shows it), or any of a comma-separated list: ${JobStatus.options.join(', ')}` }),
   type: Name.optional().openapi({ description: 'Only jobs of this job type' }),
@@ -68,7 +58,7 @@ export function listRoutes(deps: ListRouteDeps) {
     try {
       page = await deps.listJobs(c.get('tenant'), {
         limit: q.limit,
-        statuses: q.status === undefined ? undefined : parseStatuses(q.status),
+        statuses: q.status === undefined ? undefined : parseJobStatuses(q.status),
         type: q.type,
         after: q.cursor === undefined ? undefined : decodeJobCursor(q.cursor),
       });

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { JobStatus, JobView, Name, ReplayResponse } from '@janus/contracts';
 import type { JobListQuery, JobRecord } from '@janus/event-store';
-import { decodeJobCursor, encodeJobCursor, type JobCursor } from '@janus/event-store';
+import { JOB_PAGE, decodeJobCursor, encodeJobCursor, parseJobStatuses, type JobCursor } from '@janus/event-store';
 import type { CompiledPolicy } from '@janus/limiter';
 import { replayDeadJob, type ReplayAnswer, type ReplayDeps } from '@janus/waiting-room';
 import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
@@ -20,8 +20,8 @@ export interface AdminJobsDeps {
   readonly replayed: (jobType: string) => void;
 }
 
-export const DEFAULT_PAGE = 50;
-export const MAX_PAGE = 500;
+const DEFAULT_PAGE = JOB_PAGE.default;
+const MAX_PAGE = JOB_PAGE.max;
 
 /** The admins see whose job it is: the producer's view plus its tenant. */
 const AdminJobView = JobView.extend({ tenant: z.string() }).openapi('AdminJobView');
@@ -29,23 +29,13 @@ type AdminJobView = z.infer<typeof AdminJobView>;
 const AdminJobList = z.object({ jobs: z.array(AdminJobView), next: z.string().nullable() }).openapi('AdminJobList');
 type AdminJobList = z.infer<typeof AdminJobList>;
 
-function parseStatuses(text: string): JobStatus[] | undefined {
-  const out: JobStatus[] = [];
-  for (const part of text.split(',')) {
-    const s = JobStatus.safeParse(part);
-    if (!s.success) return undefined;
-    out.push(s.data);
-  }
-  return out;
-}
-
 // Plain strings with refinements (no transforms), as the producers' `GET /v1/jobs`: the document shows
 // them as strings, and the validation hook answers a bad one with 400 naming it.
 const ListQuery = z.object({
   tenant: Name.optional().openapi({ description: "Only this tenant's jobs; every tenant's when absent" }),
   status: z
     .string()
-    .refine((s) => parseStatuses(s) !== undefined, { message: `a status or a comma-separated list of them: ${JobStatus.options.join(', ')}` })
+    .refine((s) => parseJobStatuses(s) !== undefined, { message: `a status or a comma-separated list of them: ${JobStatus.options.join(', ')}` })
     .optional()
     .openapi({ description: `Only jobs with this status (as GET shows it), or any of a comma-separated list: ${JobStatus.options.join(', ')}` }),
   type: Name.optional().openapi({ description: 'Only jobs of this job type' }),
@@ -95,7 +85,7 @@ export function adminJobRoutes(deps: AdminJobsDeps) {
       try {
         page = await deps.list(q.tenant, {
           limit: q.limit,
-          statuses: q.status === undefined ? undefined : parseStatuses(q.status),
+          statuses: q.status === undefined ? undefined : parseJobStatuses(q.status),
           type: q.type,
           after: q.cursor === undefined ? undefined : decodeJobCursor(q.cursor),
         });
