@@ -10,16 +10,21 @@
 -- @include fmt
 local RING_W = ADAPTIVE_RETRY_WINDOW_S
 
--- The sums of counters a and b over the slots of the last W seconds (the current one included).
-local function ring_sum(key, now, a, b)
-  local sec = math.floor(now / 1000)
+-- Every field of the ring: per slot '@<i>', '<a><i>', '<b><i>'.
+local function ring_fields(a, b)
   local fields = {}
   for i = 0, RING_W - 1 do
     fields[#fields + 1] = '@' .. i
     fields[#fields + 1] = a .. i
     fields[#fields + 1] = b .. i
   end
-  local v = rcall('HMGET', key, unpack(fields))
+  return fields
+end
+
+-- The sums of counters a and b over the slots of the last W seconds (the current one included).
+local function ring_sum(key, now, a, b)
+  local sec = math.floor(now / 1000)
+  local v = rcall('HMGET', key, unpack(ring_fields(a, b)))
   local sa, sb = 0, 0
   for i = 0, RING_W - 1 do
     local t = tonumber(v[i * 3 + 1])
@@ -41,11 +46,5 @@ end
 
 -- Forgets every slot (the circuit starts counting afresh after a transition).
 local function ring_clear(key, a, b)
-  local fields = {}
-  for i = 0, RING_W - 1 do
-    fields[#fields + 1] = '@' .. i
-    fields[#fields + 1] = a .. i
-    fields[#fields + 1] = b .. i
-  end
-  rcall('HDEL', key, unpack(fields))
+  rcall('HDEL', key, unpack(ring_fields(a, b)))
 end
