@@ -13,6 +13,8 @@ export { waitFor } from '@janus/testing';
 export async function start(ns: string, extraEnv: Record<string, string> = {}, opts: { publishTimeoutMs?: number } = {}): Promise<Ingress> {
   const settings = loadSettings(testEnv(ns, extraEnv));
   const ingress = await startIngress(settings, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...opts });
+  // The app answers 503 until Redis is connected (no offline queue); a test's first call must not race that.
+  await waitFor(() => ingress.runtime.redis.status === 'ready', 10_000, 20);
   await ingress.limiter.init({ fresh: true });
   return ingress;
 }
