@@ -298,12 +298,6 @@ export class WaitingStore {
     return latest === undefined ? 'not_found' : 'gone';
   }
 
-  /** The job's latest row in the room, if it has one (the tenant's own only). */
-  async latest(tenant: string, jobId: string): Promise<WaitingRow | undefined> {
-    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
-    return result.rows[0] ? parseRow(result.rows[0]) : undefined;
-  }
-
   /** Whether any job of this type waits (a new job in mode `queue` then waits behind them: it does not jump the room). */
   async anyWaiting(type: string): Promise<boolean> {
     // Rows a dispatcher is admitting count too: a new job must not take the token one of them is about to get.
