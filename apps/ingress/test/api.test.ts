@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { PROBLEM_BASE } from '@janus/contracts';
 import { apiKeys, attempts, jobs } from '@janus/db';
 import { announceConfigChange } from '@janus/policy';
-import { testEnv, testNamespace } from '@janus/testing';
+import { findSecrets, testEnv, testNamespace } from '@janus/testing';
 import type { Ingress } from '../src/ingress.js';
 import { cleanup, createKey, json, setPolicy, start, storedMessages, waitFor } from './helpers.js';
 
@@ -64,6 +64,21 @@ describe('authentication', () => {
       const res = await req('/v1/jobs', json({ type: 'email' }, headers));
       expect(res.status).toBe(401);
       expect((await problemOf(res)).type).toBe(`${PROBLEM_BASE}/unauthorized`);
+    }
+  });
+
+  it('never echoes a credential: not in a problem body, not in a metric label', async () => {
+    const unknownKey = `jns_${'a1'.repeat(6)}_${'k'.repeat(32)}`;
+    const forgedToken = `AbCdEfGhIjKl1_1.${'m'.repeat(43)}`;
+    const bodies = [
+      await (await req('/v1/jobs', json({ type: 'email' }, { authorization: `Bearer ${unknownKey}` }))).text(),
+      await (await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: forgedToken, outcome: 'failed' }, auth(forgedToken)))).text(),
+      await (await req('/v1/jobs', json({ type: 'email', payload: { a: 1 }, cost: -1 }, auth(acme)))).text(),
+    ];
+    const metrics = await (await req('/metrics')).text();
+    for (const text of [...bodies, metrics]) {
+      for (const secret of [unknownKey, forgedToken, acme]) expect(text).not.toContain(secret);
+      expect(findSecrets(text)).toEqual([]);
     }
   });
 

@@ -8,3 +8,4 @@ export { freePort } from './ports.js';
 export { REPO_ROOT, startAppProcess, startRedisServer, type AppName, type AppProcess, type RedisProcess } from './processes.js';
 export { fetchJobViews, Producers, submissionKey, SubmissionPayload, type ProducerJob, type ProducerLedger, type ProducerRequest, type ProducersOptions } from './producers.js';
 export { RunTracker, type TrackedRun } from './runs.js';
+export { findSecrets, SECRET_PATTERNS, TEST_SECRETS, type SecretFinding } from './secrets.js';
