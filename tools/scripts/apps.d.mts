@@ -21,6 +21,19 @@ export function portOf(app: AppSpec, env: Env): number;
 export function urlOf(app: AppSpec, env: Env): string;
 /** JANUS_ADMIN_TOKEN, else the token kept in `.janus/admin-token` (created on first use). */
 export function devAdminToken(env: Env): { token: string; source: string };
+/** `npm start -- --nats-auth`: the port and state folder of the auth-enabled nats-server. */
+export const NATS_AUTH_PORT: number;
+export const natsAuthDir: string;
+/** Letters, digits and `_`, starting with a letter, 16 or more: what nats-server reads from its environment as text. */
+export const NATS_PASSWORD_SHAPE: RegExp;
+/** The two users' passwords (JANUS_NATS_PASSWORD / JANUS_WORKER_NATS_PASSWORD, else kept in `.janus/nats-auth/`). */
+export function natsAuthEnv(env: Env): {
+  url: string;
+  app: { password: string; source: string };
+  worker: { password: string; source: string };
+  serverEnv: { JANUS_NATS_PASSWORD: string; JANUS_WORKER_NATS_PASSWORD: string };
+  appEnv: { NATS_URL: string; NATS_USER: 'janus'; NATS_PASSWORD: string };
+};
 /** The environment the apps of one run share: admin token and one signing key (generated per run). */
 export function appsEnv(env: Env, options?: { logFormat?: 'json' | 'pretty' }): { admin: { token: string; source: string }; env: Env };
 /** Starts every app, each in its own process group; output lines go to `write`, prefixed. */

@@ -48,6 +48,54 @@ export function devAdminToken(env) {
 }
 
 /**
+ * `npm start -- --nats-auth`: a second nats-server, with the users of infra/nats-auth.conf
+ * (CONTRACT §4 "Who may do what"), on its own port and store (`.janus/nats-auth/`), so that the
+ * default NATS on 4222 stays as it is.
+ */
+export const NATS_AUTH_PORT = 4223;
+export const natsAuthDir = path.join(stateDir, 'nats-auth');
+
+/**
+ * nats-server reads a `$VARIABLE` from its environment as a configuration value, not as text: a
+ * password that starts with a digit becomes a number, a space or a quote ends it. Letters, digits
+ * and `_`, starting with a letter, are always read as the text they are.
+ */
+export const NATS_PASSWORD_SHAPE = /^[A-Za-z][A-Za-z0-9_]{15,}$/;
+
+/**
+ * The passwords of the two users: JANUS_NATS_PASSWORD and JANUS_WORKER_NATS_PASSWORD when set,
+ * else the ones kept in `.janus/nats-auth/<user>-password` (git-ignored), created on first use like
+ * the admin token. Returns the environment the apps connect with and where each password is.
+ */
+export function natsAuthEnv(env) {
+  const password = (variable, user) => {
+    if (env[variable]) return { password: env[variable], source: variable };
+    const file = path.join(natsAuthDir, `${user}-password`);
+    if (existsSync(file)) {
+      const kept = readFileSync(file, 'utf8').trim();
+      if (NATS_PASSWORD_SHAPE.test(kept)) return { password: kept, source: path.relative(root, file) };
+    }
+    mkdirSync(natsAuthDir, { recursive: true });
+    const created = `n${randomBytes(24).toString('hex')}`;
+    writeFileSync(file, `${created}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return { password: created, source: path.relative(root, file) };
+  };
+  const app = password('JANUS_NATS_PASSWORD', 'janus');
+  const worker = password('JANUS_WORKER_NATS_PASSWORD', 'worker');
+  const url = `nats://127.0.0.1:${NATS_AUTH_PORT}`;
+  return {
+    url,
+    app,
+    worker,
+    /** What nats-server needs in its environment. */
+    serverEnv: { JANUS_NATS_PASSWORD: app.password, JANUS_WORKER_NATS_PASSWORD: worker.password },
+    /** What the apps need: the `janus` user. */
+    appEnv: { NATS_URL: url, NATS_USER: 'janus', NATS_PASSWORD: app.password },
+  };
+}
+
+/**
  * The environment every app of one run shares: the admin token (see devAdminToken) and one signing
  * key, since ingress signs lease tokens and the scheduler verifies them. The key is generated per
  * run in development, as CONTRACT §1 says, unless JANUS_SIGNING_KEY is set.

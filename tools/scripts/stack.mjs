@@ -8,6 +8,10 @@
 // Finally creates the database named in DATABASE_URL if it is missing.
 // `--browser` also makes sure Debian's chromium is installed (the browser tests of `npm test` drive
 // it); the same rule: installed → use it, root with apt-get → install it, else say what to run.
+// `--nats-auth` (`npm start -- --nats-auth`): instead of the NATS at NATS_URL, an auth-enabled
+// nats-server of its own on 127.0.0.1:4223 (store .janus/nats-auth/store) whose configuration
+// includes infra/nats-auth.conf (or, for another JANUS_NAMESPACE, the block `janus nats-auth`
+// generates for it), with the passwords apps.mjs keeps in .janus/nats-auth/.
 // `--stop` stops what this script started (the services under .janus/), nothing else.
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { NATS_AUTH_PORT, NATS_PASSWORD_SHAPE, natsAuthDir, natsAuthEnv } from './apps.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dataDir = path.join(root, '.janus');
@@ -134,6 +139,45 @@ async function ensureNats() {
   say(`nats       started locally on ${port} with JetStream (data .janus/nats, log .janus/nats.log)`);
 }
 
+/** `--nats-auth`: the auth-enabled nats-server (CONTRACT §4 "Who may do what"), started unless it answers. */
+async function ensureAuthNats() {
+  const auth = natsAuthEnv(process.env);
+  for (const [variable, { password, source }] of [['JANUS_NATS_PASSWORD', auth.app], ['JANUS_WORKER_NATS_PASSWORD', auth.worker]]) {
+    // nats-server reads it as a configuration value: `12345` would be a number, a space would end it.
+    if (!NATS_PASSWORD_SHAPE.test(password)) fail(`${variable} (from ${source}) must be 16 or more letters, digits or _, starting with a letter: nats-server reads it from its environment as a configuration value`);
+  }
+  const host = '127.0.0.1';
+  const port = NATS_AUTH_PORT;
+  const where = `users janus and worker, passwords in ${auth.app.source} and ${auth.worker.source}`;
+  if (await reachable(host, port)) return say(`nats-auth  up at ${auth.url} (${where})`);
+  const bin = program(() => which('nats-server') ?? firstExisting(['/usr/sbin/nats-server', '/usr/bin/nats-server']), 'nats-server', 'nats-server');
+  if (!bin) fail(`nats-server is not installed: ${howToInstall('nats-server')}`);
+  const namespace = process.env.JANUS_NAMESPACE || 'janus';
+  mkdirSync(path.join(natsAuthDir, 'store'), { recursive: true });
+  // nats-server 2.9 resolves an include relative to the including file, and only so.
+  let include = path.relative(natsAuthDir, path.join(root, 'infra', 'nats-auth.conf'));
+  if (namespace !== 'janus') {
+    const generated = spawnSync(process.execPath, ['--import', 'tsx', 'tools/cli/src/main.ts', 'nats-auth', '--namespace', namespace], { cwd: root, encoding: 'utf8' });
+    if (generated.status !== 0) fail(`janus nats-auth --namespace ${namespace} failed:\n${generated.stderr}`);
+    writeFileSync(path.join(natsAuthDir, 'nats-auth.conf'), generated.stdout);
+    include = './nats-auth.conf';
+  }
+  const conf = path.join(natsAuthDir, 'server.conf');
+  writeFileSync(
+    conf,
+    [
+      '# Written by tools/scripts/stack.mjs for `npm start -- --nats-auth`; rewritten at every start.',
+      `listen: ${host}:${port}`,
+      `jetstream { store_dir: ${JSON.stringify(path.join(natsAuthDir, 'store'))} }`,
+      `include ${JSON.stringify(include)}`,
+      '',
+    ].join('\n'),
+  );
+  startDetached(bin, ['-c', conf, '-P', path.join(dataDir, 'nats-auth.pid')], 'nats-auth.log', { env: { ...process.env, ...auth.serverEnv } });
+  await waitFor('nats-server with users', host, port);
+  say(`nats-auth  started locally on ${port} with JetStream and users (${namespace === 'janus' ? 'infra/nats-auth.conf' : `users generated for namespace ${namespace}`}; ${where}; data .janus/nats-auth, log .janus/nats-auth.log)`);
+}
+
 function pgBinDir() {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
@@ -225,6 +269,7 @@ function stopLocal() {
   };
   kill('redis', path.join(dataDir, 'redis.pid'));
   kill('nats', path.join(dataDir, 'nats.pid'));
+  kill('nats-auth', path.join(dataDir, 'nats-auth.pid'));
   const pgDir = path.join(dataDir, 'pg');
   const bin = pgBinDir();
   if (bin && existsSync(path.join(pgDir, 'postmaster.pid'))) {
@@ -248,7 +293,8 @@ if (process.argv.includes('--stop')) {
   stopLocal();
 } else {
   await ensureRedis();
-  await ensureNats();
+  if (process.argv.includes('--nats-auth')) await ensureAuthNats();
+  else await ensureNats();
   await ensurePostgres();
   if (process.argv.includes('--browser')) ensureBrowser();
 }

@@ -9,8 +9,13 @@
 // die of the SIGINT at once, npm with it, and the prompt would come back while the apps still drain.
 // The runner sends each app one SIGTERM and waits for it to drain. A second Ctrl-C, a second or more
 // later, forces: SIGKILL to every app still running.
+//
+// `npm start -- --nats-auth`: NATS with users (CONTRACT §4 "Who may do what"): a second nats-server
+// on 127.0.0.1:4223 whose configuration includes infra/nats-auth.conf (stack.mjs starts it), the
+// apps connected as user `janus`, the passwords kept in .janus/nats-auth/. Without the flag nothing
+// changes.
 import { spawnSync } from 'node:child_process';
-import { APPS, appsEnv, root, spawnApps, stopApps, urlOf, waitReady } from './apps.mjs';
+import { APPS, appsEnv, natsAuthEnv, root, spawnApps, stopApps, urlOf, waitReady } from './apps.mjs';
 
 const say = (line) => process.stdout.write(`[start] ${line}\n`);
 const step = (label, args) => {
@@ -21,11 +26,14 @@ const step = (label, args) => {
   }
 };
 
+const withNatsAuth = process.argv.includes('--nats-auth');
 step('environment check', ['--import', 'tsx', 'tools/scripts/check-env.ts']);
-step('service stack', ['tools/scripts/stack.mjs']);
+step('service stack', ['tools/scripts/stack.mjs', ...(withNatsAuth ? ['--nats-auth'] : [])]);
 step('migrations', ['--import', 'tsx', 'libs/db/src/cli.ts']);
 
-const { admin, env } = appsEnv({ ...process.env, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' });
+const natsAuth = withNatsAuth ? natsAuthEnv(process.env) : undefined;
+if (natsAuth && process.env.NATS_URL && process.env.NATS_URL !== natsAuth.url) say(`--nats-auth: the apps use ${natsAuth.url}, not NATS_URL=${process.env.NATS_URL}`);
+const { admin, env } = appsEnv({ ...process.env, ...natsAuth?.appEnv, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' });
 
 const children = spawnApps(env);
 
@@ -70,6 +78,8 @@ try {
   if (!stopping) say(`${error.message}; the logs above say why (GET /readyz names what is down)`);
 }
 if (!stopping) {
+  // Where a password is, never the password: its variable, or the file it is kept in.
+  const passwordRef = ({ source }) => (source.startsWith('JANUS_') ? `$${source}` : `$(cat ${source})`);
   const url = (name) => urlOf(APPS.find((a) => a.name === name), env);
   const tokenHint = admin.source === 'JANUS_ADMIN_TOKEN' ? 'from JANUS_ADMIN_TOKEN' : `kept in ${admin.source.replace(' (new)', '')}, the same at every start`;
   process.stdout.write(
@@ -81,6 +91,13 @@ if (!stopping) {
       `    dashboard        ${url('policy-admin')}/dashboard`,
       `    admin token      ${tokenHint}:`,
       `                     export JANUS_ADMIN_TOKEN=${admin.token}`,
+      ...(natsAuth
+        ? [
+            `    NATS with users  ${natsAuth.url}: the apps connect as janus; a worker (or npm run demo) connects as worker:`,
+            `                     export NATS_URL=${natsAuth.url} NATS_USER=worker NATS_PASSWORD=${passwordRef(natsAuth.worker)}`,
+            `                     (janus streams: NATS_USER=janus NATS_PASSWORD=${passwordRef(natsAuth.app)})`,
+          ]
+        : []),
       '',
       '  Next:',
       '    1. npm run demo                  the whole tour: policy, a key, a worker, jobs that succeed, retry and dead-letter',

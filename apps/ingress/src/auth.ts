@@ -1,8 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { CompiledPolicy } from '@janus/limiter';
-import { requestHeader } from '@janus/http';
-import { PROBLEM, problem, retryAfterSeconds } from './problem.js';
+import { AuthFailureThrottle, bearerToken, clientAddress, refuseAuthentication, requestHeader } from '@janus/http';
+import { PROBLEM, problem } from './problem.js';
 
 export interface KeyOwner {
   readonly tenant: string;
@@ -14,62 +13,8 @@ export interface TenantKeys {
   lookup(bearerKey: string): KeyOwner | undefined;
 }
 
-/**
- * Counts failed authentications per client address. After `maxFailures` within `windowMs`, further
- * requests from that address that do not carry a valid key get 429 with Retry-After until the window
- * ends (valid keys keep working, so one misconfigured client behind a NAT does not lock out the rest;
- * keys carry 192 random bits, so the throttle is about load, not about making guessing feasible).
- */
-export class AuthFailureThrottle {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>();
-
-  constructor(
-    private readonly maxFailures = 20,
-    private readonly windowMs = 60_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Milliseconds until this client may try again, or 0 when it is not blocked. */
-  blockedFor(client: string): number {
-    const entry = this.failures.get(client);
-    if (!entry) return 0;
-    const left = entry.resetAt - this.now();
-    if (left <= 0) {
-      this.failures.delete(client);
-      return 0;
-    }
-    return entry.count >= this.maxFailures ? left : 0;
-  }
-
-  fail(client: string): void {
-    const now = this.now();
-    const entry = this.failures.get(client);
-    if (!entry || entry.resetAt <= now) {
-      if (this.failures.size > 100_000) this.sweep(now);
-      this.failures.set(client, { count: 1, resetAt: now + this.windowMs });
-    } else entry.count += 1;
-  }
-
-  private sweep(now: number): void {
-    for (const [k, v] of this.failures) if (v.resetAt <= now) this.failures.delete(k);
-    if (this.failures.size > 100_000) this.failures.clear();
-  }
-}
-
-export function clientAddress(c: Context): string {
-  try {
-    return getConnInfo(c).remote.address ?? 'unknown';
-  } catch {
-    return 'local'; // app.request() in tests has no socket
-  }
-}
-
-/** `Authorization: Bearer <token>` → token, or undefined. */
-export function bearerToken(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const match = /^Bearer[ \t]+(\S{1,1024})\s*$/i.exec(header);
-  return match?.[1];
-}
+// The failed-authentication throttle is shared with policy-admin (@janus/http); re-exported for the routes.
+export { AuthFailureThrottle, bearerToken, clientAddress } from '@janus/http';
 
 export type TenantVariables = { tenant: string; keyId: string };
 
@@ -102,22 +47,13 @@ export function tenantAuth(opts: {
     const token = bearerToken(requestHeader(c, 'authorization'));
     const owner = token === undefined ? undefined : opts.keys.lookup(token);
     if (!owner) {
-      const client = addressOf(c);
-      const blocked = opts.throttle.blockedFor(client);
-      if (blocked > 0) {
-        return {
-          response: problem(429, PROBLEM.tooManyAuthFailures, 'Too many failed authentications', {
-            detail: 'too many requests with a missing or invalid API key from this address',
-            headers: { 'retry-after': retryAfterSeconds(blocked) },
-          }),
-        };
-      }
-      opts.throttle.fail(client);
       return {
-        response: problem(401, PROBLEM.unauthorized, 'Unauthorized', {
-          detail: token === undefined ? 'missing "Authorization: Bearer <api key>"' : 'unknown or revoked API key',
-          headers: { 'www-authenticate': 'Bearer realm="janus"' },
-        }),
+        response: refuseAuthentication(opts.throttle, addressOf(c), 'API key', () =>
+          problem(401, PROBLEM.unauthorized, 'Unauthorized', {
+            detail: token === undefined ? 'missing "Authorization: Bearer <api key>"' : 'unknown or revoked API key',
+            headers: { 'www-authenticate': 'Bearer realm="janus"' },
+          }),
+        ),
       };
     }
     const policy = opts.policy();

@@ -2,13 +2,12 @@ import type { Context } from 'hono';
 import { PROBLEM_BASE } from '@janus/contracts';
 import { COMMON_PROBLEMS, problem } from '@janus/http';
 
-export { invalidRequest, PROBLEM_CONTENT_TYPE, problem, type FieldError } from '@janus/http';
+export { invalidRequest, PROBLEM_CONTENT_TYPE, problem, retryAfterSeconds, type FieldError } from '@janus/http';
 
 /** Problem types of the ingress; `unknown-job-type` is named by the contract, the others are ours. */
 export const PROBLEM = {
   ...COMMON_PROBLEMS,
   forbidden: `${PROBLEM_BASE}/tenant-not-configured`,
-  tooManyAuthFailures: `${PROBLEM_BASE}/too-many-auth-failures`,
   unknownJobType: `${PROBLEM_BASE}/unknown-job-type`,
   unprocessable: `${PROBLEM_BASE}/unprocessable`,
   /** CONTRACT §3 v1.1: a cost or batch larger than a limit's capacity (422). */
@@ -27,11 +26,6 @@ export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 
 
 export function unavailable(detail: string, retryAfterS = 1): Response {
   return problem(503, PROBLEM.unavailable, 'Service unavailable', { detail, headers: { 'retry-after': String(retryAfterS) } });
-}
-
-/** Retry-After in whole seconds, rounded up (CONTRACT §3). */
-export function retryAfterSeconds(ms: number): string {
-  return String(Math.max(0, Math.ceil(ms / 1000)));
 }
 
 export type { Context };

@@ -37,7 +37,7 @@ export function createAdminMetrics(registry: Registry): AdminMetrics {
     }),
     authFailures: new Counter({
       name: 'janus_admin_auth_failures_total',
-      help: 'Admin API requests refused for a missing or wrong admin token',
+      help: 'Admin API requests refused for a missing, wrong or revoked admin token (401, or 429 while the address is throttled)',
       registers: [registry],
     }),
     // Not janus_jobs_replayed_total (ingress's, producers' replays): a shared registry would see one name twice.

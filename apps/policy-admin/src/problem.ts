@@ -10,9 +10,11 @@ export const PROBLEM = {
   preconditionFailed: `${PROBLEM_BASE}/precondition-failed`,
   // The same type as the producers' replay (ingress), so that a client handles both alike.
   notReplayable: `${PROBLEM_BASE}/not-replayable`,
+  /** 409 on /v1/admin/tokens: the name is taken by an active token, or it is `env` (JANUS_ADMIN_TOKEN). */
+  adminTokenConflict: `${PROBLEM_BASE}/admin-token-conflict`,
 } as const;
 
-export type ProblemStatus = 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 500 | 503;
+export type ProblemStatus = 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 429 | 500 | 503;
 
 export const notFound = (detail: string) => problem(404, PROBLEM.notFound, 'Not found', { detail });
 

@@ -4,7 +4,7 @@ import { loadSettings, type Settings } from '@janus/config';
 import type { Limiter } from '@janus/limiter';
 import type { LimiterRuntime } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
-import { startPolicyAdmin, type PolicyAdmin } from '../src/admin.js';
+import { startPolicyAdmin, type PolicyAdmin, type PolicyAdminOptions } from '../src/admin.js';
 import type { AdmissionHistoryOptions } from '../src/dashboard/admission-history.js';
 import type { DependencyHistoryOptions } from '../src/dashboard/history.js';
 
@@ -23,21 +23,30 @@ export interface AdminHarness {
   limiter: Limiter;
   /** The dashboard's dependency-state sampler. */
   history: PolicyAdmin['history'];
+  /** This instance's cache of the named admin tokens. */
+  adminTokens: PolicyAdmin['adminTokens'];
   /** JSON request with the admin token; `body` is JSON-encoded unless it is a string. The response body is loosely typed for assertions. */
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Loose; headers: Headers }>;
+  /** Stops this instance, leaving the namespace (for a second instance sharing it). */
+  stop(): Promise<void>;
+  /** Stops this instance and drops its namespace. */
   close(): Promise<void>;
 }
 
 /** policy-admin as main.ts starts it (startPolicyAdmin), in its own namespace, on the real services. */
-export async function startAdmin(label: string, opts: { ns?: string; dashboardWindowSeconds?: number; dependencyHistory?: DependencyHistoryOptions; admissionHistory?: AdmissionHistoryOptions } = {}): Promise<AdminHarness> {
+export async function startAdmin(
+  label: string,
+  opts: { ns?: string; dashboardWindowSeconds?: number; dependencyHistory?: DependencyHistoryOptions; admissionHistory?: AdmissionHistoryOptions; clientAddress?: PolicyAdminOptions['clientAddress']; logger?: PolicyAdminOptions['logger'] } = {},
+): Promise<AdminHarness> {
   const ns = opts.ns ?? testNamespace(label);
   const settings = loadSettings(testEnv(ns, { JANUS_ADMIN_TOKEN: TOKEN }));
   const admin = await startPolicyAdmin(settings, {
-    logger: pino({ level: 'silent' }),
+    logger: opts.logger ?? pino({ level: 'silent' }),
     dbPoolSize: 25,
     ...(opts.dashboardWindowSeconds !== undefined ? { dashboardWindowSeconds: opts.dashboardWindowSeconds } : {}),
     ...(opts.dependencyHistory !== undefined ? { dependencyHistory: opts.dependencyHistory } : {}),
     ...(opts.admissionHistory !== undefined ? { admissionHistory: opts.admissionHistory } : {}),
+    ...(opts.clientAddress !== undefined ? { clientAddress: opts.clientAddress } : {}),
   });
   const { app, runtime: rt } = admin;
   return {
@@ -47,6 +56,7 @@ export async function startAdmin(label: string, opts: { ns?: string; dashboardWi
     app,
     limiter: admin.limiter,
     history: admin.history,
+    adminTokens: admin.adminTokens,
     async call(method, path, body, headers = {}) {
       const init: RequestInit = { method, headers: { ...AUTH, ...headers } };
       if (body !== undefined) {
@@ -62,6 +72,9 @@ export async function startAdmin(label: string, opts: { ns?: string; dashboardWi
         /* not JSON: keep the text */
       }
       return { status: res.status, body: parsed, headers: res.headers };
+    },
+    async stop() {
+      await admin.close();
     },
     async close() {
       await admin.close();

@@ -23,7 +23,7 @@ function run(env: Record<string, string>): Promise<{ code: number | null; stderr
 
 describe('admin token (CONTRACT §1)', () => {
   it('uses JANUS_ADMIN_TOKEN when set, generates one only in development, refuses otherwise', () => {
-    expect(resolveAdminToken({ adminToken: 'x'.repeat(20), nodeEnv: 'production' })).toEqual({ token: 'x'.repeat(20), generated: false });
+    expect(resolveAdminToken({ adminToken: 'x'.repeat(32), nodeEnv: 'production' })).toEqual({ token: 'x'.repeat(32), generated: false });
     const dev = resolveAdminToken({ adminToken: undefined, nodeEnv: 'development' });
     expect(dev.generated).toBe(true);
     expect(dev.token.length).toBeGreaterThanOrEqual(32);
@@ -38,5 +38,13 @@ describe('admin token (CONTRACT §1)', () => {
     const { code, stderr } = await run({ NODE_ENV: 'production', JANUS_SIGNING_KEY: 'k'.repeat(40), JANUS_NAMESPACE: 'never_used_ns', REDIS_URL: 'redis://127.0.0.1:1' });
     expect(code).toBe(1);
     expect(stderr).toContain('JANUS_ADMIN_TOKEN');
+  });
+
+  it('a production start with a token under 32 characters exits non-zero naming JANUS_ADMIN_TOKEN, never echoing it', async () => {
+    const token = 'short-prod-token-0123'; // 21 characters: enough in development, not in production
+    const { code, stderr } = await run({ NODE_ENV: 'production', JANUS_ADMIN_TOKEN: token, JANUS_SIGNING_KEY: 'k'.repeat(40), JANUS_NAMESPACE: 'never_used_ns', REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(code).toBe(1);
+    expect(stderr).toContain('JANUS_ADMIN_TOKEN: must be at least 32 characters when NODE_ENV=production');
+    expect(stderr).not.toContain(token);
   });
 });

@@ -1,1 +1,1 @@
-export { ConfigError, loadSettings, loadSettingsOrExit, NAMESPACE_PATTERN, type Settings } from './settings.js';
+export { ConfigError, loadSettings, loadSettingsOrExit, NAMESPACE_PATTERN, PRODUCTION_ADMIN_TOKEN_MIN, type NatsAuth, type Settings } from './settings.js';

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadSettings } from './settings.js';
 
@@ -62,7 +66,73 @@ describe('loadSettings', () => {
     expect(errorOf({ NODE_ENV: 'production' }).issues[0]?.variable).toBe('JANUS_SIGNING_KEY');
   });
 
+  it('requires an admin token of at least 32 characters in production, 16 elsewhere', () => {
+    const production = { NODE_ENV: 'production', JANUS_SIGNING_KEY: 'k'.repeat(32) };
+    const short = errorOf({ ...production, JANUS_ADMIN_TOKEN: 'a'.repeat(20) });
+    expect(short.issues).toEqual([{ variable: 'JANUS_ADMIN_TOKEN', message: 'must be at least 32 characters when NODE_ENV=production' }]);
+    expect(short.message).toContain('JANUS_ADMIN_TOKEN');
+    expect(short.message).not.toContain('a'.repeat(20)); // the value is never echoed
+    expect(errorOf({ ...production, JANUS_ADMIN_TOKEN: 'a'.repeat(31) }).issues[0]?.variable).toBe('JANUS_ADMIN_TOKEN');
+    expect(loadSettings({ ...production, JANUS_ADMIN_TOKEN: 'a'.repeat(32) }).adminToken).toBe('a'.repeat(32));
+    // Without a token the settings load; policy-admin refuses to start (the other apps need none).
+    expect(loadSettings(production).adminToken).toBeUndefined();
+    // Both production problems at once.
+    expect(errorOf({ NODE_ENV: 'production', JANUS_ADMIN_TOKEN: 'a'.repeat(20) }).issues.map((i) => i.variable)).toEqual(['JANUS_SIGNING_KEY', 'JANUS_ADMIN_TOKEN']);
+    for (const NODE_ENV of ['development', 'test']) {
+      expect(loadSettings({ NODE_ENV, JANUS_ADMIN_TOKEN: 'a'.repeat(16) }).adminToken).toBe('a'.repeat(16));
+      expect(errorOf({ NODE_ENV, JANUS_ADMIN_TOKEN: 'a'.repeat(15) }).issues[0]).toEqual({ variable: 'JANUS_ADMIN_TOKEN', message: 'must be at least 16 characters' });
+    }
+  });
+
+  it('reads NATS_USER and NATS_PASSWORD together, never showing the password', () => {
+    expect(loadSettings({}).natsAuth).toBeUndefined();
+    const auth = loadSettings({ NATS_USER: 'janus', NATS_PASSWORD: 's3cret-password' }).natsAuth;
+    expect(auth?.user).toBe('janus');
+    expect(auth?.password).toBe('s3cret-password');
+    // A logged or serialized settings object does not carry it.
+    const s = loadSettings({ NATS_USER: 'janus', NATS_PASSWORD: 's3cret-password' });
+    expect(JSON.stringify(s)).not.toContain('s3cret');
+    expect(inspect(s, { depth: 5 })).not.toContain('s3cret');
+    // Both or neither; the error names the missing one and not the other's value.
+    const noPassword = errorOf({ NATS_USER: 'janus' });
+    expect(noPassword.issues).toEqual([{ variable: 'NATS_PASSWORD', message: 'is required when NATS_USER is set (set both or neither)' }]);
+    const noUser = errorOf({ NATS_PASSWORD: 's3cret-password' });
+    expect(noUser.issues).toEqual([{ variable: 'NATS_USER', message: 'is required when NATS_PASSWORD is set (set both or neither)' }]);
+    expect(noUser.message).not.toContain('s3cret');
+    // Empty counts as unset.
+    expect(loadSettings({ NATS_USER: '', NATS_PASSWORD: '' }).natsAuth).toBeUndefined();
+    expect(errorOf({ NATS_USER: 'janus', NATS_PASSWORD: '' }).issues[0]?.variable).toBe('NATS_PASSWORD');
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadSettings({ REDIS_URL: '' }).redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+});
+
+describe('loadSettings: TLS (docs/operations.md#tls)', () => {
+  it('checks that NODE_EXTRA_CA_CERTS names a readable PEM certificate file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'janus-settings-'));
+    try {
+      const pem = path.join(dir, 'ca.crt');
+      writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const notPem = path.join(dir, 'ca.der');
+      writeFileSync(notPem, 'not a certificate');
+      expect(() => loadSettings({ NODE_EXTRA_CA_CERTS: pem })).not.toThrow();
+      for (const file of [notPem, path.join(dir, 'missing.crt')]) {
+        const error = errorOf({ NODE_EXTRA_CA_CERTS: file });
+        expect(error.issues).toHaveLength(1);
+        expect(error.issues[0]?.variable).toBe('NODE_EXTRA_CA_CERTS');
+        expect(error.issues[0]?.message).toContain('PEM');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes URL schemes in lower case, so that REDISS:// still turns TLS on', () => {
+    const s = loadSettings({ REDIS_URL: 'REDISS://cache:6380', NATS_URL: 'TLS://a:4222,nats://b:4222', DATABASE_URL: 'Postgres://db/janus?sslmode=verify-full' });
+    expect(s.redisUrl).toBe('rediss://cache:6380');
+    expect(s.natsServers).toEqual(['tls://a:4222', 'nats://b:4222']);
+    expect(s.databaseUrl).toBe('postgres://db/janus?sslmode=verify-full');
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** Namespaces become Redis key prefixes, NATS subject tokens, stream names and a PostgreSQL schema. */
@@ -16,7 +17,21 @@ const url = (protocols: readonly string[]) =>
       }
     },
     { message: `must be a URL with scheme ${protocols.map((p) => p.replace(':', '://')).join(' or ')}` },
-  );
+  )
+  // The scheme in lower case: the clients look for `rediss://` (TLS) literally, not `REDISS://`.
+  .transform((value) => value.replace(/^[a-z][a-z0-9+.-]*:/i, (scheme) => scheme.toLowerCase()));
+
+/** Whether a path names a readable file holding at least one PEM certificate. */
+function isPemCertificateFile(path: string): boolean {
+  try {
+    return readFileSync(path, 'utf8').includes('-----BEGIN CERTIFICATE-----');
+  } catch {
+    return false;
+  }
+}
+
+/** The shortest JANUS_ADMIN_TOKEN accepted when NODE_ENV=production (16 elsewhere). */
+export const PRODUCTION_ADMIN_TOKEN_MIN = 32;
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -26,6 +41,8 @@ const envSchema = z.object({
     .default('nats://127.0.0.1:4222')
     .transform((value) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
     .pipe(z.array(url(['nats:', 'tls:', 'ws:', 'wss:'])).min(1, 'needs at least one server URL')),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/janus'),
   JANUS_NAMESPACE: z
     .string()
@@ -39,12 +56,24 @@ const envSchema = z.object({
   JANUS_PERSISTER_PORT: port(8082),
   JANUS_SCHEDULER_PORT: port(8083),
   JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
+  // Node's own variable (docs/operations.md#tls): extra CAs that every TLS connection trusts, read
+  // once when the process starts. Node only prints a warning when it cannot read the file; a typo
+  // would surface later as "unable to verify the first certificate", so it is checked here.
+  NODE_EXTRA_CA_CERTS: z
+    .string()
+    .refine(isPemCertificateFile, { message: 'must name a readable PEM file of CA certificates (-----BEGIN CERTIFICATE-----)' })
+    .optional(),
 });
 
 export interface Settings {
   readonly nodeEnv: 'development' | 'production' | 'test';
   readonly redisUrl: string;
   readonly natsServers: readonly string[];
+  /**
+   * NATS_USER and NATS_PASSWORD (CONTRACT §4 "Who may do what"); undefined when neither is set.
+   * The password is not enumerable: a logged or serialized settings object never shows it.
+   */
+  readonly natsAuth: NatsAuth | undefined;
   readonly databaseUrl: string;
   readonly namespace: string;
   /** Undefined when not configured; policy-admin decides whether it may start without one. */
@@ -61,6 +90,11 @@ export interface Settings {
     readonly persister: number;
     readonly scheduler: number;
   };
+}
+
+export interface NatsAuth {
+  readonly user: string;
+  readonly password: string;
 }
 
 /** A configuration problem: names the variable and what is wrong with it. */
@@ -90,14 +124,27 @@ export function loadSettings(env: Env = process.env): Settings {
     );
   }
   const e = parsed.data;
-  if (e.NODE_ENV === 'production' && e.JANUS_SIGNING_KEY === undefined) {
-    throw new ConfigError([{ variable: 'JANUS_SIGNING_KEY', message: 'is required when NODE_ENV=production' }]);
+  // Both or neither; the message names the missing one and never echoes the other's value.
+  if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
+    const [missing, set] = e.NATS_USER === undefined ? ['NATS_USER', 'NATS_PASSWORD'] : ['NATS_PASSWORD', 'NATS_USER'];
+    throw new ConfigError([{ variable: missing, message: `is required when ${set} is set (set both or neither)` }]);
   }
+  const production: { variable: string; message: string }[] = [];
+  if (e.NODE_ENV === 'production' && e.JANUS_SIGNING_KEY === undefined) {
+    production.push({ variable: 'JANUS_SIGNING_KEY', message: 'is required when NODE_ENV=production' });
+  }
+  // The admin token guards every policy change: in production it must be long enough to be a real
+  // secret (e.g. `openssl rand -base64 32`); 16 stays the floor in development and test.
+  if (e.NODE_ENV === 'production' && e.JANUS_ADMIN_TOKEN !== undefined && e.JANUS_ADMIN_TOKEN.length < PRODUCTION_ADMIN_TOKEN_MIN) {
+    production.push({ variable: 'JANUS_ADMIN_TOKEN', message: `must be at least ${PRODUCTION_ADMIN_TOKEN_MIN} characters when NODE_ENV=production` });
+  }
+  if (production.length > 0) throw new ConfigError(production);
   const signingKeyGenerated = e.JANUS_SIGNING_KEY === undefined;
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     redisUrl: e.REDIS_URL,
     natsServers: Object.freeze([...e.NATS_URL]),
+    natsAuth: e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? natsAuth(e.NATS_USER, e.NATS_PASSWORD) : undefined,
     databaseUrl: e.DATABASE_URL,
     namespace: e.JANUS_NAMESPACE,
     adminToken: e.JANUS_ADMIN_TOKEN,
@@ -112,6 +159,13 @@ export function loadSettings(env: Env = process.env): Settings {
       scheduler: e.JANUS_SCHEDULER_PORT,
     }),
   });
+}
+
+/** The credentials, with the password kept out of JSON, logs and `util.inspect`. */
+function natsAuth(user: string, password: string): NatsAuth {
+  const auth = { user } as NatsAuth;
+  Object.defineProperty(auth, 'password', { value: password, enumerable: false });
+  return Object.freeze(auth);
 }
 
 /**

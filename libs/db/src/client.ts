@@ -22,6 +22,7 @@ export function createDb(
   opts: { max?: number; applicationName?: string } = {},
 ): DbHandle {
   const pool = new pg.Pool({
+    // The whole URL: its sslmode, sslrootcert, sslcert and sslkey configure TLS (docs/operations.md#tls).
     connectionString: settings.databaseUrl,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'janus',

@@ -25,7 +25,7 @@ describe('migrate', () => {
         [ns],
       );
       expect(tables.rows.map((r) => r.table_name)).toEqual(
-        expect.arrayContaining(['api_keys', 'attempts', 'audit_log', 'budget_ledger', 'dead_letters', 'jobs', 'policy_versions', 'rejected_messages']),
+        expect.arrayContaining(['admin_tokens', 'api_keys', 'attempts', 'audit_log', 'budget_ledger', 'dead_letters', 'jobs', 'policy_versions', 'rejected_messages']),
       );
       const applied = await handle.pool.query(`SELECT count(*)::int AS n FROM "${ns}".__drizzle_migrations`);
       const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };

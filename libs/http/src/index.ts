@@ -3,3 +3,4 @@ export { jsonBody, readJsonBody, type JsonBodyEnv, type JsonBodyResult } from '.
 export { problemNotFound, problemOnError, validationHook, type ValidationResult } from './edge.js';
 export { requestHeader } from './header.js';
 export { apiDocsRoutes } from './api-docs.js';
+export { AuthFailureThrottle, bearerToken, clientAddress, refuseAuthentication, retryAfterSeconds } from './auth-throttle.js';

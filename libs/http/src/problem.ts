@@ -7,6 +7,8 @@ export const COMMON_PROBLEMS = {
   invalidRequest: `${PROBLEM_BASE}/invalid-request`,
   malformedJson: `${PROBLEM_BASE}/malformed-json`,
   unauthorized: `${PROBLEM_BASE}/unauthorized`,
+  /** 429: too many failed authentications from one address (AuthFailureThrottle). */
+  tooManyAuthFailures: `${PROBLEM_BASE}/too-many-auth-failures`,
   notFound: `${PROBLEM_BASE}/not-found`,
   payloadTooLarge: `${PROBLEM_BASE}/payload-too-large`,
   unsupportedMediaType: `${PROBLEM_BASE}/unsupported-media-type`,

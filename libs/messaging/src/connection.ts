@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { Settings } from '@janus/config';
 
 export type { NatsConnection } from '@nats-io/transport-node';
@@ -9,15 +9,34 @@ interface StatusLogger {
 }
 
 /**
+ * The nats.js TLS option for a server list. nats.js ignores the URL scheme (it upgrades to TLS only
+ * when the server asks for it), so `tls://` alone would connect in plain text to a server that does
+ * not offer TLS. `tls: {}` makes TLS required, verified against Node's trust store (plus
+ * NODE_EXTRA_CA_CERTS). The option is per connection: one `tls://` URL requires TLS of every server.
+ */
+export function natsTlsOptions(servers: readonly string[]): Pick<NodeConnectionOptions, 'tls'> {
+  return servers.some((s) => /^tls:\/\//i.test(s.trim())) ? { tls: {} } : {};
+}
+
+/** nats.js's `user`/`pass` for NATS_USER/NATS_PASSWORD (settings.natsAuth); nothing without them. */
+export function natsAuthOptions(auth: Settings['natsAuth'] | undefined): Pick<NodeConnectionOptions, 'user' | 'pass'> {
+  return auth === undefined ? {} : { user: auth.user, pass: auth.password };
+}
+
+/**
  * Connects with endless reconnects (a NATS restart must not need an app restart) and logs
- * status changes. `isNatsUp(nc)` is what readiness asks.
+ * status changes. `isNatsUp(nc)` is what readiness asks. With `natsAuth` (NATS_USER and
+ * NATS_PASSWORD) it logs in as that user; a refused login rejects with "Authorization Violation"
+ * (the password is never part of an error or a log line).
  */
 export async function connectNats(
-  settings: Pick<Settings, 'natsServers'>,
+  settings: Pick<Settings, 'natsServers'> & Partial<Pick<Settings, 'natsAuth'>>,
   opts: { name: string; logger?: StatusLogger },
 ): Promise<NatsConnection> {
   const nc = await connect({
     servers: [...settings.natsServers],
+    ...natsAuthOptions(settings.natsAuth),
+    ...natsTlsOptions(settings.natsServers),
     name: opts.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

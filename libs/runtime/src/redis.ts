@@ -5,7 +5,8 @@ export { Redis } from 'ioredis';
 
 /**
  * A Redis client that fails fast while Redis is down (no offline queue, one retry per command) so
- * that callers can answer 503 at once, and reconnects forever in the background.
+ * that callers can answer 503 at once, and reconnects forever in the background. A `rediss://` URL
+ * is TLS, verified against Node's trust store plus NODE_EXTRA_CA_CERTS (docs/operations.md#tls).
  */
 export function createRedis(settings: Pick<Settings, 'redisUrl'>, name: string): Redis {
   const redis = new Redis(settings.redisUrl, {

@@ -34,6 +34,11 @@ export interface RuntimeOptions<T> extends ServicesOptions {
   onPolicyApplied?: (compiled: T, policy: VersionedPolicy, services: Services) => void | Promise<void>;
   /** Keep an API-key cache current (reloaded on every config event, so a revoked key stops within a second). */
   watchApiKeys?: boolean;
+  /**
+   * Also called on every config event and watcher poll, even when the version did not move (e.g.
+   * policy-admin reloads its named admin tokens), alongside the API keys' refresh.
+   */
+  onConfigEvent?: (services: Services) => void | Promise<void>;
 }
 
 export function startRuntime<T>(opts: RuntimeOptions<T> & { watchApiKeys: true }): Promise<WithApiKeys<Runtime<T>>>;
@@ -90,7 +95,16 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
       policyVersion.set(p.version);
       await opts.onPolicyApplied?.(compiled, p, services);
     },
-    ...(apiKeys ? { onConfigEvent: () => apiKeys.refresh() } : {}),
+    ...(apiKeys || opts.onConfigEvent
+      ? {
+          // Independent: one failing does not keep the other stale (the watcher logs the failure).
+          onConfigEvent: async () => {
+            const [keys, hook] = await Promise.allSettled([apiKeys?.refresh(), opts.onConfigEvent?.(services)]);
+            if (keys.status === 'rejected') throw keys.reason;
+            if (hook.status === 'rejected') throw hook.reason;
+          },
+        }
+      : {}),
     logger,
     onApplyFailure: () => policyFailures.inc(),
   });

@@ -19,9 +19,11 @@ export async function dropRedisNamespace(redisUrl: string, namespace: string): P
   }
 }
 
-/** Deletes every JetStream stream of a namespace (`<NS>_*`). */
-export async function dropNatsNamespace(servers: string | string[], namespace: string): Promise<void> {
-  const nc = await connect({ servers });
+/** Deletes every JetStream stream of a namespace (`<NS>_*`); `auth`: a user that may (settings.natsAuth, the apps' user). */
+export async function dropNatsNamespace(servers: string | string[], namespace: string, auth?: { readonly user: string; readonly password: string }): Promise<void> {
+  // nats.js ignores the URL scheme: `tls: {}` is what makes a tls:// URL require TLS.
+  const tls = [servers].flat().some((s) => /^tls:\/\//i.test(s.trim())) ? { tls: {} } : {};
+  const nc = await connect({ servers, ...tls, ...(auth !== undefined ? { user: auth.user, pass: auth.password } : {}) });
   try {
     const jsm = await jetstreamManager(nc);
     const prefix = `${namespace.toUpperCase()}_`;

@@ -5,6 +5,7 @@ export { CHROMIUM, launchChromium, openOfflinePage, type OfflinePage } from './b
 export { prng, shuffle, syntheticWorkload, type SyntheticMessage, type SyntheticNames, type SyntheticWorkload } from './synthetic.js';
 export { waitFor } from './wait.js';
 export { freePort } from './ports.js';
+export { startNatsServer, type NatsServerProcess } from './nats-server.js';
 export { REPO_ROOT, startAppProcess, startRedisServer, type AppName, type AppProcess, type RedisProcess } from './processes.js';
 export { fetchJobViews, Producers, submissionKey, SubmissionPayload, type ProducerJob, type ProducerLedger, type ProducerRequest, type ProducersOptions } from './producers.js';
 export { RunTracker, type TrackedRun } from './runs.js';

@@ -2,7 +2,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JobMessage, type WorkerOutcome } from '@janus/contracts';
-import { consumeConcurrently, messageIds, natsNames, parseMessage, publishJson } from '@janus/messaging';
+import { WORKER_INBOX_PREFIX, consumeConcurrently, messageIds, natsNames, parseMessage, publishJson } from '@janus/messaging';
 
 /** What a handler gets besides the job: an abort signal at lease expiry and a way to extend it. */
 export interface JobContext {
@@ -34,7 +34,10 @@ export interface WorkerLogger {
 }
 
 export interface WorkerOptions {
-  /** A NATS connection (with the credentials of a `worker` user, when NATS requires them: `connect({ servers, user, pass })`). */
+  /**
+   * A NATS connection: `await connectWorker()` (NATS_URL, NATS_USER, NATS_PASSWORD), or your own
+   * nats.js connection; as the `worker` user of infra/nats-auth.conf, with `inboxPrefix: WORKER_INBOX_PREFIX`.
+   */
   nc: NatsConnection;
   namespace?: string;
   jobType: string;
@@ -148,6 +151,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   } catch (error) {
     const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
     if (/not.?found/i.test(text)) throw new UnknownJobType(opts.jobType, namespace, error);
+    if (/Permissions Violation for Subscription to "_INBOX\./.test(text)) {
+      // The `worker` user of infra/nats-auth.conf may read only its own inboxes.
+      throw new Error(`NATS refused this connection's reply inbox: as the worker user, connect with inboxPrefix "${WORKER_INBOX_PREFIX}" (connectWorker() does)`, { cause: error });
+    }
     throw error;
   }
   const reportError = (error: unknown, job?: JobMessage) => {

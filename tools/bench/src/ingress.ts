@@ -21,6 +21,7 @@ import { Hono } from 'hono';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { loadSettings } from '@janus/config';
+import { natsAuthOptions, natsTlsOptions } from '@janus/messaging';
 import { z } from 'zod';
 import { JobRequest, PolicyDocument } from '@janus/contracts';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from '@janus/testing';
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     });
     await pool.query(`INSERT INTO "${namespace}".policy_versions (version, document, created_by) VALUES (1, $1, 'bench')`, [JSON.stringify(doc)]);
     await pool.query(`INSERT INTO "${namespace}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
-    const nc = await connect({ servers: [...settings.natsServers] });
+    const nc = await connect({ servers: [...settings.natsServers], ...natsTlsOptions(settings.natsServers), ...natsAuthOptions(settings.natsAuth) });
     nc.publish(`${namespace}.config.changed`, JSON.stringify({ version: 1 }));
     await nc.flush();
     await nc.close();
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
     for (const n of namespaces) {
       await dropPgNamespace(settings.databaseUrl, n).catch(() => undefined);
       await dropRedisNamespace(settings.redisUrl, n);
-      await dropNatsNamespace([...settings.natsServers], n);
+      await dropNatsNamespace([...settings.natsServers], n, settings.natsAuth);
     }
   }
 }

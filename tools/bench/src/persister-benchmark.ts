@@ -170,7 +170,7 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
       await truncate();
 
       // JetStream → persister → PostgreSQL: publish everything first (fresh streams), then time the drain.
-      await dropNatsNamespace([...settings.natsServers], ns);
+      await dropNatsNamespace([...settings.natsServers], ns, settings.natsAuth);
       await ensureStreams(jsm, names);
       const p0 = performance.now();
       const inFlight = 4;
@@ -230,7 +230,7 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
     await client.end();
     await nc.drain().catch(() => undefined);
     await handle.close();
-    await dropNatsNamespace([...settings.natsServers], ns).catch(() => undefined);
+    await dropNatsNamespace([...settings.natsServers], ns, settings.natsAuth).catch(() => undefined);
     await dropPgNamespace(settings.databaseUrl, ns).catch(() => undefined);
   }
   const med = {

@@ -138,6 +138,9 @@ describe('janus CLI (built, against a running Janus)', () => {
       ['dead', 'replay'],
       ['dead', 'replay', 'x', '--all'],
       ['keys', 'revoke', 'acme'],
+      ['admin-tokens', 'create'],
+      ['admin-tokens', 'revoke', 'a', 'b'],
+      ['admin-tokens', 'list', '--all'],
       ['deps', 'pause', 'mail', '--until', 'tomorrow'],
       ['types', 'resume', 'greet', '--until', '2030-01-01T00:00:00Z'],
       ['streams', 'extra'],
@@ -147,7 +150,7 @@ describe('janus CLI (built, against a running Janus)', () => {
     runs.forEach((r, i) => expect(r.code, `${cases[i]?.join(' ')}: ${r.stderr}`).toBe(2));
     expect(runs[4]?.stderr).toContain('--priority must be one of high, normal, low, not "urgent"');
     expect(runs[4]?.stderr).toContain('usage: janus jobs --help');
-    const groups = ['jobs', 'dead', 'policy', 'tenants', 'keys', 'deps', 'types', 'streams'];
+    const groups = ['jobs', 'dead', 'policy', 'tenants', 'keys', 'admin-tokens', 'deps', 'types', 'streams'];
     const [help, helps] = await Promise.all([janus(['--help'], none), Promise.all(groups.map((g) => janus([g, '--help'], none)))]);
     expect(ok(help).stdout).toContain('exit codes:');
     helps.forEach((h, i) => {
@@ -208,6 +211,46 @@ describe('janus CLI (built, against a running Janus)', () => {
     const revoked = ok(await janus(['keys', 'revoke', 'globex', keyId, '--json']));
     expect(revoked.json).toEqual({ tenant: 'globex', keyId, revoked: true });
     await waitFor(async () => (await janus(['jobs', 'list'], { JANUS_API_KEY: key })).code === 3, 5_000, 100);
+  });
+
+  it('admin-tokens create|list|revoke: a created token works as JANUS_ADMIN_TOKEN and is named in the audit log; a revoked one stops', async () => {
+    const created = ok(await janus(['admin-tokens', 'create', 'cli-bot', '--json']));
+    const token = created.json['token'] as string;
+    expect(created.json).toMatchObject({ name: 'cli-bot', createdBy: 'token:env', token: expect.stringMatching(/^jadm_/) });
+    const human = ok(await janus(['admin-tokens', 'create', 'cli-human'], { JANUS_ADMIN_TOKEN: token }));
+    expect(human.stdout).toMatch(/^name\s+cli-human\ntoken\s+jadm_/);
+    expect(human.stderr).toContain('shown only once');
+    const [dup, bad] = await Promise.all([janus(['admin-tokens', 'create', 'cli-bot']), janus(['admin-tokens', 'create', 'Not-A-Name', '--json'])]);
+    expect([dup.code, dup.stderr]).toEqual([1, expect.stringContaining('policy-admin answered 409')]);
+    expect([bad.code, bad.json['status']]).toEqual([1, 422]);
+
+    // The new token is an admin token (it made cli-human above); the list shows who made which, never a token; the audit log names them.
+    const list = ok(await janus(['admin-tokens', 'list', '--json'], { JANUS_ADMIN_TOKEN: token }));
+    expect((list.json['tokens'] as { name: string; createdBy: string | null }[]).map((t) => [t.name, t.createdBy])).toEqual([
+      ['env', null],
+      ['cli-bot', 'token:env'],
+      ['cli-human', 'token:cli-bot'],
+    ]);
+    const audit = await db.pool.query<{ actor: string; target: string }>(`SELECT actor, target FROM "${ns}".audit_log WHERE action = 'admin-token.create' ORDER BY id`);
+    expect(audit.rows).toEqual([
+      { actor: 'token:env', target: 'admin/tokens/cli-bot' },
+      { actor: 'token:cli-bot', target: 'admin/tokens/cli-human' },
+    ]);
+    expect(list.stdout).not.toContain(token);
+    expect(ok(await janus(['admin-tokens', 'list'])).stdout).toMatch(/^NAME\s+SOURCE\s+CREATED\s+CREATED BY\s+LAST USED\nenv\s+env\s+-/);
+    ok(await janus(['deps', 'pause', 'mail', '--json'], { JANUS_ADMIN_TOKEN: token }));
+    ok(await janus(['deps', 'resume', 'mail', '--json'], { JANUS_ADMIN_TOKEN: token }));
+    ok(await janus(['tenants', 'list'], { JANUS_ADMIN_TOKEN: token }));
+
+    const revoked = ok(await janus(['admin-tokens', 'revoke', 'cli-bot', '--json']));
+    expect(revoked.json).toEqual({ name: 'cli-bot', revoked: true });
+    const refused = await janus(['tenants', 'list'], { JANUS_ADMIN_TOKEN: token });
+    expect([refused.code, refused.stderr]).toEqual([3, expect.stringContaining('check JANUS_ADMIN_TOKEN')]);
+    const [again, env] = await Promise.all([janus(['admin-tokens', 'revoke', 'cli-bot']), janus(['admin-tokens', 'revoke', 'env'])]);
+    expect([again.code, env.code]).toEqual([1, 1]);
+    const withRevoked = ok(await janus(['admin-tokens', 'list', '--revoked', '--json']));
+    expect((withRevoked.json['tokens'] as { name: string; revokedBy: string | null }[]).find((t) => t.name === 'cli-bot')?.revokedBy).toBe('token:env');
+    ok(await janus(['admin-tokens', 'revoke', 'cli-human']));
   });
 
   it('jobs submit|get|list: admitted, read back, listed; refusals exit 1 with the problem', async () => {

@@ -12,9 +12,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { connect } from '@nats-io/transport-node';
 import { loadSettingsOrExit } from '@janus/config';
-import { startWorker } from '@janus/worker-sdk';
+import { connectWorker, startWorker } from '@janus/worker-sdk';
 // tools/scripts holds plain Node scripts (no Nx project); apps.mjs is how `npm start` runs the apps.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { APPS, appsEnv, devAdminToken, root, spawnApps, stopApps, urlOf, waitReady, type RunningApp } from '../../scripts/apps.mjs';
@@ -77,7 +76,9 @@ if ((await answers(ingressUrl)) && (await answers(adminUrl))) {
 }
 
 let exitCode = 1;
-const nc = await connect({ servers: [...settings.natsServers], name: 'janus-demo' });
+// The demo's worker connects as a worker does: NATS_URL, and NATS_USER/NATS_PASSWORD when NATS
+// requires users (the `worker` user of infra/nats-auth.conf), tls:// honoured.
+const nc = await connectWorker({ servers: settings.natsServers, name: 'janus-demo' });
 try {
   // 2. The policy from a file, with the policy CLI exactly as the README shows it.
   say('$ npm run policy -- apply -f infra/policy.example.yaml');

@@ -7,7 +7,7 @@ const AuditQuery = z.object({
   before: z.coerce.number().int().min(1).optional().openapi({ description: 'Page: entries with a smaller id' }),
 });
 
-/** `GET /v1/audit`: who (token fingerprint) changed what, when, from which version to which, newest first. */
+/** `GET /v1/audit`: who (`token:<name>`, the admin token's name) changed what, when, from which version to which, newest first. */
 export function auditRoutes(deps: { store: PolicyStore }) {
   const app = subApp();
   app.openapi(

@@ -6,7 +6,7 @@ import type { ChangeResult } from '../changes.js';
 import { etag } from '../http.js';
 import { invalidPolicy, notFound, preconditionFailed } from '../problem.js';
 
-/** `actor`: the admin token's fingerprint (auth); `body`: the parsed JSON body (jsonBody). */
+/** `actor`: `token:<name>` of the admin token the request came with (auth); `body`: the parsed JSON body (jsonBody). */
 export type AdminEnv = { Variables: { actor: string } & JsonBodyEnv['Variables'] };
 
 /** One sub-app per resource; a failing query/param validator is a 400 problem naming each field. */
@@ -18,7 +18,7 @@ const problemContent = { 'application/problem+json': { schema: ProblemDetails } 
 export const problems = {
   400: { description: 'Malformed JSON or invalid query', content: problemContent },
   // Description only (problem+json): a response without content also lets handlers return plain Responses.
-  401: { description: 'Missing or wrong admin token (problem+json)' },
+  401: { description: 'Missing or wrong admin token (problem+json); after 20 failures from one address within 60 s, 429 `too-many-auth-failures` with Retry-After instead' },
   404: { description: 'Unknown resource', content: problemContent },
   412: { description: 'If-Match names a version the policy has moved on from', content: problemContent },
   415: { description: 'The body is not JSON', content: problemContent },

@@ -1,4 +1,5 @@
-import { bigserial, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigserial, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * Tables are declared without a PostgreSQL schema: every connection sets `search_path` to the
@@ -41,4 +42,24 @@ export const apiKeys = pgTable(
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [index('api_keys_tenant_idx').on(t.tenant)],
+);
+
+/**
+ * Named admin tokens (besides JANUS_ADMIN_TOKEN), stored only as a SHA-256 hash; revocation is a
+ * timestamp, never a delete. A name belongs to at most one active token (a revoked token's name may
+ * be given to a new one); the audit log names the token (`token:<name>`) that made each change.
+ */
+export const adminTokens = pgTable(
+  'admin_tokens',
+  {
+    tokenId: text('token_id').primaryKey(),
+    name: text('name').notNull(),
+    tokenHash: text('token_hash').notNull().unique(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdBy: text('created_by').notNull(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true, mode: 'date' }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+    revokedBy: text('revoked_by'),
+  },
+  (t) => [uniqueIndex('admin_tokens_active_name_idx').on(t.name).where(sql`revoked_at IS NULL`)],
 );

@@ -7,7 +7,8 @@ import { CliFailure, EXIT, type CliIo, type Output } from '../io.js';
 export const STREAMS_USAGE = `usage: janus streams [--json]
   the namespace's JetStream streams (messages, bytes, consumers) and each consumer's
   pending, ack pending and redelivered counts
-env: NATS_URL (default nats://127.0.0.1:4222; a comma-separated list is fine), JANUS_NAMESPACE (default janus)`;
+env: NATS_URL (default nats://127.0.0.1:4222; a comma-separated list is fine), JANUS_NAMESPACE (default janus),
+     NATS_USER and NATS_PASSWORD when NATS requires users (the apps' user, janus: a worker may not list streams)`;
 
 export interface StreamReport {
   readonly name: string;
@@ -35,14 +36,21 @@ export async function streamsCommand(argv: readonly string[], io: CliIo, out: Ou
   parse(argv, {}, { names: [] });
   const servers = (io.env['NATS_URL'] || 'nats://127.0.0.1:4222').split(',').map((s) => s.trim());
   const namespace = io.env['JANUS_NAMESPACE'] || 'janus';
+  const auth = credentials(io.env);
   // Loaded here, not at start: every other command runs without the NATS client's startup cost.
   const [{ connect }, { jetstreamManager }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
   let nc: NatsConnection;
   try {
     // One try, no reconnects: a CLI should say "unreachable" rather than wait for a server.
-    nc = await connect({ servers, name: 'janus-cli', timeout: 5_000, reconnect: false });
+    // nats.js ignores the URL scheme: `tls: {}` is what makes a tls:// URL require TLS (verified).
+    const tls = servers.some((s) => /^tls:\/\//i.test(s)) ? { tls: {} } : {};
+    nc = await connect({ servers, ...tls, ...auth, name: 'janus-cli', timeout: 5_000, reconnect: false });
   } catch (error) {
-    throw new CliFailure(EXIT.unavailable, `cannot reach NATS at ${servers.join(',')} (NATS_URL): ${(error as Error).message}`);
+    const message = (error as Error).message;
+    if (/authorization/i.test(message)) {
+      throw new CliFailure(EXIT.unavailable, `NATS at ${servers.join(',')} refused the login: ${message} (${auth.user === undefined ? 'it requires users: set NATS_USER and NATS_PASSWORD' : 'check NATS_USER and NATS_PASSWORD'})`);
+    }
+    throw new CliFailure(EXIT.unavailable, `cannot reach NATS at ${servers.join(',')} (NATS_URL): ${message}`);
   }
   const streams: StreamReport[] = [];
   try {
@@ -81,6 +89,16 @@ export async function streamsCommand(argv: readonly string[], io: CliIo, out: Ou
       );
     }
   });
+}
+
+/** NATS_USER and NATS_PASSWORD (both or neither; the apps' user, `janus`, may list streams, a worker may not). */
+function credentials(env: CliIo['env']): { user?: string; pass?: string } {
+  const user = env['NATS_USER'] || undefined;
+  const pass = env['NATS_PASSWORD'] || undefined;
+  if ((user === undefined) !== (pass === undefined)) {
+    throw new CliFailure(EXIT.unavailable, `${user === undefined ? 'NATS_USER' : 'NATS_PASSWORD'} is not set (NATS_USER and NATS_PASSWORD go together)`);
+  }
+  return user !== undefined && pass !== undefined ? { user, pass } : {};
 }
 
 function streamReport(s: StreamInfo, consumers: ConsumerReport[]): StreamReport {
