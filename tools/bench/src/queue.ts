@@ -473,7 +473,12 @@ async function main(): Promise<void> {
       const waits = errors.map((e) => e.waitMs).sort((a, b) => a - b);
       // The dispatcher's tries by disposition (admitted; rejected: a refused try, back in the room).
       const triesAfter = await scrape(schedulerPort, 'janus_room_dispatched_total').catch(() => ({}) as Record<string, number>);
-      const tries = Object.fromEntries(Object.entries(triesAfter).map(([labels, v]) => [/disposition="([^"]+)"/.exec(labels)?.[1] ?? labels, v - (triesBefore[labels] ?? 0)]));
+      // Summed by disposition (a rejection is also labelled with its reason).
+      const tries: Record<string, number> = {};
+      for (const [labels, v] of Object.entries(triesAfter)) {
+        const disposition = /disposition="([^"]+)"/.exec(labels)?.[1] ?? labels;
+        tries[disposition] = (tries[disposition] ?? 0) + v - (triesBefore[labels] ?? 0);
+      }
       return {
         scenario: sc.name,
         what: sc.what,
@@ -593,7 +598,7 @@ async function main(): Promise<void> {
     await pool.end();
     await dropPgNamespace(settings.databaseUrl, ns).catch(() => undefined);
     await dropRedisNamespace(settings.redisUrl, ns).catch(() => undefined);
-    await dropNatsNamespace([...settings.natsServers], ns).catch(() => undefined);
+    await dropNatsNamespace([...settings.natsServers], ns, settings.natsAuth).catch(() => undefined);
   }
 }
 
