@@ -18,7 +18,15 @@ export interface PreparedJob {
   readonly idempotencyKey?: string;
   /** With an idempotency key: the request's content fingerprint, kept in its idempotency record. */
   readonly fingerprint?: string;
+  /**
+   * A job type with `dedupe` and no producer key on the job (a producer's key decides alone): the
+   * payload's dedupe key (@janus/contracts payloadDedupeKey) and the job type's `dedupe.windowMs`.
+   */
+  readonly dedupe?: { readonly key: string; readonly windowMs: number };
 }
+
+/** How long a payload replay waits for the first job's admission to be decided (then: 409, send again). */
+const DEDUPE_IN_PROGRESS_GRACE_MS = 1_000;
 
 export type AdmitAnswer =
   | { readonly kind: 'admitted'; readonly status: 200 | 202; readonly body: object }
@@ -92,7 +100,11 @@ export class AdmissionService {
         jobType: j.type,
         priority: j.priority,
         ...(j.cost !== undefined ? { cost: j.cost } : {}),
-        ...(j.idempotencyKey !== undefined ? { idempotency: { key: j.idempotencyKey, record: jobIdempotencyRecord(records[i]!, j.fingerprint) } } : {}),
+        ...(j.idempotencyKey !== undefined
+          ? { idempotency: { key: j.idempotencyKey, record: jobIdempotencyRecord(records[i]!, j.fingerprint) } }
+          : j.dedupe !== undefined
+            ? { idempotency: { key: j.dedupe.key, kind: 'dedupe' as const, windowMs: j.dedupe.windowMs, record: jobIdempotencyRecord(records[i]!, undefined) } }
+            : {}),
         // What a retry of this job will need; kept with the lease in Redis.
         context: encodeRetryContext(
           { tenant, type: j.type, priority: j.priority, ...(j.cost !== undefined ? { cost: j.cost } : {}), createdAt },
@@ -135,7 +147,16 @@ export class AdmissionService {
             : {}),
         };
       };
-      result = await this.#pipeline.run({ request, payloads: jobs.map((j) => j.payloadJson), vet, extras });
+      const input = { request, payloads: jobs.map((j) => j.payloadJson), vet, extras };
+      result = await this.#pipeline.run(input);
+      // A payload replay while the first job with that payload is still being published: its answer
+      // comes within moments (confirmed, or revoked and then this one may be admitted), so wait for
+      // it rather than answer 409 — nothing was taken, asking again is safe.
+      const deadline = Date.now() + (this.deps.answerDeadlineMs ?? 5_000) + DEDUPE_IN_PROGRESS_GRACE_MS;
+      for (let pause = 5; result.kind === 'in_progress' && jobs[result.index]?.dedupe !== undefined && Date.now() < deadline; pause = Math.min(pause * 2, 100)) {
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        result = await this.#pipeline.run(input);
+      }
     } catch (error) {
       if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
         return this.admitFailOpen(tenant, policy, jobs, records, shape);
@@ -201,7 +222,7 @@ export class AdmissionService {
     let fresh = 0;
     for (const [i, a] of admitted.jobs.entries()) {
       const type = jobs[i]?.type ?? 'unknown';
-      if (a.duplicate !== undefined) this.deps.decisions.record('duplicate', 'idempotency', type, 1);
+      if (a.duplicate !== undefined) this.deps.decisions.record('duplicate', jobs[i]?.dedupe !== undefined ? 'dedupe' : 'idempotency', type, 1);
       else {
         fresh += 1;
         this.deps.decisions.record('admitted', 'admitted', type, 1);

@@ -68,7 +68,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     liveStats: live.record,
     room: {
       store: new WaitingStore(runtime.db.db),
-      keyLive: (tenant, key) => limiter.idempotencyKeyLive(tenant, key),
+      keyLive: (tenant, key, kind) => limiter.idempotencyKeyLive(tenant, key, kind),
       wake: () => {
         // Best effort: the dispatcher also looks again on its own within a second.
         if (!runtime.nc.isClosed()) runtime.nc.publish(runtime.names.subjects.roomWake, NEW_JOB_WAKE);

@@ -1,13 +1,15 @@
 import type { Settings } from '@janus/config';
-import { compilePolicy, type Limiter } from '@janus/limiter';
+import { auditLog } from '@janus/db';
+import { compilePolicy, creditLedgerMessage, type Limiter } from '@janus/limiter';
+import { publishJson } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
-import type { ExtraCheck } from '@janus/policy';
+import { AdminTokenCache, AdminTokenStore, type ExtraCheck } from '@janus/policy';
 import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { Hono } from 'hono';
-import { getJobRecord, listJobRecords } from '@janus/event-store';
+import { getJobRecord, listJobRecords, reconcileCredits } from '@janus/event-store';
 import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
 import { resolveAdminToken } from './admin-token.js';
-import { createApp } from './app.js';
+import { createApp, type AdminAppDeps } from './app.js';
 import { PolicyChanges } from './changes.js';
 import { AdmissionHistory, type AdmissionHistoryOptions } from './dashboard/admission-history.js';
 import { DependencyHistory, type DependencyHistoryOptions } from './dashboard/history.js';
@@ -37,6 +39,8 @@ export interface PolicyAdmin {
   readonly admissions: AdmissionHistory;
   /** The token admins must present: JANUS_ADMIN_TOKEN, or one generated in development. */
   readonly adminToken: { readonly token: string; readonly generated: boolean };
+  /** The named admin tokens this instance accepts (refreshed on every config event and poll). */
+  readonly adminTokens: AdminTokenCache;
   close(): Promise<void>;
 }
 
@@ -48,6 +52,9 @@ export interface PolicyAdminOptions {
   dependencyHistory?: DependencyHistoryOptions;
   /** Sampling of the dashboard's admission charts (default: every 5 s into 10 s buckets, over 15 min). */
   admissionHistory?: AdmissionHistoryOptions;
+  /** Failed-authentication throttle and client address (tests; default as ingress). */
+  throttle?: AdminAppDeps['throttle'];
+  clientAddress?: AdminAppDeps['clientAddress'];
 }
 
 /**
@@ -57,12 +64,23 @@ export interface PolicyAdminOptions {
  */
 export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOptions = {}): Promise<PolicyAdmin> {
   const adminToken = resolveAdminToken(settings);
+  // Built on the runtime's pool, which exists only once the runtime starts: the first config event
+  // (the watcher's load at start) creates the cache, every later event and poll refreshes it.
+  let tokenStore: AdminTokenStore | undefined;
+  let tokenCache: AdminTokenCache | undefined;
   const rt = await startLimiterRuntime({
     app: 'policy-admin',
     settings,
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.dbPoolSize !== undefined ? { dbPoolSize: opts.dbPoolSize } : {}),
+    onConfigEvent: ({ db }) => {
+      tokenStore ??= new AdminTokenStore(db.db);
+      tokenCache ??= new AdminTokenCache(tokenStore);
+      return tokenCache.refresh();
+    },
   });
+  if (!tokenStore || !tokenCache) throw new Error('unreachable: the policy watcher calls onConfigEvent at start');
+  const tokens = { store: tokenStore, cache: tokenCache };
   const metrics = createAdminMetrics(rt.registry);
   const changes = new PolicyChanges({ store: rt.policyStore, nc: rt.nc, jsm: rt.jsm, names: rt.names, logger: rt.logger, metrics, extraCheck: compileCheck });
   if (rt.policy.loaded) {
@@ -76,7 +94,35 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
   admissions.start();
   const app = createApp({
     adminToken: adminToken.token,
+    adminTokens: {
+      ...tokens,
+      // A hint for the list, written at most once a minute per token: a failure only delays it.
+      used: (owner) => {
+        tokens.store.touch([owner.tokenId]).catch((error: unknown) => rt.logger.warn({ err: error, tokenName: owner.name }, 'could not record an admin token as used'));
+      },
+    },
+    ...(opts.throttle ? { throttle: opts.throttle } : {}),
+    ...(opts.clientAddress ? { clientAddress: opts.clientAddress } : {}),
     limiter: rt.limiter,
+    credits: {
+      limiter: rt.limiter,
+      tenantExists: async (tenant) => Object.hasOwn((await rt.policyStore.current()).document.tenants, tenant),
+      publish: async (entry) => {
+        await publishJson(rt.js, rt.names.subjects.ledger(entry.tenant), creditLedgerMessage(entry), entry.id);
+      },
+      audit: async (actor, entry) => {
+        const version = await rt.policyStore.currentVersion();
+        await rt.db.db.insert(auditLog).values({
+          actor,
+          action: 'credits.topup',
+          target: `tenants/${entry.tenant}/credits`,
+          fromVersion: version,
+          toVersion: version,
+          diff: [{ op: 'add', path: `tenants.${entry.tenant}.credits`, value: { amount: entry.amount, entryId: entry.id } }],
+        });
+      },
+      reconcile: (tenant) => reconcileCredits({ db: rt.db.db, tenant, live: () => rt.limiter.credits.snapshot(tenant) }),
+    },
     policyLoaded,
     // capacity may be free: not NEW_JOB_WAKE (no new rows), so the dispatcher lifts its blocks
     wakeRoom: () => rt.nc.publish(rt.names.subjects.roomWake, ''),
@@ -106,7 +152,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
         admissions,
         ...(opts.dashboardWindowSeconds !== undefined ? { windowSeconds: opts.dashboardWindowSeconds } : {}),
       }),
-    readiness: rt.readiness,
+    readiness: [...rt.readiness, { name: 'admin-tokens', check: () => tokens.cache.loaded }],
     registry: rt.registry,
     metrics,
     logger: rt.logger,
@@ -120,6 +166,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     history,
     admissions,
     adminToken,
+    adminTokens: tokens.cache,
     close: async () => {
       await Promise.all([history.stop(), admissions.stop()]);
       await rt.close();

@@ -157,12 +157,12 @@ describe('whole policy', () => {
     expect(stale.status).toBe(412);
   });
 
-  it('the audit log names the token by fingerprint only, with versions and diffs, newest first, paged', async () => {
+  it('the audit log names the token by its name only (JANUS_ADMIN_TOKEN is `token:env`), with versions and diffs, newest first, paged', async () => {
     const page = await h.call('GET', '/v1/audit?limit=2');
     expect(page.status).toBe(200);
     expect(page.body.entries).toHaveLength(2);
     const [latest] = page.body.entries;
-    expect(latest).toMatchObject({ action: 'policy.put', target: 'policy', actor: expect.stringMatching(/^tok_[0-9a-f]{12}$/) });
+    expect(latest).toMatchObject({ action: 'policy.put', target: 'policy', actor: 'token:env' });
     expect(latest.toVersion).toBe(latest.fromVersion + 1);
     expect(JSON.stringify(page.body)).not.toContain(TOKEN);
     const next = await h.call('GET', `/v1/audit?limit=2&before=${page.body.next}`);
@@ -225,9 +225,10 @@ describe('metrics', () => {
 
   it('serves an OpenAPI document listing the contract routes', async () => {
     const doc = (await (await h.app.request('/openapi.json')).json()) as { paths: object; components: { schemas: object } };
-    for (const path of ['/v1/dependencies/{name}', '/v1/tenants/{id}', '/v1/tenants/{id}/keys', '/v1/tenants/{id}/keys/{keyId}', '/v1/job-types/{name}', '/v1/global', '/v1/policy', '/v1/audit']) {
+    for (const path of ['/v1/dependencies/{name}', '/v1/tenants/{id}', '/v1/tenants/{id}/keys', '/v1/tenants/{id}/keys/{keyId}', '/v1/tenants/{id}/credits', '/v1/job-types/{name}', '/v1/global', '/v1/policy', '/v1/audit', '/v1/admin/tokens', '/v1/admin/tokens/{name}']) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
     expect(doc.components.schemas).toHaveProperty('PolicyDocument');
+    expect(doc.components.schemas).toHaveProperty('CreateAdminToken');
   });
 });

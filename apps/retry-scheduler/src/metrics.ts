@@ -11,7 +11,7 @@ export interface SchedulerMetrics {
   readonly processing: Histogram;
   readonly startDelay: Histogram<'type'>;
   readonly admissionToOutcome: Histogram<'type' | 'outcome'>;
-  readonly dispatched: Counter<'disposition'>;
+  readonly dispatched: Counter<'disposition' | 'reason'>;
   readonly roomWait: Histogram;
   readonly notBeforeError: Histogram;
   readonly admittedEarly: Counter;
@@ -23,8 +23,8 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
   return {
     dispatched: new Counter({
       name: 'janus_room_dispatched_total',
-      help: 'Waiting-room jobs the dispatcher tried, by what became of them (admitted, rejected: back in the room, cancelled, dead, unavailable, in_progress)',
-      labelNames: ['disposition'],
+      help: 'Waiting-room jobs the dispatcher tried, by what became of them (admitted, rejected: back in the room, cancelled, dead, unavailable, in_progress) and, for a rejection, the limit that refused',
+      labelNames: ['disposition', 'reason'],
       registers: [registry],
     }),
     roomWait: new Histogram({

@@ -1,5 +1,6 @@
 import type { Settings } from '@janus/config';
-import { OutcomeProcessor, RetryProcessor, StateRecovery, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { randomUUID } from 'node:crypto';
+import { OutcomeProcessor, RetryProcessor, StateRecovery, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
@@ -81,7 +82,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     natsUp: () => !nc.isClosed(),
     events: {
       dispatched: (disposition, _row, detail) => {
-        metrics.dispatched.inc({ disposition });
+        metrics.dispatched.inc({ disposition, reason: disposition === 'rejected' ? (detail.reason ?? '') : '' });
         if (disposition === 'admitted') {
           metrics.roomWait.observe(detail.waitedMs / 1000);
           if (detail.notBeforeErrorMs !== undefined) {
@@ -95,6 +96,8 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
         logger.info({ leader }, leader ? 'leading the waiting-room dispatch' : 'no longer leading the waiting-room dispatch');
       },
       fault: (what, error) => logger.warn({ err: error }, `waiting room: ${what} failed`),
+      slowRound: (detail) => logger.warn(detail, 'waiting room: a slow dispatch round (every waiting job waited for it)'),
+      idle: (detail) => logger.debug(detail, 'waiting room: jobs wait and none can be picked'),
     },
   });
   const room = new WaitingStore(runtime.db.db);
@@ -227,6 +230,20 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
 
   const extensions = serveLeaseExtensions(nc, js, names, limiter, (type, ms) => metrics.startDelay.observe({ type }, ms / 1000));
   dispatcher.start();
+  // Prepaid credits: every instance relays the Redis outbox of credits movements to the ledger stream
+  // (one consumer group shares the entries; a dead instance's are claimed after 30 s). docs/credits.md
+  let relayWarned = 0;
+  const relay = creditsRelay({
+    limiter,
+    js,
+    names,
+    consumer: `scheduler-${randomUUID().slice(0, 8)}`,
+    onError: (error) => {
+      if (Date.now() - relayWarned > 10_000) logger.warn({ err: error }, 'credits outbox relay failed; retrying');
+      relayWarned = Date.now();
+    },
+  });
+  relay.start();
 
   const stop = async () => {
     if (stopped) return;
@@ -235,7 +252,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     clearInterval(sweep);
     await recovery.stop();
     extensions.unsubscribe();
-    await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop()]);
+    await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop(), relay.stop()]);
   };
   return {
     runtime,

@@ -157,6 +157,8 @@ export interface ReplayBody {
 export interface Usage {
   tenant: string;
   budget: { limit: number; used: number; remaining: number; resetsAt: string } | null;
+  /** Prepaid credits (v1.1); null when the tenant has no credit account (absent from older servers). */
+  credits?: { balance: number; reserved: number } | null;
   /** Admitted jobs whose outcome is not known yet, per dependency. */
   inFlight: Record<string, number>;
   /** The tenant's jobs waiting in the room. */

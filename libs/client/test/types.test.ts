@@ -53,8 +53,7 @@ type Out<S extends z.ZodType> = z.output<S>;
 
 /**
  * Reasons a producer can be told. The contract's enum also holds `retry_budget`, internal to
- * retries (never answered to a producer); the client's also holds `credits_exhausted`, named by
- * CONTRACT §3 but not produced yet (credits are not built), so a client keeps compiling when it is.
+ * retries (never answered to a producer).
  */
 type ProducerReasons = Exclude<ContractRejectReason, 'retry_budget'>;
 
@@ -73,7 +72,7 @@ describe('the client types equal the contract schemas', () => {
   it('submission answers', () => {
     expectTypeOf<AdmittedBody>().toEqualTypeOf<Out<typeof AdmittedResponse>>();
     expectTypeOf<QueuedBody>().toEqualTypeOf<Out<typeof QueuedResponse>>();
-    expectTypeOf<Exclude<RejectReason, 'credits_exhausted'>>().toEqualTypeOf<ProducerReasons>();
+    expectTypeOf<RejectReason>().toEqualTypeOf<ProducerReasons>();
     expectTypeOf<Omit<RejectedBody, 'reason'>>().toEqualTypeOf<Omit<Out<typeof RejectedResponse>, 'reason'>>();
     expect(true).toBe(true);
   });

@@ -13,6 +13,8 @@ export const REJECT_REASONS = [
   'budget_exhausted',
   'shed',
   'queue_full',
+  /** v1.1: the tenant has a credit account whose unreserved balance does not cover the estimate (§2 Tenant "Credits"). */
+  'credits_exhausted',
   /** v1.1: the dependency's outage circuit is open (§2 `adaptive`). */
   'dependency_unavailable',
   /** v1.1: an admin paused the dependency or job type (§5). */
@@ -137,6 +139,8 @@ export const UsageResponse = z.object({
   budget: z
     .object({ limit: z.number().int(), used: z.number().int(), remaining: z.number().int(), resetsAt: z.string() })
     .nullable(),
+  /** v1.1: prepaid credits (§2 Tenant "Credits"); null when the tenant has no credit account. Optional for older servers. */
+  credits: z.object({ balance: z.number().int(), reserved: z.number().int() }).nullable().optional(),
   inFlight: z.record(z.string(), z.number().int()),
   queued: z.number().int(),
   /** The tenant's waiting jobs per job type (mode `queue` and due retries). */

@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './field-errors.js';
 export * from './message-ids.js';
 export * from './payload.js';
+export * from './dedupe.js';

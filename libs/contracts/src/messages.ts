@@ -157,9 +157,10 @@ export const LeaseExtended = z.object({
 });
 export type LeaseExtended = z.infer<typeof LeaseExtended>;
 
-/** `janus.ledger.<tenant>`: budget movements. */
+/** `janus.ledger.<tenant>`: budget movements (`account` absent or `budget`). */
 export const LedgerEntry = z.object({
   tenant: Name,
+  account: z.literal('budget').optional(),
   kind: z.enum(['reserve', 'settle', 'release']),
   amount: z.number().int(),
   jobId: z.string().min(1),
@@ -167,6 +168,34 @@ export const LedgerEntry = z.object({
   at: z.string(),
 });
 export type LedgerEntry = z.infer<typeof LedgerEntry>;
+
+/**
+ * `janus.ledger.<tenant>` (v1.1): a prepaid-credits movement (CONTRACT §2 Tenant "Credits";
+ * docs/credits.md). `entryId` is its JetStream msgID and PostgreSQL key:
+ * `<jobId>.<attempt>.credits.<kind>.<leaseId>` for a job's movement, `topup.<tenant>.<digest>` for
+ * a top-up (which has no job). Balance = Σ topup − Σ settle + Σ overrun; a lease's reservation is
+ * open until its lease has a settle or release entry.
+ */
+export const CreditLedgerEntry = z
+  .object({
+    account: z.literal('credits'),
+    entryId: z.string().min(1).max(400),
+    tenant: Name,
+    kind: z.enum(['topup', 'reserve', 'settle', 'overrun', 'release']),
+    amount: z.number().int().min(0),
+    jobId: z.string().min(1).optional(),
+    attempt: z.number().int().min(1).optional(),
+    leaseId: z.string().min(1).max(200).optional(),
+    at: z.string(),
+  })
+  .refine((e) => e.kind === 'topup' || (e.jobId !== undefined && e.attempt !== undefined && e.leaseId !== undefined), {
+    message: 'a job movement names its jobId, attempt and leaseId',
+  });
+export type CreditLedgerEntry = z.infer<typeof CreditLedgerEntry>;
+
+/** What the ledger stream carries: budget entries and (v1.1) credits entries. */
+export const LedgerMessage = z.union([CreditLedgerEntry, LedgerEntry]);
+export type LedgerMessage = z.infer<typeof LedgerMessage>;
 
 /** `janus.config.changed`. */
 export const ConfigChanged = z.object({ version: z.number().int().min(0) });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_DEDUPE_WINDOW_MS } from './dedupe.js';
 import { Name } from './names.js';
 
 const positiveInt = z.number().int().min(1);
@@ -72,6 +73,11 @@ export const JobTypePolicy = z.strictObject({
   retryPriority: z.enum(['high', 'normal', 'low']).default('low'),
   maxPayloadBytes: positiveInt.default(16_384),
   idempotencyWindowMs: positiveInt.default(86_400_000),
+  /**
+   * v1.1: a job of this type from the same tenant whose payload equals (as canonical JSON, see
+   * payloadDedupeKey) one admitted or queued within `windowMs` is an idempotent replay of it.
+   */
+  dedupe: z.strictObject({ by: z.literal('payload'), windowMs: positiveInt.max(MAX_DEDUPE_WINDOW_MS) }).optional(),
 });
 export type JobTypePolicy = z.infer<typeof JobTypePolicy>;
 export type JobTypePolicyInput = z.input<typeof JobTypePolicy>;

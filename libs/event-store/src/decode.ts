@@ -1,4 +1,4 @@
-import { AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerEntry, MAX_PAYLOAD_DEPTH, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
+import { AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
@@ -24,6 +24,7 @@ export type PersistEvent =
   | { readonly kind: 'outcome'; readonly seq: number; readonly reportedAt: Date; readonly body: OutcomeEvent }
   | { readonly kind: 'dead'; readonly seq: number; readonly body: DeadLetter }
   | { readonly kind: 'ledger'; readonly seq: number; readonly body: LedgerEntry }
+  | { readonly kind: 'credit'; readonly seq: number; readonly body: CreditLedgerEntry }
   | { readonly kind: 'applied'; readonly seq: number; readonly body: AppliedOutcome }
   | { readonly kind: 'extension'; readonly seq: number; readonly body: LeaseExtended }
   | {
@@ -157,10 +158,20 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       return { kind: 'dead', seq: msg.seq, body: b };
     }
     case 'ledger': {
-      const parsed = LedgerEntry.safeParse(json);
+      const parsed = LedgerMessage.safeParse(json);
       if (!parsed.success) return reject(`not a LedgerEntry: ${zodReason(parsed.error)}`);
       const b = parsed.data;
       if (b.tenant !== token) return reject(`subject tenant ${token} does not match body tenant ${b.tenant}`);
+      if (b.account === 'credits') {
+        if (b.entryId.length > MAX_ID_LENGTH * 2) return reject(`entryId longer than ${MAX_ID_LENGTH * 2} characters`);
+        if (b.jobId !== undefined && b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
+        if (b.attempt !== undefined && b.attempt > PG_INT_MAX) return reject('attempt out of range');
+        if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');
+        if (!isDate(b.at)) return reject('at is not a timestamp');
+        const why = unstorable(b, mayHoldNul, undefined);
+        if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+        return { kind: 'credit', seq: msg.seq, body: b };
+      }
       if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
       if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
       if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');

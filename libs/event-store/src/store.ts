@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { attempts, budgetLedger, deadLetters, idempotencyKeys, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
+import { attempts, budgetLedger, creditLedger, deadLetters, idempotencyKeys, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
 import { outcomeReportId } from '@janus/contracts';
 import { ledgerEntryId, type PersistEvent } from './decode.js';
 
@@ -55,6 +55,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     outcome: [] as Of<'outcome'>[],
     dead: [] as Of<'dead'>[],
     ledger: [] as Of<'ledger'>[],
+    credit: [] as Of<'credit'>[],
     applied: [] as Of<'applied'>[],
     extension: [] as Of<'extension'>[],
     rejected: [] as Of<'rejected'>[],
@@ -73,6 +74,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
       await writeApplied(tx, byKind.applied);
       await writeDeadLetters(tx, byKind.dead);
       await writeLedger(tx, byKind.ledger);
+      await writeCredits(tx, byKind.credit);
       await writeExtensions(tx, byKind.extension);
       await writeRejected(tx, byKind.rejected);
     });
@@ -277,6 +279,23 @@ async function writeLedger(tx: Tx, events: readonly Of<'ledger'>[]): Promise<voi
                            ${col(rows.map(([, b]) => b.kind), 'text')}, ${col(rows.map(([, b]) => b.amount), 'bigint')},
                            ${col(rows.map(([, b]) => b.jobId), 'text')}, ${col(rows.map(([, b]) => b.attempt), 'int')},
                            ${col(rows.map(([, b]) => iso(new Date(b.at))), 'timestamptz')})
+      ON CONFLICT (entry_id) DO NOTHING`);
+  }
+}
+
+/** Credits movements, keyed on their entry id (a re-published entry is stored once). */
+async function writeCredits(tx: Tx, events: readonly Of<'credit'>[]): Promise<void> {
+  if (events.length === 0) return;
+  const byEntry = new Map<string, Of<'credit'>['body']>();
+  for (const { body } of events) if (!byEntry.has(body.entryId)) byEntry.set(body.entryId, body);
+  const sorted = [...byEntry.entries()].sort(([a], [b]) => byKey(a, b));
+  for (const rows of chunks(sorted)) {
+    await tx.execute(sql`
+      INSERT INTO ${creditLedger} (entry_id, tenant, kind, amount, job_id, attempt, lease_id, at)
+      SELECT * FROM unnest(${col(rows.map(([id]) => id), 'text')}, ${col(rows.map(([, b]) => b.tenant), 'text')},
+                           ${col(rows.map(([, b]) => b.kind), 'text')}, ${col(rows.map(([, b]) => b.amount), 'bigint')},
+                           ${col(rows.map(([, b]) => b.jobId ?? null), 'text')}, ${col(rows.map(([, b]) => b.attempt ?? null), 'int')},
+                           ${col(rows.map(([, b]) => b.leaseId ?? null), 'text')}, ${col(rows.map(([, b]) => iso(new Date(b.at))), 'timestamptz')})
       ON CONFLICT (entry_id) DO NOTHING`);
   }
 }

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { Priority } from '@janus/contracts';
 import type { Database } from '@janus/db';
-import { estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
+import { estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
 import { batchIdempotencyRecord, jobIdempotencyRecord } from './idempotency-record.js';
 import { encodeRetryContext } from './retry-context.js';
 
@@ -199,5 +199,56 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
     idempotency.push({ tenant: row.tenant, key: `retry:${row.job_id}.${row.attempt}`, kind: 'retry', record: 'retry', expiresAt });
   }
 
-  return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))] };
+  const credits = await readCredits(db, policy, leases);
+  return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))], credits };
+}
+
+const CreditBalanceRow = z.object({ tenant: z.string(), balance: int });
+const CreditOpenRow = z.object({ tenant: z.string(), lease_id: z.string(), amount: int, job_id: z.string(), attempt: int });
+const CreditLeaseRow = z.object({ lease_id: z.string() });
+
+/**
+ * Prepaid credits from the ledger (docs/credits.md "Redis loss"): each account's balance, the
+ * reservations of the leases being restored, and — conservative where the record is unsure — the
+ * open reservations of leases not restored (their settle or release was lost with the outbox:
+ * charged at their amount) and the restored leases whose reserve entry was lost (reserved again).
+ */
+async function readCredits(db: Database, policy: CompiledPolicy, leases: readonly RestoredLease[]): Promise<RestoredCredits[]> {
+  const balances = rowsOf(
+    CreditBalanceRow,
+    await db.execute(sql`
+      SELECT tenant, sum(CASE kind WHEN 'topup' THEN amount WHEN 'settle' THEN -amount WHEN 'overrun' THEN amount ELSE 0 END) AS balance
+      FROM credit_ledger GROUP BY tenant`),
+  );
+  if (balances.length === 0) return [];
+  const open = rowsOf(
+    CreditOpenRow,
+    await db.execute(sql`
+      SELECT r.tenant, r.lease_id, r.amount, r.job_id, r.attempt FROM credit_ledger r
+      WHERE r.kind = 'reserve' AND r.lease_id IS NOT NULL AND r.job_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM credit_ledger x WHERE x.lease_id = r.lease_id AND x.kind IN ('settle', 'release'))`),
+  );
+  const ids = leases.map((l) => l.leaseId);
+  const recorded = new Set(
+    ids.length === 0 ? [] : rowsOf(CreditLeaseRow, await db.execute(sql`SELECT DISTINCT lease_id FROM credit_ledger WHERE lease_id = ANY(${sql.param(ids)}::text[])`)).map((r) => r.lease_id),
+  );
+  const openById = new Map(open.map((o) => [o.lease_id, o]));
+  const restored = new Set(ids);
+  const out = new Map<string, { tenant: string; balance: number; reservations: RestoredCredits['reservations'][number][]; orphans: RestoredCredits['orphans'][number][] }>();
+  for (const b of balances) out.set(b.tenant, { tenant: b.tenant, balance: b.balance, reservations: [], orphans: [] });
+  for (const lease of leases) {
+    const account = out.get(lease.tenant);
+    if (!account) continue;
+    const o = openById.get(lease.leaseId);
+    if (o) account.reservations.push({ leaseId: lease.leaseId, amount: o.amount, jobId: o.job_id, attempt: o.attempt, unrecorded: false });
+    else if (!recorded.has(lease.leaseId)) {
+      const jt = policy.jobType(lease.jobType);
+      if (jt) account.reservations.push({ leaseId: lease.leaseId, amount: estimateFor(jt, lease.cost), jobId: lease.jobId, attempt: lease.attempt, unrecorded: true });
+    }
+  }
+  for (const o of open) {
+    if (restored.has(o.lease_id)) continue;
+    out.get(o.tenant)?.orphans.push({ leaseId: o.lease_id, amount: o.amount, jobId: o.job_id, attempt: o.attempt });
+  }
+  return [...out.values()];
 }

@@ -11,3 +11,4 @@ export { persisterCaughtUp, StateRecovery, type LimiterOpening, type RestoredCou
 export { readDurableState, type DurableStateOptions } from './durable-state.js';
 export { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
 export { publishDeadLetter, type Publishing } from './publishing.js';
+export { creditsRelay, publishCreditEntries } from './credits.js';

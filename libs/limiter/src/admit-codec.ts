@@ -80,7 +80,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
     if (i === undefined) {
       const key = k.limit(spec.id);
       const keyIndex = keyOf(key);
-      const expiries = spec.kind === 'concurrency' || spec.kind === 'window' ? keyOf(k.poolExpiries(key)) : 0;
+      const expiries = spec.kind === 'concurrency' || spec.kind === 'window' ? keyOf(k.poolExpiries(key)) : spec.kind === 'credits' ? keyOf(k.creditsOutbox) : 0;
       // a dependency's guard comes before its rates in the policy's list, so it already has its index
       const guard = (spec.kind === 'rate' || spec.kind === 'window') && spec.guard !== undefined ? (limitIndex.get(spec.guard) ?? 0) : 0;
       limitArgs.push(...encodeLimit(spec, keyIndex, policy, expiries, guard, use));
@@ -92,7 +92,8 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   const profileArgs: Arg[] = [];
   const profiles = new Map<string, Profile | null>();
   const profileOf = (job: JobAdmission): Profile | null => {
-    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}`;
+    // (a job's own idempotency window is part of its profile: a payload dedupe key has its own)
+    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}\u0000${job.idempotency?.windowMs ?? ''}`;
     let p = profiles.get(memo);
     if (p === undefined) {
       p = encodeProfile(k, policy, job, limitOf, profileArgs, profiles.size + 1);
@@ -207,7 +208,7 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       const use = attemptsUse(job);
       if (use !== undefined) out.push(limitOf(spec, use), 1);
       else exempt += 1;
-    } else if (spec.kind === 'window' || spec.kind === 'guard') {
+    } else if (spec.kind === 'window' || spec.kind === 'guard' || spec.kind === 'credits') {
       // a window's entries are not given back by revoke (conservative: never over the limit)
       out.push(limitOf(spec), amount);
     } else {
@@ -221,7 +222,7 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
   }
   out[head] = specs.length - exempt;
   const segment = lengthPrefixed(job.tenant) + lengthPrefixed(job.jobType) + lengthPrefixed(bk) + lengthPrefixed(conc.join(' ')) + lengthPrefixed(rate.join(','));
-  out.push(jt.timeoutMs, jt.idempotencyWindowMs, segment);
+  out.push(jt.timeoutMs, job.idempotency?.windowMs ?? jt.idempotencyWindowMs, segment);
   return { index, timeoutMs: jt.timeoutMs, reserved };
 }
 
@@ -242,6 +243,9 @@ function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, 
       return [LIMIT_KIND.budget, keyIndex, spec.reason, ...shares(spec.capacity), spec.periodMs, 0, 0];
     case 'window':
       return [LIMIT_KIND.window, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, spec.periodMs, guardIndex];
+    case 'credits':
+      // expiriesIndex: the KEYS index of the credits outbox
+      return [LIMIT_KIND.credits, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, expiriesIndex, 0, 0];
     case 'guard':
       return [LIMIT_KIND.guard, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, Math.round(spec.minRatio * ADAPTIVE.ppm), spec.adaptive ? 1 : 0, 0];
     case 'attempts':

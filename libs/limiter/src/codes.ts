@@ -15,7 +15,17 @@
  * circuit, includes/guard.lua), and a dependency's attempt counters (first attempts counted,
  * retries checked against the retry budget, includes/attempts.lua).
  */
-export const LIMIT_KIND = { rate: 1, concurrency: 2, budget: 3, window: 4, guard: 5, firsts: 6, retries: 7 } as const;
+export const LIMIT_KIND = { rate: 1, concurrency: 2, budget: 3, window: 4, guard: 5, firsts: 6, retries: 7, credits: 8 } as const;
+
+/**
+ * Prepaid credits (CONTRACT §2 Tenant "Credits"; docs/credits.md): a tenant's balance of cost units,
+ * one HASH per tenant (`b` balance, `r` reserved, `@<leaseId>` the estimate that lease reserved).
+ * Credits have no refill, so a job refused `credits_exhausted` is told to ask again in
+ * `retryAfterMs` (a fixed minute: only a top-up can help, and a top-up wakes the waiting room).
+ * A top-up's marker (one per tenant and Idempotency-Key) lives `topupMarkerTtlMs` in Redis; the
+ * ledger's unique entry id in PostgreSQL is the permanent record.
+ */
+export const CREDITS = { retryAfterMs: 60_000, topupMarkerTtlMs: 7 * 86_400_000 } as const;
 
 /** A cap no admission reaches: limits that are always checked but whose cap comes from their state (guard, attempts). */
 export const UNBOUNDED = 2 ** 50;

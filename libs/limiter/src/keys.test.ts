@@ -11,4 +11,10 @@ describe('Keys.idempotency', () => {
     expect(keys.idempotency('acme', key, 'retry').startsWith(`${keys.prefix}retry-idem:acme:`)).toBe(true);
     expect(keys.idempotency('acme', key).startsWith(`${keys.prefix}idem:acme:`)).toBe(true);
   });
+
+  it('keeps payload dedupe keys in a key space of their own', () => {
+    const key = 'report:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU';
+    expect(keys.idempotency('acme', key, 'dedupe').startsWith(`${keys.prefix}dedupe:acme:`)).toBe(true);
+    expect(new Set([keys.idempotency('acme', key, 'dedupe'), keys.idempotency('acme', key), keys.idempotency('acme', key, 'retry')]).size).toBe(3);
+  });
 });

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 
-/** Whose idempotency key it is: a producer's (`Idempotency-Key`) or the scheduler's, for a retry. */
-export type IdempotencyKind = 'producer' | 'retry';
+/**
+ * Whose idempotency key it is: a producer's (`Idempotency-Key`), the scheduler's, for a retry, or
+ * a payload's (a job type with `dedupe`: `<jobType>:<payload hash>`, @janus/contracts payloadDedupeKey).
+ */
+export type IdempotencyKind = 'producer' | 'retry' | 'dedupe';
+
+const IDEMPOTENCY_SPACE: Readonly<Record<IdempotencyKind, string>> = { producer: 'idem', retry: 'retry-idem', dedupe: 'dedupe' };
 
 /**
  * Every Redis key Janus touches is built here (the limiter's, and the live admission counters that
@@ -66,6 +71,29 @@ export class Keys {
     return parts && { key: this.leases(parts.callId), field: parts.n };
   }
 
+  /**
+   * The credits outbox: a STREAM to which every script that moves credits appends the movement in
+   * the same atomic step; a relay publishes each entry to the ledger stream (src/credits.ts).
+   */
+  get creditsOutbox(): string {
+    return `${this.prefix}credits:outbox`;
+  }
+
+  /** A tenant's credits hash (`limitId.tenantCredits`). */
+  credits(tenant: string): string {
+    return this.limit(limitId.tenantCredits(tenant));
+  }
+
+  /** What precedes a tenant's name in its credits key (reap-n.lua builds the key from a lease's tenant). */
+  get creditsPrefix(): string {
+    return `${this.prefix}tenant:`;
+  }
+
+  /** The marker of one top-up (tenant, Idempotency-Key digest): a repeated key tops up once. */
+  creditsTopup(tenant: string, digest: string): string {
+    return `${this.prefix}credits:topup:${tenant}:${digest}`;
+  }
+
   /** Live admission counters of one second: a hash per namespace and second (see @janus/observability live-stats). */
   liveStats(epochSecond: number): string {
     return `${this.prefix}stats:${epochSecond}`;
@@ -74,11 +102,12 @@ export class Keys {
   /**
    * Idempotency keys are hashed: they are caller text of up to 200 characters. Producers' keys and
    * Janus's own retry keys (`retry:<jobId>.<attempt>`) live in separate key spaces (`idem:` and
-   * `retry-idem:`), so no producer key, however it is spelled, can answer for a retry.
+   * `retry-idem:`), so no producer key, however it is spelled, can answer for a retry; payload
+   * dedupe keys have theirs (`dedupe:`) too.
    */
   idempotency(tenant: string, key: string, kind: IdempotencyKind = 'producer'): string {
     const digest = createHash('sha256').update(key).digest('base64url').slice(0, 32);
-    return `${this.prefix}${kind === 'retry' ? 'retry-idem' : 'idem'}:${tenant}:${digest}`;
+    return `${this.prefix}${IDEMPOTENCY_SPACE[kind]}:${tenant}:${digest}`;
   }
 }
 
@@ -102,6 +131,8 @@ export const limitId = {
   tenantConcurrency: (tenant: string) => `tenant:${tenant}:conc`,
   /** One hash per tenant holding the current window start and the amount used in it. */
   tenantBudget: (tenant: string) => `tenant:${tenant}:budget`,
+  /** A tenant's prepaid credits: HASH b = balance, r = reserved, @<lease id> = reserved by that lease (src/lua/includes/credits.lua). */
+  tenantCredits: (tenant: string) => `tenant:${tenant}:credits`,
   /** An adaptive dependency's guard: cooldown, effective-rate ratio, outage circuit (src/lua/includes/guard.lua). */
   depGuard: (dep: string) => `dep:${dep}:guard`,
   /** A dependency's first attempts and retries per second, for its retry budget (src/lua/includes/ring.lua). */

@@ -24,6 +24,11 @@ interface LeaseReply {
   c: number;
   at: number;
   e: number;
+  /** settle: the lease's credits reserved, charged, overrun, balance after (absent: it reserved none) */
+  cr?: number;
+  cc?: number;
+  co?: number;
+  cb?: number;
 }
 
 type Location = { readonly key: string; readonly field: string };
@@ -67,14 +72,26 @@ export class LeaseOperations {
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
-    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, ...rec.conc, ...rec.costKeys, ...rec.idem];
+    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, this.#keys.credits(rec.ten), this.#keys.creditsOutbox, ...rec.conc, ...rec.costKeys, ...rec.idem];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
     const reportedAt = opts.reportedAt !== undefined && Number.isFinite(opts.reportedAt) ? Math.max(0, Math.floor(opts.reportedAt)) : 0;
     const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length, reportedAt]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     return {
       ok: true,
-      lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, actual: r.c, settledAt: r.at, admittedAt: rec.adm, ...(rec.ctx ? { context: rec.ctx } : {}) },
+      lease: {
+        id,
+        jobId: r.j,
+        attempt: r.a,
+        tenant: r.t,
+        jobType: r.y,
+        reserved: r.r,
+        actual: r.c,
+        settledAt: r.at,
+        admittedAt: rec.adm,
+        ...(rec.ctx ? { context: rec.ctx } : {}),
+        ...(r.cr !== undefined ? { credits: { reserved: r.cr, charged: r.cc ?? 0, overrun: r.co ?? 0, balance: r.cb ?? 0 } } : {}),
+      },
     };
   }
 
@@ -155,13 +172,15 @@ export class LeaseOperations {
     now: string,
     budget: number,
     dry: boolean,
-    entries: readonly { member: string; key: string; field: string; idempotencyKeys: readonly string[] }[],
+    entries: readonly { member: string; key: string; field: string; idempotencyKeys: readonly string[]; leases?: readonly ExpiredLease[] }[],
   ): Promise<{ member: string; lease: ExpiredLease; idempotencyKeys: string[] }[]> {
-    const keys = [this.#keys.leaseExpiry];
-    const args: (string | number)[] = [now, this.#retentionMs, budget, dry ? '1' : '0'];
+    const keys = [this.#keys.leaseExpiry, this.#keys.creditsOutbox];
+    const args: (string | number)[] = [now, this.#retentionMs, budget, dry ? '1' : '0', this.#keys.creditsPrefix];
     for (const entry of entries) {
-      keys.push(entry.key, ...entry.idempotencyKeys);
-      args.push(entry.member, entry.field, entry.idempotencyKeys.length);
+      // the credits hashes of the tenants whose leases the dry run listed (released when marked)
+      const credits = [...new Set((entry.leases ?? []).map((l) => l.tenant))].map((t) => this.#keys.credits(t));
+      keys.push(entry.key, ...entry.idempotencyKeys, ...credits);
+      args.push(entry.member, entry.field, entry.idempotencyKeys.length + credits.length);
     }
     const reaped = JSON.parse((await this.#store.run('reap', keys, args)) as string) as (LeaseReply & { i: string; x?: string; m: string; u?: number; k?: string })[];
     return reaped.map((r) => ({
@@ -298,13 +317,14 @@ export class LeaseOperations {
     const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
     if (ids.length === 0) return;
     const { locations, records } = await this.#records(ids);
-    const keys = [this.#keys.leaseExpiry];
+    const keys = [this.#keys.leaseExpiry, this.#keys.creditsOutbox];
     const args: (string | number)[] = [this.#clock.arg(), this.#retentionMs];
     ids.forEach((id, i) => {
       const rec = records[i];
       const at = locations[i];
       if (!at) return;
-      const own = [at.key, ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem] : [])];
+      // the tenant's credits hash comes last (revoke-n.lua)
+      const own = [at.key, ...(rec ? [...rec.conc, ...rec.rateKeys, ...(rec.bk ? [rec.bk] : []), ...rec.idem, this.#keys.credits(rec.ten)] : [])];
       keys.push(...own);
       args.push(id, at.field, own.length);
     });

@@ -9,9 +9,10 @@ import { EMPTY_POLICY } from '@janus/contracts';
 import { decodeAdmitReply, encodeAdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
+import { Credits } from './credits.js';
 import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
 import { InvalidAdmission, JanusError } from './errors.js';
-import { Keys, limitId } from './keys.js';
+import { Keys, limitId, type IdempotencyKind } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
 import { ReadModels } from './read-models.js';
@@ -23,6 +24,7 @@ import type {
   AdmissionResult,
   Admitted,
   ConfirmResult,
+  CreditsState,
   DependencyState,
   ExpiredBatch,
   ExpiredEntry,
@@ -43,6 +45,7 @@ import type {
   SettleResult,
   StateStatus,
   TenantUsage,
+  TopUpResult,
   Transition,
   UnclaimedLease,
 } from './types.js';
@@ -105,6 +108,8 @@ export class Limiter {
   readonly #leases: LeaseOperations;
   readonly #reads: ReadModels;
   readonly #restore: StateRestore;
+  /** Prepaid credits: top-ups and the outbox (src/credits.ts). */
+  readonly credits: Credits;
   readonly #retentionMs: number;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
@@ -123,6 +128,7 @@ export class Limiter {
     this.#confirms = new Coalescer(opts, (batch) => this.#sendConfirms(batch));
     this.#leases = new LeaseOperations({ store: this.#store, keys: this.keys, tokens: this.#tokens, clock: this.#clock, retentionMs: this.#retentionMs });
     this.#reads = new ReadModels(this.#store, this.keys, this.#clock);
+    this.credits = new Credits(this.#store, this.keys, this.#clock);
     this.#restore = new StateRestore({ store: this.#store, keys: this.keys, clock: this.#clock, retentionMs: this.#retentionMs });
   }
 
@@ -230,7 +236,7 @@ export class Limiter {
       const pipeline = this.#store.redis.pipeline();
       for (const i of keyed) {
         const j = request.jobs[i]!;
-        pipeline.exists(this.keys.idempotency(j.tenant, j.idempotency!.key));
+        pipeline.exists(this.keys.idempotency(j.tenant, j.idempotency!.key, j.idempotency!.kind));
       }
       const rows = (await this.#store.guard(pipeline.exec())) ?? [];
       keyed.forEach((i, r) => {
@@ -242,9 +248,9 @@ export class Limiter {
     return over ? { ...over, index: fresh[over.index]!.i } : result;
   }
 
-  /** Whether a producer's idempotency record for this key is live (its request admitted, or being admitted). */
-  async idempotencyKeyLive(tenant: string, key: string): Promise<boolean> {
-    return (await this.#store.guard(this.#store.redis.exists(this.keys.idempotency(tenant, key)))) === 1;
+  /** Whether an idempotency record for this key (a producer's, by default) is live (its request admitted, or being admitted). */
+  async idempotencyKeyLive(tenant: string, key: string, kind: IdempotencyKind = 'producer'): Promise<boolean> {
+    return (await this.#store.guard(this.#store.redis.exists(this.keys.idempotency(tenant, key, kind)))) === 1;
   }
 
   /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */
@@ -420,6 +426,16 @@ export class Limiter {
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
   revoke(admission: Admitted): Promise<void> {
     return this.#leases.revoke(admission);
+  }
+
+  /** A tenant's prepaid credits (`account: false`: it has none, and credits do not limit it). */
+  creditsOf(tenant: string): Promise<CreditsState> {
+    return this.#reads.credits(tenant);
+  }
+
+  /** Tops up a tenant's credits once per Idempotency-Key (src/credits.ts). Throws StateLost while the state is not trusted. */
+  topUpCredits(tenant: string, idempotencyKey: string, amount: number): Promise<TopUpResult> {
+    return this.credits.topUp(tenant, idempotencyKey, amount);
   }
 
   usage(tenant: string): Promise<TenantUsage> {

@@ -41,6 +41,7 @@ describe('compilePolicy', () => {
       ['global:rate', 'rate', 'global_rate'],
       ['global:conc', 'concurrency', 'global_concurrency'],
       ['tenant:acme:budget', 'budget', 'budget_exhausted'],
+      ['tenant:acme:credits', 'credits', 'credits_exhausted'],
     ]);
     expect(p.limitsFor('acme', 'call')?.[2]).toMatchObject({ capacity: 20, limit: 10, periodMs: 1000, guard: 'dep:api:guard' });
     expect(p.limitsFor('acme', 'call')?.[6]).toMatchObject({ kind: 'attempts', ratio: 0.2, allowance: 100 });
@@ -51,12 +52,14 @@ describe('compilePolicy', () => {
       { id: 'dep:strict:rate:win', kind: 'window', capacity: 5, periodMs: 1000, guard: 'dep:strict:guard' },
     ]);
     expect(p.limitsFor('acme', 'windowed')?.find((l) => l.kind === 'attempts')).toMatchObject({ ratio: 0.5, allowance: 10 });
-    // A tenant without an entry has no limits of its own, but its pool is tracked (a limit added later counts its jobs).
+    // A tenant without an entry has no limits of its own, but its pool is tracked (a limit added later counts its jobs),
+    // and its credits are checked (they limit only once it has a credit account).
     expect(p.limitsFor('nobody', 'plain')?.map((l) => [l.id, l.kind === 'concurrency' ? l.capacity : l.kind])).toEqual([
       ['type:plain:guard', 'guard'],
       ['tenant:nobody:conc', null],
       ['global:rate', 'rate'],
       ['global:conc', 100],
+      ['tenant:nobody:credits', 'credits'],
     ]);
     expect(p.limitsFor('acme', 'missing')).toBeUndefined();
   });

@@ -91,7 +91,21 @@ export interface BudgetSpec {
   readonly amount: LimitAmount;
 }
 
-export type LimitSpec = RateLimitSpec | WindowSpec | ConcurrencySpec | BudgetSpec | GuardSpec | AttemptsSpec;
+/**
+ * A tenant's prepaid credits (CONTRACT §2 Tenant "Credits"): in every tenant's list, but it limits
+ * only a tenant with a credit account (its balance is the cap, state in Redis; no capacity in the
+ * policy, so never `exceeds_capacity`). A job reserves its estimate, as for a budget.
+ */
+export interface CreditsSpec {
+  readonly ref: LimitRef;
+  readonly kind: 'credits';
+  readonly id: string;
+  readonly reason: 'credits_exhausted';
+  readonly capacity: null;
+  readonly amount: LimitAmount;
+}
+
+export type LimitSpec = RateLimitSpec | WindowSpec | ConcurrencySpec | BudgetSpec | GuardSpec | AttemptsSpec | CreditsSpec;
 
 export interface CompiledJobType {
   readonly name: string;
@@ -295,6 +309,8 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
       ref: ref('tenant', 'budget', tn),
     });
   }
+  // Credits come last: checked with every other limit, limiting only a tenant with an account.
+  limits.push({ kind: 'credits', id: limitId.tenantCredits(tenant), reason: 'credits_exhausted', capacity: null, amount: ESTIMATE, ref: ref('tenant', 'budget', tn) });
   return Object.freeze(limits.map((l) => Object.freeze(l)));
 }
 

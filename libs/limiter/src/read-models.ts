@@ -9,7 +9,7 @@ import type { CompiledPolicy } from './policy.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
 import type { ScriptStore } from './store.js';
-import type { BucketView, LimiterSnapshot, TenantUsage } from './types.js';
+import type { BucketView, CreditsState, LimiterSnapshot, TenantUsage } from './types.js';
 
 export class ReadModels {
   constructor(
@@ -22,9 +22,10 @@ export class ReadModels {
     const at = await this.clock.read();
     const deps = Object.keys(policy.document.dependencies);
     const budgetPolicy = policy.document.tenants[tenant]?.budget;
-    const [live, budgetRow] = await Promise.all([
+    const [live, budgetRow, credits] = await Promise.all([
       this.#liveCounts(deps.map((d) => limitId.depTenantConcurrency(d, tenant)), at),
       budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u')) : undefined,
+      this.credits(tenant),
     ]);
     const inFlight: Record<string, number> = {};
     deps.forEach((d, i) => (inFlight[d] = live[i] ?? 0));
@@ -35,7 +36,14 @@ export class ReadModels {
       const used = Number(w) === ws ? Number(u ?? 0) : 0;
       budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
     }
-    return { tenant, at, budget, inFlight };
+    return { tenant, at, budget, credits: credits.account ? { balance: credits.balance, reserved: credits.reserved } : null, inFlight };
+  }
+
+  /** A tenant's prepaid credits (`account: false`: none, which does not limit; then both 0). */
+  async credits(tenant: string): Promise<CreditsState> {
+    const [b, r] = await this.store.guard(this.store.redis.hmget(this.keys.credits(tenant), 'b', 'r'));
+    if (b === null || b === undefined) return { account: false, balance: 0, reserved: 0 };
+    return { account: true, balance: Number(b), reserved: Number(r ?? 0) };
   }
 
   async inspect(policy: CompiledPolicy): Promise<LimiterSnapshot> {

@@ -125,6 +125,14 @@ export class StateRestore {
       const stop = await add([k.idempotency(r.tenant, r.key, r.kind)], ['idem', r.record, r.expiresAt]);
       if (stop) return stop;
     }
+    for (const c of state.credits ?? []) {
+      const reserved = c.reservations.reduce((n, r) => n + r.amount, 0);
+      const args: Arg[] = ['credits', c.tenant, c.balance, reserved, c.reservations.length, c.orphans.length];
+      for (const r of c.reservations) args.push(r.leaseId, r.amount, r.jobId, r.attempt, r.unrecorded ? 1 : 0);
+      for (const o of c.orphans) args.push(o.leaseId, o.amount, o.jobId, o.attempt);
+      const stop = await add([k.credits(c.tenant), k.creditsOutbox], args);
+      if (stop) return stop;
+    }
     for (const [key, bucket] of rateBuckets(k, policy, state.bucketTenants)) {
       const stop = await add([key], ['bucket', bucket.capacity, bucket.refill]);
       if (stop) return stop;

@@ -20,7 +20,13 @@ export interface JobAdmission {
    * Per-job idempotency: `record` is the caller's opaque first answer, returned on replays. `kind`
    * (default `producer`) picks the key space: retries dedupe apart from producers' keys.
    */
-  readonly idempotency?: { readonly key: string; readonly record: string; readonly kind?: IdempotencyKind };
+  readonly idempotency?: {
+    readonly key: string;
+    readonly record: string;
+    readonly kind?: IdempotencyKind;
+    /** How long the record is kept (ms); default the job type's `idempotencyWindowMs` (a payload dedupe key: its `dedupe.windowMs`). */
+    readonly windowMs?: number;
+  };
   /** Opaque caller data kept with the lease (the scheduler keeps what a retry needs here). */
   readonly context?: string;
 }
@@ -118,7 +124,7 @@ export interface SettleOptions {
 }
 
 export type SettleResult =
-  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly admittedAt: number; readonly context?: string } }
+  | { readonly ok: true; readonly lease: LeaseInfo & { readonly actual: number; readonly settledAt: number; readonly admittedAt: number; readonly context?: string; readonly credits?: CreditsCharge } }
   | { readonly ok: false; readonly reason: LeaseFailure };
 
 export type ExtendResult =
@@ -206,8 +212,51 @@ export interface TenantUsage {
   readonly tenant: string;
   readonly at: number;
   readonly budget: { readonly limit: number; readonly used: number; readonly remaining: number; readonly resetsAt: number } | null;
+  /** Prepaid credits; null when the tenant has no credit account. */
+  readonly credits: { readonly balance: number; readonly reserved: number } | null;
   /** Live leases per dependency of the policy. */
   readonly inFlight: Readonly<Record<string, number>>;
+}
+
+/** A tenant's prepaid credits as Redis holds them (CONTRACT §2 Tenant "Credits"). */
+export interface CreditsState {
+  /** False: the tenant has no credit account (credits do not limit it); balance and reserved are 0. */
+  readonly account: boolean;
+  readonly balance: number;
+  readonly reserved: number;
+}
+
+/** What a top-up did (`applied: false`: the key was used before, nothing changed). */
+export interface TopUpResult {
+  readonly applied: boolean;
+  readonly balance: number;
+  readonly reserved: number;
+  /** The ledger entry of the top-up (the relay publishes it too; its id is the JetStream msgID). */
+  readonly entry: CreditEntry;
+}
+
+/** One credits movement, as the outbox holds it and the ledger records it. */
+export interface CreditEntry {
+  /** `<jobId>.<attempt>.credits.<kind>.<leaseId>` or `topup.<tenant>.<digest>`: the JetStream msgID and PostgreSQL key. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly kind: 'topup' | 'reserve' | 'settle' | 'overrun' | 'release';
+  readonly amount: number;
+  /** Absent for a top-up. */
+  readonly jobId?: string;
+  readonly attempt?: number;
+  readonly leaseId?: string;
+  /** Redis ms. */
+  readonly at: number;
+}
+
+/** What a settle did to the lease's credit reservation (absent when it reserved none). */
+export interface CreditsCharge {
+  readonly reserved: number;
+  readonly charged: number;
+  /** The charge beyond the balance (the balance stopped at 0). */
+  readonly overrun: number;
+  readonly balance: number;
 }
 
 export interface BucketView {
@@ -269,6 +318,17 @@ export interface RestoredIdempotency {
   readonly expiresAt: number;
 }
 
+/** A tenant's prepaid credits as PostgreSQL's ledger has them (docs/credits.md "Redis loss"). */
+export interface RestoredCredits {
+  readonly tenant: string;
+  /** Σ topup − Σ settle + Σ overrun. */
+  readonly balance: number;
+  /** Restored leases holding a reservation; `unrecorded`: its reserve entry was lost (reserved again, recorded). */
+  readonly reservations: readonly { readonly leaseId: string; readonly amount: number; readonly jobId: string; readonly attempt: number; readonly unrecorded: boolean }[];
+  /** Open reservations whose lease is not restored: charged at their amount (conservative). */
+  readonly orphans: readonly { readonly leaseId: string; readonly amount: number; readonly jobId: string; readonly attempt: number }[];
+}
+
 /** Everything a rebuild writes back before admission reopens. */
 export interface RestoredState {
   readonly leases: readonly RestoredLease[];
@@ -276,6 +336,8 @@ export interface RestoredState {
   readonly idempotency: readonly RestoredIdempotency[];
   /** Tenants whose rate buckets restart EMPTY, besides the policy's (dependency and global buckets always do). */
   readonly bucketTenants: readonly string[];
+  /** Prepaid credit accounts (absent: none to restore). */
+  readonly credits?: readonly RestoredCredits[];
 }
 
 export type RestoreResult =

@@ -188,6 +188,19 @@ describe('retryAfterMs covers every rate and budget, not only the first failing 
     expect((await admitOne(h)).kind).toBe('admitted');
   });
 
+  it("a full concurrency pool's guess (its earliest lease expiry) never stretches a rate's exact wait", async () => {
+    h = await harness('retry', {
+      dependencies: { api: { rate: { limit: 10, periodMs: 1000, burst: 1 }, concurrency: 1 } },
+      jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 60_000 } },
+    });
+    expect((await admitOne(h)).kind).toBe('admitted');
+    // Both the bucket (refills in 100 ms) and the one slot (its lease expires in 60 s) are taken.
+    expect(await admitOne(h)).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_rate', retryAfterMs: 100 });
+    h.advance(100);
+    // Only the slot now: its best estimate, the lease's expiry.
+    expect(await admitOne(h)).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_concurrency', retryAfterMs: 59_900 });
+  });
+
   it('for a batch, the wait is for the whole batch', async () => {
     h = await harness('retry', { dependencies: { api: { rate: { limit: 10, periodMs: 1000, burst: 5 } } }, jobTypes: { call: { dependencies: [{ name: 'api' }] } } });
     for (let i = 0; i < 5; i++) await admitOne(h);

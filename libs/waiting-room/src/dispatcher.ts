@@ -3,10 +3,11 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
-import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
+import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, Limiter } from '@janus/limiter';
 import type { NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
+import { dedupeKeyOfRoomKey } from './dedupe.js';
 import { paceOf } from './estimate.js';
 import { WaitingStore, type RowKey, type WaitingRow } from './store.js';
 
@@ -19,6 +20,10 @@ export interface DispatcherEvents {
   dispatched?(disposition: DispatchDisposition, job: WaitingRow, detail: { waitedMs: number; notBeforeErrorMs?: number; reason?: string }): void;
   leadership?(leader: boolean): void;
   fault?(what: string, error: unknown): void;
+  /** A dispatch round that took longer than SLOW_ROUND_MS: where the time went (ms). */
+  slowRound?(detail: { picks: number; claimMs: number; admitMs: number; finishMs: number }): void;
+  /** At most once a second while jobs wait and none can be picked: what holds them (for a debug log). */
+  idle?(detail: { waiting: number; delayed: number; globalBlockMs: number; lanes: Record<string, string>; tenants: Record<string, string>; nextAt: number }): void;
 }
 
 export interface DispatcherDeps {
@@ -46,10 +51,14 @@ interface Block {
   readonly until: number;
   /** A concurrency refusal: any freed slot (a wake) lifts it. */
   readonly slot: boolean;
+  /** The refusal's reason (for the idle report). */
+  readonly reason?: string;
 }
 
 /** Concurrency refusals give only a guess; look again at least this often even without a wake. */
 const SLOT_RECHECK_MS = 1_000;
+/** A round slower than this is reported (events.slowRound): every waiting job waits for it. */
+const SLOW_ROUND_MS = 2_000;
 const RETRY_SOON_MS = 1_000;
 const LOAD_PAGE = 5_000;
 /**
@@ -64,7 +73,10 @@ const LOAD_EVERY_MS = 1_000;
 const LIVENESS_MS = 2_000;
 /** The wake a producer sends when a job joins the room (any other wake means: capacity may have freed). */
 export const NEW_JOB_WAKE = 'job';
-const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted']);
+const TENANT_REASONS: ReadonlySet<RejectReason> = new Set(['tenant_rate', 'tenant_concurrency', 'budget_exhausted', 'credits_exhausted']);
+// Prepaid credits have no refill: a refusal waits its retryAfterMs (a minute), or until a wake (a
+// top-up wakes the room; so does a settle, which may give back part of a reservation).
+const WAKE_REASONS: ReadonlySet<RejectReason> = new Set(['credits_exhausted']);
 // An open outage circuit and a pause are lifted like a slot: the success that closes a circuit is an
 // outcome, and a resume is announced, both wake the room; until then they are rechecked every second.
 const SLOT_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_concurrency', 'tenant_concurrency', 'global_concurrency', 'shed', 'dependency_unavailable', 'paused']);
@@ -207,6 +219,7 @@ export class Dispatcher {
   }
 
   readonly #known = new Set<string>();
+  #lastIdleReport = 0;
 
   /** Loads waiting rows after `afterSeq` into the queue (rows already known are skipped). */
   async #load(afterSeq: number): Promise<void> {
@@ -267,6 +280,18 @@ export class Dispatcher {
       for (const map of [this.#lanes, this.#tenants, this.#tenantLanes]) for (const [k, b] of map) if (b.slot) map.delete(k);
     }
     const picks = this.#pick(Date.now());
+    if (picks.picked.length === 0 && this.#queue.size + this.#delayed.length > 0 && Date.now() - this.#lastIdleReport >= 1_000) {
+      this.#lastIdleReport = Date.now();
+      const left = (map: Map<string, Block>) => Object.fromEntries([...map].map(([k, b]) => [k, `${b.reason ?? '?'} ${b.until - this.#lastIdleReport} ms`]));
+      this.deps.events?.idle?.({
+        waiting: this.#queue.size,
+        delayed: this.#delayed.length,
+        globalBlockMs: Math.max(0, this.#globalUntil - this.#lastIdleReport),
+        lanes: left(this.#lanes),
+        tenants: { ...left(this.#tenants), ...left(this.#tenantLanes) },
+        nextAt: picks.nextAt - this.#lastIdleReport,
+      });
+    }
     if (picks.picked.length === 0) {
       await this.#sleep(Math.max(1, Math.min(picks.nextAt - Date.now(), LOAD_EVERY_MS)));
       return;
@@ -301,7 +326,9 @@ export class Dispatcher {
   }
 
   async #dispatch(picks: { job: RoomJob; undo: () => void }[]): Promise<void> {
+    const t0 = performance.now();
     const claimed = new Set((await this.store.claim(picks.map((p) => p.job))).map((k) => `${k.jobId}.${k.attempt}`));
+    const t1 = performance.now();
     const results = await Promise.all(
       picks.map(async (p) => {
         const k = `${p.job.jobId}.${p.job.attempt}`;
@@ -359,11 +386,14 @@ export class Dispatcher {
     }
     // Refused picks go back in reverse order: each restores the tags as they were before it.
     for (const p of undone.reverse()) p.undo();
+    const t2 = performance.now();
     await Promise.all([
       this.store.finish(admitted, 'admitted'),
       this.store.finish(back, 'queued'),
       ...dead.map((d) => this.store.finish([d], 'dead', d.reason)),
     ]);
+    const t3 = performance.now();
+    if (t3 - t0 > SLOW_ROUND_MS) this.deps.events?.slowRound?.({ picks: picks.length, claimMs: Math.round(t1 - t0), admitMs: Math.round(t2 - t1), finishMs: Math.round(t3 - t2) });
   }
 
   /** A refused job blocks what refused it. */
@@ -376,7 +406,7 @@ export class Dispatcher {
     }
     const slot = outcome.reason !== undefined && SLOT_REASONS.has(outcome.reason as RejectReason);
     const until = now + (slot ? Math.min(Math.max(outcome.retryAfterMs, 1), SLOT_RECHECK_MS) : Math.max(outcome.retryAfterMs, 1));
-    const block: Block = { until, slot };
+    const block: Block = { until, slot: slot || (outcome.reason !== undefined && WAKE_REASONS.has(outcome.reason as RejectReason)), ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) };
     if (outcome.scope === 'tenant') this.#tenants.set(job.tenant, block);
     else if (outcome.scope === 'tenant_lane') this.#tenantLanes.set(`${job.tenant}|${job.type}`, block);
     else this.#lanes.set(job.type, block);
@@ -388,11 +418,19 @@ export class Dispatcher {
     const jt = policy.jobType(row.type);
     if (jt === undefined) return await this.#dead(row, 'job type no longer exists');
     const priority = PRIORITIES[row.priority] ?? 'low';
+    // A job of a `dedupe` job type waits under its payload's key, and is admitted under it (with the
+    // job type's dedupe window as it is now), so that once it left the room the limiter answers
+    // replays of its payload. A job type that lost its `dedupe` meanwhile: as a job without a key.
+    const dedupeKey = row.attempt === 1 && row.idempotencyKey !== null ? dedupeKeyOfRoomKey(row.idempotencyKey) : undefined;
+    const dedupeWindowMs = dedupeKey !== undefined ? policy.document.jobTypes[row.type]?.dedupe?.windowMs : undefined;
+    const firstAnswer = () => jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }, row.fingerprint ?? undefined);
     const idempotency = row.attempt > 1
       ? { key: `retry:${row.jobId}.${row.attempt}`, record: 'retry', kind: 'retry' as const }
-      : row.idempotencyKey !== null
-        ? { key: row.idempotencyKey, record: jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }, row.fingerprint ?? undefined) }
-        : { key: `room:${row.jobId}.1`, record: 'room', kind: 'retry' as const };
+      : dedupeKey !== undefined && dedupeWindowMs !== undefined
+        ? { key: dedupeKey, record: firstAnswer(), kind: 'dedupe' as const, windowMs: dedupeWindowMs }
+        : row.idempotencyKey !== null && dedupeKey === undefined
+          ? { key: row.idempotencyKey, record: firstAnswer() }
+          : { key: `room:${row.jobId}.1`, record: 'room', kind: 'retry' as const };
     const request: AdmissionRequest = {
       jobs: [
         {
@@ -428,7 +466,7 @@ export class Dispatcher {
         // The job message's `admittedAt` is the limiter's (Redis's) time of the admission.
         extras: (a) => ({
           ...(row.cost !== null ? { cost: row.cost } : {}),
-          ...(row.attempt === 1 && row.idempotencyKey !== null && row.fingerprint !== null
+          ...(row.attempt === 1 && row.idempotencyKey !== null && dedupeKey === undefined && row.fingerprint !== null
             ? { idempotency: { key: row.idempotencyKey, fingerprint: row.fingerprint, expiresAt: new Date(a.admittedAt + jt.idempotencyWindowMs).toISOString() } }
             : {}),
         }),
@@ -439,8 +477,14 @@ export class Dispatcher {
       return { kind: 'again', disposition: 'unavailable', scope: 'global', retryAfterMs: RETRY_SOON_MS };
     }
     switch (result.kind) {
-      case 'admitted':
+      case 'admitted': {
+        // Its payload's key names another job (admitted while this one waited): that job is this
+        // one's replay, so this one never runs.
+        const replayOf = dedupeKey !== undefined && result.fresh === 0 ? result.admitted.jobs[0]?.duplicate : undefined;
+        const firstId = replayOf !== undefined ? parseIdempotencyRecord(replayOf.record).body['jobId'] : undefined;
+        if (typeof firstId === 'string' && firstId !== row.jobId) return { kind: 'dead', reason: `a duplicate of job ${firstId} (same payload, job type dedupe)` };
         return { kind: 'admitted', at: result.admitted.at };
+      }
       case 'duplicate':
         // An earlier try (a dispatcher that died after admitting) already admitted this attempt.
         return { kind: 'admitted', at: Date.now() };

@@ -1,6 +1,9 @@
+import { ADMIN_TOKENS_USAGE, adminTokensCommand } from './commands/admin-tokens.js';
+import { CREDITS_USAGE, creditsCommand } from './commands/credits.js';
 import { DEAD_USAGE, JOBS_USAGE, deadCommand, jobsCommand } from './commands/jobs.js';
 import { DEPS_USAGE, TYPES_USAGE, depsCommand, typesCommand } from './commands/deps.js';
 import { KEYS_USAGE, keysCommand } from './commands/keys.js';
+import { NATS_AUTH_USAGE, natsAuthCommand } from './commands/nats-auth.js';
 import { POLICY_USAGE, policyCommand } from './commands/policy.js';
 import { STREAMS_USAGE, streamsCommand } from './commands/streams.js';
 import { TENANTS_USAGE, tenantsCommand } from './commands/tenants.js';
@@ -22,13 +25,17 @@ export const USAGE = `usage: janus <group> <command> [arguments] [--json] [--hel
   policy   get | diff | apply                         the live policy as a file
   tenants  list | get                                 the policy's tenants
   keys     create | list | revoke                     a tenant's API keys
+  credits  get | topup | reconcile                    a tenant's prepaid credits
+  admin-tokens list | create | revoke                 named admin tokens (besides JANUS_ADMIN_TOKEN)
   deps     list | state | pause | resume              dependencies: live state and pauses
   types    pause | resume                             job types: pauses
   streams                                             the namespace's JetStream streams and consumers
+  nats-auth                                           the nats-server users and permissions for a namespace
 --json: machine-readable output on stdout; janus <group> --help: the group's commands.
 env: JANUS_URL (http://127.0.0.1:8080), JANUS_API_KEY          for jobs, dead
-     JANUS_ADMIN_URL (http://127.0.0.1:8081), JANUS_ADMIN_TOKEN  for policy, tenants, keys, deps, types
-     NATS_URL (nats://127.0.0.1:4222), JANUS_NAMESPACE (janus)  for streams
+     JANUS_ADMIN_URL (http://127.0.0.1:8081), JANUS_ADMIN_TOKEN  for policy, tenants, keys, credits, admin-tokens, deps, types
+     NATS_URL (nats://127.0.0.1:4222), JANUS_NAMESPACE (janus)  for streams (and NATS_USER, NATS_PASSWORD
+       when NATS requires users: the apps' user, janus)
 ${EXIT_CODES}`;
 
 type Group = (sub: string | undefined, argv: readonly string[], io: CliIo, out: Output) => Promise<void>;
@@ -39,10 +46,13 @@ const GROUPS: Readonly<Record<string, { usage: string; run: Group }>> = {
   policy: { usage: POLICY_USAGE, run: policyCommand },
   tenants: { usage: TENANTS_USAGE, run: tenantsCommand },
   keys: { usage: KEYS_USAGE, run: keysCommand },
+  credits: { usage: CREDITS_USAGE, run: creditsCommand },
+  'admin-tokens': { usage: ADMIN_TOKENS_USAGE, run: adminTokensCommand },
   deps: { usage: DEPS_USAGE, run: depsCommand },
   types: { usage: TYPES_USAGE, run: typesCommand },
   // no subcommands: the group is the command
   streams: { usage: STREAMS_USAGE, run: (sub, argv, io, out) => streamsCommand(sub === undefined ? argv : [sub, ...argv], io, out) },
+  'nats-auth': { usage: NATS_AUTH_USAGE, run: (sub, argv, io, out) => natsAuthCommand(sub === undefined ? argv : [sub, ...argv], io, out) },
 };
 
 /**
@@ -71,7 +81,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.out(`${group.usage}\n\n${EXIT_CODES}`);
     return EXIT.ok;
   }
-  // The command is the word after the group; `streams` has none, so its first word may be an option.
+  // The command is the word after the group; `streams` and `nats-auth` have none, so its first word may be an option.
   const sub = rest[0]?.startsWith('-') === true ? undefined : rest[0];
   try {
     await group.run(sub, sub === undefined ? rest : rest.slice(1), io, out);

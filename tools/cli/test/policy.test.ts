@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PolicyDocument } from '@janus/contracts';
+import { diffPolicies } from '@janus/policy';
 import { runCli, type CliIo } from '../src/index.js';
 import { loadPolicyFile, policyWarnings, renderDiff } from '../src/commands/policy.js';
 
@@ -69,6 +70,15 @@ describe('janus policy (offline parts)', () => {
       '+   concurrency: 8',
       '- tenants.x',
     ]);
+  });
+
+  it('shows a job type\'s dedupe (v1.1) in the diff policy-admin computes', () => {
+    const before = PolicyDocument.parse({ jobTypes: { report: {} } });
+    const after = PolicyDocument.parse({ jobTypes: { report: { dedupe: { by: 'payload', windowMs: 3_600_000 } } } });
+    const lines = renderDiff(diffPolicies(before, after));
+    expect(lines[0]).toBe('~ jobTypes.report');
+    expect(lines.filter((l) => l.startsWith('+')).join('\n')).toMatch(/dedupe:\n\+ +by: payload\n\+ +windowMs: 3600000/);
+    expect(lines.filter((l) => l.startsWith('-')).join('\n')).not.toContain('dedupe');
   });
 
   it('exits 3 without a token, and names JANUS_ADMIN_URL when policy-admin cannot be reached', async () => {

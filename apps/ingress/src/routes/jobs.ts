@@ -7,12 +7,13 @@ import {
   BatchRejectedResponse,
   IdempotencyKey,
   JobView,
+  payloadDedupeKey,
   QueuedResponse,
   RejectedResponse,
   zodFieldErrors,
 } from '@janus/contracts';
-import type { CompiledPolicy } from '@janus/limiter';
-import { enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
+import type { CompiledPolicy, IdempotencyKind } from '@janus/limiter';
+import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
 import { fingerprint, jobContent } from '../fingerprint.js';
@@ -40,8 +41,8 @@ export interface WaitingRoomAccess {
   readonly store: WaitingStore;
   /** Tells the dispatcher a job joined the room. */
   wake(): void;
-  /** Whether the limiter holds a live record of this producer key (a replay of an admitted request). */
-  keyLive?(tenant: string, key: string): Promise<boolean>;
+  /** Whether the limiter holds a live record of this key (a producer's, or `dedupe`: a payload's) — a replay of an admitted request. */
+  keyLive?(tenant: string, key: string, kind?: IdempotencyKind): Promise<boolean>;
 }
 
 const ENVELOPE_BYTES = 16 * 1024;
@@ -76,7 +77,10 @@ const submitRoute = createRoute({
     body: { required: true, content: { 'application/json': { schema: JobRequestBody } } },
   },
   responses: {
-    200: { description: 'Same idempotency key within the window: the first answer plus `duplicate: true`', content: { 'application/json': { schema: AdmittedResponse } } },
+    200: {
+      description: 'Same idempotency key within the window, or (job type with `dedupe`, no key) the same payload as a job admitted or queued within `dedupe.windowMs`: the first answer plus `duplicate: true`',
+      content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } },
+    },
     202: { description: 'Admitted (published and acknowledged by JetStream)', content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } } },
     ...problemResponses,
     404: { description: 'Unknown job type (`.../unknown-job-type`)', content: problemContent },
@@ -97,7 +101,7 @@ const batchRoute = createRoute({
     body: { required: true, content: { 'application/json': { schema: BatchRequestBody } } },
   },
   responses: {
-    200: { description: 'Same batch idempotency key within the window', content: { 'application/json': { schema: BatchAdmittedResponse } } },
+    200: { description: 'Same batch idempotency key within the window, or every job a replay (its own key, or its payload for a job type with `dedupe`)', content: { 'application/json': { schema: BatchAdmittedResponse } } },
     202: { description: 'Every job admitted, in request order', content: { 'application/json': { schema: BatchAdmittedResponse } } },
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
@@ -180,7 +184,12 @@ function checkJob(policy: CompiledPolicy, job: PreparedJob, prefix: string): Res
   return undefined;
 }
 
-function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string | undefined): PreparedJob {
+/**
+ * A job ready for admission. A job type with `dedupe` identifies a job without a producer key by
+ * its payload (CONTRACT §2); a producer's key, when the job has one, decides alone (docs/api.md).
+ */
+function prepare(policy: CompiledPolicy, job: BatchRequestBody['jobs'][number], idempotencyKey: string | undefined): PreparedJob {
+  const dedupe = idempotencyKey === undefined ? policy.document.jobTypes[job.type]?.dedupe : undefined;
   return {
     jobId: newJobId(),
     type: job.type,
@@ -188,7 +197,13 @@ function prepare(job: BatchRequestBody['jobs'][number], idempotencyKey: string |
     ...(job.payload !== undefined ? { payloadJson: JSON.stringify(job.payload) } : {}),
     ...(job.cost !== undefined ? { cost: job.cost } : {}),
     ...(idempotencyKey !== undefined ? { idempotencyKey, fingerprint: fingerprint(jobContent(job)) } : {}),
+    ...(dedupe !== undefined ? { dedupe: { key: payloadDedupeKey(job.type, job.payload), windowMs: dedupe.windowMs } } : {}),
   };
+}
+
+/** Where the job waits in the room under a key: the producer's, or its payload's (dedupe). */
+function roomKeyOf(job: PreparedJob): string | undefined {
+  return job.idempotencyKey ?? (job.dedupe !== undefined ? dedupeRoomKey(job.dedupe.key) : undefined);
 }
 
 /** `keyPath`: where the request's own idempotency key came from (`Idempotency-Key` or `idempotencyKey`). */
@@ -281,11 +296,18 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (!policy) return policyNotLoaded();
     const key = idempotencyKey(requestHeader(c, 'idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
-    const job = prepare(body, key.key);
+    const job = prepare(policy, body, key.key);
     const bad = checkJob(policy, job, '');
     if (bad) return bad;
     const keyPath = requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey';
     if (body.mode === 'queue' && deps.room !== undefined) return submitQueued(c, tenant, policy, job, keyPath, started, deps.room);
+    if (job.dedupe !== undefined && deps.room !== undefined) {
+      // The same payload waiting in the room (sent in mode `queue`) is answered as its replay too.
+      // Best effort: with PostgreSQL unreachable the job is admitted, and the waiting one, when its
+      // turn comes, finds this one's key and is dropped as its duplicate.
+      const waiting = await deps.room.store.waitingWithKey(tenant, dedupeRoomKey(job.dedupe.key)).catch(() => undefined);
+      if (waiting) return queuedReplay(waiting, job, keyPath);
+    }
     const result = await deps.admission.admit(tenant, policy, [job], 'single');
     observe(started, result);
     return answer(c, result, 'single', keyPath);
@@ -298,8 +320,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
    */
   async function submitQueued(c: Context, tenant: string, policy: CompiledPolicy, job: PreparedJob, keyPath: string, started: bigint, room: WaitingRoomAccess): Promise<Response> {
     try {
-      if (job.idempotencyKey !== undefined) {
-        const waiting = await room.store.waitingWithKey(tenant, job.idempotencyKey);
+      const roomKey = roomKeyOf(job);
+      if (roomKey !== undefined) {
+        const waiting = await room.store.waitingWithKey(tenant, roomKey);
         if (waiting) return queuedReplay(waiting, job, keyPath);
       }
       let refused: { reason: RejectReason; retryAfterMs: number } | undefined;
@@ -308,7 +331,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       let asked = Date.now();
       // A replay of a request that was admitted (its key is live in the limiter) is answered by the
       // admission as the duplicate it is, even while jobs of its type wait: it must not queue a new job.
-      const replay = job.idempotencyKey !== undefined && (await room.keyLive?.(tenant, job.idempotencyKey)) === true;
+      const replay =
+        (job.idempotencyKey !== undefined && (await room.keyLive?.(tenant, job.idempotencyKey)) === true) ||
+        (job.dedupe !== undefined && (await room.keyLive?.(tenant, job.dedupe.key, 'dedupe')) === true);
       if (replay || !(await room.store.anyWaiting(job.type))) {
         asked = Date.now();
         const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, true);
@@ -318,7 +343,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         }
         refused = { reason: result.reason, retryAfterMs: result.retryAfterMs };
       }
-      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant }, refused, asked);
+      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant, idempotencyKey: roomKey }, refused, asked);
       switch (queued.kind) {
         case 'queued':
           room.wake();
@@ -346,7 +371,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         errors: [{ path: keyPath, message: 'already used for a different request' }],
       });
     }
-    deps.admission.countAll([job], 'duplicate', 'idempotency');
+    deps.admission.countAll([job], 'duplicate', job.dedupe !== undefined ? 'dedupe' : 'idempotency');
     return Response.json({ jobId: row.jobId, status: 'queued', notBefore: row.notBefore.toISOString(), duplicate: true }, { status: 200 });
   }
 
@@ -362,7 +387,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       if (!parsed.success) return invalidRequest(zodFieldErrors(parsed.error.issues, ['Idempotency-Key']), 'invalid Idempotency-Key header');
       batchKey = parsed.data;
     }
-    const jobs = body.jobs.map((j) => prepare(j, j.idempotencyKey));
+    const jobs = body.jobs.map((j) => prepare(policy, j, j.idempotencyKey));
     for (const [i, job] of jobs.entries()) {
       const bad = checkJob(policy, job, `jobs.${i}.`);
       if (bad) return bad;

@@ -16,7 +16,7 @@ export interface UsageRouteDeps {
 const route = createRoute({
   method: 'get',
   path: '/v1/usage',
-  summary: "The caller's tenant: budget, in-flight jobs per dependency, queued jobs",
+  summary: "The caller's tenant: budget, prepaid credits, in-flight jobs per dependency, queued jobs",
   security: bearerSecurity,
   responses: {
     200: { description: 'Usage now', content: { 'application/json': { schema: UsageResponse } } },
@@ -42,6 +42,7 @@ export function usageRoutes(deps: UsageRouteDeps) {
     const body: UsageResponse = {
       tenant,
       budget: usage.budget ? { ...usage.budget, resetsAt: new Date(usage.budget.resetsAt).toISOString() } : null,
+      credits: usage.credits,
       inFlight: { ...usage.inFlight },
       queued: waiting?.total ?? 0,
       queuedByType: waiting?.byType ?? {},

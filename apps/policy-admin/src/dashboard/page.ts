@@ -81,7 +81,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div class="problems" id="problems"></div>
     </section>
     <section><h2>Tenants</h2>
-      <table id="tenants"><thead><tr><th>tenant</th><th>weight</th><th>in flight</th><th>budget used / limit</th><th>resets</th><th>queued</th><th>oldest waiting</th></tr></thead><tbody></tbody></table>
+      <table id="tenants"><thead><tr><th>tenant</th><th>weight</th><th>in flight</th><th>budget used / limit</th><th>resets</th><th>queued</th><th>oldest waiting</th><th>credits (reserved)</th></tr></thead><tbody></tbody></table>
     </section>
     <section class="wide"><h2>Dependency state <span class="muted">adaptive limits, outage circuit, retry budget; chart: <span class="k-ratio">effective ratio</span> and <span class="k-inflight">in flight</span>, last <span id="history-window">10 min</span></span></h2>
       <table id="dep-state"><thead><tr><th>dependency</th><th>declared rate</th><th>effective rate (ratio)</th><th>cooldown until</th><th>circuit</th><th>in flight</th><th>retries / allowed (10 s)</th><th>recent</th><th>admission</th></tr></thead><tbody></tbody></table>
@@ -332,7 +332,7 @@ export const DASHBOARD_JS = `(() => {
     $('problems').textContent = d.problems.length ? 'Could not read: ' + d.problems.join('; ') : '';
     fill('tenants', d.tenants.map((t) => {
       const inflight = t.inFlight ? Object.values(t.inFlight).reduce((a, b) => a + b, 0) : null;
-      const tr = row([t.id, t.weight, inflight, t.budget ? bar(t.budget.used, t.budget.limit) : 'no budget', t.budget ? time(t.budget.resetsAt) : '–', t.queued, t.oldestWaitingSeconds === null ? '–' : t.oldestWaitingSeconds + ' s']);
+      const tr = row([t.id, t.weight, inflight, t.budget ? bar(t.budget.used, t.budget.limit) : 'no budget', t.budget ? time(t.budget.resetsAt) : '–', t.queued, t.oldestWaitingSeconds === null ? '–' : t.oldestWaitingSeconds + ' s', t.credits ? t.credits.balance + ' (' + t.credits.reserved + ')' : 'no account']);
       tr.dataset.tenant = t.id;
       return tr;
     }), 'no tenants in the policy');

@@ -111,6 +111,8 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
         id,
         weight: doc.tenants[id]?.weight ?? 1,
         budget: u?.budget ? { ...u.budget, resetsAt: new Date(u.budget.resetsAt).toISOString() } : null,
+        // prepaid credits (docs/credits.md); null: no credit account
+        credits: u?.credits ?? null,
         inFlight: u?.inFlight ?? null,
         queued: queued ? (queuedBy.get(id)?.n ?? 0) : null,
         oldestWaitingSeconds: queuedBy.has(id) ? Math.round((now - queuedBy.get(id)!.oldest) / 100) / 10 : null,

@@ -140,6 +140,27 @@ export const budgetLedger = pgTable(
   (t) => [index('budget_ledger_tenant_at_idx').on(t.tenant, t.at), index('budget_ledger_job_idx').on(t.jobId)],
 );
 
+/**
+ * Prepaid-credits movements (CONTRACT §2 Tenant "Credits", docs/credits.md), from the ledger stream
+ * (`account: "credits"`). entry_id is the message id: `<jobId>.<attempt>.credits.<kind>.<leaseId>`,
+ * or `topup.<tenant>.<digest>` (no job). Balance = Σ topup − Σ settle + Σ overrun; reserved = the
+ * reserves whose lease has neither a settle nor a release.
+ */
+export const creditLedger = pgTable(
+  'credit_ledger',
+  {
+    entryId: text('entry_id').primaryKey(),
+    tenant: text('tenant').notNull(),
+    kind: text('kind').notNull(),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    jobId: text('job_id'),
+    attempt: integer('attempt'),
+    leaseId: text('lease_id'),
+    at: ts('at').notNull(),
+  },
+  (t) => [index('credit_ledger_tenant_kind_idx').on(t.tenant, t.kind), index('credit_ledger_lease_idx').on(t.leaseId)],
+);
+
 /** Messages that can never be stored (failed validation): kept with the reason, never blocking a stream. */
 export const rejectedMessages = pgTable(
   'rejected_messages',

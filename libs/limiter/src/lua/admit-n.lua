@@ -20,6 +20,11 @@
                  (at most the cap): the same as refilling at r × the declared rate.
     firsts/retries  a dependency's first attempts and retries per second (includes/ring.lua, one HASH);
                  a retry is admitted while retries < ratio × firsts + allowance over the last 10 s
+    credits      a tenant's prepaid balance (includes/credits.lua): HASH b = balance, r = reserved,
+                 @<lease id> = what that lease reserved. Loaded once per call when a profile is read;
+                 a tenant without an account (no b) is neither checked nor written. Else cap = b,
+                 used = r; each admitted job adds its estimate to r, writes @<lease id> and appends
+                 a 'reserve' entry to the credits outbox.
     idempotency  HASH r = caller's record, x = expiresAt ms, p = '1' while the admission that wrote it
                  is pending (its job message not yet confirmed in JetStream, confirm-n.lua)
     leases       HASH per call: field <n> (the job's ordinal in the call, from 1) = the lease record
@@ -53,6 +58,8 @@
                         applies; a job type's guard is never adaptive)
            retries      p = the budget's ratio in ppm, q = its allowance (minPerSec × 10)
            firsts       (none)
+           credits      p = KEYS index of the credits outbox (a STREAM); caps UNBOUNDED (the cap is
+                        the balance, from the state; no priority shares)
     then nP profiles: nRefs, priority (PRIORITY_*: 1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
          timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
          bk, conc, rate)
@@ -80,6 +87,7 @@ local A = ARGV
 -- @include pool
 -- @include guard
 -- @include ring
+-- @include credits
 
 local fault, reopenAt = epoch_check(KEYS[1], KEYS[2], now, tonumber(A[2]))
 if fault then return { fault, reopenAt } end
@@ -93,34 +101,6 @@ local L = {}
 for i = 1, nL do
   L[i] = { tonumber(A[a]), tonumber(A[a + 1]), A[a + 2], tonumber(A[a + 3]), tonumber(A[a + 4]), tonumber(A[a + 5]), tonumber(A[a + 6]), tonumber(A[a + 7]), tonumber(A[a + 8]) }
   a = a + 9
-end
-
--- A profile's checks, flat: limitIndex, amount, cap at its priority, reason when over that cap.
--- A cap below the limit's capacity is a priority share: going over it is 'shed' (and is checked
--- even when a limit earlier in the list is over its capacity, because shedding is decided first).
--- Tracked-only pools (capacity -1) are not checked; they are only written (conc).
-local P = {}
-for i = 1, nP do
-  local nRefs, pri = tonumber(A[a]), tonumber(A[a + 1])
-  a = a + 2
-  local chk, conc, res, bl = {}, {}, 0, nil
-  for _ = 1, nRefs do
-    local li, amount = tonumber(A[a]), tonumber(A[a + 1])
-    a = a + 2
-    local d = L[li]
-    if d[1] == LIMIT_KIND_CONCURRENCY then conc[#conc + 1] = li elseif d[1] == LIMIT_KIND_BUDGET then res, bl = amount, li end
-    if d[4] ~= NOT_LIMITED then
-      local cap, why = d[4], d[3]
-      -- d[3 + pri]: capHigh, capNormal or capLow (PRIORITY_* are 1, 2, 3)
-      if pri ~= PRIORITY_HIGH and d[3 + pri] ~= NOT_LIMITED and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
-      chk[#chk + 1] = li
-      chk[#chk + 1] = amount
-      chk[#chk + 1] = cap
-      chk[#chk + 1] = why
-    end
-  end
-  P[i] = { chk = chk, conc = conc, res = res, bl = bl, pri = pri, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2] }
-  a = a + 3
 end
 
 -- limit index -> { v = used units, v0 = as loaded, ws = budget window start, dirty,
@@ -160,6 +140,14 @@ local function load(li)
     end
   elseif kind == LIMIT_KIND_FIRSTS then
     s = { v = 0 }
+  elseif kind == LIMIT_KIND_CREDITS then
+    local v = rcall('HMGET', key, 'b', 'r')
+    local b = tonumber(v[1])
+    if b then
+      s = { v = tonumber(v[2]) or 0, cap = b, wait = CREDITS_RETRY_AFTER_MS, acct = true, f = {} }
+    else
+      s = { v = 0 }
+    end
   elseif kind == LIMIT_KIND_RETRIES then
     local firsts, retries = ring_sum(key, now, 'f', 'r')
     s = { v = retries, cap = math.floor(firsts * d[7] / 1000000 + d[8]), why = 'retry_budget', wait = 1000 }
@@ -183,6 +171,39 @@ local function load(li)
   s.v0 = s.v
   S[li] = s
   return s
+end
+
+-- A profile's checks, flat: limitIndex, amount, cap at its priority, reason when over that cap.
+-- A cap below the limit's capacity is a priority share: going over it is 'shed' (and is checked
+-- even when a limit earlier in the list is over its capacity, because shedding is decided first).
+-- Tracked-only pools (capacity -1) are not checked; they are only written (conc).
+local P = {}
+for i = 1, nP do
+  local nRefs, pri = tonumber(A[a]), tonumber(A[a + 1])
+  a = a + 2
+  local chk, conc, res, bl, cl, cres = {}, {}, 0, nil, nil, 0
+  for _ = 1, nRefs do
+    local li, amount = tonumber(A[a]), tonumber(A[a + 1])
+    a = a + 2
+    local d = L[li]
+    local checked = d[4] ~= NOT_LIMITED
+    if d[1] == LIMIT_KIND_CONCURRENCY then conc[#conc + 1] = li elseif d[1] == LIMIT_KIND_BUDGET then res, bl = amount, li
+    elseif d[1] == LIMIT_KIND_CREDITS then
+      -- a tenant without a credit account: credits do not limit, nothing is written
+      if (S[li] or load(li)).acct then cl, cres = li, amount else checked = false end
+    end
+    if checked then
+      local cap, why = d[4], d[3]
+      -- d[3 + pri]: capHigh, capNormal or capLow (PRIORITY_* are 1, 2, 3)
+      if pri ~= PRIORITY_HIGH and d[3 + pri] ~= NOT_LIMITED and d[3 + pri] < d[4] then cap, why = d[3 + pri], 'shed' end
+      chk[#chk + 1] = li
+      chk[#chk + 1] = amount
+      chk[#chk + 1] = cap
+      chk[#chk + 1] = why
+    end
+  end
+  P[i] = { chk = chk, conc = conc, res = res, bl = bl, cl = cl, cres = cres, pri = pri, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2] }
+  a = a + 3
 end
 
 -- What check r of a profile's flat list takes of its limit (loaded): its amount, times the guard's
@@ -227,9 +248,12 @@ end
 
 -- Earliest moment the whole group could pass every rate and budget limit (concurrency: best estimate).
 -- For each limit the group needs used ≤ min over its jobs of (cap - units taken up to that job).
+-- A full concurrency pool's wait (its earliest lease expiry) is only a guess — a slot may free at
+-- any moment — so it counts only when no rate, budget, window or guard is over: a rate's exact wait
+-- is never stretched to a lease's expiry (the waiting room takes a rate refusal's wait as exact).
 -- jobs: { { p = profile, ik = idempotency key index } … }
 local function retry_after(jobs)
-  local need, seen, wait = {}, {}, 0
+  local need, seen, wait, guess = {}, {}, 0, 0
   for _, job in ipairs(jobs) do
     local ji = job.ik
     local dup = false
@@ -284,11 +308,14 @@ local function retry_after(jobs)
         end
       else
         local first = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-        if first[2] then w = tonumber(first[2]) - now else w = 1000 end
+        local g = 1000
+        if first[2] then g = tonumber(first[2]) - now end
+        if g > guess then guess = g end
       end
     end
     if w > wait then wait = w end
   end
+  if wait < 1 then wait = guess end
   if wait < 1 then wait = 1 end
   return wait
 end
@@ -320,6 +347,19 @@ local function write_lease(p, ord, jobId, att, ctx, idems)
   local exp, n = p.exp, #records
   records[n + 1] = ord
   records[n + 2] = pre .. att .. p.post .. #idems .. ':' .. idems .. #jobId .. ':' .. jobId .. ctx
+  if p.cl then
+    -- the credit reservation: '@<lease id>' = the estimate (written with r at the end), and its ledger entry
+    local s, leaseId = S[p.cl], callId .. '_' .. ord
+    local f = s.f
+    f[#f + 1] = '@' .. leaseId
+    f[#f + 1] = fmt(p.cres)
+    s.dirty = true
+    if not p.ten then
+      local c = string.find(p.seg, ':', 1, true)
+      p.ten = string.sub(p.seg, c + 1, c + tonumber(string.sub(p.seg, 1, c - 1)))
+    end
+    credits_out(KEYS[L[p.cl][7]], credits_entry_id(jobId, att, 'reserve', leaseId), p.ten, 'reserve', p.cres, jobId, att, leaseId, now)
+  end
   local conc = p.conc
   for c = 1, #conc do
     local li = conc[c]
@@ -439,10 +479,18 @@ for _ = 1, nG do
         local created = ''
         if ri ~= 0 then
           IDEM[ri] = grec
-          IDEMP[ri] = true
-          rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin), 'p', '1')
+          if #dups / 2 == #jobs then
+            -- every job replays a confirmed admission: no lease of this group will ever confirm the
+            -- request's record, and nothing of it is in doubt, so it is written committed
+            IDEMP[ri] = false
+            rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin))
+            rcall('HDEL', KEYS[ri], 'p')
+          else
+            IDEMP[ri] = true
+            rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin), 'p', '1')
+            created = KEYS[ri]
+          end
           rcall('PEXPIRE', KEYS[ri], gwin)
-          created = KEYS[ri]
         end
         for ki, job in pairs(gidem) do
           local w = job.p.w
@@ -489,6 +537,8 @@ for li, s in pairs(S) do
       pool_add(key, KEYS[d[7]], now + d[8], s.v - s.v0)
     elseif d[1] == LIMIT_KIND_GUARD then
       if s.probe then rcall('HSET', key, 'np', fmt(now + ADAPTIVE_PROBE_GAP_MS)) end
+    elseif d[1] == LIMIT_KIND_CREDITS then
+      if s.acct then rcall('HSET', key, 'r', fmt(s.v), unpack(s.f)) end
     elseif d[1] == LIMIT_KIND_FIRSTS or d[1] == LIMIT_KIND_RETRIES then
       ring_add(key, now, 'f', 'r', d[1] == LIMIT_KIND_FIRSTS and 'f' or 'r', s.v - s.v0)
       rcall('PEXPIRE', key, (ADAPTIVE_RETRY_WINDOW_S + 10) * 1000)

@@ -2,7 +2,8 @@
   reap-n — atomically finish leases that are still held and past their expiry at `now`, and drop
   their entries from the expiry index. Their concurrency slots need no work: a pool stops counting
   a lease at its expiry ms (includes/pool.lua). Their budget reservation stays spent (the actual
-  cost is unknown). Leases settled, revoked or extended meanwhile are left alone.
+  cost is unknown), but their credit reservation is released (includes/credits.lua: no cost is
+  charged for an attempt without an outcome). Leases settled, revoked or extended meanwhile are left alone.
 
   A confirmed ('active' or 'running') lease is marked 'expired': its job message is in the stream, so the
   caller publishes a timed_out outcome for it. A lease still 'pending' (its job message was never
@@ -17,8 +18,10 @@
   is reaped through its own entry.
 
   KEYS[1]   lease expiry index (ZSET)
-  KEYS[2…]  per entry, in ARGV order: the lease hash of its call, then the idempotency records of
-            its pending leases (from the dry run's `k`)
+  KEYS[2]   the credits outbox (STREAM)
+  KEYS[3…]  per entry, in ARGV order: the lease hash of its call, then the idempotency records of
+            its pending leases (from the dry run's `k`) and the credits hashes of its leases' tenants
+            (the script names them `ARGV[5] .. tenant .. ':credits'`)
 
   ARGV[1]   now in ms (from expired-1)
   ARGV[2]   retention of the finished lease record in ms
@@ -26,8 +29,9 @@
   ARGV[4]   '1': dry run — change nothing, list what would be reaped, and take whole entries only
             (an entry is started only while the budget lasts, then listed completely), so that a
             later run with the same `now` over those entries marks a subset of what was listed
-  ARGV[5…]  per entry: the index member, the lease's field ('' for a call entry), and the number of
-            idempotency KEYS that follow its lease hash
+  ARGV[5]   the credits key prefix ('<ns>:{<ns>}:tenant:')
+  ARGV[6…]  per entry: the index member, the lease's field ('' for a call entry), and the number of
+            KEYS that follow its lease hash
 
   Returns   JSON [ {i = leaseId, j, a, t, y, r = reserved, e = expiresAt, x = context, m = member,
             u = 1 when the lease was pending, k = its idempotency keys (space-separated)} … ]
@@ -39,6 +43,8 @@ local budget = tonumber(ARGV[3])
 local dry = ARGV[4] == '1'
 -- @include fmt
 -- @include lease-record
+-- @include credits
+local cprefix = ARGV[5]
 local out = {}
 
 -- held (active, pending) or withdrawn (pending, answered 503: withdraw-n.lua)
@@ -49,6 +55,7 @@ end
 local function expire(lease, field, v, leaseId, member)
   local pending = v.st == 'pending' or v.st == 'withdrawn'
   if not dry then
+    credits_finish(cprefix .. v.ten .. ':credits', KEYS[2], leaseId, v, nil, now)
     if pending then
       for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
       lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), retention)
@@ -65,8 +72,8 @@ local function expire(lease, field, v, leaseId, member)
   budget = budget - 1
 end
 
-local k = 2
-for a = 5, #ARGV, 3 do
+local k = 3
+for a = 6, #ARGV, 3 do
   local member, field, lease = ARGV[a], ARGV[a + 1], KEYS[k]
   k = k + 1 + tonumber(ARGV[a + 2])
   if dry then

@@ -1,13 +1,14 @@
 --[[
   revoke-n — undo admissions whose publish failed: for each still-held lease give its rate
   tokens back (capped at the bucket size), free its concurrency slots, return its budget
-  reservation (if its window is current), delete the idempotency records it created, and mark it
+  reservation (if its window is current), release its credit reservation (includes/credits.lua), delete the idempotency records it created, and mark it
   revoked. Holdings are read from the lease record; they never change after admission, and the
   caller passes the same keys as KEYS so that they are declared.
 
   KEYS[1]   lease expiry index (ZSET)
-  KEYS[2…]  per lease: the lease's hash (one per admission call), then every key named in its conc, rate,
-            bk and idem fields
+  KEYS[2]   the credits outbox (STREAM)
+  KEYS[3…]  per lease: the lease's hash (one per admission call), then every key named in its conc, rate,
+            bk and idem fields, then its tenant's credits hash (last)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
   ARGV[2]   retention of the finished lease record in ms
@@ -21,13 +22,16 @@ local rcall = redis.call
 -- @include pool
 -- @include bucket
 -- @include budget
+-- @include credits
 local revoked = 0
-local k = 2
+local k = 3
 for a = 3, #ARGV, 3 do
   local leaseId = ARGV[a]
   local field = ARGV[a + 1]
   local lease = KEYS[k]
-  k = k + tonumber(ARGV[a + 2])
+  local own = tonumber(ARGV[a + 2])
+  local credits = own > 1 and KEYS[k + own - 1]
+  k = k + own
   local raw = rcall('HGET', lease, field)
   local v = raw and lease_read(raw)
   if v and lease_held(v) then
@@ -45,6 +49,7 @@ for a = 3, #ARGV, 3 do
       end
     end
     if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res) end
+    if credits then credits_finish(credits, KEYS[2], leaseId, v, nil, now) end
     for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
     lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), tonumber(ARGV[2]))
     revoked = revoked + 1

@@ -18,7 +18,11 @@
   KEYS[1]   the lease's hash (one per admission call; see admit-n.lua and src/lease-record.ts)
   KEYS[2]   lease expiry index (ZSET)
   KEYS[3]   tenant budget hash (the lease's `bk`), or the lease key again when it has none
-  KEYS[4…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
+  KEYS[4]   the tenant's credits hash (includes/credits.lua): if the lease reserved credits
+            (@<lease id>), the reservation is dropped and the actual cost (the estimate when
+            unknown) charged, never below a balance of 0 (the rest is an overrun)
+  KEYS[5]   the credits outbox (STREAM)
+  KEYS[6…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
             ARGV[7] keys, then its costRate buckets (the `rate` entries with an estimate, in record order),
             then its idempotency records (its `idem` field; a pending lease's lose their 'in progress' mark)
 
@@ -28,11 +32,12 @@
   ARGV[4]   outcome (succeeded | failed | timed_out)
   ARGV[5]   actual cost, or -1 when unknown (then the estimate stands)
   ARGV[6]   retention of the finished lease record in ms
-  ARGV[7]   number of concurrency pool KEYS (from KEYS[4])
+  ARGV[7]   number of concurrency pool KEYS (from KEYS[6])
   ARGV[8]   when the outcome was reported (its JetStream timestamp), in ms; 0 (or later than now):
             now. The lease must have been unexpired at that time.
 
-  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, c = actual, at = now}
+  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, c = actual, at = now, and when the
+            lease reserved credits: cr = credits reserved, cc = charged, co = overrun, cb = balance after}
             or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
 ]]
 local rcall = redis.call
@@ -41,6 +46,7 @@ local rcall = redis.call
 -- @include pool
 -- @include bucket
 -- @include budget
+-- @include credits
 local field = ARGV[3]
 local reportedAt = tonumber(ARGV[8]) or 0
 if reportedAt <= 0 or reportedAt > now then reportedAt = now end
@@ -49,8 +55,8 @@ if not v then return cjson.encode({ s = failure }) end
 
 local leaseId = ARGV[2]
 if v.st == 'pending' then lease_confirm_idem(v) end
-local costAt = 4 + tonumber(ARGV[7])
-for i = 4, costAt - 1, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
+local costAt = 6 + tonumber(ARGV[7])
+for i = 6, costAt - 1, 2 do pool_remove(KEYS[i], KEYS[i + 1], v.exp) end
 rcall('ZREM', KEYS[2], leaseId)
 
 local reserved = v.res
@@ -79,10 +85,10 @@ if actual >= 0 then
       end
     end
   end
-else
-  actual = reserved
 end
+local cr, cc, co, cb = credits_finish(KEYS[4], KEYS[5], leaseId, v, actual, now)
+if actual < 0 then actual = reserved end
 if v.bk ~= '' and actual ~= reserved then budget_adjust(KEYS[3], v.bw, actual - reserved) end
 
 lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], fmt(actual), fmt(now), tonumber(ARGV[6]))
-return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now })
+return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now, cr = cr, cc = cc, co = co, cb = cb })

@@ -17,6 +17,15 @@
             skipped when that window is over.  KEYS: the budget hash
     idem    an idempotency record: HASH r = record, x = expiresAt (as admit-n writes it); skipped
             when expired.  KEYS: the idempotency hash
+    credits a tenant's prepaid credits (includes/credits.lua), from PostgreSQL's ledger: b = the
+            ledger's balance less the orphaned reservations charged here, r = reserved, and
+            @<lease id> per restored lease that holds a reservation. An orphaned reservation (its
+            lease is not restored and the ledger has no settle or release for it: that movement
+            was lost with the outbox) is charged at its estimate, conservatively, with 'settle'
+            (and 'overrun') outbox entries; a restored lease whose reserve entry was lost
+            reserves its estimate again with a 'reserve' entry. Entry ids are the movements' own,
+            so writing twice (a rebuild taken over) records each once.
+            KEYS: the credits hash, the credits outbox
     bucket  a rate bucket restarted EMPTY at now (t = 0, ts = now: it refills from here; a missing
             bucket would read as full).  KEYS: the bucket hash
 
@@ -33,6 +42,8 @@
               'budget', windowStart, used, periodMs
               'idem', record, expiresAt
               'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms)
+              'credits', tenant, balance, reserved, nRes, nOrphans, nRes × (leaseId, amount, jobId,
+                attempt, 1 when its reserve entry is missing), nOrphans × (leaseId, amount, jobId, attempt)
 
   Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets }
             or { RESTORE_ANSWER_LOCK_LOST } (the lock is not the caller's: nothing written)
@@ -43,6 +54,7 @@ local rcall = redis.call
 -- @include fmt
 -- @include now-from-argv
 -- @include pool
+-- @include credits
 if rcall('EXISTS', KEYS[1]) == 1 then return { RESTORE_ANSWER_STATE_OPEN } end
 if rcall('GET', KEYS[2]) ~= ARGV[2] then return { RESTORE_ANSWER_LOCK_LOST } end
 local retention = tonumber(ARGV[3])
@@ -93,6 +105,33 @@ while a <= #ARGV do
     buckets = buckets + 1
     k = k + 1
     a = a + 3
+  elseif kind == 'credits' then
+    local tenant, b, reserved, nRes, nOrph = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+    local key, outbox = KEYS[k], KEYS[k + 1]
+    local fields = {}
+    local p = a + 6
+    for _ = 1, nRes do
+      local leaseId, amount, job, att, missing = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], ARGV[p + 4]
+      fields[#fields + 1] = '@' .. leaseId
+      fields[#fields + 1] = amount
+      if missing == '1' then credits_out(outbox, credits_entry_id(job, att, 'reserve', leaseId), tenant, 'reserve', tonumber(amount), job, att, leaseId, now) end
+      p = p + 5
+    end
+    for _ = 1, nOrph do
+      local leaseId, amount, job, att = ARGV[p], tonumber(ARGV[p + 1]), ARGV[p + 2], ARGV[p + 3]
+      b = b - amount
+      local over = 0
+      if b < 0 then
+        over = -b
+        b = 0
+      end
+      credits_out(outbox, credits_entry_id(job, att, 'settle', leaseId), tenant, 'settle', amount, job, att, leaseId, now)
+      if over > 0 then credits_out(outbox, credits_entry_id(job, att, 'overrun', leaseId), tenant, 'overrun', over, job, att, leaseId, now) end
+      p = p + 4
+    end
+    rcall('HSET', key, 'b', fmt(b), 'r', fmt(reserved), unpack(fields))
+    k = k + 2
+    a = p
   else
     return redis.error_reply('state-restore: unknown item kind ' .. tostring(kind))
   end

@@ -1,0 +1,141 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { IdempotencyKey, zodFieldErrors } from '@janus/contracts';
+import type { CreditsReconciliation } from '@janus/event-store';
+import { StateLost, StoreUnavailable, type CreditEntry, type Limiter } from '@janus/limiter';
+import { jsonBody } from '../http.js';
+import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
+import { problems, security, subApp } from './common.js';
+
+const Param = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }) });
+const TopUpBody = z.strictObject({ amount: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).openapi('CreditsTopUp');
+const CreditsQuery = z.object({
+  reconcile: z.enum(['true', 'false']).optional().openapi({ description: '`true`: also compare with PostgreSQL\'s ledger (waits up to 10 s for the relay and the persister)' }),
+});
+const CreditsBody = z
+  .object({
+    tenant: z.string(),
+    account: z.boolean().openapi({ description: 'false: the tenant has no credit account (credits do not limit it); balance and reserved are 0' }),
+    balance: z.number().int(),
+    reserved: z.number().int(),
+    reconciliation: z
+      .object({
+        ok: z.boolean(),
+        ledger: z.object({ balance: z.number(), reserved: z.number(), entries: z.number() }),
+        outbox: z.number(),
+        waitedMs: z.number(),
+      })
+      .optional(),
+  })
+  .openapi('Credits');
+
+export interface CreditsDeps {
+  readonly limiter: Pick<Limiter, 'topUpCredits' | 'creditsOf'>;
+  readonly policyLoaded: () => boolean;
+  /** Whether the running policy has the tenant. */
+  readonly tenantExists: (tenant: string) => Promise<boolean>;
+  /** Publishes a top-up's ledger entry (msgID = its id); resolves once JetStream stored it. */
+  readonly publish: (entry: CreditEntry) => Promise<void>;
+  /** Records an applied top-up in the audit log. */
+  readonly audit: (actor: string, entry: CreditEntry) => Promise<void>;
+  /** Compares Redis with PostgreSQL's ledger (event-store reconcileCredits). */
+  readonly reconcile: (tenant: string) => Promise<CreditsReconciliation>;
+  /** After a top-up: wake the waiting room (its credits_exhausted jobs may go now). */
+  readonly toppedUp: () => void;
+}
+
+/**
+ * `POST /{id}/credits` `{ "amount" }` with `Idempotency-Key` and `GET /{id}/credits` under
+ * `/v1/tenants` (CONTRACT §5 v1.1, docs/credits.md): a tenant's prepaid credits. A repeated key
+ * tops up once (and answers the balance as it is now). The top-up's ledger entry is published to
+ * JetStream before the answer; if JetStream does not answer, 503, and the same key sent again
+ * applies nothing twice and publishes again.
+ */
+export function creditsRoutes(deps: CreditsDeps) {
+  const app = subApp();
+  const guard = async <T>(op: () => Promise<T>): Promise<T | Response> => {
+    try {
+      return await op();
+    } catch (error) {
+      if (error instanceof StoreUnavailable || error instanceof StateLost) return unavailable(error.message);
+      throw error;
+    }
+  };
+  const body200 = { 200: { description: '`{ tenant, account, balance, reserved }`', content: { 'application/json': { schema: CreditsBody } } } };
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/credits',
+      tags: ['credits'],
+      security,
+      summary: "Top up a tenant's prepaid credits (once per Idempotency-Key)",
+      middleware: [jsonBody()] as const,
+      request: {
+        params: Param,
+        headers: z.object({ 'idempotency-key': z.string().optional().openapi({ description: 'Required: 1–200 printable characters; a repeated key tops up once' }) }),
+        body: { required: true, content: { 'application/json': { schema: TopUpBody } } },
+      },
+      responses: { ...body200, 400: problems[400], 401: problems[401], 404: problems[404], 415: problems[415], 503: problems[503] },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const key = IdempotencyKey.safeParse(c.req.header('idempotency-key'));
+      const body = TopUpBody.safeParse(c.get('body'));
+      const errors = [
+        ...(key.success ? [] : [{ path: 'Idempotency-Key', message: c.req.header('idempotency-key') === undefined ? 'required: 1–200 printable characters' : key.error.issues[0]?.message ?? 'invalid' }]),
+        ...(body.success ? [] : zodFieldErrors(body.error.issues)),
+      ];
+      if (!key.success || !body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors });
+      if (!deps.policyLoaded()) return unavailable('the policy is not loaded yet');
+      if (!(await deps.tenantExists(id))) return notFound(`tenant "${id}" does not exist`);
+      const r = await guard(() => deps.limiter.topUpCredits(id, key.data, body.data.amount));
+      if (r instanceof Response) return r;
+      try {
+        await deps.publish(r.entry);
+      } catch (error) {
+        // Redis has the top-up (and its outbox entry, which the relay publishes in any case): the
+        // same key sent again changes nothing and publishes again.
+        return unavailable(`JetStream did not record the top-up (${error instanceof Error ? error.message : String(error)}); send the same Idempotency-Key again`);
+      }
+      if (r.applied) {
+        await deps.audit(c.get('actor'), r.entry);
+        deps.toppedUp();
+      }
+      return c.json({ tenant: id, account: true, balance: r.balance, reserved: r.reserved }, 200, r.applied ? {} : { 'idempotent-replayed': 'true' });
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}/credits',
+      tags: ['credits'],
+      security,
+      summary: "A tenant's prepaid credits (with ?reconcile=true: compared with PostgreSQL's ledger)",
+      request: { params: Param, query: CreditsQuery },
+      responses: { ...body200, 400: problems[400], 401: problems[401], 404: problems[404], 503: problems[503] },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const { reconcile } = c.req.valid('query');
+      const state = await guard(() => deps.limiter.creditsOf(id));
+      if (state instanceof Response) return state;
+      if (!state.account && !(await deps.tenantExists(id))) return notFound(`tenant "${id}" does not exist`);
+      if (reconcile !== 'true') return c.json({ tenant: id, ...state }, 200, { 'cache-control': 'no-store' });
+      const rec = await guard(() => deps.reconcile(id));
+      if (rec instanceof Response) return rec;
+      return c.json(
+        {
+          tenant: id,
+          account: rec.redis.account,
+          balance: rec.redis.balance,
+          reserved: rec.redis.reserved,
+          reconciliation: { ok: rec.ok, ledger: rec.ledger, outbox: rec.outbox, waitedMs: rec.waitedMs },
+        },
+        200,
+        { 'cache-control': 'no-store' },
+      );
+    },
+  );
+  return app;
+}
