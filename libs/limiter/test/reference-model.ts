@@ -87,7 +87,9 @@ export class ReferenceModel {
       if (reason === undefined && v.used + v.amount > v.cap) reason = limits[i]!.reason;
     });
     if (reason !== undefined) {
+      // A full pool's earliest expiry is only a guess: it counts only when no rate or budget is over.
       let wait = 0;
+      let guess = 0;
       limits.forEach((limit, i) => {
         const v = views[i]!;
         const slack = v.capP - v.amount;
@@ -97,11 +99,12 @@ export class ReferenceModel {
         else if (limit.kind === 'budget') w = now - (now % limit.period) + limit.period - now;
         else {
           const exps = this.live(now, limit.pool).map((l) => l.exp);
-          w = exps.length > 0 ? Math.min(...exps) - now : 1000;
+          guess = Math.max(guess, exps.length > 0 ? Math.min(...exps) - now : 1000);
+          return;
         }
         wait = Math.max(wait, w);
       });
-      return { kind: 'rejected', reason, retryAfterMs: Math.max(1, wait) };
+      return { kind: 'rejected', reason, retryAfterMs: Math.max(1, wait >= 1 ? wait : guess) };
     }
     let window: number | null = null;
     limits.forEach((limit) => {

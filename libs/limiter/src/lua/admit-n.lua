@@ -181,7 +181,7 @@ local P = {}
 for i = 1, nP do
   local nRefs, pri = tonumber(A[a]), tonumber(A[a + 1])
   a = a + 2
-  local chk, conc, res, bl, cl, cres = {}, {}, 0, nil, nil, 0
+  local chk, inc, conc, res, bl, cl, cres = {}, {}, {}, 0, nil, nil, 0
   for _ = 1, nRefs do
     local li, amount = tonumber(A[a]), tonumber(A[a + 1])
     a = a + 2
@@ -191,6 +191,17 @@ for i = 1, nP do
     elseif d[1] == LIMIT_KIND_CREDITS then
       -- a tenant without a credit account: credits do not limit, nothing is written
       if (S[li] or load(li)).acct then cl, cres = li, amount else checked = false end
+    elseif d[1] == LIMIT_KIND_GUARD then
+      -- a guard that is not paused, cooling down or in outage refuses nothing in this call (its
+      -- state cannot change within it): no per-job check (its ratio still scales its rates, in load)
+      local g = S[li] or load(li)
+      if not g.cap then checked = false end
+    elseif d[1] == LIMIT_KIND_FIRSTS then
+      -- first attempts are only counted (for the retry budget), never refused
+      load(li)
+      checked = false
+      inc[#inc + 1] = li
+      inc[#inc + 1] = amount
     end
     if checked then
       local cap, why = d[4], d[3]
@@ -202,7 +213,7 @@ for i = 1, nP do
       chk[#chk + 1] = why
     end
   end
-  P[i] = { chk = chk, conc = conc, res = res, bl = bl, cl = cl, cres = cres, pri = pri, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2] }
+  P[i] = { chk = chk, inc = inc, conc = conc, res = res, bl = bl, cl = cl, cres = cres, pri = pri, t = tonumber(A[a]), w = tonumber(A[a + 1]), seg = A[a + 2] }
   a = a + 3
 end
 
@@ -399,10 +410,14 @@ for _ = 1, nG do
       out[#out + 1] = reason
       out[#out + 1] = retry_after({ { p = p, ik = 0 } })
     else
-      local chk = p.chk
+      local chk, inc = p.chk, p.inc
       for r = 1, #chk, 4 do
         local s = S[chk[r]]
         s.v = s.v + take(chk, r)
+      end
+      for r = 1, #inc, 2 do
+        local s = S[inc[r]]
+        s.v = s.v + inc[r + 1]
       end
       write_lease(p, ord, A[a], A[a + 1], A[a + 4], '')
       out[#out + 1] = ADMIT_REPLY_ADMITTED
@@ -456,8 +471,9 @@ for _ = 1, nG do
             fail = { ji, reason }
             break
           end
-          local chk = job.p.chk
+          local chk, inc = job.p.chk, job.p.inc
           for r = 1, #chk, 4 do pend[chk[r]] = (pend[chk[r]] or 0) + take(chk, r) end
+          for r = 1, #inc, 2 do pend[inc[r]] = (pend[inc[r]] or 0) + inc[r + 1] end
           if ik ~= 0 then gidem[ik] = job end
         end
       end

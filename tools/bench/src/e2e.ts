@@ -1,0 +1,235 @@
+// The whole loop, end to end, against BullMQ on the same Redis, in one run:
+//   janus   producer HTTP (POST /v1/jobs/batch, 100 jobs a request) → admission (a job touching a
+//           dependency rate and concurrency, a per-tenant concurrency, a tenant rate and budget and a
+//           global rate) → JetStream → worker SDK (no-op handler) → outcome → settle → PostgreSQL.
+//           Completed = its success stored in PostgreSQL (the job's status row says `succeeded`).
+//   bullmq  Queue.addBulk (100 jobs a call) → Worker with a no-op processor → completed.
+// Both run closed loop at the highest rate this machine sustains: several producers in flight, at
+// most MAX_OUTSTANDING jobs accepted and not yet completed (so that neither side just queues).
+// Reported: jobs completed per second (all completed ÷ time from the first submission to the last
+// completion), Janus's admission-to-start (the worker's clock at the handler − the job's admittedAt)
+// and admission-to-outcome (PostgreSQL: the attempt's finished_at − admitted_at) p50/p99, and CPU
+// per job by process (/proc: the apps, Redis, and this process, which runs producers and workers).
+// Usage: npm run bench:e2e [-- --smoke] [--seconds S]   (--smoke: 4 s each, for CI)
+import { randomBytes, createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Queue, Worker as BullWorker } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { loadSettings } from '@janus/config';
+import { PolicyDocument } from '@janus/contracts';
+import { ensureDatabase, migrate } from '@janus/db';
+import { connectNats } from '@janus/messaging';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess, type AppProcess } from '@janus/testing';
+import { startWorker } from '@janus/worker-sdk';
+import { cpuUs } from './proc-cpu.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, seconds: { type: 'string' } } });
+const SECONDS = Number(flags.seconds ?? (flags.smoke ? 4 : 20));
+const BATCH = 100;
+const PRODUCERS = 8;
+const MAX_OUTSTANDING = 20_000;
+const WORKER_CONCURRENCY = 256;
+const BIG = 1_000_000_000;
+
+const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const quantile = (xs: number[], q: number) => {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+};
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+interface Cpu {
+  readonly name: string;
+  readonly pid: number | undefined;
+}
+/** CPU µs per job of each process over a phase. */
+async function cpuPerJob<T>(procs: readonly Cpu[], run: () => Promise<{ jobs: number } & T>): Promise<T & { jobs: number; cpuUsPerJob: Record<string, number | null> }> {
+  const before = procs.map((p) => (p.name === 'bench' ? process.cpuUsage().user + process.cpuUsage().system : cpuUs(p.pid)));
+  const result = await run();
+  const cpuUsPerJob: Record<string, number | null> = {};
+  procs.forEach((p, i) => {
+    const after = p.name === 'bench' ? process.cpuUsage().user + process.cpuUsage().system : cpuUs(p.pid);
+    const b = before[i];
+    cpuUsPerJob[p.name] = after === undefined || b === undefined || result.jobs === 0 ? null : round((after - b) / result.jobs);
+  });
+  return { ...result, cpuUsPerJob };
+}
+
+async function redisPid(): Promise<number | undefined> {
+  const r = new Redis(settings.redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    const m = /process_id:(\d+)/.exec(await r.info('server'));
+    return m ? Number(m[1]) : undefined;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Submits closed loop for SECONDS: PRODUCERS in flight, at most MAX_OUTSTANDING accepted and not completed. */
+async function drive(submit: () => Promise<number>, completed: () => number): Promise<{ accepted: number; refused: number; firstAt: number }> {
+  const firstAt = performance.now();
+  const end = firstAt + SECONDS * 1000;
+  let accepted = 0;
+  let refused = 0;
+  await Promise.all(
+    Array.from({ length: PRODUCERS }, async () => {
+      while (performance.now() < end) {
+        if (accepted - completed() >= MAX_OUTSTANDING) {
+          await sleep(5);
+          continue;
+        }
+        const n = await submit().catch(() => 0);
+        if (n > 0) accepted += n;
+        else {
+          refused += 1;
+          await sleep(10);
+        }
+      }
+    }),
+  );
+  return { accepted, refused, firstAt };
+}
+
+async function runJanus(redis: number | undefined) {
+  const ns = `bench_e2e_${randomBytes(3).toString('hex')}`;
+  const nsSettings = loadSettings({ ...process.env, NODE_ENV: 'development', JANUS_NAMESPACE: ns });
+  await ensureDatabase(nsSettings.databaseUrl);
+  await migrate(nsSettings);
+  const pool = new pg.Pool({ connectionString: nsSettings.databaseUrl, max: 2 });
+  const apps: AppProcess[] = [];
+  const nc = await connectNats(nsSettings, { name: 'bench-e2e-worker' });
+  try {
+    const policy = PolicyDocument.parse({
+      dependencies: { api: { rate: { limit: BIG, periodMs: 1000 }, concurrency: BIG, perTenant: { concurrency: BIG } } },
+      tenants: { acme: { rate: { limit: BIG, periodMs: 1000 }, budget: { limit: BIG, periodMs: 3_600_000 } } },
+      global: { rate: { limit: BIG, periodMs: 1000 } },
+      jobTypes: { noop: { dependencies: [{ name: 'api' }], timeoutMs: 60_000 } },
+    });
+    await pool.query(`INSERT INTO "${ns}".policy_versions (version, document, created_by) VALUES (1, $1, 'bench')`, [JSON.stringify(policy)]);
+    const key = `jns_${randomBytes(6).toString('hex')}_${randomBytes(24).toString('base64url')}`;
+    await pool.query(`INSERT INTO "${ns}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
+    const env = { NODE_ENV: 'production', JANUS_NAMESPACE: ns, JANUS_SIGNING_KEY: randomBytes(32).toString('hex'), JANUS_ADMIN_TOKEN: randomBytes(24).toString('hex'), LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json' };
+    for (const app of ['ingress', 'retry-scheduler', 'persister'] as const) apps.push(await startAppProcess(app, env));
+    const ingress = apps[0]!.url;
+
+    const startDelays: number[] = [];
+    let done = 0;
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'noop',
+      concurrency: WORKER_CONCURRENCY,
+      handler: async (job) => {
+        startDelays.push(Date.now() - Date.parse(job.admittedAt));
+        done += 1;
+      },
+    });
+    const body = JSON.stringify({ jobs: Array.from({ length: BATCH }, (_, i) => ({ type: 'noop', payload: { i } })) });
+    const submit = async () => {
+      const res = await fetch(`${ingress}/v1/jobs/batch`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+      await res.arrayBuffer();
+      return res.status === 202 ? BATCH : 0;
+    };
+    // Warm-up: JIT, connection pools, the consumer.
+    for (let i = 0; i < 5; i++) await submit();
+    const warm = 5 * BATCH;
+    while (done < warm) await sleep(20);
+
+    const stored = async () => (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${ns}".jobs WHERE status = 'succeeded'`)).rows[0]?.n ?? 0;
+    const procs: Cpu[] = [...apps.map((a) => ({ name: a.app, pid: a.child.pid })), { name: 'redis', pid: redis }, { name: 'bench', pid: process.pid }];
+    const measured = await cpuPerJob(procs, async () => {
+      const d = await drive(submit, () => done - warm);
+      let n = await stored();
+      const deadline = Date.now() + 120_000;
+      while (n < d.accepted + warm && Date.now() < deadline) {
+        await sleep(100);
+        n = await stored();
+      }
+      const seconds = (performance.now() - d.firstAt) / 1000;
+      return { jobs: n - warm, accepted: d.accepted, refused: d.refused, seconds };
+    });
+    await worker.stop();
+    const outcome = (
+      await pool.query<{ p50: number; p99: number }>(
+        `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+           FROM (SELECT extract(epoch FROM finished_at - admitted_at) * 1000 AS ms FROM "${ns}".attempts WHERE finished_at IS NOT NULL AND admitted_at IS NOT NULL) t`,
+      )
+    ).rows[0];
+    const measuredDelays = startDelays.slice(warm);
+    return {
+      ...measured,
+      jobsPerSec: round(measured.jobs / measured.seconds),
+      admissionToStartMs: { p50: quantile(measuredDelays, 0.5), p99: quantile(measuredDelays, 0.99) },
+      admissionToOutcomeMs: { p50: round(Number(outcome?.p50)), p99: round(Number(outcome?.p99)) },
+    };
+  } finally {
+    await Promise.all(apps.map((a) => a.kill('SIGTERM')));
+    await nc.drain().catch(() => undefined);
+    await pool.end();
+    await dropRedisNamespace(nsSettings.redisUrl, ns).catch(() => undefined);
+    await dropNatsNamespace([...nsSettings.natsServers], ns, nsSettings.natsAuth).catch(() => undefined);
+    await dropPgNamespace(nsSettings.databaseUrl, ns).catch(() => undefined);
+  }
+}
+
+async function runBullmq(redis: number | undefined) {
+  const prefix = `bench_e2e_bull_${randomBytes(3).toString('hex')}`;
+  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const workerConnection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('noop', { connection, prefix });
+  let done = 0;
+  const worker = new BullWorker('noop', async () => undefined, { connection: workerConnection, prefix, concurrency: WORKER_CONCURRENCY, removeOnComplete: { count: 1000 } });
+  worker.on('completed', () => {
+    done += 1;
+  });
+  try {
+    const jobs = Array.from({ length: BATCH }, (_, i) => ({ name: 'noop', data: { i } }));
+    const submit = async () => (await queue.addBulk(jobs)).length;
+    for (let i = 0; i < 5; i++) await submit();
+    const warm = 5 * BATCH;
+    while (done < warm) await sleep(20);
+    const procs: Cpu[] = [{ name: 'redis', pid: redis }, { name: 'bench', pid: process.pid }];
+    const measured = await cpuPerJob(procs, async () => {
+      const d = await drive(submit, () => done - warm);
+      const deadline = Date.now() + 120_000;
+      while (done - warm < d.accepted && Date.now() < deadline) await sleep(20);
+      const seconds = (performance.now() - d.firstAt) / 1000;
+      return { jobs: done - warm, accepted: d.accepted, refused: d.refused, seconds };
+    });
+    return { ...measured, jobsPerSec: round(measured.jobs / measured.seconds) };
+  } finally {
+    await worker.close();
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    connection.disconnect();
+    workerConnection.disconnect();
+  }
+}
+
+const redis = await redisPid();
+log(`e2e bench${flags.smoke ? ' (smoke)' : ''}: ${SECONDS} s each, ${PRODUCERS} producers × ${BATCH} jobs a request, ≤ ${MAX_OUTSTANDING} outstanding, workers ${WORKER_CONCURRENCY} at once, ${cpus().length} CPUs`);
+const bullmq = await runBullmq(redis);
+log(`bullmq: ${bullmq.jobs} jobs in ${round(bullmq.seconds)} s = ${bullmq.jobsPerSec} jobs/s; CPU µs/job ${JSON.stringify(bullmq.cpuUsPerJob)}`);
+const janus = await runJanus(redis);
+log(`janus:  ${janus.jobs} jobs in ${round(janus.seconds)} s = ${janus.jobsPerSec} jobs/s (${janus.refused} refused requests); admission→start p50 ${janus.admissionToStartMs.p50} ms, p99 ${janus.admissionToStartMs.p99} ms; admission→outcome p50 ${janus.admissionToOutcomeMs.p50} ms, p99 ${janus.admissionToOutcomeMs.p99} ms`);
+log(`janus CPU µs/job by process: ${JSON.stringify(janus.cpuUsPerJob)}`);
+const ratio = janus.jobsPerSec / bullmq.jobsPerSec;
+log(`ratio janus / bullmq: ${(ratio * 100).toFixed(1)}% (target ≥ 50%)`);
+const problems: string[] = [];
+if (janus.jobs < janus.accepted) problems.push(`janus: ${janus.accepted - janus.jobs} accepted jobs not stored as succeeded`);
+if (bullmq.jobs < bullmq.accepted) problems.push(`bullmq: ${bullmq.accepted - bullmq.jobs} jobs not completed`);
+for (const p of problems) log(`PROBLEM: ${p}`);
+mkdirSync(path.join(root, 'bench-results'), { recursive: true });
+const file = path.join(root, 'bench-results', `e2e-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), seconds: SECONDS, smoke: flags.smoke, janus, bullmq, ratio }, null, 2));
+log(`wrote ${path.relative(root, file)}`);
+process.exit(problems.length > 0 ? 1 : 0);
