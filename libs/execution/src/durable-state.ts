@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { Priority } from '@janus/contracts';
 import type { Database } from '@janus/db';
-import { estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
+import { CREDITS, estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
 import { batchIdempotencyRecord, jobIdempotencyRecord } from './idempotency-record.js';
 import { encodeRetryContext } from './retry-context.js';
 
@@ -199,21 +199,25 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
     idempotency.push({ tenant: row.tenant, key: `retry:${row.job_id}.${row.attempt}`, kind: 'retry', record: 'retry', expiresAt });
   }
 
-  const credits = await readCredits(db, policy, leases);
+  const credits = await readCredits(db, policy, leases, opts.now);
   return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))], credits };
 }
 
 const CreditBalanceRow = z.object({ tenant: z.string(), balance: int });
 const CreditOpenRow = z.object({ tenant: z.string(), lease_id: z.string(), amount: int, job_id: z.string(), attempt: int });
 const CreditLeaseRow = z.object({ lease_id: z.string() });
+const CreditTopupRow = z.object({ tenant: z.string(), entry_id: z.string(), amount: int, at: time });
 
 /**
  * Prepaid credits from the ledger (docs/credits.md "Redis loss"): each account's balance, the
  * reservations of the leases being restored, and — conservative where the record is unsure — the
  * open reservations of leases not restored (their settle or release was lost with the outbox:
  * charged at their amount) and the restored leases whose reserve entry was lost (reserved again).
+ * Also the top-ups of the last `CREDITS.topupMarkerTtlMs`, whose markers (lost with Redis) say that
+ * their Idempotency-Key was used: without them the same key again would top up a second time in
+ * Redis while the ledger, keyed by the entry id, dropped the duplicate.
  */
-async function readCredits(db: Database, policy: CompiledPolicy, leases: readonly RestoredLease[]): Promise<RestoredCredits[]> {
+async function readCredits(db: Database, policy: CompiledPolicy, leases: readonly RestoredLease[], now: number): Promise<RestoredCredits[]> {
   const balances = rowsOf(
     CreditBalanceRow,
     await db.execute(sql`
@@ -234,8 +238,20 @@ async function readCredits(db: Database, policy: CompiledPolicy, leases: readonl
   );
   const openById = new Map(open.map((o) => [o.lease_id, o]));
   const restored = new Set(ids);
-  const out = new Map<string, { tenant: string; balance: number; reservations: RestoredCredits['reservations'][number][]; orphans: RestoredCredits['orphans'][number][] }>();
-  for (const b of balances) out.set(b.tenant, { tenant: b.tenant, balance: b.balance, reservations: [], orphans: [] });
+  const out = new Map<
+    string,
+    { tenant: string; balance: number; reservations: RestoredCredits['reservations'][number][]; orphans: RestoredCredits['orphans'][number][]; topups: NonNullable<RestoredCredits['topups']>[number][] }
+  >();
+  for (const b of balances) out.set(b.tenant, { tenant: b.tenant, balance: b.balance, reservations: [], orphans: [], topups: [] });
+  const topups = rowsOf(
+    CreditTopupRow,
+    await db.execute(sql`SELECT tenant, entry_id, amount, at FROM credit_ledger WHERE kind = 'topup' AND at > ${new Date(now - CREDITS.topupMarkerTtlMs)}`),
+  );
+  for (const t of topups) {
+    // entry id 'topup.<tenant>.<digest>' (topUpEntryId)
+    const prefix = `topup.${t.tenant}.`;
+    if (t.entry_id.startsWith(prefix)) out.get(t.tenant)?.topups.push({ digest: t.entry_id.slice(prefix.length), amount: t.amount, at: t.at.getTime() });
+  }
   for (const lease of leases) {
     const account = out.get(lease.tenant);
     if (!account) continue;

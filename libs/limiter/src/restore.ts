@@ -13,7 +13,7 @@
  * follow the running policy (what the limits are checked against now), its budget reservation the
  * ledger.
  */
-import { LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
+import { CREDITS, LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
 import { formatActiveLeaseRecord, rateEntry } from './lease-record.js';
@@ -132,6 +132,11 @@ export class StateRestore {
       for (const o of c.orphans) args.push(o.leaseId, o.amount, o.jobId, o.attempt);
       const stop = await add([k.credits(c.tenant), k.creditsOutbox], args);
       if (stop) return stop;
+      // its top-up markers: the same Idempotency-Key after the loss is a replay, not a second top-up
+      for (const t of c.topups ?? []) {
+        const marker = await add([k.creditsTopup(c.tenant, t.digest)], ['topup', `${t.amount} ${t.at}`, t.at + CREDITS.topupMarkerTtlMs]);
+        if (marker) return marker;
+      }
     }
     for (const [key, bucket] of rateBuckets(k, policy, state.bucketTenants)) {
       const stop = await add([key], ['bucket', bucket.capacity, bucket.refill]);

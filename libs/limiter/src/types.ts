@@ -327,6 +327,11 @@ export interface RestoredCredits {
   readonly reservations: readonly { readonly leaseId: string; readonly amount: number; readonly jobId: string; readonly attempt: number; readonly unrecorded: boolean }[];
   /** Open reservations whose lease is not restored: charged at their amount (conservative). */
   readonly orphans: readonly { readonly leaseId: string; readonly amount: number; readonly jobId: string; readonly attempt: number }[];
+  /**
+   * Top-ups whose marker would still be kept (`at` within `CREDITS.topupMarkerTtlMs`): their markers
+   * are written back, so that a key used before the loss still tops up once (`digest`: of the key).
+   */
+  readonly topups?: readonly { readonly digest: string; readonly amount: number; readonly at: number }[];
 }
 
 /** Everything a rebuild writes back before admission reopens. */

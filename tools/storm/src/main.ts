@@ -74,7 +74,7 @@ if (flags.readme && results.length > 0) {
   const j = readme.indexOf(end);
   if (i < 0 || j < i) throw new Error(`README.md has no ${begin} … ${end} section`);
   const body = [
-    `Measured ${new Date().toISOString().slice(0, 10)} on this repository's reference machine with \`npm run storm -- ${names.join(' ')} --readme\`:`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on the project's 2-core machine with \`npm run storm -- ${names.join(' ')} --readme\`:`,
     '',
     ...results.flatMap((r) => [r.sc.description, '', table(r.sc, r.reports), '']),
     '![API calls per tenant per second and 429s per second, naive pipeline above, Janus below](docs/storm.svg)',

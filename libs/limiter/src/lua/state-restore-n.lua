@@ -26,6 +26,9 @@
             reserves its estimate again with a 'reserve' entry. Entry ids are the movements' own,
             so writing twice (a rebuild taken over) records each once.
             KEYS: the credits hash, the credits outbox
+    topup   a top-up marker (as credits-topup-4 writes it: '<amount> <at>'), from the ledger's
+            top-up entry, so that its Idempotency-Key stays a replay; skipped when expired.
+            KEYS: the marker
     bucket  a rate bucket restarted EMPTY at now (t = 0, ts = now: it refills from here; a missing
             bucket would read as full).  KEYS: the bucket hash
 
@@ -44,6 +47,7 @@
               'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms)
               'credits', tenant, balance, reserved, nRes, nOrphans, nRes × (leaseId, amount, jobId,
                 attempt, 1 when its reserve entry is missing), nOrphans × (leaseId, amount, jobId, attempt)
+              'topup', marker value, expiresAt
 
   Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets }
             or { RESTORE_ANSWER_LOCK_LOST } (the lock is not the caller's: nothing written)
@@ -95,6 +99,11 @@ while a <= #ARGV do
       rcall('PEXPIRE', KEYS[k], exp - now)
       idems = idems + 1
     end
+    k = k + 1
+    a = a + 3
+  elseif kind == 'topup' then
+    local value, exp = ARGV[a + 1], tonumber(ARGV[a + 2])
+    if exp > now then rcall('SET', KEYS[k], value, 'PX', exp - now) end
     k = k + 1
     a = a + 3
   elseif kind == 'bucket' then
