@@ -1,6 +1,7 @@
 import type { Settings } from '@janus/config';
-import { auditLog } from '@janus/db';
-import { compilePolicy, creditLedgerMessage, type Limiter } from '@janus/limiter';
+import { auditLog, creditLedger } from '@janus/db';
+import { eq } from 'drizzle-orm';
+import { compilePolicy, creditLedgerMessage, topUpEntryId, type Limiter } from '@janus/limiter';
 import { publishJson } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { AdminTokenCache, AdminTokenStore, type ExtraCheck } from '@janus/policy';
@@ -107,6 +108,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     credits: {
       limiter: rt.limiter,
       tenantExists: async (tenant) => Object.hasOwn((await rt.policyStore.current()).document.tenants, tenant),
+      recordedTopUp: async (tenant, key) => (await rt.db.db.select({ id: creditLedger.entryId }).from(creditLedger).where(eq(creditLedger.entryId, topUpEntryId(tenant, key))).limit(1)).length > 0,
       publish: async (entry) => {
         await publishJson(rt.js, rt.names.subjects.ledger(entry.tenant), creditLedgerMessage(entry), entry.id);
       },

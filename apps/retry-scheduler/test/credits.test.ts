@@ -97,5 +97,15 @@ describe('prepaid credits, end to end', () => {
     expect((await adminCall('GET', '/v1/tenants/acme/credits?reconcile=true')).body).toMatchObject({ reconciliation: { ok: true } });
     const audit = await adminCall('GET', '/v1/audit?limit=10');
     expect((audit.body['entries'] as { action: string }[]).filter((e) => e.action === 'credits.topup')).toHaveLength(2);
+
+    // A key whose Redis marker is gone (it lives 7 days) is still answered from PostgreSQL's ledger:
+    // drop topup-1's marker, send the key again, nothing is added.
+    const before = (await adminCall('GET', '/v1/tenants/acme/credits')).body['balance'];
+    const markers = await stack.bed.redis.keys(`${stack.bed.ns}:*topup*`);
+    expect(markers.length).toBeGreaterThanOrEqual(2);
+    await stack.bed.redis.del(...markers);
+    const late = await adminCall('POST', '/v1/tenants/acme/credits', { amount: 100 }, { 'idempotency-key': 'topup-1' });
+    expect([late.status, late.headers.get('idempotent-replayed'), late.body['balance']]).toEqual([200, 'true', before]);
+    expect(await pgSum()).toBe(before);
   }, 120_000);
 });

@@ -33,6 +33,11 @@ export interface CreditsDeps {
   readonly policyLoaded: () => boolean;
   /** Whether the running policy has the tenant. */
   readonly tenantExists: (tenant: string) => Promise<boolean>;
+  /**
+   * Whether PostgreSQL's ledger already holds this top-up (the permanent record of a key: its Redis
+   * marker lives 7 days, so a key sent again later is answered from here and applies nothing).
+   */
+  readonly recordedTopUp: (tenant: string, idempotencyKey: string) => Promise<boolean>;
   /** Publishes a top-up's ledger entry (msgID = its id); resolves once JetStream stored it. */
   readonly publish: (entry: CreditEntry) => Promise<void>;
   /** Records an applied top-up in the audit log. */
@@ -88,6 +93,11 @@ export function creditsRoutes(deps: CreditsDeps) {
       if (!key.success || !body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors });
       if (!deps.policyLoaded()) return unavailable('the policy is not loaded yet');
       if (!(await deps.tenantExists(id))) return notFound(`tenant "${id}" does not exist`);
+      if (await deps.recordedTopUp(id, key.data)) {
+        const state = await guard(() => deps.limiter.creditsOf(id));
+        if (state instanceof Response) return state;
+        return c.json({ tenant: id, account: true, balance: state.balance, reserved: state.reserved }, 200, { 'idempotent-replayed': 'true' });
+      }
       const r = await guard(() => deps.limiter.topUpCredits(id, key.data, body.data.amount));
       if (r instanceof Response) return r;
       try {
