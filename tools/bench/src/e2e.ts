@@ -23,7 +23,8 @@ import pg from 'pg';
 import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
 import { ensureDatabase, migrate } from '@janus/db';
-import { connectNats } from '@janus/messaging';
+import { connectNats, natsNames } from '@janus/messaging';
+import { jetstream } from '@nats-io/jetstream';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess, type AppProcess } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
 import { cpuUs } from './proc-cpu.js';
@@ -144,6 +145,25 @@ async function runJanus(redis: number | undefined) {
     const warm = 5 * BATCH;
     while (done < warm) await sleep(20);
 
+    // Probes, 10 a second while the load runs: the round trip of a lease claim (a forged token: the
+    // scheduler answers from its event loop without Redis) and of a JetStream publish to the outcomes
+    // stream (an outcome for no job: recorded and ignored) — where a worker's time per job goes.
+    const names = natsNames(ns);
+    const js = jetstream(nc);
+    const claimRtt: number[] = [];
+    const publishRtt: number[] = [];
+    let probing = true;
+    let probeSeq = 0;
+    const probes = (async () => {
+      while (probing) {
+        const t0 = performance.now();
+        await nc.request(names.subjects.leaseExtend, JSON.stringify({ leaseToken: 'probe_1.x', ms: 1 }), { timeout: 5_000 }).then(() => claimRtt.push(performance.now() - t0), () => undefined);
+        const t1 = performance.now();
+        probeSeq += 1;
+        await js.publish(names.subjects.outcome('noop'), JSON.stringify({ jobId: `probe-${probeSeq}`, attempt: 1, leaseToken: 'probe_1.x', outcome: 'succeeded' }), { msgID: `probe-${probeSeq}.1` }).then(() => publishRtt.push(performance.now() - t1), () => undefined);
+        await sleep(100);
+      }
+    })();
     const stored = async () => (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${ns}".jobs WHERE status = 'succeeded'`)).rows[0]?.n ?? 0;
     const procs: Cpu[] = [...apps.map((a) => ({ name: a.app, pid: a.child.pid })), { name: 'redis', pid: redis }, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
@@ -157,6 +177,8 @@ async function runJanus(redis: number | undefined) {
       const seconds = (performance.now() - d.firstAt) / 1000;
       return { jobs: n - warm, accepted: d.accepted, refused: d.refused, seconds };
     });
+    probing = false;
+    await probes;
     await worker.stop();
     const outcome = (
       await pool.query<{ p50: number; p99: number }>(
@@ -170,6 +192,10 @@ async function runJanus(redis: number | undefined) {
       jobsPerSec: round(measured.jobs / measured.seconds),
       admissionToStartMs: { p50: quantile(measuredDelays, 0.5), p99: quantile(measuredDelays, 0.99) },
       admissionToOutcomeMs: { p50: round(Number(outcome?.p50)), p99: round(Number(outcome?.p99)) },
+      probes: {
+        claimRttMs: { p50: round(quantile(claimRtt, 0.5)), p99: round(quantile(claimRtt, 0.99)), n: claimRtt.length },
+        outcomePublishRttMs: { p50: round(quantile(publishRtt, 0.5)), p99: round(quantile(publishRtt, 0.99)), n: publishRtt.length },
+      },
     };
   } finally {
     await Promise.all(apps.map((a) => a.kill('SIGTERM')));
@@ -222,6 +248,7 @@ log(`bullmq: ${bullmq.jobs} jobs in ${round(bullmq.seconds)} s = ${bullmq.jobsPe
 const janus = await runJanus(redis);
 log(`janus:  ${janus.jobs} jobs in ${round(janus.seconds)} s = ${janus.jobsPerSec} jobs/s (${janus.refused} refused requests); admission→start p50 ${janus.admissionToStartMs.p50} ms, p99 ${janus.admissionToStartMs.p99} ms; admission→outcome p50 ${janus.admissionToOutcomeMs.p50} ms, p99 ${janus.admissionToOutcomeMs.p99} ms`);
 log(`janus CPU µs/job by process: ${JSON.stringify(janus.cpuUsPerJob)}`);
+log(`janus under load: a claim's round trip p50 ${janus.probes.claimRttMs.p50} ms, p99 ${janus.probes.claimRttMs.p99} ms; an outcome publish's p50 ${janus.probes.outcomePublishRttMs.p50} ms, p99 ${janus.probes.outcomePublishRttMs.p99} ms`);
 const ratio = janus.jobsPerSec / bullmq.jobsPerSec;
 log(`ratio janus / bullmq: ${(ratio * 100).toFixed(1)}% (target ≥ 50%)`);
 const problems: string[] = [];
