@@ -11,6 +11,7 @@
 // and admission-to-outcome (PostgreSQL: the attempt's finished_at − admitted_at) p50/p99, and CPU
 // per job by process (/proc: the apps, Redis, and this process, which runs producers and workers).
 // Usage: npm run bench:e2e [-- --smoke] [--seconds S]   (--smoke: 4 s each, for CI)
+import { execFileSync } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -51,14 +52,31 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 interface Cpu {
   readonly name: string;
   readonly pid: number | undefined;
+  /** Several processes summed (PostgreSQL's backends); read when the phase starts. */
+  readonly pids?: () => number[];
+}
+
+/** The pids of the processes named `name` (pgrep -x), e.g. postgres's backends. */
+function pidsOf(name: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() !== '').map(Number);
+  } catch {
+    return [];
+  }
 }
 /** CPU µs per job of each process over a phase. */
 async function cpuPerJob<T>(procs: readonly Cpu[], run: () => Promise<{ jobs: number } & T>): Promise<T & { jobs: number; cpuUsPerJob: Record<string, number | null> }> {
-  const before = procs.map((p) => (p.name === 'bench' ? process.cpuUsage().user + process.cpuUsage().system : cpuUs(p.pid)));
+  const groups = procs.map((p) => p.pids?.() ?? []);
+  const read = (p: Cpu, i: number): number | undefined => {
+    if (p.name === 'bench') return process.cpuUsage().user + process.cpuUsage().system;
+    if (p.pids) return groups[i]!.reduce((sum, pid) => sum + (cpuUs(pid) ?? 0), 0);
+    return cpuUs(p.pid);
+  };
+  const before = procs.map(read);
   const result = await run();
   const cpuUsPerJob: Record<string, number | null> = {};
   procs.forEach((p, i) => {
-    const after = p.name === 'bench' ? process.cpuUsage().user + process.cpuUsage().system : cpuUs(p.pid);
+    const after = read(p, i);
     const b = before[i];
     cpuUsPerJob[p.name] = after === undefined || b === undefined || result.jobs === 0 ? null : round((after - b) / result.jobs);
   });
@@ -165,7 +183,7 @@ async function runJanus(redis: number | undefined) {
       }
     })();
     const stored = async () => (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${ns}".jobs WHERE status = 'succeeded'`)).rows[0]?.n ?? 0;
-    const procs: Cpu[] = [...apps.map((a) => ({ name: a.app, pid: a.child.pid })), { name: 'redis', pid: redis }, { name: 'bench', pid: process.pid }];
+    const procs: Cpu[] = [...apps.map((a) => ({ name: a.app, pid: a.child.pid })), { name: 'redis', pid: redis }, ...servers, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
       const d = await drive(submit, () => done - warm);
       let n = await stored();
@@ -223,7 +241,7 @@ async function runBullmq(redis: number | undefined) {
     for (let i = 0; i < 5; i++) await submit();
     const warm = 5 * BATCH;
     while (done < warm) await sleep(20);
-    const procs: Cpu[] = [{ name: 'redis', pid: redis }, { name: 'bench', pid: process.pid }];
+    const procs: Cpu[] = [{ name: 'redis', pid: redis }, ...servers, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
       const d = await drive(submit, () => done - warm);
       const deadline = Date.now() + 120_000;
@@ -242,6 +260,11 @@ async function runBullmq(redis: number | undefined) {
 }
 
 const redis = await redisPid();
+// JetStream's and PostgreSQL's CPU too (the local servers; the oldest nats-server is the stack's).
+const servers: Cpu[] = [
+  { name: 'nats-server', pid: pidsOf('nats-server')[0] },
+  { name: 'postgres', pid: undefined, pids: () => pidsOf('postgres') },
+];
 log(`e2e bench${flags.smoke ? ' (smoke)' : ''}: ${SECONDS} s each, ${PRODUCERS} producers × ${BATCH} jobs a request, ≤ ${MAX_OUTSTANDING} outstanding, workers ${WORKER_CONCURRENCY} at once, ${cpus().length} CPUs`);
 const bullmq = await runBullmq(redis);
 log(`bullmq: ${bullmq.jobs} jobs in ${round(bullmq.seconds)} s = ${bullmq.jobsPerSec} jobs/s; CPU µs/job ${JSON.stringify(bullmq.cpuUsPerJob)}`);
