@@ -88,6 +88,12 @@ export class AdmissionService {
     batchIdempotency?: { key: string; windowMs: number; fingerprint: string },
     /** Mode `queue`: a refusal by a limit is not counted as a rejection (the caller queues the job and counts that). */
     queueing = false,
+    /**
+     * One job with its own producer key, of a job type with `dedupe`: its payload's dedupe key,
+     * checked and recorded as the request's key in the same atomic step (the job's own slot holds the
+     * producer key), so that the payload is a replay of an earlier job's whatever the keys.
+     */
+    payloadKey?: { key: string; windowMs: number },
   ): Promise<AdmitAnswer> {
     const createdAt = new Date().toISOString();
     // `admittedAt` is the admission's Redis time (one clock for every instance; a window rate counts
@@ -120,8 +126,11 @@ export class AdmissionService {
               record: batchIdempotencyRecord(records, batchIdempotency.fingerprint),
             },
           }
-        : {}),
+        : payloadKey !== undefined && jobs.length === 1
+          ? { idempotency: { key: payloadKey.key, kind: 'dedupe' as const, tenant, windowMs: payloadKey.windowMs, record: jobIdempotencyRecord(records[0]!, undefined) } }
+          : {}),
     };
+    const byPayload = payloadKey !== undefined && jobs.length === 1 && batchIdempotency === undefined;
     // A job whose key names a different request: the whole request is refused (all or nothing), so
     // what was admitted with it is revoked before anything is published.
     let reused = -1;
@@ -153,7 +162,8 @@ export class AdmissionService {
       // comes within moments (confirmed, or revoked and then this one may be admitted), so wait for
       // it rather than answer 409 — nothing was taken, asking again is safe.
       const deadline = Date.now() + (this.deps.answerDeadlineMs ?? 5_000) + DEDUPE_IN_PROGRESS_GRACE_MS;
-      for (let pause = 5; result.kind === 'in_progress' && jobs[result.index]?.dedupe !== undefined && Date.now() < deadline; pause = Math.min(pause * 2, 100)) {
+      const payloadInProgress = (r: PipelineResult) => r.kind === 'in_progress' && (r.index < 0 ? byPayload : jobs[r.index]?.dedupe !== undefined);
+      for (let pause = 5; payloadInProgress(result) && Date.now() < deadline; pause = Math.min(pause * 2, 100)) {
         await new Promise((resolve) => setTimeout(resolve, pause));
         result = await this.#pipeline.run(input);
       }
@@ -179,11 +189,12 @@ export class AdmissionService {
           this.countAll(jobs, 'rejected', 'idempotency_key_reused');
           return { kind: 'idempotency_key_reused', index: -1 };
         }
-        this.countAll(jobs, 'duplicate', 'idempotency');
+        this.countAll(jobs, 'duplicate', byPayload ? 'dedupe' : 'idempotency');
         return { kind: 'admitted', status: 200, body: { ...body, duplicate: true } };
       }
       case 'in_progress': {
         // A different request under the key is wrong whatever became of the first: 422, not "ask again".
+        // (a payload's record has no fingerprint: any request with that payload is its replay)
         const mine = result.index < 0 ? batchIdempotency?.fingerprint : jobs[result.index]?.fingerprint;
         if (!sameRequest(parseIdempotencyRecord(result.record).fp, mine)) {
           this.countAll(jobs, 'rejected', 'idempotency_key_reused');

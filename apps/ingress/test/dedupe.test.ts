@@ -165,24 +165,28 @@ describe('payload dedupe (mode now)', () => {
 describe('payload dedupe and an explicit Idempotency-Key', () => {
   const payload = { invoice: 'INV-7' };
 
-  it('the producer\'s key decides alone: keyed requests are answered by their key, keyless ones by their payload', async () => {
+  it('mode now: the key answers for its request and the payload still identifies the job, whatever the keys', async () => {
     const keyed = await submit('acme', { type: 'report', payload }, { 'idempotency-key': 'inv-7-a' });
     expect(keyed.status).toBe(202);
-    // The keyed job's payload is not a dedupe record: a keyless identical payload is a new job …
-    const keyless = await submit('acme', { type: 'report', payload });
-    expect(keyless.status).toBe(202);
-    expect(keyless.body.jobId).not.toBe(keyed.body.jobId);
-    // … whose payload is, from then on.
-    expect((await submit('acme', { type: 'report', payload: shuffled(payload, 1) })).body).toEqual({ ...keyless.body, duplicate: true });
-    // The key answers as the contract says: the same request is its replay, another one 422.
+    // The keyed job's payload is recorded too: the same payload without a key, or under another key, is its replay …
+    expect(await submit('acme', { type: 'report', payload: shuffled(payload, 1) })).toEqual({ status: 200, body: { ...keyed.body, duplicate: true } });
+    expect(await submit('acme', { type: 'report', payload }, { 'idempotency-key': 'inv-7-b' })).toEqual({ status: 200, body: { ...keyed.body, duplicate: true } });
+    // … and the key answers as the contract says: the same request is its replay, another one 422.
     expect(await submit('acme', { type: 'report', payload }, { 'idempotency-key': 'inv-7-a' })).toEqual({ status: 200, body: { ...keyed.body, duplicate: true } });
     const reused = await submit('acme', { type: 'report', payload: { invoice: 'INV-8' } }, { 'idempotency-key': 'inv-7-a' });
     expect(reused.status).toBe(422);
     expect(reused.body.type).toBe(`${PROBLEM_BASE}/idempotency-key-reused`);
-    // A new key is a new request, whatever its payload.
-    const other = await submit('acme', { type: 'report', payload }, { 'idempotency-key': 'inv-7-b' });
+    // A new key with a new payload is a new job; its payload is recorded under it too.
+    const other = await submit('acme', { type: 'report', payload: { invoice: 'INV-9' } }, { 'idempotency-key': 'inv-9' });
     expect(other.status).toBe(202);
-    expect(new Set([keyed.body.jobId, keyless.body.jobId, other.body.jobId]).size).toBe(3);
+    expect(other.body.jobId).not.toBe(keyed.body.jobId);
+    expect((await submit('acme', { type: 'report', payload: { invoice: 'INV-9' } })).body).toEqual({ ...other.body, duplicate: true });
+  });
+
+  it('ten concurrent requests with the same payload under ten different keys: one job', async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => submit('acme', { type: 'report', payload: { invoice: 'INV-10' } }, { 'idempotency-key': `inv-10-${i}` })));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 202]);
+    expect(new Set(answers.map((a) => a.body.jobId)).size).toBe(1);
   });
 
   it('a producer key and a payload key never meet, however the producer key is spelled', async () => {

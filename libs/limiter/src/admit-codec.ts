@@ -124,7 +124,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
       continue;
     }
     const ri = request.idempotency;
-    if (ri) groupArgs.push(n, keyOf(k.idempotency(ri.tenant, ri.key)), ri.record, ri.windowMs);
+    if (ri) groupArgs.push(n, keyOf(k.idempotency(ri.tenant, ri.key, ri.kind)), ri.record, ri.windowMs);
     else groupArgs.push(n, 0);
     for (let i = 0; i < n; i++) {
       const job = request.jobs[i]!;

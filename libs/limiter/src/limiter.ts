@@ -308,7 +308,7 @@ export class Limiter {
   confirm(request: AdmissionRequest, admission: Admitted, seqs: readonly number[] = []): Promise<ConfirmResult> {
     const jobs: ConfirmRequest['jobs'][number][] = [];
     let k = 0;
-    const requestKey = request.idempotency ? [this.keys.idempotency(request.idempotency.tenant, request.idempotency.key)] : [];
+    const requestKey = request.idempotency ? [this.keys.idempotency(request.idempotency.tenant, request.idempotency.key, request.idempotency.kind)] : [];
     admission.jobs.forEach((a, i) => {
       if (a.lease === undefined) return;
       const own = request.jobs[i]?.idempotency;

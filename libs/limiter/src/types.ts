@@ -35,7 +35,12 @@ export interface AdmissionRequest {
   /** 1 to 1000 jobs, admitted all or nothing. */
   readonly jobs: readonly JobAdmission[];
   /** Request-level idempotency (a whole batch), scoped to `tenant`, kept `windowMs`. */
-  readonly idempotency?: { readonly key: string; readonly tenant: string; readonly record: string; readonly windowMs: number };
+  /**
+   * The request's own key (a batch's `Idempotency-Key`; or, for one job whose producer key is its
+   * own, the job's payload dedupe key: `kind: 'dedupe'`). When every job of the request replays an
+   * earlier admission, no record is written for it (its replay replays each job again).
+   */
+  readonly idempotency?: { readonly key: string; readonly tenant: string; readonly record: string; readonly windowMs: number; readonly kind?: IdempotencyKind };
 }
 
 export interface Lease {

@@ -45,13 +45,14 @@ describe('pending admissions', () => {
     expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 3 });
   });
 
-  it("a keyed batch whose every job replays a confirmed admission is committed at once (not 'in progress' for its whole window)", async () => {
+  it("a keyed batch whose every job replays a confirmed admission leaves no record of its own (never 'in progress' for its whole window)", async () => {
     h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 10 } } });
     const first = keyed('p1');
     await h.limiter.confirm(first, admitted(await h.limiter.admit(first)));
     const replays: AdmissionRequest = { jobs: [job('call', { jobId: 'x1', idempotency: { key: 'p1', record: 'rec-p1' } })], idempotency: { key: 'all-replays', tenant: 'acme', record: 'batch-all', windowMs: 60_000 } };
     expect(await h.limiter.admit(replays)).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: 'rec-p1' } }] });
-    expect(await h.limiter.admit(replays)).toEqual({ kind: 'duplicate', record: 'batch-all' });
+    expect(await h.limiter.admit(replays)).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: 'rec-p1' } }] });
+    expect(await h.redis.exists(h.limiter.keys.idempotency('acme', 'all-replays'))).toBe(0);
     expect((await h.limiter.usage('acme')).inFlight).toEqual({ api: 1 });
   });
 

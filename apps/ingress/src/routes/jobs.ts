@@ -78,7 +78,7 @@ const submitRoute = createRoute({
   },
   responses: {
     200: {
-      description: 'Same idempotency key within the window, or (job type with `dedupe`, no key) the same payload as a job admitted or queued within `dedupe.windowMs`: the first answer plus `duplicate: true`',
+      description: 'Same idempotency key within the window, or (job type with `dedupe`) the same payload as a job admitted or queued within `dedupe.windowMs`: the first answer plus `duplicate: true`',
       content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } },
     },
     202: { description: 'Admitted (published and acknowledged by JetStream)', content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } } },
@@ -308,7 +308,16 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const waiting = await deps.room.store.waitingWithKey(tenant, dedupeRoomKey(job.dedupe.key)).catch(() => undefined);
       if (waiting) return queuedReplay(waiting, job, keyPath);
     }
-    const result = await deps.admission.admit(tenant, policy, [job], 'single');
+    // A producer key on a job type with `dedupe`: the key answers for the request as always, and the
+    // payload still identifies the job (an identical payload admitted under another key, or none, is
+    // this request's replay). Mode `now` only: in mode `queue` the producer's key decides alone.
+    const dedupe = job.idempotencyKey !== undefined ? policy.document.jobTypes[job.type]?.dedupe : undefined;
+    const payloadKey = dedupe !== undefined ? { key: payloadDedupeKey(job.type, body.payload), windowMs: dedupe.windowMs } : undefined;
+    if (payloadKey !== undefined && deps.room !== undefined) {
+      const waiting = await deps.room.store.waitingWithKey(tenant, dedupeRoomKey(payloadKey.key)).catch(() => undefined);
+      if (waiting) return queuedReplay(waiting, { ...job, fingerprint: undefined }, keyPath);
+    }
+    const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, false, payloadKey);
     observe(started, result);
     return answer(c, result, 'single', keyPath);
   }

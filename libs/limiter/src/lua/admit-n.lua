@@ -493,20 +493,15 @@ for _ = 1, nG do
           s.v = s.v + amount
         end
         local created = ''
-        if ri ~= 0 then
+        -- When every job replays an earlier admission the request's record is not written: no lease
+        -- of this group would ever confirm it, and the caller's record (made for new jobs) would name
+        -- jobs that do not exist; a replay of the request replays each job again.
+        if ri ~= 0 and #dups / 2 < #jobs then
           IDEM[ri] = grec
-          if #dups / 2 == #jobs then
-            -- every job replays a confirmed admission: no lease of this group will ever confirm the
-            -- request's record, and nothing of it is in doubt, so it is written committed
-            IDEMP[ri] = false
-            rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin))
-            rcall('HDEL', KEYS[ri], 'p')
-          else
-            IDEMP[ri] = true
-            rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin), 'p', '1')
-            created = KEYS[ri]
-          end
+          IDEMP[ri] = true
+          rcall('HSET', KEYS[ri], 'r', grec, 'x', fmt(now + gwin), 'p', '1')
           rcall('PEXPIRE', KEYS[ri], gwin)
+          created = KEYS[ri]
         end
         for ki, job in pairs(gidem) do
           local w = job.p.w
