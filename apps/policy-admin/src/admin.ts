@@ -1,6 +1,6 @@
 import type { Settings } from '@janus/config';
 import { auditLog, creditLedger } from '@janus/db';
-import { eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { compilePolicy, creditLedgerMessage, topUpEntryId, type Limiter } from '@janus/limiter';
 import { publishJson } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
@@ -108,16 +108,23 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     credits: {
       limiter: rt.limiter,
       tenantExists: async (tenant) => Object.hasOwn((await rt.policyStore.current()).document.tenants, tenant),
-      recordedTopUp: async (tenant, key) => (await rt.db.db.select({ id: creditLedger.entryId }).from(creditLedger).where(eq(creditLedger.entryId, topUpEntryId(tenant, key))).limit(1)).length > 0,
+      recordedTopUp: async (tenant, key) => (await rt.db.db.select({ amount: creditLedger.amount }).from(creditLedger).where(eq(creditLedger.entryId, topUpEntryId(tenant, key))).limit(1))[0]?.amount,
       publish: async (entry) => {
         await publishJson(rt.js, rt.names.subjects.ledger(entry.tenant), creditLedgerMessage(entry), entry.id);
       },
       audit: async (actor, entry) => {
+        const target = `tenants/${entry.tenant}/credits`;
+        const done = await rt.db.db
+          .select({ id: auditLog.id })
+          .from(auditLog)
+          .where(and(eq(auditLog.action, 'credits.topup'), eq(auditLog.target, target), sql`${auditLog.diff} @> ${JSON.stringify([{ value: { entryId: entry.id } }])}::jsonb`))
+          .limit(1);
+        if (done.length > 0) return;
         const version = await rt.policyStore.currentVersion();
         await rt.db.db.insert(auditLog).values({
           actor,
           action: 'credits.topup',
-          target: `tenants/${entry.tenant}/credits`,
+          target,
           fromVersion: version,
           toVersion: version,
           diff: [{ op: 'add', path: `tenants.${entry.tenant}.credits`, value: { amount: entry.amount, entryId: entry.id } }],

@@ -12,6 +12,8 @@ export const PROBLEM = {
   notReplayable: `${PROBLEM_BASE}/not-replayable`,
   /** 409 on /v1/admin/tokens: the name is taken by an active token, or it is `env` (JANUS_ADMIN_TOKEN). */
   adminTokenConflict: `${PROBLEM_BASE}/admin-token-conflict`,
+  /** 422 on a credits top-up: the Idempotency-Key already topped up a different amount (the producers' type). */
+  idempotencyKeyReused: `${PROBLEM_BASE}/idempotency-key-reused`,
 } as const;
 
 export type ProblemStatus = 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 429 | 500 | 503;

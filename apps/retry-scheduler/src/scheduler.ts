@@ -239,11 +239,22 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     names,
     consumer: `scheduler-${randomUUID().slice(0, 8)}`,
     onError: (error) => {
-      if (Date.now() - relayWarned > 10_000) logger.warn({ err: error }, 'credits outbox relay failed; retrying');
-      relayWarned = Date.now();
+      // at most one warning per 10 s while it keeps failing (the relay retries every second)
+      if (Date.now() - relayWarned > 10_000) {
+        relayWarned = Date.now();
+        logger.warn({ err: error }, 'credits outbox relay failed; retrying');
+      }
     },
   });
   relay.start();
+  new Gauge({
+    name: 'janus_credits_outbox_entries',
+    help: 'Credits movements in the Redis outbox not yet stored in the ledger stream (grows while JetStream refuses or no relay runs)',
+    registers: [runtime.registry],
+    async collect() {
+      this.set(await limiter.credits.outboxLength().catch(() => Number.NaN));
+    },
+  });
 
   const stop = async () => {
     if (stopped) return;

@@ -107,5 +107,17 @@ describe('prepaid credits, end to end', () => {
     const late = await adminCall('POST', '/v1/tenants/acme/credits', { amount: 100 }, { 'idempotency-key': 'topup-1' });
     expect([late.status, late.headers.get('idempotent-replayed'), late.body['balance']]).toEqual([200, 'true', before]);
     expect(await pgSum()).toBe(before);
+    // The same key with another amount is another request: 422, nothing applied (from PostgreSQL's
+    // record now that the marker is gone, and from the marker for a fresh key).
+    const other = await adminCall('POST', '/v1/tenants/acme/credits', { amount: 7 }, { 'idempotency-key': 'topup-1' });
+    expect([other.status, other.body['type']]).toEqual([422, expect.stringContaining('/idempotency-key-reused')]);
+    const fresh = await adminCall('POST', '/v1/tenants/acme/credits', { amount: 5 }, { 'idempotency-key': 'topup-3' });
+    expect(fresh.body['balance']).toBe(Number(before) + 5);
+    expect((await adminCall('POST', '/v1/tenants/acme/credits', { amount: 6 }, { 'idempotency-key': 'topup-3' })).status).toBe(422);
+    expect((await adminCall('GET', '/v1/tenants/acme/credits')).body['balance']).toBe(Number(before) + 5);
+    // One audit entry per top-up however often its key is sent.
+    await adminCall('POST', '/v1/tenants/acme/credits', { amount: 5 }, { 'idempotency-key': 'topup-3' });
+    const audited = await adminCall('GET', '/v1/audit?limit=20');
+    expect((audited.body['entries'] as { action: string }[]).filter((e) => e.action === 'credits.topup')).toHaveLength(3);
   }, 120_000);
 });

@@ -131,7 +131,7 @@ export async function runJanus(sc: Scenario, api: MockApi, apiUrl: string, log: 
     await nc.drain().catch(() => undefined);
     await pool.end();
     await dropRedisNamespace(settings.redisUrl, ns).catch(() => undefined);
-    await dropNatsNamespace([...settings.natsServers], ns).catch(() => undefined);
+    await dropNatsNamespace([...settings.natsServers], ns, settings.natsAuth).catch(() => undefined);
     await dropPgNamespace(settings.databaseUrl, ns).catch(() => undefined);
   }
 }

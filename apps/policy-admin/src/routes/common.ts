@@ -14,7 +14,7 @@ export function subApp(): OpenAPIHono<AdminEnv> {
   return new OpenAPIHono<AdminEnv>({ defaultHook: validationHook });
 }
 
-const problemContent = { 'application/problem+json': { schema: ProblemDetails } };
+export const problemContent = { 'application/problem+json': { schema: ProblemDetails } };
 export const problems = {
   400: { description: 'Malformed JSON or invalid query', content: problemContent },
   // Description only (problem+json): a response without content also lets handlers return plain Responses.

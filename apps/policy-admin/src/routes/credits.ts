@@ -4,7 +4,7 @@ import type { CreditsReconciliation } from '@janus/event-store';
 import { StateLost, StoreUnavailable, type CreditEntry, type Limiter } from '@janus/limiter';
 import { jsonBody } from '../http.js';
 import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
-import { problems, security, subApp } from './common.js';
+import { problemContent, problems, security, subApp } from './common.js';
 
 const Param = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }) });
 const TopUpBody = z.strictObject({ amount: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).openapi('CreditsTopUp');
@@ -34,13 +34,14 @@ export interface CreditsDeps {
   /** Whether the running policy has the tenant. */
   readonly tenantExists: (tenant: string) => Promise<boolean>;
   /**
-   * Whether PostgreSQL's ledger already holds this top-up (the permanent record of a key: its Redis
-   * marker lives 7 days, so a key sent again later is answered from here and applies nothing).
+   * The amount of this top-up if PostgreSQL's ledger already holds it (the permanent record of a
+   * key: its Redis marker lives 7 days, so a key sent again later is answered from here and applies
+   * nothing).
    */
-  readonly recordedTopUp: (tenant: string, idempotencyKey: string) => Promise<boolean>;
+  readonly recordedTopUp: (tenant: string, idempotencyKey: string) => Promise<number | undefined>;
   /** Publishes a top-up's ledger entry (msgID = its id); resolves once JetStream stored it. */
   readonly publish: (entry: CreditEntry) => Promise<void>;
-  /** Records an applied top-up in the audit log. */
+  /** Records a top-up in the audit log, once per entry (a replay after a 503 records it if the first call could not). */
   readonly audit: (actor: string, entry: CreditEntry) => Promise<void>;
   /** Compares Redis with PostgreSQL's ledger (event-store reconcileCredits). */
   readonly reconcile: (tenant: string) => Promise<CreditsReconciliation>;
@@ -80,7 +81,7 @@ export function creditsRoutes(deps: CreditsDeps) {
         headers: z.object({ 'idempotency-key': z.string().optional().openapi({ description: 'Required: 1–200 printable characters; a repeated key tops up once' }) }),
         body: { required: true, content: { 'application/json': { schema: TopUpBody } } },
       },
-      responses: { ...body200, 400: problems[400], 401: problems[401], 404: problems[404], 415: problems[415], 503: problems[503] },
+      responses: { ...body200, 400: problems[400], 401: problems[401], 404: problems[404], 415: problems[415], 422: { description: 'The Idempotency-Key already topped up a different amount (`.../idempotency-key-reused`); nothing was applied', content: problemContent }, 503: problems[503] },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
@@ -93,13 +94,22 @@ export function creditsRoutes(deps: CreditsDeps) {
       if (!key.success || !body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors });
       if (!deps.policyLoaded()) return unavailable('the policy is not loaded yet');
       if (!(await deps.tenantExists(id))) return notFound(`tenant "${id}" does not exist`);
-      if (await deps.recordedTopUp(id, key.data)) {
+      // The same key with another amount is another request: 422, as ingress answers (nothing applied).
+      const reused = () =>
+        problem(422, PROBLEM.idempotencyKeyReused, 'Idempotency key reused', {
+          detail: 'this Idempotency-Key already topped up a different amount; nothing was applied',
+          errors: [{ path: 'Idempotency-Key', message: 'already used for a different amount' }],
+        });
+      const recorded = await deps.recordedTopUp(id, key.data);
+      if (recorded !== undefined) {
+        if (recorded !== body.data.amount) return reused();
         const state = await guard(() => deps.limiter.creditsOf(id));
         if (state instanceof Response) return state;
         return c.json({ tenant: id, account: true, balance: state.balance, reserved: state.reserved }, 200, { 'idempotent-replayed': 'true' });
       }
       const r = await guard(() => deps.limiter.topUpCredits(id, key.data, body.data.amount));
       if (r instanceof Response) return r;
+      if (!r.applied && r.entry.amount !== body.data.amount) return reused();
       try {
         await deps.publish(r.entry);
       } catch (error) {
@@ -107,10 +117,10 @@ export function creditsRoutes(deps: CreditsDeps) {
         // same key sent again changes nothing and publishes again.
         return unavailable(`JetStream did not record the top-up (${error instanceof Error ? error.message : String(error)}); send the same Idempotency-Key again`);
       }
-      if (r.applied) {
-        await deps.audit(c.get('actor'), r.entry);
-        deps.toppedUp();
-      }
+      // After every stored publish, not only the first call's: a replay after a 503 audits the
+      // top-up and wakes the room if the first call could not (the audit is written once per entry).
+      await deps.audit(c.get('actor'), r.entry);
+      deps.toppedUp();
       return c.json({ tenant: id, account: true, balance: r.balance, reserved: r.reserved }, 200, r.applied ? {} : { 'idempotent-replayed': 'true' });
     },
   );
