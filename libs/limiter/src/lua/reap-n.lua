@@ -46,6 +46,10 @@ local dry = ARGV[4] == '1'
 -- @include credits
 local cprefix = ARGV[5]
 local out = {}
+-- The credits hashes this call may touch are among KEYS (the caller passes those of the tenants the
+-- dry run listed); a name built here is only ever used after it was found there.
+local passed = {}
+for i = 3, #KEYS do passed[KEYS[i]] = true end
 
 -- held (active, pending) or withdrawn (pending, answered 503: withdraw-n.lua)
 local function reapable(v)
@@ -55,7 +59,9 @@ end
 local function expire(lease, field, v, leaseId, member)
   local pending = v.st == 'pending' or v.st == 'withdrawn'
   if not dry then
-    credits_finish(cprefix .. v.ten .. ':credits', KEYS[2], leaseId, v, nil, now)
+    local ck = cprefix .. v.ten .. ':credits'
+    if not passed[ck] then error('reap-n: the credits hash of tenant ' .. v.ten .. ' was not passed in KEYS') end
+    credits_finish(ck, KEYS[2], leaseId, v, nil, now)
     if pending then
       for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
       lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), retention)
