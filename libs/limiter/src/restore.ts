@@ -26,6 +26,8 @@ type Arg = string | number;
 /** Bounds of one state-restore-n call: Redis runs a script alone, so keep each one short. */
 const MAX_KEYS_PER_CALL = 4_000;
 const MAX_ARGS_PER_CALL = 8_000;
+/** Credits reservations (or orphans) per restore item: 5 arguments each, well within one call. */
+const CREDITS_CHUNK = 500;
 
 export interface StateRestoreOptions {
   readonly store: ScriptStore;
@@ -127,11 +129,24 @@ export class StateRestore {
     }
     for (const c of state.credits ?? []) {
       const reserved = c.reservations.reduce((n, r) => n + r.amount, 0);
-      const args: Arg[] = ['credits', c.tenant, c.balance, reserved, c.reservations.length, c.orphans.length];
-      for (const r of c.reservations) args.push(r.leaseId, r.amount, r.jobId, r.attempt, r.unrecorded ? 1 : 0);
-      for (const o of c.orphans) args.push(o.leaseId, o.amount, o.jobId, o.attempt);
-      const stop = await add([k.credits(c.tenant), k.creditsOutbox], args);
+      const account = [k.credits(c.tenant), k.creditsOutbox];
+      const stop = await add(account, ['credits', c.tenant, c.balance, reserved]);
       if (stop) return stop;
+      // in chunks: a tenant may hold thousands of reservations, and one item must fit in one call
+      for (let i = 0; i < c.reservations.length; i += CREDITS_CHUNK) {
+        const chunk = c.reservations.slice(i, i + CREDITS_CHUNK);
+        const args: Arg[] = ['creditsres', c.tenant, chunk.length];
+        for (const r of chunk) args.push(r.leaseId, r.amount, r.jobId, r.attempt, r.unrecorded ? 1 : 0);
+        const full = await add(account, args);
+        if (full) return full;
+      }
+      for (let i = 0; i < c.orphans.length; i += CREDITS_CHUNK) {
+        const chunk = c.orphans.slice(i, i + CREDITS_CHUNK);
+        const args: Arg[] = ['creditsorph', c.tenant, chunk.length];
+        for (const o of chunk) args.push(o.leaseId, o.amount, o.jobId, o.attempt);
+        const full = await add(account, args);
+        if (full) return full;
+      }
       // its top-up markers: the same Idempotency-Key after the loss is a replay, not a second top-up
       for (const t of c.topups ?? []) {
         const marker = await add([k.creditsTopup(c.tenant, t.digest)], ['topup', `${t.amount} ${t.at}`, t.at + CREDITS.topupMarkerTtlMs]);

@@ -243,6 +243,28 @@ describe('credits: settle, revoke, expiry', () => {
 });
 
 describe('credits: rebuild after a Redis loss', () => {
+  it('restores a tenant with thousands of reservations and orphans (the items are chunked to fit a call)', async () => {
+    const h = await harness('credits_restore_big', POLICY);
+    try {
+      // Redis restarts empty
+      const keys = await h.redis.keys(`${h.ns}:*`);
+      if (keys.length > 0) await h.redis.del(...keys);
+      await h.limiter.init();
+      expect(await h.limiter.acquireRebuildLock('big', 30_000)).toBe(true);
+      const reservations = Array.from({ length: 5000 }, (_, i) => ({ leaseId: `big${i}_1`, amount: 2, jobId: `r${i}`, attempt: 1, unrecorded: i < 10 }));
+      const orphans = Array.from({ length: 1200 }, (_, i) => ({ leaseId: `orph${i}_1`, amount: 1, jobId: `o${i}`, attempt: 1 }));
+      const state = { leases: [], budgets: [], idempotency: [], bucketTenants: [], credits: [{ tenant: 'acme', balance: 10_000, reservations, orphans }] };
+      expect(await h.limiter.restoreState('big', state)).toMatchObject({ ok: true });
+      expect(await h.limiter.openState('big', 'rebuilt')).toEqual({ kind: 'opened' });
+      expect(await h.limiter.creditsOf('acme')).toEqual({ account: true, balance: 10_000 - 1200, reserved: 10_000 });
+      expect(await h.redis.hlen(h.limiter.keys.credits('acme'))).toBe(2 + 5000);
+      // the outbox: 10 re-recorded reserves and 1200 settles of the orphans
+      expect(await h.redis.xlen(h.limiter.keys.creditsOutbox)).toBe(10 + 1200);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('restores the ledger balance and the restored leases\' reservations; orphans are charged, lost reserves re-recorded', async () => {
     const h = await harness('credits_restore', POLICY);
     try {

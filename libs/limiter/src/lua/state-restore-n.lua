@@ -45,8 +45,11 @@
               'budget', windowStart, used, periodMs
               'idem', record, expiresAt
               'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms)
-              'credits', tenant, balance, reserved, nRes, nOrphans, nRes × (leaseId, amount, jobId,
-                attempt, 1 when its reserve entry is missing), nOrphans × (leaseId, amount, jobId, attempt)
+              'credits', tenant, balance, reserved — the account (keys: its hash, the outbox)
+              'creditsres', tenant, n, n × (leaseId, amount, jobId, attempt, 1 when its reserve entry
+                is missing) — reservations of live leases, in chunks (keys: the hash, the outbox)
+              'creditsorph', tenant, n, n × (leaseId, amount, jobId, attempt) — reservations whose
+                lease is gone: charged at their estimate, in order (keys: the hash, the outbox)
               'topup', marker value, expiresAt
 
   Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets }
@@ -115,18 +118,30 @@ while a <= #ARGV do
     k = k + 1
     a = a + 3
   elseif kind == 'credits' then
-    local tenant, b, reserved, nRes, nOrph = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+    rcall('HSET', KEYS[k], 'b', fmt(tonumber(ARGV[a + 2])), 'r', fmt(tonumber(ARGV[a + 3])))
+    k = k + 2
+    a = a + 4
+  elseif kind == 'creditsres' then
+    local tenant, n = ARGV[a + 1], tonumber(ARGV[a + 2])
     local key, outbox = KEYS[k], KEYS[k + 1]
     local fields = {}
-    local p = a + 6
-    for _ = 1, nRes do
+    local p = a + 3
+    for _ = 1, n do
       local leaseId, amount, job, att, missing = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3], ARGV[p + 4]
       fields[#fields + 1] = '@' .. leaseId
       fields[#fields + 1] = amount
       if missing == '1' then credits_out(outbox, credits_entry_id(job, att, 'reserve', leaseId), tenant, 'reserve', tonumber(amount), job, att, leaseId, now) end
       p = p + 5
     end
-    for _ = 1, nOrph do
+    if #fields > 0 then rcall('HSET', key, unpack(fields)) end
+    k = k + 2
+    a = p
+  elseif kind == 'creditsorph' then
+    local tenant, n = ARGV[a + 1], tonumber(ARGV[a + 2])
+    local key, outbox = KEYS[k], KEYS[k + 1]
+    local b = tonumber(rcall('HGET', key, 'b')) or 0
+    local p = a + 3
+    for _ = 1, n do
       local leaseId, amount, job, att = ARGV[p], tonumber(ARGV[p + 1]), ARGV[p + 2], ARGV[p + 3]
       b = b - amount
       local over = 0
@@ -138,7 +153,7 @@ while a <= #ARGV do
       if over > 0 then credits_out(outbox, credits_entry_id(job, att, 'overrun', leaseId), tenant, 'overrun', over, job, att, leaseId, now) end
       p = p + 4
     end
-    rcall('HSET', key, 'b', fmt(b), 'r', fmt(reserved), unpack(fields))
+    rcall('HSET', key, 'b', fmt(b))
     k = k + 2
     a = p
   else
