@@ -25,24 +25,6 @@ export async function ledgerCredits(db: Database, tenant: string): Promise<Ledge
   return { balance: Number(row?.balance ?? 0), reserved: Number(row?.reserved ?? 0), entries: Number(row?.entries ?? 0) };
 }
 
-/**
- * Every tenant's ledger balance (for a rebuild after a Redis loss) and the reservations still open
- * (reserve entries of leases with neither a settle nor a release): lease id → amount.
- */
-export async function ledgerCreditAccounts(db: Database): Promise<{ balances: Map<string, number>; open: Map<string, { tenant: string; amount: number }> }> {
-  const b = await db.execute<{ tenant: string; balance: string }>(sql`
-    SELECT tenant, sum(CASE kind WHEN 'topup' THEN amount WHEN 'settle' THEN -amount WHEN 'overrun' THEN amount ELSE 0 END)::text AS balance
-      FROM credit_ledger GROUP BY tenant`);
-  const o = await db.execute<{ tenant: string; lease_id: string; amount: string }>(sql`
-    SELECT r.tenant, r.lease_id, r.amount::text AS amount FROM credit_ledger r
-     WHERE r.kind = 'reserve' AND r.lease_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM credit_ledger x WHERE x.lease_id = r.lease_id AND x.kind IN ('settle', 'release'))`);
-  return {
-    balances: new Map(b.rows.map((r) => [r.tenant, Number(r.balance)])),
-    open: new Map(o.rows.map((r) => [r.lease_id, { tenant: r.tenant, amount: Number(r.amount) }])),
-  };
-}
-
 /** What Redis holds for a tenant's credits, read in one step with the outbox length. */
 export interface LiveCredits {
   readonly account: boolean;

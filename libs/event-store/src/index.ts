@@ -7,4 +7,4 @@ export { Persister, type PersisterOptions } from './persister.js';
 export { pruneHistory, schedulePruning, type PruneResult, type RetentionPolicy } from './prune.js';
 export { outcomeEventId, reconcileJobStatus, storeBatch, type StoreResult } from './store.js';
 export { countRows, type RowCounts } from './counts.js';
-export { ledgerCreditAccounts, ledgerCredits, reconcileCredits, type CreditsReconciliation, type LedgerCredits, type LiveCredits } from './credits.js';
+export { ledgerCredits, reconcileCredits, type CreditsReconciliation, type LedgerCredits, type LiveCredits } from './credits.js';
