@@ -86,7 +86,7 @@ export class Credits {
   async topUp(tenant: string, idempotencyKey: string, amount: number): Promise<TopUpResult> {
     if (!Number.isSafeInteger(amount) || amount < 1) throw new RangeError('a top-up amount is an integer ≥ 1');
     const digest = topUpDigest(idempotencyKey);
-    const id = `topup.${tenant}.${digest}`;
+    const id = topUpEntryId(tenant, idempotencyKey);
     const r = ((await this.store.run('creditsTopup', [this.keys.credits(tenant), this.keys.creditsTopup(tenant, digest), this.keys.creditsOutbox, this.keys.epoch], [
       this.clock.arg(),
       amount,
