@@ -125,6 +125,25 @@ export class Credits {
     return items((reply?.[1] ?? []).filter((e) => e !== null));
   }
 
+  /**
+   * Removes the group's consumers other than `except` that hold nothing (no pending entry) and were
+   * idle for `idleMs`: every relay instance joins under a name of its own, so without this each
+   * restart would leave one behind. One holding entries stays until they are claimed.
+   */
+  async removeIdleConsumers(group: string, except: string, idleMs: number): Promise<string[]> {
+    const rows = (await this.store.guard(this.store.redis.xinfo('CONSUMERS', this.keys.creditsOutbox, group))) as unknown[][];
+    const removed: string[] = [];
+    for (const row of rows ?? []) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < row.length; i += 2) info.set(String(row[i]), row[i + 1]);
+      const name = String(info.get('name'));
+      if (name === except || Number(info.get('pending')) !== 0 || Number(info.get('idle')) < idleMs) continue;
+      await this.store.guard(this.store.redis.xgroup('DELCONSUMER', this.keys.creditsOutbox, group, name));
+      removed.push(name);
+    }
+    return removed;
+  }
+
   /** Acknowledges and deletes entries once JetStream has them. */
   async ack(group: string, streamIds: readonly string[]): Promise<void> {
     if (streamIds.length === 0) return;
@@ -160,6 +179,8 @@ export interface CreditsRelayOptions {
   readonly intervalMs?: number;
   /** Entries another consumer left unacked this long are claimed. Default 30 s. */
   readonly claimIdleMs?: number;
+  /** Other consumers idle this long and holding nothing are removed from the group. Default 1 h. */
+  readonly consumerIdleMs?: number;
   readonly batch?: number;
   readonly onError?: (error: unknown) => void;
 }
@@ -216,6 +237,8 @@ export class CreditsRelay {
       this.#lastClaim = now;
       const claimed = await c.claim(this.#group, this.#o.consumer, this.#o.claimIdleMs ?? 30_000, batch);
       total += await this.#publish(claimed);
+      // consumers of instances that are gone, holding nothing (an hour idle: never a live relay's)
+      await c.removeIdleConsumers(this.#group, this.#o.consumer, this.#o.consumerIdleMs ?? 3_600_000);
     }
     for (;;) {
       const got = await c.read(this.#group, this.#o.consumer, batch, this.#pendingFirst);

@@ -242,6 +242,29 @@ describe('credits: settle, revoke, expiry', () => {
   });
 });
 
+describe('credits: the relay group', () => {
+  it("removes the consumers of relays that are gone and hold nothing, never one holding entries", async () => {
+    const h = await harness('credits_consumers', POLICY);
+    try {
+      const c = h.limiter.credits;
+      await c.ensureGroup('g');
+      // a consumer exists once it was delivered an entry: one that acked everything, one holding one
+      await h.limiter.topUpCredits('acme', 'k1', 5);
+      const first = await c.read('g', 'gone-empty', 10, false);
+      await c.ack('g', first.map((i) => i.streamId));
+      await h.limiter.topUpCredits('acme', 'k2', 5);
+      expect(await c.read('g', 'gone-holding', 10, false)).toHaveLength(1);
+      const names = async () => ((await h.redis.xinfo('CONSUMERS', h.limiter.keys.creditsOutbox, 'g')) as unknown[][]).map((r) => String(r[1])).sort();
+      expect(await names()).toEqual(['gone-empty', 'gone-holding']);
+      expect(await c.removeIdleConsumers('g', 'me', 3_600_000)).toEqual([]);
+      expect(await c.removeIdleConsumers('g', 'me', 0)).toEqual(['gone-empty']);
+      expect(await names()).toEqual(['gone-holding']);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('credits: rebuild after a Redis loss', () => {
   it('restores a tenant with thousands of reservations and orphans (the items are chunked to fit a call)', async () => {
     const h = await harness('credits_restore_big', POLICY);
