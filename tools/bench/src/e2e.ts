@@ -260,7 +260,9 @@ async function runBullmq(redis: number | undefined) {
 }
 
 const redis = await redisPid();
-// JetStream's and PostgreSQL's CPU too (the local servers; the oldest nats-server is the stack's).
+// JetStream's and PostgreSQL's CPU too: the lowest-pid nats-server (the stack's, started first) and
+// every `postgres` process on the machine — on a machine running other databases or a second NATS,
+// these two figures include their work (run it with nothing else going).
 const servers: Cpu[] = [
   { name: 'nats-server', pid: pidsOf('nats-server')[0] },
   { name: 'postgres', pid: undefined, pids: () => pidsOf('postgres') },
