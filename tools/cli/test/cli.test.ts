@@ -342,6 +342,29 @@ describe('janus CLI (built, against a running Janus)', () => {
     expect(ok(await janus(['dead', 'replay', '--all'])).stdout).toBe('no dead jobs\n');
   });
 
+  it('credits get|topup|reconcile: a top-up once per --key, the balance read back, reconciled with the ledger; a bad amount or unknown tenant fails', async () => {
+    expect(ok(await janus(['credits', 'get', 'globex', '--json'])).json).toMatchObject({ tenant: 'globex', account: false, balance: 0, reserved: 0 });
+    const first = ok(await janus(['credits', 'topup', 'globex', '40', '--key', 'cli-topup-1', '--json']));
+    expect(first.json).toMatchObject({ tenant: 'globex', account: true, balance: 40, reserved: 0 });
+    // the same key again: one top-up
+    expect(ok(await janus(['credits', 'topup', 'globex', '40', '--key', 'cli-topup-1', '--json'])).json).toMatchObject({ balance: 40 });
+    expect(ok(await janus(['credits', 'topup', 'globex', '2', '--json'])).json).toMatchObject({ balance: 42 });
+    const human = ok(await janus(['credits', 'get', 'globex']));
+    expect(human.stdout).toContain('42');
+    const reconciled = await waitFor(async () => {
+      const r = await janus(['credits', 'reconcile', 'globex', '--json']);
+      return r.code === 0 ? r : undefined;
+    }, 20_000);
+    expect(reconciled?.json).toMatchObject({ tenant: 'globex', balance: 42 });
+    const [badAmount, unknown, reused] = await Promise.all([
+      janus(['credits', 'topup', 'globex', '0']),
+      janus(['credits', 'topup', 'nobody', '5']),
+      janus(['credits', 'topup', 'globex', '7', '--key', 'cli-topup-1']),
+    ]);
+    expect([badAmount.code, unknown.code, reused.code]).toEqual([2, 1, 1]);
+    expect(reused.stderr).toContain('422 Idempotency key reused');
+  });
+
   it('deps list|state|pause|resume', async () => {
     const [list, state, human, missing, noResume] = await Promise.all([
       janus(['deps', 'list', '--json']),
