@@ -167,6 +167,16 @@ describe('dashboard', () => {
     expect(await (await h.app.request('/dashboard')).text()).toContain('<table id="dep-state">');
   });
 
+  it("shows each tenant's prepaid credits: none before a top-up, its balance and reservations after", async () => {
+    const tenantOf = async () => ((await h.call('GET', '/v1/dashboard')).body.tenants as { id: string; credits: unknown }[]).find((t) => t.id === 'acme');
+    expect((await tenantOf())?.credits).toBeNull();
+    const top = await h.call('POST', '/v1/tenants/acme/credits', { amount: 25 }, { 'idempotency-key': 'dash-1' });
+    expect(top.status).toBe(200);
+    expect((await tenantOf())?.credits).toMatchObject({ balance: 25, reserved: 0 });
+    const page = await (await h.app.request('/dashboard')).text();
+    expect(page).toContain('<th>credits (reserved)</th>');
+  });
+
   it('forgets a dependency removed from the policy', async () => {
     const del = await h.call('DELETE', '/v1/dependencies/quiet');
     expect(del.status).toBe(200);
