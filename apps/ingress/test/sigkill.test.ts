@@ -6,7 +6,7 @@ import { apiKeys, createDb, migrate, type DbHandle } from '@janus/db';
 import { Limiter, compilePolicy } from '@janus/limiter';
 import { connectNats, natsNames, type NatsConnection } from '@janus/messaging';
 import { PolicyStore, generateApiKey } from '@janus/policy';
-import { createRedis, type Redis } from '@janus/runtime';
+import { createRedis, type RedisClient } from '@janus/runtime';
 import {
   dropNatsNamespace,
   dropPgNamespace,
@@ -52,7 +52,7 @@ const policyDoc: PolicyDocumentInput = {
 };
 
 let db: DbHandle;
-let redis: Redis;
+let redis: RedisClient;
 let limiter: Limiter;
 let nc: NatsConnection;
 let apiKey: string;

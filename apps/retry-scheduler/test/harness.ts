@@ -7,7 +7,7 @@ import { AdmissionPipeline } from '@janus/admission';
 import { connectNats, ensureStreams, natsNames, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { Limiter, compilePolicy } from '@janus/limiter';
 import { PolicyStore } from '@janus/policy';
-import { createRedis, type Redis } from '@janus/runtime';
+import { createRedis, type RedisClient } from '@janus/runtime';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, testNamespace } from '@janus/testing';
 
 /**
@@ -22,7 +22,7 @@ export interface TestBed {
   readonly nc: NatsConnection;
   readonly jsm: JetStreamManager;
   readonly db: DbHandle;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly limiter: Limiter;
   /** The seeded policy version (announce it to make a started scheduler load it). */
   readonly version: number;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseRedisTarget, type RedisTarget } from './redis-target.js';
 
 /** Namespaces become Redis key prefixes, NATS subject tokens, stream names and a PostgreSQL schema. */
 export const NAMESPACE_PATTERN = /^[a-z][a-z0-9_]{0,39}$/;
@@ -35,7 +36,18 @@ export const PRODUCTION_ADMIN_TOKEN_MIN = 32;
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  // One server, or a cluster (redis+cluster://h1:p1,h2:p2 or several redis:// seeds): src/redis-target.ts.
+  REDIS_URL: z
+    .string()
+    .default('redis://127.0.0.1:6379')
+    .transform((value, ctx) => {
+      try {
+        return { raw: value.trim().replace(/^[a-z][a-z0-9+.-]*:/i, (s) => s.toLowerCase()), target: parseRedisTarget(value) };
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+        return z.NEVER;
+      }
+    }),
   NATS_URL: z
     .string()
     .default('nats://127.0.0.1:4222')
@@ -55,6 +67,9 @@ const envSchema = z.object({
   JANUS_ADMIN_PORT: port(8081),
   JANUS_PERSISTER_PORT: port(8082),
   JANUS_SCHEDULER_PORT: port(8083),
+  // Replicas of every JetStream stream (and so of its consumers): 3 on a NATS cluster of 3 or more
+  // nodes, so that losing one node loses no message (docs/scaling.md). 1 on a single server.
+  JANUS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
   // Node's own variable (docs/operations.md#tls): extra CAs that every TLS connection trusts, read
   // once when the process starts. Node only prints a warning when it cannot read the file; a typo
@@ -67,7 +82,10 @@ const envSchema = z.object({
 
 export interface Settings {
   readonly nodeEnv: 'development' | 'production' | 'test';
+  /** REDIS_URL as given (scheme in lower case); `redis` says what it names. */
   readonly redisUrl: string;
+  /** One server or a cluster's seed nodes (src/redis-target.ts). */
+  readonly redis: RedisTarget;
   readonly natsServers: readonly string[];
   /**
    * NATS_USER and NATS_PASSWORD (CONTRACT §4 "Who may do what"); undefined when neither is set.
@@ -76,6 +94,8 @@ export interface Settings {
   readonly natsAuth: NatsAuth | undefined;
   readonly databaseUrl: string;
   readonly namespace: string;
+  /** JANUS_STREAM_REPLICAS: replicas of every JetStream stream Janus creates (1 to 5). */
+  readonly streamReplicas: number;
   /** Undefined when not configured; policy-admin decides whether it may start without one. */
   readonly adminToken: string | undefined;
   readonly signingKey: string;
@@ -142,11 +162,13 @@ export function loadSettings(env: Env = process.env): Settings {
   const signingKeyGenerated = e.JANUS_SIGNING_KEY === undefined;
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
-    redisUrl: e.REDIS_URL,
+    redisUrl: e.REDIS_URL.raw,
+    redis: e.REDIS_URL.target,
     natsServers: Object.freeze([...e.NATS_URL]),
     natsAuth: e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? natsAuth(e.NATS_USER, e.NATS_PASSWORD) : undefined,
     databaseUrl: e.DATABASE_URL,
     namespace: e.JANUS_NAMESPACE,
+    streamReplicas: e.JANUS_STREAM_REPLICAS,
     adminToken: e.JANUS_ADMIN_TOKEN,
     signingKey: e.JANUS_SIGNING_KEY ?? randomBytes(32).toString('base64url'),
     signingKeyGenerated,

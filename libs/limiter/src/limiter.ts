@@ -4,7 +4,7 @@
  * script calls), the admit codec (a call's KEYS/ARGV and reply), lease operations and read models.
  * Every decision is one atomic Lua step with time read from Redis.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY } from '@janus/contracts';
 import { decodeAdmitReply, encodeAdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
@@ -61,7 +61,7 @@ const TRANSITION_NAMES: Record<number, Transition> = Object.fromEntries(Object.e
 export { MAX_BATCH };
 
 export interface LimiterOptions {
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   readonly namespace: string;
   readonly signingKey: string;
   /** Test-only clock override (ms). Without it every script reads Redis TIME. */

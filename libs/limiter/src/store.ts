@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { JanusError, StoreUnavailable } from './errors.js';
 import { scripts, type LuaScript } from './lua/scripts.generated.js';
 
@@ -15,7 +15,7 @@ const UNAVAILABLE_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGA
  */
 export class ScriptStore {
   constructor(
-    readonly redis: Redis,
+    readonly redis: Redis | Cluster,
     private readonly timeoutMs: number,
   ) {
     for (const script of Object.values(scripts) as LuaScript[]) {

@@ -7,7 +7,7 @@ import { natsNames } from './names.js';
 import { publishAll, publishFailure, publishJson } from './publish.js';
 import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
-import { ensureStreams, ensureWorkerConsumer } from './streams.js';
+import { ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
 import { jetStreamTimeMs, storedAt } from './stored-time.js';
 
 const ns = testNamespace('messaging');
@@ -56,6 +56,14 @@ describe('ensureStreams', () => {
     // Waiting retries: a work queue with no age limit (a retry may wait as long as it must).
     const retries = await jsm.streams.info(names.streams.retries);
     expect(retries.config).toMatchObject({ subjects: [`${ns}.retries.>`], retention: 'workqueue', max_age: 0 });
+    expect(info.config.num_replicas).toBe(1);
+  });
+
+  it('gives every stream the replicas asked for (JANUS_STREAM_REPLICAS; 1 by default)', async () => {
+    expect(streamConfigs(names).map((c) => c.num_replicas)).toEqual(streamConfigs(names).map(() => 1));
+    expect(streamConfigs(names, { replicas: 3 }).map((c) => c.num_replicas)).toEqual(streamConfigs(names).map(() => 3));
+    // A single server cannot hold 3 replicas: the error says so rather than a stream being made R1.
+    await expect(ensureStreams(jsm, natsNames(`${ns}_r3`), { replicas: 3 })).rejects.toThrow(/replicas/i);
   });
 
   it('creates the workers consumer with no redelivery', async () => {

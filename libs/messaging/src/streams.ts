@@ -19,12 +19,21 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * workers and the persister both read JOBS; RETRIES, read by the scheduler only, is a work queue. The duplicate window bounds how long a msgID dedupes
  * a re-published attempt.
  */
-export function streamConfigs(names: NatsNames): (Partial<StreamConfig> & { name: string })[] {
+export interface StreamOptions {
+  /**
+   * Replicas of every stream (JANUS_STREAM_REPLICAS; default 1). 3 on a NATS cluster: a stream
+   * then survives the loss of one node with every acknowledged message (a publish is acknowledged
+   * once a majority of its replicas stored it). Consumers inherit their stream's replicas.
+   */
+  readonly replicas?: number;
+}
+
+export function streamConfigs(names: NatsNames, opts: StreamOptions = {}): (Partial<StreamConfig> & { name: string })[] {
   const base = {
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
-    num_replicas: 1,
+    num_replicas: opts.replicas ?? 1,
     duplicate_window: nanos(2 * 60 * 1000),
   };
   return [
@@ -52,10 +61,11 @@ function isAlreadyExists(error: unknown): boolean {
 
 /**
  * Creates or updates every stream. Idempotent and safe from many instances at once: a racing
- * create that loses ("already in use") falls back to update.
+ * create that loses ("already in use") falls back to update. An update may change the replicas of
+ * an existing stream (JetStream moves it), so raising JANUS_STREAM_REPLICAS needs no migration.
  */
-export async function ensureStreams(jsm: JetStreamManager, names: NatsNames): Promise<void> {
-  for (const config of streamConfigs(names)) {
+export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, opts: StreamOptions = {}): Promise<void> {
+  for (const config of streamConfigs(names, opts)) {
     const name = config.name;
     try {
       await jsm.streams.info(name);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Live admission counters shared by ingress (writer) and the dashboard (reader).
@@ -48,7 +48,7 @@ export function decisionFields(decision: LiveDecision): string[] {
  * (pass the limiter's Redis time when you have it; default: this host's clock).
  */
 export async function recordDecision(
-  redis: Redis,
+  redis: Redis | Cluster,
   keys: LiveStatsKeys,
   decision: LiveDecision,
   opts: { atMs?: number; count?: number } = {},
@@ -91,7 +91,7 @@ export interface LiveStats {
  * `includeCurrent`), timed by Redis TIME unless `nowMs` is given.
  */
 export async function readLiveStats(
-  redis: Redis,
+  redis: Redis | Cluster,
   keys: LiveStatsKeys,
   seconds: number,
   opts: { nowMs?: number; includeCurrent?: boolean } = {},
@@ -138,7 +138,7 @@ export function parseStatsField(
   return undefined;
 }
 
-async function redisNowMs(redis: Redis): Promise<number> {
+async function redisNowMs(redis: Redis | Cluster): Promise<number> {
   const [s, us] = await redis.time();
   return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }

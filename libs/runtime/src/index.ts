@@ -1,4 +1,4 @@
-export { createRedis, MIN_REDIS_VERSION, pingRedis, Redis, redisVersionSupported } from './redis.js';
+export { Cluster, createRedis, MIN_REDIS_VERSION, pingRedis, Redis, redisPrimaries, redisVersionSupported, type RedisClient } from './redis.js';
 export { closeServer, listen } from './http.js';
 export { Shutdown } from './shutdown.js';
 export { startServices, type Services, type ServicesOptions } from './services.js';

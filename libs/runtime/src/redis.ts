@@ -1,27 +1,64 @@
-import { Redis } from 'ioredis';
-import type { Settings } from '@janus/config';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { parseRedisTarget, type RedisTarget, type Settings } from '@janus/config';
 
-export { Redis } from 'ioredis';
+export { Cluster, Redis } from 'ioredis';
+
+/** A client of one Redis server or of a Redis Cluster (REDIS_URL, docs/scaling.md). */
+export type RedisClient = Redis | Cluster;
 
 /**
  * A Redis client that fails fast while Redis is down (no offline queue, one retry per command) so
  * that callers can answer 503 at once, and reconnects forever in the background. A `rediss://` URL
  * is TLS, verified against Node's trust store plus NODE_EXTRA_CA_CERTS (docs/operations.md#tls).
+ * When REDIS_URL names a cluster, an ioredis Cluster with the same behaviour per node: it follows
+ * MOVED/ASK redirections and refreshes its slot map when a primary fails over.
  */
-export function createRedis(settings: Pick<Settings, 'redisUrl'>, name: string): Redis {
-  const redis = new Redis(settings.redisUrl, {
-    connectionName: name,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    commandTimeout: 2_000,
-    retryStrategy: (times) => Math.min(100 * times, 1_000),
-  });
+export function createRedis(settings: Pick<Settings, 'redisUrl'> & Partial<Pick<Settings, 'redis'>>, name: string): RedisClient {
+  const redis = redisClient(settings.redis ?? parseRedisTarget(settings.redisUrl), name);
   // Connection errors surface through readiness and command failures; an unhandled 'error' event
   // would only add noise.
   redis.on('error', () => {});
   return redis;
+}
+
+const NODE_OPTIONS = {
+  maxRetriesPerRequest: 1,
+  connectTimeout: 2_000,
+  commandTimeout: 2_000,
+  retryStrategy: (times: number) => Math.min(100 * times, 1_000),
+} satisfies RedisOptions;
+
+function redisClient(target: RedisTarget, name: string): RedisClient {
+  if (target.mode === 'single') return new Redis(target.url, { connectionName: name, lazyConnect: true, enableOfflineQueue: false, ...NODE_OPTIONS });
+  return new Cluster(
+    target.nodes.map((n) => ({ host: n.host, port: n.port })),
+    {
+      lazyConnect: true,
+      // Commands wait for the slot map while the client (re)connects, at most commandTimeout.
+      enableOfflineQueue: true,
+      scaleReads: 'master',
+      clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
+      // After a failover, the slots of the dead primary answer CLUSTERDOWN/MOVED until a replica
+      // takes over: a few quick retries, then the command fails and the caller answers 503.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 8,
+      slotsRefreshTimeout: 2_000,
+      redisOptions: {
+        connectionName: name,
+        ...NODE_OPTIONS,
+        ...(target.username !== undefined ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...(target.tls ? { tls: {} } : {}),
+      },
+    },
+  );
+}
+
+/** Every primary of a cluster (a single server: itself), for what must visit every node (SCAN). */
+export function redisPrimaries(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
 /** Janus's Lua needs Redis 7.0 (PEXPIRE … GT in the lease scripts). */
@@ -36,7 +73,7 @@ export function redisVersionSupported(info: string): { ok: boolean; version: str
   return { ok, version: `${major}.${minor}` };
 }
 
-export async function pingRedis(redis: Redis): Promise<boolean> {
+export async function pingRedis(redis: RedisClient): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   try {
     return (await redis.ping()) === 'PONG';

@@ -2,12 +2,12 @@ import { Counter, Gauge } from 'prom-client';
 import type { VersionedPolicy } from '@janus/contracts';
 import { createLogger, type ReadinessCheck } from '@janus/observability';
 import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher, RunningPolicy, type PolicyHolder } from '@janus/policy';
-import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type Redis } from './redis.js';
+import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type RedisClient } from './redis.js';
 import { startServices, type Services, type ServicesOptions } from './services.js';
 
 /** Services plus Redis and the live policy: what an app that admits or inspects jobs needs. */
 export interface Runtime<T> extends Services {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly policyStore: PolicyStore;
   readonly apiKeyStore: ApiKeyStore;
   /** The one holder of the running policy (the watcher swaps versions into it). */
@@ -29,7 +29,7 @@ export interface RuntimeOptions<T> extends ServicesOptions {
    * the limiter, so that admissions read the very policy the watcher swaps in). Default: a
    * RunningPolicy of its own.
    */
-  holder?: (redis: Redis) => PolicyHolder<T>;
+  holder?: (redis: RedisClient) => PolicyHolder<T>;
   /** After each applied version (e.g. ensure the consumers its job types need). */
   onPolicyApplied?: (compiled: T, policy: VersionedPolicy, services: Services) => void | Promise<void>;
   /** Keep an API-key cache current (reloaded on every config event, so a revoked key stops within a second). */

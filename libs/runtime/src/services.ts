@@ -50,7 +50,7 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
 
   const nc = await connectNats(settings, { name: `janus-${app}`, logger });
   const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, names);
+  await ensureStreams(jsm, names, { replicas: settings.streamReplicas });
   const js = jetstream(nc);
   let draining: Promise<void> | undefined;
   const closeNats = () => (draining ??= nc.drain().catch(() => nc.close()));

@@ -1,21 +1,32 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { parseRedisTarget } from '@janus/config';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
-/** Deletes every Redis key of a namespace (`<ns>:*`). */
+/** Deletes every Redis key of a namespace (`<ns>:*`), on every primary when `redisUrl` names a cluster. */
 export async function dropRedisNamespace(redisUrl: string, namespace: string): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const target = parseRedisTarget(redisUrl);
+  const client =
+    target.mode === 'single'
+      ? new Redis(target.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+      : new Cluster([...target.nodes], {
+          lazyConnect: true,
+          redisOptions: { maxRetriesPerRequest: 1, ...(target.password !== undefined ? { password: target.password } : {}), ...(target.username !== undefined ? { username: target.username } : {}), ...(target.tls ? { tls: {} } : {}) },
+        });
   try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await client.connect();
+    for (const node of client instanceof Cluster ? client.nodes('master') : [client]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
+        cursor = next;
+        // One UNLINK per key: in a cluster the keys of one node may still lie in different slots.
+        if (keys.length > 0) await (client instanceof Cluster ? Promise.all(keys.map((k) => node.unlink(k))) : node.unlink(...keys));
+      } while (cursor !== '0');
+    }
   } finally {
-    redis.disconnect();
+    client.disconnect();
   }
 }
 

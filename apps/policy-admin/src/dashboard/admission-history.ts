@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { LIVE_STATS_TTL_SECONDS, parseStatsField, readLiveStats, type LiveStatsKeys } from '@janus/observability';
 
 /**
@@ -17,7 +17,7 @@ export interface AdmissionHistoryOptions {
 }
 
 export interface AdmissionHistoryDeps {
-  readonly redis: Redis;
+  readonly redis: Redis | Cluster;
   readonly keys: LiveStatsKeys;
 }
 

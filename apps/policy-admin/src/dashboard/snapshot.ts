@@ -1,5 +1,5 @@
 import { desc } from 'drizzle-orm';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { deadLetters, type Database } from '@janus/db';
 import { WaitingStore } from '@janus/waiting-room';
 import type { DependencyState, Limiter } from '@janus/limiter';
@@ -10,7 +10,7 @@ import type { AdmissionHistory } from './admission-history.js';
 import type { DependencyHistory } from './history.js';
 
 export interface DashboardDeps {
-  redis: Redis;
+  redis: Redis | Cluster;
   db: Database;
   store: PolicyStore;
   /** The running limiter view (inspect/usage over the live policy). */
