@@ -70,6 +70,9 @@ const envSchema = z.object({
   // Replicas of every JetStream stream (and so of its consumers): 3 on a NATS cluster of 3 or more
   // nodes, so that losing one node loses no message (docs/scaling.md). 1 on a single server.
   JANUS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  // Replicas that must acknowledge every admission-state write before Janus acts on it (Redis WAIT):
+  // 1 with a replica per primary, so that a failover loses no decision (docs/scaling.md). 0: none.
+  JANUS_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(5).default(0),
   JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
   // Node's own variable (docs/operations.md#tls): extra CAs that every TLS connection trusts, read
   // once when the process starts. Node only prints a warning when it cannot read the file; a typo
@@ -94,6 +97,8 @@ export interface Settings {
   readonly natsAuth: NatsAuth | undefined;
   readonly databaseUrl: string;
   readonly namespace: string;
+  /** JANUS_REDIS_WAIT_REPLICAS: Redis replicas that must hold each admission-state write (0: none). */
+  readonly redisWaitReplicas: number;
   /** JANUS_STREAM_REPLICAS: replicas of every JetStream stream Janus creates (1 to 5). */
   readonly streamReplicas: number;
   /** Undefined when not configured; policy-admin decides whether it may start without one. */
@@ -169,6 +174,7 @@ export function loadSettings(env: Env = process.env): Settings {
     databaseUrl: e.DATABASE_URL,
     namespace: e.JANUS_NAMESPACE,
     streamReplicas: e.JANUS_STREAM_REPLICAS,
+    redisWaitReplicas: e.JANUS_REDIS_WAIT_REPLICAS,
     adminToken: e.JANUS_ADMIN_TOKEN,
     signingKey: e.JANUS_SIGNING_KEY ?? randomBytes(32).toString('base64url'),
     signingKeyGenerated,

@@ -69,6 +69,12 @@ export interface LimiterOptions {
   readonly policy?: CompiledPolicy;
   /** A Redis call slower than this is a StoreUnavailable fault. Default 2000 ms. */
   readonly timeoutMs?: number;
+  /**
+   * Replicas that must acknowledge every write script before its answer counts (Redis WAIT, within
+   * `replicaAckTimeoutMs`, default 500 ms); fewer is a StoreUnavailable fault. Default 0: none.
+   */
+  readonly replicaAcks?: number;
+  readonly replicaAckTimeoutMs?: number;
   /** How long a finished lease record is kept so that late settles get a precise answer. Default 24 h. */
   readonly leaseRetentionMs?: number;
   /** At most this many jobs per coalesced Lua call. Default 1000. */
@@ -118,9 +124,9 @@ export class Limiter {
 
   constructor(opts: LimiterOptions) {
     this.keys = new Keys(opts.namespace);
-    this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000);
+    this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000, { replicas: opts.replicaAcks ?? 0, timeoutMs: opts.replicaAckTimeoutMs ?? 500 });
     this.#tokens = new LeaseTokens(opts.signingKey, opts.namespace);
-    this.#clock = new Clock(this.#store, opts.now);
+    this.#clock = new Clock(this.#store, opts.now, this.keys.epoch);
     this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
     this.#recoveryMs = opts.recoveryMs;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);

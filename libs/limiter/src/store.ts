@@ -6,8 +6,23 @@ type ScriptName = keyof typeof scripts;
 type Arg = string | number;
 type CommandFn = (...args: Arg[]) => Promise<unknown>;
 
+/** Scripts that only read: they never wait for replicas. */
+const READ_ONLY: ReadonlySet<ScriptName> = new Set<ScriptName>(['count', 'depState', 'expired', 'time']);
+
 /** Redis errors that mean "the store cannot serve now", not "the script is wrong". */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|OOM|NOREPLICAS)\b/;
+
+export interface ReplicaAcks {
+  /**
+   * Replicas that must hold a script's writes before its answer counts (JANUS_REDIS_WAIT_REPLICAS;
+   * 0: none, the default). With 1 and one replica per primary, a failover never loses a decision
+   * that was acted on: a write not acknowledged in time is a fault (the caller answers 503 and
+   * never publishes), and what the primary did keep is released when its leases expire.
+   */
+  readonly replicas: number;
+  /** How long to wait for them (WAIT's timeout). */
+  readonly timeoutMs: number;
+}
 
 /**
  * The Lua scripts, registered on one ioredis client as `<name>:<version>` (EVALSHA with EVAL
@@ -17,6 +32,7 @@ export class ScriptStore {
   constructor(
     readonly redis: Redis | Cluster,
     private readonly timeoutMs: number,
+    private readonly replicaAcks: ReplicaAcks = { replicas: 0, timeoutMs: 0 },
   ) {
     for (const script of Object.values(scripts) as LuaScript[]) {
       const command = commandName(script);
@@ -31,8 +47,29 @@ export class ScriptStore {
     const script: LuaScript = scripts[name];
     const fn = (this.redis as unknown as Record<string, CommandFn>)[commandName(script)];
     if (fn === undefined) throw new JanusError('limiter_internal', 500, false, `script ${script.name} not registered`);
-    const call = script.numberOfKeys === undefined ? fn.call(this.redis, keys.length, ...keys, ...args) : fn.call(this.redis, ...keys, ...args);
-    return this.guard(call);
+    const argv = script.numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
+    if (this.replicaAcks.replicas === 0 || READ_ONLY.has(name)) return this.guard(fn.apply(this.redis, argv));
+    return this.guard(this.#runReplicated(commandName(script), argv));
+  }
+
+  /**
+   * The script and WAIT in one pipeline: both go to the node that holds the script's keys (a
+   * cluster routes a pipeline by its first key), and WAIT answers once enough replicas have
+   * everything that connection wrote, the script included.
+   */
+  async #runReplicated(command: string, argv: readonly Arg[]): Promise<unknown> {
+    const pipeline = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { wait(n: number, ms: number): unknown; exec(): Promise<[Error | null, unknown][] | null> };
+    pipeline[command]!(...argv);
+    pipeline.wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs);
+    const rows = (await pipeline.exec()) ?? [];
+    const [scriptError, reply] = rows[0] ?? [new Error('no reply'), undefined];
+    if (scriptError) throw scriptError;
+    const [waitError, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
+    if (waitError) throw waitError;
+    if (Number(acked) < this.replicaAcks.replicas) {
+      throw new StoreUnavailable(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`);
+    }
+    return reply;
   }
 
   /** Wraps any Redis promise: a timeout or connection failure becomes StoreUnavailable. */

@@ -55,7 +55,7 @@ export async function startLimiterRuntime(opts: LimiterRuntimeOptions): Promise<
     ...opts,
     compilePolicy: compileStoredPolicy,
     holder: (redis) => {
-      limiter = new Limiter({ redis, namespace: opts.settings.namespace, signingKey: opts.settings.signingKey });
+      limiter = new Limiter({ redis, namespace: opts.settings.namespace, signingKey: opts.settings.signingKey, replicaAcks: opts.settings.redisWaitReplicas });
       return new LimiterPolicy(limiter);
     },
   });

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
@@ -95,11 +97,13 @@ export interface RedisProcess {
 export async function startRedisServer(opts: { port?: number; binary?: string } = {}): Promise<RedisProcess> {
   const port = opts.port ?? (await freePort());
   const binary = opts.binary ?? 'redis-server';
+  const dir = mkdtempSync(path.join(tmpdir(), 'janus-redis-'));
   let child: ChildProcess | undefined;
   let output = '';
   const launch = async () => {
     output = '';
-    const c = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own directory: a replica stores the initial sync as dump.rdb in it, never in the repository.
+    const c = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     c.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     c.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     child = c;
