@@ -9,6 +9,8 @@ export class Clock {
   constructor(
     private readonly store: ScriptStore,
     private readonly pinned: (() => number) | undefined,
+    /** A key of the namespace's slot: on a Redis Cluster it routes TIME to the node the scripts run on. */
+    private readonly routeKey: string,
   ) {}
 
   /** A script's "now" ARGV: the pinned ms, or 0 for "read Redis TIME". */
@@ -19,7 +21,6 @@ export class Clock {
   /** Now in ms. */
   async read(): Promise<number> {
     if (this.pinned) return Math.floor(this.pinned());
-    const [s, us] = await this.store.guard(this.store.redis.time());
-    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    return Number(await this.store.run('time', [this.routeKey], []));
   }
 }
