@@ -48,28 +48,25 @@ export class ScriptStore {
     const fn = (this.redis as unknown as Record<string, CommandFn>)[commandName(script)];
     if (fn === undefined) throw new JanusError('limiter_internal', 500, false, `script ${script.name} not registered`);
     const argv = script.numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
-    if (this.replicaAcks.replicas === 0 || READ_ONLY.has(name)) return this.guard(fn.apply(this.redis, argv));
-    return this.guard(this.#runReplicated(commandName(script), argv));
+    const call = fn.apply(this.redis, argv);
+    if (this.replicaAcks.replicas === 0 || READ_ONLY.has(name) || keys[0] === undefined) return this.guard(call);
+    return this.guard(call.then(async (reply) => (await this.#replicated(keys[0]!), reply)));
   }
 
   /**
-   * The script and WAIT in one pipeline: both go to the node that holds the script's keys (a
-   * cluster routes a pipeline by its first key), and WAIT answers once enough replicas have
-   * everything that connection wrote, the script included.
+   * WAIT after a script has answered, on the connection of the node that ran it (a cluster routes
+   * the pipeline by its EXISTS of a key of the script's slot): it answers once enough replicas have
+   * everything that connection wrote, the script included — also when ioredis had to resend the
+   * script as EVAL after a NOSCRIPT (a freshly promoted replica has no scripts loaded), which WAIT
+   * pipelined with the EVALSHA would not cover.
    */
-  async #runReplicated(command: string, argv: readonly Arg[]): Promise<unknown> {
-    const pipeline = this.redis.pipeline() as unknown as Record<string, (...a: Arg[]) => unknown> & { wait(n: number, ms: number): unknown; exec(): Promise<[Error | null, unknown][] | null> };
-    pipeline[command]!(...argv);
-    pipeline.wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs);
-    const rows = (await pipeline.exec()) ?? [];
-    const [scriptError, reply] = rows[0] ?? [new Error('no reply'), undefined];
-    if (scriptError) throw scriptError;
-    const [waitError, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
-    if (waitError) throw waitError;
+  async #replicated(routeKey: string): Promise<void> {
+    const rows = (await this.redis.pipeline().exists(routeKey).wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs).exec()) ?? [];
+    const [error, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
+    if (error) throw error;
     if (Number(acked) < this.replicaAcks.replicas) {
       throw new StoreUnavailable(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`);
     }
-    return reply;
   }
 
   /** Wraps any Redis promise: a timeout or connection failure becomes StoreUnavailable. */
