@@ -24,6 +24,21 @@ export class StoreUnavailable extends JanusError {
 }
 
 /**
+ * A write script ran, but fewer replicas than JANUS_REDIS_WAIT_REPLICAS acknowledged it in time: a
+ * failover could lose it, so nothing may act on it. `reply` is what the script answered (the
+ * limiter undoes an admission it carries: src/limiter.ts).
+ */
+export class NotReplicated extends StoreUnavailable {
+  constructor(
+    message: string,
+    readonly reply: unknown,
+  ) {
+    super(message);
+    this.name = 'NotReplicated';
+  }
+}
+
+/**
  * Redis lost the limiter's state (restart without persistence, flush). Admission fails closed until
  * the state is rebuilt from the durable record (seconds), or, when it cannot be, until
  * `recoveringUntil` (Redis ms; 0 when not set yet), when every lease granted before the loss has expired.

@@ -5,5 +5,5 @@ export { Credits, CreditsRelay, creditLedgerMessage, CREDITS_RELAY_GROUP, parseO
 export { Limiter, MAX_BATCH } from './limiter.js';
 export type { LimiterOptions } from './limiter.js';
 export { Keys, limitId, type IdempotencyKind } from './keys.js';
-export { JanusError, StoreUnavailable, StateLost, InvalidAdmission } from './errors.js';
+export { JanusError, NotReplicated, StoreUnavailable, StateLost, InvalidAdmission } from './errors.js';
 export type * from './types.js';

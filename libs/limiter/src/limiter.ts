@@ -6,12 +6,12 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY } from '@janus/contracts';
-import { decodeAdmitReply, encodeAdmitCall } from './admit-codec.js';
+import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
 import { Credits } from './credits.js';
 import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
-import { InvalidAdmission, JanusError } from './errors.js';
+import { InvalidAdmission, JanusError, NotReplicated } from './errors.js';
 import { Keys, limitId, type IdempotencyKind } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
@@ -470,6 +470,7 @@ export class Limiter {
     try {
       reply = await this.#store.run('admit', call.keys, call.args);
     } catch (error) {
+      if (error instanceof NotReplicated) await this.#undoUnreplicated(call, error.reply);
       for (const g of call.groups) g.item.reject(error);
       return;
     }
@@ -478,6 +479,22 @@ export class Limiter {
       if (result instanceof JanusError) item.reject(result);
       else item.resolve(result);
     });
+  }
+
+  /**
+   * An admission no replica acknowledged is refused (the callers answer 503 and publish nothing):
+   * what it granted is revoked at once, best effort, rather than held until its leases expire —
+   * while a primary has no replica every attempt would otherwise keep slots and tokens no job uses.
+   * A revoke that is lost in a failover only keeps them held: conservative.
+   */
+  async #undoUnreplicated(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, reply: unknown): Promise<void> {
+    let results: (AdmissionResult | JanusError)[];
+    try {
+      results = decodeAdmitReply(reply, call, this.#tokens);
+    } catch {
+      return;
+    }
+    await Promise.all(results.map((r) => (r instanceof JanusError || r.kind !== 'admitted' ? undefined : this.#leases.revoke(r).catch(() => undefined))));
   }
 
   /** One confirm script call for the confirmations the coalescer let go together. */

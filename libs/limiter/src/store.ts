@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { JanusError, StoreUnavailable } from './errors.js';
+import { JanusError, NotReplicated, StoreUnavailable } from './errors.js';
 import { scripts, type LuaScript } from './lua/scripts.generated.js';
 
 type ScriptName = keyof typeof scripts;
@@ -50,7 +50,7 @@ export class ScriptStore {
     const argv = script.numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
     const call = fn.apply(this.redis, argv);
     if (this.replicaAcks.replicas === 0 || READ_ONLY.has(name) || keys[0] === undefined) return this.guard(call);
-    return this.guard(call.then(async (reply) => (await this.#replicated(keys[0]!), reply)));
+    return this.guard(call.then(async (reply) => (await this.#replicated(keys[0]!, reply), reply)));
   }
 
   /**
@@ -60,12 +60,12 @@ export class ScriptStore {
    * script as EVAL after a NOSCRIPT (a freshly promoted replica has no scripts loaded), which WAIT
    * pipelined with the EVALSHA would not cover.
    */
-  async #replicated(routeKey: string): Promise<void> {
+  async #replicated(routeKey: string, reply: unknown): Promise<void> {
     const rows = (await this.redis.pipeline().exists(routeKey).wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs).exec()) ?? [];
     const [error, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
     if (error) throw error;
     if (Number(acked) < this.replicaAcks.replicas) {
-      throw new StoreUnavailable(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`);
+      throw new NotReplicated(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`, reply);
     }
   }
 
