@@ -11,7 +11,8 @@
  *   fails closed (503) while its replica is promoted and as long as the promoted node has no replica
  *   to acknowledge writes; once the old node is back (now a replica) it admits again. No limit is
  *   ever exceeded, because every decision Janus acted on was on the replica before the producer
- *   heard 202.
+ *   heard 202. Meanwhile a second namespace, whose slot another primary serves, admits throughout:
+ *   only the limits on the dead primary fail closed.
  */
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,8 @@ const policy = {
   },
 };
 
+/** A second deployment (its own namespace, policy-admin and ingress) whose slot another primary serves. */
+let other: { ns: string; env: Record<string, string>; key: string; admin?: AppProcess; ingress?: AppProcess } | undefined;
 const apps = new Map<string, AppProcess>();
 const keys: Record<string, string> = {};
 let cluster: Cluster;
@@ -66,10 +69,10 @@ async function admin(method: string, path: string, body?: unknown): Promise<unkn
   return JSON.parse(text) as unknown;
 }
 
-async function submit(ingress: AppProcess, tenant: string, type: string): Promise<number> {
+async function submit(ingress: AppProcess, tenant: string, type: string, key = keys[tenant]): Promise<number> {
   const res = await fetch(`${ingress.url}/v1/jobs`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${keys[tenant]}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ type, priority: 'high' }),
     signal: AbortSignal.timeout(10_000),
   }).catch(() => undefined);
@@ -116,10 +119,28 @@ beforeAll(async () => {
   await admin('PUT', '/v1/policy', policy);
   for (const tenant of ['acme', 'lean']) keys[tenant] = ((await admin('POST', `/v1/tenants/${tenant}/keys`)) as { key: string }).key;
   await Promise.all([start('persister', 'persister'), start('scheduler', 'retry-scheduler'), start('ingress-a', 'ingress'), start('ingress-b', 'ingress')]);
-}, 120_000);
+
+  // The second namespace: names drawn until its slot lies on another primary than the first's.
+  const home = await primaryOf(`{${ns}}`);
+  let otherNs = testNamespace('rcluster_other');
+  while ((await primaryOf(`{${otherNs}}`)) === home) otherNs = testNamespace('rcluster_other');
+  const otherEnv = testEnv(otherNs, { REDIS_URL: redisClusterUrl(), JANUS_REDIS_WAIT_REPLICAS: '1', LOG_LEVEL: 'warn' });
+  other = { ns: otherNs, env: otherEnv, key: '' };
+  other.admin = await startAppProcess('policy-admin', otherEnv);
+  const put = await fetch(`${other.admin.url}/v1/policy`, { method: 'PUT', headers: { authorization: `Bearer ${otherEnv.JANUS_ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(policy) });
+  expect(put.status).toBe(200);
+  const created = await fetch(`${other.admin.url}/v1/tenants/acme/keys`, { method: 'POST', headers: { authorization: `Bearer ${otherEnv.JANUS_ADMIN_TOKEN}` } });
+  other.key = ((await created.json()) as { key: string }).key;
+  other.ingress = await startAppProcess('ingress', otherEnv);
+}, 180_000);
 
 afterAll(async () => {
-  await Promise.all([...apps.values()].map((p) => p.kill('SIGKILL')));
+  await Promise.all([...apps.values(), ...(other?.admin ? [other.admin] : []), ...(other?.ingress ? [other.ingress] : [])].map((p) => p.kill('SIGKILL')));
+  if (other) {
+    await dropRedisNamespace(redisClusterUrl(), other.ns).catch(() => undefined);
+    await dropNatsNamespace(other.env.NATS_URL!, other.ns).catch(() => undefined);
+    await dropPgNamespace(other.env.DATABASE_URL!, other.ns).catch(() => undefined);
+  }
   if (down !== undefined) await restartNode('redis', down).catch(() => undefined);
   cluster?.disconnect();
   await dropRedisNamespace(redisClusterUrl(), ns).catch(() => undefined);
@@ -192,6 +213,16 @@ describe('Janus on a Redis Cluster', () => {
     );
     // Killed with ledger's limits about a quarter used: grants lost in the failover would show as
     // more than the limit admitted by the end.
+    // The other namespace's producers, all along (its slot is on a primary that stays up).
+    const elsewhere: { status: number; at: number }[] = [];
+    const otherClients = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          elsewhere.push({ status: await submit(other!.ingress!, 'acme', 'ping', other!.key), at: Date.now() });
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }),
+    );
     await waitFor(() => count(statuses.filter((s) => s.type === 'post').map((s) => s.status), 202) >= LIMITS.failover / 4, 30_000, 5);
     killedAt = Date.now();
     down = primary;
@@ -213,7 +244,7 @@ describe('Janus on a Redis Cluster', () => {
     // On until ledger's limits are used up: 'post' is refused (429) after the recovery.
     await waitFor(() => statuses.some((s) => s.type === 'post' && s.status === 429 && s.at > backAt), 60_000, 50);
     stop = true;
-    await clients;
+    await Promise.all([clients, otherClients]);
 
     const during = statuses.filter((s) => s.at > killedAt && s.at < promotedAt);
     const unavailable = count(during.map((s) => s.status), 503);
@@ -227,5 +258,11 @@ describe('Janus on a Redis Cluster', () => {
     // not come in time was answered 503 and holds its slot until its lease expires.)
     expect(posted).toBeGreaterThan(LIMITS.failover / 2);
     expect(posted).toBeLessThanOrEqual(LIMITS.failover);
+    // Only the dead primary's limits failed closed: the other namespace admitted all along.
+    const otherDuring = elsewhere.filter((s) => s.at > killedAt && s.at < backAt).map((s) => s.status);
+    // eslint-disable-next-line no-console
+    console.log(`[redis-cluster] meanwhile the other namespace (slot on another primary): ${count(otherDuring, 202)} × 202, ${count(otherDuring, 503)} × 503, ${otherDuring.length - count(otherDuring, 202) - count(otherDuring, 503)} other`);
+    expect(count(otherDuring, 202)).toBeGreaterThan(100);
+    expect(count(otherDuring, 202)).toBe(otherDuring.length);
   });
 });
