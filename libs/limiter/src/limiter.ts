@@ -11,7 +11,7 @@ import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
 import { Credits } from './credits.js';
 import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
-import { InvalidAdmission, JanusError, NotReplicated } from './errors.js';
+import { InvalidAdmission, JanusError } from './errors.js';
 import { Keys, limitId, type IdempotencyKind } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
@@ -71,7 +71,7 @@ export interface LimiterOptions {
   readonly timeoutMs?: number;
   /**
    * Replicas that must acknowledge every write script before its answer counts (Redis WAIT, within
-   * `replicaAckTimeoutMs`, default 500 ms); fewer is a StoreUnavailable fault. Default 0: none.
+   * `replicaAckTimeoutMs`, default 100 ms); fewer is a StoreUnavailable fault. Default 0: none.
    */
   readonly replicaAcks?: number;
   readonly replicaAckTimeoutMs?: number;
@@ -124,7 +124,7 @@ export class Limiter {
 
   constructor(opts: LimiterOptions) {
     this.keys = new Keys(opts.namespace);
-    this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000, { replicas: opts.replicaAcks ?? 0, timeoutMs: opts.replicaAckTimeoutMs ?? 500 });
+    this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000, { replicas: opts.replicaAcks ?? 0, timeoutMs: opts.replicaAckTimeoutMs ?? 100 });
     this.#tokens = new LeaseTokens(opts.signingKey, opts.namespace);
     this.#clock = new Clock(this.#store, opts.now, this.keys.epoch);
     this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
@@ -468,9 +468,10 @@ export class Limiter {
     this.#jobsSent += call.jobs;
     let reply: unknown;
     try {
-      reply = await this.#store.run('admit', call.keys, call.args);
+      // An admission that took effect although its callers were refused (it answered too late, or
+      // no replica acknowledged it) is undone at once rather than held until its leases expire.
+      reply = await this.#store.run('admit', call.keys, call.args, { onAbandoned: (late) => this.#undoAbandoned(call, late) });
     } catch (error) {
-      if (error instanceof NotReplicated) await this.#undoUnreplicated(call, error.reply);
       for (const g of call.groups) g.item.reject(error);
       return;
     }
@@ -482,12 +483,13 @@ export class Limiter {
   }
 
   /**
-   * An admission no replica acknowledged is refused (the callers answer 503 and publish nothing):
-   * what it granted is revoked at once, best effort, rather than held until its leases expire —
-   * while a primary has no replica every attempt would otherwise keep slots and tokens no job uses.
-   * A revoke that is lost in a failover only keeps them held: conservative.
+   * An admission call its callers were told failed (503: nothing published) but that Redis ran —
+   * no replica acknowledged it, or it answered after the timeout: what it granted is revoked, best
+   * effort, rather than held until its leases expire (while a primary has no replica every attempt
+   * would otherwise keep slots and tokens no job uses). A revoke that is lost in a failover only
+   * keeps them held: conservative.
    */
-  async #undoUnreplicated(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, reply: unknown): Promise<void> {
+  async #undoAbandoned(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, reply: unknown): Promise<void> {
     let results: (AdmissionResult | JanusError)[];
     try {
       results = decodeAdmitReply(reply, call, this.#tokens);

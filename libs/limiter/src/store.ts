@@ -6,11 +6,21 @@ type ScriptName = keyof typeof scripts;
 type Arg = string | number;
 type CommandFn = (...args: Arg[]) => Promise<unknown>;
 
-/** Scripts that only read: they never wait for replicas. */
-const READ_ONLY: ReadonlySet<ScriptName> = new Set<ScriptName>(['count', 'depState', 'expired', 'time']);
+/**
+ * Scripts that never wait for replicas: those that only read, and revoke, which only gives back
+ * what an admission that never reached JetStream took — lost in a failover, it leaves that held
+ * until the leases expire, which is conservative (and it must run while replicas are missing).
+ */
+const NO_WAIT: ReadonlySet<ScriptName> = new Set<ScriptName>(['count', 'depState', 'expired', 'time', 'revoke']);
 
 /** Redis errors that mean "the store cannot serve now", not "the script is wrong". */
 const UNAVAILABLE_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|OOM|NOREPLICAS)\b/;
+
+/** After a write no replica acknowledged, writes fail at once for this long (then one tries again). */
+const REPLICAS_MISSING_MS = 1_000;
+
+/** The guard's timeout: the call may still run (and answer) later. */
+class TimedOut extends StoreUnavailable {}
 
 export interface ReplicaAcks {
   /**
@@ -29,6 +39,8 @@ export interface ReplicaAcks {
  * fallback), and one place that turns Redis failures into faults.
  */
 export class ScriptStore {
+  #replicasMissingUntil = 0;
+
   constructor(
     readonly redis: Redis | Cluster,
     private readonly timeoutMs: number,
@@ -42,15 +54,36 @@ export class ScriptStore {
     }
   }
 
-  /** Runs a script: `keys` are passed as KEYS (the count first for dynamic scripts). */
-  run(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
+  /**
+   * Runs a script: `keys` are passed as KEYS (the count first for dynamic scripts). `onAbandoned`:
+   * called with the script's reply when it answered only after the call had already failed (the
+   * timeout, or replicas that did not acknowledge it): its effect happened although the caller
+   * was told otherwise, and the caller may undo it.
+   */
+  run(name: ScriptName, keys: readonly string[], args: readonly Arg[], opts: { readonly onAbandoned?: (reply: unknown) => Promise<void> | void } = {}): Promise<unknown> {
     const script: LuaScript = scripts[name];
     const fn = (this.redis as unknown as Record<string, CommandFn>)[commandName(script)];
     if (fn === undefined) throw new JanusError('limiter_internal', 500, false, `script ${script.name} not registered`);
+    const replicated = this.replicaAcks.replicas > 0 && !NO_WAIT.has(name) && keys[0] !== undefined;
+    if (replicated && Date.now() < this.#replicasMissingUntil) {
+      // A write just failed to reach a replica: fail at once for a moment rather than run writes
+      // that cannot count and stall the node's connection in WAIT one after another.
+      return Promise.reject(new StoreUnavailable(`Redis: fewer than ${this.replicaAcks.replicas} replicas acknowledged a write in the last ${REPLICAS_MISSING_MS} ms`));
+    }
     const argv = script.numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
     const call = fn.apply(this.redis, argv);
-    if (this.replicaAcks.replicas === 0 || READ_ONLY.has(name) || keys[0] === undefined) return this.guard(call);
-    return this.guard(call.then(async (reply) => (await this.#replicated(keys[0]!, reply), reply)));
+    const work = replicated ? call.then(async (reply) => (await this.#replicated(keys[0]!, reply), reply)) : call;
+    const onAbandoned = opts.onAbandoned;
+    if (onAbandoned === undefined) return this.guard(work);
+    return this.guard(work).catch(async (error: unknown) => {
+      // Undone before the caller hears of the failure when the reply is at hand; after the
+      // timeout, whenever the late reply comes.
+      if (error instanceof NotReplicated) await Promise.resolve(onAbandoned(error.reply)).catch(() => undefined);
+      else if (error instanceof TimedOut) {
+        work.then(onAbandoned, (late: unknown) => (late instanceof NotReplicated ? onAbandoned(late.reply) : undefined)).catch(() => undefined);
+      }
+      throw error;
+    });
   }
 
   /**
@@ -65,6 +98,7 @@ export class ScriptStore {
     const [error, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
     if (error) throw error;
     if (Number(acked) < this.replicaAcks.replicas) {
+      this.#replicasMissingUntil = Date.now() + REPLICAS_MISSING_MS;
       throw new NotReplicated(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`, reply);
     }
   }
@@ -73,7 +107,7 @@ export class ScriptStore {
   guard<T>(promise: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailable(`Redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = setTimeout(() => reject(new TimedOut(`Redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     });
     return Promise.race([promise, timeout])
       .catch((error: unknown) => {

@@ -65,8 +65,11 @@ describe('replica acknowledgements', () => {
     // The primary now has no replica at all (the old one was promoted above).
     const pool = `${ns}:{${ns}}:dep:db:conc`;
     const started = Date.now();
-    await expect(limiter.admit({ jobs: [job('store'), job('store')] })).rejects.toThrow(StoreUnavailable);
-    await expect(limiter.admit({ jobs: [job('store')] })).rejects.toThrow(/0 of 1 replicas acknowledged within 300 ms/);
+    await expect(limiter.admit({ jobs: [job('store'), job('store')] })).rejects.toThrow(/0 of 1 replicas acknowledged within 300 ms/);
+    // Then, for a second, writes fail at once without running (no WAIT stalling the connection).
+    const fast = Date.now();
+    await expect(limiter.admit({ jobs: [job('store')] })).rejects.toThrow(StoreUnavailable);
+    expect(Date.now() - fast).toBeLessThan(100);
     expect(Date.now() - started).toBeLessThan(2_000);
     // What the refused admissions took on the primary was given back at once (revoked), not held
     // until their leases expire.

@@ -2,7 +2,8 @@
 //   single           Limiter.admit on the local Redis (REDIS_URL), the bench:limiter job (one job per
 //                    admit, 64 in flight, default coalescing)
 //   cluster          the same through an ioredis Cluster client on the local Redis Cluster
-//                    (tools/scripts/cluster.mjs: the namespace's slot lives on one primary)
+//                    (tools/scripts/cluster.mjs: the namespace's slot lives on one primary; its
+//                    nodes' AOF is switched off while measuring, as the single server keeps nothing)
 //   cluster+wait     the same with JANUS_REDIS_WAIT_REPLICAS=1 (each script call followed by WAIT 1)
 //   raw single / raw cluster   a Lua `return 1` on one key, the client + Redis ceilings
 // Alternating rounds; ratios against the single-server case of the same run.
@@ -96,6 +97,17 @@ async function main(): Promise<void> {
   await startClusters({ redisReplicas: true });
   const single = new Redis(settings.redisUrl);
   const cluster = new Cluster(REDIS_PORTS.map((port) => ({ host: '127.0.0.1', port })));
+  // The local cluster's nodes fsync every write (appendfsync always, so that a killed node comes
+  // back with its data); the single local Redis keeps nothing on disk. Compare like with like: no
+  // AOF on any node while measuring, restored afterwards.
+  const nodes = REDIS_PORTS.concat([7104, 7105, 7106]).map((port) => new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null }));
+  const aof = await Promise.all(
+    nodes.map(async (n) => {
+      const reply: unknown = await n.connect().then(() => n.config('GET', 'appendonly')).catch(() => []);
+      return Array.isArray(reply) && typeof reply[1] === 'string' ? reply[1] : undefined;
+    }),
+  );
+  await Promise.all(nodes.map((n, i) => (aof[i] ? n.config('SET', 'appendonly', 'no') : undefined)));
   const noop = { numberOfKeys: 1, lua: 'return 1' };
   single.defineCommand('benchNoop', noop);
   cluster.defineCommand('benchNoop', noop);
@@ -157,6 +169,8 @@ async function main(): Promise<void> {
       for (const k of keys) await node.unlink(k);
     } while (cursor !== '0');
   }
+  await Promise.all(nodes.map((n, i) => (aof[i] ? n.config('SET', 'appendonly', aof[i]!).catch(() => undefined) : undefined)));
+  for (const n of nodes) n.disconnect();
   single.disconnect();
   cluster.disconnect();
 }

@@ -115,6 +115,7 @@ async function primaryOf(key: string): Promise<number> {
 
 beforeAll(async () => {
   cluster = new Cluster(REDIS_PORTS.map((port) => ({ host: '127.0.0.1', port })), { redisOptions: { maxRetriesPerRequest: 1 } });
+  cluster.on('error', () => {}); // a node killed below: its connection errors are expected
   await start('admin', 'policy-admin');
   await admin('PUT', '/v1/policy', policy);
   for (const tenant of ['acme', 'lean']) keys[tenant] = ((await admin('POST', `/v1/tenants/${tenant}/keys`)) as { key: string }).key;
@@ -254,10 +255,11 @@ describe('Janus on a Redis Cluster', () => {
     expect(unavailable).toBeGreaterThan(0); // it failed closed …
     expect(statuses.some((s) => s.at > backAt && s.status === 202)).toBe(true); // … and came back
     // Never over a limit: producers heard 202 for at most `ledger`'s concurrency (and rate) of 'post'
-    // jobs, across the failover. (Fewer is allowed: an admission whose replica acknowledgement did
-    // not come in time was answered 503 and holds its slot until its lease expires.)
-    expect(posted).toBeGreaterThan(LIMITS.failover / 2);
+    // jobs, across the failover. And little is wasted: an admission Redis ran but no replica
+    // acknowledged (or that answered too late) was revoked; only those in flight when the primary
+    // died (at most one per client) may hold their slots until their leases expire.
     expect(posted).toBeLessThanOrEqual(LIMITS.failover);
+    expect(posted).toBeGreaterThanOrEqual(LIMITS.failover - 256);
     // Only the dead primary's limits failed closed: the other namespace admitted all along.
     const otherDuring = elsewhere.filter((s) => s.at > killedAt && s.at < backAt).map((s) => s.status);
     // eslint-disable-next-line no-console
