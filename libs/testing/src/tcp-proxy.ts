@@ -75,6 +75,16 @@ export class TcpProxy {
     }
   }
 
+  /** Ends a stall: everything it held back goes through now (late), and forwarding goes on. */
+  resume(): void {
+    this.stalled = false;
+    for (const [client, upstream] of this.pairs) {
+      client.pipe(upstream).pipe(client);
+      client.resume();
+      upstream.resume();
+    }
+  }
+
   /** Closes every open connection, dropping anything a stall held back, and stops listening (the port is kept for `restore`). */
   async cut(): Promise<void> {
     this.stalled = false;
