@@ -1,7 +1,7 @@
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type JobMessageExtras, type PipelineResult } from '@janus/admission';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
-import { StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
+import { NotReplicated, StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
 import { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody } from '@janus/execution';
 import type { DecisionRecorder } from './decisions.js';
@@ -168,7 +168,8 @@ export class AdmissionService {
         result = await this.#pipeline.run(input);
       }
     } catch (error) {
-      if (error instanceof StoreUnavailable && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
+      // Fail open only when Redis cannot decide; a decision no replica acknowledged is refused (503).
+      if (error instanceof StoreUnavailable && !(error instanceof NotReplicated) && jobs.every((j) => policy.jobType(j.type)?.failOpen === true)) {
         return this.admitFailOpen(tenant, policy, jobs, records, shape);
       }
       if (error instanceof StoreUnavailable || error instanceof StateLost) {

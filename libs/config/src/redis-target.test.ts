@@ -18,6 +18,13 @@ describe('parseRedisTarget', () => {
     expect(parseRedisTarget('redis+cluster://h')).toMatchObject({ mode: 'cluster', tls: false, nodes: [{ host: 'h', port: 6379 }] });
   });
 
+  it('a comma in a password stays in it', () => {
+    expect(parseRedisTarget('redis://:pa,ss@h:6379')).toEqual({ mode: 'single', url: 'redis://:pa,ss@h:6379' });
+    const t = parseRedisTarget('redis://:pa,ss@a:7001,redis://b:7002');
+    expect(t).toMatchObject({ mode: 'cluster', nodes: [{ host: 'a' }, { host: 'b' }] });
+    expect(t.mode === 'cluster' && t.password).toBe('pa,ss');
+  });
+
   it('several redis:// seeds name a cluster too', () => {
     expect(parseRedisTarget('redis://:pw@a:7001,redis://b:7002')).toMatchObject({ mode: 'cluster', tls: false, nodes: [{ host: 'a', port: 7001 }, { host: 'b', port: 7002 }] });
   });
@@ -29,6 +36,10 @@ describe('parseRedisTarget', () => {
     ['redis://a:1/3,redis://b:2', 'database 0 only'],
     ['redis+cluster://', 'at least one host:port'],
     ['redis+cluster://a:99999', 'not host:port'],
+    ['redis+cluster://a:1,u:p@b:2', 'before the first host only'],
+    ['redis://:one@a:1,redis://:two@b:2', 'same credentials'],
+    ['redis+cluster://a:0', 'port 0'],
+    ['redis+cluster://:%zz@a:1', 'percent-encoding'],
   ])('refuses %j (%s)', (raw, fragment) => {
     expect(() => parseRedisTarget(raw)).toThrow(fragment);
   });

@@ -34,6 +34,8 @@ export function parseRedisTarget(raw: string): RedisTarget {
     const rest = value.slice(scheme.length).replace(/^\/\//, '');
     const at = rest.lastIndexOf('@');
     const userinfo = at >= 0 ? rest.slice(0, at) : '';
+    // Credentials come once, before the first seed (a comma in them must be %2C).
+    if (userinfo.includes(',')) throw new Error('credentials go before the first host only (redis+cluster://user:password@h1:p1,h2:p2); write a comma in them as %2C');
     const hostsAndPath = at >= 0 ? rest.slice(at + 1) : rest;
     const slash = hostsAndPath.indexOf('/');
     const hosts = slash >= 0 ? hostsAndPath.slice(0, slash) : hostsAndPath;
@@ -44,7 +46,8 @@ export function parseRedisTarget(raw: string): RedisTarget {
     const credentials = userinfo === '' ? undefined : userinfo;
     return cluster(seeds.map((h) => `${tls ? 'rediss' : 'redis'}://${credentials ? `${credentials}@` : ''}${h}`), tls);
   }
-  const parts = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  // Seeds are split where a new redis:// or rediss:// URL starts, so a comma inside a password stays.
+  const parts = value.split(/,(?=\s*rediss?:\/\/)/i).map((s) => s.trim()).filter((s) => s.length > 0);
   if (parts.length === 0) throw new Error('must be a URL with scheme redis://, rediss:// or redis+cluster://');
   for (const part of parts) {
     if (!SINGLE.test(schemeOf(part))) throw new Error('must be a URL with scheme redis:// or rediss:// (or redis+cluster:// for a cluster)');
@@ -81,13 +84,26 @@ function cluster(seeds: readonly string[], tls: boolean): RedisTarget {
     }
     if (url.hostname === '') throw new Error(`cluster seed ${i + 1} has no host`);
     if (url.pathname !== '' && url.pathname !== '/' && url.pathname !== '/0') throw new Error('a cluster has database 0 only: drop the /<db> from the URL');
+    const user = url.username === '' ? undefined : safeDecode(url.username);
+    const pass = url.password === '' ? undefined : safeDecode(url.password);
     if (i === 0) {
-      username = url.username === '' ? undefined : decodeURIComponent(url.username);
-      password = url.password === '' ? undefined : decodeURIComponent(url.password);
+      username = user;
+      password = pass;
+    } else if ((user !== undefined || pass !== undefined) && (user !== username || pass !== password)) {
+      throw new Error('every cluster seed must have the same credentials (or only the first any)');
     }
+    if (url.port === '0') throw new Error(`cluster seed ${i + 1} has port 0`);
     return Object.freeze({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) });
   });
   const target = { mode: 'cluster' as const, nodes: Object.freeze(nodes), tls, username } as Extract<RedisTarget, { mode: 'cluster' }>;
   Object.defineProperty(target, 'password', { value: password, enumerable: false });
   return Object.freeze(target);
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new Error('the credentials are not valid percent-encoding');
+  }
 }

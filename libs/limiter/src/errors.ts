@@ -24,9 +24,11 @@ export class StoreUnavailable extends JanusError {
 }
 
 /**
- * A write script ran, but fewer replicas than JANUS_REDIS_WAIT_REPLICAS acknowledged it in time: a
- * failover could lose it, so nothing may act on it. `reply` is what the script answered (the
- * limiter undoes an admission it carries: src/limiter.ts).
+ * A write script ran, but fewer replicas than JANUS_REDIS_WAIT_REPLICAS acknowledged it in time (or,
+ * with `reply` undefined, it was not run because another write just missed): a failover could lose
+ * it, so nothing may act on it. Redis itself answers, so the limits are known: this fails closed
+ * even for a fail-open dependency. `reply` is what the script answered (the limiter undoes an
+ * admission it carries: src/limiter.ts).
  */
 export class NotReplicated extends StoreUnavailable {
   constructor(

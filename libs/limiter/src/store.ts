@@ -68,7 +68,7 @@ export class ScriptStore {
     if (replicated && Date.now() < this.#replicasMissingUntil) {
       // A write just failed to reach a replica: fail at once for a moment rather than run writes
       // that cannot count and stall the node's connection in WAIT one after another.
-      return Promise.reject(new StoreUnavailable(`Redis: fewer than ${this.replicaAcks.replicas} replicas acknowledged a write in the last ${REPLICAS_MISSING_MS} ms`));
+      return Promise.reject(new NotReplicated(`Redis: fewer than ${this.replicaAcks.replicas} replicas acknowledged a write in the last ${REPLICAS_MISSING_MS} ms`, undefined));
     }
     const argv = script.numberOfKeys === undefined ? [keys.length, ...keys, ...args] : [...keys, ...args];
     const call = fn.apply(this.redis, argv);
@@ -78,7 +78,9 @@ export class ScriptStore {
     return this.guard(work).catch(async (error: unknown) => {
       // Undone before the caller hears of the failure when the reply is at hand; after the
       // timeout, whenever the late reply comes.
-      if (error instanceof NotReplicated) await Promise.resolve(onAbandoned(error.reply)).catch(() => undefined);
+      if (error instanceof NotReplicated) {
+        if (error.reply !== undefined) await Promise.resolve(onAbandoned(error.reply)).catch(() => undefined);
+      }
       else if (error instanceof TimedOut) {
         work.then(onAbandoned, (late: unknown) => (late instanceof NotReplicated ? onAbandoned(late.reply) : undefined)).catch(() => undefined);
       }
@@ -94,12 +96,26 @@ export class ScriptStore {
    * pipelined with the EVALSHA would not cover.
    */
   async #replicated(routeKey: string, reply: unknown): Promise<void> {
-    const rows = (await this.redis.pipeline().exists(routeKey).wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs).exec()) ?? [];
-    const [error, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
-    if (error) throw error;
-    if (Number(acked) < this.replicaAcks.replicas) {
+    const missing = (why: string): NotReplicated => {
       this.#replicasMissingUntil = Date.now() + REPLICAS_MISSING_MS;
-      throw new NotReplicated(`Redis: ${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`, reply);
+      return new NotReplicated(`Redis: ${why}`, reply);
+    };
+    // Another write just missed: no WAIT (it would block this connection for everyone behind it).
+    if (Date.now() < this.#replicasMissingUntil) throw new NotReplicated(`Redis: fewer than ${this.replicaAcks.replicas} replicas acknowledged a write in the last ${REPLICAS_MISSING_MS} ms`, reply);
+    let rows: [Error | null, unknown][];
+    try {
+      rows = (await this.redis.pipeline().exists(routeKey).wait(this.replicaAcks.replicas, this.replicaAcks.timeoutMs).exec()) ?? [];
+    } catch (error) {
+      throw missing(`WAIT failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    // EXISTS redirected (MOVED/ASK: the slot moved meanwhile) means WAIT ran on another node: its
+    // count says nothing about the script's write.
+    const [routeError] = rows[0] ?? [new Error('no reply to EXISTS')];
+    if (routeError) throw missing(`WAIT not on the script's node (${routeError.message})`);
+    const [error, acked] = rows[1] ?? [new Error('no reply to WAIT'), undefined];
+    if (error) throw missing(`WAIT failed: ${error.message}`);
+    if (Number(acked) < this.replicaAcks.replicas) {
+      throw missing(`${Number(acked)} of ${this.replicaAcks.replicas} replicas acknowledged within ${this.replicaAcks.timeoutMs} ms`);
     }
   }
 

@@ -61,15 +61,19 @@ function isAlreadyExists(error: unknown): boolean {
 
 /**
  * Creates or updates every stream. Idempotent and safe from many instances at once: a racing
- * create that loses ("already in use") falls back to update. An update may change the replicas of
- * an existing stream (JetStream moves it), so raising JANUS_STREAM_REPLICAS needs no migration.
+ * create that loses ("already in use") falls back to update. An update may raise the replicas of
+ * an existing stream (JetStream adds them), so raising JANUS_STREAM_REPLICAS needs no migration;
+ * it never lowers them.
  */
 export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, opts: StreamOptions = {}): Promise<void> {
   for (const config of streamConfigs(names, opts)) {
     const name = config.name;
     try {
-      await jsm.streams.info(name);
-      await jsm.streams.update(name, config);
+      const current = await jsm.streams.info(name);
+      // Replicas only ever go up here: one instance started without JANUS_STREAM_REPLICAS must not
+      // take a cluster's R3 streams down to R1 (lower them by hand: `nats stream edit`).
+      const replicas = Math.max(config.num_replicas ?? 1, current.config.num_replicas ?? 1);
+      await jsm.streams.update(name, { ...config, num_replicas: replicas });
     } catch (error) {
       if (!isNotFound(error)) throw error;
       try {

@@ -24,7 +24,10 @@ export function createRedis(settings: Pick<Settings, 'redisUrl'> & Partial<Pick<
 const NODE_OPTIONS = {
   maxRetriesPerRequest: 1,
   connectTimeout: 2_000,
-  commandTimeout: 2_000,
+  // Longer than the limiter's own 2 s timeout: a script that answers after the limiter gave up is
+  // still delivered to it (and an admission its callers were refused is then revoked), where an
+  // ioredis timeout would drop the reply.
+  commandTimeout: 5_000,
   retryStrategy: (times: number) => Math.min(100 * times, 1_000),
 } satisfies RedisOptions;
 
@@ -34,8 +37,9 @@ function redisClient(target: RedisTarget, name: string): RedisClient {
     target.nodes.map((n) => ({ host: n.host, port: n.port })),
     {
       lazyConnect: true,
-      // Commands wait for the slot map while the client (re)connects, at most commandTimeout.
-      enableOfflineQueue: true,
+      // Nothing queued while the cluster is unreachable: a command fails at once (503) rather than
+      // running whenever the cluster comes back, long after its caller gave up.
+      enableOfflineQueue: false,
       scaleReads: 'master',
       clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
       // After a failover, the slots of the dead primary answer CLUSTERDOWN/MOVED until a replica
@@ -45,6 +49,8 @@ function redisClient(target: RedisTarget, name: string): RedisClient {
       retryDelayOnTryAgain: 100,
       maxRedirections: 8,
       slotsRefreshTimeout: 2_000,
+      // Connect to nodes by the names they are given, not resolved IPs: TLS verifies the name.
+      dnsLookup: (address, callback) => callback(null, address),
       redisOptions: {
         connectionName: name,
         ...NODE_OPTIONS,

@@ -4,7 +4,7 @@ import { loadSettings } from '@janus/config';
 import { checkReadiness } from '@janus/observability';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, TcpProxy, testEnv, testNamespace } from '@janus/testing';
 import { startRuntime, type Runtime } from './runtime.js';
-import { redisVersionSupported } from './redis.js';
+import { Cluster, createRedis, Redis, redisVersionSupported } from './redis.js';
 
 const ns = testNamespace('runtime');
 const base = loadSettings(testEnv(ns));
@@ -73,5 +73,18 @@ describe('redisVersionSupported', () => {
     expect(redisVersionSupported('redis_version:8.0.0')).toEqual({ ok: true, version: '8.0' });
     expect(redisVersionSupported('redis_version:6.2.14')).toEqual({ ok: false, version: '6.2' });
     expect(redisVersionSupported('no version here')).toBeUndefined();
+  });
+});
+
+describe('createRedis', () => {
+  it("gives ioredis a longer timeout than the limiter's 2 s, so that a late reply reaches the limiter (and a refused admission is revoked)", () => {
+    const single = createRedis(loadSettings({}), 'timeout-test');
+    expect(single instanceof Redis && single.options.commandTimeout).toBeGreaterThan(2_000);
+    single.disconnect();
+    const cluster = createRedis(loadSettings({ REDIS_URL: 'redis+cluster://127.0.0.1:1' }), 'timeout-test');
+    expect(cluster instanceof Cluster && cluster.options.redisOptions?.commandTimeout).toBeGreaterThan(2_000);
+    // Nothing queued while the cluster is unreachable (a command fails at once: 503).
+    expect(cluster instanceof Cluster && cluster.options.enableOfflineQueue).toBe(false);
+    cluster.disconnect();
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +102,8 @@ export async function startRedisServer(opts: { port?: number; binary?: string } 
   let output = '';
   const launch = async () => {
     output = '';
+    // Empty on every start (a server that was once a replica stored its sync here).
+    rmSync(path.join(dir, 'dump.rdb'), { force: true });
     // Its own directory: a replica stores the initial sync as dump.rdb in it, never in the repository.
     const c = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     c.stdout?.on('data', (d: Buffer) => (output += d.toString()));

@@ -77,6 +77,7 @@ export class TcpProxy {
 
   /** Ends a stall: everything it held back goes through now (late), and forwarding goes on. */
   resume(): void {
+    if (!this.stalled) return;
     this.stalled = false;
     for (const [client, upstream] of this.pairs) {
       client.pipe(upstream).pipe(client);
