@@ -13,7 +13,9 @@ const call = async (url: string, tenant = 'a', job = 'j1') => {
 
 describe('the mock API', () => {
   it('serves its bucket, then answers 429 with Retry-After; refills at its rate', async () => {
-    const api = new MockApi({ ratePerSec: 10, burst: 5, concurrency: 100, latencyMs: 0 });
+    // A slow refill (one token per 500 ms), so that a loaded machine's slow requests do not refill
+    // the bucket between the calls that must find it empty.
+    const api = new MockApi({ ratePerSec: 2, burst: 5, concurrency: 100, latencyMs: 0 });
     const url = await api.listen();
     try {
       const statuses = [];
@@ -21,7 +23,7 @@ describe('the mock API', () => {
       expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
       const over = await call(url);
       expect(over.headers.get('retry-after')).toBe('1');
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 600));
       expect((await call(url)).status).toBe(200);
       const counts = api.stats().perTenant.get('a')!;
       expect(counts.reduce((a, c) => a + c.ok, 0)).toBe(6);
