@@ -44,7 +44,10 @@ describe('a lagging replica', () => {
   it('without WAIT an admission is answered although the replica does not have it; with WAIT it is refused and given back', async () => {
     const noWait = new Limiter({ redis: client, namespace: ns, signingKey: SIGNING_KEY, policy });
     const withWait = new Limiter({ redis: client, namespace: ns, signingKey: SIGNING_KEY, policy, replicaAcks: 1, replicaAckTimeoutMs: 200 });
-    expect((await withWait.admit({ jobs: [job('call')] })).kind).toBe('admitted'); // replica in step: fine
+    // Replica in step: fine. (On a loaded machine a 200 ms WAIT may still miss: that attempt is
+    // refused and given back, and the next goes through.)
+    const first = await waitFor(() => withWait.admit({ jobs: [job('call')] }).catch((error: unknown) => (error instanceof NotReplicated ? undefined : Promise.reject(error))), 20_000, 200);
+    expect(first.kind).toBe('admitted');
     await waitFor(async () => (await replicaClient.hget(pool, 'n')) === '1', 5_000, 20);
 
     link.stall();
