@@ -270,6 +270,16 @@ describe('storeBatch', () => {
     expect((await getJobView(handle.db, 'acme', 'd'))?.status).toBe('dead');
   });
 
+  it("a dead letter that overtakes its last attempt's applied outcome waits for it: never dead without the reason", async () => {
+    await reset();
+    const letter = decode({ stream: 'dead', subject: names.subjects.dead('email'), body: { jobId: 'o', type: 'email', tenant: 'acme', attempts: 2, lastOutcome: 'failed', error: 'boom 2', deadAt: new Date().toISOString() } });
+    await store([decode(jobMsg('o', 1)), decode(appliedMsg('o', 1, 'failed', { error: 'boom 1' })), decode(jobMsg('o', 2))]);
+    await store([letter]);
+    expect(await getJobView(handle.db, 'acme', 'o')).toMatchObject({ status: 'admitted', lastError: 'boom 1' });
+    await store([decode(appliedMsg('o', 2, 'failed', { error: 'boom 2' }))]);
+    expect(await getJobView(handle.db, 'acme', 'o')).toMatchObject({ status: 'dead', lastError: 'boom 2' });
+  });
+
   it('a replayed job lives again: attempts after its dead letter are admitted, retrying, and its second death replaces the letter', async () => {
     await reset();
     const status = async () => (await handle.db.select({ s: jobs.status }).from(jobs).where(eq(jobs.jobId, 'rp')))[0]?.s;

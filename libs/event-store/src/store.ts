@@ -338,7 +338,8 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
 /**
  * Derives each job's status from the facts stored (CONTRACT §3), attempt outcomes being those the
  * scheduler applied: `succeeded` if any attempt succeeded; else `dead` if it has a dead letter that
- * covers its latest attempt (a replayed job's later attempts bring it back to life, docs/api.md);
+ * covers its latest attempt and that attempt's outcome is stored (a replayed job's later attempts
+ * bring it back to life, docs/api.md);
  * else `retrying` if its latest attempt failed or timed out; else `queued` if it was queued and no
  * attempt was admitted yet; else `admitted`.
  *
@@ -367,7 +368,10 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
           SELECT j2.job_id,
             CASE
               WHEN f.any_succeeded THEN 'succeeded'
-              WHEN EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = j2.job_id AND dl.attempts >= coalesce(f.last_attempt, 0)) THEN 'dead'
+              -- Dead once the letter covers the latest attempt AND that attempt's applied outcome is
+              -- stored: letter and outcome come on different streams, and a job shown dead shows why.
+              WHEN EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = j2.job_id AND dl.attempts >= coalesce(f.last_attempt, 0))
+                   AND (f.last_attempt IS NULL OR f.last_outcome IS NOT NULL) THEN 'dead'
               WHEN f.last_outcome IN ('failed', 'timed_out') THEN 'retrying'
               WHEN j2.status = 'queued' AND NOT coalesce(f.any_admitted, false) THEN 'queued'
               ELSE 'admitted'
