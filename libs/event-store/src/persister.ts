@@ -180,7 +180,7 @@ class StreamLane {
     const events = items.map((i) => i.event);
     try {
       const result = await storeBatch(this.opts.db, events);
-      await reconcileJobStatus(this.opts.db, result.touchedJobIds);
+      await reconcileJobStatus(this.opts.db, result.touchedJobIds, result.reportJobIds);
       return result.rejected;
     } catch (error) {
       if (!isPermanentDbError(error)) throw error;

@@ -42,7 +42,7 @@ function decode(m: { stream: StreamKind; subject: string; body: unknown }): Pers
 
 async function store(events: PersistEvent[]): Promise<void> {
   const r = await storeBatch(handle.db, events);
-  await reconcileJobStatus(handle.db, r.touchedJobIds);
+  await reconcileJobStatus(handle.db, r.touchedJobIds, r.reportJobIds);
 }
 
 async function reset(): Promise<void> {

@@ -16,6 +16,8 @@ export interface StoreResult {
   readonly rejected: number;
   /** Jobs whose status may have changed: hand them to `reconcileJobStatus` after the commit. */
   readonly touchedJobIds: readonly string[];
+  /** Jobs with a new outcome report or applied outcome: their applied report is marked by `reconcileJobStatus`. */
+  readonly reportJobIds: readonly string[];
 }
 
 function chunks<T>(rows: readonly T[]): T[][] {
@@ -61,11 +63,14 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     rejected: [] as Of<'rejected'>[],
   };
   for (const e of events) (byKind[e.kind] as PersistEvent[]).push(e);
+  // A report changes no status (only what the scheduler applied does): it only has its applied mark to find.
   const touched = new Set<string>();
   for (const e of byKind.job) touched.add(e.body.jobId);
-  for (const e of byKind.outcome) touched.add(e.body.jobId);
   for (const e of byKind.dead) touched.add(e.body.jobId);
   for (const e of byKind.applied) touched.add(e.body.jobId);
+  const reported = new Set<string>();
+  for (const e of byKind.outcome) reported.add(e.body.jobId);
+  for (const e of byKind.applied) reported.add(e.body.jobId);
 
   if (events.length > 0) {
     await db.transaction(async (tx) => {
@@ -83,6 +88,7 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     stored: events.length - byKind.rejected.length,
     rejected: byKind.rejected.length,
     touchedJobIds: [...touched].sort(byKey),
+    reportJobIds: [...reported].sort(byKey),
   };
 }
 
@@ -349,9 +355,13 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
  * sees every fact committed before it, and concurrent writers (other streams, other persister
  * instances) can never leave a stale status behind. A job row created later is reconciled by the
  * batch that creates it.
+ *
+ * Then marks, for the jobs in `reportJobIds`, the report each attempt's applied outcome names.
+ * Report and applied outcome arrive on different streams, in either order, each marking after its
+ * own commit: whichever marking statement starts last sees both, and a mark is only ever set, so
+ * this needs no lock (and a batch of reports alone changes no status, so it locks nothing).
  */
-export async function reconcileJobStatus(db: Database, jobIds: readonly string[]): Promise<void> {
-  if (jobIds.length === 0) return;
+export async function reconcileJobStatus(db: Database, jobIds: readonly string[], reportJobIds: readonly string[] = []): Promise<void> {
   for (let i = 0; i < jobIds.length; i += CHUNK) {
     const ids = jobIds.slice(i, i + CHUNK);
     await db.transaction(async (tx) => {
@@ -387,13 +397,14 @@ export async function reconcileJobStatus(db: Database, jobIds: readonly string[]
           WHERE j2.job_id = ANY(${sql.param(lockedIds)}::text[])
         ) AS d
         WHERE j.job_id = d.job_id AND j.status IS DISTINCT FROM d.status`);
-      // Mark the report each attempt applied (report and applied event arrive on different
-      // streams, in either order; under the job lock the last of them sees both).
-      await tx.execute(sql`
-        UPDATE ${outcomeEvents} AS oe SET applied = true
-        FROM ${attempts} a
-        WHERE oe.job_id = ANY(${sql.param(lockedIds)}::text[]) AND NOT oe.applied
-          AND a.job_id = oe.job_id AND a.attempt = oe.attempt AND a.applied_report_id = oe.event_id`);
     });
+  }
+  for (let i = 0; i < reportJobIds.length; i += CHUNK) {
+    const ids = reportJobIds.slice(i, i + CHUNK);
+    await db.execute(sql`
+      UPDATE ${outcomeEvents} AS oe SET applied = true
+      FROM ${attempts} a
+      WHERE oe.job_id = ANY(${sql.param(ids)}::text[]) AND NOT oe.applied
+        AND a.job_id = oe.job_id AND a.attempt = oe.attempt AND a.applied_report_id = oe.event_id`);
   }
 }
