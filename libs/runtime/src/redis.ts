@@ -79,9 +79,18 @@ export function redisVersionSupported(info: string): { ok: boolean; version: str
   return { ok, version: `${major}.${minor}` };
 }
 
-export async function pingRedis(redis: RedisClient): Promise<boolean> {
+/**
+ * Whether Redis answers. On a cluster, `routeKey` names what must answer: the node serving that
+ * key's slot (the namespace's state), not whichever node a PING would reach — a dead primary of
+ * the namespace's slot makes this instance unready even while the rest of the cluster is up.
+ */
+export async function pingRedis(redis: RedisClient, routeKey?: string): Promise<boolean> {
   if (redis.status !== 'ready') return false;
   try {
+    if (redis instanceof Cluster && routeKey !== undefined) {
+      await redis.exists(routeKey);
+      return true;
+    }
     return (await redis.ping()) === 'PONG';
   } catch {
     return false;

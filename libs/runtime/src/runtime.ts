@@ -1,6 +1,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { VersionedPolicy } from '@janus/contracts';
 import { createLogger, type ReadinessCheck } from '@janus/observability';
+import { Keys } from '@janus/limiter';
 import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher, RunningPolicy, type PolicyHolder } from '@janus/policy';
 import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type RedisClient } from './redis.js';
 import { startServices, type Services, type ServicesOptions } from './services.js';
@@ -111,7 +112,7 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   await watcher.start();
 
   const readiness: ReadinessCheck[] = [
-    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis)) },
+    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, new Keys(opts.settings.namespace).epoch)) },
     ...services.readiness,
     { name: 'policy', check: () => holder.loaded },
     ...(apiKeys ? [{ name: 'api-keys', check: () => apiKeys.loaded }] : []),

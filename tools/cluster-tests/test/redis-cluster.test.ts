@@ -229,6 +229,13 @@ describe('Janus on a Redis Cluster', () => {
     killedAt = Date.now();
     down = primary;
     await killNode('redis', primary);
+    // Readiness tells the truth about the namespace's own node: the instances of this namespace are
+    // unready until the slot is served again, the other namespace's instance stays ready.
+    const readiness = async (p: AppProcess) => {
+      const res = await fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+      return { status: res?.status ?? 0, down: ((await res?.json().catch(() => ({}))) as { down?: string[] } | undefined)?.down ?? [] };
+    };
+    const [unready, elsewhereReady] = await Promise.all([readiness(ingress[0]!), readiness(other!.ingress!)]);
     // Promoted: the slot is served by another node.
     await waitFor(async () => (await primaryOf(`{${ns}}`).catch(() => primary)) !== primary, 30_000, 200);
     promotedAt = Date.now();
@@ -253,6 +260,9 @@ describe('Janus on a Redis Cluster', () => {
     const posted = count(statuses.filter((s) => s.type === 'post').map((s) => s.status), 202);
     // eslint-disable-next-line no-console
     console.log(`[redis-cluster] primary ${primary} killed; replica promoted after ${promotedAt - killedAt} ms; old primary back as a replica after ${restartedAt - killedAt} ms, admitting again after ${backAt - killedAt} ms; ${unavailable} × 503 meanwhile; ${posted} 'post' jobs admitted (limit ${LIMITS.failover})`);
+    expect(unready.status).toBe(503);
+    expect(unready.down).toContain('redis');
+    expect(elsewhereReady.status).toBe(200);
     expect(unavailable).toBeGreaterThan(0); // it failed closed …
     expect(statuses.some((s) => s.at > backAt && s.status === 202)).toBe(true); // … and came back
     // Never over a limit: producers heard 202 for at most `ledger`'s concurrency (and rate) of 'post'
