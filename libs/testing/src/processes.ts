@@ -40,7 +40,9 @@ export interface AppProcess {
  */
 export async function startAppProcess(app: AppName, env: Record<string, string>, opts: { port?: number; readyTimeoutMs?: number } = {}): Promise<AppProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join('apps', app, 'src', 'main.ts')], {
+  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the app, written when it exits (benchmarks; npm run bench:profile).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join('apps', app, 'src', 'main.ts')], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, [PORT_VARIABLE[app]]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

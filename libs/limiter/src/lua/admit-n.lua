@@ -257,6 +257,8 @@ local function check(p, pend)
   return reason
 end
 
+local pools = {}   -- limit index of a concurrency pool -> { expiresAt -> leases added by this call }
+
 -- Earliest moment the whole group could pass every rate and budget limit (concurrency: best estimate).
 -- For each limit the group needs used ≤ min over its jobs of (cap - units taken up to that job).
 -- A full concurrency pool's wait (its earliest lease expiry) is only a guess — a slot may free at
@@ -319,8 +321,16 @@ local function retry_after(jobs)
         end
       else
         local first = rcall('ZRANGEBYSCORE', KEYS[d[7]], '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        local e = first[2] and tonumber(first[2])
+        -- this call's own leases count too (they are written at the end)
+        local own = pools[li]
+        if own then
+          for exp in pairs(own) do
+            if not e or exp < e then e = exp end
+          end
+        end
         local g = 1000
-        if first[2] then g = tonumber(first[2]) - now end
+        if e then g = e - now end
         if g > guess then guess = g end
       end
     end
@@ -332,7 +342,6 @@ local function retry_after(jobs)
 end
 
 local nowS = fmt(now)
-local pools = {}   -- limit index of a concurrency pool -> { expiresAt -> leases added }
 local expiry = {}  -- expiresAt -> true: one expiry-index entry '<call id>@<expiresAt>' per distinct expiry
 local records = {} -- field, record, … for this call's lease hash
 local longest = 0  -- longest timeout among the leases written
@@ -391,7 +400,9 @@ local NOPEND = {}
 local out = { now }
 local ord = 0
 
-for _ = 1, nG do
+local g = 0
+while g < nG do
+  g = g + 1
   local n, ri = tonumber(A[a]), tonumber(A[a + 1])
   a = a + 2
   local grec, gwin
@@ -400,29 +411,67 @@ for _ = 1, nG do
     a = a + 2
   end
   if n == 1 and ri == 0 and A[a + 3] == '0' then
-    -- the common case, one job without idempotency: no group bookkeeping, no tables
-    local p = P[tonumber(A[a + 2])]
-    ord = ord + 1
-    local reason = check(p, NOPEND)
-    if reason then
-      out[#out + 1] = ADMIT_REPLY_REJECTED
-      out[#out + 1] = 0
-      out[#out + 1] = reason
-      out[#out + 1] = retry_after({ { p = p, ik = 0 } })
-    else
-      local chk, inc = p.chk, p.inc
-      for r = 1, #chk, 4 do
-        local s = S[chk[r]]
-        s.v = s.v + take(chk, r)
+    -- The common case: single-job requests without idempotency (coalesced, one group each). The
+    -- following groups of the same shape and profile form a run, decided together: identical jobs
+    -- against the same state pass in arrival order up to the first that does not fit, and every
+    -- one after it is refused the same way (a refusal takes nothing). So the first m are admitted
+    -- at once and the rest share one reason and wait — the answers of deciding them one by one.
+    -- Layout: this job's fields at a … a+4; each next group is 7 values: 1, 0, job, attempt,
+    -- profile, 0, context (its job's fields 7 further on).
+    local pi = A[a + 2]
+    local p = P[tonumber(pi)]
+    local k, b = 1, a + 5
+    while g + k <= nG and A[b] == '1' and A[b + 1] == '0' and A[b + 4] == pi and A[b + 5] == '0' do
+      k = k + 1
+      b = b + 7
+    end
+    -- m: how many fit. Job j passes a check r iff used + (j-1) x (its limit's take per job) + take_r
+    -- <= cap (a limit may be listed twice in a profile: per[li] sums its takes).
+    local chk, inc = p.chk, p.inc
+    local per = {}
+    for r = 1, #chk, 4 do
+      local li = chk[r]
+      if not S[li] then load(li) end
+      per[li] = (per[li] or 0) + take(chk, r)
+    end
+    local m = k
+    for r = 1, #chk, 4 do
+      local li = chk[r]
+      local s = S[li]
+      local room = (s.cap or chk[r + 2]) - s.v - take(chk, r)
+      local fit
+      if room < 0 then fit = 0 elseif per[li] > 0 then fit = math.floor(room / per[li]) + 1 else fit = k end
+      if fit < m then m = fit end
+    end
+    if m > 0 then
+      for li, t in pairs(per) do
+        local s = S[li]
+        s.v = s.v + t * m
       end
       for r = 1, #inc, 2 do
         local s = S[inc[r]]
-        s.v = s.v + inc[r + 1]
+        s.v = s.v + inc[r + 1] * m
       end
-      write_lease(p, ord, A[a], A[a + 1], A[a + 4], '')
-      out[#out + 1] = ADMIT_REPLY_ADMITTED
+      for j = 0, m - 1 do
+        local at = a + 7 * j
+        ord = ord + 1
+        write_lease(p, ord, A[at], A[at + 1], A[at + 4], '')
+        out[#out + 1] = ADMIT_REPLY_ADMITTED
+      end
     end
-    a = a + 5
+    if m < k then
+      local reason = check(p, NOPEND)
+      local wait = retry_after({ { p = p, ik = 0 } })
+      for _ = m + 1, k do
+        ord = ord + 1
+        out[#out + 1] = ADMIT_REPLY_REJECTED
+        out[#out + 1] = 0
+        out[#out + 1] = reason
+        out[#out + 1] = wait
+      end
+    end
+    g = g + k - 1
+    a = a + 7 * k - 2
   else
     local jobs = {}
     for j = 1, n do
