@@ -137,9 +137,10 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
     jobsInCall += n;
   }
 
-  const args: Arg[] = [ctx.now, ctx.recoveryMs, ctx.retentionMs, limitIndex.size, profiles.size, groups.length, callId];
-  for (const x of limitArgs) args.push(x);
-  for (const x of profileArgs) args.push(x);
+  // Limits and profiles travel as one JSON array (the script decodes it with cjson): one argument
+  // for the client to write instead of ~150, and several times faster for Redis than tonumber() on each.
+  for (const x of profileArgs) limitArgs.push(x);
+  const args: Arg[] = [ctx.now, ctx.recoveryMs, ctx.retentionMs, limitIndex.size, profiles.size, groups.length, callId, JSON.stringify(limitArgs)];
   for (const x of groupArgs) args.push(x);
   return { callId, keys, args, groups, unknown, jobs: jobsInCall };
 }
