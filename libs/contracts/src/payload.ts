@@ -14,22 +14,30 @@ export const MAX_PAYLOAD_DEPTH = 64;
  * Iterative, so any depth is safe to ask about; it stops at the first problem.
  */
 export function payloadProblem(value: unknown, maxDepth = MAX_PAYLOAD_DEPTH): string | undefined {
-  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const v = item.value;
+  // Two parallel stacks (values and their depth) and `for…in`: on every request's payload, so no
+  // allocation per node.
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  for (let v = values.pop(), d = depths.pop(); d !== undefined; v = values.pop(), d = depths.pop()) {
     if (typeof v === 'string') {
       if (v.includes('\0')) return 'contains U+0000 (NUL) in a string';
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    const depth = item.depth + 1;
+    const depth = d + 1;
     if (depth > maxDepth) return `nested deeper than ${maxDepth} levels`;
     if (Array.isArray(v)) {
-      for (const x of v as unknown[]) stack.push({ value: x, depth });
+      for (let i = 0; i < v.length; i++) {
+        values.push(v[i]);
+        depths.push(depth);
+      }
     } else {
-      for (const [k, x] of Object.entries(v)) {
+      const o = v as Record<string, unknown>;
+      for (const k in o) {
+        if (!Object.hasOwn(o, k)) continue;
         if (k.includes('\0')) return 'contains U+0000 (NUL) in a key';
-        stack.push({ value: x, depth });
+        values.push(o[k]);
+        depths.push(depth);
       }
     }
   }
