@@ -2,7 +2,7 @@ import type { Settings } from '@janus/config';
 import { randomUUID } from 'node:crypto';
 import { OutcomeProcessor, RetryProcessor, StateRecovery, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import { consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
+import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
@@ -46,6 +46,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
   const { logger, names, jsm, js, nc, limiter } = runtime;
+  // Acked publishes (applied outcomes, retries, ledger entries, dead letters, the room's jobs)
+  // through one wildcard inbox and one timer, as ingress does: nats.js's request path builds an
+  // Error per publish (~5 µs here). The credits relay keeps the nats.js client.
+  const publisher = new AckPublisher(nc);
   // A lost limiter state is rebuilt from the durable record, at start and whenever the watch finds
   // it lost (one instance rebuilds, the others wait): see StateRecovery.
   const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm, names, logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
@@ -61,7 +65,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   budgetMetrics(runtime.registry, limiter);
   const processor = new OutcomeProcessor({
     limiter,
-    js,
+    js: publisher,
     names,
     onFeedback: dependencyMetrics(runtime.registry, limiter, (dependency) => {
       // The dashboard charts throttle signals per dependency from the live counters ingress also writes.
@@ -76,7 +80,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     db: runtime.db.db,
     pool: runtime.db.pool,
     limiter,
-    js,
+    js: publisher,
     nc,
     names,
     natsUp: () => !nc.isClosed(),
@@ -139,7 +143,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   // no cap on those (max_ack_pending -1), the pull buffer stays bounded by `retryConcurrency`.
   const retryProcessor = new RetryProcessor({
     limiter,
-    js,
+    js: publisher,
     names,
     room: async (retry, priority) => {
       const state = await room.enqueueRetry({
@@ -192,7 +196,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       );
       await reapOnce({
         limiter,
-        js,
+        js: publisher,
         names,
         horizon,
         onHorizon: (lagMs) => metrics.reapHorizonLag.set(lagMs / 1000),
@@ -228,7 +232,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   }, opts.consumerSweepMs ?? 30_000);
   sweep.unref();
 
-  const extensions = serveLeaseExtensions(nc, js, names, limiter, (type, ms) => metrics.startDelay.observe({ type }, ms / 1000));
+  const extensions = serveLeaseExtensions(nc, publisher, names, limiter, (type, ms) => metrics.startDelay.observe({ type }, ms / 1000));
   dispatcher.start();
   // Prepaid credits: every instance relays the Redis outbox of credits movements to the ledger stream
   // (one consumer group shares the entries; a dead instance's are claimed after 30 s). docs/credits.md
@@ -264,6 +268,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     await recovery.stop();
     extensions.unsubscribe();
     await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop(), relay.stop()]);
+    publisher.close();
   };
   return {
     runtime,

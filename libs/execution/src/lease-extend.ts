@@ -1,8 +1,7 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import type { LeaseExtended } from '@janus/contracts';
-import { messageIds, parseMessage, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, parseMessage, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Limiter } from '@janus/limiter';
 
 const ExtendRequest = z.object({ leaseToken: z.string().min(1), ms: z.number().int().min(1).max(24 * 60 * 60 * 1000) });
@@ -22,7 +21,7 @@ const PUBLISH_TIMEOUT_MS = 1_500;
  */
 export function serveLeaseExtensions(
   nc: NatsConnection,
-  js: JetStreamClient,
+  js: JetStreamTarget,
   names: NatsNames,
   limiter: Limiter,
   /** A job started: its lease's first claim (metrics: admission-to-start latency, by this host's clock). */

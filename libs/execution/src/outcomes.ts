@@ -1,6 +1,6 @@
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import { OutcomeEvent, outcomeReportId, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
-import { messageIds, parseMessage, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, parseMessage, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type FeedbackResult, type FeedbackSignal, type Limiter } from '@janus/limiter';
 import { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS } from './backoff.js';
 import { publishDeadLetter, publishLedger, type Publishing } from './publishing.js';
@@ -22,7 +22,7 @@ export type OutcomeDisposition =
 
 export interface OutcomeProcessorDeps {
   readonly limiter: Limiter;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** Current time in ms (tests may pin it). */
   readonly now?: () => number;

@@ -1,10 +1,9 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { DeadLetter, LedgerEntry } from '@janus/contracts';
-import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 
 /** What the outcome and retry processors publish besides job messages: dead letters and ledger entries. */
 export interface Publishing {
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly now: () => number;
 }

@@ -1,12 +1,11 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { LedgerEntry, OutcomeEvent } from '@janus/contracts';
-import { messageIds, publishJson, type NatsNames } from '@janus/messaging';
+import { messageIds, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { ExpiredEntry, ExpiredLease, Limiter } from '@janus/limiter';
 import type { OutcomeHorizon } from './outcome-horizon.js';
 
 export interface ReaperDeps {
   readonly limiter: Pick<Limiter, 'findExpired' | 'markExpired'>;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /**
    * The time before which every reported outcome has been processed (`outcomeHorizon`): only

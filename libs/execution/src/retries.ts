@@ -1,7 +1,7 @@
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import { RetryMessage } from '@janus/contracts';
 import { AdmissionPipeline } from '@janus/admission';
-import { parseMessage, type NatsNames } from '@janus/messaging';
+import { parseMessage, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { publishDeadLetter, type Publishing } from './publishing.js';
 import { encodeRetryContext } from './retry-context.js';
@@ -21,7 +21,7 @@ export type RetryDisposition =
 
 export interface RetryProcessorDeps {
   readonly limiter: Limiter;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** Current time in ms (tests may pin it). */
   readonly now?: () => number;

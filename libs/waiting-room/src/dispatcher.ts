@@ -1,11 +1,10 @@
 import type pg from 'pg';
-import type { JetStreamClient } from '@nats-io/jetstream';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
 import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, Limiter } from '@janus/limiter';
-import type { NatsConnection, NatsNames } from '@janus/messaging';
+import type { JetStreamTarget, NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
 import { dedupeKeyOfRoomKey } from './dedupe.js';
 import { paceOf } from './estimate.js';
@@ -32,7 +31,7 @@ export interface DispatcherDeps {
   /** For the leader's session lock (one connection held while leading). */
   readonly pool: pg.Pool;
   readonly limiter: Limiter;
-  readonly js: JetStreamClient;
+  readonly js: JetStreamTarget;
   readonly nc: NatsConnection;
   readonly names: NatsNames;
   readonly natsUp?: () => boolean;
