@@ -63,43 +63,47 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   const { keys: k, policy, callId } = ctx;
   const keys: string[] = [k.epoch, k.recoveringUntil, k.leaseExpiry, k.leases(callId)];
   const keyIndex = new Map<string, number>();
-  const keyOf = (key: string): number => {
-    let i = keyIndex.get(key);
-    if (i === undefined) {
-      keys.push(key);
-      i = keys.length;
-      keyIndex.set(key, i);
-    }
-    return i;
-  };
   const limitArgs: Arg[] = [];
   const limitIndex = new Map<string, number>();
-  const limitOf = (spec: LimitSpec, use?: AttemptsUse): number => {
-    const id = use === undefined ? spec.id : `${spec.id}#${use}`;
-    let i = limitIndex.get(id);
-    if (i === undefined) {
-      const key = k.limit(spec.id);
-      const keyIndex = keyOf(key);
-      const expiries = spec.kind === 'concurrency' || spec.kind === 'window' ? keyOf(k.poolExpiries(key)) : spec.kind === 'credits' ? keyOf(k.creditsOutbox) : 0;
-      // a dependency's guard comes before its rates in the policy's list, so it already has its index
-      const guard = (spec.kind === 'rate' || spec.kind === 'window') && spec.guard !== undefined ? (limitIndex.get(spec.guard) ?? 0) : 0;
-      limitArgs.push(...encodeLimit(spec, keyIndex, policy, expiries, guard, use));
-      i = limitIndex.size + 1;
-      limitIndex.set(id, i);
-    }
-    return i;
-  };
   const profileArgs: Arg[] = [];
   const profiles = new Map<string, Profile | null>();
-  const profileOf = (job: JobAdmission): Profile | null => {
-    // (a job's own idempotency window is part of its profile: a payload dedupe key has its own)
-    const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}\u0000${job.idempotency?.windowMs ?? ''}`;
-    let p = profiles.get(memo);
-    if (p === undefined) {
-      p = encodeProfile(k, policy, job, limitOf, profileArgs, profiles.size + 1);
-      profiles.set(memo, p);
-    }
-    return p;
+  // Methods, not `const f = () => …`: under tsx (esbuild keepNames) each named closure created per
+  // call costs an Object.defineProperty of its name. None of them uses `this`.
+  const at = {
+    keyOf(key: string): number {
+      let i = keyIndex.get(key);
+      if (i === undefined) {
+        keys.push(key);
+        i = keys.length;
+        keyIndex.set(key, i);
+      }
+      return i;
+    },
+    limitOf(spec: LimitSpec, use?: AttemptsUse): number {
+      const id = use === undefined ? spec.id : `${spec.id}#${use}`;
+      let i = limitIndex.get(id);
+      if (i === undefined) {
+        const key = k.limit(spec.id);
+        const keyIndex = at.keyOf(key);
+        const expiries = spec.kind === 'concurrency' || spec.kind === 'window' ? at.keyOf(k.poolExpiries(key)) : spec.kind === 'credits' ? at.keyOf(k.creditsOutbox) : 0;
+        // a dependency's guard comes before its rates in the policy's list, so it already has its index
+        const guard = (spec.kind === 'rate' || spec.kind === 'window') && spec.guard !== undefined ? (limitIndex.get(spec.guard) ?? 0) : 0;
+        limitArgs.push(...encodeLimit(spec, keyIndex, policy, expiries, guard, use));
+        i = limitIndex.size + 1;
+        limitIndex.set(id, i);
+      }
+      return i;
+    },
+    profileOf(job: JobAdmission): Profile | null {
+      // (a job's own idempotency window is part of its profile: a payload dedupe key has its own)
+      const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}\u0000${job.idempotency?.windowMs ?? ''}`;
+      let p = profiles.get(memo);
+      if (p === undefined) {
+        p = encodeProfile(k, policy, job, at.limitOf, profileArgs, profiles.size + 1);
+        profiles.set(memo, p);
+      }
+      return p;
+    },
   };
 
   const groupArgs: Arg[] = [];
@@ -112,7 +116,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
     const jobProfiles: Profile[] = new Array<Profile>(n);
     let unknownAt = -1;
     for (let i = 0; i < n; i++) {
-      const p = profileOf(request.jobs[i]!);
+      const p = at.profileOf(request.jobs[i]!);
       if (p === null) {
         unknownAt = i;
         break;
@@ -124,12 +128,12 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
       continue;
     }
     const ri = request.idempotency;
-    if (ri) groupArgs.push(n, keyOf(k.idempotency(ri.tenant, ri.key, ri.kind)), ri.record, ri.windowMs);
+    if (ri) groupArgs.push(n, at.keyOf(k.idempotency(ri.tenant, ri.key, ri.kind)), ri.record, ri.windowMs);
     else groupArgs.push(n, 0);
     for (let i = 0; i < n; i++) {
       const job = request.jobs[i]!;
       groupArgs.push(job.jobId, job.attempt ?? 1, jobProfiles[i]!.index);
-      if (job.idempotency) groupArgs.push(keyOf(k.idempotency(job.tenant, job.idempotency.key, job.idempotency.kind)), job.idempotency.record);
+      if (job.idempotency) groupArgs.push(at.keyOf(k.idempotency(job.tenant, job.idempotency.key, job.idempotency.kind)), job.idempotency.record);
       else groupArgs.push(0);
       groupArgs.push(job.context ?? '');
     }
@@ -233,17 +237,21 @@ function attemptsUse(job: JobAdmission): AttemptsUse | undefined {
   return job.budgetExempt === true ? undefined : 'retries';
 }
 
+/** A capacity's caps at priority high, normal and low. */
+function shares(policy: CompiledPolicy, capacity: number): [number, number, number] {
+  return [capacity, policy.shareOf('normal', capacity), policy.shareOf('low', capacity)];
+}
+
 /** A limit as the script takes it (src/lua/admit-n.lua's header): rate amounts and caps are scaled by periodMs (see includes/bucket.lua). */
 function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, expiriesIndex: number, guardIndex: number, use: AttemptsUse | undefined): LimitDef {
-  const shares = (capacity: number): [number, number, number] => [capacity, policy.shareOf('normal', capacity), policy.shareOf('low', capacity)];
   switch (spec.kind) {
     case 'concurrency':
       if (spec.capacity === null) return [LIMIT_KIND.concurrency, keyIndex, spec.reason, NOT_LIMITED, NOT_LIMITED, NOT_LIMITED, expiriesIndex, 0, 0];
-      return [LIMIT_KIND.concurrency, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, 0, 0];
+      return [LIMIT_KIND.concurrency, keyIndex, spec.reason, ...shares(policy, spec.capacity), expiriesIndex, 0, 0];
     case 'budget':
-      return [LIMIT_KIND.budget, keyIndex, spec.reason, ...shares(spec.capacity), spec.periodMs, 0, 0];
+      return [LIMIT_KIND.budget, keyIndex, spec.reason, ...shares(policy, spec.capacity), spec.periodMs, 0, 0];
     case 'window':
-      return [LIMIT_KIND.window, keyIndex, spec.reason, ...shares(spec.capacity), expiriesIndex, spec.periodMs, guardIndex];
+      return [LIMIT_KIND.window, keyIndex, spec.reason, ...shares(policy, spec.capacity), expiriesIndex, spec.periodMs, guardIndex];
     case 'credits':
       // expiriesIndex: the KEYS index of the credits outbox
       return [LIMIT_KIND.credits, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, expiriesIndex, 0, 0];
@@ -254,7 +262,7 @@ function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, 
       return [LIMIT_KIND.firsts, keyIndex, spec.reason, UNBOUNDED, UNBOUNDED, UNBOUNDED, 0, 0, 0];
     case 'rate': {
       const scale = spec.periodMs;
-      const [high, normal, low] = shares(spec.capacity);
+      const [high, normal, low] = shares(policy, spec.capacity);
       return [LIMIT_KIND.rate, keyIndex, spec.reason, high * scale, normal * scale, low * scale, spec.limit, 0, guardIndex];
     }
   }
