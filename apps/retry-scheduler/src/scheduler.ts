@@ -42,6 +42,9 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   const runtime = await startLimiterRuntime({
     app: 'retry-scheduler',
     settings,
+    // Each outcome and claim is a lookup and a script, many at once: one socket write per tick for
+    // all of them (bench:e2e, two A/B pairs: scheduler CPU per job −18 %, Redis −25 %, +12 % jobs/s).
+    redisAutoPipelining: true,
     onPolicyApplied: (compiled, _policy, services) => ensureWorkerConsumers(services, compiled),
     ...(opts.logger ? { logger: opts.logger } : {}),
   });

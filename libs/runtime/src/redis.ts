@@ -13,12 +13,21 @@ export type RedisClient = Redis | Cluster;
  * When REDIS_URL names a cluster, an ioredis Cluster with the same behaviour per node: it follows
  * MOVED/ASK redirections and refreshes its slot map when a primary fails over.
  */
-export function createRedis(settings: Pick<Settings, 'redisUrl'> & Partial<Pick<Settings, 'redis'>>, name: string): RedisClient {
-  const redis = redisClient(settings.redis ?? parseRedisTarget(settings.redisUrl), name);
+export function createRedis(settings: Pick<Settings, 'redisUrl'> & Partial<Pick<Settings, 'redis'>>, name: string, opts: RedisClientOptions = {}): RedisClient {
+  const redis = redisClient(settings.redis ?? parseRedisTarget(settings.redisUrl), name, opts.autoPipelining === true);
   // Connection errors surface through readiness and command failures; an unhandled 'error' event
   // would only add noise.
   redis.on('error', () => {});
   return redis;
+}
+
+export interface RedisClientOptions {
+  /**
+   * ioredis auto-pipelining: commands issued in the same tick share one socket write. For a client
+   * that sends many small independent commands at once (the retry-scheduler: a lookup and a script
+   * per outcome and per claim); not for the limiter's own coalesced calls (ingress measured slower).
+   */
+  readonly autoPipelining?: boolean;
 }
 
 const NODE_OPTIONS = {
@@ -31,12 +40,13 @@ const NODE_OPTIONS = {
   retryStrategy: (times: number) => Math.min(100 * times, 1_000),
 } satisfies RedisOptions;
 
-function redisClient(target: RedisTarget, name: string): RedisClient {
-  if (target.mode === 'single') return new Redis(target.url, { connectionName: name, lazyConnect: true, enableOfflineQueue: false, ...NODE_OPTIONS });
+function redisClient(target: RedisTarget, name: string, autoPipelining: boolean): RedisClient {
+  if (target.mode === 'single') return new Redis(target.url, { connectionName: name, lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: autoPipelining, ...NODE_OPTIONS });
   return new Cluster(
     target.nodes.map((n) => ({ host: n.host, port: n.port })),
     {
       lazyConnect: true,
+      enableAutoPipelining: autoPipelining,
       // Nothing queued while the cluster is unreachable: a command fails at once (503) rather than
       // running whenever the cluster comes back, long after its caller gave up.
       enableOfflineQueue: false,

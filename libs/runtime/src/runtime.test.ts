@@ -87,4 +87,14 @@ describe('createRedis', () => {
     expect(cluster instanceof Cluster && cluster.options.enableOfflineQueue).toBe(false);
     cluster.disconnect();
   });
+
+  it('pipelines automatically only when asked (the retry-scheduler does; the limiter coalesces on its own)', () => {
+    const plain = createRedis(loadSettings({}), 'pipelining-test');
+    const pipelined = createRedis(loadSettings({}), 'pipelining-test', { autoPipelining: true });
+    expect(plain instanceof Redis && plain.options.enableAutoPipelining).toBe(false);
+    expect(pipelined instanceof Redis && pipelined.options.enableAutoPipelining).toBe(true);
+    const cluster = createRedis(loadSettings({ REDIS_URL: 'redis+cluster://127.0.0.1:1' }), 'pipelining-test', { autoPipelining: true });
+    expect(cluster instanceof Cluster && cluster.options.enableAutoPipelining).toBe(true);
+    for (const c of [plain, pipelined, cluster]) c.disconnect();
+  });
 });

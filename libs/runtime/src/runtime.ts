@@ -40,6 +40,8 @@ export interface RuntimeOptions<T> extends ServicesOptions {
    * policy-admin reloads its named admin tokens), alongside the API keys' refresh.
    */
   onConfigEvent?: (services: Services) => void | Promise<void>;
+  /** The app's Redis client pipelines commands issued in the same tick (see createRedis). */
+  redisAutoPipelining?: boolean;
 }
 
 export function startRuntime<T>(opts: RuntimeOptions<T> & { watchApiKeys: true }): Promise<WithApiKeys<Runtime<T>>>;
@@ -52,7 +54,7 @@ export function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T>>;
 export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T> & { readonly apiKeys?: ApiKeyCache }> {
   const logger = opts.logger ?? createLogger(opts.app, opts.settings);
   // Redis connects in the background while migrations run and NATS connects (as it always has).
-  const redis = createRedis(opts.settings, `janus-${opts.app}`);
+  const redis = createRedis(opts.settings, `janus-${opts.app}`, { autoPipelining: opts.redisAutoPipelining === true });
   // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
   // than failing admissions one by one.
   let redisSupported = true;
