@@ -113,8 +113,10 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   });
   await watcher.start();
 
+  // On a cluster, readiness asks the node that holds this namespace's state (its epoch key's slot).
+  const namespaceKey = new Keys(opts.settings.namespace).epoch;
   const readiness: ReadinessCheck[] = [
-    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, new Keys(opts.settings.namespace).epoch)) },
+    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, namespaceKey)) },
     ...services.readiness,
     { name: 'policy', check: () => holder.loaded },
     ...(apiKeys ? [{ name: 'api-keys', check: () => apiKeys.loaded }] : []),
