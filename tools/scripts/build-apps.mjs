@@ -15,9 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const out = join(root, 'dist/apps');
 const APPS = ['ingress', 'policy-admin', 'persister', 'retry-scheduler'];
-const only = process.argv.slice(2);
 const builtins = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
 const externals = {
@@ -28,19 +26,27 @@ const externals = {
   },
 };
 
-rmSync(out, { recursive: true, force: true });
-for (const app of APPS.filter((a) => only.length === 0 || only.includes(a))) {
-  await esbuild.build({
-    entryPoints: [join(root, 'apps', app, 'src/main.ts')],
-    outfile: join(out, app, 'main.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    sourcemap: true,
-    plugins: [externals],
-    logLevel: 'warning',
-  });
-  console.log(`apps/${app} → dist/apps/${app}/main.js`);
+/**
+ * Bundles one entry point the way the image runs it. `outfile` must lie inside `checkout` (its
+ * node_modules resolve the external imports at run time); the benchmarks also build another
+ * checkout's apps with it, so both run the same kind of code.
+ */
+export async function bundle(entry, outfile) {
+  await esbuild.build({ entryPoints: [entry], outfile, bundle: true, platform: 'node', target: 'node20', format: 'esm', sourcemap: true, plugins: [externals], logLevel: 'warning' });
 }
-cpSync(join(root, 'libs/db/migrations'), join(out, 'migrations'), { recursive: true });
+
+/** Builds the apps of `checkout` into `<checkout>/<outDir>/<app>/main.js`, migrations beside them. */
+export async function buildApps(checkout = root, apps = APPS, outDir = 'dist/apps') {
+  const out = join(checkout, outDir);
+  rmSync(out, { recursive: true, force: true });
+  for (const app of apps) await bundle(join(checkout, 'apps', app, 'src/main.ts'), join(out, app, 'main.js'));
+  cpSync(join(checkout, 'libs/db/migrations'), join(out, 'migrations'), { recursive: true });
+  return out;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const only = process.argv.slice(2);
+  const apps = APPS.filter((a) => only.length === 0 || only.includes(a));
+  await buildApps(root, apps);
+  for (const app of apps) console.log(`apps/${app} → dist/apps/${app}/main.js`);
+}

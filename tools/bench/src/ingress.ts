@@ -1,8 +1,9 @@
 // Ingress throughput: POST /v1/jobs on the admitted path (limiter admit + JetStream publish acked)
 // against a bare Hono endpoint that only validates the same body (this machine's HTTP ceiling),
 // measured in one run with autocannon (64 connections), three alternating rounds, medians compared.
-// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S] [--against <other checkout>]
+// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S] [--against <other checkout>] [--tsx]
 //   --smoke: one round of 3 s, for CI. --against: also run that checkout's ingress in the same rounds.
+//   The servers run bundled, as the image runs them; --tsx runs the sources through tsx (`npm start`).
 // Env for investigations: BENCH_CPU_PROF=<dir> (V8 CPU profiles of the servers, see bench:profile),
 // BENCH_NODE_FLAGS="<node flags>" for the servers, BENCH_CHILD_STDOUT=1 (e.g. with --trace-gc).
 // Each line also gives the server process's CPU per request (from /proc): steadier than req/s on a
@@ -16,51 +17,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { loadSettings } from '@janus/config';
 import { natsAuthOptions, natsTlsOptions } from '@janus/messaging';
-import { z } from 'zod';
-import { JobRequest, PolicyDocument } from '@janus/contracts';
+import { PolicyDocument } from '@janus/contracts';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from '@janus/testing';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { buildApps, bundle } from '../../scripts/build-apps.mjs';
 import { cpuUs } from './proc-cpu.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
 
-// ---- child mode: the bare Hono endpoint -----------------------------------------------------
-// The ingress validates a submitted job with this schema (apps/ingress/src/openapi.ts, where the
-// payload is also documented): the contract's JobRequest, with the payload taken as it came from
-// JSON.parse rather than walked again by z.json(). The ceiling does the same validation.
-const JobRequestAsIngressValidatesIt = JobRequest.extend({ payload: z.unknown().optional() });
-if (process.argv.includes('--ceiling-server')) {
-  const port = Number(process.env.CEILING_PORT);
-  const app = new Hono();
-  // Reads the body from the Node request, as ingress does (the web-stream adapter behind
-  // c.req.json() costs ~300 µs per request here): the ceiling is the best bare endpoint.
-  app.post('/v1/jobs', async (c) => {
-    const incoming = (c.env as { incoming: AsyncIterable<Buffer> }).incoming;
-    const chunks: Buffer[] = [];
-    for await (const chunk of incoming) chunks.push(chunk);
-    let body: unknown;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      body = undefined;
-    }
-    const parsed = JobRequestAsIngressValidatesIt.safeParse(body);
-    if (!parsed.success) return c.json({ error: 'invalid' }, 400);
-    return c.json({ jobId: randomBytes(13).toString('hex'), status: 'admitted', attempt: 1, admittedAt: new Date().toISOString() }, 202);
-  });
-  serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () => process.stdout.write('ready\n'));
-} else {
-  await main();
-}
+await main();
 
 interface CaseResult {
   name: string;
@@ -96,10 +69,13 @@ async function waitHttp(url: string, ok: (res: Response) => Promise<boolean> | b
   }
 }
 
-function child(args: string[], env: Record<string, string>, cwd = root): ChildProcess {
+/** Starts a server: a bundle (`.js`) as the image runs it, or sources (`.ts`) through tsx as `npm start` does. */
+function child(script: string, env: Record<string, string>, cwd = root): ChildProcess {
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-  const proc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...extra, '--import', 'tsx', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', process.env.BENCH_CHILD_STDOUT ? 'inherit' : 'ignore', 'inherit'] });
-  return proc;
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps'];
+  const stdout = process.env.BENCH_CHILD_STDOUT ? 'inherit' : 'ignore';
+  return spawn(process.execPath, [...profile, ...extra, ...loader, script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] });
 }
 
 async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, server?: ChildProcess): Promise<CaseResult> {
@@ -126,7 +102,7 @@ async function run(name: string, url: string, headers: Record<string, string>, b
 }
 
 async function main(): Promise<void> {
-  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' }, against: { type: 'string' } } });
+  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, tsx: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' }, against: { type: 'string' } } });
   // --against <checkout>: also run the ingress of another checkout (with its own npm ci), in the
   // same rounds, to compare two versions of the code under the same machine conditions.
   const against = flags.against === undefined ? undefined : path.resolve(flags.against);
@@ -144,9 +120,16 @@ async function main(): Promise<void> {
   const body = JSON.stringify({ type: 'bench', payload: { to: 'user@example.com', template: 'welcome', n: 42 } });
   const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 2 });
 
+  // The servers run as the image runs them: esbuild bundles (tools/scripts/build-apps.mjs) under
+  // plain node; --tsx runs the sources through tsx instead, as `npm start` does. Another checkout's
+  // ingress is bundled by this checkout's bundler, so the two differ only in their code.
+  const entryOf = async (checkout: string): Promise<string> => {
+    if (flags.tsx) return path.join(checkout, 'apps/ingress/src/main.ts');
+    return path.join(await buildApps(checkout, ['ingress'], 'dist/bench'), 'ingress/main.js');
+  };
   const startIngress = async (namespace: string, port: number, cwd: string): Promise<ChildProcess> => {
     // The ingress runs with its own Node flags, as `npm start` and the image run it.
-    const proc = child(['apps/ingress/src/main.ts'], {
+    const proc = child(await entryOf(cwd), {
       NODE_OPTIONS: withNodeOptions(process.env, 'ingress', cwd).NODE_OPTIONS ?? '',
       NODE_ENV: 'production',
       JANUS_NAMESPACE: namespace,
@@ -178,7 +161,10 @@ async function main(): Promise<void> {
     const ingress = await startIngress(ns, ingressPort, root);
     const other = against ? await startIngress(otherNs, otherPort, against) : undefined;
     // The same Node flags for the ceiling: only the code differs between the two.
-    const ceiling = child([here, '--ceiling-server'], { CEILING_PORT: String(ceilingPort), NODE_OPTIONS: withNodeOptions(process.env, 'ingress').NODE_OPTIONS ?? '' });
+    const ceilingSource = path.join(root, 'tools/bench/src/ingress-ceiling.ts');
+    const ceilingBundle = path.join(root, 'dist/bench/ceiling/main.js');
+    if (!flags.tsx) await bundle(ceilingSource, ceilingBundle);
+    const ceiling = child(flags.tsx ? ceilingSource : ceilingBundle, { CEILING_PORT: String(ceilingPort), NODE_OPTIONS: withNodeOptions(process.env, 'ingress').NODE_OPTIONS ?? '' });
     children.push(ceiling);
     await waitHttp(`http://127.0.0.1:${ceilingPort}/v1/jobs`, (r) => r.status === 202, 30_000, { method: 'POST', headers, body });
 
