@@ -11,7 +11,6 @@
 // and admission-to-outcome (PostgreSQL: the attempt's finished_at − admitted_at) p50/p99, and CPU
 // per job by process (/proc: the apps, Redis, and this process, which runs producers and workers).
 // Usage: npm run bench:e2e [-- --smoke] [--seconds S]   (--smoke: 4 s each, for CI)
-import { execFileSync } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -28,7 +27,7 @@ import { connectNats, natsNames } from '@janus/messaging';
 import { jetstream } from '@nats-io/jetstream';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess, type AppProcess } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
-import { cpuUs } from './proc-cpu.js';
+import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, seconds: { type: 'string' } } });
@@ -56,14 +55,6 @@ interface Cpu {
   readonly pids?: () => number[];
 }
 
-/** The pids of the processes named `name` (pgrep -x), e.g. postgres's backends. */
-function pidsOf(name: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() !== '').map(Number);
-  } catch {
-    return [];
-  }
-}
 /** CPU µs per job of each process over a phase. */
 async function cpuPerJob<T>(procs: readonly Cpu[], run: () => Promise<{ jobs: number } & T>): Promise<T & { jobs: number; cpuUsPerJob: Record<string, number | null> }> {
   const groups = procs.map((p) => p.pids?.() ?? []);

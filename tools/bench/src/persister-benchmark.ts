@@ -1,3 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -7,6 +10,7 @@ import { connectNats, ensureStreams, natsNames, publishAll } from '@janus/messag
 import { createMetricsRegistry } from '@janus/observability';
 import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, type SyntheticMessage } from '@janus/testing';
 import { countRows, ledgerEntryId, outcomeEventId, Persister } from '@janus/event-store';
+import { cpuUsOf, pidsOf } from './proc-cpu.js';
 import type { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
 
 /**
@@ -33,13 +37,15 @@ export interface BenchRun {
   readonly persisterCpuUsPerEvent: number;
   /** Wall-clock time the machine's run queue made us wait, roughly: 1 - cpu / wall (with one thread). */
   readonly persisterCpuShare: number;
+  /** CPU time of every PostgreSQL process per event while draining (Linux; 0 where /proc is missing). */
+  readonly postgresCpuUsPerEvent: number;
 }
 
 export interface BenchReport {
   readonly events: number;
   readonly rows: number;
   readonly runs: BenchRun[];
-  readonly median: { persisterPerSec: number; ceilingValuesPerSec: number; ceilingUnnestPerSec: number; publishPerSec: number; persisterCpuUsPerEvent: number };
+  readonly median: { persisterPerSec: number; ceilingValuesPerSec: number; ceilingUnnestPerSec: number; publishPerSec: number; persisterCpuUsPerEvent: number; postgresCpuUsPerEvent: number };
   /** Median over runs of persister/ceiling measured back to back in the same run. */
   readonly medianRunRatio: number;
   readonly ratioToValuesCeiling: number;
@@ -52,6 +58,27 @@ const median = (xs: number[]) => {
 };
 
 type Row = (string | number | boolean | null)[];
+
+/**
+ * With BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process while the persister drains (the
+ * publishing and the ceilings are left out), written as <dir>/<name>.cpuprofile for bench:profile.
+ */
+async function startProfile(): Promise<{ stop: (name: string) => Promise<void> } | undefined> {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    stop: async (name) => {
+      const { profile } = await session.post('Profiler.stop');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
 
 /** Every row the workload must end as, table by table, as a straight writer would produce them. */
 function rowsOf(messages: readonly SyntheticMessage[]): { table: string; columns: string[]; rows: Row[] }[] {
@@ -198,13 +225,18 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
       });
       const s0 = performance.now();
       const cpu0 = process.cpuUsage();
+      const pgCpu0 = new Map(pidsOf('postgres').map((pid) => [pid, cpuUsOf([pid])]));
+      const profile = await startProfile();
       await persister.start();
       while (persister.stats().stored < messages.length) {
         if (performance.now() - s0 > 300_000) throw new Error('persister did not drain within 5 minutes');
         await new Promise((r) => setTimeout(r, 5));
       }
       const persistMs = performance.now() - s0;
+      await profile?.stop(`persister-drain-run${run}`);
       const cpu = process.cpuUsage(cpu0);
+      // Backends the pool opened meanwhile count from 0; those that exited meanwhile are lost (rare).
+      const pgCpuUs = pidsOf('postgres').reduce((sum, pid) => sum + cpuUsOf([pid]) - (pgCpu0.get(pid) ?? 0), 0);
       const cpuMs = (cpu.user + cpu.system) / 1000;
       await persister.stop();
       const counts = await countRows(handle.db);
@@ -222,6 +254,7 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
         ceilingUnnestPerSec: perSec(unnestMs),
         persisterCpuUsPerEvent: Math.round(((cpuMs * 1000) / messages.length) * 10) / 10,
         persisterCpuShare: Math.round((cpuMs / persistMs) * 100) / 100,
+        postgresCpuUsPerEvent: Math.round((pgCpuUs / messages.length) * 10) / 10,
       };
       runs.push(result);
       log(`run ${run}: ${JSON.stringify(result)}`);
@@ -239,6 +272,7 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
     ceilingUnnestPerSec: median(runs.map((r) => r.ceilingUnnestPerSec)),
     publishPerSec: median(runs.map((r) => r.publishPerSec)),
     persisterCpuUsPerEvent: median(runs.map((r) => r.persisterCpuUsPerEvent)),
+    postgresCpuUsPerEvent: median(runs.map((r) => r.postgresCpuUsPerEvent)),
   };
   return {
     events: messages.length,

@@ -35,6 +35,7 @@ const rows: [string, string][] = [
   ['ceiling: INSERT … VALUES, 500 rows, one client (events/s)', fmt(m.ceilingValuesPerSec)],
   ['ceiling: INSERT … SELECT unnest, 500 rows, one client (events/s)', fmt(m.ceilingUnnestPerSec)],
   ['persister: Node CPU per event (µs, load-independent)', String(m.persisterCpuUsPerEvent)],
+  ['PostgreSQL: CPU of all its processes per event (µs)', String(m.postgresCpuUsPerEvent)],
   ['persister / VALUES ceiling (medians)', `${(report.ratioToValuesCeiling * 100).toFixed(0)}%`],
   ['persister / VALUES ceiling (median of per-run ratios)', `${(report.medianRunRatio * 100).toFixed(0)}%`],
   ['persister / best ceiling', `${(report.ratioToBestCeiling * 100).toFixed(0)}%`],

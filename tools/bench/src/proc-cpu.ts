@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** User + system CPU of a process in µs, from /proc (Linux); undefined elsewhere. */
@@ -12,4 +13,18 @@ export function cpuUs(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The pids of the processes named `name` (pgrep -x), e.g. postgres's backends. */
+export function pidsOf(name: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() !== '').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** User + system CPU of several processes together, in µs (processes that exited since count 0). */
+export function cpuUsOf(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + (cpuUs(pid) ?? 0), 0);
 }
