@@ -83,8 +83,19 @@ function zodReason(error: z.ZodError): string {
     .join('; ');
 }
 
+/**
+ * The form Janus writes timestamps in (`toISOString`), fields in range: checked without parsing
+ * (Date.parse and toISOString are a visible share of the persister's time). A day past its
+ * month's end passes here and is refused by PostgreSQL, which rejects that one message.
+ */
+const CANONICAL_ISO = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
+export function isCanonicalIso(value: string): boolean {
+  return CANONICAL_ISO.test(value);
+}
+
 function isDate(value: string): boolean {
-  return Number.isFinite(Date.parse(value));
+  return CANONICAL_ISO.test(value) || Number.isFinite(Date.parse(value));
 }
 
 /**
@@ -94,18 +105,13 @@ function isDate(value: string): boolean {
  */
 export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string, msg: RawMessage): PersistEvent {
   const raw = decoder.decode(msg.data);
-  const reject = (reason: string): RejectedEvent => ({
-    kind: 'rejected',
-    stream,
-    seq: msg.seq,
-    subject: msg.subject,
-    reason,
-    raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw),
-  });
+  // A plain function call per rejection, not a closure per message (tsx's keepNames wraps every
+  // named closure in a defineProperty call).
+  const reject = rejectWith;
 
   const prefix = `${names.namespace}.${kind}.`;
   const token = msg.subject.startsWith(prefix) ? msg.subject.slice(prefix.length) : undefined;
-  if (token === undefined || !NAME_PATTERN.test(token)) return reject(`subject ${msg.subject} does not match ${prefix}<name>`);
+  if (token === undefined || !NAME_PATTERN.test(token)) return reject(stream, msg, raw, `subject ${msg.subject} does not match ${prefix}<name>`);
 
   // PostgreSQL text and jsonb cannot hold NUL: only the escape can put one in a parsed string (a
   // raw NUL byte is not JSON). The text `\\u0000` (an escaped backslash) is no NUL: checked below,
@@ -116,96 +122,100 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
   try {
     json = JSON.parse(raw);
   } catch {
-    return reject('body is not JSON');
+    return reject(stream, msg, raw, 'body is not JSON');
   }
 
   switch (kind) {
     case 'jobs': {
       const parsed = JobMessageBody.safeParse(json);
-      if (!parsed.success) return reject(`not a JobMessage: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not a JobMessage: ${zodReason(parsed.error)}`);
       const b = parsed.data as JobMessage;
-      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
-      if (b.cost !== undefined && b.cost > PG_INT_MAX) return reject('cost out of range');
-      if (!isDate(b.admittedAt)) return reject('admittedAt is not a timestamp');
-      if (!isDate(b.lease.expiresAt)) return reject('lease.expiresAt is not a timestamp');
+      if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+      if (b.cost !== undefined && b.cost > PG_INT_MAX) return reject(stream, msg, raw, 'cost out of range');
+      if (!isDate(b.admittedAt)) return reject(stream, msg, raw, 'admittedAt is not a timestamp');
+      if (!isDate(b.lease.expiresAt)) return reject(stream, msg, raw, 'lease.expiresAt is not a timestamp');
       const why = unstorable(b, mayHoldNul, b.payload);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'job', seq: msg.seq, body: b };
     }
     case 'outcomes': {
       const parsed = OutcomeEvent.safeParse(json);
-      if (!parsed.success) return reject(`not an OutcomeEvent: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not an OutcomeEvent: ${zodReason(parsed.error)}`);
       const b = storableError(parsed.data);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
-      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject('actualCost out of range');
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject(stream, msg, raw, 'actualCost out of range');
       const why = unstorable(b, mayHoldNul, undefined);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'outcome', seq: msg.seq, reportedAt: new Date(msg.timestampMs), body: b };
     }
     case 'dead': {
       const parsed = DeadLetterBody.safeParse(json);
-      if (!parsed.success) return reject(`not a DeadLetter: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not a DeadLetter: ${zodReason(parsed.error)}`);
       const b = storableError(parsed.data as DeadLetter);
-      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempts > PG_INT_MAX) return reject('attempts out of range');
-      if (!isDate(b.deadAt)) return reject('deadAt is not a timestamp');
+      if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempts > PG_INT_MAX) return reject(stream, msg, raw, 'attempts out of range');
+      if (!isDate(b.deadAt)) return reject(stream, msg, raw, 'deadAt is not a timestamp');
       const why = unstorable(b, mayHoldNul, b.payload);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'dead', seq: msg.seq, body: b };
     }
     case 'ledger': {
       const parsed = LedgerMessage.safeParse(json);
-      if (!parsed.success) return reject(`not a LedgerEntry: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not a LedgerEntry: ${zodReason(parsed.error)}`);
       const b = parsed.data;
-      if (b.tenant !== token) return reject(`subject tenant ${token} does not match body tenant ${b.tenant}`);
+      if (b.tenant !== token) return reject(stream, msg, raw, `subject tenant ${token} does not match body tenant ${b.tenant}`);
       if (b.account === 'credits') {
-        if (b.entryId.length > MAX_ID_LENGTH * 2) return reject(`entryId longer than ${MAX_ID_LENGTH * 2} characters`);
-        if (b.jobId !== undefined && b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-        if (b.attempt !== undefined && b.attempt > PG_INT_MAX) return reject('attempt out of range');
-        if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');
-        if (!isDate(b.at)) return reject('at is not a timestamp');
+        if (b.entryId.length > MAX_ID_LENGTH * 2) return reject(stream, msg, raw, `entryId longer than ${MAX_ID_LENGTH * 2} characters`);
+        if (b.jobId !== undefined && b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+        if (b.attempt !== undefined && b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+        if (!Number.isSafeInteger(b.amount)) return reject(stream, msg, raw, 'amount out of range');
+        if (!isDate(b.at)) return reject(stream, msg, raw, 'at is not a timestamp');
         const why = unstorable(b, mayHoldNul, undefined);
-        if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+        if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
         return { kind: 'credit', seq: msg.seq, body: b };
       }
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
-      if (!Number.isSafeInteger(b.amount)) return reject('amount out of range');
-      if (!isDate(b.at)) return reject('at is not a timestamp');
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+      if (!Number.isSafeInteger(b.amount)) return reject(stream, msg, raw, 'amount out of range');
+      if (!isDate(b.at)) return reject(stream, msg, raw, 'at is not a timestamp');
       const why = unstorable(b, mayHoldNul, undefined);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'ledger', seq: msg.seq, body: b };
     }
     case 'applied': {
       const parsed = AppliedOutcome.safeParse(json);
-      if (!parsed.success) return reject(`not an AppliedOutcome: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not an AppliedOutcome: ${zodReason(parsed.error)}`);
       // The applied error is the worker's: a NUL in it becomes U+FFFD, as for the raw report.
       const b = storableError(parsed.data);
-      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
-      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject('actualCost out of range');
-      if (!isDate(b.appliedAt)) return reject('appliedAt is not a timestamp');
+      if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject(stream, msg, raw, 'actualCost out of range');
+      if (!isDate(b.appliedAt)) return reject(stream, msg, raw, 'appliedAt is not a timestamp');
       const why = unstorable(b, mayHoldNul, undefined);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'applied', seq: msg.seq, body: b };
     }
     case 'extensions': {
       const parsed = LeaseExtended.safeParse(json);
-      if (!parsed.success) return reject(`not a LeaseExtended: ${zodReason(parsed.error)}`);
+      if (!parsed.success) return reject(stream, msg, raw, `not a LeaseExtended: ${zodReason(parsed.error)}`);
       const b = parsed.data;
-      if (b.type !== token) return reject(`subject job type ${token} does not match body type ${b.type}`);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(`jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject('attempt out of range');
+      if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
+      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
       const why = unstorable(b, mayHoldNul, undefined);
-      if (why !== undefined) return reject(`${why}, which PostgreSQL cannot store`);
+      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
       return { kind: 'extension', seq: msg.seq, body: b };
     }
   }
+}
+
+function rejectWith(stream: string, msg: RawMessage, raw: string, reason: string): RejectedEvent {
+  return { kind: 'rejected', stream, seq: msg.seq, subject: msg.subject, reason, raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw) };
 }
 
 /** A message the database refused even though it passed validation (found by splitting the batch). */

@@ -5,6 +5,6 @@ export { getJobRecord, getJobView, listJobRecords, listJobViews, listJobsStateme
 export { createPersisterMetrics, type PersisterMetrics } from './metrics.js';
 export { Persister, type PersisterOptions } from './persister.js';
 export { pruneHistory, schedulePruning, type PruneResult, type RetentionPolicy } from './prune.js';
-export { outcomeEventId, reconcileJobStatus, storeBatch, type StoreResult } from './store.js';
+export { outcomeEventId, reconcileJobStatus, storeBatch, type FollowUp, type StoreResult } from './store.js';
 export { countRows, type RowCounts } from './counts.js';
 export { ledgerCredits, reconcileCredits, type CreditsReconciliation, type LedgerCredits, type LiveCredits } from './credits.js';

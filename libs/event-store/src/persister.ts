@@ -180,7 +180,7 @@ class StreamLane {
     const events = items.map((i) => i.event);
     try {
       const result = await storeBatch(this.opts.db, events);
-      await reconcileJobStatus(this.opts.db, result.touchedJobIds, result.reportJobIds);
+      await reconcileJobStatus(this.opts.db, result.followUp);
       return result.rejected;
     } catch (error) {
       if (!isPermanentDbError(error)) throw error;

@@ -42,7 +42,7 @@ function decode(m: { stream: StreamKind; subject: string; body: unknown }): Pers
 
 async function store(events: PersistEvent[]): Promise<void> {
   const r = await storeBatch(handle.db, events);
-  await reconcileJobStatus(handle.db, r.touchedJobIds, r.reportJobIds);
+  await reconcileJobStatus(handle.db, r.followUp);
 }
 
 async function reset(): Promise<void> {
@@ -190,6 +190,46 @@ describe('storeBatch', () => {
     expect(row?.admittedAt?.toISOString()).toBe('2030-01-01T00:00:01.000Z');
     const view = await getJobView(handle.db, 'acme', 'early');
     expect(view?.status).toBe('succeeded');
+  });
+
+  it('stores a timestamp in any form Date.parse takes as its instant, and rejects one out of range', async () => {
+    await reset();
+    await store([decode(jobMsg('tz', 1, { admittedAt: '2030-01-01T02:00:01+02:00' }))]);
+    const [row] = await handle.db.select().from(attempts).where(eq(attempts.jobId, 'tz'));
+    expect(row?.admittedAt?.toISOString()).toBe('2030-01-01T00:00:01.000Z');
+    for (const admittedAt of ['2030-13-01T00:00:00.000Z', '2030-01-01T25:00:00.000Z', 'yesterday']) {
+      expect(decode(jobMsg('bad-time', 1, { admittedAt }))).toMatchObject({ kind: 'rejected', reason: 'admittedAt is not a timestamp' });
+    }
+  });
+
+  it('ends right when a failure or a dead letter arrives before the admission that creates the job', async () => {
+    await reset();
+    const letter = decode({ stream: 'dead', subject: names.subjects.dead('email'), body: { jobId: 'd-early', type: 'email', tenant: 'acme', attempts: 1, lastOutcome: 'failed', error: 'boom', deadAt: new Date().toISOString() } });
+    await store([decode(appliedMsg('f-early', 1, 'failed', { error: 'boom' })), decode(appliedMsg('d-early', 1, 'failed', { error: 'boom' }))]);
+    await store([letter]);
+    await store([decode(jobMsg('f-early', 1)), decode(jobMsg('d-early', 1)), decode(jobMsg('plain', 1))]);
+    expect(await getJobView(handle.db, 'acme', 'f-early')).toMatchObject({ status: 'retrying', lastError: 'boom' });
+    expect(await getJobView(handle.db, 'acme', 'd-early')).toMatchObject({ status: 'dead', lastError: 'boom' });
+    expect(await getJobView(handle.db, 'acme', 'plain')).toMatchObject({ status: 'admitted' });
+  });
+
+  it('a batch written again after a crash before its follow-up (redelivered) ends with the right status and marks', async () => {
+    await reset();
+    // The failure overtakes the admission; the admission's batch commits, then the persister dies.
+    await store([decode(appliedMsg('crash', 1, 'failed', { error: 'boom' }))]);
+    const admission = [decode(jobMsg('crash', 1))];
+    await storeBatch(handle.db, admission);
+    await store(admission); // redelivered: the job row exists now, its status is derived all the same
+    expect(await getJobView(handle.db, 'acme', 'crash')).toMatchObject({ status: 'retrying', lastError: 'boom' });
+    // A success and its report commit, then the persister dies before their follow-up.
+    await store([decode(jobMsg('crash-ok', 1))]);
+    const results = [decode(appliedMsg('crash-ok', 1, 'succeeded')), decode(outcomeMsg('crash-ok', 1, 'succeeded'))];
+    await storeBatch(handle.db, results);
+    expect(await getJobView(handle.db, 'acme', 'crash-ok')).toMatchObject({ status: 'admitted' });
+    await store(results); // redelivered: everything is stored already
+    expect(await getJobView(handle.db, 'acme', 'crash-ok')).toMatchObject({ status: 'succeeded' });
+    const marked = await handle.db.select().from(outcomeEvents).where(eq(outcomeEvents.jobId, 'crash-ok'));
+    expect(marked.map((r) => r.applied)).toEqual([true]);
   });
 
   it("keeps what a state rebuild needs: the producer's cost, the idempotency keys of attempt 1 (a later use of a key replaces it), the latest lease extension", async () => {
