@@ -17,7 +17,7 @@ import type { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, OutcomeEvent 
  * The persister benchmark (`npm run bench:persister`): events/s from JetStream into PostgreSQL
  * through the real consumer loop, against a ceiling measured in the same run — the same rows
  * written straight to PostgreSQL from one client with multi-row INSERT ... VALUES (and, as a
- * second, stronger ceiling, with INSERT ... SELECT FROM unnest(arrays), which the persister uses).
+ * second, stronger ceiling, with INSERT ... SELECT FROM unnest(arrays): one array parameter per column).
  */
 export interface BenchOptions {
   readonly jobs: number;
