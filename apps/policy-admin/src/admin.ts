@@ -91,7 +91,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
   const policyLoaded = () => rt.policy.loaded;
   const history = new DependencyHistory({ limiter: rt.limiter, policyLoaded }, opts.dependencyHistory);
   history.start();
-  const admissions = new AdmissionHistory({ redis: rt.redis, keys: rt.limiter.keys }, opts.admissionHistory);
+  const admissions = new AdmissionHistory({ redis: rt.redis, keys: rt.limiter.keys, clock: () => rt.limiter.now() }, opts.admissionHistory);
   admissions.start();
   const app = createApp({
     adminToken: adminToken.token,

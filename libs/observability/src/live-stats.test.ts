@@ -77,6 +77,14 @@ describe('recordDecision / readLiveStats against Redis', () => {
     expect(current.totals).toEqual({ 'rejected:*:shed': 2, 'throttled:stripe': 1 });
   });
 
+  it("takes the time from the clock it is given (the limiter's, on the namespace's node)", async () => {
+    const at = Date.UTC(2031, 5, 1, 0, 0, 10);
+    await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['clocked'] }, { atMs: at });
+    const stats = await readLiveStats(redis, keys, 1, { clock: () => Promise.resolve(at + 1_500) });
+    expect(stats.toSecond).toBe(at / 1000);
+    expect(stats.dependencies['clocked']?.admitted).toBe(1);
+  });
+
   it('reads Redis time by default', async () => {
     await recordDecision(redis, keys, { outcome: 'admitted', dependencies: ['live'] }, { atMs: Date.now() - 1_000 });
     const stats = await readLiveStats(redis, keys, 5);

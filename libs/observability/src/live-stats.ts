@@ -88,15 +88,16 @@ export interface LiveStats {
 
 /**
  * Reads the last `seconds` complete seconds (the current, still-filling second is left out unless
- * `includeCurrent`), timed by Redis TIME unless `nowMs` is given.
+ * `includeCurrent`), timed by `nowMs`, else by `clock` (on a Redis Cluster, the limiter's: TIME on
+ * the node that holds the namespace), else by Redis TIME on whichever node the client picks.
  */
 export async function readLiveStats(
   redis: Redis | Cluster,
   keys: LiveStatsKeys,
   seconds: number,
-  opts: { nowMs?: number; includeCurrent?: boolean } = {},
+  opts: { nowMs?: number; clock?: () => Promise<number>; includeCurrent?: boolean } = {},
 ): Promise<LiveStats> {
-  const nowMs = opts.nowMs ?? (await redisNowMs(redis));
+  const nowMs = opts.nowMs ?? (opts.clock ? await opts.clock() : await redisNowMs(redis));
   const nowSecond = Math.floor(nowMs / 1000);
   const toSecond = opts.includeCurrent ? nowSecond : nowSecond - 1;
   const fromSecond = toSecond - seconds + 1;

@@ -19,6 +19,8 @@ export interface AdmissionHistoryOptions {
 export interface AdmissionHistoryDeps {
   readonly redis: Redis | Cluster;
   readonly keys: LiveStatsKeys;
+  /** Redis time on the namespace's node (the limiter's clock); default: TIME on any node. */
+  readonly clock?: () => Promise<number>;
 }
 
 /**
@@ -94,7 +96,7 @@ export class AdmissionHistory {
     const nowS = Math.floor(Date.now() / 1000);
     const since = this.#lastSecond === undefined ? LIVE_STATS_TTL_SECONDS : nowS - this.#lastSecond;
     const seconds = Math.max(1, Math.min(LIVE_STATS_TTL_SECONDS, since + 2));
-    const stats = await readLiveStats(this.deps.redis, this.deps.keys, seconds);
+    const stats = await readLiveStats(this.deps.redis, this.deps.keys, seconds, this.deps.clock ? { clock: this.deps.clock } : {});
     this.record(stats.perSecond);
   }
 

@@ -46,7 +46,7 @@ export async function dashboardSnapshot(deps: DashboardDeps) {
   // The adaptive state of the same dependencies the history samples (one Redis script call each).
   const stateNames = deps.history.names();
   const [stats, inspect, states, usages, queued, dead, versions, audit] = await Promise.all([
-    attempt('live stats', () => readLiveStats(deps.redis, deps.limiter.keys, window)),
+    attempt('live stats', () => readLiveStats(deps.redis, deps.limiter.keys, window, { clock: () => deps.limiter.now() })),
     attempt('limiter', () => deps.limiter.inspect()),
     attempt('dependency state', async () => {
       const read = await Promise.all(stateNames.map((n) => deps.limiter.dependencyState(n)));
