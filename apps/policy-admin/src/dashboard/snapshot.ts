@@ -14,7 +14,7 @@ export interface DashboardDeps {
   db: Database;
   store: PolicyStore;
   /** The running limiter view (inspect/usage over the live policy). */
-  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys' | 'dependencyState'>;
+  limiter: Pick<Limiter, 'inspect' | 'usage' | 'policy' | 'keys' | 'dependencyState' | 'now'>;
   /** The last minutes of each dependency's effective ratio and in flight (the sparklines). */
   history: DependencyHistory;
   /** The last 15 minutes of admitted and rejected (by reason) per dependency (the charts). */
