@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { Hono } from 'hono';
 import type { OutcomeEvent } from '@janus/contracts';
 import { messageIds, publishAll } from '@janus/messaging';
+import { limitId } from '@janus/limiter';
 import { announceConfigChange } from '@janus/policy';
 import { readLiveStats } from '@janus/observability';
 import { waitFor } from '@janus/testing';
@@ -22,12 +23,13 @@ let http: Hono;
 
 beforeAll(async () => {
   bed = await openTestBed('dep_metrics', {
-    dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 }, quiet: { concurrency: 20 } },
+    dependencies: { api: { concurrency: 20 }, flaky: { concurrency: 20 }, quiet: { concurrency: 20 }, steady: { concurrency: 100 } },
     tenants: { acme: { budget: { limit: 1_000, periodMs: 3_600_000 } } },
     jobTypes: {
       call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
       probe: { dependencies: [{ name: 'flaky' }], retry: { maxAttempts: 1 } },
       solo: { dependencies: [{ name: 'quiet' }] },
+      many: { dependencies: [{ name: 'steady' }] },
     },
   });
   scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
@@ -107,5 +109,32 @@ describe('dependency metrics', () => {
     // Budget use per tenant: every job admitted so far reserved its estimate (1), settled to actual.
     expect(value(text, 'janus_tenant_budget_limit', 'tenant="acme"')).toBe(1_000);
     expect(value(text, 'janus_tenant_budget_used', 'tenant="acme"')).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+  it('successes of one moment are counted exactly in the outage circuit, told in fewer feedback calls than outcomes', async () => {
+    const n = 40;
+    const jobs = await Promise.all(Array.from({ length: n }, (_, i) => bed.submit(`dm-ok-${i}`, 'many')));
+    const feedback = scheduler.limiter.feedback.bind(scheduler.limiter);
+    let calls = 0;
+    scheduler.limiter.feedback = (...args: Parameters<typeof feedback>) => {
+      if (args[0] === 'many') calls += 1;
+      return feedback(...args);
+    };
+    try {
+      const done = jobs.map((job, i) => {
+        const body: OutcomeEvent = { jobId: `dm-ok-${i}`, attempt: 1, leaseToken: job.lease.token, outcome: 'succeeded' };
+        return { subject: bed.names.subjects.outcome('many'), body, msgID: messageIds.attempt(`dm-ok-${i}`, 1) };
+      });
+      await publishAll(jetstream(bed.nc), done);
+      // The guard's ring (includes/ring.lua): successes per second in fields o<slot>.
+      const guard = bed.limiter.keys.limit(limitId.depGuard('steady'));
+      const successes = async () => Object.entries(await bed.redis.hgetall(guard)).reduce((sum, [field, v]) => (/^o\d+$/.test(field) ? sum + Number(v) : sum), 0);
+      await waitFor(async () => ((await successes()) === n ? true : undefined), 10_000, 50);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await successes()).toBe(n);
+      expect(calls).toBeGreaterThan(0);
+      expect(calls).toBeLessThan(n);
+    } finally {
+      scheduler.limiter.feedback = feedback;
+    }
   }, 30_000);
 });

@@ -26,7 +26,10 @@ export interface OutcomeProcessorDeps {
   readonly names: NatsNames;
   /** Current time in ms (tests may pin it). */
   readonly now?: () => number;
-  /** Called with what each accepted outcome did to its dependencies (metrics: throttle signals, circuit transitions). */
+  /**
+   * Called with what accepted outcomes did to their dependencies (metrics: throttle signals, circuit
+   * transitions): once per failure, once per job type for the successes of one moment.
+   */
   readonly onFeedback?: (jobType: string, signal: FeedbackSignal, result: FeedbackResult, dependency: string | undefined) => void;
   /** A worker's outcome settled its lease (metrics: admission-to-outcome latency; both times Redis's). */
   readonly onSettled?: (jobType: string, outcome: 'succeeded' | 'failed', latencyMs: number) => void;
@@ -41,6 +44,47 @@ interface SettledAttempt {
 }
 
 const RETRY_STORE_DOWN_MS = 1_000;
+const NO_FEEDBACK: FeedbackResult = { uncharged: false, transitions: [] };
+
+/**
+ * The successes of one moment (one turn of the event loop), summed per job type: told to the
+ * limiter in one feedback call each (`count`) instead of one per outcome — the same count in the
+ * outage circuit, a Redis script per job saved. Failures are told one by one: each needs its own
+ * answer (was the circuit open for this attempt?).
+ */
+class SuccessFeedback {
+  #pending = new Map<string, { count: number; waiters: ((result: FeedbackResult) => void)[] }>();
+  #scheduled = false;
+
+  constructor(private readonly send: (jobType: string, count: number) => Promise<FeedbackResult>) {}
+
+  add(jobType: string): Promise<FeedbackResult> {
+    return new Promise((resolve) => {
+      let entry = this.#pending.get(jobType);
+      if (entry === undefined) {
+        entry = { count: 0, waiters: [] };
+        this.#pending.set(jobType, entry);
+      }
+      entry.count += 1;
+      entry.waiters.push(resolve);
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    for (const [jobType, { count, waiters }] of batch) {
+      void this.send(jobType, count).then((result) => {
+        for (const resolve of waiters) resolve(result);
+      });
+    }
+  }
+}
 
 /**
  * Turns worker outcomes into settled leases, retries and dead letters (CONTRACT §4).
@@ -66,10 +110,16 @@ const RETRY_STORE_DOWN_MS = 1_000;
 export class OutcomeProcessor {
   readonly #now: () => number;
   readonly #publishing: Publishing;
+  readonly #successes: SuccessFeedback;
 
   constructor(private readonly deps: OutcomeProcessorDeps) {
     this.#now = deps.now ?? Date.now;
     this.#publishing = { js: deps.js, names: deps.names, now: this.#now };
+    this.#successes = new SuccessFeedback(async (jobType, count) => {
+      const result = await deps.limiter.feedback(jobType, 'succeeded', { count }).catch(() => NO_FEEDBACK);
+      deps.onFeedback?.(jobType, 'succeeded', result, undefined);
+      return result;
+    });
   }
 
   async process(msg: JsMsg): Promise<OutcomeDisposition> {
@@ -143,10 +193,11 @@ export class OutcomeProcessor {
   async #feedback(event: OutcomeEvent, job: SettledAttempt): Promise<FeedbackResult> {
     // A permanent failure (`retryable: false`) is the job's own fault (bad input), not news about the
     // dependency's health: it does not count for the outage circuit.
-    if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return { uncharged: false, transitions: [] };
-    const signal = event.outcome === 'succeeded' ? 'succeeded' : event.throttled === true ? 'throttled' : 'failed';
+    if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return NO_FEEDBACK;
+    if (event.outcome === 'succeeded') return this.#successes.add(job.jobType);
+    const signal = event.throttled === true ? 'throttled' : 'failed';
     const options = { ...(event.dependency !== undefined ? { dependency: event.dependency } : {}), ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) };
-    const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch((): FeedbackResult => ({ uncharged: false, transitions: [] }));
+    const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch(() => NO_FEEDBACK);
     this.deps.onFeedback?.(job.jobType, signal, result, event.dependency);
     return result;
   }

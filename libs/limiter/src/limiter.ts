@@ -339,13 +339,14 @@ export class Limiter {
    * §4 v1.1), applied to their guards in one atomic step (feedback-n.lua):
    * - `throttled`: `dependency` (default the job type's first) is closed to new admissions for
    *   `retryAfterMs`, for every instance, and its effective rate drops (at most once per cooldown);
-   * - `succeeded`: closes an open outage circuit; counted for the circuit otherwise;
+   * - `succeeded`: closes an open outage circuit; counted for the circuit otherwise (`count`: that many
+   *   successes at once, as many in a row);
    * - `failed` (an error or a timeout, not throttling): counted for the circuit of `dependency`, or of
    *   every dependency of the job type when the worker did not say which; may open it.
    * Dependencies with `adaptive.enabled: false` are left alone. `uncharged`: a circuit concerned was
    * open or half-open, so the attempt proved nothing about the job and does not use up its attempts.
    */
-  async feedback(jobType: string, signal: FeedbackSignal, options: { readonly dependency?: string; readonly retryAfterMs?: number } = {}): Promise<FeedbackResult> {
+  async feedback(jobType: string, signal: FeedbackSignal, options: { readonly dependency?: string; readonly retryAfterMs?: number; readonly count?: number } = {}): Promise<FeedbackResult> {
     const policy = this.#policy;
     const jt = policy.jobType(jobType);
     const own = jt?.dependencies.map((d) => d.name) ?? [];
@@ -354,7 +355,9 @@ export class Limiter {
     const deps = concerned.filter((d): d is string => d !== undefined && (policy.document.dependencies[d]?.adaptive?.enabled ?? true));
     if (deps.length === 0) return { uncharged: false, transitions: [] };
     const ms = signal === 'throttled' ? Math.min(Math.max(0, Math.round(options.retryAfterMs ?? 0)), 86_400_000) : 0;
-    const args: number[] = [this.#clock.arg(), SIGNAL[signal], ms];
+    // Several successes may be told at once (the scheduler sums those of one moment per job type).
+    const count = signal === 'succeeded' ? Math.max(1, Math.floor(options.count ?? 1)) : 1;
+    const args: number[] = [this.#clock.arg(), SIGNAL[signal], ms, count];
     for (const d of deps) args.push(Math.round((policy.document.dependencies[d]?.adaptive?.minRatio ?? 0.1) * ADAPTIVE.ppm));
     const reply = (await this.#store.run('feedback', deps.map((d) => this.keys.limit(limitId.depGuard(d))), args)) as number[];
     const transitions: { dependency: string; transition: Exclude<Transition, 'none'> }[] = [];

@@ -177,6 +177,24 @@ describe('outage circuit', () => {
     expect((await h.limiter.dependencyState('api'))!.circuit.state).toBe('closed');
   });
 
+  it('n successes told at once count as n in a row: the first closes an open circuit, the rest are counted', async () => {
+    h = await harness('circuit-count', doc);
+    // 5 successes at once, then 5 failures: half of 10 opens it, as with one call per success.
+    await h.limiter.feedback('call', 'succeeded', { count: 5 });
+    for (let i = 0; i < 4; i++) expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([]);
+    expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([{ dependency: 'api', transition: 'opened' }]);
+    h.advance(1_000);
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted'); // the probe
+    expect((await h.limiter.feedback('call', 'succeeded', { count: 6 })).transitions).toEqual([{ dependency: 'api', transition: 'closed' }]);
+    // The 5 after the closing one are counted: 5 failures make half of 10 and open it again.
+    for (let i = 0; i < 4; i++) expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([]);
+    expect((await h.limiter.feedback('call', 'failed')).transitions).toEqual([{ dependency: 'api', transition: 'opened' }]);
+    // A count means nothing for a failure: one failure is one.
+    h = await harness('circuit-count-failed', doc);
+    await h.limiter.feedback('call', 'failed', { count: 10 });
+    expect((await h.limiter.dependencyState('api'))!.circuit.state).toBe('closed');
+  });
+
   it('lets exactly one probe through from many instances at once', async () => {
     h = await harness('circuit-par', doc);
     for (let i = 0; i < 10; i++) await h.limiter.feedback('call', 'failed');

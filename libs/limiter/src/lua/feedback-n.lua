@@ -13,12 +13,15 @@
     Open: a failure before `ou` is news from before the opening and changes nothing; once `ou` has
     passed (half-open: admission lets probes through), a failure reopens it for twice as long (at
     most ADAPTIVE_CIRCUIT_OPEN_MAX_MS) and a success closes it.
+  - n successes at once (ARGV[4], the scheduler sums the successes of a moment per job type) count as
+    n successes in a row at `now`: the first closes an open circuit, the others count in the ring.
 
   KEYS[1…]  the guards of the dependencies concerned
   ARGV[1]   now in ms, or 0 for Redis TIME (includes/now-from-argv.lua)
   ARGV[2]   the signal (SIGNAL_*: 1 succeeded, 2 failed, 3 throttled)
   ARGV[3]   D: the cooldown asked for, ms (throttled; 0 = none)
-  ARGV[4…]  per guard: the dependency's minRatio in ppm
+  ARGV[4]   n: how many outcomes this signal stands for (≥ 1; more than 1 for successes only)
+  ARGV[5…]  per guard: the dependency's minRatio in ppm
 
   Returns   per guard, two values: 1 when its circuit was open or half-open before this outcome (the
             attempt is not charged to the job), else 0; and its transition (TRANSITION_*)
@@ -31,6 +34,7 @@ local rcall = redis.call
 -- @include ring
 
 local signal, d = tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = signal == SIGNAL_SUCCEEDED and math.max(1, tonumber(ARGV[4]) or 1) or 1
 local TTL = 3600000   -- an hour without feedback: the guard is forgotten (closed, full rate)
 local out = {}
 for i = 1, #KEYS do
@@ -45,7 +49,7 @@ for i = 1, #KEYS do
       rcall('HSET', key, 'cu', fmt(cu))
     end
     if now >= (tonumber(v[4]) or 0) then
-      local minppm = tonumber(ARGV[3 + i])
+      local minppm = tonumber(ARGV[4 + i])
       local m = math.max(minppm, math.floor(guard_ratio(v[2], v[3], now) * ADAPTIVE_DECREASE_PPM / ADAPTIVE_PPM))
       rcall('HSET', key, 'm', fmt(m), 'mt', fmt(now), 'dn', fmt(math.max(cu, now) + ADAPTIVE_DECREASE_GAP_MS))
       transition = TRANSITION_DECREASED
@@ -57,6 +61,7 @@ for i = 1, #KEYS do
       if ok then
         rcall('HDEL', key, 'cs', 'ou', 'ob', 'np', 'cf')
         ring_clear(key, 'o', 'e')
+        if n > 1 then ring_add(key, now, 'o', 'e', 'o', n - 1) end
         transition = TRANSITION_CLOSED
       elseif now >= ou then
         local ob = math.min(ADAPTIVE_CIRCUIT_OPEN_MAX_MS, math.max(ADAPTIVE_CIRCUIT_OPEN_MS, (tonumber(v[7]) or 0) * 2))
@@ -64,7 +69,7 @@ for i = 1, #KEYS do
         transition = TRANSITION_REOPENED
       end
     else
-      ring_add(key, now, 'o', 'e', ok and 'o' or 'e', 1)
+      ring_add(key, now, 'o', 'e', ok and 'o' or 'e', n)
       if ok then
         rcall('HDEL', key, 'cf')
       else
