@@ -125,6 +125,8 @@ describe('pending admissions', () => {
       [second!.id, 42],
     ]);
     expect((await h.limiter.extend(second!.token, 1)).ok).toBe(true); // a worker claims it: running
+    // A claim that keeps the expiry adds nothing to the expiry index: the call's entry covers it.
+    expect(await h.redis.zscore(h.limiter.keys.leaseExpiry, second!.id)).toBeNull();
     expect((await h.limiter.findUnclaimed(500, 10)).map((l) => l.id)).toEqual([first!.id]);
     expect(await h.limiter.waitAgain(second!.token, 1000)).toEqual({ ok: false, reason: 'already_settled' });
     expect(await h.limiter.waitAgain(first!.token, 1000)).toMatchObject({ ok: true, lease: { expiresAt: h.clock.now + 1000 } });

@@ -40,13 +40,14 @@ local score = fmt(newExp)
 local leaseId = ARGV[2]
 if newExp ~= exp then
   for i = 3, 2 + tonumber(ARGV[6]), 2 do pool_move(KEYS[i], KEYS[i + 1], exp, newExp) end
+  -- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua). A claim
+  -- that keeps the expiry (the usual one, ms = 1) stays with the entry that already covers it.
+  rcall('ZADD', KEYS[2], score, leaseId)
 end
 local st = v.st
 if not wait then
   if st == 'pending' then lease_confirm_idem(v) end
   st = 'running'
 end
--- the lease now leaves its call's expiry-index entry behind: it gets its own (reap-n.lua)
-rcall('ZADD', KEYS[2], score, leaseId)
 lease_write(KEYS[1], field, v, st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
 return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })
