@@ -272,7 +272,7 @@ for (let r = 1; r <= ROUNDS; r++) {
   log(`janus CPU µs/job by process: ${JSON.stringify(janus.cpuUsPerJob)}`);
   log(`janus under load: a claim's round trip p50 ${janus.probes.claimRttMs.p50} ms, p99 ${janus.probes.claimRttMs.p99} ms; an outcome publish's p50 ${janus.probes.outcomePublishRttMs.p50} ms, p99 ${janus.probes.outcomePublishRttMs.p99} ms`);
   const ratio = janus.jobsPerSec / bullmq.jobsPerSec;
-  log(`${ROUNDS > 1 ? `round ${r}: ` : ''}ratio janus / bullmq: ${(ratio * 100).toFixed(1)}%`);
+  if (ROUNDS > 1) log(`round ${r}: ratio janus / bullmq ${(ratio * 100).toFixed(1)}%`);
   if (janus.jobs < janus.accepted) problems.push(`janus: ${janus.accepted - janus.jobs} accepted jobs not stored as succeeded`);
   if (bullmq.jobs < bullmq.accepted) problems.push(`bullmq: ${bullmq.accepted - bullmq.jobs} jobs not completed`);
   rounds.push({ bullmq, janus, ratio });
