@@ -79,9 +79,12 @@ class SuccessFeedback {
     const batch = this.#pending;
     this.#pending = new Map();
     for (const [jobType, { count, waiters }] of batch) {
-      void this.send(jobType, count).then((result) => {
-        for (const resolve of waiters) resolve(result);
-      });
+      // Whatever happens to the feedback, every outcome waiting for it goes on (it is best effort).
+      void this.send(jobType, count)
+        .catch(() => NO_FEEDBACK)
+        .then((result) => {
+          for (const resolve of waiters) resolve(result);
+        });
     }
   }
 }
