@@ -54,9 +54,16 @@ afterAll(async () => {
 let reads = 0;
 const applied = async (jobId: string) => (await bed.readStream(bed.names.streams.applied, AppliedOutcome, `applied-${++reads}`)).filter((a) => a.jobId === jobId);
 const deadLetter = async (jobId: string) => (await bed.readStream(bed.names.streams.dead, DeadLetter, `dead-${++reads}`)).find((d) => d.jobId === jobId);
-/** The job's rows in the waiting room: the retries went through it. */
-const roomRows = async (jobId: string) =>
-  (await bed.db.pool.query<{ attempt: number; uncharged: number; state: string }>(`SELECT attempt, uncharged, state FROM waiting_jobs WHERE job_id = $1 ORDER BY attempt`, [jobId])).rows;
+/**
+ * The job's rows in the waiting room (the retries went through it), once the dispatcher has marked
+ * its last admission: a row is `dispatching` until the dispatcher's batch commits, and the attempt
+ * it admitted may run and finish before that.
+ */
+const roomRows = (jobId: string) =>
+  waitFor(async () => {
+    const { rows } = await bed.db.pool.query<{ attempt: number; uncharged: number; state: string }>(`SELECT attempt, uncharged, state FROM waiting_jobs WHERE job_id = $1 ORDER BY attempt`, [jobId]);
+    return rows.some((r) => r.state === 'dispatching') ? undefined : rows;
+  }, 5_000, 50);
 
 describe('throttled attempts are not charged', () => {
   it('a job throttled on attempts 1–3 succeeds on attempt 4 although maxAttempts is 2; its retries carried the count through the room', async () => {
