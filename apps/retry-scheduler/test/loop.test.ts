@@ -13,6 +13,7 @@ const policyDoc: PolicyDocumentInput = {
   jobTypes: {
     flaky: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
     capped: { dependencies: [{ name: 'metered', cost: 50 }], timeoutMs: 5000, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 200 } },
+    claims: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 },
   },
 };
 
@@ -95,6 +96,36 @@ describe('the execution loop', () => {
     expect(outcomes.map((o) => `${o.attempt}:${o.outcome}`).sort()).toEqual(['1:failed', '1:timed_out', '2:succeeded']);
     expect(seen).toEqual([1, 2]);
     expect(await bed.limiter.settle(zombieToken, 'succeeded')).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('answers a batch of claims (as the worker SDK sends them) token by token, in order, as it answers single claims', async () => {
+    const admitted = await bed.limiter.admit({ jobs: [1, 2, 3].map((i) => ({ jobId: `j-claims-${i}`, tenant: 'acme', jobType: 'claims', priority: 'normal' as const })) });
+    if (admitted.kind !== 'admitted') throw new Error(`not admitted: ${JSON.stringify(admitted)}`);
+    const [a, b, c] = admitted.jobs.map((j) => j.lease?.token ?? '');
+    expect(await bed.limiter.settle(b!, 'succeeded')).toMatchObject({ ok: true });
+    const ask = async (body: unknown) => (await bed.nc.request(bed.names.subjects.leaseExtend, JSON.stringify(body), { timeout: 2_000 })).json<unknown>();
+
+    const batch = await ask({ leaseTokens: [a, 'not-a-token', b, c], ms: 1 });
+    expect(batch).toEqual({
+      results: [
+        { ok: true, expiresAt: expect.any(String) },
+        { ok: false, reason: 'invalid_token' },
+        { ok: false, reason: 'already_settled' },
+        { ok: true, expiresAt: expect.any(String) },
+      ],
+    });
+    // The same answers as single claims: a claim keeps the lease's expiry.
+    const first = (batch as { results: { expiresAt?: string }[] }).results[0]!;
+    expect(await ask({ leaseToken: a, ms: 1 })).toEqual({ ok: true, expiresAt: first.expiresAt });
+    expect(await ask({ leaseToken: b, ms: 1 })).toEqual({ ok: false, reason: 'already_settled' });
+    // Claimed: the leases are running, and a worker's outcome settles them.
+    expect((await bed.limiter.inspect()).dependencies.api?.inFlight).toBe(2);
+    for (const token of [a, c]) expect(await bed.limiter.settle(token!, 'succeeded')).toMatchObject({ ok: true });
+
+    expect(await ask({ leaseTokens: [], ms: 1 })).toEqual({ ok: false, reason: 'malformed' });
+    expect(await ask({ leaseTokens: new Array(1001).fill(a), ms: 1 })).toEqual({ ok: false, reason: 'malformed' });
+    expect(await ask({ leaseTokens: [a, 7], ms: 1 })).toEqual({ ok: false, reason: 'malformed' });
+    await waitFor(async () => (await inFlight()) === 0, 10_000);
   });
 
   it('a producer idempotency key spelled like a retry key cannot stop a retry', async () => {

@@ -96,8 +96,8 @@ export const ADMIT_FAULT = {
 /** init's answer: admission open (then the epoch), or closed while recovering (then when it reopens). */
 export const INIT_ANSWER = { open: 1, recovering: 0 } as const;
 
-/** The `s` of a settle or extend answer. */
-export const LEASE_ANSWER = { ok: 1, unknown: -1, expired: -2, alreadySettled: -3 } as const;
+/** The `s` of a settle or extend answer (`needKeys`: a fast claim that needs the lease's other keys, extend-n.lua). */
+export const LEASE_ANSWER = { ok: 1, unknown: -1, expired: -2, alreadySettled: -3, needKeys: -4 } as const;
 
 /** A rebuild lock operation's answer (state-lock-1). */
 export const LOCK_ANSWER = { held: 1, notHeld: 0 } as const;

@@ -24,6 +24,9 @@ interface LeaseReply {
   c: number;
   at: number;
   e: number;
+  /** extend: admitted at; 1 if no worker had claimed or extended the lease before */
+  m?: number;
+  g?: number;
   /** settle: the lease's credits reserved, charged, overrun, balance after (absent: it reserved none) */
   cr?: number;
   cc?: number;
@@ -100,6 +103,10 @@ export class LeaseOperations {
    * `wait` (the scheduler, for a job no worker was delivered): only a confirmed, unclaimed lease.
    */
   async extend(token: string, ms: number, mode: 'claim' | 'wait' = 'claim'): Promise<ExtendResult> {
+    if (mode === 'claim' && ms <= 1) {
+      const claimed = await this.#claim(token);
+      if (claimed !== undefined) return claimed;
+    }
     const found = await this.#find(token);
     if (!found.ok) return found;
     const { id, at, rec } = found;
@@ -108,6 +115,23 @@ export class LeaseOperations {
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
     // The first claim of a lease is its job starting (admission-to-start latency); read before the script ran.
     return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e, admittedAt: rec.adm, started: mode === 'claim' && rec.st !== 'running' } };
+  }
+
+  /**
+   * A claim that keeps the lease's expiry (the worker SDK's, before it runs a job) in ONE script
+   * call, without reading the record first: it needs no key but the lease's hash and the expiry
+   * index. Undefined when it takes the general path: the lease is pending with idempotency records
+   * (the script needs their keys), or unknown (which may mean a lost state: the general path tells).
+   */
+  async #claim(token: string): Promise<ExtendResult | undefined> {
+    const id = this.#tokens.verify(token);
+    if (id === undefined) return { ok: false, reason: 'invalid_token' };
+    const at = this.#keys.leaseLocation(id);
+    if (!at) return { ok: false, reason: 'unknown' };
+    const r = await this.#run('extend', [at.key, this.#keys.leaseExpiry], [this.#clock.arg(), id, at.field, 1, this.#retentionMs, 0, 'claim', 'fast']);
+    if (r.s === LEASE_ANSWER.needKeys || r.s === LEASE_ANSWER.unknown) return undefined;
+    if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e, admittedAt: r.m ?? 0, started: r.g === 1 } };
   }
 
   /** Finds and marks up to `max` expired leases in one go (tests; the scheduler reaps in two phases). */

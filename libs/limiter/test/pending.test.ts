@@ -143,5 +143,33 @@ describe('pending admissions', () => {
     await h.redis.del(h.limiter.keys.epoch);
     await expect(h.limiter.confirm(req, a, [5])).rejects.toBeInstanceOf(StateLost);
   });
+
+  it("a worker's claim (1 ms) answers as an extension would, in every state of the lease; a lost state is a fault", async () => {
+    h = await harness('pending', { ...policy, dependencies: { api: { concurrency: 10 } } });
+    const t0 = h.clock.now;
+    const keyedPending = admitted(await h.limiter.admit(keyed('claim-k'))).jobs[0]!.lease!;
+    const [pending, settled] = admitted(await h.limiter.admit({ jobs: [job('call'), job('call')] })).jobs.map((j) => j.lease!);
+    const confirmed = { jobs: [job('call')] };
+    const confirmedAdmission = admitted(await h.limiter.admit(confirmed));
+    await h.limiter.confirm(confirmed, confirmedAdmission, [7]);
+    const active = confirmedAdmission.jobs[0]!.lease!;
+    expect((await h.limiter.settle(settled!.token, 'succeeded')).ok).toBe(true);
+    h.advance(10);
+
+    // pending with idempotency records: the claim confirms them (a replay is a duplicate from now on)
+    expect(await h.limiter.extend(keyedPending.token, 1)).toMatchObject({ ok: true, lease: { expiresAt: keyedPending.expiresAt, admittedAt: t0, started: true } });
+    expect(admitted(await h.limiter.admit(keyed('claim-k', 'replay'))).jobs[0]).toMatchObject({ duplicate: { record: 'rec-claim-k' } });
+    for (const lease of [pending!, active!]) {
+      expect(await h.limiter.extend(lease.token, 1)).toMatchObject({ ok: true, lease: { id: lease.id, expiresAt: lease.expiresAt, admittedAt: t0, started: true } });
+      expect(await h.limiter.leaseState(lease.token)).toMatchObject({ ok: true, lease: { state: 'running' } });
+      expect(await h.limiter.extend(lease.token, 1)).toMatchObject({ ok: true, lease: { started: false } });
+    }
+    expect(await h.limiter.extend(settled!.token, 1)).toEqual({ ok: false, reason: 'already_settled' });
+    expect(await h.limiter.extend(`x${pending!.token}`, 1)).toEqual({ ok: false, reason: 'invalid_token' });
+    h.advance(1000);
+    expect(await h.limiter.extend(active!.token, 1)).toEqual({ ok: false, reason: 'expired' });
+    await h.redis.del(h.limiter.keys.epoch, h.limiter.keys.leaseLocation(active!.id)!.key);
+    await expect(h.limiter.extend(active!.token, 1)).rejects.toBeInstanceOf(StateLost);
+  });
 });
 

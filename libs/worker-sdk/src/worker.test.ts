@@ -189,10 +189,11 @@ describe('startWorker', () => {
 
   it('claims each lease before running: a lease Janus refuses (withdrawn, ended) is not run; no answer at all runs it', async () => {
     // Janus's side of the claim (the scheduler answers lease extensions): refuse one token.
+    const answer = (token: string) => (token === 'token-claim-refused' ? { ok: false, reason: 'already_settled' } : { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() });
     const responder = nc.subscribe(names.subjects.leaseExtend, {
       callback: (_err, msg) => {
-        const { leaseToken } = msg.json<{ leaseToken: string }>();
-        msg.respond(JSON.stringify(leaseToken === 'token-claim-refused' ? { ok: false, reason: 'already_settled' } : { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() }));
+        const body = msg.json<{ leaseToken?: string; leaseTokens?: string[] }>();
+        msg.respond(JSON.stringify(body.leaseTokens ? { results: body.leaseTokens.map(answer) } : answer(body.leaseToken ?? '')));
       },
     });
     const js = jetstream(nc);
@@ -217,5 +218,37 @@ describe('startWorker', () => {
     responder.unsubscribe();
     expect(seen).toEqual(['claim-ok']);
     expect(refused).toEqual(['claim-refused']);
+  });
+
+  it('claims the jobs it was delivered together in one request; an old scheduler (no batches) gets one request per claim', async () => {
+    for (const batches of [true, false]) {
+      const requests: number[] = [];
+      const responder = nc.subscribe(names.subjects.leaseExtend, {
+        callback: (_err, msg) => {
+          const body = msg.json<{ leaseToken?: string; leaseTokens?: string[] }>();
+          const ok = { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() };
+          if (body.leaseTokens && !batches) {
+            msg.respond(JSON.stringify({ ok: false, reason: 'malformed' }));
+            return;
+          }
+          requests.push(body.leaseTokens?.length ?? 1);
+          msg.respond(JSON.stringify(body.leaseTokens ? { results: body.leaseTokens.map(() => ok) } : ok));
+        },
+      });
+      const js = jetstream(nc);
+      const ids = Array.from({ length: 20 }, (_, i) => `batch-${batches}-${i}`);
+      await Promise.all(ids.map((id) => publishJson(js, names.subjects.job('email'), job(id), `${id}.1`)));
+      const seen: string[] = [];
+      const worker = await startWorker({ nc, namespace: ns, jobType: 'email', concurrency: 20, handler: async (j) => void seen.push(j.jobId) });
+      const deadline = Date.now() + 10_000;
+      while (seen.length < ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await worker.stop();
+      responder.unsubscribe();
+      expect(seen.sort()).toEqual([...ids].sort());
+      // every job claimed once
+      expect(requests.reduce((a, b) => a + b, 0)).toBe(ids.length);
+      if (batches) expect(requests.length).toBeLessThan(ids.length / 2);
+      else expect(requests.every((n) => n === 1)).toBe(true);
+    }
   });
 });

@@ -131,6 +131,74 @@ function truncateError(error: unknown): string {
   return bytes.length <= MAX_ERROR_BYTES ? text : bytes.subarray(0, MAX_ERROR_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...';
 }
 
+type ExtendReply = { readonly ok?: unknown; readonly expiresAt?: unknown; readonly reason?: unknown };
+
+/** The new expiry Janus answered, or why not: LeaseRefused when the lease is over, another Error when the answer says nothing about it. */
+function expiryOf(reply: unknown): Date {
+  const body = (typeof reply === 'object' && reply !== null ? reply : {}) as ExtendReply;
+  if (body.ok === true && typeof body.expiresAt === 'string') return new Date(body.expiresAt);
+  const reason = typeof body.reason === 'string' ? body.reason : undefined;
+  // Only these say the lease is over; the others (store_unavailable, not_recorded, …) say nothing about it.
+  if (reason !== undefined && REFUSALS.has(reason)) throw new LeaseRefused(`lease refused: ${reason}`);
+  throw new Error(`lease not extended: ${reason ?? 'no reason given'}`);
+}
+
+/** Most claims in one request (the scheduler's limit). */
+const MAX_CLAIMS_PER_REQUEST = 1000;
+
+/**
+ * Claims of the jobs delivered together leave in ONE request on `<ns>.leases.extend`,
+ * `{ leaseTokens: [...], ms: 1 }` → `{ results: [...] }` (one answer per token, in order): a pull
+ * delivers jobs in bursts, and a request per job would cost the scheduler and NATS a message pair
+ * each. A lone claim goes as `{ leaseToken, ms: 1 }`. A scheduler that does not know the batch form
+ * (it answers `malformed`) gets single requests from then on.
+ */
+export class ClaimBatcher {
+  #queue: { token: string; resolve: (reply: unknown) => void; reject: (error: unknown) => void }[] = [];
+  #scheduled = false;
+  #batches = true;
+
+  constructor(private readonly ask: (body: object) => Promise<unknown>) {}
+
+  claim(token: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ token, resolve, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        while (this.#queue.length > 0) void this.#send(this.#queue.splice(0, MAX_CLAIMS_PER_REQUEST));
+      });
+    });
+  }
+
+  async #send(batch: { token: string; resolve: (reply: unknown) => void; reject: (error: unknown) => void }[]): Promise<void> {
+    if (batch.length === 1 || !this.#batches) {
+      await Promise.all(batch.map(({ token, resolve, reject }) => this.ask({ leaseToken: token, ms: 1 }).then(resolve, reject)));
+      return;
+    }
+    let reply: unknown;
+    try {
+      reply = await this.ask({ leaseTokens: batch.map((c) => c.token), ms: 1 });
+    } catch (error) {
+      for (const c of batch) c.reject(error);
+      return;
+    }
+    const results = (reply as { results?: unknown } | null)?.results;
+    if (Array.isArray(results) && results.length === batch.length) {
+      batch.forEach((c, i) => c.resolve(results[i]));
+      return;
+    }
+    if ((reply as ExtendReply | null)?.reason === 'malformed') {
+      // A scheduler from before batched claims: ask one by one, now and from now on.
+      this.#batches = false;
+      await this.#send(batch);
+      return;
+    }
+    for (const c of batch) c.reject(new Error('lease not extended: unreadable answer to a batch of claims'));
+  }
+}
+
 /**
  * Runs a handler for one job type. Binds to Janus's durable consumer `workers-<jobType>`, pulls,
  * calls the handler and publishes its outcome (msgID `<jobId>.<attempt>`). Workers never retry:
@@ -168,16 +236,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const stopping = new AbortController();
   let processed = 0;
 
-  const extendLease = async (token: string, ms: number): Promise<Date> => {
-    const reply = await opts.nc.request(names.subjects.leaseExtend, JSON.stringify({ leaseToken: token, ms }), { timeout: 2_000 });
-    const body = reply.json<{ ok: boolean; expiresAt?: string; reason?: string }>();
-    if (!body.ok || body.expiresAt === undefined) {
-      // Only these say the lease is over; the others (store_unavailable, not_recorded, …) say nothing about it.
-      if (body.reason !== undefined && REFUSALS.has(body.reason)) throw new LeaseRefused(`lease refused: ${body.reason}`);
-      throw new Error(`lease not extended: ${body.reason ?? 'no reason given'}`);
-    }
-    return new Date(body.expiresAt);
-  };
+  const ask = async (body: object): Promise<unknown> => (await opts.nc.request(names.subjects.leaseExtend, JSON.stringify(body), { timeout: 2_000 })).json<unknown>();
+  const extendLease = async (token: string, ms: number): Promise<Date> => expiryOf(await ask({ leaseToken: token, ms }));
+  const claims = new ClaimBatcher(ask);
+  const claimLease = async (token: string): Promise<Date> => expiryOf(await claims.claim(token));
 
   async function handle(msg: JsMsg): Promise<void> {
     const parsed = parseMessage(msg, JobMessage);
@@ -195,7 +257,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     // Janus's answer, not the message's expiresAt, decides.
     let claimed: Date | undefined;
     try {
-      claimed = await extendLease(job.lease.token, 1);
+      claimed = await claimLease(job.lease.token);
     } catch (error) {
       if (error instanceof LeaseRefused) {
         msg.ack();

@@ -20,9 +20,15 @@
   ARGV[5]   retention of the finished lease record in ms
   ARGV[6]   number of concurrency pool KEYS (from KEYS[3])
   ARGV[7]   'claim' or 'wait'
+  ARGV[8]   'fast' (optional): KEYS holds only KEYS[1] and KEYS[2], without reading the record first —
+            a claim that keeps the expiry (ARGV[4] ≤ 1, the worker SDK's claim) needs no other key
+            unless the lease is pending with idempotency records; then the answer is
+            LEASE_ANSWER_NEED_KEYS and nothing changed (the caller reads the record and asks again)
 
-  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, e = new expiresAt}
-            or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when revoked)}
+  Returns   JSON {s = LEASE_ANSWER_OK (1), j, a, t, y, r = reserved, e = new expiresAt, m = admitted
+            at, g = 1 if no worker had claimed or extended it before (the job starts)}
+            or {s = LEASE_ANSWER_UNKNOWN (-1) | _EXPIRED (-2) | _ALREADY_SETTLED (-3, also when
+            revoked) | _NEED_KEYS (-4, 'fast' only)}
 ]]
 local rcall = redis.call
 -- @include now-from-argv
@@ -36,6 +42,9 @@ if wait and v.st ~= 'active' then return cjson.encode({ s = LEASE_ANSWER_ALREADY
 local exp = v.exp
 
 local newExp = math.max(exp, now + tonumber(ARGV[4]))
+if ARGV[8] == 'fast' and (newExp ~= exp or (v.st == 'pending' and v.idem ~= '')) then
+  return cjson.encode({ s = LEASE_ANSWER_NEED_KEYS })
+end
 local score = fmt(newExp)
 local leaseId = ARGV[2]
 if newExp ~= exp then
@@ -45,9 +54,11 @@ if newExp ~= exp then
   rcall('ZADD', KEYS[2], score, leaseId)
 end
 local st = v.st
+local started = st ~= 'running' and 1 or 0
 if not wait then
   if st == 'pending' then lease_confirm_idem(v) end
   st = 'running'
 end
 lease_write(KEYS[1], field, v, st, score, v.out, v.act, v.fin, newExp - now + tonumber(ARGV[5]))
-return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp })
+return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = v.res, e = newExp,
+  m = tonumber(string.match(v.fixed, '^[^|]*')), g = started })
