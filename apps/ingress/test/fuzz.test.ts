@@ -97,8 +97,11 @@ describe('fuzz: no input yields a 5xx', () => {
       }),
       { numRuns: 600 },
     );
-    // The generator reaches the admission path and every input check, not only the router's 404.
-    expect([...seen]).toEqual(expect.arrayContaining([202, 400, 401, 404, 415]));
+    // The generator reaches every input check, not only the router's 404, and the admission path:
+    // a decision (admitted, or refused by a limit: ~6 in 600 requests pass every check, and the
+    // budget of 50 may be spent by the first of them, so which of the two varies with the seed).
+    expect([...seen]).toEqual(expect.arrayContaining([400, 401, 404, 415]));
+    expect(seen.has(202) || seen.has(429)).toBe(true);
   });
 
   it('deeply nested bodies on the submit routes, authenticated', async () => {
