@@ -42,7 +42,8 @@ const toPublishable = (m: SyntheticMessage): Publishable => ({ subject: m.subjec
 
 describe('persister, exactly once', () => {
   it('stores 50,000 events with 10% duplicated (re-published with other msgIDs) as exactly one row each', async () => {
-    const w = syntheticWorkload(names, 9_450);
+    // applied outcomes as the scheduler publishes them: several in one message
+    const w = syntheticWorkload(names, 9_450, { appliedPerMessage: 25 });
     const random = prng(2024);
     const originals = w.messages.map(toPublishable);
     // 10% duplicates under NEW msgIDs: JetStream stores them again, so only the database's natural

@@ -39,7 +39,7 @@ afterAll(async () => {
 
 describe('persister killed with SIGKILL mid-batch', () => {
   it('stores every event exactly once after a restart', async () => {
-    const w = syntheticWorkload(names, 4_000);
+    const w = syntheticWorkload(names, 4_000, { appliedPerMessage: 25 });
     const random = prng(5);
     const originals = w.messages.map((m) => ({ subject: m.subject, body: m.body, msgID: m.msgID }));
     const dupes = shuffle([...originals], random)

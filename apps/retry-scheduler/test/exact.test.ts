@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { DeadLetter, type JobMessage, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
+import { DeadLetter, appliedOutcomesOf, type JobMessage, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
 import { outcomeEvents, type DbHandle } from '@janus/db';
 import { getJobView, Persister } from '@janus/event-store';
 import { publishJson, type NatsConnection, type NatsNames } from '@janus/messaging';
@@ -46,8 +46,7 @@ async function appliedCount(jobId: string, attempt: number): Promise<number> {
   let n = 0;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
     const m = await jsm.streams.getMessage(names.streams.applied, { seq }).catch(() => undefined);
-    const body = m?.json<{ jobId: string; attempt: number }>();
-    if (body?.jobId === jobId && body.attempt === attempt) n++;
+    for (const a of m ? appliedOutcomesOf(m.json()) : []) if (a.jobId === jobId && a.attempt === attempt) n++;
   }
   return n;
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { AppliedOutcome, JobMessage, type PolicyDocumentInput } from '@janus/contracts';
+import { appliedOutcomesOf, JobMessage, type PolicyDocumentInput } from '@janus/contracts';
 import { Persister } from '@janus/event-store';
 import { createMetricsRegistry } from '@janus/observability';
 import { announceConfigChange } from '@janus/policy';
@@ -89,7 +89,7 @@ describe('Redis loses its state under a running scheduler', () => {
     expect(await bed.limiter.admit({ jobs: [{ jobId: 'fourth', tenant: 'acme', jobType: 'slow', priority: 'high' }] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
     release.get('run-1')!();
     await waitFor(async () => (await inFlight()) === 1, 10_000, 50);
-    const applied = await bed.readStream(bed.names.streams.applied, AppliedOutcome, `applied-${Date.now()}`);
+    const applied = (await bed.readStream(bed.names.streams.applied, { parse: appliedOutcomesOf }, `applied-${Date.now()}`)).flat();
     expect(applied.filter((a) => a.jobId.startsWith('run-')).map((a) => [a.jobId, a.outcome]).sort()).toEqual([
       ['run-1', 'succeeded'],
       ['run-2', 'succeeded'],

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { AppliedOutcome, DeadLetter } from '@janus/contracts';
+import { appliedOutcomesOf, DeadLetter } from '@janus/contracts';
 import { announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { Throttled, startWorker, type Worker } from '@janus/worker-sdk';
@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 let reads = 0;
-const applied = async (jobId: string) => (await bed.readStream(bed.names.streams.applied, AppliedOutcome, `applied-${++reads}`)).filter((a) => a.jobId === jobId);
+const applied = async (jobId: string) => (await bed.readStream(bed.names.streams.applied, { parse: appliedOutcomesOf }, `applied-${++reads}`)).flat().filter((a) => a.jobId === jobId);
 const deadLetter = async (jobId: string) => (await bed.readStream(bed.names.streams.dead, DeadLetter, `dead-${++reads}`)).find((d) => d.jobId === jobId);
 /**
  * The job's rows in the waiting room (the retries went through it), once the dispatcher has marked

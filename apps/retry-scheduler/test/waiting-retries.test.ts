@@ -83,8 +83,9 @@ describe('no head-of-line blocking behind waiting retries (CONTRACT §6.6)', () 
     // wait is not an assertion; the one below is.
     await waitFor(
       async () => {
-        const applied = await bed.jsm.streams.info(bed.names.streams.applied);
-        if (applied.state.messages < N) return false;
+        // every failure applied and its retry published (applied outcomes travel in batches: count retries)
+        const waiting = await bed.jsm.streams.info(bed.names.streams.retries);
+        if (waiting.state.messages < N) return false;
         const outcomes = await bed.jsm.consumers.info(bed.names.streams.outcomes, bed.names.consumers.schedulerOutcomes);
         if (outcomes.num_pending > 0) return false;
         // The new design: every waiting retry has been delivered to the retries consumer and nak-ed.

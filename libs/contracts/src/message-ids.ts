@@ -11,6 +11,14 @@ export const messageIds = Object.freeze({
   timedOut: (jobId: string, attempt: number): string => `${jobId}.${attempt}.timed_out`,
   /** The outcome the scheduler accepted for an attempt, on APPLIED: `<jobId>.<attempt>.applied`. */
   applied: (jobId: string, attempt: number): string => `${jobId}.${attempt}.applied`,
+  /**
+   * Several applied outcomes in one message (AppliedBatch): `applied.<digest of their
+   * "<jobId>.<attempt>", in order>`, so that publishing the same batch again (a publish whose ack
+   * was lost) dedupes. A batch put together again after a crash may differ: the persister keeps the
+   * first applied outcome of an attempt.
+   */
+  appliedBatch: (attempts: readonly { readonly jobId: string; readonly attempt: number }[]): string =>
+    `applied.${createHash('sha256').update(attempts.map((a) => `${a.jobId}.${a.attempt}`).join('\n')).digest('base64url').slice(0, 32)}`,
   /** A budget movement on LEDGER: `<jobId>.<attempt>.<kind>` (reserve, settle or release). */
   ledger: (jobId: string, attempt: number, kind: string): string => `${jobId}.${attempt}.${kind}`,
   /** A waiting retry on RETRIES, for attempt `nextAttempt`: `<jobId>.<nextAttempt>.retry`. */

@@ -95,6 +95,23 @@ export const AppliedOutcome = z.object({
 });
 export type AppliedOutcome = z.infer<typeof AppliedOutcome>;
 
+/** At most this many applied outcomes in one message. */
+export const MAX_APPLIED_PER_MESSAGE = 500;
+
+/**
+ * `janus.applied.<jobType>`, msgID `applied.<digest>` (messageIds.appliedBatch): the outcomes of one
+ * job type the retry-scheduler accepted at one moment, in ONE message (a message per outcome cost
+ * NATS a publish, its ack, a delivery and an ack each). Each element is exactly an AppliedOutcome;
+ * the persister reads this form and the single one alike.
+ */
+export const AppliedBatch = z.object({ applied: z.array(AppliedOutcome).min(1).max(MAX_APPLIED_PER_MESSAGE) });
+export type AppliedBatch = z.infer<typeof AppliedBatch>;
+
+/** The applied outcomes of one `janus.applied.<jobType>` message, either form (throws if it is neither). */
+export function appliedOutcomesOf(body: unknown): AppliedOutcome[] {
+  return typeof body === 'object' && body !== null && 'applied' in body ? AppliedBatch.parse(body).applied : [AppliedOutcome.parse(body)];
+}
+
 /** `janus.dead.<jobType>`: a job that used up its attempts. */
 export const DeadLetter = z.object({
   jobId: z.string().min(1),

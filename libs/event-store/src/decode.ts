@@ -1,4 +1,4 @@
-import { AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
+import { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
@@ -25,7 +25,8 @@ export type PersistEvent =
   | { readonly kind: 'dead'; readonly seq: number; readonly body: DeadLetter }
   | { readonly kind: 'ledger'; readonly seq: number; readonly body: LedgerEntry }
   | { readonly kind: 'credit'; readonly seq: number; readonly body: CreditLedgerEntry }
-  | { readonly kind: 'applied'; readonly seq: number; readonly body: AppliedOutcome }
+  /** One message: an AppliedOutcome, or an AppliedBatch of them (in order). */
+  | { readonly kind: 'applied'; readonly seq: number; readonly bodies: readonly AppliedOutcome[] }
   | { readonly kind: 'extension'; readonly seq: number; readonly body: LeaseExtended }
   | {
       readonly kind: 'rejected';
@@ -187,18 +188,23 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       return { kind: 'ledger', seq: msg.seq, body: b };
     }
     case 'applied': {
-      const parsed = AppliedOutcome.safeParse(json);
-      if (!parsed.success) return reject(stream, msg, raw, `not an AppliedOutcome: ${zodReason(parsed.error)}`);
-      // The applied error is the worker's: a NUL in it becomes U+FFFD, as for the raw report.
-      const b = storableError(parsed.data);
-      if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
-      if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
-      if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
-      if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject(stream, msg, raw, 'actualCost out of range');
-      if (!isDate(b.appliedAt)) return reject(stream, msg, raw, 'appliedAt is not a timestamp');
-      const why = unstorable(b, mayHoldNul, undefined);
-      if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
-      return { kind: 'applied', seq: msg.seq, body: b };
+      const batch = typeof json === 'object' && json !== null && 'applied' in json;
+      const parsed = batch ? AppliedBatch.safeParse(json) : AppliedOutcome.safeParse(json);
+      if (!parsed.success) return reject(stream, msg, raw, `not ${batch ? 'an AppliedBatch' : 'an AppliedOutcome'}: ${zodReason(parsed.error)}`);
+      const bodies: AppliedOutcome[] = [];
+      for (const applied of 'applied' in parsed.data ? parsed.data.applied : [parsed.data]) {
+        // The applied error is the worker's: a NUL in it becomes U+FFFD, as for the raw report.
+        const b = storableError(applied);
+        if (b.type !== token) return reject(stream, msg, raw, `subject job type ${token} does not match body type ${b.type}`);
+        if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);
+        if (b.attempt > PG_INT_MAX) return reject(stream, msg, raw, 'attempt out of range');
+        if (b.actualCost !== undefined && b.actualCost > PG_INT_MAX) return reject(stream, msg, raw, 'actualCost out of range');
+        if (!isDate(b.appliedAt)) return reject(stream, msg, raw, 'appliedAt is not a timestamp');
+        const why = unstorable(b, mayHoldNul, undefined);
+        if (why !== undefined) return reject(stream, msg, raw, `${why}, which PostgreSQL cannot store`);
+        bodies.push(b);
+      }
+      return { kind: 'applied', seq: msg.seq, bodies };
     }
     case 'extensions': {
       const parsed = LeaseExtended.safeParse(json);

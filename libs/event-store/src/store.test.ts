@@ -102,6 +102,15 @@ describe('decodeMessage', () => {
   it('accepts a valid job message', () => {
     expect(reasonOf('jobs', names.subjects.job('email'), good)).toBeUndefined();
   });
+  it('reads an AppliedBatch as its outcomes, in order; a batch with one bad element is rejected whole', () => {
+    const one = appliedMsg('b1', 1, 'succeeded').body as AppliedOutcome;
+    const two = appliedMsg('b2', 2, 'failed', { error: 'x' }).body as AppliedOutcome;
+    const e = decodeMessage(names, 'applied', 'S', raw(names.subjects.applied('email'), JSON.stringify({ applied: [one, two] })));
+    expect(e).toEqual({ kind: 'applied', seq: 7, bodies: [one, two] });
+    expect(reasonOf('applied', names.subjects.applied('email'), JSON.stringify({ applied: [one, { ...two, type: 'sms' }] }))).toBe('subject job type email does not match body type sms');
+    expect(reasonOf('applied', names.subjects.applied('email'), JSON.stringify({ applied: [] }))).toMatch(/^not an AppliedBatch: /);
+    expect(reasonOf('applied', names.subjects.applied('email'), JSON.stringify(one))).toBeUndefined();
+  });
   it('rejects bodies that are not JSON, fail the schema, or do not match the subject', () => {
     expect(reasonOf('jobs', names.subjects.job('email'), '{nope')).toBe('body is not JSON');
     expect(reasonOf('jobs', names.subjects.job('email'), '{"jobId":"x"}')).toMatch(/^not a JobMessage: /);
@@ -173,6 +182,25 @@ describe('storeBatch', () => {
       outcomeEvents: w.expected.outcomeEvents,
       deadLetters: w.expected.deadLetters,
       ledger: w.expected.ledger,
+      succeeded: w.expected.succeeded,
+      dead: w.expected.dead,
+      completeAttempts: w.expected.attempts,
+      rejected: 0,
+    });
+  });
+
+  it("stores the scheduler's applied outcomes in batch messages (AppliedBatch) as the single ones, once each however redelivered", async () => {
+    await reset();
+    const w = syntheticWorkload(names, 200, { prefix: 'ab', appliedPerMessage: 17 });
+    const batches = w.messages.filter((m) => m.stream === 'applied');
+    expect(batches.length).toBeLessThan(w.expected.attempts / 10);
+    await store(w.messages.map(decode));
+    const again = shuffle(w.messages.map(decode), prng(7));
+    for (let i = 0; i < again.length; i += 41) await store(again.slice(i, i + 41));
+    expect(await countRows(handle.db)).toMatchObject({
+      jobs: w.expected.jobs,
+      attempts: w.expected.attempts,
+      outcomeEvents: w.expected.outcomeEvents,
       succeeded: w.expected.succeeded,
       dead: w.expected.dead,
       completeAttempts: w.expected.attempts,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { attempts, budgetLedger, creditLedger, deadLetters, idempotencyKeys, jobs, outcomeEvents, rejectedMessages, type Database } from '@janus/db';
-import { outcomeReportId } from '@janus/contracts';
+import { outcomeReportId, type AppliedOutcome } from '@janus/contracts';
 import { isCanonicalIso, ledgerEntryId, type PersistEvent } from './decode.js';
 
 type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
@@ -97,9 +97,13 @@ export async function storeBatch(db: Database, events: readonly PersistEvent[]):
     const touched = new Set<string>();
     for (const e of byKind.job) if (!created.has(e.body.jobId)) touched.add(e.body.jobId);
     for (const e of byKind.dead) touched.add(e.body.jobId);
-    for (const e of byKind.applied) if (!succeeded.has(e.body.jobId)) touched.add(e.body.jobId);
     const reports = new Set<string>(reportIds);
-    for (const e of byKind.applied) reports.add(e.body.reportId);
+    for (const e of byKind.applied) {
+      for (const b of e.bodies) {
+        if (!succeeded.has(b.jobId)) touched.add(b.jobId);
+        reports.add(b.reportId);
+      }
+    }
     return {
       touchedJobIds: [...touched].sort(byKey),
       createdJobIds: [...created].sort(byKey),
@@ -241,10 +245,12 @@ async function writeOutcomes(tx: Tx, events: readonly Of<'outcome'>[]): Promise<
 async function writeApplied(tx: Tx, events: readonly Of<'applied'>[]): Promise<Set<string>> {
   const succeeded = new Set<string>();
   if (events.length === 0) return succeeded;
-  const firstByAttempt = new Map<string, Of<'applied'>['body']>();
-  for (const { body } of [...events].sort((a, b) => a.seq - b.seq)) {
-    const key = attemptKey(body.jobId, body.attempt);
-    if (!firstByAttempt.has(key)) firstByAttempt.set(key, body);
+  const firstByAttempt = new Map<string, AppliedOutcome>();
+  for (const { bodies } of [...events].sort((a, b) => a.seq - b.seq)) {
+    for (const body of bodies) {
+      const key = attemptKey(body.jobId, body.attempt);
+      if (!firstByAttempt.has(key)) firstByAttempt.set(key, body);
+    }
   }
   const rows = [...firstByAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
   for (const chunk of chunks(rows)) {

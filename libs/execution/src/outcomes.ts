@@ -1,5 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import { OutcomeEvent, outcomeReportId, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
+import { MAX_APPLIED_PER_MESSAGE, OutcomeEvent, outcomeReportId, type AppliedBatch, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
 import { messageIds, parseMessage, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type FeedbackResult, type FeedbackSignal, type Limiter } from '@janus/limiter';
 import { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS } from './backoff.js';
@@ -90,6 +90,66 @@ class SuccessFeedback {
 }
 
 /**
+ * The outcomes accepted at one moment (one turn of the event loop), per job type, published as ONE
+ * AppliedBatch message each; every outcome waits for its batch's ack (or its failure) before it goes
+ * on, as it waited for its own message before.
+ */
+/** An applied outcome's JSON without its error, generously (ids, reportId, timestamps), and the most one message carries. */
+const APPLIED_BYTES = 600;
+const MAX_APPLIED_BYTES = 256 * 1024;
+
+export class AppliedPublisher {
+  #pending = new Map<string, { applied: AppliedOutcome; resolve: () => void; reject: (error: unknown) => void }[]>();
+  #scheduled = false;
+
+  constructor(private readonly publish: (jobType: string, batch: AppliedBatch) => Promise<void>) {}
+
+  add(applied: AppliedOutcome): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let entries = this.#pending.get(applied.type);
+      if (entries === undefined) {
+        entries = [];
+        this.#pending.set(applied.type, entries);
+      }
+      entries.push({ applied, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const pending = this.#pending;
+    this.#pending = new Map();
+    for (const [jobType, entries] of pending) {
+      let chunk: typeof entries = [];
+      let bytes = 0;
+      for (const entry of entries) {
+        // Well under NATS's 1 MB payload: an error may take 2,048 characters, up to 6 bytes each in JSON.
+        const size = APPLIED_BYTES + 6 * (entry.applied.error?.length ?? 0);
+        if (chunk.length > 0 && (chunk.length === MAX_APPLIED_PER_MESSAGE || bytes + size > MAX_APPLIED_BYTES)) {
+          this.#send(jobType, chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(entry);
+        bytes += size;
+      }
+      this.#send(jobType, chunk);
+    }
+  }
+
+  #send(jobType: string, chunk: { applied: AppliedOutcome; resolve: () => void; reject: (error: unknown) => void }[]): void {
+    this.publish(jobType, { applied: chunk.map((e) => e.applied) }).then(
+      () => chunk.forEach((e) => e.resolve()),
+      (error: unknown) => chunk.forEach((e) => e.reject(error)),
+    );
+  }
+}
+
+/**
  * Turns worker outcomes into settled leases, retries and dead letters (CONTRACT §4).
  *
  * - `succeeded`/`failed`: settle the lease (frees its slots exactly once, settles the budget). An
@@ -98,8 +158,9 @@ class SuccessFeedback {
  *   (stored by JetStream) at or after the lease's expiry, or after the reaper marked it expired;
  *   an outcome reported in time counts however late it is processed.
  * - `timed_out` (written by the reaper): honoured only if the lease really expired.
- * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` (msgID
- *   `<jobId>.<attempt>.applied`) before the message is acked: job status derives from those only.
+ * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` before the
+ *   message is acked — with the others of its job type accepted at the same moment, in one
+ *   `AppliedBatch` (msgID `applied.<digest>`): job status derives from those only.
  * - `retryable: false` on a failure: no retry, a dead letter at once.
  * - A throttled failure (the dependency refused for load) is not charged to `maxAttempts` (at most
  *   MAX_UNCHARGED_ATTEMPTS of them per job): the count of uncharged attempts travels with the retry
@@ -114,10 +175,17 @@ export class OutcomeProcessor {
   readonly #now: () => number;
   readonly #publishing: Publishing;
   readonly #successes: SuccessFeedback;
+  readonly #appliedOut: AppliedPublisher;
 
   constructor(private readonly deps: OutcomeProcessorDeps) {
     this.#now = deps.now ?? Date.now;
     this.#publishing = { js: deps.js, names: deps.names, now: this.#now };
+    this.#appliedOut = new AppliedPublisher(async (jobType, batch) => {
+      const [only, ...more] = batch.applied;
+      // Alone, an outcome goes in the single form and msgID (an identical report applied again dedupes).
+      if (only && more.length === 0) await publishJson(deps.js, deps.names.subjects.applied(jobType), only, messageIds.applied(only.jobId, only.attempt));
+      else await publishJson(deps.js, deps.names.subjects.applied(jobType), batch, messageIds.appliedBatch(batch.applied));
+    });
     this.#successes = new SuccessFeedback(async (jobType, count) => {
       const result = await deps.limiter.feedback(jobType, 'succeeded', { count }).catch(() => NO_FEEDBACK);
       deps.onFeedback?.(jobType, 'succeeded', result, undefined);
@@ -269,7 +337,7 @@ export class OutcomeProcessor {
       reportId: outcomeReportId(event),
       appliedAt: new Date(this.#now()).toISOString(),
     };
-    await publishJson(this.deps.js, this.deps.names.subjects.applied(job.jobType), applied, messageIds.applied(job.jobId, job.attempt));
+    await this.#appliedOut.add(applied);
   }
 
   #ignore(msg: JsMsg, reason: 'invalid_token' | 'unknown' | 'expired' | 'already_settled' | 'not_expired'): OutcomeDisposition {

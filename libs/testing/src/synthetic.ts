@@ -1,4 +1,4 @@
-import { messageIds, outcomeReportId, type AppliedOutcome, type DeadLetter, type JobMessage, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
+import { messageIds, outcomeReportId, type AppliedBatch, type AppliedOutcome, type DeadLetter, type JobMessage, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
 
 /** The subjects a workload is published on (`natsNames(ns)` from @janus/messaging fits). */
 export interface SyntheticNames {
@@ -15,12 +15,14 @@ export interface SyntheticNames {
  * A deterministic synthetic event stream for tests and benchmarks: what ingress, workers and the
  * scheduler would publish for `jobs` jobs, with the row counts it must end as.
  * 70% succeed at once; 20% fail, are retried and succeed; 10% fail, time out and go dead. Every
- * outcome report is followed by the scheduler's applied outcome for it.
+ * outcome report is followed by the scheduler's applied outcome for it — with `appliedPerMessage`
+ * above 1, gathered per job type into AppliedBatch messages of that many, as the scheduler
+ * publishes the outcomes it accepts at one moment.
  */
 export interface SyntheticMessage {
   readonly stream: 'jobs' | 'outcomes' | 'dead' | 'ledger' | 'applied';
   readonly subject: string;
-  readonly body: JobMessage | OutcomeEvent | DeadLetter | LedgerEntry | AppliedOutcome;
+  readonly body: JobMessage | OutcomeEvent | DeadLetter | LedgerEntry | AppliedOutcome | AppliedBatch;
   readonly msgID: string;
 }
 
@@ -57,7 +59,7 @@ export function shuffle<T>(items: T[], random: () => number): T[] {
   return items;
 }
 
-export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts: { prefix?: string; startMs?: number } = {}): SyntheticWorkload {
+export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts: { prefix?: string; startMs?: number; appliedPerMessage?: number } = {}): SyntheticWorkload {
   const prefix = opts.prefix ?? 'job';
   const t0 = opts.startMs ?? Date.UTC(2030, 0, 1);
   const messages: SyntheticMessage[] = [];
@@ -67,6 +69,16 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
   let ledger = 0;
   let succeeded = 0;
   const iso = (ms: number) => new Date(ms).toISOString();
+  const appliedPerMessage = Math.max(1, opts.appliedPerMessage ?? 1);
+  const appliedByType = new Map<string, AppliedOutcome[]>();
+  const flushApplied = (type: string): void => {
+    const pending = appliedByType.get(type) ?? [];
+    appliedByType.delete(type);
+    if (pending.length === 0) return;
+    const [only] = pending;
+    if (appliedPerMessage === 1 && only) messages.push({ stream: 'applied', subject: names.subjects.applied(type), body: only, msgID: messageIds.applied(only.jobId, only.attempt) });
+    else messages.push({ stream: 'applied', subject: names.subjects.applied(type), body: { applied: pending }, msgID: messageIds.appliedBatch(pending) });
+  };
 
   for (let i = 0; i < jobCount; i++) {
     const jobId = `${prefix}-${i}`;
@@ -111,7 +123,10 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
         reportId: outcomeReportId(event),
         appliedAt: iso(at + attempt * 1_000 + 400),
       };
-      messages.push({ stream: 'applied', subject: names.subjects.applied(type), body: applied, msgID: messageIds.applied(jobId, attempt) });
+      const pending = appliedByType.get(type) ?? [];
+      pending.push(applied);
+      appliedByType.set(type, pending);
+      if (pending.length >= appliedPerMessage) flushApplied(type);
       const kind = outcome === 'succeeded' ? 'settle' : 'release';
       const entry: LedgerEntry = { tenant, kind, amount: outcome === 'succeeded' ? 7 : 10, jobId, attempt, at: iso(at + attempt * 1_000 + 500) };
       messages.push({ stream: 'ledger', subject: names.subjects.ledger(tenant), body: entry, msgID: messageIds.ledger(jobId, attempt, kind) });
@@ -136,6 +151,7 @@ export function syntheticWorkload(names: SyntheticNames, jobCount: number, opts:
       dead++;
     }
   }
+  for (const type of [...appliedByType.keys()]) flushApplied(type);
   return {
     messages,
     expected: { jobs: jobCount, attempts, outcomeEvents: outcomes, deadLetters: dead, ledger, succeeded, dead },

@@ -25,7 +25,7 @@ import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
 import { ensureDatabase, migrate } from '@janus/db';
 import { connectNats, natsNames } from '@janus/messaging';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess, type AppProcess } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
 import { cpuUs, pidsOf } from './proc-cpu.js';
@@ -199,8 +199,12 @@ async function runJanus(redis: number | undefined) {
       )
     ).rows[0];
     const measuredDelays = startDelays.slice(warm);
+    // How many applied outcomes the scheduler put in one message (it publishes those of a moment together).
+    const appliedMessages = (await (await jetstreamManager(nc)).streams.info(names.streams.applied)).state.messages;
+    const appliedOutcomes = Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${ns}".attempts WHERE outcome IS NOT NULL`)).rows[0]?.n ?? 0);
     return {
       ...measured,
+      appliedPerMessage: appliedMessages > 0 ? round(appliedOutcomes / appliedMessages) : 0,
       jobsPerSec: round(measured.jobs / measured.seconds),
       admissionToStartMs: { p50: quantile(measuredDelays, 0.5), p99: quantile(measuredDelays, 0.99) },
       admissionToOutcomeMs: { p50: round(Number(outcome?.p50)), p99: round(Number(outcome?.p99)) },
@@ -270,7 +274,7 @@ for (let r = 1; r <= ROUNDS; r++) {
   const janus = await runJanus(redis);
   log(`janus:  ${janus.jobs} jobs in ${round(janus.seconds)} s = ${janus.jobsPerSec} jobs/s (${janus.refused} refused requests); admission→start p50 ${janus.admissionToStartMs.p50} ms, p99 ${janus.admissionToStartMs.p99} ms; admission→outcome p50 ${janus.admissionToOutcomeMs.p50} ms, p99 ${janus.admissionToOutcomeMs.p99} ms`);
   log(`janus CPU µs/job by process: ${JSON.stringify(janus.cpuUsPerJob)}`);
-  log(`janus under load: a claim's round trip p50 ${janus.probes.claimRttMs.p50} ms, p99 ${janus.probes.claimRttMs.p99} ms; an outcome publish's p50 ${janus.probes.outcomePublishRttMs.p50} ms, p99 ${janus.probes.outcomePublishRttMs.p99} ms`);
+  log(`janus under load: a claim's round trip p50 ${janus.probes.claimRttMs.p50} ms, p99 ${janus.probes.claimRttMs.p99} ms; an outcome publish's p50 ${janus.probes.outcomePublishRttMs.p50} ms, p99 ${janus.probes.outcomePublishRttMs.p99} ms; applied outcomes per message ${janus.appliedPerMessage}`);
   const ratio = janus.jobsPerSec / bullmq.jobsPerSec;
   if (ROUNDS > 1) log(`round ${r}: ratio janus / bullmq ${(ratio * 100).toFixed(1)}%`);
   if (janus.jobs < janus.accepted) problems.push(`janus: ${janus.accepted - janus.jobs} accepted jobs not stored as succeeded`);

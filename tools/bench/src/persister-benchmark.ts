@@ -11,7 +11,7 @@ import { createMetricsRegistry } from '@janus/observability';
 import { dropNatsNamespace, dropPgNamespace, prng, shuffle, syntheticWorkload, type SyntheticMessage } from '@janus/testing';
 import { countRows, ledgerEntryId, outcomeEventId, Persister } from '@janus/event-store';
 import { cpuUsOf, pidsOf } from './proc-cpu.js';
-import type { AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
+import type { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LedgerEntry, OutcomeEvent } from '@janus/contracts';
 
 /**
  * The persister benchmark (`npm run bench:persister`): events/s from JetStream into PostgreSQL
@@ -100,15 +100,17 @@ function rowsOf(messages: readonly SyntheticMessage[]): { table: string; columns
       attempts.set(key, row);
     } else if (m.stream === 'applied') {
       // The attempt's outcome comes from what the scheduler applied, as in the persister.
-      const b = m.body as AppliedOutcome;
-      const key = `${b.jobId}.${b.attempt}`;
-      const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null, null];
-      row[5] = b.outcome;
-      row[6] = now;
-      row[7] = b.error ?? null;
-      row[8] = b.actualCost ?? null;
-      row[9] = b.reportId;
-      attempts.set(key, row);
+      const body = m.body as AppliedOutcome | AppliedBatch;
+      for (const b of 'applied' in body ? body.applied : [body]) {
+        const key = `${b.jobId}.${b.attempt}`;
+        const row = attempts.get(key) ?? [b.jobId, b.attempt, null, null, null, null, null, null, null, null];
+        row[5] = b.outcome;
+        row[6] = now;
+        row[7] = b.error ?? null;
+        row[8] = b.actualCost ?? null;
+        row[9] = b.reportId;
+        attempts.set(key, row);
+      }
     } else if (m.stream === 'outcomes') {
       const b = m.body as OutcomeEvent;
       outcomes.push([outcomeEventId(b), b.jobId, b.attempt, b.outcome, b.error ?? null, b.actualCost ?? null, 'hash', true, 1, now]);
