@@ -23,6 +23,8 @@ export interface BenchOptions {
   readonly jobs: number;
   readonly runs: number;
   readonly batchSize: number;
+  /** Applied outcomes per message, as the retry-scheduler publishes them (1: one message each, its form before batching). */
+  readonly appliedPerMessage: number;
   readonly log?: (line: string) => void;
 }
 
@@ -176,7 +178,7 @@ export async function runPersisterBenchmark(settings: Settings, opts: BenchOptio
   const log = opts.log ?? (() => {});
   const ns = settings.namespace;
   const names = natsNames(ns);
-  const workload = syntheticWorkload(names, opts.jobs);
+  const workload = syntheticWorkload(names, opts.jobs, { appliedPerMessage: opts.appliedPerMessage });
   const messages = shuffle([...workload.messages], prng(1));
   const tables = rowsOf(messages);
   const rowCount = tables.reduce((n, t) => n + t.rows.length, 0);
