@@ -89,17 +89,24 @@ class SuccessFeedback {
   }
 }
 
+/** An applied outcome's JSON without its error, generously (ids, reportId, timestamps), and the most one message carries. */
+const APPLIED_BYTES = 600;
+const MAX_APPLIED_BYTES = 256 * 1024;
+
+/** An accepted outcome waiting for its message, and how to tell it the message is stored (or not). */
+interface PendingApplied {
+  readonly applied: AppliedOutcome;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
  * The outcomes accepted at one moment (one turn of the event loop), per job type, published as ONE
  * AppliedBatch message each; every outcome waits for its batch's ack (or its failure) before it goes
  * on, as it waited for its own message before.
  */
-/** An applied outcome's JSON without its error, generously (ids, reportId, timestamps), and the most one message carries. */
-const APPLIED_BYTES = 600;
-const MAX_APPLIED_BYTES = 256 * 1024;
-
 export class AppliedPublisher {
-  #pending = new Map<string, { applied: AppliedOutcome; resolve: () => void; reject: (error: unknown) => void }[]>();
+  #pending = new Map<string, PendingApplied[]>();
   #scheduled = false;
 
   constructor(private readonly publish: (jobType: string, batch: AppliedBatch) => Promise<void>) {}
@@ -124,7 +131,7 @@ export class AppliedPublisher {
     const pending = this.#pending;
     this.#pending = new Map();
     for (const [jobType, entries] of pending) {
-      let chunk: typeof entries = [];
+      let chunk: PendingApplied[] = [];
       let bytes = 0;
       for (const entry of entries) {
         // Well under NATS's 1 MB payload: an error may take 2,048 characters, up to 6 bytes each in JSON.
@@ -141,7 +148,7 @@ export class AppliedPublisher {
     }
   }
 
-  #send(jobType: string, chunk: { applied: AppliedOutcome; resolve: () => void; reject: (error: unknown) => void }[]): void {
+  #send(jobType: string, chunk: PendingApplied[]): void {
     this.publish(jobType, { applied: chunk.map((e) => e.applied) }).then(
       () => chunk.forEach((e) => e.resolve()),
       (error: unknown) => chunk.forEach((e) => e.reject(error)),

@@ -146,6 +146,13 @@ function expiryOf(reply: unknown): Date {
 /** Most claims in one request (the scheduler's limit). */
 const MAX_CLAIMS_PER_REQUEST = 1000;
 
+/** A claim waiting for its request's answer. */
+interface PendingClaim {
+  readonly token: string;
+  readonly resolve: (reply: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
  * Claims of the jobs delivered together leave in ONE request on `<ns>.leases.extend`,
  * `{ leaseTokens: [...], ms: 1 }` → `{ results: [...] }` (one answer per token, in order): a pull
@@ -154,7 +161,7 @@ const MAX_CLAIMS_PER_REQUEST = 1000;
  * (it answers `malformed`) gets single requests from then on.
  */
 export class ClaimBatcher {
-  #queue: { token: string; resolve: (reply: unknown) => void; reject: (error: unknown) => void }[] = [];
+  #queue: PendingClaim[] = [];
   #scheduled = false;
   #batches = true;
 
@@ -172,7 +179,7 @@ export class ClaimBatcher {
     });
   }
 
-  async #send(batch: { token: string; resolve: (reply: unknown) => void; reject: (error: unknown) => void }[]): Promise<void> {
+  async #send(batch: PendingClaim[]): Promise<void> {
     if (batch.length === 1 || !this.#batches) {
       await Promise.all(batch.map(({ token, resolve, reject }) => this.ask({ leaseToken: token, ms: 1 }).then(resolve, reject)));
       return;
