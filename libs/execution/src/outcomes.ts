@@ -53,38 +53,44 @@ const NO_FEEDBACK: FeedbackResult = { uncharged: false, transitions: [] };
  * answer (was the circuit open for this attempt?).
  */
 class SuccessFeedback {
-  #pending = new Map<string, { count: number; waiters: ((result: FeedbackResult) => void)[] }>();
-  #scheduled = false;
+  readonly #moment = new PerMoment<(result: FeedbackResult) => void>((jobType, waiters) => {
+    // Whatever happens to the feedback, every outcome waiting for it goes on (it is best effort).
+    void this.send(jobType, waiters.length)
+      .catch(() => NO_FEEDBACK)
+      .then((result) => {
+        for (const resolve of waiters) resolve(result);
+      });
+  });
 
   constructor(private readonly send: (jobType: string, count: number) => Promise<FeedbackResult>) {}
 
   add(jobType: string): Promise<FeedbackResult> {
-    return new Promise((resolve) => {
-      let entry = this.#pending.get(jobType);
-      if (entry === undefined) {
-        entry = { count: 0, waiters: [] };
-        this.#pending.set(jobType, entry);
-      }
-      entry.count += 1;
-      entry.waiters.push(resolve);
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
+    return new Promise((resolve) => this.#moment.push(jobType, resolve));
   }
+}
 
-  #flush(): void {
-    this.#scheduled = false;
-    const batch = this.#pending;
-    this.#pending = new Map();
-    for (const [jobType, { count, waiters }] of batch) {
-      // Whatever happens to the feedback, every outcome waiting for it goes on (it is best effort).
-      void this.send(jobType, count)
-        .catch(() => NO_FEEDBACK)
-        .then((result) => {
-          for (const resolve of waiters) resolve(result);
-        });
+/** Entries gathered per job type during one turn of the event loop, handed over together at the next. */
+class PerMoment<E> {
+  #pending = new Map<string, E[]>();
+  #scheduled = false;
+
+  constructor(private readonly flush: (jobType: string, entries: E[]) => void) {}
+
+  push(jobType: string, entry: E): void {
+    let entries = this.#pending.get(jobType);
+    if (entries === undefined) {
+      entries = [];
+      this.#pending.set(jobType, entries);
+    }
+    entries.push(entry);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        const pending = this.#pending;
+        this.#pending = new Map();
+        for (const [type, gathered] of pending) this.flush(type, gathered);
+      });
     }
   }
 }
@@ -106,46 +112,27 @@ interface PendingApplied {
  * on, as it waited for its own message before.
  */
 export class AppliedPublisher {
-  #pending = new Map<string, PendingApplied[]>();
-  #scheduled = false;
+  readonly #moment = new PerMoment<PendingApplied>((jobType, entries) => {
+    let chunk: PendingApplied[] = [];
+    let bytes = 0;
+    for (const entry of entries) {
+      // Well under NATS's 1 MB payload: an error may take 2,048 characters, up to 6 bytes each in JSON.
+      const size = APPLIED_BYTES + 6 * (entry.applied.error?.length ?? 0);
+      if (chunk.length > 0 && (chunk.length === MAX_APPLIED_PER_MESSAGE || bytes + size > MAX_APPLIED_BYTES)) {
+        this.#send(jobType, chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(entry);
+      bytes += size;
+    }
+    this.#send(jobType, chunk);
+  });
 
   constructor(private readonly publish: (jobType: string, batch: AppliedBatch) => Promise<void>) {}
 
   add(applied: AppliedOutcome): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let entries = this.#pending.get(applied.type);
-      if (entries === undefined) {
-        entries = [];
-        this.#pending.set(applied.type, entries);
-      }
-      entries.push({ applied, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    const pending = this.#pending;
-    this.#pending = new Map();
-    for (const [jobType, entries] of pending) {
-      let chunk: PendingApplied[] = [];
-      let bytes = 0;
-      for (const entry of entries) {
-        // Well under NATS's 1 MB payload: an error may take 2,048 characters, up to 6 bytes each in JSON.
-        const size = APPLIED_BYTES + 6 * (entry.applied.error?.length ?? 0);
-        if (chunk.length > 0 && (chunk.length === MAX_APPLIED_PER_MESSAGE || bytes + size > MAX_APPLIED_BYTES)) {
-          this.#send(jobType, chunk);
-          chunk = [];
-          bytes = 0;
-        }
-        chunk.push(entry);
-        bytes += size;
-      }
-      this.#send(jobType, chunk);
-    }
+    return new Promise((resolve, reject) => this.#moment.push(applied.type, { applied, resolve, reject }));
   }
 
   #send(jobType: string, chunk: PendingApplied[]): void {
