@@ -7,7 +7,9 @@
 // Env for investigations: BENCH_CPU_PROF=<dir> (V8 CPU profiles of the servers, see bench:profile),
 // BENCH_NODE_FLAGS="<node flags>" for the servers, BENCH_CHILD_STDOUT=1 (e.g. with --trace-gc).
 // Each line also gives the server process's CPU per request (from /proc): steadier than req/s on a
-// shared machine, and the figure to watch when optimising the admission path.
+// shared machine, and the figure to watch when optimising the admission path; redis-server's and
+// nats-server's CPU per request (they share the machine's cores), and the Lua script calls Redis
+// ran per request (INFO commandstats: how well the limiter coalesces).
 // Both servers run as child processes; this process only drives load.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { loadSettings } from '@janus/config';
@@ -28,7 +31,7 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from
 import { withNodeOptions } from '../../scripts/node-options.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { buildApps, bundle } from '../../scripts/build-apps.mjs';
-import { cpuUs } from './proc-cpu.js';
+import { cpuUs, cpuUsOf, pidsOf } from './proc-cpu.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
@@ -47,6 +50,20 @@ interface CaseResult {
   timeouts: number;
   /** CPU time (user + system) the server process spent per answered request, when /proc tells. */
   serverCpuUsPerRequest?: number;
+  /** The same for redis-server and nats-server (all instances on this machine). */
+  redisCpuUsPerRequest?: number;
+  natsCpuUsPerRequest?: number;
+  /** Lua script calls (EVALSHA) Redis ran per answered request: how well the limiter coalesces. */
+  redisCallsPerRequest?: number;
+}
+
+/** EVALSHA calls Redis has run (INFO commandstats); NaN when it cannot tell (e.g. REDIS_URL names a cluster). */
+async function scriptCalls(redis: Redis): Promise<number> {
+  try {
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? Number.NaN);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** The round with the median throughput (its latencies come with it). */
@@ -78,10 +95,19 @@ function child(script: string, env: Record<string, string>, cwd = root): ChildPr
   return spawn(process.execPath, [...profile, ...extra, ...loader, script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] });
 }
 
-async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, server?: ChildProcess): Promise<CaseResult> {
+async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, server?: ChildProcess, redis?: Redis): Promise<CaseResult> {
+  const callsBefore = redis ? await scriptCalls(redis) : 0;
   const cpuBefore = cpuUs(server?.pid);
+  const redisPids = pidsOf('redis-server');
+  const natsPids = pidsOf('nats-server');
+  const redisBefore = cpuUsOf(redisPids);
+  const natsBefore = cpuUsOf(natsPids);
   const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds });
   const cpuAfter = cpuUs(server?.pid);
+  const perRequest = (us: number) => Math.round((us / Math.max(1, result.requests.total)) * 10) / 10;
+  const redisCpu = redisPids.length > 0 ? perRequest(cpuUsOf(redisPids) - redisBefore) : undefined;
+  const natsCpu = natsPids.length > 0 ? perRequest(cpuUsOf(natsPids) - natsBefore) : undefined;
+  const calls = redis ? Math.round(((await scriptCalls(redis)) - callsBefore) / Math.max(1, result.requests.total) * 1000) / 1000 : undefined;
   const r: CaseResult = {
     name,
     requestsPerSec: Math.round(result.requests.average),
@@ -95,8 +121,15 @@ async function run(name: string, url: string, headers: Record<string, string>, b
     ...(cpuBefore !== undefined && cpuAfter !== undefined && result.requests.total > 0
       ? { serverCpuUsPerRequest: Math.round(((cpuAfter - cpuBefore) / result.requests.total) * 10) / 10 }
       : {}),
+    ...(redisCpu !== undefined ? { redisCpuUsPerRequest: redisCpu } : {}),
+    ...(natsCpu !== undefined ? { natsCpuUsPerRequest: natsCpu } : {}),
+    ...(calls !== undefined ? { redisCallsPerRequest: calls } : {}),
   };
-  const cpu = r.serverCpuUsPerRequest !== undefined ? `  server CPU ${r.serverCpuUsPerRequest} µs/req` : '';
+  const cpu =
+    (r.serverCpuUsPerRequest !== undefined ? `  server CPU ${r.serverCpuUsPerRequest} µs/req` : '') +
+    (redisCpu !== undefined ? `  redis ${redisCpu}` : '') +
+    (natsCpu !== undefined ? `  nats ${natsCpu}` : '') +
+    (calls !== undefined ? `  redis calls/req ${calls}` : '');
   process.stdout.write(`${name.padEnd(10)} ${String(r.requestsPerSec).padStart(7)} req/s  p50 ${r.p50Ms} ms  p90 ${r.p90Ms} ms  p99 ${r.p99Ms} ms  non-2xx ${r.non2xx}  errors ${r.errors}${cpu}\n`);
   return r;
 }
@@ -119,6 +152,8 @@ async function main(): Promise<void> {
   const key = `jns_bench_${randomBytes(24).toString('base64url')}`;
   const body = JSON.stringify({ type: 'bench', payload: { to: 'user@example.com', template: 'welcome', n: 42 } });
   const pool = new pg.Pool({ connectionString: settings.databaseUrl, max: 2 });
+  // Only reads INFO (script calls per request); the servers have their own connections.
+  const stats = new Redis(settings.redisUrl, { lazyConnect: true });
 
   // The servers run as the image runs them: esbuild bundles (tools/scripts/build-apps.mjs) under
   // plain node; --tsx runs the sources through tsx instead, as `npm start` does. Another checkout's
@@ -181,8 +216,8 @@ async function main(): Promise<void> {
     const otherRounds: CaseResult[] = [];
     for (let r = 0; r < rounds; r++) {
       ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds, ceiling));
-      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, ingress));
-      if (other) otherRounds.push(await run('against', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, seconds, other));
+      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, ingress, stats));
+      if (other) otherRounds.push(await run('against', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, seconds, other, stats));
     }
     if (other) {
       const median = (rs: CaseResult[]) => [...rs].map((r) => r.serverCpuUsPerRequest ?? Number.NaN).sort((a, b) => a - b)[Math.floor(rs.length / 2)]!;
@@ -212,6 +247,7 @@ async function main(): Promise<void> {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))));
     await pool.end();
+    stats.disconnect();
     for (const n of namespaces) {
       await dropPgNamespace(settings.databaseUrl, n).catch(() => undefined);
       await dropRedisNamespace(settings.redisUrl, n);

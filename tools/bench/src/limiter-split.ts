@@ -2,7 +2,9 @@
 // Redis's own time per call and per job (INFO commandstats, evalsha) and this process's CPU per job.
 // Two call sizes separate a call's fixed cost from each job's. Not a ratio benchmark: a tool for
 // changing the admit script or its codec (docs/performance.md).
-// Usage: npm run bench:limiter-split   (env PER=32 ROUNDS=2000: one call size, longer)
+// Usage: npm run bench:limiter-split   (env PER=32 ROUNDS=2000: one call size, longer; CONFIRM=1:
+// each admission is also confirmed 1 ms later, as the admission pipeline does once JetStream stored
+// its job — the difference to a run without is the confirm's cost)
 import { Redis } from 'ioredis';
 import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
@@ -25,6 +27,7 @@ const policy = compilePolicy(
   }),
   1,
 );
+const confirm = process.env.CONFIRM === '1';
 const sizes = process.env.PER ? [Number(process.env.PER)] : [1, 8, 32];
 const rounds = (per: number) => (per === 1 ? 60 : Number(process.env.ROUNDS ?? 300));
 
@@ -40,7 +43,13 @@ try {
         Array.from({ length: CALLERS }, async () => {
           for (let i = 0; i < n; i++) {
             seq += 1;
-            await limiter.admit({ jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' }] });
+            const request = { jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' as const }] };
+            const admitted = await limiter.admit(request);
+            if (confirm && admitted.kind === 'admitted') {
+              // the job message's publish, as in the admission pipeline (JetStream answers in about a millisecond)
+              await new Promise((resolve) => setTimeout(resolve, 1));
+              await limiter.confirm(request, admitted, [seq]);
+            }
           }
         }),
       );
@@ -56,7 +65,7 @@ try {
     const usec = Number(stats?.[2]);
     const jobs = CALLERS * rounds(per);
     console.log(
-      `${per} job(s) a call: ${calls} calls, Redis ${(usec / calls).toFixed(1)} µs a call = ${(usec / jobs).toFixed(2)} µs a job; ` +
+      `${per} job(s) a call${confirm ? ', each confirmed' : ''}: ${calls} calls, Redis ${(usec / calls).toFixed(1)} µs a call = ${(usec / jobs).toFixed(2)} µs a job; ` +
         `Node ${((cpu.user + cpu.system) / jobs).toFixed(2)} µs a job; ${Math.round((jobs / ms) * 1000)} admissions/s`,
     );
     await admin.zremrangebyscore(limiter.keys.leaseExpiry, '-inf', '+inf');
