@@ -37,12 +37,15 @@ export interface AppProcess {
  * runs it) with `env` (from `testEnv`, plus anything else) and its own port (a free one unless
  * given: give the old one to restart an app in its place), and waits until it answers 200 on
  * `/readyz`. Rejects, with the process's output, if it exits or is not ready in time.
+ * `bundle`: run that build of the app instead (`node --enable-source-maps <bundle>`, as the image
+ * runs it: tools/scripts/build-apps.mjs); its Node flags are the caller's to put in `env.NODE_OPTIONS`.
  */
-export async function startAppProcess(app: AppName, env: Record<string, string>, opts: { port?: number; readyTimeoutMs?: number } = {}): Promise<AppProcess> {
+export async function startAppProcess(app: AppName, env: Record<string, string>, opts: { port?: number; readyTimeoutMs?: number; bundle?: string } = {}): Promise<AppProcess> {
   const port = opts.port ?? (await freePort());
   // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the app, written when it exits (benchmarks; npm run bench:profile).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join('apps', app, 'src', 'main.ts')], {
+  const entry = opts.bundle ? ['--enable-source-maps', opts.bundle] : ['--import', 'tsx', path.join('apps', app, 'src', 'main.ts')];
+  const child = spawn(process.execPath, [...profile, ...entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, [PORT_VARIABLE[app]]: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

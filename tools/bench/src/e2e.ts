@@ -10,8 +10,9 @@
 // completion), Janus's admission-to-start (the worker's clock at the handler − the job's admittedAt)
 // and admission-to-outcome (PostgreSQL: the attempt's finished_at − admitted_at) p50/p99, and CPU
 // per job by process (/proc: the apps, Redis, and this process, which runs producers and workers).
-// Usage: npm run bench:e2e [-- --smoke] [--seconds S] [--rounds N]   (--smoke: 4 s each, for CI; --rounds: BullMQ then
-// Janus N times, the median round reported)
+// Usage: npm run bench:e2e [-- --smoke] [--seconds S] [--rounds N] [--tsx]   (--smoke: 4 s each, for CI; --rounds:
+// BullMQ then Janus N times, the median round reported; --tsx: the apps from their sources through
+// tsx, as `npm start` runs them, instead of the bundles the image runs)
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -28,10 +29,15 @@ import { connectNats, natsNames } from '@janus/messaging';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess, type AppProcess } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
+// tools/scripts holds plain Node scripts (no Nx project): the apps' Node flags and their bundler.
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { withNodeOptions } from '../../scripts/node-options.mjs';
+// eslint-disable-next-line @nx/enforce-module-boundaries
+import { buildApps } from '../../scripts/build-apps.mjs';
 import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, seconds: { type: 'string' }, rounds: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, tsx: { type: 'boolean', default: false }, seconds: { type: 'string' }, rounds: { type: 'string' } } });
 const SECONDS = Number(flags.seconds ?? (flags.smoke ? 4 : 20));
 /** BullMQ then Janus, this many times: the run-to-run spread on a shared machine is ±10 %; the median round is reported. */
 const ROUNDS = Math.max(1, Math.floor(Number(flags.rounds ?? 1)) || 1);
@@ -131,7 +137,14 @@ async function runJanus(redis: number | undefined) {
     const key = `jns_${randomBytes(6).toString('hex')}_${randomBytes(24).toString('base64url')}`;
     await pool.query(`INSERT INTO "${ns}".api_keys (key_id, tenant, key_hash) VALUES ('bench', 'acme', $1)`, [createHash('sha256').update(key).digest('hex')]);
     const env = { NODE_ENV: 'production', JANUS_NAMESPACE: ns, JANUS_SIGNING_KEY: randomBytes(32).toString('hex'), JANUS_ADMIN_TOKEN: randomBytes(24).toString('hex'), LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json' };
-    for (const app of ['ingress', 'retry-scheduler', 'persister'] as const) apps.push(await startAppProcess(app, env));
+    // The apps run as the image runs them: esbuild bundles under plain node with each app's Node
+    // flags (--tsx: the sources through tsx, as `npm start` runs them).
+    const janusApps = ['ingress', 'retry-scheduler', 'persister'] as const;
+    const built = flags.tsx ? undefined : await buildApps(root, [...janusApps], 'dist/bench');
+    for (const app of janusApps) {
+      const own: Record<string, string> = flags.tsx ? {} : { NODE_OPTIONS: withNodeOptions(process.env, app).NODE_OPTIONS ?? '' };
+      apps.push(await startAppProcess(app, { ...env, ...own }, built ? { bundle: path.join(built, app, 'main.js') } : {}));
+    }
     const ingress = apps[0]!.url;
 
     const startDelays: number[] = [];
