@@ -218,6 +218,12 @@ describe('storeBatch', () => {
     expect(row?.admittedAt?.toISOString()).toBe('2030-01-01T00:00:01.000Z');
     const view = await getJobView(handle.db, 'acme', 'early');
     expect(view?.status).toBe('succeeded');
+    // A failed attempt and a successful retry, both applied before either admission is read.
+    await store([decode(appliedMsg('retried', 1, 'failed', { error: 'boom' })), decode(appliedMsg('retried', 2, 'succeeded'))]);
+    await store([decode(jobMsg('retried', 2))]);
+    expect(await getJobView(handle.db, 'acme', 'retried')).toMatchObject({ status: 'succeeded' });
+    await store([decode(jobMsg('retried', 1))]);
+    expect(await getJobView(handle.db, 'acme', 'retried')).toMatchObject({ status: 'succeeded' });
   });
 
   it('stores a timestamp in any form Date.parse takes as its instant, and rejects one out of range', async () => {

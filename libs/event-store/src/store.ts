@@ -379,7 +379,10 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
  * - `createdJobIds`: rows this batch inserted as `admitted`. No reconcile can have held them before
  *   the commit (they did not exist for it), and every one after it sees them; so only facts
  *   committed before this read can be missing from their status, and only those jobs (an outcome
- *   or a dead letter that overtook the admission) are reconciled.
+ *   or a dead letter that overtook the admission) are reconciled: set to `succeeded` as above when
+ *   one of their attempts succeeded (an attempt's outcome, once stored, never changes), else derived
+ *   as `touchedJobIds` are. (An admission read after its outcomes is the common case while the
+ *   persister catches up on a backlog: most such jobs then take the cheap update.)
  *
  * A job row committed later is reconciled by the batch that creates it.
  *
@@ -391,18 +394,21 @@ async function writeRejected(tx: Tx, events: readonly Of<'rejected'>[]): Promise
 export async function reconcileJobStatus(db: Database, followUp: FollowUp): Promise<void> {
   const { touchedJobIds, succeededJobIds, createdJobIds, reportIds } = followUp;
   const overtaken: string[] = [];
+  const overtakenBySuccess: string[] = [];
   for (let i = 0; i < createdJobIds.length; i += CHUNK) {
     const ids = createdJobIds.slice(i, i + CHUNK);
-    const found = await db.execute<{ job_id: string }>(sql`
-      SELECT u.job_id FROM unnest(${sql.param(ids)}::text[]) AS u(job_id)
+    const found = await db.execute<{ job_id: string; succeeded: boolean }>(sql`
+      SELECT u.job_id, EXISTS (SELECT 1 FROM ${attempts} a WHERE a.job_id = u.job_id AND a.outcome = 'succeeded') AS succeeded
+      FROM unnest(${sql.param(ids)}::text[]) AS u(job_id)
       WHERE EXISTS (SELECT 1 FROM ${attempts} a WHERE a.job_id = u.job_id AND a.outcome IS NOT NULL)
          OR EXISTS (SELECT 1 FROM ${deadLetters} dl WHERE dl.job_id = u.job_id)`);
-    for (const row of found.rows) overtaken.push(row.job_id);
+    for (const row of found.rows) (row.succeeded ? overtakenBySuccess : overtaken).push(row.job_id);
   }
   const derive = overtaken.length === 0 ? touchedJobIds : [...new Set([...touchedJobIds, ...overtaken])].sort(byKey);
   for (let i = 0; i < derive.length; i += CHUNK) await deriveStatus(db, derive.slice(i, i + CHUNK));
-  for (let i = 0; i < succeededJobIds.length; i += CHUNK) {
-    const ids = succeededJobIds.slice(i, i + CHUNK);
+  const succeeded = overtakenBySuccess.length === 0 ? succeededJobIds : [...new Set([...succeededJobIds, ...overtakenBySuccess])].sort(byKey);
+  for (let i = 0; i < succeeded.length; i += CHUNK) {
+    const ids = succeeded.slice(i, i + CHUNK);
     await db.execute(sql`
       UPDATE ${jobs} SET status = 'succeeded', updated_at = now()
       WHERE job_id IN (SELECT job_id FROM ${jobs} WHERE job_id = ANY(${sql.param(ids)}::text[]) AND status <> 'succeeded'
