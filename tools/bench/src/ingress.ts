@@ -1,7 +1,7 @@
 // Ingress throughput: POST /v1/jobs on the admitted path (limiter admit + JetStream publish acked)
 // against a bare Hono endpoint that only validates the same body (this machine's HTTP ceiling),
 // measured in one run with autocannon (64 connections), three alternating rounds, medians compared.
-// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S] [--against <other checkout>] [--tsx]
+// Usage: npm run bench:ingress [-- --smoke] [--rounds N] [--seconds S] [--against <other checkout>] [--tsx] [--rate R]
 //   --smoke: one round of 3 s, for CI. --against: also run that checkout's ingress in the same rounds.
 //   The servers run bundled, as the image runs them; --tsx runs the sources through tsx (`npm start`).
 // Env for investigations: BENCH_CPU_PROF=<dir> (V8 CPU profiles of the servers, see bench:profile),
@@ -35,6 +35,9 @@ import { cpuUs, cpuUsOf, pidsOf } from './proc-cpu.js';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
+
+/** Requests per second offered in all (--rate), or undefined: as many as the server answers (closed loop). */
+let offeredRate: number | undefined;
 
 await main();
 
@@ -102,7 +105,7 @@ async function run(name: string, url: string, headers: Record<string, string>, b
   const natsPids = pidsOf('nats-server');
   const redisBefore = cpuUsOf(redisPids);
   const natsBefore = cpuUsOf(natsPids);
-  const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds });
+  const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds, ...(offeredRate !== undefined ? { overallRate: offeredRate } : {}) });
   const cpuAfter = cpuUs(server?.pid);
   const perRequest = (us: number) => Math.round((us / Math.max(1, result.requests.total)) * 10) / 10;
   const redisCpu = redisPids.length > 0 ? perRequest(cpuUsOf(redisPids) - redisBefore) : undefined;
@@ -135,7 +138,11 @@ async function run(name: string, url: string, headers: Record<string, string>, b
 }
 
 async function main(): Promise<void> {
-  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, tsx: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' }, against: { type: 'string' } } });
+  const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', default: false }, tsx: { type: 'boolean', default: false }, rounds: { type: 'string' }, seconds: { type: 'string' }, against: { type: 'string' }, rate: { type: 'string' } } });
+  // --rate R: offer R requests/s in all instead of as many as answered. Below saturation every case
+  // batches alike, so the CPU per request of two versions compares steadily (the ratio to the
+  // ceiling is then meaningless: both answer R/s).
+  offeredRate = flags.rate === undefined ? undefined : Number(flags.rate);
   // --against <checkout>: also run the ingress of another checkout (with its own npm ci), in the
   // same rounds, to compare two versions of the code under the same machine conditions.
   const against = flags.against === undefined ? undefined : path.resolve(flags.against);
