@@ -113,8 +113,9 @@ export class LeaseOperations {
     const keys = [at.key, this.#keys.leaseExpiry, ...rec.conc, ...rec.idem];
     const r = await this.#run('extend', keys, [this.#clock.arg(), id, at.field, Math.max(0, Math.round(ms)), this.#retentionMs, rec.conc.length, mode]);
     if (r.s !== LEASE_ANSWER.ok) return { ok: false, reason: FAILURE[r.s] ?? 'unknown' };
-    // The first claim of a lease is its job starting (admission-to-start latency); read before the script ran.
-    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e, admittedAt: rec.adm, started: mode === 'claim' && rec.st !== 'running' } };
+    // The first claim of a lease is its job starting (admission-to-start latency): as the script
+    // found the lease, not as read before it ran (two claims of one lease may both have read it unclaimed).
+    return { ok: true, lease: { id, jobId: r.j, attempt: r.a, tenant: r.t, jobType: r.y, reserved: r.r, expiresAt: r.e, admittedAt: r.m ?? rec.adm, started: mode === 'claim' && r.g === 1 } };
   }
 
   /**

@@ -145,6 +145,20 @@ describe('leases', () => {
     expect(await h.limiter.extend(a.token, 1000)).toEqual({ ok: false, reason: 'already_settled' });
   });
 
+  it("concurrent claims of one lease (a job delivered twice) report its start once, from the script's own state", async () => {
+    h = await harness('lease', leasePolicy);
+    const a = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'twice' })] }));
+    // Both read the record before either script runs; only the script that found it unclaimed started it.
+    const claims = await Promise.all([h.limiter.extend(a.token, 2000), h.limiter.extend(a.token, 2000), h.limiter.extend(a.token, 1), h.limiter.extend(a.token, 1)]);
+    expect(claims.every((c) => c.ok)).toBe(true);
+    expect(claims.filter((c) => c.ok && c.lease.started)).toHaveLength(1);
+    expect(claims.every((c) => c.ok && c.lease.admittedAt === h!.clock.now)).toBe(true);
+    // The scheduler's 'wait' never starts a job.
+    const b = leaseOf(await h.admit({ jobs: [job('call', { jobId: 'waits' })] }));
+    expect(await h.limiter.waitAgain(b.token, 2000)).toMatchObject({ ok: true, lease: { started: false } });
+    expect(await h.limiter.extend(b.token, 2000)).toMatchObject({ ok: true, lease: { started: true } });
+  });
+
   it('an expired lease that was not reaped yet cannot settle, and the reaper still reports it', async () => {
     h = await harness('lease', leasePolicy);
     const a = leaseOf(await h.admit({ jobs: [job('call')] }));
