@@ -36,9 +36,6 @@ import { cpuUs, cpuUsOf, pidsOf } from './proc-cpu.js';
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '../../..');
 
-/** Requests per second offered in all (--rate), or undefined: as many as the server answers (closed loop). */
-let offeredRate: number | undefined;
-
 await main();
 
 interface CaseResult {
@@ -98,14 +95,23 @@ function child(script: string, env: Record<string, string>, cwd = root): ChildPr
   return spawn(process.execPath, [...profile, ...extra, ...loader, script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] });
 }
 
-async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, server?: ChildProcess, redis?: Redis): Promise<CaseResult> {
+interface RunOptions {
+  /** The server measured: its CPU per request is reported. */
+  readonly server?: ChildProcess;
+  /** A client to read Redis's script calls with (INFO). */
+  readonly redis?: Redis;
+  /** Requests per second offered in all (--rate); undefined: as many as the server answers (closed loop). */
+  readonly rate?: number | undefined;
+}
+
+async function run(name: string, url: string, headers: Record<string, string>, body: string, seconds: number, { server, redis, rate }: RunOptions = {}): Promise<CaseResult> {
   const callsBefore = redis ? await scriptCalls(redis) : 0;
   const cpuBefore = cpuUs(server?.pid);
   const redisPids = pidsOf('redis-server');
   const natsPids = pidsOf('nats-server');
   const redisBefore = cpuUsOf(redisPids);
   const natsBefore = cpuUsOf(natsPids);
-  const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds, ...(offeredRate !== undefined ? { overallRate: offeredRate } : {}) });
+  const result = await autocannon({ url, method: 'POST', headers, body, connections: 64, duration: seconds, ...(rate !== undefined ? { overallRate: rate } : {}) });
   const cpuAfter = cpuUs(server?.pid);
   const perRequest = (us: number) => Math.round((us / Math.max(1, result.requests.total)) * 10) / 10;
   const redisCpu = redisPids.length > 0 ? perRequest(cpuUsOf(redisPids) - redisBefore) : undefined;
@@ -142,7 +148,7 @@ async function main(): Promise<void> {
   // --rate R: offer R requests/s in all instead of as many as answered. Below saturation every case
   // batches alike, so the CPU per request of two versions compares steadily (the ratio to the
   // ceiling is then meaningless: both answer R/s).
-  offeredRate = flags.rate === undefined ? undefined : Number(flags.rate);
+  const rate = flags.rate === undefined ? undefined : Number(flags.rate);
   // --against <checkout>: also run the ingress of another checkout (with its own npm ci), in the
   // same rounds, to compare two versions of the code under the same machine conditions.
   const against = flags.against === undefined ? undefined : path.resolve(flags.against);
@@ -215,16 +221,16 @@ async function main(): Promise<void> {
     // A warm-up of each (JIT, connection pools), then rounds that alternate the cases, so that drift
     // of the shared machine hits all of them; the medians are compared.
     const warmup = smoke ? 2 : 3; // seconds: a 1 s warm-up left the ingress's JIT visibly cold
-    await run('warmup', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, warmup);
-    await run('warmup', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, warmup);
-    if (other) await run('warmup', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, warmup);
+    await run('warmup', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, warmup, { rate });
+    await run('warmup', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, warmup, { rate });
+    if (other) await run('warmup', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, warmup, { rate });
     const ceilingRounds: CaseResult[] = [];
     const ingressRounds: CaseResult[] = [];
     const otherRounds: CaseResult[] = [];
     for (let r = 0; r < rounds; r++) {
-      ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds, ceiling));
-      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, ingress, stats));
-      if (other) otherRounds.push(await run('against', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, seconds, other, stats));
+      ceilingRounds.push(await run('ceiling', `http://127.0.0.1:${ceilingPort}/v1/jobs`, headers, body, seconds, { server: ceiling, rate }));
+      ingressRounds.push(await run('ingress', `http://127.0.0.1:${ingressPort}/v1/jobs`, headers, body, seconds, { server: ingress, redis: stats, rate }));
+      if (other) otherRounds.push(await run('against', `http://127.0.0.1:${otherPort}/v1/jobs`, headers, body, seconds, { server: other, redis: stats, rate }));
     }
     if (other) {
       const median = (rs: CaseResult[]) => [...rs].map((r) => r.serverCpuUsPerRequest ?? Number.NaN).sort((a, b) => a - b)[Math.floor(rs.length / 2)]!;
