@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { PolicyDocument, type JobMessage, type LedgerEntry } from '@janus/contracts';
 import { compilePolicy, Limiter, StoreUnavailable, type AdmissionRequest } from '@janus/limiter';
-import { ensureStreams, natsNames, PublishTimeout, type JetStreamTarget, type NatsNames, type PublishResult } from '@janus/messaging';
+import { AckPublisher, ensureStreams, natsNames, PublishTimeout, type JetStreamTarget, type NatsNames, type PublishResult } from '@janus/messaging';
 import { dropNatsNamespace, dropRedisNamespace, testNamespace } from '@janus/testing';
 import { AdmissionPipeline } from '../src/index.js';
 
@@ -108,6 +108,23 @@ describe('the admission pipeline', () => {
     expect(ledger.state.messages).toBe(2); // reserve, then release
     const last = await jsm.streams.getMessage(names.streams.ledger, { seq: ledger.state.last_seq });
     expect(last?.json<LedgerEntry>().kind).toBe('release');
+  });
+
+  it('the job stream refuses with an error answer, through the hot path\'s publisher: unavailable, nothing held', async () => {
+    // A stream that is there but stores nothing (over its size limit; a full stream that discards
+    // new messages answers alike): {"error":{…},"stream":"…","seq":0}, which once read as stored.
+    const { config } = await jsm.streams.info(names.streams.jobs);
+    await jsm.streams.update(names.streams.jobs, { ...config, max_msg_size: 1 });
+    const publisher = new AckPublisher(nc);
+    try {
+      const result = await pipelineOn(publisher).run({ request: request('acme'), payloads: [undefined] });
+      expect(result).toMatchObject({ kind: 'unavailable', cause: 'job_refused' });
+      expect(await inFlight()).toBe(0);
+      expect(await jobsInStream()).toBe(0);
+    } finally {
+      publisher.close();
+      await jsm.streams.update(names.streams.jobs, { ...config, max_msg_size: -1 });
+    }
   });
 
   it('an acknowledgement lost on the way: the same msgID again finds the message stored; admitted once, confirmed', async () => {

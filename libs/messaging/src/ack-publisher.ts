@@ -18,9 +18,11 @@ export class PublishRejected extends Error {
   }
 }
 
+// The error form first: a refusal also names the stream and says seq 0
+// ({"error":{…},"stream":"…","seq":0}), which the ack form would accept.
 const PubAck = z.union([
-  z.object({ stream: z.string(), seq: z.number(), duplicate: z.boolean().optional() }),
   z.object({ error: z.object({ code: z.number(), description: z.string().optional() }) }),
+  z.object({ stream: z.string(), seq: z.number(), duplicate: z.boolean().optional() }),
 ]);
 
 /**

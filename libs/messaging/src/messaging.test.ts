@@ -213,6 +213,25 @@ describe('AckPublisher (acked publishes without nats.js request objects)', () =>
     publisher.close();
   });
 
+  it('rejects what the stream refuses: its error answer also names the stream and seq 0, and is no ack', async () => {
+    // A stream that stores nothing (every message is over its size limit), as a full stream that
+    // discards new messages or any other refusal answers: {"error":{…},"stream":"…","seq":0}.
+    const stream = `${names.streams.jobs}_TINY`;
+    await jsm.streams.add({ name: stream, subjects: [`${ns}.tiny.>`], max_msg_size: 1 });
+    const publisher = new AckPublisher(nc);
+    const refused = await publisher.publish(`${ns}.tiny.a`, '{"big":true}', 'tiny.1', 2000).then(
+      (ack) => ack,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(PublishRejected);
+    expect(publishFailure(refused)).toBe('refused');
+    expect((await jsm.streams.info(stream)).state.messages).toBe(0);
+    // nats.js's own client agrees
+    await expect(jetstream(nc).publish(`${ns}.tiny.a`, '{"big":true}', { msgID: 'tiny.2' })).rejects.toThrow(/size/);
+    publisher.close();
+    await jsm.streams.delete(stream);
+  });
+
   it('times out when nobody acks (a core subscriber that does not answer), and ignores a late answer', async () => {
     const publisher = new AckPublisher(nc);
     const silent = nc.subscribe(`${ns}.silent`);
