@@ -152,8 +152,8 @@ export class AppliedPublisher {
  *   (stored by JetStream) at or after the lease's expiry, or after the reaper marked it expired;
  *   an outcome reported in time counts however late it is processed.
  * - `timed_out` (written by the reaper): honoured only if the lease really expired.
- * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` before the
- *   message is acked — with the others of its job type accepted at the same moment, in one
+ * - An accepted outcome is published as an `AppliedOutcome` on `<ns>.applied.<type>` after its
+ *   retry or dead letter (below) and before the message is acked — with the others of its job type accepted at the same moment, in one
  *   `AppliedBatch` (msgID `applied.<digest>`): job status derives from those only.
  * - `retryable: false` on a failure: no retry, a dead letter at once.
  * - A throttled failure (the dependency refused for load) is not charged to `maxAttempts` (at most
@@ -238,15 +238,19 @@ export class OutcomeProcessor {
         return this.#ignore(msg, result.reason);
       }
     }
-    // The outcome is accepted: make that durable before anything else follows from it (the
-    // persister derives status from these only), and before the outcome message is acked.
-    await this.#applied(event, settled);
+    // The outcome is accepted. What follows from a failure (its retry or its dead letter) is made
+    // durable first, then the applied outcome (the persister derives status from these only), then
+    // the message is acked. In this order because a Redis that loses its state is rebuilt from
+    // the attempts whose applied outcome is not stored (durable-state.ts): an attempt whose applied
+    // outcome is stored must have nothing left to follow from it. (In the other order a scheduler
+    // that died between the two, its outcome redelivered after the rebuild, found no lease and
+    // dropped the retry: a job left `retrying` for ever.) The persister takes retry, dead letter
+    // and applied outcome in any order.
     const feedback = await this.#feedback(event, settled);
-    if (event.outcome === 'succeeded') {
-      msg.ack();
-      return 'succeeded';
-    }
-    return this.#afterFailure(event, settled, msg, feedback.uncharged);
+    const disposition = event.outcome === 'succeeded' ? 'succeeded' : await this.#afterFailure(event, settled, msg, feedback.uncharged);
+    await this.#applied(event, settled);
+    msg.ack();
+    return disposition;
   }
 
   /**
@@ -267,7 +271,8 @@ export class OutcomeProcessor {
     return result;
   }
 
-  async #afterFailure(event: OutcomeEvent, job: SettledAttempt, msg: JsMsg, circuitOpen: boolean): Promise<OutcomeDisposition> {
+  /** Publishes the retry or the dead letter of an accepted failure (the caller acks the outcome). */
+  async #afterFailure(event: OutcomeEvent, job: SettledAttempt, msg: JsMsg, circuitOpen: boolean): Promise<'dead' | 'retry_scheduled'> {
     const jobType = this.deps.limiter.policy.jobType(job.jobType);
     const retry = jobType?.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
     // Is this attempt free (not charged to maxAttempts)? A throttled failure is: the dependency
@@ -288,10 +293,9 @@ export class OutcomeProcessor {
         error: jobType ? event.error : 'job type no longer exists',
         payload: job.context?.payload,
       });
-      msg.ack();
       return 'dead';
     }
-    // The retry waits in RETRIES, not here: this message is acked at once, so however many retries
+    // The retry waits in RETRIES, not here: the outcome is acked at once, so however many retries
     // wait, they hold nothing of the outcomes consumer (CONTRACT §6.6). The due time counts from
     // when the outcome was published, so a redelivery computes the same one.
     const ctx = job.context;
@@ -314,7 +318,6 @@ export class OutcomeProcessor {
     };
     // Acknowledged by JetStream (and deduped by its msgID) before the outcome is acked.
     await publishJson(this.deps.js, this.deps.names.subjects.retry(job.jobType), waiting, messageIds.retry(job.jobId, decision.nextAttempt));
-    msg.ack();
     return 'retry_scheduled';
   }
 
