@@ -13,6 +13,8 @@
  * end succeeded only because Janus rebuilds the state from its durable record (docs/guarantees.md
  * §5). Such jobs, if any is left unfinished ("exposed"), are named in the log.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -22,6 +24,7 @@ import {
   fetchJobViews,
   prng,
   Producers,
+  REPO_ROOT,
   RunTracker,
   startAppProcess,
   startRedisServer,
@@ -56,12 +59,17 @@ let env: Record<string, string>;
 let nc: NatsConnection | undefined;
 let apiKey: string;
 const apps = new Map<string, AppProcess>();
+const everyProcess: [string, AppProcess][] = []; // killed ones too: their logs explain a failure
+/** JANUS_CHAOS_KEEP=1: on a failure, keep the namespace's data (Redis, NATS, PostgreSQL) for reading. */
+const KEEP = process.env.JANUS_CHAOS_KEEP === '1';
+let failed = false;
 const workers: Worker[] = [];
 const tracker = new RunTracker(LIMITS);
 
 async function start(name: string, app: AppName, port?: number): Promise<AppProcess> {
   const p = await startAppProcess(app, env, port !== undefined ? { port } : {});
   apps.set(name, p);
+  everyProcess.push([name, p]);
   return p;
 }
 
@@ -132,6 +140,14 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop()));
   await Promise.all([...apps.values()].map((p) => p.kill('SIGKILL')));
   await nc?.close();
+  if (failed) {
+    // Every app's log (killed instances included), for whoever reads the failure.
+    const dir = path.join(REPO_ROOT, '.janus', 'chaos', ns);
+    await mkdir(dir, { recursive: true });
+    await Promise.all(everyProcess.map(([name, p], i) => writeFile(path.join(dir, `${String(i).padStart(2, '0')}-${name}.log`), p.output())));
+    console.log(`chaos: the apps' logs are in ${dir}${KEEP ? `; namespace ${ns} kept (Redis ${redis.url})` : ''}`);
+    if (KEEP) return;
+  }
   await dropRedisNamespace(redis.url, ns).catch(() => undefined);
   await redis?.kill();
   await dropNatsNamespace(env.NATS_URL!, ns);
@@ -156,6 +172,7 @@ function workload(): ProducerRequest[] {
 
 describe('chaos', () => {
   it('1,000 jobs through kill -9 of the scheduler, the persister and an ingress, and a Redis that loses its state', async () => {
+    failed = true; // until the last expectation has passed
     const started = Date.now();
     const a = apps.get('ingress-a')!;
     const b = apps.get('ingress-b')!;
@@ -239,5 +256,6 @@ describe('chaos', () => {
     ).toEqual([]);
     expect(tracker.violations, 'over a concurrency limit, or a job twice at once').toEqual([]);
     expect(tracker.repeatedAttempts(), 'an attempt run twice').toEqual([]);
+    failed = false;
   }, 240_000);
 });
