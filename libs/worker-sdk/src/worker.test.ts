@@ -12,6 +12,14 @@ const names = natsNames(ns);
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 
+const claimOk = () => ({ ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() });
+/** Janus's side of a claim (the scheduler answers lease extensions): its answer per token, or undefined for none. */
+let claimAnswer: (token: string) => object | undefined = claimOk;
+/** Whether the responder knows the batch form (an old scheduler answers `malformed`). */
+let claimBatches = true;
+/** Tokens per answered claim request. */
+let claimRequests: number[] = [];
+
 function job(jobId: string, extra: Partial<JobMessage> = {}): JobMessage {
   return {
     jobId,
@@ -49,6 +57,19 @@ beforeAll(async () => {
   jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, names);
   await ensureWorkerConsumer(jsm, names, 'email', 10_000);
+  nc.subscribe(names.subjects.leaseExtend, {
+    callback: (_err, msg) => {
+      const body = msg.json<{ leaseToken?: string; leaseTokens?: string[] }>();
+      if (body.leaseTokens && !claimBatches) {
+        msg.respond(JSON.stringify({ ok: false, reason: 'malformed' }));
+        return;
+      }
+      const answers = (body.leaseTokens ?? [body.leaseToken ?? '']).map((t) => claimAnswer(t));
+      if (answers.some((a) => a === undefined)) return; // no answer at all
+      claimRequests.push(answers.length);
+      msg.respond(JSON.stringify(body.leaseTokens ? { results: answers } : answers[0]));
+    },
+  });
 });
 
 afterAll(async () => {
@@ -95,6 +116,7 @@ describe('startWorker', () => {
   it('a Permanent error reports retryable:false; a job whose lease already expired is not run and not reported', async () => {
     const js = jetstream(nc);
     const expired = new Date(Date.now() - 1).toISOString();
+    claimAnswer = (token) => (token === 'token-stale-1' ? undefined : claimOk()); // no scheduler answers its claim
     await publishJson(js, names.subjects.job('email'), job('stale-1', { lease: { id: 'l-stale', token: 'token-stale-1', expiresAt: expired } }), 'stale-1.1');
     await publishJson(js, names.subjects.job('email'), job('perm-1'), 'perm-1.1');
     const seen: string[] = [];
@@ -109,6 +131,7 @@ describe('startWorker', () => {
     });
     const info = await drained();
     await worker.stop();
+    claimAnswer = claimOk;
     expect(info.num_ack_pending).toBe(0);
     expect(seen).toEqual(['perm-1']);
     const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
@@ -187,54 +210,56 @@ describe('startWorker', () => {
     expect(retryAfterMs(null, now)).toBeUndefined();
   });
 
-  it('claims each lease before running: a lease Janus refuses (withdrawn, ended) is not run; no answer at all runs it', async () => {
-    // Janus's side of the claim (the scheduler answers lease extensions): refuse one token.
-    const answer = (token: string) => (token === 'token-claim-refused' ? { ok: false, reason: 'already_settled' } : { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() });
-    const responder = nc.subscribe(names.subjects.leaseExtend, {
-      callback: (_err, msg) => {
-        const body = msg.json<{ leaseToken?: string; leaseTokens?: string[] }>();
-        msg.respond(JSON.stringify(body.leaseTokens ? { results: body.leaseTokens.map(answer) } : answer(body.leaseToken ?? '')));
-      },
-    });
+  it('claims each lease before running: a refused lease is not run; without an answer a job waits, runs once Janus answers, and is not run if its lease runs out first', async () => {
+    let janusBack = false;
+    claimAnswer = (token) => {
+      if (token === 'token-claim-refused') return { ok: false, reason: 'already_settled' };
+      if (token === 'token-claim-lost') return undefined; // never answered
+      if (token === 'token-claim-late') return janusBack ? claimOk() : { ok: false, reason: 'store_unavailable' };
+      return claimOk();
+    };
     const js = jetstream(nc);
     await publishJson(js, names.subjects.job('email'), job('claim-refused'), 'claim-refused.1');
     await publishJson(js, names.subjects.job('email'), job('claim-ok'), 'claim-ok.1');
+    await publishJson(js, names.subjects.job('email'), job('claim-late'), 'claim-late.1');
+    await publishJson(js, names.subjects.job('email'), job('claim-lost', { lease: { id: 'lease-claim-lost', token: 'token-claim-lost', expiresAt: new Date(Date.now() + 3_000).toISOString() } }), 'claim-lost.1');
     const seen: string[] = [];
     const refused: string[] = [];
+    const unclaimed: string[] = [];
     const worker = await startWorker({
       nc,
       namespace: ns,
       jobType: 'email',
+      concurrency: 4,
       handler: async (j) => {
         seen.push(j.jobId);
       },
       onError: (error, j) => {
         if (error instanceof LeaseRefused && j) refused.push(j.jobId);
+        else if (j) unclaimed.push(j.jobId);
       },
     });
-    const deadline = Date.now() + 10_000;
-    while (seen.length + refused.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const until = async (done: () => boolean) => {
+      const deadline = Date.now() + 10_000;
+      while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    };
+    await until(() => seen.includes('claim-ok') && refused.length > 0);
+    await new Promise((r) => setTimeout(r, 1_000)); // several unanswered claims later
+    expect(seen).toEqual(['claim-ok']); // neither claim-late (store unavailable) nor claim-lost (no answer) ran
+    janusBack = true;
+    await until(() => seen.includes('claim-late') && unclaimed.includes('claim-lost'));
     await worker.stop();
-    responder.unsubscribe();
-    expect(seen).toEqual(['claim-ok']);
+    claimAnswer = claimOk;
+    expect(seen.sort()).toEqual(['claim-late', 'claim-ok']);
     expect(refused).toEqual(['claim-refused']);
+    expect(unclaimed).toEqual(['claim-lost']); // its lease ran out unclaimed: acknowledged, not run
+    expect((await drained()).num_ack_pending).toBe(0);
   });
 
   it('claims the jobs it was delivered together in one request; an old scheduler (no batches) gets one request per claim', async () => {
     for (const batches of [true, false]) {
-      const requests: number[] = [];
-      const responder = nc.subscribe(names.subjects.leaseExtend, {
-        callback: (_err, msg) => {
-          const body = msg.json<{ leaseToken?: string; leaseTokens?: string[] }>();
-          const ok = { ok: true, expiresAt: new Date(Date.now() + 10_000).toISOString() };
-          if (body.leaseTokens && !batches) {
-            msg.respond(JSON.stringify({ ok: false, reason: 'malformed' }));
-            return;
-          }
-          requests.push(body.leaseTokens?.length ?? 1);
-          msg.respond(JSON.stringify(body.leaseTokens ? { results: body.leaseTokens.map(() => ok) } : ok));
-        },
-      });
+      claimBatches = batches;
+      claimRequests = [];
       const js = jetstream(nc);
       const ids = Array.from({ length: 20 }, (_, i) => `batch-${batches}-${i}`);
       await Promise.all(ids.map((id) => publishJson(js, names.subjects.job('email'), job(id), `${id}.1`)));
@@ -243,7 +268,8 @@ describe('startWorker', () => {
       const deadline = Date.now() + 10_000;
       while (seen.length < ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       await worker.stop();
-      responder.unsubscribe();
+      claimBatches = true;
+      const requests = claimRequests;
       expect(seen.sort()).toEqual([...ids].sort());
       // every job claimed once
       expect(requests.reduce((a, b) => a + b, 0)).toBe(ids.length);

@@ -143,6 +143,24 @@ function expiryOf(reply: unknown): Date {
   throw new Error(`lease not extended: ${reason ?? 'no reason given'}`);
 }
 
+/** A claim that got no answer is asked again after this long, doubling up to CLAIM_RETRY_MAX_MS. */
+const CLAIM_RETRY_MIN_MS = 200;
+const CLAIM_RETRY_MAX_MS = 5_000;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Most claims in one request (the scheduler's limit). */
 const MAX_CLAIMS_PER_REQUEST = 1000;
 
@@ -262,26 +280,36 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     // producer was answered 503 although the message reached the stream); a job that no worker had
     // taken before its lease ran out may have been given more time meanwhile (it waited again), so
     // Janus's answer, not the message's expiresAt, decides.
+    // No answer (no scheduler reachable), or one that says nothing about the lease (Janus's store
+    // unavailable): whether the job may run cannot be told — it may be a job the producer was
+    // answered 503 for — so it does not run yet (fail-safe): the claim is asked again until Janus
+    // answers, or until the lease in the message has run out (Janus then writes its timed_out
+    // outcome, or gives it more time if no worker had taken it, and admits it again under a new
+    // lease; running it now would run it without its limits, and our report would be ignored).
     let claimed: Date | undefined;
-    try {
-      claimed = await claimLease(job.lease.token);
-    } catch (error) {
-      if (error instanceof LeaseRefused) {
-        msg.ack();
-        log?.warn({ jobId: job.jobId, attempt: job.attempt, reason: error.message }, 'lease refused: the job is not run');
-        reportError(error, job);
-        return;
+    for (let pause = CLAIM_RETRY_MIN_MS; claimed === undefined; pause = Math.min(pause * 2, CLAIM_RETRY_MAX_MS)) {
+      try {
+        claimed = await claimLease(job.lease.token);
+      } catch (error) {
+        if (error instanceof LeaseRefused) {
+          msg.ack();
+          log?.warn({ jobId: job.jobId, attempt: job.attempt, reason: error.message }, 'lease refused: the job is not run');
+          reportError(error, job);
+          return;
+        }
+        const left = Date.parse(job.lease.expiresAt) - Date.now();
+        if (left <= 0 || stopping.signal.aborted) {
+          msg.ack();
+          log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run');
+          reportError(error, job);
+          return;
+        }
+        log?.debug({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease claim not answered; asking again');
+        await sleep(Math.min(pause, left), stopping.signal);
       }
     }
-    if (claimed === undefined && Date.parse(job.lease.expiresAt) <= Date.now()) {
-      // No answer (no scheduler reachable) and the lease in the message has run out: Janus has
-      // written (or will write) its timed_out outcome, and may admit it again under a new lease.
-      // Running it now would run it without holding its limits, and our report would be ignored.
-      msg.ack();
-      return;
-    }
     const expiry = new AbortController();
-    let expiresAt = claimed?.getTime() ?? Date.parse(job.lease.expiresAt);
+    let expiresAt = claimed.getTime();
     const armExpiry = () => setTimeout(() => expiry.abort(new Error('lease expired')), Math.max(0, expiresAt - Date.now()));
     let timer = armExpiry();
     const signal = AbortSignal.any([expiry.signal, stopping.signal]);
