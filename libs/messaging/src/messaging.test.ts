@@ -108,6 +108,12 @@ describe('publish', () => {
       // no stream listens on the subject: JetStream said so, nothing was stored
       expect(publishFailure(result.errors[0])).toBe('refused');
       expect(publishFailure(new PublishTimeout('no answer'))).toBe('unknown');
+      // a plain request nobody listens to: nats.js's RequestError caused by NoResponders
+      const noResponders = await nc.request(`${ns}.nobody.listens`, 'x', { timeout: 1_000 }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(publishFailure(noResponders)).toBe('refused');
       const ok = await publishAll(js, [{ subject: names.subjects.job('email'), body: { b: 2 }, msgID: 'job-5.1' }], { timeoutMs: 2000 });
       expect(ok.ok).toBe(true);
       expect(ok.results[0]?.seq).toBeGreaterThan(0);

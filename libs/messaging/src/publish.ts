@@ -61,7 +61,8 @@ export async function publishAll(
   return { ok: failed.length === 0, failed, results, errors };
 }
 
-const NO_RESPONDERS = new Set(['JetStreamNotEnabled', 'NoRespondersError']);
+// (nats-core's NoRespondersError names itself 'NoResponders'.)
+const NO_RESPONDERS = new Set(['JetStreamNotEnabled', 'NoResponders', 'NoRespondersError']);
 
 /**
  * What a failed acknowledged publish says about the message: `refused` when the stream answered
