@@ -15,7 +15,7 @@ import { IngressMetrics } from './metrics.js';
 import { jobsRoutes, type WaitingRoomAccess } from './routes/jobs.js';
 import { listRoutes } from './routes/list.js';
 import { replayRoutes } from './routes/replay.js';
-import { outcomeRoutes } from './routes/outcome.js';
+import { outcomeRoutes, type OutcomeRouteDeps } from './routes/outcome.js';
 import { usageRoutes } from './routes/usage.js';
 
 export interface IngressDeps {
@@ -33,7 +33,7 @@ export interface IngressDeps {
   /** The job as GET shows it, with what a replay needs. */
   readonly jobRecord: (tenant: string, jobId: string) => Promise<JobRecord | undefined>;
   /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
-  readonly outcomeStoredAt: (seq: number) => Promise<number | undefined>;
+  readonly storedOutcome: OutcomeRouteDeps['storedOutcome'];
   readonly registry: Registry;
   readonly readiness: readonly ReadinessCheck[];
   readonly logger?: Logger;
@@ -89,7 +89,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
       js: deps.js,
       names: deps.names,
       metrics,
-      outcomeStoredAt: deps.outcomeStoredAt,
+      storedOutcome: deps.storedOutcome,
       ...(deps.logger ? { logger: deps.logger } : {}),
     }),
   );

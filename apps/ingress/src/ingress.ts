@@ -8,9 +8,10 @@ import { getJobRecord, getJobView, listJobViews } from '@janus/event-store';
 import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
-import { AckPublisher, storedAt } from '@janus/messaging';
+import { AckPublisher } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
+import { readStoredOutcome } from './routes/outcome.js';
 import { NatsStatus } from './nats-status.js';
 import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
 
@@ -61,7 +62,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     jobView: (tenant, jobId) => getJobView(runtime.db.db, tenant, jobId),
     listJobs: (tenant, query) => listJobViews(runtime.db.db, tenant, query),
     jobRecord: (tenant, jobId) => getJobRecord(runtime.db.db, tenant, jobId),
-    outcomeStoredAt: async (seq) => (await storedAt(runtime.jsm, runtime.names.streams.outcomes, seq))?.at,
+    storedOutcome: (seq) => readStoredOutcome(runtime.jsm, runtime.names.streams.outcomes, seq),
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],
     logger: runtime.logger,

@@ -48,7 +48,7 @@ const report = (jobId: string, token: string) =>
   ingress.app.request(`/v1/jobs/${jobId}/outcome`, json({ jobId, attempt: 1, leaseToken: token, outcome: 'succeeded' }, { authorization: `Bearer ${token}` }));
 const untilExpired = (expiresAt: number) => new Promise((r) => setTimeout(r, expiresAt - Date.now() + 200));
 
-describe('POST /v1/jobs/{jobId}/outcome after the lease expired', () => {
+describe('POST /v1/jobs/{jobId}/outcome after an earlier report, or after the lease expired', () => {
   it('a report stored before the expiry counts: reporting it again after the expiry is 204 and settles the lease', async () => {
     const { jobId, token, expiresAt } = await submit();
     // The first try reached JetStream in time (as ingress publishes it), but its answer was lost.
@@ -64,6 +64,21 @@ describe('POST /v1/jobs/{jobId}/outcome after the lease expired', () => {
     const names = ingress.runtime.names;
     expect((await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('work'))).filter((m) => m.body.jobId === jobId)).toHaveLength(1);
     expect((await report(jobId, token)).status).toBe(409); // settled: a repeat changes nothing
+  });
+
+  it('a report that differs from the one JetStream holds for the attempt is 409 and settles nothing; the same one again is 204', async () => {
+    const { jobId, token } = await submit();
+    // The worker's first report (failed) was stored but its answer lost; it now reports success.
+    const first: OutcomeEvent & { reportedVia: string } = { jobId, attempt: 1, leaseToken: token, outcome: 'failed', error: 'boom', reportedVia: 'http' };
+    await publishJson(jetstream(ingress.runtime.nc), ingress.runtime.names.subjects.outcome('work'), first, messageIds.attempt(jobId, 1));
+    const other = await report(jobId, token);
+    expect(other.status).toBe(409);
+    expect(((await other.json()) as { detail: string }).detail).toMatch(/another outcome/);
+    // Not settled as succeeded: what the stream holds (failed) is what the scheduler will apply.
+    expect(await ingress.limiter.leaseState(token)).toMatchObject({ ok: true, lease: { state: expect.not.stringMatching(/^settled$/) } });
+    const same = await ingress.app.request(`/v1/jobs/${jobId}/outcome`, json({ jobId, attempt: 1, leaseToken: token, outcome: 'failed', error: 'boom' }, { authorization: `Bearer ${token}` }));
+    expect(same.status).toBe(204);
+    expect(await ingress.limiter.leaseState(token)).toMatchObject({ ok: true, lease: { state: 'settled', outcome: 'failed' } });
   });
 
   it('a first report after the expiry is 409 and settles nothing', async () => {

@@ -1,8 +1,9 @@
 import { createRoute } from '@hono/zod-openapi';
-import { WorkerOutcome, type LedgerEntry, type OutcomeEvent } from '@janus/contracts';
+import { OutcomeEvent, WorkerOutcome, type LedgerEntry } from '@janus/contracts';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { jsonBody } from '@janus/http';
-import { messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
+import { jetStreamTimeMs, messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
@@ -14,9 +15,33 @@ export interface OutcomeRouteDeps {
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly metrics: IngressMetrics;
-  /** When JetStream stored outcome message `seq` (ms), or undefined if it is gone: "reported in time" means before the lease's expiry. */
-  readonly outcomeStoredAt: (seq: number) => Promise<number | undefined>;
+  /**
+   * Outcome message `seq` as JetStream stored it, or undefined if it is gone: when (ms; "reported in
+   * time" means before the lease's expiry) and what it reported (absent if unreadable).
+   */
+  readonly storedOutcome: (seq: number) => Promise<StoredOutcome | undefined>;
   readonly logger?: Pick<Logger, 'error'>;
+}
+
+export interface StoredOutcome {
+  readonly at: number;
+  readonly report?: { readonly outcome: string; readonly actualCost?: number | undefined };
+}
+
+/** Reads outcome message `seq` from the outcomes stream (undefined if it is gone). */
+export async function readStoredOutcome(jsm: JetStreamManager, stream: string, seq: number): Promise<StoredOutcome | undefined> {
+  const stored = await jsm.streams.getMessage(stream, { seq });
+  if (stored === null) return undefined;
+  const at = jetStreamTimeMs(stored.timestamp);
+  if (at === undefined) throw new Error(`unreadable JetStream timestamp ${JSON.stringify(stored.timestamp)} (${stream} #${stored.seq})`);
+  let body: unknown;
+  try {
+    body = stored.json<unknown>();
+  } catch {
+    body = undefined;
+  }
+  const event = OutcomeEvent.safeParse(body);
+  return { at, ...(event.success ? { report: { outcome: event.data.outcome, actualCost: event.data.actualCost } } : {}) };
 }
 
 /** Outcome events published by ingress carry `reportedVia: 'http'` (informative; the scheduler treats them like any report). */
@@ -114,11 +139,22 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
     // (publishing was slow, or this is a re-report) still settles, unless the reaper got it first —
     // and the reaper leaves it alone while this report waits unprocessed (outcome-horizon.ts).
     const seq = published.results[0]?.seq;
+    if (published.results[0]?.duplicate === true && seq !== undefined) {
+      // JetStream already holds a report of this attempt (same msgID): that one is what the
+      // scheduler applies, so it decides. Another outcome (a worker that reported again
+      // differently after losing its first answer) settles nothing here: 409, as for a settled lease.
+      const first = await deps.storedOutcome(seq).catch(() => null);
+      if (first === null) return unavailable('an earlier report of this attempt is recorded, but it could not be read; report again');
+      const same = first?.report !== undefined && first.report.outcome === body.outcome && first.report.actualCost === body.actualCost;
+      if (first !== undefined && !same) {
+        return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: 'another outcome was already reported for this attempt; this one changes nothing' });
+      }
+    }
     let settled;
     try {
       settled = await deps.limiter.settle(token, body.outcome, body.actualCost);
       if (!settled.ok && settled.reason === 'expired' && seq !== undefined) {
-        const reportedAt = await deps.outcomeStoredAt(seq).catch(() => null);
+        const reportedAt = await deps.storedOutcome(seq).then((m) => m?.at, () => null);
         if (reportedAt === null) {
           // The report is durable; whether it was in time, the scheduler decides. A re-report gets the answer.
           return unavailable('the outcome was recorded, but whether it came before the lease expired could not be checked; report again');
