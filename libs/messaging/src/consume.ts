@@ -9,7 +9,17 @@ export interface ConsumeOptions {
   /** The pull loop broke (server restart, consumer gone): it resumes after `resumeDelayMs`. */
   readonly onInterrupted?: (error: unknown) => void;
   readonly resumeDelayMs?: number;
+  /**
+   * false: pull only as many messages as there are free slots (one `fetch` at a time), never ahead.
+   * For a consumer that never redelivers (the workers'): there a message pulled is a message
+   * delivered, and one that waited in this process's buffer — its lease running — would count as
+   * taken by a worker. Default true: `consume` keeps up to `concurrency` more pulled ahead.
+   */
+  readonly prefetch?: boolean;
 }
+
+/** How long one pull of the no-prefetch mode waits for messages before it is asked again. */
+const FETCH_EXPIRES_MS = 5_000;
 
 export interface ConsumeLoop {
   /** Stops pulling, then waits for the messages in hand to be handled. */
@@ -25,18 +35,29 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
   const concurrency = Math.max(1, opts.concurrency);
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
-  let messages: ConsumerMessages | undefined = await consumer.consume({ max_messages: concurrency });
+  const start = (msg: JsMsg) => {
+    const task = opts
+      .handle(msg)
+      .catch((error: unknown) => opts.onError?.(error, msg))
+      .finally(() => inFlight.delete(task));
+    inFlight.add(task);
+  };
+  const prefetch = opts.prefetch !== false;
+  let messages: ConsumerMessages | undefined = prefetch ? await consumer.consume({ max_messages: concurrency }) : undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
-        messages ??= await consumer.consume({ max_messages: concurrency });
-        for await (const msg of messages) {
-          const task = opts
-            .handle(msg)
-            .catch((error: unknown) => opts.onError?.(error, msg))
-            .finally(() => inFlight.delete(task));
-          inFlight.add(task);
+        if (prefetch) {
+          messages ??= await consumer.consume({ max_messages: concurrency });
+          for await (const msg of messages) {
+            start(msg);
+            while (inFlight.size >= concurrency) await Promise.race(inFlight);
+          }
+        } else {
           while (inFlight.size >= concurrency) await Promise.race(inFlight);
+          if (stopped) break;
+          messages = await consumer.fetch({ max_messages: concurrency - inFlight.size, expires: FETCH_EXPIRES_MS });
+          for await (const msg of messages) start(msg); // at most the free slots: never more in hand
         }
       } catch (error) {
         if (stopped) break;

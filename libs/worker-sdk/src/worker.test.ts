@@ -256,6 +256,40 @@ describe('startWorker', () => {
     expect((await drained()).num_ack_pending).toBe(0);
   });
 
+  it('pulls no more jobs than it runs: while its handlers are busy, the others stay in the stream (their leases are not taken)', async () => {
+    const js = jetstream(nc);
+    const ids = Array.from({ length: 6 }, (_, i) => `busy-${i}`);
+    for (const id of ids) await publishJson(js, names.subjects.job('email'), job(id), `${id}.1`);
+    const release: (() => void)[] = [];
+    const seen: string[] = [];
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'email',
+      concurrency: 2,
+      handler: (j) =>
+        new Promise<void>((resolve) => {
+          seen.push(j.jobId);
+          release.push(resolve);
+        }),
+    });
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 500)); // time for any pull ahead to arrive
+    const busy = await jsm.consumers.info(names.streams.jobs, 'workers-email');
+    expect(seen).toHaveLength(2);
+    expect(busy.num_ack_pending).toBe(2); // delivered = running: nothing waits in the worker's buffer
+    expect(busy.num_pending).toBe(4);
+    while (seen.length < ids.length && Date.now() < deadline) {
+      release.splice(0).forEach((done) => done());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    release.splice(0).forEach((done) => done());
+    await worker.stop();
+    expect(seen.sort()).toEqual([...ids].sort());
+    expect((await drained()).num_ack_pending).toBe(0);
+  });
+
   it('claims the jobs it was delivered together in one request; an old scheduler (no batches) gets one request per claim', async () => {
     for (const batches of [true, false]) {
       claimBatches = batches;

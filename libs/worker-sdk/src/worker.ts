@@ -362,7 +362,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     processed++;
   }
 
-  const loop = await consumeConcurrently(consumer, { concurrency, handle, onError: (error) => reportError(error) });
+  // No prefetch: the workers consumer never redelivers, so a job pulled is a job taken — one that
+  // waited in this process's buffer while the handlers were busy would have its lease run out as a
+  // timed_out attempt (CONTRACT §4: a job no worker took is not an attempt), and be lost on stop().
+  const loop = await consumeConcurrently(consumer, { concurrency, handle, onError: (error) => reportError(error), prefetch: false });
   log?.info({ jobType: opts.jobType, namespace, concurrency }, 'worker started');
 
   return {
