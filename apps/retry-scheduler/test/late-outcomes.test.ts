@@ -7,6 +7,7 @@ import { createMetricsRegistry } from '@janus/observability';
 import { announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
+import { serveLeaseExtensions } from '@janus/execution';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
 import { openTestBed, type TestBed } from './harness.js';
 
@@ -15,6 +16,9 @@ import { openTestBed, type TestBed } from './harness.js';
  * late the scheduler processes it: the scheduler is down while a worker reports, and back only after
  * the lease has expired (CONTRACT §4, §6.2). One reported after the expiry still changes nothing.
  * Real path: worker SDK → JetStream → a scheduler started afresh → the persister's job view.
+ * While the scheduler is down, the workers' claims are answered by the lease-extension service
+ * alone (the SDK runs a job only on Janus's answer), as by a scheduler instance whose outcome
+ * processing is stalled.
  */
 const TIMEOUT_MS = 1_000;
 const policyDoc: PolicyDocumentInput = {
@@ -27,6 +31,7 @@ const silent = pino({ level: 'silent' });
 let bed: TestBed;
 let persister: Persister;
 let scheduler: Scheduler | undefined;
+let claims: ReturnType<typeof serveLeaseExtensions>;
 
 const view = (jobId: string): Promise<JobView | undefined> => getJobView(bed.db.db, 'acme', jobId);
 const inFlight = async (): Promise<number> => (await bed.limiter.inspect()).dependencies.api?.inFlight ?? -1;
@@ -57,6 +62,7 @@ beforeAll(async () => {
   await waitFor(() => bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-work').catch(() => undefined), 10_000);
   await first.close();
   scheduler = undefined;
+  claims = serveLeaseExtensions(bed.nc, jetstream(bed.nc), bed.names, bed.limiter);
   persister = new Persister({ db: bed.db.db, js: jetstream(bed.nc), jsm: bed.jsm, names: bed.names, logger: silent, registry: createMetricsRegistry('late-outcomes'), lingerMs: 5 });
   await persister.start();
 });
@@ -68,6 +74,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  claims.unsubscribe();
   await persister.stop();
   await bed.close();
 });
@@ -76,7 +83,7 @@ describe('outcomes processed after their lease expired', () => {
   it('a success reported before the expiry, processed after it: the job is succeeded, ran once, its slot is free', async () => {
     const runs: string[] = [];
     const worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'work', handler: async (job) => void runs.push(`${job.jobId}.${job.attempt}`) });
-    // No scheduler runs: the worker's report waits in the outcomes consumer.
+    // No scheduler runs (only claims are answered): the worker's report waits in the outcomes consumer.
     const message = await bed.submit('j-in-time', 'work');
     const [report] = await waitFor(async () => {
       const stored = await storedOutcomes('j-in-time');
