@@ -308,6 +308,8 @@ describe('janus CLI (built, against a running Janus)', () => {
     expect(ok(await janus(['types', 'resume', 'greet'])).stdout).toBe('job type greet is not paused\n');
     // Admitted now: too late to cancel.
     const admitted = ok(await janus(['jobs', 'submit', 'greet', '--json'])).json['jobId'] as string;
+    // Once the persister has stored it (until then it is no job ingress can read: 404).
+    await waitFor(async () => (await janus(['jobs', 'get', admitted, '--json'])).code === 0, 10_000, 100);
     const late = await janus(['jobs', 'cancel', admitted, '--json']);
     expect([late.code, late.json['status']]).toEqual([1, 409]);
     expect(late.stderr).toContain(`job ${admitted} not cancelled: 409`);
