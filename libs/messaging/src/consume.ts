@@ -55,6 +55,9 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
           }
         } else {
           while (inFlight.size >= concurrency) await Promise.race(inFlight);
+          // Handlers finish in bursts (their outcomes are published together): let the others of
+          // this burst finish too, so that one pull asks for all the slots they free.
+          await new Promise((resolve) => setImmediate(resolve));
           if (stopped) break;
           messages = await consumer.fetch({ max_messages: concurrency - inFlight.size, expires: FETCH_EXPIRES_MS });
           for await (const msg of messages) start(msg); // at most the free slots: never more in hand
