@@ -22,7 +22,7 @@ const policyDoc: PolicyDocumentInput = {
   tenants: { acme: {} },
   jobTypes: {
     slow: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 },
-    // nobody works on these: their leases run out while Redis is down
+    // a worker takes these and is lost (it never reports): their leases run out while Redis is down
     orphan: { timeoutMs: 1_500, retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 } },
   },
 };
@@ -66,6 +66,11 @@ describe('Redis loses its state under a running scheduler', () => {
     await bed.submit('run-1', 'slow');
     await bed.submit('run-2', 'slow');
     await bed.submit('lost-1', 'orphan', { n: 1 });
+    // A worker takes it and is lost (any NATS client that pulls and never reports). A job no worker
+    // took would keep waiting instead (CONTRACT §4; not-started-state-loss.test.ts).
+    await waitFor(() => bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-orphan').catch(() => undefined), 10_000);
+    const taken = await (await jetstream(bed.nc).consumers.get(bed.names.streams.jobs, 'workers-orphan')).next({ expires: 5_000 });
+    expect(taken?.json<{ jobId: string }>().jobId).toBe('lost-1');
     await waitFor(() => release.has('run-1') && release.has('run-2'), 10_000);
     expect(await bed.limiter.admit({ jobs: [{ jobId: 'over', tenant: 'acme', jobType: 'slow', priority: 'high' }] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
     await waitFor(async () => {

@@ -137,12 +137,13 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<Set<stri
   // show one creation time for it before and after its admission (a listing's order and cursors
   // stay stable).
   const firstByJob = new Map<string, Of<'job'>['body']>();
-  const byAttempt = new Map<string, Of<'job'>['body']>();
-  for (const { body } of events) {
+  const byAttempt = new Map<string, Of<'job'>>();
+  for (const event of events) {
+    const { body } = event;
     const seen = firstByJob.get(body.jobId);
     if (!seen || Date.parse(body.admittedAt) < Date.parse(seen.admittedAt)) firstByJob.set(body.jobId, body);
     const key = attemptKey(body.jobId, body.attempt);
-    if (!byAttempt.has(key)) byAttempt.set(key, body);
+    if (!byAttempt.has(key)) byAttempt.set(key, event);
   }
   const now = new Date().toISOString();
   const jobRows = [...firstByJob.values()].sort((a, b) => byKey(a.jobId, b.jobId));
@@ -162,15 +163,15 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<Set<stri
   }
   await writeIdempotencyKeys(tx, jobRows);
 
-  const attemptRows = [...byAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, b]) => b);
+  const attemptRows = [...byAttempt.entries()].sort(([a], [b]) => byKey(a, b)).map(([, e]) => e);
   for (const rows of chunks(attemptRows)) {
     // The row may exist already, created by an outcome that overtook its admission.
     await tx.execute(sql`
-      INSERT INTO ${attempts} (job_id, attempt, admitted_at, lease_id, lease_expires_at)
-      SELECT * FROM ${rowsParam(rows.map((r) => ({ j: r.jobId, a: r.attempt, c: iso(r.admittedAt), l: r.lease.id, e: iso(r.lease.expiresAt) })))}
-        AS u(j text, a int, c timestamptz, l text, e timestamptz)
+      INSERT INTO ${attempts} (job_id, attempt, admitted_at, lease_id, lease_expires_at, job_seq)
+      SELECT * FROM ${rowsParam(rows.map(({ body: r, seq }) => ({ j: r.jobId, a: r.attempt, c: iso(r.admittedAt), l: r.lease.id, e: iso(r.lease.expiresAt), s: seq })))}
+        AS u(j text, a int, c timestamptz, l text, e timestamptz, s bigint)
       ON CONFLICT (job_id, attempt) DO UPDATE SET
-        admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at
+        admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at, job_seq = excluded.job_seq
       WHERE ${attempts.admittedAt} IS NULL`);
   }
   return created;

@@ -45,6 +45,7 @@ const LeaseRow = z.object({
   reserved_at: time.nullable(),
   settled: int.nullable(),
   released: z.boolean(),
+  job_seq: int.nullable(),
 });
 const UsedRow = z.object({ used: int.nullable() });
 const KeyRow = z.object({
@@ -91,7 +92,8 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
     SELECT a.job_id, a.attempt, a.lease_id, a.admitted_at,
            GREATEST(a.lease_expires_at, COALESCE(a.lease_extended_until, a.lease_expires_at)) AS expires_at,
            j.tenant, j.type, j.priority, j.cost, j.payload::text AS payload, j.created_at,
-           r.amount AS reserved, r.at AS reserved_at, s.amount AS settled, (rl.entry_id IS NOT NULL) AS released
+           r.amount AS reserved, r.at AS reserved_at, s.amount AS settled, (rl.entry_id IS NOT NULL) AS released,
+           a.job_seq
     FROM attempts a
     JOIN jobs j ON j.job_id = a.job_id
     LEFT JOIN budget_ledger r ON r.entry_id = a.job_id || '.' || a.attempt || '.reserve'
@@ -142,6 +144,7 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
       expiresAt: row.expires_at.getTime(),
       reserved,
       ...(budgetWindow !== undefined ? { budgetWindow } : {}),
+      ...(row.job_seq !== null ? { seq: row.job_seq } : {}),
       context,
     };
   });

@@ -281,6 +281,7 @@ export class StateRecovery {
     } catch (error) {
       return this.#fallback(token, `PostgreSQL could not be read: ${message(error)}`);
     }
+    state = await this.#keepUndeliveredWaiting(state, await limiter.now());
     const written = await limiter.restoreState(token, state);
     if (!written.ok) return written.reason === 'state_open' ? { open: true, how: 'trusted' } : { open: false, why: 'the rebuild lock was lost' };
     const opened = await limiter.openState(token, 'rebuilt');
@@ -298,6 +299,33 @@ export class StateRecovery {
     }
     logger?.info({ ...restored, skippedLeases: written.skipped, rebuildMs: now - startedAt, closedMs: now - seenAt }, 'limiter state rebuilt from the durable record: admission reopened');
     return { open: true, how: 'rebuilt', restored };
+  }
+
+  /**
+   * CONTRACT §4 through the loss: a lease whose job message no worker was delivered (its sequence is
+   * above its `workers-<type>` consumer's last delivered one) is written back waiting — it expires a
+   * job-type timeout from now if its recorded expiry is sooner — as the scheduler would have kept it
+   * while Redis was away (`letUndeliveredWait`); otherwise the reaper would take it for a timed_out
+   * attempt. If JetStream cannot say, the lease is written back as recorded (conservative).
+   */
+  async #keepUndeliveredWaiting(state: RestoredState, now: number): Promise<RestoredState> {
+    const { jsm, names, limiter } = this.#deps;
+    const delivered = new Map<string, number | undefined>();
+    const leases = [];
+    for (const lease of state.leases) {
+      const timeoutMs = limiter.policy.jobType(lease.jobType)?.timeoutMs;
+      if (lease.seq === undefined || timeoutMs === undefined || lease.expiresAt >= now + timeoutMs) {
+        leases.push(lease);
+        continue;
+      }
+      if (!delivered.has(lease.jobType)) {
+        const info = await jsm.consumers.info(names.streams.jobs, names.consumers.workers(lease.jobType)).catch(() => undefined);
+        delivered.set(lease.jobType, info?.delivered.stream_seq);
+      }
+      const last = delivered.get(lease.jobType);
+      leases.push(last !== undefined && lease.seq > last ? { ...lease, expiresAt: now + timeoutMs } : lease);
+    }
+    return { ...state, leases };
   }
 
   /** Nothing can be rebuilt now: reopen only once the fail-closed window has passed. */

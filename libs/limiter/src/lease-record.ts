@@ -69,6 +69,8 @@ export function rateEntry(key: string, scaledAmount: number, scaledCapacity: num
 /** What an active lease's record holds (see the layout above); `pri` is a PRIORITY code. */
 export interface ActiveLeaseFields {
   readonly exp: number;
+  /** The job message's stream sequence (a confirmed lease's `fin`), if known. */
+  readonly fin?: number;
   readonly adm: number;
   readonly att: number;
   readonly pri: number;
@@ -90,7 +92,7 @@ export interface ActiveLeaseFields {
  * with it, so that settle, extend and reap cannot tell them from any other).
  */
 export function formatActiveLeaseRecord(r: ActiveLeaseFields): string {
-  const head = `active|${int(r.exp)}||||${int(r.adm)}|${int(r.att)}|${int(r.pri)}|${int(r.res)}|${r.bw === undefined ? '' : int(r.bw)}|`;
+  const head = `active|${int(r.exp)}|||${r.fin === undefined ? '' : int(r.fin)}|${int(r.adm)}|${int(r.att)}|${int(r.pri)}|${int(r.res)}|${r.bw === undefined ? '' : int(r.bw)}|`;
   return (
     head +
     lengthPrefixed(r.ten) +

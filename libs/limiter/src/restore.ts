@@ -214,6 +214,7 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
   }
   const record = formatActiveLeaseRecord({
     exp: lease.expiresAt,
+    ...(lease.seq !== undefined ? { fin: lease.seq } : {}),
     adm: lease.admittedAt,
     att: lease.attempt,
     pri: PRIORITY[lease.priority],

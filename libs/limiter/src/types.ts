@@ -304,6 +304,11 @@ export interface RestoredLease {
   readonly budgetWindow?: number;
   /** What a retry needs (the retry context), kept with the lease as admission keeps it. */
   readonly context?: string;
+  /**
+   * The job message's sequence in the jobs stream (the record's `fin` once confirmed): with it, a
+   * job no worker was delivered keeps waiting after the rebuild (extend-n.lua 'wait').
+   */
+  readonly seq?: number;
 }
 
 /** A tenant's budget used in the window starting at `windowStart` (ms), from the ledger. */

@@ -41,6 +41,11 @@ export const attempts = pgTable(
      * rebuild after a Redis state loss keeps the lease until the later of the two.
      */
     leaseExtendedUntil: ts('lease_extended_until'),
+    /**
+     * The job message's sequence in `<ns>_JOBS` (what the lease record holds once confirmed): a
+     * rebuild after a Redis state loss writes it back, so a job no worker was delivered keeps waiting.
+     */
+    jobSeq: bigint('job_seq', { mode: 'number' }),
     /** succeeded | failed | timed_out */
     outcome: text('outcome'),
     finishedAt: ts('finished_at'),
