@@ -3,6 +3,9 @@ import { loadSettings } from '@janus/config';
 import { JobMessage } from '@janus/contracts';
 import { testEnv, testNamespace, waitFor } from '@janus/testing';
 import { Dispatcher } from '@janus/waiting-room';
+import { Persister } from '@janus/event-store';
+import { createMetricsRegistry } from '@janus/observability';
+import { pino } from 'pino';
 import type { Ingress } from '../src/ingress.js';
 import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
 
@@ -42,7 +45,7 @@ beforeAll(async () => {
       solo: { concurrency: 1 },
     },
     tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 } },
-    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] } },
+    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] }, free: {} },
   });
   for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy']) keys[t] = (await createKey([ingress], t)).key;
   const rt = ingress.runtime;
@@ -136,6 +139,22 @@ describe('a queued job', () => {
     const auth = { authorization: `Bearer ${keys.two}` };
     expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(409);
     expect((await ingress.app.request('/v1/jobs/01JZZZZZZZZZZZZZZZZZZZZZZZ', { method: 'DELETE', headers: auth })).status).toBe(404);
+  });
+
+  it('a job answered 202 a moment ago, not yet stored by the persister, is 409 (admitted), not 404', async () => {
+    const res = await submit('one', { type: 'free' });
+    expect(res.status).toBe(202);
+    const auth = { authorization: `Bearer ${keys.one}` };
+    // No persister has stored it yet: the cancel waits for it (up to a second) instead of answering 404.
+    const cancel = ingress.app.request(`/v1/jobs/${String(res.body.jobId)}`, { method: 'DELETE', headers: auth });
+    const rt = ingress.runtime;
+    const persister = new Persister({ db: rt.db.db, js: rt.js, jsm: rt.jsm, names: rt.names, logger: pino({ level: 'silent' }), registry: createMetricsRegistry('room-cancel-test'), lingerMs: 5 });
+    await persister.start();
+    try {
+      expect((await cancel).status).toBe(409);
+    } finally {
+      await persister.stop();
+    }
   });
 
   it('the same idempotency key while it waits is its duplicate (200), a different request under it 422', async () => {

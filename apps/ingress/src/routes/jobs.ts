@@ -128,6 +128,9 @@ const getRoute = createRoute({
   },
 });
 
+/** How long a cancel waits for the persister to store a job it does not know yet, before 404. */
+const STORED_WITHIN_MS = 1_000;
+
 const cancelRoute = createRoute({
   method: 'delete',
   path: '/v1/jobs/{jobId}',
@@ -437,11 +440,22 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const notFound = () => problem(404, PROBLEM.notFound, 'Job not found', { detail: `no job "${jobId}" for this tenant` });
     if (!isJobId(jobId)) return notFound();
     const room = deps.room;
+    // A job answered 202 a moment ago may not be stored yet (GET is eventually consistent, typically
+    // within a second): before answering 404, give the persister that second, so that such a job is
+    // 409 (admitted: not cancellable), as CONTRACT says, and not "not the tenant's".
+    const storedSoon = async () => {
+      for (let waited = 0; waited < STORED_WITHIN_MS; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        const found = await deps.jobView(tenant, jobId);
+        if (found) return found;
+      }
+      return undefined;
+    };
     try {
       // As GET shows it: a status the room decides (queued, retrying) leads to the same cancel as
       // the persister's own (see WaitingStore.cancel).
-      const view = await deps.jobView(tenant, jobId);
-      if (room === undefined) return view ? notCancellable('it is not waiting') : notFound();
+      let view = await deps.jobView(tenant, jobId);
+      if (room === undefined) return (view ?? (await storedSoon())) ? notCancellable('it is not waiting') : notFound();
       // A job between attempts: its next attempt may not be in the room yet (its backoff runs); the
       // cancellation waits there for it.
       const lastAttempt = view?.attempts.reduce((m, a) => Math.max(m, a.attempt), 0) ?? 0;
@@ -461,6 +475,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         case 'gone':
           return notCancellable('it is no longer waiting (running or finished)');
         case 'not_found':
+          view ??= await storedSoon();
           return view ? notCancellable('it is not waiting (running or finished)') : notFound();
       }
     } catch {
