@@ -119,3 +119,8 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
     },
   };
 }
+
+/** Whether every readiness check of a scheduler passes (a failing check counts as not ready). */
+export async function schedulerReady(scheduler: { readonly readiness: readonly { check(): boolean | Promise<boolean> }[] }): Promise<boolean> {
+  return (await Promise.all(scheduler.readiness.map((c) => Promise.resolve(c.check()).catch(() => false)))).every(Boolean);
+}

@@ -17,7 +17,7 @@ import { announceConfigChange } from '@janus/policy';
 import { dropRedisNamespace, waitFor } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, type TestBed } from './harness.js';
+import { openTestBed, schedulerReady, type TestBed } from './harness.js';
 
 const policyDoc: PolicyDocumentInput = {
   dependencies: { api: { concurrency: 3 } },
@@ -29,7 +29,7 @@ let bed: TestBed;
 let scheduler: Scheduler;
 let persister: Persister;
 const silent = pino({ level: 'silent' });
-const ready = async (): Promise<boolean> => (await Promise.all(scheduler.readiness.map((c) => Promise.resolve(c.check()).catch(() => false)))).every(Boolean);
+const ready = (): Promise<boolean> => schedulerReady(scheduler);
 
 beforeAll(async () => {
   bed = await openTestBed('not-started-loss', policyDoc);

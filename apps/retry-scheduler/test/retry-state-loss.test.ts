@@ -8,7 +8,7 @@ import { announceConfigChange } from '@janus/policy';
 import { dropRedisNamespace, waitFor } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, type TestBed } from './harness.js';
+import { openTestBed, schedulerReady, type TestBed } from './harness.js';
 
 /**
  * A failure whose retry was not yet durable when Redis lost its state (CONTRACT §6: nothing
@@ -31,7 +31,7 @@ let persister: Persister;
 let worker: Worker;
 const runs: string[] = [];
 
-const ready = async (): Promise<boolean> => (await Promise.all(scheduler.readiness.map((c) => Promise.resolve(c.check()).catch(() => false)))).every(Boolean);
+const ready = (): Promise<boolean> => schedulerReady(scheduler);
 
 /** The retries stream refuses every message (none fits its size limit), or takes them again. */
 async function retriesRefuse(refuse: boolean): Promise<void> {

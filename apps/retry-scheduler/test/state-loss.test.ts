@@ -8,7 +8,7 @@ import { announceConfigChange } from '@janus/policy';
 import { dropRedisNamespace, waitFor } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, type TestBed } from './harness.js';
+import { openTestBed, schedulerReady, type TestBed } from './harness.js';
 
 /**
  * A Redis state loss under a running scheduler (CONTRACT §6.5 and §6.2), through NATS workers: the
@@ -34,7 +34,7 @@ let worker: Worker;
 const release = new Map<string, () => void>();
 
 const inFlight = async (): Promise<number> => (await bed.limiter.inspect()).dependencies.api?.inFlight ?? -1;
-const ready = async (): Promise<boolean> => (await Promise.all(scheduler.readiness.map((c) => Promise.resolve(c.check()).catch(() => false)))).every(Boolean);
+const ready = (): Promise<boolean> => schedulerReady(scheduler);
 
 beforeAll(async () => {
   bed = await openTestBed('scheduler-state-loss', policyDoc);
