@@ -276,16 +276,14 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       return;
     }
     const job = parsed.data;
-    // Claim the lease before running. Janus refuses it if it has ended or was withdrawn (the
-    // producer was answered 503 although the message reached the stream); a job that no worker had
-    // taken before its lease ran out may have been given more time meanwhile (it waited again), so
-    // Janus's answer, not the message's expiresAt, decides.
-    // No answer (no scheduler reachable), or one that says nothing about the lease (Janus's store
-    // unavailable): whether the job may run cannot be told — it may be a job the producer was
-    // answered 503 for — so it does not run yet (fail-safe): the claim is asked again until Janus
-    // answers, or until the lease in the message has run out (Janus then writes its timed_out
-    // outcome, or gives it more time if no worker had taken it, and admits it again under a new
-    // lease; running it now would run it without its limits, and our report would be ignored).
+    // Claim the lease before running; only Janus's answer lets the job run. Janus refuses a lease
+    // that has ended or was withdrawn (the producer was answered 503 although the message reached
+    // the stream); a job no worker had taken before its lease ran out may have been given more time
+    // meanwhile (it waited again), so the answer, not the message's expiresAt, decides. With no
+    // answer (no scheduler reachable) or one that says nothing about the lease (Janus's store
+    // unavailable) whether it may run cannot be told, so it does not run yet (fail-safe): the claim
+    // is asked again until Janus answers or the lease in the message has run out (Janus then
+    // writes its timed_out outcome, or lets it wait if no worker had taken it).
     let claimed: Date | undefined;
     for (let pause = CLAIM_RETRY_MIN_MS; claimed === undefined; pause = Math.min(pause * 2, CLAIM_RETRY_MAX_MS)) {
       try {
