@@ -45,7 +45,7 @@ export type AdmitAnswer =
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'failOpenLeases'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */
@@ -256,8 +256,10 @@ export class AdmissionService {
 
   /**
    * Redis is down and every dependency of every job says `failMode: open`: admit without the limiter.
-   * There is no lease in Redis, so the message carries a lease that settles nothing (its outcome is
-   * recorded and ignored), and idempotency cannot be honoured.
+   * Redis holds no record of these leases: their ids are marked fail-open and their tokens genuine,
+   * and the retry-scheduler adopts them (writes their records, counted in their concurrency pools)
+   * from the persister's record once Redis answers; a worker's claim waits for that. Idempotency
+   * cannot be honoured.
    */
   private async admitFailOpen(
     tenant: string,
@@ -269,10 +271,13 @@ export class AdmissionService {
     const now = Date.now();
     const admittedAt = new Date(now).toISOString();
     const records = stamped.map((r) => ({ ...r, admittedAt }));
-    const messages = jobs.map((job) => {
+    const leases = this.deps.limiter.failOpenLeases(jobs.length);
+    const messages = jobs.map((job, i) => {
       const timeoutMs = policy.jobType(job.type)?.timeoutMs ?? 30_000;
       const unheld = { jobId: job.jobId, attempt: 1, tenant, jobType: job.type, priority: job.priority, admittedAt: now, budgetReserved: 0 };
-      return this.#pipeline.jobMessage({ ...unheld, lease: { id: `fail-open-${job.jobId}`, token: 'fail-open', expiresAt: now + timeoutMs } }, job.payloadJson, admittedAt);
+      const lease = leases[i] as { id: string; token: string };
+      const extras = { failOpen: true as const, ...(job.cost !== undefined ? { cost: job.cost } : {}) };
+      return this.#pipeline.jobMessage({ ...unheld, lease: { ...lease, expiresAt: now + timeoutMs } }, job.payloadJson, admittedAt, extras);
     });
     if ((await this.#pipeline.publish(messages, 'jobs', false)) !== 'stored') {
       this.countAll(jobs, 'unavailable', 'publish_failed');

@@ -7,6 +7,7 @@ export interface SchedulerMetrics {
   readonly reaped: Counter<'kind'>;
   readonly reapPublishFailures: Counter;
   readonly waitingAgain: Counter;
+  readonly failOpenAdopted: Counter;
   readonly reapHorizonLag: Gauge;
   readonly processing: Histogram;
   readonly startDelay: Histogram<'type'>;
@@ -70,6 +71,11 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
     waitingAgain: new Counter({
       name: 'janus_leases_waiting_again_total',
       help: 'Leases about to expire whose job message no worker was ever delivered: extended, the job waits again and keeps its attempt (CONTRACT §4)',
+      registers: [registry],
+    }),
+    failOpenAdopted: new Counter({
+      name: 'janus_fail_open_adopted_total',
+      help: 'Leases of jobs admitted while Redis was unreachable (failMode open) whose records were written once it answered: they run, settle and count in their concurrency pools from then on',
       registers: [registry],
     }),
     reapPublishFailures: new Counter({

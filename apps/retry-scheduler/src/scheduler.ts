@@ -1,6 +1,6 @@
 import type { Settings } from '@janus/config';
 import { randomUUID } from 'node:crypto';
-import { OutcomeProcessor, RetryProcessor, StateRecovery, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
+import { OutcomeProcessor, RetryProcessor, StateRecovery, adoptFailOpenLeases, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
@@ -23,6 +23,8 @@ export interface SchedulerOptions {
   logger?: Logger;
   /** How often expired leases are reaped (default 250 ms). */
   reapIntervalMs?: number;
+  /** How often the leases of fail-open admissions are looked for and adopted (default 1,000 ms). */
+  adoptIntervalMs?: number;
   /** Outcome messages handled at once (default 64). */
   concurrency?: number;
   /** Waiting-retry deliveries handled at once (default 64). */
@@ -220,6 +222,22 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       });
   }, opts.reapIntervalMs ?? 250);
 
+  // Jobs admitted while Redis was unreachable (failMode open): their leases are written once Redis
+  // answers, from the persister's record, so that they run and count (libs/execution/src/adoption.ts).
+  let adopting = false;
+  const adoption = setInterval(() => {
+    if (adopting || stopped || !runtime.policy.loaded) return;
+    adopting = true;
+    void adoptFailOpenLeases({ limiter, db: runtime.db.db })
+      .then((result) => {
+        if (!result.ok || result.adopted === 0) return;
+        metrics.failOpenAdopted.inc(result.adopted);
+        logger.info({ adopted: result.adopted }, 'adopted the leases of jobs admitted while Redis was unreachable');
+      })
+      .catch((error: unknown) => logger.debug({ err: error }, 'fail-open adoption skipped (Redis or PostgreSQL unavailable)'))
+      .finally(() => (adopting = false));
+  }, opts.adoptIntervalMs ?? 1_000);
+
   // A job type deleted from the policy keeps its workers consumer until its jobs are drained, then
   // loses it (a consumer per job type that ever existed would otherwise linger for ever).
   let sweeping = false;
@@ -268,6 +286,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     stopped = true;
     clearInterval(reaper);
     clearInterval(sweep);
+    clearInterval(adoption);
     await recovery.stop();
     extensions.unsubscribe();
     await Promise.all([outcomes.stop(), retries.stop(), dispatcher.stop(), relay.stop()]);

@@ -26,7 +26,7 @@ export interface PipelineInput {
 }
 
 /** What a job message may carry beyond CONTRACT §4 (for the persister, and a state rebuild). */
-export type JobMessageExtras = Partial<Pick<JobMessage, 'cost' | 'idempotency' | 'batchIdempotency'>>;
+export type JobMessageExtras = Partial<Pick<JobMessage, 'cost' | 'idempotency' | 'batchIdempotency' | 'failOpen'>>;
 
 /** Why nothing was admitted although the limits allowed it. Each is a 503 / a retry later. */
 export type UnavailableCause =

@@ -48,6 +48,12 @@ export const JobMessage = z.object({
   idempotency: JobIdempotency.optional(),
   /** Its batch's idempotency key (attempt 1 only). */
   batchIdempotency: BatchIdempotency.optional(),
+  /**
+   * Admitted while Redis could not be reached, every dependency being `failMode: open`: Janus holds
+   * no record of its lease until the retry-scheduler adopts it (seconds after Redis answers again),
+   * so a claim of it is answered "ask again" until then (the worker SDK keeps asking).
+   */
+  failOpen: z.literal(true).optional(),
 });
 export type JobMessage = z.infer<typeof JobMessage>;
 

@@ -167,11 +167,11 @@ async function writeJobs(tx: Tx, events: readonly Of<'job'>[]): Promise<Set<stri
   for (const rows of chunks(attemptRows)) {
     // The row may exist already, created by an outcome that overtook its admission.
     await tx.execute(sql`
-      INSERT INTO ${attempts} (job_id, attempt, admitted_at, lease_id, lease_expires_at, job_seq)
-      SELECT * FROM ${rowsParam(rows.map(({ body: r, seq }) => ({ j: r.jobId, a: r.attempt, c: iso(r.admittedAt), l: r.lease.id, e: iso(r.lease.expiresAt), s: seq })))}
-        AS u(j text, a int, c timestamptz, l text, e timestamptz, s bigint)
+      INSERT INTO ${attempts} (job_id, attempt, admitted_at, lease_id, lease_expires_at, job_seq, fail_open)
+      SELECT * FROM ${rowsParam(rows.map(({ body: r, seq }) => ({ j: r.jobId, a: r.attempt, c: iso(r.admittedAt), l: r.lease.id, e: iso(r.lease.expiresAt), s: seq, f: r.failOpen === true })))}
+        AS u(j text, a int, c timestamptz, l text, e timestamptz, s bigint, f boolean)
       ON CONFLICT (job_id, attempt) DO UPDATE SET
-        admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at, job_seq = excluded.job_seq
+        admitted_at = excluded.admitted_at, lease_id = excluded.lease_id, lease_expires_at = excluded.lease_expires_at, job_seq = excluded.job_seq, fail_open = excluded.fail_open
       WHERE ${attempts.admittedAt} IS NULL`);
   }
   return created;

@@ -65,29 +65,25 @@ function rowsOf<T>(schema: z.ZodType<T>, result: { rows: unknown[] }): T[] {
 }
 
 /**
- * What Redis held that must outlive it, read from the durable record the persister keeps in
- * PostgreSQL (docs/guarantees.md §5). The caller makes sure the persister has caught up first.
- *
- * - Leases: every attempt admitted without an applied outcome, expiring at the later of its
- *   admitted expiry and its last recorded extension; with the priority it ran at, the producer's
- *   cost, its retry context (tenant, type, original priority, cost, payload, createdAt) and its
- *   budget reservation from the ledger (the settled amount once settled, so that a settle arriving
- *   after the rebuild adjusts nothing twice).
- * - Budgets: per tenant with a budget in the running policy, what its current window used: per
- *   attempt reserved in the window, the settled amount if settled, nothing if released, else the
- *   reservation; plus the estimate of any live lease the ledger has no entry for (an admission whose
- *   reserve was not published yet).
- * - Idempotency records: producers' keys still within their window (`idempotency_keys`), spelled
- *   as ingress writes them; and the scheduler's retry keys (`retry:<jobId>.<n>`) of the attempts
- *   admitted as retries within their job type's window.
+ * The fail-open attempts still in flight (admitted while Redis could not be reached; the persister
+ * stored them with `fail_open`): what the retry-scheduler adopts once Redis answers
+ * (Limiter.adoptLeases). A partial index keeps this read empty-cheap; it runs every second.
  */
-export async function readDurableState(db: Database, policy: CompiledPolicy, opts: DurableStateOptions): Promise<RestoredState> {
-  const now = new Date(opts.now);
+export async function readFailOpenLeases(db: Database, policy: CompiledPolicy, opts: Pick<DurableStateOptions, 'now' | 'expiredHorizonMs' | 'clockSkewMs'>): Promise<RestoredLease[]> {
+  return (await readLiveLeases(db, policy, opts, new Map(), 'fail_open')).leases;
+}
+
+type BudgetWindows = ReadonlyMap<string, { readonly start: number; readonly periodMs: number }>;
+
+/** Attempts without an outcome whose lease is within the horizon, as the leases to write back. */
+async function readLiveLeases(
+  db: Database,
+  policy: CompiledPolicy,
+  opts: Pick<DurableStateOptions, 'now' | 'expiredHorizonMs' | 'clockSkewMs'>,
+  windowOf: BudgetWindows,
+  which: 'all' | 'fail_open',
+): Promise<{ leases: RestoredLease[]; unrecordedReservations: Map<string, number> }> {
   const horizon = new Date(opts.now - opts.expiredHorizonMs);
-
-  const budgetTenants = Object.entries(policy.document.tenants).flatMap(([tenant, t]) => (t.budget ? [{ tenant, periodMs: t.budget.periodMs }] : []));
-  const windowOf = new Map(budgetTenants.map(({ tenant, periodMs }) => [tenant, { start: opts.now - (opts.now % periodMs), periodMs }]));
-
   const leaseRows = await db.execute(sql`
     SELECT a.job_id, a.attempt, a.lease_id, a.admitted_at,
            GREATEST(a.lease_expires_at, COALESCE(a.lease_extended_until, a.lease_expires_at)) AS expires_at,
@@ -99,7 +95,7 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
     LEFT JOIN budget_ledger r ON r.entry_id = a.job_id || '.' || a.attempt || '.reserve'
     LEFT JOIN budget_ledger s ON s.entry_id = a.job_id || '.' || a.attempt || '.settle'
     LEFT JOIN budget_ledger rl ON rl.entry_id = a.job_id || '.' || a.attempt || '.release'
-    WHERE a.outcome IS NULL AND a.admitted_at IS NOT NULL AND a.lease_id IS NOT NULL
+    WHERE a.outcome IS NULL AND a.admitted_at IS NOT NULL AND a.lease_id IS NOT NULL ${which === 'fail_open' ? sql`AND a.fail_open` : sql``}
       AND GREATEST(a.lease_expires_at, COALESCE(a.lease_extended_until, a.lease_expires_at)) > ${horizon}
     ORDER BY a.job_id, a.attempt`);
 
@@ -148,6 +144,31 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
       context,
     };
   });
+  return { leases, unrecordedReservations };
+}
+
+/**
+ * What Redis held that must outlive it, read from the durable record the persister keeps in
+ * PostgreSQL (docs/guarantees.md §5). The caller makes sure the persister has caught up first.
+ *
+ * - Leases: every attempt admitted without an applied outcome, expiring at the later of its
+ *   admitted expiry and its last recorded extension; with the priority it ran at, the producer's
+ *   cost, its retry context (tenant, type, original priority, cost, payload, createdAt) and its
+ *   budget reservation from the ledger (the settled amount once settled, so that a settle arriving
+ *   after the rebuild adjusts nothing twice).
+ * - Budgets: per tenant with a budget in the running policy, what its current window used: per
+ *   attempt reserved in the window, the settled amount if settled, nothing if released, else the
+ *   reservation; plus the estimate of any live lease the ledger has no entry for (an admission whose
+ *   reserve was not published yet).
+ * - Idempotency records: producers' keys still within their window (`idempotency_keys`), spelled
+ *   as ingress writes them; and the scheduler's retry keys (`retry:<jobId>.<n>`) of the attempts
+ *   admitted as retries within their job type's window.
+ */
+export async function readDurableState(db: Database, policy: CompiledPolicy, opts: DurableStateOptions): Promise<RestoredState> {
+  const now = new Date(opts.now);
+  const budgetTenants = Object.entries(policy.document.tenants).flatMap(([tenant, t]) => (t.budget ? [{ tenant, periodMs: t.budget.periodMs }] : []));
+  const windowOf = new Map(budgetTenants.map(({ tenant, periodMs }) => [tenant, { start: opts.now - (opts.now % periodMs), periodMs }]));
+  const { leases, unrecordedReservations } = await readLiveLeases(db, policy, opts, windowOf, 'all');
 
   const budgets: RestoredBudget[] = [];
   for (const { tenant } of budgetTenants) {

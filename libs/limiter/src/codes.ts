@@ -105,5 +105,8 @@ export const LOCK_ANSWER = { held: 1, notHeld: 0 } as const;
 /** state-restore-n's answer: written, or why nothing was (the lock is not ours, or the state is open again). */
 export const RESTORE_ANSWER = { ok: 1, lockLost: -1, stateOpen: -2 } as const;
 
+/** adopt-n's answer: written (the state is trusted), or nothing written because Redis lost its state (a rebuild writes leases then). */
+export const ADOPT_ANSWER = { ok: 1, stateLost: -1 } as const;
+
 /** state-open-3's answer. */
 export const OPEN_ANSWER = { opened: 1, alreadyOpen: 2, lockLost: -1, tooEarly: -2 } as const;

@@ -41,6 +41,19 @@ export class NotReplicated extends StoreUnavailable {
 }
 
 /**
+ * A fail-open admission's lease (admitted while Redis could not be reached) whose record Janus has
+ * not written yet: the retry-scheduler adopts it from the durable record within seconds of Redis
+ * answering again (Limiter.adoptLeases). Until then nothing can be said about it, so a claim,
+ * extension or outcome with its token is asked again later (a store fault), never refused.
+ */
+export class NotAdopted extends StoreUnavailable {
+  constructor(readonly leaseId: string) {
+    super(`lease ${leaseId} was admitted while Redis was unreachable (fail-open) and is not adopted yet; ask again`);
+    this.name = 'NotAdopted';
+  }
+}
+
+/**
  * Redis lost the limiter's state (restart without persistence, flush). Admission fails closed until
  * the state is rebuilt from the durable record (seconds), or, when it cannot be, until
  * `recoveringUntil` (Redis ms; 0 when not set yet), when every lease granted before the loss has expired.

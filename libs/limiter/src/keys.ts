@@ -113,6 +113,18 @@ export class Keys {
 
 const LEASE_ID = /^([A-Za-z0-9_-]{1,48})_([1-9][0-9]{0,5})$/;
 
+/**
+ * What ends the call id of a fail-open admission (Redis unreachable, every dependency `failMode:
+ * open`): admission's own call ids end with a lowercase base-36 counter, so an uppercase `F` tells
+ * a lease Janus has to adopt (adopt-n.lua) from one whose record is simply gone.
+ */
+export const FAIL_OPEN_CALL_SUFFIX = 'F';
+
+/** Whether a lease id is one a fail-open admission issued (see FAIL_OPEN_CALL_SUFFIX). */
+export function isFailOpenLeaseId(leaseId: string): boolean {
+  return parseLeaseId(leaseId)?.callId.endsWith(FAIL_OPEN_CALL_SUFFIX) === true;
+}
+
 /** A lease id `<call id>_<n>` (n = the job's ordinal in its admission call, from 1), or undefined. */
 export function parseLeaseId(leaseId: string): { readonly callId: string; readonly n: string } | undefined {
   const m = LEASE_ID.exec(leaseId);

@@ -5,9 +5,9 @@
  * lease's state atomically and answers with a LEASE_ANSWER code (src/codes.ts).
  */
 import { ADMIT_FAULT, LEASE_ANSWER } from './codes.js';
-import { StateLost } from './errors.js';
+import { NotAdopted, StateLost } from './errors.js';
 import type { Clock } from './clock.js';
-import type { Keys } from './keys.js';
+import { isFailOpenLeaseId, type Keys } from './keys.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
@@ -371,7 +371,11 @@ export class LeaseOperations {
       await this.#failIfStateLost();
       // A rebuild may have finished between the two reads.
       rec = await this.#record(at);
-      if (rec === undefined) return { ok: false, reason: 'unknown' };
+      if (rec === undefined) {
+        // A fail-open admission's lease is written once the scheduler adopts it: not unknown, not yet.
+        if (isFailOpenLeaseId(id)) throw new NotAdopted(id);
+        return { ok: false, reason: 'unknown' };
+      }
     }
     return { ok: true, id, at, rec };
   }

@@ -23,6 +23,7 @@ import type {
   AdmissionRequest,
   AdmissionResult,
   Admitted,
+  AdoptResult,
   ConfirmResult,
   CreditsState,
   DependencyState,
@@ -39,6 +40,7 @@ import type {
   Outcome,
   PauseState,
   PauseTarget,
+  RestoredLease,
   RestoredState,
   RestoreResult,
   SettleOptions,
@@ -202,6 +204,27 @@ export class Limiter {
    */
   restoreState(token: string, state: RestoredState): Promise<RestoreResult> {
     return this.#restore.restore(token, this.#policy, state);
+  }
+
+  /**
+   * Leases for a fail-open admission of `count` jobs (Redis unreachable, every dependency `failMode:
+   * open`): ids of one call marked as fail-open, with genuine tokens. Redis holds no record of them
+   * until `adoptLeases` writes it; until then a claim, extension or outcome with their token is
+   * asked to wait (NotAdopted), never refused.
+   */
+  failOpenLeases(count: number): { readonly id: string; readonly token: string }[] {
+    const callId = this.#tokens.nextFailOpenCallId();
+    const sign = this.#tokens.signer(callId);
+    return Array.from({ length: count }, (_, i) => ({ id: `${callId}_${i + 1}`, token: sign(i + 1) }));
+  }
+
+  /**
+   * Adopts fail-open leases once Redis answers (from the durable record: the persister's attempts):
+   * writes their records, counted in their concurrency pools, as admission would have (adopt-n.lua).
+   * Idempotent; nothing is written while the state is lost (a rebuild writes them then).
+   */
+  adoptLeases(leases: readonly RestoredLease[]): Promise<AdoptResult> {
+    return this.#restore.adopt(this.#policy, leases);
   }
 
   /**

@@ -13,19 +13,25 @@
  * follow the running policy (what the limits are checked against now), its budget reservation the
  * ledger.
  */
-import { CREDITS, LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
+import { ADOPT_ANSWER, CREDITS, LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
 import { formatActiveLeaseRecord, rateEntry } from './lease-record.js';
 import { amountFor, estimateFor, type CompiledPolicy } from './policy.js';
 import type { ScriptStore } from './store.js';
-import type { OpenResult, RestoredLease, RestoredState, RestoreResult, StateStatus } from './types.js';
+import type { AdoptResult, OpenResult, RestoredLease, RestoredState, RestoreResult, StateStatus } from './types.js';
 
 type Arg = string | number;
 
 /** Bounds of one state-restore-n call: Redis runs a script alone, so keep each one short. */
 const MAX_KEYS_PER_CALL = 4_000;
 const MAX_ARGS_PER_CALL = 8_000;
+/**
+ * An adopted lease expires no sooner than its job type's timeout plus this from its adoption: the
+ * worker holding its message asks for it at least every second (the worker SDK), so the job gets
+ * its whole timeout from the moment it starts.
+ */
+export const ADOPTED_LEASE_GRACE_MS = 2_000;
 /** Credits reservations (or orphans) per restore item: 5 arguments each, well within one call. */
 const CREDITS_CHUNK = 500;
 
@@ -161,6 +167,46 @@ export class StateRestore {
     return stop ?? { ok: true, ...totals };
   }
 
+  /**
+   * Writes the lease records of fail-open admissions (adopt-n.lua) while the state is trusted:
+   * counted in their concurrency pools from now on, expiring no sooner than their job type's timeout
+   * (plus ADOPTED_LEASE_GRACE_MS) from now. They were admitted without the limiter, so they hold no rate tokens and no budget
+   * (nothing to give back or settle). A lease whose record exists is left alone.
+   */
+  async adopt(policy: CompiledPolicy, leases: readonly RestoredLease[]): Promise<AdoptResult> {
+    const k = this.#keys;
+    let adopted = 0;
+    let existing = 0;
+    let skipped = 0;
+    let keys: string[] = [];
+    let args: Arg[] = [];
+    const flush = async (): Promise<boolean> => {
+      if (args.length === 0) return true;
+      const reply = (await this.#store.run('adopt', [k.epoch, k.leaseExpiry, ...keys], [this.#clock.arg(), this.#retentionMs, ...args])) as number[];
+      keys = [];
+      args = [];
+      if (reply[0] !== ADOPT_ANSWER.ok) return false;
+      adopted += Number(reply[1]);
+      existing += Number(reply[2]);
+      return true;
+    };
+    for (const lease of leases) {
+      const at = k.leaseLocation(lease.leaseId);
+      if (!at) {
+        skipped += 1;
+        continue;
+      }
+      const { record, pools } = restoredRecord(k, policy, { ...lease, reserved: 0 }, { unheld: true });
+      if (keys.length + 1 + pools.length > MAX_KEYS_PER_CALL || args.length + 6 > MAX_ARGS_PER_CALL) {
+        if (!(await flush())) return { ok: false, reason: 'state_lost' };
+      }
+      keys.push(at.key, ...pools);
+      args.push(pools.length / 2, lease.leaseId, at.field, lease.expiresAt, (policy.jobType(lease.jobType)?.timeoutMs ?? 0) + ADOPTED_LEASE_GRACE_MS, record);
+    }
+    if (!(await flush())) return { ok: false, reason: 'state_lost' };
+    return { ok: true, adopted, existing, skipped };
+  }
+
   /** Reopens admission after a rebuild ('rebuilt') or once the fail-closed window has passed ('fallback'). */
   async open(token: string, mode: 'rebuilt' | 'fallback', recoveryWindowMs: number): Promise<OpenResult> {
     const k = this.#keys;
@@ -186,9 +232,10 @@ export class StateRestore {
  * A restored lease's record and the pools it is counted in (HASH, ZSET pairs), from the running
  * policy: its dependency, per-tenant dependency, tenant and global pools (a job type no longer in
  * the policy: its tenant and global pools), its rate entries (for settle's costRate accounting)
- * and its budget key.
+ * and its budget key. `unheld`: a fail-open admission's (adopted) lease, which drew no rate tokens
+ * and reserved no budget: pools only, so that settle charges and refunds nothing.
  */
-export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: RestoredLease): { record: string; pools: string[] } {
+export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: RestoredLease, opts: { readonly unheld?: boolean } = {}): { record: string; pools: string[] } {
   const jt = policy.jobType(lease.jobType);
   const specs = policy.limitsFor(lease.tenant, lease.jobType);
   const pools: string[] = [];
@@ -205,6 +252,7 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
     const estimate = estimateFor(jt, lease.cost);
     for (const spec of specs) {
       if (spec.kind === 'concurrency') pool(spec.id);
+      else if (opts.unheld === true) continue;
       else if (spec.kind === 'budget') bk = keys.limit(spec.id);
       else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;

@@ -1,5 +1,5 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parseLeaseId } from './keys.js';
+import { FAIL_OPEN_CALL_SUFFIX, parseLeaseId } from './keys.js';
 
 /**
  * Lease tokens: `<leaseId>.<mac>`, lease ids being `<call id>_<n>` (see Keys.leaseLocation).
@@ -33,6 +33,11 @@ export class LeaseTokens {
   nextCallId(): string {
     this.#counter += 1;
     return `${this.#prefix}${this.#counter.toString(36)}`;
+  }
+
+  /** The call id of a fail-open admission: as `nextCallId`, marked (isFailOpenLeaseId). */
+  nextFailOpenCallId(): string {
+    return `${this.nextCallId()}${FAIL_OPEN_CALL_SUFFIX}`;
   }
 
   /** Signs the leases of one call: `(n) => token of lease <callId>_<n>`. */

@@ -370,6 +370,11 @@ export type RestoreResult =
   /** `lock_lost`: another instance holds the rebuild lock now; `state_open`: the state is trusted again. */
   | { readonly ok: false; readonly reason: 'lock_lost' | 'state_open' };
 
+/** Limiter.adoptLeases: records written, found written already, and ids no admission issued; or nothing written (Redis lost its state: a rebuild writes the leases). */
+export type AdoptResult =
+  | { readonly ok: true; readonly adopted: number; readonly existing: number; readonly skipped: number }
+  | { readonly ok: false; readonly reason: 'state_lost' };
+
 export type OpenResult =
   | { readonly kind: 'opened' }
   | { readonly kind: 'already_open' }

@@ -146,6 +146,11 @@ function expiryOf(reply: unknown): Date {
 /** A claim that got no answer is asked again after this long, doubling up to CLAIM_RETRY_MAX_MS. */
 const CLAIM_RETRY_MIN_MS = 200;
 const CLAIM_RETRY_MAX_MS = 5_000;
+/**
+ * A fail-open job's claim is asked again at least this often: its lease begins when Janus adopts it
+ * (within a second of Redis answering), lasting its timeout and a 2 s grace for this ask.
+ */
+const FAIL_OPEN_CLAIM_PAUSE_MS = 1_000;
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -283,7 +288,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     // answer (no scheduler reachable) or one that says nothing about the lease (Janus's store
     // unavailable) whether it may run cannot be told, so it does not run yet (fail-safe): the claim
     // is asked again until Janus answers or the lease in the message has run out (Janus then
-    // writes its timed_out outcome, or lets it wait if no worker had taken it).
+    // writes its timed_out outcome, or lets it wait if no worker had taken it). A fail-open job
+    // (admitted while Janus's Redis was unreachable) has no lease Janus knows until the scheduler
+    // adopts it, with a full lease from then on: it is asked for until Janus answers, however long.
     let claimed: Date | undefined;
     for (let pause = CLAIM_RETRY_MIN_MS; claimed === undefined; pause = Math.min(pause * 2, CLAIM_RETRY_MAX_MS)) {
       try {
@@ -295,7 +302,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           reportError(error, job);
           return;
         }
-        const left = Date.parse(job.lease.expiresAt) - Date.now();
+        const left = job.failOpen === true ? CLAIM_RETRY_MAX_MS : Date.parse(job.lease.expiresAt) - Date.now();
         if (left <= 0 || stopping.signal.aborted) {
           msg.ack();
           log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run');
@@ -303,7 +310,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           return;
         }
         log?.debug({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease claim not answered; asking again');
-        await sleep(Math.min(pause, left), stopping.signal);
+        await sleep(Math.min(pause, left, job.failOpen === true ? FAIL_OPEN_CLAIM_PAUSE_MS : Infinity), stopping.signal);
       }
     }
     const expiry = new AbortController();

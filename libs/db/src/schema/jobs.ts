@@ -46,6 +46,11 @@ export const attempts = pgTable(
      * rebuild after a Redis state loss writes it back, so a job no worker was delivered keeps waiting.
      */
     jobSeq: bigint('job_seq', { mode: 'number' }),
+    /**
+     * Admitted while Redis could not be reached (fail-open): Redis held no lease record, and the
+     * retry-scheduler adopts the lease (writes its record) from this row once Redis answers.
+     */
+    failOpen: boolean('fail_open').notNull().default(false),
     /** succeeded | failed | timed_out */
     outcome: text('outcome'),
     finishedAt: ts('finished_at'),
@@ -64,6 +69,9 @@ export const attempts = pgTable(
     // idempotency window: partial indexes keep both reads small however long the history is.
     index('attempts_unfinished_idx').on(t.leaseExpiresAt).where(sql`outcome IS NULL`),
     index('attempts_retries_admitted_idx').on(t.admittedAt).where(sql`attempt > 1`),
+    // The fail-open attempts still in flight: what the scheduler's adoption reads every second
+    // (empty unless Redis was unreachable lately).
+    index('attempts_fail_open_idx').on(t.admittedAt).where(sql`fail_open AND outcome IS NULL`),
   ],
 );
 

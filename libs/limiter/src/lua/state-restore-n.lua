@@ -6,12 +6,8 @@
 
   Items (each names its KEYS in order, from KEYS[4] on):
     lease   a lease record, written as admit-n writes it (its call's hash, field <n>; layout in
-            src/lease-record.ts), ACTIVE with its durable expiry. If the field exists it is left
-            alone (nothing is counted twice). Otherwise it is counted in every concurrency pool it
-            holds (includes/pool.lua) while unexpired, and entered in the expiry index under its own
-            lease id (as an extended lease is), so that settle, extend and the reaper treat it as any
-            other lease; one already expired is entered too: the reaper turns it into a timed_out
-            outcome. The hash lives at least until expiry + retention.
+            src/lease-record.ts), ACTIVE with its durable expiry, by includes/lease-put.lua: left
+            alone if it exists, else counted in its pools and entered in the expiry index.
             KEYS: the lease hash, then nPools × (pool HASH, pool ZSET)
     budget  a tenant's budget window: HASH w = window start, u = used (as admit-n writes it);
             skipped when that window is over.  KEYS: the budget hash
@@ -61,6 +57,7 @@ local rcall = redis.call
 -- @include fmt
 -- @include now-from-argv
 -- @include pool
+-- @include lease-put
 -- @include credits
 if rcall('EXISTS', KEYS[1]) == 1 then return { RESTORE_ANSWER_STATE_OPEN } end
 if rcall('GET', KEYS[2]) ~= ARGV[2] then return { RESTORE_ANSWER_LOCK_LOST } end
@@ -71,15 +68,7 @@ while a <= #ARGV do
   local kind = ARGV[a]
   if kind == 'lease' then
     local nPools, leaseId, field, exp, record = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5]
-    local hash = KEYS[k]
-    if rcall('HSETNX', hash, field, record) == 1 then
-      local ttl = exp - now + retention
-      local left = rcall('PTTL', hash)
-      if left < ttl then rcall('PEXPIRE', hash, ttl) end
-      if exp > now then
-        for p = 1, nPools do pool_add(KEYS[k + 2 * p - 1], KEYS[k + 2 * p], exp, 1) end
-      end
-      rcall('ZADD', KEYS[3], fmt(exp), leaseId)
+    if lease_put(KEYS[k], field, leaseId, exp, record, KEYS[3], retention, KEYS, k + 1, nPools) then
       leases = leases + 1
     else
       existing = existing + 1

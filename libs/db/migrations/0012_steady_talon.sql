@@ -1,0 +1,2 @@
+ALTER TABLE "attempts" ADD COLUMN "fail_open" boolean DEFAULT false NOT NULL;--> statement-breakpoint
+CREATE INDEX "attempts_fail_open_idx" ON "attempts" USING btree ("admitted_at") WHERE fail_open AND outcome IS NULL;
