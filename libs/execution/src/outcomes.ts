@@ -265,7 +265,13 @@ export class OutcomeProcessor {
     if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return NO_FEEDBACK;
     if (event.outcome === 'succeeded') return this.#successes.add(job.jobType);
     const signal = event.throttled === true ? 'throttled' : 'failed';
-    const options = { ...(event.dependency !== undefined ? { dependency: event.dependency } : {}), ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) };
+    // Once per attempt: a redelivery of this outcome (its retry or dead letter published, the ack
+    // lost) counts nothing again and answers as the first delivery did, so that it decides the same.
+    const options = {
+      ...(event.dependency !== undefined ? { dependency: event.dependency } : {}),
+      ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}),
+      once: { jobId: job.jobId, attempt: job.attempt },
+    };
     const result = await this.deps.limiter.feedback(job.jobType, signal, options).catch(() => NO_FEEDBACK);
     this.deps.onFeedback?.(job.jobType, signal, result, event.dependency);
     return result;

@@ -71,6 +71,11 @@ export class Keys {
     return parts && { key: this.leases(parts.callId), field: parts.n };
   }
 
+  /** The memo of one attempt's outcome feedback (feedback-n.lua): applied once, answered the same when repeated. */
+  feedbackMemo(jobId: string, attempt: number): string {
+    return `${this.prefix}feedback:${jobId}.${attempt}`;
+  }
+
   /**
    * The credits outbox: a STREAM to which every script that moves credits appends the movement in
    * the same atomic step; a relay publishes each entry to the ledger stream (src/credits.ts).

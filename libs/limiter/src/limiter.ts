@@ -369,7 +369,17 @@ export class Limiter {
    * Dependencies with `adaptive.enabled: false` are left alone. `uncharged`: a circuit concerned was
    * open or half-open, so the attempt proved nothing about the job and does not use up its attempts.
    */
-  async feedback(jobType: string, signal: FeedbackSignal, options: { readonly dependency?: string; readonly retryAfterMs?: number; readonly count?: number } = {}): Promise<FeedbackResult> {
+  async feedback(
+    jobType: string,
+    signal: FeedbackSignal,
+    options: {
+      readonly dependency?: string;
+      readonly retryAfterMs?: number;
+      readonly count?: number;
+      /** The attempt this outcome is of: its feedback is applied once, and a repeat answers as the first did (feedback-n.lua). */
+      readonly once?: { readonly jobId: string; readonly attempt: number };
+    } = {},
+  ): Promise<FeedbackResult> {
     const policy = this.#policy;
     const jt = policy.jobType(jobType);
     const own = jt?.dependencies.map((d) => d.name) ?? [];
@@ -380,9 +390,12 @@ export class Limiter {
     const ms = signal === 'throttled' ? Math.min(Math.max(0, Math.round(options.retryAfterMs ?? 0)), 86_400_000) : 0;
     // Several successes may be told at once (the scheduler sums those of one moment per job type).
     const count = signal === 'succeeded' ? Math.max(1, Math.floor(options.count ?? 1)) : 1;
-    const args: number[] = [this.#clock.arg(), SIGNAL[signal], ms, count];
+    const once = options.once;
+    const args: number[] = [this.#clock.arg(), SIGNAL[signal], ms, count, deps.length, once ? this.#retentionMs : 0];
     for (const d of deps) args.push(Math.round((policy.document.dependencies[d]?.adaptive?.minRatio ?? 0.1) * ADAPTIVE.ppm));
-    const reply = (await this.#store.run('feedback', deps.map((d) => this.keys.limit(limitId.depGuard(d))), args)) as number[];
+    const keys = deps.map((d) => this.keys.limit(limitId.depGuard(d)));
+    if (once) keys.push(this.keys.feedbackMemo(once.jobId, once.attempt));
+    const reply = (await this.#store.run('feedback', keys, args)) as number[];
     const transitions: { dependency: string; transition: Exclude<Transition, 'none'> }[] = [];
     let uncharged = false;
     deps.forEach((dependency, i) => {

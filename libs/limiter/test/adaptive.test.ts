@@ -195,6 +195,26 @@ describe('outage circuit', () => {
     expect((await h.limiter.dependencyState('api'))!.circuit.state).toBe('closed');
   });
 
+  it("an attempt's feedback counts once: told again (its outcome redelivered) it changes nothing and answers as the first time, also from many instances at once", async () => {
+    h = await harness('circuit-once', doc);
+    for (let i = 0; i < 8; i++) await h.limiter.feedback('call', 'failed');
+    const once = { jobId: 'j-1', attempt: 2 };
+    expect(await h.limiter.feedback('call', 'failed', { once })).toEqual({ uncharged: false, transitions: [] }); // the 9th in a row
+    // Told again, in parallel from 8 instances: not the 10th failure in a row (the circuit stays closed).
+    const again = await Promise.all(Array.from({ length: 8 }, () => h!.makeLimiter().feedback('call', 'failed', { once })));
+    expect(again).toEqual(Array.from({ length: 8 }, () => ({ uncharged: false, transitions: [] })));
+    expect((await h.limiter.dependencyState('api'))!.circuit.state).toBe('closed');
+    // One more failure of another attempt is the 10th: open. The first attempt, told again, still
+    // answers "charged", as it was decided while the circuit was closed.
+    expect((await h.limiter.feedback('call', 'failed', { once: { jobId: 'j-2', attempt: 1 } })).transitions).toEqual([{ dependency: 'api', transition: 'opened' }]);
+    expect(await h.limiter.feedback('call', 'failed', { once })).toEqual({ uncharged: false, transitions: [] });
+    // A fresh attempt now is not charged (the circuit is open), and is answered so again when told again.
+    const during = { jobId: 'j-3', attempt: 1 };
+    expect((await h.limiter.feedback('call', 'failed', { once: during })).uncharged).toBe(true);
+    h.advance(60_000); // a minute later, whatever the circuit is now
+    expect(await h.limiter.feedback('call', 'failed', { once: during })).toEqual({ uncharged: true, transitions: [] });
+  });
+
   it('lets exactly one probe through from many instances at once', async () => {
     h = await harness('circuit-par', doc);
     for (let i = 0; i < 10; i++) await h.limiter.feedback('call', 'failed');

@@ -51,8 +51,9 @@ export function streamConfigs(names: NatsNames, opts: StreamOptions = {}): (Part
   ];
 }
 
+/** JetStream answered that the stream or consumer does not exist (HTTP-like status 404; `code` is JetStream's own err_code, 10059 / 10014). */
 function isNotFound(error: unknown): boolean {
-  return error instanceof JetStreamApiError && (error.code === 404 || error.message.includes('not found'));
+  return error instanceof JetStreamApiError && (error.status === 404 || error.message.includes('not found'));
 }
 
 function isAlreadyExists(error: unknown): boolean {

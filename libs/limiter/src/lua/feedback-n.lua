@@ -16,12 +16,21 @@
   - n successes at once (ARGV[4], the scheduler sums the successes of a moment per job type) count as
     n successes in a row at `now`: the first closes an open circuit, the others count in the ring.
 
-  KEYS[1…]  the guards of the dependencies concerned
+  Once per attempt: a failure's feedback may carry a memo key (one per job attempt). The first call
+  applies the signal and stores what it answered (whether each circuit was open); a later call with
+  the same memo (the outcome redelivered after its retry or dead letter was published, but before
+  it was acknowledged) changes nothing and answers the same, with no transitions — so the attempt is
+  counted once and the retry-or-dead decision that follows is the same on every delivery.
+
+  KEYS[1…g] the guards of the dependencies concerned
+  KEYS[g+1] the attempt's memo (when ARGV[6] > 0)
   ARGV[1]   now in ms, or 0 for Redis TIME (includes/now-from-argv.lua)
   ARGV[2]   the signal (SIGNAL_*: 1 succeeded, 2 failed, 3 throttled)
   ARGV[3]   D: the cooldown asked for, ms (throttled; 0 = none)
   ARGV[4]   n: how many outcomes this signal stands for (≥ 1; more than 1 for successes only)
-  ARGV[5…]  per guard: the dependency's minRatio in ppm
+  ARGV[5]   g: the number of guards
+  ARGV[6]   how long the memo is kept, ms (0: no memo)
+  ARGV[7…]  per guard: the dependency's minRatio in ppm
 
   Returns   per guard, two values: 1 when its circuit was open or half-open before this outcome (the
             attempt is not charged to the job), else 0; and its transition (TRANSITION_*)
@@ -35,9 +44,22 @@ local rcall = redis.call
 
 local signal, d = tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = signal == SIGNAL_SUCCEEDED and math.max(1, tonumber(ARGV[4]) or 1) or 1
+local g, memoTtl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local memo = memoTtl > 0 and KEYS[g + 1] or nil
 local TTL = 3600000   -- an hour without feedback: the guard is forgotten (closed, full rate)
 local out = {}
-for i = 1, #KEYS do
+if memo then
+  local seen = rcall('GET', memo)
+  if seen then
+    for was in string.gmatch(seen, '%d') do
+      out[#out + 1] = tonumber(was)
+      out[#out + 1] = TRANSITION_NONE
+    end
+    return out
+  end
+end
+local wasAll = ''
+for i = 1, g do
   local key = KEYS[i]
   local v = rcall('HMGET', key, 'cu', 'm', 'mt', 'dn', 'cs', 'ou', 'ob')
   local was = v[5] == '1' and 1 or 0
@@ -49,7 +71,7 @@ for i = 1, #KEYS do
       rcall('HSET', key, 'cu', fmt(cu))
     end
     if now >= (tonumber(v[4]) or 0) then
-      local minppm = tonumber(ARGV[4 + i])
+      local minppm = tonumber(ARGV[6 + i])
       local m = math.max(minppm, math.floor(guard_ratio(v[2], v[3], now) * ADAPTIVE_DECREASE_PPM / ADAPTIVE_PPM))
       rcall('HSET', key, 'm', fmt(m), 'mt', fmt(now), 'dn', fmt(math.max(cu, now) + ADAPTIVE_DECREASE_GAP_MS))
       transition = TRANSITION_DECREASED
@@ -89,5 +111,7 @@ for i = 1, #KEYS do
   if rcall('HEXISTS', key, 'pu') == 0 then rcall('PEXPIRE', key, TTL) end
   out[#out + 1] = was
   out[#out + 1] = transition
+  wasAll = wasAll .. was
 end
+if memo then rcall('SET', memo, wasAll, 'PX', memoTtl) end
 return out
