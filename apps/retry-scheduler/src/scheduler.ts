@@ -122,8 +122,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     });
   };
 
-  // Outcomes: one durable consumer shared by every scheduler instance.
-  await ensureServiceConsumer(jsm, names.streams.outcomes, names.consumers.schedulerOutcomes, { ackWaitMs: 30_000 });
+  // Outcomes: one durable consumer shared by every scheduler instance. Deleted by hand, it is
+  // created again (delivering the stream from its start: applying an outcome twice changes nothing).
+  const ensureOutcomesConsumer = () => ensureServiceConsumer(jsm, names.streams.outcomes, names.consumers.schedulerOutcomes, { ackWaitMs: 30_000 });
+  await ensureOutcomesConsumer();
   const consumer = await js.consumers.get(names.streams.outcomes, names.consumers.schedulerOutcomes);
   const outcomes = await consumeConcurrently(consumer, {
     concurrency: opts.concurrency ?? 64,
@@ -141,6 +143,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       msg.nak(1_000);
     },
     onInterrupted: (error) => logger.warn({ err: error }, 'outcome consumer interrupted; resuming'),
+    onConsumerGone: async () => {
+      logger.error({ consumer: names.consumers.schedulerOutcomes }, 'the outcomes consumer is gone; creating it again');
+      await ensureOutcomesConsumer();
+    },
   });
 
   // Waiting retries: their own stream and consumer, so however many wait, outcomes are never held
@@ -170,7 +176,8 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       return state;
     },
   });
-  await ensureServiceConsumer(jsm, names.streams.retries, names.consumers.schedulerRetries, { ackWaitMs: 30_000, maxAckPending: -1 });
+  const ensureRetriesConsumer = () => ensureServiceConsumer(jsm, names.streams.retries, names.consumers.schedulerRetries, { ackWaitMs: 30_000, maxAckPending: -1 });
+  await ensureRetriesConsumer();
   const retryConsumer = await js.consumers.get(names.streams.retries, names.consumers.schedulerRetries);
   const retries = await consumeConcurrently(retryConsumer, {
     concurrency: opts.retryConcurrency ?? 64,
@@ -182,6 +189,10 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       msg.nak(1_000);
     },
     onInterrupted: (error) => logger.warn({ err: error }, 'retry consumer interrupted; resuming'),
+    onConsumerGone: async () => {
+      logger.error({ consumer: names.consumers.schedulerRetries }, 'the retries consumer is gone; creating it again');
+      await ensureRetriesConsumer();
+    },
   });
 
   // Lease expiry: free expired slots and report them as timed_out outcomes — only leases that
@@ -295,7 +306,13 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   return {
     runtime,
     limiter,
-    readiness: [...runtime.readiness, recovery.readiness],
+    readiness: [
+      ...runtime.readiness,
+      recovery.readiness,
+      // A consumer JetStream says is gone (until it delivers again): nothing it holds is processed.
+      { name: 'outcomes-consumer', check: () => Promise.resolve(outcomes.healthy) },
+      { name: 'retries-consumer', check: () => Promise.resolve(retries.healthy) },
+    ],
     stop,
     close: async () => {
       await stop();

@@ -78,27 +78,67 @@ class StreamLane {
   }
 
   get running(): boolean {
-    return this.consuming && !this.stopping;
+    return this.consuming && !this.gone && !this.stopping;
   }
 
+  /** JetStream said the consumer is gone (deleted by hand, say) and it has not delivered since. */
+  private gone = false;
+
   async start(): Promise<void> {
-    const { jsm, js, batchSize, ackWaitMs } = this.opts;
+    await this.ensureConsumer();
+    await this.subscribe();
+    this.loop = this.run();
+  }
+
+  private ensureConsumer(): Promise<void> {
+    const { jsm, batchSize, ackWaitMs } = this.opts;
     // Unacked messages out at once, across all instances: the batch being written and the next
     // ones being prefetched. Bounds memory and keeps a flood of deliveries from starving writes.
-    await ensureServiceConsumer(jsm, this.stream, this.durable, { ackWaitMs, maxAckPending: batchSize * 4 });
-    const consumer = await js.consumers.get(this.stream, this.durable);
-    this.messages = await consumer.consume({
-      max_messages: batchSize * 2,
+    return ensureServiceConsumer(jsm, this.stream, this.durable, { ackWaitMs, maxAckPending: batchSize * 4 });
+  }
+
+  private async subscribe(): Promise<void> {
+    const consumer = await this.opts.js.consumers.get(this.stream, this.durable);
+    const messages = await consumer.consume({
+      max_messages: this.opts.batchSize * 2,
       callback: (m) => {
+        this.gone = false;
         this.buffer.push(m);
         if (this.buffer.length >= this.opts.batchSize || this.buffer.length === 1) this.dataSignal.wake?.();
       },
     });
+    this.messages = messages;
     this.consuming = true;
-    void this.messages.closed().then(() => {
-      this.consuming = false;
+    void messages.closed().then(() => {
+      if (this.messages === messages) this.consuming = false;
     });
-    this.loop = this.run();
+    void this.watch(messages);
+  }
+
+  /**
+   * A consumer JetStream says is gone would stall this lane silently (nats.js keeps pulling from
+   * it): readiness says so, and the consumer is created again (delivering the stream from its
+   * start: storing an event twice changes nothing) and pulled from afresh, at most every 5 s.
+   */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      if (status.type === 'heartbeat') this.gone = false;
+      if (!['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type) || this.stopping) continue;
+      this.opts.logger.error({ stream: this.stream, consumer: this.durable, status: status.type }, 'the persister consumer is gone; creating it again');
+      this.gone = true;
+      while (!this.stopping) {
+        try {
+          await this.ensureConsumer();
+          messages.stop();
+          await this.subscribe();
+          return;
+        } catch (error) {
+          this.opts.logger.warn({ err: error, stream: this.stream }, 'could not create the persister consumer again; retrying in 5 s');
+          await new Promise((r) => setTimeout(r, 5_000).unref());
+        }
+      }
+      return;
+    }
   }
 
   /** Stops fetching, lets the batch in hand commit and ack, and hands back what was buffered. */

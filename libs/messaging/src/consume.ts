@@ -8,6 +8,12 @@ export interface ConsumeOptions {
   readonly onError?: (error: unknown, msg: JsMsg) => void;
   /** The pull loop broke (server restart, consumer gone): it resumes after `resumeDelayMs`. */
   readonly onInterrupted?: (error: unknown) => void;
+  /**
+   * JetStream says the consumer (or its stream) no longer exists — deleted by hand, say. Without
+   * this the loop would wait for it silently; the owner recreates it here (ensureServiceConsumer),
+   * and the loop pulls afresh as soon as it exists. Asked again every `resumeDelayMs` × 5 until then.
+   */
+  readonly onConsumerGone?: () => Promise<void>;
   readonly resumeDelayMs?: number;
   /**
    * false: pull only as many messages as there are free slots (one `fetch` at a time), never ahead.
@@ -24,7 +30,12 @@ const FETCH_EXPIRES_MS = 5_000;
 export interface ConsumeLoop {
   /** Stops pulling, then waits for the messages in hand to be handled. */
   stop(): Promise<void>;
+  /** False from JetStream saying the consumer is gone until it delivers again (a message or a heartbeat): for readiness. */
+  readonly healthy: boolean;
 }
+
+/** Statuses of a pull that mean the consumer cannot deliver until it exists again. */
+const GONE = new Set(['consumer_deleted', 'consumer_not_found', 'stream_not_found']);
 
 /**
  * Pulls from a durable consumer and handles up to `concurrency` messages at once, pulling the next
@@ -35,7 +46,46 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
   const concurrency = Math.max(1, opts.concurrency);
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
+  let healthy = true;
+  let recovering = false;
+  const resumeDelayMs = opts.resumeDelayMs ?? 1_000;
+  // Until the consumer exists again: its owner is asked to create it (every 5 × resumeDelayMs),
+  // then the pull in hand is ended so that the loop pulls afresh.
+  const recover = async (pull: ConsumerMessages) => {
+    while (!stopped) {
+      try {
+        await opts.onConsumerGone?.();
+      } catch (error) {
+        opts.onInterrupted?.(error);
+      }
+      if (await consumer.info(false).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, resumeDelayMs * 5));
+    }
+    recovering = false;
+    pull.stop();
+  };
+  // Watches a pull's statuses: a consumer that is gone makes the loop unhealthy (nats.js would
+  // otherwise wait silently, for missed heartbeats, then pull from a consumer that may not exist).
+  const watch = (pull: ConsumerMessages) => {
+    void (async () => {
+      for await (const status of pull.status()) {
+        if (status.type === 'heartbeat') healthy = true;
+        if (!GONE.has(status.type) || stopped) continue;
+        if (healthy) opts.onInterrupted?.(new Error(`JetStream: ${status.type.replace(/_/g, ' ')}`));
+        healthy = false;
+        if (recovering) continue;
+        recovering = true;
+        void recover(pull);
+      }
+    })().catch(() => undefined);
+  };
+  const pullAhead = async () => {
+    const pull = await consumer.consume({ max_messages: concurrency });
+    watch(pull);
+    return pull;
+  };
   const start = (msg: JsMsg) => {
+    healthy = true;
     const task = opts
       .handle(msg)
       .catch((error: unknown) => opts.onError?.(error, msg))
@@ -43,12 +93,12 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
     inFlight.add(task);
   };
   const prefetch = opts.prefetch !== false;
-  let messages: ConsumerMessages | undefined = prefetch ? await consumer.consume({ max_messages: concurrency }) : undefined;
+  let messages: ConsumerMessages | undefined = prefetch ? await pullAhead() : undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
         if (prefetch) {
-          messages ??= await consumer.consume({ max_messages: concurrency });
+          messages ??= await pullAhead();
           for await (const msg of messages) {
             start(msg);
             while (inFlight.size >= concurrency) await Promise.race(inFlight);
@@ -65,12 +115,15 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
       } catch (error) {
         if (stopped) break;
         opts.onInterrupted?.(error);
-        await new Promise((r) => setTimeout(r, opts.resumeDelayMs ?? 1_000));
+        await new Promise((r) => setTimeout(r, resumeDelayMs));
       }
       messages = undefined;
     }
   })();
   return {
+    get healthy() {
+      return healthy;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
-import { dropNatsNamespace, testEnv, testNamespace } from '@janus/testing';
+import { dropNatsNamespace, testEnv, testNamespace, waitFor } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
 import { natsNames } from './names.js';
 import { publishAll, publishFailure, publishJson } from './publish.js';
 import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
-import { ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
+import { ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
+import { consumeConcurrently } from './consume.js';
 import { jetStreamTimeMs, storedAt } from './stored-time.js';
 
 const ns = testNamespace('messaging');
@@ -256,4 +257,46 @@ describe('AckPublisher (acked publishes without nats.js request objects)', () =>
     await expect(waiting).rejects.toBeInstanceOf(PublishRejected);
     silent.unsubscribe();
   });
+});
+
+describe('consumeConcurrently: a consumer deleted under it', () => {
+  it('is unhealthy while gone, is created again by its owner, and delivers what was published meanwhile', async () => {
+    await ensureStreams(jsm, names);
+    const durable = 'gone-test';
+    const ensure = () => ensureServiceConsumer(jsm, names.streams.dead, durable, { ackWaitMs: 5_000 });
+    await ensure();
+    const js = jetstream(nc);
+    const seen: string[] = [];
+    let recreate = false;
+    let asked = 0;
+    const loop = await consumeConcurrently(await js.consumers.get(names.streams.dead, durable), {
+      concurrency: 4,
+      resumeDelayMs: 100,
+      handle: async (msg) => {
+        seen.push(msg.string());
+        msg.ack();
+      },
+      onConsumerGone: async () => {
+        asked += 1;
+        if (recreate) await ensure();
+      },
+    });
+    await js.publish(names.subjects.dead('gone'), 'one');
+    await waitFor(() => seen.includes('one'), 5_000, 20);
+    expect(loop.healthy).toBe(true);
+
+    await jsm.consumers.delete(names.streams.dead, durable);
+    await waitFor(() => !loop.healthy, 5_000, 20);
+    await js.publish(names.subjects.dead('gone'), 'two');
+    // Not created again (its owner cannot yet): it stays unhealthy, and the owner is asked again.
+    await waitFor(() => asked >= 2, 5_000, 20);
+    expect(loop.healthy).toBe(false);
+    expect(seen).toEqual(['one']);
+
+    recreate = true;
+    // Created again from the stream's start: what was published meanwhile arrives (and what was acked before, again).
+    await waitFor(() => seen.includes('two'), 10_000, 20);
+    expect(loop.healthy).toBe(true);
+    await loop.stop();
+  }, 30_000);
 });
