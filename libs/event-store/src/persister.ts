@@ -1,7 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import type { Database } from '@janus/db';
-import { ensureServiceConsumer, type NatsNames } from '@janus/messaging';
+import { consumerGone, ensureServiceConsumer, type NatsNames } from '@janus/messaging';
 import type { Logger, ReadinessCheck } from '@janus/observability';
 import { decodeMessage, rejectionOf, STREAM_KINDS, type PersistEvent, type RawMessage, type StreamKind } from './decode.js';
 import { describeDbError, isPermanentDbError } from './errors.js';
@@ -123,7 +123,7 @@ class StreamLane {
   private async watch(messages: ConsumerMessages): Promise<void> {
     for await (const status of messages.status()) {
       if (status.type === 'heartbeat') this.gone = false;
-      if (!['consumer_deleted', 'consumer_not_found', 'stream_not_found'].includes(status.type) || this.stopping) continue;
+      if (!consumerGone(status) || this.stopping) continue;
       this.opts.logger.error({ stream: this.stream, consumer: this.durable, status: status.type }, 'the persister consumer is gone; creating it again');
       this.gone = true;
       while (!this.stopping) {

@@ -34,8 +34,12 @@ export interface ConsumeLoop {
   readonly healthy: boolean;
 }
 
-/** Statuses of a pull that mean the consumer cannot deliver until it exists again. */
 const GONE = new Set(['consumer_deleted', 'consumer_not_found', 'stream_not_found']);
+
+/** Whether a pull's status (`ConsumerMessages.status()`) says its consumer cannot deliver until it exists again. */
+export function consumerGone(status: { readonly type: string }): boolean {
+  return GONE.has(status.type);
+}
 
 /**
  * Pulls from a durable consumer and handles up to `concurrency` messages at once, pulling the next
@@ -70,7 +74,7 @@ export async function consumeConcurrently(consumer: Consumer, opts: ConsumeOptio
     void (async () => {
       for await (const status of pull.status()) {
         if (status.type === 'heartbeat') healthy = true;
-        if (!GONE.has(status.type) || stopped) continue;
+        if (!consumerGone(status) || stopped) continue;
         if (healthy) opts.onInterrupted?.(new Error(`JetStream: ${status.type.replace(/_/g, ' ')}`));
         healthy = false;
         if (recovering) continue;

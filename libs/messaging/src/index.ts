@@ -1,7 +1,7 @@
 export { natsNames, type NatsNames } from './names.js';
 /** Message ids are part of the contract; built there, offered here next to the names. */
 export { messageIds, outcomeReportId } from '@janus/contracts';
-export { consumeConcurrently, type ConsumeLoop, type ConsumeOptions } from './consume.js';
+export { consumeConcurrently, consumerGone, type ConsumeLoop, type ConsumeOptions } from './consume.js';
 export { connectNats, isNatsUp, natsAuthOptions, natsTlsOptions, pingNats, type NatsConnection } from './connection.js';
 export { NATS_APP_USER, NATS_PASSWORD_VARIABLES, NATS_WORKER_USER, WORKER_INBOX_PREFIX, natsAuthConfig, natsAuthPermissions, type SubjectPermissions, type UserPermissions } from './nats-auth.js';
 export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, removeDrainedWorkerConsumers, streamConfigs, type StreamOptions } from './streams.js';

@@ -302,7 +302,8 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           reportError(error, job);
           return;
         }
-        const left = job.failOpen === true ? CLAIM_RETRY_MAX_MS : Date.parse(job.lease.expiresAt) - Date.now();
+        const failOpen = job.failOpen === true;
+        const left = failOpen ? Infinity : Date.parse(job.lease.expiresAt) - Date.now();
         if (left <= 0 || stopping.signal.aborted) {
           msg.ack();
           log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run');
@@ -310,7 +311,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           return;
         }
         log?.debug({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease claim not answered; asking again');
-        await sleep(Math.min(pause, left, job.failOpen === true ? FAIL_OPEN_CLAIM_PAUSE_MS : Infinity), stopping.signal);
+        await sleep(Math.min(pause, left, failOpen ? FAIL_OPEN_CLAIM_PAUSE_MS : Infinity), stopping.signal);
       }
     }
     const expiry = new AbortController();
