@@ -56,7 +56,13 @@ describe('kill -9 of the dispatcher with a full waiting room', () => {
 
     const second = await startAppProcess('retry-scheduler', env, { port: first.port });
     processes.push(second);
-    await waitFor(async () => runs.size === N, 90_000, 100);
+    await waitFor(async () => runs.size === N, 90_000, 100).catch(async (error: unknown) => {
+      // What a stall looks like, for whoever reads the failure: how far it got, where the room's
+      // rows are, and what the restarted dispatcher said.
+      const states = await bed.db.pool.query<{ state: string; n: number }>(`SELECT state, count(*)::int AS n FROM waiting_jobs GROUP BY state ORDER BY state`);
+      console.error(`[room-kill] stalled: ${runs.size} of ${N} ran; ${await stored()} job messages stored; room ${JSON.stringify(states.rows)}\n${second.output().slice(-4_000)}`);
+      throw error;
+    });
     await new Promise((r) => setTimeout(r, 1_000)); // nothing runs twice later
     expect(runs.size).toBe(N);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
