@@ -1,5 +1,5 @@
 import type { Priority, RejectReason } from '@janus/contracts';
-import { AdmissionPipeline, type JobMessageExtras, type PipelineResult } from '@janus/admission';
+import { AdmissionPipeline, type AdmissionPipelineDeps, type JobMessageExtras, type PipelineResult } from '@janus/admission';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { NotReplicated, StateLost, StoreUnavailable, type AdmissionRequest, type Admitted, type AdmittedJob, type CompiledPolicy, type ExceedsCapacity, type Limiter } from '@janus/limiter';
 import type { Logger } from '@janus/observability';
@@ -45,11 +45,13 @@ export type AdmitAnswer =
   | { readonly kind: 'unavailable'; readonly detail: string; readonly retryAfterMs: number };
 
 export interface AdmissionServiceDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'failOpenLeases'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'failOpenLeases'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   /** False while the NATS connection is down: answer 503 at once instead of admitting and revoking. */
   readonly natsUp: () => boolean;
+  /** Reads a stored job message (AdmissionPipelineDeps.storedJob). */
+  readonly storedJob?: AdmissionPipelineDeps['storedJob'];
   readonly metrics: IngressMetrics;
   readonly decisions: DecisionRecorder;
   readonly logger?: Pick<Logger, 'warn' | 'error'>;
@@ -75,11 +77,13 @@ export class AdmissionService {
       js: deps.js,
       names: deps.names,
       natsUp: deps.natsUp,
+      ...(deps.storedJob ? { storedJob: deps.storedJob } : {}),
       ...(deps.publishTimeoutMs !== undefined ? { publishTimeoutMs: deps.publishTimeoutMs } : {}),
       ...(deps.answerDeadlineMs !== undefined ? { answerDeadlineMs: deps.answerDeadlineMs } : {}),
       events: {
         publishFailed: (stream, n) => metrics.publishFailures.inc({ stream }, n),
         revoked: (cause) => metrics.revocations.inc({ cause }),
+        takenOver: (n) => metrics.takeovers.inc(n),
         fault: (what, err) => logger?.error({ err }, `${what} failed after the job was published (the admission stays pending until a worker claims it, or a state rebuild restores it)`),
       },
     });

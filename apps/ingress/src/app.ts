@@ -8,7 +8,7 @@ import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
 import { apiDocsRoutes, problemNotFound, problemOnError } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
-import { AdmissionService } from './admission.js';
+import { AdmissionService, type AdmissionServiceDeps } from './admission.js';
 import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
 import { DecisionRecorder } from './decisions.js';
 import { IngressMetrics } from './metrics.js';
@@ -21,7 +21,7 @@ import { usageRoutes } from './routes/usage.js';
 export interface IngressDeps {
   /** The running compiled policy, or undefined until one is loaded (then job routes answer 503). */
   readonly policy: () => CompiledPolicy | undefined;
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'settle' | 'leaseState' | 'usage' | 'failOpenLeases'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'settle' | 'leaseState' | 'usage' | 'failOpenLeases'>;
   readonly keys: TenantKeys;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
@@ -34,6 +34,8 @@ export interface IngressDeps {
   readonly jobRecord: (tenant: string, jobId: string) => Promise<JobRecord | undefined>;
   /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
   readonly storedOutcome: OutcomeRouteDeps['storedOutcome'];
+  /** The job message stored at a sequence of the jobs stream (a re-admitted attempt takes over its lease). */
+  readonly storedJob?: AdmissionServiceDeps['storedJob'];
   readonly registry: Registry;
   readonly readiness: readonly ReadinessCheck[];
   readonly logger?: Logger;
@@ -54,6 +56,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
     js: deps.js,
     names: deps.names,
     natsUp: deps.natsUp,
+    ...(deps.storedJob ? { storedJob: deps.storedJob } : {}),
     metrics,
     decisions,
     ...(deps.logger ? { logger: deps.logger } : {}),

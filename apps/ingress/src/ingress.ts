@@ -8,7 +8,7 @@ import { getJobRecord, getJobView, listJobViews } from '@janus/event-store';
 import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
-import { AckPublisher } from '@janus/messaging';
+import { AckPublisher, storedJobReader } from '@janus/messaging';
 import { LiveStatsBuffer } from './decisions.js';
 import { createApp } from './app.js';
 import { readStoredOutcome } from './routes/outcome.js';
@@ -63,6 +63,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     listJobs: (tenant, query) => listJobViews(runtime.db.db, tenant, query),
     jobRecord: (tenant, jobId) => getJobRecord(runtime.db.db, tenant, jobId),
     storedOutcome: (seq) => readStoredOutcome(runtime.jsm, runtime.names.streams.outcomes, seq),
+    storedJob: storedJobReader(runtime.jsm, runtime.names.streams.jobs),
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],
     logger: runtime.logger,

@@ -39,6 +39,7 @@ export class IngressMetrics {
   readonly publishFailures: Counter<'stream'>;
   readonly failOpen: Counter<'job_type'>;
   readonly revocations: Counter<'cause'>;
+  readonly takeovers: Counter;
   readonly cancellations: Counter;
   readonly replays: Counter<'job_type'>;
 
@@ -77,6 +78,11 @@ export class IngressMetrics {
       name: 'janus_admission_revocations_total',
       help: 'Admissions revoked after a failed publish',
       labelNames: ['cause'],
+      registers,
+    });
+    this.takeovers = new Counter({
+      name: 'janus_admission_takeovers_total',
+      help: 'Re-admitted attempts whose job message JetStream already held (an earlier admission of it lapsed unconfirmed): the new admission took over that message\'s lease',
       registers,
     });
     this.cancellations = new Counter({

@@ -8,6 +8,7 @@ export interface SchedulerMetrics {
   readonly reapPublishFailures: Counter;
   readonly waitingAgain: Counter;
   readonly failOpenAdopted: Counter;
+  readonly takeovers: Counter;
   readonly reapHorizonLag: Gauge;
   readonly processing: Histogram;
   readonly startDelay: Histogram<'type'>;
@@ -76,6 +77,11 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
     failOpenAdopted: new Counter({
       name: 'janus_fail_open_adopted_total',
       help: 'Leases of jobs admitted while Redis was unreachable (failMode open) whose records were written once it answered: they run, settle and count in their concurrency pools from then on',
+      registers: [registry],
+    }),
+    takeovers: new Counter({
+      name: 'janus_admission_takeovers_total',
+      help: 'Re-admitted attempts whose job message JetStream already held (an earlier admission of it lapsed unconfirmed): the new admission took over that message\'s lease',
       registers: [registry],
     }),
     reapPublishFailures: new Counter({

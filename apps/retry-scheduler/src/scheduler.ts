@@ -2,7 +2,7 @@ import type { Settings } from '@janus/config';
 import { randomUUID } from 'node:crypto';
 import { OutcomeProcessor, RetryProcessor, StateRecovery, adoptFailOpenLeases, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers } from '@janus/messaging';
+import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers, storedJobReader } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
@@ -89,7 +89,9 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     nc,
     names,
     natsUp: () => !nc.isClosed(),
+    storedJob: storedJobReader(jsm, names.streams.jobs),
     events: {
+      takenOver: (n) => metrics.takeovers.inc(n),
       dispatched: (disposition, _row, detail) => {
         metrics.dispatched.inc({ disposition, reason: disposition === 'rejected' ? (detail.reason ?? '') : '' });
         if (disposition === 'admitted') {
@@ -156,6 +158,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     limiter,
     js: publisher,
     names,
+    storedJob: storedJobReader(jsm, names.streams.jobs),
     room: async (retry, priority) => {
       const state = await room.enqueueRetry({
         jobId: retry.jobId,

@@ -21,7 +21,11 @@ beforeAll(async () => {
     // Generous but finite: emptying the room takes a few seconds, so the kill lands mid-way.
     dependencies: { fast: { rate: { limit: 2_000, periodMs: 1000 } } },
     tenants: { a: {}, b: { weight: 2 }, c: {} },
-    jobTypes: { quick: { dependencies: [{ name: 'fast' }], timeoutMs: 5_000 } },
+    // Leases outlast a slow restart: while no scheduler runs, workers cannot claim, and an admission
+    // the killed leader published but had not confirmed must still be held when claims are answered
+    // again (with 5 s leases a restart slower than that under CI load let them lapse, and those jobs
+    // then waited out JetStream's 2-minute duplicate window: docs/guarantees.md).
+    jobTypes: { quick: { dependencies: [{ name: 'fast' }], timeoutMs: 60_000 } },
   });
   // N jobs waiting, as ingress would have stored them (mode "queue"), spread over three tenants.
   await bed.db.pool.query(
@@ -54,6 +58,8 @@ describe('kill -9 of the dispatcher with a full waiting room', () => {
     const atKill = await stored();
     expect(atKill).toBeLessThan(N);
 
+    // A restart as slow as CI's worst (the first start of an app under load takes seconds).
+    await new Promise((r) => setTimeout(r, 6_000));
     const second = await startAppProcess('retry-scheduler', env, { port: first.port });
     processes.push(second);
     await waitFor(async () => runs.size === N, 90_000, 100).catch(async (error: unknown) => {

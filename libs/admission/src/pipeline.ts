@@ -1,6 +1,6 @@
 import type { JobMessage, LedgerEntry } from '@janus/contracts';
-import { JsonText, jsonWithRaw, messageIds, publishAll, publishFailure, type JetStreamTarget, type NatsNames } from '@janus/messaging';
-import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, Limiter } from '@janus/limiter';
+import { JsonText, jsonWithRaw, messageIds, publishAll, publishFailure, type JetStreamTarget, type NatsNames, type StoredJob } from '@janus/messaging';
+import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, Lease, Limiter } from '@janus/limiter';
 
 /** One message to publish with its msgID (JetStream dedupes on it, so a re-publish is safe). */
 export interface OutgoingMessage {
@@ -61,14 +61,23 @@ export interface PipelineEvents {
   publishFailed?(stream: 'jobs' | 'ledger', count: number): void;
   /** An admission undone, and why. */
   revoked?(cause: string): void;
+  /** Fresh leases that took over the earlier leases of their stored job messages (takeover-n.lua). */
+  takenOver?(count: number): void;
   /** A fault that is handled here but worth a log line (a revoke or a confirm that failed). */
   fault?(what: string, error: unknown): void;
 }
 
 export interface AdmissionPipelineDeps {
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
+  /**
+   * Reads the job message stored at a sequence of the jobs stream (`storedJobReader` of @janus/messaging). With it, a
+   * fresh admission whose message JetStream already holds from an earlier admission of the same
+   * attempt (whose lease lapsed unconfirmed) takes over that admission's lease instead of waiting
+   * out the duplicate window.
+   */
+  readonly storedJob?: (seq: number) => Promise<StoredJob | undefined>;
   /** False while the NATS connection is down: answer at once instead of admitting and revoking. */
   readonly natsUp?: () => boolean;
   /** Ack timeout of one publish try. Default 1,500 ms. */
@@ -110,8 +119,9 @@ export class AdmissionPipeline {
   async run(input: PipelineInput): Promise<PipelineResult> {
     const { deps } = this;
     if (deps.natsUp?.() === false) return unavailable('nats_down', 'JetStream is unreachable; nothing was admitted');
-    const result = await deps.limiter.admit(input.request);
-    if (result.kind !== 'admitted') return result;
+    const admission = await deps.limiter.admit(input.request);
+    if (admission.kind !== 'admitted') return admission;
+    let result: Admitted = admission;
 
     const fresh: { index: number; job: AdmittedJob & { lease: NonNullable<AdmittedJob['lease']> } }[] = [];
     result.jobs.forEach((job, index) => {
@@ -136,7 +146,15 @@ export class AdmissionPipeline {
 
     const messages = fresh.map((f) => this.jobMessage(f.job, input.payloads[f.index], input.admittedAt, input.extras?.(f.job, f.index, result)));
     const seqs: number[] = [];
-    const published = await this.publish(messages, 'jobs', false, seqs);
+    const duplicates: number[] = [];
+    let published = await this.publish(messages, 'jobs', false, seqs, duplicates);
+    if (published === 'stale' && reserves.length === 0) {
+      const taken = await this.#takeOver(result, fresh, seqs, duplicates);
+      if (taken !== undefined) {
+        result = taken;
+        published = 'stored';
+      }
+    }
     if (published === 'refused' || published === 'stale') {
       await this.#revoke(result, published === 'stale' ? 'stale_duplicate' : 'job_publish_refused');
       if (reserves.length > 0) await this.publish(this.ledgerMessages('release', reserves), 'ledger', true);
@@ -198,9 +216,10 @@ export class AdmissionPipeline {
    * message is in the stream; `refused`: JetStream answered that some were not stored and none is
    * in doubt; `unknown`: some answer never came; `stale`: a message's msgID was already stored by
    * an earlier admission (a duplicate on the first try). `bestEffort`: one try, no retries.
-   * `seqs` receives each stored message's stream sequence, by message index.
+   * `seqs` receives each stored message's stream sequence, by message index (a duplicate's is the
+   * stored message's), and `duplicates` the indexes of the messages that were duplicates on the first try.
    */
-  async publish(messages: readonly OutgoingMessage[], stream: 'jobs' | 'ledger', bestEffort: boolean, seqs: number[] = []): Promise<'stored' | 'refused' | 'unknown' | 'stale'> {
+  async publish(messages: readonly OutgoingMessage[], stream: 'jobs' | 'ledger', bestEffort: boolean, seqs: number[] = [], duplicates: number[] = []): Promise<'stored' | 'refused' | 'unknown' | 'stale'> {
     if (messages.length === 0) return 'stored';
     const { deps } = this;
     const timeoutMs = deps.publishTimeoutMs ?? 1_500;
@@ -211,13 +230,14 @@ export class AdmissionPipeline {
     let storedSome = false;
     for (;;) {
       const sent = await publishAll(deps.js, pending.map((i) => messages[i]!), { timeoutMs });
-      if (first && stream === 'jobs' && sent.results.some((r) => r?.duplicate === true)) return 'stale';
-      first = false;
       sent.results.forEach((r, k) => {
         if (r === undefined) return;
         storedSome = true;
         seqs[pending[k]!] = r.seq;
+        if (first && r.duplicate === true) duplicates.push(pending[k]!);
       });
+      if (first && stream === 'jobs' && duplicates.length > 0) return 'stale';
+      first = false;
       // Some stored and some refused: revoking would leave the stored ones unheld, so keep them all.
       if (sent.ok) return refused ? 'unknown' : 'stored';
       deps.events?.publishFailed?.(stream, sent.failed.length);
@@ -241,6 +261,56 @@ export class AdmissionPipeline {
       const body: LedgerEntry = { tenant: job.tenant, kind, amount: job.budgetReserved, jobId: job.jobId, attempt: job.attempt, at: kind === 'reserve' ? this.#admittedAt.of(job.admittedAt) : at };
       return { subject: this.deps.names.subjects.ledger(job.tenant), body, msgID: messageIds.ledger(job.jobId, job.attempt, kind) };
     });
+  }
+
+  /**
+   * Some of this admission's job messages were duplicates on the first try: JetStream holds each
+   * under the attempt's msgID from an earlier admission (`seqs` names the stored messages). Each
+   * stored message names the earlier admission's lease, which is the one a worker will claim. If
+   * every earlier lease was released as no attempt (it lapsed unconfirmed), the fresh leases take
+   * them over (takeover-n.lua) and the admission goes on with the earlier lease ids; otherwise, or
+   * when the stored messages cannot be read, undefined (the caller revokes: a stale duplicate).
+   * Only when every message is stored and no job reserved budget (the caller checks that).
+   */
+  async #takeOver(admitted: Admitted, fresh: readonly { index: number; job: AdmittedJob & { lease: Lease } }[], seqs: readonly number[], duplicates: readonly number[]): Promise<Admitted | undefined> {
+    const read = this.deps.storedJob;
+    if (read === undefined || fresh.some((_, i) => seqs[i] === undefined)) return undefined;
+    const earlier = new Map<number, StoredJob>();
+    try {
+      for (const d of duplicates) {
+        const stored = await read(seqs[d]!);
+        const { job } = fresh[d]!;
+        if (stored === undefined || stored.jobId !== job.jobId || stored.attempt !== job.attempt) return undefined;
+        earlier.set(fresh[d]!.index, stored);
+      }
+    } catch (error) {
+      this.deps.events?.fault?.('reading a stored job message', error);
+      return undefined;
+    }
+    const relabelled: Admitted = {
+      ...admitted,
+      jobs: admitted.jobs.map((job, index) => {
+        const stored = earlier.get(index);
+        return stored === undefined || job.lease === undefined ? job : { ...job, lease: { ...job.lease, id: stored.lease.id, token: stored.lease.token } };
+      }),
+    };
+    const pairs = duplicates.map((d) => ({ fresh: fresh[d]!.job.lease.id, earlier: earlier.get(fresh[d]!.index)!.lease.id, tenant: fresh[d]!.job.tenant }));
+    try {
+      if (!(await this.deps.limiter.takeOver(pairs))) return undefined;
+    } catch (error) {
+      // Redis failed meanwhile. If the takeover ran and only its reply was lost, the earlier leases
+      // hold again (pending) with their messages stored: withdraw them, so that the 503 that follows
+      // is true (a withdrawn lease's job does not run); the fresh ones are revoked already.
+      this.deps.events?.fault?.('takeover', error);
+      try {
+        await this.deps.limiter.withdraw(relabelled);
+      } catch (again) {
+        this.deps.events?.fault?.('withdraw after a failed takeover', again);
+      }
+      return undefined;
+    }
+    this.deps.events?.takenOver?.(duplicates.length);
+    return relabelled;
   }
 
   async #revoke(admitted: Admitted, cause: string): Promise<void> {

@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { PolicyDocument, type JobMessage, type LedgerEntry } from '@janus/contracts';
 import { compilePolicy, Limiter, StoreUnavailable, type AdmissionRequest } from '@janus/limiter';
-import { AckPublisher, ensureStreams, natsNames, PublishTimeout, type JetStreamTarget, type NatsNames, type PublishResult } from '@janus/messaging';
+import { AckPublisher, ensureStreams, natsNames, PublishTimeout, storedJobReader, type JetStreamTarget, type NatsNames, type PublishResult } from '@janus/messaging';
 import { dropNatsNamespace, dropRedisNamespace, testNamespace } from '@janus/testing';
 import { AdmissionPipeline } from '../src/index.js';
 
@@ -69,7 +69,27 @@ const request = (tenant: string, count = 1): AdmissionRequest => ({
 });
 const inFlight = async (tenant = 'acme') => (await limiter.usage(tenant)).inFlight['api'] ?? 0;
 const jobsInStream = async () => (await jsm.streams.info(names.streams.jobs)).state.messages;
-const pipelineOn = (target: JetStreamTarget) => new AdmissionPipeline({ limiter, js: target, names, publishTimeoutMs: 300, answerDeadlineMs: 1_000 });
+const pipelineOn = (target: JetStreamTarget, opts: { readStored?: boolean } = {}) =>
+  new AdmissionPipeline({ limiter, js: target, names, publishTimeoutMs: 300, answerDeadlineMs: 1_000, ...(opts.readStored ? { storedJob: storedJobReader(jsm, names.streams.jobs) } : {}) });
+
+/**
+ * An admission that published its job message and then "died" before confirming it, with no worker
+ * claiming it before its lease lapsed: the reaper released it as no attempt. Returns the request
+ * (its job's idempotency key frees for a re-admission of the same attempt) and the stored message.
+ */
+async function lapsedAfterPublish(tenant: string, key: string): Promise<{ req: AdmissionRequest; stored: JobMessage }> {
+  const req: AdmissionRequest = { jobs: [{ jobId: `job-${++n}`, tenant, jobType: 'call', priority: 'normal', idempotency: { key, record: 'first' } }] };
+  const first = await limiter.admit(req);
+  if (first.kind !== 'admitted' || first.jobs[0]?.lease === undefined) throw new Error(`not admitted: ${first.kind}`);
+  const pipeline = pipelineOn(js);
+  const job = first.jobs[0];
+  expect(await pipeline.publish([pipeline.jobMessage(job, '{"v":1}')], 'jobs', false)).toBe('stored');
+  await new Promise((r) => setTimeout(r, LEASE_MS + 100));
+  expect((await limiter.reapExpired(10)).map((l) => [l.jobId, l.confirmed])).toEqual([[job.jobId, false]]);
+  const stored = (await jsm.streams.getMessage(names.streams.jobs, { last_by_subj: names.subjects.job('call') }))?.json<JobMessage>();
+  if (stored === undefined) throw new Error('no stored job message');
+  return { req, stored };
+}
 
 /** Stores every message for real, but the acknowledgement of the first `lose` tries is lost. */
 function losingAcks(lose: number): JetStreamTarget & { tries: number } {
@@ -178,8 +198,43 @@ describe('the admission pipeline', () => {
     expect((await limiter.usage('free')).inFlight['api']).toBe(2);
   });
 
+  it('a re-admission of an attempt whose stored message\'s lease lapsed unconfirmed takes that lease over: the job runs once, holding its slot', async () => {
+    const { req, stored } = await lapsedAfterPublish('free', 'lapsed');
+    // The stored message's lease is gone: a worker that gets it is refused.
+    expect(await limiter.extend(stored.lease.token, 1)).toEqual({ ok: false, reason: 'already_settled' });
+    const before = await inFlight('free');
+    const again = await pipelineOn(js, { readStored: true }).run({ request: req, payloads: ['{"v":1}'] });
+    expect(again).toMatchObject({ kind: 'admitted', fresh: 1 });
+    expect(await jobsInStream()).toBe(1); // the stored message is the job's one message
+    expect(await inFlight('free')).toBe(before + 1); // counted once
+    // The request is now a duplicate, and the worker that gets the stored message may run it.
+    const replay = await limiter.admit(req);
+    expect(replay.kind === 'admitted' && replay.jobs[0]?.duplicate !== undefined).toBe(true);
+    expect((await limiter.extend(stored.lease.token, 1)).ok).toBe(true);
+    expect((await limiter.settle(stored.lease.token, 'succeeded')).ok).toBe(true);
+    expect(await inFlight('free')).toBe(before);
+  });
+
+  it('without reading the stored message, the same re-admission is a stale duplicate: unavailable, nothing held', async () => {
+    const { req, stored } = await lapsedAfterPublish('free', 'lapsed-unread');
+    const before = await inFlight('free');
+    const again = await pipelineOn(js).run({ request: req, payloads: ['{"v":1}'] });
+    expect(again).toMatchObject({ kind: 'unavailable', cause: 'stale_duplicate' });
+    expect(await inFlight('free')).toBe(before);
+    expect(await limiter.extend(stored.lease.token, 1)).toEqual({ ok: false, reason: 'already_settled' });
+  });
+
+  it('a job that reserved budget is not taken over (the ledger keeps one reservation per attempt): a stale duplicate as before', async () => {
+    const { req, stored } = await lapsedAfterPublish('acme', 'lapsed-budget');
+    const before = await inFlight('acme');
+    const again = await pipelineOn(js, { readStored: true }).run({ request: req, payloads: ['{"v":1}'] });
+    expect(again).toMatchObject({ kind: 'unavailable', cause: 'stale_duplicate' });
+    expect(await inFlight('acme')).toBe(before);
+    expect(await limiter.extend(stored.lease.token, 1)).toEqual({ ok: false, reason: 'already_settled' });
+  });
+
   it('the job is stored but Redis fails the confirm: admitted all the same (it will run); a worker claiming it confirms it', async () => {
-    const failingConfirm = { admit: limiter.admit.bind(limiter), revoke: limiter.revoke.bind(limiter), withdraw: limiter.withdraw.bind(limiter), confirm: () => Promise.reject(new StoreUnavailable('Redis went away (injected)')) };
+    const failingConfirm = { admit: limiter.admit.bind(limiter), revoke: limiter.revoke.bind(limiter), withdraw: limiter.withdraw.bind(limiter), takeOver: limiter.takeOver.bind(limiter), confirm: () => Promise.reject(new StoreUnavailable('Redis went away (injected)')) };
     const pipeline = new AdmissionPipeline({ limiter: failingConfirm, js, names, publishTimeoutMs: 300, answerDeadlineMs: 300 });
     const result = await pipeline.run({ request: request('free'), payloads: [undefined] });
     expect(result).toMatchObject({ kind: 'admitted', fresh: 1 });

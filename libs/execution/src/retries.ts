@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import { RetryMessage } from '@janus/contracts';
-import { AdmissionPipeline } from '@janus/admission';
+import { AdmissionPipeline, type AdmissionPipelineDeps } from '@janus/admission';
 import { parseMessage, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { publishDeadLetter, type Publishing } from './publishing.js';
@@ -27,6 +27,8 @@ export interface RetryProcessorDeps {
   readonly now?: () => number;
   /** False while the NATS connection is down (then a due retry waits instead of being admitted). */
   readonly natsUp?: () => boolean;
+  /** Reads a stored job message (AdmissionPipelineDeps.storedJob): a retry re-admitted after its admission lapsed takes over its lease. */
+  readonly storedJob?: AdmissionPipelineDeps['storedJob'];
   /**
    * The waiting room: a due retry joins it (at its job type's retry priority) and its dispatcher
    * admits it fairly with every other waiting job; the message is acked once the room holds it.
@@ -63,7 +65,7 @@ export class RetryProcessor {
   constructor(private readonly deps: RetryProcessorDeps) {
     this.#now = deps.now ?? Date.now;
     this.#publishing = { js: deps.js, names: deps.names, now: this.#now };
-    this.#pipeline = new AdmissionPipeline({ limiter: deps.limiter, js: deps.js, names: deps.names, ...(deps.natsUp ? { natsUp: deps.natsUp } : {}) });
+    this.#pipeline = new AdmissionPipeline({ limiter: deps.limiter, js: deps.js, names: deps.names, ...(deps.natsUp ? { natsUp: deps.natsUp } : {}), ...(deps.storedJob ? { storedJob: deps.storedJob } : {}) });
   }
 
   async process(msg: JsMsg): Promise<RetryDisposition> {

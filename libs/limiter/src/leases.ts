@@ -241,6 +241,27 @@ export class LeaseOperations {
   }
 
   /**
+   * Fresh admissions take over the earlier leases whose job messages JetStream already holds under
+   * the same attempt's msgID (takeover-n.lua): all or nothing. False when any pair does not qualify
+   * (nothing changed). Throws StateLost while the state is not trusted.
+   */
+  async takeOver(pairs: readonly { readonly fresh: string; readonly earlier: string; readonly tenant: string }[]): Promise<boolean> {
+    const keys: string[] = [this.#keys.epoch, this.#keys.leaseExpiry];
+    const args: (string | number)[] = [this.#clock.arg(), this.#retentionMs];
+    for (const p of pairs) {
+      const fresh = this.#keys.leaseLocation(p.fresh);
+      const earlier = this.#keys.leaseLocation(p.earlier);
+      if (!fresh || !earlier) return false;
+      keys.push(fresh.key, earlier.key, this.#keys.credits(p.tenant));
+      args.push(fresh.field, p.fresh, earlier.field, p.earlier);
+    }
+    if (pairs.length === 0) return true;
+    const reply = Number(await this.#store.run('takeover', keys, args));
+    if (reply === ADMIT_FAULT.stateLost) throw new StateLost(0);
+    return reply === 1;
+  }
+
+  /**
    * Confirms leases whose job messages JetStream acknowledged (confirm-n.lua): pending → active, and
    * their idempotency records stop saying "in progress". `idempotencyKeys` per lease: every record
    * its admission may have written (its own key, the request's key); only those the lease names are touched.

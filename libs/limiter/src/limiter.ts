@@ -349,6 +349,17 @@ export class Limiter {
   }
 
   /**
+   * Fresh leases take over the earlier leases of the same attempts whose job messages JetStream
+   * already holds (the earlier admission's lease lapsed unconfirmed and was released as no
+   * attempt; its message is what a worker will get): what the fresh lease holds moves to the
+   * earlier one, which the caller then confirms. All or nothing; false when any pair does not
+   * qualify (takeover-n.lua says which do).
+   */
+  takeOver(pairs: readonly { readonly fresh: string; readonly earlier: string; readonly tenant: string }[]): Promise<boolean> {
+    return this.#leases.takeOver(pairs);
+  }
+
+  /**
    * The caller answered 503 for this admission although its job messages may be in JetStream (the
    * publish was never answered): its pending leases keep their limits until they expire, but can no
    * longer be confirmed, extended or settled, and expire as no attempt. Returns how many were withdrawn.

@@ -8,4 +8,4 @@ export { ensureConsumer, ensureServiceConsumer, ensureStreams, ensureWorkerConsu
 export { publishAll, publishFailure, publishJson, type JetStreamTarget, type PublishResult } from './publish.js';
 export { JsonText, jsonWithRaw, parseMessage } from './json.js';
 export { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
-export { jetStreamTimeMs, storedAt } from './stored-time.js';
+export { jetStreamTimeMs, storedAt, storedJobReader, type StoredJob } from './stored-time.js';

@@ -1,4 +1,5 @@
 import type { JetStreamManager, SeqMsgRequest } from '@nats-io/jetstream';
+import { z } from 'zod';
 
 const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/;
 
@@ -35,4 +36,32 @@ export async function storedAt(
   const at = jetStreamTimeMs(stored.timestamp);
   if (at === undefined) throw new Error(`unreadable JetStream timestamp ${JSON.stringify(stored.timestamp)} (${stream} #${stored.seq})`);
   return { seq: stored.seq, at };
+}
+
+/** What a stored job message says about the admission that published it. */
+export interface StoredJob {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly lease: { readonly id: string; readonly token: string };
+}
+
+const StoredJobMessage = z.object({ jobId: z.string(), attempt: z.number().int(), lease: z.object({ id: z.string(), token: z.string() }) });
+
+/**
+ * Reads the job message stored at a sequence of `stream` (the jobs stream): its job, attempt and
+ * lease; undefined when there is none or it is not a job message.
+ */
+export function storedJobReader(jsm: JetStreamManager, stream: string): (seq: number) => Promise<StoredJob | undefined> {
+  return async (seq) => {
+    const stored = await jsm.streams.getMessage(stream, { seq });
+    if (stored === null) return undefined;
+    let body: unknown;
+    try {
+      body = stored.json();
+    } catch {
+      return undefined;
+    }
+    const parsed = StoredJobMessage.safeParse(body);
+    return parsed.success ? parsed.data : undefined;
+  };
 }

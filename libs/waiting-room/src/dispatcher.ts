@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Priority, RejectReason } from '@janus/contracts';
-import { AdmissionPipeline, type PipelineResult } from '@janus/admission';
+import { AdmissionPipeline, type AdmissionPipelineDeps, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
 import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, Limiter } from '@janus/limiter';
@@ -19,6 +19,8 @@ export interface DispatcherEvents {
   dispatched?(disposition: DispatchDisposition, job: WaitingRow, detail: { waitedMs: number; notBeforeErrorMs?: number; reason?: string }): void;
   leadership?(leader: boolean): void;
   fault?(what: string, error: unknown): void;
+  /** Jobs whose admission took over the lease of their already stored job message (AdmissionPipeline). */
+  takenOver?(count: number): void;
   /** A dispatch round that took longer than SLOW_ROUND_MS: where the time went (ms). */
   slowRound?(detail: { picks: number; claimMs: number; admitMs: number; finishMs: number }): void;
   /** At most once a second while jobs wait and none can be picked: what holds them (for a debug log). */
@@ -35,6 +37,8 @@ export interface DispatcherDeps {
   readonly nc: NatsConnection;
   readonly names: NatsNames;
   readonly natsUp?: () => boolean;
+  /** Reads a stored job message (AdmissionPipelineDeps.storedJob): a job re-admitted after a dead leader's admission of it lapsed takes over that admission's lease. */
+  readonly storedJob?: AdmissionPipelineDeps['storedJob'];
   readonly events?: DispatcherEvents;
   /** Jobs being admitted at once (default 64). */
   readonly maxInFlight?: number;
@@ -128,7 +132,14 @@ export class Dispatcher {
   constructor(private readonly deps: DispatcherDeps) {
     this.store = new WaitingStore(deps.db);
     this.#queue = new FairQueue((tenant) => deps.limiter.policy.document.tenants[tenant]?.weight ?? 1);
-    this.#pipeline = new AdmissionPipeline({ limiter: deps.limiter, js: deps.js, names: deps.names, ...(deps.natsUp ? { natsUp: deps.natsUp } : {}) });
+    this.#pipeline = new AdmissionPipeline({
+      limiter: deps.limiter,
+      js: deps.js,
+      names: deps.names,
+      ...(deps.natsUp ? { natsUp: deps.natsUp } : {}),
+      ...(deps.storedJob ? { storedJob: deps.storedJob } : {}),
+      events: { takenOver: (n) => deps.events?.takenOver?.(n) },
+    });
     this.#publishing = { js: deps.js, names: deps.names, now: Date.now };
   }
 
