@@ -48,6 +48,13 @@ export interface DispatcherDeps {
 
 interface RoomJob extends QueuedJob {
   readonly row: WaitingRow;
+  /**
+   * An admission of it may be live that this dispatcher did not decide: a leader that died left its
+   * row `dispatching`, or its admission answered `in_progress`. Until an admission call decides it,
+   * the row stays `dispatching` between tries, so that a producer's cancel cannot answer
+   * "cancelled" for a job whose message may already be in JetStream and run.
+   */
+  inDoubt: boolean;
 }
 
 interface Block {
@@ -208,7 +215,8 @@ export class Dispatcher {
     this.#known.clear();
     this.#queue.clear();
     this.#delayed = [];
-    await this.store.releaseAll();
+    // Rows a dead leader left `dispatching` are loaded as they are (in doubt: see RoomJob.inDoubt)
+    // and admitted again; their admission is idempotent.
     this.#lastSeq = 0;
     this.#lastFullScan = Date.now();
     await this.#load(0);
@@ -261,6 +269,7 @@ export class Dispatcher {
       units: units.perJob ? 1 : (row.cost ?? units.estimate),
       dueAt: row.dueAt.getTime(),
       row,
+      inDoubt: row.state === 'dispatching',
     };
   }
 
@@ -375,6 +384,11 @@ export class Dispatcher {
           this.deps.events?.dispatched?.('dead', p.job.row, { waitedMs, reason: outcome.reason });
           break;
         case 'again':
+          // An admission that may be live keeps its row `dispatching` (not cancellable); one that an
+          // admission call answered otherwise is decided: nothing of it is live.
+          if (outcome.disposition === 'in_progress') p.job.inDoubt = true;
+          else if (outcome.decided) p.job.inDoubt = false;
+          if (!p.job.inDoubt) back.push(key);
           if (outcome.scope === 'job') {
             // Out of the queue (its tags restored) until its time: it blocks no one behind it.
             undone.push({ undo: () => { p.undo(); this.#queue.remove(p.job.jobId, p.job.attempt); } });
@@ -383,7 +397,6 @@ export class Dispatcher {
             undone.push(p);
             laneRefused.add(p.job.type);
           }
-          back.push(key);
           this.#block(p.job, outcome);
           this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
           break;
@@ -482,9 +495,10 @@ export class Dispatcher {
         }),
       });
     } catch (error) {
-      // Redis unreachable or its state lost: nothing was admitted; everyone waits a moment.
+      // Redis unreachable or its state lost: nothing was admitted; everyone waits a moment. (This
+      // call decided nothing about an earlier admission of the job.)
       this.deps.events?.fault?.('admission', error);
-      return { kind: 'again', disposition: 'unavailable', scope: 'global', retryAfterMs: RETRY_SOON_MS };
+      return { kind: 'again', disposition: 'unavailable', scope: 'global', retryAfterMs: RETRY_SOON_MS, decided: false };
     }
     switch (result.kind) {
       case 'admitted': {
@@ -507,7 +521,14 @@ export class Dispatcher {
       case 'unavailable':
         // A stale duplicate (this attempt's message is in JetStream from an admission that was
         // undone) concerns this job alone; anything else (NATS, the ledger) every job.
-        return { kind: 'again', disposition: 'unavailable', retryAfterMs: result.retryAfterMs, scope: result.cause === 'stale_duplicate' || result.cause === 'confirm_failed' ? 'job' : 'global' };
+        // NATS down: the pipeline answered before any admission call, so nothing was decided.
+        return {
+          kind: 'again',
+          disposition: 'unavailable',
+          retryAfterMs: result.retryAfterMs,
+          scope: result.cause === 'stale_duplicate' || result.cause === 'confirm_failed' ? 'job' : 'global',
+          decided: result.cause !== 'nats_down',
+        };
       case 'unknown_job_type':
         return await this.#dead(row, 'job type no longer exists');
       case 'exceeds_capacity': {
@@ -573,7 +594,15 @@ export class Dispatcher {
 type AdmitOutcome =
   | { readonly kind: 'admitted'; readonly at: number }
   | { readonly kind: 'dead'; readonly reason: string }
-  | { readonly kind: 'again'; readonly disposition: DispatchDisposition; readonly reason?: RejectReason; readonly retryAfterMs: number; readonly scope: 'job' | 'tenant' | 'tenant_lane' | 'lane' | 'global' };
+  | {
+      readonly kind: 'again';
+      readonly disposition: DispatchDisposition;
+      readonly reason?: RejectReason;
+      readonly retryAfterMs: number;
+      readonly scope: 'job' | 'tenant' | 'tenant_lane' | 'lane' | 'global';
+      /** False when no admission call answered (NATS down, Redis unreachable): an earlier admission of the job may still be live. Default true. */
+      readonly decided?: boolean;
+    };
 
 function blocked(map: Map<string, Block>, key: string, now: number, earliest: { at: number }): boolean {
   const b = map.get(key);

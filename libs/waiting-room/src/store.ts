@@ -245,15 +245,13 @@ export class WaitingStore {
     return result.rows.map(parseRow);
   }
 
-  /** Rows a dispatcher that died left `dispatching`: waiting again (their admission is idempotent). */
-  async releaseAll(): Promise<number> {
-    const result = await this.db.execute(sql`UPDATE waiting_jobs SET state = 'queued', updated_at = now() WHERE state = 'dispatching'`);
-    return result.rowCount ?? 0;
-  }
-
-  /** Takes rows for admission; returns the ones taken (a cancelled one is not). */
+  /**
+   * Takes rows for admission; returns the ones taken (a cancelled one is not). A row already
+   * `dispatching` is taken as it is: the leader's own between tries, or one a dead leader left
+   * (its admission may be live, so it never went back to `queued`, where a cancel could take it).
+   */
   async claim(keys: readonly RowKey[]): Promise<RowKey[]> {
-    return this.#transition(keys, 'queued', 'dispatching');
+    return this.#transition(keys, ['queued', 'dispatching'], 'dispatching');
   }
 
   /** A claimed row's admission is decided: it left the room (`admitted`, `dead`) or waits again (`queued`). */
@@ -261,14 +259,14 @@ export class WaitingStore {
     return this.#transition(keys, 'dispatching', to, reason);
   }
 
-  async #transition(keys: readonly RowKey[], from: RowState, to: RowState, reason?: string): Promise<RowKey[]> {
+  async #transition(keys: readonly RowKey[], from: RowState | readonly RowState[], to: RowState, reason?: string): Promise<RowKey[]> {
     if (keys.length === 0) return [];
     const ids = keys.map((k) => k.jobId);
     const attempts = keys.map((k) => k.attempt);
     const result = await this.db.execute<RowKey>(sql`
       UPDATE waiting_jobs w SET state = ${to}, reason = coalesce(${reason ?? null}, w.reason), updated_at = now()
         FROM unnest(${sql.param(ids)}::text[], ${sql.param(attempts)}::int[]) AS k(job_id, attempt)
-       WHERE w.job_id = k.job_id AND w.attempt = k.attempt AND w.state = ${from}
+       WHERE w.job_id = k.job_id AND w.attempt = k.attempt AND w.state = ANY(${sql.param(typeof from === 'string' ? [from] : from)}::text[])
       RETURNING w.job_id AS "jobId", w.attempt`);
     return result.rows;
   }

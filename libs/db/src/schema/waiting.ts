@@ -9,7 +9,8 @@ const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' 
  * due. The dispatcher (retry-scheduler) admits them fairly through the one admission pipeline.
  *
  * state: `queued` (waiting) → `dispatching` (a dispatcher took it and is admitting it; back to
- * `queued` if a limit refuses) → `admitted` | `cancelled` | `dead`. Rows that left the room are kept
+ * `queued` if a limit refuses, but kept while an admission of it may be live: one a dead dispatcher
+ * left, or one answered `in_progress`) → `admitted` | `cancelled` | `dead`. Rows that left the room are kept
  * for GET /v1/jobs and pruned with the rest of the history.
  */
 export const waitingJobs = pgTable(
