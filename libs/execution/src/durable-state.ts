@@ -58,7 +58,9 @@ const KeyRow = z.object({
   admitted_at: time,
   expires_at: time,
 });
-const RetryRow = z.object({ job_id: z.string(), attempt: int, admitted_at: time, tenant: z.string(), type: z.string() });
+const RetryRow = z.object({ job_id: z.string(), attempt: int, admitted_at: time, tenant: z.string(), type: z.string(), room_key: z.string().nullable(), fingerprint: z.string().nullable() });
+/** How the waiting room spells a payload dedupe key in `waiting_jobs.idempotency_key` (@janus/waiting-room dedupe.ts). */
+const DEDUPE_ROOM_PREFIX = '\u00a7dedupe:';
 
 function rowsOf<T>(schema: z.ZodType<T>, result: { rows: unknown[] }): T[] {
   return result.rows.map((row) => schema.parse(row));
@@ -162,7 +164,8 @@ async function readLiveLeases(
  *   reserve was not published yet).
  * - Idempotency records: producers' keys still within their window (`idempotency_keys`), spelled
  *   as ingress writes them; and the scheduler's retry keys (`retry:<jobId>.<n>`) of the attempts
- *   admitted as retries within their job type's window.
+ *   admitted as retries, and the waiting room's (`room:<jobId>.1`) of first attempts it admitted
+ *   without a producer key, within their job type's window.
  */
 export async function readDurableState(db: Database, policy: CompiledPolicy, opts: DurableStateOptions): Promise<RestoredState> {
   const now = new Date(opts.now);
@@ -212,15 +215,36 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
 
   const windows = [...policy.jobTypes.values()].map((j) => j.idempotencyWindowMs);
   const longestWindow = Math.max(DAY_MS, ...windows);
+  // Retries (attempt > 1); and first attempts the waiting room admitted whose rows are still
+  // `dispatching` (only those can be admitted again): a dispatcher that died between such an
+  // admission and recording it leaves the row to the next leader, whose admission must find the
+  // key it was made under — `room:<jobId>.1` for a row without a producer key, the payload's dedupe
+  // key for a job type with `dedupe` (a producer's key is among `idempotency_keys` above) — or the
+  // same attempt would be admitted twice (waiting-room dispatcher.ts #admit).
+  const since = new Date(opts.now - longestWindow);
   const retries = await db.execute(sql`
-    SELECT a.job_id, a.attempt, a.admitted_at, j.tenant, j.type
+    SELECT a.job_id, a.attempt, a.admitted_at, j.tenant, j.type, NULL AS room_key, NULL AS fingerprint
     FROM attempts a JOIN jobs j ON j.job_id = a.job_id
-    WHERE a.attempt > 1 AND a.admitted_at > ${new Date(opts.now - longestWindow)}`);
+    WHERE a.attempt > 1 AND a.admitted_at > ${since}
+    UNION ALL
+    SELECT a.job_id, a.attempt, a.admitted_at, j.tenant, j.type, w.idempotency_key AS room_key, w.fingerprint
+    FROM waiting_jobs w JOIN attempts a ON a.job_id = w.job_id AND a.attempt = 1 JOIN jobs j ON j.job_id = w.job_id
+    WHERE w.state = 'dispatching' AND w.attempt = 1 AND a.admitted_at > ${since}
+      AND (w.idempotency_key IS NULL OR starts_with(w.idempotency_key, ${DEDUPE_ROOM_PREFIX}))`);
   for (const row of rowsOf(RetryRow, retries)) {
-    const windowMs = policy.jobType(row.type)?.idempotencyWindowMs ?? DAY_MS;
-    const expiresAt = row.admitted_at.getTime() + windowMs;
+    const jt = policy.jobType(row.type);
+    const admittedAt = row.admitted_at.getTime();
+    if (row.room_key !== null) {
+      const windowMs = policy.document.jobTypes[row.type]?.dedupe?.windowMs;
+      if (windowMs === undefined || admittedAt + windowMs <= opts.now) continue;
+      const record = jobIdempotencyRecord({ jobId: row.job_id, status: 'admitted', attempt: 1, admittedAt: row.admitted_at.toISOString() }, row.fingerprint ?? undefined);
+      idempotency.push({ tenant: row.tenant, key: row.room_key.slice(DEDUPE_ROOM_PREFIX.length), kind: 'dedupe', record, expiresAt: admittedAt + windowMs });
+      continue;
+    }
+    const expiresAt = admittedAt + (jt?.idempotencyWindowMs ?? DAY_MS);
     if (expiresAt <= opts.now) continue;
-    idempotency.push({ tenant: row.tenant, key: `retry:${row.job_id}.${row.attempt}`, kind: 'retry', record: 'retry', expiresAt });
+    const [key, record] = row.attempt > 1 ? [`retry:${row.job_id}.${row.attempt}`, 'retry'] : [`room:${row.job_id}.1`, 'room'];
+    idempotency.push({ tenant: row.tenant, key, kind: 'retry', record, expiresAt });
   }
 
   const credits = await readCredits(db, policy, leases, opts.now);
