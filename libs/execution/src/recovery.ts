@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Database } from '@janus/db';
+import { sql } from 'drizzle-orm';
 import type { NatsNames } from '@janus/messaging';
 import type { Limiter, RestoredState } from '@janus/limiter';
 import { readDurableState } from './durable-state.js';
@@ -345,10 +346,18 @@ export class StateRecovery {
   }
 
   /** True when JOBS has never held a message: nothing was ever admitted in this namespace. */
+  /**
+   * Nothing was ever admitted in this namespace: the jobs stream never held a message, and the
+   * durable record holds no attempt (a jobs stream deleted and created again is empty too, while
+   * the attempts PostgreSQL recorded may still be running: that calls for a rebuild).
+   */
   async #neverAdmitted(): Promise<boolean> {
-    const { jsm, names } = this.#deps;
+    const { jsm, names, db } = this.#deps;
     const info = await jsm.streams.info(names.streams.jobs).catch(() => undefined);
-    return info !== undefined && info.state.messages === 0 && info.state.last_seq === 0;
+    if (info === undefined || info.state.messages !== 0 || info.state.last_seq !== 0) return false;
+    // PostgreSQL unreachable: not known, so not "never" (the rebuild path handles that case).
+    const any = await db.execute(sql`SELECT 1 FROM attempts LIMIT 1`).catch(() => undefined);
+    return any !== undefined && any.rows.length === 0;
   }
 
   async #waitForPersister(timeoutMs: number): Promise<{ ok: true } | { ok: false; why: string }> {

@@ -30,9 +30,9 @@ let persister: Persister | undefined;
 const recoveries: StateRecovery[] = [];
 
 const POLICY: PolicyDocumentInput = {
-  dependencies: { db: { concurrency: 2 } },
+  dependencies: { db: { concurrency: 2 }, gate: { concurrency: 2 } },
   tenants: { acme: { budget: { limit: 100, periodMs: 3_600_000 } } },
-  jobTypes: { work: { dependencies: [{ name: 'db' }], timeoutMs: 60_000 }, quick: { timeoutMs: 20_000 } },
+  jobTypes: { work: { dependencies: [{ name: 'db' }], timeoutMs: 60_000 }, quick: { timeoutMs: 20_000 }, gated: { dependencies: [{ name: 'gate' }], timeoutMs: 60_000 } },
 };
 const policy = compilePolicy(PolicyDocument.parse(POLICY), 1);
 
@@ -213,6 +213,21 @@ describe('StateRecovery', () => {
     await waitFor(async () => !(await r.readiness.check()), 5_000, 20);
     await waitFor(() => r.readiness.check(), 15_000, 50);
     expect(await l.leaseState(lease.lease!.token)).toMatchObject({ ok: true, lease: { state: 'active' } });
+  });
+
+  it('a jobs stream created again empty while PostgreSQL records running attempts: rebuilt from them, not opened as a new namespace', async () => {
+    await startPersister();
+    const l = limiter();
+    const running = [await submit(l, 'gated'), await submit(l, 'gated')];
+    await waitFor(async () => (await db.pool.query(`SELECT 1 FROM attempts WHERE job_id = ANY($1)`, [running.map((r) => r.jobId)])).rowCount === 2, 10_000, 50);
+    await jsm.streams.delete(names.streams.jobs);
+    await ensureStreams(jsm, names);
+    await loseState(l);
+    const opening = await recovery(l).open();
+    expect(opening).toMatchObject({ open: true, how: 'rebuilt' });
+    // The two running jobs hold the dependency's two slots: a third is refused (opened as a new
+    // namespace it was admitted, over the limit).
+    expect(await l.admit({ jobs: [{ jobId: 'over', tenant: 'acme', jobType: 'gated', priority: 'high' }] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
   });
 
   it('a large durable record (5,000 live leases, 20,000 idempotency keys) is rebuilt well within 30 s', async () => {
