@@ -19,9 +19,9 @@ const dispatchers: Dispatcher[] = [];
 
 beforeAll(async () => {
   bed = await openTestBed('room_doubt', {
-    dependencies: { api: { concurrency: 10 } },
+    dependencies: { api: { concurrency: 10 }, gate: { concurrency: 1 } },
     tenants: { acme: {} },
-    jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 } },
+    jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 }, gated: { dependencies: [{ name: 'gate' }], timeoutMs: 30_000 } },
   });
   store = new WaitingStore(bed.db.db);
 }, 60_000);
@@ -32,11 +32,11 @@ afterAll(async () => {
 });
 
 /** A row the dead leader had taken (`dispatching`), as ingress stored it for mode `queue`. */
-async function leftDispatching(jobId: string): Promise<void> {
+async function leftDispatching(jobId: string, type = 'call'): Promise<void> {
   await bed.db.pool.query(
     `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, updated_at)
-     VALUES ($1, 1, 'acme', 'call', 1, 'normal', now(), now(), now(), now(), 'dispatching', now())`,
-    [jobId],
+     VALUES ($1, 1, 'acme', $2, 1, 'normal', now(), now(), now(), now(), 'dispatching', now())`,
+    [jobId, type],
   );
 }
 
@@ -114,6 +114,19 @@ describe('a row a dead dispatcher left dispatching', () => {
     expect((await bed.limiter.extend(admitted.jobs[0].lease.token, 1)).ok).toBe(true);
     await waitFor(async () => (await rowState('doubt-2')) === 'admitted', 20_000, 50);
     expect(await store.cancel('acme', 'doubt-2')).toBe('gone');
+    await leader.stop();
+  });
+
+  it('whose admission was never made: once a limit refuses it (decided), it waits as queued and can be cancelled', async () => {
+    // The gate's one slot is taken, so the new leader's admission is refused.
+    const holder = await bed.limiter.admit({ jobs: [{ jobId: 'holder', tenant: 'acme', jobType: 'gated', priority: 'normal' }] });
+    expect(holder.kind).toBe('admitted');
+    await leftDispatching('doubt-3', 'gated');
+    const seen: DispatchDisposition[] = [];
+    const leader = await newLeader({ value: true }, seen);
+    await waitFor(() => seen.includes('rejected'), 20_000, 20);
+    await waitFor(async () => (await rowState('doubt-3')) === 'queued', 5_000, 20);
+    expect(await store.cancel('acme', 'doubt-3')).toBe('cancelled');
     await leader.stop();
   });
 });

@@ -387,7 +387,7 @@ export class Dispatcher {
           // An admission that may be live keeps its row `dispatching` (not cancellable); one that an
           // admission call answered otherwise is decided: nothing of it is live.
           if (outcome.disposition === 'in_progress') p.job.inDoubt = true;
-          else if (outcome.decided) p.job.inDoubt = false;
+          else if (outcome.decided !== false) p.job.inDoubt = false;
           if (!p.job.inDoubt) back.push(key);
           if (outcome.scope === 'job') {
             // Out of the queue (its tags restored) until its time: it blocks no one behind it.
