@@ -246,6 +246,7 @@ export class LeaseOperations {
    * (nothing changed). Throws StateLost while the state is not trusted.
    */
   async takeOver(pairs: readonly { readonly fresh: string; readonly earlier: string; readonly tenant: string }[]): Promise<boolean> {
+    if (pairs.length === 0) return true;
     const keys: string[] = [this.#keys.epoch, this.#keys.leaseExpiry];
     const args: (string | number)[] = [this.#clock.arg(), this.#retentionMs];
     for (const p of pairs) {
@@ -255,7 +256,6 @@ export class LeaseOperations {
       keys.push(fresh.key, earlier.key, this.#keys.credits(p.tenant));
       args.push(fresh.field, p.fresh, earlier.field, p.earlier);
     }
-    if (pairs.length === 0) return true;
     const reply = Number(await this.#store.run('takeover', keys, args));
     if (reply === ADMIT_FAULT.stateLost) throw new StateLost(0);
     return reply === 1;
