@@ -4,6 +4,7 @@ import { Priority } from '@janus/contracts';
 import type { Database } from '@janus/db';
 import { CREDITS, estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
 import { batchIdempotencyRecord, jobIdempotencyRecord } from './idempotency-record.js';
+import { dedupeKeyOfRoomKey, dedupeRoomKey } from './room-keys.js';
 import { encodeRetryContext } from './retry-context.js';
 
 export interface DurableStateOptions {
@@ -59,8 +60,7 @@ const KeyRow = z.object({
   expires_at: time,
 });
 const RetryRow = z.object({ job_id: z.string(), attempt: int, admitted_at: time, tenant: z.string(), type: z.string(), room_key: z.string().nullable(), fingerprint: z.string().nullable() });
-/** How the waiting room spells a payload dedupe key in `waiting_jobs.idempotency_key` (@janus/waiting-room dedupe.ts). */
-const DEDUPE_ROOM_PREFIX = '\u00a7dedupe:';
+
 
 function rowsOf<T>(schema: z.ZodType<T>, result: { rows: unknown[] }): T[] {
   return result.rows.map((row) => schema.parse(row));
@@ -230,15 +230,16 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
     SELECT a.job_id, a.attempt, a.admitted_at, j.tenant, j.type, w.idempotency_key AS room_key, w.fingerprint
     FROM waiting_jobs w JOIN attempts a ON a.job_id = w.job_id AND a.attempt = 1 JOIN jobs j ON j.job_id = w.job_id
     WHERE w.state = 'dispatching' AND w.attempt = 1 AND a.admitted_at > ${since}
-      AND (w.idempotency_key IS NULL OR starts_with(w.idempotency_key, ${DEDUPE_ROOM_PREFIX}))`);
+      AND (w.idempotency_key IS NULL OR starts_with(w.idempotency_key, ${dedupeRoomKey('')}))`);
   for (const row of rowsOf(RetryRow, retries)) {
     const jt = policy.jobType(row.type);
     const admittedAt = row.admitted_at.getTime();
-    if (row.room_key !== null) {
+    const dedupeKey = row.room_key !== null ? dedupeKeyOfRoomKey(row.room_key) : undefined;
+    if (dedupeKey !== undefined) {
       const windowMs = policy.document.jobTypes[row.type]?.dedupe?.windowMs;
       if (windowMs === undefined || admittedAt + windowMs <= opts.now) continue;
       const record = jobIdempotencyRecord({ jobId: row.job_id, status: 'admitted', attempt: 1, admittedAt: row.admitted_at.toISOString() }, row.fingerprint ?? undefined);
-      idempotency.push({ tenant: row.tenant, key: row.room_key.slice(DEDUPE_ROOM_PREFIX.length), kind: 'dedupe', record, expiresAt: admittedAt + windowMs });
+      idempotency.push({ tenant: row.tenant, key: dedupeKey, kind: 'dedupe', record, expiresAt: admittedAt + windowMs });
       continue;
     }
     const expiresAt = admittedAt + (jt?.idempotencyWindowMs ?? DAY_MS);

@@ -13,3 +13,4 @@ export { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, jobIdempotencyRecord, pa
 export { publishDeadLetter, type Publishing } from './publishing.js';
 export { creditsRelay, publishCreditEntries } from './credits.js';
 export { adoptFailOpenLeases, type AdoptionDeps } from './adoption.js';
+export { dedupeKeyOfRoomKey, dedupeRoomKey } from './room-keys.js';

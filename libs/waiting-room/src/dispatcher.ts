@@ -2,11 +2,10 @@ import type pg from 'pg';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type AdmissionPipelineDeps, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
-import { ADMITTED_AT_ADMISSION, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
+import { ADMITTED_AT_ADMISSION, dedupeKeyOfRoomKey, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, Limiter } from '@janus/limiter';
 import type { JetStreamTarget, NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
-import { dedupeKeyOfRoomKey } from './dedupe.js';
 import { paceOf } from './estimate.js';
 import { WaitingStore, type RowKey, type WaitingRow } from './store.js';
 

@@ -4,4 +4,4 @@ export { notBefore, paceOf, type Pace } from './estimate.js';
 export { Dispatcher, NEW_JOB_WAKE, PRIORITIES, type DispatchDisposition, type DispatcherDeps, type DispatcherEvents } from './dispatcher.js';
 export { DEFAULT_MAX_QUEUED, PRIORITY_RANK, enqueueProducerJob, type ProducerJob } from './enqueue.js';
 export { replayDeadJob, type ReplayableJob, type ReplayAnswer, type ReplayDeps } from './replay.js';
-export { dedupeKeyOfRoomKey, dedupeRoomKey } from './dedupe.js';
+export { dedupeKeyOfRoomKey, dedupeRoomKey } from '@janus/execution';
