@@ -1,5 +1,5 @@
+import { JobMessage } from '@janus/contracts';
 import type { JetStreamManager, SeqMsgRequest } from '@nats-io/jetstream';
-import { z } from 'zod';
 
 const RFC3339 = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/;
 
@@ -45,7 +45,8 @@ export interface StoredJob {
   readonly lease: { readonly id: string; readonly token: string };
 }
 
-const StoredJobMessage = z.object({ jobId: z.string(), attempt: z.number().int(), lease: z.object({ id: z.string(), token: z.string() }) });
+/** The fields of a job message (CONTRACT §4) that name its admission. */
+const StoredJobMessage = JobMessage.pick({ jobId: true, attempt: true, lease: true });
 
 /**
  * Reads the job message stored at a sequence of `stream` (the jobs stream): its job, attempt and
