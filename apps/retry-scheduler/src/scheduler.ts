@@ -2,7 +2,7 @@ import type { Settings } from '@janus/config';
 import { randomUUID } from 'node:crypto';
 import { OutcomeProcessor, RetryProcessor, StateRecovery, adoptFailOpenLeases, creditsRelay, letUndeliveredWait, outcomeHorizon, reapOnce, serveLeaseExtensions } from '@janus/execution';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
-import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, removeDrainedWorkerConsumers, storedJobReader } from '@janus/messaging';
+import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, storedJobReader, sweepWorkerConsumers } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
@@ -29,7 +29,7 @@ export interface SchedulerOptions {
   concurrency?: number;
   /** Waiting-retry deliveries handled at once (default 64). */
   retryConcurrency?: number;
-  /** How often the workers consumers of deleted job types are checked, and removed once drained (default 30 s). */
+  /** How often the workers consumers are checked: those of deleted job types removed once drained, missing ones created again (default 30 s). */
   consumerSweepMs?: number;
 }
 
@@ -253,16 +253,19 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   }, opts.adoptIntervalMs ?? 1_000);
 
   // A job type deleted from the policy keeps its workers consumer until its jobs are drained, then
-  // loses it (a consumer per job type that ever existed would otherwise linger for ever).
+  // loses it (a consumer per job type that ever existed would otherwise linger for ever); a job
+  // type of the policy whose consumer was deleted (by hand, say) gets it back, after what was acked.
   let sweeping = false;
+  const ackFloors = new Map<string, number>();
   const sweep = setInterval(() => {
     if (sweeping || !runtime.policy.loaded) return;
     sweeping = true;
-    void removeDrainedWorkerConsumers(jsm, names, new Set(limiter.policy.jobTypes.keys()))
-      .then((removed) => {
+    void sweepWorkerConsumers(jsm, names, limiter.policy.jobTypes, ackFloors)
+      .then(({ removed, recreated }) => {
         for (const name of removed) logger.info({ consumer: name }, 'removed the drained workers consumer of a deleted job type');
+        for (const name of recreated) logger.warn({ consumer: name, fromSeq: (ackFloors.get(name) ?? 0) + 1 }, 'the workers consumer of a job type was missing; created it again');
       })
-      .catch((error: unknown) => logger.warn({ err: error }, 'could not sweep the workers consumers of deleted job types'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'could not sweep the workers consumers'))
       .finally(() => (sweeping = false));
   }, opts.consumerSweepMs ?? 30_000);
   sweep.unref();

@@ -9,7 +9,8 @@ import { openTestBed, type TestBed } from './harness.js';
 /**
  * The workers consumer of a job type deleted from the policy is removed once drained (issue #15):
  * while a job of it still waits for a worker, the consumer stays (the job still runs); once no job
- * is pending or held, it goes. The consumers of the policy's job types are never touched.
+ * is pending or held, it goes. The consumers of the policy's job types are never removed; one that
+ * was deleted by hand comes back, and its workers carry on without a restart.
  */
 let bed: TestBed;
 let scheduler: Scheduler;
@@ -56,5 +57,28 @@ describe('workers consumers of deleted job types', () => {
     await waitFor(async () => !(await exists('workers-gone')), 10_000, 100);
     expect(ran).toEqual(['sweep-1']);
     expect(await exists('workers-keep')).toBe(true);
+  }, 60_000);
+
+  it('the deleted consumer of a job type in the policy comes back: later jobs run, finished ones are not delivered again', async () => {
+    const ran: string[] = [];
+    const worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'keep', handler: async (job) => void ran.push(job.jobId) });
+    try {
+      await bed.submit('keep-1', 'keep');
+      await waitFor(() => ran.length === 1, 10_000);
+      // A sweep has seen the acknowledged floor (every 100 ms) once keep-1 was acked.
+      await waitFor(async () => (await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-keep')).ack_floor.consumer_seq === 1, 10_000, 50);
+      await new Promise((r) => setTimeout(r, 500));
+
+      expect(await bed.jsm.consumers.delete(bed.names.streams.jobs, 'workers-keep')).toBe(true);
+      await bed.submit('keep-2', 'keep');
+      await waitFor(() => ran.length === 2, 20_000, 100);
+      expect(ran).toEqual(['keep-1', 'keep-2']);
+      // The consumer started after keep-1: one delivery (keep-2), not the job that had finished.
+      const info = await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-keep');
+      expect(info.delivered.consumer_seq).toBe(1);
+      expect(info.config.max_deliver).toBe(1);
+    } finally {
+      await worker.stop();
+    }
   }, 60_000);
 });

@@ -87,11 +87,15 @@ export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, opt
   }
 }
 
-/** Creates or updates a durable pull consumer on a stream. */
+/**
+ * Creates or updates a durable pull consumer on a stream. `onCreate` holds settings only a new
+ * consumer takes (where it starts: JetStream cannot change that later, so an update leaves it).
+ */
 export async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
   config: Partial<ConsumerConfig> & { durable_name: string },
+  onCreate: Partial<ConsumerConfig> = {},
 ): Promise<void> {
   try {
     await jsm.consumers.info(stream, config.durable_name);
@@ -99,7 +103,7 @@ export async function ensureConsumer(
   } catch (error) {
     if (!isNotFound(error)) throw error;
     try {
-      await jsm.consumers.add(stream, config);
+      await jsm.consumers.add(stream, { ...config, ...onCreate });
     } catch (addError) {
       if (!isAlreadyExists(addError)) throw addError;
       await jsm.consumers.update(stream, config.durable_name, config);
@@ -111,39 +115,83 @@ export async function ensureConsumer(
  * The consumer workers of one job type bind to (`workers-<jobType>`). `max_deliver: 1`: JetStream
  * never redelivers a job to a second worker behind Janus's back; a lost worker is handled by lease
  * expiry, which produces a `timed_out` outcome. `ack_wait` is the job type's timeout.
+ *
+ * A new consumer starts at the stream's first message of the job type, or at `fromSeq` when the
+ * caller knows that every message before it was acknowledged (a consumer recreated after it was
+ * deleted: see sweepWorkerConsumers). Starting earlier is safe, only slower: a worker delivered a
+ * job whose lease is no longer held has its claim refused and acks it without running it.
  */
 export async function ensureWorkerConsumer(
   jsm: JetStreamManager,
   names: NatsNames,
   jobType: string,
   timeoutMs: number,
+  fromSeq?: number,
 ): Promise<void> {
-  await ensureConsumer(jsm, names.streams.jobs, {
-    durable_name: names.consumers.workers(jobType),
-    filter_subject: names.subjects.job(jobType),
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    max_deliver: 1,
-    ack_wait: nanos(Math.max(timeoutMs, 1_000)),
-  });
+  await ensureConsumer(
+    jsm,
+    names.streams.jobs,
+    {
+      durable_name: names.consumers.workers(jobType),
+      filter_subject: names.subjects.job(jobType),
+      ack_policy: AckPolicy.Explicit,
+      max_deliver: 1,
+      ack_wait: nanos(Math.max(timeoutMs, 1_000)),
+    },
+    fromSeq === undefined ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq },
+  );
+}
+
+/** What one sweep of the workers consumers did (sweepWorkerConsumers). */
+export interface WorkerConsumerSweep {
+  /** Consumers of job types no longer in the policy, deleted once drained. */
+  readonly removed: string[];
+  /** Consumers of the policy's job types that were missing (deleted by hand, say), created again. */
+  readonly recreated: string[];
 }
 
 /**
- * Deletes the `workers-<jobType>` consumers of job types no longer in the policy once they are
- * drained: nothing pending (no job message a worker has not taken) and nothing unacknowledged (no
- * worker still holds one). A consumer with work left stays, so that its jobs still reach workers
- * (their outcomes are recorded, though the job type is gone). Returns the consumers deleted.
+ * Keeps the JOBS stream's `workers-<jobType>` consumers in line with the policy:
+ * - a job type no longer in the policy loses its consumer once it is drained: nothing pending (no
+ *   job message a worker has not taken) and nothing unacknowledged (no worker still holds one). A
+ *   consumer with work left stays, so that its jobs still reach workers (their outcomes are
+ *   recorded, though the job type is gone);
+ * - a job type of the policy whose consumer is gone gets it back, so its workers (waiting for it,
+ *   see consumeConcurrently) carry on. It starts after the acknowledged floor an earlier sweep saw
+ *   (`floors`, updated here: consumer name → the stream sequence up to which every message was
+ *   acknowledged), so a week of finished jobs is not delivered again; without one it starts at the
+ *   stream's first message of the job type.
  */
-export async function removeDrainedWorkerConsumers(jsm: JetStreamManager, names: NatsNames, jobTypes: ReadonlySet<string>): Promise<string[]> {
+export async function sweepWorkerConsumers(
+  jsm: JetStreamManager,
+  names: NatsNames,
+  jobTypes: ReadonlyMap<string, { readonly timeoutMs: number }>,
+  floors: Map<string, number>,
+): Promise<WorkerConsumerSweep> {
   const prefix = names.consumers.workers('');
   const removed: string[] = [];
+  const recreated: string[] = [];
+  const seen = new Set<string>();
   for await (const info of jsm.consumers.list(names.streams.jobs)) {
     const name = info.name;
-    if (!name.startsWith(prefix) || jobTypes.has(name.slice(prefix.length))) continue;
+    if (!name.startsWith(prefix)) continue;
+    seen.add(name);
+    floors.set(name, info.ack_floor.stream_seq);
+    if (jobTypes.has(name.slice(prefix.length))) continue;
     if (info.num_pending > 0 || info.num_ack_pending > 0) continue;
-    if (await jsm.consumers.delete(names.streams.jobs, name).catch(() => false)) removed.push(name);
+    if (await jsm.consumers.delete(names.streams.jobs, name).catch(() => false)) {
+      removed.push(name);
+      floors.delete(name);
+    }
   }
-  return removed;
+  for (const [jobType, { timeoutMs }] of jobTypes) {
+    const name = names.consumers.workers(jobType);
+    if (seen.has(name)) continue;
+    const floor = floors.get(name);
+    await ensureWorkerConsumer(jsm, names, jobType, timeoutMs, floor === undefined ? undefined : floor + 1);
+    recreated.push(name);
+  }
+  return { removed, recreated };
 }
 
 /** A durable pull consumer of Janus's own (persister, scheduler) over a whole stream. */
