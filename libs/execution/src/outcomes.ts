@@ -246,7 +246,7 @@ export class OutcomeProcessor {
     // that died between the two, its outcome redelivered after the rebuild, found no lease and
     // dropped the retry: a job left `retrying` for ever.) The persister takes retry, dead letter
     // and applied outcome in any order.
-    const feedback = await this.#feedback(event, settled);
+    const feedback = await this.#feedback(event, settled, msg.info.deliveryCount <= 1);
     const disposition = event.outcome === 'succeeded' ? 'succeeded' : await this.#afterFailure(event, settled, msg, feedback.uncharged);
     await this.#applied(event, settled);
     msg.ack();
@@ -258,12 +258,17 @@ export class OutcomeProcessor {
    * `adaptive`): a throttled failure closes its dependency for the `retryAfterMs` asked and lowers
    * its effective rate, for every instance; successes, errors and timeouts drive the outage circuit.
    * Best effort: a store fault here must not hold the outcome (it is applied already).
+   *
+   * Once per outcome: a failure carries its attempt's memo (below); a success is told on the
+   * message's first delivery only (successes are summed per moment, without a memo). A delivery
+   * that died before telling it leaves that success uncounted: the circuit then sees one success
+   * fewer, never one more.
    */
-  async #feedback(event: OutcomeEvent, job: SettledAttempt): Promise<FeedbackResult> {
+  async #feedback(event: OutcomeEvent, job: SettledAttempt, firstDelivery: boolean): Promise<FeedbackResult> {
     // A permanent failure (`retryable: false`) is the job's own fault (bad input), not news about the
     // dependency's health: it does not count for the outage circuit.
     if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return NO_FEEDBACK;
-    if (event.outcome === 'succeeded') return this.#successes.add(job.jobType);
+    if (event.outcome === 'succeeded') return firstDelivery ? this.#successes.add(job.jobType) : NO_FEEDBACK;
     const signal = event.throttled === true ? 'throttled' : 'failed';
     // Once per attempt: a redelivery of this outcome (its retry or dead letter published, the ack
     // lost) counts nothing again and answers as the first delivery did, so that it decides the same.
