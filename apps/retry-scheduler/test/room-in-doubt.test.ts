@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { AdmissionPipeline } from '@janus/admission';
-import type { AdmissionRequest } from '@janus/limiter';
+import { compilePolicy, type AdmissionRequest } from '@janus/limiter';
 import { waitFor } from '@janus/testing';
 import { Dispatcher, WaitingStore, type DispatchDisposition } from '@janus/waiting-room';
 import { openTestBed, type TestBed } from './harness.js';
@@ -21,7 +21,11 @@ beforeAll(async () => {
   bed = await openTestBed('room_doubt', {
     dependencies: { api: { concurrency: 10 }, gate: { concurrency: 1 } },
     tenants: { acme: {} },
-    jobTypes: { call: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 }, gated: { dependencies: [{ name: 'gate' }], timeoutMs: 30_000 } },
+    jobTypes: {
+      call: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 },
+      gated: { dependencies: [{ name: 'gate' }], timeoutMs: 30_000 },
+      old: { dependencies: [{ name: 'api' }], timeoutMs: 30_000 },
+    },
   });
   store = new WaitingStore(bed.db.db);
 }, 60_000);
@@ -41,8 +45,8 @@ async function leftDispatching(jobId: string, type = 'call'): Promise<void> {
 }
 
 /** What the dispatcher sends for such a row (dispatcher.ts #admit: a row without a producer key). */
-function roomRequest(jobId: string): AdmissionRequest {
-  return { jobs: [{ jobId, tenant: 'acme', jobType: 'call', priority: 'normal', idempotency: { key: `room:${jobId}.1`, record: 'room', kind: 'retry' } }] };
+function roomRequest(jobId: string, jobType = 'call'): AdmissionRequest {
+  return { jobs: [{ jobId, tenant: 'acme', jobType, priority: 'normal', idempotency: { key: `room:${jobId}.1`, record: 'room', kind: 'retry' } }] };
 }
 
 async function rowState(jobId: string): Promise<string | undefined> {
@@ -127,6 +131,23 @@ describe('a row a dead dispatcher left dispatching', () => {
     await waitFor(() => seen.includes('rejected'), 20_000, 20);
     await waitFor(async () => (await rowState('doubt-3')) === 'queued', 5_000, 20);
     expect(await store.cancel('acme', 'doubt-3')).toBe('cancelled');
+    await leader.stop();
+  });
+
+  it('whose job type left the policy meanwhile: admitted if its earlier admission was made, else dead', async () => {
+    await leftDispatching('doubt-4', 'old'); // admitted and published by the dead leader
+    await leftDispatching('doubt-5', 'old'); // never admitted
+    const pipeline = new AdmissionPipeline({ limiter: bed.limiter, js: jetstream(bed.nc), names: bed.names });
+    expect((await pipeline.run({ request: roomRequest('doubt-4', 'old'), payloads: [undefined] })).kind).toBe('admitted');
+
+    const { document, version } = bed.limiter.policy;
+    const { old: _old, ...jobTypes } = document.jobTypes;
+    bed.limiter.setPolicy(compilePolicy({ ...document, jobTypes }, version + 1));
+    const seen: DispatchDisposition[] = [];
+    const leader = await newLeader({ value: true }, seen);
+    await waitFor(async () => (await rowState('doubt-5')) === 'dead', 20_000, 50);
+    // Its message is in JetStream and may run (the type's workers consumer stays until drained): not dead.
+    await waitFor(async () => (await rowState('doubt-4')) === 'admitted', 20_000, 50);
     await leader.stop();
   });
 });

@@ -34,6 +34,7 @@ import type {
   FeedbackResult,
   FeedbackSignal,
   FindExpiredOptions,
+  IdempotencyState,
   LeaseStateResult,
   LimiterSnapshot,
   OpenResult,
@@ -280,6 +281,18 @@ export class Limiter {
   /** Whether an idempotency record for this key (a producer's, by default) is live (its request admitted, or being admitted). */
   async idempotencyKeyLive(tenant: string, key: string, kind: IdempotencyKind = 'producer'): Promise<boolean> {
     return (await this.#store.guard(this.#store.redis.exists(this.keys.idempotency(tenant, key, kind)))) === 1;
+  }
+
+  /**
+   * What an idempotency key holds: nothing (never admitted under it, or its window passed, or the
+   * admission that wrote it was revoked or expired unconfirmed), an admission `in_progress` (its job
+   * message not yet confirmed in JetStream), or a `recorded` one, with the record it answers replays
+   * with.
+   */
+  async idempotencyState(tenant: string, key: string, kind: IdempotencyKind = 'producer'): Promise<IdempotencyState> {
+    const [record, pending] = (await this.#store.guard(this.#store.redis.hmget(this.keys.idempotency(tenant, key, kind), 'r', 'p'))) ?? [];
+    if (record === null || record === undefined) return { state: 'none' };
+    return { state: pending === '1' ? 'in_progress' : 'recorded', record };
   }
 
   /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */

@@ -426,3 +426,9 @@ export type PauseTarget = { readonly dependency: string } | { readonly jobType: 
 
 /** A pause as it stands: `until` in ms, `Infinity` until resumed; not paused: `{ paused: false }`. */
 export type PauseState = { readonly paused: true; readonly until: number } | { readonly paused: false };
+
+/**
+ * What an idempotency key holds (Limiter.idempotencyState): nothing, an admission whose job message
+ * is not yet confirmed in JetStream, or a confirmed admission's record (what replays are answered).
+ */
+export type IdempotencyState = { readonly state: 'none' } | { readonly state: 'in_progress' | 'recorded'; readonly record: string };

@@ -49,4 +49,16 @@ describe('payload dedupe keys in the limiter', () => {
     // Another tenant's identical payload is its own key.
     expect(k.idempotency('beta', 'report:abc', 'dedupe')).not.toBe(k.idempotency('acme', 'report:abc', 'dedupe'));
   });
+
+  it('idempotencyState: none, then in progress while the admission is unconfirmed, then recorded', async () => {
+    h = await harness('idem_state', policy);
+    const request = { jobs: [job('report', { idempotency: { key: 'k-1', record: '{"jobId":"j-1"}' } })] };
+    expect(await h.limiter.idempotencyState('acme', 'k-1')).toEqual({ state: 'none' });
+    const admitted = await h.limiter.admit(request);
+    if (admitted.kind !== 'admitted') throw new Error(admitted.kind);
+    expect(await h.limiter.idempotencyState('acme', 'k-1')).toEqual({ state: 'in_progress', record: '{"jobId":"j-1"}' });
+    expect(await h.limiter.idempotencyState('acme', 'k-1', 'dedupe')).toEqual({ state: 'none' });
+    await h.limiter.confirm(request, admitted);
+    expect(await h.limiter.idempotencyState('acme', 'k-1')).toEqual({ state: 'recorded', record: '{"jobId":"j-1"}' });
+  });
 });

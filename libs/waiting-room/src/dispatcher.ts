@@ -3,7 +3,7 @@ import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type AdmissionPipelineDeps, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
 import { ADMITTED_AT_ADMISSION, dedupeKeyOfRoomKey, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
-import type { AdmissionRequest, Limiter } from '@janus/limiter';
+import type { AdmissionRequest, IdempotencyKind, Limiter } from '@janus/limiter';
 import type { JetStreamTarget, NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
 import { paceOf } from './estimate.js';
@@ -438,7 +438,7 @@ export class Dispatcher {
     const { row } = job;
     const policy = this.deps.limiter.policy;
     const jt = policy.jobType(row.type);
-    if (jt === undefined) return await this.#dead(row, 'job type no longer exists');
+    if (jt === undefined) return await this.#typeGone(job);
     const priority = PRIORITIES[row.priority] ?? 'low';
     // A job of a `dedupe` job type waits under its payload's key, and is admitted under it (with the
     // job type's dedupe window as it is now), so that once it left the room the limiter answers
@@ -529,7 +529,7 @@ export class Dispatcher {
           decided: result.cause !== 'nats_down',
         };
       case 'unknown_job_type':
-        return await this.#dead(row, 'job type no longer exists');
+        return await this.#typeGone(job);
       case 'exceeds_capacity': {
         const { limit } = result;
         const name = [limit.scope, limit.dependency, limit.scope === 'dependency' ? limit.tenant : undefined, limit.kind].filter((x) => x !== undefined).join(' ');
@@ -539,6 +539,33 @@ export class Dispatcher {
         // The producer's key now names a different admitted request: this one can never be admitted under it.
         return await this.#dead(row, 'its idempotency key was used for a different request');
     }
+  }
+
+  /**
+   * A job whose type left the policy can no longer be admitted: it is dead — unless it is in doubt
+   * and an earlier admission of it is live (a leader that died after admitting it). Then its message
+   * may be in JetStream and run (the type's workers consumer stays until drained), so it is not
+   * declared dead: an admission recorded under its key means it was admitted; one in progress
+   * keeps it in doubt until a worker's claim confirms it or its lease expires unconfirmed.
+   */
+  async #typeGone(job: RoomJob): Promise<AdmitOutcome> {
+    const { row } = job;
+    if (job.inDoubt) {
+      try {
+        for (const { key, kind } of admissionKeysOf(row)) {
+          const held = await this.deps.limiter.idempotencyState(row.tenant, key, kind);
+          if (held.state === 'none') continue;
+          if (held.state === 'in_progress') return { kind: 'again', disposition: 'in_progress', retryAfterMs: RETRY_SOON_MS, scope: 'job' };
+          // A producer's or a payload's key may name another job: then this one was not admitted under it.
+          const named = kind === 'retry' ? row.jobId : parseIdempotencyRecord(held.record).body['jobId'];
+          if (named === row.jobId) return { kind: 'admitted', at: Date.now() };
+        }
+      } catch (error) {
+        this.deps.events?.fault?.('admission', error);
+        return { kind: 'again', disposition: 'unavailable', scope: 'global', retryAfterMs: RETRY_SOON_MS, decided: false };
+      }
+    }
+    return await this.#dead(row, 'job type no longer exists');
   }
 
   /** Which waiting jobs a refusal concerns: the tenant's (tenant limits), its lane for it (a per-tenant cap), the lane, or all. */
@@ -612,4 +639,17 @@ function blocked(map: Map<string, Block>, key: string, now: number, earliest: { 
   }
   if (b.until < earliest.at) earliest.at = b.until;
   return true;
+}
+
+/**
+ * The idempotency keys under which the room may have admitted a row's attempt (#admit): a retry's,
+ * a payload's (a `dedupe` job type; under the room's own key when the type had lost `dedupe`), a
+ * producer's, or the room's own.
+ */
+function admissionKeysOf(row: WaitingRow): { key: string; kind: IdempotencyKind }[] {
+  if (row.attempt > 1) return [{ key: `retry:${row.jobId}.${row.attempt}`, kind: 'retry' }];
+  const room = { key: `room:${row.jobId}.1`, kind: 'retry' as const };
+  if (row.idempotencyKey === null) return [room];
+  const dedupeKey = dedupeKeyOfRoomKey(row.idempotencyKey);
+  return dedupeKey !== undefined ? [{ key: dedupeKey, kind: 'dedupe' }, room] : [{ key: row.idempotencyKey, kind: 'producer' }];
 }
