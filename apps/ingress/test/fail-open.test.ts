@@ -11,7 +11,8 @@ import { cleanup, createKey, json, setPolicy, start } from './helpers.js';
  * `failMode: open` (CONTRACT §3): while Redis cannot be reached, a job whose dependencies are all
  * `open` is admitted without the limiter — and it must then RUN, once, and count in its limits as
  * soon as Janus can count again. Before, such a job's lease was one Redis never knew: the worker
- * SDK's claim was refused, the job was acknowledged unrun and stayed `admitted` for ever.
+ * SDK's claim was refused, the job was acknowledged unrun and stayed `admitted` for ever. Its
+ * tenant's budget is charged too, in Redis and in the ledger (before, only its concurrency counted).
  *
  * Through the real path: this ingress and the retry-scheduler (a child process) reach Redis through
  * TCP proxies cut together; the persister (a child process) and a worker (the SDK) run throughout.
@@ -42,7 +43,7 @@ beforeAll(async () => {
   ingress = await start(ns, { REDIS_URL: ingressRedis.url(settings.redisUrl) });
   await setPolicy([ingress], {
     dependencies: { cache: { concurrency: 1, failMode: 'open' } },
-    tenants: { acme: {} },
+    tenants: { acme: { budget: { limit: 1_000, periodMs: 3_600_000 } } },
     jobTypes: { warm: { dependencies: [{ name: 'cache' }], timeoutMs: 2_000, retry: { maxAttempts: 1 } } },
   });
   acme = (await createKey([ingress], 'acme')).key;
@@ -122,5 +123,17 @@ describe('a fail-open job', () => {
     await waitFor(async () => ((await view(nextId))?.status === 'succeeded' ? true : undefined), 20_000, 100);
     expect(runs.filter((r) => r.jobId === nextId)).toHaveLength(1);
     expect(await (await fetch(`${scheduler.url}/metrics`)).text()).toMatch(/janus_fail_open_adopted_total\{app="retry-scheduler"\} 3/);
+
+    // The budget counts all four jobs (cost 1 each): the three fail-open ones reserved as they were
+    // adopted and settled as they succeeded, and the durable record (the ledger) says the same.
+    expect((await ingress.limiter.usage('acme')).budget?.used).toBe(4);
+    const ledger = await waitFor(async () => {
+      const r = await ingress.runtime.db.pool.query<{ job_id: string; kind: string; amount: number }>(
+        `SELECT job_id, kind, amount::int AS amount FROM budget_ledger WHERE job_id = ANY($1) ORDER BY job_id, kind`,
+        [ids],
+      );
+      return r.rows.length === 6 ? r.rows : undefined;
+    }, 20_000, 100);
+    expect(ledger).toEqual([...ids].sort().flatMap((id) => [{ job_id: id, kind: 'reserve', amount: 1 }, { job_id: id, kind: 'settle', amount: 1 }]));
   }, 90_000);
 });

@@ -242,7 +242,12 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   const adoption = setInterval(() => {
     if (adopting || stopped || !runtime.policy.loaded) return;
     adopting = true;
-    void adoptFailOpenLeases({ limiter, db: runtime.db.db })
+    void adoptFailOpenLeases({
+      limiter,
+      db: runtime.db.db,
+      publishing: { js: publisher, names, now: Date.now },
+      onLedgerFailure: (error) => logger.warn({ err: error }, 'could not record the budget reservation of an adopted fail-open job; trying again'),
+    })
       .then((result) => {
         if (!result.ok || result.adopted === 0) return;
         metrics.failOpenAdopted.inc(result.adopted);

@@ -70,12 +70,30 @@ function rowsOf<T>(schema: z.ZodType<T>, result: { rows: unknown[] }): T[] {
  * The fail-open attempts still in flight (admitted while Redis could not be reached; the persister
  * stored them with `fail_open`): what the retry-scheduler adopts once Redis answers
  * (Limiter.adoptLeases). A partial index keeps this read empty-cheap; it runs every second.
+ *
+ * A job of a tenant with a budget comes with its reservation: the one the ledger records, or, when
+ * the ledger has none yet, its estimate in the budget's current window — listed in `unrecorded`
+ * (lease ids), whose `reserve` entries the caller publishes.
  */
-export async function readFailOpenLeases(db: Database, policy: CompiledPolicy, opts: Pick<DurableStateOptions, 'now' | 'expiredHorizonMs' | 'clockSkewMs'>): Promise<RestoredLease[]> {
-  return (await readLiveLeases(db, policy, opts, new Map(), 'fail_open')).leases;
+export async function readFailOpenLeases(
+  db: Database,
+  policy: CompiledPolicy,
+  opts: Pick<DurableStateOptions, 'now' | 'expiredHorizonMs' | 'clockSkewMs'>,
+): Promise<{ leases: RestoredLease[]; unrecorded: ReadonlySet<string> }> {
+  const { leases, unrecorded } = await readLiveLeases(db, policy, opts, budgetWindows(policy, opts.now), 'fail_open');
+  return { leases, unrecorded };
 }
 
 type BudgetWindows = ReadonlyMap<string, { readonly start: number; readonly periodMs: number }>;
+
+/** The current window of every tenant budget of the policy, at `now`. */
+function budgetWindows(policy: CompiledPolicy, now: number): Map<string, { start: number; periodMs: number }> {
+  const windows = new Map<string, { start: number; periodMs: number }>();
+  for (const [tenant, t] of Object.entries(policy.document.tenants)) {
+    if (t.budget) windows.set(tenant, { start: now - (now % t.budget.periodMs), periodMs: t.budget.periodMs });
+  }
+  return windows;
+}
 
 /** Attempts without an outcome whose lease is within the horizon, as the leases to write back. */
 async function readLiveLeases(
@@ -84,7 +102,7 @@ async function readLiveLeases(
   opts: Pick<DurableStateOptions, 'now' | 'expiredHorizonMs' | 'clockSkewMs'>,
   windowOf: BudgetWindows,
   which: 'all' | 'fail_open',
-): Promise<{ leases: RestoredLease[]; unrecordedReservations: Map<string, number> }> {
+): Promise<{ leases: RestoredLease[]; unrecordedReservations: Map<string, number>; unrecorded: Set<string> }> {
   const horizon = new Date(opts.now - opts.expiredHorizonMs);
   const leaseRows = await db.execute(sql`
     SELECT a.job_id, a.attempt, a.lease_id, a.admitted_at,
@@ -102,6 +120,7 @@ async function readLiveLeases(
     ORDER BY a.job_id, a.attempt`);
 
   const unrecordedReservations = new Map<string, number>();
+  const unrecorded = new Set<string>();
   const leases: RestoredLease[] = rowsOf(LeaseRow, leaseRows).map((row) => {
     const jt = policy.jobType(row.type);
     const cost = row.cost ?? undefined;
@@ -119,6 +138,7 @@ async function readLiveLeases(
       reserved = estimateFor(jt, cost);
       budgetWindow = window.start;
       unrecordedReservations.set(row.tenant, (unrecordedReservations.get(row.tenant) ?? 0) + reserved);
+      unrecorded.add(row.lease_id);
     }
     const context = encodeRetryContext(
       {
@@ -146,7 +166,7 @@ async function readLiveLeases(
       context,
     };
   });
-  return { leases, unrecordedReservations };
+  return { leases, unrecordedReservations, unrecorded };
 }
 
 /**
@@ -169,13 +189,11 @@ async function readLiveLeases(
  */
 export async function readDurableState(db: Database, policy: CompiledPolicy, opts: DurableStateOptions): Promise<RestoredState> {
   const now = new Date(opts.now);
-  const budgetTenants = Object.entries(policy.document.tenants).flatMap(([tenant, t]) => (t.budget ? [{ tenant, periodMs: t.budget.periodMs }] : []));
-  const windowOf = new Map(budgetTenants.map(({ tenant, periodMs }) => [tenant, { start: opts.now - (opts.now % periodMs), periodMs }]));
+  const windowOf = budgetWindows(policy, opts.now);
   const { leases, unrecordedReservations } = await readLiveLeases(db, policy, opts, windowOf, 'all');
 
   const budgets: RestoredBudget[] = [];
-  for (const { tenant } of budgetTenants) {
-    const window = windowOf.get(tenant)!;
+  for (const [tenant, window] of windowOf) {
     const used = await db.execute(sql`
       SELECT sum(CASE WHEN s.entry_id IS NOT NULL THEN s.amount WHEN rl.entry_id IS NOT NULL THEN 0 ELSE r.amount END) AS used
       FROM budget_ledger r

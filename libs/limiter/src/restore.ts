@@ -196,12 +196,13 @@ export class StateRestore {
         skipped += 1;
         continue;
       }
-      const { record, pools } = restoredRecord(k, policy, { ...lease, reserved: 0 }, { unheld: true });
-      if (keys.length + 1 + pools.length > MAX_KEYS_PER_CALL || args.length + 6 > MAX_ARGS_PER_CALL) {
+      const { record, pools, budget } = restoredRecord(k, policy, lease, { unheld: true });
+      if (keys.length + 2 + pools.length > MAX_KEYS_PER_CALL || args.length + 9 > MAX_ARGS_PER_CALL) {
         if (!(await flush())) return { ok: false, reason: 'state_lost' };
       }
-      keys.push(at.key, ...pools);
-      args.push(pools.length / 2, lease.leaseId, at.field, lease.expiresAt, (policy.jobType(lease.jobType)?.timeoutMs ?? 0) + ADOPTED_LEASE_GRACE_MS, record);
+      keys.push(at.key, ...pools, ...(budget ? [budget.key] : []));
+      const timeoutMs = (policy.jobType(lease.jobType)?.timeoutMs ?? 0) + ADOPTED_LEASE_GRACE_MS;
+      args.push(pools.length / 2, lease.leaseId, at.field, lease.expiresAt, timeoutMs, record, budget?.reserved ?? 0, budget?.window ?? 0, budget?.periodMs ?? 0);
     }
     if (!(await flush())) return { ok: false, reason: 'state_lost' };
     return { ok: true, adopted, existing, skipped };
@@ -232,15 +233,22 @@ export class StateRestore {
  * A restored lease's record and the pools it is counted in (HASH, ZSET pairs), from the running
  * policy: its dependency, per-tenant dependency, tenant and global pools (a job type no longer in
  * the policy: its tenant and global pools), its rate entries (for settle's costRate accounting)
- * and its budget key. `unheld`: a fail-open admission's (adopted) lease, which drew no rate tokens
- * and reserved no budget: pools only, so that settle charges and refunds nothing.
+ * and its budget key. `unheld`: a fail-open admission's (adopted) lease, which drew no rate tokens:
+ * no rate entries, so that settle moves no bucket; its budget reservation is the one adoption makes
+ * (`lease.reserved` in `lease.budgetWindow`, none without a window).
  */
-export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: RestoredLease, opts: { readonly unheld?: boolean } = {}): { record: string; pools: string[] } {
+export function restoredRecord(
+  keys: Keys,
+  policy: CompiledPolicy,
+  lease: RestoredLease,
+  opts: { readonly unheld?: boolean } = {},
+): { record: string; pools: string[]; budget?: { readonly key: string; readonly reserved: number; readonly window: number; readonly periodMs: number } } {
   const jt = policy.jobType(lease.jobType);
   const specs = policy.limitsFor(lease.tenant, lease.jobType);
   const pools: string[] = [];
   const rate: string[] = [];
   let bk = '';
+  let budgetPeriodMs = 0;
   const pool = (id: string) => {
     const key = keys.limit(id);
     pools.push(key, keys.poolExpiries(key));
@@ -252,8 +260,10 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
     const estimate = estimateFor(jt, lease.cost);
     for (const spec of specs) {
       if (spec.kind === 'concurrency') pool(spec.id);
-      else if (opts.unheld === true) continue;
-      else if (spec.kind === 'budget') bk = keys.limit(spec.id);
+      else if (spec.kind === 'budget') {
+        bk = opts.unheld === true && (lease.reserved <= 0 || lease.budgetWindow === undefined) ? '' : keys.limit(spec.id);
+        budgetPeriodMs = spec.periodMs;
+      } else if (opts.unheld === true) continue;
       else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
         rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
@@ -266,7 +276,7 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
     adm: lease.admittedAt,
     att: lease.attempt,
     pri: PRIORITY[lease.priority],
-    res: lease.reserved,
+    res: opts.unheld === true && bk === '' ? 0 : lease.reserved,
     bw: bk === '' ? undefined : lease.budgetWindow,
     ten: lease.tenant,
     typ: lease.jobType,
@@ -277,7 +287,8 @@ export function restoredRecord(keys: Keys, policy: CompiledPolicy, lease: Restor
     job: lease.jobId,
     ctx: lease.context ?? '',
   });
-  return { record, pools };
+  const budget = bk !== '' && lease.budgetWindow !== undefined ? { key: bk, reserved: lease.reserved, window: lease.budgetWindow, periodMs: budgetPeriodMs } : undefined;
+  return { record, pools, ...(budget ? { budget } : {}) };
 }
 
 /** Every rate bucket of the policy that the given tenants' jobs (and anyone's) draw from: key → size and refill. */

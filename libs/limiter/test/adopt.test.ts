@@ -9,7 +9,8 @@ import { ADOPTED_LEASE_GRACE_MS } from '../src/restore.js';
  * recorded; adopt-n writes them once Redis answers. Through the real script on a real Redis with a
  * pinned clock: at the limit (adopted leases fill the pool), one over, after they settle (the slot
  * comes back), adopted twice (counted once), adopted concurrently from several instances, and
- * while the state is lost (nothing written).
+ * while the state is lost (nothing written). A job of a tenant with a budget reserves its estimate
+ * as it is adopted, once, and settles its actual cost as any lease.
  */
 let h: Harness | undefined;
 afterEach(async () => {
@@ -103,5 +104,31 @@ describe('fail-open leases', () => {
     expect(await h.limiter.adoptLeases(open.map((o) => o.lease))).toEqual({ ok: false, reason: 'state_lost' });
     expect(await h.redis.keys(`${h.ns}:*leases*`)).toEqual([]);
     await expect(h.limiter.extend(open[0]!.token, 1)).rejects.toBeInstanceOf(StateLost);
+  });
+
+  it('of a tenant with a budget reserve their estimate once as they are adopted, and settle their actual cost', async () => {
+    h = await harness('adopt', policy);
+    const window = h.clock.now - (h.clock.now % 3_600_000);
+    const open = failOpen(h, 3, { reserved: 1, budgetWindow: window });
+    const used = async () => (await h!.limiter.usage('acme')).budget?.used;
+    expect(await used()).toBe(0);
+    expect(await h.limiter.adoptLeases(open.map((o) => o.lease))).toEqual({ ok: true, adopted: 3, existing: 0, skipped: 0 });
+    expect(await used()).toBe(3);
+    // adopted again (by this or another instance): nothing reserved twice
+    const again = await Promise.all([h.limiter.adoptLeases(open.map((o) => o.lease)), h.makeLimiter().adoptLeases(open.map((o) => o.lease))]);
+    expect(again.map((r) => r.ok && r.existing)).toEqual([3, 3]);
+    expect(await used()).toBe(3);
+    // settled with an actual cost: the reservation of 1 becomes 7
+    expect(await h.limiter.extend(open[0]!.token, 1)).toMatchObject({ ok: true });
+    expect(await h.limiter.settle(open[0]!.token, 'succeeded', 7)).toMatchObject({ ok: true, lease: { reserved: 1, actual: 7 } });
+    expect(await used()).toBe(9);
+    // revoked leases do not exist here; an expired one keeps its reservation as spent (reap)
+    h.advance(5_001 + ADOPTED_LEASE_GRACE_MS);
+    expect((await h.limiter.reapExpired(10)).map((r) => [r.jobId, r.reserved]).sort()).toEqual([[open[1]!.lease.jobId, 1], [open[2]!.lease.jobId, 1]].sort());
+    expect(await used()).toBe(9);
+    // a reservation whose window is over when it is adopted counts in no later window
+    const late = failOpen(h, 1, { reserved: 1, budgetWindow: window - 3_600_000 });
+    await h.limiter.adoptLeases(late.map((o) => o.lease));
+    expect(await used()).toBe(9);
   });
 });
