@@ -6,6 +6,7 @@ export interface SchedulerMetrics {
   readonly retries: Counter<'disposition'>;
   readonly reaped: Counter<'kind'>;
   readonly reapPublishFailures: Counter;
+  readonly consumersRecreated: Counter;
   readonly waitingAgain: Counter;
   readonly failOpenAdopted: Counter;
   readonly takeovers: Counter;
@@ -82,6 +83,11 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
     takeovers: new Counter({
       name: 'janus_admission_takeovers_total',
       help: 'Re-admitted attempts whose job message JetStream already held (an earlier admission of it lapsed unconfirmed): the new admission took over that message\'s lease',
+      registers: [registry],
+    }),
+    consumersRecreated: new Counter({
+      name: 'janus_worker_consumers_recreated_total',
+      help: 'workers-<jobType> consumers of job types in the policy that were missing (deleted by hand, say) and were created again',
       registers: [registry],
     }),
     reapPublishFailures: new Counter({

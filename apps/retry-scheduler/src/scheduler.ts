@@ -266,9 +266,11 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     if (sweeping || !runtime.policy.loaded) return;
     sweeping = true;
     void sweepWorkerConsumers(jsm, names, limiter.policy.jobTypes, ackFloors)
-      .then(({ removed, recreated }) => {
+      .then(({ removed, recreated, created }) => {
         for (const name of removed) logger.info({ consumer: name }, 'removed the drained workers consumer of a deleted job type');
         for (const name of recreated) logger.warn({ consumer: name, fromSeq: (ackFloors.get(name) ?? 0) + 1 }, 'the workers consumer of a job type was missing; created it again');
+        metrics.consumersRecreated.inc(recreated.length);
+        for (const name of created) logger.info({ consumer: name }, 'created the missing workers consumer of a job type');
       })
       .catch((error: unknown) => logger.warn({ err: error }, 'could not sweep the workers consumers'))
       .finally(() => (sweeping = false));

@@ -77,6 +77,8 @@ describe('workers consumers of deleted job types', () => {
       const info = await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-keep');
       expect(info.delivered.consumer_seq).toBe(1);
       expect(info.config.max_deliver).toBe(1);
+      // Counted (the consumers the first sweeps created for the seeded job types are not).
+      expect(await scheduler.runtime.registry.getSingleMetricAsString('janus_worker_consumers_recreated_total')).toMatch(/janus_worker_consumers_recreated_total\{app="retry-scheduler"\} 1$/m);
     } finally {
       await worker.stop();
     }

@@ -146,8 +146,10 @@ export async function ensureWorkerConsumer(
 export interface WorkerConsumerSweep {
   /** Consumers of job types no longer in the policy, deleted once drained. */
   readonly removed: string[];
-  /** Consumers of the policy's job types that were missing (deleted by hand, say), created again. */
+  /** Consumers of the policy's job types that an earlier sweep saw and that were gone (deleted by hand, say): created again. */
   readonly recreated: string[];
+  /** Consumers of the policy's job types that no sweep had seen yet and that were missing (a new job type, or NATS down when it was added): created. */
+  readonly created: string[];
 }
 
 /**
@@ -171,6 +173,7 @@ export async function sweepWorkerConsumers(
   const prefix = names.consumers.workers('');
   const removed: string[] = [];
   const recreated: string[] = [];
+  const created: string[] = [];
   const seen = new Set<string>();
   for await (const info of jsm.consumers.list(names.streams.jobs)) {
     const name = info.name;
@@ -189,9 +192,9 @@ export async function sweepWorkerConsumers(
     if (seen.has(name)) continue;
     const floor = floors.get(name);
     await ensureWorkerConsumer(jsm, names, jobType, timeoutMs, floor === undefined ? undefined : floor + 1);
-    recreated.push(name);
+    (floor === undefined ? created : recreated).push(name);
   }
-  return { removed, recreated };
+  return { removed, recreated, created };
 }
 
 /** A durable pull consumer of Janus's own (persister, scheduler) over a whole stream. */
