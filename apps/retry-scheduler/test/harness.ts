@@ -124,3 +124,9 @@ export async function openTestBed(label: string, policyDoc: PolicyDocumentInput)
 export async function schedulerReady(scheduler: { readonly readiness: readonly { check(): boolean | Promise<boolean> }[] }): Promise<boolean> {
   return (await Promise.all(scheduler.readiness.map((c) => Promise.resolve(c.check()).catch(() => false)))).every(Boolean);
 }
+
+/** A stream of the bed refuses every message (none fits its size limit: a publish to it fails), or takes them again. */
+export async function streamRefuses(bed: Pick<TestBed, 'jsm'>, stream: string, refuse: boolean): Promise<void> {
+  const { config } = await bed.jsm.streams.info(stream);
+  await bed.jsm.streams.update(stream, { ...config, max_msg_size: refuse ? 1 : -1 });
+}

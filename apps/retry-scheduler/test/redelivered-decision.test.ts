@@ -5,7 +5,7 @@ import { announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, type TestBed } from './harness.js';
+import { openTestBed, streamRefuses, type TestBed } from './harness.js';
 
 /**
  * Outcomes apply once (CONTRACT §6): a failure's consequence — its retry or its dead letter — is
@@ -27,11 +27,8 @@ let scheduler: Scheduler;
 let worker: Worker;
 const runs: string[] = [];
 
-/** The applied stream refuses every message (none fits its size limit), or takes them again. */
-async function appliedRefuses(refuse: boolean): Promise<void> {
-  const { config } = await bed.jsm.streams.info(bed.names.streams.applied);
-  await bed.jsm.streams.update(bed.names.streams.applied, { ...config, max_msg_size: refuse ? 1 : -1 });
-}
+/** The applied stream refuses every message, or takes them again. */
+const appliedRefuses = (refuse: boolean): Promise<void> => streamRefuses(bed, bed.names.streams.applied, refuse);
 
 beforeAll(async () => {
   bed = await openTestBed('scheduler-redelivered-decision', policyDoc);

@@ -5,7 +5,7 @@ import { announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, type TestBed } from './harness.js';
+import { openTestBed, streamRefuses, type TestBed } from './harness.js';
 
 /**
  * Outcomes apply once (CONTRACT §6), also for the dependency's outage circuit (§2 `adaptive`): a
@@ -29,11 +29,8 @@ let scheduler: Scheduler;
 let worker: Worker;
 const runs: string[] = [];
 
-/** The applied stream refuses every message (none fits its size limit), or takes them again. */
-async function appliedRefuses(refuse: boolean): Promise<void> {
-  const { config } = await bed.jsm.streams.info(bed.names.streams.applied);
-  await bed.jsm.streams.update(bed.names.streams.applied, { ...config, max_msg_size: refuse ? 1 : -1 });
-}
+/** The applied stream refuses every message, or takes them again. */
+const appliedRefuses = (refuse: boolean): Promise<void> => streamRefuses(bed, bed.names.streams.applied, refuse);
 
 const outcomesConsumer = () => bed.jsm.consumers.info(bed.names.streams.outcomes, bed.names.consumers.schedulerOutcomes);
 

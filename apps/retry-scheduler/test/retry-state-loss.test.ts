@@ -8,7 +8,7 @@ import { announceConfigChange } from '@janus/policy';
 import { dropRedisNamespace, waitFor } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import { startScheduler, type Scheduler } from '../src/scheduler.js';
-import { openTestBed, schedulerReady, type TestBed } from './harness.js';
+import { openTestBed, schedulerReady, streamRefuses, type TestBed } from './harness.js';
 
 /**
  * A failure whose retry was not yet durable when Redis lost its state (CONTRACT §6: nothing
@@ -33,11 +33,8 @@ const runs: string[] = [];
 
 const ready = (): Promise<boolean> => schedulerReady(scheduler);
 
-/** The retries stream refuses every message (none fits its size limit), or takes them again. */
-async function retriesRefuse(refuse: boolean): Promise<void> {
-  const { config } = await bed.jsm.streams.info(bed.names.streams.retries);
-  await bed.jsm.streams.update(bed.names.streams.retries, { ...config, max_msg_size: refuse ? 1 : -1 });
-}
+/** The retries stream refuses every message, or takes them again. */
+const retriesRefuse = (refuse: boolean): Promise<void> => streamRefuses(bed, bed.names.streams.retries, refuse);
 
 beforeAll(async () => {
   bed = await openTestBed('scheduler-retry-loss', policyDoc);
