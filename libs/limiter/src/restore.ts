@@ -182,7 +182,7 @@ export class StateRestore {
     let args: Arg[] = [];
     const flush = async (): Promise<boolean> => {
       if (args.length === 0) return true;
-      const reply = (await this.#store.run('adopt', [k.epoch, k.leaseExpiry, ...keys], [this.#clock.arg(), this.#retentionMs, ...args])) as number[];
+      const reply = (await this.#store.run('adopt', [k.epoch, k.leaseExpiry, k.creditsOutbox, ...keys], [this.#clock.arg(), this.#retentionMs, ...args])) as number[];
       keys = [];
       args = [];
       if (reply[0] !== ADOPT_ANSWER.ok) return false;
@@ -196,13 +196,14 @@ export class StateRestore {
         skipped += 1;
         continue;
       }
-      const { record, pools, budget } = restoredRecord(k, policy, lease, { unheld: true });
-      if (keys.length + 2 + pools.length > MAX_KEYS_PER_CALL || args.length + 9 > MAX_ARGS_PER_CALL) {
+      const { record, pools, budget, credits } = restoredRecord(k, policy, lease, { unheld: true });
+      if (keys.length + 3 + pools.length > MAX_KEYS_PER_CALL || args.length + 13 > MAX_ARGS_PER_CALL) {
         if (!(await flush())) return { ok: false, reason: 'state_lost' };
       }
-      keys.push(at.key, ...pools, ...(budget ? [budget.key] : []));
+      keys.push(at.key, ...pools, ...(budget ? [budget.key] : []), ...(credits ? [credits.key] : []));
       const timeoutMs = (policy.jobType(lease.jobType)?.timeoutMs ?? 0) + ADOPTED_LEASE_GRACE_MS;
-      args.push(pools.length / 2, lease.leaseId, at.field, lease.expiresAt, timeoutMs, record, budget?.reserved ?? 0, budget?.window ?? 0, budget?.periodMs ?? 0);
+      args.push(pools.length / 2, lease.leaseId, at.field, lease.expiresAt, timeoutMs, record);
+      args.push(budget?.reserved ?? 0, budget?.window ?? 0, budget?.periodMs ?? 0, credits?.estimate ?? 0, lease.jobId, lease.attempt, lease.tenant);
     }
     if (!(await flush())) return { ok: false, reason: 'state_lost' };
     return { ok: true, adopted, existing, skipped };
@@ -235,20 +236,29 @@ export class StateRestore {
  * the policy: its tenant and global pools), its rate entries (for settle's costRate accounting)
  * and its budget key. `unheld`: a fail-open admission's (adopted) lease, which drew no rate tokens:
  * no rate entries, so that settle moves no bucket; its budget reservation is the one adoption makes
- * (`lease.reserved` in `lease.budgetWindow`, none without a window).
+ * (`lease.reserved` in `lease.budgetWindow`, none without a window), and so is its credits
+ * reservation (adopt-n.lua, for a tenant with a credit account).
  */
 export function restoredRecord(
   keys: Keys,
   policy: CompiledPolicy,
   lease: RestoredLease,
   opts: { readonly unheld?: boolean } = {},
-): { record: string; pools: string[]; budget?: { readonly key: string; readonly reserved: number; readonly window: number; readonly periodMs: number } } {
+): {
+  record: string;
+  pools: string[];
+  /** The budget reservation the record names (its key, amount, window and the budget's period). */
+  budget?: { readonly key: string; readonly reserved: number; readonly window: number; readonly periodMs: number };
+  /** The tenant's credits hash and the job's estimate, which a tenant with a credit account reserves. */
+  credits?: { readonly key: string; readonly estimate: number };
+} {
   const jt = policy.jobType(lease.jobType);
   const specs = policy.limitsFor(lease.tenant, lease.jobType);
   const pools: string[] = [];
   const rate: string[] = [];
   let bk = '';
   let budgetPeriodMs = 0;
+  let credits: { key: string; estimate: number } | undefined;
   const pool = (id: string) => {
     const key = keys.limit(id);
     pools.push(key, keys.poolExpiries(key));
@@ -260,6 +270,7 @@ export function restoredRecord(
     const estimate = estimateFor(jt, lease.cost);
     for (const spec of specs) {
       if (spec.kind === 'concurrency') pool(spec.id);
+      else if (spec.kind === 'credits') credits = { key: keys.limit(spec.id), estimate };
       else if (spec.kind === 'budget') {
         bk = opts.unheld === true && (lease.reserved <= 0 || lease.budgetWindow === undefined) ? '' : keys.limit(spec.id);
         budgetPeriodMs = spec.periodMs;
@@ -288,7 +299,7 @@ export function restoredRecord(
     ctx: lease.context ?? '',
   });
   const budget = bk !== '' && lease.budgetWindow !== undefined ? { key: bk, reserved: lease.reserved, window: lease.budgetWindow, periodMs: budgetPeriodMs } : undefined;
-  return { record, pools, ...(budget ? { budget } : {}) };
+  return { record, pools, ...(budget ? { budget } : {}), ...(credits ? { credits } : {}) };
 }
 
 /** Every rate bucket of the policy that the given tenants' jobs (and anyone's) draw from: key → size and refill. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { harness, job, type Harness } from './helpers.js';
-import { NotAdopted, StateLost, isFailOpenLeaseId, type RestoredLease } from '../src/index.js';
+import { NotAdopted, StateLost, isFailOpenLeaseId, parseOutboxFields, type RestoredLease } from '../src/index.js';
 import { parseLeaseRecord } from '../src/lease-record.js';
 import { ADOPTED_LEASE_GRACE_MS } from '../src/restore.js';
 
@@ -10,7 +10,7 @@ import { ADOPTED_LEASE_GRACE_MS } from '../src/restore.js';
  * pinned clock: at the limit (adopted leases fill the pool), one over, after they settle (the slot
  * comes back), adopted twice (counted once), adopted concurrently from several instances, and
  * while the state is lost (nothing written). A job of a tenant with a budget reserves its estimate
- * as it is adopted, once, and settles its actual cost as any lease.
+ * as it is adopted, once, and settles its actual cost as any lease; so does one with prepaid credits.
  */
 let h: Harness | undefined;
 afterEach(async () => {
@@ -130,5 +130,28 @@ describe('fail-open leases', () => {
     const late = failOpen(h, 1, { reserved: 1, budgetWindow: window - 3_600_000 });
     await h.limiter.adoptLeases(late.map((o) => o.lease));
     expect(await used()).toBe(9);
+  });
+
+  it('of a tenant with prepaid credits reserve their estimate once as they are adopted (in the outbox too), and settle their actual cost', async () => {
+    h = await harness('adopt', policy);
+    await h.limiter.topUpCredits('acme', 'k', 10);
+    const open = failOpen(h, 2);
+    await h.limiter.adoptLeases(open.map((o) => o.lease));
+    await h.limiter.adoptLeases(open.map((o) => o.lease));
+    expect(await h.limiter.creditsOf('acme')).toMatchObject({ account: true, balance: 10, reserved: 2 });
+    expect(await h.limiter.extend(open[0]!.token, 1)).toMatchObject({ ok: true });
+    expect(await h.limiter.settle(open[0]!.token, 'succeeded', 3)).toMatchObject({ ok: true, lease: { credits: { reserved: 1, charged: 3 } } });
+    expect(await h.limiter.creditsOf('acme')).toMatchObject({ balance: 7, reserved: 1 });
+    const entries = (await h.redis.xrange(h.limiter.keys.creditsOutbox, '-', '+')).map(([, f]) => parseOutboxFields(f)!);
+    expect(entries.map((e) => [e.kind, e.amount, e.leaseId])).toEqual([
+      ['topup', 10, undefined],
+      ['reserve', 1, open[0]!.lease.leaseId],
+      ['reserve', 1, open[1]!.lease.leaseId],
+      ['settle', 3, open[0]!.lease.leaseId],
+    ]);
+    // a tenant without a credit account reserves nothing
+    const other = failOpen(h, 1, { tenant: 'beta' });
+    await h.limiter.adoptLeases(other.map((o) => o.lease));
+    expect(await h.limiter.creditsOf('beta')).toMatchObject({ account: false, reserved: 0 });
   });
 });

@@ -1,6 +1,6 @@
 --[[
   credits — a tenant's prepaid balance (CONTRACT §2 Tenant "Credits"; docs/credits.md), shared by
-  admit, settle, revoke, reap and top-up; inlined where a script says `-- @include credits`.
+  admit, settle, revoke, reap, adopt and top-up; inlined where a script says `-- @include credits`.
   Expects `rcall` and fmt.
 
   HASH  b            balance (cost units; never below 0). The tenant has a credit account iff b exists.
@@ -21,6 +21,18 @@ end
 
 local function credits_out(outbox, id, tenant, kind, amount, job, att, leaseId, now)
   rcall('XADD', outbox, '*', 'e', id, 't', tenant, 'k', kind, 'n', fmt(amount), 'j', job, 'a', tostring(att), 'l', leaseId, 'at', fmt(now))
+end
+
+-- Reserves `est` for lease `leaseId` of a tenant with a credit account, as admission does but
+-- without checking the balance (the job was admitted already: adopt-n); once per lease. Returns
+-- true when reserved.
+local function credits_reserve(key, outbox, leaseId, est, tenant, job, att, now)
+  if rcall('HEXISTS', key, 'b') == 0 then return false end
+  if rcall('HSETNX', key, '@' .. leaseId, fmt(est)) == 0 then return false end
+  local r = (tonumber(rcall('HGET', key, 'r')) or 0) + est
+  rcall('HSET', key, 'r', fmt(r))
+  credits_out(outbox, credits_entry_id(job, att, 'reserve', leaseId), tenant, 'reserve', est, job, att, leaseId, now)
+  return true
 end
 
 -- Finishes the credit reservation of lease `leaseId` (record v). A settle (`actual` a number) drops
