@@ -73,6 +73,13 @@ export const OutcomeEvent = z.object({
   retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
   /** (v1.1) Which of the job type's dependencies throttled (default: its first). */
   dependency: Name.optional(),
+  /**
+   * (Janus's extension) `false`: the worker gave the job up without starting it — its claim was not
+   * answered before the lease neared its end, or the worker was stopping (the worker SDK sends it,
+   * with `outcome: failed`). For a lease no worker claimed, it is not a failed attempt: the job is
+   * retried without charging its attempts (CONTRACT §4: a job that never started keeps them).
+   */
+  started: z.literal(false).optional(),
 });
 export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
 

@@ -266,8 +266,9 @@ export class OutcomeProcessor {
    */
   async #feedback(event: OutcomeEvent, job: SettledAttempt, firstDelivery: boolean): Promise<FeedbackResult> {
     // A permanent failure (`retryable: false`) is the job's own fault (bad input), not news about the
-    // dependency's health: it does not count for the outage circuit.
+    // dependency's health: it does not count for the outage circuit. Nor does a job given up unstarted.
     if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return NO_FEEDBACK;
+    if (event.started === false) return NO_FEEDBACK;
     if (event.outcome === 'succeeded') return firstDelivery ? this.#successes.add(job.jobType) : NO_FEEDBACK;
     const signal = event.throttled === true ? 'throttled' : 'failed';
     // Once per attempt: a redelivery of this outcome (its retry or dead letter published, the ack
@@ -289,7 +290,11 @@ export class OutcomeProcessor {
     // Is this attempt free (not charged to maxAttempts)? A throttled failure is: the dependency
     // refused for load, the job never really ran. So is a failure while the dependency's outage
     // circuit was open or half-open (a probe, or news from before it opened): the outage failed it.
-    const free = event.throttled === true || circuitOpen;
+    // So is a job its worker gave up without starting it (`started: false`, the worker SDK: no
+    // claim answered before its lease neared its end): CONTRACT §4, a job that never started keeps
+    // its attempts. Decided from the report alone, so a redelivery decides the same; the cap on
+    // uncharged attempts bounds a worker that says so falsely.
+    const free = event.throttled === true || circuitOpen || event.started === false;
     // Uncharged attempts so far, this one included; past the cap every failure is charged, so no job
     // retries for ever.
     const uncharged = Math.min((job.context?.uncharged ?? 0) + (free ? 1 : 0), MAX_UNCHARGED_ATTEMPTS);

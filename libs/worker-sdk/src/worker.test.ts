@@ -137,6 +137,22 @@ describe('startWorker', () => {
     const got = (await outcomes(10)).filter((o) => o.jobId === 'perm-1' || o.jobId === 'stale-1');
     expect(got).toEqual([{ jobId: 'perm-1', attempt: 1, leaseToken: 'token-perm-1', outcome: 'failed', error: 'address does not exist', retryable: false }]);
   });
+  it('a job whose claim no scheduler answers before its lease nears its end is not run, and reported as not started while the lease holds', async () => {
+    const js = jetstream(nc);
+    const expiresAt = Date.now() + 2_000;
+    claimAnswer = (token) => (token === 'token-unanswered-1' ? undefined : claimOk());
+    await publishJson(js, names.subjects.job('email'), job('unanswered-1', { lease: { id: 'l-unanswered', token: 'token-unanswered-1', expiresAt: new Date(expiresAt).toISOString() } }), 'unanswered-1.1');
+    const seen: string[] = [];
+    const worker = await startWorker({ nc, namespace: ns, jobType: 'email', handler: async (j) => void seen.push(j.jobId) });
+    const info = await drained();
+    await worker.stop();
+    claimAnswer = claimOk;
+    expect(info.num_ack_pending).toBe(0);
+    expect(seen).toEqual([]);
+    const got = (await outcomes(20)).filter((o) => o.jobId === 'unanswered-1');
+    expect(got).toMatchObject([{ jobId: 'unanswered-1', attempt: 1, leaseToken: 'token-unanswered-1', outcome: 'failed', started: false }]);
+    expect(got[0]!.error).toMatch(/^not started: /);
+  });
   it('reports a handler error to onError (with its job) and to the logger; a job type without a consumer fails at start, by name', async () => {
     const js = jetstream(nc);
     await publishJson(js, names.subjects.job('email'), job('err-1'), 'err-1.1');

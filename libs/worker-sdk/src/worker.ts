@@ -151,6 +151,11 @@ const CLAIM_RETRY_MAX_MS = 5_000;
  * (within a second of Redis answering), lasting its timeout and a 2 s grace for this ask.
  */
 const FAIL_OPEN_CLAIM_PAUSE_MS = 1_000;
+/**
+ * A claim still unanswered this close to the end of the lease in the message (at most a quarter of
+ * the lease) is given up, and the job reported as not started while the lease still holds.
+ */
+const GIVE_UP_BEFORE_MS = 1_000;
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -183,6 +188,17 @@ interface PendingClaim {
  * each. A lone claim goes as `{ leaseToken, ms: 1 }`. A scheduler that does not know the batch form
  * (it answers `malformed`) gets single requests from then on.
  */
+/** The claim's answer, or a rejection once `deadline` (ms) has come without one. */
+function beforeDeadline<T>(answer: Promise<T>, deadline: number): Promise<T> {
+  if (deadline === Infinity) return answer;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer from Janus before the lease neared its end')), Math.max(0, deadline - Date.now()));
+  });
+  answer.catch(() => undefined); // answered after the deadline: nothing waits for it
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
+
 export class ClaimBatcher {
   #queue: PendingClaim[] = [];
   #scheduled = false;
@@ -291,10 +307,16 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     // writes its timed_out outcome, or lets it wait if no worker had taken it). A fail-open job
     // (admitted while Janus's Redis was unreachable) has no lease Janus knows until the scheduler
     // adopts it, with a full lease from then on: it is asked for until Janus answers, however long.
+    // Given up this long before the lease in the message ends (a quarter of it at most), so that
+    // the report below is dated while the lease still holds; a fail-open job is never given up.
+    const leaseEnd = Date.parse(job.lease.expiresAt);
+    const giveUpAt = job.failOpen === true ? Infinity : leaseEnd - Math.min(GIVE_UP_BEFORE_MS, Math.max(0, (leaseEnd - Date.parse(job.admittedAt)) / 4));
     let claimed: Date | undefined;
     for (let pause = CLAIM_RETRY_MIN_MS; claimed === undefined; pause = Math.min(pause * 2, CLAIM_RETRY_MAX_MS)) {
       try {
-        claimed = await claimLease(job.lease.token);
+        // A message whose lease has passed may still be claimable (a job no worker took waits
+        // again, its lease extended): it is asked for without a deadline, as before.
+        claimed = await (giveUpAt > Date.now() ? beforeDeadline(claimLease(job.lease.token), giveUpAt) : claimLease(job.lease.token));
       } catch (error) {
         if (error instanceof LeaseRefused) {
           msg.ack();
@@ -302,16 +324,25 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           reportError(error, job);
           return;
         }
-        const failOpen = job.failOpen === true;
-        const left = failOpen ? Infinity : Date.parse(job.lease.expiresAt) - Date.now();
+        const left = giveUpAt - Date.now();
         if (left <= 0 || stopping.signal.aborted) {
+          // Not started, and Janus is told so while the lease still holds (JetStream dates the
+          // report), so that the job is retried without charging an attempt (CONTRACT §4: a job
+          // that never started keeps its attempts). Unreported (NATS down too, or the lease over
+          // already), the lease expires as a timed_out attempt and the job is retried as well.
+          if (Date.now() < leaseEnd) {
+            const notStarted: WorkerOutcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'failed', error: `not started: ${truncateError(error)}`.slice(0, 2048), started: false };
+            await publishJson(js, names.subjects.outcome(job.type), notStarted, messageIds.attempt(job.jobId, job.attempt)).catch((publishError: unknown) =>
+              log?.warn({ jobId: job.jobId, attempt: job.attempt, err: publishError }, 'could not report the job as not started (its lease will time out)'),
+            );
+          }
           msg.ack();
-          log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run');
+          log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run, reported as not started');
           reportError(error, job);
           return;
         }
         log?.debug({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease claim not answered; asking again');
-        await sleep(Math.min(pause, left, failOpen ? FAIL_OPEN_CLAIM_PAUSE_MS : Infinity), stopping.signal);
+        await sleep(Math.min(pause, left, job.failOpen === true ? FAIL_OPEN_CLAIM_PAUSE_MS : Infinity), stopping.signal);
       }
     }
     const expiry = new AbortController();
