@@ -150,4 +150,25 @@ describe('a row a dead dispatcher left dispatching', () => {
     await waitFor(async () => (await rowState('doubt-4')) === 'admitted', 20_000, 50);
     await leader.stop();
   });
+
+  it('a cancel racing a refused try (the row back in the room between its update and its read) cancels it', async () => {
+    await leftDispatching('doubt-6');
+    // The dispatcher's refused try puts the row back right after the cancel's update missed it.
+    let flipped = false;
+    const db = new Proxy(bed.db.db, {
+      get(target, prop, receiver) {
+        if (prop !== 'execute') return Reflect.get(target, prop, receiver);
+        return async (query: Parameters<typeof target.execute>[0]) => {
+          const result = await target.execute(query);
+          if (!flipped) {
+            flipped = true;
+            await bed.db.pool.query(`UPDATE waiting_jobs SET state = 'queued' WHERE job_id = 'doubt-6'`);
+          }
+          return result;
+        };
+      },
+    });
+    expect(await new WaitingStore(db).cancel('acme', 'doubt-6')).toBe('cancelled');
+    expect(await rowState('doubt-6')).toBe('cancelled');
+  });
 });

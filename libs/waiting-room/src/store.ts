@@ -274,15 +274,18 @@ export class WaitingStore {
   /**
    * Cancels the tenant's waiting job (CONTRACT §3 DELETE): its latest row, if it waits. `nextAttempt`:
    * a retry not yet due is not in the room yet; a cancelled row takes its place, and the retry is
-   * dropped when it arrives.
+   * dropped when it arrives. A row a dispatcher is trying (`dispatching`) goes back to `queued` when
+   * refused: if that happens between the update and the read, the update is tried again (`tries`).
    */
-  async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }): Promise<'cancelled' | 'dispatching' | 'gone' | 'not_found'> {
+  async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }, tries = 3): Promise<'cancelled' | 'dispatching' | 'gone' | 'not_found'> {
     const updated = await this.db.execute(sql`
       UPDATE waiting_jobs SET state = 'cancelled', reason = 'cancelled by the producer', updated_at = now()
        WHERE job_id = ${jobId} AND tenant = ${tenant} AND state = 'queued'`);
     if ((updated.rowCount ?? 0) > 0) return 'cancelled';
     const rows = await this.db.execute<{ state: RowState; attempt: number }>(sql`SELECT state, attempt FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
     const latest = rows.rows[0];
+    // Back in the room between the two statements (a dispatcher's try was refused): cancel it now.
+    if (latest?.state === 'queued') return tries > 1 ? this.cancel(tenant, jobId, nextAttempt, tries - 1) : 'dispatching';
     if (latest?.state === 'dispatching') return 'dispatching';
     if (latest?.state === 'cancelled') return 'cancelled';
     if (nextAttempt !== undefined && (latest === undefined || latest.attempt < nextAttempt.attempt)) {
