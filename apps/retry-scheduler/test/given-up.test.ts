@@ -21,7 +21,7 @@ import { openTestBed, type TestBed } from './harness.js';
 const policyDoc: PolicyDocumentInput = {
   dependencies: { api: { concurrency: 5 } },
   tenants: { acme: {} },
-  jobTypes: { once: { dependencies: [{ name: 'api' }], timeoutMs: 2_000, retry: { maxAttempts: 1, baseDelayMs: 50, maxDelayMs: 100 } } },
+  jobTypes: { once: { dependencies: [{ name: 'api' }], timeoutMs: 4_000, retry: { maxAttempts: 1, baseDelayMs: 50, maxDelayMs: 100 } } },
 };
 
 let bed: TestBed;
@@ -31,7 +31,7 @@ const runs: string[] = [];
 
 beforeAll(async () => {
   bed = await openTestBed('scheduler-given-up', policyDoc);
-  await ensureWorkerConsumer(bed.jsm, bed.names, 'once', 2_000);
+  await ensureWorkerConsumer(bed.jsm, bed.names, 'once', 4_000);
   worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'once', handler: async (job) => void runs.push(`${job.jobId}.${job.attempt}`) });
 });
 
@@ -44,9 +44,9 @@ afterAll(async () => {
 describe('a job a worker was delivered while no scheduler answered its claim', () => {
   it('is not a failed attempt: once a scheduler is back it runs, without a dead letter', async () => {
     await bed.submit('gu-1', 'once');
-    // Delivered, claimed in vain past its 2 s lease: not run.
+    // Delivered, claimed in vain past its 4 s lease: not run.
     await waitFor(async () => (await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-once')).num_ack_pending === 0 && (await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-once')).delivered.consumer_seq === 1, 10_000, 50);
-    await new Promise((r) => setTimeout(r, 2_500));
+    await new Promise((r) => setTimeout(r, 4_500));
     expect(runs).toEqual([]);
 
     scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
