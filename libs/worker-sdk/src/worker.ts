@@ -181,13 +181,6 @@ interface PendingClaim {
   readonly reject: (error: unknown) => void;
 }
 
-/**
- * Claims of the jobs delivered together leave in ONE request on `<ns>.leases.extend`,
- * `{ leaseTokens: [...], ms: 1 }` → `{ results: [...] }` (one answer per token, in order): a pull
- * delivers jobs in bursts, and a request per job would cost the scheduler and NATS a message pair
- * each. A lone claim goes as `{ leaseToken, ms: 1 }`. A scheduler that does not know the batch form
- * (it answers `malformed`) gets single requests from then on.
- */
 /** The claim's answer, or a rejection once `deadline` (ms) has come without one. */
 function beforeDeadline<T>(answer: Promise<T>, deadline: number): Promise<T> {
   if (deadline === Infinity) return answer;
@@ -199,6 +192,13 @@ function beforeDeadline<T>(answer: Promise<T>, deadline: number): Promise<T> {
   return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Claims of the jobs delivered together leave in ONE request on `<ns>.leases.extend`,
+ * `{ leaseTokens: [...], ms: 1 }` → `{ results: [...] }` (one answer per token, in order): a pull
+ * delivers jobs in bursts, and a request per job would cost the scheduler and NATS a message pair
+ * each. A lone claim goes as `{ leaseToken, ms: 1 }`. A scheduler that does not know the batch form
+ * (it answers `malformed`) gets single requests from then on.
+ */
 export class ClaimBatcher {
   #queue: PendingClaim[] = [];
   #scheduled = false;
@@ -330,14 +330,15 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           // report), so that the job is retried without charging an attempt (CONTRACT §4: a job
           // that never started keeps its attempts). Unreported (NATS down too, or the lease over
           // already), the lease expires as a timed_out attempt and the job is retried as well.
-          if (Date.now() < leaseEnd) {
+          const reportable = Date.now() < leaseEnd;
+          if (reportable) {
             const notStarted: WorkerOutcome = { jobId: job.jobId, attempt: job.attempt, leaseToken: job.lease.token, outcome: 'failed', error: `not started: ${truncateError(error)}`.slice(0, 2048), started: false };
             await publishJson(js, names.subjects.outcome(job.type), notStarted, messageIds.attempt(job.jobId, job.attempt)).catch((publishError: unknown) =>
               log?.warn({ jobId: job.jobId, attempt: job.attempt, err: publishError }, 'could not report the job as not started (its lease will time out)'),
             );
           }
           msg.ack();
-          log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, 'lease not claimed before it ran out (no answer from Janus): the job is not run, reported as not started');
+          log?.warn({ jobId: job.jobId, attempt: job.attempt, err: error }, `lease not claimed before it ran out (no answer from Janus): the job is not run${reportable ? ', reported as not started' : ''}`);
           reportError(error, job);
           return;
         }
