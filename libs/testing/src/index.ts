@@ -6,7 +6,7 @@ export { prng, shuffle, syntheticWorkload, type SyntheticMessage, type Synthetic
 export { waitFor } from './wait.js';
 export { freePort } from './ports.js';
 export { startNatsServer, type NatsServerProcess } from './nats-server.js';
-export { REPO_ROOT, startAppProcess, startRedisServer, type AppName, type AppProcess, type RedisProcess } from './processes.js';
+export { REPO_ROOT, killOnExit, startAppProcess, startRedisServer, type AppName, type AppProcess, type RedisProcess } from './processes.js';
 export { fetchJobViews, Producers, submissionKey, SubmissionPayload, type ProducerJob, type ProducerLedger, type ProducerRequest, type ProducersOptions } from './producers.js';
 export { RunTracker, type TrackedRun } from './runs.js';
 export { findSecrets, SECRET_PATTERNS, TEST_SECRETS, type SecretFinding } from './secrets.js';

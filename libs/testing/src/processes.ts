@@ -9,6 +9,27 @@ import { waitFor } from './wait.js';
 /** The repository root (this file is libs/testing/src/processes.ts). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
+/**
+ * Children that must not outlive this process: if it ends without stopping them (a crash, an
+ * unhandled error, `process.exit`), the `exit` hook SIGKILLs whichever still run — a benchmark or a
+ * test that dies midway must not leave apps running against the shared services.
+ */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Registers `child` to be SIGKILLed if this process exits while it still runs; returns it. */
+export function killOnExit<C extends ChildProcess>(child: C): C {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of liveChildren) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+  }
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  return child;
+}
+
 export type AppName = 'ingress' | 'policy-admin' | 'persister' | 'retry-scheduler';
 
 const PORT_VARIABLE: Readonly<Record<AppName, string>> = {
@@ -45,11 +66,13 @@ export async function startAppProcess(app: AppName, env: Record<string, string>,
   // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the app, written when it exits (benchmarks; npm run bench:profile).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const entry = opts.bundle ? ['--enable-source-maps', opts.bundle] : ['--import', 'tsx', path.join('apps', app, 'src', 'main.ts')];
-  const child = spawn(process.execPath, [...profile, ...entry], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env, [PORT_VARIABLE[app]]: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = killOnExit(
+    spawn(process.execPath, [...profile, ...entry], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env, [PORT_VARIABLE[app]]: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

@@ -25,7 +25,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadSettings } from '@janus/config';
 import { natsAuthOptions, natsTlsOptions } from '@janus/messaging';
 import { PolicyDocument } from '@janus/contracts';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort, killOnExit } from '@janus/testing';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
@@ -92,7 +92,7 @@ function child(script: string, env: Record<string, string>, cwd = root): ChildPr
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps'];
   const stdout = process.env.BENCH_CHILD_STDOUT ? 'inherit' : 'ignore';
-  return spawn(process.execPath, [...profile, ...extra, ...loader, script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] });
+  return killOnExit(spawn(process.execPath, [...profile, ...extra, ...loader, script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'inherit'] }));
 }
 
 interface RunOptions {

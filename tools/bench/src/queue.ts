@@ -38,7 +38,7 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
 import { connectNats, natsNames } from '@janus/messaging';
-import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort } from '@janus/testing';
+import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, freePort, killOnExit } from '@janus/testing';
 // tools/scripts holds plain Node scripts (no Nx project); this one is the single source of an app's Node flags.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { withNodeOptions } from '../../scripts/node-options.mjs';
@@ -186,11 +186,13 @@ interface App {
 }
 
 function startApp(app: 'ingress' | 'retry-scheduler', env: Record<string, string>): App {
-  const proc = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
-    cwd: root,
-    env: { ...process.env, NODE_OPTIONS: withNodeOptions(process.env, app).NODE_OPTIONS ?? '', ...env, LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const proc = killOnExit(
+    spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: withNodeOptions(process.env, app).NODE_OPTIONS ?? '', ...env, LOG_LEVEL: 'warn', JANUS_LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   const warnings: string[] = [];
   let partial = '';
   proc.stdout?.on('data', (d: Buffer) => {
