@@ -6,6 +6,12 @@
 //                    nodes' AOF is switched off while measuring, as the single server keeps nothing)
 //   cluster+wait     the same with JANUS_REDIS_WAIT_REPLICAS=1 (each script call followed by WAIT 1)
 //   raw single / raw cluster   a Lua `return 1` on one key, the client + Redis ceilings
+//   cluster, 3 slots in order / at once   what a cross-slot admission would cost (docs/scaling.md,
+//                    "Spreading one namespace's limits", not built): the same job's limits split
+//                    over three namespaces standing in for three slots, each on its own primary —
+//                    the dependency's, the tenant's, the global ones — admitted in each one after
+//                    the other (reserve in a fixed order), or in all three at once (then released
+//                    where another refused). The real admission script and limiter, one call per slot.
 // Alternating rounds; ratios against the single-server case of the same run.
 // Usage: npm run bench:cluster [-- --smoke]   (starts the local clusters if they are not up)
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,7 +43,39 @@ const policy = compilePolicy(
   1,
 );
 
-async function drive(op: () => Promise<unknown>, durationMs: number): Promise<number> {
+/**
+ * The same limits as `policy`, split by where the cross-slot design would place them: the
+ * dependency's (its rate, cost rate, concurrency and per-tenant cap), the tenant's (rate and budget)
+ * and the global rate. Each part is a whole policy (a job type needs a dependency: the tenant's and
+ * the global part name one without limits). Each part's limiter also keeps what every admission
+ * tracks whatever the policy (tenant and global pools, guards, attempt counters), so the split
+ * overstates the cost a little.
+ */
+const slotPolicies = {
+  dependency: compilePolicy(PolicyDocument.parse({ ...policy.document, tenants: { acme: {} }, global: {} }), 1),
+  tenant: compilePolicy(PolicyDocument.parse({ ...policy.document, dependencies: { llm: {} }, global: {} }), 1),
+  global: compilePolicy(PolicyDocument.parse({ ...policy.document, dependencies: { llm: {} }, tenants: { acme: {} } }), 1),
+};
+
+/** One namespace per base name, each on another primary (its keys' slot is that of `{<ns>}`), with its slot. */
+async function namespacesOnDistinctPrimaries(cluster: Cluster, bases: readonly string[]): Promise<{ namespace: string; slot: number }[]> {
+  const taken = new Set<string>();
+  const out: { namespace: string; slot: number }[] = [];
+  for (const base of bases) {
+    for (let i = 0; ; i++) {
+      const namespace = `${base}_${i}`;
+      const slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', namespace));
+      const primary = cluster.slots[slot]?.[0];
+      if (primary === undefined || taken.has(primary)) continue;
+      taken.add(primary);
+      out.push({ namespace, slot });
+      break;
+    }
+  }
+  return out;
+}
+
+async function drive(op: () => Promise<unknown>, durationMs: number): Promise<{ perSec: number; done: number }> {
   let done = 0;
   const deadline = performance.now() + durationMs;
   const started = performance.now();
@@ -49,7 +87,18 @@ async function drive(op: () => Promise<unknown>, durationMs: number): Promise<nu
       }
     }),
   );
-  return done / ((performance.now() - started) / 1000);
+  return { perSec: done / ((performance.now() - started) / 1000), done };
+}
+
+/** Each server's CPU (user + sys) in µs, from INFO cpu. */
+async function cpuUsOf(servers: readonly (Redis | Cluster)[]): Promise<number[]> {
+  return Promise.all(
+    servers.map(async (server) => {
+      const info = await server.info('cpu');
+      const field = (name: string) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? Number.NaN);
+      return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6;
+    }),
+  );
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -117,6 +166,28 @@ async function main(): Promise<void> {
   const limiters = { single: limiterOn(single), cluster: limiterOn(cluster), wait: limiterOn(cluster, 1) };
   await limiters.single.init({ fresh: true });
   await limiters.cluster.init({ fresh: true });
+  // The cross-slot cases: one limiter per part of the policy, each namespace on another primary.
+  const names = ['dependency', 'tenant', 'global'] as const;
+  const placed = await namespacesOnDistinctPrimaries(cluster, names.map((part) => `${ns}_${part}`));
+  const parts = names.map((part, i) => new Limiter({ redis: cluster, namespace: placed[i]!.namespace, signingKey: settings.signingKey, policy: slotPolicies[part], leaseRetentionMs: 1000 }));
+  for (const part of parts) await part.init({ fresh: true });
+  const partSlots = placed.map((p) => p.slot);
+  const jobOf = () => {
+    seq += 1;
+    return { jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' as const }] };
+  };
+  const inOrder = async () => {
+    const request = jobOf();
+    for (const part of parts) {
+      const r = await part.admit(request);
+      if (r.kind !== 'admitted') throw new Error(`bench admission was ${r.kind}`);
+    }
+  };
+  const atOnce = async () => {
+    const request = jobOf();
+    const results = await Promise.all(parts.map((part) => part.admit(request)));
+    if (results.some((r) => r.kind !== 'admitted')) throw new Error(`bench admission was ${results.map((r) => r.kind).join('/')}`);
+  };
   const admitWith = (l: Limiter) => async () => {
     seq += 1;
     const r = await l.admit({ jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' }] });
@@ -126,37 +197,56 @@ async function main(): Promise<void> {
   const trim = setInterval(() => {
     void single.zremrangebyscore(limiters.single.keys.leaseExpiry, '-inf', Date.now());
     void cluster.zremrangebyscore(limiters.cluster.keys.leaseExpiry, '-inf', Date.now());
+    for (const part of parts) void cluster.zremrangebyscore(part.keys.leaseExpiry, '-inf', Date.now());
   }, 250);
   const cases = [
-    { name: 'raw single (Lua return 1)', op: rawOf(single) },
-    { name: 'raw cluster (Lua return 1)', op: rawOf(cluster) },
-    { name: 'limiter single', op: admitWith(limiters.single) },
-    { name: 'limiter cluster', op: admitWith(limiters.cluster) },
-    { name: 'limiter cluster + WAIT 1', op: admitWith(limiters.wait) },
-  ];
-  const results = cases.map((c) => ({ name: c.name, opsPerSec: [] as number[], median: 0 }));
+    { name: 'raw single (Lua return 1)', op: rawOf(single), servers: 'single' },
+    { name: 'raw cluster (Lua return 1)', op: rawOf(cluster), servers: 'primaries' },
+    { name: 'limiter single', op: admitWith(limiters.single), servers: 'single' },
+    { name: 'limiter cluster', op: admitWith(limiters.cluster), servers: 'primaries' },
+    { name: 'limiter cluster + WAIT 1', op: admitWith(limiters.wait), servers: 'primaries' },
+    { name: 'limiter cluster, 3 slots in order', op: inOrder, servers: 'primaries' },
+    { name: 'limiter cluster, 3 slots at once', op: atOnce, servers: 'primaries' },
+  ] as const;
+  // Redis CPU per admission (or call), summed over the servers and on the busiest one: what a
+  // cross-slot admission costs the cluster, whatever this 2-core machine's client could drive.
+  const primaries = REDIS_PORTS.map((port) => new Redis(port, '127.0.0.1'));
+  const results = cases.map((c) => ({ name: c.name, opsPerSec: [] as number[], median: 0, redisCpuUsPerOp: [] as number[], busiestServerCpuUsPerOp: [] as number[] }));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, c] of cases.entries()) {
       await drive(c.op, WARMUP_MS);
-      results[i]!.opsPerSec.push(await drive(c.op, DURATION_MS));
+      const servers = c.servers === 'single' ? [single] : primaries;
+      const before = await cpuUsOf(servers);
+      const run = await drive(c.op, DURATION_MS);
+      const spent = (await cpuUsOf(servers)).map((after, j) => after - (before[j] ?? 0));
+      results[i]!.opsPerSec.push(run.perSec);
+      results[i]!.redisCpuUsPerOp.push(spent.reduce((a, b) => a + b, 0) / run.done);
+      results[i]!.busiestServerCpuUsPerOp.push(Math.max(...spent) / run.done);
     }
   }
   clearInterval(trim);
+  for (const p of primaries) p.disconnect();
   for (const r of results) r.median = median(r.opsPerSec);
   const by = (name: string) => results.find((r) => r.name === name)!.median;
   const ratios = {
     clusterVsSingle: by('limiter cluster') / by('limiter single'),
     waitVsCluster: by('limiter cluster + WAIT 1') / by('limiter cluster'),
     rawClusterVsRawSingle: by('raw cluster (Lua return 1)') / by('raw single (Lua return 1)'),
+    threeSlotsInOrderVsOne: by('limiter cluster, 3 slots in order') / by('limiter cluster'),
+    threeSlotsAtOnceVsOne: by('limiter cluster, 3 slots at once') / by('limiter cluster'),
   };
   console.log(`\nJanus limiter on a Redis Cluster${smoke ? ' (smoke)' : ''}: ${IN_FLIGHT} in flight, ${DURATION_MS} ms per round, ${ROUNDS} round(s), median shown`);
-  console.log('| case | admits (or calls)/s | rounds |');
-  console.log('| --- | ---: | --- |');
-  for (const r of results) console.log(`| ${r.name} | ${Math.round(r.median).toLocaleString('en-US')} | ${r.opsPerSec.map((x) => Math.round(x)).join(', ')} |`);
+  console.log('| case | admits (or calls)/s | rounds | Redis CPU µs per admit, all servers / busiest |');
+  console.log('| --- | ---: | --- | ---: |');
+  for (const r of results) {
+    const cpu = `${median(r.redisCpuUsPerOp).toFixed(1)} / ${median(r.busiestServerCpuUsPerOp).toFixed(1)}`;
+    console.log(`| ${r.name} | ${Math.round(r.median).toLocaleString('en-US')} | ${r.opsPerSec.map((x) => Math.round(x)).join(', ')} | ${cpu} |`);
+  }
   console.log(`\ncluster client = ${(ratios.clusterVsSingle * 100).toFixed(1)}% of a single server; WAIT 1 = ${(ratios.waitVsCluster * 100).toFixed(1)}% of the cluster without it; raw cluster = ${(ratios.rawClusterVsRawSingle * 100).toFixed(1)}% of raw single`);
+  console.log(`a job's limits over 3 slots (slots ${partSlots.join(', ')}, one per primary): in order = ${(ratios.threeSlotsInOrderVsOne * 100).toFixed(1)}%, at once = ${(ratios.threeSlotsAtOnceVsOne * 100).toFixed(1)}% of the one-slot admission's rate`);
   const memory = await memoryPerJob(single);
   console.log(`Redis memory per live job (single server, ${MEMORY_JOBS.toLocaleString('en-US')} jobs in batches of 100): ${memory.plain} bytes; with an idempotency key: ${memory.keyed} bytes`);
-  const out = { at: new Date().toISOString(), smoke, node: process.version, inFlight: IN_FLIGHT, durationMs: DURATION_MS, rounds: ROUNDS, results, ratios, memoryBytesPerJob: memory };
+  const out = { at: new Date().toISOString(), smoke, crossSlot: { slots: partSlots }, node: process.version, inFlight: IN_FLIGHT, durationMs: DURATION_MS, rounds: ROUNDS, results, ratios, memoryBytesPerJob: memory };
   mkdirSync('bench-results', { recursive: true });
   const file = `bench-results/cluster-${out.at.replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
@@ -164,7 +254,7 @@ async function main(): Promise<void> {
   for (const node of [single, ...cluster.nodes('master')]) {
     let cursor = '0';
     do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', `${ns}:*`, 'COUNT', 1000);
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${ns}*`, 'COUNT', 1000);
       cursor = next;
       for (const k of keys) await node.unlink(k);
     } while (cursor !== '0');
