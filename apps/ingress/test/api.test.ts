@@ -21,6 +21,7 @@ const POLICY = {
     mail: { rate: { limit: 10_000, periodMs: 60_000 } },
     tight: { concurrency: 2 },
     llm: { rate: { limit: 2, periodMs: 60_000 } },
+    hooks: { concurrency: 5 },
   },
   tenants: { acme: {}, beta: {}, rich: { budget: { limit: 100, periodMs: 3_600_000 } } },
   jobTypes: {
@@ -28,6 +29,7 @@ const POLICY = {
     slow: { dependencies: [{ name: 'tight' }] },
     limited: { dependencies: [{ name: 'llm' }] },
     costly: { dependencies: [{ name: 'mail', cost: 10 }] },
+    hook: { dependencies: [{ name: 'hooks' }] },
   },
 };
 
@@ -336,6 +338,42 @@ describe('budget ledger, usage and outcomes', () => {
     const bad = await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'timed_out' }, auth('abc.def')));
     expect(bad.status).toBe(400);
     expect((await problemOf(bad)).errors?.[0]?.path).toBe('outcome');
+  });
+
+  it("outcome: 409 for a genuine token of another job or attempt, which settles neither; a throttled report keeps its fields", async () => {
+    const names = ingress.runtime.names;
+    const admitted = async () => {
+      const res = await post('/v1/jobs', acme, { type: 'hook' });
+      expect(res.status).toBe(202);
+      const { jobId } = (await res.json()) as { jobId: string };
+      const job = await waitFor(async () => (await storedMessages(ingress, names.streams.jobs, names.subjects.job('hook'))).find((m) => m.body.jobId === jobId));
+      return { jobId, token: (job.body.lease as { token: string }).token };
+    };
+    const a = await admitted();
+    const b = await admitted();
+    const report = (jobId: string, token: string, attempt = 1, extra: Record<string, unknown> = {}) =>
+      req(`/v1/jobs/${jobId}/outcome`, json({ jobId, attempt, leaseToken: token, outcome: 'failed', retryable: false, ...extra }, auth(token)));
+
+    // B's token on A's path: nothing published, nothing settled (both leases still held).
+    const foreign = await report(a.jobId, b.token);
+    expect(foreign.status).toBe(409);
+    expect((await problemOf(foreign)).type).toBe(`${PROBLEM_BASE}/lease-conflict`);
+    // A's own token naming another attempt: likewise.
+    const otherAttempt = await report(a.jobId, a.token, 7);
+    expect(otherAttempt.status).toBe(409);
+    const outcomes = await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('hook'));
+    expect(outcomes.filter((m) => m.body.jobId === a.jobId || m.body.jobId === b.jobId)).toEqual([]);
+    for (const t of [a.token, b.token]) {
+      const s = await ingress.limiter.leaseState(t);
+      expect(s.ok && s.lease.state).not.toBe('settled');
+    }
+
+    // B's own report, throttled: the event carries what the scheduler needs to wait and adapt.
+    const throttled = await report(b.jobId, b.token, 1, { retryable: true, throttled: true, retryAfterMs: 8_000, dependency: 'hooks' });
+    expect(throttled.status).toBe(204);
+    const event = (await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('hook'))).find((m) => m.body.jobId === b.jobId);
+    expect(event?.body).toMatchObject({ jobId: b.jobId, attempt: 1, outcome: 'failed', throttled: true, retryAfterMs: 8_000, dependency: 'hooks' });
+    expect(await report(a.jobId, a.token)).toHaveProperty('status', 204);
   });
 
   it('usage of a tenant without a budget is budget: null', async () => {

@@ -23,6 +23,7 @@ const policyDoc: PolicyDocumentInput = {
   jobTypes: {
     work: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 } },
     twice: { dependencies: [{ name: 'api' }], timeoutMs: 800, retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 100 } },
+    other: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 },
   },
 };
 
@@ -133,6 +134,23 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     expect(await view('j-repeat')).toMatchObject({ status: 'succeeded', attempts: [{ attempt: 1, outcome: 'failed' }, { attempt: 2, outcome: 'succeeded' }] });
     const jobsStored = await jsm.streams.info(names.streams.jobs, { subjects_filter: names.subjects.job('work') });
     expect(jobsStored.state.subjects?.[names.subjects.job('work')]).toBe(3); // j-forged.1, j-repeat.1, j-repeat.2
+  });
+
+  it("an outcome carrying another job's genuine token is recorded but settles neither job", async () => {
+    const a = await submit('j-cross-a', 'other');
+    const b = await submit('j-cross-b', 'other');
+    const crossed: OutcomeEvent = { jobId: 'j-cross-a', attempt: 1, leaseToken: b.lease.token, outcome: 'succeeded' };
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), crossed, 'cross-1');
+    // B's token naming B but another attempt: likewise.
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), { ...crossed, jobId: 'j-cross-b', attempt: 2 }, 'cross-2');
+    await waitFor(async () => ((await reports('j-cross-a')).length === 1 && (await reports('j-cross-b')).length === 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    for (const job of [a, b]) {
+      const lease = await bed.limiter.leaseState(job.lease.token);
+      expect(lease.ok && lease.lease.state).not.toBe('settled');
+      expect(await view(job.jobId)).toMatchObject({ status: 'admitted' });
+      expect(await appliedCount(job.jobId, 1)).toBe(0);
+    }
   });
 
   it("a late outcome of an expired lease is ignored: the attempt stays timed_out", async () => {

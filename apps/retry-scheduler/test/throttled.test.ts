@@ -76,4 +76,23 @@ describe('throttled outcomes', () => {
     expect(refused.retryAfterMs).toBeGreaterThan(1_500);
     expect(refused.retryAfterMs).toBeLessThanOrEqual(2_010);
   }, 30_000);
+
+  it('reported over HTTP (the lease settled by ingress before the scheduler reads the event): the same wait and the same cooldown', async () => {
+    const job = await bed.submit('thr-e', 'call');
+    // What POST /v1/jobs/{id}/outcome does: publish the event, then settle the lease itself.
+    const failed: OutcomeEvent = { jobId: 'thr-e', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'HTTP 429', throttled: true, retryAfterMs: 3_000, dependency: 'api' };
+    const sent = Date.now();
+    await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('call'), body: { ...failed, reportedVia: 'http' }, msgID: messageIds.attempt('thr-e', 1) }]);
+    expect((await bed.limiter.settle(job.lease.token, 'failed')).ok).toBe(true);
+    const refused = await waitFor(async () => {
+      const r = await bed.limiter.admit({ jobs: [{ jobId: 'probe-e', tenant: 'acme', jobType: 'call', priority: 'high' }] });
+      return r.kind === 'rejected' ? r : undefined;
+    }, 5_000, 20);
+    expect(refused.retryAfterMs).toBeGreaterThan(1_500);
+    await waitFor(async () => {
+      const r = await bed.db.pool.query(`SELECT 1 FROM waiting_jobs WHERE job_id = $1 AND attempt = 2 AND state = 'admitted'`, ['thr-e']);
+      return (r.rowCount ?? 0) > 0;
+    }, 20_000, 20);
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(3_000);
+  }, 30_000);
 });

@@ -147,7 +147,7 @@ export class AppliedPublisher {
  * Turns worker outcomes into settled leases, retries and dead letters (CONTRACT §4).
  *
  * - `succeeded`/`failed`: settle the lease (frees its slots exactly once, settles the budget). An
- *   outcome whose lease token is invalid, expired or settled differently is recorded by the
+ *   outcome whose lease token is invalid (or another job's or attempt's), expired or settled differently is recorded by the
  *   persister and ignored here: a zombie's late report changes nothing. Late means reported
  *   (stored by JetStream) at or after the lease's expiry, or after the reaper marked it expired;
  *   an outcome reported in time counts however late it is processed.
@@ -211,6 +211,7 @@ export class OutcomeProcessor {
     if (event.outcome === 'timed_out') {
       const lease = await limiter.leaseState(event.leaseToken);
       if (!lease.ok) return this.#ignore(msg, lease.reason);
+      if (lease.lease.jobId !== event.jobId || lease.lease.attempt !== event.attempt) return this.#ignore(msg, 'invalid_token');
       if (lease.lease.state !== 'expired') return this.#ignore(msg, 'not_expired');
       settled = { ...lease.lease, context: decodeRetryContext(lease.lease.context) };
     } else {
@@ -218,7 +219,9 @@ export class OutcomeProcessor {
       // a success published before the expiry counts even if this scheduler was down until after
       // it (the reaper leaves the lease alone until this message is processed: outcome-horizon.ts).
       const reportedAt = Math.floor(msg.info.timestampNanos / 1e6);
-      const result = await limiter.settle(event.leaseToken, event.outcome, event.actualCost, { reportedAt });
+      // A genuine token of another job or attempt settles nothing: the outcome names the job it is for.
+      const expect = { jobId: event.jobId, attempt: event.attempt };
+      const result = await limiter.settle(event.leaseToken, event.outcome, event.actualCost, { reportedAt, expect });
       if (result.ok) {
         settled = { ...result.lease, context: decodeRetryContext(result.lease.context) };
         this.deps.onSettled?.(result.lease.jobType, event.outcome, Math.max(0, result.lease.settledAt - result.lease.admittedAt));
@@ -227,7 +230,7 @@ export class OutcomeProcessor {
         // Settled before: by ingress for an HTTP worker, or by an earlier delivery of this very
         // message (we are now past its retry delay). Go on only if it was settled with this outcome.
         const lease = await limiter.leaseState(event.leaseToken);
-        if (!lease.ok || lease.lease.state !== 'settled' || lease.lease.outcome !== event.outcome) {
+        if (!lease.ok || lease.lease.state !== 'settled' || lease.lease.outcome !== event.outcome || lease.lease.jobId !== event.jobId || lease.lease.attempt !== event.attempt) {
           return this.#ignore(msg, 'already_settled');
         }
         settled = { ...lease.lease, context: decodeRetryContext(lease.lease.context) };

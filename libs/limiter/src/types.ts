@@ -126,6 +126,12 @@ export interface SettleOptions {
    * now. A lease already reaped stays reaped.
    */
   readonly reportedAt?: number;
+  /**
+   * The job and attempt the outcome names: a lease of another job or attempt is not settled
+   * (`invalid_token`: the token is genuine, but not this outcome's). Read from the lease record the
+   * settle reads anyway; no extra Redis call.
+   */
+  readonly expect?: { readonly jobId: string; readonly attempt: number };
 }
 
 export type SettleResult =

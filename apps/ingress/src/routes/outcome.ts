@@ -66,7 +66,7 @@ const route = createRoute({
     204: { description: 'Recorded durably (and settled)' },
     400: problemResponses[400],
     401: { description: 'Missing or forged lease token', content: problemContent },
-    409: { description: 'The lease expired or was already settled; nothing changed', content: problemContent },
+    409: { description: 'The lease expired, was already settled, or is not for this job and attempt; nothing changed', content: problemContent },
     415: problemResponses[415],
     422: { description: 'The path jobId or the header token does not match the body', content: problemContent },
     503: problemResponses[503],
@@ -113,7 +113,10 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       return leaseConflict(state.ok ? state.lease.state : 'unknown');
     }
     const lease = state.lease;
-    // The lease is authoritative for jobId and attempt.
+    // A genuine token of another job (or attempt) reports nothing for this one.
+    if (lease.jobId !== jobId || lease.attempt !== body.attempt) {
+      return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: `the lease token is not for attempt ${body.attempt} of job ${jobId}; the outcome changes nothing` });
+    }
     const event: OutcomeEvent & { reportedVia: string } = {
       jobId: lease.jobId,
       attempt: lease.attempt,
@@ -122,6 +125,10 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       ...(body.error !== undefined ? { error: body.error } : {}),
       ...(body.actualCost !== undefined ? { actualCost: body.actualCost } : {}),
       ...(body.retryable !== undefined ? { retryable: body.retryable } : {}),
+      ...(body.throttled !== undefined ? { throttled: body.throttled } : {}),
+      ...(body.retryAfterMs !== undefined ? { retryAfterMs: body.retryAfterMs } : {}),
+      ...(body.dependency !== undefined ? { dependency: body.dependency } : {}),
+      ...(body.started !== undefined ? { started: body.started } : {}),
       reportedVia: REPORTED_VIA_HTTP,
     };
     const report = [{ subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) }];
