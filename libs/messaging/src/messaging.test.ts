@@ -101,6 +101,20 @@ describe('publish', () => {
     expect(result.failed).toEqual([1]);
   });
 
+  it("a message over the server's max_payload is refused (the client never sends it), on both publish paths", async () => {
+    const big = { blob: 'x'.repeat((nc.info?.max_payload ?? 1_048_576) + 1) };
+    const ack = new AckPublisher(nc);
+    try {
+      for (const js of [jetstream(nc), ack]) {
+        const result = await publishAll(js, [{ subject: names.subjects.job('email'), body: big, msgID: 'job-big.1' }], { timeoutMs: 500 });
+        expect(result.ok).toBe(false);
+        expect(publishFailure(result.errors[0])).toBe('refused');
+      }
+    } finally {
+      ack.close();
+    }
+  });
+
   it('reports a single failed message (the one-message path)', async () => {
     const js = new AckPublisher(nc);
     try {

@@ -67,7 +67,7 @@ const NO_RESPONDERS = new Set(['JetStreamNotEnabled', 'NoResponders', 'NoRespond
 /**
  * What a failed acknowledged publish says about the message: `refused` when the stream answered
  * that it did not store it (or the request never left: no stream listens, the connection was
- * closed before sending), `unknown` when no answer came (a timeout, a connection lost while
+ * closed before sending, the message was over the server's max_payload), `unknown` when no answer came (a timeout, a connection lost while
  * waiting) — the message may have been stored, and only a re-publish with the same msgID tells.
  */
 export function publishFailure(error: unknown): 'refused' | 'unknown' {
@@ -77,6 +77,8 @@ export function publishFailure(error: unknown): 'refused' | 'unknown' {
   // on a JetStream publish, NoRespondersError (or a RequestError caused by one) on a plain request.
   // (nats.js does not export these classes at run time: they are recognised by name.)
   if (error instanceof Error && NO_RESPONDERS.has(error.name)) return 'refused';
+  // A message over the server's max_payload: the client refuses it before sending anything.
+  if (error instanceof Error && error.name === 'InvalidArgumentError' && /max_payload/.test(error.message)) return 'refused';
   if (error instanceof Error && error.cause instanceof Error && NO_RESPONDERS.has(error.cause.name)) return 'refused';
   return 'unknown';
 }
