@@ -406,6 +406,8 @@ describe('GET /v1/jobs/{jobId}', () => {
       ],
       // An extension: the error of the latest failed attempt (no payload was stored).
       lastError: 'smtp down',
+      // CONTRACT §3: a retrying job has its notBefore (no due time recorded for this row: now).
+      notBefore: expect.any(String),
     });
     const foreign = await req('/v1/jobs/01HZZ0GET0000000000000000A', { headers: auth(beta) });
     expect(foreign.status).toBe(404);

@@ -5,7 +5,7 @@ import { problemNotFound, problemOnError } from '@janus/http';
 import type { Context } from 'hono';
 import type { Registry } from 'prom-client';
 import type { Limiter } from '@janus/limiter';
-import { DependencyPolicy, GlobalPolicy, JobTypePolicy, PolicyDocument, TenantPolicy } from '@janus/contracts';
+import { AcceptedPolicy } from '@janus/contracts';
 import { apiDocsRoutes, type AuthFailureThrottle } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import type { AdminTokenOwner, AdminTokenStore, ApiKeyStore, PolicyStore } from '@janus/policy';
@@ -103,8 +103,10 @@ export function createApp(deps: AdminAppDeps): Hono {
   );
   app.route('/v1/admin/jobs', adminJobRoutes({ ...deps.jobs, replayed: (jobType) => deps.metrics.replays.inc({ job_type: jobType }) }));
 
+  const { DependencyPolicy, TenantPolicy, JobTypePolicy, GlobalPolicy, PolicyDocument } = AcceptedPolicy;
   for (const [name, schema] of Object.entries({ DependencyPolicy, TenantPolicy, JobTypePolicy, GlobalPolicy, PolicyDocument, CreateApiKey: CreateKeyBody, CreateAdminToken: CreateAdminTokenBody })) {
-    // The contracts' schemas are plain zod: publish them as JSON Schema (input side: defaults optional).
+    // The contracts' schemas are plain zod: publish them as JSON Schema (input side: defaults optional),
+    // as the API accepts them (with their bounds).
     const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
     app.openAPIRegistry.registerComponent('schemas', name, jsonSchema as never);
   }

@@ -24,7 +24,7 @@ const fixtures: Fixture[] = [
   { name: 'perTenant concurrency 0', method: 'PUT', path: '/v1/dependencies/d2', body: { perTenant: { concurrency: 0 } }, errors: [{ path: 'perTenant.concurrency', message: 'Too small: expected number to be >=1' }] },
   { name: 'dependency name in the URL', method: 'PUT', path: '/v1/dependencies/Bad_Name', body: {}, errors: [{ path: 'name', message: NAME_MSG }] },
   { name: 'body not an object', method: 'PUT', path: '/v1/dependencies/d2', body: [1], errors: [{ path: '(body)', message: 'Invalid input: expected object, received array' }] },
-  { name: 'tenant weight 0', method: 'PUT', path: '/v1/tenants/t2', body: { weight: 0 }, errors: [{ path: 'weight', message: 'Too small: expected number to be >0' }] },
+  { name: 'tenant weight 0', method: 'PUT', path: '/v1/tenants/t2', body: { weight: 0 }, errors: [{ path: 'weight', message: 'Too small: expected number to be >=0.001' }] },
   { name: 'tenant budget without limit', method: 'PUT', path: '/v1/tenants/t2', body: { budget: { periodMs: 1000 } }, errors: [{ path: 'budget.limit', message: 'Invalid input: expected number, received undefined' }] },
   { name: 'tenant maxQueued negative', method: 'PUT', path: '/v1/tenants/t2', body: { maxQueued: -1 }, errors: [{ path: 'maxQueued', message: 'Too small: expected number to be >=0' }] },
   { name: 'job type naming an unknown dependency', method: 'PUT', path: '/v1/job-types/j2', body: { dependencies: [{ name: 'db' }, { name: 'ghost' }] }, errors: [{ path: 'dependencies.1.name', message: 'unknown dependency "ghost"' }] },
@@ -56,7 +56,7 @@ const fixtures: Fixture[] = [
       { path: 'jobTypes.j.dependencies.0.name', message: 'unknown dependency "nope"' },
     ],
   },
-  { name: 'whole policy: dry run validates too', method: 'PUT', path: '/v1/policy?dryRun=true', body: { tenants: { a: { weight: -1 } } }, errors: [{ path: 'tenants.a.weight', message: 'Too small: expected number to be >0' }] },
+  { name: 'whole policy: dry run validates too', method: 'PUT', path: '/v1/policy?dryRun=true', body: { tenants: { a: { weight: -1 } } }, errors: [{ path: 'tenants.a.weight', message: 'Too small: expected number to be >=0.001' }] },
 ];
 
 let h: AdminHarness;

@@ -178,6 +178,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
       if (!nc.isClosed()) nc.publish(names.subjects.roomWake, NEW_JOB_WAKE);
       return state;
     },
+    recordDue: (retry) => room.recordRetryDue({ jobId: retry.jobId, attempt: retry.attempt, tenant: retry.tenant, dueAt: new Date(retry.dueAt) }),
   });
   const ensureRetriesConsumer = () => ensureServiceConsumer(jsm, names.streams.retries, names.consumers.schedulerRetries, { ackWaitMs: 30_000, maxAckPending: -1 });
   await ensureRetriesConsumer();

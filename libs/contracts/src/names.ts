@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isStorableText } from './payload.js';
 
 /** Names of dependencies, tenants and job types: they appear in NATS subjects and Redis keys. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -14,3 +15,8 @@ export const IdempotencyKey = z
   .min(1)
   .max(200)
   .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII characters');
+
+export const STORABLE_TEXT_RULE = 'must not contain U+0000 (NUL) or a lone UTF-16 surrogate';
+
+/** Free text that is stored (an API key's label …): a string PostgreSQL can store (isStorableText), else a 4xx naming the field. */
+export const StorableText = z.string().refine(isStorableText, STORABLE_TEXT_RULE);

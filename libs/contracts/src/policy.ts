@@ -2,134 +2,239 @@ import { z } from 'zod';
 import { MAX_DEDUPE_WINDOW_MS } from './dedupe.js';
 import { Name } from './names.js';
 
-const positiveInt = z.number().int().min(1);
+/**
+ * Upper bounds of every number in the policy model (docs/policy.md "Bounds"): what the admin API
+ * accepts (`AcceptedPolicy`), so that every accepted policy works — every date Janus computes from
+ * it is a valid date, and the limiter's integer arithmetic (Lua doubles, exact below 2^53) stays
+ * exact. A policy stored before these bounds still loads (`PolicyDocument` does not check them).
+ */
+export const POLICY_BOUNDS = {
+  /**
+   * Any duration — a rate's or a budget's `periodMs`, retry delays, `idempotencyWindowMs` — and how
+   * far ahead a pause's `until` may be: 10 years of 365 days. `now + duration` stays far inside a
+   * JavaScript Date (±8.64e15 ms) and far below 2^53 in Lua's ms arithmetic.
+   */
+  maxDurationMs: 315_360_000_000,
+  /**
+   * A job type's `timeoutMs` (its lease): 7 days. Also the NATS consumer's `ack_wait`, and how long
+   * admission stays closed after a Redis state loss that cannot be rebuilt (the longest timeout).
+   */
+  maxTimeoutMs: 604_800_000,
+  /** A count: a rate's `limit` and `burst`, a `concurrency`, a dependency `cost`, `maxQueued`: 10^9. */
+  maxCount: 1_000_000_000,
+  /**
+   * A token bucket (rate `kind: "bucket"`) is stored as tokens × periodMs (libs/limiter/src/lua/includes/bucket.lua):
+   * its capacity `(burst ?? limit) × periodMs` must be at most 2^53 − 1, so that every amount
+   * (cost × periodMs ≤ the capacity) is an exact integer in Lua and TypeScript.
+   */
+  maxBucketScaled: Number.MAX_SAFE_INTEGER,
+  /** A budget's `limit` in cost units: 10^15 (used + reserved stay exact integers below 2^53). */
+  maxBudget: 1_000_000_000_000_000,
+  /**
+   * `maxPayloadBytes`: 1,000,000. The job message (CONTRACT §4) wraps the payload in about 1 KiB of
+   * JSON and must fit NATS's default max_payload of 1 MiB (1,048,576 bytes).
+   */
+  maxPayloadBytes: 1_000_000,
+  /** `retry.maxAttempts`: 100. */
+  maxAttempts: 100,
+  /** A tenant's `weight`: 0.001 to 1000 (the waiting room's fair shares are weight ratios). */
+  minWeight: 0.001,
+  maxWeight: 1000,
+  /** `adaptive.minRatio` ≥ 10^-6: the limiter keeps ratios in parts per million. */
+  minMinRatio: 0.000_001,
+  /**
+   * One credits top-up's `amount` (`POST /v1/tenants/{id}/credits`): 10^12, so that a balance stays
+   * an exact integer (below 2^53) through thousands of maximal top-ups.
+   */
+  maxCreditsTopUp: 1_000_000_000_000,
+} as const;
 
 /**
- * `kind` (v1.1): `bucket` (absent = bucket) is a token bucket of `burst` (default `limit`) refilled at
- * `limit` per `periodMs` — up to `burst + limit` in one period; `window` admits at most `limit` in
- * ANY `periodMs` (a sliding window; `burst` does not apply and is ignored).
+ * The policy schemas. `bounded` (what the admin API accepts): every number within POLICY_BOUNDS,
+ * and a job type's `dependencies` required (CONTRACT §2). Unbounded: how a stored policy is read
+ * back, so that a policy stored before the bounds (or without `dependencies`, read as `[]`) loads.
  */
-export const Rate = z.strictObject({
-  limit: positiveInt,
-  periodMs: positiveInt,
-  burst: positiveInt.optional(),
-  kind: z.enum(['bucket', 'window']).optional(),
-});
+function policySchemas(bounded: boolean) {
+  const B = POLICY_BOUNDS;
+  const int = (min: number, max: number) => (bounded ? z.number().int().min(min).max(max) : z.number().int().min(min));
+  const count = (min = 1) => int(min, B.maxCount);
+  const duration = (min = 1, max: number = B.maxDurationMs) => int(min, max);
+
+  /**
+   * `kind` (v1.1): `bucket` (absent = bucket) is a token bucket of `burst` (default `limit`) refilled at
+   * `limit` per `periodMs` — up to `burst + limit` in one period; `window` admits at most `limit` in
+   * ANY `periodMs` (a sliding window; `burst` does not apply and is ignored).
+   */
+  const RateShape = z.strictObject({
+    limit: count(),
+    periodMs: duration(),
+    burst: count().optional(),
+    kind: z.enum(['bucket', 'window']).optional(),
+  });
+  const Rate = bounded
+    ? RateShape.superRefine((r, ctx) => {
+        if (r.kind === 'window') return;
+        const size = r.burst ?? r.limit;
+        if (size * r.periodMs > B.maxBucketScaled) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [r.burst === undefined ? 'limit' : 'burst'],
+            message: `${r.burst === undefined ? 'limit' : 'burst'} × periodMs must be at most 2^53 − 1 (${B.maxBucketScaled}): with periodMs ${r.periodMs}, at most ${Math.floor(B.maxBucketScaled / r.periodMs)}`,
+          });
+        }
+      })
+    : RateShape;
+
+  const DependencyPolicy = z.strictObject({
+    rate: Rate.optional(),
+    costRate: Rate.optional(),
+    concurrency: count().optional(),
+    perTenant: z
+      .strictObject({
+        rate: Rate.optional(),
+        costRate: Rate.optional(),
+        concurrency: count().optional(),
+      })
+      .optional(),
+    failMode: z.enum(['closed', 'open']).default('closed'),
+    /**
+     * v1.1: over any sliding 10 s, retries admitted to this dependency ≤ ratio × first attempts
+     * admitted + minPerSec × 10; a retry over budget waits. Absent: the defaults apply.
+     */
+    retryBudget: z
+      .strictObject({ ratio: z.number().min(0).max(100).default(0.2), minPerSec: z.number().min(0).max(1_000_000).default(10) })
+      .optional(),
+    /**
+     * v1.1: throttled outcomes close the dependency for the `retryAfterMs` asked and lower its effective
+     * rate (never below `minRatio` × declared); it climbs back while no throttling is reported; errors
+     * and timeouts on most attempts open its outage circuit. Absent: enabled with the defaults.
+     */
+    adaptive: z
+      .strictObject({ enabled: z.boolean().default(true), minRatio: (bounded ? z.number().min(B.minMinRatio) : z.number().gt(0)).max(1).default(0.1) })
+      .optional(),
+  });
+
+  const TenantPolicy = z.strictObject({
+    weight: (bounded ? z.number().min(B.minWeight).max(B.maxWeight) : z.number().positive()).default(1),
+    rate: Rate.optional(),
+    concurrency: count().optional(),
+    budget: z.strictObject({ limit: int(1, B.maxBudget), periodMs: duration() }).optional(),
+    maxQueued: count(0).optional(),
+  });
+
+  const RetryPolicy = z.strictObject({
+    maxAttempts: int(1, B.maxAttempts).default(3),
+    baseDelayMs: duration(0).default(1000),
+    maxDelayMs: duration(0).default(60_000),
+  });
+
+  const DependencyList = z.array(z.strictObject({ name: Name, cost: count(0).default(1) }));
+  const DefaultedDependencyList = DependencyList.default([]);
+  const JobTypePolicy = z.strictObject({
+    /**
+     * Required in what the admin API accepts (CONTRACT §2; `[]` is allowed); a stored policy without
+     * it reads as `[]`. (One static type for both: the input types are those of the stored schemas.)
+     */
+    dependencies: (bounded ? DependencyList : DefaultedDependencyList) as typeof DefaultedDependencyList,
+    timeoutMs: duration(1, B.maxTimeoutMs).default(30_000),
+    retry: RetryPolicy.default({ maxAttempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000 }),
+    /** Priority given to retries of this job type (CONTRACT §2: retries are `low` unless their job type says otherwise). */
+    retryPriority: z.enum(['high', 'normal', 'low']).default('low'),
+    maxPayloadBytes: int(1, B.maxPayloadBytes).default(16_384),
+    idempotencyWindowMs: duration().default(86_400_000),
+    /**
+     * v1.1: a job of this type from the same tenant whose payload equals (as canonical JSON, see
+     * payloadDedupeKey) one admitted or queued within `windowMs` is an idempotent replay of it.
+     */
+    dedupe: z.strictObject({ by: z.literal('payload'), windowMs: z.number().int().min(1).max(MAX_DEDUPE_WINDOW_MS) }).optional(),
+  });
+
+  const share = z.number().min(0).max(1);
+  const GlobalPolicy = z.strictObject({
+    rate: Rate.optional(),
+    concurrency: count().optional(),
+    shedding: z
+      .strictObject({ low: share.default(0.8), normal: share.default(1) })
+      .default({ low: 0.8, normal: 1 }),
+  });
+
+  const nameRecord = <T extends z.ZodType>(value: T) => z.record(Name, value);
+
+  /** The whole declarative policy: what `PUT /v1/policy` takes and what every app compiles. */
+  const PolicyDocument = z
+    .strictObject({
+      dependencies: nameRecord(DependencyPolicy).default({}),
+      tenants: nameRecord(TenantPolicy).default({}),
+      jobTypes: nameRecord(JobTypePolicy).default({}),
+      global: GlobalPolicy.default({ shedding: { low: 0.8, normal: 1 } }),
+    })
+    .superRefine((doc, ctx) => {
+      for (const [jobType, policy] of Object.entries(doc.jobTypes)) {
+        policy.dependencies.forEach((dep, i) => {
+          if (!(dep.name in doc.dependencies)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['jobTypes', jobType, 'dependencies', i, 'name'],
+              message: `unknown dependency "${dep.name}"`,
+            });
+          }
+        });
+        const seen = new Set<string>();
+        policy.dependencies.forEach((dep, i) => {
+          if (seen.has(dep.name)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['jobTypes', jobType, 'dependencies', i, 'name'],
+              message: `dependency "${dep.name}" listed twice`,
+            });
+          }
+          seen.add(dep.name);
+        });
+      }
+    });
+
+  return { Rate, DependencyPolicy, TenantPolicy, RetryPolicy, JobTypePolicy, GlobalPolicy, PolicyDocument };
+}
+
+/**
+ * What the admin API accepts (every PUT of policy-admin, and `janus policy apply`): every number
+ * within POLICY_BOUNDS, a job type's `dependencies` required. The same shapes and defaults as below.
+ */
+export const AcceptedPolicy = policySchemas(true);
+
+/**
+ * How every app reads a policy (stored versions, tests, tools): the shapes, defaults and
+ * cross-references of the contract, without POLICY_BOUNDS, and a job type without `dependencies`
+ * reads as `[]` — so a policy stored before the bounds still loads. New policies are checked with
+ * `AcceptedPolicy` by the admin API.
+ */
+const stored = policySchemas(false);
+
+export const Rate = stored.Rate;
 export type Rate = z.infer<typeof Rate>;
 
-export const DependencyPolicy = z.strictObject({
-  rate: Rate.optional(),
-  costRate: Rate.optional(),
-  concurrency: positiveInt.optional(),
-  perTenant: z
-    .strictObject({
-      rate: Rate.optional(),
-      costRate: Rate.optional(),
-      concurrency: positiveInt.optional(),
-    })
-    .optional(),
-  failMode: z.enum(['closed', 'open']).default('closed'),
-  /**
-   * v1.1: over any sliding 10 s, retries admitted to this dependency ≤ ratio × first attempts
-   * admitted + minPerSec × 10; a retry over budget waits. Absent: the defaults apply.
-   */
-  retryBudget: z
-    .strictObject({ ratio: z.number().min(0).max(100).default(0.2), minPerSec: z.number().min(0).max(1_000_000).default(10) })
-    .optional(),
-  /**
-   * v1.1: throttled outcomes close the dependency for the `retryAfterMs` asked and lower its effective
-   * rate (never below `minRatio` × declared); it climbs back while no throttling is reported; errors
-   * and timeouts on most attempts open its outage circuit. Absent: enabled with the defaults.
-   */
-  adaptive: z.strictObject({ enabled: z.boolean().default(true), minRatio: z.number().gt(0).max(1).default(0.1) }).optional(),
-});
+export const DependencyPolicy = stored.DependencyPolicy;
 export type DependencyPolicy = z.infer<typeof DependencyPolicy>;
 export type DependencyPolicyInput = z.input<typeof DependencyPolicy>;
 
-export const TenantPolicy = z.strictObject({
-  weight: z.number().positive().default(1),
-  rate: Rate.optional(),
-  concurrency: positiveInt.optional(),
-  budget: z.strictObject({ limit: positiveInt, periodMs: positiveInt }).optional(),
-  maxQueued: z.number().int().min(0).optional(),
-});
+export const TenantPolicy = stored.TenantPolicy;
 export type TenantPolicy = z.infer<typeof TenantPolicy>;
 export type TenantPolicyInput = z.input<typeof TenantPolicy>;
 
-export const RetryPolicy = z.strictObject({
-  maxAttempts: positiveInt.default(3),
-  baseDelayMs: z.number().int().min(0).default(1000),
-  maxDelayMs: z.number().int().min(0).default(60_000),
-});
+export const RetryPolicy = stored.RetryPolicy;
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 
-export const JobTypePolicy = z.strictObject({
-  dependencies: z
-    .array(z.strictObject({ name: Name, cost: z.number().int().min(0).default(1) }))
-    .default([]),
-  timeoutMs: positiveInt.default(30_000),
-  retry: RetryPolicy.default({ maxAttempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000 }),
-  /** Priority given to retries of this job type (CONTRACT §2: retries are `low` unless their job type says otherwise). */
-  retryPriority: z.enum(['high', 'normal', 'low']).default('low'),
-  maxPayloadBytes: positiveInt.default(16_384),
-  idempotencyWindowMs: positiveInt.default(86_400_000),
-  /**
-   * v1.1: a job of this type from the same tenant whose payload equals (as canonical JSON, see
-   * payloadDedupeKey) one admitted or queued within `windowMs` is an idempotent replay of it.
-   */
-  dedupe: z.strictObject({ by: z.literal('payload'), windowMs: positiveInt.max(MAX_DEDUPE_WINDOW_MS) }).optional(),
-});
+export const JobTypePolicy = stored.JobTypePolicy;
 export type JobTypePolicy = z.infer<typeof JobTypePolicy>;
 export type JobTypePolicyInput = z.input<typeof JobTypePolicy>;
 
-const share = z.number().min(0).max(1);
-export const GlobalPolicy = z.strictObject({
-  rate: Rate.optional(),
-  concurrency: positiveInt.optional(),
-  shedding: z
-    .strictObject({ low: share.default(0.8), normal: share.default(1) })
-    .default({ low: 0.8, normal: 1 }),
-});
+export const GlobalPolicy = stored.GlobalPolicy;
 export type GlobalPolicy = z.infer<typeof GlobalPolicy>;
 export type GlobalPolicyInput = z.input<typeof GlobalPolicy>;
 
-const nameRecord = <T extends z.ZodType>(value: T) => z.record(Name, value);
-
-/** The whole declarative policy: what `PUT /v1/policy` takes and what every app compiles. */
-export const PolicyDocument = z
-  .strictObject({
-    dependencies: nameRecord(DependencyPolicy).default({}),
-    tenants: nameRecord(TenantPolicy).default({}),
-    jobTypes: nameRecord(JobTypePolicy).default({}),
-    global: GlobalPolicy.default({ shedding: { low: 0.8, normal: 1 } }),
-  })
-  .superRefine((doc, ctx) => {
-    for (const [jobType, policy] of Object.entries(doc.jobTypes)) {
-      policy.dependencies.forEach((dep, i) => {
-        if (!(dep.name in doc.dependencies)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['jobTypes', jobType, 'dependencies', i, 'name'],
-            message: `unknown dependency "${dep.name}"`,
-          });
-        }
-      });
-      const seen = new Set<string>();
-      policy.dependencies.forEach((dep, i) => {
-        if (seen.has(dep.name)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['jobTypes', jobType, 'dependencies', i, 'name'],
-            message: `dependency "${dep.name}" listed twice`,
-          });
-        }
-        seen.add(dep.name);
-      });
-    }
-  });
+export const PolicyDocument = stored.PolicyDocument;
 export type PolicyDocument = z.infer<typeof PolicyDocument>;
 export type PolicyDocumentInput = z.input<typeof PolicyDocument>;
-
 export const EMPTY_POLICY: PolicyDocument = PolicyDocument.parse({});
 
 /** A stored policy: the document and its version number (monotonic, starts at 1; 0 = nothing stored yet). */

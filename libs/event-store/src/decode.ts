@@ -1,4 +1,4 @@
-import { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem } from '@janus/contracts';
+import { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem, storableHumanText } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
@@ -48,20 +48,27 @@ const MAX_RAW_KEPT = 16_384;
 
 const decoder = new TextDecoder('utf-8');
 
+/** An escape of a surrogate (`\ud800`–`\udfff`, either case): a parsed string may hold a lone one. */
+const MAY_HOLD_SURROGATE = /\\u[dD][89a-fA-F]/;
+
 // The contract's schemas, except that `payload` is not re-validated as JSON: it came out of
 // JSON.parse, so it is JSON by construction, and z.json() is three quarters of the parse cost.
 const JobMessageBody = JobMessage.extend({ payload: z.unknown() });
 const DeadLetterBody = DeadLetter.extend({ payload: z.unknown() });
 
-/** Text PostgreSQL will accept: no NUL characters (text and jsonb both refuse them). */
+/**
+ * Text PostgreSQL will accept: no NUL characters (text and jsonb both refuse them), and no lone
+ * UTF-16 surrogate (json refuses it; a raw body cut at MAX_RAW_KEPT may end in half a pair).
+ */
 function storableText(text: string): string {
-  return text.replaceAll('\0', '\\u0000');
+  return storableHumanText(text.replaceAll('\0', '\\u0000'));
 }
 
 /**
- * Why PostgreSQL could never store this decoded body (a U+0000 anywhere, or a payload nested deeper
- * than the ingress admits), or undefined. A NUL can only come from the escape `\u0000` (a raw NUL
- * byte is not JSON), so bodies without that text are walked only for their payload's depth.
+ * Why PostgreSQL could never store this decoded body (a U+0000 or a lone UTF-16 surrogate anywhere,
+ * or a payload nested deeper than the ingress admits), or undefined. Either can only come from an
+ * escape (`\u0000`, `\ud800`…: a raw NUL byte is not JSON, and the UTF-8 decoder turns bytes that
+ * are no text into U+FFFD), so bodies without such text are walked only for their payload's depth.
  */
 function unstorable(body: object, mayHoldNul: boolean, payload: unknown): string | undefined {
   if (mayHoldNul) {
@@ -72,9 +79,15 @@ function unstorable(body: object, mayHoldNul: boolean, payload: unknown): string
   return problem === undefined ? undefined : `payload ${problem}`;
 }
 
-/** A worker's error text is for people: a NUL in it becomes U+FFFD instead of losing the outcome. */
+/**
+ * A worker's error text is for people: a NUL or a lone UTF-16 surrogate in it becomes U+FFFD
+ * instead of losing the outcome (PostgreSQL would refuse the row, and the job's status would never
+ * follow its outcome).
+ */
 function storableError<T extends { error?: string | undefined }>(body: T): T {
-  return body.error !== undefined && body.error.includes('\0') ? { ...body, error: body.error.replaceAll('\0', '\uFFFD') } : body;
+  if (body.error === undefined) return body;
+  const error = storableHumanText(body.error);
+  return error === body.error ? body : { ...body, error };
 }
 
 function zodReason(error: z.ZodError): string {
@@ -114,10 +127,10 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
   const token = msg.subject.startsWith(prefix) ? msg.subject.slice(prefix.length) : undefined;
   if (token === undefined || !NAME_PATTERN.test(token)) return reject(stream, msg, raw, `subject ${msg.subject} does not match ${prefix}<name>`);
 
-  // PostgreSQL text and jsonb cannot hold NUL: only the escape can put one in a parsed string (a
-  // raw NUL byte is not JSON). The text `\\u0000` (an escaped backslash) is no NUL: checked below,
-  // on the parsed values.
-  const mayHoldNul = raw.includes('\\u0000');
+  // PostgreSQL text and jsonb cannot hold NUL, nor json a lone surrogate: only an escape can put
+  // one in a parsed string (a raw NUL byte is not JSON; the decoder made undecodable bytes U+FFFD).
+  // The text `\\u0000` (an escaped backslash) is neither: checked below, on the parsed values.
+  const mayHoldNul = raw.includes('\\u0000') || MAY_HOLD_SURROGATE.test(raw);
 
   let json: unknown;
   try {
@@ -221,7 +234,7 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
 }
 
 function rejectWith(stream: string, msg: RawMessage, raw: string, reason: string): RejectedEvent {
-  return { kind: 'rejected', stream, seq: msg.seq, subject: msg.subject, reason, raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw) };
+  return { kind: 'rejected', stream, seq: msg.seq, subject: msg.subject, reason: storableText(reason), raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw) };
 }
 
 /** A message the database refused even though it passed validation (found by splitting the batch). */
@@ -232,7 +245,7 @@ export function rejectionOf(stream: string, msg: RawMessage, reason: string): Re
     stream,
     seq: msg.seq,
     subject: msg.subject,
-    reason,
+    reason: storableText(reason),
     raw: storableText(raw.length > MAX_RAW_KEPT ? raw.slice(0, MAX_RAW_KEPT) : raw),
   };
 }

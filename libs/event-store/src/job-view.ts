@@ -83,7 +83,9 @@ interface Filter {
  * The status is where the two are merged (this is the one place it is): the room speaks for an
  * attempt the persister has not seen admitted yet — queued or retrying while it waits (with its
  * `notBefore`), cancelled, dead, or admitted (a job the persister knows as dead is admitted again
- * once its replay is admitted) — and the persister for everything else.
+ * once its replay is admitted) — and the persister for everything else. A `retrying` job whose
+ * retry is not in the room yet (it waits in JANUS_RETRIES until due) shows the due time the
+ * scheduler recorded in `retry_due` as its `notBefore`.
  */
 function selectRecords(tenant: string | undefined, filter: Filter, limit: number): SQL {
   const { jobId, type, after } = filter;
@@ -120,7 +122,10 @@ function merged(tenant: string | undefined, source: SQL, statuses: readonly JobS
   const byStatus = statuses !== undefined ? sql` WHERE m.status = ANY(${sql.param([...statuses])}::text[])` : sql``;
   return sql`
     SELECT c.job_id AS "jobId", c.tenant, c.type, c.priority, c.created_at AS "createdAt", c.payload, c.cost, m.status,
-           CASE WHEN d.room AND r.state IN ('queued', 'dispatching') THEN r.not_before END AS "notBefore",
+           -- A retrying job's retry waits in the room (its row's estimate) or, before it is due, in
+           -- JANUS_RETRIES (its due time as the scheduler recorded it; now if not recorded yet).
+           CASE WHEN d.room AND r.state IN ('queued', 'dispatching') THEN r.not_before
+                WHEN m.status = 'retrying' THEN coalesce(rd.due_at, now()) END AS "notBefore",
            greatest(s.last_attempt, r.attempt) AS "lastAttempt"
       FROM ${source} AS c
       LEFT JOIN LATERAL (
@@ -130,6 +135,9 @@ function merged(tenant: string | undefined, source: SQL, statuses: readonly JobS
         SELECT max(a.attempt) FILTER (WHERE a.admitted_at IS NOT NULL) AS last_admitted, max(a.attempt) AS last_attempt
           FROM attempts a WHERE a.job_id = c.job_id
       ) AS s ON true
+      LEFT JOIN LATERAL (
+        SELECT rd.due_at FROM retry_due rd WHERE rd.job_id = c.job_id AND rd.attempt > coalesce(s.last_admitted, 0) ORDER BY rd.attempt DESC LIMIT 1
+      ) AS rd ON true
       CROSS JOIN LATERAL (SELECT r.attempt IS NOT NULL AND r.attempt > coalesce(s.last_admitted, 0) AS room) AS d
       CROSS JOIN LATERAL (
         SELECT CASE

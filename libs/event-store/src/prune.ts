@@ -55,6 +55,7 @@ export async function pruneHistory(db: Database, policy: RetentionPolicy): Promi
       attemptsDeleted += (await tx.execute(sql`DELETE FROM attempts WHERE job_id = ANY(${param}::text[])`)).rowCount ?? 0;
       outcomeEventsDeleted += (await tx.execute(sql`DELETE FROM outcome_events WHERE job_id = ANY(${param}::text[])`)).rowCount ?? 0;
       deadDeleted += (await tx.execute(sql`DELETE FROM dead_letters WHERE job_id = ANY(${param}::text[])`)).rowCount ?? 0;
+      await tx.execute(sql`DELETE FROM retry_due WHERE job_id = ANY(${param}::text[])`);
       jobsDeleted += (await tx.execute(sql`DELETE FROM jobs WHERE job_id = ANY(${param}::text[])`)).rowCount ?? 0;
       return ids.length;
     });

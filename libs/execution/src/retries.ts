@@ -36,6 +36,12 @@ export interface RetryProcessorDeps {
    * Without a room, a due retry is admitted here and a refused one waits in the stream.
    */
   readonly room?: (retry: RetryMessage, priority: 'high' | 'normal' | 'low') => Promise<'queued' | 'dispatching' | 'admitted' | 'cancelled' | 'dead'>;
+  /**
+   * Records a retry's due time when it is read before it is due (the waiting room's `retry_due`),
+   * so that GET shows the `retrying` job's `notBefore` while it waits here. Best effort: a failure
+   * is ignored (the retry still waits and is admitted on time).
+   */
+  readonly recordDue?: (retry: RetryMessage) => Promise<void>;
 }
 
 const RETRY_STORE_DOWN_MS = 1_000;
@@ -88,6 +94,8 @@ export class RetryProcessor {
   async #handle(retry: RetryMessage, msg: JsMsg): Promise<RetryDisposition> {
     const wait = Date.parse(retry.dueAt) - this.#now();
     if (wait > 0) {
+      // Once per delivery before the due time (the nak below brings it back when due): usually once.
+      if (this.deps.recordDue !== undefined) await this.deps.recordDue(retry).catch(() => undefined);
       msg.nak(Math.max(wait, MIN_RETRY_WAIT_MS));
       return 'retry_waiting';
     }

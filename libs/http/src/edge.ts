@@ -16,6 +16,22 @@ export function validationHook(result: ValidationResult): Response | undefined {
 
 interface ErrorLogger {
   error(obj: object, msg: string): void;
+  warn?(obj: object, msg: string): void;
+}
+
+/**
+ * Whether PostgreSQL refused a value of the request as text it cannot store: U+0000 (NUL) in text
+ * (SQLSTATE 22021) or in json (22P05), or a lone UTF-16 surrogate in json (22P02 "invalid input
+ * syntax for type json"). Looks through `cause` (drizzle wraps the driver's error).
+ */
+export function isUnstorableTextError(error: unknown): boolean {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && typeof e === 'object' && e !== null; depth++, e = (e as { cause?: unknown }).cause) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (code === '22021' || code === '22P05') return true;
+    if (code === '22P02' && typeof message === 'string' && message.includes('type json')) return true;
+  }
+  return false;
 }
 
 /**
@@ -28,6 +44,14 @@ export function problemOnError(opts: { logger?: ErrorLogger | undefined; interna
       const type =
         error.status === 415 ? COMMON_PROBLEMS.unsupportedMediaType : error.status === 413 ? COMMON_PROBLEMS.payloadTooLarge : COMMON_PROBLEMS.invalidRequest;
       return problem(error.status, type, error.message || 'Bad request');
+    }
+    // The last guard of "no bad input yields a 5xx": a string no route checked reached PostgreSQL.
+    // Routes name the field themselves (isStorableText, StorableText); this answers any they miss.
+    if (isUnstorableTextError(error)) {
+      opts.logger?.warn?.({ err: error, method: c.req.method, path: c.req.path }, 'request held text PostgreSQL cannot store');
+      return problem(400, COMMON_PROBLEMS.invalidRequest, 'Invalid request', {
+        detail: 'the request holds text that cannot be stored: U+0000 (NUL) or a lone UTF-16 surrogate, in the path, a query parameter, a header or the body',
+      });
     }
     opts.logger?.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
     return problem(500, COMMON_PROBLEMS.internal, 'Internal error', opts.internalDetail !== undefined ? { detail: opts.internalDetail } : {});

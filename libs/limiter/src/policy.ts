@@ -150,7 +150,8 @@ export function amountFor(spec: LimitSpec, jobType: CompiledJobType, cost: numbe
 /**
  * Whether a request can never be admitted, however long it waits (CONTRACT §3 v1.1): its jobs
  * together take more of some limit than the limit's capacity (a rate's burst, a costRate's bucket, a
- * budget's limit, a concurrency limit). Capacities are static, so this is decided from the compiled
+ * budget's limit, a concurrency limit), or, for a `low` or `normal` job, more than its priority's
+ * share of it (priority shedding: then the answer's limit carries `priorityShare`). Capacities are static, so this is decided from the compiled
  * policy before Redis is asked. Names the job at which the request first goes over (ties: the first
  * limit in admission order) and what the whole request takes of that limit. Undefined when every
  * limit could hold the request, or a job type is unknown (the caller answers that).
@@ -173,10 +174,37 @@ export function exceedsCapacity(policy: CompiledPolicy, request: AdmissionReques
         total += taken.get(spec.id) ?? 0;
         taken.set(spec.id, total);
       }
-      if (total > spec.capacity) return { kind: 'exceeds_capacity', index: i, limit: { ...spec.ref, capacity: spec.capacity, requested: requestedOf(policy, request, spec) } };
+      // Priority shedding (CONTRACT §2 Global): a `low` or `normal` job is admitted only while the
+      // limit, after it, uses at most its priority's share, ceil(share × capacity). Even an empty
+      // limit (the earlier jobs of the request in it) cannot admit a job over that bound.
+      const bound = policy.shareOf(job.priority, spec.capacity);
+      if (total > bound) {
+        const limit: CapacityLimit = { ...spec.ref, capacity: spec.capacity, requested: requestedOf(policy, request, spec) };
+        const shed: PriorityShare | undefined =
+          bound < spec.capacity && job.priority !== 'high' ? { priority: job.priority, share: policy.shedding[job.priority], capacity: bound } : undefined;
+        return { kind: 'exceeds_capacity', index: i, limit: shed === undefined ? limit : { ...limit, ...{ priorityShare: shed } } };
+      }
     }
   }
   return undefined;
+}
+
+type CapacityLimit = ExceedsCapacity['limit'];
+
+/**
+ * Carried by an `exceeds_capacity` answer's `limit` (as `priorityShare`) when the bound that no
+ * wait can pass is the priority's share of the limit (priority shedding), not the limit's capacity:
+ * the job's priority, its share and `ceil(share × capacity)`, what a job of that priority may use.
+ */
+export interface PriorityShare {
+  readonly priority: 'low' | 'normal';
+  readonly share: number;
+  readonly capacity: number;
+}
+
+/** The priority share an `exceeds_capacity` limit names, if the share (not the capacity) is the bound. */
+export function priorityShareOf(limit: CapacityLimit): PriorityShare | undefined {
+  return (limit as CapacityLimit & { priorityShare?: PriorityShare }).priorityShare;
 }
 
 /** What every job of a request takes of one limit. */

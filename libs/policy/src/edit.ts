@@ -1,10 +1,7 @@
 import {
-  DependencyPolicy,
-  GlobalPolicy,
-  JobTypePolicy,
+  AcceptedPolicy,
   joinPath,
   Name,
-  TenantPolicy,
   zodFieldErrors,
   type FieldError,
   type PolicyDocument,
@@ -14,7 +11,12 @@ import { dedupeErrors, dependencyListErrors, validatePolicyDocument } from './va
 /** The named sections of a policy document (global is a single object). */
 export type PolicySection = 'dependencies' | 'tenants' | 'jobTypes';
 
-const SCHEMAS = { dependencies: DependencyPolicy, tenants: TenantPolicy, jobTypes: JobTypePolicy } as const;
+/**
+ * What a PUT's body must be: the bounded schemas (POLICY_BOUNDS, a job type's `dependencies`
+ * required). The rest of the document is checked as it is read (validatePolicyDocument's default),
+ * so that a resource stored before the bounds does not block changes to the others.
+ */
+const SCHEMAS = { dependencies: AcceptedPolicy.DependencyPolicy, tenants: AcceptedPolicy.TenantPolicy, jobTypes: AcceptedPolicy.JobTypePolicy } as const;
 
 export type EditResult =
   | { readonly ok: true; readonly document: PolicyDocument; readonly stored: unknown }
@@ -80,16 +82,16 @@ export function deleteResource(doc: PolicyDocument, section: PolicySection, name
 
 /** `PUT /v1/global`. */
 export function putGlobal(doc: PolicyDocument, body: unknown, extraCheck?: ExtraCheck): EditResult {
-  const parsed = GlobalPolicy.safeParse(body);
+  const parsed = AcceptedPolicy.GlobalPolicy.safeParse(body);
   if (!parsed.success) return { ok: false, status: 422, errors: zodFieldErrors(parsed.error.issues) };
   const whole = validatePolicyDocument({ ...doc, global: parsed.data }, extraCheck);
   if (!whole.ok) return { ok: false, status: 422, errors: relativise(whole.errors, 'global') };
   return { ok: true, document: whole.value, stored: whole.value.global };
 }
 
-/** `PUT /v1/policy`: the whole document. */
+/** `PUT /v1/policy`: the whole document, every part of it bounded (AcceptedPolicy). */
 export function replacePolicy(body: unknown, extraCheck?: ExtraCheck): EditResult {
-  const whole = validatePolicyDocument(body, extraCheck);
+  const whole = validatePolicyDocument(body, extraCheck, { accepted: true });
   if (!whole.ok) return { ok: false, status: 422, errors: whole.errors };
   return { ok: true, document: whole.value, stored: whole.value };
 }

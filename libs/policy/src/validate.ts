@@ -1,4 +1,4 @@
-import { joinPath, PolicyDocument, zodFieldErrors, type FieldError } from '@janus/contracts';
+import { AcceptedPolicy, joinPath, PolicyDocument, zodFieldErrors, type FieldError } from '@janus/contracts';
 
 export type Validation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: FieldError[] };
 
@@ -49,12 +49,15 @@ export function dedupeErrors(errors: FieldError[]): FieldError[] {
  * Validates a whole policy document and lists every problem at once: fields, names, unknown fields
  * and cross-references (a job type naming an unknown dependency). `extraCheck` runs on a
  * structurally valid document (e.g. the limiter's compiler) and may add its own errors.
+ * `accepted`: checked as the admin API accepts a new document (AcceptedPolicy: POLICY_BOUNDS, a job
+ * type's `dependencies` required); else as a stored one is read (PolicyDocument).
  */
 export function validatePolicyDocument(
   input: unknown,
   extraCheck?: (doc: PolicyDocument) => FieldError[],
+  opts: { accepted?: boolean } = {},
 ): Validation<PolicyDocument> {
-  const parsed = PolicyDocument.safeParse(input);
+  const parsed = (opts.accepted ? AcceptedPolicy.PolicyDocument : PolicyDocument).safeParse(input);
   const errors = dedupeErrors([...(parsed.success ? [] : zodFieldErrors(parsed.error.issues)), ...crossReferenceErrors(input)]);
   if (errors.length > 0 || !parsed.success) return { ok: false, errors };
   const extra = extraCheck?.(parsed.data) ?? [];

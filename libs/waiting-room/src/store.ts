@@ -224,6 +224,17 @@ export class WaitingStore {
   }
 
   /**
+   * Records when a retry the scheduler decided is due, while it still waits in JANUS_RETRIES (not
+   * yet in the room): GET shows it as the `retrying` job's `notBefore`. Idempotent (a redelivered
+   * retry message writes the same time).
+   */
+  async recordRetryDue(retry: { readonly jobId: string; readonly attempt: number; readonly tenant: string; readonly dueAt: Date }): Promise<void> {
+    await this.db.execute(sql`
+      INSERT INTO retry_due (job_id, attempt, tenant, due_at) VALUES (${retry.jobId}, ${retry.attempt}, ${retry.tenant}, ${retry.dueAt})
+      ON CONFLICT (job_id, attempt) DO UPDATE SET due_at = excluded.due_at WHERE retry_due.due_at IS DISTINCT FROM excluded.due_at`);
+  }
+
+  /**
    * Stores the replay of a dead job (docs/api.md `POST /v1/jobs/{jobId}/replay`): its next attempt,
    * waiting like a due retry. False when a row of that attempt exists already: another replay of
    * the same death took it (the row's key is the job and the attempt), so two replays sent at once

@@ -12,7 +12,7 @@ import {
   RejectedResponse,
   zodFieldErrors,
 } from '@janus/contracts';
-import type { CompiledPolicy, IdempotencyKind } from '@janus/limiter';
+import { exceedsCapacity, priorityShareOf, type CompiledPolicy, type IdempotencyKind } from '@janus/limiter';
 import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { readJsonBody, requestHeader } from '@janus/http';
@@ -230,6 +230,16 @@ function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch', keyP
       const prefix = shape === 'batch' ? `jobs.${index}.` : '';
       const name = [limit.scope, limit.dependency, limit.scope === 'dependency' && limit.tenant !== undefined ? `tenant ${limit.tenant}` : undefined, limit.kind].filter((x) => x !== undefined).join(' ');
       const path = limit.per === 'cost' ? `${prefix}cost` : shape === 'batch' ? 'jobs' : 'type';
+      // Priority shedding may be the bound: a low or normal job may use only its share of a limit.
+      const share = priorityShareOf(limit);
+      if (share !== undefined) {
+        const bound = `${share.priority} priority's share of the ${name} limit (ceil(${share.share} × ${limit.capacity}) = ${share.capacity})`;
+        return problem(422, PROBLEM.exceedsCapacity, 'Exceeds capacity', {
+          detail: `the request takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}; priority shedding lets a ${share.priority}-priority job use at most ${share.capacity} of it (the ${bound}): no wait can admit it at this priority`,
+          errors: [{ path, message: `exceeds the ${bound}` }],
+          extra: { ...(shape === 'batch' ? { index } : {}), limit },
+        });
+      }
       return problem(422, PROBLEM.exceedsCapacity, 'Exceeds capacity', {
         detail: `the request takes ${limit.requested} of the ${name} limit, whose capacity is ${limit.capacity}: no wait can admit it`,
         errors: [{ path, message: `exceeds the capacity (${limit.capacity}) of the ${name} limit` }],
@@ -346,6 +356,15 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       const replay =
         (job.idempotencyKey !== undefined && (await room.keyLive?.(tenant, job.idempotencyKey)) === true) ||
         (job.dedupe !== undefined && (await room.keyLive?.(tenant, job.dedupe.key, 'dedupe')) === true);
+      // A job no wait can admit (over a limit's capacity, or its priority's share of one) is 422
+      // now rather than queued for ever. A replay is answered by the admission below.
+      if (!replay) {
+        const over = exceedsCapacity(policy, { jobs: [{ jobId: job.jobId, tenant, jobType: job.type, priority: job.priority, ...(job.cost !== undefined ? { cost: job.cost } : {}) }] });
+        if (over !== undefined) {
+          deps.admission.countAll([job], 'rejected', 'exceeds_capacity');
+          return answer(c, over, 'single', keyPath);
+        }
+      }
       if (replay || !(await room.store.anyWaiting(job.type))) {
         asked = Date.now();
         const result = await deps.admission.admit(tenant, policy, [job], 'single', undefined, true);

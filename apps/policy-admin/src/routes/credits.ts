@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { IdempotencyKey, zodFieldErrors } from '@janus/contracts';
+import { IdempotencyKey, POLICY_BOUNDS, zodFieldErrors } from '@janus/contracts';
 import type { CreditsReconciliation } from '@janus/event-store';
 import { StateLost, StoreUnavailable, type CreditEntry, type Limiter } from '@janus/limiter';
 import { jsonBody } from '../http.js';
@@ -7,7 +7,7 @@ import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
 import { problemContent, problems, security, subApp } from './common.js';
 
 const Param = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }) });
-const TopUpBody = z.strictObject({ amount: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).openapi('CreditsTopUp');
+const TopUpBody = z.strictObject({ amount: z.number().int().min(1).max(POLICY_BOUNDS.maxCreditsTopUp) }).openapi('CreditsTopUp');
 const CreditsQuery = z.object({
   reconcile: z.enum(['true', 'false']).optional().openapi({ description: '`true`: also compare with PostgreSQL\'s ledger (waits up to 10 s for the relay and the persister)' }),
 });

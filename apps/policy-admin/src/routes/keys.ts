@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { zodFieldErrors } from '@janus/contracts';
+import { Name, StorableText, zodFieldErrors } from '@janus/contracts';
 import type { ApiKeyStore, PolicyStore } from '@janus/policy';
 import type { PolicyChanges } from '../changes.js';
 import { jsonBody } from '../http.js';
@@ -10,7 +10,15 @@ const KeyParams = z.object({
   id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }),
 });
 const KeyIdParams = KeyParams.extend({ keyId: z.string().openapi({ param: { name: 'keyId', in: 'path' } }) });
-const CreateKeyBody = z.strictObject({ label: z.string().max(200).optional() });
+const CreateKeyBody = z.strictObject({ label: StorableText.max(200).optional() });
+
+/**
+ * Key ids are 12 hex digits (generateApiKey); printable ASCII is all a lookup needs to exclude: an id
+ * that is no name or key id cannot exist, and is answered 404 like any unknown one, without asking
+ * PostgreSQL (a NUL would be a 5xx there).
+ */
+const KEY_ID = /^[\x21-\x7e]{1,200}$/;
+const knownShape = (tenant: string, keyId?: string) => Name.safeParse(tenant).success && (keyId === undefined || KEY_ID.test(keyId));
 
 /**
  * `/v1/tenants/{id}/keys`: create (the key is shown once; only its SHA-256 is stored), list (never
@@ -57,6 +65,7 @@ export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes
     createRoute({ method: 'get', path: '/{id}/keys', tags: ['api-keys'], security, summary: "A tenant's API keys (never the keys themselves)", request: { params: KeyParams }, responses: { ...ok('`{ tenant, keys: [{ keyId, label, createdAt, revokedAt }] }`'), 401: problems[401], 404: problems[404] } }),
     async (c) => {
       const { id } = c.req.valid('param');
+      if (!knownShape(id)) return notFound(`tenant "${id}" does not exist`);
       const [keys, current] = await Promise.all([deps.keys.listKeys(id), deps.store.current()]);
       if (!Object.hasOwn(current.document.tenants, id) && keys.length === 0) return notFound(`tenant "${id}" does not exist`);
       return c.json(
@@ -72,6 +81,7 @@ export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes
     createRoute({ method: 'delete', path: '/{id}/keys/{keyId}', tags: ['api-keys'], security, summary: 'Revoke an API key (every ingress refuses it within a second)', request: { params: KeyIdParams }, responses: { 204: { description: 'Revoked (also when it already was)' }, 401: problems[401], 404: problems[404] } }),
     async (c) => {
       const { id, keyId } = c.req.valid('param');
+      if (!knownShape(id, keyId)) return notFound(`tenant "${id}" has no key "${keyId}"`);
       const outcome = await deps.keys.revokeKey(id, keyId, { actor: c.get('actor') });
       if (outcome === 'not_found') return notFound(`tenant "${id}" has no key "${keyId}"`);
       if (outcome === 'revoked') await deps.changes.announce(await deps.store.currentVersion());

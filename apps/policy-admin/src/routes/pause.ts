@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { NAME_PATTERN, zodFieldErrors } from '@janus/contracts';
+import { NAME_PATTERN, POLICY_BOUNDS, zodFieldErrors } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter, type PauseState, type PauseTarget } from '@janus/limiter';
 import { jsonBody } from '../http.js';
 import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
@@ -73,6 +73,13 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
       const body = PauseBody.safeParse(c.get('body') ?? {});
       if (!body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors: zodFieldErrors(body.error.issues) });
       const until = body.data.until === undefined ? undefined : Date.parse(body.data.until);
+      // At most POLICY_BOUNDS.maxDurationMs (10 years) ahead, as every duration of the policy: the
+      // limiter's and the answers' date arithmetic stays valid (until resumed: no `until`).
+      if (until !== undefined && !(until <= Date.now() + POLICY_BOUNDS.maxDurationMs)) {
+        return problem(400, PROBLEM.invalidRequest, 'Invalid request', {
+          errors: [{ path: 'until', message: `must be at most ${POLICY_BOUNDS.maxDurationMs} ms (10 years) from now; omit it to pause until resumed` }],
+        });
+      }
       const r = await run(name, () => deps.limiter.pause(target(name), until));
       return r instanceof Response ? r : c.json(view(name, r.state), 200);
     },

@@ -62,3 +62,22 @@ export const waitingJobs = pgTable(
     index('waiting_jobs_unadmitted_idx').on(t.tenant, t.createdAt, t.jobId).where(sql`attempt = 1 AND state <> 'admitted'`),
   ],
 );
+
+/**
+ * When each retry the scheduler decided is due (RetryMessage.dueAt), one row per attempt. The retry
+ * itself waits in JANUS_RETRIES, a work-queue stream only the retry-scheduler reads: it records the
+ * due time here as soon as it reads the retry, so that GET /v1/jobs/{jobId} shows a `retrying` job's
+ * `notBefore` (CONTRACT §3) before the retry is due and joins the room (whose row then speaks for
+ * it). Pruned with the job's history.
+ */
+export const retryDue = pgTable(
+  'retry_due',
+  {
+    jobId: text('job_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    tenant: text('tenant').notNull(),
+    /** Not admitted before this time (the backoff after the failed attempt, or what a throttling dependency asked for). */
+    dueAt: ts('due_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.attempt] })],
+);
