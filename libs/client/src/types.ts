@@ -195,4 +195,9 @@ export interface CapacityLimit {
   per: 'job' | 'cost';
   capacity: number;
   requested: number;
+  /**
+   * When the bound is the request's priority's share of the limit (priority shedding), not its
+   * capacity: the priority, its share and `ceil(share × capacity)`, what that priority may use.
+   */
+  priorityShare?: { readonly priority: 'low' | 'normal'; readonly share: number; readonly capacity: number };
 }

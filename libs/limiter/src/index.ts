@@ -1,4 +1,4 @@
-export { compilePolicy, amountFor, estimateFor, exceedsCapacity, priorityShareOf, shareCapacity, type PriorityShare } from './policy.js';
+export { compilePolicy, amountFor, estimateFor, exceedsCapacity, priorityShareOf, shareCapacity } from './policy.js';
 export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, WindowSpec, GuardSpec, AttemptsSpec, ConcurrencySpec, BudgetSpec, CreditsSpec, LimitAmount } from './policy.js';
 export { ADAPTIVE, CREDITS } from './codes.js';
 export { Credits, CreditsRelay, creditLedgerMessage, CREDITS_RELAY_GROUP, parseOutboxFields, topUpDigest, topUpEntryId, type CreditsRelayOptions, type OutboxItem } from './credits.js';

@@ -1,6 +1,6 @@
 import type { JobTypePolicy, PolicyDocument, Priority, Rate, RejectReason, RetryPolicy } from '@janus/contracts';
 import { limitId } from './keys.js';
-import type { AdmissionRequest, ExceedsCapacity, LimitRef } from './types.js';
+import type { AdmissionRequest, ExceedsCapacity, LimitRef, PriorityShare } from './types.js';
 
 /** What a limit counts per job: one job, the job's cost on one dependency, or its budget estimate. */
 export type LimitAmount = { readonly per: 'job' } | { readonly per: 'cost'; readonly defaultCost: number } | { readonly per: 'estimate' };
@@ -182,7 +182,7 @@ export function exceedsCapacity(policy: CompiledPolicy, request: AdmissionReques
         const limit: CapacityLimit = { ...spec.ref, capacity: spec.capacity, requested: requestedOf(policy, request, spec) };
         const shed: PriorityShare | undefined =
           bound < spec.capacity && job.priority !== 'high' ? { priority: job.priority, share: policy.shedding[job.priority], capacity: bound } : undefined;
-        return { kind: 'exceeds_capacity', index: i, limit: shed === undefined ? limit : { ...limit, ...{ priorityShare: shed } } };
+        return { kind: 'exceeds_capacity', index: i, limit: shed === undefined ? limit : { ...limit, priorityShare: shed } };
       }
     }
   }
@@ -191,20 +191,9 @@ export function exceedsCapacity(policy: CompiledPolicy, request: AdmissionReques
 
 type CapacityLimit = ExceedsCapacity['limit'];
 
-/**
- * Carried by an `exceeds_capacity` answer's `limit` (as `priorityShare`) when the bound that no
- * wait can pass is the priority's share of the limit (priority shedding), not the limit's capacity:
- * the job's priority, its share and `ceil(share × capacity)`, what a job of that priority may use.
- */
-export interface PriorityShare {
-  readonly priority: 'low' | 'normal';
-  readonly share: number;
-  readonly capacity: number;
-}
-
 /** The priority share an `exceeds_capacity` limit names, if the share (not the capacity) is the bound. */
 export function priorityShareOf(limit: CapacityLimit): PriorityShare | undefined {
-  return (limit as CapacityLimit & { priorityShare?: PriorityShare }).priorityShare;
+  return limit.priorityShare;
 }
 
 /** What every job of a request takes of one limit. */

@@ -86,10 +86,21 @@ export interface LimitRef {
  * the request takes more of `limit` than its capacity (a rate's burst, a costRate's bucket, a budget's
  * limit, a concurrency limit). `requested` is what the whole request takes of it.
  */
+/**
+ * Carried by an `exceeds_capacity` answer's `limit` when the bound that no wait can pass is the
+ * priority's share of the limit (priority shedding), not the limit's capacity: the job's priority,
+ * its share and `ceil(share × capacity)`, what a job of that priority may use.
+ */
+export interface PriorityShare {
+  readonly priority: 'low' | 'normal';
+  readonly share: number;
+  readonly capacity: number;
+}
+
 export interface ExceedsCapacity {
   readonly kind: 'exceeds_capacity';
   readonly index: number;
-  readonly limit: LimitRef & { readonly capacity: number; readonly requested: number };
+  readonly limit: LimitRef & { readonly capacity: number; readonly requested: number; readonly priorityShare?: PriorityShare };
 }
 
 export type AdmissionResult =
