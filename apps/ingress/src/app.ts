@@ -34,6 +34,7 @@ export interface IngressDeps {
   readonly jobRecord: (tenant: string, jobId: string) => Promise<JobRecord | undefined>;
   /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
   readonly storedOutcome: OutcomeRouteDeps['storedOutcome'];
+  readonly recordedReport: OutcomeRouteDeps['recordedReport'];
   /** The job message stored at a sequence of the jobs stream (a re-admitted attempt takes over its lease). */
   readonly storedJob?: AdmissionServiceDeps['storedJob'];
   readonly registry: Registry;
@@ -93,6 +94,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
       names: deps.names,
       metrics,
       storedOutcome: deps.storedOutcome,
+      recordedReport: deps.recordedReport,
       ...(deps.logger ? { logger: deps.logger } : {}),
     }),
   );

@@ -4,7 +4,7 @@ import type { Logger } from '@janus/observability';
 import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
-import { getJobRecord, getJobView, listJobViews } from '@janus/event-store';
+import { firstReportByToken, getJobRecord, getJobView, listJobViews } from '@janus/event-store';
 import { StateRecovery } from '@janus/execution';
 import { recordDecision } from '@janus/observability';
 import type { ApiKeyCache } from '@janus/policy';
@@ -63,6 +63,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     listJobs: (tenant, query) => listJobViews(runtime.db.db, tenant, query),
     jobRecord: (tenant, jobId) => getJobRecord(runtime.db.db, tenant, jobId),
     storedOutcome: (seq) => readStoredOutcome(runtime.jsm, runtime.names.streams.outcomes, seq),
+    recordedReport: (jobId, attempt, token) => firstReportByToken(runtime.db.db, jobId, attempt, token),
     storedJob: storedJobReader(runtime.jsm, runtime.names.streams.jobs),
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],

@@ -2,8 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import type { OutcomeEvent } from '@janus/contracts';
+import { firstReportByToken, Persister } from '@janus/event-store';
 import { messageIds, publishJson } from '@janus/messaging';
-import { testEnv, testNamespace } from '@janus/testing';
+import { createMetricsRegistry } from '@janus/observability';
+import { testEnv, testNamespace, waitFor } from '@janus/testing';
+import { pino } from 'pino';
 import type { Ingress } from '../src/ingress.js';
 import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
 
@@ -11,12 +14,14 @@ import { cleanup, createKey, json, setPolicy, start, storedMessages } from './he
  * The HTTP outcome route judges "in time" as the scheduler does: by when JetStream stored the report,
  * not by when ingress settles. A report stored before the lease expired counts even when the lease
  * has expired by the time it is settled (here: the worker's first try was stored but its answer was
- * lost, and it reports again after the expiry); a first report after the expiry is a 409.
+ * lost, and it reports again after the expiry); a first report after the expiry is a 409. Earlier
+ * reports are found in the persister's record (outcome_events), so a persister runs here.
  */
 const ns = testNamespace('ingress-outcome-late');
 const settings = loadSettings(testEnv(ns));
 const TIMEOUT_MS = 800;
 let ingress: Ingress;
+let persister: Persister;
 let key: string;
 
 beforeAll(async () => {
@@ -27,9 +32,13 @@ beforeAll(async () => {
     jobTypes: { work: { dependencies: [{ name: 'api' }], timeoutMs: TIMEOUT_MS, retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 100 } } },
   });
   key = (await createKey([ingress], 'acme')).key;
+  const { db, nc, jsm, names } = ingress.runtime;
+  persister = new Persister({ db: db.db, js: jetstream(nc), jsm, names, logger: pino({ level: 'silent' }), registry: createMetricsRegistry('outcome-late'), lingerMs: 5 });
+  await persister.start();
 });
 
 afterAll(async () => {
+  await persister.stop();
   await ingress.close();
   await cleanup(settings, ns);
 });
@@ -46,6 +55,8 @@ async function submit(): Promise<{ jobId: string; token: string; expiresAt: numb
 
 const report = (jobId: string, token: string) =>
   ingress.app.request(`/v1/jobs/${jobId}/outcome`, json({ jobId, attempt: 1, leaseToken: token, outcome: 'succeeded' }, { authorization: `Bearer ${token}` }));
+/** Until the persister has recorded a report of the attempt made with `token`. */
+const recorded = (jobId: string, token: string) => waitFor(() => firstReportByToken(ingress.runtime.db.db, jobId, 1, token), 10_000);
 const untilExpired = (expiresAt: number) => new Promise((r) => setTimeout(r, expiresAt - Date.now() + 200));
 
 describe('POST /v1/jobs/{jobId}/outcome after an earlier report, or after the lease expired', () => {
@@ -54,13 +65,14 @@ describe('POST /v1/jobs/{jobId}/outcome after an earlier report, or after the le
     // The first try reached JetStream in time (as ingress publishes it), but its answer was lost.
     const first: OutcomeEvent & { reportedVia: string } = { jobId, attempt: 1, leaseToken: token, outcome: 'succeeded', reportedVia: 'http' };
     await publishJson(jetstream(ingress.runtime.nc), ingress.runtime.names.subjects.outcome('work'), first, messageIds.attempt(jobId, 1));
+    await recorded(jobId, token);
     await untilExpired(expiresAt);
     expect(await ingress.limiter.leaseState(token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
 
     const again = await report(jobId, token);
     expect(again.status).toBe(204);
     expect(await ingress.limiter.leaseState(token)).toMatchObject({ ok: true, lease: { state: 'settled', outcome: 'succeeded' } });
-    // One report in the stream: the second publish was a duplicate of the first.
+    // One report in the stream: the first, on record, decided; the second was not published.
     const names = ingress.runtime.names;
     expect((await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('work'))).filter((m) => m.body.jobId === jobId)).toHaveLength(1);
     expect((await report(jobId, token)).status).toBe(409); // settled: a repeat changes nothing
@@ -71,6 +83,7 @@ describe('POST /v1/jobs/{jobId}/outcome after an earlier report, or after the le
     // The worker's first report (failed) was stored but its answer lost; it now reports success.
     const first: OutcomeEvent & { reportedVia: string } = { jobId, attempt: 1, leaseToken: token, outcome: 'failed', error: 'boom', reportedVia: 'http' };
     await publishJson(jetstream(ingress.runtime.nc), ingress.runtime.names.subjects.outcome('work'), first, messageIds.attempt(jobId, 1));
+    await recorded(jobId, token);
     const other = await report(jobId, token);
     expect(other.status).toBe(409);
     expect(((await other.json()) as { detail: string }).detail).toMatch(/another outcome/);

@@ -153,6 +153,20 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     }
   });
 
+  it("a forged outcome under the attempt's msgID does not keep the worker's genuine report out of the stream", async () => {
+    const job = await submit('j-squat', 'other');
+    const forged: OutcomeEvent = { jobId: 'j-squat', attempt: 1, leaseToken: `${job.lease.id}.forgedmac`, outcome: 'failed', retryable: false };
+    // Both with the msgID CONTRACT §4 gives a worker's outcome: `<jobId>.<attempt>`.
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), forged, 'j-squat.1');
+    await waitFor(async () => ((await reports('j-squat')).length === 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    const genuine: OutcomeEvent = { jobId: 'j-squat', attempt: 1, leaseToken: job.lease.token, outcome: 'succeeded' };
+    const ack = await jetstream(nc).publish(names.subjects.outcome('other'), JSON.stringify(genuine), { msgID: 'j-squat.1' });
+    expect(ack.duplicate).toBe(false);
+    await statusIs('j-squat', 'succeeded');
+    expect(await appliedCount('j-squat', 1)).toBe(1);
+  });
+
   it("a late outcome of an expired lease is ignored: the attempt stays timed_out", async () => {
     const seen: number[] = [];
     const worker = await startWorker({

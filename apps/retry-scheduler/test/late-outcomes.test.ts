@@ -149,4 +149,25 @@ describe('outcomes processed after their lease expired', () => {
     expect(await bed.limiter.leaseState(message.lease.token)).toMatchObject({ ok: true, lease: { state: 'expired' } });
     await waitFor(async () => ((await inFlight()) === 0 ? true : undefined), 10_000);
   }, 30_000);
+
+  it('a raw worker (no SDK, no claim) that pulled, acked and reported in time while no scheduler ran: succeeded, ran once', async () => {
+    await waitFor(async () => ((await inFlight()) === 0 ? true : undefined), 10_000);
+    const message = await bed.submit('j-raw', 'work');
+    // Pull it from the workers' consumer as a worker in another language would, and ack it.
+    const consumer = await jetstream(bed.nc).consumers.get(bed.names.streams.jobs, 'workers-work');
+    const pulled = await consumer.next({ expires: 5_000 });
+    expect(pulled?.json<{ jobId: string }>().jobId).toBe('j-raw');
+    pulled!.ack();
+    const report: OutcomeEvent = { jobId: 'j-raw', attempt: 1, leaseToken: message.lease.token, outcome: 'succeeded' };
+    await jetstream(bed.nc).publish(bed.names.subjects.outcome('work'), JSON.stringify(report), { msgID: 'j-raw.1' });
+    const expiresAt = Date.parse(message.lease.expiresAt);
+    await sleep(expiresAt - Date.now() + 500);
+
+    await startAgain();
+    await waitFor(async () => ((await view('j-raw'))?.status === 'succeeded' ? true : undefined), 10_000);
+    await sleep(1_500);
+    expect(await view('j-raw')).toMatchObject({ status: 'succeeded', attempts: [{ attempt: 1, outcome: 'succeeded' }] });
+    expect((await storedOutcomes('j-raw')).map((o) => o.outcome.outcome)).toEqual(['succeeded']);
+    expect(await inFlight()).toBe(0);
+  }, 30_000);
 });

@@ -8,3 +8,4 @@ export { pruneHistory, schedulePruning, type PruneResult, type RetentionPolicy }
 export { outcomeEventId, reconcileJobStatus, storeBatch, type FollowUp, type StoreResult } from './store.js';
 export { countRows, type RowCounts } from './counts.js';
 export { ledgerCredits, reconcileCredits, type CreditsReconciliation, type LedgerCredits, type LiveCredits } from './credits.js';
+export { firstReportByToken, type RecordedReport } from './reports.js';

@@ -28,6 +28,9 @@ export interface StreamOptions {
   readonly replicas?: number;
 }
 
+/** JetStream's smallest duplicate window (it refuses less): the OUTCOMES stream's (streamConfigs). */
+export const OUTCOME_DUPLICATE_WINDOW_MS = 100;
+
 export function streamConfigs(names: NatsNames, opts: StreamOptions = {}): (Partial<StreamConfig> & { name: string })[] {
   const base = {
     retention: RetentionPolicy.Limits,
@@ -38,7 +41,12 @@ export function streamConfigs(names: NatsNames, opts: StreamOptions = {}): (Part
   };
   return [
     { ...base, name: names.streams.jobs, subjects: [names.subjects.allJobs], max_age: nanos(7 * DAY_MS) },
-    { ...base, name: names.streams.outcomes, subjects: [names.subjects.allOutcomes], max_age: nanos(7 * DAY_MS) },
+    // Outcomes dedupe for JetStream's minimum window only. Every worker's report of an attempt
+    // carries the same msgID (`<jobId>.<attempt>`, CONTRACT §4), so with a long window a forged or
+    // mistaken report would keep the genuine one out of the stream (JetStream drops it as a
+    // duplicate) and cost the job its attempt. Repeated reports are harmless: the scheduler applies
+    // an attempt's outcome once (the lease settles once) and the persister keeps each distinct report once.
+    { ...base, name: names.streams.outcomes, subjects: [names.subjects.allOutcomes], max_age: nanos(7 * DAY_MS), duplicate_window: nanos(OUTCOME_DUPLICATE_WINDOW_MS) },
     { ...base, name: names.streams.dead, subjects: [names.subjects.allDead], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.ledger, subjects: [names.subjects.allLedger], max_age: nanos(30 * DAY_MS) },
     { ...base, name: names.streams.applied, subjects: [names.subjects.allApplied], max_age: nanos(7 * DAY_MS) },

@@ -4,6 +4,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { jsonBody } from '@janus/http';
 import { jetStreamTimeMs, messageIds, publishAll, type NatsNames, type JetStreamTarget } from '@janus/messaging';
+import type { RecordedReport } from '@janus/event-store';
 import type { Logger } from '@janus/observability';
 import { bearerToken } from '../auth.js';
 import type { IngressMetrics } from '../metrics.js';
@@ -20,6 +21,13 @@ export interface OutcomeRouteDeps {
    * time" means before the lease's expiry) and what it reported (absent if unreadable).
    */
   readonly storedOutcome: (seq: number) => Promise<StoredOutcome | undefined>;
+  /**
+   * The first report of this attempt made with this token that the persister recorded (event-store
+   * firstReportByToken), or undefined: a worker reporting again after losing its first answer is
+   * judged by its first report. Recorded within the persister's lag, so a re-report within it is
+   * treated as a first one.
+   */
+  readonly recordedReport: (jobId: string, attempt: number, token: string) => Promise<RecordedReport | undefined>;
   readonly logger?: Pick<Logger, 'error'>;
 }
 
@@ -131,6 +139,17 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       ...(body.started !== undefined ? { started: body.started } : {}),
       reportedVia: REPORTED_VIA_HTTP,
     };
+    // A report of this attempt with this token that is already on record decides (the worker lost
+    // its answer and reports again): another outcome changes nothing, the same one settles as of
+    // when the first was stored. (JetStream's duplicate window on outcomes is too short to tell:
+    // streams.ts.) A lookup that fails is no answer: publish, as for a first report.
+    const recorded = await deps.recordedReport(lease.jobId, lease.attempt, token).catch(() => undefined);
+    if (recorded !== undefined) {
+      if (recorded.outcome !== body.outcome || recorded.actualCost !== body.actualCost) {
+        return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: 'another outcome was already reported for this attempt; this one changes nothing' });
+      }
+      return settleAndAnswer(c, token, lease, body, async () => recorded.at);
+    }
     const report = [{ subject: deps.names.subjects.outcome(lease.jobType), body: event, msgID: messageIds.attempt(lease.jobId, lease.attempt) }];
     let published = await publishAll(deps.js, report, { timeoutMs: 2_000 }).catch(() => undefined);
     if (!published?.ok) published = await publishAll(deps.js, report, { timeoutMs: 2_000 }).catch(() => undefined);
@@ -157,16 +176,32 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
         return problem(409, PROBLEM.leaseConflict, 'Lease conflict', { detail: 'another outcome was already reported for this attempt; this one changes nothing' });
       }
     }
+    return settleAndAnswer(c, token, lease, body, async () => (seq === undefined ? undefined : (await deps.storedOutcome(seq))?.at));
+  }
+
+  /**
+   * Settles the lease with the worker's report and answers it. A lease that has expired since still
+   * settles if the report was stored before the expiry (`reportedAt`: when JetStream stored it;
+   * a rejection means it could not be read).
+   */
+  async function settleAndAnswer(
+    c: JsonParamContext<WorkerOutcome, { jobId: string }>,
+    token: string,
+    lease: { readonly jobId: string; readonly attempt: number },
+    body: WorkerOutcome,
+    reportedAt: () => Promise<number | undefined>,
+  ): Promise<Response> {
+    const expect = { jobId: lease.jobId, attempt: lease.attempt };
     let settled;
     try {
-      settled = await deps.limiter.settle(token, body.outcome, body.actualCost);
-      if (!settled.ok && settled.reason === 'expired' && seq !== undefined) {
-        const reportedAt = await deps.storedOutcome(seq).then((m) => m?.at, () => null);
-        if (reportedAt === null) {
+      settled = await deps.limiter.settle(token, body.outcome, body.actualCost, { expect });
+      if (!settled.ok && settled.reason === 'expired') {
+        const at = await reportedAt().catch(() => null);
+        if (at === null) {
           // The report is durable; whether it was in time, the scheduler decides. A re-report gets the answer.
           return unavailable('the outcome was recorded, but whether it came before the lease expired could not be checked; report again');
         }
-        if (reportedAt !== undefined) settled = await deps.limiter.settle(token, body.outcome, body.actualCost, { reportedAt });
+        if (at !== undefined) settled = await deps.limiter.settle(token, body.outcome, body.actualCost, { reportedAt: at, expect });
       }
     } catch (error) {
       if (error instanceof StoreUnavailable || error instanceof StateLost) {
