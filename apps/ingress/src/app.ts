@@ -35,6 +35,8 @@ export interface IngressDeps {
   /** When JetStream stored outcome message `seq` (ms): the HTTP outcome route judges "in time" by it. */
   readonly storedOutcome: OutcomeRouteDeps['storedOutcome'];
   readonly recordedReport: OutcomeRouteDeps['recordedReport'];
+  /** The NATS server's `max_payload`, when connected (payloads that could not travel are 413). */
+  readonly maxMessageBytes?: () => number | undefined;
   /** The job message stored at a sequence of the jobs stream (a re-admitted attempt takes over its lease). */
   readonly storedJob?: AdmissionServiceDeps['storedJob'];
   readonly registry: Registry;
@@ -72,7 +74,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
 
   const app = new OpenAPIHono<BlankEnv>();
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
-  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, ...(deps.room ? { room: deps.room } : {}) }));
+  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, ...(deps.room ? { room: deps.room } : {}), ...(deps.maxMessageBytes ? { maxMessageBytes: deps.maxMessageBytes } : {}) }));
   app.route('/', listRoutes({ requireTenant: auth.middleware, listJobs: deps.listJobs }));
   const room = deps.room;
   app.route(

@@ -64,6 +64,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     jobRecord: (tenant, jobId) => getJobRecord(runtime.db.db, tenant, jobId),
     storedOutcome: (seq) => readStoredOutcome(runtime.jsm, runtime.names.streams.outcomes, seq),
     recordedReport: (jobId, attempt, token) => firstReportByToken(runtime.db.db, jobId, attempt, token),
+    maxMessageBytes: () => runtime.nc.info?.max_payload,
     storedJob: storedJobReader(runtime.jsm, runtime.names.streams.jobs),
     registry: runtime.registry,
     readiness: [...runtime.readiness, recovery.readiness],

@@ -35,6 +35,8 @@ export interface JobsRouteDeps {
   readonly jobView: (tenant: string, jobId: string) => Promise<JobView | undefined>;
   /** The waiting room (mode `queue`, cancel); without it mode `queue` answers like `now`. */
   readonly room?: WaitingRoomAccess;
+  /** The largest message the NATS server takes (its `max_payload`), when connected. */
+  readonly maxMessageBytes?: () => number | undefined;
 }
 
 export interface WaitingRoomAccess {
@@ -167,8 +169,20 @@ function idempotencyKey(header: string | undefined, bodyKey: string | undefined,
   return { ok: true, key: header };
 }
 
-/** Job type known and payload within its limit; errors name the field. */
-function checkJob(policy: CompiledPolicy, job: PreparedJob, prefix: string): Response | undefined {
+/**
+ * What a job message holds besides its payload (ids, lease and its token, the retry context with
+ * the producer's idempotency keys), generously: a payload may take the rest of the NATS server's
+ * `max_payload`.
+ */
+const JOB_MESSAGE_OVERHEAD_BYTES = 8 * 1024;
+
+/**
+ * Job type known and payload within its limit — the job type's, and what the NATS server can carry
+ * in one message (`maxMessageBytes`; a message over it could never be published, so a payload that
+ * would make one is refused here like any too large payload, not admitted and then answered 503);
+ * errors name the field.
+ */
+function checkJob(policy: CompiledPolicy, job: PreparedJob, prefix: string, maxMessageBytes?: number): Response | undefined {
   const jt = policy.jobType(job.type);
   if (!jt) {
     return problem(404, PROBLEM.unknownJobType, 'Unknown job type', {
@@ -182,6 +196,13 @@ function checkJob(policy: CompiledPolicy, job: PreparedJob, prefix: string): Res
     return problem(413, PROBLEM.payloadTooLarge, 'Payload too large', {
       detail: `the payload has ${bytes} bytes; job type "${job.type}" allows ${jt.maxPayloadBytes}`,
       errors: [{ path: `${prefix}payload`, message: `over ${jt.maxPayloadBytes} bytes` }],
+    });
+  }
+  if (maxMessageBytes !== undefined && bytes > maxMessageBytes - JOB_MESSAGE_OVERHEAD_BYTES) {
+    const most = Math.max(0, maxMessageBytes - JOB_MESSAGE_OVERHEAD_BYTES);
+    return problem(413, PROBLEM.payloadTooLarge, 'Payload too large', {
+      detail: `the payload has ${bytes} bytes; the NATS server carries messages of at most ${maxMessageBytes} bytes (its max_payload), so a job's payload may have at most ${most}`,
+      errors: [{ path: `${prefix}payload`, message: `over ${most} bytes` }],
     });
   }
   return undefined;
@@ -310,7 +331,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const key = idempotencyKey(requestHeader(c, 'idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
     const job = prepare(policy, body, key.key);
-    const bad = checkJob(policy, job, '');
+    const bad = checkJob(policy, job, '', deps.maxMessageBytes?.());
     if (bad) return bad;
     const keyPath = requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey';
     if (body.mode === 'queue' && deps.room !== undefined) return submitQueued(c, tenant, policy, job, keyPath, started, deps.room);
@@ -420,7 +441,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     }
     const jobs = body.jobs.map((j) => prepare(policy, j, j.idempotencyKey));
     for (const [i, job] of jobs.entries()) {
-      const bad = checkJob(policy, job, `jobs.${i}.`);
+      const bad = checkJob(policy, job, `jobs.${i}.`, deps.maxMessageBytes?.());
       if (bad) return bad;
     }
     const seen = new Set<string>();
