@@ -1,10 +1,9 @@
 import { z } from 'zod';
-
-const positiveInt = (fallback: number, max: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+import { decimalInteger, EMPTY_MESSAGE } from '@janus/config';
 
 const schema = z.object({
-  JANUS_PERSISTER_BATCH_SIZE: positiveInt(1_000, 5_000),
-  JANUS_PERSISTER_RETENTION_DAYS: positiveInt(30, 36_500),
+  JANUS_PERSISTER_BATCH_SIZE: decimalInteger(1, 5_000).default(1_000),
+  JANUS_PERSISTER_RETENTION_DAYS: decimalInteger(1, 36_500).default(30),
 });
 
 export interface PersisterTuning {
@@ -12,12 +11,17 @@ export interface PersisterTuning {
   readonly retentionDays: number;
 }
 
-/** The persister's own optional settings (documented in its README); a bad value names the variable. */
+/**
+ * The persister's own optional settings (documented in its README); a bad value names the variable.
+ * Numbers, as in @janus/config: decimal digits only, and an empty value is an error, not the default.
+ */
 export function loadTuning(env: Record<string, string | undefined> = process.env): PersisterTuning | { error: string } {
-  const cleaned = Object.fromEntries(Object.keys(schema.shape).flatMap((k) => (env[k] ? [[k, env[k]]] : [])));
-  const parsed = schema.safeParse(cleaned);
-  if (!parsed.success) {
-    return { error: parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n') };
+  const keys = Object.keys(schema.shape);
+  const empty = keys.filter((k) => env[k] === '').map((k) => `  ${k}: ${EMPTY_MESSAGE}`);
+  const parsed = schema.safeParse(Object.fromEntries(keys.flatMap((k) => (env[k] ? [[k, env[k]]] : []))));
+  if (!parsed.success || empty.length > 0) {
+    const invalid = parsed.success ? [] : parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
+    return { error: [...empty, ...invalid].join('\n') };
   }
   return { batchSize: parsed.data.JANUS_PERSISTER_BATCH_SIZE, retentionDays: parsed.data.JANUS_PERSISTER_RETENTION_DAYS };
 }

@@ -41,7 +41,7 @@ describe('loadSettings', () => {
     ['NATS_URL', 'http://x', 'must be a URL with scheme nats://'],
     ['DATABASE_URL', 'mysql://x', 'must be a URL with scheme postgres://'],
     ['JANUS_NAMESPACE', 'Bad-Name', 'must match'],
-    ['JANUS_INGRESS_PORT', 'eighty', 'expected number'],
+    ['JANUS_INGRESS_PORT', 'eighty', 'must be a decimal integer from 1 to 65535'],
     ['JANUS_ADMIN_PORT', '70000', '65535'],
     ['LOG_LEVEL', 'loud', 'Invalid option'],
     ['JANUS_SIGNING_KEY', 'short', 'at least 32'],
@@ -106,6 +106,52 @@ describe('loadSettings', () => {
 
   it('treats empty strings as unset', () => {
     expect(loadSettings({ REDIS_URL: '' }).redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+
+  it('treats empty strings as unset for credentials, secrets, URLs, log settings, NODE_ENV and JANUS_HOST', () => {
+    const s = loadSettings({
+      REDIS_URL: '',
+      NATS_URL: '',
+      DATABASE_URL: '',
+      NATS_USER: '',
+      NATS_PASSWORD: '',
+      JANUS_ADMIN_TOKEN: '',
+      JANUS_SIGNING_KEY: '',
+      LOG_LEVEL: '',
+      NODE_ENV: '',
+      JANUS_HOST: '',
+      NODE_EXTRA_CA_CERTS: '',
+    });
+    expect(s).toMatchObject({ natsServers: ['nats://127.0.0.1:4222'], databaseUrl: 'postgres://postgres@127.0.0.1:5432/janus', natsAuth: undefined, adminToken: undefined, signingKeyGenerated: true, logLevel: 'info', nodeEnv: 'development', host: '127.0.0.1' });
+  });
+
+  it.each(['JANUS_NAMESPACE', 'JANUS_INGRESS_PORT', 'JANUS_ADMIN_PORT', 'JANUS_PERSISTER_PORT', 'JANUS_SCHEDULER_PORT', 'JANUS_STREAM_REPLICAS', 'JANUS_REDIS_WAIT_REPLICAS'])(
+    'refuses an empty %s instead of running with its default',
+    (variable) => {
+      const error = errorOf({ [variable]: '' });
+      expect(error.issues).toEqual([{ variable, message: 'is set but empty: give it a value, or leave it out for the default' }]);
+      expect(error.message).toContain(variable);
+    },
+  );
+
+  it('names every empty and every bad variable at once', () => {
+    expect(errorOf({ JANUS_NAMESPACE: '', JANUS_INGRESS_PORT: '', JANUS_ADMIN_PORT: '0x2000' }).issues.map((i) => i.variable)).toEqual(['JANUS_NAMESPACE', 'JANUS_INGRESS_PORT', 'JANUS_ADMIN_PORT']);
+  });
+
+  it.each(['0x2000', '0o17', '0b1', '1e3', '8080.0', '8080.5', ' 8080', '8080 ', '+8080', '-1', '0', '65536', '99999999999999999999', 'Infinity'])(
+    'accepts only decimal ports from 1 to 65535: refuses %j',
+    (value) => {
+      for (const variable of ['JANUS_INGRESS_PORT', 'JANUS_ADMIN_PORT', 'JANUS_PERSISTER_PORT', 'JANUS_SCHEDULER_PORT']) {
+        expect(errorOf({ [variable]: value }).issues).toEqual([{ variable, message: 'must be a decimal integer from 1 to 65535' }]);
+      }
+    },
+  );
+
+  it('reads decimal ports and replica counts', () => {
+    expect(loadSettings({ JANUS_INGRESS_PORT: '1', JANUS_ADMIN_PORT: '65535', JANUS_PERSISTER_PORT: '8192', JANUS_SCHEDULER_PORT: '09090' }).ports).toEqual({ ingress: 1, admin: 65_535, persister: 8192, scheduler: 9090 });
+    expect(loadSettings({ JANUS_STREAM_REPLICAS: '3', JANUS_REDIS_WAIT_REPLICAS: '0' })).toMatchObject({ streamReplicas: 3, redisWaitReplicas: 0 });
+    expect(errorOf({ JANUS_STREAM_REPLICAS: '0x3' }).issues).toEqual([{ variable: 'JANUS_STREAM_REPLICAS', message: 'must be a decimal integer from 1 to 5' }]);
+    expect(errorOf({ JANUS_REDIS_WAIT_REPLICAS: '6' }).issues).toEqual([{ variable: 'JANUS_REDIS_WAIT_REPLICAS', message: 'must be a decimal integer from 0 to 5' }]);
   });
 });
 

@@ -6,7 +6,38 @@ import { parseRedisTarget, type RedisTarget } from './redis-target.js';
 /** Namespaces become Redis key prefixes, NATS subject tokens, stream names and a PostgreSQL schema. */
 export const NAMESPACE_PATTERN = /^[a-z][a-z0-9_]{0,39}$/;
 
-const port = (fallback: number) => z.coerce.number().int().min(1).max(65_535).default(fallback);
+/**
+ * A whole number written in decimal digits only, from `min` to `max`: not `0x2000`, `1e3`, `8080.0`
+ * or ` 8080` (which `Number()` would all accept).
+ */
+export const decimalInteger = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, `must be a decimal integer from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a decimal integer from ${min} to ${max}`);
+
+const port = (fallback: number) => decimalInteger(1, 65_535).default(fallback);
+
+/**
+ * Variables whose empty value is an error rather than "unset": an empty namespace would silently
+ * share the default deployment's data, and an empty number (a port, a replica count) is a mistake,
+ * not a wish for the default. Every other variable treats empty as unset (`FOO= npm start` behaves
+ * like leaving FOO out): credentials and secrets (a template may leave an optional one empty), URLs, log settings,
+ * NODE_ENV, JANUS_HOST, NODE_EXTRA_CA_CERTS.
+ */
+export const EMPTY_IS_AN_ERROR: readonly string[] = [
+  'JANUS_NAMESPACE',
+  'JANUS_INGRESS_PORT',
+  'JANUS_ADMIN_PORT',
+  'JANUS_PERSISTER_PORT',
+  'JANUS_SCHEDULER_PORT',
+  'JANUS_STREAM_REPLICAS',
+  'JANUS_REDIS_WAIT_REPLICAS',
+];
+
+/** The issue of an empty variable that must not be empty (EMPTY_IS_AN_ERROR). */
+export const EMPTY_MESSAGE = 'is set but empty: give it a value, or leave it out for the default';
 
 const url = (protocols: readonly string[]) =>
   z.string().refine(
@@ -69,10 +100,10 @@ const envSchema = z.object({
   JANUS_SCHEDULER_PORT: port(8083),
   // Replicas of every JetStream stream (and so of its consumers): 3 on a NATS cluster of 3 or more
   // nodes, so that losing one node loses no message (docs/scaling.md). 1 on a single server.
-  JANUS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  JANUS_STREAM_REPLICAS: decimalInteger(1, 5).default(1),
   // Replicas that must acknowledge every admission-state write before Janus acts on it (Redis WAIT):
   // 1 with a replica per primary, so that a failover loses no decision (docs/scaling.md). 0: none.
-  JANUS_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(5).default(0),
+  JANUS_REDIS_WAIT_REPLICAS: decimalInteger(0, 5).default(0),
   JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
   // Node's own variable (docs/operations.md#tls): extra CAs that every TLS connection trusts, read
   // once when the process starts. Node only prints a warning when it cannot read the file; a typo
@@ -134,19 +165,21 @@ type Env = Record<string, string | undefined>;
 
 /**
  * Reads the environment into a frozen, typed settings object.
- * Empty strings count as unset so that `FOO= npm start` behaves like leaving FOO out.
+ * Empty strings count as unset so that `FOO= npm start` behaves like leaving FOO out, except for
+ * the variables of EMPTY_IS_AN_ERROR, whose empty value is an error naming them.
  */
 export function loadSettings(env: Env = process.env): Settings {
   const cleaned: Env = {};
+  const empty: { variable: string; message: string }[] = [];
   for (const key of Object.keys(envSchema.shape)) {
     const value = env[key];
-    if (value !== undefined && value !== '') cleaned[key] = value;
+    if (value === '' && EMPTY_IS_AN_ERROR.includes(key)) empty.push({ variable: key, message: EMPTY_MESSAGE });
+    else if (value !== undefined && value !== '') cleaned[key] = value;
   }
   const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '?'), message: issue.message })),
-    );
+  if (!parsed.success || empty.length > 0) {
+    const invalid = parsed.success ? [] : parsed.error.issues.map((issue) => ({ variable: String(issue.path[0] ?? '?'), message: issue.message }));
+    throw new ConfigError([...empty, ...invalid]);
   }
   const e = parsed.data;
   // Both or neither; the message names the missing one and never echoes the other's value.
