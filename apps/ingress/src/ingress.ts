@@ -1,7 +1,7 @@
 import type { Limiter } from '@janus/limiter';
 import type { Settings } from '@janus/config';
 import type { Logger } from '@janus/observability';
-import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
+import { startLimiterRuntime, type LimiterRuntime, type Startup } from '@janus/runtime';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { BlankEnv } from 'hono/types';
 import { firstReportByToken, getJobRecord, getJobView, listJobViews } from '@janus/event-store';
@@ -28,8 +28,14 @@ export interface Ingress {
  * PostgreSQL, the limiter holding the live policy, and the API-key cache reloaded on every config
  * event, so revocations apply within a second), then the hot path on top of it.
  */
-export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number } = {}): Promise<Ingress> {
-  const runtime = await startLimiterRuntime({ app: 'ingress', settings, watchApiKeys: true, ...(opts.logger ? { logger: opts.logger } : {}) });
+export async function startIngress(settings: Settings, opts: { logger?: Logger; publishTimeoutMs?: number; startup?: Startup } = {}): Promise<Ingress> {
+  const runtime = await startLimiterRuntime({
+    app: 'ingress',
+    settings,
+    watchApiKeys: true,
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.startup ? { startup: opts.startup } : {}),
+  });
   const { limiter, apiKeys: keys } = runtime;
   await keys.refresh().catch((error: unknown) => runtime.logger.warn({ err: error }, 'API keys not loaded yet; retrying on the next poll'));
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission

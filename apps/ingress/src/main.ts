@@ -1,14 +1,14 @@
 import { loadSettingsOrExit } from '@janus/config';
-import { closeServer, listen } from '@janus/runtime';
+import { closeServer, Startup } from '@janus/runtime';
 import { startIngress } from './ingress.js';
 
 const settings = loadSettingsOrExit();
-const ingress = await startIngress(settings);
-const rt = ingress.runtime;
-if (settings.signingKeyGenerated) rt.logger.warn('JANUS_SIGNING_KEY not set: lease tokens are signed with a key generated for this process (development only)');
-const server = await listen(ingress.app, { host: settings.host, port: settings.ports.ingress }, rt.logger);
+// Serves /healthz, /readyz and /metrics (and 503 to everything else) until the app has started.
+const startup = await Startup.listen({ app: 'ingress', settings, port: settings.ports.ingress });
+if (settings.signingKeyGenerated) startup.logger.warn('JANUS_SIGNING_KEY not set: lease tokens are signed with a key generated for this process (development only)');
+const ingress = await startup.start(() => startIngress(settings, { startup }), (started) => started.app);
 
-rt.shutdown
-  .add('stop http', () => closeServer(server))
+startup.shutdown
+  .add('stop http', () => closeServer(startup.server))
   .add('close connections', () => ingress.close())
   .install();

@@ -1,5 +1,5 @@
 import { loadSettingsOrExit } from '@janus/config';
-import { closeServer, listen } from '@janus/runtime';
+import { closeServer, Startup } from '@janus/runtime';
 import { loadTuning } from './options.js';
 import { startPersister } from './persister.js';
 
@@ -9,13 +9,13 @@ if ('error' in tuning) {
   process.stderr.write(`Invalid configuration:\n${tuning.error}\n`);
   process.exit(1);
 }
-const persister = await startPersister(settings, tuning);
-const { logger, shutdown } = persister.services;
-const server = await listen(persister.app, { host: settings.host, port: settings.ports.persister }, logger);
-logger.info({ batchSize: tuning.batchSize, retentionDays: tuning.retentionDays }, 'persister consuming');
+// Serves /healthz, /readyz and /metrics until the app has started.
+const startup = await Startup.listen({ app: 'persister', settings, port: settings.ports.persister });
+const persister = await startup.start(() => startPersister(settings, tuning, { startup }), (started) => started.app);
+startup.logger.info({ batchSize: tuning.batchSize, retentionDays: tuning.retentionDays }, 'persister consuming');
 
-shutdown
+startup.shutdown
   .add('stop pruning and consuming; commit and ack the batch in hand', () => persister.stop())
-  .add('stop http', () => closeServer(server))
+  .add('stop http', () => closeServer(startup.server))
   .add('close connections', () => persister.services.close())
   .install();

@@ -2,7 +2,7 @@ import type { Hono } from 'hono';
 import type { Settings } from '@janus/config';
 import { Persister, schedulePruning } from '@janus/event-store';
 import type { Logger } from '@janus/observability';
-import { startServices, type Services } from '@janus/runtime';
+import { startServices, type Services, type Startup } from '@janus/runtime';
 import { createApp } from './app.js';
 import type { PersisterTuning } from './options.js';
 
@@ -19,8 +19,8 @@ export interface PersisterApp {
  * Starts the persister: NATS and PostgreSQL only. It neither connects to Redis nor watches
  * policies (it uses neither), so its readiness is NATS, PostgreSQL and its own consumers.
  */
-export async function startPersister(settings: Settings, tuning: PersisterTuning, opts: { logger?: Logger } = {}): Promise<PersisterApp> {
-  const services = await startServices({ app: 'persister', settings, ...(opts.logger ? { logger: opts.logger } : {}) });
+export async function startPersister(settings: Settings, tuning: PersisterTuning, opts: { logger?: Logger; startup?: Startup } = {}): Promise<PersisterApp> {
+  const services = await startServices({ app: 'persister', settings, ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.startup ? { startup: opts.startup } : {}) });
   const { logger } = services;
   const persister = new Persister({
     db: services.db.db,

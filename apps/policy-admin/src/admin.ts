@@ -5,7 +5,7 @@ import { compilePolicy, creditLedgerMessage, topUpEntryId, type Limiter } from '
 import { publishJson } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import { AdminTokenCache, AdminTokenStore, type ExtraCheck } from '@janus/policy';
-import { startLimiterRuntime, type LimiterRuntime } from '@janus/runtime';
+import { startLimiterRuntime, type LimiterRuntime, type Startup } from '@janus/runtime';
 import type { Hono } from 'hono';
 import { getJobRecord, listJobRecords, reconcileCredits } from '@janus/event-store';
 import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
@@ -47,6 +47,8 @@ export interface PolicyAdmin {
 
 export interface PolicyAdminOptions {
   logger?: Logger;
+  /** main.ts's: waits for NATS and PostgreSQL while serving health (see Startup). */
+  startup?: Startup;
   dbPoolSize?: number;
   dashboardWindowSeconds?: number;
   /** Sampling of the dashboard's dependency sparklines (default: every 5 s, over 10 min). */
@@ -73,6 +75,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     app: 'policy-admin',
     settings,
     ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.startup ? { startup: opts.startup } : {}),
     ...(opts.dbPoolSize !== undefined ? { dbPoolSize: opts.dbPoolSize } : {}),
     onConfigEvent: ({ db }) => {
       tokenStore ??= new AdminTokenStore(db.db);

@@ -1,24 +1,24 @@
 import { ConfigError, loadSettingsOrExit } from '@janus/config';
-import { closeServer, listen } from '@janus/runtime';
+import { closeServer, Startup } from '@janus/runtime';
 import { startPolicyAdmin, type PolicyAdmin } from './admin.js';
 
 const settings = loadSettingsOrExit();
+// Serves /healthz, /readyz and /metrics (and 503 to everything else) until the app has started.
+const startup = await Startup.listen({ app: 'policy-admin', settings, port: settings.ports.admin });
 let admin: PolicyAdmin;
 try {
-  admin = await startPolicyAdmin(settings);
+  admin = await startup.start(() => startPolicyAdmin(settings, { startup }), (started) => started.app);
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`${error.message}\n`);
   process.exit(1);
 }
-const rt = admin.runtime;
 if (admin.adminToken.generated) {
-  rt.logger.warn('JANUS_ADMIN_TOKEN is not set: generated a development admin token for this run');
+  startup.logger.warn('JANUS_ADMIN_TOKEN is not set: generated a development admin token for this run');
   process.stdout.write(`\n  policy-admin dev token (NODE_ENV=development): ${admin.adminToken.token}\n  export JANUS_ADMIN_TOKEN=${admin.adminToken.token}\n\n`);
 }
-const server = await listen(admin.app, { host: settings.host, port: settings.ports.admin }, rt.logger);
 
-rt.shutdown
-  .add('stop http', () => closeServer(server))
+startup.shutdown
+  .add('stop http', () => closeServer(startup.server))
   .add('close connections', () => admin.close())
   .install();

@@ -1,15 +1,18 @@
 import { loadSettingsOrExit } from '@janus/config';
-import { closeServer, listen } from '@janus/runtime';
+import { closeServer, Startup } from '@janus/runtime';
 import { createApp } from './app.js';
 import { startScheduler } from './scheduler.js';
 
 const settings = loadSettingsOrExit();
-const scheduler = await startScheduler(settings);
-const rt = scheduler.runtime;
-const server = await listen(createApp({ readiness: scheduler.readiness, registry: rt.registry }), { host: settings.host, port: settings.ports.scheduler }, rt.logger);
+// Serves /healthz, /readyz and /metrics until the app has started.
+const startup = await Startup.listen({ app: 'retry-scheduler', settings, port: settings.ports.scheduler });
+const scheduler = await startup.start(
+  () => startScheduler(settings, { startup }),
+  (started) => createApp({ readiness: started.readiness, registry: started.runtime.registry }),
+);
 
-rt.shutdown
-  .add('stop http', () => closeServer(server))
+startup.shutdown
+  .add('stop http', () => closeServer(startup.server))
   .add('stop outcomes and reaping', () => scheduler.stop())
-  .add('close connections', () => rt.close())
+  .add('close connections', () => scheduler.runtime.close())
   .install();

@@ -4,7 +4,7 @@ import { OutcomeProcessor, RetryProcessor, StateRecovery, adoptFailOpenLeases, c
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import { AckPublisher, consumeConcurrently, ensureServiceConsumer, ensureWorkerConsumer, storedJobReader, sweepWorkerConsumers } from '@janus/messaging';
 import { recordDecision, type Logger, type ReadinessCheck } from '@janus/observability';
-import { startLimiterRuntime, type LimiterRuntime, type Services } from '@janus/runtime';
+import { startLimiterRuntime, type LimiterRuntime, type Services, type Startup } from '@janus/runtime';
 import { Dispatcher, NEW_JOB_WAKE, PRIORITY_RANK, WaitingStore } from '@janus/waiting-room';
 import { Gauge } from 'prom-client';
 import { budgetMetrics, dependencyMetrics, schedulerMetrics } from './metrics.js';
@@ -21,6 +21,8 @@ export interface Scheduler {
 
 export interface SchedulerOptions {
   logger?: Logger;
+  /** main.ts's: waits for NATS and PostgreSQL while serving health (see Startup). */
+  startup?: Startup;
   /** How often expired leases are reaped (default 250 ms). */
   reapIntervalMs?: number;
   /** How often the leases of fail-open admissions are looked for and adopted (default 1,000 ms). */
@@ -49,6 +51,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     redisAutoPipelining: true,
     onPolicyApplied: (compiled, _policy, services) => ensureWorkerConsumers(services, compiled),
     ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.startup ? { startup: opts.startup } : {}),
   });
   const { logger, names, jsm, js, nc, limiter } = runtime;
   // Acked publishes (applied outcomes, retries, ledger entries, dead letters, the room's jobs)

@@ -48,11 +48,12 @@ export function startRuntime<T>(opts: RuntimeOptions<T> & { watchApiKeys: true }
 export function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T>>;
 /**
  * Starts the services, connects Redis, builds the policy holder and the API-key cache, then starts
- * the policy watcher, in that order: nothing the watcher feeds is bound after it starts. A store that
- * is down at start does not stop the app: readiness says so until it comes back.
+ * the policy watcher, in that order: nothing the watcher feeds is bound after it starts. Redis down
+ * at start does not stop the app: readiness says so until it comes back; NATS and PostgreSQL are
+ * waited for when started with a `startup` (startServices).
  */
 export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<T> & { readonly apiKeys?: ApiKeyCache }> {
-  const logger = opts.logger ?? createLogger(opts.app, opts.settings);
+  const logger = opts.logger ?? opts.startup?.logger ?? createLogger(opts.app, opts.settings);
   // Redis connects in the background while migrations run and NATS connects (as it always has).
   const redis = createRedis(opts.settings, `janus-${opts.app}`, { autoPipelining: opts.redisAutoPipelining === true });
   // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
@@ -69,8 +70,15 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
       .catch(() => undefined);
   });
   redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis not reachable yet; retrying'));
+  // On a cluster, readiness asks the node that holds this namespace's state (its epoch key's slot).
+  const namespaceKey = new Keys(opts.settings.namespace).epoch;
+  const redisReady: ReadinessCheck = { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, namespaceKey)) };
+  opts.startup?.watch(redisReady);
 
-  const services = await startServices({ ...opts, logger });
+  const services = await startServices({ ...opts, logger }).catch((error: unknown) => {
+    redis.disconnect();
+    throw error;
+  });
   const { registry, db, nc, names } = services;
 
   const holder = opts.holder?.(redis) ?? new RunningPolicy<T>();
@@ -113,10 +121,8 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   });
   await watcher.start();
 
-  // On a cluster, readiness asks the node that holds this namespace's state (its epoch key's slot).
-  const namespaceKey = new Keys(opts.settings.namespace).epoch;
   const readiness: ReadinessCheck[] = [
-    { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, namespaceKey)) },
+    redisReady,
     ...services.readiness,
     { name: 'policy', check: () => holder.loaded },
     ...(apiKeys ? [{ name: 'api-keys', check: () => apiKeys.loaded }] : []),

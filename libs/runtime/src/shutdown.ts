@@ -9,6 +9,7 @@ type Step = { name: string; run: () => Promise<void> | void };
 export class Shutdown {
   private readonly steps: Step[] = [];
   private running: Promise<void> | undefined;
+  private installed = false;
 
   constructor(private readonly logger: Logger, private readonly graceMs = 15_000) {}
 
@@ -17,7 +18,10 @@ export class Shutdown {
     return this;
   }
 
+  /** Idempotent: Startup installs it at once, main.ts again once it has added its steps. */
   install(): void {
+    if (this.installed) return;
+    this.installed = true;
     const onSignal = (signal: NodeJS.Signals) => {
       if (this.running) {
         this.logger.warn({ signal }, 'second signal: exiting now');

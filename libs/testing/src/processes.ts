@@ -60,8 +60,13 @@ export interface AppProcess {
  * `/readyz`. Rejects, with the process's output, if it exits or is not ready in time.
  * `bundle`: run that build of the app instead (`node --enable-source-maps <bundle>`, as the image
  * runs it: tools/scripts/build-apps.mjs); its Node flags are the caller's to put in `env.NODE_OPTIONS`.
+ * `until: 'healthy'`: wait only until it answers 200 on `/healthz` (it may still be starting).
  */
-export async function startAppProcess(app: AppName, env: Record<string, string>, opts: { port?: number; readyTimeoutMs?: number; bundle?: string } = {}): Promise<AppProcess> {
+export async function startAppProcess(
+  app: AppName,
+  env: Record<string, string>,
+  opts: { port?: number; readyTimeoutMs?: number; bundle?: string; until?: 'ready' | 'healthy' } = {},
+): Promise<AppProcess> {
   const port = opts.port ?? (await freePort());
   // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the app, written when it exits (benchmarks; npm run bench:profile).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
@@ -94,7 +99,7 @@ export async function startAppProcess(app: AppName, env: Record<string, string>,
     await waitFor(
       async () => {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${app} exited early (${child.exitCode ?? child.signalCode}):\n${output}`);
-        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
+        const res = await fetch(`${url}/${opts.until === 'healthy' ? 'healthz' : 'readyz'}`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
         return res?.status === 200;
       },
       opts.readyTimeoutMs ?? 60_000,
