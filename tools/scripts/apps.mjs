@@ -97,8 +97,10 @@ export function natsAuthEnv(env) {
 
 /**
  * The environment every app of one run shares: the admin token (see devAdminToken) and one signing
- * key, since ingress signs lease tokens and the scheduler verifies them. The key is generated per
- * run in development, as CONTRACT §1 says, unless JANUS_SIGNING_KEY is set.
+ * key, since ingress signs lease tokens and the scheduler verifies them. Unless JANUS_SIGNING_KEY is
+ * set: in development each app uses the checkout's key (`.janus/signing-key`, @janus/config
+ * devSigningKey), which an app started alone (`npx nx serve <app>`) shares and which outlives a
+ * restart; with NODE_ENV=production one is generated for the run.
  */
 export function appsEnv(env, { logFormat } = {}) {
   const admin = devAdminToken(env);
@@ -107,7 +109,7 @@ export function appsEnv(env, { logFormat } = {}) {
     env: {
       ...env,
       JANUS_ADMIN_TOKEN: admin.token,
-      JANUS_SIGNING_KEY: env.JANUS_SIGNING_KEY || randomBytes(32).toString('base64url'),
+      ...(env.JANUS_SIGNING_KEY || env.NODE_ENV !== 'production' ? {} : { JANUS_SIGNING_KEY: randomBytes(32).toString('base64url') }),
       JANUS_LOG_FORMAT: env.JANUS_LOG_FORMAT || logFormat || (process.stdout.isTTY ? 'pretty' : 'json'),
     },
   };

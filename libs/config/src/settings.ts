@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { devSigningKey } from './dev-signing-key.js';
 import { parseRedisTarget, type RedisTarget } from './redis-target.js';
 
 /** Namespaces become Redis key prefixes, NATS subject tokens, stream names and a PostgreSQL schema. */
@@ -135,8 +136,10 @@ export interface Settings {
   /** Undefined when not configured; policy-admin decides whether it may start without one. */
   readonly adminToken: string | undefined;
   readonly signingKey: string;
-  /** True when the signing key was generated for this process (development only). */
+  /** True when JANUS_SIGNING_KEY was not set (development only: production requires it). */
   readonly signingKeyGenerated: boolean;
+  /** Where the signing key came from when JANUS_SIGNING_KEY was not set: the checkout's `.janus/signing-key` (dev-signing-key.ts), or undefined (generated for this process). */
+  readonly signingKeyFile: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** The address every app listens on: 127.0.0.1 in development (nothing exposed by accident), else 0.0.0.0. */
   readonly host: string;
@@ -198,6 +201,8 @@ export function loadSettings(env: Env = process.env): Settings {
   }
   if (production.length > 0) throw new ConfigError(production);
   const signingKeyGenerated = e.JANUS_SIGNING_KEY === undefined;
+  // Development without a key: the checkout's shared one (one for every app, kept across restarts).
+  const devKey = signingKeyGenerated ? devSigningKey() : undefined;
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     redisUrl: e.REDIS_URL.raw,
@@ -209,8 +214,9 @@ export function loadSettings(env: Env = process.env): Settings {
     streamReplicas: e.JANUS_STREAM_REPLICAS,
     redisWaitReplicas: e.JANUS_REDIS_WAIT_REPLICAS,
     adminToken: e.JANUS_ADMIN_TOKEN,
-    signingKey: e.JANUS_SIGNING_KEY ?? randomBytes(32).toString('base64url'),
+    signingKey: e.JANUS_SIGNING_KEY ?? devKey?.key ?? randomBytes(32).toString('base64url'),
     signingKeyGenerated,
+    signingKeyFile: devKey?.file,
     logLevel: e.LOG_LEVEL,
     host: e.JANUS_HOST ?? (e.NODE_ENV === 'development' ? '127.0.0.1' : '0.0.0.0'),
     ports: Object.freeze({
