@@ -187,7 +187,9 @@ async function main(): Promise<void> {
       JANUS_LOG_FORMAT: 'json',
     }, cwd);
     children.push(proc);
-    await waitHttp(`http://127.0.0.1:${port}/healthz`, (r) => r.ok, 30_000);
+    // Started: its readiness no longer says "starting" (it has migrated the schema; it serves
+    // /healthz from its first moment, before that).
+    await waitHttp(`http://127.0.0.1:${port}/readyz`, async (r) => ((await r.json().catch(() => ({}))) as { status?: string }).status !== 'starting', 30_000);
     // Policy and key, as policy-admin would write them (the ingress migrated the schema at start).
     const doc = PolicyDocument.parse({
       dependencies: { smtp: { rate: { limit: 100_000_000, periodMs: 1000 }, concurrency: 100_000_000 } },

@@ -319,7 +319,9 @@ async function main(): Promise<void> {
     // ---- the ingress, its policy and one key per tenant (as policy-admin would write them) ----
     const ingress = startApp('ingress', env);
     apps.push(ingress);
-    await waitFor('ingress /healthz', async () => ((await fetch(`http://127.0.0.1:${ingressPort}/healthz`)).ok ? true : undefined), 60_000);
+    // Started (schema migrated): its readiness no longer says "starting" (/healthz answers from its first moment).
+    const started = async () => ((await (await fetch(`http://127.0.0.1:${ingressPort}/readyz`)).json()) as { status?: string }).status !== 'starting';
+    await waitFor('ingress started', async () => ((await started()) ? true : undefined), 60_000);
     for (const tenant of allTenants()) {
       const key = `jns_${tenant}_${randomBytes(24).toString('base64url')}`;
       keys.set(tenant, key);
