@@ -167,6 +167,17 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     expect(await appliedCount('j-squat', 1)).toBe(1);
   });
 
+  it("a report over the contract's bounds (error over 2 KiB, retryAfterMs over a day) still counts, its error cut to 2 KiB", async () => {
+    const job = await submit('j-long', 'other');
+    const report = { jobId: 'j-long', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', retryable: false, error: 'e'.repeat(5_000), retryAfterMs: 10 * 86_400_000 };
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), report, 'j-long.1');
+    await statusIs('j-long', 'dead');
+    const error = (await view('j-long'))?.attempts[0]?.error ?? '';
+    expect(error.length).toBe(2048);
+    expect(error.endsWith('...')).toBe(true);
+    expect((await deadLetter('j-long'))?.error?.length).toBe(2048);
+  });
+
   it("a late outcome of an expired lease is ignored: the attempt stays timed_out", async () => {
     const seen: number[] = [];
     const worker = await startWorker({

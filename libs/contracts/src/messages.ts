@@ -57,20 +57,25 @@ export const JobMessage = z.object({
 });
 export type JobMessage = z.infer<typeof JobMessage>;
 
+/** The most of a report's `error` Janus keeps (CONTRACT §4: ≤ 2 KiB). */
+export const MAX_OUTCOME_ERROR_LENGTH = 2048;
+/** The longest `retryAfterMs` honoured: a day. */
+export const MAX_RETRY_AFTER_MS = 86_400_000;
+
 /** Worker outcome; Janus itself writes `timed_out` when a lease expires. */
 export const OutcomeEvent = z.object({
   jobId: z.string().min(1),
   attempt: z.number().int().min(1),
   leaseToken: z.string(),
   outcome: z.enum(['succeeded', 'failed', 'timed_out']),
-  error: z.string().max(2048).optional(),
+  error: z.string().max(MAX_OUTCOME_ERROR_LENGTH).optional(),
   actualCost: z.number().int().min(0).optional(),
   /** `false`: the worker knows the failure is permanent; no retry, the job goes to the dead letters. */
   retryable: z.boolean().optional(),
   /** (v1.1) The dependency refused for load (an HTTP 429, or a 503 with `Retry-After`). */
   throttled: z.boolean().optional(),
   /** (v1.1) What the dependency asked for: the job is retried no earlier (at most a day is honoured). */
-  retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
+  retryAfterMs: z.number().int().min(0).max(MAX_RETRY_AFTER_MS).optional(),
   /** (v1.1) Which of the job type's dependencies throttled (default: its first). */
   dependency: Name.optional(),
   /**
@@ -82,6 +87,26 @@ export const OutcomeEvent = z.object({
   started: z.literal(false).optional(),
 });
 export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
+
+/**
+ * An outcome report as read from `<ns>.outcomes.>` (the scheduler and the persister): a report whose
+ * `error` is longer than the contract allows is read with the text cut to 2 KiB, and one asking a
+ * `retryAfterMs` over a day as asking a day — the rest of it (success or failure, its lease) still
+ * counts, rather than the whole report being ignored and the job waiting out its lease. Anything
+ * else outside the contract is not a report (OutcomeEvent).
+ */
+export const ReportedOutcome = z.preprocess((raw) => {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const r = raw as Record<string, unknown>;
+  const longError = typeof r.error === 'string' && r.error.length > MAX_OUTCOME_ERROR_LENGTH;
+  const longWait = typeof r.retryAfterMs === 'number' && Number.isInteger(r.retryAfterMs) && r.retryAfterMs > MAX_RETRY_AFTER_MS;
+  if (!longError && !longWait) return raw;
+  return {
+    ...r,
+    ...(longError ? { error: `${(r.error as string).slice(0, MAX_OUTCOME_ERROR_LENGTH - 3)}...` } : {}),
+    ...(longWait ? { retryAfterMs: MAX_RETRY_AFTER_MS } : {}),
+  };
+}, OutcomeEvent);
 
 /** What a worker may send (it never reports `timed_out`). */
 export const WorkerOutcome = OutcomeEvent.extend({ outcome: z.enum(['succeeded', 'failed']) });

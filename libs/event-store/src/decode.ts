@@ -1,4 +1,4 @@
-import { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem, storableHumanText } from '@janus/contracts';
+import { AppliedBatch, AppliedOutcome, DeadLetter, JobMessage, LeaseExtended, LedgerMessage, MAX_PAYLOAD_DEPTH, type CreditLedgerEntry, type LedgerEntry, NAME_PATTERN, OutcomeEvent, payloadProblem, ReportedOutcome, storableHumanText } from '@janus/contracts';
 import { messageIds, type NatsNames } from '@janus/messaging';
 import { z } from 'zod';
 
@@ -155,7 +155,7 @@ export function decodeMessage(names: NatsNames, kind: StreamKind, stream: string
       return { kind: 'job', seq: msg.seq, body: b };
     }
     case 'outcomes': {
-      const parsed = OutcomeEvent.safeParse(json);
+      const parsed = ReportedOutcome.safeParse(json);
       if (!parsed.success) return reject(stream, msg, raw, `not an OutcomeEvent: ${zodReason(parsed.error)}`);
       const b = storableError(parsed.data);
       if (b.jobId.length > MAX_ID_LENGTH) return reject(stream, msg, raw, `jobId longer than ${MAX_ID_LENGTH} characters`);

@@ -1,5 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import { MAX_APPLIED_PER_MESSAGE, OutcomeEvent, outcomeReportId, type AppliedBatch, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
+import { MAX_APPLIED_PER_MESSAGE, ReportedOutcome, outcomeReportId, type OutcomeEvent, type AppliedBatch, type AppliedOutcome, type RetryMessage } from '@janus/contracts';
 import { messageIds, parseMessage, publishJson, type NatsNames, type JetStreamTarget } from '@janus/messaging';
 import { StateLost, StoreUnavailable, type FeedbackResult, type FeedbackSignal, type Limiter } from '@janus/limiter';
 import { decideAfterFailure, MAX_UNCHARGED_ATTEMPTS } from './backoff.js';
@@ -188,7 +188,7 @@ export class OutcomeProcessor {
   }
 
   async process(msg: JsMsg): Promise<OutcomeDisposition> {
-    const parsed = parseMessage(msg, OutcomeEvent);
+    const parsed = parseMessage(msg, ReportedOutcome);
     if (!parsed.success) {
       msg.ack();
       return 'malformed';
