@@ -62,12 +62,31 @@ class SuccessFeedback {
       });
   });
 
+  /** The attempts whose success this process counted lately (oldest first, at most RECENT_SUCCESSES). */
+  readonly #counted = new Set<string>();
+
   constructor(private readonly send: (jobType: string, count: number) => Promise<FeedbackResult>) {}
 
   add(jobType: string): Promise<FeedbackResult> {
     return new Promise((resolve) => this.#moment.push(jobType, resolve));
   }
+
+  /**
+   * Whether this attempt's success is not yet counted here (and now it is). A report is stored again
+   * when it is published again after JetStream's short duplicate window on outcomes (streams.ts):
+   * it counts once. (Two scheduler instances may each see one copy: rare, and only a success more.)
+   */
+  firstOf(jobId: string, attempt: number): boolean {
+    const key = `${jobId}.${attempt}`;
+    if (this.#counted.has(key)) return false;
+    this.#counted.add(key);
+    if (this.#counted.size > RECENT_SUCCESSES) this.#counted.delete(this.#counted.values().next().value as string);
+    return true;
+  }
 }
+
+/** How many counted successes a process remembers (≈ 100 bytes each). */
+const RECENT_SUCCESSES = 100_000;
 
 /** Entries gathered per job type during one turn of the event loop, handed over together at the next. */
 class PerMoment<E> {
@@ -272,7 +291,7 @@ export class OutcomeProcessor {
     // dependency's health: it does not count for the outage circuit. Nor does a job given up unstarted.
     if (event.outcome === 'failed' && event.retryable === false && event.throttled !== true) return NO_FEEDBACK;
     if (event.started === false) return NO_FEEDBACK;
-    if (event.outcome === 'succeeded') return firstDelivery ? this.#successes.add(job.jobType) : NO_FEEDBACK;
+    if (event.outcome === 'succeeded') return firstDelivery && this.#successes.firstOf(job.jobId, job.attempt) ? this.#successes.add(job.jobType) : NO_FEEDBACK;
     const signal = event.throttled === true ? 'throttled' : 'failed';
     // Once per attempt: a redelivery of this outcome (its retry or dead letter published, the ack
     // lost) counts nothing again and answers as the first delivery did, so that it decides the same.
