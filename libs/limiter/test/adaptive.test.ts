@@ -236,8 +236,22 @@ describe('retry budget', () => {
     expect((await h.limiter.dependencyState('api'))!.retryBudget).toEqual({ windowMs: 10_000, firstAttempts: 10, retries: 7, allowed: 7 });
     expect(await admitMany(h, 'call', 5)).toBe(5); // first attempts are never held back: one more retry
     expect(await admitMany(h, 'call', 2, { attempt: 2 })).toBe(1);
-    h.advance(10_000); // the window has slid past all of them
+    // One-second slots: a retry counts until the 11th second after its own (a little longer than
+    // 10 s, never shorter: ring.lua), so the window has slid past all of them 11 s later.
+    h.advance(10_000);
+    expect((await h.limiter.admit({ jobs: [job('call', { attempt: 2 })] })).kind).toBe('rejected');
+    h.advance(1_000);
     expect(await admitMany(h, 'call', 6, { attempt: 2 })).toBe(5);
+  });
+
+  it('over ANY sliding 10 s: retries at the end of one second and 9.06 s later, at the start of the tenth after it, do not get the budget twice', async () => {
+    h = await harness('retry-budget-slide', { dependencies: { api: { retryBudget: { ratio: 0, minPerSec: 0.3 } } }, jobTypes: { call: { dependencies: [{ name: 'api' }] } } });
+    h.advance(950); // late in second s0
+    expect(await admitMany(h, 'call', 4, { attempt: 2 })).toBe(3); // the allowance: 0.3 × 10
+    h.advance(9_060); // t = s0 + 10.01 s: only 9.06 s after those 3
+    expect((await h.limiter.admit({ jobs: [job('call', { attempt: 2 })] })).kind).toBe('rejected');
+    h.advance(990); // s0 + 11 s: 10.05 s after them
+    expect(await admitMany(h, 'call', 4, { attempt: 2 })).toBe(3);
   });
 
   it('a retry whose earlier attempts were all uncharged (budgetExempt) neither counts against nor waits for the budget', async () => {

@@ -153,7 +153,8 @@ local function load(li)
       s = { v = 0 }
     end
   elseif kind == LIMIT_KIND_RETRIES then
-    local firsts, retries = ring_sum(key, now, 'f', 'r')
+    -- First attempts within the last 10 s, retries over a span covering them (ring.lua).
+    local firsts, retries = ring_sum(key, now, 'f', 'r', RING_W, RING_W + 1)
     s = { v = retries, cap = math.floor(firsts * d[7] / 1000000 + d[8]), why = 'retry_budget', wait = 1000 }
   else
     local ws = now - (now % d[7])

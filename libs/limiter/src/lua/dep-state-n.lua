@@ -17,7 +17,7 @@ local rcall = redis.call
 -- @include ring
 -- @include pool
 local g = guard_state(KEYS[1], now)
-local firsts, retries = ring_sum(KEYS[2], now, 'f', 'r')
+local firsts, retries = ring_sum(KEYS[2], now, 'f', 'r', RING_W, RING_W + 1)
 local pausedUntil = 0
 if g.paused > 0 then pausedUntil = now + g.paused end
 return { now, math.floor(g.ratio), g.cooldown, g.circuit, g.wait, firsts, retries, pool_count(KEYS[3], KEYS[4], now), pausedUntil }
