@@ -8,7 +8,7 @@ import type { RejectReason } from '@janus/contracts';
 import { ADMIT_REPLY, ADAPTIVE, LIMIT_KIND, NOT_LIMITED, PRIORITY, UNBOUNDED } from './codes.js';
 import { JanusError, StateLost } from './errors.js';
 import type { Keys } from './keys.js';
-import { lengthPrefixed, rateEntry } from './lease-record.js';
+import { lengthPrefixed, rateEntry, windowEntry } from './lease-record.js';
 import { amountFor, estimateFor, type CompiledPolicy, type LimitSpec } from './policy.js';
 import type { LeaseTokens } from './token.js';
 import type { AdmissionRequest, AdmissionResult, Admitted, AdmittedJob, JobAdmission } from './types.js';
@@ -214,8 +214,11 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       if (use !== undefined) out.push(limitOf(spec, use), 1);
       else exempt += 1;
     } else if (spec.kind === 'window' || spec.kind === 'guard' || spec.kind === 'credits') {
-      // a window's entries are not given back by revoke (conservative: never over the limit)
+      // a window's entries are not given back by revoke (conservative: never over the limit); a
+      // costRate window's entry is recorded for settle, which replaces the estimate with the actual
+      // cost's share at the same expiry (admittedAt + periodMs; src/lease-record.ts)
       out.push(limitOf(spec), amount);
+      if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(key, amount, estimate, spec.periodMs));
     } else {
       out.push(limitOf(spec), amount);
       if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));
@@ -263,7 +266,8 @@ function encodeLimit(spec: LimitSpec, keyIndex: number, policy: CompiledPolicy, 
     case 'rate': {
       const scale = spec.periodMs;
       const [high, normal, low] = shares(policy, spec.capacity);
-      return [LIMIT_KIND.rate, keyIndex, spec.reason, high * scale, normal * scale, low * scale, spec.limit, 0, guardIndex];
+      // q = periodMs: the bucket stores the scale of its value (includes/bucket.lua), so a changed period converts
+      return [LIMIT_KIND.rate, keyIndex, spec.reason, high * scale, normal * scale, low * scale, spec.limit, spec.periodMs, guardIndex];
     }
   }
 }

@@ -20,7 +20,12 @@
  *   conc  concurrency pools held (space-separated keys)
  *   rate  buckets drawn from, comma-separated `key amount capacity refill` (for revoke); a costRate
  *         bucket's entry adds `estimate periodMs` (the job's cost estimate, for settle: the bucket's
- *         share of the actual cost is actual × amount / (estimate × periodMs) units)
+ *         share of the actual cost is actual × amount / (estimate × periodMs) units). A job rate's
+ *         amount is one job, so it is its periodMs. A costRate window's entry
+ *         is `key window amount estimate periodMs`: its units (unscaled) counted in the window
+ *         pool `key` at expiry adm + periodMs, which settle replaces by actual × amount / estimate.
+ *         Records written before have none (settle then leaves the window as it is); the word
+ *         `window` keeps earlier versions' revoke and settle from reading it as a bucket.
  *   idem  idempotency keys this admission created (space-separated, for revoke)
  *   job   job id     ctx  caller context ('' for none)
  */
@@ -40,10 +45,10 @@ export interface LeaseRecord {
   readonly typ: string;
   readonly bk: string;
   readonly conc: readonly string[];
-  /** Bucket keys drawn from (the first word of each `rate` entry). */
+  /** Bucket keys drawn from (the first word of each `rate` entry but windows'). */
   readonly rateKeys: readonly string[];
-  /** The costRate buckets among them (entries with an estimate), in record order: settle charges the actual cost to these. */
-  readonly costKeys: readonly string[];
+  /** What settle charges the actual cost to, in record order: costRate buckets (entries with an estimate) and costRate windows (pool keys). */
+  readonly costEntries: readonly { readonly key: string; readonly window: boolean }[];
   readonly idem: readonly string[];
   readonly job: string;
   readonly ctx: string;
@@ -64,6 +69,14 @@ export function lengthPrefixed(text: string): string {
  */
 export function rateEntry(key: string, scaledAmount: number, scaledCapacity: number, refill: number, cost?: { readonly estimate: number; readonly periodMs: number }): string {
   return `${key} ${scaledAmount} ${scaledCapacity} ${refill}${cost ? ` ${cost.estimate} ${cost.periodMs}` : ''}`;
+}
+
+/**
+ * A costRate window's `rate` entry: `key window amount estimate periodMs` (the job's units in the
+ * window pool `key`, unscaled, which leave it periodMs after admission), for settle.
+ */
+export function windowEntry(key: string, amount: number, estimate: number, periodMs: number): string {
+  return `${key} window ${amount} ${estimate} ${periodMs}`;
 }
 
 /** What an active lease's record holds (see the layout above); `pri` is a PRIORITY code. */
@@ -146,8 +159,10 @@ export function parseLeaseRecord(buf: Buffer | null | undefined): LeaseRecord | 
     typ: typ!,
     bk: bk!,
     conc: words(conc!),
-    rateKeys: rateEntries(rate!).map((e) => e[0]!),
-    costKeys: rateEntries(rate!).filter((e) => e.length >= 6).map((e) => e[0]!),
+    rateKeys: rateEntries(rate!).filter((e) => e[1] !== 'window').map((e) => e[0]!),
+    costEntries: rateEntries(rate!)
+      .filter((e) => e[1] === 'window' || e.length >= 6)
+      .map((e) => ({ key: e[0]!, window: e[1] === 'window' })),
     idem: words(idem!),
     job: job!,
     ctx: buf.toString('utf8', pos),

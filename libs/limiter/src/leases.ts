@@ -76,7 +76,7 @@ export class LeaseOperations {
     if (!found.ok) return found;
     const { id, at, rec } = found;
     if (opts.expect !== undefined && (rec.job !== opts.expect.jobId || rec.att !== opts.expect.attempt)) return { ok: false, reason: 'invalid_token' };
-    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, this.#keys.credits(rec.ten), this.#keys.creditsOutbox, ...rec.conc, ...rec.costKeys, ...rec.idem];
+    const keys = [at.key, this.#keys.leaseExpiry, rec.bk ? rec.bk : at.key, this.#keys.credits(rec.ten), this.#keys.creditsOutbox, ...rec.conc, ...rec.costEntries.flatMap((e) => (e.window ? [e.key, this.#keys.poolExpiries(e.key)] : [e.key])), ...rec.idem];
     const actual = actualCost === undefined ? -1 : Math.max(0, Math.round(actualCost));
     const reportedAt = opts.reportedAt !== undefined && Number.isFinite(opts.reportedAt) ? Math.max(0, Math.floor(opts.reportedAt)) : 0;
     const r = await this.#run('settle', keys, [this.#clock.arg(), id, at.field, outcome, actual, this.#retentionMs, rec.conc.length, reportedAt]);

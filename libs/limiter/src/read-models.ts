@@ -52,10 +52,10 @@ export class ReadModels {
     const pipeline = this.store.redis.pipeline();
     const deps = Object.entries(doc.dependencies);
     for (const [name] of deps) {
-      pipeline.hmget(this.keys.limit(limitId.depRate(name)), 't', 'ts');
-      pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts');
+      pipeline.hmget(this.keys.limit(limitId.depRate(name)), 't', 'ts', 'p', 'r', 'c');
+      pipeline.hmget(this.keys.limit(limitId.depCostRate(name)), 't', 'ts', 'p', 'r', 'c');
     }
-    pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts');
+    pipeline.hmget(this.keys.limit(limitId.globalRate()), 't', 'ts', 'p', 'r', 'c');
     // A window rate is a pool of admissions that expire periodMs later (src/lua/admit-n.lua): counted like one.
     const windows = deps.flatMap(([name, p]) => [p.rate?.kind === 'window' ? `${limitId.depRate(name)}:win` : undefined, p.costRate?.kind === 'window' ? `${limitId.depCostRate(name)}:win` : undefined]);
     const windowIds = windows.filter((id): id is string => id !== undefined);
@@ -102,12 +102,26 @@ export class ReadModels {
   }
 }
 
-/** A bucket's whole tokens at `at` from its HMGET t ts row (a missing bucket is full). */
+/**
+ * A bucket's whole tokens at `at` from its HMGET t ts p r c row (a missing bucket is full), as
+ * includes/bucket.lua's bucket_read computes them: stored at another period (p), the conservative
+ * conversion; else (same period, or no p: written by an earlier version) refilled at the rate.
+ */
 function bucketView(rate: { limit: number; periodMs: number; burst?: number | undefined }, cell: unknown, at: number): BucketView {
   const capacity = rate.burst ?? rate.limit;
-  const [t, ts] = (Array.isArray(cell) ? cell : []) as (string | null)[];
+  const [t, ts, p, r, c] = (Array.isArray(cell) ? cell : []) as (string | null | undefined)[];
   const full = capacity * rate.periodMs;
-  let tokens = t === null || t === undefined ? full : Number(t);
-  if (t !== null && t !== undefined) tokens = Math.min(full, tokens + Math.max(0, at - Number(ts ?? at)) * rate.limit);
+  if (t === null || t === undefined) return { capacity, available: capacity };
+  const stored = Number(t);
+  const dt = Math.max(0, at - Number(ts ?? at));
+  const period = p === null || p === undefined ? Number.NaN : Number(p);
+  let tokens: number;
+  if (!(period > 0) || period === rate.periodMs) {
+    tokens = Math.min(full, stored + dt * rate.limit);
+  } else {
+    let old = stored + dt * Number(r ?? 0);
+    if (c !== null && c !== undefined && old > Number(c)) old = Number(c);
+    tokens = Math.floor(Math.min(full, (old * rate.periodMs) / period, (stored * rate.periodMs) / period + dt * rate.limit));
+  }
   return { capacity, available: Math.floor(tokens / rate.periodMs) };
 }

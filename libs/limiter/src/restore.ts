@@ -160,7 +160,7 @@ export class StateRestore {
       }
     }
     for (const [key, bucket] of rateBuckets(k, policy, state.bucketTenants)) {
-      const stop = await add([key], ['bucket', bucket.capacity, bucket.refill]);
+      const stop = await add([key], ['bucket', bucket.capacity, bucket.refill, bucket.periodMs]);
       if (stop) return stop;
     }
     const stop = await flush();
@@ -275,6 +275,7 @@ export function restoredRecord(
         bk = opts.unheld === true && (lease.reserved <= 0 || lease.budgetWindow === undefined) ? '' : keys.limit(spec.id);
         budgetPeriodMs = spec.periodMs;
       } else if (opts.unheld === true) continue;
+      // (no window entries: rate windows are not rebuilt, so a settle after the rebuild leaves them alone)
       else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
         rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
@@ -302,14 +303,14 @@ export function restoredRecord(
   return { record, pools, ...(budget ? { budget } : {}), ...(credits ? { credits } : {}) };
 }
 
-/** Every rate bucket of the policy that the given tenants' jobs (and anyone's) draw from: key → size and refill. */
-export function rateBuckets(keys: Keys, policy: CompiledPolicy, tenants: readonly string[]): Map<string, { capacity: number; refill: number }> {
-  const out = new Map<string, { capacity: number; refill: number }>();
+/** Every rate bucket of the policy that the given tenants' jobs (and anyone's) draw from: key → size, refill and the period they are scaled by. */
+export function rateBuckets(keys: Keys, policy: CompiledPolicy, tenants: readonly string[]): Map<string, { capacity: number; refill: number; periodMs: number }> {
+  const out = new Map<string, { capacity: number; refill: number; periodMs: number }>();
   const all = new Set([...Object.keys(policy.document.tenants), ...tenants]);
   for (const tenant of all) {
     for (const jobType of policy.jobTypes.keys()) {
       for (const spec of policy.limitsFor(tenant, jobType) ?? []) {
-        if (spec.kind === 'rate') out.set(keys.limit(spec.id), { capacity: spec.capacity * spec.periodMs, refill: spec.limit });
+        if (spec.kind === 'rate') out.set(keys.limit(spec.id), { capacity: spec.capacity * spec.periodMs, refill: spec.limit, periodMs: spec.periodMs });
       }
     }
   }

@@ -292,8 +292,9 @@ describe('revoke', () => {
     // Buckets and the budget hash now exist (full, used 0: the same state as absent); nothing else does.
     expect(Object.keys(before)).toEqual([h.limiter.keys.epoch]);
     expect(Object.keys(after).filter((k) => k.includes(':idem:') || k.endsWith(':conc'))).toEqual([]);
-    expect(after[h.limiter.keys.limit('dep:api:rate')]).toEqual({ t: '3000', ts: String(h.clock.now) });
-    expect(after[h.limiter.keys.limit('tenant:acme:rate')]).toEqual({ t: '5000', ts: String(h.clock.now) });
+    // (with the period, refill and cap the value is scaled by: includes/bucket.lua)
+    expect(after[h.limiter.keys.limit('dep:api:rate')]).toEqual({ t: '3000', ts: String(h.clock.now), p: '1000', r: '10', c: '3000' });
+    expect(after[h.limiter.keys.limit('tenant:acme:rate')]).toEqual({ t: '5000', ts: String(h.clock.now), p: '1000', r: '5', c: '5000' });
     // The same idempotency keys admit again; the leases are revoked (a late settle changes nothing).
     const again = await h.admit({ jobs: [job('call', { idempotency: { key: 'k1', record: 'r2' } })], idempotency: { key: 'req', tenant: 'acme', record: 'rr2', windowMs: 60_000 } });
     expect(again).toMatchObject({ kind: 'admitted', jobs: [{ lease: {} }] });

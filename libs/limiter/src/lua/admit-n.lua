@@ -10,11 +10,15 @@
   record), sent once per call.
 
   State encodings (all integers, so Lua and TypeScript compute the same numbers):
-    rate bucket  HASH t = tokens × periodMs, ts = ms of t     (refill = limit units per ms; includes/bucket.lua)
+    rate bucket  HASH t = tokens × periodMs, ts = ms of t, p/r/c = the periodMs, refill and cap it is
+                 scaled by (refill = limit units per ms; includes/bucket.lua: a bucket stored at another
+                 period, after a policy change, is converted, conservatively, and written back)
     concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
     budget       HASH w = window start ms, u = used in that window
     window       a concurrency pool whose entries expire periodMs after admission (includes/pool.lua):
-                 live entries = units admitted in the last periodMs (a sliding window, rate kind "window")
+                 live entries = units admitted in the last periodMs (a sliding window, rate kind "window").
+                 A costRate window's entry becomes the job's share of its actual cost at settle (same
+                 expiry): it may then hold more than its limit; admissions wait until enough has left.
     guard        a dependency's cooldown, effective-rate ratio and outage circuit (includes/guard.lua).
                  Its ratio r < 1 makes each job take 1/r of the dependency's rate and window units
                  (at most the cap): the same as refilling at r × the declared rate.
@@ -35,7 +39,9 @@
                  rate, idem, job, then ctx (the rest of the string). st = pending|active|settled|expired|revoked
                  (written 'pending': confirm-n.lua makes it 'active' once its job message is in JetStream),
                  conc/idem = space-separated keys, rate = comma-separated 'key amount capacity refill' (a costRate
-                 bucket adds 'estimate periodMs' for settle).
+                 bucket adds 'estimate periodMs' for settle); a costRate window adds an entry
+                 'key window amount estimate periodMs' (its entries expire at adm + periodMs: settle
+                 replaces the estimate there by the actual cost's share).
 
   KEYS[1]   epoch: exists while the stored state is trustworthy
   KEYS[2]   recovering-until: after a state loss, the end of the fail-closed fallback (includes/epoch.lua)
@@ -51,7 +57,8 @@
     [8] the limit and profile table: a JSON array of the nL limits then the nP profiles below
     then (in that JSON array) nL limits, 9 values each: kind (LIMIT_KIND_*), keyIndex, reason, capHigh, capNormal, capLow
          (NOT_LIMITED = -1; UNBOUNDED for guard, firsts, retries: their cap comes from their state), p, q, g:
-           rate         p = refill units per ms, g = limit index of its dependency's guard (0: none)
+           rate         p = refill units per ms, q = periodMs (the scale of its caps and amounts),
+                        g = limit index of its dependency's guard (0: none)
            concurrency  p = KEYS index of the pool's expiry ZSET (keyIndex is its HASH)
            budget       p = periodMs
            window       p = KEYS index of its expiry ZSET, q = periodMs, g = as for rate
@@ -120,7 +127,10 @@ local function load(li)
   local s
   local kind = d[1]
   if kind == LIMIT_KIND_RATE then
-    s = { v = d[4] - (bucket_read(key, now, d[4], d[7]) or d[4]) }
+    local tokens, _, converted = bucket_read(key, now, d[4], d[7], d[8])
+    s = { v = d[4] - (tokens or d[4]) }
+    -- stored at another period (the policy changed it): written back in this one even if nothing is taken
+    if converted then s.dirty = true end
   elseif kind == LIMIT_KIND_CONCURRENCY or kind == LIMIT_KIND_WINDOW then
     s = { v = pool_live(key, KEYS[d[7]], now) }
   elseif kind == LIMIT_KIND_GUARD then
@@ -593,7 +603,7 @@ for li, s in pairs(S) do
     local d = L[li]
     local key = KEYS[d[2]]
     if d[1] == LIMIT_KIND_RATE then
-      bucket_write(key, d[4] - s.v, now)
+      bucket_write(key, d[4] - s.v, now, d[8], d[7], d[4])
       -- A missing bucket reads as full, which is the truth once it has refilled; keep it twice as long.
       rcall('PEXPIRE', key, math.ceil(s.v / d[7]) * 2 + 60000)
     elseif d[1] == LIMIT_KIND_BUDGET then

@@ -1,6 +1,7 @@
 --[[
   revoke-n — undo admissions whose publish failed: for each still-held lease give its rate
-  tokens back (capped at the bucket size), free its concurrency slots, return its budget
+  tokens back (capped at the bucket size; in the bucket's stored scale, includes/bucket.lua), free
+  its concurrency slots (a rate window's entries stay: conservative), return its budget
   reservation (if its window is current), release its credit reservation (includes/credits.lua), delete the idempotency records it created, and mark it
   revoked. Holdings are read from the lease record; they never change after admission, and the
   caller passes the same keys as KEYS so that they are declared.
@@ -39,13 +40,20 @@ for a = 3, #ARGV, 3 do
       for h, x in string.gmatch(v.conc, '(%S+) (%S+)') do pool_remove(h, x, v.exp) end
     end
     rcall('ZREM', KEYS[1], leaseId)
-    -- entries 'key amount capacity refill' (a costRate bucket's adds 'estimate periodMs')
+    -- entries 'key amount capacity refill' (a costRate bucket's adds 'estimate periodMs'; a job rate's
+    -- amount, one job, is its periodMs). A costRate window's entry ('key window …') does not match:
+    -- window entries are never given back (the job may have reached the dependency all the same).
     for entry in string.gmatch(v.rate, '[^,]+') do
-      local key, amount, cap, refill = string.match(entry, '^(%S+) (%d+) (%d+) (%d+)')
+      local key, amount, cap, refill, rest = string.match(entry, '^(%S+) (%d+) (%d+) (%d+)(.*)$')
       if key then
-        cap = tonumber(cap)
-        local tokens, ts = bucket_read(key, now, cap, tonumber(refill))
-        if tokens ~= nil then bucket_write(key, math.min(cap, tokens + tonumber(amount)), math.max(now, ts)) end
+        amount = tonumber(amount)
+        local period = tonumber(string.match(rest, '^ %d+ (%d+)$')) or amount
+        local tokens, ts, p, r, c = bucket_state(key, now, tonumber(cap), tonumber(refill))
+        if tokens ~= nil then
+          -- stored at another period (the policy changed it since admission): in that scale, rounded down
+          if p and p ~= period and period > 0 then amount = math.floor(amount * p / period) end
+          bucket_write(key, math.min(c, tokens + amount), math.max(now, ts), p, r, c)
+        end
       end
     end
     if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res) end

@@ -6,8 +6,15 @@
   is taken from the bucket, which may go below zero (debt: later admissions wait until it has
   refilled); cost below it is given back, never beyond the bucket's capacity. A bucket's share is
   actual × its amount / the job's estimate (the request's cost overrides every dependency cost, so
-  then every bucket gets the whole actual cost; an estimate of 0 likewise). An unknown, expired or
-  already finished lease changes nothing.
+  then every bucket gets the whole actual cost; an estimate of 0 likewise). A bucket is changed in
+  the scale it is stored in (includes/bucket.lua: after a change of periodMs the record's amounts
+  are converted, rounded towards the bucket holding fewer tokens), refilled at its stored rate.
+  Its costRate windows alike: the job's entry in each window (its units at expiry admittedAt +
+  periodMs) becomes its share of the actual cost (the same share rule), at the same expiry, so the
+  window may hold more than its limit (later admissions wait until enough has left) or less; an
+  entry that has already left the window is not touched. A lease admitted by a version that did not
+  record its window entries leaves its windows as they are. An unknown, expired or already finished
+  lease changes nothing.
 
   A lease counts as live if it was unexpired when the outcome was REPORTED (ARGV[8], its JetStream
   timestamp), not only when it is processed: a success published in time settles even when the
@@ -23,7 +30,8 @@
             unknown) charged, never below a balance of 0 (the rest is an overrun)
   KEYS[5]   the credits outbox (STREAM)
   KEYS[6…]  the concurrency pools the lease holds (its `conc` field: HASH, ZSET per pool; includes/pool.lua),
-            ARGV[7] keys, then its costRate buckets (the `rate` entries with an estimate, in record order),
+            ARGV[7] keys, then per costRate entry of its `rate` field, in record order: a bucket's key
+            (entries with an estimate), or a window's pool HASH and expiry ZSET ('key window …' entries),
             then its idempotency records (its `idem` field; a pending lease's lose their 'in progress' mark)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
@@ -62,8 +70,9 @@ rcall('ZREM', KEYS[2], leaseId)
 local reserved = v.res
 local actual = tonumber(ARGV[5])
 if actual >= 0 then
-  -- costRate buckets: 'key amount capacity refill estimate periodMs' entries of the record (amount and
-  -- capacity scaled by periodMs, includes/bucket.lua)
+  -- the record's costRate entries: 'key amount capacity refill estimate periodMs' for a bucket (amount
+  -- and capacity scaled by periodMs, includes/bucket.lua), 'key window amount estimate periodMs' for a
+  -- window (amount in units); job rate entries ('key amount capacity refill') are not charged
   local k = costAt
   for entry in string.gmatch(v.rate, '[^,]+') do
     local amount, cap, refill, est, period = string.match(entry, '^%S+ (%d+) (%d+) (%d+) (%d+) (%d+)$')
@@ -75,13 +84,28 @@ if actual >= 0 then
       if est == 0 or amount == est * period then share = actual * period else share = math.floor(amount / period * actual / est * period) end
       local delta = share - amount   -- > 0: take more (debt allowed); < 0: give back (up to capacity)
       if delta ~= 0 then
-        local tokens, ts = bucket_read(key, now, cap, refill)
-        if tokens == nil then tokens, ts = cap, now end   -- a missing bucket is full
-        local left = math.min(cap, tokens - delta)
+        local tokens, ts, p, r, c = bucket_state(key, now, cap, refill)
+        if tokens == nil then tokens, ts, p, r, c = cap, now, period, refill, cap end   -- a missing bucket is full
+        -- stored at another period (the policy changed it since admission): the delta in that scale,
+        -- rounded up (more taken, less given back)
+        if p and p ~= period then delta = math.ceil(delta * p / period) end
+        local left = math.min(c, tokens - delta)
         if left ~= tokens then
-          bucket_write(key, left, math.max(now, ts))
-          rcall('PEXPIRE', key, math.ceil((cap - left) / refill) * 2 + 60000)
+          bucket_write(key, left, math.max(now, ts), p, r, c)
+          rcall('PEXPIRE', key, math.ceil((c - left) / r) * 2 + 60000)
         end
+      end
+    else
+      local wamount, west, wperiod = string.match(entry, '^%S+ window (%d+) (%d+) (%d+)$')
+      if wamount then
+        local H, X = KEYS[k], KEYS[k + 1]
+        k = k + 2
+        wamount, west, wperiod = tonumber(wamount), tonumber(west), tonumber(wperiod)
+        local wshare
+        if west == 0 or wamount == west then wshare = actual else wshare = math.floor(wamount * actual / west) end
+        local exp = v.adm + wperiod
+        -- the entry leaves the window periodMs after admission, whatever its size; once left, nothing to change
+        if wshare ~= wamount and exp > now then pool_adjust(H, X, exp, wshare - wamount) end
       end
     end
   end

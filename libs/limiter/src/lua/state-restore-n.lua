@@ -26,7 +26,8 @@
             top-up entry, so that its Idempotency-Key stays a replay; skipped when expired.
             KEYS: the marker
     bucket  a rate bucket restarted EMPTY at now (t = 0, ts = now: it refills from here; a missing
-            bucket would read as full).  KEYS: the bucket hash
+            bucket would read as full), with the period, refill and cap it is scaled by
+            (includes/bucket.lua).  KEYS: the bucket hash
 
   KEYS[1]   epoch
   KEYS[2]   the rebuild lock
@@ -40,7 +41,7 @@
               'lease', nPools, leaseId, field, expiresAt, record
               'budget', windowStart, used, periodMs
               'idem', record, expiresAt
-              'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms)
+              'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms), periodMs
               'credits', tenant, balance, reserved — the account (keys: its hash, the outbox)
               'creditsres', tenant, n, n × (leaseId, amount, jobId, attempt, 1 when its reserve entry
                 is missing) — reservations of live leases, in chunks (keys: the hash, the outbox)
@@ -57,6 +58,7 @@ local rcall = redis.call
 -- @include fmt
 -- @include now-from-argv
 -- @include pool
+-- @include bucket
 -- @include lease-put
 -- @include credits
 if rcall('EXISTS', KEYS[1]) == 1 then return { RESTORE_ANSWER_STATE_OPEN } end
@@ -99,13 +101,13 @@ while a <= #ARGV do
     k = k + 1
     a = a + 3
   elseif kind == 'bucket' then
-    local cap, refill = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    rcall('HSET', KEYS[k], 't', '0', 'ts', fmt(now))
+    local cap, refill, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    bucket_write(KEYS[k], 0, now, period, refill, cap)
     -- as admit-n keeps a bucket: twice the time it takes to refill, plus a minute
     rcall('PEXPIRE', KEYS[k], math.ceil(cap / refill) * 2 + 60000)
     buckets = buckets + 1
     k = k + 1
-    a = a + 3
+    a = a + 4
   elseif kind == 'credits' then
     rcall('HSET', KEYS[k], 'b', fmt(tonumber(ARGV[a + 2])), 'r', fmt(tonumber(ARGV[a + 3])))
     k = k + 2

@@ -7,8 +7,8 @@
 -- A lease record is one field of its admission call's lease hash (layout in src/lease-record.ts):
 -- 'st|exp|out|act|fin|adm|att|pri|res|bw|' then <bytes>:<text> for ten, typ, bk, conc, rate, idem, job, then ctx.
 local function lease_read(v)
-  local st, exp, out, act, fin, fixed, att, res, bw, pos = string.match(v,
-    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|()[^|]*|([^|]*)|[^|]*|([^|]*)|([^|]*)|()')
+  local st, exp, out, act, fin, fixed, adm, att, res, bw, pos = string.match(v,
+    '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|()([^|]*)|([^|]*)|[^|]*|([^|]*)|([^|]*)|()')
   if not st then return nil end
   local seg = {}
   for i = 1, 7 do
@@ -18,7 +18,7 @@ local function lease_read(v)
     pos = c + 1 + n
   end
   return { st = st, exps = exp, exp = tonumber(exp), out = out, act = act, fin = fin, fixed = string.sub(v, fixed),
-    att = tonumber(att), res = tonumber(res) or 0, bw = bw,
+    adm = tonumber(adm) or 0, att = tonumber(att), res = tonumber(res) or 0, bw = bw,
     ten = seg[1], typ = seg[2], bk = seg[3], conc = seg[4], rate = seg[5], idem = seg[6], job = seg[7], ctx = string.sub(v, pos) }
 end
 

@@ -1,6 +1,7 @@
 --[[
-  pool — a concurrency pool, shared by admit, settle, extend, revoke and count; inlined by
-  scripts/generate-lua.mjs where a script says `-- @include pool`. Expects `rcall`.
+  pool — a concurrency pool (and a rate window: units instead of leases), shared by admit, settle,
+  extend, revoke and count; inlined by scripts/generate-lua.mjs where a script says
+  `-- @include pool`. Expects `rcall`.
 
   A pool counts leases per expiry millisecond instead of holding one member per lease:
     H  HASH  n = leases counted, <expiresAt> = how many of them expire at that ms
@@ -79,6 +80,26 @@ local function pool_take(H, X, exp)
     rcall('HINCRBY', H, e, -1)
   end
   return true
+end
+
+-- Changes the units counted at expiry `exp` by k (settle: a window entry becomes the actual cost's
+-- share): k > 0 adds at that expiry; k < 0 takes off at most what is counted there.
+local function pool_adjust(H, X, exp, k)
+  if k > 0 then
+    pool_add(H, X, exp, k)
+    return
+  end
+  local e = fmt(exp)
+  local c = tonumber(rcall('HGET', H, e))
+  if not c or c <= 0 then return end
+  local g = math.min(c, -k)
+  if g >= c then
+    rcall('HDEL', H, e)
+    rcall('ZREM', X, e)
+  else
+    rcall('HINCRBY', H, e, -g)
+  end
+  if rcall('HINCRBY', H, 'n', -g) <= 0 then rcall('DEL', H, X) end
 end
 
 -- One lease expiring at `exp` (still live) leaves the pool.
