@@ -266,7 +266,9 @@ export class Dispatcher {
       type: row.type,
       priority: row.priority,
       units: units.perJob ? 1 : (row.cost ?? units.estimate),
-      dueAt: row.dueAt.getTime(),
+      // Never before its notBefore (CONTRACT §3): capacity freed sooner than the estimate foresaw
+      // (jobs ahead cancelled, a cost settled below its estimate) goes to jobs whose time has come.
+      dueAt: Math.max(row.dueAt.getTime(), row.notBefore.getTime()),
       row,
       inDoubt: row.state === 'dispatching',
     };
@@ -501,11 +503,23 @@ export class Dispatcher {
     }
     switch (result.kind) {
       case 'admitted': {
-        // Its payload's key names another job (admitted while this one waited): that job is this
-        // one's replay, so this one never runs.
-        const replayOf = dedupeKey !== undefined && result.fresh === 0 ? result.admitted.jobs[0]?.duplicate : undefined;
+        // Its key names another job (admitted while this one waited): that job is this one's
+        // replay, so this one never runs. A payload's key: dead, as that job's duplicate. A
+        // producer's key (a mode-now request with the same key raced this one's queueing): cancelled,
+        // naming the job that runs under the key — never `admitted` without an attempt.
+        const replayOf = row.attempt === 1 && row.idempotencyKey !== null && result.fresh === 0 ? result.admitted.jobs[0]?.duplicate : undefined;
         const firstId = replayOf !== undefined ? parseIdempotencyRecord(replayOf.record).body['jobId'] : undefined;
-        if (typeof firstId === 'string' && firstId !== row.jobId) return { kind: 'dead', reason: `a duplicate of job ${firstId} (same payload, job type dedupe)` };
+        if (typeof firstId === 'string' && firstId !== row.jobId) {
+          if (dedupeKey !== undefined) return { kind: 'dead', reason: `a duplicate of job ${firstId} (same payload, job type dedupe)` };
+          try {
+            await this.store.supersede(row, firstId);
+          } catch (error) {
+            this.deps.events?.fault?.('supersede', error);
+            return { kind: 'again', disposition: 'unavailable', retryAfterMs: RETRY_SOON_MS, scope: 'job' };
+          }
+          // Its row is `cancelled` already: the round's `dead` transition (from `dispatching`) leaves it so.
+          return { kind: 'dead', reason: `superseded by job ${firstId} (same idempotency key)` };
+        }
         return { kind: 'admitted', at: result.admitted.at };
       }
       case 'duplicate':

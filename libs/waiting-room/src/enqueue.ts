@@ -1,6 +1,6 @@
 import type { Priority, RejectReason } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
-import { notBefore, paceOf } from './estimate.js';
+import { jobBoundOf, notBefore } from './estimate.js';
 import type { EnqueueResult, WaitingStore } from './store.js';
 
 /** CONTRACT §2: a tenant's jobs waiting in mode `queue`, unless its policy says otherwise. */
@@ -24,8 +24,7 @@ export interface ProducerJob {
  * tenant's `maxQueued`) with its `notBefore`. `refused`: the admission's answer, when one was tried.
  */
 export function enqueueProducerJob(store: WaitingStore, policy: CompiledPolicy, job: ProducerJob, refused?: { reason: RejectReason; retryAfterMs: number }, now = Date.now()): Promise<EnqueueResult> {
-  const pace = paceOf(policy, job.tenant, job.type, job.cost);
-  const selfUnits = pace.units.perJob ? 1 : (job.cost ?? pace.units.estimate);
+  const bound = jobBoundOf(policy, job.tenant, job.type);
   const maxQueued = policy.document.tenants[job.tenant]?.maxQueued ?? DEFAULT_MAX_QUEUED;
   return store.enqueue(
     {
@@ -43,7 +42,6 @@ export function enqueueProducerJob(store: WaitingStore, policy: CompiledPolicy, 
       dueAt: new Date(now),
     },
     maxQueued,
-    pace.units,
-    (units) => notBefore(now, pace, units, selfUnits, refused),
+    (jobs) => notBefore(now, bound, jobs, refused),
   );
 }

@@ -2,9 +2,6 @@ import type { RejectReason } from '@janus/contracts';
 import { amountFor, type CompiledPolicy } from '@janus/limiter';
 import type { Units } from './store.js';
 
-/** Rate reasons: their `retryAfterMs` is exact (token refill), not a guess. */
-const RATE_REASONS: ReadonlySet<RejectReason> = new Set(['dependency_rate', 'dependency_cost_rate', 'tenant_rate', 'global_rate', 'budget_exhausted']);
-
 export interface Pace {
   /** What a job of this type takes of its binding limit. */
   readonly units: Units;
@@ -37,18 +34,51 @@ export function paceOf(policy: CompiledPolicy, tenant: string, type: string, cos
 }
 
 /**
- * `notBefore` (CONTRACT §3): a lower bound of the job's admission. The tenant's own jobs ahead of it
- * (same type, same or higher priority) go first; even with the whole binding rate to itself the
- * tenant needs their units to pass through it. After a rate refusal the bucket was empty: the job
- * waits the refusal's `retryAfterMs` and then the units ahead at the rate. Without one (the job
- * joined a non-empty room) the bucket may hold up to its burst, which the estimate grants. Other
- * tenants' shares only make it later; so does a concurrency limit (a slot may free at any moment,
- * which gives no bound). Measured in `npm run bench:queue` (admitted − notBefore).
+ * What bounds, from below, when a tenant's job of this type can be admitted: the rates that count
+ * JOBS on its way (CONTRACT §2 `rate`, per dependency, per tenant on a dependency, tenant, global).
+ * Nothing counted in cost units gives a bound — `costRate`s and budgets are settled later at the
+ * actual cost, which may give units back at any moment (CONTRACT §3) — nor does a concurrency limit
+ * (a slot may free at any moment).
  */
-export function notBefore(now: number, pace: Pace, unitsIncludingSelf: number, selfUnits: number, refused: { reason: RejectReason; retryAfterMs: number } | undefined): Date {
-  if (pace.unitsPerMs === undefined) return new Date(now);
-  if (refused !== undefined && RATE_REASONS.has(refused.reason)) {
-    return new Date(now + refused.retryAfterMs + Math.floor(Math.max(0, unitsIncludingSelf - selfUnits) / pace.unitsPerMs));
+export interface JobBound {
+  /** The token buckets counting jobs: refill per ms, size, and the reason a refusal by one names. */
+  readonly buckets: readonly { readonly perMs: number; readonly burst: number; readonly reason: RejectReason }[];
+  /** The reasons of sliding windows counting jobs: a refusal by one gives no bound (an entry may leave at any moment). */
+  readonly windowReasons: ReadonlySet<RejectReason>;
+}
+
+const SCOPE_REASON: Readonly<Record<'dependency' | 'tenant' | 'global', RejectReason>> = { dependency: 'dependency_rate', tenant: 'tenant_rate', global: 'global_rate' };
+
+export function jobBoundOf(policy: CompiledPolicy, tenant: string, type: string): JobBound {
+  const buckets: { perMs: number; burst: number; reason: RejectReason }[] = [];
+  const windowReasons = new Set<RejectReason>();
+  for (const spec of policy.limitsFor(tenant, type) ?? []) {
+    if ((spec.kind !== 'rate' && spec.kind !== 'window') || spec.amount.per !== 'job') continue;
+    const reason = SCOPE_REASON[spec.ref.scope];
+    if (spec.kind === 'window') windowReasons.add(reason);
+    else buckets.push({ perMs: spec.limit / spec.periodMs, burst: spec.capacity, reason });
   }
-  return new Date(now + Math.floor(Math.max(0, unitsIncludingSelf - pace.burst) / pace.unitsPerMs));
+  return { buckets, windowReasons };
+}
+
+/**
+ * `notBefore` (CONTRACT §3: "it is never admitted earlier"): a lower bound of the admission of a job
+ * with `jobsIncludingSelf − 1` of its tenant's jobs of its type ahead of it (same or higher priority:
+ * they go first). Every job-counting bucket on its way lets at most its size at once and then its
+ * declared rate (an adaptive dependency's effective rate is never higher), so the n jobs need at
+ * least (n − size) / rate. A refusal by such a bucket (`refused`, the answer of the admission tried
+ * just before) says it held less than one job's worth: then (n − 1) / rate — from the slowest of the
+ * buckets the reason may name, as a reason does not say which one refused. The dispatcher never admits
+ * a job before its `notBefore` (jobs ahead that are cancelled do not make the others early), so the
+ * bound is kept low rather than likely: measured in `npm run bench:queue` (admitted − notBefore).
+ */
+export function notBefore(now: number, bound: JobBound, jobsIncludingSelf: number, refused?: { reason: RejectReason; retryAfterMs: number }): Date {
+  const n = jobsIncludingSelf;
+  let ms = 0;
+  for (const b of bound.buckets) ms = Math.max(ms, (n - b.burst) / b.perMs);
+  if (refused !== undefined && !bound.windowReasons.has(refused.reason)) {
+    const named = bound.buckets.filter((b) => b.reason === refused.reason);
+    if (named.length > 0) ms = Math.max(ms, Math.min(...named.map((b) => (n - 1) / b.perMs)));
+  }
+  return new Date(now + Math.max(0, Math.floor(ms)));
 }

@@ -62,14 +62,16 @@ const COLUMNS = sql.raw(`job_id AS "jobId", attempt, seq::float8 AS seq, tenant,
   due_at AS "dueAt", not_before AS "notBefore", state`);
 
 const WAITING = sql.raw(`state IN ('queued', 'dispatching')`);
+/** The reason of a row Janus cancelled because another job ran under its idempotency key (WaitingStore.supersede). */
+export const SUPERSEDED_BY = 'superseded by job ';
 /** At most this many producers' jobs stored in one transaction. */
 const ENQUEUE_BATCH = 256;
 
 interface PendingEnqueue {
   readonly job: NewWaitingJob;
   readonly maxQueued: number;
-  readonly units: Units;
-  readonly estimate: (aheadUnits: number) => Date;
+  /** `notBefore` from the number of the tenant's jobs of this type ahead of it, itself included. */
+  readonly estimate: (jobsIncludingSelf: number) => Date;
   readonly resolve: (result: EnqueueResult) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -88,9 +90,9 @@ export class WaitingStore {
    * ahead of it. Concurrent calls are stored together (see EnqueueBatch): one transaction holding
    * the advisory locks of their tenants counts and inserts them all, in arrival order.
    */
-  enqueue(job: NewWaitingJob, maxQueued: number, units: Units, estimate: (aheadUnits: number) => Date): Promise<EnqueueResult> {
+  enqueue(job: NewWaitingJob, maxQueued: number, estimate: (jobsIncludingSelf: number) => Date): Promise<EnqueueResult> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ job, maxQueued, units, estimate, resolve, reject });
+      this.#pending.push({ job, maxQueued, estimate, resolve, reject });
       if (this.#pending.length >= ENQUEUE_BATCH) this.#flush();
       else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -128,8 +130,8 @@ export class WaitingStore {
       // The tenants' locks, in a fixed order (two instances' batches never deadlock).
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('janus-room:' || t)) FROM unnest(${sql.param(tenants)}::text[]) AS t ORDER BY t`);
       const [counts, same] = await Promise.all([
-        tx.execute<{ tenant: string; type: string; priority: number; state: RowState; n: number; costed: number; cost: number }>(sql`
-          SELECT tenant, type, priority, state, count(*)::int AS n, count(cost)::int AS costed, coalesce(sum(cost), 0)::int AS cost
+        tx.execute<{ tenant: string; type: string; priority: number; state: RowState; n: number }>(sql`
+          SELECT tenant, type, priority, state, count(*)::int AS n
             FROM waiting_jobs WHERE tenant = ANY(${sql.param(tenants)}::text[]) AND ${WAITING}
            GROUP BY tenant, type, priority, state`),
         keyed.length === 0
@@ -141,10 +143,10 @@ export class WaitingStore {
       ]);
       // What waits, per tenant, and per tenant/type/priority (jobs still queued, and their costs).
       const waiting = new Map<string, number>();
-      const queued = new Map<string, { n: number; costed: number; cost: number }>();
+      const queued = new Map<string, number>();
       for (const r of counts.rows) {
         waiting.set(r.tenant, (waiting.get(r.tenant) ?? 0) + r.n);
-        if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, { n: r.n, costed: r.costed, cost: r.cost });
+        if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, r.n);
       }
       const byKey = new Map<string, WaitingRow>(same.rows.map((r) => [`${r.tenant}|${r.idempotencyKey}`, parseRow(r)]));
       const results: EnqueueResult[] = [];
@@ -165,25 +167,14 @@ export class WaitingStore {
         // Ahead of it: the tenant's jobs of this type at this priority or higher still queued (not
         // those a dispatcher is admitting right now: they may have their tokens already).
         let ahead = 0;
-        let costed = 0;
-        let cost = 0;
-        for (let pr = 0; pr <= job.priority; pr += 1) {
-          const q = queued.get(`${job.tenant}|${job.type}|${pr}`);
-          if (q) {
-            ahead += q.n;
-            costed += q.costed;
-            cost += q.cost;
-          }
-        }
-        const aheadUnits = p.units.perJob ? ahead : (ahead - costed) * p.units.estimate + cost;
-        const notBefore = p.estimate(aheadUnits + (p.units.perJob ? 1 : (job.cost ?? p.units.estimate)));
+        for (let pr = 0; pr <= job.priority; pr += 1) ahead += queued.get(`${job.tenant}|${job.type}|${pr}`) ?? 0;
+        const notBefore = p.estimate(ahead + 1);
         rows.push({ job, notBefore });
         results.push({ kind: 'queued', notBefore });
         // The same key again later in this batch is this job's duplicate.
         if (k !== undefined) byKey.set(k, newRow(job, notBefore));
         waiting.set(job.tenant, n + 1);
-        const own = queued.get(`${job.tenant}|${job.type}|${job.priority}`) ?? { n: 0, costed: 0, cost: 0 };
-        queued.set(`${job.tenant}|${job.type}|${job.priority}`, { n: own.n + 1, costed: own.costed + (job.cost !== undefined ? 1 : 0), cost: own.cost + (job.cost ?? 0) });
+        queued.set(`${job.tenant}|${job.type}|${job.priority}`, (queued.get(`${job.tenant}|${job.type}|${job.priority}`) ?? 0) + 1);
       }
       if (rows.length > 0) {
         const col = <T>(f: (r: { job: NewWaitingJob; notBefore: Date }) => T) => sql.param(rows.map(f));
@@ -270,6 +261,16 @@ export class WaitingStore {
     return this.#transition(keys, 'dispatching', to, reason);
   }
 
+  /**
+   * A claimed first attempt whose producer idempotency key turned out to name another job, admitted
+   * meanwhile (a mode-`now` request with the same key that raced this one's queueing): that job ran
+   * under the key, so this one never runs. It leaves the room `cancelled` (GET shows it), with the
+   * reason naming that job; a producer's DELETE of it is 409, as for any finished job (see cancel).
+   */
+  async supersede(key: RowKey, byJobId: string): Promise<RowKey[]> {
+    return this.#transition([key], 'dispatching', 'cancelled', `${SUPERSEDED_BY}${byJobId}: admitted under the same idempotency key, runs in this job's place`);
+  }
+
   async #transition(keys: readonly RowKey[], from: RowState | readonly RowState[], to: RowState, reason?: string): Promise<RowKey[]> {
     if (keys.length === 0) return [];
     const ids = keys.map((k) => k.jobId);
@@ -293,12 +294,14 @@ export class WaitingStore {
       UPDATE waiting_jobs SET state = 'cancelled', reason = 'cancelled by the producer', updated_at = now()
        WHERE job_id = ${jobId} AND tenant = ${tenant} AND state = 'queued'`);
     if ((updated.rowCount ?? 0) > 0) return 'cancelled';
-    const rows = await this.db.execute<{ state: RowState; attempt: number }>(sql`SELECT state, attempt FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
+    const rows = await this.db.execute<{ state: RowState; attempt: number; reason: string | null }>(sql`SELECT state, attempt, reason FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
     const latest = rows.rows[0];
     // Back in the room between the two statements (a dispatcher's try was refused): cancel it now.
     if (latest?.state === 'queued') return tries > 1 ? this.cancel(tenant, jobId, nextAttempt, tries - 1) : 'dispatching';
     if (latest?.state === 'dispatching') return 'dispatching';
-    if (latest?.state === 'cancelled') return 'cancelled';
+    // Cancelled by the producer: cancelling again changes nothing (204 again). Cancelled by Janus
+    // (superseded: another job ran under its idempotency key): finished, not the producer's cancel.
+    if (latest?.state === 'cancelled') return latest.reason?.startsWith(SUPERSEDED_BY) === true ? 'gone' : 'cancelled';
     if (nextAttempt !== undefined && (latest === undefined || latest.attempt < nextAttempt.attempt)) {
       const inserted = await this.db.execute(sql`
         INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, reason, updated_at)
@@ -321,6 +324,13 @@ export class WaitingStore {
   async waitingWithKey(tenant: string, key: string): Promise<WaitingRow | undefined> {
     const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ${key} AND ${WAITING} LIMIT 1`);
     return result.rows[0] ? parseRow(result.rows[0]) : undefined;
+  }
+
+  /** The tenant's waiting jobs with any of these idempotency keys, by key (a batch's jobs' own keys). */
+  async waitingWithKeys(tenant: string, keys: readonly string[]): Promise<Map<string, WaitingRow>> {
+    if (keys.length === 0) return new Map();
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ANY(${sql.param([...keys])}::text[]) AND ${WAITING}`);
+    return new Map(result.rows.map((r) => [r.idempotencyKey ?? '', parseRow(r)]));
   }
 
   /** The tenant's waiting jobs per job type, and how long the oldest has waited. */

@@ -80,7 +80,7 @@ const submitRoute = createRoute({
   },
   responses: {
     200: {
-      description: 'Same idempotency key within the window, or (job type with `dedupe`) the same payload as a job admitted or queued within `dedupe.windowMs`: the first answer plus `duplicate: true`',
+      description: 'Same idempotency key within the window (in mode `now` too while its job waits in the room: its `queued` answer), or (job type with `dedupe`) the same payload as a job admitted or queued within `dedupe.windowMs`: the first answer plus `duplicate: true`',
       content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } },
     },
     202: { description: 'Admitted (published and acknowledged by JetStream)', content: { 'application/json': { schema: z.union([AdmittedResponse, QueuedResponse]) } } },
@@ -103,7 +103,7 @@ const batchRoute = createRoute({
     body: { required: true, content: { 'application/json': { schema: BatchRequestBody } } },
   },
   responses: {
-    200: { description: 'Same batch idempotency key within the window, or every job a replay (its own key, or its payload for a job type with `dedupe`)', content: { 'application/json': { schema: BatchAdmittedResponse } } },
+    200: { description: 'Same batch idempotency key within the window, or every job a replay (its own key, or its payload for a job type with `dedupe`); a job whose own key names a job waiting in the room is answered with that job\'s `queued` answer plus `duplicate: true`', content: { 'application/json': { schema: BatchAdmittedResponse } } },
     202: { description: 'Every job admitted, in request order', content: { 'application/json': { schema: BatchAdmittedResponse } } },
     ...problemResponses,
     404: { description: 'A job names an unknown job type', content: problemContent },
@@ -230,6 +230,11 @@ function roomKeyOf(job: PreparedJob): string | undefined {
   return job.idempotencyKey ?? (job.dedupe !== undefined ? dedupeRoomKey(job.dedupe.key) : undefined);
 }
 
+/** A waiting job's first answer, replayed: `queued` with its current `notBefore`, plus `duplicate: true`. */
+function queuedAnswer(row: WaitingRow): { jobId: string; status: 'queued'; notBefore: string; duplicate: true } {
+  return { jobId: row.jobId, status: 'queued', notBefore: row.notBefore.toISOString(), duplicate: true };
+}
+
 /** `keyPath`: where the request's own idempotency key came from (`Idempotency-Key` or `idempotencyKey`). */
 function answer(c: Context, result: AdmitAnswer, shape: 'single' | 'batch', keyPath = 'Idempotency-Key'): Response {
   switch (result.kind) {
@@ -335,6 +340,16 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (bad) return bad;
     const keyPath = requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey';
     if (body.mode === 'queue' && deps.room !== undefined) return submitQueued(c, tenant, policy, job, keyPath, started, deps.room);
+    if (job.idempotencyKey !== undefined && deps.room !== undefined) {
+      // A job waiting in the room under this key (sent in mode `queue`): this request is its replay
+      // (200, its `queued` answer) or, differing from it, 422 — nothing is admitted. Best effort, as
+      // for payloads below: with PostgreSQL unreachable (or the job queued at this very moment) the
+      // admission decides, and the waiting job, when its turn comes, finds the key taken by this one
+      // and leaves the room `cancelled`, naming this one (docs/waiting-room.md).
+      const waiting = await waitingUnderKeys(deps.room, tenant, [job.idempotencyKey]).catch(() => undefined);
+      const row = waiting?.get(job.idempotencyKey);
+      if (row) return queuedReplay(row, job, keyPath);
+    }
     if (job.dedupe !== undefined && deps.room !== undefined) {
       // The same payload waiting in the room (sent in mode `queue`) is answered as its replay too.
       // Best effort: with PostgreSQL unreachable the job is admitted, and the waiting one, when its
@@ -364,7 +379,10 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   async function submitQueued(c: Context, tenant: string, policy: CompiledPolicy, job: PreparedJob, keyPath: string, started: bigint, room: WaitingRoomAccess): Promise<Response> {
     try {
       const roomKey = roomKeyOf(job);
-      if (roomKey !== undefined) {
+      if (job.idempotencyKey !== undefined) {
+        const waiting = (await waitingUnderKeys(room, tenant, [job.idempotencyKey])).get(job.idempotencyKey);
+        if (waiting) return queuedReplay(waiting, job, keyPath);
+      } else if (roomKey !== undefined) {
         const waiting = await room.store.waitingWithKey(tenant, roomKey);
         if (waiting) return queuedReplay(waiting, job, keyPath);
       }
@@ -424,7 +442,22 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       });
     }
     deps.admission.countAll([job], 'duplicate', job.dedupe !== undefined ? 'dedupe' : 'idempotency');
-    return Response.json({ jobId: row.jobId, status: 'queued', notBefore: row.notBefore.toISOString(), duplicate: true }, { status: 200 });
+    return Response.json(queuedAnswer(row), { status: 200 });
+  }
+
+  /**
+   * The tenant's jobs waiting in the room under these producer keys, by key — leaving out a job still
+   * `queued` whose key the limiter holds a live record of: another job was admitted under the key
+   * (in mode `now`, racing this one's queueing), and the admission answers for it; the waiting one
+   * leaves the room `cancelled` when its turn comes. (A job the dispatcher is admitting right now
+   * holds its own key: it is answered as the waiting job it still is.)
+   */
+  async function waitingUnderKeys(room: WaitingRoomAccess, tenant: string, keys: readonly string[]): Promise<Map<string, WaitingRow>> {
+    const waiting = await room.store.waitingWithKeys(tenant, keys);
+    for (const [key, row] of [...waiting]) {
+      if (row.state === 'queued' && (await room.keyLive?.(tenant, key).catch(() => false)) === true) waiting.delete(key);
+    }
+    return waiting;
   }
 
   postValidated(batchRoute, batchCap, BatchRequestBody, submitBatch);
@@ -454,9 +487,60 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     }
     const windowMs = Math.max(...jobs.map((j) => policy.jobType(j.type)?.idempotencyWindowMs ?? 86_400_000));
     const batchIdempotency = batchKey !== undefined ? { key: batchKey, windowMs, fingerprint: fingerprint(body.jobs.map((j) => ({ ...jobContent(j), ...(j.idempotencyKey !== undefined ? { idempotencyKey: j.idempotencyKey } : {}) }))) } : undefined;
+    if (seen.size > 0 && deps.room !== undefined) {
+      // Jobs whose own key names a job waiting in the room (best effort, as for a single job).
+      const waiting = await waitingUnderKeys(deps.room, tenant, [...seen]).catch(() => undefined);
+      if (waiting !== undefined && waiting.size > 0) {
+        const around = await batchAroundRoom(c, tenant, policy, jobs, waiting, batchKey);
+        if (around !== undefined) return around;
+      }
+    }
     const result = await deps.admission.admit(tenant, policy, jobs, 'batch', batchIdempotency);
     observe(started, result);
     return answer(c, result, 'batch');
+  }
+
+  /**
+   * A batch some of whose jobs carry a key that names a job waiting in the room: each such job is
+   * that job's replay (its `queued` answer plus `duplicate: true`; a different request under the key
+   * is 422 and nothing of the batch is admitted), the others are admitted as one batch. With a batch
+   * key whose record is not live, 409 in-progress instead (the batch's record can only hold admitted
+   * jobs): sent again once the waiting job is admitted, its job's key answers as a duplicate.
+   * Undefined: the batch key is live, and its admission answers the batch's replay.
+   */
+  async function batchAroundRoom(c: Context, tenant: string, policy: CompiledPolicy, jobs: readonly PreparedJob[], waiting: ReadonlyMap<string, WaitingRow>, batchKey: string | undefined): Promise<Response | undefined> {
+    const started = process.hrtime.bigint();
+    // A replay of a batch whose key was recorded: the batch's key answers it, whatever waits.
+    if (batchKey !== undefined && (await deps.room?.keyLive?.(tenant, batchKey).catch(() => false)) === true) return undefined;
+    const at = jobs.map((j) => (j.idempotencyKey !== undefined ? waiting.get(j.idempotencyKey) : undefined));
+    const reusedAt = at.findIndex((row, i) => row !== undefined && row.fingerprint !== null && row.fingerprint !== jobs[i]?.fingerprint);
+    if (reusedAt >= 0) {
+      deps.admission.countAll(jobs, 'rejected', 'idempotency_key_reused');
+      return answer(c, { kind: 'idempotency_key_reused', index: reusedAt }, 'batch');
+    }
+    if (batchKey !== undefined) {
+      deps.admission.countAll(jobs, 'rejected', 'idempotency_in_progress');
+      return answer(c, { kind: 'in_progress', index: at.findIndex((row) => row !== undefined) }, 'batch');
+    }
+    const rest = jobs.filter((_, i) => at[i] === undefined);
+    const restIndex = jobs.map((_, i) => i).filter((i) => at[i] === undefined);
+    const waitingJobs = jobs.filter((_, i) => at[i] !== undefined);
+    let entries: object[] = [];
+    let status: 200 | 202 = 200;
+    if (rest.length > 0) {
+      const result = await deps.admission.admit(tenant, policy, rest, 'batch');
+      observe(started, result);
+      if (result.kind !== 'admitted') {
+        // The index names the job in the whole batch; nothing of it was admitted.
+        return answer(c, 'index' in result && result.index >= 0 ? { ...result, index: restIndex[result.index] ?? result.index } : result, 'batch');
+      }
+      entries = (result.body as { jobs: object[] }).jobs;
+      status = result.status;
+    }
+    deps.admission.countAll(waitingJobs, 'duplicate', 'idempotency');
+    let next = 0;
+    const all = at.map((row) => (row !== undefined ? queuedAnswer(row) : entries[next++]));
+    return c.json({ jobs: all }, status);
   }
 
   app.openapi({ ...getRoute, middleware: [deps.auth.middleware] as const }, (c) => getJob(c) as never);

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSettings } from '@janus/config';
+import { JobMessage } from '@janus/contracts';
+import { testEnv, testNamespace, waitFor } from '@janus/testing';
+import { Dispatcher } from '@janus/waiting-room';
+import type { Ingress } from '../src/ingress.js';
+import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+
+/**
+ * CONTRACT §3: a queued job's `notBefore` is Janus's estimate of its admission, and "it is never
+ * admitted earlier" — also when capacity frees sooner than foreseen: a cost settled below its
+ * estimate, jobs ahead cancelled, a fast tenant rate in front of a slow dependency rate with a deep
+ * bucket. Through the real path: ingress (mode queue) → PostgreSQL → the dispatcher → JetStream.
+ */
+const ns = testNamespace('ingress-not-before');
+const settings = loadSettings(testEnv(ns));
+let ingress: Ingress;
+let dispatcher: Dispatcher;
+const keys: Record<string, string> = {};
+
+interface Queued {
+  readonly jobId: string;
+  readonly status: string;
+  readonly notBefore?: string;
+}
+
+async function submit(tenant: string, type: string): Promise<Queued> {
+  const res = await ingress.app.request('/v1/jobs', json({ type, mode: 'queue' }, { authorization: `Bearer ${keys[tenant]}` }));
+  expect(res.status).toBe(202);
+  return (await res.json()) as Queued;
+}
+
+const admitted = async (type: string): Promise<JobMessage[]> =>
+  (await storedMessages(ingress, ingress.runtime.names.streams.jobs, ingress.runtime.names.subjects.job(type))).map((m) => JobMessage.parse(m.body));
+
+/** Waits until every queued job of `answers` was admitted; returns admittedAt − notBefore per job (ms). */
+async function earliness(type: string, answers: readonly Queued[], timeoutMs = 20_000): Promise<number[]> {
+  const queued = answers.filter((a) => a.status === 'queued');
+  const runs = await waitFor(async () => {
+    const all = await admitted(type);
+    return queued.every((q) => all.some((m) => m.jobId === q.jobId)) ? all : undefined;
+  }, timeoutMs, 50);
+  return queued.map((q) => Date.parse(runs.find((m) => m.jobId === q.jobId)!.admittedAt) - Date.parse(q.notBefore!));
+}
+
+beforeAll(async () => {
+  ingress = await start(ns);
+  await setPolicy([ingress], {
+    dependencies: {
+      tokens: { costRate: { limit: 10, periodMs: 1000, burst: 10 } },
+      deep: { rate: { limit: 1, periodMs: 1000, burst: 20 } },
+      slow: { rate: { limit: 1, periodMs: 1000, burst: 1 } },
+    },
+    tenants: { acme: {}, fast: { rate: { limit: 10, periodMs: 1000, burst: 1 } }, solo: {} },
+    jobTypes: { spend: { dependencies: [{ name: 'tokens', cost: 10 }] }, burst: { dependencies: [{ name: 'deep' }] }, trickle: { dependencies: [{ name: 'slow' }] } },
+  });
+  for (const t of ['acme', 'fast', 'solo']) keys[t] = (await createKey([ingress], t)).key;
+  const rt = ingress.runtime;
+  dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200 });
+  dispatcher.start();
+  await waitFor(() => dispatcher.leading, 5_000);
+}, 60_000);
+
+afterAll(async () => {
+  await dispatcher?.stop();
+  await ingress?.close();
+  await cleanup(settings, ns);
+});
+
+describe('a queued job is never admitted before its notBefore', () => {
+  it('when the jobs ahead settle far below their cost estimate (units given back)', async () => {
+    // A worker that reports an actual cost of 1 for every job (estimate 10): the bucket drains ten
+    // times slower than the estimates say.
+    let working = true;
+    const settled = new Set<string>();
+    const worker = (async () => {
+      while (working) {
+        for (const m of await admitted('spend')) {
+          if (settled.has(m.jobId)) continue;
+          settled.add(m.jobId);
+          await ingress.limiter.settle(m.lease.token, 'succeeded', 1);
+          dispatcher.wake(); // as the retry-scheduler's settle does: capacity may have freed
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const answers: Queued[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await submit('acme', 'spend'));
+    expect(answers.filter((a) => a.status === 'queued').length).toBeGreaterThanOrEqual(4);
+    const early = await earliness('spend', answers);
+    working = false;
+    await worker;
+    console.log(`[not-before] refunds: admitted − notBefore ${early.join(', ')} ms`);
+    expect(Math.min(...early)).toBeGreaterThanOrEqual(0);
+  }, 30_000);
+
+  it('when a fast tenant rate meets a slow dependency rate whose bucket is deep (submitted at once)', async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => submit('fast', 'burst')));
+    const early = await earliness('burst', answers);
+    console.log(`[not-before] deep bucket: admitted − notBefore ${early.join(', ')} ms`);
+    expect(Math.min(...early)).toBeGreaterThanOrEqual(0);
+  }, 30_000);
+
+  it('when the jobs ahead of it are cancelled', async () => {
+    const answers: Queued[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await submit('solo', 'trickle'));
+    const queued = answers.filter((a) => a.status === 'queued');
+    expect(queued.length).toBe(5);
+    for (const q of queued.slice(0, 4)) {
+      const res = await ingress.app.request(`/v1/jobs/${q.jobId}`, { method: 'DELETE', headers: { authorization: `Bearer ${keys.solo}` } });
+      expect(res.status).toBe(204);
+    }
+    const early = await earliness('trickle', [queued[4]!]);
+    console.log(`[not-before] jobs ahead cancelled: admitted − notBefore ${early.join(', ')} ms`);
+    expect(early[0]).toBeGreaterThanOrEqual(0);
+  }, 30_000);
+});
