@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@janus/config';
 import { JobMessage, PROBLEM_BASE, payloadDedupeKey } from '@janus/contracts';
 import { testEnv, testNamespace } from '@janus/testing';
-import { Dispatcher } from '@janus/waiting-room';
+import type { Dispatcher } from '@janus/waiting-room';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, json, setPolicy, start, storedMessages, waitFor } from './helpers.js';
+import { cleanup, createKey, json, setPolicy, start, startDispatcher, storedMessages, waitFor } from './helpers.js';
 
 // CONTRACT §2 job type `dedupe: { by: "payload", windowMs }`: a job whose payload equals (as
 // canonical JSON) one of the same tenant and job type admitted or queued within the window is an
@@ -71,10 +71,7 @@ beforeAll(async () => {
     },
   });
   for (const t of ['acme', 'beta']) keys[t] = (await createKey([ingress], t)).key;
-  const rt = ingress.runtime;
-  dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200 });
-  dispatcher.start();
-  await waitFor(() => dispatcher.leading, 5_000);
+  dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
 afterAll(async () => {

@@ -6,6 +6,7 @@ import { apiKeys } from '@janus/db';
 import { PolicyDocument } from '@janus/contracts';
 import { announceConfigChange, generateApiKey } from '@janus/policy';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, waitFor } from '@janus/testing';
+import { Dispatcher, type DispatcherEvents } from '@janus/waiting-room';
 import { startIngress, type Ingress } from '../src/ingress.js';
 
 export { waitFor } from '@janus/testing';
@@ -17,6 +18,15 @@ export async function start(ns: string, extraEnv: Record<string, string> = {}, o
   await waitFor(() => ingress.runtime.redis.status === 'ready', 10_000, 20);
   await ingress.limiter.init({ fresh: true });
   return ingress;
+}
+
+/** The waiting room's dispatcher on an ingress's connections, started and leading (as the retry-scheduler runs it). */
+export async function startDispatcher(ingress: Ingress, namespace: string, events: DispatcherEvents = {}, leadingWithinMs = 5_000): Promise<Dispatcher> {
+  const rt = ingress.runtime;
+  const dispatcher = new Dispatcher({ namespace, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200, events });
+  dispatcher.start();
+  await waitFor(() => dispatcher.leading, leadingWithinMs);
+  return dispatcher;
 }
 
 /** Stores a new policy version, announces it, and waits until every given ingress runs it. */

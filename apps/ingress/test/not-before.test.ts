@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@janus/config';
 import { JobMessage } from '@janus/contracts';
 import { testEnv, testNamespace, waitFor } from '@janus/testing';
-import { Dispatcher } from '@janus/waiting-room';
+import type { Dispatcher } from '@janus/waiting-room';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+import { cleanup, createKey, json, setPolicy, start, startDispatcher, storedMessages } from './helpers.js';
 
 /**
  * CONTRACT §3: a queued job's `notBefore` is Janus's estimate of its admission, and "it is never
@@ -55,10 +55,7 @@ beforeAll(async () => {
     jobTypes: { spend: { dependencies: [{ name: 'tokens', cost: 10 }] }, burst: { dependencies: [{ name: 'deep' }] }, trickle: { dependencies: [{ name: 'slow' }] } },
   });
   for (const t of ['acme', 'fast', 'solo']) keys[t] = (await createKey([ingress], t)).key;
-  const rt = ingress.runtime;
-  dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200 });
-  dispatcher.start();
-  await waitFor(() => dispatcher.leading, 5_000);
+  dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { AdmissionPipeline } from '@janus/admission';
 import type { AdmissionRequest } from '@janus/limiter';
 import { ADMITTED_AT_ADMISSION, jobIdempotencyRecord } from '@janus/execution';
 import type { Ingress } from '../src/ingress.js';
-import { createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+import { createKey, json, setPolicy, start, startDispatcher, storedMessages } from './helpers.js';
 
 /**
  * The waiting room through a Redis restart (its state lost, CONTRACT §6.2/§6.5): jobs waiting in
@@ -47,10 +47,8 @@ beforeAll(async () => {
   // The persister keeps what a state rebuild reads.
   persister = new Persister({ db: ingress.runtime.db.db, js: jetstream(nc), jsm: ingress.runtime.jsm, names: ingress.runtime.names, logger: pino({ level: 'silent' }), registry: new Registry(), lingerMs: 5 });
   await persister.start();
-  const rt = ingress.runtime;
-  dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200, events: process.env.ROOM_DEBUG ? { fault: (w, e) => console.log('FAULT', w, String(e).slice(0, 200)), dispatched: (d, r, x) => console.log('DISP', d, r.jobId, x.reason ?? '') } : {} });
-  dispatcher.start();
-  await waitFor(() => dispatcher.leading, 10_000);
+  const debug = process.env.ROOM_DEBUG ? { fault: (w: string, e: unknown) => console.log('FAULT', w, String(e).slice(0, 200)), dispatched: (d: string, r: { jobId: string }, x: { reason?: string }) => console.log('DISP', d, r.jobId, x.reason ?? '') } : {};
+  dispatcher = await startDispatcher(ingress, ns, debug, 10_000);
 }, 60_000);
 
 afterAll(async () => {

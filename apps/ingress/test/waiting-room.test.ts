@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '@janus/config';
 import { JobMessage } from '@janus/contracts';
-import { testEnv, testNamespace, waitFor } from '@janus/testing';
-import { Dispatcher } from '@janus/waiting-room';
+import { testEnv, testNamespace } from '@janus/testing';
+import type { Dispatcher } from '@janus/waiting-room';
 import { Persister } from '@janus/event-store';
 import { createMetricsRegistry } from '@janus/observability';
 import { pino } from 'pino';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+import { cleanup, createKey, json, setPolicy, start, startDispatcher, storedMessages } from './helpers.js';
 
 // The waiting room through the real path: ingress (mode "queue") → PostgreSQL → the dispatcher →
 // the one admission pipeline → JetStream. No worker runs: a job's admission is what is measured.
@@ -48,10 +48,7 @@ beforeAll(async () => {
     jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] }, free: {} },
   });
   for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy']) keys[t] = (await createKey([ingress], t)).key;
-  const rt = ingress.runtime;
-  dispatcher = new Dispatcher({ namespace: ns, db: rt.db.db, pool: rt.db.pool, limiter: ingress.limiter, js: rt.js, nc: rt.nc, names: rt.names, leadershipPollMs: 200 });
-  dispatcher.start();
-  await waitFor(() => dispatcher.leading, 5_000);
+  dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
 afterAll(async () => {
