@@ -2,6 +2,7 @@ import type { ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
 import type { Settings } from '@janus/config';
+import { PROBLEM_BASE } from '@janus/contracts';
 import { checkReadiness, createLogger, createMetricsRegistry, type Logger, type ReadinessCheck } from '@janus/observability';
 import { closeServer, listen } from './http.js';
 import { Shutdown } from './shutdown.js';
@@ -107,7 +108,7 @@ export class Startup {
     });
     app.get('/metrics', async (c) => c.body(await this.registry.metrics(), 200, { 'content-type': this.registry.contentType }));
     app.all('*', () => {
-      const problem = { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'starting: not taking requests yet (GET /readyz says what it waits for)' };
+      const problem = { type: `${PROBLEM_BASE}/service-unavailable`, title: 'Service Unavailable', status: 503, detail: 'starting: not taking requests yet (GET /readyz says what it waits for)' };
       return new Response(JSON.stringify(problem), { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '1' } });
     });
     return app;

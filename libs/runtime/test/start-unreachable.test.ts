@@ -136,6 +136,8 @@ describe.concurrent('an app started while a service cannot be reached', () => {
       if (app === 'ingress') {
         const res = await fetch(`${p.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'send' }) });
         expect(res.status).toBe(503);
+        expect(res.headers.get('content-type')).toContain('application/problem+json');
+        expect(((await res.json()) as { type: string }).type).toBe('https://janus.dev/problems/service-unavailable');
       }
 
       await proxy.restore();
