@@ -292,11 +292,11 @@ describe('payload dedupe in mode queue', () => {
     const view = await waitFor(async () => {
       const res = await ingress.app.request(`/v1/jobs/${String(waiting.body.jobId)}`, { headers: auth });
       const body = (await res.json()) as Record<string, unknown>;
-      return body.status === 'dead' ? body : undefined;
+      return body.status === 'cancelled' ? body : undefined;
     }, 10_000);
-    expect(view).toMatchObject({ jobId: waiting.body.jobId, status: 'dead', attempts: [] });
+    expect(view).toMatchObject({ jobId: waiting.body.jobId, status: 'cancelled', attempts: [] });
     const row = await ingress.runtime.db.pool.query<{ state: string; reason: string }>('SELECT state, reason FROM waiting_jobs WHERE job_id = $1', [waiting.body.jobId]);
-    expect(row.rows).toEqual([{ state: 'dead', reason: `a duplicate of job ${String(admittedId)} (same payload, job type dedupe)` }]);
+    expect(row.rows).toEqual([{ state: 'cancelled', reason: `superseded by job ${String(admittedId)}: admitted with the same payload (job type dedupe), runs in this job's place` }]);
     expect((await messages('tiered')).filter((m) => m.jobId === waiting.body.jobId)).toEqual([]);
     // From now on the payload answers for the admitted job.
     expect((await submit('acme', { type: 'tiered', mode: 'queue', payload })).body).toMatchObject({ jobId: admittedId, status: 'admitted', duplicate: true });

@@ -503,22 +503,21 @@ export class Dispatcher {
     }
     switch (result.kind) {
       case 'admitted': {
-        // Its key names another job (admitted while this one waited): that job is this one's
-        // replay, so this one never runs. A payload's key: dead, as that job's duplicate. A
-        // producer's key (a mode-now request with the same key raced this one's queueing): cancelled,
-        // naming the job that runs under the key — never `admitted` without an attempt.
+        // Its key names another job (admitted while this one waited: a mode-now request with the
+        // same producer key, or the same payload of a job type with dedupe, raced this one's
+        // queueing): that job is this one's replay, so this one never runs. It leaves the room
+        // cancelled, naming the job that runs in its place — never `admitted` without an attempt.
         const replayOf = row.attempt === 1 && row.idempotencyKey !== null && result.fresh === 0 ? result.admitted.jobs[0]?.duplicate : undefined;
         const firstId = replayOf !== undefined ? parseIdempotencyRecord(replayOf.record).body['jobId'] : undefined;
         if (typeof firstId === 'string' && firstId !== row.jobId) {
-          if (dedupeKey !== undefined) return { kind: 'dead', reason: `a duplicate of job ${firstId} (same payload, job type dedupe)` };
           try {
-            await this.store.supersede(row, firstId);
+            await this.store.supersede(row, firstId, dedupeKey !== undefined ? 'payload' : 'key');
           } catch (error) {
             this.deps.events?.fault?.('supersede', error);
             return { kind: 'again', disposition: 'unavailable', retryAfterMs: RETRY_SOON_MS, scope: 'job' };
           }
           // Its row is `cancelled` already: the round's `dead` transition (from `dispatching`) leaves it so.
-          return { kind: 'dead', reason: `superseded by job ${firstId} (same idempotency key)` };
+          return { kind: 'dead', reason: `superseded by job ${firstId} (same ${dedupeKey !== undefined ? 'payload' : 'idempotency key'})` };
         }
         return { kind: 'admitted', at: result.admitted.at };
       }

@@ -267,8 +267,9 @@ export class WaitingStore {
    * under the key, so this one never runs. It leaves the room `cancelled` (GET shows it), with the
    * reason naming that job; a producer's DELETE of it is 409, as for any finished job (see cancel).
    */
-  async supersede(key: RowKey, byJobId: string): Promise<RowKey[]> {
-    return this.#transition([key], 'dispatching', 'cancelled', `${SUPERSEDED_BY}${byJobId}: admitted under the same idempotency key, runs in this job's place`);
+  async supersede(key: RowKey, byJobId: string, how: 'key' | 'payload' = 'key'): Promise<RowKey[]> {
+    const under = how === 'key' ? 'under the same idempotency key' : 'with the same payload (job type dedupe)';
+    return this.#transition([key], 'dispatching', 'cancelled', `${SUPERSEDED_BY}${byJobId}: admitted ${under}, runs in this job's place`);
   }
 
   async #transition(keys: readonly RowKey[], from: RowState | readonly RowState[], to: RowState, reason?: string): Promise<RowKey[]> {

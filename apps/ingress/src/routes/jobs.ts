@@ -353,7 +353,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     if (job.dedupe !== undefined && deps.room !== undefined) {
       // The same payload waiting in the room (sent in mode `queue`) is answered as its replay too.
       // Best effort: with PostgreSQL unreachable the job is admitted, and the waiting one, when its
-      // turn comes, finds this one's key and is dropped as its duplicate.
+      // turn comes, finds this one's key and leaves the room cancelled, naming this one.
       const waiting = await deps.room.store.waitingWithKey(tenant, dedupeRoomKey(job.dedupe.key)).catch(() => undefined);
       if (waiting) return queuedReplay(waiting, job, keyPath);
     }
