@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { loadSettings, type Settings } from '@janus/config';
 import type { PolicyDocumentInput } from '@janus/contracts';
 import { apiKeys } from '@janus/db';
-import { PolicyDocument } from '@janus/contracts';
+import { JobView, PolicyDocument } from '@janus/contracts';
 import { announceConfigChange, generateApiKey } from '@janus/policy';
 import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, testEnv, waitFor } from '@janus/testing';
 import { Dispatcher, type DispatcherEvents } from '@janus/waiting-room';
@@ -27,6 +27,16 @@ export async function startDispatcher(ingress: Ingress, namespace: string, event
   dispatcher.start();
   await waitFor(() => dispatcher.leading, leadingWithinMs);
   return dispatcher;
+}
+
+/** Polls `GET /v1/jobs/{jobId}` as the tenant of `key` until the job's view passes `ok`; resolves with it. */
+export function viewWhen(ingress: Ingress, key: string, jobId: string, ok: (v: JobView) => boolean, ms = 30_000): Promise<JobView> {
+  return waitFor(async () => {
+    const res = await ingress.app.request(`/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${key}` } });
+    if (res.status !== 200) return undefined;
+    const v = JobView.parse(await res.json());
+    return ok(v) ? v : undefined;
+  }, ms, 100);
 }
 
 /** Stores a new policy version, announces it, and waits until every given ingress runs it. */

@@ -4,7 +4,7 @@ import { JobView, PROBLEM_BASE, ReplayResponse } from '@janus/contracts';
 import { startAppProcess, testEnv, testNamespace, waitFor, type AppProcess } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+import { cleanup, createKey, json, setPolicy, start, storedMessages, viewWhen } from './helpers.js';
 
 // POST /v1/jobs/{jobId}/replay (an extension, docs/api.md) through the whole loop: this ingress, a
 // worker (the SDK), and the retry-scheduler (outcomes, retries, the room's dispatcher) and the
@@ -26,13 +26,7 @@ const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 const get = async (jobId: string, key = acme) => ingress.app.request(`/v1/jobs/${jobId}`, { headers: auth(key) });
 const view = async (jobId: string): Promise<JobView> => JobView.parse(await (await get(jobId)).json());
 const replay = (jobId: string, key = acme) => ingress.app.request(`/v1/jobs/${jobId}/replay`, { method: 'POST', headers: auth(key) });
-const until = (jobId: string, ok: (v: JobView) => boolean, ms = 30_000) =>
-  waitFor(async () => {
-    const res = await get(jobId);
-    if (res.status !== 200) return undefined;
-    const v = JobView.parse(await res.json());
-    return ok(v) ? v : undefined;
-  }, ms, 100);
+const until = (jobId: string, ok: (v: JobView) => boolean, ms = 30_000) => viewWhen(ingress, acme, jobId, ok, ms);
 async function submit(payload: unknown): Promise<string> {
   const res = await ingress.app.request('/v1/jobs', json({ type: 'flaky', payload }, auth(acme)));
   expect(res.status).toBe(202);

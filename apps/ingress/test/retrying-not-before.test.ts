@@ -4,7 +4,7 @@ import { JobView } from '@janus/contracts';
 import { startAppProcess, testEnv, testNamespace, waitFor, type AppProcess } from '@janus/testing';
 import { startWorker, type Worker } from '@janus/worker-sdk';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, json, setPolicy, start, storedMessages } from './helpers.js';
+import { cleanup, createKey, json, setPolicy, start, storedMessages, viewWhen } from './helpers.js';
 
 // CONTRACT §3: GET /v1/jobs/{jobId} shows a `retrying` job's current `notBefore`, also while its
 // retry waits (before it is due) in JANUS_RETRIES. Through the real path: this ingress, a worker
@@ -20,13 +20,7 @@ let release: () => void = () => {};
 const released = new Promise<void>((resolve) => (release = resolve));
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
-const until = (jobId: string, ok: (v: JobView) => boolean, ms = 30_000) =>
-  waitFor(async () => {
-    const res = await ingress.app.request(`/v1/jobs/${jobId}`, { headers: auth(acme) });
-    if (res.status !== 200) return undefined;
-    const v = JobView.parse(await res.json());
-    return ok(v) ? v : undefined;
-  }, ms, 100);
+const until = (jobId: string, ok: (v: JobView) => boolean, ms = 30_000) => viewWhen(ingress, acme, jobId, ok, ms);
 async function submit(type: string, payload: unknown): Promise<string> {
   const res = await ingress.app.request('/v1/jobs', json({ type, payload }, auth(acme)));
   expect(res.status).toBe(202);

@@ -4,7 +4,7 @@ import { JobView, PROBLEM_BASE } from '@janus/contracts';
 import { messageIds, publishJson } from '@janus/messaging';
 import { startAppProcess, testEnv, testNamespace, waitFor, type AppProcess } from '@janus/testing';
 import type { Ingress } from '../src/ingress.js';
-import { cleanup, createKey, setPolicy, start, storedMessages } from './helpers.js';
+import { cleanup, createKey, setPolicy, start, storedMessages, viewWhen } from './helpers.js';
 
 // Text PostgreSQL cannot store (a lone UTF-16 surrogate, as NUL) through the real path: this
 // ingress, and the retry-scheduler and persister as the real apps. A request holding one is 400
@@ -20,13 +20,7 @@ const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 /** Sends `text` as it is: the JSON escapes (`\ud800`) reach the server unchanged. */
 const postText = (path: string, text: string, headers: Record<string, string> = {}) =>
   ingress.app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...auth(acme), ...headers }, body: text });
-const until = (jobId: string, ok: (v: JobView) => boolean, ms = 20_000) =>
-  waitFor(async () => {
-    const res = await ingress.app.request(`/v1/jobs/${jobId}`, { headers: auth(acme) });
-    if (res.status !== 200) return undefined;
-    const v = JobView.parse(await res.json());
-    return ok(v) ? v : undefined;
-  }, ms, 100);
+const until = (jobId: string, ok: (v: JobView) => boolean, ms = 20_000) => viewWhen(ingress, acme, jobId, ok, ms);
 
 type Problem = { type: string; status: number; errors?: { path: string; message: string }[] };
 
