@@ -57,13 +57,14 @@ async function stopRedis(): Promise<void> {
 }
 
 const POLICY = {
-  dependencies: { db: { concurrency: 2 }, db2: { concurrency: 2 }, fast: { rate: { limit: 60, periodMs: 60_000 } } },
+  dependencies: { db: { concurrency: 2 }, db2: { concurrency: 2 }, fast: { rate: { limit: 60, periodMs: 60_000 } }, slid: { rate: { limit: 3, periodMs: 120_000, kind: 'window' as const } } },
   tenants: { acme: { budget: { limit: 10, periodMs: 3_600_000 } }, beta: {} },
   jobTypes: {
     // its workers extend their leases: a 3 s timeout, extended to a minute
     work: { dependencies: [{ name: 'db' }], timeoutMs: 3_000 },
     long: { dependencies: [{ name: 'db2' }], timeoutMs: 60_000 },
     ping: { dependencies: [{ name: 'fast' }] },
+    wping: { dependencies: [{ name: 'slid' }] },
     probe: {},
   },
 };
@@ -161,6 +162,9 @@ describe('Redis loses its state (its keys deleted)', () => {
     const batch = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'probe', idempotencyKey: 'in-batch' }, { type: 'probe', payload: { n: 2 } }] }, { 'idempotency-key': 'batch-1' });
     expect(batch.status).toBe(202);
     const batchBody = (await batch.json()) as object;
+    // a sliding window of 3 per 2 minutes, used up
+    for (let i = 0; i < 3; i++) expect((await post('/v1/jobs', beta, { type: 'wping' })).status).toBe(202);
+    expect((await post('/v1/jobs', beta, { type: 'wping' })).status).toBe(429);
     await persisted();
     expect((await (await post('/v1/jobs', acme, { type: 'work', cost: 3 }, { 'idempotency-key': 'order-1' })).json()) as object).toMatchObject({ jobId: firstBody.jobId, duplicate: true });
 
@@ -208,9 +212,15 @@ describe('Redis loses its state (its keys deleted)', () => {
     expect(admitted).toBeLessThanOrEqual(2);
     expect(await burst.find((r) => r.status === 429)?.json()).toMatchObject({ reason: 'dependency_rate' });
 
+    // The sliding window still holds the three admitted before the loss (from the durable record).
+    const overWindow = await post('/v1/jobs', beta, { type: 'wping' });
+    expect(overWindow.status).toBe(429);
+    expect(await overWindow.json()).toMatchObject({ reason: 'dependency_rate' });
+
     const metrics = await (await ingress.app.request('/metrics')).text();
     expect(metrics).toMatch(/janus_state_rebuilds_total\{result="rebuilt",app="ingress"\} 1/);
     expect(metrics).toMatch(/janus_state_restored\{what="leases",app="ingress"\} [1-9]/);
+    expect(metrics).toMatch(/janus_state_restored\{what="windows",app="ingress"\} [1-9]/);
   }, 90_000);
 });
 

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { Priority } from '@janus/contracts';
 import type { Database } from '@janus/db';
-import { CREDITS, estimateFor, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredLease, type RestoredState } from '@janus/limiter';
+import { CREDITS, estimateFor, longestWindowMs, type CompiledPolicy, type RestoredBudget, type RestoredCredits, type RestoredIdempotency, type RestoredAdmission, type RestoredLease, type RestoredState } from '@janus/limiter';
 import { batchIdempotencyRecord, jobIdempotencyRecord } from './idempotency-record.js';
 import { dedupeKeyOfRoomKey, dedupeRoomKey } from './room-keys.js';
 import { encodeRetryContext } from './retry-context.js';
@@ -59,6 +59,7 @@ const KeyRow = z.object({
   admitted_at: time,
   expires_at: time,
 });
+const AdmissionRow = z.object({ tenant: z.string(), type: z.string(), cost: int.nullable(), admitted_at: time, actual_cost: int.nullable() });
 const RetryRow = z.object({ job_id: z.string(), attempt: int, admitted_at: time, tenant: z.string(), type: z.string(), room_key: z.string().nullable(), fingerprint: z.string().nullable() });
 
 
@@ -267,7 +268,33 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
   }
 
   const credits = await readCredits(db, policy, leases, opts.now);
-  return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))], credits };
+  const admissions = await readRecentAdmissions(db, policy, opts.now);
+  return { leases, budgets, idempotency, bucketTenants: [...new Set(leases.map((l) => l.tenant))], credits, admissions };
+}
+
+/**
+ * Every attempt admitted within the policy's longest sliding window (none without one): what the
+ * windows held (the limiter counts each in the windows it touches). An attempt admitted that long
+ * ago either has no outcome yet or finished since, so the two partial reads the indexes serve
+ * (`attempts_unfinished_idx`, `attempts_finished_at_idx`) find all of them however long the history.
+ */
+async function readRecentAdmissions(db: Database, policy: CompiledPolicy, now: number): Promise<RestoredAdmission[]> {
+  const longest = longestWindowMs(policy);
+  if (longest === 0) return [];
+  const since = new Date(now - longest);
+  // finished_at is an instance's clock, admitted_at Redis's: a minute's slack between them
+  const finishedSince = new Date(now - longest - 60_000);
+  const rows = await db.execute(sql`
+    SELECT j.tenant, j.type, j.cost, a.admitted_at, a.actual_cost
+    FROM attempts a JOIN jobs j ON j.job_id = a.job_id
+    WHERE a.admitted_at > ${since} AND (a.outcome IS NULL OR a.finished_at IS NULL OR a.finished_at > ${finishedSince})`);
+  return rowsOf(AdmissionRow, rows).map((row) => ({
+    tenant: row.tenant,
+    jobType: row.type,
+    ...(row.cost !== null ? { cost: row.cost } : {}),
+    admittedAt: row.admitted_at.getTime(),
+    ...(row.actual_cost !== null ? { actualCost: row.actual_cost } : {}),
+  }));
 }
 
 const CreditBalanceRow = z.object({ tenant: z.string(), balance: int });

@@ -16,6 +16,8 @@ export interface RestoredCounts {
   readonly budgets: number;
   readonly idempotencyKeys: number;
   readonly buckets: number;
+  /** Sliding-window entries (one per window and expiry ms) counted from the attempts admitted within their periods. */
+  readonly windows: number;
 }
 
 export type LimiterOpening =
@@ -294,6 +296,7 @@ export class StateRecovery {
       budgets: written.budgets,
       idempotencyKeys: written.idempotency,
       buckets: written.buckets,
+      windows: written.windows,
     };
     if (this.#metrics) {
       for (const [what, n] of Object.entries(restored)) this.#metrics.restored.set({ what }, n);

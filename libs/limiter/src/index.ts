@@ -1,3 +1,4 @@
+export { longestWindowMs } from './restore.js';
 export { compilePolicy, amountFor, estimateFor, exceedsCapacity, priorityShareOf, shareCapacity } from './policy.js';
 export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, WindowSpec, GuardSpec, AttemptsSpec, ConcurrencySpec, BudgetSpec, CreditsSpec, LimitAmount } from './policy.js';
 export { ADAPTIVE, CREDITS } from './codes.js';

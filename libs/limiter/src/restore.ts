@@ -5,7 +5,8 @@
  *
  *   lock     state-lock-1      at most one instance rebuilds at a time
  *   restore  state-restore-n   leases (records, pools, expiry index), budgets, idempotency records,
- *                              EMPTY rate buckets; idempotent, in chunks
+ *                              EMPTY rate buckets, sliding windows from the recent admissions;
+ *                              idempotent, in chunks
  *   open     state-open-3      writes the epoch (admission reopens) and releases the lock
  *
  * A restored lease keeps its id, so its record sits where admission put it (`Keys.leaseLocation`)
@@ -16,10 +17,10 @@
 import { ADOPT_ANSWER, CREDITS, LOCK_ANSWER, OPEN_ANSWER, PRIORITY, RESTORE_ANSWER } from './codes.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
-import { formatActiveLeaseRecord, rateEntry } from './lease-record.js';
+import { formatActiveLeaseRecord, rateEntry, windowEntry } from './lease-record.js';
 import { amountFor, estimateFor, type CompiledPolicy } from './policy.js';
 import type { ScriptStore } from './store.js';
-import type { AdoptResult, OpenResult, RestoredLease, RestoredState, RestoreResult, StateStatus } from './types.js';
+import type { AdoptResult, OpenResult, RestoredAdmission, RestoredLease, RestoredState, RestoreResult, StateStatus } from './types.js';
 
 type Arg = string | number;
 
@@ -34,6 +35,8 @@ const MAX_ARGS_PER_CALL = 8_000;
 export const ADOPTED_LEASE_GRACE_MS = 2_000;
 /** Credits reservations (or orphans) per restore item: 5 arguments each, well within one call. */
 const CREDITS_CHUNK = 500;
+/** Expiries per sliding-window item: 2 arguments each. */
+const WINDOW_CHUNK = 1_000;
 
 export interface StateRestoreOptions {
   readonly store: ScriptStore;
@@ -86,7 +89,7 @@ export class StateRestore {
    */
   async restore(token: string, policy: CompiledPolicy, state: RestoredState): Promise<RestoreResult> {
     const k = this.#keys;
-    const totals = { leases: 0, existing: 0, budgets: 0, idempotency: 0, buckets: 0, skipped: 0 };
+    const totals = { leases: 0, existing: 0, budgets: 0, idempotency: 0, buckets: 0, windows: 0, skipped: 0 };
     let keys: string[] = [];
     let args: Arg[] = [];
     const flush = async (): Promise<RestoreResult | undefined> => {
@@ -101,6 +104,7 @@ export class StateRestore {
       totals.budgets += Number(reply[3]);
       totals.idempotency += Number(reply[4]);
       totals.buckets += Number(reply[5]);
+      totals.windows += Number(reply[6] ?? 0);
       return undefined;
     };
     const add = async (itemKeys: readonly string[], itemArgs: readonly Arg[]): Promise<RestoreResult | undefined> => {
@@ -162,6 +166,15 @@ export class StateRestore {
     for (const [key, bucket] of rateBuckets(k, policy, state.bucketTenants)) {
       const stop = await add([key], ['bucket', bucket.capacity, bucket.refill, bucket.periodMs]);
       if (stop) return stop;
+    }
+    // Each (window, expiry) goes in exactly one item: the script writes counts, not increments.
+    for (const [key, units] of windowUnits(k, policy, state.admissions ?? [], await this.#clock.read())) {
+      const entries = [...units];
+      for (let i = 0; i < entries.length; i += WINDOW_CHUNK) {
+        const chunk = entries.slice(i, i + WINDOW_CHUNK);
+        const stop = await add([key, k.poolExpiries(key)], ['window', chunk.length, ...chunk.flat()]);
+        if (stop) return stop;
+      }
     }
     const stop = await flush();
     return stop ?? { ok: true, ...totals };
@@ -275,7 +288,9 @@ export function restoredRecord(
         bk = opts.unheld === true && (lease.reserved <= 0 || lease.budgetWindow === undefined) ? '' : keys.limit(spec.id);
         budgetPeriodMs = spec.periodMs;
       } else if (opts.unheld === true) continue;
-      // (no window entries: rate windows are not rebuilt, so a settle after the rebuild leaves them alone)
+      // a costRate window's entry, as admission records it: the rebuild counted the estimate at
+      // admittedAt + periodMs (windowUnits), which a settle then replaces by the actual cost's share
+      else if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(keys.limit(spec.id), amountFor(spec, jt, lease.cost), estimate, spec.periodMs));
       else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
         rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));
@@ -312,6 +327,54 @@ export function rateBuckets(keys: Keys, policy: CompiledPolicy, tenants: readonl
       for (const spec of policy.limitsFor(tenant, jobType) ?? []) {
         if (spec.kind === 'rate') out.set(keys.limit(spec.id), { capacity: spec.capacity * spec.periodMs, refill: spec.limit, periodMs: spec.periodMs });
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * The longest period of the policy's sliding windows (a rate of `kind: "window"`), 0 when it has
+ * none: how far back a rebuild must read admissions (RestoredState.admissions).
+ */
+export function longestWindowMs(policy: CompiledPolicy): number {
+  const doc = policy.document;
+  const rates = [
+    doc.global?.rate,
+    ...Object.values(doc.tenants).map((t) => t.rate),
+    ...Object.values(doc.dependencies).flatMap((d) => [d.rate, d.costRate, d.perTenant?.rate, d.perTenant?.costRate]),
+  ];
+  return rates.reduce((longest, r) => (r?.kind === 'window' ? Math.max(longest, r.periodMs) : longest), 0);
+}
+
+/**
+ * What the policy's sliding windows held at `now`, from the attempts admitted within their periods:
+ * per window pool key, the units counted at each expiry ms (admittedAt + periodMs), as admission
+ * counts them — one per job, or the job's cost on the dependency; once an attempt's actual cost is
+ * known, a costRate window holds its share of it, as settle leaves it (settle-n.lua). A dependency's
+ * guard (its effective-rate ratio) is not part of the durable record: the units are the declared
+ * ones.
+ */
+export function windowUnits(keys: Keys, policy: CompiledPolicy, admissions: readonly RestoredAdmission[], now: number): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const a of admissions) {
+    const jt = policy.jobType(a.jobType);
+    const specs = policy.limitsFor(a.tenant, a.jobType);
+    if (jt === undefined || specs === undefined) continue;
+    for (const spec of specs) {
+      if (spec.kind !== 'window') continue;
+      const exp = a.admittedAt + spec.periodMs;
+      if (exp <= now) continue;
+      const amount = amountFor(spec, jt, a.cost);
+      let units = amount;
+      if (spec.amount.per === 'cost' && a.actualCost !== undefined) {
+        const estimate = estimateFor(jt, a.cost);
+        units = estimate === 0 || amount === estimate ? a.actualCost : Math.floor((amount * a.actualCost) / estimate);
+      }
+      if (units <= 0) continue;
+      const key = keys.limit(spec.id);
+      const byExp = out.get(key) ?? new Map<number, number>();
+      byExp.set(exp, (byExp.get(exp) ?? 0) + units);
+      out.set(key, byExp);
     }
   }
   return out;

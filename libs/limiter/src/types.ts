@@ -370,6 +370,23 @@ export interface RestoredState {
   readonly bucketTenants: readonly string[];
   /** Prepaid credit accounts (absent: none to restore). */
   readonly credits?: readonly RestoredCredits[];
+  /**
+   * Every attempt admitted within the longest sliding window of the policy (rate `kind: "window"`),
+   * finished or not: what the windows counted before the loss (absent: none).
+   */
+  readonly admissions?: readonly RestoredAdmission[];
+}
+
+/** An attempt admitted lately, as the durable record has it: what it counted in the sliding windows it touched. */
+export interface RestoredAdmission {
+  readonly tenant: string;
+  readonly jobType: string;
+  /** The producer's cost override, if any. */
+  readonly cost?: number;
+  /** Ms (Redis time, as admission stamped it). */
+  readonly admittedAt: number;
+  /** The actual cost its applied outcome reported, if any (a costRate window then holds its share of it). */
+  readonly actualCost?: number;
 }
 
 export type RestoreResult =
@@ -381,6 +398,8 @@ export type RestoreResult =
       readonly budgets: number;
       readonly idempotency: number;
       readonly buckets: number;
+      /** Sliding-window entries (one per window and expiry ms) written. */
+      readonly windows: number;
       /** Leases whose id admission could not have issued (e.g. fail-open leases): nothing to restore. */
       readonly skipped: number;
     }

@@ -16,13 +16,21 @@ afterEach(async () => {
 });
 
 const policy = {
-  dependencies: { api: { concurrency: 2 }, fast: { rate: { limit: 10, periodMs: 1000 } }, metered: { costRate: { limit: 100, periodMs: 1000 } } },
+  dependencies: {
+    api: { concurrency: 2 },
+    fast: { rate: { limit: 10, periodMs: 1000 } },
+    metered: { costRate: { limit: 100, periodMs: 1000 } },
+    slid: { rate: { limit: 3, periodMs: 1000, kind: 'window' as const } },
+    slidcost: { costRate: { limit: 20, periodMs: 1000, kind: 'window' as const } },
+  },
   tenants: { acme: { budget: { limit: 10, periodMs: 3_600_000 } }, other: {} },
   jobTypes: {
     call: { dependencies: [{ name: 'api' }], timeoutMs: 5000 },
     ping: { dependencies: [{ name: 'fast' }], timeoutMs: 5000 },
     spend: { dependencies: [{ name: 'metered', cost: 10 }], timeoutMs: 5000 },
     free: { timeoutMs: 5000 },
+    wping: { dependencies: [{ name: 'slid' }], timeoutMs: 5000 },
+    wspend: { dependencies: [{ name: 'slidcost', cost: 10 }], timeoutMs: 5000 },
   },
 };
 
@@ -186,6 +194,63 @@ describe('restored budgets, idempotency records and buckets', () => {
     h.advance(1000);
     for (let i = 0; i < 10; i++) expect((await h.limiter.admit({ jobs: [job('ping', { tenant: 'other' })] })).kind).toBe('admitted');
     expect((await h.limiter.admit({ jobs: [job('ping', { tenant: 'other' })] })).kind).toBe('rejected');
+  });
+});
+
+describe('restored sliding windows', () => {
+  it('count what was admitted within their period: one over refused; exactly the limit again as entries leave; written twice, counted once', async () => {
+    h = await harness('restore', policy);
+    const admitted: number[] = [];
+    const ping = async () => {
+      const r = await h!.limiter.admit({ jobs: [job('wping', { tenant: 'other' })] });
+      if (r.kind === 'admitted') admitted.push(r.jobs[0]!.admittedAt);
+      return r.kind;
+    };
+    expect(await ping()).toBe('admitted');
+    expect(await ping()).toBe('admitted');
+    h.advance(400);
+    expect(await ping()).toBe('admitted');
+    const T = h.clock.now;
+    await loseState(h);
+    const admissions = admitted.map((admittedAt) => ({ tenant: 'other', jobType: 'wping', admittedAt }));
+    // an admission older than the window counts nothing
+    admissions.push({ tenant: 'other', jobType: 'wping', admittedAt: T - 1000 });
+    expect(await h.limiter.acquireRebuildLock('r', 30_000)).toBe(true);
+    expect(await h.limiter.restoreState('r', { ...EMPTY, admissions })).toMatchObject({ ok: true, windows: 2 });
+    expect(await h.limiter.restoreState('r', { ...EMPTY, admissions })).toMatchObject({ ok: true, windows: 2 });
+    expect(await h.limiter.openState('r', 'rebuilt')).toEqual({ kind: 'opened' });
+    expect(await h.limiter.admit({ jobs: [job('wping', { tenant: 'other' })] })).toEqual({ kind: 'rejected', index: 0, reason: 'dependency_rate', retryAfterMs: 600 });
+    h.advance(599);
+    expect(await ping()).toBe('rejected');
+    h.advance(1); // the first two leave the window
+    expect(await ping()).toBe('admitted');
+    expect(await ping()).toBe('admitted');
+    expect(await ping()).toBe('rejected');
+    h.advance(400); // the third leaves
+    expect(await ping()).toBe('admitted');
+    expect(await ping()).toBe('rejected');
+  });
+
+  it('a costRate window holds the settled share of a finished attempt and the estimate of a live one, which its settle replaces', async () => {
+    h = await harness('restore', policy);
+    const first = admittedLease(await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other' })] }));
+    const live = admittedLease(await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other' })] }));
+    expect(await h.limiter.settle(first.token, 'succeeded', 2)).toMatchObject({ ok: true });
+    // the window holds 2 + 10 of 20
+    await loseState(h);
+    await rebuild(h, {
+      leases: [restored(live, { tenant: 'other', jobType: 'wspend' })],
+      admissions: [
+        { tenant: 'other', jobType: 'wspend', admittedAt: first.admittedAt, actualCost: 2 },
+        { tenant: 'other', jobType: 'wspend', admittedAt: live.admittedAt },
+      ],
+    });
+    expect(await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other' })] })).toMatchObject({ kind: 'rejected', reason: 'dependency_cost_rate' });
+    expect((await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other', cost: 8 })] })).kind).toBe('admitted');
+    // 20 of 20; the live job's actual cost of 1 gives 9 back
+    expect(await h.limiter.settle(live.token, 'succeeded', 1)).toMatchObject({ ok: true });
+    expect((await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other', cost: 9 })] })).kind).toBe('admitted');
+    expect(await h.limiter.admit({ jobs: [job('wspend', { tenant: 'other', cost: 1 })] })).toMatchObject({ kind: 'rejected', reason: 'dependency_cost_rate' });
   });
 });
 

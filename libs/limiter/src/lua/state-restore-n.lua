@@ -25,6 +25,10 @@
     topup   a top-up marker (as credits-topup-4 writes it: '<amount> <at>'), from the ledger's
             top-up entry, so that its Idempotency-Key stays a replay; skipped when expired.
             KEYS: the marker
+    window  a sliding window's units (rate `kind: "window"`, includes/pool.lua) from the attempts
+            admitted within its period: per expiry ms (admittedAt + periodMs), the units counted
+            there, written as a count (not added: writing twice counts once); expiries at or
+            before now are skipped.  KEYS: the window pool HASH, its expiry ZSET
     bucket  a rate bucket restarted EMPTY at now (t = 0, ts = now: it refills from here; a missing
             bucket would read as full), with the period, refill and cap it is scaled by
             (includes/bucket.lua).  KEYS: the bucket hash
@@ -42,6 +46,7 @@
               'budget', windowStart, used, periodMs
               'idem', record, expiresAt
               'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms), periodMs
+              'window', n, n × (expiresAt, units)
               'credits', tenant, balance, reserved — the account (keys: its hash, the outbox)
               'creditsres', tenant, n, n × (leaseId, amount, jobId, attempt, 1 when its reserve entry
                 is missing) — reservations of live leases, in chunks (keys: the hash, the outbox)
@@ -49,7 +54,7 @@
                 lease is gone: charged at their estimate, in order (keys: the hash, the outbox)
               'topup', marker value, expiresAt
 
-  Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets }
+  Returns   { RESTORE_ANSWER_OK, leases written, leases found already written, budgets, idempotency records, buckets, window entries }
             or { RESTORE_ANSWER_LOCK_LOST } (the lock is not the caller's: nothing written)
             or { RESTORE_ANSWER_STATE_OPEN } (the epoch exists: the state is trusted again, nothing written)
 ]]
@@ -64,7 +69,7 @@ local rcall = redis.call
 if rcall('EXISTS', KEYS[1]) == 1 then return { RESTORE_ANSWER_STATE_OPEN } end
 if rcall('GET', KEYS[2]) ~= ARGV[2] then return { RESTORE_ANSWER_LOCK_LOST } end
 local retention = tonumber(ARGV[3])
-local leases, existing, budgets, idems, buckets = 0, 0, 0, 0, 0
+local leases, existing, budgets, idems, buckets, windows = 0, 0, 0, 0, 0, 0
 local k, a = 4, 4
 while a <= #ARGV do
   local kind = ARGV[a]
@@ -108,6 +113,21 @@ while a <= #ARGV do
     buckets = buckets + 1
     k = k + 1
     a = a + 4
+  elseif kind == 'window' then
+    local H, X, n = KEYS[k], KEYS[k + 1], tonumber(ARGV[a + 1])
+    local p = a + 2
+    for _ = 1, n do
+      local exp, units = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
+      if exp > now then
+        local e = fmt(exp)
+        local more = units - (tonumber(rcall('HGET', H, e)) or 0)
+        if more > 0 then pool_add(H, X, exp, more) end
+        windows = windows + 1
+      end
+      p = p + 2
+    end
+    k = k + 2
+    a = p
   elseif kind == 'credits' then
     rcall('HSET', KEYS[k], 'b', fmt(tonumber(ARGV[a + 2])), 'r', fmt(tonumber(ARGV[a + 3])))
     k = k + 2
@@ -151,4 +171,4 @@ while a <= #ARGV do
     return redis.error_reply('state-restore: unknown item kind ' .. tostring(kind))
   end
 end
-return { RESTORE_ANSWER_OK, leases, existing, budgets, idems, buckets }
+return { RESTORE_ANSWER_OK, leases, existing, budgets, idems, buckets, windows }
