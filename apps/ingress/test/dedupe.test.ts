@@ -13,6 +13,8 @@ const ns = testNamespace('ingress-dedupe');
 const settings = loadSettings(testEnv(ns));
 let ingress: Ingress;
 let dispatcher: Dispatcher;
+/** How the dispatcher reported each job it took out of the room (its metric's label). */
+const dispositions = new Map<string, string>();
 const keys: Record<string, string> = {};
 
 type Answer = { status: number; body: Record<string, unknown> };
@@ -71,7 +73,7 @@ beforeAll(async () => {
     },
   });
   for (const t of ['acme', 'beta']) keys[t] = (await createKey([ingress], t)).key;
-  dispatcher = await startDispatcher(ingress, ns);
+  dispatcher = await startDispatcher(ingress, ns, { dispatched: (disposition, row) => dispositions.set(row.jobId, disposition) });
 }, 60_000);
 
 afterAll(async () => {
@@ -277,7 +279,7 @@ describe('payload dedupe in mode queue', () => {
     expect((await messages('queued')).filter((m) => m.jobId === first.jobId)).toHaveLength(1);
   }, 30_000);
 
-  it('a waiting job whose payload a batch got admitted meanwhile leaves the room dead, as that job\'s duplicate, and never runs', async () => {
+  it('a waiting job whose payload a batch got admitted meanwhile leaves the room cancelled (and is counted so), as that job\'s duplicate, and never runs', async () => {
     for (let i = 0; i < 4; i += 1) expect((await submit('acme', { type: 'tiered', priority: 'high', payload: { fill: i } })).status).toBe(202);
     const payload = { tier: 'low', n: 1 };
     // low: shed (4 of 5 slots used), so it waits
@@ -298,6 +300,7 @@ describe('payload dedupe in mode queue', () => {
     const row = await ingress.runtime.db.pool.query<{ state: string; reason: string }>('SELECT state, reason FROM waiting_jobs WHERE job_id = $1', [waiting.body.jobId]);
     expect(row.rows).toEqual([{ state: 'cancelled', reason: `superseded by job ${String(admittedId)}: admitted with the same payload (job type dedupe), runs in this job's place` }]);
     expect((await messages('tiered')).filter((m) => m.jobId === waiting.body.jobId)).toEqual([]);
+    expect(dispositions.get(String(waiting.body.jobId))).toBe('cancelled');
     // From now on the payload answers for the admitted job.
     expect((await submit('acme', { type: 'tiered', mode: 'queue', payload })).body).toMatchObject({ jobId: admittedId, status: 'admitted', duplicate: true });
   }, 30_000);

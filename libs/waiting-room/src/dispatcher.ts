@@ -382,7 +382,8 @@ export class Dispatcher {
         case 'dead':
           dead.push({ ...key, reason: outcome.reason });
           this.#known.delete(`${key.jobId}.${key.attempt}`);
-          this.deps.events?.dispatched?.('dead', p.job.row, { waitedMs, reason: outcome.reason });
+          // (a superseded job left the room cancelled, not failed: so it is counted)
+          this.deps.events?.dispatched?.(outcome.superseded === true ? 'cancelled' : 'dead', p.job.row, { waitedMs, reason: outcome.reason });
           break;
         case 'again':
           // An admission that may be live keeps its row `dispatching` (not cancellable); one that an
@@ -517,7 +518,7 @@ export class Dispatcher {
             return { kind: 'again', disposition: 'unavailable', retryAfterMs: RETRY_SOON_MS, scope: 'job' };
           }
           // Its row is `cancelled` already: the round's `dead` transition (from `dispatching`) leaves it so.
-          return { kind: 'dead', reason: `superseded by job ${firstId} (same ${dedupeKey !== undefined ? 'payload' : 'idempotency key'})` };
+          return { kind: 'dead', superseded: true, reason: `superseded by job ${firstId} (same ${dedupeKey !== undefined ? 'payload' : 'idempotency key'})` };
         }
         return { kind: 'admitted', at: result.admitted.at };
       }
@@ -632,7 +633,8 @@ export class Dispatcher {
 
 type AdmitOutcome =
   | { readonly kind: 'admitted'; readonly at: number }
-  | { readonly kind: 'dead'; readonly reason: string }
+  /** Out of the room for good: failed (dead), or `superseded` (another job runs in its place: cancelled). */
+  | { readonly kind: 'dead'; readonly reason: string; readonly superseded?: true }
   | {
       readonly kind: 'again';
       readonly disposition: DispatchDisposition;
