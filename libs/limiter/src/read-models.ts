@@ -24,16 +24,18 @@ export class ReadModels {
     const budgetPolicy = policy.document.tenants[tenant]?.budget;
     const [live, budgetRow, credits] = await Promise.all([
       this.#liveCounts(deps.map((d) => limitId.depTenantConcurrency(d, tenant)), at),
-      budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u')) : undefined,
+      budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u', 'p')) : undefined,
       this.credits(tenant),
     ]);
     const inFlight: Record<string, number> = {};
     deps.forEach((d, i) => (inFlight[d] = live[i] ?? 0));
     let budget: TenantUsage['budget'] = null;
     if (budgetPolicy) {
-      const [w, u] = budgetRow ?? [];
+      const [w, u, p] = (budgetRow ?? []).map((x) => (x === null || x === undefined ? undefined : Number(x)));
       const ws = at - (at % budgetPolicy.periodMs);
-      const used = Number(w) === ws ? Number(u ?? 0) : 0;
+      // as admission reads it (includes/budget.lua): after a change of periodMs, a stored window
+      // that reached into the current one carries its use
+      const used = w !== undefined && (w === ws || (p !== undefined && w + p > ws)) ? (u ?? 0) : 0;
       budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
     }
     return { tenant, at, budget, credits: credits.account ? { balance: credits.balance, reserved: credits.reserved } : null, inFlight };

@@ -14,7 +14,8 @@
                  scaled by (refill = limit units per ms; includes/bucket.lua: a bucket stored at another
                  period, after a policy change, is converted, conservatively, and written back)
     concurrency  HASH n + count per expiry ms, and a ZSET of those ms (see includes/pool.lua)
-    budget       HASH w = window start ms, u = used in that window
+    budget       HASH w = window start ms, u = used in that window, p = its periodMs (includes/budget.lua:
+                 after a change of periodMs, a stored window reaching into the current one carries its use)
     window       a concurrency pool whose entries expire periodMs after admission (includes/pool.lua):
                  live entries = units admitted in the last periodMs (a sliding window, rate kind "window").
                  A costRate window's entry becomes the job's share of its actual cost at settle (same
@@ -96,6 +97,7 @@ local A = ARGV
 -- @include guard
 -- @include ring
 -- @include credits
+-- @include budget
 
 local fault, reopenAt = epoch_check(KEYS[1], KEYS[2], now, tonumber(A[2]))
 if fault then return { fault, reopenAt } end
@@ -168,10 +170,7 @@ local function load(li)
     s = { v = retries, cap = math.floor(firsts * d[7] / 1000000 + d[8]), why = 'retry_budget', wait = 1000 }
   else
     local ws = now - (now % d[7])
-    local v = rcall('HMGET', key, 'w', 'u')
-    local used = 0
-    if tonumber(v[1]) == ws then used = tonumber(v[2]) or 0 end
-    s = { v = used, ws = ws }
+    s = { v = budget_used(key, ws), ws = ws }
   end
   if (kind == LIMIT_KIND_RATE or kind == LIMIT_KIND_WINDOW) and d[9] > 0 then
     local g = S[d[9]] or load(d[9])
@@ -607,7 +606,7 @@ for li, s in pairs(S) do
       -- A missing bucket reads as full, which is the truth once it has refilled; keep it twice as long.
       rcall('PEXPIRE', key, math.ceil(s.v / d[7]) * 2 + 60000)
     elseif d[1] == LIMIT_KIND_BUDGET then
-      rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v))
+      rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v), 'p', fmt(d[7]))
       rcall('PEXPIRE', key, s.ws + d[7] - now + d[7] + 60000)
     elseif d[1] == LIMIT_KIND_WINDOW then
       pool_add(key, KEYS[d[7]], now + d[8], s.v - s.v0)

@@ -9,7 +9,7 @@
             src/lease-record.ts), ACTIVE with its durable expiry, by includes/lease-put.lua: left
             alone if it exists, else counted in its pools and entered in the expiry index.
             KEYS: the lease hash, then nPools × (pool HASH, pool ZSET)
-    budget  a tenant's budget window: HASH w = window start, u = used (as admit-n writes it);
+    budget  a tenant's budget window: HASH w = window start, u = used, p = periodMs (as admit-n writes it);
             skipped when that window is over.  KEYS: the budget hash
     idem    an idempotency record: HASH r = record, x = expiresAt (as admit-n writes it); skipped
             when expired.  KEYS: the idempotency hash
@@ -85,7 +85,7 @@ while a <= #ARGV do
   elseif kind == 'budget' then
     local ws, used, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
     if ws + period > now then
-      rcall('HSET', KEYS[k], 'w', fmt(ws), 'u', fmt(used))
+      rcall('HSET', KEYS[k], 'w', fmt(ws), 'u', fmt(used), 'p', fmt(period))
       rcall('PEXPIRE', KEYS[k], ws + period - now + period + 60000)
       budgets = budgets + 1
     end
