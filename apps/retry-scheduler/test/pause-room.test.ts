@@ -76,7 +76,7 @@ describe('pause and the waiting room', () => {
     };
     const before = await refusals();
     await waitFor(async () => (await refusals()) > before, 5_000, 5);
-    const saved = await new PolicyStore(bed.db.db).update(({ document: doc }) => ({ ...doc, dependencies: { ...doc.dependencies, narrow: { ...doc.dependencies['narrow'], concurrency: 20 } } }), { actor: 'test', action: 'raise' });
+    const saved = await new PolicyStore(bed.db.db).update(({ document: doc }) => ({ ...doc, dependencies: { ...doc.dependencies, narrow: { ...doc.dependencies['narrow']!, concurrency: 20 } } }), { actor: 'test', action: 'raise' });
     if (!saved.ok) throw new Error('policy update failed');
     bed.limiter.setPolicy(compilePolicy(saved.policy.document, saved.policy.version));
     await announceConfigChange(bed.nc, bed.names, saved.policy.version);
