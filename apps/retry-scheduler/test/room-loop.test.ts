@@ -8,17 +8,24 @@ import { openTestBed, type TestBed } from './harness.js';
 
 /**
  * The waiting room in the whole loop (the scheduler app with its dispatcher, a worker SDK worker):
- * a freed slot is used at once — a settle wakes the dispatcher, no polling delay — and a retry storm
- * of one tenant waiting in the room does not push out another tenant's first attempts.
+ * a freed slot is used at once — a settle wakes the dispatcher, no polling delay — a retry storm
+ * of one tenant waiting in the room does not push out another tenant's first attempts, and a tenant
+ * spreading its jobs over two job types on one dependency gets one share of it, not two.
  */
 let bed: TestBed;
 let scheduler: Scheduler;
 
 beforeAll(async () => {
   bed = await openTestBed('room_loop', {
-    dependencies: { single: { concurrency: 1 }, api: { rate: { limit: 40, periodMs: 1000 } } },
-    tenants: { storm: {}, calm: {} },
-    jobTypes: { one: { dependencies: [{ name: 'single' }] }, call: { dependencies: [{ name: 'api' }], timeoutMs: 600_000 } },
+    dependencies: { single: { concurrency: 1 }, api: { rate: { limit: 40, periodMs: 1000 } }, shared: { rate: { limit: 40, periodMs: 1000 } } },
+    tenants: { storm: {}, calm: {}, splitter: {}, steady: {} },
+    jobTypes: {
+      one: { dependencies: [{ name: 'single' }] },
+      call: { dependencies: [{ name: 'api' }], timeoutMs: 600_000 },
+      // two job types on one dependency
+      sa: { dependencies: [{ name: 'shared' }], timeoutMs: 600_000 },
+      sb: { dependencies: [{ name: 'shared' }], timeoutMs: 600_000 },
+    },
   });
   scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100 });
   await announceConfigChange(bed.nc, bed.names, bed.version);
@@ -89,4 +96,24 @@ describe('the waiting room in the loop', () => {
     expect(text).toMatch(/^janus_room_waiting_jobs\{tenant="(storm|calm)",job_type="call"[^}]*\} [1-9]\d*$/m);
     expect(text).toMatch(/^janus_room_oldest_waiting_seconds\{tenant="(storm|calm)"[^}]*\} \d/m);
   });
+
+  it('a tenant spreading its jobs over two job types on one dependency gets one share of it, not two', async () => {
+    await insert([
+      ...Array.from({ length: 200 }, (_, i) => ({ jobId: `split-a-${i}`, attempt: 1, tenant: 'splitter', type: 'sa', priority: 1 })),
+      ...Array.from({ length: 200 }, (_, i) => ({ jobId: `split-b-${i}`, attempt: 1, tenant: 'splitter', type: 'sb', priority: 1 })),
+      ...Array.from({ length: 200 }, (_, i) => ({ jobId: `steady-${i}`, attempt: 1, tenant: 'steady', type: 'sa', priority: 1 })),
+    ]);
+    const from = Date.now() + 1_500; // past the bucket's initial burst
+    await new Promise((r) => setTimeout(r, 5_500));
+    const rows = await bed.db.pool.query<{ tenant: string; n: number }>(
+      `SELECT tenant, count(*)::int AS n FROM waiting_jobs WHERE type IN ('sa', 'sb') AND state = 'admitted' AND updated_at >= $1 AND updated_at < $2 GROUP BY tenant`,
+      [new Date(from), new Date(from + 4_000)],
+    );
+    const per = Object.fromEntries(rows.rows.map((r) => [r.tenant, r.n]));
+    console.log(`[room-loop] over 4 s on one 40/s dependency: splitter (two job types) ${per.splitter ?? 0}, steady (one) ${per.steady ?? 0}`);
+    const steadyShare = (per.steady ?? 0) / ((per.steady ?? 0) + (per.splitter ?? 0));
+    // (per job type, as before 2026-12-01, the splitter took two thirds)
+    expect(steadyShare).toBeGreaterThanOrEqual(0.44);
+    expect(steadyShare).toBeLessThanOrEqual(0.56);
+  }, 60_000);
 });

@@ -3,7 +3,7 @@ import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type AdmissionPipelineDeps, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
 import { ADMITTED_AT_ADMISSION, dedupeKeyOfRoomKey, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
-import type { AdmissionRequest, IdempotencyKind, Limiter } from '@janus/limiter';
+import type { AdmissionRequest, CompiledPolicy, IdempotencyKind, Limiter } from '@janus/limiter';
 import type { JetStreamTarget, NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
 import { paceOf } from './estimate.js';
@@ -113,9 +113,11 @@ export class Dispatcher {
   readonly #tenants = new Map<string, Block>();
   readonly #tenantLanes = new Map<string, Block>();
   /**
-   * Jobs a lane may try in one round: doubled after a round whose tries were all admitted, and after
-   * a round with refusals set to what was admitted in it (at least 1) — the limits' own measure of
-   * what one round can take, so a tight limit costs few refusals and a fast one is not starved.
+   * Jobs a fairness scope (the lanes on one set of dependencies, fairnessScope) may try in one
+   * round: doubled after a round whose tries were all admitted, and after a round with refusals set
+   * to what was admitted in it (at least 1) — the limits' own measure of what one round can take,
+   * so a tight limit costs few refusals and a fast one is not starved. Per scope, not per job type:
+   * two job types on one dependency share what it takes per round, in the fair order.
    */
   readonly #windows = new Map<string, number>();
   #globalUntil = 0;
@@ -137,7 +139,10 @@ export class Dispatcher {
 
   constructor(private readonly deps: DispatcherDeps) {
     this.store = new WaitingStore(deps.db);
-    this.#queue = new FairQueue((tenant) => deps.limiter.policy.document.tenants[tenant]?.weight ?? 1);
+    this.#queue = new FairQueue(
+      (tenant) => deps.limiter.policy.document.tenants[tenant]?.weight ?? 1,
+      (type) => fairnessScope(deps.limiter.policy, type),
+    );
     this.#pipeline = new AdmissionPipeline({
       limiter: deps.limiter,
       js: deps.js,
@@ -326,19 +331,26 @@ export class Dispatcher {
       for (const d of due) this.#queue.add(d.job);
     }
     const max = this.deps.maxInFlight ?? 64;
-    const perLane = new Map<string, number>();
+    const perScope = new Map<string, number>();
+    const scopeOf = (type: string) => fairnessScope(this.deps.limiter.policy, type);
     const earliest = { at: now + SLOT_RECHECK_MS };
     const blocks: Blocks = {
-      lane: (type, t) => t < this.#globalUntil || blocked(this.#lanes, type, t, earliest) || (perLane.get(type) ?? 0) >= (this.#windows.get(type) ?? 1),
+      // a lane is blocked by its job type's own refusals and by its dependencies' (its scope's)
+      lane: (type, t) =>
+        t < this.#globalUntil ||
+        blocked(this.#lanes, type, t, earliest) ||
+        blocked(this.#lanes, scopeOf(type), t, earliest) ||
+        (perScope.get(scopeOf(type)) ?? 0) >= (this.#windows.get(scopeOf(type)) ?? 1),
       tenant: (tenant, t) => blocked(this.#tenants, tenant, t, earliest),
-      tenantLane: (tenant, type, t) => blocked(this.#tenantLanes, `${tenant}|${type}`, t, earliest),
+      tenantLane: (tenant, type, t) => blocked(this.#tenantLanes, `${tenant}|${type}`, t, earliest) || blocked(this.#tenantLanes, `${tenant}|${scopeOf(type)}`, t, earliest),
     };
     const picked: { job: RoomJob; undo: () => void }[] = [];
     while (picked.length < max) {
       const next = this.#queue.next(now, blocks, earliest);
       if (next === undefined) break;
       picked.push(next);
-      perLane.set(next.job.type, (perLane.get(next.job.type) ?? 0) + 1);
+      const scope = scopeOf(next.job.type);
+      perScope.set(scope, (perScope.get(scope) ?? 0) + 1);
     }
     if (this.#globalUntil > now) earliest.at = Math.min(earliest.at, this.#globalUntil);
     for (const d of this.#delayed) earliest.at = Math.min(earliest.at, d.until);
@@ -365,6 +377,8 @@ export class Dispatcher {
     const back: RowKey[] = [];
     const dead: (RowKey & { reason: string })[] = [];
     const undone: { undo: () => void }[] = [];
+    // per fairness scope (see #windows)
+    const scopeOf = (type: string) => fairnessScope(this.deps.limiter.policy, type);
     const laneAdmitted = new Map<string, number>();
     const laneRefused = new Set<string>();
     for (const r of results) {
@@ -376,7 +390,7 @@ export class Dispatcher {
         case 'admitted':
           admitted.push(key);
           this.#known.delete(`${key.jobId}.${key.attempt}`);
-          laneAdmitted.set(p.job.type, (laneAdmitted.get(p.job.type) ?? 0) + 1);
+          laneAdmitted.set(scopeOf(p.job.type), (laneAdmitted.get(scopeOf(p.job.type)) ?? 0) + 1);
           this.deps.events?.dispatched?.('admitted', p.job.row, { waitedMs, notBeforeErrorMs: outcome.at - p.job.row.notBefore.getTime() });
           break;
         case 'dead':
@@ -397,7 +411,7 @@ export class Dispatcher {
             this.#delayed.push({ job: p.job, until: Date.now() + Math.max(outcome.retryAfterMs, 1) });
           } else {
             undone.push(p);
-            laneRefused.add(p.job.type);
+            laneRefused.add(scopeOf(p.job.type));
           }
           this.#block(p.job, outcome);
           this.deps.events?.dispatched?.(outcome.disposition, p.job.row, { waitedMs, ...(outcome.reason ? { reason: outcome.reason } : {}) });
@@ -405,9 +419,9 @@ export class Dispatcher {
       }
     }
     const max = this.deps.maxInFlight ?? 64;
-    for (const type of new Set([...laneAdmitted.keys(), ...laneRefused])) {
-      const admittedHere = laneAdmitted.get(type) ?? 0;
-      this.#windows.set(type, laneRefused.has(type) ? Math.max(1, admittedHere) : Math.min((this.#windows.get(type) ?? 1) * 2, max));
+    for (const scope of new Set([...laneAdmitted.keys(), ...laneRefused])) {
+      const admittedHere = laneAdmitted.get(scope) ?? 0;
+      this.#windows.set(scope, laneRefused.has(scope) ? Math.max(1, admittedHere) : Math.min((this.#windows.get(scope) ?? 1) * 2, max));
     }
     // Refused picks go back in reverse order: each restores the tags as they were before it.
     for (const p of undone.reverse()) p.undo();
@@ -432,9 +446,13 @@ export class Dispatcher {
     const slot = outcome.reason !== undefined && SLOT_REASONS.has(outcome.reason as RejectReason);
     const until = now + (slot ? Math.min(Math.max(outcome.retryAfterMs, 1), SLOT_RECHECK_MS) : Math.max(outcome.retryAfterMs, 1));
     const block: Block = { until, slot: slot || (outcome.reason !== undefined && WAKE_REASONS.has(outcome.reason as RejectReason)), ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) };
+    // A dependency's refusal blocks every lane on the same dependencies (its fairness scope): left
+    // open, a second job type on the dependency would take what frees first, out of the fair order.
+    // A pause may be the job type's own: it blocks that lane only.
+    const lane = outcome.reason !== undefined && outcome.reason !== 'paused' ? fairnessScope(this.deps.limiter.policy, job.type) : job.type;
     if (outcome.scope === 'tenant') this.#tenants.set(job.tenant, block);
-    else if (outcome.scope === 'tenant_lane') this.#tenantLanes.set(`${job.tenant}|${job.type}`, block);
-    else this.#lanes.set(job.type, block);
+    else if (outcome.scope === 'tenant_lane') this.#tenantLanes.set(`${job.tenant}|${lane}`, block);
+    else this.#lanes.set(lane, block);
   }
 
   async #admit(job: RoomJob): Promise<AdmitOutcome> {
@@ -667,4 +685,17 @@ function admissionKeysOf(row: WaitingRow): { key: string; kind: IdempotencyKind 
   if (row.idempotencyKey === null) return [room];
   const dedupeKey = dedupeKeyOfRoomKey(row.idempotencyKey);
   return dedupeKey !== undefined ? [{ key: dedupeKey, kind: 'dedupe' }, room] : [{ key: row.idempotencyKey, kind: 'producer' }];
+}
+
+/**
+ * The resource a job type's waiting jobs compete for, as the fair order sees it: its set of
+ * dependencies. Job types on the same dependencies share one fair order between tenants (a tenant
+ * spreading its jobs over two such job types gets one share, not two); job types without
+ * dependencies share the tenant and global limits, and one order. A job type the policy does not
+ * know (deleted while its jobs wait) is a scope of its own.
+ */
+export function fairnessScope(policy: CompiledPolicy, type: string): string {
+  const jt = policy.jobType(type);
+  if (jt === undefined) return `type:${type}`;
+  return `deps:${jt.dependencies.map((d) => d.name).sort().join(',')}`;
 }

@@ -42,20 +42,29 @@ interface TenantQueue {
   /** Job type → three arrays (by priority), each in arrival order. */
   readonly lanes: Map<string, QueuedJob[][]>;
   size: number;
-  /** Finish tag of the tenant's last job picked, per lane (job type). */
+  /** Finish tag of the tenant's last job picked, per fairness scope (see FairQueue). */
   readonly finish: Map<string, number>;
 }
 
+/**
+ * Lanes (job types) are what is blocked and picked; tags (finish and virtual times) belong to a
+ * fairness scope, the resource the lanes' jobs share: `scopeOf(type)` (by default the job type
+ * itself). Job types of one scope share one fair order, so a tenant that spreads its jobs over two
+ * job types on one dependency gets one share of that dependency, not two.
+ */
 export class FairQueue<J extends QueuedJob = QueuedJob> {
   readonly #tenants = new Map<string, TenantQueue>();
   readonly #index = new Map<string, J>();
-  /** Virtual time per lane: the start tag of the lane's last job picked. */
+  /** Virtual time per scope: the start tag of the scope's last job picked. */
   readonly #virtual = new Map<string, number>();
-  /** Finish tags (`tenant|type`) of tenants whose queue emptied, still ahead of the lane's virtual
-   * time (a tenant that resubmits at once must not restart ahead of its share). */
+  /** Finish tags (`tenant|scope`) of tenants whose queue in a scope emptied, still ahead of the
+   * scope's virtual time (a tenant that resubmits at once must not restart ahead of its share). */
   readonly #retired = new Map<string, number>();
 
-  constructor(private readonly weightOf: (tenant: string) => number) {}
+  constructor(
+    private readonly weightOf: (tenant: string) => number,
+    private readonly scopeOf: (type: string) => string = (type) => type,
+  ) {}
 
   get size(): number {
     return this.#index.size;
@@ -89,9 +98,10 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
     let lane = q.lanes.get(job.type);
     if (lane === undefined) {
       q.lanes.set(job.type, (lane = [[], [], []]));
-      const retired = this.#retired.get(`${job.tenant}|${job.type}`);
-      if (retired !== undefined && !q.finish.has(job.type)) q.finish.set(job.type, retired);
-      this.#retired.delete(`${job.tenant}|${job.type}`);
+      const scope = this.scopeOf(job.type);
+      const retired = this.#retired.get(`${job.tenant}|${scope}`);
+      if (retired !== undefined && !q.finish.has(scope)) q.finish.set(scope, retired);
+      this.#retired.delete(`${job.tenant}|${scope}`);
     }
     insertBySeq(lane[clampPriority(job.priority)]!, job);
     q.size += 1;
@@ -117,25 +127,26 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
    * not due. `earliestDue` receives the earliest due time among the heads skipped for not being due.
    */
   next(now: number, blocks: Blocks, earliestDue?: { at: number }): { job: J; undo: () => void } | undefined {
-    // Each lane (job type: one set of limits) has its own virtual time; across lanes the job whose
-    // start tag is least ahead of its lane's virtual time goes first.
-    let best: { q: TenantQueue; job: J; start: number; lag: number } | undefined;
+    // Each scope (the resource its lanes share) has its own virtual time; across scopes the job
+    // whose start tag is least ahead of its scope's virtual time goes first.
+    let best: { q: TenantQueue; job: J; scope: string; start: number; lag: number } | undefined;
     for (const [tenant, q] of this.#tenants) {
       if (blocks.tenant(tenant, now)) continue;
       for (const job of this.#heads(tenant, q, now, blocks, earliestDue)) {
-        const v = this.#virtual.get(job.type) ?? 0;
-        const start = Math.max(v, q.finish.get(job.type) ?? v);
+        const scope = this.scopeOf(job.type);
+        const v = this.#virtual.get(scope) ?? 0;
+        const start = Math.max(v, q.finish.get(scope) ?? v);
         const lag = start - v;
         if (best === undefined || lag < best.lag || (lag === best.lag && (job.priority < best.job.priority || (job.priority === best.job.priority && job.seq < best.job.seq)))) {
-          best = { q, job, start, lag };
+          best = { q, job, scope, start, lag };
         }
       }
     }
     if (best === undefined) return undefined;
-    const { q, job, start } = best;
-    const before = { finish: q.finish.get(job.type), virtual: this.#virtual.get(job.type) ?? 0 };
-    q.finish.set(job.type, start + job.units / Math.max(this.weightOf(job.tenant), 1e-9));
-    this.#virtual.set(job.type, start);
+    const { q, job, scope, start } = best;
+    const before = { finish: q.finish.get(scope), virtual: this.#virtual.get(scope) ?? 0 };
+    q.finish.set(scope, start + job.units / Math.max(this.weightOf(job.tenant), 1e-9));
+    this.#virtual.set(scope, start);
     this.remove(job.jobId, job.attempt);
     return {
       job,
@@ -143,10 +154,10 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
       undo: () => {
         this.add(job);
         const again = this.#tenants.get(job.tenant)!;
-        if (before.finish === undefined) again.finish.delete(job.type);
-        else again.finish.set(job.type, before.finish);
+        if (before.finish === undefined) again.finish.delete(scope);
+        else again.finish.set(scope, before.finish);
         // Nor may a refused pick move the virtual time: everyone behind it would tie at its tag.
-        this.#virtual.set(job.type, Math.min(this.#virtual.get(job.type) ?? 0, before.virtual));
+        this.#virtual.set(scope, Math.min(this.#virtual.get(scope) ?? 0, before.virtual));
       },
     };
   }
@@ -174,9 +185,13 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
     const lane = q.lanes.get(type);
     if (lane && lane.every((a) => a.length === 0)) {
       q.lanes.delete(type);
-      const finish = q.finish.get(type);
-      q.finish.delete(type);
-      if (finish !== undefined && finish > (this.#virtual.get(type) ?? 0)) this.#retired.set(`${tenant}|${type}`, finish);
+      const scope = this.scopeOf(type);
+      // the tenant's tag in the scope retires only when none of its lanes there has jobs left
+      if (![...q.lanes.keys()].some((t) => this.scopeOf(t) === scope)) {
+        const finish = q.finish.get(scope);
+        q.finish.delete(scope);
+        if (finish !== undefined && finish > (this.#virtual.get(scope) ?? 0)) this.#retired.set(`${tenant}|${scope}`, finish);
+      }
       if (this.#retired.size > 10_000) {
         for (const [k, f] of this.#retired) if (f <= (this.#virtual.get(k.slice(k.indexOf('|') + 1)) ?? 0)) this.#retired.delete(k);
       }

@@ -88,4 +88,32 @@ describe('FairQueue (start-time fair queueing)', () => {
     }
     expect(Math.abs(count(got, 'busy') - count(got, 'eager'))).toBeLessThanOrEqual(2);
   });
+
+  it('job types of one scope (one dependency) share one fair order: a tenant spreading over two of them gets one share, not two', () => {
+    // 12 tries a round on the dependency (the dispatcher's window, per scope), whichever job type
+    const round = (fq: FairQueue): string[] => {
+      const got: string[] = [];
+      const full: Blocks = { ...open, lane: (type) => type !== 'other' && got.length >= 12 };
+      for (let next = fq.next(1, full); next; next = fq.next(1, full)) got.push(next.job.tenant);
+      return got;
+    };
+    const scoped = new FairQueue(() => 1, (type) => (type === 'other' ? 'other' : 'api'));
+    fill(scoped, 'splitter', 300, { type: 'x' });
+    fill(scoped, 'splitter', 300, { type: 'y', start: 300 });
+    fill(scoped, 'single', 300, { type: 'x', start: 600 });
+    const shared = [...round(scoped), ...round(scoped), ...round(scoped)];
+    expect([count(shared, 'splitter'), count(shared, 'single')]).toEqual([18, 18]);
+    // a lane of another scope keeps its own order beside it
+    fill(scoped, 'third', 5, { type: 'other', start: 5000 });
+    expect(count(take(scoped, 5, { ...open, lane: (type) => type !== 'other' }), 'third')).toBe(5);
+  });
+
+  it('a tenant that empties one lane of a scope but still waits in another keeps its tag there', () => {
+    const fq = new FairQueue(() => 1, () => 'api');
+    fill(fq, 'a', 1, { type: 'x' });
+    fill(fq, 'a', 100, { type: 'y', start: 1 });
+    fill(fq, 'b', 100, { type: 'y', start: 1000 });
+    const got = take(fq, 100);
+    expect(Math.abs(count(got, 'a') - count(got, 'b'))).toBeLessThanOrEqual(1);
+  });
 });
