@@ -57,7 +57,7 @@ export function tenantAuth(opts: {
       };
     }
     const policy = opts.policy();
-    if (policy && !(owner.tenant in policy.document.tenants)) {
+    if (policy && !Object.hasOwn(policy.document.tenants, owner.tenant)) {
       return { response: problem(403, PROBLEM.forbidden, 'Tenant not configured', { detail: `tenant "${owner.tenant}" is not in the running policy` }) };
     }
     return owner;

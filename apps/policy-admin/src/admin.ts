@@ -86,7 +86,7 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
   if (!tokenStore || !tokenCache) throw new Error('unreachable: the policy watcher calls onConfigEvent at start');
   const tokens = { store: tokenStore, cache: tokenCache };
   const metrics = createAdminMetrics(rt.registry);
-  const changes = new PolicyChanges({ store: rt.policyStore, nc: rt.nc, jsm: rt.jsm, names: rt.names, logger: rt.logger, metrics, extraCheck: compileCheck });
+  const changes = new PolicyChanges({ store: rt.policyStore, nc: rt.nc, jsm: rt.jsm, names: rt.names, logger: rt.logger, metrics, extraCheck: compileCheck, pauses: rt.limiter });
   if (rt.policy.loaded) {
     // Idempotent: covers a previous instance that stored a job type but stopped before its consumer existed.
     void changes.ensureConsumers(rt.policy.policy.document);

@@ -1,14 +1,16 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { FieldError, PolicyDocument } from '@janus/contracts';
+import type { Limiter, PauseTarget } from '@janus/limiter';
 import { ensureWorkerConsumer, type NatsConnection, type NatsNames } from '@janus/messaging';
 import type { Logger } from '@janus/observability';
 import {
+  ApiKeyStore,
   announceConfigChange,
   type EditResult,
   type ExtraCheck,
   type PolicyChange,
   type PolicyStore,
-  type Tx,
+  type Within,
 } from '@janus/policy';
 import type { AdminMetrics } from './metrics.js';
 
@@ -27,13 +29,28 @@ export interface ChangeRequest {
   expectedVersion: number | undefined;
   /** Pure: the edit to apply to the live document (from `@janus/policy` putResource & co). */
   edit: (current: PolicyDocument) => EditResult;
-  within?: (tx: Tx, version: number) => Promise<void>;
+  /** More work in the change's transaction (after the removed tenants' keys are revoked). */
+  within?: Within;
 }
+
+/** The names a change removed from a section (`dependencies`, `tenants`, `jobTypes`). */
+function removed(diff: readonly PolicyChange[], section: 'dependencies' | 'tenants' | 'jobTypes'): string[] {
+  const prefix = `${section}.`;
+  return diff.filter((c) => c.op === 'remove' && c.path.startsWith(prefix)).map((c) => c.path.slice(prefix.length));
+}
+
+/** Every tenant a change removes loses its API keys in the change's own transaction, however it was removed. */
+const revokeRemovedTenantsKeys: Within = async (tx, _version, diff) => {
+  for (const tenant of removed(diff, 'tenants')) await ApiKeyStore.revokeTenantKeys(tx, tenant);
+};
 
 /**
  * Every policy change goes through here: validated and stored as a new version under the store's
- * lock, then announced on `<ns>.config.changed` (every instance reloads), then the worker
- * consumers of added or changed job types are created or updated.
+ * lock — the keys of every tenant it removes revoked in the same transaction (as DELETE and PUT
+ * /v1/policy alike remove tenants) — then announced on `<ns>.config.changed` (every instance
+ * reloads), then the pauses of the dependencies and job types it removed are dropped (one created
+ * again under the name starts unpaused), then the worker consumers of added or changed job types
+ * are created or updated.
  */
 export class PolicyChanges {
   constructor(
@@ -46,6 +63,8 @@ export class PolicyChanges {
       metrics: AdminMetrics;
       /** Refuses documents the running apps could not compile (e.g. the limiter's compiler). */
       extraCheck?: ExtraCheck;
+      /** Drops the pause (in Redis) of a removed dependency or job type. */
+      pauses: Pick<Limiter, 'dropPause'>;
     },
   ) {}
 
@@ -68,7 +87,13 @@ export class PolicyChanges {
         stored = edit.stored;
         return { ok: true, document: edit.document, audit: { actor: req.actor, action: req.action, target: req.target } };
       },
-      { ...(req.expectedVersion !== undefined ? { expectedVersion: req.expectedVersion } : {}), ...(req.within ? { within: req.within } : {}) },
+      {
+        ...(req.expectedVersion !== undefined ? { expectedVersion: req.expectedVersion } : {}),
+        within: async (tx, version, diff) => {
+          await revokeRemovedTenantsKeys(tx, version, diff);
+          await req.within?.(tx, version, diff);
+        },
+      },
     );
     const count = (outcome: string) => this.deps.metrics.changes.inc({ resource: req.resource, outcome });
     if (!result.ok) {
@@ -87,6 +112,7 @@ export class PolicyChanges {
     count(result.changed ? 'applied' : 'unchanged');
     if (result.changed) {
       await this.announce(result.policy.version);
+      await this.dropPauses(result.diff);
       await this.ensureConsumers(result.policy.document, result.diff);
     }
     return {
@@ -110,13 +136,30 @@ export class PolicyChanges {
     }
   }
 
+  /**
+   * Drops the pauses of the dependencies and job types a stored change removed. The change stands
+   * if Redis cannot be reached (logged and counted): such a pause then outlives its target, and
+   * holds one created again under its name until resumed.
+   */
+  private async dropPauses(diff: readonly PolicyChange[]): Promise<void> {
+    const targets: PauseTarget[] = [...removed(diff, 'dependencies').map((dependency) => ({ dependency })), ...removed(diff, 'jobTypes').map((jobType) => ({ jobType }))];
+    for (const target of targets) {
+      try {
+        await this.deps.pauses.dropPause(target);
+      } catch (error) {
+        this.deps.metrics.pauseDropFailures.inc();
+        this.deps.logger.error({ err: error, ...target }, 'could not drop the pause of a removed dependency or job type; it holds one created again under the name until resumed');
+      }
+    }
+  }
+
   /** Creates or updates `workers-<jobType>` for the job types a change added or changed (all of them when `diff` is undefined). */
   async ensureConsumers(document: PolicyDocument, diff?: readonly PolicyChange[]): Promise<void> {
     const jobTypes = diff
       ? diff.filter((c) => c.op !== 'remove' && c.path.startsWith('jobTypes.')).map((c) => c.path.slice('jobTypes.'.length))
       : Object.keys(document.jobTypes);
     for (const jobType of jobTypes) {
-      const policy = document.jobTypes[jobType];
+      const policy = Object.hasOwn(document.jobTypes, jobType) ? document.jobTypes[jobType] : undefined;
       if (!policy) continue;
       try {
         await ensureWorkerConsumer(this.deps.jsm, this.deps.names, jobType, policy.timeoutMs);

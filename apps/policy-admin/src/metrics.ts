@@ -7,6 +7,7 @@ export interface AdminMetrics {
   readonly validationFailures: Counter<'resource'>;
   readonly consumerFailures: Counter;
   readonly announceFailures: Counter;
+  readonly pauseDropFailures: Counter;
   readonly authFailures: Counter;
   readonly replays: Counter<'job_type'>;
 }
@@ -33,6 +34,11 @@ export function createAdminMetrics(registry: Registry): AdminMetrics {
     announceFailures: new Counter({
       name: 'janus_config_announce_failures_total',
       help: 'Config-change announcements that could not be published (instances still poll)',
+      registers: [registry],
+    }),
+    pauseDropFailures: new Counter({
+      name: 'janus_pause_drop_failures_total',
+      help: 'Pauses of removed dependencies or job types that could not be dropped after a policy change (Redis unreachable)',
       registers: [registry],
     }),
     authFailures: new Counter({

@@ -2,7 +2,7 @@ import { PROBLEM_BASE } from '@janus/contracts';
 import { COMMON_PROBLEMS, problem } from '@janus/http';
 import type { FieldError } from '@janus/contracts';
 
-export { PROBLEM_CONTENT_TYPE, problem } from '@janus/http';
+export { PROBLEM_CONTENT_TYPE, fieldErrorsDetail, invalidRequest, problem } from '@janus/http';
 
 export const PROBLEM = {
   ...COMMON_PROBLEMS,

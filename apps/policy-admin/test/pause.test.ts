@@ -81,3 +81,50 @@ describe('pause and resume', () => {
     expect((await h.call('GET', '/v1/dependencies/api/pause')).body).toEqual({ dependency: 'api', paused: false, until: null });
   });
 });
+
+describe('deleting a dependency or a job type drops its pause', () => {
+  const setUp = async () => {
+    expect((await h.call('PUT', '/v1/dependencies/dz', {})).status).toBe(200);
+    expect((await h.call('PUT', '/v1/job-types/jz', { dependencies: [] })).status).toBe(200);
+    const put = await h.call('PUT', '/v1/job-types/jdz', { dependencies: [{ name: 'dz' }] });
+    expect(put.status).toBe(200);
+    await waitFor(() => h.limiter.policy.version === put.body.version, 2_000);
+    admission.setPolicy(h.limiter.policy);
+    expect((await h.call('POST', '/v1/dependencies/dz/pause')).body).toMatchObject({ paused: true });
+    expect((await h.call('POST', '/v1/job-types/jz/pause', { until: new Date(Date.now() + 3_600_000).toISOString() })).body).toMatchObject({ paused: true });
+    expect(await admit('jdz')).toMatchObject({ kind: 'rejected', reason: 'paused' });
+    expect(await admit('jz')).toMatchObject({ kind: 'rejected', reason: 'paused' });
+  };
+  const recreated = async () => {
+    expect((await h.call('PUT', '/v1/dependencies/dz', {})).status).toBe(200);
+    expect((await h.call('PUT', '/v1/job-types/jz', { dependencies: [] })).status).toBe(200);
+    const put = await h.call('PUT', '/v1/job-types/jdz', { dependencies: [{ name: 'dz' }] });
+    expect(put.status).toBe(200);
+    await waitFor(() => h.limiter.policy.version === put.body.version, 2_000);
+    admission.setPolicy(h.limiter.policy);
+    expect((await h.call('GET', '/v1/dependencies/dz/pause')).body).toEqual({ dependency: 'dz', paused: false, until: null });
+    expect((await h.call('GET', '/v1/job-types/jz/pause')).body).toEqual({ jobType: 'jz', paused: false, until: null });
+    expect((await h.call('GET', '/v1/dependencies/dz/state')).body).toMatchObject({ paused: false, pausedUntil: null });
+    expect((await admit('jdz')).kind).toBe('admitted');
+    expect((await admit('jz')).kind).toBe('admitted');
+  };
+
+  it('by DELETE: re-created, they are not paused', async () => {
+    await setUp();
+    expect((await h.call('DELETE', '/v1/job-types/jdz')).status).toBe(200);
+    expect((await h.call('DELETE', '/v1/job-types/jz')).status).toBe(200);
+    expect((await h.call('DELETE', '/v1/dependencies/dz')).status).toBe(200);
+    await recreated();
+  });
+
+  it('by PUT /v1/policy without them: re-created, they are not paused; a dry run keeps the pause', async () => {
+    await setUp();
+    const { version: _v, ...doc } = (await h.call('GET', '/v1/policy')).body;
+    const { dz: _dz, ...dependencies } = doc.dependencies;
+    const { jz: _jz, jdz: _jdz, ...jobTypes } = doc.jobTypes;
+    expect((await h.call('PUT', '/v1/policy?dryRun=true', { ...doc, dependencies, jobTypes })).status).toBe(200);
+    expect((await h.call('GET', '/v1/dependencies/dz/pause')).body).toMatchObject({ paused: true });
+    expect((await h.call('PUT', '/v1/policy', { ...doc, dependencies, jobTypes })).status).toBe(200);
+    await recreated();
+  });
+});

@@ -157,3 +157,68 @@ describe('a policy stored before the bounds', () => {
     }
   });
 });
+
+describe('combinations that cannot work are 422 naming the field (write path only)', () => {
+  const RETRY = 'must be at most retry.maxDelayMs';
+  it("a job type's retry.baseDelayMs over its retry.maxDelayMs (one job type, and the whole document)", async () => {
+    const one = await h.call('PUT', '/v1/job-types/j', { dependencies: [], retry: { baseDelayMs: 5_000, maxDelayMs: 1_000 } });
+    expect(one.status).toBe(422);
+    expect(one.body.errors).toEqual([{ path: 'retry.baseDelayMs', message: `${RETRY} (1000): the first retry's delay cannot exceed the longest one` }]);
+    // maxDelayMs below the default baseDelayMs (1000)
+    expect(await refused('PUT', '/v1/job-types/j', { dependencies: [], retry: { maxDelayMs: 500 } })).toEqual(['retry.baseDelayMs']);
+    expect(await refused('PUT', '/v1/policy', { jobTypes: { j: { dependencies: [], retry: { baseDelayMs: 2, maxDelayMs: 1 } } } })).toEqual(['jobTypes.j.retry.baseDelayMs']);
+    expect((await h.call('PUT', '/v1/job-types/j', { dependencies: [], retry: { baseDelayMs: 1_000, maxDelayMs: 1_000 } })).status).toBe(200);
+    expect((await h.call('DELETE', '/v1/job-types/j')).status).toBe(200);
+  });
+
+  it('global shedding.low over shedding.normal (PUT /v1/global, and the whole document)', async () => {
+    const res = await h.call('PUT', '/v1/global', { shedding: { low: 0.9, normal: 0.5 } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([{ path: 'shedding.low', message: 'must be at most shedding.normal (0.5): low-priority work cannot be given more headroom than normal' }]);
+    // normal below the default low (0.8)
+    expect(await refused('PUT', '/v1/global', { shedding: { normal: 0.5 } })).toEqual(['shedding.low']);
+    expect(await refused('PUT', '/v1/policy', { global: { shedding: { low: 1, normal: 0.9 } } })).toEqual(['global.shedding.low']);
+    expect((await h.call('PUT', '/v1/global', { shedding: { low: 0.5, normal: 0.5 } })).status).toBe(200);
+    expect((await h.call('PUT', '/v1/global', {})).status).toBe(200);
+  });
+
+  it('a retryBudget that admits no retry ever: ratio 0 and minPerSec × 10 below 1', async () => {
+    const res = await h.call('PUT', '/v1/dependencies/d', { retryBudget: { ratio: 0, minPerSec: 0 } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([
+      { path: 'retryBudget.minPerSec', message: 'with ratio 0, must be at least 0.1 (one retry per 10 s): no retry could ever be admitted, and retries over the budget wait, so they would wait for ever' },
+    ]);
+    expect(await refused('PUT', '/v1/dependencies/d', { retryBudget: { ratio: 0, minPerSec: 0.05 } })).toEqual(['retryBudget.minPerSec']);
+    expect(await refused('PUT', '/v1/policy', { dependencies: { d: { retryBudget: { ratio: 0, minPerSec: 0 } } } })).toEqual(['dependencies.d.retryBudget.minPerSec']);
+    for (const retryBudget of [{ ratio: 0 }, { minPerSec: 0 }, { ratio: 0, minPerSec: 0.1 }, { ratio: 0.01, minPerSec: 0 }]) {
+      expect((await h.call('PUT', '/v1/dependencies/d', { retryBudget })).status, JSON.stringify(retryBudget)).toBe(200);
+    }
+    expect((await h.call('DELETE', '/v1/dependencies/d')).status).toBe(200);
+  });
+
+  it('a policy stored with them still loads, and the rest of it can be changed; PUT of the whole document names them', async () => {
+    const stored = {
+      dependencies: { api: { retryBudget: { ratio: 0, minPerSec: 0 } } },
+      tenants: { acme: {} },
+      jobTypes: { call: { dependencies: [{ name: 'api' }], retry: { maxAttempts: 3, baseDelayMs: 10_000, maxDelayMs: 1_000 } } },
+      global: { shedding: { low: 0.9, normal: 0.5 } },
+    };
+    const saved = await h.rt.policyStore.update(() => PolicyDocument.parse(stored), { actor: 'test', action: 'seed' });
+    expect(saved.ok).toBe(true);
+    const version = saved.ok ? saved.policy.version : 0;
+    const second = await startAdmin('admin_policy_bounds', { ns: h.ns });
+    try {
+      expect((await second.app.request('/readyz')).status).toBe(200);
+      expect(second.limiter.policy.version).toBe(version);
+      expect((await second.call('GET', '/v1/policy')).body).toMatchObject({ version, global: { shedding: { low: 0.9, normal: 0.5 } } });
+      const put = await second.call('PUT', '/v1/tenants/globex', {});
+      expect(put.status, JSON.stringify(put.body)).toBe(200);
+      const { version: _v, ...doc } = (await second.call('GET', '/v1/policy')).body;
+      const again = await second.call('PUT', '/v1/policy', doc);
+      expect(again.status).toBe(422);
+      expect((again.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['dependencies.api.retryBudget.minPerSec', 'jobTypes.call.retry.baseDelayMs', 'global.shedding.low']);
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -210,6 +210,68 @@ describe('API keys', () => {
     expect((await h.call('DELETE', '/v1/tenants/gone')).status).toBe(200);
     const active = [...(await h.rt.apiKeyStore.activeKeys()).values()];
     expect(active.some((k) => k.tenant === 'gone')).toBe(false);
+    // re-created, the tenant starts without keys: the old ones stay revoked
+    expect((await h.call('PUT', '/v1/tenants/gone', {})).status).toBe(200);
+    expect([...(await h.rt.apiKeyStore.activeKeys()).values()].some((k) => k.tenant === 'gone')).toBe(false);
+    expect((await h.call('GET', '/v1/tenants/gone/keys')).body.keys).toEqual([expect.objectContaining({ keyId: key.body.keyId, active: false })]);
+    expect((await h.call('DELETE', '/v1/tenants/gone')).status).toBe(200);
+  });
+
+  it('removing tenants through PUT /v1/policy revokes their keys as DELETE does (re-adding them brings no key back)', async () => {
+    const { version: _v, ...doc } = (await h.call('GET', '/v1/policy')).body;
+    expect((await h.call('PUT', '/v1/policy', { ...doc, tenants: { ...doc.tenants, tu: {}, tv: {} } })).status).toBe(200);
+    const tu = await h.call('POST', '/v1/tenants/tu/keys');
+    const tv = await h.call('POST', '/v1/tenants/tv/keys');
+    const kept = await h.call('POST', '/v1/tenants/acme/keys');
+    expect([tu.status, tv.status, kept.status]).toEqual([201, 201, 201]);
+
+    // a dry run changes nothing
+    expect((await h.call('PUT', '/v1/policy?dryRun=true', doc)).status).toBe(200);
+    expect([...(await h.rt.apiKeyStore.activeKeys()).values()].filter((k) => k.tenant === 'tu' || k.tenant === 'tv')).toHaveLength(2);
+
+    const removed = await h.call('PUT', '/v1/policy', doc);
+    expect(removed.status).toBe(200);
+    const active = [...(await h.rt.apiKeyStore.activeKeys()).values()];
+    expect(active.some((k) => k.tenant === 'tu' || k.tenant === 'tv')).toBe(false);
+    expect(active.some((k) => k.keyId === kept.body.keyId)).toBe(true);
+
+    expect((await h.call('PUT', '/v1/tenants/tu', {})).status).toBe(200);
+    expect([...(await h.rt.apiKeyStore.activeKeys()).values()].some((k) => k.tenant === 'tu')).toBe(false);
+    expect((await h.call('GET', '/v1/tenants/tu/keys')).body.keys).toEqual([expect.objectContaining({ keyId: tu.body.keyId, active: false })]);
+    expect((await h.call('DELETE', '/v1/tenants/tu')).status).toBe(200);
+  });
+
+  it('GET /v1/tenants/{id}/keys of a tenant not in the policy is 404, as POST is (also when it had keys once)', async () => {
+    expect((await h.call('GET', '/v1/tenants/nope/keys')).status).toBe(404);
+    expect((await h.call('POST', '/v1/tenants/gone/keys')).status).toBe(404);
+    const list = await h.call('GET', '/v1/tenants/gone/keys');
+    expect(list.status).toBe(404);
+    expect(list.body).toMatchObject({ type: 'https://janus.dev/problems/not-found', detail: 'tenant "gone" does not exist' });
+  });
+});
+
+describe('every problem answer carries a detail (RFC 9457; CONTRACT §3)', () => {
+  it('bad bodies and headers of keys, credits and pause', async () => {
+    expect((await h.call('PUT', '/v1/tenants/tl', {})).status).toBe(200);
+    expect((await h.call('PUT', '/v1/dependencies/dc', {})).status).toBe(200);
+    const cases: [string, string, unknown, Record<string, string>, number, string][] = [
+      ['POST', '/v1/tenants/tl/keys', { label: 5 }, {}, 422, 'label'],
+      ['POST', '/v1/tenants/tl/credits', { amount: 5 }, {}, 400, 'Idempotency-Key'],
+      ['POST', '/v1/tenants/tl/credits', { amount: 5 }, { 'idempotency-key': '' }, 400, 'Idempotency-Key'],
+      ['POST', '/v1/tenants/tl/credits', { amount: 5 }, { 'idempotency-key': 'k'.repeat(201) }, 400, 'Idempotency-Key'],
+      ['POST', '/v1/tenants/tl/credits', { amount: 0 }, { 'idempotency-key': 'k' }, 400, 'amount'],
+      ['POST', '/v1/dependencies/dc/pause', { until: '2040-01-01T00:00:00Z' }, {}, 400, 'until'],
+      ['POST', '/v1/dependencies/dc/pause', { until: 'tomorrow' }, {}, 400, 'until'],
+    ];
+    for (const [method, path, body, headers, status, field] of cases) {
+      const res = await h.call(method, path, body, headers);
+      const what = `${method} ${path} ${JSON.stringify(body)} ${JSON.stringify(headers)}: ${JSON.stringify(res.body)}`;
+      expect(res.status, what).toBe(status);
+      expect(res.headers.get('content-type'), what).toBe('application/problem+json');
+      expect(res.body, what).toMatchObject({ type: 'https://janus.dev/problems/invalid-request', title: 'Invalid request', status, detail: expect.any(String) });
+      expect(res.body.detail.length, what).toBeGreaterThan(0);
+      expect(res.body.errors.map((e: { path: string }) => e.path), what).toContain(field);
+    }
   });
 });
 

@@ -94,3 +94,35 @@ describe('every invalid change is 422 naming each bad field, and the running pol
     expect(total).toBe(fixtures.length);
   });
 });
+
+describe("PUT /v1/policy: the document's `version` (the expected version) must be an integer", () => {
+  it.each([['"abc"', 'abc'], ['"1"', '1'], ['null', null], ['1.5', 1.5], ['true', true], ['an object', { v: 1 }]] as const)(
+    'version %s is 422 naming `version`, with or without dryRun; nothing changes',
+    async (_label, version) => {
+      for (const path of ['/v1/policy', '/v1/policy?dryRun=true']) {
+        const res = await h.call('PUT', path, { version, dependencies: {} });
+        expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(422);
+        expect(res.headers.get('content-type')).toBe('application/problem+json');
+        expect(res.body).toMatchObject({ type: 'https://janus.dev/problems/invalid-policy', title: 'Invalid policy', status: 422, detail: expect.any(String) });
+        expect(res.body.errors).toEqual([{ path: 'version', message: 'must be an integer: the version read with GET /v1/policy (or leave it out)' }]);
+        expect((await h.call('GET', '/v1/policy')).body).toEqual(before);
+      }
+    },
+  );
+
+  it('reported with every other problem of the document', async () => {
+    const res = await h.call('PUT', '/v1/policy', { version: 'abc', tenants: { a: { weight: -1 } } });
+    expect(res.status).toBe(422);
+    expect(res.body.errors).toEqual([
+      { path: 'version', message: 'must be an integer: the version read with GET /v1/policy (or leave it out)' },
+      { path: 'tenants.a.weight', message: 'Too small: expected number to be >=0.001' },
+    ]);
+  });
+
+  it('an integer one that is not the current version is still 412', async () => {
+    const { version } = before as { version: number };
+    const res = await h.call('PUT', '/v1/policy', { version: version - 1, dependencies: {} });
+    expect(res.status).toBe(412);
+    expect((await h.call('GET', '/v1/policy')).body).toEqual(before);
+  });
+});

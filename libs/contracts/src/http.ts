@@ -126,6 +126,10 @@ export const ProblemDetails = z.object({
   type: z.string(),
   title: z.string(),
   status: z.number().int(),
+  /**
+   * Every Janus answer has it (CONTRACT §3; `problem()` of @janus/http requires it); optional here
+   * because the client also reads problems that did not come from Janus (a proxy's 503).
+   */
   detail: z.string().optional(),
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });

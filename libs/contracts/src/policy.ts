@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_DEDUPE_WINDOW_MS } from './dedupe.js';
-import { Name } from './names.js';
+import { Name, NAME_PATTERN } from './names.js';
 
 /**
  * Upper bounds of every number in the policy model (docs/policy.md "Bounds"): what the admin API
@@ -50,6 +50,37 @@ export const POLICY_BOUNDS = {
 } as const;
 
 /**
+ * The keys of a policy record (dependencies, tenants, job types) are names, reported as zod's
+ * records report a bad key (`invalid_key` at the key's path), and checked even when a value is
+ * invalid, so that every problem is listed at once. The records are `z.object({}).catchall(…)`
+ * with this check rather than `z.record(Name, …)`: zod's record refuses an object with an own
+ * `constructor` member ("expected record, received object"), and `constructor` is a valid name.
+ */
+const keysAreNames = z.check<Record<string, unknown>>((payload) => {
+  const bad: z.core.$ZodRawIssue[] = [];
+  for (const key of Object.keys(payload.value)) {
+    const name = Name.safeParse(key);
+    if (!name.success) bad.push({ code: 'invalid_key', origin: 'record', issues: name.error.issues, input: key, path: [key], message: 'Invalid key in record' });
+  }
+  // before the values' issues (this record's own), as zod's record lists a bad key at its place
+  payload.issues.unshift(...bad);
+});
+// Run even when a value is invalid (zod skips a check once there is an issue): every problem at once.
+keysAreNames._zod.def.when = (payload) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value);
+
+/**
+ * A check across the fields of an object (`baseDelayMs` ≤ `maxDelayMs` …), on the write path only
+ * (AcceptedPolicy): it runs once every field is valid on its own, so that a field out of its range
+ * is reported alone, and names the field with `issue(field, message)`.
+ */
+function acrossFields<T>(check: (value: T, issue: (field: string, message: string) => void) => void): z.core.$ZodCheck<T> {
+  return z.check<T>((payload) => {
+    if (payload.issues.length > 0) return;
+    check(payload.value, (field, message) => payload.issues.push({ code: 'custom', path: [field], message, input: payload.value }));
+  });
+}
+
+/**
  * The policy schemas. `bounded` (what the admin API accepts): every number within POLICY_BOUNDS,
  * and a job type's `dependencies` required (CONTRACT §2). Unbounded: how a stored policy is read
  * back, so that a policy stored before the bounds (or without `dependencies`, read as `[]`) loads.
@@ -85,6 +116,22 @@ function policySchemas(bounded: boolean) {
       })
     : RateShape;
 
+  const RetryBudgetShape = z.strictObject({ ratio: z.number().min(0).max(100).default(0.2), minPerSec: z.number().min(0).max(1_000_000).default(10) });
+  /**
+   * Accepted only if some retry can be admitted: with `ratio` 0 the allowance `floor(minPerSec × 10)`
+   * (libs/limiter/src/policy.ts) must be at least 1, since a retry over the budget waits — with no
+   * budget at all it would wait for ever. (A stored one loads as it is.)
+   */
+  const RetryBudget = bounded
+    ? RetryBudgetShape.check(
+        acrossFields((b, issue) => {
+          if (b.ratio === 0 && Math.floor(b.minPerSec * 10) < 1) {
+            issue('minPerSec', 'with ratio 0, must be at least 0.1 (one retry per 10 s): no retry could ever be admitted, and retries over the budget wait, so they would wait for ever');
+          }
+        }),
+      )
+    : RetryBudgetShape;
+
   const DependencyPolicy = z.strictObject({
     rate: Rate.optional(),
     costRate: Rate.optional(),
@@ -101,9 +148,7 @@ function policySchemas(bounded: boolean) {
      * v1.1: over any sliding 10 s, retries admitted to this dependency ≤ ratio × first attempts
      * admitted + minPerSec × 10; a retry over budget waits. Absent: the defaults apply.
      */
-    retryBudget: z
-      .strictObject({ ratio: z.number().min(0).max(100).default(0.2), minPerSec: z.number().min(0).max(1_000_000).default(10) })
-      .optional(),
+    retryBudget: RetryBudget.optional(),
     /**
      * v1.1: throttled outcomes close the dependency for the `retryAfterMs` asked and lower its effective
      * rate (never below `minRatio` × declared); it climbs back while no throttling is reported; errors
@@ -122,11 +167,19 @@ function policySchemas(bounded: boolean) {
     maxQueued: count(0).optional(),
   });
 
-  const RetryPolicy = z.strictObject({
+  const RetryShape = z.strictObject({
     maxAttempts: int(1, B.maxAttempts).default(3),
     baseDelayMs: duration(0).default(1000),
     maxDelayMs: duration(0).default(60_000),
   });
+  /** Accepted only with `baseDelayMs` ≤ `maxDelayMs` (defaults applied). (A stored one loads as it is.) */
+  const RetryPolicy = bounded
+    ? RetryShape.check(
+        acrossFields((r, issue) => {
+          if (r.baseDelayMs > r.maxDelayMs) issue('baseDelayMs', `must be at most retry.maxDelayMs (${r.maxDelayMs}): the first retry's delay cannot exceed the longest one`);
+        }),
+      )
+    : RetryShape;
 
   const DependencyList = z.array(z.strictObject({ name: Name, cost: count(0).default(1) }));
   const DefaultedDependencyList = DependencyList.default([]);
@@ -150,15 +203,23 @@ function policySchemas(bounded: boolean) {
   });
 
   const share = z.number().min(0).max(1);
+  const SheddingShape = z.strictObject({ low: share.default(0.8), normal: share.default(1) });
+  /** Accepted only with `low` ≤ `normal` (defaults applied): low-priority work never gets more headroom. (A stored one loads as it is.) */
+  const Shedding = bounded
+    ? SheddingShape.check(
+        acrossFields((sh, issue) => {
+          if (sh.low > sh.normal) issue('low', `must be at most shedding.normal (${sh.normal}): low-priority work cannot be given more headroom than normal`);
+        }),
+      )
+    : SheddingShape;
   const GlobalPolicy = z.strictObject({
     rate: Rate.optional(),
     concurrency: count().optional(),
-    shedding: z
-      .strictObject({ low: share.default(0.8), normal: share.default(1) })
-      .default({ low: 0.8, normal: 1 }),
+    shedding: Shedding.default({ low: 0.8, normal: 1 }),
   });
 
-  const nameRecord = <T extends z.ZodType>(value: T) => z.record(Name, value);
+  const nameRecord = <T extends z.ZodType>(value: T) =>
+    z.object({}).catchall(value).check(keysAreNames).meta({ propertyNames: { type: 'string', pattern: NAME_PATTERN.source } });
 
   /** The whole declarative policy: what `PUT /v1/policy` takes and what every app compiles. */
   const PolicyDocument = z
@@ -171,7 +232,7 @@ function policySchemas(bounded: boolean) {
     .superRefine((doc, ctx) => {
       for (const [jobType, policy] of Object.entries(doc.jobTypes)) {
         policy.dependencies.forEach((dep, i) => {
-          if (!(dep.name in doc.dependencies)) {
+          if (!Object.hasOwn(doc.dependencies, dep.name)) {
             ctx.addIssue({
               code: 'custom',
               path: ['jobTypes', jobType, 'dependencies', i, 'name'],

@@ -43,7 +43,7 @@ export function problemOnError(opts: { logger?: ErrorLogger | undefined; interna
     if (error instanceof HTTPException && error.status < 500) {
       const type =
         error.status === 415 ? COMMON_PROBLEMS.unsupportedMediaType : error.status === 413 ? COMMON_PROBLEMS.payloadTooLarge : COMMON_PROBLEMS.invalidRequest;
-      return problem(error.status, type, error.message || 'Bad request');
+      return problem(error.status, type, error.message || 'Bad request', { detail: error.message || `the request was refused (${error.status})` });
     }
     // The last guard of "no bad input yields a 5xx": a string no route checked reached PostgreSQL.
     // Routes name the field themselves (isStorableText, StorableText); this answers any they miss.
@@ -54,7 +54,7 @@ export function problemOnError(opts: { logger?: ErrorLogger | undefined; interna
       });
     }
     opts.logger?.error({ err: error, method: c.req.method, path: c.req.path }, 'request failed');
-    return problem(500, COMMON_PROBLEMS.internal, 'Internal error', opts.internalDetail !== undefined ? { detail: opts.internalDetail } : {});
+    return problem(500, COMMON_PROBLEMS.internal, 'Internal error', { detail: opts.internalDetail ?? 'the request failed because of a fault in Janus' });
   };
 }
 

@@ -1,4 +1,4 @@
-export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, invalidRequest, problem, type FieldError } from './problem.js';
+export { COMMON_PROBLEMS, PROBLEM_CONTENT_TYPE, fieldErrorsDetail, invalidRequest, problem, type FieldError } from './problem.js';
 export { jsonBody, readJsonBody, type JsonBodyEnv, type JsonBodyResult } from './json-body.js';
 export { problemNotFound, problemOnError, validationHook, type ValidationResult } from './edge.js';
 export { requestHeader } from './header.js';

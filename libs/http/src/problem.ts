@@ -18,25 +18,34 @@ export const COMMON_PROBLEMS = {
 
 export type { FieldError };
 
-/** An RFC 9457 problem+json response; `extra` adds members (e.g. `currentVersion`). */
+/**
+ * An RFC 9457 problem+json response; `extra` adds members (e.g. `currentVersion`). `detail` is
+ * required (CONTRACT §3): every answer says in words what was wrong, `errors` names the fields.
+ */
 export function problem(
   status: number,
   type: string,
   title: string,
-  opts: { detail?: string; errors?: FieldError[]; headers?: Record<string, string>; extra?: Record<string, unknown> } = {},
+  opts: { detail: string; errors?: FieldError[]; headers?: Record<string, string>; extra?: Record<string, unknown> },
 ): Response {
   const body: ProblemDetails & Record<string, unknown> = {
     type,
     title,
     status,
-    ...(opts.detail !== undefined ? { detail: opts.detail } : {}),
+    detail: opts.detail,
     ...(opts.errors && opts.errors.length > 0 ? { errors: opts.errors } : {}),
     ...opts.extra,
   };
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...opts.headers } });
 }
 
-/** 400 naming every bad field. */
-export function invalidRequest(errors: FieldError[], detail = 'the request body does not match the schema'): Response {
+/** 400 naming every bad field; the default `detail` lists them (`label: expected string …`). */
+export function invalidRequest(errors: FieldError[], detail = fieldErrorsDetail(errors)): Response {
   return problem(400, COMMON_PROBLEMS.invalidRequest, 'Invalid request', { detail, errors });
+}
+
+/** A problem's `detail` made of its field errors: `amount: Too small …; Idempotency-Key: required …`. */
+export function fieldErrorsDetail(errors: readonly FieldError[]): string {
+  if (errors.length === 0) return 'the request does not match the schema';
+  return errors.map((e) => `${e.path}: ${e.message}`).join('; ');
 }

@@ -433,8 +433,8 @@ export class Limiter {
   /** A dependency's live state (GET /v1/dependencies/{name}/state); undefined when the policy has no such dependency. */
   async dependencyState(name: string): Promise<DependencyState | undefined> {
     const policy = this.#policy;
-    const p = policy.document.dependencies[name];
-    if (p === undefined) return undefined;
+    if (!Object.hasOwn(policy.document.dependencies, name)) return undefined;
+    const p = policy.document.dependencies[name]!;
     const pool = this.keys.limit(limitId.depConcurrency(name));
     const r = ((await this.#store.run('depState', [this.keys.limit(limitId.depGuard(name)), this.keys.limit(limitId.depAttempts(name)), pool, this.keys.poolExpiries(pool)], [this.#clock.arg()])) as number[]).map(Number);
     const [at = 0, ppm = ADAPTIVE.ppm, cooldownMs = 0, circuit = 0, waitMs = 0, firsts = 0, retries = 0, inFlight = 0, pausedUntil = 0] = r;
@@ -486,10 +486,25 @@ export class Limiter {
     return pauseState(u > now ? u : 0);
   }
 
+  /**
+   * Drops the pause of a dependency or job type a policy change removed (policy-admin, once the
+   * change is stored), so that one created again under the name starts unpaused. Unlike `resume` it
+   * does not look the target up in the running policy: this instance may already run the version
+   * without it.
+   */
+  async dropPause(target: PauseTarget): Promise<void> {
+    await this.#store.run('pause', [this.#guardKey(target)], [this.#clock.arg(), 0, 0]);
+  }
+
+  /** The target's guard key, when the running policy has the target. */
   #guardOf(target: PauseTarget): string | undefined {
     const doc = this.#policy.document;
-    if ('dependency' in target) return target.dependency in doc.dependencies ? this.keys.limit(limitId.depGuard(target.dependency)) : undefined;
-    return target.jobType in doc.jobTypes ? this.keys.limit(limitId.jobTypeGuard(target.jobType)) : undefined;
+    const known = 'dependency' in target ? Object.hasOwn(doc.dependencies, target.dependency) : Object.hasOwn(doc.jobTypes, target.jobType);
+    return known ? this.#guardKey(target) : undefined;
+  }
+
+  #guardKey(target: PauseTarget): string {
+    return this.keys.limit('dependency' in target ? limitId.depGuard(target.dependency) : limitId.jobTypeGuard(target.jobType));
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */

@@ -228,7 +228,7 @@ function compileJobType(name: string, policy: JobTypePolicy, doc: PolicyDocument
     retry: Object.freeze({ ...policy.retry }),
     retryPriority: policy.retryPriority,
     estimate: dependencies.length === 0 ? 1 : sum,
-    failOpen: dependencies.length > 0 && dependencies.every((d) => doc.dependencies[d.name]?.failMode === 'open'),
+    failOpen: dependencies.length > 0 && dependencies.every((d) => own(doc.dependencies, d.name)?.failMode === 'open'),
   });
 }
 
@@ -250,7 +250,7 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
   const ref = (scope: LimitRef['scope'], kind: LimitRef['kind'], names: { dependency?: string; tenant?: string } = {}): LimitRef =>
     Object.freeze({ scope, ...names, kind, per: kind === 'costRate' || kind === 'budget' ? 'cost' : 'job' });
   for (const dep of jobType.dependencies) {
-    const p = doc.dependencies[dep.name];
+    const p = own(doc.dependencies, dep.name);
     if (p === undefined) continue; // impossible for a validated document
     const cost = Object.freeze({ per: 'cost' as const, defaultCost: dep.cost });
     const d = { dependency: dep.name };
@@ -293,7 +293,7 @@ function buildLimits(doc: PolicyDocument, tenant: string, jobType: CompiledJobTy
       ref: ref('dependency', 'rate', d),
     });
   }
-  const t = doc.tenants[tenant];
+  const t = own(doc.tenants, tenant);
   const tn = { tenant };
   if (t?.rate) rate(limitId.tenantRate(tenant), 'tenant_rate', t.rate, JOB, ref('tenant', 'rate', tn));
   // The tenant and global pools are tracked for every job too, limited or not: a concurrency limit
@@ -343,7 +343,7 @@ export function compilePolicy(doc: PolicyDocument, version: number): CompiledPol
   const memo = new Map<string, readonly LimitSpec[]>();
   const shedding = Object.freeze({ low: doc.global.shedding.low, normal: doc.global.shedding.normal });
   const maxTimeoutMs = Math.max(0, ...[...jobTypes.values()].map((j) => j.timeoutMs));
-  const frozenDoc = deepFreeze(structuredClone(doc));
+  const frozenDoc = deepFreeze(withNamedRecords(structuredClone(doc)));
   const compiled: CompiledPolicy = {
     version,
     document: frozenDoc,
@@ -369,6 +369,21 @@ export function compilePolicy(doc: PolicyDocument, version: number): CompiledPol
     },
   };
   return Object.freeze(compiled);
+}
+
+/** A record's own entry: a name such as `constructor` never finds a member of Object.prototype. */
+function own<T>(record: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
+}
+
+/**
+ * The document's named records without a prototype, so that every reader of `policy.document`
+ * (`document.tenants[tenant]`, `name in document.jobTypes` …) finds only the policy's own entries,
+ * whatever the name (`constructor` is one).
+ */
+function withNamedRecords(doc: PolicyDocument): PolicyDocument {
+  const bare = <T>(record: Record<string, T>): Record<string, T> => Object.assign(Object.create(null) as Record<string, T>, record);
+  return { ...doc, dependencies: bare(doc.dependencies), tenants: bare(doc.tenants), jobTypes: bare(doc.jobTypes) };
 }
 
 function deepFreeze<T>(value: T): T {

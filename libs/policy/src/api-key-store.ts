@@ -80,7 +80,7 @@ export class ApiKeyStore {
     });
   }
 
-  /** Revokes every active key of a tenant (inside a policy write that deletes the tenant). */
+  /** Revokes every active key of a tenant (inside a policy write that removes the tenant: DELETE, or PUT /v1/policy without it). */
   static async revokeTenantKeys(tx: Tx, tenant: string): Promise<number> {
     const rows = await tx
       .update(apiKeys)

@@ -1,4 +1,4 @@
-export { PolicyStore, type ApplyResult, type AuditInput, type AuditRow, type Plan, type SaveResult } from './store.js';
+export { PolicyStore, type ApplyResult, type AuditInput, type AuditRow, type Plan, type SaveResult, type Within } from './store.js';
 export type { Tx } from './versions.js';
 export { ApiKeyStore, type ApiKeyRow } from './api-key-store.js';
 export { RunningPolicy, type PolicyHolder } from './running.js';

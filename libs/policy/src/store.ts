@@ -17,6 +17,9 @@ export type SaveResult =
   | { readonly ok: true; readonly policy: VersionedPolicy; readonly previousVersion: number; readonly changed: boolean; readonly diff: PolicyChange[] }
   | { readonly ok: false; readonly reason: 'version_conflict'; readonly currentVersion: number };
 
+/** Work inside a policy write's transaction, after the new version is stored: its number and what changed. */
+export type Within = (tx: Tx, version: number, diff: readonly PolicyChange[]) => Promise<void>;
+
 /** What a plan decided: the next document (with its audit entry), or a typed refusal passed back untouched. */
 export type Plan<R> = { readonly ok: true; readonly document: PolicyDocument; readonly audit: AuditInput } | { readonly ok: false; readonly refusal: R };
 
@@ -66,7 +69,7 @@ export class PolicyStore {
   async update(
     build: (current: VersionedPolicy) => PolicyDocument,
     audit: AuditInput,
-    opts: { expectedVersion?: number; within?: (tx: Tx, version: number) => Promise<void> } = {},
+    opts: { expectedVersion?: number; within?: Within } = {},
   ): Promise<SaveResult> {
     const result = await this.apply<never>((current) => ({ ok: true, document: build(current), audit }), opts);
     if (result.ok || result.reason === 'version_conflict') return result;
@@ -78,11 +81,12 @@ export class PolicyStore {
    * version, checks `expectedVersion` (If-Match), asks `plan` for the next document and stores it
    * as version + 1 with its audit entry, so versions strictly increase and no update is lost.
    * A plan that changes nothing stores nothing (`changed: false`). `within` runs in the same
-   * transaction after the write (e.g. revoking a deleted tenant's keys).
+   * transaction after the write, with the new version and the diff (e.g. revoking the keys of the
+   * tenants the change removed); it runs only when something changed.
    */
   async apply<R>(
     plan: (current: VersionedPolicy) => Plan<R>,
-    opts: { expectedVersion?: number; within?: (tx: Tx, version: number) => Promise<void> } = {},
+    opts: { expectedVersion?: number; within?: Within } = {},
   ): Promise<ApplyResult<R>> {
     return this.db.transaction(async (tx) => {
       await lockPolicy(tx);
@@ -107,7 +111,7 @@ export class PolicyStore {
         toVersion: version,
         diff: planned.audit.diff ?? diff,
       });
-      await opts.within?.(tx, version);
+      await opts.within?.(tx, version, diff);
       return { ok: true as const, policy: { version, document }, previousVersion: current.version, changed: true, diff };
     });
   }

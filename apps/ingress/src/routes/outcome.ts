@@ -96,7 +96,10 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
       ...(body.leaseToken !== token ? [{ path: 'leaseToken', message: 'differs from the Authorization bearer token' }] : []),
     ];
     if (mismatches.length > 0) {
-      return problem(422, PROBLEM.unprocessable, 'Outcome does not match its request', { errors: mismatches });
+      return problem(422, PROBLEM.unprocessable, 'Outcome does not match its request', {
+        detail: 'the outcome names another attempt than the one its path and lease token are for',
+        errors: mismatches,
+      });
     }
 
     // Publish first, settle second: once the report is in JetStream, the retry-scheduler applies it

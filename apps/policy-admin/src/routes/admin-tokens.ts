@@ -3,7 +3,7 @@ import { ProblemDetails, zodFieldErrors } from '@janus/contracts';
 import { ADMIN_TOKEN_NAME, ENV_ADMIN_TOKEN_NAME, type AdminTokenStore } from '@janus/policy';
 import type { Logger } from '@janus/observability';
 import { jsonBody } from '../http.js';
-import { PROBLEM, notFound, problem } from '../problem.js';
+import { PROBLEM, fieldErrorsDetail, notFound, problem } from '../problem.js';
 import { jsonRequest, problems, security, subApp } from './common.js';
 
 const NAME_RULE = `must match ${ADMIN_TOKEN_NAME.source}`;
@@ -89,7 +89,10 @@ export function adminTokenRoutes(deps: AdminTokenRoutesDeps) {
     }),
     async (c) => {
       const body = CreateAdminTokenBody.safeParse(c.get('body'));
-      if (!body.success) return problem(422, PROBLEM.invalidRequest, 'Invalid request', { errors: zodFieldErrors(body.error.issues) });
+      if (!body.success) {
+        const errors = zodFieldErrors(body.error.issues);
+        return problem(422, PROBLEM.invalidRequest, 'Invalid request', { detail: fieldErrorsDetail(errors), errors });
+      }
       const { name } = body.data;
       if (name === ENV_ADMIN_TOKEN_NAME) return conflict('"env" is JANUS_ADMIN_TOKEN\'s name: choose another');
       const actor = c.get('actor');

@@ -3,7 +3,7 @@ import { IdempotencyKey, POLICY_BOUNDS, zodFieldErrors } from '@janus/contracts'
 import type { CreditsReconciliation } from '@janus/event-store';
 import { StateLost, StoreUnavailable, type CreditEntry, type Limiter } from '@janus/limiter';
 import { jsonBody } from '../http.js';
-import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
+import { PROBLEM, invalidRequest, notFound, problem, unavailable } from '../problem.js';
 import { problemContent, problems, security, subApp } from './common.js';
 
 const Param = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }) });
@@ -91,7 +91,7 @@ export function creditsRoutes(deps: CreditsDeps) {
         ...(key.success ? [] : [{ path: 'Idempotency-Key', message: c.req.header('idempotency-key') === undefined ? 'required: 1–200 printable characters' : key.error.issues[0]?.message ?? 'invalid' }]),
         ...(body.success ? [] : zodFieldErrors(body.error.issues)),
       ];
-      if (!key.success || !body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors });
+      if (!key.success || !body.success) return invalidRequest(errors);
       if (!deps.policyLoaded()) return unavailable('the policy is not loaded yet');
       if (!(await deps.tenantExists(id))) return notFound(`tenant "${id}" does not exist`);
       // The same key with another amount is another request: 422, as ingress answers (nothing applied).

@@ -3,7 +3,7 @@ import { Name, StorableText, zodFieldErrors } from '@janus/contracts';
 import type { ApiKeyStore, PolicyStore } from '@janus/policy';
 import type { PolicyChanges } from '../changes.js';
 import { jsonBody } from '../http.js';
-import { PROBLEM, notFound, problem } from '../problem.js';
+import { PROBLEM, fieldErrorsDetail, notFound, problem } from '../problem.js';
 import { jsonRequest, ok, problems, security, subApp } from './common.js';
 
 const KeyParams = z.object({
@@ -48,8 +48,10 @@ export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes
       const raw: unknown = c.get('body');
       const body = CreateKeyBody.safeParse(raw ?? {});
       if (!body.success) {
+        const errors = zodFieldErrors(body.error.issues);
         return problem(422, PROBLEM.invalidRequest, 'Invalid request', {
-          errors: zodFieldErrors(body.error.issues),
+          detail: fieldErrorsDetail(errors),
+          errors,
         });
       }
       const created = await deps.keys.createKey(id, { actor: c.get('actor'), ...(body.data.label !== undefined ? { label: body.data.label } : {}) });
@@ -66,8 +68,9 @@ export function keyRoutes(deps: { store: PolicyStore; keys: ApiKeyStore; changes
     async (c) => {
       const { id } = c.req.valid('param');
       if (!knownShape(id)) return notFound(`tenant "${id}" does not exist`);
-      const [keys, current] = await Promise.all([deps.keys.listKeys(id), deps.store.current()]);
-      if (!Object.hasOwn(current.document.tenants, id) && keys.length === 0) return notFound(`tenant "${id}" does not exist`);
+      // As POST: only a tenant of the live policy has keys to list (a removed one's are all revoked).
+      if (!Object.hasOwn((await deps.store.current()).document.tenants, id)) return notFound(`tenant "${id}" does not exist`);
+      const keys = await deps.keys.listKeys(id);
       return c.json(
         {
           tenant: id,

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { NAME_PATTERN, POLICY_BOUNDS, zodFieldErrors } from '@janus/contracts';
 import { StateLost, StoreUnavailable, type Limiter, type PauseState, type PauseTarget } from '@janus/limiter';
 import { jsonBody } from '../http.js';
-import { PROBLEM, notFound, problem, unavailable } from '../problem.js';
+import { invalidRequest, notFound, unavailable } from '../problem.js';
 import { problems, security, subApp } from './common.js';
 
 const PauseBody = z.strictObject({ until: z.iso.datetime({ offset: true }).optional() });
@@ -71,14 +71,12 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
       const { name } = c.req.valid('param');
       // an empty body is no `until` (the route's validator has checked a present one: 400 naming the field)
       const body = PauseBody.safeParse(c.get('body') ?? {});
-      if (!body.success) return problem(400, PROBLEM.invalidRequest, 'Invalid request', { errors: zodFieldErrors(body.error.issues) });
+      if (!body.success) return invalidRequest(zodFieldErrors(body.error.issues));
       const until = body.data.until === undefined ? undefined : Date.parse(body.data.until);
       // At most POLICY_BOUNDS.maxDurationMs (10 years) ahead, as every duration of the policy: the
       // limiter's and the answers' date arithmetic stays valid (until resumed: no `until`).
       if (until !== undefined && !(until <= Date.now() + POLICY_BOUNDS.maxDurationMs)) {
-        return problem(400, PROBLEM.invalidRequest, 'Invalid request', {
-          errors: [{ path: 'until', message: `must be at most ${POLICY_BOUNDS.maxDurationMs} ms (10 years) from now; omit it to pause until resumed` }],
-        });
+        return invalidRequest([{ path: 'until', message: `must be at most ${POLICY_BOUNDS.maxDurationMs} ms (10 years) from now; omit it to pause until resumed` }]);
       }
       const r = await run(name, () => deps.limiter.pause(target(name), until));
       return r instanceof Response ? r : c.json(view(name, r.state), 200);

@@ -9,6 +9,8 @@ const PutQuery = z.object({
   dryRun: z.enum(['true', 'false', '1', '0']).optional().openapi({ description: '`true`: validate and return the diff; change nothing' }),
 });
 
+const VERSION_ERROR = { path: 'version', message: 'must be an integer: the version read with GET /v1/policy (or leave it out)' };
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -16,7 +18,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * `/v1/policy`: the whole declarative policy. GET returns `{ version, dependencies, tenants,
  * jobTypes, global }`; PUT takes the document (a top-level `version`, as GET returns it, is taken
- * as the expected version when there is no If-Match, so GET → edit → PUT cannot lose an update).
+ * as the expected version when there is no If-Match, so GET → edit → PUT cannot lose an update; a
+ * `version` that is not an integer is 422 naming it, with the document's other problems).
  */
 export function policyRoutes(deps: ResourceDeps) {
   const app = subApp();
@@ -45,10 +48,16 @@ export function policyRoutes(deps: ResourceDeps) {
       const raw: unknown = c.get('body');
       let expected = ifMatch.expected;
       let body = raw;
-      if (isRecord(raw) && 'version' in raw) {
+      if (isRecord(raw) && Object.hasOwn(raw, 'version')) {
         const { version, ...rest } = raw;
         body = rest;
-        if (expected === undefined && typeof version === 'number' && Number.isInteger(version)) expected = version;
+        // Not an integer: never "no version" (that would skip the stale check and apply the document).
+        if (!Number.isSafeInteger(version)) {
+          deps.changes.count('policy', 'invalid');
+          const edit = replacePolicy(body, deps.changes.extraCheck);
+          return invalidPolicy([VERSION_ERROR, ...(edit.ok || edit.status !== 422 ? [] : edit.errors)]);
+        }
+        if (expected === undefined) expected = version as number;
       }
       if (dryRun === 'true' || dryRun === '1') {
         const current = await deps.store.current();

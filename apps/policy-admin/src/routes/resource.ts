@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { Name, type PolicyDocument } from '@janus/contracts';
-import { deleteResource, putResource, singular, type PolicySection, type PolicyStore, type Tx } from '@janus/policy';
+import { deleteResource, putResource, singular, type PolicySection, type PolicyStore } from '@janus/policy';
 import type { PolicyChanges } from '../changes.js';
 import { etag, jsonBody, parseIfMatch } from '../http.js';
 import { notFound } from '../problem.js';
@@ -15,8 +15,6 @@ export interface ResourceRouteOptions {
   /** OpenAPI component of the body. */
   schemaName: string;
   tag: string;
-  /** Extra work inside the deleting transaction (tenants: revoke their keys). */
-  onDelete?: (tx: Tx, id: string) => Promise<void>;
 }
 
 export interface ResourceDeps {
@@ -92,7 +90,12 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
       tags: [o.tag],
       security,
       summary: `Delete a ${label}`,
-      description: o.section === 'dependencies' ? 'A dependency still used by a job type is 422 naming each use.' : o.section === 'tenants' ? "Also revokes the tenant's API keys." : '',
+      description:
+        o.section === 'dependencies'
+          ? 'A dependency still used by a job type is 422 naming each use. Also drops its pause.'
+          : o.section === 'tenants'
+            ? "Also revokes the tenant's API keys."
+            : 'Also drops its pause.',
       request: { params: Param },
       responses: { ...ok('The deleted id and the new policy version'), 401: problems[401], 404: problems[404], 412: problems[412], 422: problems[422] },
     }),
@@ -100,7 +103,6 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
       const id = idOf(c.req.valid('param'));
       const ifMatch = parseIfMatch(c.req.header('if-match'));
       if (!ifMatch.ok) return ifMatch.response;
-      const onDelete = o.onDelete;
       const result = await deps.changes.change({
         resource: o.resource,
         actor: c.get('actor'),
@@ -108,7 +110,6 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
         target: `${o.resource}/${id}`,
         expectedVersion: ifMatch.expected,
         edit: (doc) => deleteResource(doc, o.section, id),
-        ...(onDelete ? { within: (tx: Tx) => onDelete(tx, id) } : {}),
       });
       return changeResponse(c, result, (r) => ({ [o.idField]: id, deleted: true, version: r.version, previousVersion: r.previousVersion }));
     },
