@@ -83,25 +83,24 @@ describe('pause and resume', () => {
 });
 
 describe('deleting a dependency or a job type drops its pause', () => {
-  const setUp = async () => {
+  /** Dependency dz, job type jz (no dependency) and jdz (on dz), run by both limiters. */
+  const create = async () => {
     expect((await h.call('PUT', '/v1/dependencies/dz', {})).status).toBe(200);
     expect((await h.call('PUT', '/v1/job-types/jz', { dependencies: [] })).status).toBe(200);
     const put = await h.call('PUT', '/v1/job-types/jdz', { dependencies: [{ name: 'dz' }] });
     expect(put.status).toBe(200);
     await waitFor(() => h.limiter.policy.version === put.body.version, 2_000);
     admission.setPolicy(h.limiter.policy);
+  };
+  const setUp = async () => {
+    await create();
     expect((await h.call('POST', '/v1/dependencies/dz/pause')).body).toMatchObject({ paused: true });
     expect((await h.call('POST', '/v1/job-types/jz/pause', { until: new Date(Date.now() + 3_600_000).toISOString() })).body).toMatchObject({ paused: true });
     expect(await admit('jdz')).toMatchObject({ kind: 'rejected', reason: 'paused' });
     expect(await admit('jz')).toMatchObject({ kind: 'rejected', reason: 'paused' });
   };
   const recreated = async () => {
-    expect((await h.call('PUT', '/v1/dependencies/dz', {})).status).toBe(200);
-    expect((await h.call('PUT', '/v1/job-types/jz', { dependencies: [] })).status).toBe(200);
-    const put = await h.call('PUT', '/v1/job-types/jdz', { dependencies: [{ name: 'dz' }] });
-    expect(put.status).toBe(200);
-    await waitFor(() => h.limiter.policy.version === put.body.version, 2_000);
-    admission.setPolicy(h.limiter.policy);
+    await create();
     expect((await h.call('GET', '/v1/dependencies/dz/pause')).body).toEqual({ dependency: 'dz', paused: false, until: null });
     expect((await h.call('GET', '/v1/job-types/jz/pause')).body).toEqual({ jobType: 'jz', paused: false, until: null });
     expect((await h.call('GET', '/v1/dependencies/dz/state')).body).toMatchObject({ paused: false, pausedUntil: null });
