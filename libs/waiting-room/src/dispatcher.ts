@@ -604,6 +604,10 @@ export class Dispatcher {
   #scopeOf(row: WaitingRow, reason: RejectReason): 'job' | 'tenant' | 'tenant_lane' | 'lane' | 'global' {
     // A retry over its dependency's retry budget: first attempts of the lane must not wait behind it.
     if (reason === 'retry_budget') return 'job';
+    // Shed: this job's priority may not use more of some limit; another tenant's job, or one of a
+    // higher priority, may well be admitted (its share is larger, or the limit is this tenant's own).
+    // Blocking the lane held every tenant's waiting jobs of the type behind one tenant at its share.
+    if (reason === 'shed') return 'tenant_lane';
     if (TENANT_REASONS.has(reason)) return 'tenant';
     if (reason === 'global_rate' || reason === 'global_concurrency') return 'global';
     const specs = this.deps.limiter.policy.limitsFor(row.tenant, row.type) ?? [];
