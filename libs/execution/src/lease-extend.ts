@@ -24,6 +24,9 @@ const PUBLISH_TIMEOUT_MS = 1_500;
  * `{ ok: false, reason }`; `{ leaseTokens: [...], ms }` (up to 1,000: the worker SDK claims the jobs
  * it was delivered together in one request) → `{ results: [...] }`, one such answer per token, in order.
  *
+ * A job's first claim after it waited unclaimed (CONTRACT §4: it waited again) gives it a whole
+ * `timeoutMs` from the claim (an extension, recorded as below).
+ *
  * The new expiry is published on `<ns>.extensions.<type>` (msgID `<jobId>.<attempt>.extended.<ms>`)
  * BEFORE the worker is told: the persister records it (`attempts.lease_extended_until`), and a
  * rebuild after a Redis state loss keeps the lease at least as long as any worker believes it holds
@@ -47,7 +50,14 @@ export function serveLeaseExtensions(
     }
     if (!result.ok) return { ok: false, reason: result.reason };
     const { lease } = result;
-    if (lease.started) onStarted?.(lease.jobType, Math.max(0, Date.now() - lease.admittedAt));
+    if (lease.started) {
+      onStarted?.(lease.jobType, Math.max(0, Date.now() - lease.admittedAt));
+      // A job that waited for a worker (its lease was extended while no worker had its message,
+      // src/waiting.ts: it now expires later than admission + timeoutMs) starts with a whole
+      // timeoutMs from this claim, not with what is left of its last wait (as little as 2 s).
+      const timeoutMs = limiter.policy.jobType(lease.jobType)?.timeoutMs;
+      if (timeoutMs !== undefined && ms < timeoutMs && lease.expiresAt > lease.admittedAt + timeoutMs) return answer(token, timeoutMs);
+    }
     const expiresAt = new Date(lease.expiresAt).toISOString();
     // A claim (the worker SDK's check before it runs a job): max(expiry, now + 1 ms) is the expiry
     // the lease already had (a lease at its last ms is refused), so nothing new to record.

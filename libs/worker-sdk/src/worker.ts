@@ -348,6 +348,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     }
     const expiry = new AbortController();
     let expiresAt = claimed.getTime();
+    // The handler sees the lease as Janus answered the claim: a job that waited for a worker has a
+    // later expiry than its message says (it starts with a whole timeoutMs from the claim).
+    const started: typeof job = { ...job, lease: { ...job.lease, expiresAt: claimed.toISOString() } };
     const armExpiry = () => setTimeout(() => expiry.abort(new Error('lease expired')), Math.max(0, expiresAt - Date.now()));
     let timer = armExpiry();
     const signal = AbortSignal.any([expiry.signal, stopping.signal]);
@@ -364,7 +367,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     let outcome: WorkerOutcome;
     log?.debug({ jobId: job.jobId, attempt: job.attempt, type: job.type }, 'job started');
     try {
-      const result = await opts.handler(job, ctx);
+      const result = await opts.handler(started, ctx);
       if (result instanceof Response) {
         const failure = responseOutcome(result);
         if (failure !== undefined) throw failure;
