@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { jetstream } from '@nats-io/jetstream';
+import { ensureServiceConsumer } from '@janus/messaging';
 import { PolicyStore, announceConfigChange } from '@janus/policy';
 import { waitFor } from '@janus/testing';
 import { startWorker } from '@janus/worker-sdk';
@@ -10,7 +12,8 @@ import { openTestBed, type TestBed } from './harness.js';
  * The workers consumer of a job type deleted from the policy is removed once drained (issue #15):
  * while a job of it still waits for a worker, the consumer stays (the job still runs); once no job
  * is pending or held, it goes. The consumers of the policy's job types are never removed; one that
- * was deleted by hand comes back, and its workers carry on without a restart.
+ * was deleted by hand comes back, and its workers carry on without a restart. A job type deleted
+ * and created again does not hand its workers the finished jobs of before.
  */
 let bed: TestBed;
 let scheduler: Scheduler;
@@ -19,7 +22,7 @@ beforeAll(async () => {
   bed = await openTestBed('consumer_sweep', {
     dependencies: { api: { concurrency: 10 } },
     tenants: { acme: {} },
-    jobTypes: { keep: { dependencies: [{ name: 'api' }] }, gone: { dependencies: [{ name: 'api' }] } },
+    jobTypes: { keep: { dependencies: [{ name: 'api' }] }, gone: { dependencies: [{ name: 'api' }] }, again: { dependencies: [{ name: 'api' }] } },
   });
   scheduler = await startScheduler(bed.settings, { logger: pino({ level: 'silent' }), reapIntervalMs: 100, consumerSweepMs: 100 });
   await announceConfigChange(bed.nc, bed.names, bed.version);
@@ -81,6 +84,52 @@ describe('workers consumers of deleted job types', () => {
       expect(await scheduler.runtime.registry.getSingleMetricAsString('janus_worker_consumers_recreated_total')).toMatch(/janus_worker_consumers_recreated_total\{app="retry-scheduler"\} 1$/m);
     } finally {
       await worker.stop();
+    }
+  }, 60_000);
+
+  it('a job type deleted (its consumer removed drained) and created again does not deliver its finished jobs again', async () => {
+    // The persister's consumer, caught up (what it stored may leave the stream).
+    await ensureServiceConsumer(bed.jsm, bed.names.streams.jobs, bed.names.consumers.persisterJobs);
+    const persisterCaughtUp = async () => {
+      const consumer = await jetstream(bed.nc).consumers.get(bed.names.streams.jobs, bed.names.consumers.persisterJobs);
+      for (;;) {
+        const m = await consumer.next({ expires: 1_000 });
+        if (!m) return;
+        m.ack();
+      }
+    };
+    const ran: string[] = [];
+    const worker = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'again', handler: async (job) => void ran.push(job.jobId) });
+    await bed.submit('again-1', 'again');
+    await waitFor(() => ran.length === 1, 10_000);
+    await worker.stop();
+    await persisterCaughtUp();
+    const store = new PolicyStore(bed.db.db);
+    const change = async (build: Parameters<PolicyStore['update']>[0]) => {
+      const saved = await store.update(build, { actor: 'test', action: 'again' });
+      if (!saved.ok) throw new Error('policy update failed');
+      await announceConfigChange(bed.nc, bed.names, saved.policy.version);
+      await waitFor(() => scheduler.limiter.policy.version === saved.policy.version, 10_000);
+    };
+    const { again } = scheduler.limiter.policy.document.jobTypes;
+    await change(({ document }) => {
+      const { again: _again, ...jobTypes } = document.jobTypes;
+      return { ...document, jobTypes };
+    });
+    await waitFor(async () => !(await exists('workers-again')), 10_000, 100);
+    await change(({ document }) => ({ ...document, jobTypes: { ...document.jobTypes, again: again! } }));
+    await waitFor(() => exists('workers-again'), 10_000, 50);
+    // nothing of before waits for its workers (before: again-1, delivered to them again)
+    expect((await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-again')).num_pending).toBe(0);
+    const later: string[] = [];
+    const next = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'again', handler: async (job) => void later.push(job.jobId) });
+    try {
+      await bed.submit('again-2', 'again');
+      await waitFor(() => later.length === 1, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(later).toEqual(['again-2']);
+    } finally {
+      await next.stop();
     }
   }, 60_000);
 });

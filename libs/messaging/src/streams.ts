@@ -165,7 +165,7 @@ export interface WorkerConsumerSweep {
  * - a job type no longer in the policy loses its consumer once it is drained: nothing pending (no
  *   job message a worker has not taken) and nothing unacknowledged (no worker still holds one). A
  *   consumer with work left stays, so that its jobs still reach workers (their outcomes are
- *   recorded, though the job type is gone);
+ *   recorded, though the job type is gone). Its finished messages are purged (purgeFinishedJobs);
  * - a job type of the policy whose consumer is gone gets it back, so its workers (waiting for it,
  *   see consumeConcurrently) carry on. It starts after the acknowledged floor an earlier sweep saw
  *   (`floors`, updated here: consumer name → the stream sequence up to which every message was
@@ -193,6 +193,7 @@ export async function sweepWorkerConsumers(
     if (await jsm.consumers.delete(names.streams.jobs, name).catch(() => false)) {
       removed.push(name);
       floors.delete(name);
+      await purgeFinishedJobs(jsm, names, name.slice(prefix.length), info.ack_floor.stream_seq).catch(() => undefined);
     }
   }
   for (const [jobType, { timeoutMs }] of jobTypes) {
@@ -203,6 +204,19 @@ export async function sweepWorkerConsumers(
     (floor === undefined ? created : recreated).push(name);
   }
   return { removed, recreated, created };
+}
+
+/**
+ * The messages of a job type whose workers consumer was removed drained (every one acknowledged up
+ * to `ackedUpTo`) leave the stream, up to what the persister has stored as well: a job type of the
+ * same name created later starts its consumer at the stream's first message of the type, and would
+ * otherwise hand its workers those finished jobs again (the worker SDK's claim refuses them, but a
+ * worker that does not claim would run them twice). Without a persister consumer, nothing is purged.
+ */
+async function purgeFinishedJobs(jsm: JetStreamManager, names: NatsNames, jobType: string, ackedUpTo: number): Promise<void> {
+  const persister = await jsm.consumers.info(names.streams.jobs, names.consumers.persisterJobs);
+  const upTo = Math.min(ackedUpTo, persister.ack_floor.stream_seq);
+  if (upTo > 0) await jsm.streams.purge(names.streams.jobs, { filter: names.subjects.job(jobType), seq: upTo + 1 });
 }
 
 /** A durable pull consumer of Janus's own (persister, scheduler) over a whole stream. */
