@@ -119,6 +119,9 @@ export async function ensureConsumer(
   }
 }
 
+/** Unacknowledged jobs of one job type that workers may hold at once (JetStream's default: 1,000). */
+export const WORKERS_MAX_ACK_PENDING = 1_000_000;
+
 /**
  * The consumer workers of one job type bind to (`workers-<jobType>`). `max_deliver: 1`: JetStream
  * never redelivers a job to a second worker behind Janus's back; a lost worker is handled by lease
@@ -145,6 +148,9 @@ export async function ensureWorkerConsumer(
       ack_policy: AckPolicy.Explicit,
       max_deliver: 1,
       ack_wait: nanos(Math.max(timeoutMs, 1_000)),
+      // How many of its jobs workers may hold at once is for Janus's limits to say, not for
+      // JetStream's default of 1,000 unacknowledged messages (which capped every job type there).
+      max_ack_pending: WORKERS_MAX_ACK_PENDING,
     },
     fromSeq === undefined ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq },
   );
