@@ -338,6 +338,23 @@ describe('budget ledger, usage and outcomes', () => {
     const bad = await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'timed_out' }, auth('abc.def')));
     expect(bad.status).toBe(400);
     expect((await problemOf(bad)).errors?.[0]?.path).toBe('outcome');
+    const cost = await problemOf(await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'succeeded', actualCost: 2.5 }, auth('abc.def'))));
+    expect(cost).toMatchObject({ status: 400, errors: [{ path: 'actualCost' }] });
+    expect(cost.detail).toMatch(/^invalid body: actualCost: /);
+  });
+
+  it('outcome: an error over 2 KiB and a retryAfterMs over a day are read as on NATS (cut to 2 KiB, a day), not refused', async () => {
+    const names = ingress.runtime.names;
+    const res = await post('/v1/jobs', rich, { type: 'costly' });
+    expect(res.status).toBe(202);
+    const { jobId } = (await res.json()) as { jobId: string };
+    const job = (await storedMessages(ingress, names.streams.jobs, names.subjects.job('costly'))).find((m) => m.body.jobId === jobId)!;
+    const token = (job.body.lease as { token: string }).token;
+    const report = { jobId, attempt: 1, leaseToken: token, outcome: 'failed', error: 'x'.repeat(5_000), throttled: true, retryAfterMs: 5 * 86_400_000 };
+    expect((await req(`/v1/jobs/${jobId}/outcome`, json(report, auth(token)))).status).toBe(204);
+    const event = (await storedMessages(ingress, names.streams.outcomes, names.subjects.outcome('costly'))).find((m) => m.body.jobId === jobId);
+    expect((event?.body.error as string).length).toBe(2048);
+    expect(event?.body.retryAfterMs).toBe(86_400_000);
   });
 
   it("outcome: 409 for a genuine token of another job or attempt, which settles neither; a throttled report keeps its fields", async () => {

@@ -97,20 +97,32 @@ export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
  */
 export const ReportedOutcome = z.preprocess((raw) => {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
-  const r = raw as Record<string, unknown>;
+  return clampReport(raw as Record<string, unknown>);
+}, OutcomeEvent);
+
+/** A report with its `error` cut to 2 KiB and its `retryAfterMs` to a day (the same object when neither is over). */
+export function clampReport<T extends { readonly error?: unknown; readonly retryAfterMs?: unknown }>(r: T): T {
   const longError = typeof r.error === 'string' && r.error.length > MAX_OUTCOME_ERROR_LENGTH;
   const longWait = typeof r.retryAfterMs === 'number' && Number.isInteger(r.retryAfterMs) && r.retryAfterMs > MAX_RETRY_AFTER_MS;
-  if (!longError && !longWait) return raw;
+  if (!longError && !longWait) return r;
   return {
     ...r,
     ...(longError ? { error: `${(r.error as string).slice(0, MAX_OUTCOME_ERROR_LENGTH - 3)}...` } : {}),
     ...(longWait ? { retryAfterMs: MAX_RETRY_AFTER_MS } : {}),
   };
-}, OutcomeEvent);
+}
 
 /** What a worker may send (it never reports `timed_out`). */
 export const WorkerOutcome = OutcomeEvent.extend({ outcome: z.enum(['succeeded', 'failed']) });
 export type WorkerOutcome = z.infer<typeof WorkerOutcome>;
+
+/**
+ * What `POST /v1/jobs/{jobId}/outcome` takes: a WorkerOutcome whose `error` may be longer than 2 KiB
+ * and `retryAfterMs` longer than a day, read as a report on NATS is read (clampReport), so that the
+ * two ways of reporting agree.
+ */
+export const WorkerOutcomeReport = WorkerOutcome.extend({ error: z.string().optional(), retryAfterMs: z.number().int().min(0).optional() });
+export type WorkerOutcomeReport = z.infer<typeof WorkerOutcomeReport>;
 
 /**
  * `janus.applied.<jobType>`, msgID `<jobId>.<attempt>.applied`: an outcome the retry-scheduler

@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { zodFieldErrors } from '@janus/contracts';
-import { COMMON_PROBLEMS, invalidRequest, problem } from './problem.js';
+import { COMMON_PROBLEMS, fieldErrorsDetail, invalidRequest, problem } from './problem.js';
 
 /** A zod validator's result as @hono/zod-openapi hands it to a `defaultHook`. */
 export type ValidationResult =
@@ -11,7 +11,9 @@ export type ValidationResult =
 
 /** The `defaultHook` of every sub-app: a failing validator is a 400 problem naming each bad field. */
 export function validationHook(result: ValidationResult): Response | undefined {
-  return result.success ? undefined : invalidRequest(zodFieldErrors(result.error.issues), `invalid ${result.target}`);
+  if (result.success) return undefined;
+  const errors = zodFieldErrors(result.error.issues);
+  return invalidRequest(errors, `invalid ${result.target === 'json' ? 'body' : result.target}: ${fieldErrorsDetail(errors)}`);
 }
 
 interface ErrorLogger {

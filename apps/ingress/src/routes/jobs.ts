@@ -15,7 +15,7 @@ import {
 import { exceedsCapacity, priorityShareOf, type CompiledPolicy, type IdempotencyKind } from '@janus/limiter';
 import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
-import { readJsonBody, requestHeader } from '@janus/http';
+import { fieldErrorsDetail, readJsonBody, requestHeader } from '@janus/http';
 import { fingerprint, jobContent } from '../fingerprint.js';
 import { isJobId, newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
@@ -300,7 +300,9 @@ async function validBody<T>(c: Context, cap: number, schema: z.ZodType<T>): Prom
   const body = await readJsonBody(c, { cap });
   if (!body.ok) return body;
   const parsed = schema.safeParse(body.value);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, response: invalidRequest(zodFieldErrors(parsed.error.issues), 'invalid json') };
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const errors = zodFieldErrors(parsed.error.issues);
+  return { ok: false, response: invalidRequest(errors, `invalid body: ${fieldErrorsDetail(errors)}`) };
 }
 
 export function jobsRoutes(deps: JobsRouteDeps) {

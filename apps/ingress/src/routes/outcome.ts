@@ -1,5 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
-import { OutcomeEvent, WorkerOutcome, type LedgerEntry } from '@janus/contracts';
+import { clampReport, OutcomeEvent, WorkerOutcomeReport, type LedgerEntry } from '@janus/contracts';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
 import { jsonBody } from '@janus/http';
@@ -68,7 +68,7 @@ const route = createRoute({
   security: [{ leaseToken: [] }],
   request: {
     params: z.object({ jobId: z.string().min(1).max(200) }),
-    body: { required: true, content: { 'application/json': { schema: WorkerOutcome } } },
+    body: { required: true, content: { 'application/json': { schema: WorkerOutcomeReport } } },
   },
   responses: {
     204: { description: 'Recorded durably (and settled)' },
@@ -84,13 +84,14 @@ const route = createRoute({
 export function outcomeRoutes(deps: OutcomeRouteDeps) {
   const app = subApp();
   app.openapi({ ...route, middleware: [jsonBody({ cap: 64 * 1024 })] as const }, (c) => report(c) as never);
-  async function report(c: JsonParamContext<WorkerOutcome, { jobId: string }>): Promise<Response> {
+  async function report(c: JsonParamContext<WorkerOutcomeReport, { jobId: string }>): Promise<Response> {
     const token = bearerToken(c.req.header('authorization'));
     if (token === undefined) {
       return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'missing "Authorization: Bearer <lease token>"' });
     }
     const { jobId } = c.req.valid('param');
-    const body = c.req.valid('json');
+    // an over-long error or retryAfterMs reads as it does on NATS (cut to 2 KiB, a day)
+    const body = clampReport(c.req.valid('json'));
     const mismatches = [
       ...(body.jobId !== jobId ? [{ path: 'jobId', message: `differs from the path (${jobId})` }] : []),
       ...(body.leaseToken !== token ? [{ path: 'leaseToken', message: 'differs from the Authorization bearer token' }] : []),
@@ -188,10 +189,10 @@ export function outcomeRoutes(deps: OutcomeRouteDeps) {
    * a rejection means it could not be read).
    */
   async function settleAndAnswer(
-    c: JsonParamContext<WorkerOutcome, { jobId: string }>,
+    c: JsonParamContext<WorkerOutcomeReport, { jobId: string }>,
     token: string,
     lease: { readonly jobId: string; readonly attempt: number },
-    body: WorkerOutcome,
+    body: WorkerOutcomeReport,
     reportedAt: () => Promise<number | undefined>,
   ): Promise<Response> {
     const expect = { jobId: lease.jobId, attempt: lease.attempt };
