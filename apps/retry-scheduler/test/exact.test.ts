@@ -178,6 +178,14 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     expect((await deadLetter('j-long'))?.error?.length).toBe(2048);
   });
 
+  it('a report whose actualCost is no count (-5, 2.5) still counts, with the cost unknown (the estimate stands)', async () => {
+    for (const [id, actualCost] of [['j-neg', -5], ['j-frac', 2.5]] as const) {
+      const job = await submit(id, 'other');
+      await publishJson(jetstream(nc), names.subjects.outcome('other'), { jobId: id, attempt: 1, leaseToken: job.lease.token, outcome: 'succeeded', actualCost }, `${id}.1`);
+      await statusIs(id, 'succeeded');
+    }
+  });
+
   it("a late outcome of an expired lease is ignored: the attempt stays timed_out", async () => {
     const seen: number[] = [];
     const worker = await startWorker({

@@ -92,12 +92,21 @@ export type OutcomeEvent = z.infer<typeof OutcomeEvent>;
  * An outcome report as read from `<ns>.outcomes.>` (the scheduler and the persister): a report whose
  * `error` is longer than the contract allows is read with the text cut to 2 KiB, and one asking a
  * `retryAfterMs` over a day as asking a day — the rest of it (success or failure, its lease) still
- * counts, rather than the whole report being ignored and the job waiting out its lease. Anything
- * else outside the contract is not a report (OutcomeEvent).
+ * counts, rather than the whole report being ignored and the job waiting out its lease; likewise
+ * an `actualCost` that is no count is read as none. Anything else outside the contract is not a
+ * report (OutcomeEvent).
  */
 export const ReportedOutcome = z.preprocess((raw) => {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
-  return clampReport(raw as Record<string, unknown>);
+  const r = clampReport(raw as Record<string, unknown>);
+  // An `actualCost` that is no count (-5, 2.5, "3") is read as not reported (the estimate stands):
+  // NATS gives the worker no answer to learn from, and ignoring the whole report would leave the
+  // job to time out and run again.
+  if ('actualCost' in r && !(typeof r.actualCost === 'number' && Number.isSafeInteger(r.actualCost) && r.actualCost >= 0)) {
+    const { actualCost: _dropped, ...rest } = r;
+    return rest;
+  }
+  return r;
 }, OutcomeEvent);
 
 /** A report with its `error` cut to 2 KiB and its `retryAfterMs` to a day (the same object when neither is over). */
