@@ -272,14 +272,14 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   // loses it (a consumer per job type that ever existed would otherwise linger for ever); a job
   // type of the policy whose consumer was deleted (by hand, say) gets it back, after what was acked.
   let sweeping = false;
-  const ackFloors = new Map<string, number>();
+  const deliveredFloors = new Map<string, number>();
   const sweep = setInterval(() => {
     if (sweeping || !runtime.policy.loaded) return;
     sweeping = true;
-    void sweepWorkerConsumers(jsm, names, limiter.policy.jobTypes, ackFloors)
+    void sweepWorkerConsumers(jsm, names, limiter.policy.jobTypes, deliveredFloors)
       .then(({ removed, recreated, created }) => {
         for (const name of removed) logger.info({ consumer: name }, 'removed the drained workers consumer of a deleted job type');
-        for (const name of recreated) logger.warn({ consumer: name, fromSeq: (ackFloors.get(name) ?? 0) + 1 }, 'the workers consumer of a job type was missing; created it again');
+        for (const name of recreated) logger.warn({ consumer: name, fromSeq: (deliveredFloors.get(name) ?? 0) + 1 }, 'the workers consumer of a job type was missing; created it again');
         metrics.consumersRecreated.inc(recreated.length);
         for (const name of created) logger.info({ consumer: name }, 'created the missing workers consumer of a job type');
       })

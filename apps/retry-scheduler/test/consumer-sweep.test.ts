@@ -87,6 +87,32 @@ describe('workers consumers of deleted job types', () => {
     }
   }, 60_000);
 
+  it('the deleted consumer of a job type in the policy comes back without handing a job a worker holds to a second worker', async () => {
+    // Worker A takes keep-held and holds it (no ack yet; a raw NATS client, as any worker may be).
+    const consumer = await jetstream(bed.nc).consumers.get(bed.names.streams.jobs, 'workers-keep');
+    await bed.submit('keep-held', 'keep');
+    const held = await consumer.next({ expires: 5_000 });
+    expect(held?.json<{ jobId: string }>().jobId).toBe('keep-held');
+    // A sweep sees it delivered (every 100 ms), then the consumer is deleted by hand.
+    await waitFor(async () => (await bed.jsm.consumers.info(bed.names.streams.jobs, 'workers-keep')).num_ack_pending === 1, 5_000, 20);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await bed.jsm.consumers.delete(bed.names.streams.jobs, 'workers-keep')).toBe(true);
+    // Worker B (the SDK) on the consumer created again: it gets the next job, never keep-held
+    // (before, the new consumer started after the acknowledged floor and B's claim of keep-held succeeded).
+    await waitFor(() => exists('workers-keep'), 10_000, 50);
+    const ran: string[] = [];
+    const b = await startWorker({ nc: bed.nc, namespace: bed.ns, jobType: 'keep', handler: async (job) => void ran.push(job.jobId) });
+    try {
+      await bed.submit('keep-next', 'keep');
+      await waitFor(() => ran.includes('keep-next'), 20_000, 100);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(ran).toEqual(['keep-next']);
+    } finally {
+      await b.stop();
+      held?.ack();
+    }
+  }, 60_000);
+
   it('a job type deleted (its consumer removed drained) and created again does not deliver its finished jobs again', async () => {
     // The persister's consumer, caught up (what it stored may leave the stream).
     await ensureServiceConsumer(bed.jsm, bed.names.streams.jobs, bed.names.consumers.persisterJobs);

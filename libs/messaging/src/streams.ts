@@ -128,9 +128,9 @@ export const WORKERS_MAX_ACK_PENDING = 1_000_000;
  * expiry, which produces a `timed_out` outcome. `ack_wait` is the job type's timeout.
  *
  * A new consumer starts at the stream's first message of the job type, or at `fromSeq` when the
- * caller knows that every message before it was acknowledged (a consumer recreated after it was
- * deleted: see sweepWorkerConsumers). Starting earlier is safe, only slower: a worker delivered a
- * job whose lease is no longer held has its claim refused and acks it without running it.
+ * caller knows that every message before it was delivered once (a consumer recreated after it was
+ * deleted: see sweepWorkerConsumers). Starting earlier hands a worker a job whose lease is no longer
+ * held (its claim is refused and it is acked unrun) or, worse, one another worker still holds.
  */
 export async function ensureWorkerConsumer(
   jsm: JetStreamManager,
@@ -173,10 +173,10 @@ export interface WorkerConsumerSweep {
  *   consumer with work left stays, so that its jobs still reach workers (their outcomes are
  *   recorded, though the job type is gone). Its finished messages are purged (purgeFinishedJobs);
  * - a job type of the policy whose consumer is gone gets it back, so its workers (waiting for it,
- *   see consumeConcurrently) carry on. It starts after the acknowledged floor an earlier sweep saw
- *   (`floors`, updated here: consumer name → the stream sequence up to which every message was
- *   acknowledged), so a week of finished jobs is not delivered again; without one it starts at the
- *   stream's first message of the job type.
+ *   see consumeConcurrently) carry on. It starts after the last message an earlier sweep saw
+ *   delivered (`floors`, updated here: consumer name → the stream sequence up to which every
+ *   message was delivered), so neither a week of finished jobs nor the jobs workers hold are
+ *   delivered again; without one it starts at the stream's first message of the job type.
  */
 export async function sweepWorkerConsumers(
   jsm: JetStreamManager,
@@ -193,7 +193,10 @@ export async function sweepWorkerConsumers(
     const name = info.name;
     if (!name.startsWith(prefix)) continue;
     seen.add(name);
-    floors.set(name, info.ack_floor.stream_seq);
+    // Up to here every message was delivered once: with max_deliver 1 this consumer would never
+    // deliver one of them again, so neither may the one that replaces it (a job a worker holds
+    // unacknowledged must not reach a second worker, whose claim would succeed).
+    floors.set(name, info.delivered.stream_seq);
     if (jobTypes.has(name.slice(prefix.length))) continue;
     if (info.num_pending > 0 || info.num_ack_pending > 0) continue;
     if (await jsm.consumers.delete(names.streams.jobs, name).catch(() => false)) {
