@@ -270,7 +270,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
 
   // A job type deleted from the policy keeps its workers consumer until its jobs are drained, then
   // loses it (a consumer per job type that ever existed would otherwise linger for ever); a job
-  // type of the policy whose consumer was deleted (by hand, say) gets it back, after what was acked.
+  // type of the policy whose consumer was deleted (by hand, say) gets it back, after what it delivered.
   let sweeping = false;
   const deliveredFloors = new Map<string, number>();
   const sweep = setInterval(() => {
