@@ -130,6 +130,14 @@ describe('NUL characters in a payload', () => {
     expect((await problemOf(batch)).errors).toEqual([{ path: 'jobs.1.payload', message: expect.stringContaining('U+0000') }]);
   });
 
+  it('a number beyond the range of a double (1e309, read as Infinity) is refused with 400 naming payload, not stored as null', async () => {
+    for (const body of ['{"type":"email","payload":{"big":1e309}}', '{"type":"email","payload":-1e400}']) {
+      const res = await req('/v1/jobs', { method: 'POST', headers: { ...auth(acme), 'content-type': 'application/json' }, body });
+      expect(res.status, body).toBe(400);
+      expect((await problemOf(res)).errors).toEqual([{ path: 'payload', message: expect.stringContaining('Infinity') }]);
+    }
+  });
+
   it('a payload holding the text \\u0000 (a backslash, not a NUL) is admitted and readable', async () => {
     const res = await post('/v1/jobs', { type: 'email', payload: { path: 'C:\\u0000', raw: '\\\\u0000' } });
     expect(res.status).toBe(202);

@@ -44,8 +44,8 @@ function stringProblem(text: string, where: 'string' | 'key'): string | undefine
 
 /**
  * Why a JSON value cannot be a payload, or undefined when it can: nested deeper than
- * MAX_PAYLOAD_DEPTH, or a string or key holding U+0000 (NUL) or a lone UTF-16 surrogate (PostgreSQL
- * text and jsonb cannot store either).
+ * MAX_PAYLOAD_DEPTH, a string or key holding U+0000 (NUL) or a lone UTF-16 surrogate (PostgreSQL
+ * text and jsonb cannot store either), or a number JSON.parse read as ±Infinity (1e309).
  * Iterative, so any depth is safe to ask about; it stops at the first problem.
  */
 export function payloadProblem(value: unknown, maxDepth = MAX_PAYLOAD_DEPTH): string | undefined {
@@ -59,6 +59,9 @@ export function payloadProblem(value: unknown, maxDepth = MAX_PAYLOAD_DEPTH): st
       if (problem !== undefined) return problem;
       continue;
     }
+    // JSON.parse reads a number beyond the double range (1e309) as Infinity, which JSON cannot
+    // carry: stored, it would become null, and the worker would get other data than was sent.
+    if (typeof v === 'number' && !Number.isFinite(v)) return 'contains a number beyond the range of a double (read as Infinity)';
     if (v === null || typeof v !== 'object') continue;
     const depth = d + 1;
     if (depth > maxDepth) return `nested deeper than ${maxDepth} levels`;
