@@ -43,11 +43,12 @@ beforeAll(async () => {
       weighted: { rate: { limit: 40, periodMs: 1000 } },
       held: { concurrency: 1 },
       solo: { concurrency: 1 },
+      parked: { concurrency: 1 },
     },
-    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 } },
-    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] }, free: {} },
+    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 }, retried: { maxQueued: 2 } },
+    jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] }, park: { dependencies: [{ name: 'parked' }] }, free: {} },
   });
-  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy']) keys[t] = (await createKey([ingress], t)).key;
+  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy', 'retried']) keys[t] = (await createKey([ingress], t)).key;
   dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
@@ -175,6 +176,26 @@ describe('a queued job', () => {
     ]);
     const usage = await ingress.app.request('/v1/usage', { headers: { authorization: `Bearer ${keys.small}` } });
     expect(await usage.json()).toMatchObject({ queued: 5, queuedByType: { hold: 5 }, oldestQueuedAt: expect.any(String) });
+  });
+
+  it('retries waiting in the room are not jobs waiting in mode queue: they do not count against maxQueued, and usage shows them apart', async () => {
+    // park's one slot is held (a job that never reports); three of the tenant's retries wait in the room
+    expect((await submit('retried', { type: 'park' })).body.status).toBe('admitted');
+    await ingress.runtime.db.pool.query(
+      `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, last_outcome, created_at, queued_at, due_at, not_before, state, updated_at)
+       SELECT 'retried-' || i, 2, 'retried', 'park', 2, 'normal', 'failed', now(), now(), now(), now(), 'queued', now()
+         FROM generate_series(1, 3) AS i`,
+    );
+    const answers = [];
+    for (let i = 0; i < 3; i += 1) answers.push(await submit('retried', { type: 'park', mode: 'queue' }));
+    // (before: 429 queue_full at once, the retries counted as queued)
+    expect(answers.map((a) => [a.status, a.status === 429 ? a.body.reason : a.body.status])).toEqual([
+      [202, 'queued'],
+      [202, 'queued'],
+      [429, 'queue_full'],
+    ]);
+    const usage = await ingress.app.request('/v1/usage', { headers: { authorization: `Bearer ${keys.retried}` } });
+    expect(await usage.json()).toMatchObject({ queued: 2, queuedByType: { park: 2 }, retrying: 3 });
   });
 
   it('under concurrency: maxQueued holds exactly, and one idempotency key sent 16 times at once queues one job', async () => {

@@ -146,10 +146,13 @@ export const UsageResponse = z.object({
   /** v1.1: prepaid credits (§2 Tenant "Credits"); null when the tenant has no credit account. Optional for older servers. */
   credits: z.object({ balance: z.number().int(), reserved: z.number().int() }).nullable().optional(),
   inFlight: z.record(z.string(), z.number().int()),
+  /** The tenant's jobs waiting in mode `queue` (first attempts in the room: what `maxQueued` bounds). */
   queued: z.number().int(),
-  /** The tenant's waiting jobs per job type (mode `queue` and due retries). */
+  /** The same per job type. */
   queuedByType: z.record(z.string(), z.number().int()).optional(),
-  /** When the tenant's oldest waiting job arrived (absent when none waits). */
+  /** Retries waiting in the room (due, not yet admitted); not counted in `queued` nor against `maxQueued`. */
+  retrying: z.number().int().optional(),
+  /** When the tenant's oldest job waiting in the room (queued or retrying) arrived (absent when none waits). */
   oldestQueuedAt: z.string().optional(),
 });
 export type UsageResponse = z.infer<typeof UsageResponse>;

@@ -130,10 +130,10 @@ export class WaitingStore {
       // The tenants' locks, in a fixed order (two instances' batches never deadlock).
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext('janus-room:' || t)) FROM unnest(${sql.param(tenants)}::text[]) AS t ORDER BY t`);
       const [counts, same] = await Promise.all([
-        tx.execute<{ tenant: string; type: string; priority: number; state: RowState; n: number }>(sql`
-          SELECT tenant, type, priority, state, count(*)::int AS n
+        tx.execute<{ tenant: string; type: string; priority: number; state: RowState; retry: boolean; n: number }>(sql`
+          SELECT tenant, type, priority, state, attempt > 1 AS retry, count(*)::int AS n
             FROM waiting_jobs WHERE tenant = ANY(${sql.param(tenants)}::text[]) AND ${WAITING}
-           GROUP BY tenant, type, priority, state`),
+           GROUP BY tenant, type, priority, state, attempt > 1`),
         keyed.length === 0
           ? Promise.resolve({ rows: [] as WaitingRow[] })
           : tx.execute<WaitingRow>(sql`
@@ -142,11 +142,13 @@ export class WaitingStore {
                  AND ${WAITING}`),
       ]);
       // What waits, per tenant, and per tenant/type/priority (jobs still queued, and their costs).
+      // (maxQueued bounds the jobs waiting in mode `queue`: first attempts; a retry waiting in the room
+      // is none, though it is ahead of a new job at its priority)
       const waiting = new Map<string, number>();
       const queued = new Map<string, number>();
       for (const r of counts.rows) {
-        waiting.set(r.tenant, (waiting.get(r.tenant) ?? 0) + r.n);
-        if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, r.n);
+        if (!r.retry) waiting.set(r.tenant, (waiting.get(r.tenant) ?? 0) + r.n);
+        if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, (queued.get(`${r.tenant}|${r.type}|${r.priority}`) ?? 0) + r.n);
       }
       const byKey = new Map<string, WaitingRow>(same.rows.map((r) => [`${r.tenant}|${r.idempotencyKey}`, parseRow(r)]));
       const results: EnqueueResult[] = [];
@@ -334,20 +336,28 @@ export class WaitingStore {
     return new Map(result.rows.map((r) => [r.idempotencyKey ?? '', parseRow(r)]));
   }
 
-  /** The tenant's waiting jobs per job type, and how long the oldest has waited. */
-  async waitingOf(tenant: string): Promise<{ total: number; byType: Record<string, number>; oldestQueuedAt: Date | undefined }> {
-    const result = await this.db.execute<{ type: string; n: number; oldest: Date | string }>(sql`
-      SELECT type, count(*)::int AS n, min(queued_at) AS oldest FROM waiting_jobs WHERE tenant = ${tenant} AND ${WAITING} GROUP BY type`);
+  /**
+   * The tenant's jobs waiting in mode `queue` (first attempts) per job type, its retries waiting in
+   * the room, and when the oldest of all arrived.
+   */
+  async waitingOf(tenant: string): Promise<{ total: number; byType: Record<string, number>; retrying: number; oldestQueuedAt: Date | undefined }> {
+    const result = await this.db.execute<{ type: string; retry: boolean; n: number; oldest: Date | string }>(sql`
+      SELECT type, attempt > 1 AS retry, count(*)::int AS n, min(queued_at) AS oldest FROM waiting_jobs
+       WHERE tenant = ${tenant} AND ${WAITING} GROUP BY type, attempt > 1`);
     const byType: Record<string, number> = {};
     let total = 0;
+    let retrying = 0;
     let oldest: Date | undefined;
     for (const r of result.rows) {
-      byType[r.type] = r.n;
-      total += r.n;
+      if (r.retry) retrying += r.n;
+      else {
+        byType[r.type] = r.n;
+        total += r.n;
+      }
       const at = new Date(r.oldest);
       if (oldest === undefined || at < oldest) oldest = at;
     }
-    return { total, byType, oldestQueuedAt: oldest };
+    return { total, byType, retrying, oldestQueuedAt: oldest };
   }
 
   /** Waiting jobs per tenant and job type, with the oldest's arrival (metrics, dashboard). */

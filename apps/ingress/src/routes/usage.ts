@@ -46,6 +46,7 @@ export function usageRoutes(deps: UsageRouteDeps) {
       inFlight: { ...usage.inFlight },
       queued: waiting?.total ?? 0,
       queuedByType: waiting?.byType ?? {},
+      retrying: waiting?.retrying ?? 0,
       ...(waiting?.oldestQueuedAt ? { oldestQueuedAt: waiting.oldestQueuedAt.toISOString() } : {}),
     };
     return c.json(body, 200);
