@@ -161,9 +161,11 @@ export interface Usage {
   credits?: { balance: number; reserved: number } | null;
   /** Admitted jobs whose outcome is not known yet, per dependency. */
   inFlight: Record<string, number>;
-  /** The tenant's jobs waiting in the room. */
+  /** The tenant's jobs waiting in mode `queue` (what `maxQueued` bounds). */
   queued: number;
   queuedByType?: Record<string, number>;
+  /** The tenant's retries waiting in the room (not counted in `queued`). */
+  retrying?: number;
   oldestQueuedAt?: string;
 }
 
