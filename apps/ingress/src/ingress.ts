@@ -15,6 +15,9 @@ import { readStoredOutcome } from './routes/outcome.js';
 import { NatsStatus } from './nats-status.js';
 import { NEW_JOB_WAKE, WaitingStore } from '@janus/waiting-room';
 
+/** A job type's idempotency window when the policy no longer has the job type (CONTRACT §2's default). */
+const DEFAULT_IDEMPOTENCY_WINDOW_MS = 86_400_000;
+
 export interface Ingress {
   readonly app: OpenAPIHono<BlankEnv>;
   readonly runtime: LimiterRuntime;
@@ -77,7 +80,8 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
     logger: runtime.logger,
     liveStats: live.record,
     room: {
-      store: new WaitingStore(runtime.db.db),
+      // a key whose queued job its producer cancelled still answers within the job type's window
+      store: new WaitingStore(runtime.db.db, (type) => limiter.policy.jobType(type)?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
       keyLive: (tenant, key, kind) => limiter.idempotencyKeyLive(tenant, key, kind),
       wake: () => {
         // Best effort: the dispatcher also looks again on its own within a second.

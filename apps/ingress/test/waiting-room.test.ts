@@ -45,10 +45,10 @@ beforeAll(async () => {
       solo: { concurrency: 1 },
       parked: { concurrency: 1 },
     },
-    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 }, retried: { maxQueued: 2 } },
+    tenants: { flood: {}, one: {}, two: {}, heavy: { weight: 3 }, light: { weight: 1 }, small: { maxQueued: 5 }, busy: { maxQueued: 20 }, retried: { maxQueued: 2 }, 'park-key': {} },
     jobTypes: { fetch: { dependencies: [{ name: 'api' }] }, weigh: { dependencies: [{ name: 'weighted' }] }, hold: { dependencies: [{ name: 'held' }] }, single: { dependencies: [{ name: 'solo' }] }, park: { dependencies: [{ name: 'parked' }] }, free: {} },
   });
-  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy', 'retried']) keys[t] = (await createKey([ingress], t)).key;
+  for (const t of ['flood', 'one', 'two', 'heavy', 'light', 'small', 'busy', 'retried', 'park-key']) keys[t] = (await createKey([ingress], t)).key;
   dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
@@ -131,6 +131,27 @@ describe('a queued job', () => {
     expect((await admitted('hold')).map((m) => m.jobId)).not.toContain(id);
   });
 
+  it('the idempotency key of a queued job its producer cancelled still names it: the same request is its replay (200), another 422 — single, mode now and batch', async () => {
+    // park's one slot is held (admitted now, never reported; or by a test before): the job waits
+    expect([202, 429]).toContain((await submit('park-key', { type: 'park' })).status);
+    const first = await submit('park-key', { type: 'park', mode: 'queue', payload: { v: 1 } }, { 'idempotency-key': 'cancel-me' });
+    expect(first.body.status).toBe('queued');
+    const id = String(first.body.jobId);
+    const auth = { authorization: `Bearer ${keys['park-key']}` };
+    expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    // (before: the key was free again — another request under it was admitted as a new job)
+    const other = await submit('park-key', { type: 'free', payload: 'something else' }, { 'idempotency-key': 'cancel-me' });
+    expect(other.status).toBe(422);
+    expect(other.body.type).toMatch(/idempotency-key-reused$/);
+    const otherInBatch = await ingress.app.request('/v1/jobs/batch', json({ jobs: [{ type: 'free', payload: 'different', idempotencyKey: 'cancel-me' }] }, auth));
+    expect(otherInBatch.status).toBe(422);
+    for (const mode of ['queue', 'now']) {
+      const again = await submit('park-key', { type: 'park', mode, payload: { v: 1 } }, { 'idempotency-key': 'cancel-me' });
+      expect(again, mode).toEqual({ status: 200, body: { jobId: id, status: 'queued', notBefore: first.body.notBefore, duplicate: true } });
+    }
+    expect(await (await ingress.app.request(`/v1/jobs/${id}`, { headers: auth })).json()).toMatchObject({ status: 'cancelled' });
+  });
+
   it('a job the room already admitted cannot be cancelled (409); an unknown one is 404', async () => {
     const rows = await ingress.runtime.db.pool.query<{ job_id: string }>(`SELECT job_id FROM waiting_jobs WHERE state = 'admitted' AND tenant = 'two' LIMIT 1`);
     const id = rows.rows[0]!.job_id;
@@ -179,8 +200,9 @@ describe('a queued job', () => {
   });
 
   it('retries waiting in the room are not jobs waiting in mode queue: they do not count against maxQueued, and usage shows them apart', async () => {
-    // park's one slot is held (a job that never reports); three of the tenant's retries wait in the room
-    expect((await submit('retried', { type: 'park' })).body.status).toBe('admitted');
+    // park's one slot is held (a job that never reports, admitted here or by a test before); three of
+    // the tenant's retries wait in the room
+    expect([202, 429]).toContain((await submit('retried', { type: 'park' })).status);
     await ingress.runtime.db.pool.query(
       `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, last_outcome, created_at, queued_at, due_at, not_before, state, updated_at)
        SELECT 'retried-' || i, 2, 'retried', 'park', 2, 'normal', 'failed', now(), now(), now(), now(), 'queued', now()

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '@janus/db';
+import { dedupeRoomKey } from '@janus/execution';
 
 /** A row of `waiting_jobs` as the dispatcher and the API read it. */
 export type WaitingRow = {
@@ -62,6 +63,17 @@ const COLUMNS = sql.raw(`job_id AS "jobId", attempt, seq::float8 AS seq, tenant,
   due_at AS "dueAt", not_before AS "notBefore", state`);
 
 const WAITING = sql.raw(`state IN ('queued', 'dispatching')`);
+/** The reason of a row its producer cancelled (DELETE). */
+const CANCELLED_BY_PRODUCER = 'cancelled by the producer';
+/**
+ * Rows whose producer key still answers: waiting ones, and first attempts their producer cancelled
+ * while they waited (the key was used for that request: within its window the same key is that
+ * job's replay, another request under it 422 — WaitingStore keyWindowOf drops those past it). Not a
+ * cancelled payload-dedupe row: its payload may be sent again.
+ */
+const KEYED = sql.raw(
+  `(state IN ('queued', 'dispatching') OR (state = 'cancelled' AND attempt = 1 AND reason = '${CANCELLED_BY_PRODUCER}' AND NOT starts_with(idempotency_key, '${dedupeRoomKey('')}')))`,
+);
 /** The reason of a row Janus cancelled because another job ran under its idempotency key (WaitingStore.supersede). */
 export const SUPERSEDED_BY = 'superseded by job ';
 /** At most this many producers' jobs stored in one transaction. */
@@ -82,7 +94,21 @@ interface PendingEnqueue {
  * dispatcher never both win, and two dispatchers never admit the same row.
  */
 export class WaitingStore {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /**
+     * A job type's idempotency window (ms): how long the key of a job its producer cancelled while
+     * it waited still answers (from its creation). Without it such keys do not answer (only
+     * ingress, which answers producers' keys, needs them).
+     */
+    private readonly keyWindowOf?: (type: string) => number,
+  ) {}
+
+  /** Whether a row found by its key answers for it (see KEYED): waiting, or cancelled by its producer within the key's window. */
+  #keyAnswers(row: WaitingRow, now = Date.now()): boolean {
+    if (row.state !== 'cancelled') return true;
+    return this.keyWindowOf !== undefined && row.createdAt.getTime() + this.keyWindowOf(row.type) > now;
+  }
 
   /**
    * Stores a producer's job (mode `queue`): at most `maxQueued` waiting per tenant, a waiting job with
@@ -139,7 +165,7 @@ export class WaitingStore {
           : tx.execute<WaitingRow>(sql`
               SELECT ${COLUMNS} FROM waiting_jobs
                WHERE (tenant, idempotency_key) IN (SELECT * FROM unnest(${sql.param(keyed.map((p) => p.job.tenant))}::text[], ${sql.param(keyed.map((p) => p.job.idempotencyKey!))}::text[]))
-                 AND ${WAITING}`),
+                 AND ${KEYED}`),
       ]);
       // What waits, per tenant, and per tenant/type/priority (jobs still queued, and their costs).
       // (maxQueued bounds the jobs waiting in mode `queue`: first attempts; a retry waiting in the room
@@ -150,7 +176,12 @@ export class WaitingStore {
         if (!r.retry) waiting.set(r.tenant, (waiting.get(r.tenant) ?? 0) + r.n);
         if (r.state === 'queued') queued.set(`${r.tenant}|${r.type}|${r.priority}`, (queued.get(`${r.tenant}|${r.type}|${r.priority}`) ?? 0) + r.n);
       }
-      const byKey = new Map<string, WaitingRow>(same.rows.map((r) => [`${r.tenant}|${r.idempotencyKey}`, parseRow(r)]));
+      const byKey = new Map<string, WaitingRow>(
+        same.rows
+          .map(parseRow)
+          .filter((r) => this.#keyAnswers(r))
+          .map((r) => [`${r.tenant}|${r.idempotencyKey}`, r]),
+      );
       const results: EnqueueResult[] = [];
       const rows: { job: NewWaitingJob; notBefore: Date }[] = [];
       for (const p of batch) {
@@ -294,7 +325,7 @@ export class WaitingStore {
    */
   async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }, tries = 3): Promise<'cancelled' | 'dispatching' | 'gone' | 'not_found'> {
     const updated = await this.db.execute(sql`
-      UPDATE waiting_jobs SET state = 'cancelled', reason = 'cancelled by the producer', updated_at = now()
+      UPDATE waiting_jobs SET state = 'cancelled', reason = ${CANCELLED_BY_PRODUCER}, updated_at = now()
        WHERE job_id = ${jobId} AND tenant = ${tenant} AND state = 'queued'`);
     if ((updated.rowCount ?? 0) > 0) return 'cancelled';
     const rows = await this.db.execute<{ state: RowState; attempt: number; reason: string | null }>(sql`SELECT state, attempt, reason FROM waiting_jobs WHERE job_id = ${jobId} AND tenant = ${tenant} ORDER BY attempt DESC LIMIT 1`);
@@ -323,17 +354,22 @@ export class WaitingStore {
     return result.rows[0]?.any === true;
   }
 
-  /** A waiting job of the tenant with this idempotency key. */
+  /** A waiting job of the tenant with this idempotency key (or one its producer cancelled within the key's window, see KEYED). */
   async waitingWithKey(tenant: string, key: string): Promise<WaitingRow | undefined> {
-    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ${key} AND ${WAITING} LIMIT 1`);
-    return result.rows[0] ? parseRow(result.rows[0]) : undefined;
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ${key} AND ${KEYED}`);
+    return result.rows.map(parseRow).find((r) => this.#keyAnswers(r));
   }
 
   /** The tenant's waiting jobs with any of these idempotency keys, by key (a batch's jobs' own keys). */
   async waitingWithKeys(tenant: string, keys: readonly string[]): Promise<Map<string, WaitingRow>> {
     if (keys.length === 0) return new Map();
-    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ANY(${sql.param([...keys])}::text[]) AND ${WAITING}`);
-    return new Map(result.rows.map((r) => [r.idempotencyKey ?? '', parseRow(r)]));
+    const result = await this.db.execute<WaitingRow>(sql`SELECT ${COLUMNS} FROM waiting_jobs WHERE tenant = ${tenant} AND idempotency_key = ANY(${sql.param([...keys])}::text[]) AND ${KEYED}`);
+    return new Map(
+      result.rows
+        .map(parseRow)
+        .filter((r) => this.#keyAnswers(r))
+        .map((r) => [r.idempotencyKey ?? '', r]),
+    );
   }
 
   /**
