@@ -21,7 +21,7 @@ import { usageRoutes } from './routes/usage.js';
 export interface IngressDeps {
   /** The running compiled policy, or undefined until one is loaded (then job routes answer 503). */
   readonly policy: () => CompiledPolicy | undefined;
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'settle' | 'leaseState' | 'usage' | 'failOpenLeases'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'settle' | 'leaseState' | 'usage' | 'failOpenLeases' | 'idempotencyState'>;
   readonly keys: TenantKeys;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
@@ -74,7 +74,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
 
   const app = new OpenAPIHono<BlankEnv>();
   app.route('/', healthRoutes({ checks: deps.readiness, registry: deps.registry }));
-  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, ...(deps.room ? { room: deps.room } : {}), ...(deps.maxMessageBytes ? { maxMessageBytes: deps.maxMessageBytes } : {}) }));
+  app.route('/', jobsRoutes({ policy: deps.policy, admission, metrics, auth, jobView: deps.jobView, idempotencyState: (tenant, key) => deps.limiter.idempotencyState(tenant, key), ...(deps.room ? { room: deps.room } : {}), ...(deps.maxMessageBytes ? { maxMessageBytes: deps.maxMessageBytes } : {}) }));
   app.route('/', listRoutes({ requireTenant: auth.middleware, listJobs: deps.listJobs }));
   const room = deps.room;
   app.route(

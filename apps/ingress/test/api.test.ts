@@ -400,6 +400,23 @@ describe('budget ledger, usage and outcomes', () => {
   });
 });
 
+describe('a replay after its job type left the policy', () => {
+  it('is still the replay within its window (200 with the first answer, 422 for another request), not 404', async () => {
+    await setPolicy([ingress], { ...POLICY, jobTypes: { ...POLICY.jobTypes, passing: {} } });
+    const first = await post('/v1/jobs', acme, { type: 'passing', payload: { n: 1 } }, { 'idempotency-key': 'gone-type' });
+    expect(first.status).toBe(202);
+    const firstBody = (await first.json()) as Record<string, unknown>;
+    await setPolicy([ingress], POLICY);
+    const again = await post('/v1/jobs', acme, { type: 'passing', payload: { n: 1 } }, { 'idempotency-key': 'gone-type' });
+    // (before: 404 unknown-job-type, telling a producer whose first answer was lost that nothing was created)
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ ...firstBody, duplicate: true });
+    expect((await post('/v1/jobs', acme, { type: 'passing', payload: { n: 2 } }, { 'idempotency-key': 'gone-type' })).status).toBe(422);
+    expect((await post('/v1/jobs', acme, { type: 'passing', payload: { n: 1 } }, { 'idempotency-key': 'never-used' })).status).toBe(404);
+    expect((await post('/v1/jobs', acme, { type: 'passing', payload: { n: 1 } })).status).toBe(404);
+  });
+});
+
 describe('GET /v1/jobs/{jobId}', () => {
   it("returns the tenant's own job as stored; another tenant's job is 404", async () => {
     const db = ingress.runtime.db.db;

@@ -12,10 +12,11 @@ import {
   RejectedResponse,
   zodFieldErrors,
 } from '@janus/contracts';
-import { exceedsCapacity, priorityShareOf, type CompiledPolicy, type IdempotencyKind } from '@janus/limiter';
+import { exceedsCapacity, priorityShareOf, type CompiledPolicy, type IdempotencyKind, type IdempotencyState } from '@janus/limiter';
 import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { fieldErrorsDetail, readJsonBody, requestHeader } from '@janus/http';
+import { parseIdempotencyRecord } from '@janus/execution';
 import { fingerprint, jobContent } from '../fingerprint.js';
 import { isJobId, newJobId } from '../ids.js';
 import type { TenantAuth } from '../auth.js';
@@ -37,6 +38,8 @@ export interface JobsRouteDeps {
   readonly room?: WaitingRoomAccess;
   /** The largest message the NATS server takes (its `max_payload`), when connected. */
   readonly maxMessageBytes?: () => number | undefined;
+  /** What a producer's idempotency key holds in the limiter (a replay of a job whose type left the policy since). */
+  readonly idempotencyState?: (tenant: string, key: string) => Promise<IdempotencyState>;
 }
 
 export interface WaitingRoomAccess {
@@ -338,9 +341,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
     const key = idempotencyKey(requestHeader(c, 'idempotency-key'), body.idempotencyKey, 'idempotencyKey');
     if (!key.ok) return key.response;
     const job = prepare(policy, body, key.key);
-    const bad = checkJob(policy, job, '', deps.maxMessageBytes?.());
-    if (bad) return bad;
     const keyPath = requestHeader(c, 'idempotency-key') !== undefined ? 'Idempotency-Key' : 'idempotencyKey';
+    const bad = checkJob(policy, job, '', deps.maxMessageBytes?.());
+    if (bad) return (policy.jobType(job.type) === undefined && (await replayOfGoneType(c, tenant, job, keyPath))) || bad;
     if (body.mode === 'queue' && deps.room !== undefined) return submitQueued(c, tenant, policy, job, keyPath, started, deps.room);
     if (job.idempotencyKey !== undefined && deps.room !== undefined) {
       // A job waiting in the room under this key (sent in mode `queue`): this request is its replay
@@ -433,6 +436,22 @@ export function jobsRoutes(deps: JobsRouteDeps) {
       deps.admission.countAll([job], 'unavailable', 'room_unavailable');
       return unavailable(`the waiting room is unavailable: ${error instanceof Error ? error.message : String(error)}`);
     }
+  }
+
+  /**
+   * A keyed request whose job type is not in the policy (any more): if the key names a job admitted
+   * within its window — its type deleted since — this is that job's replay (200, or 422 for another
+   * request, 409 while it is being admitted), as CONTRACT §3 says for any replay; else undefined (404).
+   */
+  async function replayOfGoneType(c: Context, tenant: string, job: PreparedJob, keyPath: string): Promise<Response | undefined> {
+    if (job.idempotencyKey === undefined || deps.idempotencyState === undefined) return undefined;
+    const held = await deps.idempotencyState(tenant, job.idempotencyKey).catch(() => undefined);
+    if (held === undefined || held.state === 'none') return undefined;
+    const { fp, body } = parseIdempotencyRecord(held.record);
+    if (fp !== undefined && fp !== job.fingerprint) return answer(c, { kind: 'idempotency_key_reused', index: -1 }, 'single', keyPath);
+    if (held.state === 'in_progress') return answer(c, { kind: 'in_progress', index: -1 }, 'single', keyPath);
+    deps.admission.countAll([job], 'duplicate', 'idempotency');
+    return c.json({ ...body, duplicate: true }, 200);
   }
 
   /** The same idempotency key while the first job waits: its answer again (200), or 422 for a different request. */
