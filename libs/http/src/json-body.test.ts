@@ -26,6 +26,16 @@ describe('readJsonBody', () => {
     expect(await malformed.json()).toMatchObject({ status: 400, errors: [{ path: '(body)', message: 'not valid JSON' }] });
   });
 
+  it('a body with a Content-Encoding other than identity is 415 (gzip was read as malformed JSON, an unknown coding ignored)', async () => {
+    const a = app({ cap: 100 });
+    for (const coding of ['gzip', 'br', 'bogus']) {
+      const res = await post(a, '{"a":1}', { 'content-type': 'application/json', 'content-encoding': coding });
+      expect(res.status, coding).toBe(415);
+      expect(res.headers.get('accept-encoding')).toBe('identity');
+    }
+    expect(await (await post(a, '{"a":1}', { 'content-type': 'application/json', 'content-encoding': 'identity' })).json()).toEqual({ value: { a: 1 } });
+  });
+
   it('with optional, a missing or empty body is undefined, and a non-JSON body still 415', async () => {
     const a = app({ cap: 20, optional: true });
     expect(await (await post(a, undefined, {})).json()).toEqual({ value: null });

@@ -12,7 +12,7 @@ export type JsonBodyResult =
 
 /**
  * Reads a JSON request body before any validation, in the order the contract's statuses imply:
- * not JSON → 415, over `cap` bytes → 413 (checked from Content-Length and again while reading, so a
+ * not JSON (or with a Content-Encoding other than identity) → 415, over `cap` bytes → 413 (checked from Content-Length and again while reading, so a
  * lying or absent header cannot make us buffer more than the cap), unparsable → 400.
  * With `optional`, a request with no body (or an empty one) is fine.
  */
@@ -30,6 +30,18 @@ export async function readJsonBody(c: Context, opts: { cap: number; optional?: b
       ok: false,
       response: problem(415, COMMON_PROBLEMS.unsupportedMediaType, 'Unsupported media type', {
         detail: 'the body must be JSON (Content-Type: application/json)',
+      }),
+    };
+  }
+  // A compressed (or otherwise encoded) body is not read as JSON: it would be refused as malformed
+  // (gzip) or, worse, taken for what it is not. RFC 7694: 415 for a content coding not supported.
+  const coding = requestHeader(c, 'content-encoding');
+  if (coding !== undefined && coding.trim() !== '' && coding.trim().toLowerCase() !== 'identity') {
+    return {
+      ok: false,
+      response: problem(415, COMMON_PROBLEMS.unsupportedMediaType, 'Unsupported media type', {
+        detail: `Content-Encoding "${coding.slice(0, 50)}" is not supported: send the JSON body uncompressed`,
+        headers: { 'accept-encoding': 'identity' },
       }),
     };
   }
