@@ -34,8 +34,8 @@ export function natsAuthEnv(env: Env): {
   serverEnv: { JANUS_NATS_PASSWORD: string; JANUS_WORKER_NATS_PASSWORD: string };
   appEnv: { NATS_URL: string; NATS_USER: 'janus'; NATS_PASSWORD: string };
 };
-/** The environment the apps of one run share: admin token and one signing key (generated per run). */
-export function appsEnv(env: Env, options?: { logFormat?: 'json' | 'pretty' }): { admin: { token: string; source: string }; env: Env };
+/** The environment the apps of one run share: the admin token (none outside development without JANUS_ADMIN_TOKEN) and the log format. */
+export function appsEnv(env: Env, options?: { logFormat?: 'json' | 'pretty' }): { admin: { token: string; source: string } | undefined; env: Env };
 /** Starts every app, each in its own process group; output lines go to `write`, prefixed. */
 export function spawnApps(env: Env, write?: (line: string) => void): RunningApp[];
 /** SIGTERM to each app once, SIGKILL after `graceMs`; resolves with how each ended. */

@@ -96,20 +96,22 @@ export function natsAuthEnv(env) {
 }
 
 /**
- * The environment every app of one run shares: the admin token (see devAdminToken) and one signing
- * key, since ingress signs lease tokens and the scheduler verifies them. Unless JANUS_SIGNING_KEY is
- * set: in development each app uses the checkout's key (`.janus/signing-key`, @janus/config
- * devSigningKey), which an app started alone (`npx nx serve <app>`) shares and which outlives a
- * restart; with NODE_ENV=production one is generated for the run.
+ * The environment every app of one run shares: the admin token, and the log format. The token is
+ * JANUS_ADMIN_TOKEN, or in development (NODE_ENV unset or `development`) the kept development token
+ * (devAdminToken); otherwise there is none (`admin` undefined): policy-admin refuses to start
+ * without one outside development (CONTRACT §1), and so does `npm start`. (Until 2026-12-01 it
+ * generated one in production too, and policy-admin came up with a token nobody had set.) The
+ * signing key needs nothing here: JANUS_SIGNING_KEY, required in production, or in development the
+ * checkout's key (`.janus/signing-key`, @janus/config devSigningKey), which an app started alone
+ * (`npx nx serve <app>`) shares and which outlives a restart.
  */
 export function appsEnv(env, { logFormat } = {}) {
-  const admin = devAdminToken(env);
+  const admin = env.JANUS_ADMIN_TOKEN || (env.NODE_ENV || 'development') === 'development' ? devAdminToken(env) : undefined;
   return {
     admin,
     env: {
       ...env,
-      JANUS_ADMIN_TOKEN: admin.token,
-      ...(env.JANUS_SIGNING_KEY || env.NODE_ENV !== 'production' ? {} : { JANUS_SIGNING_KEY: randomBytes(32).toString('base64url') }),
+      ...(admin ? { JANUS_ADMIN_TOKEN: admin.token } : {}),
       JANUS_LOG_FORMAT: env.JANUS_LOG_FORMAT || logFormat || (process.stdout.isTTY ? 'pretty' : 'json'),
     },
   };

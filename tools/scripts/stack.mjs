@@ -40,6 +40,28 @@ function parseUrl(variable, fallback, defaultPort) {
   return { raw, host: url.hostname || '127.0.0.1', port: Number(url.port || defaultPort), url };
 }
 
+/**
+ * The first server of a comma-separated list (NATS_URL; REDIS_URL's cluster seeds) that answers, or
+ * undefined. An entry without a scheme takes the first entry's. (Only the first was asked before: with
+ * it down and another up, a separate local server was started, and the apps used it.)
+ */
+async function firstReachable(variable, fallback, defaultPort) {
+  const entries = (process.env[variable] || fallback).split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(entries[0] ?? '')?.[0] ?? '';
+  for (const entry of entries) {
+    let url;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : scheme + entry);
+    } catch {
+      continue;
+    }
+    const host = url.hostname || '127.0.0.1';
+    const port = Number(url.port || defaultPort);
+    if (await reachable(host, port)) return entry;
+  }
+  return undefined;
+}
+
 function reachable(host, port, timeoutMs = 500) {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
@@ -113,7 +135,8 @@ function program(find, pkg, what) {
 
 async function ensureRedis() {
   const { host, port, raw } = parseUrl('REDIS_URL', 'redis://127.0.0.1:6379', 6379);
-  if (await reachable(host, port)) return say(`redis      up at ${raw}`);
+  const up = await firstReachable('REDIS_URL', 'redis://127.0.0.1:6379', 6379);
+  if (up !== undefined) return say(`redis      up at ${up}`);
   if (!isLocal(host)) fail(`Redis is not reachable at ${raw} (REDIS_URL) and is not local, so it cannot be started here`);
   const bin = program(() => which('redis-server') ?? firstExisting(['/usr/bin/redis-server']), 'redis-server', 'redis-server');
   if (!bin) fail(`Redis is not reachable at ${raw} and redis-server is not installed: ${howToInstall('redis-server')}`);
@@ -127,7 +150,8 @@ async function ensureRedis() {
 
 async function ensureNats() {
   const { host, port, raw } = parseUrl('NATS_URL', 'nats://127.0.0.1:4222', 4222);
-  if (await reachable(host, port)) return say(`nats       up at ${raw}`);
+  const up = await firstReachable('NATS_URL', 'nats://127.0.0.1:4222', 4222);
+  if (up !== undefined) return say(`nats       up at ${up}`);
   if (!isLocal(host)) fail(`NATS is not reachable at ${raw} (NATS_URL) and is not local, so it cannot be started here`);
   const bin = program(() => which('nats-server') ?? firstExisting(['/usr/sbin/nats-server', '/usr/bin/nats-server']), 'nats-server', 'nats-server');
   if (!bin) fail(`NATS is not reachable at ${raw} and nats-server is not installed: ${howToInstall('nats-server')}`);

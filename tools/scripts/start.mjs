@@ -34,6 +34,10 @@ step('migrations', ['--import', 'tsx', 'libs/db/src/cli.ts']);
 const natsAuth = withNatsAuth ? natsAuthEnv(process.env) : undefined;
 if (natsAuth && process.env.NATS_URL && process.env.NATS_URL !== natsAuth.url) say(`--nats-auth: the apps use ${natsAuth.url}, not NATS_URL=${process.env.NATS_URL}`);
 const { admin, env } = appsEnv({ ...process.env, ...natsAuth?.appEnv, FORCE_COLOR: process.stdout.isTTY ? '1' : '0' });
+if (!admin) {
+  process.stderr.write(`[start] JANUS_ADMIN_TOKEN is required with NODE_ENV=${process.env.NODE_ENV}: policy-admin generates a token only in development (CONTRACT §1)\n`);
+  process.exit(1);
+}
 
 const children = spawnApps(env);
 

@@ -69,6 +69,7 @@ if ((await answers(ingressUrl)) && (await answers(adminUrl))) {
   const { createWriteStream } = await import('node:fs');
   const log = createWriteStream(path.join(root, '.janus', 'demo-apps.log'), { flags: 'a' });
   const run = appsEnv(env, { logFormat: 'json' });
+  if (!run.admin) throw new Error(`JANUS_ADMIN_TOKEN is required with NODE_ENV=${env.NODE_ENV ?? ''}: the tour starts apps with a development token only in development`);
   admin = run.admin;
   Object.assign(env, run.env);
   own = spawnApps(env, (line) => log.write(line));
