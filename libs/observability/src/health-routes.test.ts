@@ -43,4 +43,19 @@ describe('healthRoutes', () => {
     expect(res.headers.get('content-type')).toContain('text/plain');
     expect(text).toContain('janus_test_total{app="test"} 3');
   });
+
+  it('shows readiness in /metrics as /readyz decides it: janus_ready and janus_readiness_check{check}', async () => {
+    const own = createMetricsRegistry('ready-test');
+    let natsUp = true;
+    const app = healthRoutes({ registry: own, checks: [{ name: 'redis', check: () => true }, { name: 'nats', check: () => natsUp }] });
+    const scrape = async () => (await app.request('/metrics')).text();
+    let text = await scrape();
+    expect(text).toMatch(/^janus_ready\{app="ready-test"\} 1$/m);
+    expect(text).toMatch(/^janus_readiness_check\{check="nats",app="ready-test"\} 1$/m);
+    natsUp = false;
+    text = await scrape();
+    expect(text).toMatch(/^janus_ready\{app="ready-test"\} 0$/m);
+    expect(text).toMatch(/^janus_readiness_check\{check="nats",app="ready-test"\} 0$/m);
+    expect(text).toMatch(/^janus_readiness_check\{check="redis",app="ready-test"\} 1$/m);
+  });
 });
