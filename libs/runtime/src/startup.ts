@@ -32,7 +32,10 @@ export class Startup {
   #starting: Promise<{ close(): Promise<void> }> | undefined;
   #started = false;
 
+  readonly #app: string;
+
   private constructor(app: string, settings: Settings) {
+    this.#app = app;
     this.logger = createLogger(app, settings);
     this.registry = createMetricsRegistry(app);
     this.shutdown = new Shutdown(this.logger).add('give up starting', () => this.#giveUp());
@@ -74,7 +77,13 @@ export class Startup {
       started = await starting;
     } catch (error) {
       if (this.signal.aborted) return new Promise<never>(() => undefined);
-      throw error;
+      // A fault no retry mends (a refused login, an untrusted certificate, a failed migration): one
+      // line naming what to fix, and exit 1 — not an unhandled rejection's stack trace.
+      const why = startFailure(error);
+      this.logger.fatal({ err: error }, `could not start: ${why}`);
+      process.stderr.write(`${this.#app}: could not start: ${why}\n`);
+      if (this.#server) await closeServer(this.#server).catch(() => undefined);
+      process.exit(1);
     }
     // A signal during the last steps: the shutdown closes what started.
     if (this.signal.aborted) return new Promise<never>(() => undefined);
@@ -135,6 +144,17 @@ export function isUnreachable(error: unknown): boolean {
     return walk(e.cause) || (e instanceof AggregateError && e.errors.some(walk));
   };
   return walk(error);
+}
+
+/** What stopped a start, naming the variable to look at when a service refused the login. */
+export function startFailure(error: unknown): string {
+  const text = describe(error);
+  if (/authori[sz]ation violation|authentication (failed|timeout)|user authentication/i.test(text) && /nats|authorization/i.test(`${(error as Error).name} ${text}`)) {
+    return `NATS refused the login (check NATS_USER and NATS_PASSWORD): ${text}`;
+  }
+  if (/password authentication failed|no pg_hba\.conf entry|SASL/i.test(text)) return `PostgreSQL refused the login (check DATABASE_URL): ${text}`;
+  if (/WRONGPASS|NOAUTH|invalid username-password/i.test(text)) return `Redis refused the login (check REDIS_URL): ${text}`;
+  return text;
 }
 
 function describe(error: unknown): string {
