@@ -66,6 +66,8 @@ interface Block {
 
 /** Concurrency refusals give only a guess; look again at least this often even without a wake. */
 const SLOT_RECHECK_MS = 1_000;
+/** How long stop() waits for a dispatch round in flight (see stop). */
+const STOP_WAIT_MS = 3_000;
 /** A round slower than this is reported (events.slowRound): every waiting job waits for it. */
 const SLOW_ROUND_MS = 2_000;
 const RETRY_SOON_MS = 1_000;
@@ -182,7 +184,13 @@ export class Dispatcher {
     this.#stopped = true;
     this.#sub?.unsubscribe();
     this.wake();
-    await this.#loop;
+    // A round in flight finishes, or is left as a crashed leader's would be (its rows stay
+    // `dispatching`, in doubt, for the next leader: each admission is idempotent per attempt) once
+    // STOP_WAIT_MS have passed — with NATS unreachable its publishes could hold the shutdown past
+    // the app's grace period, which then exits 1.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#loop, new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+    clearTimeout(timer);
     await this.#resign();
   }
 
