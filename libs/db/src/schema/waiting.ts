@@ -57,6 +57,8 @@ export const waitingJobs = pgTable(
     index('waiting_jobs_type_waiting_idx').on(t.type).where(sql`state IN ('queued', 'dispatching')`),
     // A replay of a queued request (same key) finds the first one.
     uniqueIndex('waiting_jobs_idempotency_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL AND state IN ('queued', 'dispatching')`),
+    // … and a replay of a queued request its producer cancelled (its key still names it within the window).
+    index('waiting_jobs_cancelled_key_idx').on(t.tenant, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL AND state = 'cancelled'`),
     // GET /v1/jobs lists, newest first, the jobs the persister has no row of: first attempts that
     // were never admitted (waiting, cancelled or dead in the room). Admitted ones are in `jobs`.
     index('waiting_jobs_unadmitted_idx').on(t.tenant, t.createdAt, t.jobId).where(sql`attempt = 1 AND state <> 'admitted'`),

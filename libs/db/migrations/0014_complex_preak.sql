@@ -1,0 +1,1 @@
+CREATE INDEX "waiting_jobs_cancelled_key_idx" ON "waiting_jobs" USING btree ("tenant","idempotency_key") WHERE idempotency_key IS NOT NULL AND state = 'cancelled';
