@@ -9,8 +9,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
-import { compilePolicy, Keys, limitId, type AdmissionResult, type Lease, type Limiter } from '../src/index.js';
-import { T0, harness, job, type Harness } from './helpers.js';
+import { compilePolicy, Keys, limitId, type AdmissionResult, type Limiter } from '../src/index.js';
+import { T0, harness, job, leasesOf, type Harness } from './helpers.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -51,11 +51,6 @@ function instances(x: Harness, doc: PolicyDocumentInput, n = 8): Limiter[] {
 async function burst(limiters: readonly Limiter[], n: number): Promise<number> {
   const results = await Promise.all(Array.from({ length: n }, (_, i) => limiters[i % limiters.length]!.admit({ jobs: [job('call')] })));
   return results.filter((r) => r.kind === 'admitted').length;
-}
-
-function leasesOf(r: AdmissionResult): Lease[] {
-  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
-  return r.jobs.map((j) => j.lease!);
 }
 
 describe('changing a bucket rate\'s periodMs converts the stored tokens', () => {

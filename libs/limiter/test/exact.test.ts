@@ -4,22 +4,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
-import { harness, job, type Harness } from './helpers.js';
-import { compilePolicy, type AdmissionResult, type Lease } from '../src/index.js';
+import { harness, job, leasesOf, type Harness } from './helpers.js';
+import { compilePolicy, type AdmissionResult } from '../src/index.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-function leasesOf(r: AdmissionResult): Lease[] {
-  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
-  return r.jobs.map((j) => {
-    if (j.lease === undefined) throw new Error('expected a lease');
-    return j.lease;
-  });
-}
 
 const swap = (x: Harness, doc: PolicyDocumentInput, version: number) => x.limiter.setPolicy(compilePolicy(PolicyDocument.parse(doc), version));
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { PolicyDocument, type PolicyDocumentInput } from '@janus/contracts';
 import { dropRedisNamespace, testNamespace } from '@janus/testing';
-import { compilePolicy, Limiter, type AdmissionRequest, type AdmissionResult, type JobAdmission, type LimiterOptions } from '../src/index.js';
+import { compilePolicy, Limiter, type AdmissionRequest, type AdmissionResult, type JobAdmission, type Lease, type LimiterOptions } from '../src/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const SIGNING_KEY = 'test-signing-key-0123456789abcdef0123456789';
@@ -76,4 +76,13 @@ export async function snapshotKeys(x: Harness, withLeases: boolean): Promise<Rec
     }
   }
   return out;
+}
+
+/** The leases of an admission (one per job); throws for any other answer, or a job without a lease. */
+export function leasesOf(r: AdmissionResult): Lease[] {
+  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
+  return r.jobs.map((j) => {
+    if (j.lease === undefined) throw new Error('expected a lease');
+    return j.lease;
+  });
 }

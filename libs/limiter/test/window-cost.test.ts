@@ -8,18 +8,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PolicyDocumentInput } from '@janus/contracts';
 import { Keys, limitId, type AdmissionResult, type Lease, type Limiter } from '../src/index.js';
-import { harness, job, type Harness } from './helpers.js';
+import { harness, job, leasesOf, type Harness } from './helpers.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-function leasesOf(r: AdmissionResult): Lease[] {
-  if (r.kind !== 'admitted') throw new Error(`expected an admission, got ${JSON.stringify(r)}`);
-  return r.jobs.map((j) => j.lease!);
-}
 
 /** Admits `n` single-job requests one after another; returns the leases admitted. */
 async function admitEach(x: Harness, n: number, extra: Parameters<typeof job>[1] = {}): Promise<Lease[]> {
