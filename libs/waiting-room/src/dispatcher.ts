@@ -350,7 +350,9 @@ export class Dispatcher {
         blocked(this.#lanes, scopeOf(type), t, earliest) ||
         (perScope.get(scopeOf(type)) ?? 0) >= (this.#windows.get(scopeOf(type)) ?? 1),
       tenant: (tenant, t) => blocked(this.#tenants, tenant, t, earliest),
-      tenantLane: (tenant, type, t) => blocked(this.#tenantLanes, `${tenant}|${type}`, t, earliest) || blocked(this.#tenantLanes, `${tenant}|${scopeOf(type)}`, t, earliest),
+      tenantLane: (tenant, type, t) =>
+        this.#tenantLanes.size > 0 &&
+        (blocked(this.#tenantLanes, `${tenant}|${type}`, t, earliest) || blocked(this.#tenantLanes, `${tenant}|${scopeOf(type)}`, t, earliest)),
     };
     const picked: { job: RoomJob; undo: () => void }[] = [];
     while (picked.length < max) {
@@ -707,7 +709,16 @@ function admissionKeysOf(row: WaitingRow): { key: string; kind: IdempotencyKind 
  * know (deleted while its jobs wait) is a scope of its own.
  */
 export function fairnessScope(policy: CompiledPolicy, type: string): string {
-  const jt = policy.jobType(type);
-  if (jt === undefined) return `type:${type}`;
-  return `deps:${jt.dependencies.map((d) => d.name).sort().join(',')}`;
+  // Asked for every waiting tenant's head on every pick: remembered per (immutable) policy.
+  let scopes = scopesByPolicy.get(policy);
+  if (scopes === undefined) scopesByPolicy.set(policy, (scopes = new Map()));
+  let scope = scopes.get(type);
+  if (scope === undefined) {
+    const jt = policy.jobType(type);
+    scope = jt === undefined ? `type:${type}` : `deps:${jt.dependencies.map((d) => d.name).sort().join(',')}`;
+    scopes.set(type, scope);
+  }
+  return scope;
 }
+
+const scopesByPolicy = new WeakMap<CompiledPolicy, Map<string, string>>();

@@ -128,11 +128,18 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
    */
   next(now: number, blocks: Blocks, earliestDue?: { at: number }): { job: J; undo: () => void } | undefined {
     // Each scope (the resource its lanes share) has its own virtual time; across scopes the job
-    // whose start tag is least ahead of its scope's virtual time goes first.
+    // whose start tag is least ahead of its scope's virtual time goes first. A scan of the waiting
+    // tenants: a lane's own block is the same for every tenant, so it is asked once per call.
+    const laneBlocked = new Map<string, boolean>();
     let best: { q: TenantQueue; job: J; scope: string; start: number; lag: number } | undefined;
     for (const [tenant, q] of this.#tenants) {
       if (blocks.tenant(tenant, now)) continue;
-      for (const job of this.#heads(tenant, q, now, blocks, earliestDue)) {
+      for (const [type, byPriority] of q.lanes) {
+        let closed = laneBlocked.get(type);
+        if (closed === undefined) laneBlocked.set(type, (closed = blocks.lane(type, now)));
+        if (closed || blocks.tenantLane(tenant, type, now)) continue;
+        const job = this.#head(byPriority, now, earliestDue);
+        if (job === undefined) continue;
         const scope = this.scopeOf(job.type);
         const v = this.#virtual.get(scope) ?? 0;
         const start = Math.max(v, q.finish.get(scope) ?? v);
@@ -162,23 +169,18 @@ export class FairQueue<J extends QueuedJob = QueuedJob> {
     };
   }
 
-  /** The tenant's first job in each of its open lanes, by priority then arrival, if due. */
-  #heads(tenant: string, q: TenantQueue, now: number, blocks: Blocks, earliestDue?: { at: number }): J[] {
-    const heads: J[] = [];
-    for (const [type, byPriority] of q.lanes) {
-      if (blocks.lane(type, now) || blocks.tenantLane(tenant, type, now)) continue;
-      for (let p = 0; p < byPriority.length; p += 1) {
-        const head = byPriority[p]![0];
-        if (head === undefined) continue;
-        if (head.dueAt > now) {
-          if (earliestDue && head.dueAt < earliestDue.at) earliestDue.at = head.dueAt;
-          continue;
-        }
-        heads.push(head as J);
-        break;
+  /** A lane's first job by priority then arrival, if due. */
+  #head(byPriority: QueuedJob[][], now: number, earliestDue?: { at: number }): J | undefined {
+    for (let p = 0; p < byPriority.length; p += 1) {
+      const head = byPriority[p]![0];
+      if (head === undefined) continue;
+      if (head.dueAt > now) {
+        if (earliestDue && head.dueAt < earliestDue.at) earliestDue.at = head.dueAt;
+        continue;
       }
+      return head as J;
     }
-    return heads;
+    return undefined;
   }
 
   #tidy(tenant: string, q: TenantQueue, type: string): void {
