@@ -106,3 +106,22 @@ describe('422 exceeds-capacity (CONTRACT §3 v1.1)', () => {
     expect((await post('/v1/jobs/batch', big, { jobs: [{ type: 'one' }, { type: 'pooled' }, { type: 'pooled' }] })).status).toBe(202);
   });
 });
+
+describe('a dependency given to a job type while its jobs run (CONTRACT §6.1)', () => {
+  it('counts those jobs: 8 running (5 of them from the tests above), concurrency 9 given → 1 more at once, the other 429', async () => {
+    const big = (await createKey([ingress], 'big')).key;
+    for (let i = 0; i < 3; i += 1) expect((await post('/v1/jobs', big, { type: 'free', payload: { i } })).status).toBe(202);
+    await setPolicy([ingress], {
+      ...POLICY,
+      dependencies: { ...POLICY.dependencies, later: { concurrency: 9 } },
+      jobTypes: { ...POLICY.jobTypes, free: { dependencies: [{ name: 'later' }] } },
+    });
+    // asked the moment the policy applies, both at once
+    const answers = await Promise.all([0, 1].map(async () => {
+      const res = await post('/v1/jobs', big, { type: 'free' });
+      return { status: res.status, body: (await res.json()) as { reason?: string } };
+    }));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
+    expect(answers.find((a) => a.status === 429)?.body.reason).toBe('dependency_concurrency');
+  });
+});

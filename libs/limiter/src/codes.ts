@@ -108,5 +108,8 @@ export const RESTORE_ANSWER = { ok: 1, lockLost: -1, stateOpen: -2 } as const;
 /** adopt-n's answer: written (the state is trusted), or nothing written because Redis lost its state (a rebuild writes leases then). */
 export const ADOPT_ANSWER = { ok: 1, stateLost: -1 } as const;
 
+/** attach-n's answer: pools added to running leases (the state is trusted), or nothing written because Redis lost its state. */
+export const ATTACH_ANSWER = { ok: 1, stateLost: -1 } as const;
+
 /** state-open-3's answer. */
 export const OPEN_ANSWER = { opened: 1, alreadyOpen: 2, lockLost: -1, tooEarly: -2 } as const;

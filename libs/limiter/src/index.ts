@@ -4,6 +4,7 @@ export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, WindowS
 export { ADAPTIVE, CREDITS } from './codes.js';
 export { Credits, CreditsRelay, creditLedgerMessage, CREDITS_RELAY_GROUP, parseOutboxFields, topUpDigest, topUpEntryId, type CreditsRelayOptions, type OutboxItem } from './credits.js';
 export { Limiter, MAX_BATCH } from './limiter.js';
+export type { AttachResult } from './attach.js';
 export type { LimiterOptions } from './limiter.js';
 export { Keys, isFailOpenLeaseId, limitId, type IdempotencyKind } from './keys.js';
 export { JanusError, NotAdopted, NotReplicated, StoreUnavailable, StateLost, InvalidAdmission } from './errors.js';

@@ -6,12 +6,13 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY } from '@janus/contracts';
+import { addedDependencies, attachRunning, type AttachResult } from './attach.js';
 import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
 import { Credits } from './credits.js';
 import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
-import { InvalidAdmission, JanusError } from './errors.js';
+import { InvalidAdmission, JanusError, StoreUnavailable } from './errors.js';
 import { Keys, limitId, type IdempotencyKind } from './keys.js';
 import { LeaseOperations } from './leases.js';
 import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
@@ -63,6 +64,8 @@ const TRANSITION_NAMES: Record<number, Transition> = Object.fromEntries(Object.e
 
 export { MAX_BATCH };
 
+const NO_TYPES: ReadonlySet<string> = new Set();
+
 export interface LimiterOptions {
   readonly redis: Redis | Cluster;
   readonly namespace: string;
@@ -98,6 +101,12 @@ export interface LimiterOptions {
    * long. Default: the policy's longest timeoutMs.
    */
   readonly recoveryMs?: number;
+  /**
+   * A policy that gives a job type a dependency makes the leases of that job type's running jobs
+   * count in the dependency's pools (src/attach.ts): at once, and again this long after (default
+   * 2,500 ms, more than `timeoutMs`) for admissions that were on their way under the old policy.
+   */
+  readonly attachAgainMs?: number;
 }
 
 /** The leases of one admission to confirm, with every idempotency record their admission may have written. */
@@ -122,6 +131,11 @@ export class Limiter {
   readonly #retentionMs: number;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
+  #attaching: Promise<AttachResult | undefined> = Promise.resolve(undefined);
+  /** Job types given a dependency whose running jobs do not all count in its pools yet. */
+  #attachPending: ReadonlySet<string> = NO_TYPES;
+  readonly #attachAgainMs: number;
+  readonly #timeoutMs: number;
   #calls = 0;
   #jobsSent = 0;
 
@@ -132,6 +146,8 @@ export class Limiter {
     this.#clock = new Clock(this.#store, opts.now, this.keys.epoch);
     this.#retentionMs = opts.leaseRetentionMs ?? 86_400_000;
     this.#recoveryMs = opts.recoveryMs;
+    this.#attachAgainMs = opts.attachAgainMs ?? 2_500;
+    this.#timeoutMs = opts.timeoutMs ?? 2000;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
     this.#coalescer = new Coalescer(opts, (batch) => this.#send(batch));
     this.#confirms = new Coalescer(opts, (batch) => this.#sendConfirms(batch));
@@ -150,9 +166,51 @@ export class Limiter {
     return this.#policy;
   }
 
-  /** Atomic swap: calls already flushed keep the old policy, later ones use the new one. */
+  /**
+   * Atomic swap: calls already flushed keep the old policy, later ones use the new one. A job type
+   * given a dependency: its running jobs are made to count in the dependency's pools (see
+   * `attaching`).
+   */
   setPolicy(policy: CompiledPolicy): void {
+    const added = addedDependencies(this.#policy, policy);
     this.#policy = policy;
+    if (added.size === 0) return;
+    // Until the first pass is done, admissions of those job types wait for it (see #admitAttached).
+    const types: ReadonlySet<string> = new Set(added.keys());
+    const first = this.#attach(added);
+    this.#attaching = first;
+    this.#attachPending = types;
+    void first.then(() => {
+      if (this.#attachPending === types) this.#attachPending = NO_TYPES;
+    });
+  }
+
+  /**
+   * The first pass of the last policy change's attach (src/attach.ts): resolved once the leases of
+   * running jobs count in the pools of the dependencies that change gave their job type (undefined
+   * when Redis could not be reached for 30 s; a state loss rebuilds every lease under the policy
+   * then in force). A second pass follows `attachAgainMs` later.
+   */
+  attaching(): Promise<AttachResult | undefined> {
+    return this.#attaching;
+  }
+
+  #attach(added: ReadonlyMap<string, readonly string[]>): Promise<AttachResult | undefined> {
+    const deps = { store: this.#store, keys: this.keys, clock: this.#clock };
+    const pass = async (): Promise<AttachResult | undefined> => {
+      for (let attempt = 0; attempt < 30; attempt += 1) {
+        try {
+          return await attachRunning(deps, added);
+        } catch {
+          // Redis unreachable: again in a second (what runs meanwhile is refused or fails closed).
+          await new Promise((r) => setTimeout(r, 1_000).unref?.());
+        }
+      }
+      return undefined;
+    };
+    const first = pass();
+    void first.then(() => new Promise((r) => setTimeout(r, this.#attachAgainMs).unref?.())).then(pass);
+    return first;
   }
 
   /**
@@ -245,11 +303,31 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
+    if (this.#attachPending.size > 0 && request.jobs.some((j) => this.#attachPending.has(j.jobType))) return this.#admitAttached(request);
     const over = exceedsCapacity(this.#policy, request);
     if (over === undefined) return this.#coalescer.submit(request);
     const keyed = request.idempotency !== undefined || request.jobs.some((j) => j.idempotency !== undefined);
     // Idempotency comes first (CONTRACT §2): a request carrying keys may be a replay, so Redis decides it.
     return keyed ? this.#admitOverCapacity(request) : Promise.resolve(over);
+  }
+
+  /**
+   * A job of a job type that the policy just gave a dependency: decided once that dependency's pools
+   * count the job type's running jobs (the attach's first pass, milliseconds while Redis answers);
+   * a fault, as any Redis call slower than `timeoutMs`, when that takes longer.
+   */
+  async #admitAttached(request: AdmissionRequest): Promise<AdmissionResult> {
+    const pending = this.#attachPending;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#timeoutMs);
+    });
+    const done = await Promise.race([this.#attaching.then(() => 'done' as const), late]);
+    clearTimeout(timer);
+    if (done === 'late' && this.#attachPending === pending) {
+      throw new StoreUnavailable('the running jobs of a job type given a dependency are not counted in its pools yet');
+    }
+    return this.admit(request);
   }
 
   /**

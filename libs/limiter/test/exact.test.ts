@@ -61,6 +61,83 @@ describe('a concurrency limit added while jobs run counts those jobs (CONTRACT �
   });
 });
 
+describe('a dependency given to a job type while its jobs run counts those jobs (CONTRACT §6.1)', () => {
+  const base = { dependencies: { api: {} }, jobTypes: { bare: { timeoutMs: 10_000 } } };
+  // api: 9 at once, 6 per tenant; `bare` now calls it.
+  const limited = { dependencies: { api: { concurrency: 9, perTenant: { concurrency: 6 } } }, jobTypes: { bare: { dependencies: [{ name: 'api' }], timeoutMs: 10_000 } } };
+  const other = { tenant: 'other' };
+  const inFlight = async (x: Harness) => (await x.limiter.inspect()).dependencies.api?.inFlight;
+
+  it('5 + 2 running (one not yet confirmed), limit 9 / 6 per tenant given → 1 more for the tenant, 2 in all; settle, revoke and expiry keep the pools exact', async () => {
+    h = await harness('attach', base, { attachAgainMs: 60_000 });
+    const acme = leasesOf(await h.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) }));
+    leasesOf(await h.admit({ jobs: [job('bare', other)] }));
+    // admitted, its job message not confirmed yet: it holds its limits all the same
+    leasesOf(await h.limiter.admit({ jobs: [job('bare', other)] }));
+    // one extended before the change: its lease is indexed on its own (`<lease id>`)
+    expect((await h.limiter.extend(acme[0]!.token, 20_000)).ok).toBe(true);
+
+    swap(h, limited, 2);
+    // at the tenant's limit, one over: asked at once (admission waits for the running jobs to count)
+    const [first, second] = await Promise.all([h.admit({ jobs: [job('bare')] }), h.admit({ jobs: [job('bare')] })]);
+    expect([first, second].map((r) => (r.kind === 'rejected' ? r.reason : r.kind)).sort()).toEqual(['admitted', 'dependency_concurrency']);
+    expect(await h.limiter.attaching()).toEqual({ ok: true, leases: 7, pools: 14 });
+    expect(await inFlight(h)).toBe(8);
+    // at the dependency's limit, one over
+    const last = await h.admit({ jobs: [job('bare', other)] });
+    expect(last.kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare', other)] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+
+    // settling a job admitted before the change frees its slot in both pools
+    expect((await h.limiter.settle(acme[1]!.token, 'succeeded')).ok).toBe(true);
+    expect((await h.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare', other)] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+    // so does a revoke of one admitted after it
+    await h.limiter.revoke(last as Extract<AdmissionResult, { kind: 'admitted' }>);
+    expect((await h.admit({ jobs: [job('bare', other)] })).kind).toBe('admitted');
+    expect(await inFlight(h)).toBe(9);
+
+    // Expiry: the extended one keeps counting, at its new expiry; the others leave.
+    h.advance(10_000);
+    expect(await h.limiter.reapExpired(1000)).toHaveLength(8);
+    expect(await inFlight(h)).toBe(1);
+    expect((await h.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+    expect((await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare', other)) })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare', other)] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+    h.advance(10_001);
+    expect(await h.limiter.reapExpired(1000)).toHaveLength(9);
+    expect(await inFlight(h)).toBe(0);
+  });
+
+  it('8 instances applying the change at once count each running job once', async () => {
+    h = await harness('attach-many', base, { attachAgainMs: 60_000 });
+    leasesOf(await h.admit({ jobs: Array.from({ length: 40 }, (_, i) => job('bare', { tenant: `t${i % 8}` })) }));
+    const wide = { ...limited, dependencies: { api: { concurrency: 41 } } };
+    const instances = Array.from({ length: 8 }, () => h!.makeLimiter());
+    for (const l of instances) l.setPolicy(compilePolicy(PolicyDocument.parse(wide), 2));
+    const results = await Promise.all(instances.map((l) => l.attaching()));
+    expect(results.reduce((n, r) => n + (r?.ok ? r.leases : 0), 0)).toBe(40);
+    // and the second pass, later, finds nothing left to count
+    instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(base), 3));
+    instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
+    expect(await instances[0]!.attaching()).toEqual({ ok: true, leases: 0, pools: 0 });
+    h.limiter.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
+    expect(await inFlight(h)).toBe(40);
+    expect((await h.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+  });
+
+  it('writes nothing while the state is lost (the rebuild counts every lease under the policy then)', async () => {
+    h = await harness('attach-lost', base, { attachAgainMs: 60_000 });
+    leasesOf(await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare')) }));
+    await h.redis.del(h.limiter.keys.epoch);
+    swap(h, limited, 2);
+    expect(await h.limiter.attaching()).toEqual({ ok: false, reason: 'state_lost' });
+    expect(await h.redis.exists(h.limiter.keys.limit('dep:api:conc'))).toBe(0);
+  });
+});
+
 describe('the actualCost a worker reports settles the costRate buckets (CONTRACT §3)', () => {
   // 100 units per 1000 ms (0.1 per ms), bucket 100: one job of estimate 100 empties it.
   const rate = { limit: 100, periodMs: 1000 };
