@@ -134,6 +134,21 @@ describe('input', () => {
     expect((await problemOf(tooLong)).errors?.[0]?.path).toBe('Idempotency-Key');
   });
 
+  it('an idempotency key of any printable characters (1–200 code points) replays; a control character or 201 characters is 400', async () => {
+    for (const key of ['clé-ключ-鍵-😀 §dedupe:x', '€'.repeat(200), '😀'.repeat(200)]) {
+      const first = await post('/v1/jobs', acme, { type: 'email', idempotencyKey: key });
+      expect(first.status).toBe(202);
+      const again = await post('/v1/jobs', acme, { type: 'email', idempotencyKey: key });
+      expect(again.status).toBe(200);
+      expect(await again.json()).toMatchObject({ jobId: ((await first.json()) as { jobId: string }).jobId, duplicate: true });
+    }
+    for (const key of ['tab\there', 'nul\u0000', 'c1\u0085', 'line\u2028', '\ud800lone', '€'.repeat(201)]) {
+      const res = await post('/v1/jobs', acme, { type: 'email', idempotencyKey: key });
+      expect(res.status).toBe(400);
+      expect((await problemOf(res)).errors?.[0]?.path).toBe('idempotencyKey');
+    }
+  });
+
   it('404 unknown-job-type', async () => {
     const res = await post('/v1/jobs', acme, { type: 'nosuch' });
     expect(res.status).toBe(404);

@@ -10,7 +10,7 @@ import { dropNatsNamespace, dropPgNamespace, startRedisServer, testEnv, testName
 import { Dispatcher } from '@janus/waiting-room';
 import { AdmissionPipeline } from '@janus/admission';
 import type { AdmissionRequest } from '@janus/limiter';
-import { ADMITTED_AT_ADMISSION, jobIdempotencyRecord } from '@janus/execution';
+import { ADMITTED_AT_ADMISSION, dedupeRoomKey, jobIdempotencyRecord } from '@janus/execution';
 import type { Ingress } from '../src/ingress.js';
 import { createKey, json, setPolicy, start, startDispatcher, storedMessages } from './helpers.js';
 
@@ -94,7 +94,7 @@ describe('the waiting room through a Redis restart', () => {
     {
       jobId: 'in-doubt-dedupe',
       type: 'deduped',
-      roomKey: '\u00a7dedupe:payload-1',
+      roomKey: dedupeRoomKey('payload-1'),
       idempotency: { key: 'payload-1', record: jobIdempotencyRecord({ jobId: 'in-doubt-dedupe', status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }, undefined), kind: 'dedupe' as const, windowMs: 600_000 },
     },
   ])('a job a dispatcher admitted and died before recording, through a Redis restart: the next leader admits it once, not twice ($type)', async ({ jobId, type, roomKey, idempotency }) => {

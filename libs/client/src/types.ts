@@ -25,7 +25,7 @@ export interface JobInput {
   priority?: Priority;
   /** An int ≥ 1: replaces the job type's cost estimate for every dependency. */
   cost?: number;
-  /** 1–200 printable ASCII characters; the same key again within the window replays the first answer. */
+  /** 1–200 printable characters; the same key again within the window replays the first answer. */
   idempotencyKey?: string;
 }
 

@@ -41,3 +41,30 @@ describe('migrate', () => {
     }
   });
 });
+
+describe('migration 0015 (the room prefix of a payload dedupe key)', () => {
+  it("rewrites a waiting job's `§dedupe:` key to the control-character prefix and leaves producer keys alone", async () => {
+    await migrate(settings);
+    const handle = createDb(settings);
+    try {
+      const insert = (jobId: string, key: string) =>
+        handle.pool.query(
+          `INSERT INTO "${ns}".waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, updated_at, idempotency_key)
+           VALUES ($1, 1, 't', 'x', 1, 'normal', now(), now(), now(), now(), 'queued', now(), $2)`,
+          [jobId, key],
+        );
+      await insert('w1', '\u00a7dedupe:abc');
+      await insert('w2', 'producer-\u00a7dedupe:abc');
+      // 0015 once more, as on a database written before it
+      await handle.pool.query(`DELETE FROM "${ns}".__drizzle_migrations WHERE id = (SELECT max(id) FROM "${ns}".__drizzle_migrations)`);
+      await migrate(settings);
+      const rows = await handle.pool.query<{ job_id: string; idempotency_key: string }>(`SELECT job_id, idempotency_key FROM "${ns}".waiting_jobs ORDER BY job_id`);
+      expect(rows.rows).toEqual([
+        { job_id: 'w1', idempotency_key: '\u0001dedupe:abc' },
+        { job_id: 'w2', idempotency_key: 'producer-\u00a7dedupe:abc' },
+      ]);
+    } finally {
+      await handle.close();
+    }
+  });
+});
