@@ -14,7 +14,7 @@ import { callDependency, openProtectionStack, perSecond, sleep, startMockApi, ty
  * attempts were submitted during it (the circuit holds the jobs back instead of burning their
  * attempts); once it is over and the circuit has closed, the backlog drains at the declared rate
  * (at least 80 % of 50/s while it lasts); no job is dead (default maxAttempts 3: failures while
- * the circuit is open or half-open are not charged). A job sent in mode `now` while the circuit is
+ * the circuit is open are not charged; a probe's failure is, and a few jobs take one each). A job sent in mode `now` while the circuit is
  * open is refused 429 with reason `dependency_unavailable` (CONTRACT §3).
  */
 const DECLARED = 50; // per second

@@ -311,7 +311,8 @@ export class OutcomeProcessor {
     const retry = jobType?.retry ?? { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
     // Is this attempt free (not charged to maxAttempts)? A throttled failure is: the dependency
     // refused for load, the job never really ran. So is a failure while the dependency's outage
-    // circuit was open or half-open (a probe, or news from before it opened): the outage failed it.
+    // circuit was open (news from before it opened: the outage failed it; a probe's failure, which
+    // reopens a half-open circuit, is charged, so a job broken on its own cannot be the free probe for ever).
     // So is a job its worker gave up without starting it (`started: false`, the worker SDK: no
     // claim answered before its lease neared its end): CONTRACT §4, a job that never started keeps
     // its attempts. Decided from the report alone, so a redelivery decides the same; the cap on

@@ -469,7 +469,8 @@ export class Limiter {
    * - `failed` (an error or a timeout, not throttling): counted for the circuit of `dependency`, or of
    *   every dependency of the job type when the worker did not say which; may open it.
    * Dependencies with `adaptive.enabled: false` are left alone. `uncharged`: a circuit concerned was
-   * open or half-open, so the attempt proved nothing about the job and does not use up its attempts.
+   * open (a failure from before it opened: the attempt proved nothing about the job and does not use up
+   * its attempts). A failure that reopens a half-open circuit is charged.
    */
   async feedback(
     jobType: string,

@@ -425,7 +425,7 @@ export type FeedbackSignal = 'succeeded' | 'failed' | 'throttled';
 export type Transition = 'none' | 'opened' | 'closed' | 'reopened' | 'decreased';
 
 export interface FeedbackResult {
-  /** A circuit the outcome concerns was open or half-open: the attempt proves nothing about the job and is not charged. */
+  /** A circuit the outcome concerns was open and stays so (a failure from before it opened): the attempt proves nothing about the job and is not charged. A probe's failure, reopening it, is charged. */
   readonly uncharged: boolean;
   readonly transitions: readonly { readonly dependency: string; readonly transition: Exclude<Transition, 'none'> }[];
 }

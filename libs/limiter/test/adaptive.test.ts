@@ -148,7 +148,11 @@ describe('outage circuit', () => {
     h.advance(1_000); // half-open: one probe
     expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
     expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'dependency_unavailable', retryAfterMs: 1_000 });
-    expect(await h.limiter.feedback('call', 'failed')).toEqual({ uncharged: true, transitions: [{ dependency: 'api', transition: 'reopened' }] });
+    // The probe's failure reopens it, and is charged to its job: a job that fails for its own
+    // reasons must not be the free probe again and again.
+    expect(await h.limiter.feedback('call', 'failed')).toEqual({ uncharged: false, transitions: [{ dependency: 'api', transition: 'reopened' }] });
+    // what comes in after that, from before the reopening, is free again
+    expect(await h.limiter.feedback('call', 'failed')).toEqual({ uncharged: true, transitions: [] });
     expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 2_000 });
     expect((await h.limiter.dependencyState('api'))!.circuit).toEqual({ state: 'open', probeAt: expect.any(Number) as number });
     h.advance(2_000);

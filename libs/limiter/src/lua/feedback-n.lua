@@ -32,8 +32,9 @@
   ARGV[6]   how long the memo is kept, ms (0: no memo)
   ARGV[7…]  per guard: the dependency's minRatio in ppm
 
-  Returns   per guard, two values: 1 when its circuit was open or half-open before this outcome (the
-            attempt is not charged to the job), else 0; and its transition (TRANSITION_*)
+  Returns   per guard, two values: 1 when its circuit was open before this outcome and stays so (a
+            failure before `ou`, or a success: the attempt is not charged to the job), else 0 (a
+            failure that reopens a half-open circuit is charged); and its transition (TRANSITION_*)
 ]]
 local rcall = redis.call
 -- @include now-from-argv
@@ -89,6 +90,10 @@ for i = 1, g do
         local ob = math.min(ADAPTIVE_CIRCUIT_OPEN_MAX_MS, math.max(ADAPTIVE_CIRCUIT_OPEN_MS, (tonumber(v[7]) or 0) * 2))
         rcall('HSET', key, 'ou', fmt(now + ob), 'ob', fmt(ob))
         transition = TRANSITION_REOPENED
+        -- Half-open: this failure tested the dependency (a probe, or a job still running from before
+        -- the opening) and is charged to the job like any failure. Left free, a job that fails for
+        -- its own reasons would be the probe again and again, each time uncharged.
+        was = 0
       end
     else
       ring_add(key, now, 'o', 'e', ok and 'o' or 'e', n)
