@@ -124,10 +124,16 @@ describe('a queued job', () => {
     expect(await view.json()).toMatchObject({ jobId: id, status: 'queued', type: 'hold', notBefore: expect.any(String) });
     // Another tenant cannot see or cancel it.
     expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${keys.two}` } })).status).toBe(404);
+    const cancelled = async () => (await ingress.runtime.registry.getSingleMetricAsString('janus_jobs_cancelled_total')).split('\n').find((l) => l.startsWith('janus_jobs_cancelled_total'));
+    const before = await cancelled();
     expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(204);
     expect(await (await ingress.app.request(`/v1/jobs/${id}`, { headers: auth })).json()).toMatchObject({ status: 'cancelled' });
-    // Cancelling again changes nothing; it never runs even when the slot frees.
+    const once = await cancelled();
+    expect(Number(once?.split(' ')[1])).toBe(Number(before?.split(' ')[1] ?? 0) + 1);
+    // Cancelling again changes nothing (nor the count); it never runs even when the slot frees.
     expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    expect((await ingress.app.request(`/v1/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    expect(await cancelled()).toBe(once);
     expect((await admitted('hold')).map((m) => m.jobId)).not.toContain(id);
   });
 

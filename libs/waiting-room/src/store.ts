@@ -323,7 +323,7 @@ export class WaitingStore {
    * dropped when it arrives. A row a dispatcher is trying (`dispatching`) goes back to `queued` when
    * refused: if that happens between the update and the read, the update is tried again (`tries`).
    */
-  async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }, tries = 3): Promise<'cancelled' | 'dispatching' | 'gone' | 'not_found'> {
+  async cancel(tenant: string, jobId: string, nextAttempt?: { attempt: number; type: string; jobPriority: 'high' | 'normal' | 'low'; createdAt: Date }, tries = 3): Promise<'cancelled' | 'already_cancelled' | 'dispatching' | 'gone' | 'not_found'> {
     const updated = await this.db.execute(sql`
       UPDATE waiting_jobs SET state = 'cancelled', reason = ${CANCELLED_BY_PRODUCER}, updated_at = now()
        WHERE job_id = ${jobId} AND tenant = ${tenant} AND state = 'queued'`);
@@ -333,9 +333,10 @@ export class WaitingStore {
     // Back in the room between the two statements (a dispatcher's try was refused): cancel it now.
     if (latest?.state === 'queued') return tries > 1 ? this.cancel(tenant, jobId, nextAttempt, tries - 1) : 'dispatching';
     if (latest?.state === 'dispatching') return 'dispatching';
-    // Cancelled by the producer: cancelling again changes nothing (204 again). Cancelled by Janus
-    // (superseded: another job ran under its idempotency key): finished, not the producer's cancel.
-    if (latest?.state === 'cancelled') return latest.reason?.startsWith(SUPERSEDED_BY) === true ? 'gone' : 'cancelled';
+    // Cancelled by the producer: cancelling again changes nothing (204 again, not counted twice).
+    // Cancelled by Janus (superseded: another job ran under its idempotency key): finished, not the
+    // producer's cancel.
+    if (latest?.state === 'cancelled') return latest.reason?.startsWith(SUPERSEDED_BY) === true ? 'gone' : 'already_cancelled';
     if (nextAttempt !== undefined && (latest === undefined || latest.attempt < nextAttempt.attempt)) {
       const inserted = await this.db.execute(sql`
         INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, created_at, queued_at, due_at, not_before, state, reason, updated_at)

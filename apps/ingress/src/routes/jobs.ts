@@ -615,6 +615,9 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         case 'cancelled':
           deps.metrics.cancellations.inc();
           return c.body(null, 204);
+        case 'already_cancelled':
+          // cancelled before: nothing changes, nothing more is counted
+          return c.body(null, 204);
         case 'dispatching':
           return notCancellable('it is being admitted right now');
         case 'gone':
