@@ -211,7 +211,7 @@ describe('a queued job', () => {
     expect([202, 429]).toContain((await submit('retried', { type: 'park' })).status);
     await ingress.runtime.db.pool.query(
       `INSERT INTO waiting_jobs (job_id, attempt, tenant, type, priority, job_priority, last_outcome, created_at, queued_at, due_at, not_before, state, updated_at)
-       SELECT 'retried-' || i, 2, 'retried', 'park', 2, 'normal', 'failed', now(), now(), now(), now(), 'queued', now()
+       SELECT 'retried-' || i, 2, 'retried', 'park', 2, 'normal', 'failed', now(), now() - interval '1 hour', now(), now(), 'queued', now()
          FROM generate_series(1, 3) AS i`,
     );
     const answers = [];
@@ -223,7 +223,10 @@ describe('a queued job', () => {
       [429, 'queue_full'],
     ]);
     const usage = await ingress.app.request('/v1/usage', { headers: { authorization: `Bearer ${keys.retried}` } });
-    expect(await usage.json()).toMatchObject({ queued: 2, queuedByType: { park: 2 }, retrying: 3 });
+    const body = (await usage.json()) as { oldestQueuedAt?: string };
+    expect(body).toMatchObject({ queued: 2, queuedByType: { park: 2 }, retrying: 3 });
+    // the oldest of the two queued jobs, not of the retries (waiting for an hour)
+    expect(Date.parse(body.oldestQueuedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('under concurrency: maxQueued holds exactly, and one idempotency key sent 16 times at once queues one job', async () => {

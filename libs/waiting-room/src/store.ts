@@ -375,7 +375,7 @@ export class WaitingStore {
 
   /**
    * The tenant's jobs waiting in mode `queue` (first attempts) per job type, its retries waiting in
-   * the room, and when the oldest of all arrived.
+   * the room, and when the oldest of the first arrived (`oldestQueuedAt` goes with `queued`).
    */
   async waitingOf(tenant: string): Promise<{ total: number; byType: Record<string, number>; retrying: number; oldestQueuedAt: Date | undefined }> {
     const result = await this.db.execute<{ type: string; retry: boolean; n: number; oldest: Date | string }>(sql`
@@ -386,11 +386,12 @@ export class WaitingStore {
     let retrying = 0;
     let oldest: Date | undefined;
     for (const r of result.rows) {
-      if (r.retry) retrying += r.n;
-      else {
-        byType[r.type] = r.n;
-        total += r.n;
+      if (r.retry) {
+        retrying += r.n;
+        continue;
       }
+      byType[r.type] = r.n;
+      total += r.n;
       const at = new Date(r.oldest);
       if (oldest === undefined || at < oldest) oldest = at;
     }
