@@ -218,7 +218,7 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
       // costRate window's entry is recorded for settle, which replaces the estimate with the actual
       // cost's share at the same expiry (admittedAt + periodMs; src/lease-record.ts)
       out.push(limitOf(spec), amount);
-      if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(key, amount, estimate, spec.periodMs));
+      if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(key, amount, estimate, spec.periodMs, spec.capacity));
     } else {
       out.push(limitOf(spec), amount);
       if (spec.kind === 'concurrency') conc.push(key, keys.poolExpiries(key));

@@ -22,7 +22,7 @@
  *         bucket's entry adds `estimate periodMs` (the job's cost estimate, for settle: the bucket's
  *         share of the actual cost is actual × amount / (estimate × periodMs) units). A job rate's
  *         amount is one job, so it is its periodMs. A costRate window's entry
- *         is `key window amount estimate periodMs`: its units (unscaled) counted in the window
+ *         is `key window amount estimate periodMs limit`: its units (unscaled) counted in the window
  *         pool `key` at expiry adm + periodMs, which settle replaces by actual × amount / estimate.
  *         Records written before have none (settle then leaves the window as it is); the word
  *         `window` keeps earlier versions' revoke and settle from reading it as a bucket.
@@ -72,11 +72,13 @@ export function rateEntry(key: string, scaledAmount: number, scaledCapacity: num
 }
 
 /**
- * A costRate window's `rate` entry: `key window amount estimate periodMs` (the job's units in the
- * window pool `key`, unscaled, which leave it periodMs after admission), for settle.
+ * A costRate window's `rate` entry: `key window amount estimate periodMs limit` (the job's units in
+ * the window pool `key`, unscaled, which leave it periodMs after admission, and the window's limit),
+ * for settle. (Entries written before the limit was added have five words: settle then carries no
+ * debt into later periods.)
  */
-export function windowEntry(key: string, amount: number, estimate: number, periodMs: number): string {
-  return `${key} window ${amount} ${estimate} ${periodMs}`;
+export function windowEntry(key: string, amount: number, estimate: number, periodMs: number, limit: number): string {
+  return `${key} window ${amount} ${estimate} ${periodMs} ${limit}`;
 }
 
 /** What an active lease's record holds (see the layout above); `pri` is a PRIORITY code. */

@@ -290,7 +290,7 @@ export function restoredRecord(
       } else if (opts.unheld === true) continue;
       // a costRate window's entry, as admission records it: the rebuild counted the estimate at
       // admittedAt + periodMs (windowUnits), which a settle then replaces by the actual cost's share
-      else if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(keys.limit(spec.id), amountFor(spec, jt, lease.cost), estimate, spec.periodMs));
+      else if (spec.kind === 'window' && spec.amount.per === 'cost') rate.push(windowEntry(keys.limit(spec.id), amountFor(spec, jt, lease.cost), estimate, spec.periodMs, spec.capacity));
       else if (spec.kind === 'rate') {
         const scaled = amountFor(spec, jt, lease.cost) * spec.periodMs;
         rate.push(rateEntry(keys.limit(spec.id), scaled, spec.capacity * spec.periodMs, spec.limit, spec.amount.per === 'cost' ? { estimate, periodMs: spec.periodMs } : undefined));

@@ -1,9 +1,10 @@
 /**
  * A `window` costRate settles the reported actualCost (CONTRACT §3): settle replaces the job's
  * estimate in each window it entered with its share of the actual cost, at the same expiry (periodMs
- * after admission). More than the estimate takes more of the window (it may then hold more than its
- * limit: later admissions wait until enough has left); less gives back. Each at the limit, one over,
- * after the entries left, and from many instances at once; the clock is pinned (harness).
+ * after admission). More than the estimate takes more of the window; what that puts over its limit
+ * is a debt that leaves as many periods later as it holds limits' worth (so the limit per period
+ * holds over time); less gives back. Each at the limit, one over, after the entries left, and from
+ * many instances at once; the clock is pinned (harness).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PolicyDocumentInput } from '@janus/contracts';
@@ -60,17 +61,38 @@ describe('a window costRate settles the actual cost (CONTRACT §3)', () => {
       expect(await admitEach(h, 11)).toHaveLength(10);
     });
 
-    it(`${c.name}: more than the window holds puts it over its limit; later admissions wait until enough has left`, async () => {
+    it(`${c.name}: more than the window holds puts it over its limit; the part over it is a debt that leaves a period later`, async () => {
       h = await harness('wcost-debt', c.doc);
       const [a] = await admitEach(h, 1); // t = 0
       h.advance(10_000);
       const later = await admitEach(h, 5); // t = 10 s: 60 in the window
       expect(later).toHaveLength(5);
-      expect((await h.limiter.settle(a!.token, 'succeeded', 150)).ok).toBe(true); // 200 in the window
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 20_000 });
-      h.advance(20_000); // t = 30 s: the 150 have left, 50 remain: 5 fit, one over waits for t = 40 s
-      expect(await admitEach(h, 5)).toHaveLength(5);
-      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 10_000 });
+      // 200 in the window, 100 over its limit: those 100 leave at t = 60 s, the rest of a's 150 at 30 s
+      expect((await h.limiter.settle(a!.token, 'succeeded', 150)).ok).toBe(true);
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 50_000 });
+      h.advance(30_000); // t = 40 s: a's 50 and the five's 50 left; the debt's 100 remain
+      expect(await admitEach(h, 5)).toHaveLength(0);
+      h.advance(19_999);
+      expect(await admitEach(h, 1)).toHaveLength(0);
+      h.advance(1); // t = 60 s: 200 actual units over [0, 60 s), two limits' worth
+      expect(await admitEach(h, 11)).toHaveLength(10);
+      expect(await h.limiter.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', retryAfterMs: 30_000 });
+    });
+
+    it(`${c.name}: jobs that all cost 3 × their estimate take 3 periods, not 1: the window's limit per period holds over time`, async () => {
+      h = await harness('wcost-rate', c.doc);
+      let units = 0;
+      for (let t = 0; t < 12; t += 1) {
+        // every 10 s for 2 minutes, as many as are admitted, each settled at 30 (estimate 10)
+        for (const l of await admitEach(h, 20)) {
+          expect((await h.limiter.settle(l.token, 'succeeded', 30)).ok).toBe(true);
+          units += 30;
+        }
+        h.advance(10_000);
+      }
+      // before: 100 at their estimates every 30 s, 300 actual each time (1,200 in 2 minutes)
+      expect(units).toBeGreaterThanOrEqual(300);
+      expect(units).toBeLessThanOrEqual(100 * (120_000 / 30_000) + 200);
     });
 
     it(`${c.name}: less than the estimate is given back: 10 admitted (full), 5 settled at 1 → 4 more, one over`, async () => {
@@ -139,7 +161,7 @@ describe('a window costRate settles the actual cost (CONTRACT §3)', () => {
     const keys = new Keys(h.ns);
     const leases = await admitEach(h, 10);
     // rewrite the records as the previous version wrote them: no window entry in `rate`
-    const entry = `${keys.limit(c.key)} window 10 10 30000`;
+    const entry = `${keys.limit(c.key)} window 10 10 30000 100`;
     for (const l of leases) {
       const at = keys.leaseLocation(l.id)!;
       const raw = (await h.redis.hget(at.key, at.field))!;
@@ -162,9 +184,11 @@ describe('a window costRate settles the actual cost (CONTRACT §3)', () => {
     const more = leasesOf(await h.admit({ jobs: Array.from({ length: 5 }, () => job('call')) }));
     await Promise.all(more.map((l, i) => limiters[i % 8]!.settle(l.token, 'succeeded', 20))); // 50 + 100 in the window
     expect(await burst(limiters, 80)).toBe(0);
-    h.advance(1_000); // t = 31 s: the five of t = 1 s left, 100 remain
+    h.advance(1_000); // t = 31 s: the five of t = 1 s left, 100 remain (50 of them over the limit, a debt)
     expect(await burst(limiters, 80)).toBe(0);
-    h.advance(29_000); // t = 60 s: all left
+    h.advance(29_000); // t = 60 s: 50 left, the debt's 50 stay a period more
+    expect(await burst(limiters, 80)).toBe(5);
+    h.advance(30_000); // t = 90 s: the debt and the five of t = 60 s left together
     expect(await burst(limiters, 80)).toBe(10);
   });
 });

@@ -11,8 +11,11 @@
   are converted, rounded towards the bucket holding fewer tokens), refilled at its stored rate.
   Its costRate windows alike: the job's entry in each window (its units at expiry admittedAt +
   periodMs) becomes its share of the actual cost (the same share rule), at the same expiry, so the
-  window may hold more than its limit (later admissions wait until enough has left) or less; an
-  entry that has already left the window is not touched. A lease admitted by a version that did not
+  window may hold more than its limit or less. What a settle puts over the limit is the window's
+  debt: that part of the entry leaves ceil(over / limit) periods later (as a bucket's debt refills
+  at the limit per period), so the limit per period holds over time. An entry that has already left
+  the window is not touched; an entry without the limit (written before it was recorded) carries
+  no debt. A lease admitted by a version that did not
   record its window entries leaves its windows as they are. An unknown, expired or already finished
   lease changes nothing.
 
@@ -71,8 +74,8 @@ local reserved = v.res
 local actual = tonumber(ARGV[5])
 if actual >= 0 then
   -- the record's costRate entries: 'key amount capacity refill estimate periodMs' for a bucket (amount
-  -- and capacity scaled by periodMs, includes/bucket.lua), 'key window amount estimate periodMs' for a
-  -- window (amount in units); job rate entries ('key amount capacity refill') are not charged
+  -- and capacity scaled by periodMs, includes/bucket.lua), 'key window amount estimate periodMs
+  -- [limit]' for a window (amount in units); job rate entries ('key amount capacity refill') are not charged
   local k = costAt
   for entry in string.gmatch(v.rate, '[^,]+') do
     local amount, cap, refill, est, period = string.match(entry, '^%S+ (%d+) (%d+) (%d+) (%d+) (%d+)$')
@@ -96,16 +99,31 @@ if actual >= 0 then
         end
       end
     else
-      local wamount, west, wperiod = string.match(entry, '^%S+ window (%d+) (%d+) (%d+)$')
+      local wamount, west, wperiod, wlimit = string.match(entry, '^%S+ window (%d+) (%d+) (%d+) ?(%d*)$')
       if wamount then
         local H, X = KEYS[k], KEYS[k + 1]
         k = k + 2
-        wamount, west, wperiod = tonumber(wamount), tonumber(west), tonumber(wperiod)
+        wamount, west, wperiod, wlimit = tonumber(wamount), tonumber(west), tonumber(wperiod), tonumber(wlimit)
         local wshare
         if west == 0 or wamount == west then wshare = actual else wshare = math.floor(wamount * actual / west) end
         local exp = v.adm + wperiod
         -- the entry leaves the window periodMs after admission, whatever its size; once left, nothing to change
-        if wshare ~= wamount and exp > now then pool_adjust(H, X, exp, wshare - wamount) end
+        if wshare ~= wamount and exp > now then
+          pool_adjust(H, X, exp, wshare - wamount)
+          -- More than the estimate, and the window now holds more than its limit: admission could not
+          -- know, and let others in at their estimates. The part over the limit is the window's debt:
+          -- it leaves as many periods later as it has limits' worth (a bucket's debt, refilled at
+          -- the limit per period), so that over time the window admits no more than its limit per
+          -- period, instead of the overrun again every period.
+          if wshare > wamount and wlimit and wlimit > 0 then
+            local over = pool_live(H, X, now) - wlimit
+            if over > 0 then
+              local moved = math.min(over, wshare - wamount)
+              pool_adjust(H, X, exp, -moved)
+              pool_add(H, X, exp + wperiod * math.ceil(over / wlimit), moved)
+            end
+          end
+        end
       end
     end
   end
