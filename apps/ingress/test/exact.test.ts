@@ -125,3 +125,25 @@ describe('a dependency given to a job type while its jobs run (CONTRACT §6.1)',
     expect(answers.find((a) => a.status === 429)?.body.reason).toBe('dependency_concurrency');
   });
 });
+
+describe("a rate's kind changed while in use (CONTRACT §2 kind, §6.1)", () => {
+  it('bucket (burst 3, used up) → window of 3 a minute: nothing more at once', async () => {
+    const big = (await createKey([ingress], 'big')).key;
+    const withRate = (rate: Record<string, unknown>) => ({
+      ...POLICY,
+      dependencies: { ...POLICY.dependencies, kinded: { rate } },
+      jobTypes: { ...POLICY.jobTypes, kinded: { dependencies: [{ name: 'kinded' }] } },
+    });
+    await setPolicy([ingress], withRate({ limit: 1, periodMs: 60_000, burst: 3 }));
+    const first = [];
+    for (let i = 0; i < 4; i += 1) first.push((await post('/v1/jobs', big, { type: 'kinded' })).status);
+    expect(first).toEqual([202, 202, 202, 429]);
+    await setPolicy([ingress], withRate({ limit: 3, periodMs: 60_000, kind: 'window' }));
+    const after = await Promise.all([0, 1].map(async () => {
+      const res = await post('/v1/jobs', big, { type: 'kinded' });
+      return { status: res.status, reason: ((await res.json()) as { reason?: string }).reason };
+    }));
+    // before: 202, 202 (the window started empty)
+    expect(after).toEqual([{ status: 429, reason: 'dependency_rate' }, { status: 429, reason: 'dependency_rate' }]);
+  });
+});

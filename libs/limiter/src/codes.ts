@@ -111,5 +111,8 @@ export const ADOPT_ANSWER = { ok: 1, stateLost: -1 } as const;
 /** attach-n's answer: pools added to running leases (the state is trusted), or nothing written because Redis lost its state. */
 export const ATTACH_ANSWER = { ok: 1, stateLost: -1 } as const;
 
+/** rekind-n's answer: rate states carried to their new kind (the state is trusted), or nothing written because Redis lost its state. */
+export const REKIND_ANSWER = { ok: 1, stateLost: -1 } as const;
+
 /** state-open-3's answer. */
 export const OPEN_ANSWER = { opened: 1, alreadyOpen: 2, lockLost: -1, tooEarly: -2 } as const;

@@ -7,6 +7,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY } from '@janus/contracts';
 import { addedDependencies, attachRunning, type AttachResult } from './attach.js';
+import { kindChanges, rekindRates, type KindChange, type RekindResult } from './rekind.js';
 import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
@@ -65,6 +66,14 @@ const TRANSITION_NAMES: Record<number, Transition> = Object.fromEntries(Object.e
 export { MAX_BATCH };
 
 const NO_TYPES: ReadonlySet<string> = new Set();
+/** Every job type (no job type is named so: names are lowercase, digits, `_` and `-`). */
+const ALL_TYPES = '*';
+
+/** What applying a policy did to the state already in Redis (Limiter.applied). */
+export interface PolicyTransition {
+  readonly attach?: AttachResult;
+  readonly rekind?: RekindResult;
+}
 
 export interface LimiterOptions {
   readonly redis: Redis | Cluster;
@@ -131,7 +140,7 @@ export class Limiter {
   readonly #retentionMs: number;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
-  #attaching: Promise<AttachResult | undefined> = Promise.resolve(undefined);
+  #attaching: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
   /** Job types given a dependency whose running jobs do not all count in its pools yet. */
   #attachPending: ReadonlySet<string> = NO_TYPES;
   readonly #attachAgainMs: number;
@@ -167,17 +176,20 @@ export class Limiter {
   }
 
   /**
-   * Atomic swap: calls already flushed keep the old policy, later ones use the new one. A job type
-   * given a dependency: its running jobs are made to count in the dependency's pools (see
-   * `attaching`).
+   * Atomic swap: calls already flushed keep the old policy, later ones use the new one. What the
+   * change means for state already in Redis is carried over (see `applied`): a job type given a
+   * dependency has its running jobs counted in the dependency's pools (src/attach.ts); a rate whose
+   * kind changed has its state carried to the new kind (src/rekind.ts).
    */
   setPolicy(policy: CompiledPolicy): void {
     const added = addedDependencies(this.#policy, policy);
+    const kinds = kindChanges(this.#policy.document, policy.document);
     this.#policy = policy;
-    if (added.size === 0) return;
-    // Until the first pass is done, admissions of those job types wait for it (see #admitAttached).
-    const types: ReadonlySet<string> = new Set(added.keys());
-    const first = this.#attach(added);
+    if (added.size === 0 && kinds.length === 0) return;
+    // Until the first pass is done, admissions of the job types concerned wait for it (see
+    // #admitAttached); a rate's kind changed: every admission does.
+    const types: ReadonlySet<string> = kinds.length > 0 ? new Set([ALL_TYPES]) : new Set(added.keys());
+    const first = this.#transition(added, kinds);
     this.#attaching = first;
     this.#attachPending = types;
     void first.then(() => {
@@ -186,21 +198,25 @@ export class Limiter {
   }
 
   /**
-   * The first pass of the last policy change's attach (src/attach.ts): resolved once the leases of
-   * running jobs count in the pools of the dependencies that change gave their job type (undefined
-   * when Redis could not be reached for 30 s; a state loss rebuilds every lease under the policy
-   * then in force). A second pass follows `attachAgainMs` later.
+   * The first pass of the last policy change's transition: resolved once running jobs count in the
+   * pools of the dependencies that change gave their job type, and rates that changed kind hold
+   * their state in the new kind (undefined when Redis could not be reached for 30 s; a state loss
+   * rebuilds every lease under the policy then in force). A second pass follows `attachAgainMs`
+   * later, for admissions that were on their way under the old policy.
    */
-  attaching(): Promise<AttachResult | undefined> {
+  applied(): Promise<PolicyTransition | undefined> {
     return this.#attaching;
   }
 
-  #attach(added: ReadonlyMap<string, readonly string[]>): Promise<AttachResult | undefined> {
+  #transition(added: ReadonlyMap<string, readonly string[]>, kinds: readonly KindChange[]): Promise<PolicyTransition | undefined> {
     const deps = { store: this.#store, keys: this.keys, clock: this.#clock };
-    const pass = async (): Promise<AttachResult | undefined> => {
+    const pass = async (): Promise<PolicyTransition | undefined> => {
       for (let attempt = 0; attempt < 30; attempt += 1) {
         try {
-          return await attachRunning(deps, added);
+          return {
+            ...(added.size > 0 ? { attach: await attachRunning(deps, added) } : {}),
+            ...(kinds.length > 0 ? { rekind: await rekindRates(deps, kinds) } : {}),
+          };
         } catch {
           // Redis unreachable: again in a second (what runs meanwhile is refused or fails closed).
           await new Promise((r) => setTimeout(r, 1_000).unref?.());
@@ -303,7 +319,7 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
-    if (this.#attachPending.size > 0 && request.jobs.some((j) => this.#attachPending.has(j.jobType))) return this.#admitAttached(request);
+    if (this.#attachPending.size > 0 && (this.#attachPending.has(ALL_TYPES) || request.jobs.some((j) => this.#attachPending.has(j.jobType)))) return this.#admitAttached(request);
     const over = exceedsCapacity(this.#policy, request);
     if (over === undefined) return this.#coalescer.submit(request);
     const keyed = request.idempotency !== undefined || request.jobs.some((j) => j.idempotency !== undefined);

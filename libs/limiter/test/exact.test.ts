@@ -81,7 +81,7 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     // at the tenant's limit, one over: asked at once (admission waits for the running jobs to count)
     const [first, second] = await Promise.all([h.admit({ jobs: [job('bare')] }), h.admit({ jobs: [job('bare')] })]);
     expect([first, second].map((r) => (r.kind === 'rejected' ? r.reason : r.kind)).sort()).toEqual(['admitted', 'dependency_concurrency']);
-    expect(await h.limiter.attaching()).toEqual({ ok: true, leases: 7, pools: 14 });
+    expect(await h.limiter.applied()).toEqual({ attach: { ok: true, leases: 7, pools: 14 } });
     expect(await inFlight(h)).toBe(8);
     // at the dependency's limit, one over
     const last = await h.admit({ jobs: [job('bare', other)] });
@@ -116,12 +116,12 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     const wide = { ...limited, dependencies: { api: { concurrency: 41 } } };
     const instances = Array.from({ length: 8 }, () => h!.makeLimiter());
     for (const l of instances) l.setPolicy(compilePolicy(PolicyDocument.parse(wide), 2));
-    const results = await Promise.all(instances.map((l) => l.attaching()));
-    expect(results.reduce((n, r) => n + (r?.ok ? r.leases : 0), 0)).toBe(40);
+    const results = await Promise.all(instances.map((l) => l.applied()));
+    expect(results.reduce((n, r) => n + (r?.attach?.ok === true ? r.attach.leases : 0), 0)).toBe(40);
     // and the second pass, later, finds nothing left to count
     instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(base), 3));
     instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
-    expect(await instances[0]!.attaching()).toEqual({ ok: true, leases: 0, pools: 0 });
+    expect(await instances[0]!.applied()).toEqual({ attach: { ok: true, leases: 0, pools: 0 } });
     h.limiter.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
     expect(await inFlight(h)).toBe(40);
     expect((await h.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
@@ -133,7 +133,7 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     leasesOf(await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare')) }));
     await h.redis.del(h.limiter.keys.epoch);
     swap(h, limited, 2);
-    expect(await h.limiter.attaching()).toEqual({ ok: false, reason: 'state_lost' });
+    expect(await h.limiter.applied()).toEqual({ attach: { ok: false, reason: 'state_lost' } });
     expect(await h.redis.exists(h.limiter.keys.limit('dep:api:conc'))).toBe(0);
   });
 });
