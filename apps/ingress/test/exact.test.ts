@@ -129,7 +129,7 @@ describe('a dependency given to a job type while its jobs run (CONTRACT §6.1)',
 describe("a rate's kind changed while in use (CONTRACT §2 kind, §6.1)", () => {
   it('bucket (burst 3, used up) → window of 3 a minute: nothing more at once', async () => {
     const big = (await createKey([ingress], 'big')).key;
-    const withRate = (rate: Record<string, unknown>) => ({
+    const withRate = (rate: { limit: number; periodMs: number; burst?: number; kind?: 'bucket' | 'window' }) => ({
       ...POLICY,
       dependencies: { ...POLICY.dependencies, kinded: { rate } },
       jobTypes: { ...POLICY.jobTypes, kinded: { dependencies: [{ name: 'kinded' }] } },
