@@ -1,7 +1,8 @@
 /**
  * A rate whose `kind` a policy change switches (bucket ↔ window): its state is carried to the new
  * kind's key (rekind-n.lua), so that the new kind does not start empty and admit a whole limit again
- * at once (CONTRACT §6.1, "across policy changes"). The rates concerned are the dependencies'
+ * at once (CONTRACT §6.1, "across policy changes"). A window whose `periodMs` changes: its units
+ * move to leave the new period after their admission. The rates concerned are the dependencies'
  * (`rate`, `costRate`, and their `perTenant` ones for every tenant that has state), the tenants' and
  * the global one. The Limiter runs it with the attach pass (src/attach.ts) when a policy is applied.
  */
@@ -23,11 +24,13 @@ export interface KindChange {
 
 const kindOf = (r: Rate | undefined) => (r === undefined ? undefined : (r.kind ?? 'bucket'));
 
-/** The rates whose kind differs between two policies (present in both). */
+/** The rates whose kind differs between two policies (present in both), and the windows whose periodMs does. */
 export function kindChanges(before: PolicyDocument, after: PolicyDocument): KindChange[] {
   const out: KindChange[] = [];
   const add = (id: string, b: Rate | undefined, a: Rate | undefined, perTenant?: (tenant: string) => string) => {
-    if (b !== undefined && a !== undefined && kindOf(b) !== kindOf(a)) out.push({ id, before: b, after: a, ...(perTenant ? { perTenant } : {}) });
+    if (b === undefined || a === undefined) return;
+    const changed = kindOf(b) !== kindOf(a) || (kindOf(a) === 'window' && a.periodMs !== b.periodMs);
+    if (changed) out.push({ id, before: b, after: a, ...(perTenant ? { perTenant } : {}) });
   };
   for (const [name, dep] of Object.entries(after.dependencies)) {
     const old = Object.hasOwn(before.dependencies, name) ? before.dependencies[name] : undefined;
@@ -69,7 +72,11 @@ export async function rekindRates(deps: { readonly store: ScriptStore; readonly 
     const args: (string | number)[] = [clock.arg()];
     for (const { id, change } of batch) {
       const win = keys.limit(`${id}:win`);
-      k.push(keys.limit(id), win, keys.poolExpiries(win));
+      k.push(keys.limit(id), win, keys.poolExpiries(win), `${win}:period`);
+      if (kindOf(change.before) === 'window' && kindOf(change.after) === 'window') {
+        args.push('p', change.after.periodMs, 0, 0, change.before.periodMs);
+        continue;
+      }
       const toWindow = kindOf(change.after) === 'window';
       const bucket = toWindow ? change.before : change.after;
       // a bucket holds tokens × periodMs, refilled `limit` per ms up to burst × periodMs (includes/bucket.lua)

@@ -81,6 +81,40 @@ describe("a rate's kind changed while in use", () => {
     expect(await admitted(h, 7)).toBe(6);
   });
 
+  it("a window's periodMs made longer: what it holds leaves the new period after its admission; shorter: sooner", async () => {
+    const win = (periodMs: number) => callOn({ rate: { limit: 10, periodMs, kind: 'window' } });
+    h = await harness('reperiod', win(1_000));
+    expect(await admitted(h, 11)).toBe(10);
+    h.advance(200);
+    swap(h, win(5_000), 2);
+    // before: 10 more once the old second had passed
+    h.advance(4_799);
+    expect(await admitted(h, 1)).toBe(0);
+    h.advance(1); // 5 s after their admission
+    expect(await admitted(h, 11)).toBe(10);
+    h.advance(2_000);
+    swap(h, win(1_000), 3); // those of 2 s ago have left a 1 s window
+    expect(await admitted(h, 11)).toBe(10);
+  });
+
+  it('a period change applied by 8 instances, and by one more after jobs came under the new period, moves the window once', async () => {
+    const win = (periodMs: number) => callOn({ rate: { limit: 10, periodMs, kind: 'window' } });
+    h = await harness('reperiod-many', win(1_000));
+    expect(await admitted(h, 4)).toBe(4);
+    const instances = Array.from({ length: 8 }, () => h!.makeLimiter());
+    for (const l of instances) l.setPolicy(compilePolicy(PolicyDocument.parse(win(5_000)), 2));
+    await Promise.all(instances.map((l) => l.applied()));
+    swap(h, win(5_000), 2);
+    await h.limiter.applied();
+    expect(await admitted(h, 7)).toBe(6); // 4 + 6 under the new period
+    // a late instance applying the same change moves nothing again
+    const late = h.makeLimiter();
+    late.setPolicy(compilePolicy(PolicyDocument.parse(win(5_000)), 2));
+    expect(await late.applied()).toEqual({ rekind: { ok: true, written: 0 } });
+    h.advance(5_000);
+    expect(await admitted(h, 11)).toBe(10);
+  });
+
   it('writes nothing while the state is lost', async () => {
     h = await harness('rekind-lost', callOn({ rate: BUCKET }));
     expect(await admitted(h, 5)).toBe(5);

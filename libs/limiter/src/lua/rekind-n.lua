@@ -9,18 +9,25 @@
     the last period or so) are counted in the window as admitted now, less what the window already
     holds (so a second run, or one from another instance, adds nothing more);
   - to a bucket: it holds no more tokens than its capacity less what the window held (the units
-    admitted within the window's period), nor more than it holds already.
+    admitted within the window's period), nor more than it holds already;
+  - a window whose periodMs changed: every unit it holds leaves periodMs after its admission under
+    the new period, so its entries move by the difference (a longer period keeps them longer; what
+    left under the old period before the change is not known any more). A marker key records the
+    period the window was moved to, for a minute (longer than any instance takes to apply a change),
+    so that it moves once, whoever runs this.
 
   Nothing is written while the state is lost (the epoch is missing).
 
   KEYS[1]   epoch
-  KEYS[2…]  per rate: its bucket HASH, its window pool HASH, the window's expiry ZSET
+  KEYS[2…]  per rate: its bucket HASH, its window pool HASH, the window's expiry ZSET, the window's
+            period marker (a STRING)
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
-  ARGV[2…]  per rate, 5 values: direction ('w': now a window, 'b': now a bucket), periodMs of the new
-            kind, then for a window the bucket's refill and cap as the old policy scaled them (used
-            for a bucket stored without its own; includes/bucket.lua) and its periodMs, or for a
-            bucket the new refill, cap (scaled by periodMs) and 0
+  ARGV[2…]  per rate, 5 values: what changed ('w': now a window, 'b': now a bucket, 'p': a window's
+            period), periodMs of the new kind or period, then for 'w' the bucket's refill and cap as
+            the old policy scaled them (used for a bucket stored without its own; includes/bucket.lua)
+            and its periodMs, for 'b' the new refill, cap (scaled by periodMs) and 0, for 'p' 0, 0 and
+            the old periodMs
 
   Returns   { REKIND_ANSWER_OK, rates whose new state was written } or { REKIND_ANSWER_STATE_LOST }
 ]]
@@ -35,7 +42,7 @@ if rcall('EXISTS', KEYS[1]) == 0 then return { REKIND_ANSWER_STATE_LOST } end
 local written = 0
 local k, a = 2, 2
 while a <= #ARGV do
-  local B, H, X = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local B, H, X, M = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local dir, period = ARGV[a], tonumber(ARGV[a + 1])
   local refill, cap, oldPeriod = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   if dir == 'w' then
@@ -47,6 +54,38 @@ while a <= #ARGV do
       if seed > 0 then
         pool_add(H, X, now + period, seed)
         written = written + 1
+      end
+    end
+  elseif dir == 'p' then
+    local stored = tonumber(rcall('GET', M)) or oldPeriod
+    local shift = period - stored
+    rcall('SET', M, fmt(period), 'PX', 60000)
+    if shift ~= 0 and pool_live(H, X, now) > 0 then
+      local es = rcall('ZRANGE', X, 0, -1)
+      local counts = {}
+      for from = 1, #es, 1000 do
+        local chunk = rcall('HMGET', H, unpack(es, from, math.min(#es, from + 999)))
+        for i = 1, #chunk do counts[from + i - 1] = chunk[i] end
+      end
+      rcall('DEL', X)
+      for i = 1, #es do rcall('HDEL', H, es[i]) end
+      local n = 0
+      for i = 1, #es do
+        local c = tonumber(counts[i]) or 0
+        local e = tonumber(es[i]) + shift
+        -- a unit whose new expiry has passed has left the window
+        if c > 0 and e > now then
+          local f = fmt(e)
+          rcall('HINCRBY', H, f, c)
+          rcall('ZADD', X, f, f)
+          n = n + c
+        end
+      end
+      if n > 0 then
+        rcall('HSET', H, 'n', fmt(n))
+        written = written + 1
+      else
+        rcall('DEL', H, X)
       end
     end
   else
@@ -61,7 +100,7 @@ while a <= #ARGV do
       end
     end
   end
-  k = k + 3
+  k = k + 4
   a = a + 5
 end
 return { REKIND_ANSWER_OK, written }
