@@ -79,11 +79,13 @@ describe('throttled outcomes', () => {
 
   it('reported over HTTP (the lease settled by ingress before the scheduler reads the event): the same wait and the same cooldown', async () => {
     const job = await bed.submit('thr-e', 'call');
-    // What POST /v1/jobs/{id}/outcome does: publish the event, then settle the lease itself.
+    // What POST /v1/jobs/{id}/outcome does: publish the event and settle the lease itself. Settled
+    // first here, so that the scheduler surely reads an event whose lease is settled (publishing
+    // first raced with the scheduler's own settle under load).
     const failed: OutcomeEvent = { jobId: 'thr-e', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'HTTP 429', throttled: true, retryAfterMs: 3_000, dependency: 'api' };
     const sent = Date.now();
-    await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('call'), body: { ...failed, reportedVia: 'http' }, msgID: messageIds.attempt('thr-e', 1) }]);
     expect((await bed.limiter.settle(job.lease.token, 'failed')).ok).toBe(true);
+    await publishAll(jetstream(bed.nc), [{ subject: bed.names.subjects.outcome('call'), body: { ...failed, reportedVia: 'http' }, msgID: messageIds.attempt('thr-e', 1) }]);
     const refused = await waitFor(async () => {
       const r = await bed.limiter.admit({ jobs: [{ jobId: 'probe-e', tenant: 'acme', jobType: 'call', priority: 'high' }] });
       return r.kind === 'rejected' ? r : undefined;
