@@ -170,6 +170,9 @@ interface Answer {
 
 type Json = Record<string, unknown>;
 
+/** What an HTTP header value can carry (a ByteString). */
+const LATIN1 = /^[\u0020-\u00ff]*$/;
+
 /**
  * A typed producer client for the Janus ingress (CONTRACT §3). Decisions come back as tagged unions
  * (`kind`); only faults — no answer, a timeout, a status no decision explains (401, 403, 5xx other
@@ -196,8 +199,12 @@ export class JanusClient {
 
   /** `POST /v1/jobs`: asks Janus to admit one job. */
   async submit(job: JobInput, options: SubmitOptions = {}): Promise<SubmitResult> {
-    const body = options.mode === undefined ? job : { ...job, mode: options.mode };
-    const answer = await this.#call('POST', '/v1/jobs', { body, idempotencyKey: options.idempotencyKey, signal: options.signal });
+    // A header carries Latin-1 only: a key beyond it (any printable character is a key) goes in the
+    // body field, which means the same (CONTRACT §3).
+    const inBody = options.idempotencyKey !== undefined && !LATIN1.test(options.idempotencyKey);
+    const withKey = inBody ? { ...job, idempotencyKey: options.idempotencyKey } : job;
+    const body = options.mode === undefined ? withKey : { ...withKey, mode: options.mode };
+    const answer = await this.#call('POST', '/v1/jobs', { body, idempotencyKey: inBody ? undefined : options.idempotencyKey, signal: options.signal });
     if (answer.status === 200 || answer.status === 202) {
       const b = asObject(answer.body);
       if (b?.status === 'admitted' && typeof b.jobId === 'string') return { kind: 'admitted', body: b as unknown as AdmittedBody };
@@ -213,6 +220,9 @@ export class JanusClient {
 
   /** `POST /v1/jobs/batch`: 1 to 1000 jobs, all or nothing. */
   async submitBatch(jobs: readonly JobInput[], options: BatchOptions = {}): Promise<BatchResult> {
+    if (options.idempotencyKey !== undefined && !LATIN1.test(options.idempotencyKey)) {
+      throw new TypeError("JanusClient: a batch's idempotency key travels in the Idempotency-Key header, which carries Latin-1 characters only (a job's own key may be any printable characters)");
+    }
     const answer = await this.#call('POST', '/v1/jobs/batch', { body: { jobs }, idempotencyKey: options.idempotencyKey, signal: options.signal });
     if (answer.status === 200 || answer.status === 202) {
       const b = asObject(answer.body);

@@ -90,6 +90,15 @@ describe('submit', () => {
     expect(viaBody.body.jobId).toBe(first.body.jobId);
   });
 
+  it('an idempotency key beyond Latin-1 (any printable characters are a key) travels in the body: the same job again', async () => {
+    const key = 'заказ-😀-2';
+    const first = expectKind(await client.submit({ type: 'free', payload: { order: 'u' } }, { idempotencyKey: key }), 'admitted');
+    const again = expectKind(await client.submit({ type: 'free', payload: { order: 'u' } }, { idempotencyKey: key }), 'admitted');
+    expect(again.body).toEqual({ ...first.body, duplicate: true });
+    // a batch's key has only the header: refused before anything is sent
+    await expect(client.submitBatch([{ type: 'free' }], { idempotencyKey: key })).rejects.toThrow(/Latin-1/);
+  });
+
   it('invalid: the same key with another request is 422 idempotency-key-reused, naming the key', async () => {
     const r = expectKind(await client.submit({ type: 'free', payload: { order: 3 } }, { idempotencyKey: 'order-2' }), 'invalid');
     expect(r.status).toBe(422);
