@@ -143,6 +143,8 @@ export class Limiter {
   #attaching: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
   /** Job types given a dependency whose running jobs do not all count in its pools yet. */
   #attachPending: ReadonlySet<string> = NO_TYPES;
+  /** Whether a policy was in force before the next setPolicy (see there). */
+  #started: boolean;
   readonly #attachAgainMs: number;
   readonly #timeoutMs: number;
   #calls = 0;
@@ -158,6 +160,7 @@ export class Limiter {
     this.#attachAgainMs = opts.attachAgainMs ?? 2_500;
     this.#timeoutMs = opts.timeoutMs ?? 2000;
     this.#policy = opts.policy ?? compilePolicy(EMPTY_POLICY, 0);
+    this.#started = opts.policy !== undefined;
     this.#coalescer = new Coalescer(opts, (batch) => this.#send(batch));
     this.#confirms = new Coalescer(opts, (batch) => this.#sendConfirms(batch));
     this.#leases = new LeaseOperations({ store: this.#store, keys: this.keys, tokens: this.#tokens, clock: this.#clock, retentionMs: this.#retentionMs });
@@ -182,8 +185,12 @@ export class Limiter {
    * kind changed has its state carried to the new kind (src/rekind.ts).
    */
   setPolicy(policy: CompiledPolicy): void {
-    const added = addedDependencies(this.#policy, policy);
-    const kinds = kindChanges(this.#policy.document, policy.document);
+    // The first policy of a limiter built without one (an app starting) is no change: the state in
+    // Redis was written under that policy by the instances that ran before.
+    const change = this.#started;
+    this.#started = true;
+    const added = change ? addedDependencies(this.#policy, policy) : new Map<string, string[]>();
+    const kinds = change ? kindChanges(this.#policy.document, policy.document) : [];
     this.#policy = policy;
     if (added.size === 0 && kinds.length === 0) return;
     // Until the first pass is done, admissions of the job types concerned wait for it (see

@@ -128,6 +128,16 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     expect(await h.admit({ jobs: [job('bare')] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
   });
 
+  it("an app's first policy is no change (its state was written under it); the next one is", async () => {
+    h = await harness('attach-first', base, { attachAgainMs: 60_000 });
+    leasesOf(await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare')) }));
+    const starting = h.makeLimiter({ policy: undefined });
+    starting.setPolicy(compilePolicy(PolicyDocument.parse(base), 1));
+    expect(await starting.applied()).toBeUndefined();
+    starting.setPolicy(compilePolicy(PolicyDocument.parse(limited), 2));
+    expect(await starting.applied()).toEqual({ attach: { ok: true, leases: 3, pools: 6 } });
+  });
+
   it('writes nothing while the state is lost (the rebuild counts every lease under the policy then)', async () => {
     h = await harness('attach-lost', base, { attachAgainMs: 60_000 });
     leasesOf(await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare')) }));
