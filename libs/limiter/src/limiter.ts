@@ -140,9 +140,9 @@ export class Limiter {
   readonly #retentionMs: number;
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
-  #attaching: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
-  /** Job types given a dependency whose running jobs do not all count in its pools yet. */
-  #attachPending: ReadonlySet<string> = NO_TYPES;
+  #transitioning: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
+  /** Job types whose state the last policy change has not carried over yet (ALL_TYPES: every one). */
+  #transitionPending: ReadonlySet<string> = NO_TYPES;
   /** Whether a policy was in force before the next setPolicy (see there). */
   #started: boolean;
   readonly #attachAgainMs: number;
@@ -194,13 +194,13 @@ export class Limiter {
     this.#policy = policy;
     if (added.size === 0 && kinds.length === 0) return;
     // Until the first pass is done, admissions of the job types concerned wait for it (see
-    // #admitAttached); a rate's kind changed: every admission does.
+    // #admitAfterTransition); a rate's kind changed: every admission does.
     const types: ReadonlySet<string> = kinds.length > 0 ? new Set([ALL_TYPES]) : new Set(added.keys());
     const first = this.#transition(added, kinds);
-    this.#attaching = first;
-    this.#attachPending = types;
+    this.#transitioning = first;
+    this.#transitionPending = types;
     void first.then(() => {
-      if (this.#attachPending === types) this.#attachPending = NO_TYPES;
+      if (this.#transitionPending === types) this.#transitionPending = NO_TYPES;
     });
   }
 
@@ -212,7 +212,7 @@ export class Limiter {
    * later, for admissions that were on their way under the old policy.
    */
   applied(): Promise<PolicyTransition | undefined> {
-    return this.#attaching;
+    return this.#transitioning;
   }
 
   #transition(added: ReadonlyMap<string, readonly string[]>, kinds: readonly KindChange[]): Promise<PolicyTransition | undefined> {
@@ -326,7 +326,7 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
-    if (this.#attachPending.size > 0 && (this.#attachPending.has(ALL_TYPES) || request.jobs.some((j) => this.#attachPending.has(j.jobType)))) return this.#admitAttached(request);
+    if (this.#transitionPending.size > 0 && (this.#transitionPending.has(ALL_TYPES) || request.jobs.some((j) => this.#transitionPending.has(j.jobType)))) return this.#admitAfterTransition(request);
     const over = exceedsCapacity(this.#policy, request);
     if (over === undefined) return this.#coalescer.submit(request);
     const keyed = request.idempotency !== undefined || request.jobs.some((j) => j.idempotency !== undefined);
@@ -335,19 +335,20 @@ export class Limiter {
   }
 
   /**
-   * A job of a job type that the policy just gave a dependency: decided once that dependency's pools
-   * count the job type's running jobs (the attach's first pass, milliseconds while Redis answers);
-   * a fault, as any Redis call slower than `timeoutMs`, when that takes longer.
+   * A job that the last policy change concerns (its job type was given a dependency, or a rate
+   * changed kind or period): decided once that change's first pass has carried the state over
+   * (milliseconds while Redis answers); a fault, as any Redis call slower than `timeoutMs`, when that
+   * takes longer.
    */
-  async #admitAttached(request: AdmissionRequest): Promise<AdmissionResult> {
-    const pending = this.#attachPending;
+  async #admitAfterTransition(request: AdmissionRequest): Promise<AdmissionResult> {
+    const pending = this.#transitionPending;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.#timeoutMs);
     });
-    const done = await Promise.race([this.#attaching.then(() => 'done' as const), late]);
+    const done = await Promise.race([this.#transitioning.then(() => 'done' as const), late]);
     clearTimeout(timer);
-    if (done === 'late' && this.#attachPending === pending) {
+    if (done === 'late' && this.#transitionPending === pending) {
       throw new StoreUnavailable('the running jobs of a job type given a dependency are not counted in its pools yet');
     }
     return this.admit(request);
