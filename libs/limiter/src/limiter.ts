@@ -349,7 +349,7 @@ export class Limiter {
     const done = await Promise.race([this.#transitioning.then(() => 'done' as const), late]);
     clearTimeout(timer);
     if (done === 'late' && this.#transitionPending === pending) {
-      throw new StoreUnavailable('the running jobs of a job type given a dependency are not counted in its pools yet');
+      throw new StoreUnavailable('the last policy change has not carried the limits state over yet');
     }
     return this.admit(request);
   }
