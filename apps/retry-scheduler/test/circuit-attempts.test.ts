@@ -3,8 +3,9 @@ import { waitFor } from '@janus/testing';
 import { openProtectionStack, sleep, type ProtectionStack } from './protection-stack.js';
 
 /**
- * A job that fails for its own reasons (every attempt throws) runs `retry.maxAttempts` times, no
- * more, even when its failures open the dependency's outage circuit (CONTRACT §2 job type `retry`,
+ * A job that fails for its own reasons (every attempt throws) runs `retry.maxAttempts` times (one
+ * more at most, when it was running as the circuit opened), even when its failures open the
+ * dependency's outage circuit (CONTRACT §2 job type `retry`,
  * §2 `adaptive`). Its failures in a row open the circuit; from then on it is the job that the
  * half-open circuit lets through as the probe, and a probe's failure is charged like any failure.
  * (It was not: found by a black-box audit, one such job ran 24 times with maxAttempts 4.)
@@ -53,6 +54,13 @@ describe('a job that always fails', () => {
     await sampler;
     expect(opened).toBe(true);
     expect(await stack.deadLetters()).toBe(JOBS);
-    expect([...runs.values()]).toEqual(Array.from({ length: JOBS }, () => MAX_ATTEMPTS));
+    // Each ran its attempts; at most one more, free: a failure of a job that was already running
+    // when the circuit opened proves nothing about the job (docs/dependency-protection.md). Before:
+    // 4, 9 and 10 runs (the failed probes were free too).
+    expect(runs.size).toBe(JOBS);
+    for (const n of runs.values()) {
+      expect(n).toBeGreaterThanOrEqual(MAX_ATTEMPTS);
+      expect(n).toBeLessThanOrEqual(MAX_ATTEMPTS + 1);
+    }
   }, 90_000);
 });
