@@ -14,7 +14,8 @@
 import { ATTACH_ANSWER } from './codes.js';
 import type { Clock } from './clock.js';
 import { limitId, type Keys } from './keys.js';
-import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
+import { readIndexedLeases } from './lease-index.js';
+import type { LeaseRecord } from './lease-record.js';
 import type { CompiledPolicy } from './policy.js';
 import type { ScriptStore } from './store.js';
 
@@ -72,42 +73,13 @@ export async function attachRunning(deps: { readonly store: ScriptStore; readonl
     return true;
   };
 
-  // The expiry index names every live lease: '<call id>@<expiresAt>' for a call's leases (one
-  // member per expiry of the call), '<lease id>' for one extended or written since.
-  const seenCalls = new Set<string>();
-  const seenLeases = new Set<string>();
+  // Every live lease, by the expiry index (readIndexedLeases); a call's member is one per expiry of
+  // the call, so a call or a lease may be named more than once (`consider` skips repeats).
   for (let offset = 0; ; offset += LIST_CHUNK) {
     const members = await store.guard(store.redis.zrangebyscore(keys.leaseExpiry, `(${now}`, '+inf', 'LIMIT', offset, LIST_CHUNK));
-    const targets: ({ readonly callId: string } | { readonly leaseId: string; readonly key: string; readonly field: string })[] = [];
-    for (const member of members) {
-      if (member.includes('@')) {
-        const callId = member.slice(0, member.lastIndexOf('@'));
-        if (!seenCalls.has(callId)) targets.push({ callId });
-        seenCalls.add(callId);
-      } else {
-        const at = keys.leaseLocation(member);
-        if (at && !seenLeases.has(member)) targets.push({ leaseId: member, ...at });
-        seenLeases.add(member);
-      }
-    }
-    for (let i = 0; i < targets.length; i += READ_CHUNK) {
-      const chunk = targets.slice(i, i + READ_CHUNK);
-      const pipeline = store.redis.pipeline();
-      for (const t of chunk) {
-        if ('callId' in t) pipeline.hgetallBuffer(keys.leases(t.callId));
-        else pipeline.hgetBuffer(t.key, t.field);
-      }
-      const rows = (await store.guard(pipeline.exec())) ?? [];
-      for (let j = 0; j < chunk.length; j += 1) {
-        const t = chunk[j]!;
-        const value = rows[j]?.[1];
-        const records: [string, LeaseRecord | undefined][] =
-          'callId' in t
-            ? Object.entries((value ?? {}) as Record<string, Buffer>).map(([field, buf]) => [`${t.callId}_${field}`, parseLeaseRecord(buf)])
-            : [[t.leaseId, parseLeaseRecord(value as Buffer | null | undefined)]];
-        for (const [leaseId, rec] of records) {
-          if (!(await consider(leaseId, rec))) return { ok: false, reason: 'state_lost' };
-        }
+    for (let i = 0; i < members.length; i += READ_CHUNK) {
+      for (const [leaseId, rec] of await readIndexedLeases(store, keys, members.slice(i, i + READ_CHUNK))) {
+        if (!(await consider(leaseId, rec))) return { ok: false, reason: 'state_lost' };
       }
     }
     if (members.length < LIST_CHUNK) break;

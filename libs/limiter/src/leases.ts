@@ -8,6 +8,7 @@ import { ADMIT_FAULT, LEASE_ANSWER } from './codes.js';
 import { NotAdopted, StateLost } from './errors.js';
 import type { Clock } from './clock.js';
 import { isFailOpenLeaseId, type Keys } from './keys.js';
+import { readIndexedLeases } from './lease-index.js';
 import { parseLeaseRecord, type LeaseRecord } from './lease-record.js';
 import type { ScriptStore } from './store.js';
 import type { LeaseTokens } from './token.js';
@@ -324,38 +325,13 @@ export class LeaseOperations {
   async findUnclaimed(aheadMs: number, max: number): Promise<UnclaimedLease[]> {
     const now = await this.#clock.read();
     const members = await this.#store.guard(this.#store.redis.zrangebyscore(this.#keys.leaseExpiry, `(${now}`, now + aheadMs, 'LIMIT', 0, Math.max(1, max)));
-    if (members.length === 0) return [];
-    const pipeline = this.#store.redis.pipeline();
-    const where: { member: string; callId?: string; at?: Location }[] = [];
-    for (const member of members) {
-      if (member.includes('@')) {
-        const callId = member.slice(0, member.lastIndexOf('@'));
-        pipeline.hgetallBuffer(this.#keys.leases(callId));
-        where.push({ member, callId });
-      } else {
-        const at = this.#keys.leaseLocation(member);
-        if (!at) continue;
-        pipeline.hgetBuffer(at.key, at.field);
-        where.push({ member, at });
-      }
-    }
-    const rows = (await this.#store.guard(pipeline.exec())) ?? [];
     const out: UnclaimedLease[] = [];
-    const take = (id: string, rec: LeaseRecord | undefined) => {
-      if (!rec || rec.st !== 'active' || rec.exp <= now || rec.exp > now + aheadMs) return;
+    for (const [id, rec] of await readIndexedLeases(this.#store, this.#keys, members)) {
+      if (!rec || rec.st !== 'active' || rec.exp <= now || rec.exp > now + aheadMs) continue;
       const seq = Number(rec.fin);
-      if (!Number.isInteger(seq) || seq <= 0) return;
+      if (!Number.isInteger(seq) || seq <= 0) continue;
       out.push({ id, token: this.#tokens.sign(id), jobId: rec.job, attempt: rec.att, tenant: rec.ten, jobType: rec.typ, expiresAt: rec.exp, seq });
-    };
-    where.forEach((w, i) => {
-      const value = rows[i]?.[1];
-      if (w.callId !== undefined) {
-        const all = (value ?? {}) as Record<string, Buffer>;
-        for (const [field, buf] of Object.entries(all)) take(`${w.callId}_${field}`, parseLeaseRecord(buf));
-      } else {
-        take(w.member, parseLeaseRecord(value as Buffer | null | undefined));
-      }
-    });
+    }
     return out.slice(0, max);
   }
 
