@@ -21,7 +21,7 @@ const POLICY = {
     single: { rate: { limit: 60, periodMs: 60_000, burst: 1 } },
     pool: { concurrency: 2 },
   },
-  tenants: { acme: { budget: { limit: 5, periodMs: 3_600_000 } }, big: {} },
+  tenants: { acme: { budget: { limit: 5, periodMs: 3_600_000 } }, big: {}, spender: {} },
   jobTypes: {
     llm: { dependencies: [{ name: 'llm', cost: 10 }] },
     one: { dependencies: [{ name: 'single' }] },
@@ -123,6 +123,23 @@ describe('a dependency given to a job type while its jobs run (CONTRACT §6.1)',
     }));
     expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
     expect(answers.find((a) => a.status === 429)?.body.reason).toBe('dependency_concurrency');
+  });
+});
+
+describe('a budget given to a tenant while its jobs run (CONTRACT §6.1)', () => {
+  it('counts those jobs: 5 of cost 10 running, a budget of 60 given → one more of 10, the other 429', async () => {
+    const spender = (await createKey([ingress], 'spender')).key;
+    const metered = { ...POLICY, jobTypes: { ...POLICY.jobTypes, metered: {} } };
+    await setPolicy([ingress], metered);
+    for (let i = 0; i < 5; i += 1) expect((await post('/v1/jobs', spender, { type: 'metered', cost: 10, payload: { i } })).status).toBe(202);
+    await setPolicy([ingress], { ...metered, tenants: { ...POLICY.tenants, spender: { budget: { limit: 60, periodMs: 3_600_000 } } } });
+    // asked the moment the policy applies, both at once (before: 202, 202)
+    const answers = await Promise.all([0, 1].map(async () => {
+      const res = await post('/v1/jobs', spender, { type: 'metered', cost: 10 });
+      return { status: res.status, body: (await res.json()) as { reason?: string } };
+    }));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
+    expect(answers.find((a) => a.status === 429)?.body.reason).toBe('budget_exhausted');
   });
 });
 

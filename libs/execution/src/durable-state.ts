@@ -134,6 +134,11 @@ async function readLiveLeases(
       reserved = row.settled !== null ? row.settled : row.released ? 0 : row.reserved;
       const at = (row.reserved_at ?? row.admitted_at).getTime();
       if (window) budgetWindow = at >= window.start - opts.clockSkewMs ? window.start : at - (at % window.periodMs);
+    } else if (window && row.settled !== null) {
+      // Settled without a reservation entry (it was running when its tenant was given a budget):
+      // readDurableState counts its settle in the window; the lease holds what it settled.
+      reserved = row.settled;
+      budgetWindow = window.start;
     } else if (window && jt) {
       // The ledger has no entry for it (its reserve was not published before the loss): count the estimate now.
       reserved = estimateFor(jt, cost);
@@ -182,7 +187,9 @@ async function readLiveLeases(
  * - Budgets: per tenant with a budget in the running policy, what its current window used: per
  *   attempt reserved in the window, the settled amount if settled, nothing if released, else the
  *   reservation; plus the estimate of any live lease the ledger has no entry for (an admission whose
- *   reserve was not published yet).
+ *   reserve was not published yet, or a job that was running when the budget was added), and the
+ *   settled amount of a finished one (settled in the window without a reservation: conservative
+ *   when it had reserved in an earlier window).
  * - Idempotency records: producers' keys still within their window (`idempotency_keys`), spelled
  *   as ingress writes them; and the scheduler's retry keys (`retry:<jobId>.<n>`) of the attempts
  *   admitted as retries, and the waiting room's (`room:<jobId>.1`) of first attempts it admitted
@@ -202,7 +209,15 @@ export async function readDurableState(db: Database, policy: CompiledPolicy, opt
       LEFT JOIN budget_ledger rl ON rl.entry_id = r.job_id || '.' || r.attempt || '.release'
       WHERE r.tenant = ${tenant} AND r.kind = 'reserve'
         AND r.at >= ${new Date(window.start - opts.clockSkewMs)} AND r.at < ${new Date(window.start + window.periodMs)}`);
-    const total = (rowsOf(UsedRow, used)[0]?.used ?? 0) + (unrecordedReservations.get(tenant) ?? 0);
+    // A job that was running when its tenant was given a budget reserved in it without a `reserve`
+    // entry (src/attach.ts of @janus/limiter): its settle, in the window, counts on its own.
+    const unreserved = await db.execute(sql`
+      SELECT sum(s.amount) AS used
+      FROM budget_ledger s
+      WHERE s.tenant = ${tenant} AND s.kind = 'settle'
+        AND s.at >= ${new Date(window.start - opts.clockSkewMs)} AND s.at < ${new Date(window.start + window.periodMs)}
+        AND NOT EXISTS (SELECT 1 FROM budget_ledger r WHERE r.entry_id = s.job_id || '.' || s.attempt || '.reserve')`);
+    const total = (rowsOf(UsedRow, used)[0]?.used ?? 0) + (rowsOf(UsedRow, unreserved)[0]?.used ?? 0) + (unrecordedReservations.get(tenant) ?? 0);
     budgets.push({ tenant, windowStart: window.start, used: Math.max(0, total) });
   }
 

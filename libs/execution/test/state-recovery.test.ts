@@ -50,7 +50,7 @@ function recovery(l: Limiter, extra: Partial<StateRecoveryDeps> = {}): StateReco
 async function submit(l: Limiter, jobType: string, cost?: number): Promise<Admitted['jobs'][number]> {
   const jobId = `j-${Math.random().toString(36).slice(2)}`;
   const result = await l.admit({
-    jobs: [{ jobId, tenant: 'acme', jobType, priority: 'normal', ...(cost !== undefined ? { cost } : {}), context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal' }) }],
+    jobs: [{ jobId, tenant: 'acme', jobType, priority: 'normal', ...(cost !== undefined ? { cost } : {}), context: encodeRetryContext({ tenant: 'acme', type: jobType, priority: 'normal', ...(cost !== undefined ? { cost } : {}) }) }],
   });
   if (result.kind !== 'admitted' || !result.jobs[0]?.lease) throw new Error(`not admitted: ${JSON.stringify(result)}`);
   const a = result.jobs[0];
@@ -162,6 +162,26 @@ describe('StateRecovery', () => {
     expect(await recovery(l).open()).toMatchObject({ open: true, how: 'rebuilt' });
     // 2 (settled) + 0 (released) + 3 (running) + 4 (estimate, no ledger entry)
     expect((await l.usage('acme')).budget?.used).toBe(before + 2 + 3 + 4);
+  });
+
+  it('a job that was running when its tenant was given a budget: its settle counts in the rebuilt budget (no reserve entry)', async () => {
+    await startPersister();
+    const unbudgeted = compilePolicy(PolicyDocument.parse({ ...POLICY, tenants: { acme: {} } }), 1);
+    const l = new Limiter({ redis, namespace: ns, signingKey: settings.signingKey, policy: unbudgeted });
+    const before = (await limiter().usage('acme')).budget?.used ?? 0;
+    const running = await submit(l, 'quick', 9);
+    expect(running.budgetReserved).toBe(0);
+    l.setPolicy(compilePolicy(PolicyDocument.parse(POLICY), 2));
+    expect(await l.applied()).toMatchObject({ attach: { ok: true, budgets: 1 } });
+    expect((await l.usage('acme')).budget?.used).toBe(before + 9);
+    // the worker reports 5: settle charges it, and the settle entry is what the ledger keeps
+    const settled = await l.settle(running.lease!.token, 'succeeded', 5);
+    expect(settled).toMatchObject({ ok: true, lease: { reserved: 9, actual: 5 } });
+    await ledger('settle', running.jobId, 5);
+    expect((await l.usage('acme')).budget?.used).toBe(before + 5);
+    await loseState(l);
+    expect(await recovery(l).open()).toMatchObject({ open: true, how: 'rebuilt' });
+    expect((await l.usage('acme')).budget?.used).toBe(before + 5);
   });
 
   it('the persister behind: admission stays closed, and opens by a rebuild once it has caught up', async () => {

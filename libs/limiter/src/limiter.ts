@@ -6,7 +6,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY } from '@janus/contracts';
-import { addedDependencies, attachRunning, type AttachResult } from './attach.js';
+import { addedBudgets, addedDependencies, attachRunning, type AttachPlan, type AttachResult } from './attach.js';
 import { kindChanges, rekindRates, type KindChange, type RekindResult } from './rekind.js';
 import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
 import { Clock } from './clock.js';
@@ -68,6 +68,8 @@ export { MAX_BATCH };
 const NO_TYPES: ReadonlySet<string> = new Set();
 /** Every job type (no job type is named so: names are lowercase, digits, `_` and `-`). */
 const ALL_TYPES = '*';
+/** A tenant among the job types a transition holds back (names start with [a-z0-9]: no clash). */
+const TENANT_MARK = '@';
 
 /** What applying a policy did to the state already in Redis (Limiter.applied). */
 export interface PolicyTransition {
@@ -141,7 +143,7 @@ export class Limiter {
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
   #transitioning: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
-  /** Job types whose state the last policy change has not carried over yet (ALL_TYPES: every one). */
+  /** Job types (and `@<tenant>`s) whose state the last policy change has not carried over yet (ALL_TYPES: every one). */
   #transitionPending: ReadonlySet<string> = NO_TYPES;
   /** Whether a policy was in force before the next setPolicy (see there). */
   #started: boolean;
@@ -181,22 +183,28 @@ export class Limiter {
   /**
    * Atomic swap: calls already flushed keep the old policy, later ones use the new one. What the
    * change means for state already in Redis is carried over (see `applied`): a job type given a
-   * dependency has its running jobs counted in the dependency's pools (src/attach.ts); a rate whose
-   * kind changed has its state carried to the new kind (src/rekind.ts).
+   * dependency has its running jobs counted in the dependency's pools, and a tenant given a budget
+   * has its running jobs' estimates reserved in it (src/attach.ts); a rate whose kind changed has
+   * its state carried to the new kind (src/rekind.ts).
    */
   setPolicy(policy: CompiledPolicy): void {
     // The first policy of a limiter built without one (an app starting) is no change: the state in
     // Redis was written under that policy by the instances that ran before.
     const change = this.#started;
     this.#started = true;
-    const added = change ? addedDependencies(this.#policy, policy) : new Map<string, string[]>();
+    const plan: AttachPlan = {
+      dependencies: change ? addedDependencies(this.#policy, policy) : new Map<string, string[]>(),
+      budgets: change ? addedBudgets(this.#policy, policy) : new Map(),
+      policy,
+    };
     const kinds = change ? kindChanges(this.#policy.document, policy.document) : [];
     this.#policy = policy;
-    if (added.size === 0 && kinds.length === 0) return;
-    // Until the first pass is done, admissions of the job types concerned wait for it (see
-    // #admitAfterTransition); a rate's kind changed: every admission does.
-    const types: ReadonlySet<string> = kinds.length > 0 ? new Set([ALL_TYPES]) : new Set(added.keys());
-    const first = this.#transition(added, kinds);
+    if (plan.dependencies.size === 0 && plan.budgets.size === 0 && kinds.length === 0) return;
+    // Until the first pass is done, admissions of the job types and tenants concerned wait for it
+    // (see #admitAfterTransition); a rate's kind changed: every admission does.
+    const types: ReadonlySet<string> =
+      kinds.length > 0 ? new Set([ALL_TYPES]) : new Set([...plan.dependencies.keys(), ...[...plan.budgets.keys()].map((t) => `${TENANT_MARK}${t}`)]);
+    const first = this.#transition(plan, kinds);
     this.#transitioning = first;
     this.#transitionPending = types;
     void first.then(() => {
@@ -215,13 +223,13 @@ export class Limiter {
     return this.#transitioning;
   }
 
-  #transition(added: ReadonlyMap<string, readonly string[]>, kinds: readonly KindChange[]): Promise<PolicyTransition | undefined> {
+  #transition(plan: AttachPlan, kinds: readonly KindChange[]): Promise<PolicyTransition | undefined> {
     const deps = { store: this.#store, keys: this.keys, clock: this.#clock };
     const pass = async (): Promise<PolicyTransition | undefined> => {
       for (let attempt = 0; attempt < 30; attempt += 1) {
         try {
           return {
-            ...(added.size > 0 ? { attach: await attachRunning(deps, added) } : {}),
+            ...(plan.dependencies.size > 0 || plan.budgets.size > 0 ? { attach: await attachRunning(deps, plan) } : {}),
             ...(kinds.length > 0 ? { rekind: await rekindRates(deps, kinds) } : {}),
           };
         } catch {
@@ -326,7 +334,7 @@ export class Limiter {
         return Promise.resolve({ kind: 'unknown_job_type', index: i });
       }
     }
-    if (this.#transitionPending.size > 0 && (this.#transitionPending.has(ALL_TYPES) || request.jobs.some((j) => this.#transitionPending.has(j.jobType)))) return this.#admitAfterTransition(request);
+    if (this.#transitionPending.size > 0 && this.#concernsTransition(request)) return this.#admitAfterTransition(request);
     const over = exceedsCapacity(this.#policy, request);
     if (over === undefined) return this.#coalescer.submit(request);
     const keyed = request.idempotency !== undefined || request.jobs.some((j) => j.idempotency !== undefined);
@@ -334,8 +342,13 @@ export class Limiter {
     return keyed ? this.#admitOverCapacity(request) : Promise.resolve(over);
   }
 
+  #concernsTransition(request: AdmissionRequest): boolean {
+    const pending = this.#transitionPending;
+    return pending.has(ALL_TYPES) || request.jobs.some((j) => pending.has(j.jobType) || pending.has(`${TENANT_MARK}${j.tenant}`));
+  }
+
   /**
-   * A job that the last policy change concerns (its job type was given a dependency, or a rate
+   * A job that the last policy change concerns (its job type was given a dependency, its tenant a budget, or a rate
    * changed kind or period): decided once that change's first pass has carried the state over
    * (milliseconds while Redis answers); a fault, as any Redis call slower than `timeoutMs`, when that
    * takes longer.

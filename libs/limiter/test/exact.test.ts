@@ -81,7 +81,7 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     // at the tenant's limit, one over: asked at once (admission waits for the running jobs to count)
     const [first, second] = await Promise.all([h.admit({ jobs: [job('bare')] }), h.admit({ jobs: [job('bare')] })]);
     expect([first, second].map((r) => (r.kind === 'rejected' ? r.reason : r.kind)).sort()).toEqual(['admitted', 'dependency_concurrency']);
-    expect(await h.limiter.applied()).toEqual({ attach: { ok: true, leases: 7, pools: 14 } });
+    expect(await h.limiter.applied()).toEqual({ attach: { ok: true, leases: 7, pools: 14, budgets: 0 } });
     expect(await inFlight(h)).toBe(8);
     // at the dependency's limit, one over
     const last = await h.admit({ jobs: [job('bare', other)] });
@@ -121,7 +121,7 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     // and the second pass, later, finds nothing left to count
     instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(base), 3));
     instances[0]!.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
-    expect(await instances[0]!.applied()).toEqual({ attach: { ok: true, leases: 0, pools: 0 } });
+    expect(await instances[0]!.applied()).toEqual({ attach: { ok: true, leases: 0, pools: 0, budgets: 0 } });
     h.limiter.setPolicy(compilePolicy(PolicyDocument.parse(wide), 4));
     expect(await inFlight(h)).toBe(40);
     expect((await h.admit({ jobs: [job('bare')] })).kind).toBe('admitted');
@@ -135,7 +135,7 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     starting.setPolicy(compilePolicy(PolicyDocument.parse(base), 1));
     expect(await starting.applied()).toBeUndefined();
     starting.setPolicy(compilePolicy(PolicyDocument.parse(limited), 2));
-    expect(await starting.applied()).toEqual({ attach: { ok: true, leases: 3, pools: 6 } });
+    expect(await starting.applied()).toEqual({ attach: { ok: true, leases: 3, pools: 6, budgets: 0 } });
   });
 
   it('writes nothing while the state is lost (the rebuild counts every lease under the policy then)', async () => {
@@ -145,6 +145,42 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     swap(h, limited, 2);
     expect(await h.limiter.applied()).toEqual({ attach: { ok: false, reason: 'state_lost' } });
     expect(await h.redis.exists(h.limiter.keys.limit('dep:api:conc'))).toBe(0);
+  });
+});
+
+describe('a tenant budget added while jobs run counts those jobs (CONTRACT §6.1)', () => {
+  // `call` is estimated at 10 units; a producer's cost (kept in the lease's context) overrides it.
+  const base = { dependencies: { api: {} }, tenants: { acme: {} }, jobTypes: { call: { dependencies: [{ name: 'api', cost: 10 }], timeoutMs: 10_000 } } };
+  const budgeted = { ...base, tenants: { acme: { budget: { limit: 100, periodMs: 3_600_000 } } } };
+  const costly = (cost: number) => job('call', { cost, context: JSON.stringify({ tenant: 'acme', type: 'call', priority: 'high', cost }) });
+
+  it('4 × 10 + 1 × 20 running, a budget of 100 added → 40 more, not 100; settle gives back what was not spent', async () => {
+    h = await harness('attach-budget', base, { attachAgainMs: 60_000 });
+    const running = leasesOf(await h.admit({ jobs: [job('call'), job('call'), job('call'), job('call'), costly(20)] }));
+    // another tenant's job is not in acme's budget
+    leasesOf(await h.admit({ jobs: [job('call', { tenant: 'other' })] }));
+
+    swap(h, budgeted, 2);
+    expect(await h.limiter.applied()).toEqual({ attach: { ok: true, leases: 5, pools: 0, budgets: 5 } });
+    expect((await h.admit({ jobs: [job('call'), job('call'), job('call'), job('call')] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'budget_exhausted' });
+
+    // the job of cost 20 reports 2: 18 given back, room for one more of 10 (92 of 100)
+    const settled = await h.limiter.settle(running[4]!.token, 'succeeded', 2);
+    expect(settled).toMatchObject({ ok: true, lease: { reserved: 20, actual: 2 } });
+    expect((await h.admit({ jobs: [job('call')] })).kind).toBe('admitted');
+    expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'budget_exhausted' });
+
+    // another instance applying the same change (or this one's second pass) reserves nothing twice
+    const late = h.makeLimiter();
+    late.setPolicy(compilePolicy(PolicyDocument.parse(budgeted), 2));
+    expect(await late.applied()).toEqual({ attach: { ok: true, leases: 0, pools: 0, budgets: 0 } });
+    expect(await h.admit({ jobs: [job('call')] })).toMatchObject({ kind: 'rejected', reason: 'budget_exhausted' });
+
+    // the next window starts empty: the attached reservations counted in the window they were made in
+    h.advance(3_600_000);
+    expect(await h.limiter.reapExpired(1000)).toHaveLength(10);
+    expect((await h.admit({ jobs: Array.from({ length: 10 }, () => job('call')) })).kind).toBe('admitted');
   });
 });
 

@@ -1,21 +1,27 @@
 --[[
-  attach-n — counts running jobs in the concurrency pools of a dependency their job type was given
-  after they were admitted (CONTRACT §6.1: "a limit added while jobs run counts those jobs"). A
-  policy change that adds a dependency to a job type makes every limiter that applies it call this
-  for the live leases of that job type (src/attach.ts): each lease still held and unexpired gets the
-  pools it lacks — counted at its expiry, so that extend, settle, revoke and the reaper move and free
-  them as any lease's — and its record's `conc` field names them. A pool the record already names is
-  left alone, so attaching twice, or from every instance at once, counts nothing twice. A lease
-  settled, revoked or expired meanwhile is skipped. Nothing is written while the state is lost (the
-  epoch is missing): a rebuild counts every live lease under the policy of its time.
+  attach-n — counts running jobs in limits a policy change gave them after they were admitted
+  (CONTRACT §6.1: "a limit added while jobs run counts those jobs"); src/attach.ts calls it for the
+  live leases concerned whenever a limiter applies such a change:
+  - a dependency added to their job type: each lease gets the concurrency pools it lacks — counted
+    at its expiry, so that extend, settle, revoke and the reaper move and free them as any lease's —
+    and its record's `conc` field names them. A pool the record already names is left alone.
+  - a budget given to their tenant: a lease without a budget (`bk` empty) reserves its estimate in
+    the budget's current window (includes/budget.lua, as admission does, without checking the limit:
+    the job runs already), and its record gets `bk`, `res` and `bw`, so that settle charges its
+    actual cost, revoke gives it back and the reaper keeps it, as for any lease. A lease with a
+    budget is left alone.
+  So attaching twice, or from every instance at once, counts nothing twice. A lease settled, revoked
+  or expired meanwhile is skipped. Nothing is written while the state is lost (the epoch is
+  missing): a rebuild counts every live lease under the policy of its time.
 
   KEYS[1]   epoch
-  KEYS[2…]  per lease: its call's lease hash, then nPools × (pool HASH, pool ZSET)
+  KEYS[2…]  per lease: its call's lease hash, then nPools × (pool HASH, pool ZSET), then the tenant's
+            budget HASH when budgetPeriodMs is not 0
 
   ARGV[1]   now in ms, or 0 to use Redis TIME
-  ARGV[2…]  per lease: its field in the hash, nPools
+  ARGV[2…]  per lease: its field in the hash, nPools, budgetPeriodMs (0: none), the estimate to reserve
 
-  Returns   { ATTACH_ANSWER_OK, leases given at least one pool, pools added }
+  Returns   { ATTACH_ANSWER_OK, leases given a pool or a budget, pools added, leases given a budget }
             or { ATTACH_ANSWER_STATE_LOST } (nothing written)
 ]]
 local rcall = redis.call
@@ -23,6 +29,7 @@ local rcall = redis.call
 -- @include now-from-argv
 -- @include pool
 -- @include lease-record
+-- @include budget
 if rcall('EXISTS', KEYS[1]) == 0 then return { ATTACH_ANSWER_STATE_LOST } end
 
 -- The record with its conc field (the 4th length-prefixed segment after the ten head fields)
@@ -39,10 +46,28 @@ local function with_conc(raw, conc)
   return string.sub(raw, 1, pos - 1) .. #conc .. ':' .. conc .. string.sub(raw, after)
 end
 
-local leases, pools = 0, 0
+-- The record with its budget fields set: res and bw (the 9th and 10th head fields) and bk (the
+-- 3rd length-prefixed segment after them), all empty or 0 before (a lease without a budget).
+local function with_budget(raw, res, bw, bk)
+  local pos = 1
+  for _ = 1, 8 do pos = string.find(raw, '|', pos, true) + 1 end
+  local head = string.sub(raw, 1, pos - 1)
+  for _ = 1, 2 do pos = string.find(raw, '|', pos, true) + 1 end
+  local segs = pos
+  for _ = 1, 2 do
+    local c = string.find(raw, ':', pos, true)
+    pos = c + 1 + tonumber(string.sub(raw, pos, c - 1))
+  end
+  local c = string.find(raw, ':', pos, true)
+  local after = c + 1 + tonumber(string.sub(raw, pos, c - 1))
+  return head .. fmt(res) .. '|' .. fmt(bw) .. '|' .. string.sub(raw, segs, pos - 1) .. #bk .. ':' .. bk .. string.sub(raw, after)
+end
+
+local leases, pools, budgets = 0, 0, 0
 local k, a = 2, 2
 while a <= #ARGV do
   local hash, field, nPools = KEYS[k], ARGV[a], tonumber(ARGV[a + 1])
+  local periodMs, amount = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local raw = rcall('HGET', hash, field)
   local v = raw and lease_read(raw)
   if v and lease_held(v) and v.exp > now then
@@ -58,13 +83,23 @@ while a <= #ARGV do
         added = added + 1
       end
     end
-    if added > 0 then
-      rcall('HSET', hash, field, with_conc(raw, conc))
+    local rec = raw
+    if added > 0 then rec = with_conc(rec, conc) end
+    local budgeted = periodMs > 0 and v.bk == ''
+    if budgeted then
+      local bk = KEYS[k + 2 * nPools + 1]
+      local window = now - now % periodMs
+      budget_charge(bk, window, periodMs, amount, now)
+      rec = with_budget(rec, amount, window, bk)
+      budgets = budgets + 1
+    end
+    if added > 0 or budgeted then
+      rcall('HSET', hash, field, rec)
       leases = leases + 1
       pools = pools + added
     end
   end
-  k = k + 1 + 2 * nPools
-  a = a + 2
+  k = k + 1 + 2 * nPools + (periodMs > 0 and 1 or 0)
+  a = a + 4
 end
-return { ATTACH_ANSWER_OK, leases, pools }
+return { ATTACH_ANSWER_OK, leases, pools, budgets }
