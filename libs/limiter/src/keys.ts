@@ -41,6 +41,11 @@ export class Keys {
     return `${this.prefix}recovering-until`;
   }
 
+  /** The policy the state was last carried over to: HASH v, doc (policy-mark-1.lua). */
+  get appliedPolicy(): string {
+    return `${this.prefix}policy:applied`;
+  }
+
   /** Held (with its holder's token) by the one instance rebuilding a lost state (src/restore.ts). */
   get rebuildLock(): string {
     return `${this.prefix}rebuild-lock`;

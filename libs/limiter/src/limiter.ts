@@ -5,7 +5,7 @@
  * Every decision is one atomic Lua step with time read from Redis.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { EMPTY_POLICY } from '@janus/contracts';
+import { EMPTY_POLICY, PolicyDocument } from '@janus/contracts';
 import { addedBudgets, addedDependencies, attachRunning, type AttachPlan, type AttachResult } from './attach.js';
 import { kindChanges, rekindRates, type KindChange, type RekindResult } from './rekind.js';
 import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
@@ -70,6 +70,36 @@ const NO_TYPES: ReadonlySet<string> = new Set();
 const ALL_TYPES = '*';
 /** A tenant among the job types a transition holds back (names start with [a-z0-9]: no clash). */
 const TENANT_MARK = '@';
+
+/** What a policy change gives the state already in Redis to carry over, and the admissions it holds back meanwhile. */
+interface PolicyChange {
+  readonly plan: AttachPlan;
+  readonly kinds: readonly KindChange[];
+  /** Job types and `@<tenant>`s whose admissions wait for the first pass (ALL_TYPES: every one). */
+  readonly holds: ReadonlySet<string>;
+}
+
+/** Undefined when going from `before` to `after` carries nothing over. */
+function changeBetween(before: CompiledPolicy, after: CompiledPolicy): PolicyChange | undefined {
+  const plan: AttachPlan = { dependencies: addedDependencies(before, after), budgets: addedBudgets(before, after), policy: after };
+  const kinds = kindChanges(before.document, after.document);
+  if (plan.dependencies.size === 0 && plan.budgets.size === 0 && kinds.length === 0) return undefined;
+  // a rate's kind changed: every admission waits
+  const holds: ReadonlySet<string> =
+    kinds.length > 0 ? new Set([ALL_TYPES]) : new Set([...plan.dependencies.keys(), ...[...plan.budgets.keys()].map((t) => `${TENANT_MARK}${t}`)]);
+  return { plan, kinds, holds };
+}
+
+/** The policy a marker (policy-mark-1.lua) holds, or undefined when this version cannot read it. */
+function storedPolicy(doc: string | null | undefined, version: number): CompiledPolicy | undefined {
+  if (doc === null || doc === undefined || !Number.isSafeInteger(version)) return undefined;
+  try {
+    const parsed = PolicyDocument.safeParse(JSON.parse(doc));
+    return parsed.success ? compilePolicy(parsed.data, version) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** What applying a policy did to the state already in Redis (Limiter.applied). */
 export interface PolicyTransition {
@@ -143,6 +173,8 @@ export class Limiter {
   readonly #recoveryMs: number | undefined;
   #policy: CompiledPolicy;
   #transitioning: Promise<PolicyTransition | undefined> = Promise.resolve(undefined);
+  /** Settled once every transition begun so far has done its first pass (admissions held back wait for it). */
+  #gate: Promise<unknown> = Promise.resolve();
   /** Job types (and `@<tenant>`s) whose state the last policy change has not carried over yet (ALL_TYPES: every one). */
   #transitionPending: ReadonlySet<string> = NO_TYPES;
   /** Whether a policy was in force before the next setPolicy (see there). */
@@ -186,44 +218,82 @@ export class Limiter {
    * dependency has its running jobs counted in the dependency's pools, and a tenant given a budget
    * has its running jobs' estimates reserved in it (src/attach.ts); a rate whose kind changed has
    * its state carried to the new kind (src/rekind.ts).
+   *
+   * The first policy of a limiter built without one (an app starting) is a change only from the
+   * policy the state was last carried over to (policy-mark-1.lua): the instances that ran before
+   * carried it to theirs, and a change made while no limiter ran is carried now.
    */
   setPolicy(policy: CompiledPolicy): void {
-    // The first policy of a limiter built without one (an app starting) is no change: the state in
-    // Redis was written under that policy by the instances that ran before.
-    const change = this.#started;
+    const before = this.#policy;
+    const starting = !this.#started;
     this.#started = true;
-    const plan: AttachPlan = {
-      dependencies: change ? addedDependencies(this.#policy, policy) : new Map<string, string[]>(),
-      budgets: change ? addedBudgets(this.#policy, policy) : new Map(),
-      policy,
-    };
-    const kinds = change ? kindChanges(this.#policy.document, policy.document) : [];
     this.#policy = policy;
-    if (plan.dependencies.size === 0 && plan.budgets.size === 0 && kinds.length === 0) return;
-    // Until the first pass is done, admissions of the job types and tenants concerned wait for it
-    // (see #admitAfterTransition); a rate's kind changed: every admission does.
-    const types: ReadonlySet<string> =
-      kinds.length > 0 ? new Set([ALL_TYPES]) : new Set([...plan.dependencies.keys(), ...[...plan.budgets.keys()].map((t) => `${TENANT_MARK}${t}`)]);
-    const first = this.#transition(plan, kinds);
-    this.#transitioning = first;
-    this.#transitionPending = types;
-    void first.then(() => {
-      if (this.#transitionPending === types) this.#transitionPending = NO_TYPES;
-    });
+    if (starting) {
+      this.#hold(new Set([ALL_TYPES]), this.#catchUp(policy));
+      return;
+    }
+    const change = changeBetween(before, policy);
+    if (change === undefined) {
+      void this.#mark(policy).catch(() => undefined);
+      return;
+    }
+    this.#hold(change.holds, this.#transition(change, policy));
   }
 
   /**
    * The first pass of the last policy change's transition: resolved once running jobs count in the
-   * pools of the dependencies that change gave their job type, and rates that changed kind hold
-   * their state in the new kind (undefined when Redis could not be reached for 30 s; a state loss
-   * rebuilds every lease under the policy then in force). A second pass follows `attachAgainMs`
-   * later, for admissions that were on their way under the old policy.
+   * pools of the dependencies that change gave their job type and in the budgets it gave their
+   * tenant, and rates that changed kind hold their state in the new kind (undefined when there was
+   * nothing to carry over, or Redis could not be reached for 30 s; a state loss rebuilds every lease
+   * under the policy then in force). A second pass follows `attachAgainMs` later, for admissions that
+   * were on their way under the old policy.
    */
   applied(): Promise<PolicyTransition | undefined> {
     return this.#transitioning;
   }
 
-  #transition(plan: AttachPlan, kinds: readonly KindChange[]): Promise<PolicyTransition | undefined> {
+  /** Holds admissions of `holds` (job types, `@<tenant>`s, or ALL_TYPES) back until `done`, and until what was held before is done. */
+  #hold(holds: ReadonlySet<string>, done: Promise<PolicyTransition | undefined>): void {
+    const pending = this.#transitionPending.size === 0 ? holds : new Set([...this.#transitionPending, ...holds]);
+    const gate = Promise.all([this.#gate, done]).then(() => undefined);
+    this.#transitioning = done;
+    this.#transitionPending = pending;
+    this.#gate = gate;
+    void gate.then(() => {
+      if (this.#transitionPending === pending) this.#transitionPending = NO_TYPES;
+    });
+  }
+
+  /** An app starting: carries the state over from the policy it was last carried to, when that is older (see setPolicy). */
+  async #catchUp(policy: CompiledPolicy): Promise<PolicyTransition | undefined> {
+    for (let attempt = 0; attempt < 30; attempt += 1) {
+      let marked: (string | null)[];
+      try {
+        marked = await this.#store.guard(this.#store.redis.hmget(this.keys.appliedPolicy, 'v', 'doc'));
+      } catch {
+        await new Promise((r) => setTimeout(r, 1_000).unref?.());
+        continue;
+      }
+      const version = Number(marked[0]);
+      if (marked[0] !== null && version >= policy.version) return undefined;
+      const before = marked[0] === null ? undefined : storedPolicy(marked[1], version);
+      const change = before && changeBetween(before, policy);
+      if (change === undefined) {
+        // first start (or a marker this version cannot read): the state is the current policy's from now on
+        await this.#mark(policy).catch(() => undefined);
+        return undefined;
+      }
+      return this.#transition(change, policy);
+    }
+    return undefined;
+  }
+
+  #mark(policy: CompiledPolicy): Promise<unknown> {
+    return this.#store.run('policyMark', [this.keys.appliedPolicy], [policy.version, JSON.stringify(policy.document)]);
+  }
+
+  #transition(change: PolicyChange, policy: CompiledPolicy): Promise<PolicyTransition | undefined> {
+    const { plan, kinds } = change;
     const deps = { store: this.#store, keys: this.keys, clock: this.#clock };
     const pass = async (): Promise<PolicyTransition | undefined> => {
       for (let attempt = 0; attempt < 30; attempt += 1) {
@@ -240,6 +310,9 @@ export class Limiter {
       return undefined;
     };
     const first = pass();
+    // Carried over (or the state was lost, and a rebuild counts every lease under this policy):
+    // recorded, so that an instance starting later does not carry it over again.
+    void first.then((done) => (done === undefined ? undefined : this.#mark(policy))).catch(() => undefined);
     void first.then(() => new Promise((r) => setTimeout(r, this.#attachAgainMs).unref?.())).then(pass);
     return first;
   }
@@ -359,7 +432,7 @@ export class Limiter {
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.#timeoutMs);
     });
-    const done = await Promise.race([this.#transitioning.then(() => 'done' as const), late]);
+    const done = await Promise.race([this.#gate.then(() => 'done' as const), late]);
     clearTimeout(timer);
     if (done === 'late' && this.#transitionPending === pending) {
       throw new StoreUnavailable('the last policy change has not carried the limits state over yet');

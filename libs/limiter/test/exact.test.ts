@@ -138,6 +138,29 @@ describe('a dependency given to a job type while its jobs run counts those jobs 
     expect(await starting.applied()).toEqual({ attach: { ok: true, leases: 3, pools: 6, budgets: 0 } });
   });
 
+  it('a change made while no limiter ran is carried over by the first one to start', async () => {
+    h = await harness('attach-offline', base, { attachAgainMs: 60_000 });
+    const app = () => h!.makeLimiter({ policy: undefined });
+    // the apps start on version 1 (the first start records it), their jobs run, they stop
+    const first = app();
+    first.setPolicy(compilePolicy(PolicyDocument.parse(base), 1));
+    expect(await first.applied()).toBeUndefined();
+    leasesOf(await first.admit({ jobs: Array.from({ length: 5 }, () => job('bare')) }));
+    // version 2 is stored while none runs; one starts on it and carries it over before admitting
+    const next = app();
+    next.setPolicy(compilePolicy(PolicyDocument.parse(limited), 2));
+    const [a, b] = await Promise.all([next.admit({ jobs: [job('bare')] }), next.admit({ jobs: [job('bare')] })]);
+    expect(await next.applied()).toEqual({ attach: { ok: true, leases: 5, pools: 10, budgets: 0 } });
+    expect([a.kind, b.kind].sort()).toEqual(['admitted', 'rejected']);
+    // the next app to start on version 2 finds it carried over already
+    const third = app();
+    third.setPolicy(compilePolicy(PolicyDocument.parse(limited), 2));
+    expect(await third.applied()).toBeUndefined();
+    // 6 of 9 held: 3 more for another tenant, then none
+    expect((await third.admit({ jobs: [job('bare', other), job('bare', other), job('bare', other)] })).kind).toBe('admitted');
+    expect(await third.admit({ jobs: [job('bare', other)] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
+  });
+
   it('writes nothing while the state is lost (the rebuild counts every lease under the policy then)', async () => {
     h = await harness('attach-lost', base, { attachAgainMs: 60_000 });
     leasesOf(await h.admit({ jobs: Array.from({ length: 3 }, () => job('bare')) }));
