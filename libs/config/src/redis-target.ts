@@ -52,7 +52,14 @@ export function parseRedisTarget(raw: string): RedisTarget {
   for (const part of parts) {
     if (!SINGLE.test(schemeOf(part))) throw new Error('must be a URL with scheme redis:// or rediss:// (or redis+cluster:// for a cluster)');
   }
-  if (parts.length === 1) return { mode: 'single', url: lowerScheme(parts[0]!) };
+  if (parts.length === 1) {
+    const one = new URL(parts[0]!);
+    if (one.hostname === '') throw new Error('names no host: redis://<host>:<port>');
+    // ioredis would send SELECT NaN (and fail after start) or, for a database the server does not
+    // have, go on in database 0: a digits-only index, checked against the server at connect.
+    if (!/^\/?(\d{1,5})?$/.test(one.pathname)) throw new Error('the database after the host must be a number: redis://<host>:<port>/<db>');
+    return { mode: 'single', url: lowerScheme(parts[0]!) };
+  }
   const tls = parts.map((p) => schemeOf(p) === 'rediss:');
   if (tls.some((t) => t !== tls[0])) throw new Error('cluster seeds must all be redis:// or all rediss://');
   return cluster(parts, tls[0] === true);

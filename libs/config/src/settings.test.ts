@@ -40,6 +40,12 @@ describe('loadSettings', () => {
     ['REDIS_URL', 'not-a-url', 'must be a URL with scheme redis:// or rediss://'],
     ['NATS_URL', 'http://x', 'must be a URL with scheme nats://'],
     ['DATABASE_URL', 'mysql://x', 'must be a URL with scheme postgres://'],
+    ['REDIS_URL', 'redis://127.0.0.1:6379/abc', 'database'],
+    ['REDIS_URL', 'redis://', 'no host'],
+    ['NATS_URL', 'nats://', 'no host'],
+    ['NATS_URL', 'nats://a:4222,nats://', 'no host'],
+    ['DATABASE_URL', 'postgres://', 'no host'],
+    ['DATABASE_URL', 'postgres://db.example/janus', 'no user'],
     ['JANUS_NAMESPACE', 'Bad-Name', 'must match'],
     ['JANUS_INGRESS_PORT', 'eighty', 'must be a decimal integer from 1 to 65535'],
     ['JANUS_ADMIN_PORT', '70000', '65535'],
@@ -176,9 +182,9 @@ describe('loadSettings: TLS (docs/operations.md#tls)', () => {
   });
 
   it('writes URL schemes in lower case, so that REDISS:// still turns TLS on', () => {
-    const s = loadSettings({ REDIS_URL: 'REDISS://cache:6380', NATS_URL: 'TLS://a:4222,nats://b:4222', DATABASE_URL: 'Postgres://db/janus?sslmode=verify-full' });
+    const s = loadSettings({ REDIS_URL: 'REDISS://cache:6380', NATS_URL: 'TLS://a:4222,nats://b:4222', DATABASE_URL: 'Postgres://janus@db/janus?sslmode=verify-full' });
     expect(s.redisUrl).toBe('rediss://cache:6380');
     expect(s.natsServers).toEqual(['tls://a:4222', 'nats://b:4222']);
-    expect(s.databaseUrl).toBe('postgres://db/janus?sslmode=verify-full');
+    expect(s.databaseUrl).toBe('postgres://janus@db/janus?sslmode=verify-full');
   });
 });

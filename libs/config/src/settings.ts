@@ -40,17 +40,24 @@ export const EMPTY_IS_AN_ERROR: readonly string[] = [
 /** The issue of an empty variable that must not be empty (EMPTY_IS_AN_ERROR). */
 export const EMPTY_MESSAGE = 'is set but empty: give it a value, or leave it out for the default';
 
-const url = (protocols: readonly string[]) =>
-  z.string().refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { message: `must be a URL with scheme ${protocols.map((p) => p.replace(':', '://')).join(' or ')}` },
-  )
+/**
+ * A URL with one of `protocols` that names a host (`socketParam`: or a query parameter naming a
+ * local socket instead, as `postgres:///janus?host=/run/postgresql`).
+ */
+const url = (protocols: readonly string[], socketParam?: string) =>
+  z.string().superRefine((value, ctx) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(value);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || !protocols.includes(parsed.protocol)) {
+      ctx.addIssue({ code: 'custom', message: `must be a URL with scheme ${protocols.map((p) => p.replace(':', '://')).join(' or ')}` });
+    } else if (parsed.hostname === '' && !(socketParam !== undefined && parsed.searchParams.has(socketParam))) {
+      ctx.addIssue({ code: 'custom', message: `names no host: ${parsed.protocol}//<host>:<port>` });
+    }
+  })
   // The scheme in lower case: the clients look for `rediss://` (TLS) literally, not `REDISS://`.
   .transform((value) => value.replace(/^[a-z][a-z0-9+.-]*:/i, (scheme) => scheme.toLowerCase()));
 
@@ -87,7 +94,7 @@ const envSchema = z.object({
     .pipe(z.array(url(['nats:', 'tls:', 'ws:', 'wss:'])).min(1, 'needs at least one server URL')),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
-  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/janus'),
+  DATABASE_URL: url(['postgres:', 'postgresql:'], 'host').default('postgres://postgres@127.0.0.1:5432/janus'),
   JANUS_NAMESPACE: z
     .string()
     .regex(NAMESPACE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,39}$ (it names Redis keys, subjects, streams and a schema)')
@@ -185,6 +192,11 @@ export function loadSettings(env: Env = process.env): Settings {
     throw new ConfigError([...empty, ...invalid]);
   }
   const e = parsed.data;
+  // Without a user the client sends none (it would take $USER, unset in most containers), and the
+  // server's refusal would not name the variable.
+  if (new URL(e.DATABASE_URL).username === '' && !env.PGUSER) {
+    throw new ConfigError([{ variable: 'DATABASE_URL', message: 'names no user: postgres://<user>@<host>:<port>/<database> (or set PGUSER)' }]);
+  }
   // Both or neither; the message names the missing one and never echoes the other's value.
   if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
     const [missing, set] = e.NATS_USER === undefined ? ['NATS_USER', 'NATS_PASSWORD'] : ['NATS_PASSWORD', 'NATS_USER'];

@@ -77,6 +77,16 @@ export function redisPrimaries(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
+/** The database a single-server REDIS_URL names (`redis://host:port/<db>`; 0 without one, and for a cluster). */
+export function redisDatabase(redisUrl: string): number {
+  try {
+    const db = /^\/(\d+)$/.exec(new URL(redisUrl).pathname)?.[1];
+    return db === undefined ? 0 : Number(db);
+  } catch {
+    return 0;
+  }
+}
+
 /** Janus's Lua needs Redis 7.0 (PEXPIRE … GT in the lease scripts). */
 export const MIN_REDIS_VERSION = [7, 0] as const;
 

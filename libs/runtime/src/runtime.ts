@@ -3,7 +3,7 @@ import type { VersionedPolicy } from '@janus/contracts';
 import { createLogger, type ReadinessCheck } from '@janus/observability';
 import { Keys } from '@janus/limiter';
 import { ApiKeyCache, ApiKeyStore, PolicyStore, PolicyWatcher, RunningPolicy, type PolicyHolder } from '@janus/policy';
-import { createRedis, MIN_REDIS_VERSION, pingRedis, redisVersionSupported, type RedisClient } from './redis.js';
+import { createRedis, MIN_REDIS_VERSION, pingRedis, Redis, redisDatabase, redisVersionSupported, type RedisClient } from './redis.js';
 import { startServices, type Services, type ServicesOptions } from './services.js';
 
 /** Services plus Redis and the live policy: what an app that admits or inspects jobs needs. */
@@ -59,6 +59,10 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
   // A Redis too old for the limiter's scripts keeps this instance unready (and says why) rather
   // than failing admissions one by one.
   let redisSupported = true;
+  // A database REDIS_URL names that the server does not have: ioredis's SELECT fails and it goes on
+  // in database 0 (another deployment's data, perhaps). Unready, saying so, rather than that.
+  const database = redisDatabase(opts.settings.redisUrl);
+  let databaseSelected = true;
   redis.on('ready', () => {
     redis
       .info('server')
@@ -68,11 +72,20 @@ export async function startRuntime<T>(opts: RuntimeOptions<T>): Promise<Runtime<
         if (v && !v.ok) logger.error({ redisVersion: v.version, required: MIN_REDIS_VERSION.join('.') }, 'Redis is too old for Janus; staying unready');
       })
       .catch(() => undefined);
+    if (database > 0 && redis instanceof Redis) {
+      redis
+        .client('INFO')
+        .then((info) => {
+          databaseSelected = new RegExp(`(^| )db=${database}( |$)`).test(String(info).trim());
+          if (!databaseSelected) logger.error({ variable: 'REDIS_URL', database }, 'REDIS_URL names a database this Redis does not have; staying unready');
+        })
+        .catch(() => undefined);
+    }
   });
   redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'redis not reachable yet; retrying'));
   // On a cluster, readiness asks the node that holds this namespace's state (its epoch key's slot).
   const namespaceKey = new Keys(opts.settings.namespace).epoch;
-  const redisReady: ReadinessCheck = { name: 'redis', check: async () => redisSupported && (await pingRedis(redis, namespaceKey)) };
+  const redisReady: ReadinessCheck = { name: 'redis', check: async () => redisSupported && databaseSelected && (await pingRedis(redis, namespaceKey)) };
   opts.startup?.watch(redisReady);
 
   const services = await startServices({ ...opts, logger }).catch((error: unknown) => {
