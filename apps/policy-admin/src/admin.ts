@@ -138,6 +138,18 @@ export async function startPolicyAdmin(settings: Settings, opts: PolicyAdminOpti
     policyLoaded,
     // capacity may be free: not NEW_JOB_WAKE (no new rows), so the dispatcher lifts its blocks
     wakeRoom: () => rt.nc.publish(rt.names.subjects.roomWake, ''),
+    // operational state, not a policy version: recorded at the current version, as keys and credits are
+    auditPause: async ({ actor, action, target, state }) => {
+      const version = await rt.policyStore.currentVersion();
+      await rt.db.db.insert(auditLog).values({
+        actor,
+        action,
+        target,
+        fromVersion: version,
+        toVersion: version,
+        diff: [{ op: 'replace', path: target.replace('/', '.') + '.pause', value: state }],
+      });
+    },
     store: rt.policyStore,
     keys: rt.apiKeyStore,
     changes,

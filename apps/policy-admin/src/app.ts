@@ -19,7 +19,7 @@ import type { AdminEnv } from './routes/common.js';
 import { creditsRoutes, type CreditsDeps } from './routes/credits.js';
 import { dashboardPages, dashboardRoutes } from './routes/dashboard.js';
 import { dependencyRoutes } from './routes/dependencies.js';
-import { pauseRoutes } from './routes/pause.js';
+import { pauseRoutes, type PauseAudit } from './routes/pause.js';
 import { adminJobRoutes, type AdminJobsDeps } from './routes/jobs.js';
 import { dependencyStateRoutes } from './routes/dependency-state.js';
 import { globalRoutes } from './routes/global.js';
@@ -48,6 +48,8 @@ export interface AdminAppDeps {
   readonly limiter: Pick<Limiter, 'dependencyState' | 'pause' | 'resume' | 'pauseState'>;
   /** After a resume: wake the waiting room's dispatcher. */
   readonly wakeRoom: () => void;
+  /** Records a pause or a resume in the audit log. */
+  readonly auditPause: (entry: PauseAudit) => Promise<void>;
   /** Prepaid credits (`/v1/tenants/{id}/credits`, docs/credits.md). */
   readonly credits: Omit<CreditsDeps, 'policyLoaded' | 'toppedUp'>;
   /** Whether a policy version is loaded into the limiter yet. */
@@ -82,8 +84,8 @@ export function createApp(deps: AdminAppDeps): Hono {
   );
   app.route('/v1/dependencies', dependencyRoutes(resources));
   app.route('/v1/dependencies', dependencyStateRoutes({ limiter: deps.limiter, policyLoaded: deps.policyLoaded }));
-  app.route('/v1/dependencies', pauseRoutes('dependency', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom }));
-  app.route('/v1/job-types', pauseRoutes('jobType', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom }));
+  app.route('/v1/dependencies', pauseRoutes('dependency', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom, audit: deps.auditPause }));
+  app.route('/v1/job-types', pauseRoutes('jobType', { limiter: deps.limiter, policyLoaded: deps.policyLoaded, resumed: deps.wakeRoom, audit: deps.auditPause }));
   app.route('/v1/tenants', tenantRoutes(resources));
   app.route('/v1/tenants', keyRoutes({ ...resources, keys: deps.keys }));
   app.route('/v1/tenants', creditsRoutes({ ...deps.credits, policyLoaded: deps.policyLoaded, toppedUp: deps.wakeRoom }));

@@ -50,6 +50,20 @@ describe('pause and resume', () => {
     expect((await admit('call')).kind).toBe('admitted');
   });
 
+  it('pauses and resumes are in the audit log: who, what, and the pause as it stood', async () => {
+    const until = new Date(Date.now() + 60_000).toISOString();
+    expect((await h.call('POST', '/v1/job-types/call/pause', { until })).status).toBe(200);
+    expect((await h.call('POST', '/v1/job-types/call/resume')).status).toBe(200);
+    const entries = (await h.call('GET', '/v1/audit?limit=2')).body.entries as { actor: string; action: string; target: string; diff: unknown }[];
+    expect(entries.map((e) => [e.action, e.target])).toEqual([
+      ['job-type.resume', 'job-types/call'],
+      ['job-type.pause', 'job-types/call'],
+    ]);
+    expect(entries[1]?.actor).toBe(entries[0]?.actor);
+    expect(entries[1]?.actor).toMatch(/^token:/);
+    expect(entries[1]?.diff).toEqual([{ op: 'replace', path: 'job-types.call.pause', value: { paused: true, until } }]);
+  });
+
   it('until: the pause ends by itself at that time (a dependency without adaptive too)', async () => {
     const until = new Date(Date.now() + 1_500).toISOString();
     const paused = await h.call('POST', '/v1/dependencies/db/pause', { until });

@@ -24,6 +24,17 @@ export interface PauseDeps {
   readonly policyLoaded: () => boolean;
   /** After a resume: wake the waiting room (its jobs of the target may go now). */
   readonly resumed: () => void;
+  /** Records a pause or a resume in the audit log (`GET /v1/audit`: who changed what, when). */
+  readonly audit: (entry: PauseAudit) => Promise<void>;
+}
+
+export interface PauseAudit {
+  readonly actor: string;
+  readonly action: 'dependency.pause' | 'dependency.resume' | 'job-type.pause' | 'job-type.resume';
+  /** `dependencies/<name>` or `job-types/<name>` */
+  readonly target: string;
+  /** The pause as it stands afterwards. */
+  readonly state: { readonly paused: boolean; readonly until: string | null };
 }
 
 /**
@@ -54,6 +65,19 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
     }
     return state === undefined ? notFound(`${label} "${name}" does not exist`) : { state };
   };
+  /**
+   * The pause applies from here on (Redis holds it); recording it can fail on its own: 503, and a
+   * retry (pause and resume are idempotent) records it then.
+   */
+  const audited = async (actor: string, action: 'pause' | 'resume', name: string, s: PauseState): Promise<Response | undefined> => {
+    const { paused, until } = view(name, s);
+    try {
+      await deps.audit({ actor, action: `${what === 'dependency' ? 'dependency' : 'job-type'}.${action}`, target: `${tag}/${name}`, state: { paused, until } });
+      return undefined;
+    } catch {
+      return unavailable(`the ${label} is ${action === 'pause' ? 'paused' : 'resumed'}, but the audit log could not record it: try again`);
+    }
+  };
   const responses = { 200: { description: 'The pause as it stands', content: { 'application/json': { schema: PauseResponse } } }, 400: problems[400], 401: problems[401], 404: problems[404], 503: problems[503] };
 
   app.openapi(
@@ -79,7 +103,8 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
         return invalidRequest([{ path: 'until', message: `must be at most ${POLICY_BOUNDS.maxDurationMs} ms (10 years) from now; omit it to pause until resumed` }]);
       }
       const r = await run(name, () => deps.limiter.pause(target(name), until));
-      return r instanceof Response ? r : c.json(view(name, r.state), 200);
+      if (r instanceof Response) return r;
+      return (await audited(c.get('actor'), 'pause', name, r.state)) ?? c.json(view(name, r.state), 200);
     },
   );
   app.openapi(
@@ -89,7 +114,7 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
       const r = await run(name, () => deps.limiter.resume(target(name)));
       if (r instanceof Response) return r;
       deps.resumed();
-      return c.json(view(name, r.state), 200);
+      return (await audited(c.get('actor'), 'resume', name, r.state)) ?? c.json(view(name, r.state), 200);
     },
   );
   app.openapi(
