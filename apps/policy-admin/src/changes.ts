@@ -6,6 +6,7 @@ import type { Logger } from '@janus/observability';
 import {
   ApiKeyStore,
   announceConfigChange,
+  diffPolicies,
   type EditResult,
   type ExtraCheck,
   type PolicyChange,
@@ -16,6 +17,8 @@ import type { AdminMetrics } from './metrics.js';
 
 export type ChangeResult =
   | { kind: 'applied'; version: number; previousVersion: number; changed: boolean; stored: unknown; diff: PolicyChange[]; document: PolicyDocument }
+  /** A dry run (`?dryRun=true`): what the change would do to the policy at `version`; nothing stored. */
+  | { kind: 'preview'; version: number; changed: boolean; diff: PolicyChange[] }
   | { kind: 'conflict'; currentVersion: number }
   | { kind: 'not_found'; detail: string }
   | { kind: 'invalid'; errors: FieldError[] };
@@ -76,6 +79,24 @@ export class PolicyChanges {
 
   get extraCheck(): ExtraCheck | undefined {
     return this.deps.extraCheck;
+  }
+
+  /** A dry run of `req`: validated against the current policy and diffed; nothing is stored or announced. */
+  async preview(req: ChangeRequest): Promise<ChangeResult> {
+    const current = await this.deps.store.current();
+    if (req.expectedVersion !== undefined && req.expectedVersion !== current.version) {
+      this.count(req.resource, 'conflict');
+      return { kind: 'conflict', currentVersion: current.version };
+    }
+    const edit = req.edit(current.document);
+    if (!edit.ok) {
+      if (edit.status === 404) return { kind: 'not_found', detail: edit.detail };
+      this.count(req.resource, 'invalid');
+      return { kind: 'invalid', errors: edit.errors };
+    }
+    this.count(req.resource, 'dry_run');
+    const diff = diffPolicies(current.document, edit.document);
+    return { kind: 'preview', version: current.version, changed: diff.length > 0, diff };
   }
 
   async change(req: ChangeRequest): Promise<ChangeResult> {

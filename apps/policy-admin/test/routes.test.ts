@@ -157,6 +157,27 @@ describe('whole policy', () => {
     expect(stale.status).toBe(412);
   });
 
+  it('dryRun on the single-resource routes (PUT and DELETE of a dependency, tenant or job type; PUT /v1/global) returns the diff and changes nothing', async () => {
+    const before = (await h.call('GET', '/v1/policy')).body;
+    const audit = (await h.call('GET', '/v1/audit?limit=1')).body.entries[0].id;
+    const dryPut = await h.call('PUT', '/v1/dependencies/dryrun?dryRun=true', { concurrency: 3 });
+    expect(dryPut.status).toBe(200);
+    expect(dryPut.body).toMatchObject({ dryRun: true, version: before.version, changed: true, diff: [{ op: 'add', path: 'dependencies.dryrun' }] });
+    expect((await h.call('GET', '/v1/dependencies/dryrun')).status).toBe(404);
+    const dryDelete = await h.call('DELETE', '/v1/tenants/acme?dryRun=1');
+    expect(dryDelete.body).toMatchObject({ dryRun: true, changed: true, diff: [{ op: 'remove', path: 'tenants.acme' }] });
+    expect((await h.call('GET', '/v1/tenants/acme')).status).toBe(200);
+    const dryGlobal = await h.call('PUT', '/v1/global?dryRun=true', { concurrency: 7 });
+    expect(dryGlobal.body).toMatchObject({ dryRun: true, changed: true, diff: [{ op: 'change', path: 'global' }] });
+    // invalid, unknown or stale: the same answers as without dryRun
+    expect((await h.call('PUT', '/v1/job-types/dry?dryRun=true', { dependencies: [{ name: 'nope' }] })).status).toBe(422);
+    expect((await h.call('DELETE', '/v1/job-types/nope?dryRun=true')).status).toBe(404);
+    expect((await h.call('PUT', '/v1/global?dryRun=true', { concurrency: 7 }, { 'if-match': `"${before.version - 1}"` })).status).toBe(412);
+    const after = (await h.call('GET', '/v1/policy')).body;
+    expect(after).toEqual(before);
+    expect((await h.call('GET', '/v1/audit?limit=1')).body.entries[0].id).toBe(audit);
+  });
+
   it('the audit log names the token by its name only (JANUS_ADMIN_TOKEN is `token:env`), with versions and diffs, newest first, paged', async () => {
     const page = await h.call('GET', '/v1/audit?limit=2');
     expect(page.status).toBe(200);

@@ -39,7 +39,14 @@ export const ok = (description: string) => ({ 200: { description, content: { 'ap
 export const NameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'stripe' }) });
 export const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: 'acme' }) });
 
-/** The edge mapping of a change: 412, 404, 422 or the result body. */
+/** `?dryRun=true` (or `1`): validate and return the diff; change nothing (every route that changes the policy). */
+export const DryRunQuery = z.object({
+  dryRun: z.enum(['true', 'false', '1', '0']).optional().openapi({ description: '`true`: validate and return the diff; change nothing' }),
+});
+
+export const isDryRun = (q: { dryRun?: string | undefined }): boolean => q.dryRun === 'true' || q.dryRun === '1';
+
+/** The edge mapping of a change: 412, 404, 422 or the result body (a dry run: `{ dryRun, version, changed, diff }`). */
 export function changeResponse(c: Context<AdminEnv>, result: ChangeResult, body: (r: Extract<ChangeResult, { kind: 'applied' }>) => object): Response {
   switch (result.kind) {
     case 'conflict':
@@ -50,5 +57,7 @@ export function changeResponse(c: Context<AdminEnv>, result: ChangeResult, body:
       return invalidPolicy(result.errors);
     case 'applied':
       return c.json(body(result), 200, etag(result.version));
+    case 'preview':
+      return c.json({ dryRun: true, version: result.version, changed: result.changed, diff: result.diff }, 200, etag(result.version));
   }
 }

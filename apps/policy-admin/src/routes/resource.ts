@@ -4,7 +4,7 @@ import { deleteResource, putResource, singular, type PolicySection, type PolicyS
 import type { PolicyChanges } from '../changes.js';
 import { etag, jsonBody, parseIfMatch } from '../http.js';
 import { notFound } from '../problem.js';
-import { IdParam, NameParam, changeResponse, jsonRequest, ok, problems, security, subApp } from './common.js';
+import { DryRunQuery, IdParam, NameParam, changeResponse, isDryRun, jsonRequest, ok, problems, security, subApp } from './common.js';
 
 export interface ResourceRouteOptions {
   section: PolicySection;
@@ -61,9 +61,10 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
       tags: [o.tag],
       security,
       summary: `Create or replace a ${label}`,
-      description: 'Optional `If-Match: <version>`: 412 when the policy moved on. Returns the stored object (defaults applied) and the new policy version.',
+      description:
+        'Optional `If-Match: <version>`: 412 when the policy moved on. Returns the stored object (defaults applied) and the new policy version; `?dryRun=true`: `{ dryRun, version, changed, diff }`, nothing stored.',
       middleware: [jsonBody()] as const,
-      request: { params: Param, body: jsonRequest(o.schemaName) },
+      request: { params: Param, query: DryRunQuery, body: jsonRequest(o.schemaName) },
       responses: { ...ok('The stored object and the new policy version'), 400: problems[400], 401: problems[401], 412: problems[412], 415: problems[415], 422: problems[422] },
     }),
     async (c) => {
@@ -71,14 +72,15 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
       const ifMatch = parseIfMatch(c.req.header('if-match'));
       if (!ifMatch.ok) return ifMatch.response;
       const body: unknown = c.get('body');
-      const result = await deps.changes.change({
+      const req = {
         resource: o.resource,
         actor: c.get('actor'),
         action: `${o.resource}.put`,
         target: `${o.resource}/${id}`,
         expectedVersion: ifMatch.expected,
-        edit: (doc) => putResource(doc, o.section, id, body, deps.changes.extraCheck),
-      });
+        edit: (doc: PolicyDocument) => putResource(doc, o.section, id, body, deps.changes.extraCheck),
+      };
+      const result = isDryRun(c.req.valid('query')) ? await deps.changes.preview(req) : await deps.changes.change(req);
       return changeResponse(c, result, (r) => ({ ...view(id, r.version, r.stored), previousVersion: r.previousVersion, changed: r.changed }));
     },
   );
@@ -96,21 +98,22 @@ export function resourceRoutes(deps: ResourceDeps, o: ResourceRouteOptions) {
           : o.section === 'tenants'
             ? "Also revokes the tenant's API keys."
             : 'Also drops its pause.',
-      request: { params: Param },
-      responses: { ...ok('The deleted id and the new policy version'), 401: problems[401], 404: problems[404], 412: problems[412], 422: problems[422] },
+      request: { params: Param, query: DryRunQuery },
+      responses: { ...ok('The deleted id and the new policy version (`?dryRun=true`: `{ dryRun, version, changed, diff }`, nothing stored)'), 400: problems[400], 401: problems[401], 404: problems[404], 412: problems[412], 422: problems[422] },
     }),
     async (c) => {
       const id = idOf(c.req.valid('param'));
       const ifMatch = parseIfMatch(c.req.header('if-match'));
       if (!ifMatch.ok) return ifMatch.response;
-      const result = await deps.changes.change({
+      const req = {
         resource: o.resource,
         actor: c.get('actor'),
         action: `${o.resource}.delete`,
         target: `${o.resource}/${id}`,
         expectedVersion: ifMatch.expected,
-        edit: (doc) => deleteResource(doc, o.section, id),
-      });
+        edit: (doc: PolicyDocument) => deleteResource(doc, o.section, id),
+      };
+      const result = isDryRun(c.req.valid('query')) ? await deps.changes.preview(req) : await deps.changes.change(req);
       return changeResponse(c, result, (r) => ({ [o.idField]: id, deleted: true, version: r.version, previousVersion: r.previousVersion }));
     },
   );
