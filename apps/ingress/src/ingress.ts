@@ -44,7 +44,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
   // The epoch marks Redis state as trustworthy; a missing one (Redis lost its data) closes admission
   // until the state is rebuilt from the durable record (one instance rebuilds, the others wait), at
   // start and whenever the watch finds it lost: see StateRecovery.
-  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm: runtime.jsm, names: runtime.names, logger: runtime.logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
+  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm: runtime.jsm, js: runtime.js, names: runtime.names, logger: runtime.logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
   await recovery.open().then(
     (opening) => {
       if (!opening.open) runtime.logger.warn({ why: opening.why }, 'admission closed at start: the limiter state is not rebuilt yet');

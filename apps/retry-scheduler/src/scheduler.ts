@@ -65,7 +65,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
   const publisher = new AckPublisher(nc);
   // A lost limiter state is rebuilt from the durable record, at start and whenever the watch finds
   // it lost (one instance rebuilds, the others wait): see StateRecovery.
-  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm, names, logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
+  const recovery = new StateRecovery({ limiter, db: runtime.db.db, jsm, js, names, logger, registry: runtime.registry, policyLoaded: () => runtime.policy.loaded });
   await recovery.open().then(
     (opening) => {
       if (!opening.open) logger.warn({ why: opening.why }, 'admission closed at start: the limiter state is not rebuilt yet');

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { JetStreamManager } from '@nats-io/jetstream';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '@janus/db';
+import { Persister, type PersisterOptions, type StreamKind } from '@janus/event-store';
 import { sql } from 'drizzle-orm';
 import type { NatsNames } from '@janus/messaging';
 import type { Limiter, RestoredState } from '@janus/limiter';
@@ -30,10 +31,11 @@ export type LimiterOpening =
   /** Still closed: why, and (when known) the end of the fail-closed fallback. */
   | { readonly open: false; readonly why: string; readonly recoveringUntil?: number };
 
-interface Log {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** The app's logger (pino). */
+type Log = PersisterOptions['logger'];
+
+/** What a rebuild reads (`persisterCaughtUp`), and so what the rebuilding instance stores when it helps. */
+const REBUILD_STREAMS: readonly StreamKind[] = ['jobs', 'applied', 'ledger', 'extensions'];
 
 export interface StateRecoveryDeps {
   readonly limiter: Limiter;
@@ -51,6 +53,15 @@ export interface StateRecoveryDeps {
   readonly inFlightGraceMs?: number;
   /** How long the rebuild waits for the persister to store what is in the streams (default 15 s). */
   readonly catchUpTimeoutMs?: number;
+  /**
+   * With it, the rebuilding instance does not depend on a persister being alive: once the persister
+   * is still behind `helpAfterMs` (default 2 s) into the wait, it stores the streams the rebuild reads
+   * itself (a Persister of its own on the same durable consumers; writes are idempotent) until they
+   * are stored. Without it, a persister down longer than `catchUpTimeoutMs` leaves only the
+   * fail-closed window.
+   */
+  readonly js?: JetStreamClient;
+  readonly helpAfterMs?: number;
   /** The rebuild lock's time to live, renewed while rebuilding (default 10 s). */
   readonly lockTtlMs?: number;
   /** How often `watch()` checks the state (default 1 s). */
@@ -364,11 +375,37 @@ export class StateRecovery {
   }
 
   async #waitForPersister(timeoutMs: number): Promise<{ ok: true } | { ok: false; why: string }> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await persisterCaughtUp(this.#deps.jsm, this.#deps.names);
-      if (r.ok || Date.now() >= until || this.#stopped) return r;
-      await sleep(200, this.#stopping.signal);
+    const start = Date.now();
+    const until = start + timeoutMs;
+    let helper: Persister | undefined;
+    try {
+      for (;;) {
+        const r = await persisterCaughtUp(this.#deps.jsm, this.#deps.names);
+        if (r.ok || Date.now() >= until || this.#stopped) return r;
+        const { js, logger } = this.#deps;
+        if (helper === undefined && js !== undefined && logger !== undefined && Date.now() - start >= (this.#deps.helpAfterMs ?? 2_000)) {
+          helper = await this.#help(js, logger, r.why);
+        }
+        await sleep(200, this.#stopping.signal);
+      }
+    } finally {
+      await helper?.stop().catch(() => undefined);
+    }
+  }
+
+  /** Stores the streams the rebuild reads, as the persister would (see `js`). */
+  async #help(js: JetStreamClient, logger: Log, why: string): Promise<Persister | undefined> {
+    const { db, jsm, names } = this.#deps;
+    logger.warn({ why }, 'limiter state lost and the persister is behind: storing the streams the rebuild reads here');
+    // its own registry: its metrics are the persister's, and this instance may help again later
+    const helper = new Persister({ db, js, jsm, names, logger, registry: new Registry(), streams: REBUILD_STREAMS });
+    try {
+      await helper.start();
+      return helper;
+    } catch (error) {
+      logger.warn({ err: error }, 'could not store the streams here; waiting for the persister');
+      await helper.stop().catch(() => undefined);
+      return undefined;
     }
   }
 }

@@ -30,9 +30,9 @@ let persister: Persister | undefined;
 const recoveries: StateRecovery[] = [];
 
 const POLICY: PolicyDocumentInput = {
-  dependencies: { db: { concurrency: 2 }, gate: { concurrency: 2 } },
+  dependencies: { db: { concurrency: 2 }, gate: { concurrency: 2 }, hold: { concurrency: 2 } },
   tenants: { acme: { budget: { limit: 100, periodMs: 3_600_000 } } },
-  jobTypes: { work: { dependencies: [{ name: 'db' }], timeoutMs: 60_000 }, quick: { timeoutMs: 20_000 }, gated: { dependencies: [{ name: 'gate' }], timeoutMs: 60_000 } },
+  jobTypes: { work: { dependencies: [{ name: 'db' }], timeoutMs: 60_000 }, quick: { timeoutMs: 20_000 }, gated: { dependencies: [{ name: 'gate' }], timeoutMs: 60_000 }, held: { dependencies: [{ name: 'hold' }], timeoutMs: 60_000 } },
 };
 const policy = compilePolicy(PolicyDocument.parse(POLICY), 1);
 
@@ -198,6 +198,17 @@ describe('StateRecovery', () => {
     expect(await r.open()).toMatchObject({ open: true, how: 'rebuilt' });
     expect(await r.readiness.check()).toBe(true);
     expect(await l.leaseState(running.lease!.token)).toMatchObject({ ok: true, lease: { jobId: running.jobId } });
+  });
+
+  it('no persister runs: the rebuilding instance stores what is in the streams itself, and rebuilds (running jobs keep their slots)', async () => {
+    await stopPersister();
+    const l = limiter();
+    const running = [await submit(l, 'held'), await submit(l, 'held')];
+    await loseState(l);
+    const r = recovery(l, { js: jetstream(nc), helpAfterMs: 300, catchUpTimeoutMs: 15_000 });
+    expect(await r.open()).toMatchObject({ open: true, how: 'rebuilt' });
+    for (const job of running) expect(await l.leaseState(job.lease!.token)).toMatchObject({ ok: true, lease: { jobId: job.jobId } });
+    expect(await l.admit({ jobs: [{ jobId: 'over-held', tenant: 'acme', jobType: 'held', priority: 'high' }] })).toMatchObject({ kind: 'rejected', reason: 'dependency_concurrency' });
   });
 
   it('PostgreSQL unreachable: admission reopens only once the fail-closed window (the longest timeout) has passed', async () => {
