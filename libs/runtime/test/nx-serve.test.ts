@@ -11,9 +11,18 @@ const ns = testNamespace('nx_serve');
 const env = testEnv(ns);
 const started: ChildProcess[] = [];
 
+/**
+ * The environment of a user's shell: none of the variables an Nx process running this test (`npm
+ * test` is `nx run-many -t test`) gives its tasks, among them the root of its chain of invocations,
+ * by which a nested `nx serve` would count as a task of the same run.
+ */
+function shellEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('NX_')));
+}
+
 function serve(extra: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   // its own process group, so that the app under nx goes with it
-  const child = killOnExit(spawn('npx', ['nx', 'serve', 'ingress'], { cwd: REPO_ROOT, env: { ...process.env, ...env, NX_DAEMON: 'false', ...extra }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = killOnExit(spawn('npx', ['nx', 'serve', 'ingress'], { cwd: REPO_ROOT, env: { ...shellEnv(), ...env, NX_DAEMON: 'false', ...extra }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
   started.push(child);
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
