@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { DeadLetter, appliedOutcomesOf, type JobMessage, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
+import { DeadLetter, JobMessage, appliedOutcomesOf, type JobView, type OutcomeEvent, type PolicyDocumentInput } from '@janus/contracts';
 import { outcomeEvents, type DbHandle } from '@janus/db';
 import { getJobView, Persister } from '@janus/event-store';
 import { publishJson, type NatsConnection, type NatsNames } from '@janus/messaging';
@@ -134,6 +134,25 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     expect(await view('j-repeat')).toMatchObject({ status: 'succeeded', attempts: [{ attempt: 1, outcome: 'failed' }, { attempt: 2, outcome: 'succeeded' }] });
     const jobsStored = await jsm.streams.info(names.streams.jobs, { subjects_filter: names.subjects.job('work') });
     expect(jobsStored.state.subjects?.[names.subjects.job('work')]).toBe(3); // j-forged.1, j-repeat.1, j-repeat.2
+  });
+
+  it('a different report of an attempt already decided changes nothing: dead by `retryable: false` stays dead (no retry)', async () => {
+    const job = await submit('j-perm', 'other');
+    const report: OutcomeEvent = { jobId: 'j-perm', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', error: 'bad input', retryable: false };
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), report, 'j-perm.1');
+    await statusIs('j-perm', 'dead');
+    // the same genuine token, reporting differently (a retryable failure, a throttle), after JetStream's duplicate window
+    await new Promise((r) => setTimeout(r, 200));
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), { ...report, retryable: true }, 'j-perm.1.b');
+    await publishJson(jetstream(nc), names.subjects.outcome('other'), { ...report, retryable: undefined, throttled: true, retryAfterMs: 50 }, 'j-perm.1.c');
+    // (the two share one stored report: same outcome, token and error) — give the scheduler time to
+    // act on them: before, a retry was scheduled at once and the job went `retrying`
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await view('j-perm')).toMatchObject({ status: 'dead', attempts: [{ attempt: 1, outcome: 'failed' }] });
+    expect(await appliedCount('j-perm', 1)).toBe(1);
+    // no attempt 2 was ever admitted
+    const attempts = (await bed.readStream(names.streams.jobs, JobMessage, `jobs-perm-${Date.now()}`)).filter((j) => j.jobId === 'j-perm');
+    expect(attempts.map((j) => j.attempt)).toEqual([1]);
   });
 
   it("an outcome carrying another job's genuine token is recorded but settles neither job", async () => {

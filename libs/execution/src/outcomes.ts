@@ -130,6 +130,11 @@ interface PendingApplied {
  * AppliedBatch message each; every outcome waits for its batch's ack (or its failure) before it goes
  * on, as it waited for its own message before.
  */
+/** What an attempt's follow-up is decided on: the report but its token and its error text. */
+function reportDigest(e: OutcomeEvent): string {
+  return JSON.stringify([e.outcome, e.retryable ?? null, e.throttled ?? null, e.retryAfterMs ?? null, e.started ?? null, e.dependency ?? null, e.actualCost ?? null]);
+}
+
 export class AppliedPublisher {
   readonly #moment = new PerMoment<PendingApplied>((jobType, entries) => {
     let chunk: PendingApplied[] = [];
@@ -259,6 +264,12 @@ export class OutcomeProcessor {
       } else {
         return this.#ignore(msg, result.reason);
       }
+      // One report decides what follows from an attempt (CONTRACT §6.4). Another report of it with
+      // the same token — a retryable failure after a `retryable: false`, a throttle after a failure —
+      // settles nothing (the lease is settled), and must not decide again either: before, it
+      // scheduled a retry of a job already dead. A redelivery of the deciding report goes on, to
+      // the same decision (its retry or dead letter deduped by msgID).
+      if ((await limiter.rememberReport(event.jobId, event.attempt, reportDigest(event))) === 'different') return this.#ignore(msg, 'already_settled');
     }
     // The outcome is accepted. What follows from a failure (its retry or its dead letter) is made
     // durable first, then the applied outcome (the persister derives status from these only), then

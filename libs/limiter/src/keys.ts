@@ -76,6 +76,11 @@ export class Keys {
     return parts && { key: this.leases(parts.callId), field: parts.n };
   }
 
+  /** The report an attempt's outcome was decided on (its digest; Limiter.rememberReport). */
+  reportMemo(jobId: string, attempt: number): string {
+    return `${this.prefix}report:${jobId}.${attempt}`;
+  }
+
   /** The memo of one attempt's outcome feedback (feedback-n.lua): applied once, answered the same when repeated. */
   feedbackMemo(jobId: string, attempt: number): string {
     return `${this.prefix}feedback:${jobId}.${attempt}`;

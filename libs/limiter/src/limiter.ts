@@ -467,6 +467,17 @@ export class Limiter {
   }
 
   /** Whether an idempotency record for this key (a producer's, by default) is live (its request admitted, or being admitted). */
+  /**
+   * Records `digest` as the report an attempt's outcome is decided on, unless one is recorded
+   * already (kept as long as a finished lease record). `first`: this one decides; `same`: a
+   * redelivery of the deciding report (go on, to the same decision); `different`: another report of
+   * the same attempt decided it (CONTRACT §6.4: this one changes nothing).
+   */
+  async rememberReport(jobId: string, attempt: number, digest: string): Promise<'first' | 'same' | 'different'> {
+    const previous = await this.#store.guard(this.#store.redis.set(this.keys.reportMemo(jobId, attempt), digest, 'PX', this.#retentionMs, 'NX', 'GET'));
+    return previous === null ? 'first' : previous === digest ? 'same' : 'different';
+  }
+
   async idempotencyKeyLive(tenant: string, key: string, kind: IdempotencyKind = 'producer'): Promise<boolean> {
     return (await this.#store.guard(this.#store.redis.exists(this.keys.idempotency(tenant, key, kind)))) === 1;
   }
