@@ -21,7 +21,7 @@ import { usageRoutes } from './routes/usage.js';
 export interface IngressDeps {
   /** The running compiled policy, or undefined until one is loaded (then job routes answer 503). */
   readonly policy: () => CompiledPolicy | undefined;
-  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'settle' | 'leaseState' | 'usage' | 'failOpenLeases' | 'idempotencyState'>;
+  readonly limiter: Pick<Limiter, 'admit' | 'confirm' | 'revoke' | 'withdraw' | 'takeOver' | 'settle' | 'leaseState' | 'isGenuineToken' | 'usage' | 'failOpenLeases' | 'idempotencyState'>;
   readonly keys: TenantKeys;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;

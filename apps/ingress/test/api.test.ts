@@ -344,16 +344,28 @@ describe('budget ledger, usage and outcomes', () => {
     expect(after.inFlight.mail).toBe(0);
   });
 
-  it('outcome: 401 for a forged token, 422 when path and body disagree, 400 for a bad body', async () => {
-    const forged = await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'failed' }, auth('abc.def')));
+  it('outcome: 401 first (no token, or one not genuine, whatever the body), then 422 when path and body disagree, 400 for a bad body', async () => {
+    const names = ingress.runtime.names;
+    const res = await post('/v1/jobs', rich, { type: 'costly' });
+    expect(res.status).toBe(202);
+    const { jobId: x } = (await res.json()) as { jobId: string };
+    const job = await waitFor(async () => (await storedMessages(ingress, names.streams.jobs, names.subjects.job('costly'))).find((m) => m.body.jobId === x));
+    const token = (job.body.lease as { token: string }).token;
+
+    // authentication comes before the body is read (before: 400 / 415 / 422 for these)
+    const forged = await req(`/v1/jobs/${x}/outcome`, json({ jobId: x, attempt: 1, leaseToken: 'abc.def', outcome: 'failed' }, auth('abc.def')));
     expect(forged.status).toBe(401);
-    const mismatch = await req('/v1/jobs/x/outcome', json({ jobId: 'y', attempt: 1, leaseToken: 'abc.def', outcome: 'failed' }, auth('abc.def')));
+    expect((await req(`/v1/jobs/${x}/outcome`, json({ jobId: x, attempt: 1, leaseToken: token, outcome: 'failed' }, auth('abc.def')))).status).toBe(401);
+    expect((await req(`/v1/jobs/${x}/outcome`, json({ bogus: true }))).status).toBe(401);
+    expect((await req(`/v1/jobs/${x}/outcome`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'nope' })).status).toBe(401);
+
+    const mismatch = await req(`/v1/jobs/${x}/outcome`, json({ jobId: 'y', attempt: 1, leaseToken: token, outcome: 'failed' }, auth(token)));
     expect(mismatch.status).toBe(422);
     expect((await problemOf(mismatch)).errors?.[0]?.path).toBe('jobId');
-    const bad = await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'timed_out' }, auth('abc.def')));
+    const bad = await req(`/v1/jobs/${x}/outcome`, json({ jobId: x, attempt: 1, leaseToken: token, outcome: 'timed_out' }, auth(token)));
     expect(bad.status).toBe(400);
     expect((await problemOf(bad)).errors?.[0]?.path).toBe('outcome');
-    const cost = await problemOf(await req('/v1/jobs/x/outcome', json({ jobId: 'x', attempt: 1, leaseToken: 'abc.def', outcome: 'succeeded', actualCost: 2.5 }, auth('abc.def'))));
+    const cost = await problemOf(await req(`/v1/jobs/${x}/outcome`, json({ jobId: x, attempt: 1, leaseToken: token, outcome: 'succeeded', actualCost: 2.5 }, auth(token))));
     expect(cost).toMatchObject({ status: 400, errors: [{ path: 'actualCost' }] });
     expect(cost.detail).toMatch(/^invalid body: actualCost: /);
   });

@@ -467,6 +467,11 @@ export class Limiter {
   }
 
   /** Whether an idempotency record for this key (a producer's, by default) is live (its request admitted, or being admitted). */
+  /** Whether a lease token is genuine (signed with this deployment's key, for this namespace); reads nothing. */
+  isGenuineToken(token: string): boolean {
+    return this.#tokens.verify(token) !== undefined;
+  }
+
   /**
    * Records `digest` as the report an attempt's outcome is decided on, unless one is recorded
    * already (kept as long as a finished lease record). `first`: this one decides; `same`: a

@@ -1,4 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { clampReport, OutcomeEvent, WorkerOutcomeReport, type LedgerEntry } from '@janus/contracts';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { StateLost, StoreUnavailable, type Limiter } from '@janus/limiter';
@@ -12,7 +13,7 @@ import { problemContent, problemResponses, subApp, z, type JsonParamContext } fr
 import { PROBLEM, problem, unavailable } from '../problem.js';
 
 export interface OutcomeRouteDeps {
-  readonly limiter: Pick<Limiter, 'settle' | 'leaseState'>;
+  readonly limiter: Pick<Limiter, 'settle' | 'leaseState' | 'isGenuineToken'>;
   readonly js: JetStreamTarget;
   readonly names: NatsNames;
   readonly metrics: IngressMetrics;
@@ -83,7 +84,16 @@ const route = createRoute({
 
 export function outcomeRoutes(deps: OutcomeRouteDeps) {
   const app = subApp();
-  app.openapi({ ...route, middleware: [jsonBody({ cap: 64 * 1024 })] as const }, (c) => report(c) as never);
+  // Authentication first, as on every route (CONTRACT §3: no key, or one that is not genuine, is
+  // 401): before the body is read or validated. A token's signature is checked without Redis.
+  const authenticated: MiddlewareHandler = async (c, next) => {
+    const token = bearerToken(c.req.header('authorization'));
+    if (token === undefined) return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'missing "Authorization: Bearer <lease token>"' });
+    if (!deps.limiter.isGenuineToken(token)) return problem(401, PROBLEM.unauthorized, 'Unauthorized', { detail: 'the lease token is not genuine' });
+    await next();
+    return undefined;
+  };
+  app.openapi({ ...route, middleware: [authenticated, jsonBody({ cap: 64 * 1024 })] as const }, (c) => report(c) as never);
   async function report(c: JsonParamContext<WorkerOutcomeReport, { jobId: string }>): Promise<Response> {
     const token = bearerToken(c.req.header('authorization'));
     if (token === undefined) {
