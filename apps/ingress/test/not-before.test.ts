@@ -50,11 +50,17 @@ beforeAll(async () => {
       tokens: { costRate: { limit: 10, periodMs: 1000, burst: 10 } },
       deep: { rate: { limit: 1, periodMs: 1000, burst: 20 } },
       slow: { rate: { limit: 1, periodMs: 1000, burst: 1 } },
+      rare: { rate: { limit: 1, periodMs: 60_000, burst: 1 } },
     },
-    tenants: { acme: {}, fast: { rate: { limit: 10, periodMs: 1000, burst: 1 } }, solo: {} },
-    jobTypes: { spend: { dependencies: [{ name: 'tokens', cost: 10 }] }, burst: { dependencies: [{ name: 'deep' }] }, trickle: { dependencies: [{ name: 'slow' }] } },
+    tenants: { acme: {}, fast: { rate: { limit: 10, periodMs: 1000, burst: 1 } }, solo: {}, patient: {} },
+    jobTypes: {
+      spend: { dependencies: [{ name: 'tokens', cost: 10 }] },
+      burst: { dependencies: [{ name: 'deep' }] },
+      trickle: { dependencies: [{ name: 'slow' }] },
+      seldom: { dependencies: [{ name: 'rare' }] },
+    },
   });
-  for (const t of ['acme', 'fast', 'solo']) keys[t] = (await createKey([ingress], t)).key;
+  for (const t of ['acme', 'fast', 'solo', 'patient']) keys[t] = (await createKey([ingress], t)).key;
   dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
@@ -62,6 +68,20 @@ afterAll(async () => {
   await dispatcher?.stop();
   await ingress?.close();
   await cleanup(settings, ns);
+});
+
+describe("a queued job's notBefore is an estimate, not just now", () => {
+  it('a job a rate refused is queued with notBefore no earlier than the refill the refusal named (not the arrival time)', async () => {
+    const first = await submit('patient', 'seldom');
+    expect(first.status).toBe('admitted');
+    const askedAt = Date.now();
+    const second = await submit('patient', 'seldom');
+    expect(second.status).toBe('queued');
+    // one job a minute: the next token is about a minute away (before: notBefore = the arrival time)
+    expect(Date.parse(second.notBefore!) - askedAt).toBeGreaterThan(55_000);
+    const view = await ingress.app.request(`/v1/jobs/${second.jobId}`, { headers: { authorization: `Bearer ${keys.patient}` } });
+    expect(((await view.json()) as Queued).notBefore).toBe(second.notBefore);
+  });
 });
 
 describe('a queued job is never admitted before its notBefore', () => {

@@ -80,5 +80,13 @@ export function notBefore(now: number, bound: JobBound, jobsIncludingSelf: numbe
     const named = bound.buckets.filter((b) => b.reason === refused.reason);
     if (named.length > 0) ms = Math.max(ms, Math.min(...named.map((b) => (n - 1) / b.perMs)));
   }
+  // A job rate's refusal also says when it has a job's worth again (`retryAfterMs`, counted from the
+  // limiter's decision, after `now`): its refill is fixed, nothing gives its units back early (a
+  // revoke aside). A cost rate's is not a bound (a settle below the estimate gives units back), nor a
+  // concurrency's, a budget's or a pause's (a lease ends, a resume comes when it comes).
+  if (refused !== undefined && RATE_REFILL_REASONS.has(refused.reason) && Number.isFinite(refused.retryAfterMs)) ms = Math.max(ms, refused.retryAfterMs);
   return new Date(now + Math.max(0, Math.floor(ms)));
 }
+
+/** Refusals whose `retryAfterMs` is when a job-counting rate has room again (see notBefore). */
+const RATE_REFILL_REASONS: ReadonlySet<RejectReason> = new Set<RejectReason>(['dependency_rate', 'tenant_rate', 'global_rate']);
