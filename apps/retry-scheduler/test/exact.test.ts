@@ -186,6 +186,26 @@ describe('outcomes apply once; a forged outcome changes no status', () => {
     expect(await appliedCount('j-squat', 1)).toBe(1);
   });
 
+  it("a forged report published just before the worker's own, under the same msgID, does not keep the worker SDK's report out", async () => {
+    const worker = await startWorker({
+      nc,
+      namespace: ns,
+      jobType: 'twice',
+      handler: async (job) => {
+        if (job.jobId !== 'j-race') return;
+        // a forger who knows `<jobId>.<attempt>` publishes first: JetStream takes the worker's own
+        // report, a moment later, for a duplicate of it
+        const forged: OutcomeEvent = { jobId: job.jobId, attempt: job.attempt, leaseToken: `${job.lease.id}.forgedmac`, outcome: 'failed', retryable: false };
+        await publishJson(jetstream(nc), names.subjects.outcome('twice'), forged, `${job.jobId}.${job.attempt}`);
+      },
+    });
+    await submit('j-race', 'twice');
+    await statusIs('j-race', 'succeeded');
+    await worker.stop();
+    expect(await view('j-race')).toMatchObject({ status: 'succeeded', attempts: [{ attempt: 1, outcome: 'succeeded' }] });
+    expect(await appliedCount('j-race', 1)).toBe(1);
+  });
+
   it("a report over the contract's bounds (error over 2 KiB, retryAfterMs over a day) still counts, its error cut to 2 KiB", async () => {
     const job = await submit('j-long', 'other');
     const report = { jobId: 'j-long', attempt: 1, leaseToken: job.lease.token, outcome: 'failed', retryable: false, error: 'e'.repeat(5_000), retryAfterMs: 10 * 86_400_000 };

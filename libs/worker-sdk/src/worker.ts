@@ -2,7 +2,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JobMessage, type WorkerOutcome } from '@janus/contracts';
-import { WORKER_INBOX_PREFIX, consumeConcurrently, messageIds, natsNames, parseMessage, publishJson } from '@janus/messaging';
+import { OUTCOME_DUPLICATE_WINDOW_MS, WORKER_INBOX_PREFIX, consumeConcurrently, messageIds, natsNames, parseMessage, publishJson } from '@janus/messaging';
 
 /** What a handler gets besides the job: an abort signal at lease expiry and a way to extend it. */
 export interface JobContext {
@@ -393,7 +393,15 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       clearTimeout(timer);
     }
     try {
-      await publishJson(js, names.subjects.outcome(job.type), outcome, messageIds.attempt(job.jobId, job.attempt));
+      const stored = await publishJson(js, names.subjects.outcome(job.type), outcome, messageIds.attempt(job.jobId, job.attempt));
+      if (stored.duplicate) {
+        // JetStream already held a message under this attempt's msgID, published within its short
+        // duplicate window: a forged report can squat the msgID so (CONTRACT §6.4: it must change
+        // nothing). Once the window has passed, this report again: if the one held was this very
+        // report (our own earlier try), the scheduler applies it once all the same.
+        await new Promise((r) => setTimeout(r, OUTCOME_DUPLICATE_WINDOW_MS + 50));
+        await publishJson(js, names.subjects.outcome(job.type), outcome, messageIds.attempt(job.jobId, job.attempt));
+      }
     } catch (error) {
       // The lease will expire and Janus will record a timed_out outcome: nothing is lost.
       log?.error({ jobId: job.jobId, attempt: job.attempt, err: error }, 'outcome not published (the lease will time out and Janus retries)');
