@@ -241,7 +241,7 @@ describe('payload dedupe in a batch', () => {
 });
 
 describe('payload dedupe in mode queue', () => {
-  it('while the first waits: a replay (queue or now) answers it, queued, with its id; once admitted, admitted', async () => {
+  it('while the first waits: a replay (queue or now) answers it, queued, with its id; once admitted too (the first answer)', async () => {
     // The only slot of `held` is taken: what comes next waits in the room.
     const holder = await submit('acme', { type: 'queued', payload: { holder: true } });
     expect(holder.status).toBe(202);
@@ -275,7 +275,8 @@ describe('payload dedupe in mode queue', () => {
     }, 10_000);
     const later = await submit('acme', { type: 'queued', mode: 'queue', payload: shuffled(payload, 2) });
     expect(later.status).toBe(200);
-    expect(later.body).toMatchObject({ jobId: first.jobId, status: 'admitted', attempt: 1, duplicate: true });
+    // the first response's body (CONTRACT §3), also now that it was admitted: queued, with its notBefore
+    expect(later.body).toEqual({ jobId: first.jobId, status: 'queued', notBefore: first.notBefore, duplicate: true });
     expect((await messages('queued')).filter((m) => m.jobId === first.jobId)).toHaveLength(1);
   }, 30_000);
 

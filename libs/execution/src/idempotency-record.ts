@@ -32,6 +32,15 @@ export function jobIdempotencyRecord(body: AdmittedBody, fingerprint: string | u
   return JSON.stringify({ jobId: body.jobId, status: body.status, attempt: body.attempt, admittedAt: body.admittedAt, fp: fingerprint });
 }
 
+/**
+ * The record of the key of a job that was first answered `queued` (mode `queue`), written when the
+ * waiting room admits it: CONTRACT §3, a replay answers the first response's body — `queued` with
+ * its `notBefore` — also once the job was admitted (its status is what `GET /v1/jobs/{id}` tells).
+ */
+export function queuedIdempotencyRecord(body: { readonly jobId: string; readonly notBefore: string }, fingerprint: string | undefined): string {
+  return JSON.stringify({ jobId: body.jobId, status: 'queued', notBefore: body.notBefore, fp: fingerprint });
+}
+
 /** The record of a batch's key: its jobs in request order. */
 export function batchIdempotencyRecord(jobs: readonly BatchEntry[], fingerprint: string): string {
   return JSON.stringify({ jobs: jobs.map((j) => ({ jobId: j.jobId, status: j.status, attempt: j.attempt })), fp: fingerprint });

@@ -9,7 +9,7 @@ export { seededRandom } from './seeded-random.js';
 export { letUndeliveredWait, type WaitingDeps } from './waiting.js';
 export { persisterCaughtUp, StateRecovery, type LimiterOpening, type RestoredCounts, type StateRecoveryDeps } from './recovery.js';
 export { readDurableState, readFailOpenLeases, type DurableStateOptions } from './durable-state.js';
-export { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
+export { ADMITTED_AT_ADMISSION, batchIdempotencyRecord, jobIdempotencyRecord, parseIdempotencyRecord, queuedIdempotencyRecord, type AdmittedBody, type BatchEntry } from './idempotency-record.js';
 export { publishDeadLetter, type Publishing } from './publishing.js';
 export { creditsRelay, publishCreditEntries } from './credits.js';
 export { adoptFailOpenLeases, type AdoptionDeps } from './adoption.js';

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Priority, RejectReason } from '@janus/contracts';
 import { AdmissionPipeline, type AdmissionPipelineDeps, type PipelineResult } from '@janus/admission';
 import type { Database } from '@janus/db';
-import { ADMITTED_AT_ADMISSION, dedupeKeyOfRoomKey, encodeRetryContext, jobIdempotencyRecord, parseIdempotencyRecord, publishDeadLetter, type Publishing } from '@janus/execution';
+import { dedupeKeyOfRoomKey, encodeRetryContext, parseIdempotencyRecord, publishDeadLetter, queuedIdempotencyRecord, type Publishing } from '@janus/execution';
 import type { AdmissionRequest, CompiledPolicy, IdempotencyKind, Limiter } from '@janus/limiter';
 import type { JetStreamTarget, NatsConnection, NatsNames } from '@janus/messaging';
 import { FairQueue, type Blocks, type QueuedJob } from './fair-queue.js';
@@ -476,7 +476,8 @@ export class Dispatcher {
     // replays of its payload. A job type that lost its `dedupe` meanwhile: as a job without a key.
     const dedupeKey = row.attempt === 1 && row.idempotencyKey !== null ? dedupeKeyOfRoomKey(row.idempotencyKey) : undefined;
     const dedupeWindowMs = dedupeKey !== undefined ? policy.document.jobTypes[row.type]?.dedupe?.windowMs : undefined;
-    const firstAnswer = () => jobIdempotencyRecord({ jobId: row.jobId, status: 'admitted', attempt: 1, admittedAt: ADMITTED_AT_ADMISSION }, row.fingerprint ?? undefined);
+    // The key answers what the producer was first told: `queued`, with its notBefore (CONTRACT §3).
+    const firstAnswer = () => queuedIdempotencyRecord({ jobId: row.jobId, notBefore: row.notBefore.toISOString() }, row.fingerprint ?? undefined);
     const idempotency = row.attempt > 1
       ? { key: `retry:${row.jobId}.${row.attempt}`, record: 'retry', kind: 'retry' as const }
       : dedupeKey !== undefined && dedupeWindowMs !== undefined
