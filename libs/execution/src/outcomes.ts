@@ -125,16 +125,16 @@ interface PendingApplied {
   readonly reject: (error: unknown) => void;
 }
 
-/**
- * The outcomes accepted at one moment (one turn of the event loop), per job type, published as ONE
- * AppliedBatch message each; every outcome waits for its batch's ack (or its failure) before it goes
- * on, as it waited for its own message before.
- */
 /** What an attempt's follow-up is decided on: the report but its token and its error text. */
 function reportDigest(e: OutcomeEvent): string {
   return JSON.stringify([e.outcome, e.retryable ?? null, e.throttled ?? null, e.retryAfterMs ?? null, e.started ?? null, e.dependency ?? null, e.actualCost ?? null]);
 }
 
+/**
+ * The outcomes accepted at one moment (one turn of the event loop), per job type, published as ONE
+ * AppliedBatch message each; every outcome waits for its batch's ack (or its failure) before it goes
+ * on, as it waited for its own message before.
+ */
 export class AppliedPublisher {
   readonly #moment = new PerMoment<PendingApplied>((jobType, entries) => {
     let chunk: PendingApplied[] = [];
