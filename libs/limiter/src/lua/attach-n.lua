@@ -32,35 +32,35 @@ local rcall = redis.call
 -- @include budget
 if rcall('EXISTS', KEYS[1]) == 0 then return { ATTACH_ANSWER_STATE_LOST } end
 
--- The record with its conc field (the 4th length-prefixed segment after the ten head fields)
--- replaced by `conc`.
-local function with_conc(raw, conc)
+-- Where things are in a record (layout in src/lease-record.ts): the position after the `fields`-th
+-- `|` of the head, and from a position, the one after `n` length-prefixed segments.
+local function after_fields(raw, fields)
   local pos = 1
-  for _ = 1, 10 do pos = string.find(raw, '|', pos, true) + 1 end
-  for _ = 1, 3 do
+  for _ = 1, fields do pos = string.find(raw, '|', pos, true) + 1 end
+  return pos
+end
+local function after_segments(raw, pos, n)
+  for _ = 1, n do
     local c = string.find(raw, ':', pos, true)
     pos = c + 1 + tonumber(string.sub(raw, pos, c - 1))
   end
-  local c = string.find(raw, ':', pos, true)
-  local after = c + 1 + tonumber(string.sub(raw, pos, c - 1))
-  return string.sub(raw, 1, pos - 1) .. #conc .. ':' .. conc .. string.sub(raw, after)
+  return pos
+end
+
+-- The record with its conc field (the 4th length-prefixed segment after the ten head fields)
+-- replaced by `conc`.
+local function with_conc(raw, conc)
+  local at = after_segments(raw, after_fields(raw, 10), 3)
+  return string.sub(raw, 1, at - 1) .. #conc .. ':' .. conc .. string.sub(raw, after_segments(raw, at, 1))
 end
 
 -- The record with its budget fields set: res and bw (the 9th and 10th head fields) and bk (the
 -- 3rd length-prefixed segment after them), all empty or 0 before (a lease without a budget).
 local function with_budget(raw, res, bw, bk)
-  local pos = 1
-  for _ = 1, 8 do pos = string.find(raw, '|', pos, true) + 1 end
-  local head = string.sub(raw, 1, pos - 1)
-  for _ = 1, 2 do pos = string.find(raw, '|', pos, true) + 1 end
-  local segs = pos
-  for _ = 1, 2 do
-    local c = string.find(raw, ':', pos, true)
-    pos = c + 1 + tonumber(string.sub(raw, pos, c - 1))
-  end
-  local c = string.find(raw, ':', pos, true)
-  local after = c + 1 + tonumber(string.sub(raw, pos, c - 1))
-  return head .. fmt(res) .. '|' .. fmt(bw) .. '|' .. string.sub(raw, segs, pos - 1) .. #bk .. ':' .. bk .. string.sub(raw, after)
+  local head = after_fields(raw, 8)
+  local segs = after_fields(raw, 10)
+  local at = after_segments(raw, segs, 2)
+  return string.sub(raw, 1, head - 1) .. fmt(res) .. '|' .. fmt(bw) .. '|' .. string.sub(raw, segs, at - 1) .. #bk .. ':' .. bk .. string.sub(raw, after_segments(raw, at, 1))
 end
 
 local leases, pools, budgets = 0, 0, 0
