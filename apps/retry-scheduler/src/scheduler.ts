@@ -33,6 +33,8 @@ export interface SchedulerOptions {
   retryConcurrency?: number;
   /** How often the workers consumers are checked: those of deleted job types removed once drained, missing ones created again (default 30 s). */
   consumerSweepMs?: number;
+  /** How long the waiting room leaves a concurrency-refused job type alone without a wake (default 1,000 ms). */
+  roomSlotRecheckMs?: number;
 }
 
 /**
@@ -98,6 +100,7 @@ export async function startScheduler(settings: Settings, opts: SchedulerOptions 
     names,
     natsUp: () => !nc.isClosed(),
     storedJob: storedJobReader(jsm, names.streams.jobs),
+    ...(opts.roomSlotRecheckMs !== undefined ? { slotRecheckMs: opts.roomSlotRecheckMs } : {}),
     events: {
       takenOver: (n) => metrics.takeovers.inc(n),
       dispatched: (disposition, _row, detail) => {

@@ -43,6 +43,8 @@ export interface DispatcherDeps {
   readonly maxInFlight?: number;
   /** How often a follower asks for leadership (default 1,000 ms). */
   readonly leadershipPollMs?: number;
+  /** How long a concurrency (or pause) refusal blocks without a wake (default 1,000 ms; tests lengthen it to tell a wake from the recheck). */
+  readonly slotRecheckMs?: number;
 }
 
 interface RoomJob extends QueuedJob {
@@ -341,7 +343,7 @@ export class Dispatcher {
     const max = this.deps.maxInFlight ?? 64;
     const perScope = new Map<string, number>();
     const scopeOf = (type: string) => fairnessScope(this.deps.limiter.policy, type);
-    const earliest = { at: now + SLOT_RECHECK_MS };
+    const earliest = { at: now + (this.deps.slotRecheckMs ?? SLOT_RECHECK_MS) };
     const blocks: Blocks = {
       // a lane is blocked by its job type's own refusals and by its dependencies' (its scope's)
       lane: (type, t) =>
@@ -454,7 +456,7 @@ export class Dispatcher {
       return;
     }
     const slot = outcome.reason !== undefined && SLOT_REASONS.has(outcome.reason as RejectReason);
-    const until = now + (slot ? Math.min(Math.max(outcome.retryAfterMs, 1), SLOT_RECHECK_MS) : Math.max(outcome.retryAfterMs, 1));
+    const until = now + (slot ? Math.min(Math.max(outcome.retryAfterMs, 1), this.deps.slotRecheckMs ?? SLOT_RECHECK_MS) : Math.max(outcome.retryAfterMs, 1));
     const block: Block = { until, slot: slot || (outcome.reason !== undefined && WAKE_REASONS.has(outcome.reason as RejectReason)), ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) };
     // A dependency's refusal blocks every lane on the same dependencies (its fairness scope): left
     // open, a second job type on the dependency would take what frees first, out of the fair order.
