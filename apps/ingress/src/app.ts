@@ -6,7 +6,7 @@ import type { JobView } from '@janus/contracts';
 import type { JobListQuery, JobPage, JobRecord } from '@janus/event-store';
 import type { CompiledPolicy, Limiter } from '@janus/limiter';
 import type { NatsNames, JetStreamTarget } from '@janus/messaging';
-import { apiDocsRoutes, problemNotFound, problemOnError } from '@janus/http';
+import { apiDocsRoutes, problemNotFoundFor, problemOnError } from '@janus/http';
 import { healthRoutes, type Logger, type ReadinessCheck } from '@janus/observability';
 import { AdmissionService, type AdmissionServiceDeps } from './admission.js';
 import { AuthFailureThrottle, tenantAuth, type TenantKeys } from './auth.js';
@@ -109,7 +109,7 @@ export function createApp(deps: IngressDeps): OpenAPIHono<BlankEnv> {
   });
   app.route('/', apiDocsRoutes({ title: 'Janus ingress API' }));
 
-  app.notFound(problemNotFound);
+  app.notFound(problemNotFoundFor(app));
   // A 500 is unreachable by input (fuzz-tested): only faults get there.
   app.onError(problemOnError({ logger: deps.logger }));
   return app;

@@ -149,6 +149,14 @@ describe('input', () => {
     }
   });
 
+  it('405 with Allow for a method a route does not take; 404 for no route', async () => {
+    const res = await req('/v1/jobs', { method: 'PUT', headers: auth(acme) });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect((await problemOf(res)).errors).toEqual([]);
+    expect((await req('/v1/nothing', { headers: auth(acme) })).status).toBe(404);
+  });
+
   it('404 unknown-job-type', async () => {
     const res = await post('/v1/jobs', acme, { type: 'nosuch' });
     expect(res.status).toBe(404);

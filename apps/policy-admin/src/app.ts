@@ -1,7 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { Hono } from 'hono';
-import { problemNotFound, problemOnError } from '@janus/http';
+import { problemNotFoundFor, problemOnError } from '@janus/http';
 import type { Context } from 'hono';
 import type { Registry } from 'prom-client';
 import type { Limiter } from '@janus/limiter';
@@ -120,7 +120,7 @@ export function createApp(deps: AdminAppDeps): Hono {
   // A plain Hono root, so that the app is served like every other one (`listen(app, …)`).
   const root = new Hono();
   root.route('/', app);
-  root.notFound(problemNotFound);
+  root.notFound(problemNotFoundFor(root));
   root.onError(onError);
   return root;
 }

@@ -1,5 +1,4 @@
-import { jsonBody as readBody } from '@janus/http';
-import { preconditionFailed } from './problem.js';
+import { invalidRequest, jsonBody as readBody } from '@janus/http';
 
 /** A whole policy document is small; this only bounds memory. */
 export const MAX_BODY_BYTES = 1_048_576;
@@ -9,12 +8,13 @@ export const jsonBody = (opts: { optional?: boolean } = {}) => readBody({ cap: M
 
 /**
  * `If-Match: <version>` (also `"<version>"` or `W/"<version>"`, as our ETags are quoted).
- * Absent or `*` → no precondition. A value that names no version can never match: 412.
+ * Absent or `*` → no precondition. A value that is not a version is bad input: 400 naming
+ * `If-Match` (not 412, whose `currentVersion` would have to be made up).
  */
 export function parseIfMatch(header: string | undefined): { ok: true; expected: number | undefined } | { ok: false; response: Response } {
   if (header === undefined || header.trim() === '' || header.trim() === '*') return { ok: true, expected: undefined };
   const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
-  if (!m) return { ok: false, response: preconditionFailed(-1, `If-Match "${header.slice(0, 40)}" is not a policy version`) };
+  if (!m) return { ok: false, response: invalidRequest([{ path: 'If-Match', message: `"${header.slice(0, 40)}" is not a policy version (an integer, or an ETag of one: "7")` }]) };
   return { ok: true, expected: Number(m[1]) };
 }
 

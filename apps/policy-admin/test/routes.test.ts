@@ -92,6 +92,15 @@ describe('resources', () => {
     }
   });
 
+  it('405 with Allow for a route served under other methods', async () => {
+    const res = await h.call('PATCH', '/v1/tenants/acme', { weight: 2 });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
+    expect(res.body).toMatchObject({ type: 'https://janus.dev/problems/method-not-allowed', status: 405 });
+    expect((await h.call('GET', '/v1/tenants/acme/credits')).status).not.toBe(405);
+    expect((await h.call('DELETE', '/v1/global')).headers.get('allow')).toBe('GET, HEAD, PUT');
+  });
+
   it('malformed JSON is 400, a non-JSON body 415, a missing body 415', async () => {
     const bad = await h.call('PUT', '/v1/dependencies/x', '{"rate": ');
     expect(bad.status).toBe(400);
@@ -107,7 +116,7 @@ describe('resources', () => {
     expect(audit.status).toBe(400);
   });
 
-  it('If-Match: a moved-on version is 412 with the current version; the right one applies', async () => {
+  it('If-Match: a moved-on version is 412 with the current version; the right one applies; one that is no version is 400', async () => {
     const { body } = await h.call('GET', '/v1/policy');
     const stale = await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': String(body.version - 1) });
     expect(stale.status).toBe(412);
@@ -116,7 +125,9 @@ describe('resources', () => {
     expect(fresh.status).toBe(200);
     expect(fresh.body.version).toBe(body.version + 1);
     expect((await h.call('DELETE', '/v1/tenants/beta', undefined, { 'if-match': String(body.version) })).status).toBe(412);
-    expect((await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': 'garbage' })).status).toBe(412);
+    const garbage = await h.call('PUT', '/v1/tenants/beta', { weight: 1 }, { 'if-match': 'garbage' });
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.errors).toEqual([{ path: 'If-Match', message: expect.stringContaining('not a policy version') }]);
   });
 });
 

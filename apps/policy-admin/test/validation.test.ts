@@ -23,6 +23,7 @@ const fixtures: Fixture[] = [
   { name: 'unknown field', method: 'PUT', path: '/v1/dependencies/d2', body: { rate: { limit: 1, periodMs: 1, brust: 2 } }, errors: [{ path: 'rate.brust', message: 'unknown field' }] },
   { name: 'perTenant concurrency 0', method: 'PUT', path: '/v1/dependencies/d2', body: { perTenant: { concurrency: 0 } }, errors: [{ path: 'perTenant.concurrency', message: 'Too small: expected number to be >=1' }] },
   { name: 'dependency name in the URL', method: 'PUT', path: '/v1/dependencies/Bad_Name', body: {}, errors: [{ path: 'name', message: NAME_MSG }] },
+  { name: 'tenant id in the URL (named as the path parameter is)', method: 'PUT', path: '/v1/tenants/Bad_Id', body: {}, errors: [{ path: 'id', message: NAME_MSG }] },
   { name: 'body not an object', method: 'PUT', path: '/v1/dependencies/d2', body: [1], errors: [{ path: '(body)', message: 'Invalid input: expected object, received array' }] },
   { name: 'tenant weight 0', method: 'PUT', path: '/v1/tenants/t2', body: { weight: 0 }, errors: [{ path: 'weight', message: 'Too small: expected number to be >=0.001' }] },
   { name: 'tenant budget without limit', method: 'PUT', path: '/v1/tenants/t2', body: { budget: { periodMs: 1000 } }, errors: [{ path: 'budget.limit', message: 'Invalid input: expected number, received undefined' }] },

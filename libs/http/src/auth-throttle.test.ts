@@ -19,6 +19,7 @@ describe('AuthFailureThrottle', () => {
       title: 'Too many failed authentications',
       status: 429,
       detail: 'too many requests with a missing or invalid admin token from this address',
+      errors: [],
     });
     // Blocked answers are not counted: the window still ends where it began.
     now += 7_500;

@@ -62,3 +62,33 @@ export function problemOnError(opts: { logger?: ErrorLogger | undefined; interna
 
 /** The app's `notFound`: a 404 problem naming the route. */
 export const problemNotFound: NotFoundHandler = (c) => problem(404, COMMON_PROBLEMS.notFound, 'Not found', { detail: `no route for ${c.req.method} ${c.req.path}` });
+
+/** A Hono route path (`/v1/tenants/:id/keys`, `:id{[0-9]+}`, `*`) as a regular expression over whole paths. */
+function routePattern(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => {
+      if (segment === '*') return '.*';
+      if (segment.startsWith(':')) return '[^/]+';
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return new RegExp(`^${source}/?$`);
+}
+
+/**
+ * The app's `notFound`, knowing the app's routes: a path that some route serves under other
+ * methods is 405 with `Allow` listing them (RFC 9110 §15.5.6); any other path 404 (problemNotFound).
+ * The routes are read at the first miss, once every route is registered.
+ */
+export function problemNotFoundFor(app: { readonly routes: readonly { readonly method: string; readonly path: string }[] }): NotFoundHandler {
+  let routes: { method: string; pattern: RegExp }[] | undefined;
+  return (c) => {
+    routes ??= app.routes.filter((r) => r.method !== 'ALL').map((r) => ({ method: r.method, pattern: routePattern(r.path) }));
+    const allowed = new Set(routes.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
+    if (allowed.size === 0 || allowed.has(c.req.method)) return problemNotFound(c);
+    if (allowed.has('GET')) allowed.add('HEAD');
+    const allow = [...allowed].sort().join(', ');
+    return problem(405, COMMON_PROBLEMS.methodNotAllowed, 'Method not allowed', { detail: `${c.req.method} is not served on ${c.req.path}; it takes ${allow}`, headers: { allow } });
+  };
+}

@@ -10,6 +10,7 @@ export const COMMON_PROBLEMS = {
   /** 429: too many failed authentications from one address (AuthFailureThrottle). */
   tooManyAuthFailures: `${PROBLEM_BASE}/too-many-auth-failures`,
   notFound: `${PROBLEM_BASE}/not-found`,
+  methodNotAllowed: `${PROBLEM_BASE}/method-not-allowed`,
   payloadTooLarge: `${PROBLEM_BASE}/payload-too-large`,
   unsupportedMediaType: `${PROBLEM_BASE}/unsupported-media-type`,
   unavailable: `${PROBLEM_BASE}/service-unavailable`,
@@ -20,7 +21,9 @@ export type { FieldError };
 
 /**
  * An RFC 9457 problem+json response; `extra` adds members (e.g. `currentVersion`). `detail` is
- * required (CONTRACT §3): every answer says in words what was wrong, `errors` names the fields.
+ * required (CONTRACT §3): every answer says in words what was wrong, `errors` names the fields —
+ * an empty list when no field is at fault (a missing key, an unknown job), so that a client can
+ * always read it.
  */
 export function problem(
   status: number,
@@ -33,7 +36,7 @@ export function problem(
     title,
     status,
     detail: opts.detail,
-    ...(opts.errors && opts.errors.length > 0 ? { errors: opts.errors } : {}),
+    errors: opts.errors ?? [],
     ...opts.extra,
   };
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...opts.headers } });

@@ -44,7 +44,8 @@ function relativise(errors: FieldError[], prefix: string): FieldError[] {
 export function putResource(doc: PolicyDocument, section: PolicySection, name: string, body: unknown, extraCheck?: ExtraCheck): EditResult {
   const errors: FieldError[] = [];
   const nameCheck = Name.safeParse(name);
-  if (!nameCheck.success) errors.push({ path: 'name', message: nameCheck.error.issues[0]?.message ?? 'invalid name' });
+  // the path parameter's own name: tenants are `{id}`, the other sections `{name}` (CONTRACT §5)
+  if (!nameCheck.success) errors.push({ path: section === 'tenants' ? 'id' : 'name', message: nameCheck.error.issues[0]?.message ?? 'invalid name' });
   const parsed = SCHEMAS[section].safeParse(body);
   if (!parsed.success) errors.push(...zodFieldErrors(parsed.error.issues));
   if (section === 'jobTypes' && isRecord(body)) {

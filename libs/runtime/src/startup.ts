@@ -117,7 +117,7 @@ export class Startup {
     });
     app.get('/metrics', async (c) => c.body(await this.registry.metrics(), 200, { 'content-type': this.registry.contentType }));
     app.all('*', () => {
-      const problem = { type: `${PROBLEM_BASE}/service-unavailable`, title: 'Service Unavailable', status: 503, detail: 'starting: not taking requests yet (GET /readyz says what it waits for)' };
+      const problem = { type: `${PROBLEM_BASE}/service-unavailable`, title: 'Service Unavailable', status: 503, detail: 'starting: not taking requests yet (GET /readyz says what it waits for)', errors: [] };
       return new Response(JSON.stringify(problem), { status: 503, headers: { 'content-type': 'application/problem+json', 'retry-after': '1' } });
     });
     return app;
