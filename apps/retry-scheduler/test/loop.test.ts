@@ -39,8 +39,10 @@ describe('the execution loop', () => {
     expect(info.config.max_deliver).toBe(1);
 
     const attempts: number[] = [];
+    const priorities: string[] = [];
     const handler: JobHandler = async (job) => {
       attempts.push(job.attempt);
+      priorities.push(job.priority);
       expect(job.payload).toEqual({ n: 'j-retry' });
       if (job.attempt < 3) throw new Error(`boom ${job.attempt}`);
     };
@@ -50,6 +52,8 @@ describe('the execution loop', () => {
     await waitFor(async () => (await inFlight()) === 0, 10_000);
     await worker.stop();
     expect(attempts).toEqual([1, 2, 3]);
+    // A retry is admitted at its job type's retryPriority (`low` here), but its message says the job's own.
+    expect(priorities).toEqual(['normal', 'normal', 'normal']);
     // Retries go out as new attempts with their own msgIDs.
     const jobsStream = await bed.jsm.streams.info(bed.names.streams.jobs);
     expect(jobsStream.state.messages).toBe(3);

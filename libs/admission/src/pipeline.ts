@@ -25,8 +25,11 @@ export interface PipelineInput {
   readonly extras?: (job: AdmittedJob, index: number, admitted: Admitted) => JobMessageExtras;
 }
 
-/** What a job message may carry beyond CONTRACT §4 (for the persister, and a state rebuild). */
-export type JobMessageExtras = Partial<Pick<JobMessage, 'cost' | 'idempotency' | 'batchIdempotency' | 'failOpen'>>;
+/**
+ * What a job message may carry beyond CONTRACT §4 (for the persister, and a state rebuild); and
+ * `priority`, the job's own when it was admitted at another (a retry, at its job type's retryPriority).
+ */
+export type JobMessageExtras = Partial<Pick<JobMessage, 'cost' | 'idempotency' | 'batchIdempotency' | 'failOpen' | 'priority'>>;
 
 /** Why nothing was admitted although the limits allowed it. Each is a 503 / a retry later. */
 export type UnavailableCause =
@@ -200,7 +203,7 @@ export class AdmissionPipeline {
       type: job.jobType,
       tenant: job.tenant,
       attempt: job.attempt,
-      priority: job.priority,
+      priority: extras?.priority ?? job.priority,
       admittedAt: admittedAt ?? this.#admittedAt.of(job.admittedAt),
       lease: { id: job.lease.id, token: job.lease.token, expiresAt: this.#expiresAt.of(job.lease.expiresAt) },
     };

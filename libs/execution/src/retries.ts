@@ -142,7 +142,8 @@ export class RetryProcessor {
       },
       payloads: [payloadJson],
       // kept with the job (jobs.cost) for a state rebuild: the override applies to every attempt
-      extras: () => (retry.cost !== undefined ? { cost: retry.cost } : {}),
+      // ... and the job message says the job's own priority (it was admitted at the retry priority)
+      extras: () => ({ priority: retry.priority, ...(retry.cost !== undefined ? { cost: retry.cost } : {}) }),
     });
     switch (result.kind) {
       case 'rejected':

@@ -520,7 +520,9 @@ export class Dispatcher {
         request,
         payloads: [row.payload ?? undefined],
         // The job message's `admittedAt` is the limiter's (Redis's) time of the admission.
+        // The message says the job's own priority (a retry waits and is admitted at its job type's retryPriority).
         extras: (a) => ({
+          priority: row.jobPriority,
           ...(row.cost !== null ? { cost: row.cost } : {}),
           ...(row.attempt === 1 && row.idempotencyKey !== null && dedupeKey === undefined && row.fingerprint !== null
             ? { idempotency: { key: row.idempotencyKey, fingerprint: row.fingerprint, expiresAt: new Date(a.admittedAt + jt.idempotencyWindowMs).toISOString() } }
