@@ -24,18 +24,20 @@ export class ReadModels {
     const budgetPolicy = policy.document.tenants[tenant]?.budget;
     const [live, budgetRow, credits] = await Promise.all([
       this.#liveCounts(deps.map((d) => limitId.depTenantConcurrency(d, tenant)), at),
-      budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u', 'p')) : undefined,
+      budgetPolicy ? this.store.guard(this.store.redis.hmget(this.keys.limit(limitId.tenantBudget(tenant)), 'w', 'u', 'p', 'l')) : undefined,
       this.credits(tenant),
     ]);
     const inFlight: Record<string, number> = {};
     deps.forEach((d, i) => (inFlight[d] = live[i] ?? 0));
     let budget: TenantUsage['budget'] = null;
     if (budgetPolicy) {
-      const [w, u, p] = (budgetRow ?? []).map((x) => (x === null || x === undefined ? undefined : Number(x)));
+      const [w, u, p, l] = (budgetRow ?? []).map((x) => (x === null || x === undefined ? undefined : Number(x)));
       const ws = at - (at % budgetPolicy.periodMs);
       // as admission reads it (includes/budget.lua): after a change of periodMs, a stored window
-      // that reached into the current one carries its use
-      const used = w !== undefined && (w === ws || (p !== undefined && w + p > ws)) ? (u ?? 0) : 0;
+      // that reached into the current one carries its use; an earlier window over its limit, its debt
+      let used = 0;
+      if (w !== undefined && (w === ws || (p !== undefined && w + p > ws))) used = u ?? 0;
+      else if (w !== undefined && w < ws && p !== undefined && p > 0 && l !== undefined) used = Math.max(0, Math.ceil((u ?? 0) - (l * (ws - w)) / p));
       budget = { limit: budgetPolicy.limit, used, remaining: Math.max(0, budgetPolicy.limit - used), resetsAt: ws + budgetPolicy.periodMs };
     }
     return { tenant, at, budget, credits: credits.account ? { balance: credits.balance, reserved: credits.reserved } : null, inFlight };

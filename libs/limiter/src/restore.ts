@@ -128,9 +128,9 @@ export class StateRestore {
       if (stop) return stop;
     }
     for (const b of state.budgets) {
-      const periodMs = policy.document.tenants[b.tenant]?.budget?.periodMs;
-      if (periodMs === undefined) continue; // no budget any more: nothing to hold
-      const stop = await add([k.limit(limitId.tenantBudget(b.tenant))], ['budget', b.windowStart, b.used, periodMs]);
+      const budget = policy.document.tenants[b.tenant]?.budget;
+      if (budget === undefined) continue; // no budget any more: nothing to hold
+      const stop = await add([k.limit(limitId.tenantBudget(b.tenant))], ['budget', b.windowStart, b.used, budget.periodMs, budget.limit]);
       if (stop) return stop;
     }
     for (const r of state.idempotency) {

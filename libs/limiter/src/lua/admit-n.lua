@@ -313,7 +313,10 @@ local function retry_after(jobs)
       elseif d[1] == LIMIT_KIND_RATE then
         if n[2] < 0 then w = math.ceil(s.v / d[7]) else w = math.ceil((s.v - n[2]) / d[7]) end
       elseif d[1] == LIMIT_KIND_BUDGET then
-        w = s.ws + d[7] - now
+        -- the next window, or a later one while a debt is paid back (includes/budget.lua)
+        local periods = 1
+        if n[2] >= 0 and d[4] > 0 then periods = math.max(1, math.ceil((s.v - n[2]) / d[4])) end
+        w = s.ws + periods * d[7] - now
       elseif d[1] == LIMIT_KIND_WINDOW then
         w = d[8]   -- more than the window holds: a whole period (the caller's batch is too big)
         if n[2] >= 0 then
@@ -606,8 +609,8 @@ for li, s in pairs(S) do
       -- A missing bucket reads as full, which is the truth once it has refilled; keep it twice as long.
       rcall('PEXPIRE', key, math.ceil(s.v / d[7]) * 2 + 60000)
     elseif d[1] == LIMIT_KIND_BUDGET then
-      rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v), 'p', fmt(d[7]))
-      rcall('PEXPIRE', key, s.ws + d[7] - now + d[7] + 60000)
+      rcall('HSET', key, 'w', fmt(s.ws), 'u', fmt(s.v), 'p', fmt(d[7]), 'l', fmt(d[4]))
+      rcall('PEXPIRE', key, budget_ttl(s.ws, d[7], s.v, d[4], now))
     elseif d[1] == LIMIT_KIND_WINDOW then
       pool_add(key, KEYS[d[7]], now + d[8], s.v - s.v0)
     elseif d[1] == LIMIT_KIND_GUARD then

@@ -56,7 +56,7 @@ for a = 3, #ARGV, 3 do
         end
       end
     end
-    if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res) end
+    if v.bk ~= '' then budget_adjust(v.bk, v.bw, -v.res, now) end
     if credits then credits_finish(credits, KEYS[2], leaseId, v, nil, now) end
     for key in string.gmatch(v.idem, '%S+') do rcall('DEL', key) end
     lease_write(lease, field, v, 'revoked', v.exps, v.out, v.act, fmt(now), tonumber(ARGV[2]))

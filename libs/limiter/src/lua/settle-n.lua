@@ -130,7 +130,7 @@ if actual >= 0 then
 end
 local cr, cc, co, cb = credits_finish(KEYS[4], KEYS[5], leaseId, v, actual, now)
 if actual < 0 then actual = reserved end
-if v.bk ~= '' and actual ~= reserved then budget_adjust(KEYS[3], v.bw, actual - reserved) end
+if v.bk ~= '' and actual ~= reserved then budget_adjust(KEYS[3], v.bw, actual - reserved, now) end
 
 lease_write(KEYS[1], field, v, 'settled', v.exps, ARGV[4], fmt(actual), fmt(now), tonumber(ARGV[6]))
 return cjson.encode({ s = LEASE_ANSWER_OK, j = v.job, a = v.att, t = v.ten, y = v.typ, r = reserved, c = actual, at = now, cr = cr, cc = cc, co = co, cb = cb })

@@ -9,7 +9,7 @@
             src/lease-record.ts), ACTIVE with its durable expiry, by includes/lease-put.lua: left
             alone if it exists, else counted in its pools and entered in the expiry index.
             KEYS: the lease hash, then nPools × (pool HASH, pool ZSET)
-    budget  a tenant's budget window: HASH w = window start, u = used, p = periodMs (as admit-n writes it);
+    budget  a tenant's budget window: HASH w = window start, u = used, p = periodMs, l = limit (as admit-n writes it);
             skipped when that window is over.  KEYS: the budget hash
     idem    an idempotency record: HASH r = record, x = expiresAt (as admit-n writes it); skipped
             when expired.  KEYS: the idempotency hash
@@ -43,7 +43,7 @@
   ARGV[3]   retention of finished lease records in ms
   ARGV[4…]  items, each its kind then its values:
               'lease', nPools, leaseId, field, expiresAt, record
-              'budget', windowStart, used, periodMs
+              'budget', windowStart, used, periodMs, limit
               'idem', record, expiresAt
               'bucket', capacity (× periodMs, includes/bucket.lua), refill (units per ms), periodMs
               'window', n, n × (expiresAt, units)
@@ -83,14 +83,17 @@ while a <= #ARGV do
     k = k + 1 + 2 * nPools
     a = a + 6
   elseif kind == 'budget' then
-    local ws, used, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    local ws, used, period, limit = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     if ws + period > now then
-      rcall('HSET', KEYS[k], 'w', fmt(ws), 'u', fmt(used), 'p', fmt(period))
-      rcall('PEXPIRE', KEYS[k], ws + period - now + period + 60000)
+      rcall('HSET', KEYS[k], 'w', fmt(ws), 'u', fmt(used), 'p', fmt(period), 'l', fmt(limit))
+      -- kept until its window ended and what it used over the limit is paid back (includes/budget.lua)
+      local periods = 1
+      if limit > 0 and used > limit then periods = math.ceil(used / limit) end
+      rcall('PEXPIRE', KEYS[k], ws + periods * period - now + period + 60000)
       budgets = budgets + 1
     end
     k = k + 1
-    a = a + 4
+    a = a + 5
   elseif kind == 'idem' then
     local record, exp = ARGV[a + 1], tonumber(ARGV[a + 2])
     if exp > now then
