@@ -176,6 +176,14 @@ describe('input', () => {
     expect(huge.status).toBe(413);
     await problemOf(huge);
   });
+
+  it('a payload under its limit is not refused for how its JSON was written: every non-ASCII character escaped (Python\'s default) triples the body', async () => {
+    // 8,000 × "é": 16,002 bytes as the payload is measured (limit 16,384), 48,000 in the body as \u00e9
+    const body = `{"type":"costly","payload":"${'\\u00e9'.repeat(8_000)}"}`;
+    expect(body.length).toBeGreaterThan(48_000);
+    const res = await req('/v1/jobs', { method: 'POST', headers: auth(acme, { 'content-type': 'application/json' }), body });
+    expect(res.status).toBe(202);
+  });
 });
 
 describe('POST /v1/jobs', () => {

@@ -54,6 +54,8 @@ const ENVELOPE_BYTES = 16 * 1024;
 /** A full room frees as its jobs are admitted: ask again in a few seconds. */
 const QUEUE_FULL_RETRY_MS = 5_000;
 const DEFAULT_PAYLOAD_BYTES = 16 * 1024;
+/** The most bytes JSON text can spend on one byte of a payload's compact UTF-8 form (`\u0001` for U+0001). */
+const ESCAPED_BYTES_PER_BYTE = 6;
 
 // Per compiled policy (a new policy is a new object): asked on every submit, computed once.
 const largestPayloads = new WeakMap<CompiledPolicy, number>();
@@ -310,7 +312,11 @@ async function validBody<T>(c: Context, cap: number, schema: z.ZodType<T>): Prom
 
 export function jobsRoutes(deps: JobsRouteDeps) {
   const app = subApp();
-  const singleCap = () => largestPayload(deps.policy()) + ENVELOPE_BYTES;
+  // A payload is measured as compact JSON (UTF-8), but a producer may write it escaped: `\u00e9` is six
+  // bytes for é's two, `\ud83d\ude00` twelve for an emoji's four (Python's json.dumps does that by
+  // default), `\u0001` six for one. The body cap leaves room for the worst, so that only the
+  // payload's own limit (413 naming `payload`) refuses a payload.
+  const singleCap = () => ESCAPED_BYTES_PER_BYTE * largestPayload(deps.policy()) + ENVELOPE_BYTES;
   const batchCap = () => 1000 * (largestPayload(deps.policy()) + 1024) + ENVELOPE_BYTES;
   const observe = (started: bigint, result: AdmitAnswer) => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
