@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
-import { dropNatsNamespace, testEnv, testNamespace, waitFor } from '@janus/testing';
+import { spawn } from 'node:child_process';
+import { connect } from '@nats-io/transport-node';
+import { dropNatsNamespace, freePort, testEnv, testNamespace, waitFor } from '@janus/testing';
 import { connectNats, pingNats, type NatsConnection } from './connection.js';
 import { natsNames } from './names.js';
 import { publishAll, publishFailure, publishJson } from './publish.js';
 import { JsonText, jsonWithRaw } from './json.js';
 import { AckPublisher, PublishRejected, PublishTimeout } from './ack-publisher.js';
-import { ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs } from './streams.js';
+import { ensureServiceConsumer, ensureStreams, ensureWorkerConsumer, streamConfigs, streamsReady } from './streams.js';
 import { consumeConcurrently } from './consume.js';
 import { jetStreamTimeMs, storedAt } from './stored-time.js';
 
@@ -312,5 +314,35 @@ describe('consumeConcurrently: a consumer deleted under it', () => {
     await waitFor(() => seen.includes('two'), 10_000, 20);
     expect(loop.healthy).toBe(true);
     await loop.stop();
+  }, 30_000);
+});
+
+describe('streamsReady (the `jetstream` readiness check)', () => {
+  it('is true with every stream there; creates a stream deleted by hand again; fails where JetStream is off', async () => {
+    const own = natsNames(`${ns}_ready`);
+    await ensureStreams(jsm, own);
+    const recreated: string[][] = [];
+    expect(await streamsReady(jsm, own, { recreated: (s) => recreated.push(s) })).toBe(true);
+    expect(recreated).toEqual([]);
+    await jsm.streams.delete(own.streams.jobs);
+    expect(await streamsReady(jsm, own, { recreated: (s) => recreated.push(s) })).toBe(true);
+    expect(recreated).toEqual([[own.streams.jobs]]);
+    expect((await jsm.streams.info(own.streams.jobs)).config.subjects).toEqual([own.subjects.allJobs]);
+    for (const name of Object.values(own.streams)) await jsm.streams.delete(name).catch(() => undefined);
+
+    // a server without JetStream: the connection is up, the check is not
+    const port = await freePort();
+    const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    try {
+      const plain = await waitFor(() => connect({ servers: `127.0.0.1:${port}` }).catch(() => undefined), 10_000);
+      try {
+        expect(await pingNats(plain)).toBe(true);
+        await expect(streamsReady(await jetstreamManager(plain, { checkAPI: false }), own)).rejects.toThrow();
+      } finally {
+        await plain.close();
+      }
+    } finally {
+      server.kill('SIGKILL');
+    }
   }, 30_000);
 });

@@ -96,6 +96,23 @@ export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, opt
 }
 
 /**
+ * Whether JetStream serves this namespace right now: enabled, answering, and every stream of the
+ * namespace there (one listing request). A stream deleted by hand is created again (as at start;
+ * `recreated` is told its names) and the answer is true once that worked. Readiness (the `jetstream`
+ * check): a connection to NATS that is up says nothing about whether a job can be stored.
+ */
+export async function streamsReady(jsm: JetStreamManager, names: NatsNames, opts: StreamOptions & { recreated?: (streams: string[]) => void } = {}): Promise<boolean> {
+  const expected = streamConfigs(names, opts).map((c) => c.name);
+  const present = new Set<string>();
+  for await (const name of jsm.streams.names(`${names.namespace}.>`)) present.add(name);
+  const missing = expected.filter((name) => !present.has(name));
+  if (missing.length === 0) return true;
+  await ensureStreams(jsm, names, opts);
+  opts.recreated?.(missing);
+  return true;
+}
+
+/**
  * Creates or updates a durable pull consumer on a stream. `onCreate` holds settings only a new
  * consumer takes (where it starts: JetStream cannot change that later, so an update leaves it).
  */

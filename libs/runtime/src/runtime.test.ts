@@ -51,7 +51,8 @@ describe('readiness tells the truth', () => {
       const downAfter = await waitUntil(async () => (await checkReadiness(rt.readiness)).down.includes(service), 5_000);
       const report = await checkReadiness(rt.readiness);
       expect(report.ready).toBe(false);
-      expect(report.down).toEqual([service]);
+      // losing NATS is losing JetStream too
+      expect(report.down).toEqual(service === 'nats' ? ['nats', 'jetstream'] : [service]);
       expect(downAfter).toBeLessThan(5_000);
 
       await proxies[service].restore();

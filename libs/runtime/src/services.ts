@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { Registry } from 'prom-client';
 import type { Settings } from '@janus/config';
 import { createDb, migrate, type DbHandle } from '@janus/db';
-import { connectNats, ensureStreams, natsNames, pingNats, type NatsConnection, type NatsNames } from '@janus/messaging';
+import { connectNats, ensureStreams, natsNames, pingNats, streamsReady, type NatsConnection, type NatsNames } from '@janus/messaging';
 import { createLogger, createMetricsRegistry, type Logger, type ReadinessCheck } from '@janus/observability';
 import { Shutdown } from './shutdown.js';
 import { untilReachable, type Startup } from './startup.js';
@@ -106,6 +106,16 @@ export async function startServices(opts: ServicesOptions): Promise<Services> {
     db,
     readiness: [
       { name: 'nats', check: () => pingNats(nc) },
+      // JetStream itself: disabled on the server, or a stream deleted, fails every job's publish
+      // while the connection is fine (a deleted stream is created again here).
+      {
+        name: 'jetstream',
+        check: () =>
+          streamsReady(jsm, names, {
+            replicas: settings.streamReplicas,
+            recreated: (streams) => logger.warn({ streams }, 'JetStream streams of this namespace were missing; created them again'),
+          }),
+      },
       { name: 'postgres', check: () => db.ping() },
     ],
     shutdown,
