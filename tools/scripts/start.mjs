@@ -85,7 +85,10 @@ if (!stopping) {
   // Where a password is, never the password: its variable, or the file it is kept in.
   const passwordRef = ({ source }) => (source.startsWith('JANUS_') ? `$${source}` : `$(cat ${source})`);
   const url = (name) => urlOf(APPS.find((a) => a.name === name), env);
-  const tokenHint = admin.source === 'JANUS_ADMIN_TOKEN' ? 'from JANUS_ADMIN_TOKEN' : `kept in ${admin.source.replace(' (new)', '')}, the same at every start`;
+  // Never the token itself either (docs/operations.md "Secrets in logs"): where it is.
+  const tokenFile = admin.source.replace(' (new)', '');
+  const tokenHint = admin.source === 'JANUS_ADMIN_TOKEN' ? 'the one in JANUS_ADMIN_TOKEN (set in this shell already)' : `kept in ${tokenFile}, the same at every start`;
+  const tokenExport = admin.source === 'JANUS_ADMIN_TOKEN' ? [] : [`                     export JANUS_ADMIN_TOKEN=$(cat ${tokenFile})`];
   process.stdout.write(
     [
       '',
@@ -93,8 +96,8 @@ if (!stopping) {
       `    producers' API   ${url('ingress')}          (POST /v1/jobs)`,
       `    API docs         ${url('ingress')}/docs     and ${url('policy-admin')}/docs (admin API)`,
       `    dashboard        ${url('policy-admin')}/dashboard`,
-      `    admin token      ${tokenHint}:`,
-      `                     export JANUS_ADMIN_TOKEN=${admin.token}`,
+      `    admin token      ${tokenHint}${tokenExport.length > 0 ? ':' : ''}`,
+      ...tokenExport,
       ...(natsAuth
         ? [
             `    NATS with users  ${natsAuth.url}: the apps connect as janus; a worker (or npm run demo) connects as worker:`,
