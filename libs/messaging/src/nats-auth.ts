@@ -99,7 +99,7 @@ function note(kind: ListKind, subject: string, namespace: string): string | unde
     case 'worker.deny':
       return "Janus's own consumer, not a worker's";
     case 'worker.subscribe':
-      return 'its own replies: pulled jobs, publish acks, lease answers';
+      return "every worker's replies: pulled jobs, publish acks, lease answers";
     default:
       return undefined;
   }
@@ -145,7 +145,9 @@ export function natsAuthConfig(namespace: string): string {
     `# The passwords come from nats-server's environment: ${app.passwordVariable} (user "${app.user}",`,
     `# the apps) and ${worker.passwordVariable} (user "${worker.user}", workers); nats-server does not start`,
     '# without them. Apps connect with NATS_USER/NATS_PASSWORD; workers also with the inbox prefix',
-    `# ${WORKER_INBOX_PREFIX} (the worker SDK's connectWorker sets it), the only inboxes they may read.`,
+    `# ${WORKER_INBOX_PREFIX} (the worker SDK's connectWorker sets it), the only inboxes they may read —`,
+    "# all workers' alike: one worker connection can read what is delivered to another, so treat the",
+    '# workers as one trust domain, or give each group its own user (docs/operations.md, NATS users).',
     '#',
     '# NATS wildcards match whole tokens only ("workers-*" would be a literal consumer name), so a',
     `# worker may pull from, ask about and acknowledge the consumers of ${jobs} except the ones Janus`,
