@@ -42,6 +42,7 @@ export class IngressMetrics {
   readonly takeovers: Counter;
   readonly cancellations: Counter;
   readonly replays: Counter<'job_type'>;
+  readonly requestErrors: Counter<'route' | 'status'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -94,6 +95,12 @@ export class IngressMetrics {
       name: 'janus_jobs_replayed_total',
       help: 'Dead jobs replayed by their producer (POST /v1/jobs/{jobId}/replay): each is a new attempt in the waiting room',
       labelNames: ['job_type'],
+      registers,
+    });
+    this.requestErrors = new Counter({
+      name: 'janus_ingress_request_errors_total',
+      help: 'Submissions refused before any admission decision, by route and status: 401/403 (key), 400 (body or field), 404 (unknown job type), 413 (payload or body size), 415 (not JSON); decisions are janus_admission_decisions_total',
+      labelNames: ['route', 'status'],
       registers,
     });
   }

@@ -508,6 +508,28 @@ describe('service routes', () => {
     expect(metrics).toContain('janus_publish_failures_total');
   });
 
+  it('counts input refusals by route and status, and times a replay as a duplicate (not as an admission)', async () => {
+    // a sample's value by its name and labels, whatever their order
+    const value = async (name: string, labels: Record<string, string>) => {
+      const line = (await (await req('/metrics')).text()).split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const unauthorized = ['janus_ingress_request_errors_total', { route: '/v1/jobs', status: '401' }] as const;
+    const unknownType = ['janus_ingress_request_errors_total', { route: '/v1/jobs/batch', status: '404' }] as const;
+    const duplicateTimed = ['janus_admission_duration_seconds_count', { decision: 'duplicate' }] as const;
+    const admittedTimed = ['janus_admission_duration_seconds_count', { decision: 'admitted' }] as const;
+    const before = { unauthorized: await value(...unauthorized), unknownType: await value(...unknownType), duplicateTimed: await value(...duplicateTimed) };
+    expect((await req('/v1/jobs', json({ type: 'email' }, { authorization: 'Bearer nope' }))).status).toBe(401);
+    expect((await post('/v1/jobs/batch', acme, { jobs: [{ type: 'nosuch' }] })).status).toBe(404);
+    expect((await post('/v1/jobs', acme, { type: 'email' }, { 'idempotency-key': 'timed-replay' })).status).toBe(202);
+    const admittedBefore = await value(...admittedTimed);
+    expect((await post('/v1/jobs', acme, { type: 'email' }, { 'idempotency-key': 'timed-replay' })).status).toBe(200);
+    expect(await value(...unauthorized)).toBe(before.unauthorized + 1);
+    expect(await value(...unknownType)).toBe(before.unknownType + 1);
+    expect(await value(...duplicateTimed)).toBe(before.duplicateTimed + 1);
+    expect(await value(...admittedTimed)).toBe(admittedBefore);
+  });
+
   it("moves the dashboard's live stats (admitted and rejected by reason, per dependency)", async () => {
     const redis = ingress.runtime.redis;
     const sum = async (field: string) => {

@@ -54,6 +54,8 @@ const ENVELOPE_BYTES = 16 * 1024;
 /** A full room frees as its jobs are admitted: ask again in a few seconds. */
 const QUEUE_FULL_RETRY_MS = 5_000;
 const DEFAULT_PAYLOAD_BYTES = 16 * 1024;
+/** Answers that refuse a submission's input before any admission decision (janus_ingress_request_errors_total). */
+const INPUT_ERRORS: ReadonlySet<number> = new Set([400, 401, 403, 404, 413, 415]);
 /** The most bytes JSON text can spend on one byte of a payload's compact UTF-8 form (`\u0001` for U+0001). */
 const ESCAPED_BYTES_PER_BYTE = 6;
 
@@ -320,7 +322,8 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   const batchCap = () => 1000 * (largestPayload(deps.policy()) + 1024) + ENVELOPE_BYTES;
   const observe = (started: bigint, result: AdmitAnswer) => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    deps.metrics.admissionSeconds.observe({ decision: result.kind }, seconds);
+    // a 200 is a replay: timed as the duplicate it is (its count is `duplicate` too)
+    deps.metrics.admissionSeconds.observe({ decision: result.kind === 'admitted' && result.status === 200 ? 'duplicate' : result.kind }, seconds);
   };
 
   // The two submit routes are the hot path: documented from their route definitions, but validated
@@ -331,11 +334,16 @@ export function jobsRoutes(deps: JobsRouteDeps) {
   // problem+json 400.
   function postValidated<T>(route: Parameters<typeof app.openAPIRegistry.registerPath>[0], cap: () => number, schema: z.ZodType<T>, handle: (c: Context, tenant: string, body: T) => Promise<Response>): void {
     app.openAPIRegistry.registerPath(route);
-    app.post(route.path, async (c) => {
+    const respond = async (c: Context): Promise<Response> => {
       const who = deps.auth.authenticate(c);
       if ('response' in who) return who.response;
       const body = await validBody(c, cap(), schema);
       return body.ok ? handle(c, who.tenant, body.value) : body.response;
+    };
+    app.post(route.path, async (c) => {
+      const res = await respond(c);
+      if (INPUT_ERRORS.has(res.status)) deps.metrics.requestErrors.inc({ route: route.path, status: res.status });
+      return res;
     });
   }
 
@@ -435,6 +443,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
           return queuedReplay(queued.row, job, keyPath);
         case 'queue_full':
           deps.admission.countAll([job], 'rejected', 'queue_full');
+          deps.metrics.admissionSeconds.observe({ decision: 'rejected' }, Number(process.hrtime.bigint() - started) / 1e9);
           return c.json({ status: 'rejected', reason: 'queue_full', retryAfterMs: QUEUE_FULL_RETRY_MS }, 429, { 'retry-after': retryAfterSeconds(QUEUE_FULL_RETRY_MS) });
       }
     } catch (error) {
