@@ -218,10 +218,10 @@ export class AdmissionService {
         return { kind: 'in_progress', index: result.index };
       }
       case 'unknown_job_type':
-        this.countAll(jobs, 'rejected', 'unknown_job_type');
+        this.countRefusal(jobs, result.index, 'unknown_job_type');
         return { kind: 'unknown_job_type', index: result.index };
       case 'rejected':
-        if (!queueing) this.countAll(jobs, 'rejected', result.reason);
+        if (!queueing) this.countRefusal(jobs, result.index, result.reason);
         return { kind: 'rejected', index: result.index, reason: result.reason, retryAfterMs: result.retryAfterMs };
       case 'exceeds_capacity':
         this.countAll(jobs, 'rejected', 'exceeds_capacity');
@@ -293,6 +293,21 @@ export class AdmissionService {
     }
     if (shape === 'single') return { kind: 'admitted', status: 202, body: records[0] ?? {} };
     return { kind: 'admitted', status: 202, body: { jobs: records.map((r) => ({ jobId: r.jobId, status: r.status, attempt: r.attempt })) } };
+  }
+
+  /**
+   * A refusal of the job at `index`: it counts the reason; the other jobs of its batch were refused
+   * with it (all or nothing) and count `batch_refused`, not a reason that may not even apply to
+   * their job type.
+   */
+  countRefusal(jobs: readonly PreparedJob[], index: number, reason: string): void {
+    const refused = jobs[index];
+    if (refused === undefined || jobs.length === 1) {
+      this.countAll(jobs, 'rejected', reason);
+      return;
+    }
+    this.deps.decisions.record('rejected', reason, refused.type, 1);
+    this.countAll(jobs.filter((_, i) => i !== index), 'rejected', 'batch_refused');
   }
 
   countAll(jobs: readonly PreparedJob[], decision: 'rejected' | 'duplicate' | 'unavailable' | 'queued', reason: string): void {

@@ -275,6 +275,18 @@ describe('POST /v1/jobs/batch', () => {
     expect(res.headers.get('retry-after')).toBe(String(Math.ceil(body.retryAfterMs / 1000)));
     const after = await ingress.limiter.inspect();
     expect(after.dependencies.tight?.inFlight).toBe(before.dependencies.tight?.inFlight);
+
+    // counted per job: the refused one with its reason, the others of the batch as refused with it
+    const decisions = async () => {
+      const text = await (await req('/metrics')).text();
+      const count = (reason: string, type: string) =>
+        Number(text.split('\n').find((l) => l.startsWith('janus_admission_decisions_total{') && l.includes('decision="rejected"') && l.includes(`reason="${reason}"`) && l.includes(`job_type="${type}"`))?.split(' ').pop() ?? 0);
+      return { slowConcurrency: count('dependency_concurrency', 'slow'), emailConcurrency: count('dependency_concurrency', 'email'), emailBatch: count('batch_refused', 'email'), slowBatch: count('batch_refused', 'slow') };
+    };
+    const counted = await decisions();
+    const mixed = await post('/v1/jobs/batch', beta, { jobs: [{ type: 'email' }, { type: 'slow' }, { type: 'slow' }] });
+    expect(await mixed.json()).toMatchObject({ index: 2, reason: 'dependency_concurrency' });
+    expect(await decisions()).toEqual({ slowConcurrency: counted.slowConcurrency + 1, emailConcurrency: counted.emailConcurrency, emailBatch: counted.emailBatch + 1, slowBatch: counted.slowBatch + 1 });
   });
 
   it('a job key first used in a batch answers a later single request with duplicate: true', async () => {
