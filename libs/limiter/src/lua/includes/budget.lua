@@ -50,9 +50,9 @@ end
 -- current window (the debt it may have left, conservatively), and nothing is given back.
 local function budget_adjust(key, window, delta, now)
   local v = rcall('HMGET', key, 'w', 'u', 'p', 'l')
-  local w = tonumber(v[1])
-  if w == nil then return end
-  if w == tonumber(window) or (delta > 0 and w > tonumber(window)) then
+  local w, win = tonumber(v[1]), tonumber(window)
+  if w == nil or win == nil then return end
+  if w == win or (delta > 0 and w > win) then
     local used = math.max(0, (tonumber(v[2]) or 0) + delta)
     rcall('HSET', key, 'u', fmt(used))
     local p = tonumber(v[3])
