@@ -84,7 +84,7 @@ describe('pause and resume', () => {
     expect((await admit('call')).kind).toBe('admitted');
   });
 
-  it('404 for an unknown name, 400 for an invalid one, 400 naming `until` when it is not an ISO time', async () => {
+  it('404 for an unknown name, 400 for an invalid one, 400 naming `until` when it is not an ISO time or is past (which would lift a pause)', async () => {
     expect((await h.call('POST', '/v1/dependencies/nope/pause')).status).toBe(404);
     expect((await h.call('POST', '/v1/job-types/nope/resume')).status).toBe(404);
     expect((await h.call('POST', '/v1/dependencies/Bad%20Name/pause')).status).toBe(400);
@@ -93,6 +93,14 @@ describe('pause and resume', () => {
     expect(JSON.stringify(bad.body)).toContain('until');
     expect((await h.call('POST', '/v1/dependencies/api/pause', { until: '2030-01-01T00:00:00Z', extra: 1 })).status).toBe(400);
     expect((await h.call('GET', '/v1/dependencies/api/pause')).body).toEqual({ dependency: 'api', paused: false, until: null });
+    // a pause in force is not lifted by a pause request whose `until` is past
+    const until = new Date(Date.now() + 60_000).toISOString();
+    expect((await h.call('POST', '/v1/dependencies/api/pause', { until })).status).toBe(200);
+    const past = await h.call('POST', '/v1/dependencies/api/pause', { until: '2020-01-01T00:00:00Z' });
+    expect(past.status).toBe(400);
+    expect(past.body.errors).toEqual([{ path: 'until', message: expect.stringContaining('future') }]);
+    expect((await h.call('GET', '/v1/dependencies/api/pause')).body).toMatchObject({ paused: true });
+    expect((await h.call('POST', '/v1/dependencies/api/resume')).status).toBe(200);
   });
 });
 

@@ -65,7 +65,7 @@ export function adminFailure(answer: AdminAnswer): CliFailure {
   const [first = '', ...rest] = problemLines(problem);
   if (answer.status === 401) rest.push('check JANUS_ADMIN_TOKEN');
   if (answer.status === 412) rest.push('the policy changed since the version you named: read it again (janus policy get) and retry');
-  return new CliFailure(exitForStatus(answer.status), `policy-admin answered ${first}`, rest, answer.body ?? problem);
+  return new CliFailure(exitForStatus(answer.status, problem.type), `policy-admin answered ${first}`, rest, answer.body ?? problem);
 }
 
 /** A path segment for a name or id typed by the user. */

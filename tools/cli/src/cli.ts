@@ -15,7 +15,7 @@ export const EXIT_CODES = `exit codes:
      not replayable, 412 the policy moved on, 422 invalid, 429 rejected, …)
   2  usage: bad arguments (nothing was sent)
   3  configuration or infrastructure: JANUS_API_KEY / JANUS_ADMIN_TOKEN not set, Janus, policy-admin
-     or NATS unreachable, a 5xx (503: nothing was done, try again), 401/403 (wrong key or token)
+     or NATS unreachable, a 5xx (503: nothing was done, try again), 401/403 (wrong key or token, or 429 after 20 of them)
 problem details (detail and each field error) go to stderr; with --json, stdout carries the JSON
 Janus answered, for failures too when there was one.`;
 

@@ -7,7 +7,8 @@ import type { FieldError, FetchLike, Problem } from '@janus/client';
  *   cancellable / not replayable, 412 stale version, 422 invalid, 429 rejected, …).
  * - 2: usage: bad arguments, found before any request was sent.
  * - 3: configuration or infrastructure: a variable not set, Janus (or NATS) unreachable, a 5xx
- *   (503 included: nothing was done, try again), 401/403 (the key or token is wrong).
+ *   (503 included: nothing was done, try again), 401/403 (the key or token is wrong; also the 429
+ *   that follows 20 such failures).
  */
 export const EXIT = { ok: 0, refused: 1, usage: 2, unavailable: 3 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -45,9 +46,12 @@ export class UsageError extends CliFailure {
   }
 }
 
-/** The exit code an HTTP status means when it is not the success a command expects. */
-export function exitForStatus(status: number): ExitCode {
-  if (status === 401 || status === 403 || status >= 500) return EXIT.unavailable;
+/** Janus's 429 for an address after 20 failed authentications: the key or token is wrong, as a 401 says. */
+const TOO_MANY_AUTH_FAILURES = 'https://janus.dev/problems/too-many-auth-failures';
+
+/** The exit code an HTTP status (and its problem type, when there is one) means when it is not the success a command expects. */
+export function exitForStatus(status: number, problemType?: string): ExitCode {
+  if (status === 401 || status === 403 || status >= 500 || problemType === TOO_MANY_AUTH_FAILURES) return EXIT.unavailable;
   if (status >= 400) return EXIT.refused;
   // A 2xx or 3xx other than the one expected: not Janus's API answering (a proxy, a wrong URL).
   return EXIT.unavailable;

@@ -32,7 +32,7 @@ export async function calling<T>(url: string, call: () => Promise<T>): Promise<T
       const details = problemLines(problem).slice(1);
       if (error.status === 401) details.push('check JANUS_API_KEY');
       if (error.status === 403) details.push('the key is genuine but its tenant is not in the running policy');
-      throw new CliFailure(exitForStatus(error.status), `Janus answered ${problemLines(problem)[0] ?? ''}`, details, problem);
+      throw new CliFailure(exitForStatus(error.status, problem.type), `Janus answered ${problemLines(problem)[0] ?? ''}`, details, problem);
     }
     throw new CliFailure(EXIT.unavailable, `Janus at ${url} (JANUS_URL): ${error.message}`);
   }
@@ -41,5 +41,5 @@ export async function calling<T>(url: string, call: () => Promise<T>): Promise<T
 /** A decision that is not a success (404, 409, 422, 429, …): exit 1, or 3 for 503. */
 export function refusal(what: string, problem: Problem, body: unknown = problem, extra: readonly string[] = []): CliFailure {
   const [first = '', ...rest] = problemLines(problem);
-  return new CliFailure(exitForStatus(problem.status), `${what}: ${first}`, [...rest, ...extra], body);
+  return new CliFailure(exitForStatus(problem.status, problem.type), `${what}: ${first}`, [...rest, ...extra], body);
 }

@@ -305,7 +305,7 @@ describe('janus CLI (built, against a running Janus)', () => {
     expect(ok(await janus(['jobs', 'cancel', id, '--json'])).json).toEqual({ jobId: id, status: 'cancelled' });
     expect((await janus(['jobs', 'cancel', 'job-that-is-not'])).code).toBe(1);
 
-    expect(ok(await janus(['types', 'resume', 'greet'])).stdout).toBe('job type greet is not paused\n');
+    expect(ok(await janus(['types', 'resume', 'greet'])).stdout).toBe('job type greet resumed\n');
     // Admitted now: too late to cancel.
     const admitted = ok(await janus(['jobs', 'submit', 'greet', '--json'])).json['jobId'] as string;
     // Once the persister has stored it (until then it is no job ingress can read: 404).

@@ -99,6 +99,10 @@ export function pauseRoutes(what: 'dependency' | 'jobType', deps: PauseDeps) {
       const until = body.data.until === undefined ? undefined : Date.parse(body.data.until);
       // At most POLICY_BOUNDS.maxDurationMs (10 years) ahead, as every duration of the policy: the
       // limiter's and the answers' date arithmetic stays valid (until resumed: no `until`).
+      // A time already past would end the pause at once: a pause request must not act as a resume.
+      if (until !== undefined && until <= Date.now()) {
+        return invalidRequest([{ path: 'until', message: 'must be in the future; POST …/resume ends a pause' }]);
+      }
       if (until !== undefined && !(until <= Date.now() + POLICY_BOUNDS.maxDurationMs)) {
         return invalidRequest([{ path: 'until', message: `must be at most ${POLICY_BOUNDS.maxDurationMs} ms (10 years) from now; omit it to pause until resumed` }]);
       }

@@ -54,5 +54,7 @@ async function pauseCommand(resource: 'dependencies' | 'job-types', sub: 'pause'
   const { body } = await new AdminApi(io).expect([200], 'POST', `/v1/${resource}/${seg(name)}/${sub}`, sub === 'pause' ? { body: until !== undefined ? { until } : {} } : {});
   const b = isObject(body) ? body : {};
   const what = resource === 'dependencies' ? 'dependency' : 'job type';
-  out.result(body, () => out.line(b['paused'] === true ? `${what} ${name} paused ${typeof b['until'] === 'string' ? `until ${b['until']}` : 'until resumed'}` : `${what} ${name} is not paused`));
+  // after a resume: "resumed" (not "is not paused", which read as "nothing to resume")
+  const notPaused = sub === 'resume' ? `${what} ${name} resumed` : `${what} ${name} is not paused`;
+  out.result(body, () => out.line(b['paused'] === true ? `${what} ${name} paused ${typeof b['until'] === 'string' ? `until ${b['until']}` : 'until resumed'}` : notPaused));
 }
