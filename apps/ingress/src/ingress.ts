@@ -83,6 +83,7 @@ export async function startIngress(settings: Settings, opts: { logger?: Logger; 
       // a key whose queued job its producer cancelled still answers within the job type's window
       store: new WaitingStore(runtime.db.db, (type) => limiter.policy.jobType(type)?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS),
       keyLive: (tenant, key, kind) => limiter.idempotencyKeyLive(tenant, key, kind),
+      bucketLevels: (buckets) => limiter.bucketLevels(buckets),
       wake: () => {
         // Best effort: the dispatcher also looks again on its own within a second.
         if (!runtime.nc.isClosed()) runtime.nc.publish(runtime.names.subjects.roomWake, NEW_JOB_WAKE);

@@ -51,16 +51,18 @@ beforeAll(async () => {
       deep: { rate: { limit: 1, periodMs: 1000, burst: 20 } },
       slow: { rate: { limit: 1, periodMs: 1000, burst: 1 } },
       rare: { rate: { limit: 1, periodMs: 60_000, burst: 1 } },
+      crawl: { rate: { limit: 1, periodMs: 3_000, burst: 1 } },
     },
-    tenants: { acme: {}, fast: { rate: { limit: 10, periodMs: 1000, burst: 1 } }, solo: {}, patient: {} },
+    tenants: { acme: {}, fast: { rate: { limit: 10, periodMs: 1000, burst: 1 } }, solo: {}, patient: {}, queueing: {} },
     jobTypes: {
       spend: { dependencies: [{ name: 'tokens', cost: 10 }] },
       burst: { dependencies: [{ name: 'deep' }] },
       trickle: { dependencies: [{ name: 'slow' }] },
       seldom: { dependencies: [{ name: 'rare' }] },
+      creep: { dependencies: [{ name: 'crawl' }] },
     },
   });
-  for (const t of ['acme', 'fast', 'solo', 'patient']) keys[t] = (await createKey([ingress], t)).key;
+  for (const t of ['acme', 'fast', 'solo', 'patient', 'queueing']) keys[t] = (await createKey([ingress], t)).key;
   dispatcher = await startDispatcher(ingress, ns);
 }, 60_000);
 
@@ -82,6 +84,30 @@ describe("a queued job's notBefore is an estimate, not just now", () => {
     const view = await ingress.app.request(`/v1/jobs/${second.jobId}`, { headers: { authorization: `Bearer ${keys.patient}` } });
     expect(((await view.json()) as Queued).notBefore).toBe(second.notBefore);
   });
+
+  it('jobs queued behind others on an empty bucket are told a refill later each (the bucket is read, not assumed full), and run then', async () => {
+    // one job per 3 s: the first is admitted, the second refused and queued (the refusal names the
+    // refill), the third and fourth queue behind it. Before the bucket was read, each was told one
+    // refill too early (it assumed a full bucket of 1): 3 s and 6 s instead of 6 s and 9 s.
+    expect((await submit('queueing', 'creep')).status).toBe('admitted');
+    const answers: Queued[] = [];
+    const asked: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      asked.push(Date.now());
+      answers.push(await submit('queueing', 'creep'));
+    }
+    expect(answers.map((a) => a.status)).toEqual(['queued', 'queued', 'queued']);
+    const ahead = answers.map((a, i) => Date.parse(a.notBefore!) - asked[i]!);
+    console.log(`[not-before] behind others: notBefore − asked ${ahead.join(', ')} ms`);
+    expect(ahead[0]).toBeGreaterThan(2_500);
+    expect(ahead[1]).toBeGreaterThan(5_500);
+    expect(ahead[2]).toBeGreaterThan(8_500);
+    // never earlier, and close: each runs within a second and a half of its notBefore
+    const early = await earliness('creep', answers, 20_000);
+    console.log(`[not-before] behind others: admitted − notBefore ${early.join(', ')} ms`);
+    expect(Math.min(...early)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...early)).toBeLessThan(1_500);
+  }, 30_000);
 });
 
 describe('a queued job is never admitted before its notBefore', () => {

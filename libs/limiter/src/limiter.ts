@@ -727,6 +727,11 @@ export class Limiter {
     return this.credits.topUp(tenant, idempotencyKey, amount);
   }
 
+  /** The units these token buckets hold now (ReadModels.bucketLevels). */
+  bucketLevels(specs: readonly { readonly id: string; readonly limit: number; readonly periodMs: number; readonly capacity: number }[]): Promise<Map<string, number>> {
+    return this.#reads.bucketLevels(specs);
+  }
+
   usage(tenant: string): Promise<TenantUsage> {
     return this.#reads.usage(this.#policy, tenant);
   }

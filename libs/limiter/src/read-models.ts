@@ -43,6 +43,19 @@ export class ReadModels {
     return { tenant, at, budget, credits: credits.account ? { balance: credits.balance, reserved: credits.reserved } : null, inFlight };
   }
 
+  /**
+   * The units the token buckets with these ids hold now (fractions included; a missing bucket is
+   * full): read only, as admission would read them (includes/bucket.lua). What a queued job's
+   * `notBefore` starts from (the waiting room's estimate).
+   */
+  async bucketLevels(specs: readonly { readonly id: string; readonly limit: number; readonly periodMs: number; readonly capacity: number }[]): Promise<Map<string, number>> {
+    if (specs.length === 0) return new Map();
+    const pipeline = this.store.redis.pipeline();
+    for (const spec of specs) pipeline.hmget(this.keys.limit(spec.id), 't', 'ts', 'p', 'r', 'c');
+    const [at, rows] = await Promise.all([this.clock.read(), this.store.guard(pipeline.exec()).then((r) => r ?? [])]);
+    return new Map(specs.map((spec, i) => [spec.id, bucketUnits({ limit: spec.limit, periodMs: spec.periodMs, burst: spec.capacity }, rows[i]?.[1], at)]));
+  }
+
   /** A tenant's prepaid credits (`account: false`: none, which does not limit; then both 0). */
   async credits(tenant: string): Promise<CreditsState> {
     const [b, r] = await this.store.guard(this.store.redis.hmget(this.keys.credits(tenant), 'b', 'r'));
@@ -113,9 +126,15 @@ export class ReadModels {
  */
 function bucketView(rate: { limit: number; periodMs: number; burst?: number | undefined }, cell: unknown, at: number): BucketView {
   const capacity = rate.burst ?? rate.limit;
+  return { capacity, available: Math.floor(bucketUnits(rate, cell, at)) };
+}
+
+/** What bucketView floors: the bucket's units at `at`, fractions included. */
+function bucketUnits(rate: { limit: number; periodMs: number; burst?: number | undefined }, cell: unknown, at: number): number {
+  const capacity = rate.burst ?? rate.limit;
   const [t, ts, p, r, c] = (Array.isArray(cell) ? cell : []) as (string | null | undefined)[];
   const full = capacity * rate.periodMs;
-  if (t === null || t === undefined) return { capacity, available: capacity };
+  if (t === null || t === undefined) return capacity;
   const stored = Number(t);
   const dt = Math.max(0, at - Number(ts ?? at));
   const period = p === null || p === undefined ? Number.NaN : Number(p);
@@ -127,5 +146,5 @@ function bucketView(rate: { limit: number; periodMs: number; burst?: number | un
     if (c !== null && c !== undefined && old > Number(c)) old = Number(c);
     tokens = Math.floor(Math.min(full, (old * rate.periodMs) / period, (stored * rate.periodMs) / period + dt * rate.limit));
   }
-  return { capacity, available: Math.floor(tokens / rate.periodMs) };
+  return tokens / rate.periodMs;
 }

@@ -1,6 +1,6 @@
 import type { Priority, RejectReason } from '@janus/contracts';
 import type { CompiledPolicy } from '@janus/limiter';
-import { jobBoundOf, notBefore } from './estimate.js';
+import { jobBoundOf, notBefore, type JobBound } from './estimate.js';
 import type { EnqueueResult, WaitingStore } from './store.js';
 
 /** CONTRACT §2: a tenant's jobs waiting in mode `queue`, unless its policy says otherwise. */
@@ -23,8 +23,17 @@ export interface ProducerJob {
  * A producer's job in mode `queue` that is not admitted now: stored in the room (bounded by the
  * tenant's `maxQueued`) with its `notBefore`. `refused`: the admission's answer, when one was tried.
  */
-export function enqueueProducerJob(store: WaitingStore, policy: CompiledPolicy, job: ProducerJob, refused?: { reason: RejectReason; retryAfterMs: number }, now = Date.now()): Promise<EnqueueResult> {
+export async function enqueueProducerJob(
+  store: WaitingStore,
+  policy: CompiledPolicy,
+  job: ProducerJob,
+  refused?: { reason: RejectReason; retryAfterMs: number },
+  now = Date.now(),
+  /** Reads how full the job's token buckets are (Limiter.bucketLevels); without it, or when it fails, the estimate assumes full buckets. */
+  readLevels?: (buckets: JobBound['buckets']) => Promise<ReadonlyMap<string, number>>,
+): Promise<EnqueueResult> {
   const bound = jobBoundOf(policy, job.tenant, job.type);
+  const levels = readLevels && bound.buckets.length > 0 ? await readLevels(bound.buckets).catch(() => undefined) : undefined;
   const maxQueued = policy.document.tenants[job.tenant]?.maxQueued ?? DEFAULT_MAX_QUEUED;
   return store.enqueue(
     {
@@ -42,6 +51,6 @@ export function enqueueProducerJob(store: WaitingStore, policy: CompiledPolicy, 
       dueAt: new Date(now),
     },
     maxQueued,
-    (jobs) => notBefore(now, bound, jobs, refused),
+    (jobs) => notBefore(now, bound, jobs, refused, levels),
   );
 }

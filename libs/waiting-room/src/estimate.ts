@@ -41,22 +41,36 @@ export function paceOf(policy: CompiledPolicy, tenant: string, type: string, cos
  * (a slot may free at any moment).
  */
 export interface JobBound {
-  /** The token buckets counting jobs: refill per ms, size, and the reason a refusal by one names. */
-  readonly buckets: readonly { readonly perMs: number; readonly burst: number; readonly reason: RejectReason }[];
+  /**
+   * The token buckets counting jobs: refill per ms, size, and the reason a refusal by one names;
+   * and what the limiter needs to read how full each is now (`id`, `limit`, `periodMs`, `capacity`:
+   * Limiter.bucketLevels).
+   */
+  readonly buckets: readonly JobBucket[];
   /** The reasons of sliding windows counting jobs: a refusal by one gives no bound (an entry may leave at any moment). */
   readonly windowReasons: ReadonlySet<RejectReason>;
+}
+
+export interface JobBucket {
+  readonly perMs: number;
+  readonly burst: number;
+  readonly reason: RejectReason;
+  readonly id: string;
+  readonly limit: number;
+  readonly periodMs: number;
+  readonly capacity: number;
 }
 
 const SCOPE_REASON: Readonly<Record<'dependency' | 'tenant' | 'global', RejectReason>> = { dependency: 'dependency_rate', tenant: 'tenant_rate', global: 'global_rate' };
 
 export function jobBoundOf(policy: CompiledPolicy, tenant: string, type: string): JobBound {
-  const buckets: { perMs: number; burst: number; reason: RejectReason }[] = [];
+  const buckets: JobBucket[] = [];
   const windowReasons = new Set<RejectReason>();
   for (const spec of policy.limitsFor(tenant, type) ?? []) {
     if ((spec.kind !== 'rate' && spec.kind !== 'window') || spec.amount.per !== 'job') continue;
     const reason = SCOPE_REASON[spec.ref.scope];
     if (spec.kind === 'window') windowReasons.add(reason);
-    else buckets.push({ perMs: spec.limit / spec.periodMs, burst: spec.capacity, reason });
+    else buckets.push({ perMs: spec.limit / spec.periodMs, burst: spec.capacity, reason, id: spec.id, limit: spec.limit, periodMs: spec.periodMs, capacity: spec.capacity });
   }
   return { buckets, windowReasons };
 }
@@ -64,18 +78,21 @@ export function jobBoundOf(policy: CompiledPolicy, tenant: string, type: string)
 /**
  * `notBefore` (CONTRACT §3: "it is never admitted earlier"): a lower bound of the admission of a job
  * with `jobsIncludingSelf − 1` of its tenant's jobs of its type ahead of it (same or higher priority:
- * they go first). Every job-counting bucket on its way lets at most its size at once and then its
- * declared rate (an adaptive dependency's effective rate is never higher), so the n jobs need at
- * least (n − size) / rate. A refusal by such a bucket (`refused`, the answer of the admission tried
+ * they go first). Every job-counting bucket on its way lets at most what it holds at once and then
+ * its declared rate (an adaptive dependency's effective rate is never higher), so the n jobs need at
+ * least (n − held) / rate: `held` is what the bucket holds now when `levels` says (read after `now`:
+ * Limiter.bucketLevels; other tenants only take from it, and it refills no faster), else its size.
+ * Before levels were read (until 2026-12-02), jobs queued behind others on an empty bucket were told
+ * a whole bucket earlier than they could run. A refusal by such a bucket (`refused`, the answer of the admission tried
  * just before) says it held less than one job's worth: then (n − 1) / rate — from the slowest of the
  * buckets the reason may name, as a reason does not say which one refused. The dispatcher never admits
  * a job before its `notBefore` (jobs ahead that are cancelled do not make the others early), so the
  * bound is kept low rather than likely: measured in `npm run bench:queue` (admitted − notBefore).
  */
-export function notBefore(now: number, bound: JobBound, jobsIncludingSelf: number, refused?: { reason: RejectReason; retryAfterMs: number }): Date {
+export function notBefore(now: number, bound: JobBound, jobsIncludingSelf: number, refused?: { reason: RejectReason; retryAfterMs: number }, levels?: ReadonlyMap<string, number>): Date {
   const n = jobsIncludingSelf;
   let ms = 0;
-  for (const b of bound.buckets) ms = Math.max(ms, (n - b.burst) / b.perMs);
+  for (const b of bound.buckets) ms = Math.max(ms, (n - Math.min(b.burst, levels?.get(b.id) ?? b.burst)) / b.perMs);
   if (refused !== undefined && !bound.windowReasons.has(refused.reason)) {
     const named = bound.buckets.filter((b) => b.reason === refused.reason);
     if (named.length > 0) ms = Math.max(ms, Math.min(...named.map((b) => (n - 1) / b.perMs)));

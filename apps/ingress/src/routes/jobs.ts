@@ -13,7 +13,7 @@ import {
   zodFieldErrors,
 } from '@janus/contracts';
 import { exceedsCapacity, priorityShareOf, type CompiledPolicy, type IdempotencyKind, type IdempotencyState } from '@janus/limiter';
-import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
+import { dedupeRoomKey, enqueueProducerJob, type EnqueueResult, type JobBound, type WaitingRow, type WaitingStore } from '@janus/waiting-room';
 import type { AdmissionService, AdmitAnswer, PreparedJob } from '../admission.js';
 import { fieldErrorsDetail, readJsonBody, requestHeader } from '@janus/http';
 import { parseIdempotencyRecord } from '@janus/execution';
@@ -48,6 +48,8 @@ export interface WaitingRoomAccess {
   wake(): void;
   /** Whether the limiter holds a live record of this key (a producer's, or `dedupe`: a payload's) — a replay of an admitted request. */
   keyLive?(tenant: string, key: string, kind?: IdempotencyKind): Promise<boolean>;
+  /** How full a job's token buckets are now (Limiter.bucketLevels): what a queued job's `notBefore` starts from. */
+  bucketLevels?(buckets: JobBound['buckets']): Promise<ReadonlyMap<string, number>>;
 }
 
 const ENVELOPE_BYTES = 16 * 1024;
@@ -432,7 +434,7 @@ export function jobsRoutes(deps: JobsRouteDeps) {
         }
         refused = { reason: result.reason, retryAfterMs: result.retryAfterMs };
       }
-      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant, idempotencyKey: roomKey }, refused, asked);
+      const queued: EnqueueResult = await enqueueProducerJob(room.store, policy, { ...job, tenant, idempotencyKey: roomKey }, refused, asked, room.bucketLevels?.bind(room));
       switch (queued.kind) {
         case 'queued':
           room.wake();
