@@ -25,12 +25,12 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Queue, Worker as BullWorker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JsMsg } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { connectNats } from '@janus/messaging';
+import { withBullmqLoop } from './bullmq-loop.js';
 import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -119,29 +119,7 @@ async function drive(submit: () => Promise<number>, completed: () => number | Pr
 }
 
 async function runBullmq(redis: number | undefined): Promise<Phase> {
-  const prefix = `bench_floor_bull_${randomBytes(3).toString('hex')}`;
-  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const workerConnection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('noop', { connection, prefix });
-  let done = 0;
-  const worker = new BullWorker('noop', async () => undefined, { connection: workerConnection, prefix, concurrency: WORKER_CONCURRENCY, removeOnComplete: { count: 1000 } });
-  worker.on('completed', () => {
-    done += 1;
-  });
-  try {
-    const jobs = Array.from({ length: BATCH }, (_, i) => ({ name: 'noop', data: { i } }));
-    const submit = async () => (await queue.addBulk(jobs)).length;
-    for (let i = 0; i < 5; i++) await submit();
-    while (done < 5 * BATCH) await sleep(20);
-    const base = done;
-    return await measure(redis, () => drive(submit, () => done - base));
-  } finally {
-    await worker.close();
-    await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
-    connection.disconnect();
-    workerConnection.disconnect();
-  }
+  return withBullmqLoop(settings.redisUrl, { batch: BATCH, concurrency: WORKER_CONCURRENCY }, ({ submit, completed }) => measure(redis, () => drive(submit, completed)));
 }
 
 /** The floor: the contract's messages and one row per job, in one process. `ledger`: the budget's `reserve` and `settle` too. */

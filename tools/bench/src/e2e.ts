@@ -19,7 +19,6 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Queue, Worker as BullWorker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadSettings } from '@janus/config';
@@ -34,6 +33,7 @@ import { startWorker } from '@janus/worker-sdk';
 import { withNodeOptions } from '../../scripts/node-options.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { buildApps } from '../../scripts/build-apps.mjs';
+import { withBullmqLoop } from './bullmq-loop.js';
 import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -237,37 +237,17 @@ async function runJanus(redis: number | undefined) {
 }
 
 async function runBullmq(redis: number | undefined) {
-  const prefix = `bench_e2e_bull_${randomBytes(3).toString('hex')}`;
-  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const workerConnection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue('noop', { connection, prefix });
-  let done = 0;
-  const worker = new BullWorker('noop', async () => undefined, { connection: workerConnection, prefix, concurrency: WORKER_CONCURRENCY, removeOnComplete: { count: 1000 } });
-  worker.on('completed', () => {
-    done += 1;
-  });
-  try {
-    const jobs = Array.from({ length: BATCH }, (_, i) => ({ name: 'noop', data: { i } }));
-    const submit = async () => (await queue.addBulk(jobs)).length;
-    for (let i = 0; i < 5; i++) await submit();
-    const warm = 5 * BATCH;
-    while (done < warm) await sleep(20);
+  return withBullmqLoop(settings.redisUrl, { batch: BATCH, concurrency: WORKER_CONCURRENCY }, async ({ submit, completed }) => {
     const procs: Cpu[] = [{ name: 'redis', pid: redis }, ...servers, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
-      const d = await drive(submit, () => done - warm);
+      const d = await drive(submit, completed);
       const deadline = Date.now() + 120_000;
-      while (done - warm < d.accepted && Date.now() < deadline) await sleep(20);
+      while (completed() < d.accepted && Date.now() < deadline) await sleep(20);
       const seconds = (performance.now() - d.firstAt) / 1000;
-      return { jobs: done - warm, accepted: d.accepted, refused: d.refused, seconds };
+      return { jobs: completed(), accepted: d.accepted, refused: d.refused, seconds };
     });
     return { ...measured, jobsPerSec: round(measured.jobs / measured.seconds) };
-  } finally {
-    await worker.close();
-    await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
-    connection.disconnect();
-    workerConnection.disconnect();
-  }
+  });
 }
 
 const redis = await redisPid();
