@@ -25,23 +25,19 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JsMsg } from '@nats-io/jetstream';
 import { loadSettings } from '@janus/config';
 import { connectNats } from '@janus/messaging';
-import { withBullmqLoop } from './bullmq-loop.js';
+import { closedLoop, E2E_LOAD, redisPid, withBullmqLoop } from './e2e-load.js';
 import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const { values: flags } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' } } });
 const SECONDS = Number(flags.seconds ?? 15);
 const ROUNDS = Math.max(1, Math.floor(Number(flags.rounds ?? 1)) || 1);
-// bench:e2e's load: 8 producers of 100-job requests, ≤ 20,000 outstanding, 256 jobs at once in the worker
-const BATCH = 100;
-const PRODUCERS = 8;
-const MAX_OUTSTANDING = 20_000;
-const WORKER_CONCURRENCY = 256;
+// bench:e2e's load (E2E_LOAD)
+const { batch: BATCH, producers: PRODUCERS, maxOutstanding: MAX_OUTSTANDING, workerConcurrency: WORKER_CONCURRENCY } = E2E_LOAD;
 const PERSIST_BATCH = 500;
 
 const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
@@ -55,16 +51,6 @@ interface Phase {
   jobs: number;
   seconds: number;
   cpuUsPerJob: Record<string, number | null>;
-}
-
-async function redisPid(): Promise<number | undefined> {
-  const r = new Redis(settings.redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    const m = /process_id:(\d+)/.exec(await r.info('server'));
-    return m ? Number(m[1]) : undefined;
-  } finally {
-    r.disconnect();
-  }
 }
 
 /** CPU of this process, Redis, nats-server and every postgres process, per job, over `run`. */
@@ -87,29 +73,17 @@ async function measure(redis: number | undefined, run: () => Promise<{ jobs: num
   return { ...r, cpuUsPerJob };
 }
 
-/** Closed loop for SECONDS, as bench:e2e drives both sides; then waits until every accepted job is done. */
+/**
+ * Closed loop for SECONDS, as bench:e2e drives both sides (closedLoop; `completed` may be a query,
+ * read every 20 ms); then waits until every accepted job is done.
+ */
 async function drive(submit: () => Promise<number>, completed: () => number | Promise<number>): Promise<{ jobs: number; seconds: number }> {
-  const firstAt = performance.now();
-  const end = firstAt + SECONDS * 1000;
-  let accepted = 0;
   let doneSeen = 0;
   const poll = setInterval(() => {
     void Promise.resolve(completed()).then((n) => (doneSeen = n));
   }, 20);
   try {
-    await Promise.all(
-      Array.from({ length: PRODUCERS }, async () => {
-        while (performance.now() < end) {
-          if (accepted - doneSeen >= MAX_OUTSTANDING) {
-            await sleep(5);
-            continue;
-          }
-          // (not `accepted += await submit()`: that reads `accepted` before the await, losing the other producers' jobs)
-          const n = await submit();
-          accepted += n;
-        }
-      }),
-    );
+    const { accepted, firstAt } = await closedLoop(SECONDS, submit, () => doneSeen);
     const deadline = Date.now() + 120_000;
     while ((await completed()) < accepted && Date.now() < deadline) await sleep(20);
     return { jobs: await completed(), seconds: (performance.now() - firstAt) / 1000 };
@@ -275,7 +249,7 @@ async function runFloor(redis: number | undefined, ledger: boolean): Promise<Pha
   }
 }
 
-const redis = await redisPid();
+const redis = await redisPid(settings.redisUrl);
 log(`e2e floor: ${SECONDS} s each, ${ROUNDS} round(s), ${PRODUCERS} producers × ${BATCH} jobs a request, ≤ ${MAX_OUTSTANDING} outstanding, ${cpus().length} CPUs`);
 const results: { bullmq: Phase; jobsOutcomes: Phase; withLedger: Phase }[] = [];
 const line = (name: string, p: Phase, against?: Phase) =>

@@ -19,7 +19,6 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
@@ -33,7 +32,7 @@ import { startWorker } from '@janus/worker-sdk';
 import { withNodeOptions } from '../../scripts/node-options.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { buildApps } from '../../scripts/build-apps.mjs';
-import { withBullmqLoop } from './bullmq-loop.js';
+import { closedLoop, E2E_LOAD, redisPid, withBullmqLoop } from './e2e-load.js';
 import { cpuUs, pidsOf } from './proc-cpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -41,10 +40,7 @@ const { values: flags } = parseArgs({ options: { smoke: { type: 'boolean', defau
 const SECONDS = Number(flags.seconds ?? (flags.smoke ? 4 : 20));
 /** BullMQ then Janus, this many times: the run-to-run spread on a shared machine is ±10 %; the median round is reported. */
 const ROUNDS = Math.max(1, Math.floor(Number(flags.rounds ?? 1)) || 1);
-const BATCH = 100;
-const PRODUCERS = 8;
-const MAX_OUTSTANDING = 20_000;
-const WORKER_CONCURRENCY = 256;
+const { batch: BATCH, producers: PRODUCERS, maxOutstanding: MAX_OUTSTANDING, workerConcurrency: WORKER_CONCURRENCY } = E2E_LOAD;
 const BIG = 1_000_000_000;
 
 const settings = loadSettings({ ...process.env, NODE_ENV: 'development' });
@@ -81,41 +77,6 @@ async function cpuPerJob<T>(procs: readonly Cpu[], run: () => Promise<{ jobs: nu
     cpuUsPerJob[p.name] = after === undefined || b === undefined || result.jobs === 0 ? null : round((after - b) / result.jobs);
   });
   return { ...result, cpuUsPerJob };
-}
-
-async function redisPid(): Promise<number | undefined> {
-  const r = new Redis(settings.redisUrl, { maxRetriesPerRequest: 1 });
-  try {
-    const m = /process_id:(\d+)/.exec(await r.info('server'));
-    return m ? Number(m[1]) : undefined;
-  } finally {
-    r.disconnect();
-  }
-}
-
-/** Submits closed loop for SECONDS: PRODUCERS in flight, at most MAX_OUTSTANDING accepted and not completed. */
-async function drive(submit: () => Promise<number>, completed: () => number): Promise<{ accepted: number; refused: number; firstAt: number }> {
-  const firstAt = performance.now();
-  const end = firstAt + SECONDS * 1000;
-  let accepted = 0;
-  let refused = 0;
-  await Promise.all(
-    Array.from({ length: PRODUCERS }, async () => {
-      while (performance.now() < end) {
-        if (accepted - completed() >= MAX_OUTSTANDING) {
-          await sleep(5);
-          continue;
-        }
-        const n = await submit().catch(() => 0);
-        if (n > 0) accepted += n;
-        else {
-          refused += 1;
-          await sleep(10);
-        }
-      }
-    }),
-  );
-  return { accepted, refused, firstAt };
 }
 
 async function runJanus(redis: number | undefined) {
@@ -192,7 +153,7 @@ async function runJanus(redis: number | undefined) {
     const stored = async () => (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${ns}".jobs WHERE status = 'succeeded'`)).rows[0]?.n ?? 0;
     const procs: Cpu[] = [...apps.map((a) => ({ name: a.app, pid: a.child.pid })), { name: 'redis', pid: redis }, ...servers, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
-      const d = await drive(submit, () => done - warm);
+      const d = await closedLoop(SECONDS, submit, () => done - warm);
       let n = await stored();
       const deadline = Date.now() + 120_000;
       while (n < d.accepted + warm && Date.now() < deadline) {
@@ -240,7 +201,7 @@ async function runBullmq(redis: number | undefined) {
   return withBullmqLoop(settings.redisUrl, { batch: BATCH, concurrency: WORKER_CONCURRENCY }, async ({ submit, completed }) => {
     const procs: Cpu[] = [{ name: 'redis', pid: redis }, ...servers, { name: 'bench', pid: process.pid }];
     const measured = await cpuPerJob(procs, async () => {
-      const d = await drive(submit, completed);
+      const d = await closedLoop(SECONDS, submit, completed);
       const deadline = Date.now() + 120_000;
       while (completed() < d.accepted && Date.now() < deadline) await sleep(20);
       const seconds = (performance.now() - d.firstAt) / 1000;
@@ -250,7 +211,7 @@ async function runBullmq(redis: number | undefined) {
   });
 }
 
-const redis = await redisPid();
+const redis = await redisPid(settings.redisUrl);
 // JetStream's and PostgreSQL's CPU too: the lowest-pid nats-server (the stack's, started first) and
 // every `postgres` process on the machine — on a machine running other databases or a second NATS,
 // these two figures include their work (run it with nothing else going).
