@@ -56,10 +56,16 @@ describe('a service consumer deleted under the running apps', () => {
     expect(await inFlight()).toBe(0);
 
     const { streams, consumers } = bed.names;
-    await bed.jsm.consumers.delete(streams.outcomes, consumers.schedulerOutcomes);
-    await bed.jsm.consumers.delete(streams.retries, consumers.schedulerRetries);
-    await bed.jsm.consumers.delete(streams.jobs, consumers.persisterJobs);
-    await bed.jsm.consumers.delete(streams.applied, consumers.persisterApplied);
+    // nats-server 2.9 may delete the consumer and then fail to remove its directory ("unlinkat …:
+    // directory not empty", seen once under CI load): the consumer is gone all the same.
+    const remove = (stream: string, consumer: string) =>
+      bed.jsm.consumers.delete(stream, consumer).catch((error: unknown) => {
+        if (!String(error).includes('unlinkat')) throw error;
+      });
+    await remove(streams.outcomes, consumers.schedulerOutcomes);
+    await remove(streams.retries, consumers.schedulerRetries);
+    await remove(streams.jobs, consumers.persisterJobs);
+    await remove(streams.applied, consumers.persisterApplied);
 
     await bed.submit('g-2', 'work');
     // Its outcome is applied (the slot is free) and the persister stores it, well before its 60 s lease ends.
