@@ -35,6 +35,7 @@ export const EMPTY_IS_AN_ERROR: readonly string[] = [
   'JANUS_SCHEDULER_PORT',
   'JANUS_STREAM_REPLICAS',
   'JANUS_REDIS_WAIT_REPLICAS',
+  'JANUS_REDIS_TENANT_SHARDS',
 ];
 
 /** The issue of an empty variable that must not be empty (EMPTY_IS_AN_ERROR). */
@@ -112,6 +113,9 @@ const envSchema = z.object({
   // Replicas that must acknowledge every admission-state write before Janus acts on it (Redis WAIT):
   // 1 with a replica per primary, so that a failover loses no decision (docs/scaling.md). 0: none.
   JANUS_REDIS_WAIT_REPLICAS: decimalInteger(0, 5).default(0),
+  // Tenant shards: each tenant's rate, concurrency and budget in one of this many Redis Cluster
+  // slots besides the namespace's own (docs/scaling.md). 0: one slot. Fixed for a namespace's state.
+  JANUS_REDIS_TENANT_SHARDS: decimalInteger(0, 1024).default(0),
   JANUS_HOST: z.union([z.ipv4(), z.ipv6()], { message: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).optional(),
   // Node's own variable (docs/operations.md#tls): extra CAs that every TLS connection trusts, read
   // once when the process starts. Node only prints a warning when it cannot read the file; a typo
@@ -138,6 +142,8 @@ export interface Settings {
   readonly namespace: string;
   /** JANUS_REDIS_WAIT_REPLICAS: Redis replicas that must hold each admission-state write (0: none). */
   readonly redisWaitReplicas: number;
+  /** JANUS_REDIS_TENANT_SHARDS: Redis Cluster slots the tenants' own limits spread over besides the namespace's (0: none). */
+  readonly redisTenantShards: number;
   /** JANUS_STREAM_REPLICAS: replicas of every JetStream stream Janus creates (1 to 5). */
   readonly streamReplicas: number;
   /** Undefined when not configured; policy-admin decides whether it may start without one. */
@@ -225,6 +231,7 @@ export function loadSettings(env: Env = process.env): Settings {
     namespace: e.JANUS_NAMESPACE,
     streamReplicas: e.JANUS_STREAM_REPLICAS,
     redisWaitReplicas: e.JANUS_REDIS_WAIT_REPLICAS,
+    redisTenantShards: e.JANUS_REDIS_TENANT_SHARDS,
     adminToken: e.JANUS_ADMIN_TOKEN,
     signingKey: e.JANUS_SIGNING_KEY ?? devKey?.key ?? randomBytes(32).toString('base64url'),
     signingKeyGenerated,

@@ -56,6 +56,10 @@ export interface AdmitCallContext {
   readonly now: number;
   readonly recoveryMs: number;
   readonly retentionMs: number;
+  /** The limits this slot holds (src/shards.ts): without it, every limit of a job. */
+  readonly include?: (spec: LimitSpec) => boolean;
+  /** The ordinals the call's jobs take, in order (a tenant shard mirroring a namespace call); default 1, 2, … */
+  readonly ordinals?: readonly number[];
 }
 
 /** Encodes the requests of one call (`requestOf` finds each item's request). */
@@ -63,7 +67,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   const { keys: k, policy, callId } = ctx;
   const keys: string[] = [k.epoch, k.recoveringUntil, k.leaseExpiry, k.leases(callId)];
   const keyIndex = new Map<string, number>();
-  const limitArgs: Arg[] = [];
+  const limitArgs: (Arg | readonly number[])[] = [];
   const limitIndex = new Map<string, number>();
   const profileArgs: Arg[] = [];
   const profiles = new Map<string, Profile | null>();
@@ -99,7 +103,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
       const memo = `${job.tenant}\u0000${job.jobType}\u0000${job.cost ?? ''}\u0000${job.priority}\u0000${attemptsUse(job) ?? ''}\u0000${job.idempotency?.windowMs ?? ''}`;
       let p = profiles.get(memo);
       if (p === undefined) {
-        p = encodeProfile(k, policy, job, at.limitOf, profileArgs, profiles.size + 1);
+        p = encodeProfile(k, policy, job, at.limitOf, profileArgs, profiles.size + 1, ctx.include);
         profiles.set(memo, p);
       }
       return p;
@@ -144,6 +148,7 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
   // Limits and profiles travel as one JSON array (the script decodes it with cjson): one argument
   // for the client to write instead of ~150, and several times faster for Redis than tonumber() on each.
   for (const x of profileArgs) limitArgs.push(x);
+  if (ctx.ordinals) limitArgs.push(ctx.ordinals);
   const args: Arg[] = [ctx.now, ctx.recoveryMs, ctx.retentionMs, limitIndex.size, profiles.size, groups.length, callId, JSON.stringify(limitArgs)];
   for (const x of groupArgs) args.push(x);
   return { callId, keys, args, groups, unknown, jobs: jobsInCall };
@@ -188,10 +193,21 @@ export function decodeAdmitReply<T>(reply: unknown, call: AdmitCall<T>, tokens: 
 }
 
 /** A job's limit list, lease-record segment and sizes, encoded once per call (null: unknown job type). */
-function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, limitOf: (spec: LimitSpec, use?: AttemptsUse) => number, out: Arg[], index: number): Profile | null {
+function encodeProfile(
+  keys: Keys,
+  policy: CompiledPolicy,
+  job: JobAdmission,
+  limitOf: (spec: LimitSpec, use?: AttemptsUse) => number,
+  out: Arg[],
+  index: number,
+  include: ((spec: LimitSpec) => boolean) | undefined,
+): Profile | null {
   const jt = policy.jobType(job.jobType);
-  const specs = policy.limitsFor(job.tenant, job.jobType);
-  if (jt === undefined || specs === undefined) return null;
+  const all = policy.limitsFor(job.tenant, job.jobType);
+  if (jt === undefined || all === undefined) return null;
+  const specs = include === undefined ? all : all.filter(include);
+  // a budget another slot decides (a tenant shard's): the lease still records what it reserves there
+  const elsewhere = include === undefined ? undefined : all.find((s) => s.kind === 'budget' && !include(s));
   const head = out.length;
   out.push(specs.length, PRIORITY[job.priority]);
   let exempt = 0;
@@ -230,8 +246,9 @@ function encodeProfile(keys: Keys, policy: CompiledPolicy, job: JobAdmission, li
   }
   out[head] = specs.length - exempt;
   const segment = lengthPrefixed(job.tenant) + lengthPrefixed(job.jobType) + lengthPrefixed(bk) + lengthPrefixed(conc.join(' ')) + lengthPrefixed(rate.join(','));
-  out.push(jt.timeoutMs, job.idempotency?.windowMs ?? jt.idempotencyWindowMs, segment);
-  return { index, timeoutMs: jt.timeoutMs, reserved };
+  const shardReserved = elsewhere === undefined ? 0 : amountFor(elsewhere, jt, job.cost);
+  out.push(jt.timeoutMs, job.idempotency?.windowMs ?? jt.idempotencyWindowMs, segment, shardReserved);
+  return { index, timeoutMs: jt.timeoutMs, reserved: reserved + shardReserved };
 }
 
 /** How a job uses its dependencies' attempt counters: counted (first attempt), checked (retry), or neither (a budget-exempt retry). */
@@ -298,4 +315,31 @@ function admitted<T>(g: AdmitGroup<T>, at: number, replays: Map<number, string> 
     }
   }
   return { kind: 'admitted', at, jobs };
+}
+
+/** A tenant shard's answer for one group of a mirrored call (src/shards.ts): admitted, or refused. */
+export type MirrorAnswer =
+  | { readonly kind: 'admitted' }
+  | { readonly kind: 'rejected'; readonly index: number; readonly reason: RejectReason; readonly retryAfterMs: number };
+
+/** One answer per group of a mirrored call (no idempotency there: admitted or rejected), or the fault that applies to it. */
+export function decodeMirrorReply<T>(reply: unknown, call: AdmitCall<T>): (MirrorAnswer | JanusError)[] {
+  const r = reply as (string | number)[];
+  if (Number(r[0]) < 0) return call.groups.map(() => new StateLost(Number(r[1])));
+  const out: (MirrorAnswer | JanusError)[] = [];
+  let c = 1;
+  for (const g of call.groups) {
+    const code = r[c++];
+    if (code === ADMIT_REPLY.admitted) {
+      out.push({ kind: 'admitted' });
+    } else if (code === ADMIT_REPLY.rejected) {
+      out.push({ kind: 'rejected', index: Number(r[c]), reason: r[c + 1] as RejectReason, retryAfterMs: Number(r[c + 2]) });
+      c += 3;
+    } else {
+      const fault = new JanusError('limiter_internal', 500, false, 'a tenant shard answered a mirrored admission with neither admitted nor rejected');
+      while (out.length < call.groups.length) out.push(fault);
+      break;
+    }
+  }
+  return out;
 }

@@ -4,6 +4,7 @@ export type { CompiledPolicy, CompiledJobType, LimitSpec, RateLimitSpec, WindowS
 export { ADAPTIVE, CREDITS } from './codes.js';
 export { Credits, CreditsRelay, creditLedgerMessage, CREDITS_RELAY_GROUP, parseOutboxFields, topUpDigest, topUpEntryId, type CreditsRelayOptions, type OutboxItem } from './credits.js';
 export { Limiter, MAX_BATCH, type PolicyTransition } from './limiter.js';
+export { MAX_TENANT_SHARDS, SHARD_MARGIN_MS, shardTag, tenantShardOf } from './shards.js';
 export type { AttachResult } from './attach.js';
 export type { RekindResult } from './rekind.js';
 export type { LimiterOptions } from './limiter.js';

@@ -18,12 +18,23 @@ const IDEMPOTENCY_SPACE: Readonly<Record<IdempotencyKind, string>> = { producer:
  * runs a script whose keys share a slot. A cluster therefore gives a namespace one shard's
  * throughput; scale further by giving independent deployments (or dependency groups) their own
  * namespace. The leading `<ns>:` lets `SCAN MATCH <ns>:*` find and drop a namespace.
+ *
+ * With tenant shards (src/shards.ts) a namespace spreads over several slots: the tenant-wide limits
+ * (rate, concurrency, budget) of each tenant live in one of K shard slots, with their own copy of
+ * the leases that hold them; everything else stays in the namespace's slot.
  */
 export class Keys {
   readonly prefix: string;
 
-  constructor(readonly namespace: string) {
-    this.prefix = `${namespace}:{${namespace}}:`;
+  /**
+   * `tag`: the hash tag of the slot these keys live in — the namespace's own, or a tenant shard's
+   * (`<ns>:tenants:<k>`, src/shards.ts), whose keys are then `<ns>:{<ns>:tenants:<k>}:…`.
+   */
+  constructor(
+    readonly namespace: string,
+    readonly tag: string = namespace,
+  ) {
+    this.prefix = `${namespace}:{${tag}}:`;
   }
 
   /** The full key of a limit id produced by the `limitId` builders below. */
@@ -39,6 +50,11 @@ export class Keys {
   /** Redis ms until which admission stays closed after the state was lost. */
   get recoveringUntil(): string {
     return `${this.prefix}recovering-until`;
+  }
+
+  /** How many tenant shards the namespace's state is spread over (src/shards.ts; a STRING, written once). */
+  get tenantShards(): string {
+    return `${this.prefix}tenant-shards`;
   }
 
   /** The policy the state was last carried over to: HASH v, doc (policy-mark-1.lua). */

@@ -336,8 +336,12 @@ export class LeaseOperations {
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
-  async revoke(admission: Admitted): Promise<void> {
-    const ids = admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : []));
+  revoke(admission: Admitted): Promise<void> {
+    return this.revokeIds(admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : [])));
+  }
+
+  /** The same, by lease id (a lease this slot does not hold is left alone). */
+  async revokeIds(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const { locations, records } = await this.#records(ids);
     const keys = [this.#keys.leaseExpiry, this.#keys.creditsOutbox];

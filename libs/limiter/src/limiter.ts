@@ -4,21 +4,23 @@
  * script calls), the admit codec (a call's KEYS/ARGV and reply), lease operations and read models.
  * Every decision is one atomic Lua step with time read from Redis.
  */
+import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY, PolicyDocument } from '@janus/contracts';
 import { addedBudgets, addedDependencies, attachRunning, type AttachPlan, type AttachResult } from './attach.js';
 import { kindChanges, rekindRates, type KindChange, type RekindResult } from './rekind.js';
-import { decodeAdmitReply, encodeAdmitCall, type AdmitCall } from './admit-codec.js';
+import { decodeAdmitReply, decodeMirrorReply, encodeAdmitCall, type AdmitCall, type MirrorAnswer } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
 import { Credits } from './credits.js';
 import { ADAPTIVE, INIT_ANSWER, SIGNAL, TRANSITION } from './codes.js';
-import { InvalidAdmission, JanusError, StoreUnavailable } from './errors.js';
+import { InvalidAdmission, JanusError, StateLost, StoreUnavailable } from './errors.js';
 import { Keys, limitId, type IdempotencyKind } from './keys.js';
 import { LeaseOperations } from './leases.js';
-import { compilePolicy, exceedsCapacity, type CompiledPolicy } from './policy.js';
+import { compilePolicy, exceedsCapacity, type CompiledPolicy, type LimitSpec } from './policy.js';
 import { ReadModels } from './read-models.js';
 import { StateRestore } from './restore.js';
+import { inTenantShard, isTenantShardId, MAX_TENANT_SHARDS, SHARD_MARGIN_MS, shardTag, tenantShardOf } from './shards.js';
 import { ScriptStore } from './store.js';
 import { LeaseTokens } from './token.js';
 import type {
@@ -79,15 +81,33 @@ interface PolicyChange {
   readonly holds: ReadonlySet<string>;
 }
 
-/** Undefined when going from `before` to `after` carries nothing over. */
-function changeBetween(before: CompiledPolicy, after: CompiledPolicy): PolicyChange | undefined {
-  const plan: AttachPlan = { dependencies: addedDependencies(before, after), budgets: addedBudgets(before, after), policy: after };
-  const kinds = kindChanges(before.document, after.document);
+/** What of a policy change a limiter carries over: all of it, or (with tenant shards) its slot's part. */
+interface ChangeScope {
+  /** Dependencies given to job types (their pools): the namespace's slot. */
+  readonly dependencies: boolean;
+  /** Budgets given to tenants: the slot holding the tenant's budget. */
+  readonly budget: (tenant: string) => boolean;
+  /** Rates that changed kind, by limit id: the slot holding the rate. */
+  readonly rate: (id: string) => boolean;
+}
+
+const WHOLE: ChangeScope = { dependencies: true, budget: () => true, rate: () => true };
+
+/** Undefined when going from `before` to `after` carries nothing over (in `scope`). */
+function changeBetween(before: CompiledPolicy, after: CompiledPolicy, scope: ChangeScope): PolicyChange | undefined {
+  const budgets = new Map([...addedBudgets(before, after)].filter(([tenant]) => scope.budget(tenant)));
+  const plan: AttachPlan = { dependencies: scope.dependencies ? addedDependencies(before, after) : new Map(), budgets, policy: after };
+  const kinds = kindChanges(before.document, after.document).filter((k) => scope.rate(k.id));
   if (plan.dependencies.size === 0 && plan.budgets.size === 0 && kinds.length === 0) return undefined;
   // a rate's kind changed: every admission waits
   const holds: ReadonlySet<string> =
     kinds.length > 0 ? new Set([ALL_TYPES]) : new Set([...plan.dependencies.keys(), ...[...plan.budgets.keys()].map((t) => `${TENANT_MARK}${t}`)]);
   return { plan, kinds, holds };
+}
+
+/** The tenant a tenant limit id names (`tenant:<name>:<kind>`, src/keys.ts limitId). */
+function tenantOfId(id: string): string {
+  return id.slice('tenant:'.length, id.lastIndexOf(':'));
 }
 
 /** The policy a marker (policy-mark-1.lua) holds, or undefined when this version cannot read it. */
@@ -148,6 +168,22 @@ export interface LimiterOptions {
    * 2,500 ms, more than `timeoutMs`) for admissions that were on their way under the old policy.
    */
   readonly attachAgainMs?: number;
+  /**
+   * Spread the namespace over this many tenant shards besides its own slot (src/shards.ts): each
+   * tenant's rate, concurrency and budget live in one of them. Default 0: one slot. Fixed for the
+   * life of a namespace's state (`init` refuses another count).
+   */
+  readonly tenantShards?: number;
+  /** This limiter is tenant shard `index` of `count` (built by a limiter with `tenantShards`; not for apps). */
+  readonly shard?: { readonly index: number; readonly count: number };
+}
+
+/** A tenant shard's part of one group of a namespace call: which of the group's jobs, at which ordinals. */
+interface MirrorGroup {
+  readonly request: AdmissionRequest;
+  /** The group's job index of each job of `request`. */
+  readonly indexes: readonly number[];
+  readonly ordinals: readonly number[];
 }
 
 /** The leases of one admission to confirm, with every idempotency record their admission may have written. */
@@ -183,9 +219,37 @@ export class Limiter {
   readonly #timeoutMs: number;
   #calls = 0;
   #jobsSent = 0;
+  /** The namespace's tenant shards (src/shards.ts), when this limiter is the namespace's slot and has any. */
+  readonly #shards: readonly Limiter[];
+  /** Which limits this slot decides (undefined: every one). */
+  readonly #include: ((spec: LimitSpec) => boolean) | undefined;
+  readonly #scope: ChangeScope;
+  readonly #tenantShards: number;
+  readonly #shardIndex: number | undefined;
+  /** Redis ms of the last time the home had its shards reap their expired leases. */
+  #shardsReapedAt = 0;
+  /** Shards whose fail-closed fallback will be reopened by this instance (a timer is set). */
+  readonly #reopening = new Set<number>();
 
   constructor(opts: LimiterOptions) {
-    this.keys = new Keys(opts.namespace);
+    const count = opts.tenantShards ?? 0;
+    if (!Number.isSafeInteger(count) || count < 0 || count > MAX_TENANT_SHARDS) throw new RangeError(`tenantShards must be an integer from 0 to ${MAX_TENANT_SHARDS}, not ${count}`);
+    const shard = opts.shard;
+    this.#tenantShards = shard === undefined ? count : 0;
+    this.#shardIndex = shard?.index;
+    this.keys = new Keys(opts.namespace, shard === undefined ? opts.namespace : shardTag(opts.namespace, shard.index));
+    if (shard !== undefined) {
+      const mine = (tenant: string) => tenantShardOf(tenant, shard.count) === shard.index;
+      this.#include = inTenantShard;
+      this.#scope = { dependencies: false, budget: mine, rate: (id) => isTenantShardId(id) && mine(tenantOfId(id)) };
+    } else if (count > 0) {
+      this.#include = (spec) => !inTenantShard(spec);
+      this.#scope = { dependencies: true, budget: () => false, rate: (id) => !isTenantShardId(id) };
+    } else {
+      this.#include = undefined;
+      this.#scope = WHOLE;
+    }
+    this.#shards = shard === undefined && count > 0 ? Array.from({ length: count }, (_, index) => new Limiter({ ...opts, tenantShards: 0, shard: { index, count } })) : [];
     this.#store = new ScriptStore(opts.redis, opts.timeoutMs ?? 2000, { replicas: opts.replicaAcks ?? 0, timeoutMs: opts.replicaAckTimeoutMs ?? 100 });
     this.#tokens = new LeaseTokens(opts.signingKey, opts.namespace);
     this.#clock = new Clock(this.#store, opts.now, this.keys.epoch);
@@ -228,11 +292,12 @@ export class Limiter {
     const starting = !this.#started;
     this.#started = true;
     this.#policy = policy;
+    for (const shard of this.#shards) shard.setPolicy(policy);
     if (starting) {
       this.#hold(new Set([ALL_TYPES]), this.#catchUp(policy));
       return;
     }
-    const change = changeBetween(before, policy);
+    const change = changeBetween(before, policy, this.#scope);
     if (change === undefined) {
       void this.#mark(policy).catch(() => undefined);
       return;
@@ -249,7 +314,23 @@ export class Limiter {
    * were on their way under the old policy.
    */
   applied(): Promise<PolicyTransition | undefined> {
-    return this.#transitioning;
+    if (this.#shards.length === 0) return this.#transitioning;
+    // with tenant shards: what every slot carried over, summed (a lost state in any: that)
+    return Promise.all([this.#transitioning, ...this.#shards.map((s) => s.applied())]).then((all) => {
+      const done = all.filter((t): t is PolicyTransition => t !== undefined);
+      if (done.length === 0) return undefined;
+      const sum = <T extends { readonly ok: boolean }>(parts: readonly (T | undefined)[], add: (a: T, b: T) => T): T | undefined =>
+        parts.reduce<T | undefined>((acc, p) => (p === undefined ? acc : acc === undefined ? p : !acc.ok ? acc : !p.ok ? p : add(acc, p)), undefined);
+      const attach = sum(
+        done.map((t) => t.attach),
+        (a, b) => (a.ok && b.ok ? { ok: true, leases: a.leases + b.leases, pools: a.pools + b.pools, budgets: a.budgets + b.budgets } : a),
+      );
+      const rekind = sum(
+        done.map((t) => t.rekind),
+        (a, b) => (a.ok && b.ok ? { ok: true, written: a.written + b.written } : a),
+      );
+      return { ...(attach ? { attach } : {}), ...(rekind ? { rekind } : {}) };
+    });
   }
 
   /** Holds admissions of `holds` (job types, `@<tenant>`s, or ALL_TYPES) back until `done`, and until what was held before is done. */
@@ -277,7 +358,7 @@ export class Limiter {
       const version = Number(marked[0]);
       if (marked[0] !== null && version >= policy.version) return undefined;
       const before = marked[0] === null ? undefined : storedPolicy(marked[1], version);
-      const change = before && changeBetween(before, policy);
+      const change = before && changeBetween(before, policy, this.#scope);
       if (change === undefined) {
         // first start (or a marker this version cannot read): the state is the current policy's from now on
         await this.#mark(policy).catch(() => undefined);
@@ -324,12 +405,43 @@ export class Limiter {
    * `recoveringUntil`, the end of the fail-closed fallback.
    */
   async init(opts: { fresh?: boolean } = {}): Promise<InitResult> {
+    if (this.#shardIndex === undefined) await this.#checkTenantShards();
     const reply = (await this.#store.run('init', [this.keys.epoch, this.keys.recoveringUntil], [
       this.#clock.arg(),
       opts.fresh === true ? 'fresh' : 'recover',
       this.#recoveryWindow(),
     ])) as [number, string];
+    // each shard has its own epoch: one whose state was lost stays closed for its tenants only
+    await Promise.all(this.#shards.map((shard, k) => shard.init(opts).then((r) => (r.open ? undefined : this.#reopenShardLater(k)))));
     return reply[0] === INIT_ANSWER.open ? { open: true } : { open: false, recoveringUntil: Number(reply[1]) };
+  }
+
+  /**
+   * Throws a RangeError when the namespace's state is laid out for another tenant shard count
+   * (checked by `init` too; a fault when Redis does not answer).
+   *
+   * The namespace's state is laid out for one tenant shard count: another would look for every
+   * tenant's running jobs in the wrong slot (and count none). A state written before the count was
+   * recorded is a state of none.
+   */
+  checkLayout(): Promise<void> {
+    return this.#checkTenantShards();
+  }
+
+  async #checkTenantShards(): Promise<void> {
+    const r = this.#store.redis;
+    const [stored, epoch] = await this.#store.guard(Promise.all([r.get(this.keys.tenantShards), r.exists(this.keys.epoch)]));
+    let count = stored ?? (this.#tenantShards === 0 ? '0' : null); // (a state of none needs no mark)
+    if (count === null) {
+      await this.#store.guard(r.set(this.keys.tenantShards, epoch === 1 ? '0' : String(this.#tenantShards), 'NX'));
+      count = await this.#store.guard(r.get(this.keys.tenantShards)); // another instance may have written it first
+    }
+    if (Number(count) !== this.#tenantShards) {
+      throw new RangeError(
+        `namespace ${this.keys.namespace} holds the state of ${count} tenant shards, not ${this.#tenantShards}: ` +
+          `run it with ${count}, or let its running jobs finish, stop every instance and delete the key ${this.keys.tenantShards} (docs/scaling.md)`,
+      );
+    }
   }
 
   /** Same as `init()`: starts (or reports) recovery after state loss. */
@@ -427,6 +539,12 @@ export class Limiter {
    * takes longer.
    */
   async #admitAfterTransition(request: AdmissionRequest): Promise<AdmissionResult> {
+    await this.#awaitTransition();
+    return this.admit(request);
+  }
+
+  /** Waits for the transitions begun so far to do their first pass: a fault when that takes longer than `timeoutMs`. */
+  async #awaitTransition(): Promise<void> {
     const pending = this.#transitionPending;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
@@ -437,7 +555,6 @@ export class Limiter {
     if (done === 'late' && this.#transitionPending === pending) {
       throw new StoreUnavailable('the last policy change has not carried the limits state over yet');
     }
-    return this.admit(request);
   }
 
   /**
@@ -500,13 +617,65 @@ export class Limiter {
   }
 
   /** Settles a lease once; with `reportedAt`, it must have been unexpired when the outcome was reported (see SettleOptions). */
-  settle(token: string, outcome: Outcome, actualCost?: number, opts?: SettleOptions): Promise<SettleResult> {
-    return this.#leases.settle(token, outcome, actualCost, opts);
+  async settle(token: string, outcome: Outcome, actualCost?: number, opts?: SettleOptions): Promise<SettleResult> {
+    const result = await this.#leases.settle(token, outcome, actualCost, opts);
+    // then the tenant's shard, best effort: one that misses it frees the lease at its expiry
+    if (!result.ok || this.#shards.length === 0) return result;
+    // (as reported: a shard's lease expires no earlier than the home's)
+    const there = await this.#shardOf(result.lease.tenant).#leases.settle(token, outcome, actualCost, opts).catch(() => undefined);
+    // the budget is the shard's: what its lease reserved (a budget given to running jobs: src/attach.ts)
+    if (there?.ok && there.lease.reserved > result.lease.reserved) return { ok: true, lease: { ...result.lease, reserved: there.lease.reserved } };
+    return result;
   }
 
   /** A worker claims or extends its lease: expiry max(current, now + ms); the lease is running. */
   extend(token: string, ms: number): Promise<ExtendResult> {
-    return this.#leases.extend(token, ms, 'claim');
+    return this.#extend(token, ms, 'claim');
+  }
+
+  /**
+   * With tenant shards, the shard's lease is extended first (SHARD_MARGIN_MS further): if it refuses,
+   * so does the extension, and the home's expiry never passes the shard's. A claim that keeps the
+   * expiry changes nothing there. A lease the shard does not hold (a fail-open one) is the home's alone.
+   */
+  async #extend(token: string, ms: number, mode: 'claim' | 'wait'): Promise<ExtendResult> {
+    if (this.#shards.length === 0 || (mode === 'claim' && ms <= 1)) return this.#leases.extend(token, ms, mode);
+    const state = await this.#leases.leaseState(token);
+    if (!state.ok) return state;
+    const held = await this.#shardOf(state.lease.tenant).#leases.extend(token, ms + SHARD_MARGIN_MS, mode);
+    if (!held.ok && held.reason !== 'unknown') return held;
+    return this.#leases.extend(token, ms, mode);
+  }
+
+  /** The tenant shard holding a tenant's own limits (only with tenant shards). */
+  #shardOf(tenant: string): Limiter {
+    return this.#shards[tenantShardOf(tenant, this.#shards.length)]!;
+  }
+
+  /** Lease ids by the shard of their tenant. */
+  #byShard(jobs: readonly { readonly tenant: string; readonly id: string }[]): Map<Limiter, string[]> {
+    const out = new Map<Limiter, string[]>();
+    if (this.#shards.length === 0) return out;
+    for (const j of jobs) {
+      const shard = this.#shardOf(j.tenant);
+      const ids = out.get(shard) ?? [];
+      ids.push(j.id);
+      out.set(shard, ids);
+    }
+    return out;
+  }
+
+  /** Leases of an admission with their tenants. */
+  #leasesOf(admission: Admitted): { tenant: string; id: string }[] {
+    return admission.jobs.flatMap((j) => (j.lease ? [{ tenant: j.tenant, id: j.lease.id }] : []));
+  }
+
+  /** Has the shards reap their expired leases (at most once a second; their expiry frees their pools anyway: this trims their records and index). */
+  #reapShards(): void {
+    const now = Date.now();
+    if (this.#shards.length === 0 || now - this.#shardsReapedAt < 1_000) return;
+    this.#shardsReapedAt = now;
+    for (const shard of this.#shards) void shard.#leases.reapExpired(1_000).catch(() => undefined);
   }
 
   /**
@@ -514,7 +683,7 @@ export class Limiter {
    * waits again (CONTRACT §4: it keeps its attempts): the lease is extended and stays unclaimed.
    */
   waitAgain(token: string, ms: number): Promise<ExtendResult> {
-    return this.#leases.extend(token, ms, 'wait');
+    return this.#extend(token, ms, 'wait');
   }
 
   /** Confirmed, unclaimed leases expiring within `aheadMs` (see `waitAgain`). */
@@ -524,11 +693,13 @@ export class Limiter {
 
   /** Frees up to `max` expired leases (atomically per call) and returns them, for timed_out outcomes. */
   reapExpired(max: number): Promise<ExpiredLease[]> {
+    this.#reapShards();
     return this.#leases.reapExpired(max);
   }
 
   /** Two-phase reaping, phase one: expired leases, listed without changing anything. */
   findExpired(max: number, opts?: FindExpiredOptions): Promise<ExpiredBatch> {
+    this.#reapShards();
     return this.#leases.findExpired(max, opts);
   }
 
@@ -562,7 +733,15 @@ export class Limiter {
       jobs.push({ id: a.lease.id, idempotencyKeys: keys, seq: seqs[k++] ?? 0 });
     });
     if (jobs.length === 0) return Promise.resolve({ confirmed: 0, notHeld: [] });
-    return this.#confirms.submit({ jobs });
+    const confirmed = this.#confirms.submit({ jobs });
+    if (this.#shards.length === 0) return confirmed;
+    // then in the shards, best effort (a claim confirms a pending lease there too; the waiting room's `waitAgain` needs it confirmed)
+    return confirmed.then(async (result) => {
+      const held = new Set(result.notHeld);
+      const toShards = this.#byShard(this.#leasesOf(admission).filter((l) => !held.has(l.id)));
+      await Promise.all([...toShards].map(([shard, ids]) => shard.#confirms.submit({ jobs: ids.map((id) => ({ id, idempotencyKeys: [], seq: 0 })) }).catch(() => undefined)));
+      return result;
+    });
   }
 
   /**
@@ -572,7 +751,16 @@ export class Limiter {
    * earlier one, which the caller then confirms. All or nothing; false when any pair does not
    * qualify (takeover-n.lua says which do).
    */
-  takeOver(pairs: readonly { readonly fresh: string; readonly earlier: string; readonly tenant: string }[]): Promise<boolean> {
+  async takeOver(pairs: readonly { readonly fresh: string; readonly earlier: string; readonly tenant: string }[]): Promise<boolean> {
+    if (this.#shards.length > 0) {
+      // the shards first (their earlier leases reaped as the home's were): a shard that cannot changes nothing in the home
+      const byShard = new Map<Limiter, (typeof pairs)[number][]>();
+      for (const p of pairs) byShard.set(this.#shardOf(p.tenant), [...(byShard.get(this.#shardOf(p.tenant)) ?? []), p]);
+      for (const [shard, own] of byShard) {
+        await shard.#leases.reapExpired(1_000);
+        if (!(await shard.#leases.takeOver(own))) return false;
+      }
+    }
     return this.#leases.takeOver(pairs);
   }
 
@@ -581,8 +769,10 @@ export class Limiter {
    * publish was never answered): its pending leases keep their limits until they expire, but can no
    * longer be confirmed, extended or settled, and expire as no attempt. Returns how many were withdrawn.
    */
-  withdraw(admission: Admitted): Promise<number> {
-    return this.#leases.withdraw(admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : [])));
+  async withdraw(admission: Admitted): Promise<number> {
+    const withdrawn = await this.#leases.withdraw(admission.jobs.flatMap((j) => (j.lease ? [j.lease.id] : [])));
+    await Promise.all([...this.#byShard(this.#leasesOf(admission))].map(([shard, ids]) => shard.#leases.withdraw(ids).catch(() => undefined)));
+    return withdrawn;
   }
 
   /**
@@ -713,8 +903,9 @@ export class Limiter {
   }
 
   /** Undoes an admission whose publish failed: rate tokens, slots, budget and idempotency records. */
-  revoke(admission: Admitted): Promise<void> {
-    return this.#leases.revoke(admission);
+  async revoke(admission: Admitted): Promise<void> {
+    await this.#leases.revoke(admission);
+    await Promise.all([...this.#byShard(this.#leasesOf(admission))].map(([shard, ids]) => shard.#leases.revokeIds(ids).catch(() => undefined)));
   }
 
   /** A tenant's prepaid credits (`account: false`: it has none, and credits do not limit it). */
@@ -728,12 +919,23 @@ export class Limiter {
   }
 
   /** The units these token buckets hold now (ReadModels.bucketLevels). */
-  bucketLevels(specs: readonly { readonly id: string; readonly limit: number; readonly periodMs: number; readonly capacity: number }[]): Promise<Map<string, number>> {
-    return this.#reads.bucketLevels(specs);
+  async bucketLevels(specs: readonly { readonly id: string; readonly limit: number; readonly periodMs: number; readonly capacity: number }[]): Promise<Map<string, number>> {
+    if (this.#shards.length === 0) return this.#reads.bucketLevels(specs);
+    // each slot reads its own buckets (one pipeline per slot: a cluster serves a pipeline on one node)
+    const bySlot = new Map<Limiter, (typeof specs)[number][]>();
+    for (const spec of specs) {
+      const slot = isTenantShardId(spec.id) ? this.#shardOf(tenantOfId(spec.id)) : this;
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), spec]);
+    }
+    const levels = await Promise.all([...bySlot].map(([slot, own]) => slot.#reads.bucketLevels(own)));
+    return new Map(levels.flatMap((m) => [...m]));
   }
 
-  usage(tenant: string): Promise<TenantUsage> {
-    return this.#reads.usage(this.#policy, tenant);
+  async usage(tenant: string): Promise<TenantUsage> {
+    const usage = await this.#reads.usage(this.#policy, tenant);
+    if (this.#shards.length === 0 || usage.budget === null) return usage;
+    // the budget is in the tenant's shard
+    return { ...usage, budget: (await this.#shardOf(tenant).#reads.usage(this.#policy, tenant)).budget };
   }
 
   inspect(): Promise<LimiterSnapshot> {
@@ -749,6 +951,7 @@ export class Limiter {
       now: this.#clock.arg(),
       recoveryMs: this.#recoveryWindow(),
       retentionMs: this.#retentionMs,
+      ...(this.#include ? { include: this.#include } : {}),
     });
     for (const { item, index } of call.unknown) item.resolve({ kind: 'unknown_job_type', index });
     if (call.groups.length === 0) return;
@@ -763,11 +966,108 @@ export class Limiter {
       for (const g of call.groups) g.item.reject(error);
       return;
     }
-    decodeAdmitReply(reply, call, this.#tokens).forEach((result, i) => {
+    let results = decodeAdmitReply(reply, call, this.#tokens);
+    if (this.#shards.length > 0) results = await this.#mirror(call, results);
+    results.forEach((result, i) => {
       const { item } = call.groups[i]!;
       if (result instanceof JanusError) item.reject(result);
       else item.resolve(result);
     });
+  }
+
+  /**
+   * The second step of a sharded admission (src/shards.ts): the jobs this call admitted are decided
+   * in their tenants' shards, under the same lease ids. A group that a shard refuses, or that a
+   * shard could not decide, is revoked here and everywhere it was admitted, and answered with that
+   * refusal or fault. (The home's leases record the budget their shard reserves: admit-n.lua.)
+   */
+  async #mirror(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, results: (AdmissionResult | JanusError)[]): Promise<(AdmissionResult | JanusError)[]> {
+    const count = this.#shards.length;
+    // shard -> its part of each group (group index -> jobs)
+    const parts = new Map<number, Map<number, { request: { jobs: AdmissionRequest['jobs'][number][] }; indexes: number[]; ordinals: number[] }>>();
+    results.forEach((result, g) => {
+      if (result instanceof JanusError || result.kind !== 'admitted') return;
+      const group = call.groups[g]!;
+      result.jobs.forEach((job, i) => {
+        if (job.lease === undefined) return;
+        const k = tenantShardOf(job.tenant, count);
+        let byGroup = parts.get(k);
+        if (!byGroup) parts.set(k, (byGroup = new Map()));
+        let part = byGroup.get(g);
+        if (!part) byGroup.set(g, (part = { request: { jobs: [] }, indexes: [], ordinals: [] }));
+        // no idempotency in a shard: the home decided replays already
+        const { idempotency: _idem, ...bare } = group.request.jobs[i]!;
+        part.request.jobs.push(bare);
+        part.indexes.push(i);
+        part.ordinals.push(group.first + i);
+      });
+    });
+    if (parts.size === 0) return results;
+    const answers = await Promise.all(
+      [...parts].map(async ([k, byGroup]) => {
+        const groups = [...byGroup.values()];
+        let out: (MirrorAnswer | JanusError)[];
+        try {
+          out = await this.#shards[k]!.admitMirror(call.callId, groups);
+        } catch (error) {
+          out = groups.map(() => (error instanceof JanusError ? error : new StoreUnavailable(`tenant shard ${k}: ${String(error)}`)));
+        }
+        return { k, groups: [...byGroup.keys()], parts: groups, out };
+      }),
+    );
+    // group -> what its shards said
+    const verdicts = new Map<number, { k: number; part: MirrorGroup; answer: MirrorAnswer | JanusError }[]>();
+    for (const a of answers) {
+      a.groups.forEach((g, j) => {
+        const list = verdicts.get(g) ?? [];
+        list.push({ k: a.k, part: a.parts[j]!, answer: a.out[j]! });
+        verdicts.set(g, list);
+        const answer = a.out[j]!;
+        if (answer instanceof StateLost) this.#reopenShardLater(a.k);
+      });
+    }
+    const undo: Promise<unknown>[] = [];
+    const out = results.map((result, g) => {
+      const said = verdicts.get(g);
+      if (said === undefined || result instanceof JanusError || result.kind !== 'admitted') return result;
+      const failed = said.find((s) => s.answer instanceof JanusError || s.answer.kind === 'rejected');
+      if (failed === undefined) return result;
+      // refused or undecided in a shard: undone in the home and in every shard that admitted it
+      undo.push(this.#leases.revoke(result).catch(() => undefined));
+      for (const s of said) {
+        if (s.answer instanceof JanusError || s.answer.kind !== 'admitted') continue;
+        undo.push(this.#shards[s.k]!.#leases.revokeIds(s.part.ordinals.map((o) => `${call.callId}_${o}`)).catch(() => undefined));
+      }
+      const a = failed.answer;
+      if (a instanceof JanusError) return a;
+      if (a.kind !== 'rejected') return result;
+      return { kind: 'rejected' as const, index: failed.part.indexes[a.index] ?? 0, reason: a.reason, retryAfterMs: a.retryAfterMs };
+    });
+    await Promise.all(undo);
+    return out;
+  }
+
+  /**
+   * A tenant shard decides its part of a namespace call (see #mirror): the same call id, each job
+   * at the ordinal the namespace's call gave it. Not coalesced (the namespace's call was). Waits,
+   * as admission does, for a policy change that concerns these tenants to carry the state over.
+   */
+  async admitMirror(callId: string, groups: readonly MirrorGroup[]): Promise<(MirrorAnswer | JanusError)[]> {
+    if (this.#transitionPending.size > 0 && groups.some((g) => this.#concernsTransition(g.request))) await this.#awaitTransition();
+    const call = encodeAdmitCall(groups, (g) => g.request, {
+      keys: this.keys,
+      policy: this.#policy,
+      callId,
+      now: this.#clock.arg(),
+      recoveryMs: this.#recoveryWindow(),
+      retentionMs: this.#retentionMs,
+      ...(this.#include ? { include: this.#include } : {}),
+      ordinals: groups.flatMap((g) => g.ordinals),
+    });
+    if (call.unknown.length > 0) throw new StoreUnavailable('a tenant shard does not know a job type the namespace admitted (a policy change on its way)');
+    const ids = groups.flatMap((g) => g.ordinals.map((o) => `${callId}_${o}`));
+    const reply = await this.#store.run('admit', call.keys, call.args, { onAbandoned: () => this.#leases.revokeIds(ids).catch(() => undefined) });
+    return decodeMirrorReply(reply, call);
   }
 
   /**
@@ -795,6 +1095,37 @@ export class Limiter {
       const mine = p.request.jobs.filter((j) => notHeld.has(j.id)).map((j) => j.id);
       p.resolve({ confirmed: p.request.jobs.length - mine.length, notHeld: mine });
     }
+  }
+
+  /**
+   * A tenant shard lost its state: its tenants' admissions stay closed until its fail-closed window
+   * has passed (no rebuild: docs/scaling.md), then this instance reopens it, if no other did first.
+   */
+  #reopenShardLater(k: number): void {
+    const shard = this.#shards[k];
+    if (shard === undefined || this.#reopening.has(k)) return;
+    this.#reopening.add(k);
+    const token = randomUUID();
+    const attempt = async (): Promise<void> => {
+      let again: number | undefined;
+      try {
+        const now = await shard.now();
+        const status = await shard.stateStatus();
+        if (status.trusted) again = undefined;
+        else if (status.recoveringUntil !== undefined && now < status.recoveringUntil) again = status.recoveringUntil - now + 50;
+        else if (!(await shard.acquireRebuildLock(token, 10_000))) again = 1_000;
+        else {
+          const opened = await shard.openState(token, 'fallback');
+          again = opened.kind === 'too_early' ? Math.max(50, opened.recoveringUntil - now + 50) : opened.kind === 'lock_lost' ? 1_000 : undefined;
+        }
+      } catch {
+        again = 1_000;
+      }
+      // (looked at again at least every second: Redis time, not this host's, says when)
+      if (again === undefined) this.#reopening.delete(k);
+      else setTimeout(() => void attempt(), Math.min(again, 1_000)).unref?.();
+    };
+    void attempt();
   }
 
   #recoveryWindow(): number {

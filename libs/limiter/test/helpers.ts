@@ -20,6 +20,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** JANUS_TEST_TENANT_SHARDS=K runs every harness with K tenant shards (src/shards.ts): the suite's promises, sharded. */
+const SHARDED: Partial<LimiterOptions> = process.env.JANUS_TEST_TENANT_SHARDS ? { tenantShards: Number(process.env.JANUS_TEST_TENANT_SHARDS) } : {};
+
 /** One namespace per test file (or per property run), a manual clock, a fresh epoch. */
 export async function harness(label: string, doc: PolicyDocumentInput, opts: Partial<LimiterOptions> = {}): Promise<Harness> {
   const ns = opts.namespace ?? testNamespace(label);
@@ -27,7 +30,7 @@ export async function harness(label: string, doc: PolicyDocumentInput, opts: Par
   const clock = { now: T0 };
   const policy = compilePolicy(PolicyDocument.parse(doc), 1);
   const makeLimiter = (o: Partial<LimiterOptions> = {}) =>
-    new Limiter({ redis, namespace: ns, signingKey: SIGNING_KEY, now: () => clock.now, policy, ...opts, ...o });
+    new Limiter({ redis, namespace: ns, signingKey: SIGNING_KEY, now: () => clock.now, policy, ...SHARDED, ...opts, ...o });
   const limiter = makeLimiter();
   await limiter.init({ fresh: true });
   return {

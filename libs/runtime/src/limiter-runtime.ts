@@ -55,10 +55,23 @@ export async function startLimiterRuntime(opts: LimiterRuntimeOptions): Promise<
     ...opts,
     compilePolicy: compileStoredPolicy,
     holder: (redis) => {
-      limiter = new Limiter({ redis, namespace: opts.settings.namespace, signingKey: opts.settings.signingKey, replicaAcks: opts.settings.redisWaitReplicas });
+      limiter = new Limiter({
+        redis,
+        namespace: opts.settings.namespace,
+        signingKey: opts.settings.signingKey,
+        replicaAcks: opts.settings.redisWaitReplicas,
+        tenantShards: opts.settings.redisTenantShards,
+      });
       return new LimiterPolicy(limiter);
     },
   });
   if (!limiter) throw new Error('unreachable: startRuntime builds the holder');
+  // A namespace whose state is laid out for another tenant shard count must not start (Redis down:
+  // checked again whenever the state is initialised).
+  await limiter.checkLayout().catch(async (error: unknown) => {
+    if (!(error instanceof RangeError)) return;
+    await runtime.close().catch(() => undefined);
+    throw error;
+  });
   return { ...runtime, limiter };
 }

@@ -71,11 +71,16 @@
                         the balance, from the state; no priority shares)
     then (in that JSON array) nP profiles: nRefs, priority (PRIORITY_*: 1 high, 2 normal, 3 low), nRefs × (limitIndex, amount),
          timeoutMs, idempotencyWindowMs, segment (the lease record's <bytes>:<text> fields ten, typ,
-         bk, conc, rate)
+         bk, conc, rate), and the budget its jobs reserve in their tenant's shard (src/shards.ts;
+         recorded as the lease's `res` when no budget of the profile is decided here; else 0)
+    then (in that JSON array, optional) an array of the ordinals the call's jobs take, in order (a
+         tenant shard's call mirrors its namespace's call, src/shards.ts: the same lease ids);
+         without it jobs are numbered 1, 2, … across the call
     then (ARGV[9] on) nG groups: nJobs, idemKeyIndex (0 = none) [, record, windowMs when not 0], then per job:
          jobId, attempt, profileIndex, idemKeyIndex (0 = none) [, record when not 0], context
          (a record's `"admittedAt":"@"` is stamped with the admission's ms: see stamp below)
-         ('' for none). Jobs are numbered 1, 2, … across the call (rejected groups' jobs included).
+         ('' for none). Jobs are numbered 1, 2, … across the call (rejected groups' jobs included),
+         unless the call gives their ordinals.
 
   Returns   Fault: { ADMIT_FAULT_STATE_LOST = -1 (recovery started) | ADMIT_FAULT_RECOVERING = -2, until ms }.
             Otherwise a flat array: { now, then per group one of (ADMIT_REPLY_*, src/codes.ts)
@@ -227,8 +232,17 @@ for i = 1, nP do
       chk[#chk + 1] = why
     end
   end
+  -- a budget held in the tenant's shard (src/shards.ts): not decided here, but the lease records it
+  if not bl then res = T[tc + 3] end
   P[i] = { chk = chk, inc = inc, conc = conc, res = res, bl = bl, cl = cl, cres = cres, pri = pri, t = T[tc], w = T[tc + 1], seg = T[tc + 2] }
-  tc = tc + 3
+  tc = tc + 4
+end
+-- A tenant shard's call mirrors its namespace's call (src/shards.ts): its jobs keep the lease ids
+-- that call gave them, so the table ends with their ordinals.
+local ORDS = T[tc]
+local function ordinal(o)
+  if ORDS then return ORDS[o] end
+  return o
 end
 
 -- What check r of a profile's flat list takes of its limit (loaded): its amount, times the guard's
@@ -473,7 +487,7 @@ while g < nG do
       for j = 0, m - 1 do
         local at = a + 7 * j
         ord = ord + 1
-        write_lease(p, ord, A[at], A[at + 1], A[at + 4], '')
+        write_lease(p, ordinal(ord), A[at], A[at + 1], A[at + 4], '')
         out[#out + 1] = ADMIT_REPLY_ADMITTED
       end
     end
@@ -494,7 +508,7 @@ while g < nG do
     local jobs = {}
     for j = 1, n do
       ord = ord + 1
-      local job = { job = A[a], att = A[a + 1], p = P[tonumber(A[a + 2])], ik = tonumber(A[a + 3]), ord = ord }
+      local job = { job = A[a], att = A[a + 1], p = P[tonumber(A[a + 2])], ik = tonumber(A[a + 3]), ord = ordinal(ord) }
       if job.ik > 0 then
         job.rec = stamp(A[a + 4])
         a = a + 5
