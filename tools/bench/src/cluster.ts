@@ -6,19 +6,16 @@
 //                    nodes' AOF is switched off while measuring, as the single server keeps nothing)
 //   cluster+wait     the same with JANUS_REDIS_WAIT_REPLICAS=1 (each script call followed by WAIT 1)
 //   raw single / raw cluster   a Lua `return 1` on one key, the client + Redis ceilings
-//   cluster, 3 slots in order / at once   what a cross-slot admission would cost (docs/scaling.md,
-//                    "Spreading one namespace's limits", not built): the same job's limits split
-//                    over three namespaces standing in for three slots, each on its own primary —
-//                    the dependency's, the tenant's, the global ones — admitted in each one after
-//                    the other (reserve in a fixed order), or in all three at once (then released
-//                    where another refused). The real admission script and limiter, one call per slot.
+//   cluster, tenant shards   the same job with JANUS_REDIS_TENANT_SHARDS=6 (libs/limiter/src/shards.ts):
+//                    its tenant's rate and budget in the tenant's shard, on another primary than
+//                    the namespace's slot; two script calls per admission, one after the other.
 // Alternating rounds; ratios against the single-server case of the same run.
 // Usage: npm run bench:cluster [-- --smoke]   (starts the local clusters if they are not up)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import { loadSettings } from '@janus/config';
 import { PolicyDocument } from '@janus/contracts';
-import { compilePolicy, Limiter } from '@janus/limiter';
+import { compilePolicy, Limiter, shardTag, tenantShardOf } from '@janus/limiter';
 // tools/scripts holds plain Node scripts (no Nx project): cluster.mjs starts the local clusters.
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { startClusters } from '../../scripts/cluster.mjs';
@@ -43,36 +40,20 @@ const policy = compilePolicy(
   1,
 );
 
-/**
- * The same limits as `policy`, split by where the cross-slot design would place them: the
- * dependency's (its rate, cost rate, concurrency and per-tenant cap), the tenant's (rate and budget)
- * and the global rate. Each part is a whole policy (a job type needs a dependency: the tenant's and
- * the global part name one without limits). Each part's limiter also keeps what every admission
- * tracks whatever the policy (tenant and global pools, guards, attempt counters), so the split
- * overstates the cost a little.
- */
-const slotPolicies = {
-  dependency: compilePolicy(PolicyDocument.parse({ ...policy.document, tenants: { acme: {} }, global: {} }), 1),
-  tenant: compilePolicy(PolicyDocument.parse({ ...policy.document, dependencies: { llm: {} }, global: {} }), 1),
-  global: compilePolicy(PolicyDocument.parse({ ...policy.document, dependencies: { llm: {} }, tenants: { acme: {} } }), 1),
-};
+const SHARDS = 6;
 
-/** One namespace per base name, each on another primary (its keys' slot is that of `{<ns>}`), with its slot. */
-async function namespacesOnDistinctPrimaries(cluster: Cluster, bases: readonly string[]): Promise<{ namespace: string; slot: number }[]> {
-  const taken = new Set<string>();
-  const out: { namespace: string; slot: number }[] = [];
-  for (const base of bases) {
-    for (let i = 0; ; i++) {
-      const namespace = `${base}_${i}`;
-      const slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', namespace));
-      const primary = cluster.slots[slot]?.[0];
-      if (primary === undefined || taken.has(primary)) continue;
-      taken.add(primary);
-      out.push({ namespace, slot });
-      break;
-    }
+/** A namespace whose tenant `acme`'s shard is served by another primary than the namespace's own slot. */
+async function shardedNamespace(cluster: Cluster): Promise<{ namespace: string; slots: [number, number] }> {
+  const primaryOf = async (tag: string) => {
+    const slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', tag));
+    return { slot, primary: cluster.slots[slot]?.[0] };
+  };
+  for (let i = 0; ; i++) {
+    const namespace = `${ns}_sharded_${i}`;
+    const home = await primaryOf(namespace);
+    const shard = await primaryOf(shardTag(namespace, tenantShardOf('acme', SHARDS)));
+    if (home.primary !== undefined && shard.primary !== undefined && home.primary !== shard.primary) return { namespace, slots: [home.slot, shard.slot] };
   }
-  return out;
 }
 
 async function drive(op: () => Promise<unknown>, durationMs: number): Promise<{ perSec: number; done: number }> {
@@ -166,28 +147,11 @@ async function main(): Promise<void> {
   const limiters = { single: limiterOn(single), cluster: limiterOn(cluster), wait: limiterOn(cluster, 1) };
   await limiters.single.init({ fresh: true });
   await limiters.cluster.init({ fresh: true });
-  // The cross-slot cases: one limiter per part of the policy, each namespace on another primary.
-  const names = ['dependency', 'tenant', 'global'] as const;
-  const placed = await namespacesOnDistinctPrimaries(cluster, names.map((part) => `${ns}_${part}`));
-  const parts = names.map((part, i) => new Limiter({ redis: cluster, namespace: placed[i]!.namespace, signingKey: settings.signingKey, policy: slotPolicies[part], leaseRetentionMs: 1000 }));
-  for (const part of parts) await part.init({ fresh: true });
-  const partSlots = placed.map((p) => p.slot);
-  const jobOf = () => {
-    seq += 1;
-    return { jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' as const }] };
-  };
-  const inOrder = async () => {
-    const request = jobOf();
-    for (const part of parts) {
-      const r = await part.admit(request);
-      if (r.kind !== 'admitted') throw new Error(`bench admission was ${r.kind}`);
-    }
-  };
-  const atOnce = async () => {
-    const request = jobOf();
-    const results = await Promise.all(parts.map((part) => part.admit(request)));
-    if (results.some((r) => r.kind !== 'admitted')) throw new Error(`bench admission was ${results.map((r) => r.kind).join('/')}`);
-  };
+  // The cross-slot case: the tenant's limits in a shard on another primary than the namespace's slot.
+  const placed = await shardedNamespace(cluster);
+  const sharded = new Limiter({ redis: cluster, namespace: placed.namespace, signingKey: settings.signingKey, policy, leaseRetentionMs: 1000, tenantShards: SHARDS });
+  await sharded.init({ fresh: true });
+  const shardExpiry = `${placed.namespace}:{${shardTag(placed.namespace, tenantShardOf('acme', SHARDS))}}:leases:expiry`;
   const admitWith = (l: Limiter) => async () => {
     seq += 1;
     const r = await l.admit({ jobs: [{ jobId: `j${seq}`, tenant: 'acme', jobType: 'summarize', priority: 'normal' }] });
@@ -197,7 +161,8 @@ async function main(): Promise<void> {
   const trim = setInterval(() => {
     void single.zremrangebyscore(limiters.single.keys.leaseExpiry, '-inf', Date.now());
     void cluster.zremrangebyscore(limiters.cluster.keys.leaseExpiry, '-inf', Date.now());
-    for (const part of parts) void cluster.zremrangebyscore(part.keys.leaseExpiry, '-inf', Date.now());
+    void cluster.zremrangebyscore(sharded.keys.leaseExpiry, '-inf', Date.now());
+    void cluster.zremrangebyscore(shardExpiry, '-inf', Date.now());
   }, 250);
   const cases = [
     { name: 'raw single (Lua return 1)', op: rawOf(single), servers: 'single' },
@@ -205,8 +170,7 @@ async function main(): Promise<void> {
     { name: 'limiter single', op: admitWith(limiters.single), servers: 'single' },
     { name: 'limiter cluster', op: admitWith(limiters.cluster), servers: 'primaries' },
     { name: 'limiter cluster + WAIT 1', op: admitWith(limiters.wait), servers: 'primaries' },
-    { name: 'limiter cluster, 3 slots in order', op: inOrder, servers: 'primaries' },
-    { name: 'limiter cluster, 3 slots at once', op: atOnce, servers: 'primaries' },
+    { name: 'limiter cluster, tenant shards (2 slots)', op: admitWith(sharded), servers: 'primaries' },
   ] as const;
   // Redis CPU per admission (or call), summed over the servers and on the busiest one: what a
   // cross-slot admission costs the cluster, whatever this 2-core machine's client could drive.
@@ -232,8 +196,7 @@ async function main(): Promise<void> {
     clusterVsSingle: by('limiter cluster') / by('limiter single'),
     waitVsCluster: by('limiter cluster + WAIT 1') / by('limiter cluster'),
     rawClusterVsRawSingle: by('raw cluster (Lua return 1)') / by('raw single (Lua return 1)'),
-    threeSlotsInOrderVsOne: by('limiter cluster, 3 slots in order') / by('limiter cluster'),
-    threeSlotsAtOnceVsOne: by('limiter cluster, 3 slots at once') / by('limiter cluster'),
+    tenantShardsVsOne: by('limiter cluster, tenant shards (2 slots)') / by('limiter cluster'),
   };
   console.log(`\nJanus limiter on a Redis Cluster${smoke ? ' (smoke)' : ''}: ${IN_FLIGHT} in flight, ${DURATION_MS} ms per round, ${ROUNDS} round(s), median shown`);
   console.log('| case | admits (or calls)/s | rounds | Redis CPU µs per admit, all servers / busiest |');
@@ -243,10 +206,10 @@ async function main(): Promise<void> {
     console.log(`| ${r.name} | ${Math.round(r.median).toLocaleString('en-US')} | ${r.opsPerSec.map((x) => Math.round(x)).join(', ')} | ${cpu} |`);
   }
   console.log(`\ncluster client = ${(ratios.clusterVsSingle * 100).toFixed(1)}% of a single server; WAIT 1 = ${(ratios.waitVsCluster * 100).toFixed(1)}% of the cluster without it; raw cluster = ${(ratios.rawClusterVsRawSingle * 100).toFixed(1)}% of raw single`);
-  console.log(`a job's limits over 3 slots (slots ${partSlots.join(', ')}, one per primary): in order = ${(ratios.threeSlotsInOrderVsOne * 100).toFixed(1)}%, at once = ${(ratios.threeSlotsAtOnceVsOne * 100).toFixed(1)}% of the one-slot admission's rate`);
+  console.log(`tenant shards (the namespace's slot ${placed.slots[0]}, the tenant's shard ${placed.slots[1]}, on two primaries) = ${(ratios.tenantShardsVsOne * 100).toFixed(1)}% of the one-slot admission's rate`);
   const memory = await memoryPerJob(single);
   console.log(`Redis memory per live job (single server, ${MEMORY_JOBS.toLocaleString('en-US')} jobs in batches of 100): ${memory.plain} bytes; with an idempotency key: ${memory.keyed} bytes`);
-  const out = { at: new Date().toISOString(), smoke, crossSlot: { slots: partSlots }, node: process.version, inFlight: IN_FLIGHT, durationMs: DURATION_MS, rounds: ROUNDS, results, ratios, memoryBytesPerJob: memory };
+  const out = { at: new Date().toISOString(), smoke, crossSlot: { slots: placed.slots }, node: process.version, inFlight: IN_FLIGHT, durationMs: DURATION_MS, rounds: ROUNDS, results, ratios, memoryBytesPerJob: memory };
   mkdirSync('bench-results', { recursive: true });
   const file = `bench-results/cluster-${out.at.replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);

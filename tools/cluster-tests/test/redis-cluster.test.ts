@@ -5,8 +5,8 @@
  * - The overspend storm: two ingress instances × 256 clients against a rate, a concurrency and a
  *   budget: each admits exactly its limit, no more.
  * - Where the keys are: every key of a namespace shares ONE slot (the `{<ns>}` hash tag), so one
- *   admission stays one atomic script; the cluster places that slot on one primary. (Spreading a
- *   namespace's limits over several primaries is not built: docs/scaling.md.)
+ *   admission stays one atomic script; the cluster places that slot on one primary. (With tenant
+ *   shards a namespace spreads over several: tenant-shards.test.ts.)
  * - The primary holding that slot is killed mid-storm with JANUS_REDIS_WAIT_REPLICAS=1: admission
  *   fails closed (503) while its replica is promoted and as long as the promoted node has no replica
  *   to acknowledge writes; once the old node is back (now a replica) it admits again. No limit is
@@ -21,7 +21,8 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { killNode, restartNode } from '../../scripts/cluster.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
-import { REDIS_PORTS, redisClusterUrl, redisNodePorts } from '../../scripts/cluster-layout.mjs';
+import { REDIS_PORTS, redisClusterUrl } from '../../scripts/cluster-layout.mjs';
+import { count, primaryOf, submit as post } from './support.js';
 
 const ns = testNamespace('rcluster');
 const env = testEnv(ns, { REDIS_URL: redisClusterUrl(), JANUS_REDIS_WAIT_REPLICAS: '1', LOG_LEVEL: 'warn' });
@@ -69,15 +70,8 @@ async function admin(method: string, path: string, body?: unknown): Promise<unkn
   return JSON.parse(text) as unknown;
 }
 
-async function submit(ingress: AppProcess, tenant: string, type: string, key = keys[tenant]): Promise<number> {
-  const res = await fetch(`${ingress.url}/v1/jobs`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ type, priority: 'high' }),
-    signal: AbortSignal.timeout(10_000),
-  }).catch(() => undefined);
-  await res?.arrayBuffer();
-  return res?.status ?? 0;
+function submit(ingress: AppProcess, tenant: string, type: string, key = keys[tenant]!): Promise<number> {
+  return post(ingress.url, key, type);
 }
 
 /** 256 clients, half on each ingress instance, `perClient` submissions each; the statuses. */
@@ -90,28 +84,6 @@ async function storm(tenant: string, type: string, perClient: number, until?: ()
     }),
   );
   return statuses;
-}
-
-const count = (statuses: readonly number[], status: number) => statuses.filter((s) => s === status).length;
-
-/** The primary port that serves a key's slot now, as the first live node tells (the cluster's own view, not a client's cache). */
-async function primaryOf(key: string): Promise<number> {
-  for (const port of redisNodePorts(true)) {
-    const node = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
-    node.on('error', () => {}); // a killed node refuses: connect() rejects, that is enough
-    try {
-      await node.connect();
-      const slot = Number(await node.cluster('KEYSLOT', key));
-      const range = (await node.cluster('SLOTS')).find(([from, to]) => slot >= from && slot <= to);
-      const primary = range?.[2];
-      if (primary) return primary[1];
-    } catch {
-      // down: ask the next one
-    } finally {
-      node.disconnect();
-    }
-  }
-  throw new Error(`no live node knows who serves ${key}`);
 }
 
 beforeAll(async () => {
