@@ -328,7 +328,7 @@ export function decodeMirrorReply<T>(reply: unknown, call: AdmitCall<T>): (Mirro
   if (Number(r[0]) < 0) return call.groups.map(() => new StateLost(Number(r[1])));
   const out: (MirrorAnswer | JanusError)[] = [];
   let c = 1;
-  for (const g of call.groups) {
+  for (let g = 0; g < call.groups.length; g++) {
     const code = r[c++];
     if (code === ADMIT_REPLY.admitted) {
       out.push({ kind: 'admitted' });
