@@ -226,7 +226,7 @@ export class Limiter {
   readonly #scope: ChangeScope;
   readonly #tenantShards: number;
   readonly #shardIndex: number | undefined;
-  /** Redis ms of the last time the home had its shards reap their expired leases. */
+  /** When (this host's ms) the home last had its shards reap their expired leases. */
   #shardsReapedAt = 0;
   /** Shards whose fail-closed fallback will be reopened by this instance (a timer is set). */
   readonly #reopening = new Set<number>();
