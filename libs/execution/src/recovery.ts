@@ -144,6 +144,10 @@ function createMetrics(registry: Registry): Metrics {
  *
  * `open()` does this at start; `watch()` polls the state so that a Redis restart under running apps is
  * found within `pollMs` and rebuilt in the background. `readiness` is down while the state is lost.
+ *
+ * With tenant shards (libs/limiter src/shards.ts) each shard's state is lost and rebuilt on its own,
+ * by a StateRecovery of its own that this one runs (its tenants' leases, budgets, buckets and
+ * windows, from the same durable record); readiness follows the namespace's slot only.
  */
 export class StateRecovery {
   readonly #deps: StateRecoveryDeps;
@@ -153,10 +157,13 @@ export class StateRecovery {
   #stopped = false;
   readonly #stopping = new AbortController();
   #lastWhy = '';
+  readonly #shards: readonly StateRecovery[];
 
   constructor(deps: StateRecoveryDeps) {
     this.#deps = deps;
     this.#metrics = deps.registry ? createMetrics(deps.registry) : undefined;
+    const { registry: _metricsOnce, ...shared } = deps;
+    this.#shards = deps.limiter.tenantShards.map((shard, k) => new StateRecovery({ ...shared, limiter: shard, ...(deps.logger ? { logger: deps.logger.child({ tenantShard: k }) } : {}) }));
   }
 
   /** `limiter-state`: up only while the state is trusted (down while lost and being rebuilt). */
@@ -170,11 +177,14 @@ export class StateRecovery {
    * `waitMs`. Returns closed (with why) if it could not; `watch()` goes on trying.
    */
   open(waitMs = 35_000): Promise<LimiterOpening> {
+    // the shards open (or are rebuilt) beside: a lost one closes only its tenants, not the start
+    for (const shard of this.#shards) void shard.open(waitMs);
     return this.#recover(Date.now() + waitMs);
   }
 
   /** Polls the state every `pollMs`; a loss is rebuilt in the background. */
   watch(): void {
+    for (const shard of this.#shards) shard.watch();
     if (this.#timer) return;
     this.#timer = setInterval(() => void this.#tick(), this.#deps.pollMs ?? 1_000);
     this.#timer.unref();
@@ -182,6 +192,7 @@ export class StateRecovery {
 
   /** Stops watching; a rebuild under way stops at its next step (waits are cut short), and is waited for. */
   async stop(): Promise<void> {
+    await Promise.all(this.#shards.map((shard) => shard.stop()));
     this.#stopped = true;
     this.#stopping.abort();
     if (this.#timer) clearInterval(this.#timer);

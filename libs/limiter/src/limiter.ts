@@ -478,7 +478,38 @@ export class Limiter {
    * leases with their pools and expiry, budgets, idempotency records, and EMPTY rate buckets.
    */
   restoreState(token: string, state: RestoredState): Promise<RestoreResult> {
-    return this.#restore.restore(token, this.#policy, state);
+    return this.#restore.restore(token, this.#slotView(), this.#slotState(state));
+  }
+
+  /**
+   * With tenant shards, the state a slot holds: a shard its tenants' leases, budgets, rate buckets
+   * and windows (no idempotency records, no credits); the namespace's slot all but the tenants'
+   * budgets. (Without shards: all of it.)
+   */
+  #slotState(state: RestoredState): RestoredState {
+    if (this.#shardIndex === undefined) return this.#tenantShards === 0 ? state : { ...state, budgets: [] };
+    const mine = this.#scope.budget;
+    return {
+      leases: state.leases.filter((l) => mine(l.tenant)),
+      budgets: state.budgets.filter((b) => mine(b.tenant)),
+      idempotency: [],
+      bucketTenants: state.bucketTenants.filter(mine),
+      ...(state.admissions ? { admissions: state.admissions.filter((a) => mine(a.tenant)) } : {}),
+    };
+  }
+
+  /** The policy as this slot holds it: every limit, or (with tenant shards) the limits of this slot (of its own tenants, for a shard). */
+  #slotView(): CompiledPolicy {
+    const policy = this.#policy;
+    const include = this.#include;
+    if (include === undefined) return policy;
+    const mine = this.#shardIndex === undefined ? () => true : this.#scope.budget;
+    return { ...policy, limitsFor: (tenant, jobType) => (mine(tenant) ? policy.limitsFor(tenant, jobType)?.filter(include) : policy.jobType(jobType) && []) };
+  }
+
+  /** The namespace's tenant shards (none without `tenantShards`): each is a limiter of its own slot, whose state is lost and rebuilt on its own (StateRecovery). */
+  get tenantShards(): readonly Limiter[] {
+    return this.#shards;
   }
 
   /**
@@ -499,7 +530,7 @@ export class Limiter {
    * Idempotent; nothing is written while the state is lost (a rebuild writes them then).
    */
   adoptLeases(leases: readonly RestoredLease[]): Promise<AdoptResult> {
-    return this.#restore.adopt(this.#policy, leases);
+    return this.#restore.adopt(this.#slotView(), leases);
   }
 
   /**
@@ -642,8 +673,12 @@ export class Limiter {
     if (this.#shards.length === 0 || (mode === 'claim' && ms <= 1)) return this.#leases.extend(token, ms, mode);
     const state = await this.#leases.leaseState(token);
     if (!state.ok) return state;
-    const held = await this.#shardOf(state.lease.tenant).#leases.extend(token, ms + SHARD_MARGIN_MS, mode);
-    if (!held.ok && held.reason !== 'unknown') return held;
+    // A shard whose state is lost admits nothing of its tenants until it is rebuilt from the
+    // durable record (which has this extension: the scheduler records one before granting it).
+    const held = await this.#shardOf(state.lease.tenant)
+      .#leases.extend(token, ms + SHARD_MARGIN_MS, mode)
+      .catch((error: unknown) => (error instanceof StateLost ? undefined : Promise.reject(error)));
+    if (held && !held.ok && held.reason !== 'unknown') return held;
     return this.#leases.extend(token, ms, mode);
   }
 
