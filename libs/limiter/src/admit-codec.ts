@@ -60,6 +60,11 @@ export interface AdmitCallContext {
   readonly include?: (spec: LimitSpec) => boolean;
   /** The ordinals the call's jobs take, in order (a tenant shard mirroring a namespace call); default 1, 2, … */
   readonly ordinals?: readonly number[];
+  /**
+   * The ordinal of each item's first job (its jobs follow it): a namespace call sent again with
+   * the groups its tenant shards admitted keeps their lease ids. Default: 1, 2, … across the call.
+   */
+  readonly firsts?: readonly number[];
 }
 
 /** Encodes the requests of one call (`requestOf` finds each item's request). */
@@ -112,9 +117,11 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
 
   const groupArgs: Arg[] = [];
   const groups: AdmitGroup<T>[] = [];
+  // given firsts: the ordinals the script gives the jobs (an item skipped as unknown takes none)
+  const ordinals: number[] | undefined = ctx.firsts && !ctx.ordinals ? [] : undefined;
   const unknown: { item: T; index: number }[] = [];
   let jobsInCall = 0;
-  for (const item of items) {
+  for (const [itemIndex, item] of items.entries()) {
     const request = requestOf(item);
     const n = request.jobs.length;
     const jobProfiles: Profile[] = new Array<Profile>(n);
@@ -141,14 +148,16 @@ export function encodeAdmitCall<T>(items: readonly T[], requestOf: (item: T) => 
       else groupArgs.push(0);
       groupArgs.push(job.context ?? '');
     }
-    groups.push({ item, request, first: jobsInCall + 1, profiles: jobProfiles });
+    const first = ctx.firsts?.[itemIndex] ?? jobsInCall + 1;
+    groups.push({ item, request, first, profiles: jobProfiles });
+    for (let i = 0; i < n; i++) ordinals?.push(first + i);
     jobsInCall += n;
   }
 
   // Limits and profiles travel as one JSON array (the script decodes it with cjson): one argument
   // for the client to write instead of ~150, and several times faster for Redis than tonumber() on each.
   for (const x of profileArgs) limitArgs.push(x);
-  if (ctx.ordinals) limitArgs.push(ctx.ordinals);
+  if (ctx.ordinals ?? ordinals) limitArgs.push(ctx.ordinals ?? ordinals!);
   const args: Arg[] = [ctx.now, ctx.recoveryMs, ctx.retentionMs, limitIndex.size, profiles.size, groups.length, callId, JSON.stringify(limitArgs)];
   for (const x of groupArgs) args.push(x);
   return { callId, keys, args, groups, unknown, jobs: jobsInCall };

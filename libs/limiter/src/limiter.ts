@@ -439,7 +439,7 @@ export class Limiter {
     if (Number(count) !== this.#tenantShards) {
       throw new RangeError(
         `namespace ${this.keys.namespace} holds the state of ${count} tenant shards, not ${this.#tenantShards}: ` +
-          `run it with ${count}, or let its running jobs finish, stop every instance and delete the key ${this.keys.tenantShards} (docs/scaling.md)`,
+          `run it with ${count}, or let its running jobs finish, stop every instance and set the key ${this.keys.tenantShards} to ${this.#tenantShards} (docs/scaling.md)`,
       );
     }
   }
@@ -979,30 +979,43 @@ export class Limiter {
 
   /** One admission call: the batch the coalescer let go, encoded against the policy of this moment. */
   async #send(batch: Pending<AdmissionRequest, AdmissionResult>[]): Promise<void> {
-    const call = encodeAdmitCall(batch, (p) => p.request, {
+    const call = this.#encode(batch, this.#tokens.nextCallId());
+    for (const { item, index } of call.unknown) item.resolve({ kind: 'unknown_job_type', index });
+    if (call.groups.length === 0) return;
+    if (this.#shards.length > 0) return this.#sendSharded(call);
+    const results = await this.#run(call);
+    if (results instanceof Error) for (const g of call.groups) g.item.reject(results);
+    else this.#answer(call, results);
+  }
+
+  #encode(items: readonly Pending<AdmissionRequest, AdmissionResult>[], callId: string, firsts?: readonly number[]): AdmitCall<Pending<AdmissionRequest, AdmissionResult>> {
+    return encodeAdmitCall(items, (p) => p.request, {
       keys: this.keys,
       policy: this.#policy,
-      callId: this.#tokens.nextCallId(),
+      callId,
       now: this.#clock.arg(),
       recoveryMs: this.#recoveryWindow(),
       retentionMs: this.#retentionMs,
       ...(this.#include ? { include: this.#include } : {}),
+      ...(firsts ? { firsts } : {}),
     });
-    for (const { item, index } of call.unknown) item.resolve({ kind: 'unknown_job_type', index });
-    if (call.groups.length === 0) return;
+  }
+
+  /** Runs an admission call in this slot: one answer per group, or the fault that failed them all. */
+  async #run(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>): Promise<(AdmissionResult | JanusError)[] | Error> {
     this.#calls += 1;
     this.#jobsSent += call.jobs;
-    let reply: unknown;
     try {
       // An admission that took effect although its callers were refused (it answered too late, or
       // no replica acknowledged it) is undone at once rather than held until its leases expire.
-      reply = await this.#store.run('admit', call.keys, call.args, { onAbandoned: (late) => this.#undoAbandoned(call, late) });
+      const reply = await this.#store.run('admit', call.keys, call.args, { onAbandoned: (late) => this.#undoAbandoned(call, late) });
+      return decodeAdmitReply(reply, call, this.#tokens);
     } catch (error) {
-      for (const g of call.groups) g.item.reject(error);
-      return;
+      return error instanceof Error ? error : new StoreUnavailable(String(error));
     }
-    let results = decodeAdmitReply(reply, call, this.#tokens);
-    if (this.#shards.length > 0) results = await this.#mirror(call, results);
+  }
+
+  #answer(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, results: readonly (AdmissionResult | JanusError)[]): void {
     results.forEach((result, i) => {
       const { item } = call.groups[i]!;
       if (result instanceof JanusError) item.reject(result);
@@ -1011,72 +1024,143 @@ export class Limiter {
   }
 
   /**
-   * The second step of a sharded admission (src/shards.ts): the jobs this call admitted are decided
-   * in their tenants' shards, under the same lease ids. A group that a shard refuses, or that a
-   * shard could not decide, is revoked here and everywhere it was admitted, and answered with that
-   * refusal or fault. (The home's leases record the budget their shard reserves: admit-n.lua.)
+   * A sharded admission (src/shards.ts): each request in two slots, under the same lease ids.
+   * - Without idempotency keys, the tenant's shard decides first and the namespace's slot then
+   *   decides what the shards admitted: a tenant over its own limits is refused without taking
+   *   anything of what it shares with other tenants (a dependency's slots and tokens).
+   * - With keys, the namespace's slot (where the keys are) decides first — a replay is answered as
+   *   one even when the tenant is at its limits — and the shards then decide the jobs it admitted.
+   * A group that the second slot refuses, or that a slot could not decide, is revoked wherever it was
+   * admitted, and answered with that refusal or fault. (The namespace's leases record the budget
+   * their shard reserves: admit-n.lua.)
    */
-  async #mirror(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>, results: (AdmissionResult | JanusError)[]): Promise<(AdmissionResult | JanusError)[]> {
+  async #sendSharded(call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>): Promise<void> {
+    const keyed = (r: AdmissionRequest) => r.idempotency !== undefined || r.jobs.some((j) => j.idempotency !== undefined);
+    const first = new Map<number, number[]>();
+    call.groups.forEach((g, i) => {
+      if (!keyed(g.request)) first.set(i, g.request.jobs.map((_, j) => j));
+    });
+    const inShards = await this.#decideInShards(call, first);
+    // what goes to the namespace's slot: keyed groups, and the unkeyed ones every shard admitted
+    const home: number[] = [];
+    const out: (AdmissionResult | JanusError | undefined)[] = call.groups.map(() => undefined);
+    call.groups.forEach((_, i) => {
+      const said = inShards.get(i);
+      if (said === undefined || said.ok) home.push(i);
+      else out[i] = said.answer;
+    });
+    const undo: Promise<unknown>[] = [...inShards.entries()].filter(([i]) => out[i] !== undefined).map(([, said]) => this.#revokeInShards(said.admitted));
+    if (home.length > 0) {
+      const again = this.#encode(
+        home.map((i) => call.groups[i]!.item),
+        call.callId,
+        home.map((i) => call.groups[i]!.first),
+      );
+      let results = await this.#run(again);
+      if (results instanceof Error) {
+        results = again.groups.map(() => (results instanceof JanusError ? results : new StoreUnavailable(String(results))));
+      }
+      // the keyed groups it admitted: then their shards
+      const skip = new Set(home.flatMap((i, j) => (first.has(i) ? [j] : [])));
+      const decided = await this.#mirror(again, results, skip);
+      home.forEach((i, j) => {
+        const result = decided[j]!;
+        out[i] = result;
+        const said = inShards.get(i);
+        // an unkeyed group the namespace's slot did not admit gives back what its shards took
+        if (said?.ok && (result instanceof JanusError || result.kind !== 'admitted')) undo.push(this.#revokeInShards(said.admitted));
+      });
+    }
+    await Promise.all(undo);
+    this.#answer(call, out as (AdmissionResult | JanusError)[]);
+  }
+
+  /**
+   * The jobs `jobsOf` names (group index → job indexes) decided in their tenants' shards, in one
+   * call per shard: per group, whether every shard admitted its part (and which leases it holds
+   * where), or the first refusal or fault.
+   */
+  async #decideInShards(
+    call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>,
+    jobsOf: ReadonlyMap<number, readonly number[]>,
+  ): Promise<Map<number, { readonly ok: true; readonly admitted: Map<number, string[]> } | { readonly ok: false; readonly answer: AdmissionResult | JanusError; readonly admitted: Map<number, string[]> }>> {
     const count = this.#shards.length;
-    // shard -> its part of each group (group index -> jobs)
     const parts = new Map<number, Map<number, { request: { jobs: AdmissionRequest['jobs'][number][] }; indexes: number[]; ordinals: number[] }>>();
-    results.forEach((result, g) => {
-      if (result instanceof JanusError || result.kind !== 'admitted') return;
+    for (const [g, jobs] of jobsOf) {
       const group = call.groups[g]!;
-      result.jobs.forEach((job, i) => {
-        if (job.lease === undefined) return;
+      for (const i of jobs) {
+        const job = group.request.jobs[i]!;
         const k = tenantShardOf(job.tenant, count);
         let byGroup = parts.get(k);
         if (!byGroup) parts.set(k, (byGroup = new Map()));
         let part = byGroup.get(g);
         if (!part) byGroup.set(g, (part = { request: { jobs: [] }, indexes: [], ordinals: [] }));
-        // no idempotency in a shard: the home decided replays already
-        const { idempotency: _idem, ...bare } = group.request.jobs[i]!;
+        // no idempotency in a shard: the namespace's slot decides replays
+        const { idempotency: _idem, ...bare } = job;
         part.request.jobs.push(bare);
         part.indexes.push(i);
         part.ordinals.push(group.first + i);
-      });
-    });
-    if (parts.size === 0) return results;
-    const answers = await Promise.all(
+      }
+    }
+    const verdicts = new Map<number, { ok: true; admitted: Map<number, string[]> } | { ok: false; answer: AdmissionResult | JanusError; admitted: Map<number, string[]> }>();
+    for (const g of jobsOf.keys()) verdicts.set(g, { ok: true, admitted: new Map() });
+    await Promise.all(
       [...parts].map(async ([k, byGroup]) => {
         const groups = [...byGroup.values()];
-        let out: (MirrorAnswer | JanusError)[];
+        let answers: (MirrorAnswer | JanusError)[];
         try {
-          out = await this.#shards[k]!.admitMirror(call.callId, groups);
+          answers = await this.#shards[k]!.admitMirror(call.callId, groups);
         } catch (error) {
-          out = groups.map(() => (error instanceof JanusError ? error : new StoreUnavailable(`tenant shard ${k}: ${String(error)}`)));
+          answers = groups.map(() => (error instanceof JanusError ? error : new StoreUnavailable(`tenant shard ${k}: ${String(error)}`)));
         }
-        return { k, groups: [...byGroup.keys()], parts: groups, out };
+        [...byGroup.keys()].forEach((g, j) => {
+          const answer = answers[j]!;
+          const part = groups[j]!;
+          const verdict = verdicts.get(g)!;
+          if (answer instanceof StateLost) this.#reopenShardLater(k);
+          if (!(answer instanceof JanusError) && answer.kind === 'admitted') {
+            verdict.admitted.set(k, part.ordinals.map((o) => `${call.callId}_${o}`));
+          } else if (verdict.ok) {
+            const failed: AdmissionResult | JanusError =
+              answer instanceof JanusError ? answer : { kind: 'rejected', index: part.indexes[answer.index] ?? 0, reason: answer.reason, retryAfterMs: answer.retryAfterMs };
+            verdicts.set(g, { ok: false, answer: failed, admitted: verdict.admitted });
+          }
+        });
       }),
     );
-    // group -> what its shards said
-    const verdicts = new Map<number, { k: number; part: MirrorGroup; answer: MirrorAnswer | JanusError }[]>();
-    for (const a of answers) {
-      a.groups.forEach((g, j) => {
-        const list = verdicts.get(g) ?? [];
-        list.push({ k: a.k, part: a.parts[j]!, answer: a.out[j]! });
-        verdicts.set(g, list);
-        const answer = a.out[j]!;
-        if (answer instanceof StateLost) this.#reopenShardLater(a.k);
-      });
-    }
+    return verdicts;
+  }
+
+  /** Gives back what shards admitted (shard → lease ids), best effort: what is missed expires. */
+  #revokeInShards(admitted: ReadonlyMap<number, readonly string[]>): Promise<unknown> {
+    return Promise.all([...admitted].map(([k, ids]) => this.#shards[k]!.#leases.revokeIds(ids).catch(() => undefined)));
+  }
+
+  /**
+   * The second step of a keyed sharded admission (see #sendSharded): the jobs the namespace's slot
+   * admitted (of the groups not in `skip`) are decided in their tenants' shards. A group a shard
+   * refuses or could not decide is revoked in the namespace's slot and in the shards that admitted
+   * it, and answered with that refusal or fault.
+   */
+  async #mirror(
+    call: AdmitCall<Pending<AdmissionRequest, AdmissionResult>>,
+    results: readonly (AdmissionResult | JanusError)[],
+    skip: ReadonlySet<number>,
+  ): Promise<(AdmissionResult | JanusError)[]> {
+    const jobsOf = new Map<number, number[]>();
+    results.forEach((result, g) => {
+      if (skip.has(g) || result instanceof JanusError || result.kind !== 'admitted') return;
+      const fresh = result.jobs.flatMap((job, i) => (job.lease === undefined ? [] : [i]));
+      if (fresh.length > 0) jobsOf.set(g, fresh);
+    });
+    if (jobsOf.size === 0) return [...results];
+    const verdicts = await this.#decideInShards(call, jobsOf);
     const undo: Promise<unknown>[] = [];
     const out = results.map((result, g) => {
       const said = verdicts.get(g);
-      if (said === undefined || result instanceof JanusError || result.kind !== 'admitted') return result;
-      const failed = said.find((s) => s.answer instanceof JanusError || s.answer.kind === 'rejected');
-      if (failed === undefined) return result;
-      // refused or undecided in a shard: undone in the home and in every shard that admitted it
-      undo.push(this.#leases.revoke(result).catch(() => undefined));
-      for (const s of said) {
-        if (s.answer instanceof JanusError || s.answer.kind !== 'admitted') continue;
-        undo.push(this.#shards[s.k]!.#leases.revokeIds(s.part.ordinals.map((o) => `${call.callId}_${o}`)).catch(() => undefined));
-      }
-      const a = failed.answer;
-      if (a instanceof JanusError) return a;
-      if (a.kind !== 'rejected') return result;
-      return { kind: 'rejected' as const, index: failed.part.indexes[a.index] ?? 0, reason: a.reason, retryAfterMs: a.retryAfterMs };
+      if (said === undefined || said.ok || result instanceof JanusError || result.kind !== 'admitted') return result;
+      undo.push(this.#leases.revoke(result).catch(() => undefined), this.#revokeInShards(said.admitted));
+      return said.answer;
     });
     await Promise.all(undo);
     return out;

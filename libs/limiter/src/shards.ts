@@ -6,17 +6,18 @@
  * in shard `fnv1a(tenant) mod K`, whose keys carry the tag `{<ns>:tenants:<k>}`; everything else
  * (dependency limits and their per-tenant caps, global limits, guards, retry budgets, credits,
  * idempotency records, the lease records that the apps work with) stays in the namespace's slot,
- * the *home*. An admission then takes two atomic steps in two slots, never one over both:
+ * the *home*. An admission then takes two atomic steps in two slots, never one over both, under the
+ * same call id and job ordinals (src/lua/admit-n.lua), so the same lease ids and tokens in both:
  *
- * 1. the home decides the job against every limit it holds (idempotency first) and writes its
- *    leases, pending;
- * 2. the tenant's shard decides the same jobs against the tenant's limits, in a call that mirrors
- *    the home's (src/lua/admit-n.lua: the same call id and ordinals, so the same lease ids and tokens).
+ * - a request without idempotency keys is decided in its tenant's shard first, then in the home: a
+ *   tenant over its own limits takes nothing it shares with other tenants, not even for a moment;
+ * - a request with keys is decided in the home first, where the keys are (a replay is answered as
+ *   one even when its tenant is at its limits), then its fresh jobs in the shard.
  *
- * A refusal or a fault in the shard revokes the home's leases (revoke-n.lua, as a failed publish
- * does) before anyone hears "admitted": every slot only ever grants what its own limits allow, so
- * no limit is exceeded, and a crash between the two steps leaves pending leases that expire as no
- * attempt after the job type's timeoutMs: no reservation outlives a lease.
+ * A refusal or a fault in the second slot revokes what the first granted (revoke-n.lua, as a failed
+ * publish does) before anyone hears "admitted": every slot only ever grants what its own limits
+ * allow, so no limit is exceeded, and a crash between the two steps leaves pending leases that
+ * expire as no attempt after the job type's timeoutMs: no reservation outlives a lease.
  *
  * Every later step of a lease runs in both slots, in the order that keeps the shard's hold at least
  * as long as the home's: an extension (a worker's heartbeat, the waiting room's `waitAgain`) reaches
@@ -25,10 +26,9 @@
  * frees the lease when it expires there). Each shard reaps its own expired leases; only the home's
  * expiry is an attempt's `timed_out`.
  *
- * What a shard does not do: adopt fail-open leases (a dependency that fails open runs without
- * limits, and its adopted leases count in the home's pools only), or rebuild a lost state from the
- * durable record — a shard whose state is lost keeps its tenants' admissions closed for the
- * recovery window (the longest job timeout), then reopens (docs/scaling.md).
+ * A shard whose state is lost is rebuilt from the durable record by a StateRecovery of its own
+ * (libs/execution), as the home is. What a shard does not do: adopt fail-open leases (a dependency
+ * that fails open runs without limits, and its adopted leases count in the home's pools only).
  */
 import type { LimitSpec } from './policy.js';
 

@@ -121,6 +121,26 @@ describe('tenant limits in their shard', () => {
   });
 });
 
+describe('one tenant over its limits, others sharing its dependency', () => {
+  it("a tenant storming past its own concurrency takes none of the dependency's slots from the others, even for a moment", async () => {
+    h = await harness('shards-fair', policy({ [A]: { concurrency: 2 } }, { concurrency: 10 }), { tenantShards: SHARDS });
+    const limiters = await instances(h, 4);
+    expect(await burst(limiters, 2, A)).toBe(2);
+    // A asks 400 times while B asks for the dependency's 8 other slots, all at once
+    const [a, b] = await Promise.all([burst(limiters, 400, A), burst(limiters, 8, B)]);
+    expect(a).toBe(0);
+    expect(b).toBe(8);
+  });
+
+  it('a replay is answered as one when its tenant is at its limits (its key decides first)', async () => {
+    h = await harness('shards-replay', policy({ [A]: { concurrency: 1 } }), { tenantShards: SHARDS });
+    const keyed = () => ({ jobs: [job('call', { tenant: A, jobId: 'same', idempotency: { key: 'k-9', record: '{"jobId":"same"}', windowMs: MINUTE } })] });
+    expect((await h.admit(keyed())).kind).toBe('admitted');
+    expect(await h.limiter.admit(keyed())).toMatchObject({ kind: 'admitted', jobs: [{ duplicate: { record: '{"jobId":"same"}' } }] });
+    expect(await h.limiter.admit({ jobs: [job('call', { tenant: A })] })).toMatchObject({ kind: 'rejected', reason: 'tenant_concurrency' });
+  });
+});
+
 describe('a lease in two slots', () => {
   it('an extension reaches the shard: the tenant slot stays held past the admission timeout, and a settle frees it in both', async () => {
     h = await harness('shards-extend', policy({ [A]: { concurrency: 1 } }), { tenantShards: SHARDS });
