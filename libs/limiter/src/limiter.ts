@@ -9,7 +9,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { EMPTY_POLICY, PolicyDocument } from '@janus/contracts';
 import { addedBudgets, addedDependencies, attachRunning, type AttachPlan, type AttachResult } from './attach.js';
 import { kindChanges, rekindRates, type KindChange, type RekindResult } from './rekind.js';
-import { decodeAdmitReply, decodeMirrorReply, encodeAdmitCall, type AdmitCall, type MirrorAnswer } from './admit-codec.js';
+import { decodeAdmitReply, decodeMirrorReply, encodeAdmitCall, type AdmitCall, type AdmitCallContext, type MirrorAnswer } from './admit-codec.js';
 import { Clock } from './clock.js';
 import { Coalescer, MAX_BATCH, type Pending } from './coalescer.js';
 import { Credits } from './credits.js';
@@ -988,8 +988,9 @@ export class Limiter {
     else this.#answer(call, results);
   }
 
-  #encode(items: readonly Pending<AdmissionRequest, AdmissionResult>[], callId: string, firsts?: readonly number[]): AdmitCall<Pending<AdmissionRequest, AdmissionResult>> {
-    return encodeAdmitCall(items, (p) => p.request, {
+  /** One admission call of this slot's limits (`numbering`: the ordinals a mirrored or resent call keeps, admit-codec.ts). */
+  #encode<T extends { readonly request: AdmissionRequest }>(items: readonly T[], callId: string, numbering: Pick<AdmitCallContext, 'firsts' | 'ordinals'> = {}): AdmitCall<T> {
+    return encodeAdmitCall(items, (item) => item.request, {
       keys: this.keys,
       policy: this.#policy,
       callId,
@@ -997,7 +998,7 @@ export class Limiter {
       recoveryMs: this.#recoveryWindow(),
       retentionMs: this.#retentionMs,
       ...(this.#include ? { include: this.#include } : {}),
-      ...(firsts ? { firsts } : {}),
+      ...numbering,
     });
   }
 
@@ -1054,7 +1055,7 @@ export class Limiter {
       const again = this.#encode(
         home.map((i) => call.groups[i]!.item),
         call.callId,
-        home.map((i) => call.groups[i]!.first),
+        { firsts: home.map((i) => call.groups[i]!.first) },
       );
       let results = await this.#run(again);
       if (results instanceof Error) {
@@ -1173,16 +1174,7 @@ export class Limiter {
    */
   async admitMirror(callId: string, groups: readonly MirrorGroup[]): Promise<(MirrorAnswer | JanusError)[]> {
     if (this.#transitionPending.size > 0 && groups.some((g) => this.#concernsTransition(g.request))) await this.#awaitTransition();
-    const call = encodeAdmitCall(groups, (g) => g.request, {
-      keys: this.keys,
-      policy: this.#policy,
-      callId,
-      now: this.#clock.arg(),
-      recoveryMs: this.#recoveryWindow(),
-      retentionMs: this.#retentionMs,
-      ...(this.#include ? { include: this.#include } : {}),
-      ordinals: groups.flatMap((g) => g.ordinals),
-    });
+    const call = this.#encode(groups, callId, { ordinals: groups.flatMap((g) => g.ordinals) });
     if (call.unknown.length > 0) throw new StoreUnavailable('a tenant shard does not know a job type the namespace admitted (a policy change on its way)');
     const ids = groups.flatMap((g) => g.ordinals.map((o) => `${callId}_${o}`));
     const reply = await this.#store.run('admit', call.keys, call.args, { onAbandoned: () => this.#leases.revokeIds(ids).catch(() => undefined) });

@@ -37,6 +37,7 @@ import { startWorker, type Worker } from '@janus/worker-sdk';
 import { clusterStatus, killNode, restartNode } from '../../scripts/cluster.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { NATS_NODES, natsClusterUrl, natsNodeOf, type NatsNode } from '../../scripts/cluster-layout.mjs';
+import { adminCall } from './support.js';
 
 const JOBS = 2_000;
 const KILL_AT = 0.4; // share of the jobs answered when the node is killed
@@ -125,15 +126,8 @@ async function start(name: string, app: AppName): Promise<AppProcess> {
   return p;
 }
 
-async function admin(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${apps.get('admin')!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${env.JANUS_ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return JSON.parse(text) as unknown;
+function admin(method: string, path: string, body?: unknown): Promise<unknown> {
+  return adminCall(apps.get('admin')!.url, env.JANUS_ADMIN_TOKEN!, method, path, body);
 }
 
 /** Attempt 1 of a quarter of the jobs fails, attempt 2 of a twentieth: retries through the scheduler. */

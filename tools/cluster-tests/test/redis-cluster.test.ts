@@ -22,7 +22,7 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess
 import { killNode, restartNode } from '../../scripts/cluster.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { REDIS_PORTS, redisClusterUrl } from '../../scripts/cluster-layout.mjs';
-import { count, primaryOf, submit as post } from './support.js';
+import { adminCall, count, primaryOf, submit as post } from './support.js';
 
 const ns = testNamespace('rcluster');
 const env = testEnv(ns, { REDIS_URL: redisClusterUrl(), JANUS_REDIS_WAIT_REPLICAS: '1', LOG_LEVEL: 'warn' });
@@ -59,15 +59,8 @@ async function start(name: string, app: AppName): Promise<AppProcess> {
   return p;
 }
 
-async function admin(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${apps.get('admin')!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${env.JANUS_ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return JSON.parse(text) as unknown;
+function admin(method: string, path: string, body?: unknown): Promise<unknown> {
+  return adminCall(apps.get('admin')!.url, env.JANUS_ADMIN_TOKEN!, method, path, body);
 }
 
 function submit(ingress: AppProcess, tenant: string, type: string, key = keys[tenant]!): Promise<number> {

@@ -1,6 +1,6 @@
 /**
- * What the Redis Cluster tests share: a job submitted over HTTP, and which primary serves a slot
- * (asked of the cluster's live nodes, not a client's cached map).
+ * What the cluster tests share: a policy-admin call, a job submitted over HTTP, and which Redis
+ * primary serves a slot (asked of the cluster's live nodes, not a client's cached map).
  */
 import { Redis } from 'ioredis';
 // tools/scripts holds plain Node scripts (no Nx project).
@@ -17,6 +17,18 @@ export async function submit(ingressUrl: string, key: string, type: string): Pro
   }).catch(() => undefined);
   await res?.arrayBuffer();
   return res?.status ?? 0;
+}
+
+/** A policy-admin call with the admin token: its JSON answer; a status of 300 or more throws. */
+export async function adminCall(adminUrl: string, token: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${adminUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as unknown;
 }
 
 export const count = (statuses: readonly number[], status: number): number => statuses.filter((s) => s === status).length;

@@ -21,7 +21,7 @@ import { dropNatsNamespace, dropPgNamespace, dropRedisNamespace, startAppProcess
 import { killNode, restartNode } from '../../scripts/cluster.mjs';
 // eslint-disable-next-line @nx/enforce-module-boundaries
 import { REDIS_PORTS, redisClusterUrl } from '../../scripts/cluster-layout.mjs';
-import { count, primaryOf, submit } from './support.js';
+import { adminCall, count, primaryOf, submit } from './support.js';
 
 const SHARDS = 6;
 const HOUR = 3_600_000;
@@ -83,15 +83,8 @@ async function start(name: string, app: AppName): Promise<AppProcess> {
   return p;
 }
 
-async function admin(method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${apps.get('admin')!.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${env.JANUS_ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return JSON.parse(text) as unknown;
+function admin(method: string, path: string, body?: unknown): Promise<unknown> {
+  return adminCall(apps.get('admin')!.url, env.JANUS_ADMIN_TOKEN!, method, path, body);
 }
 
 /** 256 clients, half on each ingress instance, `perClient` submissions each: the statuses. */
