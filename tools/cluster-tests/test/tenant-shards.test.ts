@@ -213,7 +213,13 @@ describe('one namespace over three primaries (tenant shards)', () => {
     const restartedAt = Date.now();
     // … until the old node is back as its replica: then the storm's clients are admitted again
     // (quickly up to the limit: a probe of its own could come too late for a 202)
-    await waitFor(() => statuses.some((s) => s.at > restartedAt && s.status === 202), 30_000, 100);
+    await waitFor(() => statuses.some((s) => s.at > restartedAt && s.status === 202), 30_000, 100).catch((e: unknown) => {
+      const after = statuses.filter((s) => s.at > restartedAt).map((s) => s.status);
+      const before = statuses.filter((s) => s.at <= killedAt).map((s) => s.status);
+      const during = statuses.filter((s) => s.at > killedAt && s.at <= restartedAt).map((s) => s.status);
+      console.log(`DEBUG before ${JSON.stringify(Object.fromEntries([202, 429, 503, 0].map((c) => [c, count(before, c)])))} during ${JSON.stringify(Object.fromEntries([202, 429, 503, 0].map((c) => [c, count(during, c)])))} after ${JSON.stringify(Object.fromEntries([202, 429, 503, 0].map((c) => [c, count(after, c)])))}`);
+      throw e;
+    });
     const backAt = Math.min(...statuses.filter((s) => s.at > restartedAt && s.status === 202).map((s) => s.at));
     await waitFor(() => statuses.some((s) => s.status === 429 && s.at > backAt), 90_000, 50);
     stop = true;
