@@ -1209,8 +1209,9 @@ export class Limiter {
   }
 
   /**
-   * A tenant shard lost its state: its tenants' admissions stay closed until its fail-closed window
-   * has passed (no rebuild: docs/scaling.md), then this instance reopens it, if no other did first.
+   * A tenant shard lost its state: a StateRecovery of its own (libs/execution) rebuilds it from the
+   * durable record; where none runs (or it cannot rebuild), this instance reopens it once its
+   * fail-closed window has passed, if nothing else did first (the rebuild holds the lock meanwhile).
    */
   #reopenShardLater(k: number): void {
     const shard = this.#shards[k];
