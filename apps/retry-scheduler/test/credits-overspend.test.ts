@@ -51,8 +51,8 @@ describe('prepaid credits under contention', () => {
     const endAt = startAt + DURATION_MS;
     let minSeen = Number.MAX_SAFE_INTEGER;
     let samples = 0;
+    let k = 0; // top-ups during the run
     const sampler = (async () => {
-      let k = 0;
       while (Date.now() < endAt + 500) {
         const s = await limiter.creditsOf('acme');
         minSeen = Math.min(minSeen, s.balance, s.reserved);
@@ -78,9 +78,13 @@ describe('prepaid credits under contention', () => {
     const rec = await reconcileCredits({ db: db.db, tenant: 'acme', live: () => limiter.credits.snapshot('acme'), waitMs: 90_000, pollMs: 250 });
     console.log(
       `[credits-overspend] admitted ${sum('admitted')}, rejected ${sum('rejected')}, settled ${sum('settled')}; topped up ${toppedUp}, charged ${sum('charged')}, overrun ${sum('overrun')}; ` +
-        `balance ${final.balance}, reserved ${final.reserved}; ${samples} samples, min ${minSeen}; ledger ${JSON.stringify(rec.ledger)} after ${rec.waitedMs} ms`,
+        `${k} top-ups during the run; balance ${final.balance}, reserved ${final.reserved}; ${samples} samples, min ${minSeen}; ledger ${JSON.stringify(rec.ledger)} after ${rec.waitedMs} ms`,
     );
-    expect(sum('admitted')).toBeGreaterThan(1000);
+    // contention, however fast this machine is today: the account ran dry again and again while it
+    // was topped up, and many spends went through between (a floor on throughput failed on a busy CI)
+    expect(k).toBeGreaterThanOrEqual(20);
+    expect(sum('rejected')).toBeGreaterThan(0);
+    expect(sum('admitted')).toBeGreaterThan(200);
     expect(sum('settled')).toBe(sum('admitted'));
     // never negative: sampled during the run, and as every settle answered
     expect(minSeen).toBeGreaterThanOrEqual(0);
