@@ -9,7 +9,7 @@ import { openProtectionStack, type ProtectionStack } from './protection-stack.js
 /**
  * Overspend of prepaid credits under contention, in the style of a k6 load test: 4 processes × 64
  * clients spend against ONE account for 10 s (admit → confirm → settle at a random actual cost,
- * straight through the limiter in Redis), while the test tops the account up every 50 ms (new keys)
+ * straight through the limiter in Redis), while the test tops the account up whenever it runs low (new keys)
  * and samples the balance. The real scheduler relays the credits outbox to the ledger stream and
  * the real persister stores it. Then: the balance never went below 0; what the settles charged is
  * covered by the top-ups plus the overruns (no double spend); PostgreSQL's ledger sums equal
@@ -57,7 +57,8 @@ describe('prepaid credits under contention', () => {
         const s = await limiter.creditsOf('acme');
         minSeen = Math.min(minSeen, s.balance, s.reserved);
         samples += 1;
-        if (Date.now() >= startAt && Date.now() < endAt && samples % 5 === 0) toppedUp += (await limiter.topUpCredits('acme', `during-${k++}`, 200)).entry.amount;
+        // topped up whenever it runs low, so that it runs dry again and again however fast the spenders are
+        if (Date.now() >= startAt && Date.now() < endAt && s.balance < 200) toppedUp += (await limiter.topUpCredits('acme', `during-${k++}`, 200)).entry.amount;
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
@@ -80,9 +81,10 @@ describe('prepaid credits under contention', () => {
       `[credits-overspend] admitted ${sum('admitted')}, rejected ${sum('rejected')}, settled ${sum('settled')}; topped up ${toppedUp}, charged ${sum('charged')}, overrun ${sum('overrun')}; ` +
         `${k} top-ups during the run; balance ${final.balance}, reserved ${final.reserved}; ${samples} samples, min ${minSeen}; ledger ${JSON.stringify(rec.ledger)} after ${rec.waitedMs} ms`,
     );
-    // contention, however fast this machine is today: the account ran dry again and again while it
-    // was topped up, and many spends went through between (a floor on throughput failed on a busy CI)
-    expect(k).toBeGreaterThanOrEqual(20);
+    // contention, however fast this machine is today: the account ran low and dry again and again
+    // while it was topped up, and many spends went through between (a floor on throughput failed on
+    // a busy CI: 915 admitted, not 1000; then top-ups at a fixed pace outran slowed spenders)
+    expect(k).toBeGreaterThanOrEqual(5);
     expect(sum('rejected')).toBeGreaterThan(0);
     expect(sum('admitted')).toBeGreaterThan(200);
     expect(sum('settled')).toBe(sum('admitted'));
